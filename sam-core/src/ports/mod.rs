@@ -1,0 +1,27 @@
+//! The ports: traits through which the engine reaches the outside world. Each is
+//! object-safe (`Arc<dyn Port>`) so adapters are chosen at run time, each has an
+//! in-memory fake in [`testkit`](crate::testkit) (feature `testkit`) and a
+//! conformance suite every adapter runs.
+
+mod cipher;
+mod clock;
+mod compute;
+mod dns;
+mod github;
+mod provider_error;
+mod store;
+mod token;
+
+pub use cipher::{Cipher, CipherError, CipherErrorKind, SealContext};
+pub use clock::{Clock, SystemClock};
+pub use compute::{ComputeProvider, LABEL_MANAGED, LABEL_WORKSPACE, Server, ServerSpec, ServerStatus};
+pub use dns::{DnsProvider, DnsRecord};
+pub use github::{
+    IdentityProvider, InstallationInfo, InstallationToken, Page, RepoAccess, Repository, VerifiedIdentity,
+};
+pub use provider_error::{ProviderError, ProviderErrorKind};
+pub use store::{BootstrapToken, Store, StoreError, StoreErrorKind, WorkspaceLimits, WorkspaceScan};
+pub use token::{
+    Audience, IssuedToken, Jwk, JwkSet, TokenError, TokenErrorKind, TokenIssuer, TokenRequest, TokenVerifier,
+    VerifiedToken,
+};

@@ -1,0 +1,111 @@
+use std::time::Duration;
+
+/// What kind of failure an external service reported. Callers match on this,
+/// never on messages; [`ProviderErrorKind::is_retryable`] drives the retry
+/// policy.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[non_exhaustive]
+pub enum ProviderErrorKind {
+    /// The thing asked for does not exist.
+    NotFound,
+    /// The credential was rejected, revoked, or lacks a permission (e.g. a
+    /// read-only Hetzner token).
+    Unauthorized,
+    /// An account limit was reached (server limit, resource limit).
+    QuotaExceeded,
+    /// Too many requests; wait `retry_after` when the service said how long.
+    RateLimited {
+        /// When the service allows the next request.
+        retry_after: Option<Duration>,
+    },
+    /// The provider lacks capacity right now (Hetzner `resource_unavailable`,
+    /// `placement_error`); retrying or another location may work.
+    Capacity,
+    /// A network error, timeout or 5xx.
+    Transient,
+    /// The request was invalid (unknown location, bad name, conflicting value);
+    /// retrying the same request will fail the same way.
+    InvalidConfig,
+    /// Anything else.
+    Other,
+}
+
+impl ProviderErrorKind {
+    /// Whether the same request may succeed if tried again.
+    pub const fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            ProviderErrorKind::RateLimited { .. } | ProviderErrorKind::Capacity | ProviderErrorKind::Transient
+        )
+    }
+
+    /// A short stable code for logs and metrics.
+    pub const fn code(self) -> &'static str {
+        match self {
+            ProviderErrorKind::NotFound => "not_found",
+            ProviderErrorKind::Unauthorized => "unauthorized",
+            ProviderErrorKind::QuotaExceeded => "quota_exceeded",
+            ProviderErrorKind::RateLimited { .. } => "rate_limited",
+            ProviderErrorKind::Capacity => "capacity",
+            ProviderErrorKind::Transient => "transient",
+            ProviderErrorKind::InvalidConfig => "invalid_config",
+            ProviderErrorKind::Other => "other",
+        }
+    }
+}
+
+/// An error from a [`ComputeProvider`](super::ComputeProvider),
+/// [`DnsProvider`](super::DnsProvider), [`IdentityProvider`](super::IdentityProvider)
+/// or [`RepoAccess`](super::RepoAccess). The message is safe to show and log: it
+/// never contains a credential or a raw upstream body.
+///
+/// ```
+/// use sam_core::ports::{ProviderError, ProviderErrorKind};
+/// let e = ProviderError::new(ProviderErrorKind::Transient, "hetzner: 503 on POST /servers");
+/// assert!(e.is_retryable());
+/// assert!(!ProviderError::new(ProviderErrorKind::Unauthorized, "token revoked").is_retryable());
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ProviderError {
+    kind: ProviderErrorKind,
+    message: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl ProviderError {
+    /// An error of `kind`.
+    pub fn new(kind: ProviderErrorKind, message: impl Into<String>) -> Self {
+        Self { kind, message: message.into(), source: None }
+    }
+
+    /// Attaches the underlying cause.
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    /// The kind.
+    pub fn kind(&self) -> ProviderErrorKind {
+        self.kind
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Whether retrying may help.
+    pub fn is_retryable(&self) -> bool {
+        self.kind.is_retryable()
+    }
+
+    /// For [`ProviderErrorKind::RateLimited`], how long to wait.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self.kind {
+            ProviderErrorKind::RateLimited { retry_after } => retry_after,
+            _ => None,
+        }
+    }
+}

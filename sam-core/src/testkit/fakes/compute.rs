@@ -1,0 +1,290 @@
+use std::collections::{BTreeMap, HashSet};
+use std::net::Ipv4Addr;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+
+use super::faults::{FaultPlan, after};
+use crate::domain::{
+    Location, LocationCode, LocationPrice, ServerId, ServerTypeOffer, WorkspaceId, choose_server_type,
+};
+use crate::ports::{
+    ComputeProvider, LABEL_WORKSPACE, ProviderError, ProviderErrorKind, Server, ServerSpec, ServerStatus,
+};
+use crate::secret::SecretString;
+use crate::testkit::lock;
+
+/// An in-memory cloud: servers with labels, per-token accounts, a catalogue of
+/// server types, fault injection and call counters.
+#[derive(Debug)]
+pub struct FakeCloud {
+    state: Mutex<CloudState>,
+    next_id: AtomicU64,
+    calls: AtomicU64,
+    /// Faults to inject, by operation name (`create_server`, `delete_server`, ...).
+    pub faults: FaultPlan,
+}
+
+#[derive(Debug, Default)]
+struct CloudState {
+    tokens: HashSet<String>,
+    // (token, server) so one user's token never sees another account's servers.
+    servers: BTreeMap<u64, (String, Server)>,
+    creates: u64,
+}
+
+impl FakeCloud {
+    /// An empty cloud with no valid tokens.
+    pub fn new() -> Self {
+        Self {
+            state: Mutex::default(),
+            next_id: AtomicU64::new(1000),
+            calls: AtomicU64::new(0),
+            faults: FaultPlan::default(),
+        }
+    }
+
+    /// Registers a valid token (an account) and returns it.
+    pub fn add_token(&self, token: &str) -> SecretString {
+        lock(&self.state).tokens.insert(token.to_owned());
+        SecretString::new(token)
+    }
+
+    /// Revokes a token.
+    pub fn revoke_token(&self, token: &str) {
+        lock(&self.state).tokens.remove(token);
+    }
+
+    /// Every server of every account.
+    pub fn servers(&self) -> Vec<Server> {
+        lock(&self.state).servers.values().map(|(_, s)| s.clone()).collect()
+    }
+
+    /// Servers labelled for `workspace`, in any account.
+    pub fn servers_of(&self, workspace: WorkspaceId) -> Vec<Server> {
+        self.servers().into_iter().filter(|s| s.workspace_id() == Some(workspace)).collect()
+    }
+
+    /// How many servers were ever created.
+    pub fn create_count(&self) -> u64 {
+        lock(&self.state).creates
+    }
+
+    /// How many calls were made, of any kind.
+    pub fn call_count(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    /// Creates a server outside SAM's control flow (e.g. to plant an orphan),
+    /// under `token`'s account.
+    pub fn plant_server(&self, token: &str, labels: BTreeMap<String, String>) -> Server {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let server = make_server(id, format!("planted-{id}"), "cx23", "fsn1", labels);
+        lock(&self.state).servers.insert(id, (token.to_owned(), server.clone()));
+        server
+    }
+
+    /// Deletes a server behind SAM's back (as a user might in the console).
+    pub fn remove_server_externally(&self, id: &ServerId) {
+        if let Ok(n) = id.0.parse::<u64>() {
+            lock(&self.state).servers.remove(&n);
+        }
+    }
+
+    fn authorize(&self, token: &SecretString) -> Result<(), ProviderError> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        if lock(&self.state).tokens.contains(token.expose()) {
+            Ok(())
+        } else {
+            Err(ProviderError::new(ProviderErrorKind::Unauthorized, "fake cloud: unable to authenticate"))
+        }
+    }
+
+    fn catalogue() -> Vec<ServerTypeOffer> {
+        let offer = |name: &str, cores, memory_gb, hourly: &str, deprecated| ServerTypeOffer {
+            name: name.into(),
+            cores,
+            memory_gb,
+            disk_gb: 40,
+            architecture: "x86".into(),
+            deprecated,
+            prices: ["fsn1", "nbg1", "hel1"]
+                .iter()
+                .map(|l| LocationPrice { location: (*l).into(), hourly: hourly.into(), monthly: "0".into() })
+                .collect(),
+        };
+        vec![
+            offer("cx22", 2, 4.0, "0.0050", true),
+            offer("cx23", 2, 4.0, "0.0060", false),
+            offer("cx33", 4, 8.0, "0.0100", false),
+            offer("cx43", 8, 16.0, "0.0190", false),
+        ]
+    }
+}
+
+impl Default for FakeCloud {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn make_server(id: u64, name: String, server_type: &str, location: &str, labels: BTreeMap<String, String>) -> Server {
+    Server {
+        id: ServerId(id.to_string()),
+        name,
+        status: ServerStatus::Running,
+        public_ipv4: Some(Ipv4Addr::new(198, 51, (id >> 8) as u8, id as u8)),
+        labels,
+        server_type: server_type.into(),
+        location: location.into(),
+        created_at: time::OffsetDateTime::now_utc(),
+    }
+}
+
+fn parse_id(id: &ServerId) -> Option<u64> {
+    id.0.parse().ok()
+}
+
+#[async_trait]
+impl ComputeProvider for FakeCloud {
+    fn name(&self) -> &'static str {
+        "fake"
+    }
+
+    async fn validate_credential(&self, token: &SecretString) -> Result<(), ProviderError> {
+        let pending = self.faults.before("validate_credential")?;
+        self.authorize(token)?;
+        after("validate_credential", pending, ())
+    }
+
+    async fn create_server(&self, token: &SecretString, spec: &ServerSpec) -> Result<Server, ProviderError> {
+        let pending = self.faults.before("create_server")?;
+        self.authorize(token)?;
+        let server_type = choose_server_type(spec.size, &spec.location, &Self::catalogue())
+            .map(|o| o.name.clone())
+            .ok_or_else(|| {
+                ProviderError::new(
+                    ProviderErrorKind::InvalidConfig,
+                    format!("fake cloud: no {} server type in location {}", spec.size, spec.location),
+                )
+            })?;
+        if spec.user_data.len() > 32 * 1024 {
+            return Err(ProviderError::new(ProviderErrorKind::InvalidConfig, "fake cloud: user_data over 32 KiB"));
+        }
+        let mut state = lock(&self.state);
+        let existing = state.servers.values().find(|(owner, s)| {
+            owner == token.expose() && s.labels.get(LABEL_WORKSPACE) == Some(&spec.workspace_id.to_string())
+        });
+        if let Some((_, server)) = existing {
+            return after("create_server", pending, server.clone());
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let server = make_server(id, spec.name.clone(), &server_type, &spec.location, spec.all_labels());
+        state.servers.insert(id, (token.expose().to_owned(), server.clone()));
+        state.creates += 1;
+        after("create_server", pending, server)
+    }
+
+    async fn get_server(&self, token: &SecretString, id: &ServerId) -> Result<Option<Server>, ProviderError> {
+        let pending = self.faults.before("get_server")?;
+        self.authorize(token)?;
+        let state = lock(&self.state);
+        let found = parse_id(id)
+            .and_then(|n| state.servers.get(&n))
+            .filter(|(owner, _)| owner == token.expose())
+            .map(|(_, s)| s.clone());
+        after("get_server", pending, found)
+    }
+
+    async fn find_servers(&self, token: &SecretString, workspace: WorkspaceId) -> Result<Vec<Server>, ProviderError> {
+        let pending = self.faults.before("find_servers")?;
+        self.authorize(token)?;
+        let state = lock(&self.state);
+        let found = state
+            .servers
+            .values()
+            .filter(|(owner, s)| owner == token.expose() && s.workspace_id() == Some(workspace))
+            .map(|(_, s)| s.clone())
+            .collect();
+        after("find_servers", pending, found)
+    }
+
+    async fn list_servers(&self, token: &SecretString) -> Result<Vec<Server>, ProviderError> {
+        let pending = self.faults.before("list_servers")?;
+        self.authorize(token)?;
+        let state = lock(&self.state);
+        let found = state
+            .servers
+            .values()
+            .filter(|(owner, s)| owner == token.expose() && s.is_managed())
+            .map(|(_, s)| s.clone())
+            .collect();
+        after("list_servers", pending, found)
+    }
+
+    async fn delete_server(&self, token: &SecretString, id: &ServerId) -> Result<(), ProviderError> {
+        let pending = self.faults.before("delete_server")?;
+        self.authorize(token)?;
+        let mut state = lock(&self.state);
+        if let Some(n) = parse_id(id)
+            && state.servers.get(&n).is_some_and(|(owner, _)| owner == token.expose())
+        {
+            state.servers.remove(&n);
+        }
+        after("delete_server", pending, ())
+    }
+
+    async fn power_off(&self, token: &SecretString, id: &ServerId) -> Result<(), ProviderError> {
+        self.set_status(token, id, ServerStatus::Off, "power_off")
+    }
+
+    async fn power_on(&self, token: &SecretString, id: &ServerId) -> Result<(), ProviderError> {
+        self.set_status(token, id, ServerStatus::Running, "power_on")
+    }
+
+    async fn list_server_types(&self, token: &SecretString) -> Result<Vec<ServerTypeOffer>, ProviderError> {
+        let pending = self.faults.before("list_server_types")?;
+        self.authorize(token)?;
+        after("list_server_types", pending, Self::catalogue())
+    }
+
+    async fn list_locations(&self, token: &SecretString) -> Result<Vec<Location>, ProviderError> {
+        let pending = self.faults.before("list_locations")?;
+        self.authorize(token)?;
+        let locations = [("fsn1", "Falkenstein"), ("nbg1", "Nuremberg"), ("hel1", "Helsinki")]
+            .iter()
+            .filter_map(|(code, city)| {
+                Some(Location {
+                    code: LocationCode::new(*code).ok()?,
+                    description: format!("{city} DC"),
+                    country: if *code == "hel1" { "FI".into() } else { "DE".into() },
+                    city: (*city).into(),
+                })
+            })
+            .collect();
+        after("list_locations", pending, locations)
+    }
+}
+
+impl FakeCloud {
+    fn set_status(
+        &self,
+        token: &SecretString,
+        id: &ServerId,
+        status: ServerStatus,
+        operation: &'static str,
+    ) -> Result<(), ProviderError> {
+        let pending = self.faults.before(operation)?;
+        self.authorize(token)?;
+        let mut state = lock(&self.state);
+        let server = parse_id(id)
+            .and_then(|n| state.servers.get_mut(&n))
+            .filter(|(owner, _)| owner == token.expose())
+            .ok_or_else(|| {
+                ProviderError::new(ProviderErrorKind::NotFound, format!("fake cloud: server {id} not found"))
+            })?;
+        server.1.status = status;
+        after(operation, pending, ())
+    }
+}

@@ -1,0 +1,19 @@
+//! In-memory implementations of every port.
+
+mod cipher;
+mod clock;
+mod compute;
+mod dns;
+mod faults;
+mod github;
+mod store;
+mod tokens;
+
+pub use cipher::FakeCipher;
+pub use clock::ManualClock;
+pub use compute::FakeCloud;
+pub use dns::FakeDnsZone;
+pub use faults::{Fault, FaultPlan};
+pub use github::FakeGithub;
+pub use store::MemoryStore;
+pub use tokens::FakeTokenAuthority;
