@@ -10,6 +10,9 @@
 //!
 //! - [`domain`]: users, credentials, workspaces and validated names;
 //! - [`lifecycle`]: the pure workspace state machine;
+//! - [`engine`]: drives workspaces through the ports (provisioning, stop,
+//!   restart, delete, idle shutdown, bootstrap, the reconciler);
+//! - [`cloud_init`]: the user data that boots a workspace server;
 //! - [`ports`]: the traits adapters implement (compute, DNS, identity, repository
 //!   access, store, cipher, tokens, clock);
 //! - [`secret`]: secret strings, random tokens and hashes;
@@ -27,9 +30,12 @@
 
 #![warn(missing_docs)]
 
+pub mod cloud_init;
 pub mod domain;
+pub mod engine;
 pub mod lifecycle;
 pub mod ports;
 pub mod secret;
+mod sync;
 #[cfg(feature = "testkit")]
 pub mod testkit;

@@ -24,8 +24,4 @@ mod fixtures;
 
 pub use fixtures::{sample_new_user, sample_spec, sample_workspace};
 
-/// Locks a mutex, recovering the data if a panicking test poisoned it: a fake
-/// must keep answering so the test that panicked reports the real failure.
-pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
+pub(crate) use crate::sync::lock;

@@ -1,7 +1,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::net::Ipv4Addr;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
@@ -10,7 +10,8 @@ use crate::domain::{
     Location, LocationCode, LocationPrice, ServerId, ServerTypeOffer, WorkspaceId, choose_server_type,
 };
 use crate::ports::{
-    ComputeProvider, LABEL_WORKSPACE, ProviderError, ProviderErrorKind, Server, ServerSpec, ServerStatus,
+    Clock, ComputeProvider, LABEL_WORKSPACE, ProviderError, ProviderErrorKind, Server, ServerSpec, ServerStatus,
+    SystemClock,
 };
 use crate::secret::SecretString;
 use crate::testkit::lock;
@@ -20,6 +21,7 @@ use crate::testkit::lock;
 #[derive(Debug)]
 pub struct FakeCloud {
     state: Mutex<CloudState>,
+    clock: Arc<dyn Clock>,
     next_id: AtomicU64,
     calls: AtomicU64,
     /// Faults to inject, by operation name (`create_server`, `delete_server`, ...).
@@ -31,18 +33,35 @@ struct CloudState {
     tokens: HashSet<String>,
     // (token, server) so one user's token never sees another account's servers.
     servers: BTreeMap<u64, (String, Server)>,
+    user_data: BTreeMap<u64, String>,
     creates: u64,
 }
 
 impl FakeCloud {
-    /// An empty cloud with no valid tokens.
+    /// An empty cloud with no valid tokens, on the system clock.
     pub fn new() -> Self {
+        Self::with_clock(Arc::new(SystemClock))
+    }
+
+    /// An empty cloud whose servers get their creation time from `clock`.
+    pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
         Self {
             state: Mutex::default(),
+            clock,
             next_id: AtomicU64::new(1000),
             calls: AtomicU64::new(0),
             faults: FaultPlan::default(),
         }
+    }
+
+    /// The user data the server of `workspace` was created with.
+    pub fn user_data_of(&self, workspace: WorkspaceId) -> Option<String> {
+        let state = lock(&self.state);
+        state
+            .servers
+            .iter()
+            .find(|(_, (_, s))| s.workspace_id() == Some(workspace))
+            .and_then(|(id, _)| state.user_data.get(id).cloned())
     }
 
     /// Registers a valid token (an account) and returns it.
@@ -80,7 +99,7 @@ impl FakeCloud {
     /// under `token`'s account.
     pub fn plant_server(&self, token: &str, labels: BTreeMap<String, String>) -> Server {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let server = make_server(id, format!("planted-{id}"), "cx23", "fsn1", labels);
+        let server = make_server(id, format!("planted-{id}"), "cx23", "fsn1", labels, self.clock.now());
         lock(&self.state).servers.insert(id, (token.to_owned(), server.clone()));
         server
     }
@@ -129,7 +148,14 @@ impl Default for FakeCloud {
     }
 }
 
-fn make_server(id: u64, name: String, server_type: &str, location: &str, labels: BTreeMap<String, String>) -> Server {
+fn make_server(
+    id: u64,
+    name: String,
+    server_type: &str,
+    location: &str,
+    labels: BTreeMap<String, String>,
+    created_at: crate::domain::Timestamp,
+) -> Server {
     Server {
         id: ServerId(id.to_string()),
         name,
@@ -138,7 +164,7 @@ fn make_server(id: u64, name: String, server_type: &str, location: &str, labels:
         labels,
         server_type: server_type.into(),
         location: location.into(),
-        created_at: time::OffsetDateTime::now_utc(),
+        created_at,
     }
 }
 
@@ -180,8 +206,10 @@ impl ComputeProvider for FakeCloud {
             return after("create_server", pending, server.clone());
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let server = make_server(id, spec.name.clone(), &server_type, &spec.location, spec.all_labels());
+        let server =
+            make_server(id, spec.name.clone(), &server_type, &spec.location, spec.all_labels(), self.clock.now());
         state.servers.insert(id, (token.expose().to_owned(), server.clone()));
+        state.user_data.insert(id, spec.user_data.clone());
         state.creates += 1;
         after("create_server", pending, server)
     }

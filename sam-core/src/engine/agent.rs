@@ -1,0 +1,262 @@
+//! What the agent and the browser ask of the engine: bootstrap redemption,
+//! progress and readiness reports, heartbeats, terminal tokens.
+
+use serde::{Deserialize, Serialize};
+
+use super::idle::{HeartbeatAction, HeartbeatAnswer, HeartbeatReport, idle_decision};
+use super::{ACTION_ATTEMPTS, Engine, EngineError, EngineErrorKind};
+use crate::domain::{
+    BranchName, InstallationId, RepoFullName, Timestamp, UserId, Workspace, WorkspaceEvent, WorkspaceId,
+};
+use crate::lifecycle::{Event, Reason, WorkspaceStatus};
+use crate::ports::{Audience, StoreErrorKind, TokenRequest};
+use crate::secret::{SecretString, sha256_hex};
+
+/// What a redeemed bootstrap token gives the agent.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BootstrapGrant {
+    /// The workspace the agent serves.
+    pub workspace_id: WorkspaceId,
+    /// Its owner (the only user whose terminal tokens it accepts).
+    pub owner: UserId,
+    /// Repository to clone.
+    pub repository: RepoFullName,
+    /// Branch to clone.
+    pub branch: BranchName,
+    /// Installation the clone token was minted from.
+    pub installation_id: InstallationId,
+    /// Short-lived GitHub token for the clone; never written to disk.
+    #[serde(serialize_with = "expose_secret")]
+    pub clone_token: SecretString,
+    /// When the clone token expires.
+    #[serde(with = "time::serde::rfc3339")]
+    pub clone_token_expires_at: Timestamp,
+    /// Credential for heartbeats and reports (`aud=workspace-callback`).
+    #[serde(serialize_with = "expose_secret")]
+    pub callback_token: SecretString,
+    /// The workspace's host name.
+    pub hostname: String,
+    /// Idle threshold in seconds.
+    pub idle_threshold: u64,
+}
+
+fn expose_secret<S: serde::Serializer>(secret: &SecretString, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(secret.expose())
+}
+
+/// A report from the agent during bootstrap.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "camelCase")]
+pub enum AgentReport {
+    /// A step started or finished ("cloning", "building devcontainer").
+    Progress {
+        /// The step, for the workspace history.
+        step: String,
+    },
+    /// The devcontainer is up; terminals can be served.
+    Ready,
+    /// Bootstrap failed for good.
+    Failed {
+        /// Why (e.g. the last lines of the devcontainer build).
+        message: String,
+    },
+}
+
+/// A terminal token and where to use it.
+#[derive(Clone, Debug)]
+pub struct TerminalAccess {
+    /// The signed token (`aud=workspace-terminal`).
+    pub token: SecretString,
+    /// Its expiry.
+    pub expires_at: Timestamp,
+    /// The agent URL to open: `<workspace origin>/auth/callback?token=…`.
+    pub url: String,
+}
+
+/// Longest report text kept; longer text is cut, keeping the end (the last
+/// lines of a failed build are the useful ones).
+const MAX_REPORT: usize = 2000;
+
+fn sanitize_report(text: &str) -> String {
+    let clean: String = text.chars().map(|c| if c.is_control() && c != '\n' { ' ' } else { c }).collect();
+    let clean = clean.trim();
+    if clean.len() <= MAX_REPORT {
+        return clean.to_owned();
+    }
+    let mut start = clean.len() - MAX_REPORT;
+    while !clean.is_char_boundary(start) {
+        start += 1;
+    }
+    format!("…{}", &clean[start..])
+}
+
+impl Engine {
+    /// Redeems a bootstrap token once: the agent learns its workspace, gets a
+    /// clone token and its callback credential. Unknown, used or expired tokens,
+    /// and tokens of workspaces that are no longer being created, are refused
+    /// alike (`Unauthorized`).
+    pub async fn redeem_bootstrap(&self, token: &str) -> Result<BootstrapGrant, EngineError> {
+        let refused = || EngineError::new(EngineErrorKind::Unauthorized, "bootstrap token invalid, used or expired");
+        if token.is_empty()
+            || token.len() > 128
+            || !token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(refused());
+        }
+        let now = self.now();
+        let Some(grant) = self.ports.store.redeem_bootstrap_token(&sha256_hex(token.as_bytes()), now).await? else {
+            return Err(refused());
+        };
+        let ws = self.ports.store.get_workspace(grant.owner, grant.workspace_id).await?.ok_or_else(refused)?;
+        if ws.status() != WorkspaceStatus::Creating {
+            tracing::warn!(workspace_id = %ws.id, status = %ws.status(), "bootstrap for a workspace not being created");
+            return Err(refused());
+        }
+        let clone = self.ports.repos.installation_token(ws.installation_id).await.map_err(|e| {
+            tracing::warn!(workspace_id = %ws.id, error = %e, "installation token failed");
+            EngineError::new(EngineErrorKind::Unavailable, "GitHub did not issue a clone token; try again")
+        })?;
+        let callback = self.ports.tokens.issue(
+            TokenRequest {
+                audience: Audience::WorkspaceCallback,
+                subject: ws.owner,
+                workspace: ws.id,
+                ttl: self.config.callback_token_ttl,
+            },
+            now,
+        )?;
+        tracing::info!(workspace_id = %ws.id, "bootstrap token redeemed");
+        Ok(BootstrapGrant {
+            workspace_id: ws.id,
+            owner: ws.owner,
+            repository: ws.spec.repository.clone(),
+            branch: ws.spec.branch.clone(),
+            installation_id: ws.installation_id,
+            clone_token: clone.token,
+            clone_token_expires_at: clone.expires_at,
+            callback_token: callback.token,
+            hostname: ws.hostname(&self.config.base_domain),
+            idle_threshold: self.idle_threshold(&ws).as_secs(),
+        })
+    }
+
+    /// Records a bootstrap report from the agent of `id` (authenticated by its
+    /// callback credential). `Ready` twice is fine.
+    pub async fn report_agent(
+        &self,
+        owner: UserId,
+        id: WorkspaceId,
+        report: &AgentReport,
+    ) -> Result<Workspace, EngineError> {
+        for _ in 0..ACTION_ATTEMPTS {
+            let mut ws = self.get(owner, id).await?;
+            let now = self.now();
+            let entry = match report {
+                AgentReport::Ready if ws.status() == WorkspaceStatus::Running => return Ok(ws),
+                AgentReport::Ready => ws.apply(&Event::AgentReady, now)?.0,
+                AgentReport::Failed { message } => {
+                    let message = format!("The workspace failed to start: {}", sanitize_report(message));
+                    ws.apply(&Event::ProvisioningFailed { message }, now)?.0
+                }
+                AgentReport::Progress { step } => {
+                    if ws.status() != WorkspaceStatus::Creating {
+                        return Err(EngineError::new(
+                            EngineErrorKind::InvalidState,
+                            "the workspace is not being created",
+                        ));
+                    }
+                    ws.updated_at = now;
+                    WorkspaceEvent {
+                        workspace_id: ws.id,
+                        from: ws.status(),
+                        to: ws.status(),
+                        event: "agent_progress".into(),
+                        reason: Reason::Provisioning,
+                        message: Some(sanitize_report(step)),
+                        at: now,
+                    }
+                }
+            };
+            match self.ports.store.update_workspace(&ws, &[entry]).await {
+                Ok(saved) => {
+                    tracing::info!(workspace_id = %id, report = ?report, status = %saved.status(), "agent report");
+                    return Ok(saved);
+                }
+                Err(e) if e.kind() == StoreErrorKind::StaleVersion => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(EngineError::new(EngineErrorKind::Unavailable, "the workspace is changing too quickly; try again"))
+    }
+
+    /// The idle threshold of a workspace.
+    pub fn idle_threshold(&self, ws: &Workspace) -> std::time::Duration {
+        ws.idle_timeout_secs.map(|s| std::time::Duration::from_secs(u64::from(s))).unwrap_or(self.config.idle_timeout)
+    }
+
+    /// Records a heartbeat and answers it: `continue`, `warn` with the deadline,
+    /// or `shutdown` (and then the workspace is already `stopping`: the caller
+    /// should [`drive`](Engine::drive) it).
+    pub async fn record_heartbeat(
+        &self,
+        owner: UserId,
+        id: WorkspaceId,
+        report: HeartbeatReport,
+    ) -> Result<HeartbeatAnswer, EngineError> {
+        let ws = self.get(owner, id).await?;
+        let now = self.now();
+        let threshold = self.idle_threshold(&ws);
+        // Becoming ready counts as activity, so a restarted workspace is never
+        // stopped for idleness it had before.
+        let idle = std::time::Duration::from_secs(report.idle_seconds.min(10 * 365 * 24 * 3600));
+        let last_activity = (now - idle).max(ws.status_changed_at);
+        let answer = |action, shutdown_at| HeartbeatAnswer { action, idle_threshold: threshold.as_secs(), shutdown_at };
+        match ws.status() {
+            WorkspaceStatus::Running | WorkspaceStatus::Creating => {}
+            _ => return Ok(answer(HeartbeatAction::Shutdown, None)),
+        }
+        if !self.ports.store.record_heartbeat(owner, id, now, last_activity).await? {
+            return Err(EngineError::not_found());
+        }
+        if ws.status() == WorkspaceStatus::Creating {
+            return Ok(answer(HeartbeatAction::Continue, None));
+        }
+        let (action, deadline) = idle_decision(now, last_activity, threshold, self.config.idle_warning);
+        match action {
+            HeartbeatAction::Shutdown => {
+                match self.act(owner, id, &Event::IdleTimeout).await {
+                    Ok(_) => tracing::info!(workspace_id = %id, "idle timeout; stopping"),
+                    Err(e) if e.kind == EngineErrorKind::InvalidState => {}
+                    Err(e) => return Err(e),
+                }
+                Ok(answer(HeartbeatAction::Shutdown, Some(deadline)))
+            }
+            HeartbeatAction::Warn => Ok(answer(HeartbeatAction::Warn, Some(deadline))),
+            HeartbeatAction::Continue => Ok(answer(HeartbeatAction::Continue, None)),
+        }
+    }
+
+    /// A short-lived token for opening the terminal of a running workspace.
+    pub async fn issue_terminal_token(&self, owner: UserId, id: WorkspaceId) -> Result<TerminalAccess, EngineError> {
+        let ws = self.get(owner, id).await?;
+        if ws.status() != WorkspaceStatus::Running {
+            return Err(EngineError::new(
+                EngineErrorKind::InvalidState,
+                format!("The workspace is {}; start it first.", ws.status()),
+            ));
+        }
+        let issued = self.ports.tokens.issue(
+            TokenRequest {
+                audience: Audience::WorkspaceTerminal,
+                subject: owner,
+                workspace: id,
+                ttl: self.config.terminal_token_ttl,
+            },
+            self.now(),
+        )?;
+        let origin = self.config.workspace_url_template.replace("{host}", &ws.hostname(&self.config.base_domain));
+        let url = format!("{origin}/auth/callback?token={}", issued.token.expose());
+        Ok(TerminalAccess { token: issued.token, expires_at: issued.expires_at, url })
+    }
+}

@@ -1,0 +1,102 @@
+use std::time::Duration;
+
+/// Deployment settings of the engine. [`EngineConfig::new`] gives the defaults
+/// the design names; every field can be overridden.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Workspaces live at `ws-<id>.<base_domain>`.
+    pub base_domain: String,
+    /// How the browser reaches a workspace agent; `{host}` is replaced by
+    /// `ws-<id>.<base_domain>`. Production: `https://{host}`.
+    pub workspace_url_template: String,
+    /// Public URL of the control plane (agents download themselves and call
+    /// back here).
+    pub control_plane_url: String,
+    /// OS image for new servers.
+    pub server_image: String,
+    /// Maximum active workspaces per user.
+    pub max_active_per_user: u32,
+    /// Idle threshold unless a workspace overrides it.
+    pub idle_timeout: Duration,
+    /// How long before the idle deadline the warning starts.
+    pub idle_warning: Duration,
+    /// Provisioning deadline, counted from entering `creating`.
+    pub provision_timeout: Duration,
+    /// After this long in `stopping`, a workspace is reported as stuck (cleanup
+    /// keeps being retried).
+    pub stop_timeout: Duration,
+    /// A running workspace without a heartbeat for this long is checked against
+    /// the provider.
+    pub heartbeat_timeout: Duration,
+    /// Lifetime of a bootstrap token.
+    pub bootstrap_token_ttl: Duration,
+    /// Lifetime of a terminal token (browser → agent).
+    pub terminal_token_ttl: Duration,
+    /// Lifetime of the agent's callback credential.
+    pub callback_token_ttl: Duration,
+    /// A server or DNS record that belongs to no live workspace is deleted once
+    /// it is older than this (servers) or was first seen this long ago (records).
+    pub orphan_grace: Duration,
+    /// Lease on one workspace while driving it.
+    pub lease_ttl: Duration,
+    /// Page size of the reconciler's scan.
+    pub scan_page_size: u32,
+    /// Retries inside one provider step.
+    pub retry: RetryPolicy,
+    /// SHA-256 (hex) of the agent binary per architecture, for cloud-init to
+    /// verify the download. `None` skips nothing: the download is then
+    /// verified against the `X-Agent-Sha256` header only.
+    pub agent_sha256_amd64: Option<String>,
+}
+
+impl EngineConfig {
+    /// Defaults: idle 30 min with a 5 min warning, provisioning 10 min, quota 10.
+    pub fn new(base_domain: impl Into<String>, control_plane_url: impl Into<String>) -> Self {
+        Self {
+            base_domain: base_domain.into(),
+            workspace_url_template: "https://{host}".into(),
+            control_plane_url: control_plane_url.into(),
+            server_image: "ubuntu-24.04".into(),
+            max_active_per_user: 10,
+            idle_timeout: Duration::from_secs(30 * 60),
+            idle_warning: Duration::from_secs(5 * 60),
+            provision_timeout: Duration::from_secs(10 * 60),
+            stop_timeout: Duration::from_secs(5 * 60),
+            heartbeat_timeout: Duration::from_secs(5 * 60),
+            bootstrap_token_ttl: Duration::from_secs(15 * 60),
+            terminal_token_ttl: Duration::from_secs(60),
+            callback_token_ttl: Duration::from_secs(30 * 24 * 3600),
+            orphan_grace: Duration::from_secs(10 * 60),
+            lease_ttl: Duration::from_secs(120),
+            scan_page_size: 1000,
+            retry: RetryPolicy::default(),
+            agent_sha256_amd64: None,
+        }
+    }
+}
+
+/// Exponential backoff with full jitter for retryable provider errors, inside
+/// one step. What is still failing afterwards is left for the reconciler's
+/// next pass.
+#[derive(Clone, Copy, Debug)]
+pub struct RetryPolicy {
+    /// Attempts including the first.
+    pub max_attempts: u32,
+    /// First delay.
+    pub initial_delay: Duration,
+    /// Longest delay (also caps a provider's `Retry-After`).
+    pub max_delay: Duration,
+}
+
+impl RetryPolicy {
+    /// No waiting between attempts (tests).
+    pub const fn immediate(max_attempts: u32) -> Self {
+        Self { max_attempts, initial_delay: Duration::ZERO, max_delay: Duration::ZERO }
+    }
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self { max_attempts: 3, initial_delay: Duration::from_millis(500), max_delay: Duration::from_secs(10) }
+    }
+}

@@ -1,0 +1,327 @@
+//! Driving one workspace: derive the next step from its stored state, perform
+//! it through the ports, persist the resulting event; repeat until there is
+//! nothing to do right now.
+
+use std::net::Ipv4Addr;
+
+use super::messages::{self, Placement};
+use super::retry::with_retry;
+use super::{Engine, EngineError};
+use crate::cloud_init::{CloudInitParams, render};
+use crate::domain::{UserId, Workspace, WorkspaceId};
+use crate::lifecycle::{Effect, Event, ServerRef, WorkspaceStatus};
+use crate::ports::{BootstrapToken, ProviderErrorKind, ServerSpec, StoreErrorKind};
+use crate::secret::{SecretString, random_token, sha256_hex};
+
+/// Where [`Engine::drive`] left a workspace.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum DriveOutcome {
+    /// Nothing more to do now (running, stopped, waiting for the agent, or a
+    /// retryable failure left for the reconciler).
+    Settled(Box<Workspace>),
+    /// The workspace was deleted and its row removed.
+    Removed,
+    /// Another engine (or task) holds the workspace's lease and is driving it.
+    Busy,
+}
+
+/// What the stored state says must happen next.
+enum Step {
+    CreateServer,
+    UpsertDns(Ipv4Addr),
+    Cleanup,
+    Nothing,
+}
+
+fn next_step(ws: &Workspace) -> Step {
+    let lc = &ws.lifecycle;
+    match lc.status {
+        WorkspaceStatus::Creating => match (&lc.server, &lc.dns_record) {
+            (None, _) => Step::CreateServer,
+            (Some(server), None) => Step::UpsertDns(server.ipv4),
+            (Some(_), Some(_)) => Step::Nothing,
+        },
+        WorkspaceStatus::Stopping | WorkspaceStatus::Deleting => Step::Cleanup,
+        WorkspaceStatus::Error if lc.holds_resources() => Step::Cleanup,
+        _ => Step::Nothing,
+    }
+}
+
+/// Upper bound on steps in one drive: a full provisioning is three, a cleanup
+/// two; the rest absorbs concurrent changes.
+const MAX_STEPS: usize = 12;
+
+pub(crate) fn lease_key(id: WorkspaceId) -> String {
+    format!("workspace:{id}")
+}
+
+impl Engine {
+    /// Performs whatever the workspace needs next, under its lease, until it is
+    /// settled. Safe to call at any time, from any replica, any number of times.
+    pub async fn drive(&self, owner: UserId, id: WorkspaceId) -> Result<DriveOutcome, EngineError> {
+        let key = lease_key(id);
+        let holder = format!("{}:{}", self.id, uuid::Uuid::new_v4().simple());
+        if !self.ports.store.try_acquire_lease(&key, &holder, self.config.lease_ttl, self.now()).await? {
+            return Ok(DriveOutcome::Busy);
+        }
+        let outcome = self.drive_leased(owner, id, &key, &holder, None).await;
+        if let Err(e) = self.ports.store.release_lease(&key, &holder).await {
+            tracing::warn!(workspace_id = %id, error = %e, "lease release failed; it will expire");
+        }
+        outcome
+    }
+
+    /// Drives a workspace whose lease `holder` already has, first applying
+    /// `event` (from the reconciler) if given.
+    pub(crate) async fn drive_leased(
+        &self,
+        owner: UserId,
+        id: WorkspaceId,
+        key: &str,
+        holder: &str,
+        mut event: Option<Event>,
+    ) -> Result<DriveOutcome, EngineError> {
+        for _ in 0..MAX_STEPS {
+            if !self.ports.store.try_acquire_lease(key, holder, self.config.lease_ttl, self.now()).await? {
+                return Ok(DriveOutcome::Busy);
+            }
+            let Some(ws) = self.ports.store.get_workspace(owner, id).await? else {
+                return Ok(DriveOutcome::Removed);
+            };
+            if let Some(event) = event.take() {
+                // A reconciler decision; if the state moved on meanwhile, drop it.
+                if self.record(ws, &event).await? == Some(Recorded::Removed) {
+                    return Ok(DriveOutcome::Removed);
+                }
+                continue;
+            }
+            let progressed = match next_step(&ws) {
+                Step::Nothing => return Ok(DriveOutcome::Settled(Box::new(ws))),
+                Step::CreateServer => self.create_server(ws).await?,
+                Step::UpsertDns(ipv4) => self.upsert_dns(ws, ipv4).await?,
+                Step::Cleanup => match self.cleanup(ws).await? {
+                    Some(Recorded::Removed) => return Ok(DriveOutcome::Removed),
+                    Some(Recorded::Saved) => true,
+                    None => false,
+                },
+            };
+            if !progressed {
+                // A retryable failure: leave it for the reconciler's next pass.
+                let ws = self.ports.store.get_workspace(owner, id).await?;
+                return Ok(ws.map_or(DriveOutcome::Removed, |ws| DriveOutcome::Settled(Box::new(ws))));
+            }
+        }
+        let ws = self.ports.store.get_workspace(owner, id).await?;
+        Ok(ws.map_or(DriveOutcome::Removed, |ws| DriveOutcome::Settled(Box::new(ws))))
+    }
+
+    /// Applies `event`, persists it, and performs the cleanup effects it asks
+    /// for at once (so a server created behind our back by a lost response is
+    /// removed immediately, not only by the orphan sweep). `None` when the event
+    /// no longer applies or the row changed meanwhile.
+    async fn record(&self, mut ws: Workspace, event: &Event) -> Result<Option<Recorded>, EngineError> {
+        let now = self.now();
+        let (entry, effects) = match ws.apply(event, now) {
+            Ok(applied) => applied,
+            Err(e) => {
+                tracing::debug!(workspace_id = %ws.id, event = event.name(), why = e.why, "event no longer applies");
+                return Ok(None);
+            }
+        };
+        let saved = match self.ports.store.update_workspace(&ws, &[entry]).await {
+            Ok(saved) => saved,
+            Err(e) if matches!(e.kind(), StoreErrorKind::StaleVersion | StoreErrorKind::NotFound) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        tracing::info!(
+            workspace_id = %saved.id,
+            event = event.name(),
+            status = %saved.status(),
+            reason = %saved.lifecycle.reason,
+            "workspace transition"
+        );
+        if effects.contains(&Effect::RemoveWorkspace) {
+            return match self.ports.store.delete_workspace(saved.owner, saved.id, saved.version).await {
+                Ok(()) => {
+                    tracing::info!(workspace_id = %saved.id, "workspace removed");
+                    Ok(Some(Recorded::Removed))
+                }
+                Err(e) if e.kind() == StoreErrorKind::StaleVersion => Ok(None),
+                Err(e) => Err(e.into()),
+            };
+        }
+        if effects.contains(&Effect::DeleteServer) || effects.contains(&Effect::DeleteDns) {
+            // At once; if it fails, the state-derived cleanup step repeats it.
+            return Ok(Some(Box::pin(self.cleanup(saved)).await?.unwrap_or(Recorded::Saved)));
+        }
+        Ok(Some(Recorded::Saved))
+    }
+
+    async fn fail_provisioning(&self, ws: Workspace, message: String) -> Result<bool, EngineError> {
+        tracing::warn!(workspace_id = %ws.id, message = %message, "provisioning failed");
+        Ok(self.record(ws, &Event::ProvisioningFailed { message }).await?.is_some())
+    }
+
+    async fn create_server(&self, ws: Workspace) -> Result<bool, EngineError> {
+        let token = match self.cloud_token(ws.owner).await {
+            Ok(token) => token,
+            Err(message) => return self.fail_provisioning(ws, message).await,
+        };
+        let bootstrap = match random_token() {
+            Ok(token) => token,
+            Err(e) => {
+                tracing::error!(workspace_id = %ws.id, error = %e, "no randomness for a bootstrap token");
+                return Ok(false);
+            }
+        };
+        let now = self.now();
+        self.ports
+            .store
+            .create_bootstrap_token(&BootstrapToken {
+                token_hash: sha256_hex(bootstrap.expose().as_bytes()),
+                workspace_id: ws.id,
+                owner: ws.owner,
+                created_at: now,
+                expires_at: now + self.config.bootstrap_token_ttl,
+            })
+            .await?;
+        let user_data = match render(&CloudInitParams {
+            control_plane_url: &self.config.control_plane_url,
+            bootstrap_token: bootstrap.expose(),
+            agent_arch: "amd64",
+            agent_sha256: self.config.agent_sha256_amd64.as_deref(),
+        }) {
+            Ok(data) => data,
+            Err(e) => return self.fail_provisioning(ws, format!("SAM is misconfigured: {e}")).await,
+        };
+        let spec = ServerSpec {
+            workspace_id: ws.id,
+            name: ws.id.dns_label(),
+            size: ws.spec.vm_size,
+            location: ws.spec.vm_location.to_string(),
+            image: self.config.server_image.clone(),
+            user_data,
+            labels: Default::default(),
+        };
+        let compute = &self.ports.compute;
+        let created =
+            with_retry(self.config.retry, "create_server", ws.id, || compute.create_server(&token, &spec)).await;
+        let server = match created {
+            Ok(server) => server,
+            // Capacity shortages last minutes to hours; after the in-step
+            // retries the user is better served by "try another location".
+            Err(e) if e.is_retryable() && e.kind() != ProviderErrorKind::Capacity => {
+                tracing::warn!(workspace_id = %ws.id, error = %e, "server creation deferred");
+                return Ok(false);
+            }
+            Err(e) => {
+                let placement = Placement { size: ws.spec.vm_size.as_str(), location: ws.spec.vm_location.as_str() };
+                let message = messages::provider_failure(&e, Some(placement));
+                return self.fail_provisioning(ws, message).await;
+            }
+        };
+        let ipv4 = match server.public_ipv4 {
+            Some(ip) => ip,
+            None => match self.wait_for_address(&token, &ws, &server.id).await {
+                Some(ip) => ip,
+                None => return Ok(false),
+            },
+        };
+        tracing::info!(workspace_id = %ws.id, server_id = %server.id, "server created");
+        Ok(self.record(ws, &Event::ServerCreated(ServerRef { id: server.id, ipv4 })).await?.is_some())
+    }
+
+    async fn wait_for_address(
+        &self,
+        token: &SecretString,
+        ws: &Workspace,
+        id: &crate::domain::ServerId,
+    ) -> Option<Ipv4Addr> {
+        let compute = &self.ports.compute;
+        match with_retry(self.config.retry, "get_server", ws.id, || compute.get_server(token, id)).await {
+            Ok(Some(server)) => server.public_ipv4,
+            _ => None,
+        }
+    }
+
+    async fn upsert_dns(&self, ws: Workspace, ipv4: Ipv4Addr) -> Result<bool, EngineError> {
+        let name = ws.hostname(&self.config.base_domain);
+        let dns = &self.ports.dns;
+        match with_retry(self.config.retry, "upsert_dns", ws.id, || dns.upsert_a_record(&name, ipv4)).await {
+            Ok(record) => Ok(self.record(ws, &Event::DnsRecordSet { record_id: record.id }).await?.is_some()),
+            Err(e) if e.is_retryable() => Ok(false),
+            Err(e) => self.fail_provisioning(ws, messages::dns_failure(&e)).await,
+        }
+    }
+
+    /// Removes the workspace's servers and DNS record, then records that.
+    async fn cleanup(&self, ws: Workspace) -> Result<Option<Recorded>, EngineError> {
+        if !self.release_resources(&ws, None).await {
+            return Ok(None);
+        }
+        let event = if ws.status() == WorkspaceStatus::Deleting { Event::CleanupFinished } else { Event::StopFinished };
+        self.record(ws, &event).await
+    }
+
+    /// Deletes every server labelled for the workspace (and the recorded one)
+    /// and every DNS record with its name. Each half is attempted even if the
+    /// other fails. `true` when both are confirmed gone.
+    pub(crate) async fn release_resources(&self, ws: &Workspace, token: Option<&SecretString>) -> bool {
+        let servers_gone = match token {
+            Some(token) => self.delete_servers(ws, token).await,
+            None => match self.cloud_token(ws.owner).await {
+                Ok(token) => self.delete_servers(ws, &token).await,
+                Err(message) => {
+                    tracing::warn!(workspace_id = %ws.id, message = %message, "cannot delete servers without the cloud token");
+                    false
+                }
+            },
+        };
+        let name = ws.hostname(&self.config.base_domain);
+        let dns = &self.ports.dns;
+        let dns_gone = match with_retry(self.config.retry, "delete_dns", ws.id, || dns.delete_records(&name)).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(workspace_id = %ws.id, error = %e, "DNS record deletion failed; will retry");
+                false
+            }
+        };
+        servers_gone && dns_gone
+    }
+
+    async fn delete_servers(&self, ws: &Workspace, token: &SecretString) -> bool {
+        let compute = &self.ports.compute;
+        let found =
+            match with_retry(self.config.retry, "find_servers", ws.id, || compute.find_servers(token, ws.id)).await {
+                Ok(found) => found,
+                Err(e) => {
+                    tracing::warn!(workspace_id = %ws.id, error = %e, "server lookup failed; will retry");
+                    return false;
+                }
+            };
+        let mut ids: Vec<_> = found.into_iter().map(|s| s.id).collect();
+        if let Some(recorded) = &ws.lifecycle.server
+            && !ids.contains(&recorded.id)
+        {
+            ids.push(recorded.id.clone());
+        }
+        let mut all = true;
+        for id in ids {
+            match with_retry(self.config.retry, "delete_server", ws.id, || compute.delete_server(token, &id)).await {
+                Ok(()) => tracing::info!(workspace_id = %ws.id, server_id = %id, "server deleted"),
+                Err(e) => {
+                    tracing::warn!(workspace_id = %ws.id, server_id = %id, error = %e, "server deletion failed; will retry");
+                    all = false;
+                }
+            }
+        }
+        all
+    }
+}
+
+/// The result of persisting an event.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Recorded {
+    Saved,
+    Removed,
+}

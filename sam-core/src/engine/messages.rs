@@ -1,0 +1,51 @@
+//! Turns provider failures into messages a user can act on. Raw upstream bodies
+//! never reach the user; the provider error's own message is already sanitised
+//! by the adapter and is only used where it names the problem.
+
+use crate::ports::{ProviderError, ProviderErrorKind};
+
+/// Where a failure happened, to make the message specific.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Placement<'a> {
+    pub size: &'a str,
+    pub location: &'a str,
+}
+
+/// A message for a compute-provider failure.
+pub(crate) fn provider_failure(e: &ProviderError, placement: Option<Placement<'_>>) -> String {
+    match e.kind() {
+        ProviderErrorKind::Unauthorized => {
+            "Hetzner rejected the token: it was revoked or is read-only. Update it in Settings.".into()
+        }
+        ProviderErrorKind::QuotaExceeded => "Your Hetzner project reached its server or resource limit. Delete unused \
+                                             servers or ask Hetzner to raise the limit."
+            .into(),
+        ProviderErrorKind::Capacity => match placement {
+            Some(p) => {
+                format!("Hetzner has no capacity for a {} server in {}; try another location.", p.size, p.location)
+            }
+            None => "Hetzner has no capacity for this server right now; try another location.".into(),
+        },
+        ProviderErrorKind::InvalidConfig => format!("Hetzner refused the request: {}", e.message()),
+        ProviderErrorKind::NotFound => format!("Hetzner could not find a resource: {}", e.message()),
+        ProviderErrorKind::RateLimited { .. } => {
+            "Hetzner is rate-limiting this account; SAM will retry. If this persists, wait a few minutes.".into()
+        }
+        ProviderErrorKind::Transient => "Hetzner is not responding; SAM will retry.".into(),
+        _ => format!("The cloud provider failed: {}", e.message()),
+    }
+}
+
+/// A message for a DNS failure.
+pub(crate) fn dns_failure(e: &ProviderError) -> String {
+    match e.kind() {
+        ProviderErrorKind::Unauthorized => {
+            "The DNS provider rejected SAM's credential; the operator must check the Cloudflare token.".into()
+        }
+        _ => format!("The workspace's DNS record could not be set ({}); the operator has been told.", e.kind().code()),
+    }
+}
+
+pub(crate) const NO_CREDENTIAL: &str = "Connect your Hetzner token in Settings before creating a workspace.";
+pub(crate) const CREDENTIAL_UNREADABLE: &str =
+    "Your stored Hetzner token can no longer be read (the server's keys changed). Add it again in Settings.";

@@ -1,0 +1,272 @@
+//! The engine: drives workspaces through their lifecycle using the ports.
+//!
+//! Every user action persists its transition first (with the store's optimistic
+//! concurrency) and returns; the work itself happens in [`Engine::drive`], which
+//! the caller runs in the background (the server spawns it; tests await it).
+//! What remains to be done is always derivable from the stored state, and every
+//! step looks up what already exists before creating anything, so a crash at
+//! any point followed by a restart — or the [reconciler](Engine::reconcile_once)
+//! — converges without leaking or duplicating a server or DNS record. One
+//! workspace is only ever driven under a lease from the store, so several
+//! engines (server replicas) can share one database.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! use std::sync::Arc;
+//! use sam_core::engine::{Engine, EngineConfig, Ports};
+//! use sam_core::testkit::fakes::*;
+//!
+//! let ports = Ports {
+//!     store: Arc::new(MemoryStore::new()),
+//!     compute: Arc::new(FakeCloud::new()),
+//!     dns: Arc::new(FakeDnsZone::new()),
+//!     repos: Arc::new(FakeGithub::new(30)),
+//!     cipher: Arc::new(FakeCipher::new(1, "key")),
+//!     tokens: Arc::new(FakeTokenAuthority::new("https://sam.test", "k1")),
+//!     clock: Arc::new(ManualClock::new()),
+//! };
+//! let engine = Engine::new(ports, EngineConfig::new("ws.example.dev", "https://sam.example.dev"));
+//! let report = engine.reconcile_once().await.unwrap();
+//! assert_eq!(report.scanned, 0);
+//! # }
+//! ```
+
+mod agent;
+mod config;
+mod driver;
+mod error;
+mod idle;
+mod messages;
+mod reconciler;
+mod retry;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+pub use agent::{AgentReport, BootstrapGrant, TerminalAccess};
+pub use config::{EngineConfig, RetryPolicy};
+pub use driver::DriveOutcome;
+pub use error::{EngineError, EngineErrorKind};
+pub use idle::{HeartbeatAction, HeartbeatAnswer, HeartbeatReport, idle_decision};
+pub use reconciler::ReconcileReport;
+
+use crate::domain::{
+    CredentialProvider, InstallationId, NewWorkspace, Timestamp, UserId, Workspace, WorkspaceEvent, WorkspaceId,
+    WorkspaceSpec,
+};
+use crate::lifecycle::{Event, WorkspaceStatus};
+use crate::ports::{
+    Cipher, Clock, ComputeProvider, DnsProvider, RepoAccess, SealContext, Store, StoreErrorKind, TokenIssuer,
+    WorkspaceLimits,
+};
+
+/// The purpose a cloud token is sealed for; seal with
+/// [`credential_context`] so the engine can open it.
+pub const CREDENTIAL_PURPOSE: &str = "api-token";
+
+/// The seal context of a user's cloud API token.
+pub fn credential_context(user: UserId, provider: CredentialProvider) -> SealContext<'static> {
+    SealContext { user_id: user, provider, purpose: CREDENTIAL_PURPOSE }
+}
+
+/// The adapters the engine works through.
+#[derive(Clone, Debug)]
+pub struct Ports {
+    /// Persistence.
+    pub store: Arc<dyn Store>,
+    /// The users' cloud.
+    pub compute: Arc<dyn ComputeProvider>,
+    /// The operator's DNS zone.
+    pub dns: Arc<dyn DnsProvider>,
+    /// GitHub App access, for clone tokens.
+    pub repos: Arc<dyn RepoAccess>,
+    /// Opens sealed cloud tokens.
+    pub cipher: Arc<dyn Cipher>,
+    /// Signs terminal and callback tokens.
+    pub tokens: Arc<dyn TokenIssuer>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// The workspace engine. Cheap to share (`Arc<Engine>`); all methods take
+/// `&self`.
+#[derive(Debug)]
+pub struct Engine {
+    ports: Ports,
+    config: EngineConfig,
+    id: String,
+    /// When this engine first saw each DNS record that belongs to no live
+    /// workspace (records carry no creation time).
+    dns_first_seen: Mutex<HashMap<String, Timestamp>>,
+}
+
+/// How many times a user action re-reads and re-applies after losing an
+/// optimistic-concurrency race before giving up.
+const ACTION_ATTEMPTS: usize = 8;
+
+impl Engine {
+    /// An engine over `ports` with `config`.
+    pub fn new(ports: Ports, config: EngineConfig) -> Self {
+        Self {
+            ports,
+            config,
+            id: format!("engine-{}", uuid::Uuid::new_v4().simple()),
+            dns_first_seen: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// The ports.
+    pub fn ports(&self) -> &Ports {
+        &self.ports
+    }
+
+    fn now(&self) -> Timestamp {
+        self.ports.clock.now()
+    }
+
+    /// Records a new workspace for `owner` and starts provisioning (state
+    /// `creating`); call [`Engine::drive`] to do the work. Checks that the user
+    /// has a cloud token and a usable GitHub App installation, that the location
+    /// is offered, the name is free and the quota not reached (atomically).
+    pub async fn create(
+        &self,
+        owner: UserId,
+        spec: WorkspaceSpec,
+        installation: InstallationId,
+    ) -> Result<Workspace, EngineError> {
+        let token = self.cloud_token(owner).await.map_err(|m| EngineError::new(EngineErrorKind::Precondition, m))?;
+        match self.ports.store.get_installation(installation).await? {
+            Some(i) if i.is_usable() => {}
+            Some(_) => {
+                return Err(EngineError::new(
+                    EngineErrorKind::Precondition,
+                    "The GitHub App was uninstalled or suspended for this repository's account; install it again.",
+                ));
+            }
+            None => {
+                return Err(EngineError::new(
+                    EngineErrorKind::Precondition,
+                    "Install the SAM GitHub App on the repository's account first.",
+                ));
+            }
+        }
+        let locations = self.ports.compute.list_locations(&token).await?;
+        if !locations.iter().any(|l| l.code == spec.vm_location) {
+            return Err(EngineError {
+                kind: EngineErrorKind::Invalid,
+                message: format!("location {} is not offered by the provider", spec.vm_location),
+                field: Some("vmLocation"),
+            });
+        }
+
+        let now = self.now();
+        let mut workspace =
+            Workspace::new(NewWorkspace { owner, spec, installation_id: installation, idle_timeout_secs: None }, now);
+        let (event, _) = workspace.apply(&Event::CreateRequested, now)?;
+        let limits = WorkspaceLimits { max_active_per_user: self.config.max_active_per_user };
+        let stored = self.ports.store.insert_workspace(&workspace, Some(&event), limits).await.map_err(|e| {
+            if e.kind() == StoreErrorKind::QuotaExceeded {
+                EngineError::new(
+                    EngineErrorKind::QuotaExceeded,
+                    format!(
+                        "You can have at most {} active workspaces; stop or delete one first.",
+                        self.config.max_active_per_user
+                    ),
+                )
+            } else {
+                e.into()
+            }
+        })?;
+        tracing::info!(workspace_id = %stored.id, user_id = %owner, "workspace created");
+        Ok(stored)
+    }
+
+    /// One of `owner`'s workspaces.
+    pub async fn get(&self, owner: UserId, id: WorkspaceId) -> Result<Workspace, EngineError> {
+        self.ports.store.get_workspace(owner, id).await?.ok_or_else(EngineError::not_found)
+    }
+
+    /// `owner`'s workspaces, newest first.
+    pub async fn list(&self, owner: UserId, status: Option<WorkspaceStatus>) -> Result<Vec<Workspace>, EngineError> {
+        Ok(self.ports.store.list_workspaces(owner, status).await?)
+    }
+
+    /// The transition history of one of `owner`'s workspaces.
+    pub async fn events(&self, owner: UserId, id: WorkspaceId) -> Result<Vec<WorkspaceEvent>, EngineError> {
+        Ok(self.ports.store.list_workspace_events(owner, id).await?)
+    }
+
+    /// Stops a workspace (its server and DNS record are deleted; the MVP keeps
+    /// no disk). Returns the `stopping` workspace; [`Engine::drive`] finishes.
+    pub async fn stop(&self, owner: UserId, id: WorkspaceId) -> Result<Workspace, EngineError> {
+        self.act(owner, id, &Event::StopRequested).await
+    }
+
+    /// Deletes a workspace from any state; the row goes once its server and
+    /// record are confirmed gone.
+    pub async fn delete(&self, owner: UserId, id: WorkspaceId) -> Result<Workspace, EngineError> {
+        self.act(owner, id, &Event::DeleteRequested).await
+    }
+
+    /// Provisions a fresh server for a `stopped` or `error` workspace with the
+    /// same configuration. Any server left by an earlier run is deleted first so
+    /// it is never adopted.
+    pub async fn restart(&self, owner: UserId, id: WorkspaceId) -> Result<Workspace, EngineError> {
+        let current = self.get(owner, id).await?;
+        // Validate before touching the cloud.
+        crate::lifecycle::transition(&current.lifecycle, &Event::RestartRequested)?;
+        let token = self.cloud_token(owner).await.map_err(|m| EngineError::new(EngineErrorKind::Precondition, m))?;
+        if !self.release_resources(&current, Some(&token)).await {
+            return Err(EngineError::new(
+                EngineErrorKind::Unavailable,
+                "The previous server could not be removed yet; try again in a minute.",
+            ));
+        }
+        self.act(owner, id, &Event::RestartRequested).await
+    }
+
+    /// Applies a user event with optimistic-concurrency retries.
+    async fn act(&self, owner: UserId, id: WorkspaceId, event: &Event) -> Result<Workspace, EngineError> {
+        for _ in 0..ACTION_ATTEMPTS {
+            let mut ws = self.get(owner, id).await?;
+            let (record, _) = ws.apply(event, self.now())?;
+            match self.ports.store.update_workspace(&ws, &[record]).await {
+                Ok(saved) => {
+                    tracing::info!(workspace_id = %id, user_id = %owner, event = event.name(), status = %saved.status(), "workspace action");
+                    return Ok(saved);
+                }
+                Err(e) if e.kind() == StoreErrorKind::StaleVersion => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(EngineError::new(EngineErrorKind::Unavailable, "the workspace is changing too quickly; try again"))
+    }
+
+    /// The owner's cloud token, opened; `Err` carries a user-facing message.
+    async fn cloud_token(&self, owner: UserId) -> Result<crate::secret::SecretString, String> {
+        let credential = self
+            .ports
+            .store
+            .get_credential(owner, CredentialProvider::Hetzner)
+            .await
+            .map_err(|e| {
+                tracing::warn!(user_id = %owner, error = %e, "credential lookup failed");
+                "The database is unavailable; SAM will retry.".to_owned()
+            })?
+            .ok_or_else(|| messages::NO_CREDENTIAL.to_owned())?;
+        let plain = self
+            .ports
+            .cipher
+            .open(&credential.ciphertext, credential_context(owner, CredentialProvider::Hetzner))
+            .map_err(|e| {
+                tracing::error!(user_id = %owner, kind = ?e.kind, "stored credential does not open");
+                messages::CREDENTIAL_UNREADABLE.to_owned()
+            })?;
+        plain.into_secret_string().ok_or_else(|| messages::CREDENTIAL_UNREADABLE.to_owned())
+    }
+}

@@ -1,0 +1,370 @@
+//! The reconciler: one pass looks at every workspace that may need work,
+//! enforces deadlines, retries failed steps, and deletes orphans (servers and
+//! DNS records that belong to no live workspace) after a grace period. Safe to
+//! run in several replicas at once: every workspace is handled under its lease,
+//! and reading needs no lease, so a pass with nothing to do writes nothing.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use super::driver::lease_key;
+use super::idle::{HeartbeatAction, idle_decision};
+use super::{Engine, EngineError};
+use crate::domain::{CredentialProvider, ServerId, Timestamp, UserId, Workspace, WorkspaceId};
+use crate::lifecycle::{Event, WorkspaceStatus};
+use crate::ports::WorkspaceScan;
+
+/// What one reconciler pass did.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct ReconcileReport {
+    /// Workspaces looked at.
+    pub scanned: u64,
+    /// Workspaces that needed work and were driven.
+    pub driven: u64,
+    /// Workspaces skipped because another engine holds their lease.
+    pub busy: u64,
+    /// Provisioning deadlines enforced.
+    pub provision_timeouts: u64,
+    /// Idle stops.
+    pub idle_stops: u64,
+    /// Running workspaces whose heartbeats stopped.
+    pub heartbeat_losses: u64,
+    /// Workspaces stuck in `stopping` beyond the stop timeout (still retried).
+    pub stuck_stopping: u64,
+    /// Orphan servers deleted.
+    pub orphan_servers_deleted: u64,
+    /// Orphan DNS records deleted.
+    pub orphan_records_deleted: u64,
+    /// Steps that failed and will be retried next pass.
+    pub failures: u64,
+}
+
+impl ReconcileReport {
+    /// Whether the pass changed anything.
+    pub fn changed_anything(&self) -> bool {
+        self.driven + self.orphan_servers_deleted + self.orphan_records_deleted > 0
+    }
+}
+
+/// What the reconciler decided for one workspace.
+#[derive(Clone, Debug)]
+enum Decision {
+    Drive(Option<Event>),
+    CheckHeartbeat,
+}
+
+/// What a live workspace may legitimately own at the provider.
+#[derive(Clone, Debug)]
+struct Ownership {
+    status: WorkspaceStatus,
+    server: Option<ServerId>,
+    has_dns: bool,
+}
+
+const STATUSES: [WorkspaceStatus; 5] = [
+    WorkspaceStatus::Creating,
+    WorkspaceStatus::Running,
+    WorkspaceStatus::Stopping,
+    WorkspaceStatus::Error,
+    WorkspaceStatus::Deleting,
+];
+
+impl Engine {
+    fn decide(&self, ws: &Workspace, now: Timestamp, report: &mut ReconcileReport) -> Option<Decision> {
+        let lc = &ws.lifecycle;
+        match lc.status {
+            WorkspaceStatus::Creating => {
+                if now - ws.status_changed_at >= self.config.provision_timeout {
+                    return Some(Decision::Drive(Some(Event::ProvisioningTimedOut { message: timeout_message(ws) })));
+                }
+                (lc.server.is_none() || lc.dns_record.is_none()).then_some(Decision::Drive(None))
+            }
+            WorkspaceStatus::Running => {
+                let last_activity = ws.last_activity_at.unwrap_or(ws.status_changed_at).max(ws.status_changed_at);
+                let (action, _) = idle_decision(now, last_activity, self.idle_threshold(ws), self.config.idle_warning);
+                if action == HeartbeatAction::Shutdown {
+                    return Some(Decision::Drive(Some(Event::IdleTimeout)));
+                }
+                let last_heartbeat = ws.last_heartbeat_at.unwrap_or(ws.status_changed_at).max(ws.status_changed_at);
+                (now - last_heartbeat >= self.config.heartbeat_timeout).then_some(Decision::CheckHeartbeat)
+            }
+            WorkspaceStatus::Stopping => {
+                if now - ws.status_changed_at >= self.config.stop_timeout {
+                    report.stuck_stopping += 1;
+                    tracing::warn!(workspace_id = %ws.id, "workspace stuck in stopping; cleanup keeps being retried");
+                }
+                Some(Decision::Drive(None))
+            }
+            WorkspaceStatus::Deleting => Some(Decision::Drive(None)),
+            WorkspaceStatus::Error if lc.holds_resources() => Some(Decision::Drive(None)),
+            _ => None,
+        }
+    }
+
+    /// One reconciler pass over every workspace and every connected cloud
+    /// account.
+    pub async fn reconcile_once(&self) -> Result<ReconcileReport, EngineError> {
+        let mut report = ReconcileReport::default();
+        let mut owned: HashMap<WorkspaceId, Ownership> = HashMap::new();
+        let mut after = None;
+        loop {
+            let page = self
+                .ports
+                .store
+                .scan_workspaces(&WorkspaceScan {
+                    statuses: STATUSES.to_vec(),
+                    after,
+                    limit: self.config.scan_page_size,
+                })
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.id);
+            let now = self.now();
+            for ws in page {
+                report.scanned += 1;
+                owned.insert(
+                    ws.id,
+                    Ownership {
+                        status: ws.status(),
+                        server: ws.lifecycle.server.as_ref().map(|s| s.id.clone()),
+                        has_dns: ws.lifecycle.dns_record.is_some(),
+                    },
+                );
+                if self.decide(&ws, now, &mut report).is_some() {
+                    self.handle(ws, &mut report).await;
+                }
+            }
+        }
+        self.sweep_orphan_servers(&owned, &mut report).await?;
+        self.sweep_orphan_records(&owned, &mut report).await?;
+        if report.changed_anything() || report.failures > 0 {
+            tracing::info!(?report, "reconciler pass");
+        }
+        Ok(report)
+    }
+
+    async fn handle(&self, ws: Workspace, report: &mut ReconcileReport) {
+        let key = lease_key(ws.id);
+        let holder = format!("{}:reconciler", self.id);
+        match self.ports.store.try_acquire_lease(&key, &holder, self.config.lease_ttl, self.now()).await {
+            Ok(true) => {}
+            Ok(false) => {
+                report.busy += 1;
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(workspace_id = %ws.id, error = %e, "lease unavailable");
+                report.failures += 1;
+                return;
+            }
+        }
+        // Re-decide on a fresh read: the snapshot may be stale by now.
+        let decision = match self.ports.store.get_workspace(ws.owner, ws.id).await {
+            Ok(Some(fresh)) => self.decide(&fresh, self.now(), &mut ReconcileReport::default()).map(|d| (fresh, d)),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(workspace_id = %ws.id, error = %e, "re-read failed");
+                report.failures += 1;
+                None
+            }
+        };
+        if let Some((fresh, decision)) = decision {
+            let (planned, event) = match decision {
+                Decision::Drive(event) => (true, event),
+                Decision::CheckHeartbeat => (false, self.heartbeat_lost(&fresh).await),
+            };
+            match &event {
+                Some(Event::ProvisioningTimedOut { .. }) => report.provision_timeouts += 1,
+                Some(Event::IdleTimeout) => report.idle_stops += 1,
+                Some(Event::AgentUnreachable | Event::ServerGone) => report.heartbeat_losses += 1,
+                _ => {}
+            }
+            if planned || event.is_some() {
+                report.driven += 1;
+                match self.drive_leased(fresh.owner, fresh.id, &key, &holder, event).await {
+                    Ok(super::DriveOutcome::Settled(after)) if needs_more(&after) => report.failures += 1,
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(workspace_id = %fresh.id, error = %e, "drive failed");
+                        report.failures += 1;
+                    }
+                }
+            }
+        }
+        if let Err(e) = self.ports.store.release_lease(&key, &holder).await {
+            tracing::warn!(workspace_id = %ws.id, error = %e, "lease release failed; it will expire");
+        }
+    }
+
+    /// A running workspace stopped heartbeating: is its server still there?
+    async fn heartbeat_lost(&self, ws: &Workspace) -> Option<Event> {
+        let token = self.cloud_token(ws.owner).await.ok()?;
+        let server = ws.lifecycle.server.as_ref()?;
+        match self.ports.compute.get_server(&token, &server.id).await {
+            Ok(Some(_)) => {
+                tracing::warn!(workspace_id = %ws.id, "agent unreachable");
+                Some(Event::AgentUnreachable)
+            }
+            Ok(None) => {
+                tracing::warn!(workspace_id = %ws.id, "server no longer exists");
+                Some(Event::ServerGone)
+            }
+            Err(e) => {
+                tracing::warn!(workspace_id = %ws.id, error = %e, "server check failed; will retry");
+                None
+            }
+        }
+    }
+
+    async fn sweep_orphan_servers(
+        &self,
+        owned: &HashMap<WorkspaceId, Ownership>,
+        report: &mut ReconcileReport,
+    ) -> Result<(), EngineError> {
+        let credentials = self.ports.store.list_all_credentials(CredentialProvider::Hetzner).await?;
+        let mut users: HashSet<UserId> = HashSet::new();
+        for credential in credentials {
+            if !users.insert(credential.user_id) {
+                continue;
+            }
+            let key = format!("orphans:{}", credential.user_id);
+            let holder = format!("{}:reconciler", self.id);
+            if !self.ports.store.try_acquire_lease(&key, &holder, self.config.lease_ttl, self.now()).await? {
+                continue;
+            }
+            self.sweep_account(credential.user_id, owned, report).await;
+            let _ = self.ports.store.release_lease(&key, &holder).await;
+        }
+        Ok(())
+    }
+
+    async fn sweep_account(&self, user: UserId, owned: &HashMap<WorkspaceId, Ownership>, report: &mut ReconcileReport) {
+        let Ok(token) = self.cloud_token(user).await else { return };
+        let servers = match self.ports.compute.list_servers(&token).await {
+            Ok(servers) => servers,
+            Err(e) => {
+                tracing::warn!(user_id = %user, error = %e, "listing servers for the orphan sweep failed");
+                report.failures += 1;
+                return;
+            }
+        };
+        let now = self.now();
+        for server in servers {
+            let orphan = match server.workspace_id().and_then(|id| owned.get(&id)) {
+                None => true,
+                Some(o) => match o.status {
+                    WorkspaceStatus::Stopping | WorkspaceStatus::Deleting => false,
+                    // A server created but not yet recorded is adopted by label.
+                    WorkspaceStatus::Creating => o.server.as_ref().is_some_and(|id| *id != server.id),
+                    _ => o.server.as_ref() != Some(&server.id),
+                },
+            };
+            if !orphan || now - server.created_at < self.config.orphan_grace {
+                continue;
+            }
+            match self.ports.compute.delete_server(&token, &server.id).await {
+                Ok(()) => {
+                    tracing::warn!(user_id = %user, server_id = %server.id, workspace = ?server.workspace_id(), "orphan server deleted");
+                    report.orphan_servers_deleted += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(server_id = %server.id, error = %e, "orphan server deletion failed");
+                    report.failures += 1;
+                }
+            }
+        }
+    }
+
+    async fn sweep_orphan_records(
+        &self,
+        owned: &HashMap<WorkspaceId, Ownership>,
+        report: &mut ReconcileReport,
+    ) -> Result<(), EngineError> {
+        let key = "orphans:dns";
+        let holder = format!("{}:reconciler", self.id);
+        if !self.ports.store.try_acquire_lease(key, &holder, self.config.lease_ttl, self.now()).await? {
+            return Ok(());
+        }
+        let records = match self.ports.dns.list_records("ws-").await {
+            Ok(records) => records,
+            Err(e) => {
+                tracing::warn!(error = %e, "listing DNS records for the orphan sweep failed");
+                report.failures += 1;
+                let _ = self.ports.store.release_lease(key, &holder).await;
+                return Ok(());
+            }
+        };
+        let now = self.now();
+        let suffix = format!(".{}", self.config.base_domain);
+        let mut seen_orphans = HashSet::new();
+        for record in records {
+            let Some(label) = record.name.strip_suffix(&suffix) else { continue };
+            if label.contains('.') {
+                continue;
+            }
+            let expected =
+                WorkspaceId::from_dns_label(label).and_then(|id| owned.get(&id)).is_some_and(|o| match o.status {
+                    WorkspaceStatus::Error => o.has_dns,
+                    _ => true,
+                });
+            if expected {
+                continue;
+            }
+            seen_orphans.insert(record.name.clone());
+            let first_seen = *crate::sync::lock(&self.dns_first_seen).entry(record.name.clone()).or_insert(now);
+            if now - first_seen < self.config.orphan_grace {
+                continue;
+            }
+            match self.ports.dns.delete_records(&record.name).await {
+                Ok(()) => {
+                    tracing::warn!(name = %record.name, "orphan DNS record deleted");
+                    report.orphan_records_deleted += 1;
+                    crate::sync::lock(&self.dns_first_seen).remove(&record.name);
+                }
+                Err(e) => {
+                    tracing::warn!(name = %record.name, error = %e, "orphan DNS record deletion failed");
+                    report.failures += 1;
+                }
+            }
+        }
+        crate::sync::lock(&self.dns_first_seen).retain(|name, _| seen_orphans.contains(name));
+        let _ = self.ports.store.release_lease(key, &holder).await;
+        Ok(())
+    }
+
+    /// Runs [`Engine::reconcile_once`] every `interval` until `shutdown`
+    /// completes; leases are released at the end of each pass, so stopping
+    /// between passes leaves nothing held.
+    pub async fn run_reconciler(&self, interval: Duration, shutdown: impl std::future::Future<Output = ()>) {
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            if let Err(e) = self.reconcile_once().await {
+                tracing::warn!(error = %e, "reconciler pass failed");
+            }
+            if tokio::time::timeout(interval, &mut shutdown).await.is_ok() {
+                tracing::info!("reconciler stopped");
+                return;
+            }
+        }
+    }
+}
+
+/// Whether a settled workspace still has work pending (a retryable failure).
+fn needs_more(ws: &Workspace) -> bool {
+    match ws.status() {
+        WorkspaceStatus::Creating => ws.lifecycle.server.is_none() || ws.lifecycle.dns_record.is_none(),
+        WorkspaceStatus::Stopping | WorkspaceStatus::Deleting => true,
+        WorkspaceStatus::Error => ws.lifecycle.holds_resources(),
+        _ => false,
+    }
+}
+
+fn timeout_message(ws: &Workspace) -> String {
+    let step = match (&ws.lifecycle.server, &ws.lifecycle.dns_record, ws.lifecycle.agent_ready) {
+        (None, _, _) => "creating the server",
+        (Some(_), None, _) => "setting the DNS record",
+        (Some(_), Some(_), false) => "waiting for the workspace agent to start (cloning and building the devcontainer)",
+        _ => "finishing provisioning",
+    };
+    format!("Provisioning timed out while {step}. Delete the workspace or restart it to try again.")
+}

@@ -1,0 +1,391 @@
+//! The engine's user-story paths with the testkit fakes and a manual clock.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+mod common;
+
+use std::time::Duration;
+
+use common::{BASE_DOMAIN, Harness, test_config};
+use sam_core::domain::InstallationId;
+use sam_core::engine::{AgentReport, DriveOutcome, EngineErrorKind, HeartbeatAction, HeartbeatReport};
+use sam_core::lifecycle::{Reason, WorkspaceStatus};
+use sam_core::ports::{Audience, DnsProvider, ProviderErrorKind, Store, TokenVerifier};
+use sam_core::testkit::fakes::Fault;
+use sam_core::testkit::sample_spec;
+
+#[tokio::test]
+async fn create_goes_to_running() {
+    let h = Harness::new().await;
+    let engine = h.engine();
+    let ws = h.create(&engine, "api").await;
+    assert_eq!(ws.status(), WorkspaceStatus::Creating);
+    assert_eq!(ws.version, 1);
+
+    let DriveOutcome::Settled(ws) = engine.drive(h.user, ws.id).await.unwrap() else { panic!("settles") };
+    assert_eq!(ws.status(), WorkspaceStatus::Creating, "waits for the agent");
+    let server = ws.lifecycle.server.clone().expect("server recorded");
+    assert_eq!(h.cloud.servers_of(ws.id).len(), 1);
+    let records = h.dns.records_named(&ws.hostname(BASE_DOMAIN));
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].ipv4, server.ipv4);
+    assert_eq!(ws.lifecycle.dns_record.as_deref(), Some(records[0].id.as_str()));
+
+    let data = h.cloud.user_data_of(ws.id).unwrap();
+    assert!(data.contains("https://sam.test/api/agent/download?arch=amd64"));
+    assert!(!data.contains("hello-world"), "no repository data in cloud-init");
+
+    let ws = h.boot_agent(&engine, ws.id).await;
+    assert_eq!(ws.status(), WorkspaceStatus::Running);
+    let events = engine.events(h.user, ws.id).await.unwrap();
+    let names: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
+    assert_eq!(names, ["create_requested", "server_created", "dns_record_set", "agent_ready"]);
+    h.assert_converged(&[h.user]).await;
+}
+
+#[tokio::test]
+async fn stop_restart_and_delete() {
+    let h = Harness::new().await;
+    let engine = h.engine();
+    let ws = h.running(&engine, "w").await;
+    let first_server = ws.lifecycle.server.clone().unwrap().id;
+
+    let stopping = engine.stop(h.user, ws.id).await.unwrap();
+    assert_eq!(stopping.status(), WorkspaceStatus::Stopping);
+    let DriveOutcome::Settled(stopped) = engine.drive(h.user, ws.id).await.unwrap() else { panic!() };
+    assert_eq!(stopped.status(), WorkspaceStatus::Stopped);
+    assert_eq!(stopped.lifecycle.reason, Reason::User);
+    assert!(h.cloud.servers().is_empty());
+    assert!(h.dns.records().is_empty());
+    let err = engine.stop(h.user, ws.id).await.unwrap_err();
+    assert_eq!(err.kind, EngineErrorKind::InvalidState);
+
+    let restarting = engine.restart(h.user, ws.id).await.unwrap();
+    assert_eq!(restarting.status(), WorkspaceStatus::Creating);
+    engine.drive(h.user, ws.id).await.unwrap();
+    let running = h.boot_agent(&engine, ws.id).await;
+    assert_eq!(running.status(), WorkspaceStatus::Running);
+    assert_ne!(running.lifecycle.server.as_ref().unwrap().id, first_server, "a fresh server");
+    assert_eq!(running.spec, ws.spec, "same configuration");
+    let err = engine.restart(h.user, ws.id).await.unwrap_err();
+    assert_eq!(err.kind, EngineErrorKind::InvalidState);
+
+    engine.delete(h.user, ws.id).await.unwrap();
+    assert_eq!(engine.drive(h.user, ws.id).await.unwrap(), DriveOutcome::Removed);
+    assert!(h.get(ws.id).await.is_none());
+    assert!(h.cloud.servers().is_empty());
+    assert!(h.dns.records().is_empty());
+}
+
+#[tokio::test]
+async fn delete_from_every_state() {
+    let h = Harness::new().await;
+    let engine = h.engine();
+
+    let running = h.running(&engine, "running").await;
+    let stopped = h.running(&engine, "stopped").await;
+    engine.stop(h.user, stopped.id).await.unwrap();
+    engine.drive(h.user, stopped.id).await.unwrap();
+    let creating = h.create(&engine, "creating").await;
+    engine.drive(h.user, creating.id).await.unwrap(); // server exists, agent not ready
+    h.cloud.faults.push("create_server", Fault::Fail(ProviderErrorKind::InvalidConfig));
+    let failed = h.create(&engine, "failed").await;
+    engine.drive(h.user, failed.id).await.unwrap();
+    assert_eq!(h.status(failed.id).await, Some(WorkspaceStatus::Error));
+
+    for ws in [&running, &stopped, &creating, &failed] {
+        let deleting = engine.delete(h.user, ws.id).await.unwrap();
+        assert_eq!(deleting.status(), WorkspaceStatus::Deleting);
+        assert_eq!(engine.drive(h.user, ws.id).await.unwrap(), DriveOutcome::Removed);
+    }
+    assert!(engine.list(h.user, None).await.unwrap().is_empty());
+    assert!(h.cloud.servers().is_empty());
+    assert!(h.dns.records().is_empty());
+}
+
+#[tokio::test]
+async fn idle_warns_then_stops_and_activity_resets() {
+    let h = Harness::new().await;
+    let engine = h.engine();
+    let ws = h.running(&engine, "idle").await;
+    let min = |n: u64| Duration::from_secs(n * 60);
+
+    h.clock.advance(min(24));
+    let a = engine
+        .record_heartbeat(h.user, ws.id, HeartbeatReport { idle_seconds: 24 * 60, active_sessions: 1 })
+        .await
+        .unwrap();
+    assert_eq!(a.action, HeartbeatAction::Continue);
+    assert_eq!(a.idle_threshold, 1800);
+
+    h.clock.advance(min(1));
+    let a = engine
+        .record_heartbeat(h.user, ws.id, HeartbeatReport { idle_seconds: 25 * 60, active_sessions: 1 })
+        .await
+        .unwrap();
+    assert_eq!(a.action, HeartbeatAction::Warn);
+    let deadline = a.shutdown_at.unwrap();
+    assert_eq!(deadline, h.clock_now() + min(5));
+
+    // Someone types: the warning goes away.
+    h.clock.advance(min(1));
+    let a =
+        engine.record_heartbeat(h.user, ws.id, HeartbeatReport { idle_seconds: 0, active_sessions: 1 }).await.unwrap();
+    assert_eq!(a.action, HeartbeatAction::Continue);
+
+    h.clock.advance(min(30));
+    let a = engine
+        .record_heartbeat(h.user, ws.id, HeartbeatReport { idle_seconds: 30 * 60, active_sessions: 1 })
+        .await
+        .unwrap();
+    assert_eq!(a.action, HeartbeatAction::Shutdown);
+    assert_eq!(h.status(ws.id).await, Some(WorkspaceStatus::Stopping));
+    engine.drive(h.user, ws.id).await.unwrap();
+    let stopped = h.get(ws.id).await.unwrap();
+    assert_eq!(stopped.status(), WorkspaceStatus::Stopped);
+    assert_eq!(stopped.lifecycle.reason, Reason::IdleTimeout);
+    let a =
+        engine.record_heartbeat(h.user, ws.id, HeartbeatReport { idle_seconds: 0, active_sessions: 0 }).await.unwrap();
+    assert_eq!(a.action, HeartbeatAction::Shutdown, "a stopped workspace's agent is told to shut down");
+    h.assert_converged(&[h.user]).await;
+}
+
+#[tokio::test]
+async fn reconciler_stops_idle_workspace_whose_agent_went_silent() {
+    let mut config = test_config();
+    config.heartbeat_timeout = Duration::from_secs(3600);
+    let h = Harness::with_config(config).await;
+    let engine = h.engine();
+    let ws = h.running(&engine, "silent").await;
+    engine.record_heartbeat(h.user, ws.id, HeartbeatReport { idle_seconds: 0, active_sessions: 0 }).await.unwrap();
+    h.clock.advance(Duration::from_secs(29 * 60));
+    assert_eq!(engine.reconcile_once().await.unwrap().idle_stops, 0);
+    h.clock.advance(Duration::from_secs(60));
+    let report = engine.reconcile_once().await.unwrap();
+    assert_eq!(report.idle_stops, 1);
+    let ws = h.get(ws.id).await.unwrap();
+    assert_eq!(ws.status(), WorkspaceStatus::Stopped);
+    assert_eq!(ws.lifecycle.reason, Reason::IdleTimeout);
+    h.assert_converged(&[h.user]).await;
+}
+
+#[tokio::test]
+async fn per_workspace_idle_override() {
+    let h = Harness::new().await;
+    let engine = h.engine();
+    let mut ws = h.running(&engine, "short").await;
+    ws.idle_timeout_secs = Some(600);
+    h.store_update(&ws).await;
+    h.clock.advance(Duration::from_secs(600));
+    let a = engine
+        .record_heartbeat(h.user, ws.id, HeartbeatReport { idle_seconds: 600, active_sessions: 0 })
+        .await
+        .unwrap();
+    assert_eq!(a.action, HeartbeatAction::Shutdown);
+    assert_eq!(a.idle_threshold, 600);
+}
+
+#[tokio::test]
+async fn missing_heartbeats_mark_error_or_stopped() {
+    let h = Harness::new().await;
+    let engine = h.engine();
+    let alive = h.running(&engine, "alive-server").await;
+    let gone = h.running(&engine, "gone-server").await;
+    h.cloud.remove_server_externally(&gone.lifecycle.server.clone().unwrap().id);
+
+    h.clock.advance(h.config.heartbeat_timeout + Duration::from_secs(1));
+    let report = engine.reconcile_once().await.unwrap();
+    assert_eq!(report.heartbeat_losses, 2);
+    let alive = h.get(alive.id).await.unwrap();
+    assert_eq!(alive.status(), WorkspaceStatus::Error);
+    assert_eq!(alive.lifecycle.reason, Reason::AgentUnreachable);
+    assert!(alive.lifecycle.error_message.unwrap().contains("stopped responding"));
+    let gone = h.get(gone.id).await.unwrap();
+    assert_eq!(gone.status(), WorkspaceStatus::Stopped);
+    assert_eq!(gone.lifecycle.reason, Reason::ServerGone);
+    h.assert_converged(&[h.user]).await;
+}
+
+#[tokio::test]
+async fn provisioning_timeout_names_the_step_and_cleans_up() {
+    let h = Harness::new().await;
+    let engine = h.engine();
+    let ws = h.create(&engine, "slow").await;
+    engine.drive(h.user, ws.id).await.unwrap();
+    assert_eq!(h.cloud.servers().len(), 1);
+    h.clock.advance(h.config.provision_timeout);
+    let report = engine.reconcile_once().await.unwrap();
+    assert_eq!(report.provision_timeouts, 1);
+    let ws = h.get(ws.id).await.unwrap();
+    assert_eq!(ws.status(), WorkspaceStatus::Error);
+    assert_eq!(ws.lifecycle.reason, Reason::ProvisionTimeout);
+    assert!(ws.lifecycle.error_message.as_deref().unwrap().contains("waiting for the workspace agent"));
+    assert!(h.cloud.servers().is_empty());
+    assert!(h.dns.records().is_empty());
+    h.assert_converged(&[h.user]).await;
+}
+
+#[tokio::test]
+async fn provider_errors_become_actionable_messages() {
+    let cases = [
+        (ProviderErrorKind::Unauthorized, "Update it in Settings"),
+        (ProviderErrorKind::QuotaExceeded, "limit"),
+        (ProviderErrorKind::Capacity, "no capacity for a small server in fsn1; try another location"),
+        (ProviderErrorKind::InvalidConfig, "Hetzner refused the request"),
+    ];
+    for (kind, expected) in cases {
+        let h = Harness::new().await;
+        let engine = h.engine();
+        for _ in 0..3 {
+            h.cloud.faults.push("create_server", Fault::Fail(kind));
+        }
+        let ws = h.create(&engine, "w").await;
+        engine.drive(h.user, ws.id).await.unwrap();
+        let ws = h.get(ws.id).await.unwrap();
+        assert_eq!(ws.status(), WorkspaceStatus::Error, "{kind:?}");
+        let message = ws.lifecycle.error_message.unwrap();
+        assert!(message.contains(expected), "{kind:?}: {message}");
+        if kind != ProviderErrorKind::InvalidConfig {
+            // Only an invalid request carries the adapter's (sanitised) detail.
+            assert!(!message.contains("injected"), "no upstream text: {message}");
+        }
+        h.assert_converged(&[h.user]).await;
+    }
+}
+
+#[tokio::test]
+async fn create_checks_preconditions() {
+    let h = Harness::new().await;
+    let engine = h.engine();
+    let stranger = h.store.upsert_user(&sam_core::testkit::sample_new_user(7), h.clock_now()).await.unwrap();
+    let err = engine.create(stranger.id, sample_spec("x"), InstallationId(1)).await.unwrap_err();
+    assert_eq!(err.kind, EngineErrorKind::Precondition);
+    assert!(err.message.contains("Connect your Hetzner token"));
+
+    let err = engine.create(h.user, sample_spec("x"), InstallationId(555)).await.unwrap_err();
+    assert_eq!(err.kind, EngineErrorKind::Precondition);
+    assert!(err.message.contains("GitHub App"));
+
+    let mut spec = sample_spec("x");
+    spec.vm_location = "ash".parse().unwrap();
+    let err = engine.create(h.user, spec, InstallationId(1)).await.unwrap_err();
+    assert_eq!(err.kind, EngineErrorKind::Invalid);
+    assert_eq!(err.field, Some("vmLocation"));
+
+    h.create(&engine, "x").await;
+    let err = engine.create(h.user, sample_spec("x"), InstallationId(1)).await.unwrap_err();
+    assert_eq!(err.kind, EngineErrorKind::NameTaken);
+
+    h.store.mark_installation_removed(InstallationId(1), h.clock_now()).await.unwrap();
+    let err = engine.create(h.user, sample_spec("y"), InstallationId(1)).await.unwrap_err();
+    assert!(err.message.contains("uninstalled"));
+}
+
+#[tokio::test]
+async fn other_users_cannot_touch_a_workspace() {
+    let h = Harness::new().await;
+    let engine = h.engine();
+    let ws = h.running(&engine, "mine").await;
+    let other = h.add_user(5151).await;
+    for err in [
+        engine.get(other, ws.id).await.unwrap_err(),
+        engine.stop(other, ws.id).await.unwrap_err(),
+        engine.delete(other, ws.id).await.unwrap_err(),
+        engine.restart(other, ws.id).await.unwrap_err(),
+        engine.issue_terminal_token(other, ws.id).await.unwrap_err(),
+        engine
+            .record_heartbeat(other, ws.id, HeartbeatReport { idle_seconds: 0, active_sessions: 0 })
+            .await
+            .unwrap_err(),
+    ] {
+        assert_eq!(err.kind, EngineErrorKind::NotFound);
+    }
+    assert_eq!(h.status(ws.id).await, Some(WorkspaceStatus::Running));
+}
+
+#[tokio::test]
+async fn terminal_tokens_only_for_running_workspaces() {
+    let h = Harness::new().await;
+    let engine = h.engine();
+    let ws = h.create(&engine, "t").await;
+    let err = engine.issue_terminal_token(h.user, ws.id).await.unwrap_err();
+    assert_eq!(err.kind, EngineErrorKind::InvalidState);
+    assert!(err.message.contains("start it first"));
+    engine.drive(h.user, ws.id).await.unwrap();
+    h.boot_agent(&engine, ws.id).await;
+    let access = engine.issue_terminal_token(h.user, ws.id).await.unwrap();
+    assert!(access.url.starts_with(&format!("https://ws-{}.{BASE_DOMAIN}/auth/callback?token=", ws.id)));
+    let claims = h.tokens.verify(access.token.expose(), Audience::WorkspaceTerminal, h.clock_now()).await.unwrap();
+    assert_eq!(claims.workspace, ws.id);
+    assert_eq!(claims.subject, h.user);
+}
+
+#[tokio::test]
+async fn agent_failure_report_shows_why() {
+    let h = Harness::new().await;
+    let engine = h.engine();
+    let ws = h.create(&engine, "broken").await;
+    engine.drive(h.user, ws.id).await.unwrap();
+    let token = h.bootstrap_token(ws.id).unwrap();
+    engine.redeem_bootstrap(&token).await.unwrap();
+    engine.report_agent(h.user, ws.id, &AgentReport::Progress { step: "cloning".into() }).await.unwrap();
+    let long = format!("{}\nerror: devcontainer build failed: npm ERR! \u{1b}[31mE404\u{1b}[0m", "x".repeat(5000));
+    engine.report_agent(h.user, ws.id, &AgentReport::Failed { message: long }).await.unwrap();
+    let ws = h.get(ws.id).await.unwrap();
+    assert_eq!(ws.status(), WorkspaceStatus::Error);
+    assert!(ws.lifecycle.holds_resources(), "the report only records; cleanup is the drive's job");
+    engine.drive(h.user, ws.id).await.unwrap();
+    let ws = h.get(ws.id).await.unwrap();
+    let message = ws.lifecycle.error_message.unwrap();
+    assert!(message.starts_with("The workspace failed to start: "));
+    assert!(message.ends_with("devcontainer build failed: npm ERR!  [31mE404 [0m"), "{message}");
+    assert!(message.len() < 2200);
+    assert!(h.cloud.servers().is_empty(), "failed workspace cleaned up");
+    let history = engine.events(h.user, ws.id).await.unwrap();
+    assert!(history.iter().any(|e| e.event == "agent_progress" && e.message.as_deref() == Some("cloning")));
+}
+
+#[tokio::test]
+async fn orphans_are_deleted_after_the_grace_period() {
+    let h = Harness::new().await;
+    let engine = h.engine();
+    let kept = h.running(&engine, "kept").await;
+    let planted = h.cloud.plant_server(
+        common::CLOUD_TOKEN,
+        [
+            ("sam-managed".to_owned(), "true".to_owned()),
+            ("sam-workspace".to_owned(), sam_core::domain::WorkspaceId::new().to_string()),
+        ]
+        .into(),
+    );
+    let stray_name = format!("{}.{BASE_DOMAIN}", sam_core::domain::WorkspaceId::new().dns_label());
+    h.dns.upsert_a_record(&stray_name, "192.0.2.50".parse().unwrap()).await.unwrap();
+    h.dns.create_raw("unrelated.example.org", "192.0.2.51".parse().unwrap());
+
+    let report = engine.reconcile_once().await.unwrap();
+    assert_eq!(report.orphan_servers_deleted + report.orphan_records_deleted, 0, "grace period first");
+    h.clock.advance(h.config.orphan_grace);
+    engine.record_heartbeat(h.user, kept.id, HeartbeatReport { idle_seconds: 0, active_sessions: 1 }).await.unwrap();
+    let report = engine.reconcile_once().await.unwrap();
+    assert_eq!(report.orphan_servers_deleted, 1);
+    assert_eq!(report.orphan_records_deleted, 1);
+    assert!(h.cloud.servers().iter().all(|s| s.id != planted.id));
+    assert!(h.dns.records_named(&stray_name).is_empty());
+    assert_eq!(
+        h.dns.records_named("unrelated.example.org").len(),
+        1,
+        "records outside the workspace zone are left alone"
+    );
+    assert_eq!(h.cloud.servers_of(kept.id).len(), 1, "a live workspace's server stays");
+    assert_eq!(h.status(kept.id).await, Some(WorkspaceStatus::Running));
+}
+
+impl Harness {
+    fn clock_now(&self) -> sam_core::domain::Timestamp {
+        sam_core::ports::Clock::now(&self.clock)
+    }
+
+    async fn store_update(&self, ws: &sam_core::domain::Workspace) {
+        sam_core::ports::Store::update_workspace(&*self.store, ws, &[]).await.unwrap();
+    }
+}
