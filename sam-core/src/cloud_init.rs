@@ -114,13 +114,15 @@ pub fn render(p: &CloudInitParams<'_>) -> Result<String, CloudInitError> {
     let _ = writeln!(out, "      [Install]");
     let _ = writeln!(out, "      WantedBy=multi-user.target");
     let _ = writeln!(out, "runcmd:");
-    let _ = writeln!(
-        out,
-        "  - [sh, -c, 'set -eu; curl -fsS --retry 10 --retry-all-errors -D /tmp/sam-agent.headers -o /usr/local/bin/sam-agent.download \"{download}\"']"
+    // One shell for download, check and install: if the checksum does not
+    // match, nothing is installed (runcmd lines do not stop each other).
+    let install = format!(
+        "set -eu; curl -fsS --retry 10 --retry-all-errors -D /tmp/sam-agent.headers \
+         -o /usr/local/bin/sam-agent.download \"{download}\"; {verify}; \
+         install -m 0755 /usr/local/bin/sam-agent.download /usr/local/bin/sam-agent; \
+         rm -f /usr/local/bin/sam-agent.download /tmp/sam-agent.headers"
     );
-    let _ = writeln!(out, "  - [sh, -c, '{}']", verify.replace('\'', "''"));
-    let _ = writeln!(out, "  - [install, -m, '0755', /usr/local/bin/sam-agent.download, /usr/local/bin/sam-agent]");
-    let _ = writeln!(out, "  - [rm, -f, /usr/local/bin/sam-agent.download, /tmp/sam-agent.headers]");
+    let _ = writeln!(out, "  - [sh, -c, '{}']", install.replace('\'', "''"));
     let _ = writeln!(out, "  - [npm, install, -g, '@devcontainers/cli@{DEVCONTAINER_CLI_VERSION}']");
     let _ = writeln!(out, "  - [systemctl, daemon-reload]");
     let _ = writeln!(out, "  - [systemctl, enable, --now, sam-agent.service]");
