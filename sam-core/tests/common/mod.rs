@@ -189,6 +189,24 @@ impl Harness {
     /// live workspace that records it, at most one server per workspace, every
     /// workspace in a settled state with a reason.
     pub async fn assert_converged(&self, users: &[UserId]) {
+        let live = self.assert_no_leaks(users).await;
+        for ws in &live {
+            assert_eq!(ws.lifecycle.check_invariants(), Ok(()), "{}", ws.id);
+            match ws.status() {
+                WorkspaceStatus::Running | WorkspaceStatus::Stopped => {}
+                WorkspaceStatus::Error => {
+                    assert!(ws.lifecycle.error_message.is_some());
+                    assert!(!ws.lifecycle.holds_resources(), "error workspace still holds resources");
+                }
+                other => panic!("workspace {} not settled: {other}", ws.id),
+            }
+        }
+    }
+
+    /// Every server and DNS record belongs to a live `creating` or `running`
+    /// workspace that records it, and no workspace has two servers. Returns the
+    /// live workspaces.
+    pub async fn assert_no_leaks(&self, users: &[UserId]) -> Vec<Workspace> {
         let mut live = Vec::new();
         for user in users {
             live.extend(self.store.list_workspaces(*user, None).await.unwrap());
@@ -224,16 +242,6 @@ impl Harness {
             );
             assert_eq!(ws.lifecycle.dns_record.as_deref(), Some(record.id.as_str()));
         }
-        for ws in &live {
-            assert_eq!(ws.lifecycle.check_invariants(), Ok(()), "{}", ws.id);
-            match ws.status() {
-                WorkspaceStatus::Running | WorkspaceStatus::Stopped => {}
-                WorkspaceStatus::Error => {
-                    assert!(ws.lifecycle.error_message.is_some());
-                    assert!(!ws.lifecycle.holds_resources(), "error workspace still holds resources");
-                }
-                other => panic!("workspace {} not settled: {other}", ws.id),
-            }
-        }
+        live
     }
 }
