@@ -140,10 +140,10 @@ async fn two_engines_share_200_workspaces() {
     }
     // Boot every agent, then stop half and delete a quarter through both engines at once.
     for id in &ids {
-        if let Some(token) = h.bootstrap_token(*id) {
-            if a.redeem_bootstrap(&token).await.is_ok() {
-                a.report_agent(h.user, *id, &AgentReport::Ready).await.unwrap();
-            }
+        if let Some(token) = h.bootstrap_token(*id)
+            && a.redeem_bootstrap(&token).await.is_ok()
+        {
+            a.report_agent(h.user, *id, &AgentReport::Ready).await.unwrap();
         }
     }
     let mut tasks = Vec::new();
