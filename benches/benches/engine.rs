@@ -5,6 +5,8 @@
 //!
 //! `cargo bench -p sam-benches --bench engine`
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: a panic is the failure report
+
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
