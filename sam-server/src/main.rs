@@ -1,19 +1,36 @@
-//! # sam-server
-//!
-//! The control plane: a thin binary that wires configuration to `sam-core`'s
-//! engine and `sam-providers`' adapters and serves the HTTP API, the web UI,
-//! GitHub sign-in, the JWKS document, agent downloads and webhooks, and runs the
-//! reconciler. `sam-server dev` will run the whole product on one machine with
-//! emulated GitHub, Hetzner and Cloudflare and local agent processes;
-//! `sam-server serve` is production.
-//!
-//! Not built yet: the server lands with its own issue.
+//! The `sam-server` binary. Commands land incrementally: see `--help`.
 
-fn main() {
-    let command = std::env::args().nth(1).unwrap_or_default();
-    println!(
-        "sam-server {}: `{command}` is not available yet; the control plane lands with the server issue. \
-         Run ./scripts/test to run what exists.",
-        env!("CARGO_PKG_VERSION")
-    );
+use clap::{Parser, Subcommand};
+
+/// SAM control plane.
+#[derive(Parser, Debug)]
+#[command(
+    name = "sam-server",
+    version,
+    about = "SAM control plane: disposable cloud workspaces with a browser terminal"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the whole product on this machine with emulated GitHub, Hetzner and Cloudflare (not built yet).
+    Dev,
+    /// Run the control plane in production (not built yet).
+    Serve,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Dev | Command::Serve => {
+            anyhow::bail!(
+                "`{:?}` is not available yet: the HTTP API exists as a library (sam_server::api::router) and is \
+                 tested; wiring it to configuration and the real adapters is the next step of the server issue",
+                cli.command
+            )
+        }
+    }
 }

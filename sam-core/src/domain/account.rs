@@ -78,6 +78,9 @@ pub struct NewSession {
 pub enum CredentialProvider {
     /// Hetzner Cloud API token.
     Hetzner,
+    /// The user's GitHub user-to-server token from sign-in, used to list the
+    /// app installations the user can access. Not shown as a cloud credential.
+    Github,
 }
 
 impl CredentialProvider {
@@ -85,6 +88,7 @@ impl CredentialProvider {
     pub const fn as_str(self) -> &'static str {
         match self {
             CredentialProvider::Hetzner => "hetzner",
+            CredentialProvider::Github => "github",
         }
     }
 }
@@ -95,7 +99,8 @@ impl std::str::FromStr for CredentialProvider {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "hetzner" => Ok(CredentialProvider::Hetzner),
-            _ => Err(super::ValidationError::new("provider", "must be 'hetzner'")),
+            "github" => Ok(CredentialProvider::Github),
+            _ => Err(super::ValidationError::new("provider", "must be 'hetzner' or 'github'")),
         }
     }
 }

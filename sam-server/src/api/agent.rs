@@ -1,0 +1,136 @@
+//! Endpoints for workspace agents (authenticated by their credentials, not by
+//! a user session): bootstrap, reports, heartbeats, and the agent download.
+
+use std::path::PathBuf;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use sam_core::domain::{UserId, WorkspaceId};
+use sam_core::engine::{AgentReport, BootstrapGrant, HeartbeatAction, HeartbeatAnswer, HeartbeatReport};
+use sam_core::ports::Audience;
+use sam_core::secret::sha256_hex;
+use serde::Deserialize;
+
+use super::error::ApiError;
+use crate::state::AppState;
+
+/// The agent's identity from its `Authorization: Bearer <callback token>`,
+/// checked against the workspace in the path.
+async fn authenticate_agent(
+    state: &AppState,
+    headers: &HeaderMap,
+    path_id: &str,
+) -> Result<(UserId, WorkspaceId), ApiError> {
+    let unauthorized =
+        || ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "a valid workspace credential is required");
+    let id: WorkspaceId = path_id.parse().map_err(|_| unauthorized())?;
+    let token = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .filter(|t| t.len() <= 4096)
+        .ok_or_else(unauthorized)?;
+    let now = state.engine.ports().clock.now();
+    let claims = state.verifier.verify(token, Audience::WorkspaceCallback, now).await.map_err(|e| {
+        tracing::warn!(workspace_id = %id, kind = ?e.kind, "agent credential rejected");
+        unauthorized()
+    })?;
+    if claims.workspace != id {
+        tracing::warn!(workspace_id = %id, claimed = %claims.workspace, "agent credential for another workspace");
+        return Err(unauthorized());
+    }
+    Ok((claims.subject, id))
+}
+
+/// `POST /api/bootstrap/{token}`: single use.
+pub async fn bootstrap(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+) -> Result<Json<BootstrapGrant>, ApiError> {
+    let grant = state.engine.redeem_bootstrap(&token).await?;
+    Ok(Json(grant))
+}
+
+/// `POST /api/workspaces/{id}/heartbeat`.
+pub async fn heartbeat(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Json(report): Json<HeartbeatReport>,
+) -> Result<Json<HeartbeatAnswer>, ApiError> {
+    let (owner, id) = authenticate_agent(&state, &headers, &id).await?;
+    let answer = state.engine.record_heartbeat(owner, id, report).await?;
+    if answer.action == HeartbeatAction::Shutdown {
+        state.spawn_drive(owner, id);
+    }
+    Ok(Json(answer))
+}
+
+/// `POST /api/workspaces/{id}/agent-status`: `{"status":"progress","step":…}`,
+/// `{"status":"ready"}` or `{"status":"failed","message":…}`.
+pub async fn report(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Json(report): Json<AgentReport>,
+) -> Result<StatusCode, ApiError> {
+    let (owner, id) = authenticate_agent(&state, &headers, &id).await?;
+    state.engine.report_agent(owner, id, &report).await?;
+    if matches!(report, AgentReport::Failed { .. }) {
+        state.spawn_drive(owner, id);
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Query of the agent download.
+#[derive(Deserialize)]
+pub struct DownloadQuery {
+    arch: Option<String>,
+}
+
+/// The path of the agent binary for `arch` in `dir`.
+pub fn agent_path(dir: &std::path::Path, arch: &str) -> PathBuf {
+    dir.join(format!("sam-agent-{arch}"))
+}
+
+/// `GET /api/agent/download?arch=amd64|arm64`: the agent of exactly this
+/// server's version, with its SHA-256 for cloud-init to verify.
+pub async fn download(State(state): State<AppState>, Query(query): Query<DownloadQuery>) -> Result<Response, ApiError> {
+    let arch = query.arch.unwrap_or_else(|| "amd64".into());
+    if arch != "amd64" && arch != "arm64" {
+        return Err(ApiError::invalid("arch", "arch must be amd64 or arm64"));
+    }
+    let path = agent_path(&state.http.agent_dir, &arch);
+    let bytes = match tokio::fs::read(&path).await {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "agent_not_found",
+                format!("this server has no agent binary for {arch}"),
+            ));
+        }
+        Err(e) => {
+            tracing::error!(path = %path.display(), error = %e, "agent binary unreadable");
+            return Err(ApiError::internal());
+        }
+    };
+    let sha = tokio::task::spawn_blocking({
+        let bytes = bytes.clone();
+        move || sha256_hex(&bytes)
+    })
+    .await
+    .map_err(|_| ApiError::internal())?;
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+    headers.insert("x-agent-version", HeaderValue::from_static(env!("CARGO_PKG_VERSION")));
+    if let Ok(v) = HeaderValue::from_str(&sha) {
+        headers.insert("x-agent-sha256", v);
+    }
+    Ok((StatusCode::OK, headers, Body::from(bytes)).into_response())
+}

@@ -1,0 +1,171 @@
+//! GitHub sign-in (OAuth web flow with `state` and PKCE), sign-out, and the
+//! current user.
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::header::{LOCATION, SET_COOKIE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use sam_core::domain::{Credential, CredentialProvider, NewSession};
+use sam_core::engine::credential_context;
+use sam_core::secret::{PkcePair, constant_time_eq, random_token, sha256_hex};
+use serde::{Deserialize, Serialize};
+
+use super::error::ApiError;
+use super::session::{CurrentUser, cookie, set_cookie};
+use crate::state::AppState;
+
+const OAUTH_COOKIE_TTL: i64 = 600;
+
+fn redirect(to: &str, cookies: &[String]) -> Response {
+    let mut headers = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(to) {
+        headers.insert(LOCATION, v);
+    }
+    for c in cookies {
+        if let Ok(v) = HeaderValue::from_str(c) {
+            headers.append(SET_COOKIE, v);
+        }
+    }
+    (StatusCode::FOUND, headers).into_response()
+}
+
+/// `GET /api/auth/github`: starts sign-in.
+pub async fn start(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let oauth_state = random_token().map_err(|_| ApiError::internal())?;
+    let pkce = PkcePair::generate().map_err(|_| ApiError::internal())?;
+    let url = state.identity.authorize_url(oauth_state.expose(), &pkce.challenge, &state.http.oauth_redirect_uri());
+    // Lax, not Strict: the way back from GitHub is a cross-site top-level GET.
+    let cookie = set_cookie(
+        state.http.oauth_cookie(),
+        &format!("{}.{}", oauth_state.expose(), pkce.verifier.expose()),
+        OAUTH_COOKIE_TTL,
+        state.http.secure_cookies,
+        "Lax",
+    );
+    Ok(redirect(&url, &[cookie]))
+}
+
+/// Query of the OAuth callback.
+#[derive(Deserialize)]
+pub struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+}
+
+/// `GET /api/auth/callback/github`: finishes sign-in.
+pub async fn callback(
+    State(state): State<AppState>,
+    Query(query): Query<CallbackQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let clear_oauth = set_cookie(state.http.oauth_cookie(), "", 0, state.http.secure_cookies, "Lax");
+    if let Some(error) = query.error {
+        tracing::info!(error = %error.chars().take(64).collect::<String>(), "sign-in declined at GitHub");
+        return Ok(redirect("/?signin=declined", &[clear_oauth]));
+    }
+    let forged = || {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_state", "sign-in expired or was not started here; try again")
+    };
+    let (code, returned_state) = match (query.code, query.state) {
+        (Some(c), Some(s)) if c.len() <= 256 && s.len() <= 128 => (c, s),
+        _ => return Err(forged()),
+    };
+    let stored = cookie(&headers, state.http.oauth_cookie()).ok_or_else(forged)?;
+    let (expected_state, verifier) = stored.split_once('.').ok_or_else(forged)?;
+    if !constant_time_eq(expected_state.as_bytes(), returned_state.as_bytes()) {
+        tracing::warn!("OAuth state mismatch");
+        return Err(forged());
+    }
+    let identity =
+        state.identity.exchange_code(&code, &verifier.into(), &state.http.oauth_redirect_uri()).await.map_err(|e| {
+            tracing::warn!(kind = e.kind().code(), "OAuth code exchange failed");
+            ApiError::new(StatusCode::BAD_REQUEST, "signin_failed", "GitHub did not confirm the sign-in; try again")
+        })?;
+
+    let ports = state.engine.ports();
+    let now = ports.clock.now();
+    let user = ports.store.upsert_user(&identity.profile, now).await?;
+    let sealed = ports
+        .cipher
+        .seal(identity.access_token.expose().as_bytes(), credential_context(user.id, CredentialProvider::Github))
+        .map_err(|_| ApiError::internal())?;
+    ports
+        .store
+        .put_credential(&Credential {
+            user_id: user.id,
+            provider: CredentialProvider::Github,
+            ciphertext: sealed,
+            validated_at: Some(now),
+            created_at: now,
+            updated_at: now,
+        })
+        .await?;
+
+    let secret = random_token().map_err(|_| ApiError::internal())?;
+    let ttl = time::Duration::try_from(state.http.session_ttl).unwrap_or(time::Duration::days(7));
+    ports
+        .store
+        .create_session(
+            &NewSession { id_hash: sha256_hex(secret.expose().as_bytes()), user_id: user.id, expires_at: now + ttl },
+            now,
+        )
+        .await?;
+    tracing::info!(user_id = %user.id, github_id = %user.github_id, "signed in");
+    let session =
+        set_cookie(state.http.session_cookie(), secret.expose(), ttl.whole_seconds(), state.http.secure_cookies, "Lax");
+    Ok(redirect("/", &[session, clear_oauth]))
+}
+
+/// Query of sign-out.
+#[derive(Deserialize)]
+pub struct LogoutQuery {
+    #[serde(default)]
+    everywhere: bool,
+}
+
+/// `POST /api/auth/logout[?everywhere=true]`.
+pub async fn logout(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Query(query): Query<LogoutQuery>,
+) -> Result<Response, ApiError> {
+    let store = &state.engine.ports().store;
+    if query.everywhere {
+        store.delete_user_sessions(current.user.id).await?;
+    } else {
+        store.delete_session(&current.session_hash).await?;
+    }
+    let clear = set_cookie(state.http.session_cookie(), "", 0, state.http.secure_cookies, "Lax");
+    let mut headers = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(&clear) {
+        headers.insert(SET_COOKIE, v);
+    }
+    Ok((StatusCode::NO_CONTENT, headers).into_response())
+}
+
+/// The current user, as `GET /api/auth/me` returns it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Me {
+    id: String,
+    github_id: i64,
+    login: String,
+    name: Option<String>,
+    email: Option<String>,
+    avatar_url: Option<String>,
+}
+
+/// `GET /api/auth/me`.
+pub async fn me(current: CurrentUser) -> Json<Me> {
+    let u = current.user;
+    Json(Me {
+        id: u.id.to_string(),
+        github_id: u.github_id.0,
+        login: u.login,
+        name: u.name,
+        email: u.email,
+        avatar_url: u.avatar_url,
+    })
+}

@@ -1,0 +1,101 @@
+//! The API's error body: `{"error": "<code>", "message": "<human text>"}` with
+//! the right status; `field` names the offending input on 422.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use sam_core::engine::{EngineError, EngineErrorKind};
+use sam_core::ports::{ProviderError, StoreError};
+use serde::Serialize;
+
+/// An error response.
+#[derive(Debug)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Stable machine-readable code.
+    pub code: &'static str,
+    /// Text for the user.
+    pub message: String,
+    /// Offending input field (422).
+    pub field: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: &'a str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+}
+
+impl ApiError {
+    /// An error with a status, code and message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into(), field: None }
+    }
+
+    /// 401: no valid session or credential.
+    pub fn unauthenticated() -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", "sign in first")
+    }
+
+    /// 404.
+    pub fn not_found(what: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+    }
+
+    /// 422 naming a field.
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        Self { field: Some(field), ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", message) }
+    }
+
+    /// 500 without details (they go to the log).
+    pub fn internal() -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Body { error: self.code, message: &self.message, field: self.field };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        let (status, code) = match e.kind {
+            EngineErrorKind::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            EngineErrorKind::InvalidState => (StatusCode::CONFLICT, "invalid_state"),
+            EngineErrorKind::Invalid => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+            EngineErrorKind::NameTaken => (StatusCode::CONFLICT, "name_taken"),
+            EngineErrorKind::QuotaExceeded => (StatusCode::CONFLICT, "quota_exceeded"),
+            EngineErrorKind::Precondition => (StatusCode::PRECONDITION_FAILED, "precondition_failed"),
+            EngineErrorKind::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            EngineErrorKind::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        };
+        if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
+            tracing::error!(error = %e, "engine error");
+        }
+        Self { status, code, message: e.message, field: e.field }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        EngineError::from(e).into()
+    }
+}
+
+impl From<ProviderError> for ApiError {
+    fn from(e: ProviderError) -> Self {
+        tracing::warn!(kind = e.kind().code(), error = %e, "provider call failed");
+        if e.is_retryable() {
+            Self::new(StatusCode::SERVICE_UNAVAILABLE, "provider_unavailable", "the provider is unavailable; try again")
+        } else {
+            Self::new(StatusCode::BAD_GATEWAY, "provider_error", e.message().to_owned())
+        }
+    }
+}

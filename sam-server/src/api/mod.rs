@@ -1,0 +1,73 @@
+//! The HTTP API, composed from one module per area.
+
+mod agent;
+mod auth;
+mod credentials;
+mod csrf;
+pub mod error;
+mod github;
+pub mod session;
+mod system;
+mod workspaces;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request};
+use axum::routing::{delete, get, post};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+pub use agent::agent_path;
+
+use crate::state::AppState;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The whole API with its middleware.
+pub fn router(state: AppState) -> Router {
+    let max_body = state.http.max_body_bytes;
+    let api = Router::new()
+        .route("/api/health", get(system::health))
+        .route("/api/ready", get(system::ready))
+        .route("/.well-known/jwks.json", get(system::jwks))
+        .route("/api/auth/github", get(auth::start))
+        .route("/api/auth/callback/github", get(auth::callback))
+        .route("/api/auth/logout", post(auth::logout))
+        .route("/api/auth/me", get(auth::me))
+        .route("/api/credentials", get(credentials::list).post(credentials::add))
+        .route("/api/credentials/{provider}", delete(credentials::remove))
+        .route("/api/github/installations", get(github::list_installations))
+        .route("/api/github/install-url", get(github::install_url))
+        .route("/api/github/repositories", get(github::repositories))
+        .route("/api/github/repositories/{owner}/{repo}/branches", get(github::branches))
+        .route("/api/workspaces", get(workspaces::list).post(workspaces::create))
+        .route("/api/workspaces/stream", get(workspaces::stream))
+        .route("/api/workspaces/{id}", get(workspaces::get).delete(workspaces::delete))
+        .route("/api/workspaces/{id}/stop", post(workspaces::stop))
+        .route("/api/workspaces/{id}/restart", post(workspaces::restart))
+        .route("/api/workspaces/{id}/events", get(workspaces::events))
+        .route("/api/workspaces/{id}/heartbeat", post(agent::heartbeat))
+        .route("/api/workspaces/{id}/agent-status", post(agent::report))
+        .route("/api/terminal/token", post(system::terminal_token))
+        .route("/api/bootstrap/{token}", post(agent::bootstrap))
+        .route("/api/agent/download", get(agent::download))
+        .fallback(|| async { error::ApiError::not_found("route") })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), csrf::same_origin))
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(state);
+
+    api.layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request<_>| {
+                    let request_id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+                    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %request_id)
+                })
+                .on_response(|response: &axum::http::Response<_>, latency: Duration, _span: &tracing::Span| {
+                    tracing::info!(status = response.status().as_u16(), latency_ms = latency.as_millis() as u64, "response");
+                }),
+        )
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}

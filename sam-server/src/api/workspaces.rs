@@ -1,0 +1,288 @@
+//! Workspaces: list, create, one, stop, restart, delete, history, and a
+//! server-sent event stream of the caller's changes.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use futures_util::Stream;
+use sam_core::domain::{
+    BranchName, CredentialProvider, InstallationId, LocationCode, RepoFullName, UserId, VmSize, Workspace, WorkspaceId,
+    WorkspaceName, WorkspaceSpec,
+};
+use sam_core::engine::credential_context;
+use sam_core::lifecycle::WorkspaceStatus;
+use serde::{Deserialize, Serialize};
+
+use super::error::ApiError;
+use super::session::CurrentUser;
+use crate::state::AppState;
+
+/// A workspace as the API shows it.
+#[derive(Serialize, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkspaceView {
+    id: WorkspaceId,
+    name: String,
+    repository: String,
+    branch: String,
+    status: WorkspaceStatus,
+    vm_size: VmSize,
+    vm_location: String,
+    url: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    last_activity_at: Option<time::OffsetDateTime>,
+    error_message: Option<String>,
+    status_reason: String,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: time::OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    updated_at: time::OffsetDateTime,
+}
+
+impl WorkspaceView {
+    /// The view of `ws` under the deployment's URL scheme.
+    pub fn new(state: &AppState, ws: &Workspace) -> Self {
+        let config = state.engine.config();
+        let url = (ws.status() == WorkspaceStatus::Running)
+            .then(|| config.workspace_url_template.replace("{host}", &ws.hostname(&config.base_domain)));
+        Self {
+            id: ws.id,
+            name: ws.spec.name.to_string(),
+            repository: ws.spec.repository.to_string(),
+            branch: ws.spec.branch.to_string(),
+            status: ws.status(),
+            vm_size: ws.spec.vm_size,
+            vm_location: ws.spec.vm_location.to_string(),
+            url,
+            last_activity_at: ws.last_activity_at,
+            error_message: ws.lifecycle.error_message.clone(),
+            status_reason: ws.lifecycle.reason.to_string(),
+            created_at: ws.created_at,
+            updated_at: ws.updated_at,
+        }
+    }
+}
+
+fn parse_id(raw: &str) -> Result<WorkspaceId, ApiError> {
+    // A malformed id cannot name anyone's workspace: same answer as "not yours".
+    raw.parse().map_err(|_| ApiError::not_found("workspace"))
+}
+
+/// Query of the list.
+#[derive(Deserialize)]
+pub struct ListQuery {
+    status: Option<String>,
+}
+
+/// `GET /api/workspaces?status=`.
+pub async fn list(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Vec<WorkspaceView>>, ApiError> {
+    let status = match query.status.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(s.parse::<WorkspaceStatus>().map_err(|_| ApiError::invalid("status", "unknown status"))?),
+    };
+    let list = state.engine.list(current.user.id, status).await?;
+    Ok(Json(list.iter().map(|w| WorkspaceView::new(&state, w)).collect()))
+}
+
+/// Body of `POST /api/workspaces`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateWorkspace {
+    name: String,
+    repository: String,
+    branch: String,
+    vm_size: String,
+    vm_location: String,
+    /// Optional: the installation to clone through; found from the
+    /// repository's owner when absent.
+    installation_id: Option<i64>,
+}
+
+/// `POST /api/workspaces`.
+pub async fn create(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Json(body): Json<CreateWorkspace>,
+) -> Result<(StatusCode, Json<WorkspaceView>), ApiError> {
+    let invalid = |e: sam_core::domain::ValidationError| ApiError::invalid(e.field, e.to_string());
+    let spec = WorkspaceSpec {
+        name: WorkspaceName::new(body.name).map_err(invalid)?,
+        repository: RepoFullName::new(body.repository).map_err(invalid)?,
+        branch: BranchName::new(body.branch).map_err(invalid)?,
+        vm_size: body.vm_size.parse::<VmSize>().map_err(invalid)?,
+        vm_location: LocationCode::new(body.vm_location).map_err(invalid)?,
+    };
+    let installation = match body.installation_id {
+        Some(id) => InstallationId(id),
+        None => find_installation(&state, current.user.id, &spec.repository).await?,
+    };
+    let ws = state.engine.create(current.user.id, spec, installation).await?;
+    state.spawn_drive(ws.owner, ws.id);
+    Ok((StatusCode::CREATED, Json(WorkspaceView::new(&state, &ws))))
+}
+
+/// The user's installation on the repository's owner account.
+async fn find_installation(
+    state: &AppState,
+    user: UserId,
+    repository: &RepoFullName,
+) -> Result<InstallationId, ApiError> {
+    let ports = state.engine.ports();
+    let credential = ports.store.get_credential(user, CredentialProvider::Github).await?;
+    let token = credential
+        .and_then(|c| ports.cipher.open(&c.ciphertext, credential_context(user, CredentialProvider::Github)).ok())
+        .and_then(|p| p.into_secret_string())
+        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "signin_required", "sign in with GitHub again"))?;
+    let installations = state.repos().list_installations(&token).await?;
+    installations.iter().find(|i| i.account_login.eq_ignore_ascii_case(repository.owner())).map(|i| i.id).ok_or_else(
+        || {
+            ApiError::new(
+                StatusCode::PRECONDITION_FAILED,
+                "app_not_installed",
+                format!("Install the SAM GitHub App on {} first.", repository.owner()),
+            )
+        },
+    )
+}
+
+/// `GET /api/workspaces/{id}`.
+pub async fn get(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Json<WorkspaceView>, ApiError> {
+    let ws = state.engine.get(current.user.id, parse_id(&id)?).await?;
+    Ok(Json(WorkspaceView::new(&state, &ws)))
+}
+
+async fn action(
+    state: AppState,
+    current: CurrentUser,
+    id: String,
+    what: &'static str,
+) -> Result<(StatusCode, Json<WorkspaceView>), ApiError> {
+    let id = parse_id(&id)?;
+    let owner = current.user.id;
+    let ws = match what {
+        "stop" => state.engine.stop(owner, id).await?,
+        "restart" => state.engine.restart(owner, id).await?,
+        _ => state.engine.delete(owner, id).await?,
+    };
+    state.spawn_drive(owner, id);
+    Ok((StatusCode::ACCEPTED, Json(WorkspaceView::new(&state, &ws))))
+}
+
+/// `POST /api/workspaces/{id}/stop`.
+pub async fn stop(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<WorkspaceView>), ApiError> {
+    action(state, current, id, "stop").await
+}
+
+/// `POST /api/workspaces/{id}/restart`.
+pub async fn restart(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<WorkspaceView>), ApiError> {
+    action(state, current, id, "restart").await
+}
+
+/// `DELETE /api/workspaces/{id}`.
+pub async fn delete(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<WorkspaceView>), ApiError> {
+    action(state, current, id, "delete").await
+}
+
+/// One entry of the history.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventView {
+    from: WorkspaceStatus,
+    to: WorkspaceStatus,
+    event: String,
+    reason: String,
+    message: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    at: time::OffsetDateTime,
+}
+
+/// `GET /api/workspaces/{id}/events`.
+pub async fn events(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<EventView>>, ApiError> {
+    let events = state.engine.events(current.user.id, parse_id(&id)?).await?;
+    Ok(Json(
+        events
+            .into_iter()
+            .map(|e| EventView {
+                from: e.from,
+                to: e.to,
+                event: e.event,
+                reason: e.reason.to_string(),
+                message: e.message,
+                at: e.at,
+            })
+            .collect(),
+    ))
+}
+
+/// How often the stream looks for changes. Polling the store (rather than an
+/// in-process channel) sees changes made by every replica and the reconciler.
+const STREAM_POLL: Duration = Duration::from_secs(1);
+
+/// `GET /api/workspaces/stream`: `event: workspace` with a workspace's JSON
+/// whenever it changes, `event: removed` with `{"id"}` when it is gone.
+pub async fn stream(
+    State(state): State<AppState>,
+    current: CurrentUser,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    let owner = current.user.id;
+    let initial: (HashMap<WorkspaceId, (u64, time::OffsetDateTime)>, bool) = (HashMap::new(), true);
+    let stream = futures_util::stream::unfold(
+        (state, initial, Vec::<SseEvent>::new()),
+        move |(state, (mut seen, mut first), mut pending)| async move {
+            loop {
+                if let Some(event) = pending.pop() {
+                    return Some((Ok(event), (state, (seen, first), pending)));
+                }
+                if !first {
+                    tokio::time::sleep(STREAM_POLL).await;
+                }
+                first = false;
+                let Ok(list) = state.engine.list(owner, None).await else { continue };
+                let now_ids: std::collections::HashSet<WorkspaceId> = list.iter().map(|w| w.id).collect();
+                for id in seen.keys().copied().filter(|id| !now_ids.contains(id)).collect::<Vec<_>>() {
+                    seen.remove(&id);
+                    pending.push(SseEvent::default().event("removed").data(format!("{{\"id\":\"{id}\"}}")));
+                }
+                for ws in &list {
+                    let marker = (ws.version, ws.last_activity_at.unwrap_or(ws.updated_at));
+                    if seen.get(&ws.id) != Some(&marker) {
+                        seen.insert(ws.id, marker);
+                        if let Ok(json) = serde_json::to_string(&WorkspaceView::new(&state, ws)) {
+                            pending.push(SseEvent::default().event("workspace").data(json));
+                        }
+                    }
+                }
+            }
+        },
+    );
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}

@@ -1,0 +1,74 @@
+//! Everything a request handler needs, shared behind an `Arc`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use sam_core::domain::{UserId, WorkspaceId};
+use sam_core::engine::Engine;
+use sam_core::ports::{IdentityProvider, RepoAccess, TokenIssuer, TokenVerifier};
+
+/// Settings of the HTTP layer.
+#[derive(Clone, Debug)]
+pub struct HttpSettings {
+    /// Public origin of the control plane, e.g. `https://sam.example.dev`
+    /// (no trailing slash). State-changing requests must come from it.
+    pub public_url: String,
+    /// Whether cookies get `Secure` and the `__Host-` prefix (https).
+    pub secure_cookies: bool,
+    /// Session lifetime (sliding).
+    pub session_ttl: std::time::Duration,
+    /// Directory holding `sam-agent-<arch>` binaries.
+    pub agent_dir: PathBuf,
+    /// Largest JSON body accepted.
+    pub max_body_bytes: usize,
+}
+
+impl HttpSettings {
+    /// Name of the session cookie.
+    pub fn session_cookie(&self) -> &'static str {
+        if self.secure_cookies { "__Host-sam_session" } else { "sam_session" }
+    }
+
+    /// Name of the short-lived OAuth cookie (state + PKCE verifier).
+    pub fn oauth_cookie(&self) -> &'static str {
+        if self.secure_cookies { "__Host-sam_oauth" } else { "sam_oauth" }
+    }
+
+    /// The OAuth redirect URI.
+    pub fn oauth_redirect_uri(&self) -> String {
+        format!("{}/api/auth/callback/github", self.public_url)
+    }
+}
+
+/// Shared application state.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The workspace engine (and through it, every port).
+    pub engine: Arc<Engine>,
+    /// GitHub sign-in.
+    pub identity: Arc<dyn IdentityProvider>,
+    /// Signs terminal/callback tokens and serves the JWKS.
+    pub issuer: Arc<dyn TokenIssuer>,
+    /// Verifies agent callback credentials.
+    pub verifier: Arc<dyn TokenVerifier>,
+    /// HTTP settings.
+    pub http: HttpSettings,
+}
+
+impl AppState {
+    /// Repository access (the engine's port).
+    pub fn repos(&self) -> &Arc<dyn RepoAccess> {
+        &self.engine.ports().repos
+    }
+
+    /// Runs the engine on a workspace in the background; the request that
+    /// changed it has already answered.
+    pub fn spawn_drive(&self, owner: UserId, id: WorkspaceId) {
+        let engine = self.engine.clone();
+        tokio::spawn(async move {
+            if let Err(e) = engine.drive(owner, id).await {
+                tracing::warn!(workspace_id = %id, error = %e, "background drive failed; the reconciler will retry");
+            }
+        });
+    }
+}

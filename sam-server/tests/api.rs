@@ -1,0 +1,614 @@
+//! HTTP tests of every endpoint against the real server on a random port, with
+//! the testkit fakes behind it (the emulator-backed run lands with the
+//! adapters): happy path, unauthenticated, another user's workspace, wrong
+//! state, invalid and oversized bodies, CSRF, sign-in and sign-out.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use sam_core::domain::{GithubUserId, InstallationId};
+use sam_core::engine::{Engine, EngineConfig, Ports, RetryPolicy};
+use sam_core::ports::InstallationInfo;
+use sam_core::testkit::fakes::*;
+use sam_core::testkit::sample_new_user;
+use sam_server::state::{AppState, HttpSettings};
+use serde_json::{Value, json};
+
+const HETZNER_TOKEN: &str = "hcloud-test-token";
+
+struct Server {
+    base: String,
+    client: reqwest::Client,
+    github: Arc<FakeGithub>,
+    cloud: Arc<FakeCloud>,
+    agent_dir: tempdir::Dir,
+}
+
+mod tempdir {
+    /// A directory removed on drop.
+    pub struct Dir(pub std::path::PathBuf);
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+impl Server {
+    async fn start() -> Self {
+        let clock = ManualClock::at(time::OffsetDateTime::now_utc());
+        let cloud = Arc::new(FakeCloud::new());
+        cloud.add_token(HETZNER_TOKEN);
+        let github = Arc::new(FakeGithub::new(2));
+        let tokens = Arc::new(FakeTokenAuthority::new("http://sam.test", "k1"));
+        let store = Arc::new(MemoryStore::new());
+        let ports = Ports {
+            store,
+            compute: cloud.clone(),
+            dns: Arc::new(FakeDnsZone::new()),
+            repos: github.clone(),
+            cipher: Arc::new(FakeCipher::new(1, "server key")),
+            tokens: tokens.clone(),
+            clock: Arc::new(clock),
+        };
+        let mut config = EngineConfig::new("ws.sam.test", "http://sam.test");
+        config.retry = RetryPolicy::immediate(2);
+        let engine = Arc::new(Engine::new(ports, config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let agent_dir = std::env::temp_dir().join(format!("sam-agents-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&agent_dir).unwrap();
+        let state = AppState {
+            engine,
+            identity: github.clone(),
+            issuer: tokens.clone(),
+            verifier: tokens,
+            http: HttpSettings {
+                public_url: base.clone(),
+                secure_cookies: false,
+                session_ttl: Duration::from_secs(3600),
+                agent_dir: agent_dir.clone(),
+                max_body_bytes: 64 * 1024,
+            },
+        };
+        tokio::spawn(async move { axum::serve(listener, sam_server::api::router(state)).await });
+        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        Self { base, client, github, cloud, agent_dir: tempdir::Dir(agent_dir) }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Signs in GitHub user `github_id` through the real OAuth flow; returns the
+    /// session cookie (`name=value`).
+    async fn sign_in(&self, github_id: i64) -> String {
+        let start = self.client.get(self.url("/api/auth/github")).send().await.unwrap();
+        assert_eq!(start.status(), StatusCode::FOUND);
+        let location = start.headers()[LOCATION].to_str().unwrap().to_owned();
+        let oauth_cookie = first_cookie(&start);
+        let param = |name: &str| {
+            location.split(['?', '&']).find_map(|kv| kv.strip_prefix(&format!("{name}="))).unwrap().to_owned()
+        };
+        let code = self.github.approve(&param("code_challenge"), sample_new_user(github_id));
+        let callback = self
+            .client
+            .get(self.url(&format!("/api/auth/callback/github?code={code}&state={}", param("state"))))
+            .header(COOKIE, &oauth_cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(callback.status(), StatusCode::FOUND, "{:?}", callback.text().await);
+        let session = callback
+            .headers()
+            .get_all(SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .find(|c| c.starts_with("sam_session="))
+            .unwrap();
+        assert!(session.contains("HttpOnly") && session.contains("SameSite=Lax"));
+        session.split(';').next().unwrap().to_owned()
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        cookie: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.client.request(method, self.url(path)).header("origin", &self.base);
+        if let Some(cookie) = cookie {
+            request = request.header(COOKIE, cookie);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, path: &str, cookie: &str) -> (StatusCode, Value) {
+        self.send(reqwest::Method::GET, path, Some(cookie), None).await
+    }
+
+    async fn post(&self, path: &str, cookie: &str, body: Value) -> (StatusCode, Value) {
+        self.send(reqwest::Method::POST, path, Some(cookie), Some(body)).await
+    }
+
+    /// A signed-in user with a Hetzner token and the app installed on octo-org.
+    async fn ready_user(&self, github_id: i64) -> String {
+        self.github.add_installation(
+            InstallationInfo {
+                id: InstallationId(github_id),
+                account_login: "octo-org".into(),
+                account_type: "Organization".into(),
+                account_id: GithubUserId(9),
+                suspended: false,
+            },
+            github_id,
+            &["octo-org/hello-world", "octo-org/api", "other-org/tool"],
+        );
+        let cookie = self.sign_in(github_id).await;
+        let (status, _) =
+            self.post("/api/credentials", &cookie, json!({"provider": "hetzner", "token": HETZNER_TOKEN})).await;
+        assert_eq!(status, StatusCode::CREATED);
+        let (status, _) = self.get("/api/github/installations", &cookie).await;
+        assert_eq!(status, StatusCode::OK);
+        cookie
+    }
+
+    async fn wait_for(&self, cookie: &str, id: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        for _ in 0..200 {
+            let (_, ws) = self.get(&format!("/api/workspaces/{id}"), cookie).await;
+            if pred(&ws) {
+                return ws;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("workspace {id} never matched");
+    }
+}
+
+fn first_cookie(response: &reqwest::Response) -> String {
+    response.headers()[SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_owned()
+}
+
+fn workspace_body(name: &str) -> Value {
+    json!({"name": name, "repository": "octo-org/hello-world", "branch": "main", "vmSize": "small", "vmLocation": "fsn1"})
+}
+
+#[tokio::test]
+async fn health_ready_and_jwks() {
+    let s = Server::start().await;
+    let response = s.client.get(s.url("/api/health")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.headers().contains_key("x-request-id"), "every response carries a request id");
+    assert_eq!(response.json::<Value>().await.unwrap()["status"], "ok");
+    let response = s.client.get(s.url("/api/health")).header("x-request-id", "abc-123").send().await.unwrap();
+    assert_eq!(response.headers()["x-request-id"], "abc-123", "an incoming request id is kept");
+    let (status, _) = s.send(reqwest::Method::GET, "/api/ready", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = s.send(reqwest::Method::GET, "/.well-known/jwks.json", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body["keys"].is_array());
+    let (status, body) = s.send(reqwest::Method::GET, "/api/nope", None, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"], "not_found");
+}
+
+#[tokio::test]
+async fn sign_in_me_and_sign_out() {
+    let s = Server::start().await;
+    let cookie = s.sign_in(101).await;
+    let (status, me) = s.get("/api/auth/me", &cookie).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(me["githubId"], 101);
+    assert_eq!(me["login"], "user101");
+
+    // Signing in again binds to the same account.
+    let again = s.sign_in(101).await;
+    let (_, me2) = s.get("/api/auth/me", &again).await;
+    assert_eq!(me2["id"], me["id"]);
+
+    let (status, _) = s.send(reqwest::Method::POST, "/api/auth/logout", Some(&cookie), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = s.get("/api/auth/me", &cookie).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "the old cookie no longer works");
+    assert_eq!(body["error"], "unauthenticated");
+    let (status, _) = s.get("/api/auth/me", &again).await;
+    assert_eq!(status, StatusCode::OK, "other sessions survive a plain sign-out");
+    let (status, _) = s.send(reqwest::Method::POST, "/api/auth/logout?everywhere=true", Some(&again), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(s.get("/api/auth/me", &again).await.0, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn forged_state_and_replayed_code_are_refused() {
+    let s = Server::start().await;
+    let start = s.client.get(s.url("/api/auth/github")).send().await.unwrap();
+    let oauth_cookie = first_cookie(&start);
+    let location = start.headers()[LOCATION].to_str().unwrap().to_owned();
+    let challenge = location.split(['?', '&']).find_map(|kv| kv.strip_prefix("code_challenge=")).unwrap();
+    let state = location.split(['?', '&']).find_map(|kv| kv.strip_prefix("state=")).unwrap();
+    let code = s.github.approve(challenge, sample_new_user(5));
+
+    let forged = s
+        .client
+        .get(s.url(&format!("/api/auth/callback/github?code={code}&state=forged")))
+        .header(COOKIE, &oauth_cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::BAD_REQUEST);
+    let no_cookie =
+        s.client.get(s.url(&format!("/api/auth/callback/github?code={code}&state={state}"))).send().await.unwrap();
+    assert_eq!(no_cookie.status(), StatusCode::BAD_REQUEST);
+
+    let ok = s
+        .client
+        .get(s.url(&format!("/api/auth/callback/github?code={code}&state={state}")))
+        .header(COOKIE, &oauth_cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::FOUND);
+    let replay = s
+        .client
+        .get(s.url(&format!("/api/auth/callback/github?code={code}&state={state}")))
+        .header(COOKIE, &oauth_cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.status(), StatusCode::BAD_REQUEST, "a code works once");
+}
+
+#[tokio::test]
+async fn every_user_endpoint_needs_a_session() {
+    let s = Server::start().await;
+    let id = sam_core::domain::WorkspaceId::new();
+    for (method, path) in [
+        ("GET", "/api/auth/me".to_owned()),
+        ("GET", "/api/credentials".to_owned()),
+        ("POST", "/api/credentials".to_owned()),
+        ("DELETE", "/api/credentials/hetzner".to_owned()),
+        ("GET", "/api/github/installations".to_owned()),
+        ("GET", "/api/github/install-url".to_owned()),
+        ("GET", "/api/github/repositories?installation_id=1".to_owned()),
+        ("GET", "/api/github/repositories/o/r/branches?installation_id=1".to_owned()),
+        ("GET", "/api/workspaces".to_owned()),
+        ("POST", "/api/workspaces".to_owned()),
+        ("GET", "/api/workspaces/stream".to_owned()),
+        ("GET", format!("/api/workspaces/{id}")),
+        ("DELETE", format!("/api/workspaces/{id}")),
+        ("POST", format!("/api/workspaces/{id}/stop")),
+        ("POST", format!("/api/workspaces/{id}/restart")),
+        ("GET", format!("/api/workspaces/{id}/events")),
+        ("POST", "/api/terminal/token".to_owned()),
+        ("POST", "/api/auth/logout".to_owned()),
+    ] {
+        let body = (method == "POST").then(|| json!({}));
+        let (status, error) = s.send(method.parse().unwrap(), &path, Some("sam_session=forged"), body.clone()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}");
+        assert_eq!(error["error"], "unauthenticated");
+        let (status, _) = s.send(method.parse().unwrap(), &path, None, body).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path} without cookie");
+    }
+}
+
+#[tokio::test]
+async fn cross_origin_posts_are_refused() {
+    let s = Server::start().await;
+    let cookie = s.ready_user(11).await;
+    let foreign = s
+        .client
+        .post(s.url("/api/workspaces"))
+        .header(COOKIE, &cookie)
+        .header("origin", "https://evil.example")
+        .json(&workspace_body("x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), StatusCode::FORBIDDEN);
+    let no_origin = s
+        .client
+        .post(s.url("/api/workspaces"))
+        .header(COOKIE, &cookie)
+        .json(&workspace_body("x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_origin.status(), StatusCode::FORBIDDEN);
+    let same_site = s
+        .client
+        .post(s.url("/api/workspaces"))
+        .header(COOKIE, &cookie)
+        .header("sec-fetch-site", "same-origin")
+        .json(&workspace_body("x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(same_site.status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn credentials_are_validated_and_never_returned() {
+    let s = Server::start().await;
+    let cookie = s.sign_in(21).await;
+    let (status, body) = s.post("/api/credentials", &cookie, json!({"provider": "hetzner", "token": "wrong"})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["field"], "token");
+    assert!(body["message"].as_str().unwrap().contains("Hetzner rejected"));
+    let (status, body) = s.post("/api/credentials", &cookie, json!({"provider": "aws", "token": "x"})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["field"], "provider");
+    s.cloud.faults.push("validate_credential", Fault::Fail(sam_core::ports::ProviderErrorKind::Transient));
+    let (status, _) = s.post("/api/credentials", &cookie, json!({"provider": "hetzner", "token": HETZNER_TOKEN})).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let (_, list) = s.get("/api/credentials", &cookie).await;
+    assert_eq!(list, json!([]), "nothing stored when the provider was down");
+
+    let (status, body) =
+        s.post("/api/credentials", &cookie, json!({"provider": "hetzner", "token": HETZNER_TOKEN})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert!(!body.to_string().contains(HETZNER_TOKEN));
+    let (_, list) = s.get("/api/credentials", &cookie).await;
+    let text = list.to_string();
+    assert!(!text.contains(HETZNER_TOKEN), "the token is never returned");
+    assert_eq!(list[0]["provider"], "hetzner");
+    assert!(list[0]["validatedAt"].is_string());
+    assert!(list[0]["locations"].as_array().unwrap().iter().any(|l| l["code"] == "fsn1"));
+    let small =
+        list[0]["sizes"].as_array().unwrap().iter().find(|o| o["size"] == "small" && o["location"] == "fsn1").unwrap();
+    assert_eq!(small["serverType"], "cx23", "deprecated types are skipped");
+    assert!(small["hourly"].is_string());
+
+    let (status, _) = s.send(reqwest::Method::DELETE, "/api/credentials/hetzner", Some(&cookie), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = s.send(reqwest::Method::DELETE, "/api/credentials/hetzner", Some(&cookie), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn github_listing_is_scoped_to_the_users_installations() {
+    let s = Server::start().await;
+    let cookie = s.ready_user(31).await;
+    let (status, installs) = s.get("/api/github/installations", &cookie).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(installs[0]["accountLogin"], "octo-org");
+    let (_, url) = s.get("/api/github/install-url", &cookie).await;
+    assert!(url["url"].as_str().unwrap().contains("installations/new"));
+
+    let (status, page1) = s.get("/api/github/repositories?installation_id=31", &cookie).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page1["repositories"].as_array().unwrap().len(), 2);
+    assert_eq!(page1["nextPage"], 2);
+    let (_, page2) = s.get("/api/github/repositories?installation_id=31&page=2", &cookie).await;
+    assert_eq!(page2["repositories"][0]["fullName"], "other-org/tool");
+    let (_, filtered) = s.get("/api/github/repositories?installation_id=31&page=2&org=octo-org", &cookie).await;
+    assert_eq!(filtered["repositories"], json!([]));
+
+    let (status, branches) =
+        s.get("/api/github/repositories/octo-org/hello-world/branches?installation_id=31", &cookie).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(branches, json!(["main", "dev"]));
+
+    let other = s.ready_user(32).await;
+    let (status, _) = s.get("/api/github/repositories?installation_id=31", &other).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "another user's installation is not visible");
+    let (status, body) =
+        s.get("/api/github/repositories/octo-org/..%2F..%2Fetc/branches?installation_id=32", &other).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+}
+
+#[tokio::test]
+async fn workspace_lifecycle_over_http() {
+    let s = Server::start().await;
+    let cookie = s.ready_user(41).await;
+    let (status, ws) = s.post("/api/workspaces", &cookie, workspace_body("api")).await;
+    assert_eq!(status, StatusCode::CREATED, "{ws}");
+    assert_eq!(ws["status"], "creating");
+    assert_eq!(ws["vmSize"], "small");
+    let id = ws["id"].as_str().unwrap().to_owned();
+    let (status, body) = s.post("/api/workspaces", &cookie, workspace_body("api")).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(body["error"], "name_taken");
+
+    // The background drive creates the server; play the agent.
+    let wid: sam_core::domain::WorkspaceId = id.parse().unwrap();
+    for _ in 0..200 {
+        if s.cloud.user_data_of(wid).is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let data = s.cloud.user_data_of(wid).unwrap();
+    let token = data.lines().find_map(|l| l.trim().strip_prefix("SAM_AGENT_BOOTSTRAP_TOKEN=")).unwrap().to_owned();
+    let (status, _) =
+        s.send(reqwest::Method::POST, "/api/terminal/token", Some(&cookie), Some(json!({"workspaceId": id}))).await;
+    assert_eq!(status, StatusCode::CONFLICT, "not running yet");
+
+    let (status, grant) = s.send(reqwest::Method::POST, &format!("/api/bootstrap/{token}"), None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(grant["workspaceId"], id);
+    assert_eq!(grant["repository"], "octo-org/hello-world");
+    let (status, _) = s.send(reqwest::Method::POST, &format!("/api/bootstrap/{token}"), None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "single use");
+    let callback = grant["callbackToken"].as_str().unwrap().to_owned();
+
+    let agent = |path: String, bearer: String, body: Value| {
+        let client = s.client.clone();
+        let url = s.url(&path);
+        async move {
+            let r = client.post(url).bearer_auth(bearer).json(&body).send().await.unwrap();
+            let status = r.status();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (status, _) =
+        agent(format!("/api/workspaces/{id}/agent-status"), "forged".into(), json!({"status": "ready"})).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) =
+        agent(format!("/api/workspaces/{id}/agent-status"), callback.clone(), json!({"status": "ready"})).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let ws = s.wait_for(&cookie, &id, |w| w["status"] == "running").await;
+    assert!(ws["url"].as_str().unwrap().starts_with(&format!("https://ws-{id}.ws.sam.test")));
+
+    let (status, answer) = agent(
+        format!("/api/workspaces/{id}/heartbeat"),
+        callback.clone(),
+        json!({"idleSeconds": 10, "activeSessions": 1}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(answer["action"], "continue");
+    assert_eq!(answer["idleThreshold"], 1800);
+    let other_id = sam_core::domain::WorkspaceId::new();
+    let (status, _) =
+        agent(format!("/api/workspaces/{other_id}/heartbeat"), callback.clone(), json!({"idleSeconds": 0})).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "a callback credential works for its own workspace only");
+
+    let (status, access) =
+        s.send(reqwest::Method::POST, "/api/terminal/token", Some(&cookie), Some(json!({"workspaceId": id}))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(access["url"].as_str().unwrap().contains("/auth/callback?token="));
+    assert!(access["expiresAt"].is_string());
+
+    let (status, list) = s.get("/api/workspaces?status=running", &cookie).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    let (status, body) = s.get("/api/workspaces?status=bogus", &cookie).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["field"], "status");
+
+    // Another user sees nothing, and gets 404 (never 403) for it.
+    let other = s.ready_user(42).await;
+    for (method, path) in [
+        (reqwest::Method::GET, format!("/api/workspaces/{id}")),
+        (reqwest::Method::POST, format!("/api/workspaces/{id}/stop")),
+        (reqwest::Method::DELETE, format!("/api/workspaces/{id}")),
+        (reqwest::Method::GET, format!("/api/workspaces/{id}/events")),
+    ] {
+        let (status, _) = s.send(method, &path, Some(&other), None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+    }
+    let (status, _) =
+        s.send(reqwest::Method::POST, "/api/terminal/token", Some(&other), Some(json!({"workspaceId": id}))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let (status, ws) = s.send(reqwest::Method::POST, &format!("/api/workspaces/{id}/stop"), Some(&cookie), None).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(ws["status"], "stopping");
+    let ws = s.wait_for(&cookie, &id, |w| w["status"] == "stopped").await;
+    assert_eq!(ws["statusReason"], "user");
+    let (status, body) =
+        s.send(reqwest::Method::POST, &format!("/api/workspaces/{id}/stop"), Some(&cookie), None).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(body["error"], "invalid_state");
+    let (status, _) =
+        s.send(reqwest::Method::POST, "/api/terminal/token", Some(&cookie), Some(json!({"workspaceId": id}))).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+
+    let (status, events) = s.get(&format!("/api/workspaces/{id}/events"), &cookie).await;
+    assert_eq!(status, StatusCode::OK);
+    let names: Vec<&str> = events.as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(names.first(), Some(&"create_requested"));
+    assert!(names.contains(&"stop_finished"));
+
+    let (status, _) =
+        s.send(reqwest::Method::POST, &format!("/api/workspaces/{id}/restart"), Some(&cookie), None).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (status, _) = s.send(reqwest::Method::DELETE, &format!("/api/workspaces/{id}"), Some(&cookie), None).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    for _ in 0..200 {
+        if s.get(&format!("/api/workspaces/{id}"), &cookie).await.0 == StatusCode::NOT_FOUND {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(s.get(&format!("/api/workspaces/{id}"), &cookie).await.0, StatusCode::NOT_FOUND);
+    assert!(s.cloud.servers().is_empty(), "nothing left at the provider");
+}
+
+#[tokio::test]
+async fn invalid_and_oversized_bodies() {
+    let s = Server::start().await;
+    let cookie = s.ready_user(51).await;
+    for (field, body) in [
+        (
+            "name",
+            json!({"name": "<script>", "repository": "octo-org/hello-world", "branch": "main", "vmSize": "small", "vmLocation": "fsn1"}),
+        ),
+        (
+            "repository",
+            json!({"name": "a", "repository": "../x", "branch": "main", "vmSize": "small", "vmLocation": "fsn1"}),
+        ),
+        (
+            "branch",
+            json!({"name": "a", "repository": "o/r", "branch": "--upload-pack=x", "vmSize": "small", "vmLocation": "fsn1"}),
+        ),
+        ("vmSize", json!({"name": "a", "repository": "o/r", "branch": "main", "vmSize": "huge", "vmLocation": "fsn1"})),
+        (
+            "vmLocation",
+            json!({"name": "a", "repository": "octo-org/hello-world", "branch": "main", "vmSize": "small", "vmLocation": "mars1"}),
+        ),
+    ] {
+        let (status, response) = s.post("/api/workspaces", &cookie, body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{field}: {response}");
+        assert_eq!(response["field"], field);
+    }
+    let (status, _) = s.post("/api/workspaces", &cookie, json!({"name": "a"})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "missing fields");
+    let big = "x".repeat(100 * 1024);
+    let (status, _) = s.post("/api/workspaces", &cookie, json!({"name": big})).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    let (status, body) = s.post("/api/workspaces", &cookie, json!({"name": "a", "repository": "unknown-org/x", "branch": "main", "vmSize": "small", "vmLocation": "fsn1"})).await;
+    assert_eq!(status, StatusCode::PRECONDITION_FAILED);
+    assert!(body["message"].as_str().unwrap().contains("Install the SAM GitHub App on unknown-org"));
+}
+
+#[tokio::test]
+async fn agent_download_serves_the_binary_with_its_checksum() {
+    let s = Server::start().await;
+    let (status, body) = s.send(reqwest::Method::GET, "/api/agent/download?arch=arm64", None, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body["message"].as_str().unwrap().contains("arm64"));
+    let (status, _) = s.send(reqwest::Method::GET, "/api/agent/download?arch=sparc", None, None).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    let binary = b"\x7fELF fake agent".repeat(1000);
+    std::fs::write(sam_server::api::agent_path(&s.agent_dir.0, "amd64"), &binary).unwrap();
+    let response = s.client.get(s.url("/api/agent/download?arch=amd64")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["x-agent-version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(response.headers()["content-length"], binary.len().to_string().as_str());
+    let sha = response.headers()["x-agent-sha256"].to_str().unwrap().to_owned();
+    let bytes = response.bytes().await.unwrap();
+    assert_eq!(bytes.as_ref(), binary.as_slice());
+    assert_eq!(sha, sam_core::secret::sha256_hex(&binary));
+}
+
+#[tokio::test]
+async fn the_stream_sends_workspace_changes() {
+    let s = Server::start().await;
+    let cookie = s.ready_user(61).await;
+    let (_, ws) = s.post("/api/workspaces", &cookie, workspace_body("streamed")).await;
+    let mut response = s.client.get(s.url("/api/workspaces/stream")).header(COOKIE, &cookie).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut seen = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !seen.contains("event: workspace") && tokio::time::Instant::now() < deadline {
+        if let Ok(Ok(Some(chunk))) = tokio::time::timeout(Duration::from_secs(2), response.chunk()).await {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+    assert!(seen.contains("event: workspace"), "{seen}");
+    assert!(seen.contains(ws["id"].as_str().unwrap()));
+}
