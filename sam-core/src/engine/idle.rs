@@ -51,7 +51,7 @@ pub struct HeartbeatAnswer {
 /// use std::time::Duration;
 /// use sam_core::engine::{idle_decision, HeartbeatAction};
 /// let t0 = time::OffsetDateTime::UNIX_EPOCH;
-/// let m = |n| Duration::from_secs(n * 60);
+/// let m = |n: u64| Duration::from_secs(n * 60);
 /// assert_eq!(idle_decision(t0 + m(24), t0, m(30), m(5)).0, HeartbeatAction::Continue);
 /// assert_eq!(idle_decision(t0 + m(25), t0, m(30), m(5)).0, HeartbeatAction::Warn);
 /// assert_eq!(idle_decision(t0 + m(30), t0, m(30), m(5)).0, HeartbeatAction::Shutdown);
