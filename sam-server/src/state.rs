@@ -21,6 +21,9 @@ pub struct HttpSettings {
     pub agent_dir: PathBuf,
     /// Largest JSON body accepted.
     pub max_body_bytes: usize,
+    /// Requests per minute per client address to sign-in, terminal-token and
+    /// bootstrap endpoints.
+    pub rate_limit_per_minute: u32,
 }
 
 impl HttpSettings {

@@ -40,6 +40,10 @@ mod tempdir {
 
 impl Server {
     async fn start() -> Self {
+        Self::start_with_rate_limit(1000).await
+    }
+
+    async fn start_with_rate_limit(rate_limit_per_minute: u32) -> Self {
         let clock = ManualClock::at(time::OffsetDateTime::now_utc());
         let cloud = Arc::new(FakeCloud::new());
         cloud.add_token(HETZNER_TOKEN);
@@ -73,9 +77,11 @@ impl Server {
                 session_ttl: Duration::from_secs(3600),
                 agent_dir: agent_dir.clone(),
                 max_body_bytes: 64 * 1024,
+                rate_limit_per_minute,
             },
         };
-        tokio::spawn(async move { axum::serve(listener, sam_server::api::router(state)).await });
+        let app = sam_server::api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+        tokio::spawn(async move { axum::serve(listener, app).await });
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
         Self { base, client, github, cloud, agent_dir: tempdir::Dir(agent_dir) }
     }
@@ -611,4 +617,22 @@ async fn the_stream_sends_workspace_changes() {
     }
     assert!(seen.contains("event: workspace"), "{seen}");
     assert!(seen.contains(ws["id"].as_str().unwrap()));
+}
+
+#[tokio::test]
+async fn sign_in_and_token_endpoints_are_rate_limited() {
+    let s = Server::start_with_rate_limit(5).await;
+    let mut statuses = Vec::new();
+    for _ in 0..7 {
+        let response = s.client.get(s.url("/api/auth/github")).send().await.unwrap();
+        statuses.push(response.status());
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            assert!(response.headers().contains_key("retry-after"));
+            assert_eq!(response.json::<Value>().await.unwrap()["error"], "rate_limited");
+        }
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::FOUND).count(), 5);
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count(), 2);
+    let (status, _) = s.send(reqwest::Method::GET, "/api/health", None, None).await;
+    assert_eq!(status, StatusCode::OK, "other endpoints are not limited");
 }

@@ -6,6 +6,7 @@ mod credentials;
 mod csrf;
 pub mod error;
 mod github;
+pub mod ratelimit;
 pub mod session;
 mod system;
 mod workspaces;
@@ -25,7 +26,9 @@ use crate::state::AppState;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The whole API with its middleware.
+/// The whole API with its middleware. Serve it with
+/// `into_make_service_with_connect_info::<SocketAddr>()` so rate limits are per
+/// client address.
 pub fn router(state: AppState) -> Router {
     let max_body = state.http.max_body_bytes;
     let api = Router::new()
@@ -55,6 +58,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/agent/download", get(agent::download))
         .fallback(|| async { error::ApiError::not_found("route") })
         .layer(axum::middleware::from_fn_with_state(state.clone(), csrf::same_origin))
+        .layer(axum::middleware::from_fn_with_state(
+            std::sync::Arc::new(ratelimit::RateLimiter::new(state.http.rate_limit_per_minute, Duration::from_secs(60))),
+            ratelimit::limit,
+        ))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state);
 

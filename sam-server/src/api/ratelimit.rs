@@ -1,0 +1,96 @@
+//! Rate limits on the endpoints that mint things (sign-in, terminal tokens,
+//! bootstrap redemption): a fixed window per client address. In-process, so
+//! each replica limits on its own; that bounds abuse without shared state.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::error::ApiError;
+
+/// A fixed-window limiter keyed by client address.
+#[derive(Debug)]
+pub struct RateLimiter {
+    limit: u32,
+    window: Duration,
+    buckets: Mutex<HashMap<Option<IpAddr>, (Instant, u32)>>,
+}
+
+impl RateLimiter {
+    /// At most `limit` requests per `window` per address.
+    pub fn new(limit: u32, window: Duration) -> Self {
+        Self { limit, window, buckets: Mutex::new(HashMap::new()) }
+    }
+
+    /// Counts a request; `Err(wait)` when over the limit.
+    pub fn check(&self, key: Option<IpAddr>, now: Instant) -> Result<(), Duration> {
+        let mut buckets = self.buckets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if buckets.len() > 100_000 {
+            // Bound memory under a flood of distinct addresses.
+            buckets.retain(|_, (start, _)| now.duration_since(*start) < self.window);
+        }
+        let (start, count) = buckets.entry(key).or_insert((now, 0));
+        if now.duration_since(*start) >= self.window {
+            *start = now;
+            *count = 0;
+        }
+        if *count >= self.limit {
+            return Err(self.window.saturating_sub(now.duration_since(*start)));
+        }
+        *count += 1;
+        Ok(())
+    }
+}
+
+fn limited(path: &str) -> bool {
+    path.starts_with("/api/auth/github")
+        || path.starts_with("/api/auth/callback/")
+        || path == "/api/terminal/token"
+        || path.starts_with("/api/bootstrap/")
+}
+
+/// The middleware.
+pub async fn limit(State(limiter): State<std::sync::Arc<RateLimiter>>, request: Request, next: Next) -> Response {
+    if !limited(request.uri().path()) {
+        return next.run(request).await;
+    }
+    let key = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    match limiter.check(key, Instant::now()) {
+        Ok(()) => next.run(request).await,
+        Err(wait) => {
+            tracing::warn!(path = %request.uri().path(), client = ?key, "rate limited");
+            let mut response =
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests; slow down")
+                    .into_response();
+            if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+                response.headers_mut().insert(RETRY_AFTER, v);
+            }
+            response
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_resets() {
+        let limiter = RateLimiter::new(2, Duration::from_secs(60));
+        let t0 = Instant::now();
+        let ip = Some(IpAddr::from([127, 0, 0, 1]));
+        assert!(limiter.check(ip, t0).is_ok());
+        assert!(limiter.check(ip, t0).is_ok());
+        let wait = limiter.check(ip, t0 + Duration::from_secs(10)).unwrap_err();
+        assert_eq!(wait, Duration::from_secs(50));
+        assert!(limiter.check(Some(IpAddr::from([10, 0, 0, 1])), t0).is_ok(), "per address");
+        assert!(limiter.check(ip, t0 + Duration::from_secs(60)).is_ok(), "a new window");
+    }
+}
