@@ -1,0 +1,46 @@
+//! The `Store` contract and the storage-specific guarantees on SQLite.
+
+use std::sync::Arc;
+
+use sam_core::ports::Store;
+use sam_core::testkit::conformance;
+use sam_providers::store::{SqliteOptions, SqliteStore};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conformance_in_memory() {
+    let store = SqliteStore::in_memory().await.unwrap();
+    conformance::store::run(Arc::new(store)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conformance_on_a_file_with_a_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open_with(dir.path().join("sam.db"), SqliteOptions::default()).await.unwrap();
+    conformance::store::run(Arc::new(store.clone())).await;
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conformance_on_a_file_with_one_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = SqliteOptions { max_connections: 1, ..SqliteOptions::default() };
+    let store = SqliteStore::open_with(dir.path().join("sam.db"), options).await.unwrap();
+    conformance::store::run(Arc::new(store)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn data_survives_reopening_and_migrations_are_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sam.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let user =
+        store.upsert_user(&sam_core::testkit::sample_new_user(42), time::OffsetDateTime::UNIX_EPOCH).await.unwrap();
+    store.close().await;
+    let reopened = SqliteStore::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+    reopened.migrate().await.unwrap();
+    assert_eq!(reopened.get_user(user.id).await.unwrap(), Some(user));
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(reopened.pool()).await.unwrap();
+    assert_eq!(mode, "wal");
+    let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys").fetch_one(reopened.pool()).await.unwrap();
+    assert_eq!(fk, 1);
+}
