@@ -4,6 +4,8 @@
 //! PostgreSQL (two pools on one database; see `store_postgres.rs` for how the
 //! cluster is found).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers report failure by panicking
+
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};

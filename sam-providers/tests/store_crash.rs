@@ -5,6 +5,8 @@
 //! The test re-executes its own binary as the child (selected by an
 //! environment variable), so no extra binary is needed.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers report failure by panicking
+
 use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
 

@@ -5,6 +5,8 @@
 //! Without `SAM_TEST_POSTGRES_URL` these tests fail, unless
 //! `SAM_SKIP_POSTGRES=1` says explicitly to skip them.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers report failure by panicking
+
 use std::str::FromStr;
 use std::sync::Arc;
 

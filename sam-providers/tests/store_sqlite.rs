@@ -1,5 +1,7 @@
 //! The `Store` contract and the storage-specific guarantees on SQLite.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers report failure by panicking
+
 use std::sync::Arc;
 
 use sam_core::ports::Store;
