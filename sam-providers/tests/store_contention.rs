@@ -7,7 +7,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers report failure by panicking
 
 use std::collections::HashMap;
-use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -107,6 +106,8 @@ async fn sqlite_two_replicas_never_share_a_lease() {
 #[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_two_replicas_never_share_a_lease() {
+    use std::str::FromStr as _;
+
     use sam_providers::store::PostgresStore;
     use sqlx::postgres::PgConnectOptions;
     use sqlx::{AssertSqlSafe, Connection as _};

@@ -46,3 +46,33 @@ async fn data_survives_reopening_and_migrations_are_idempotent() {
     let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys").fetch_one(reopened.pool()).await.unwrap();
     assert_eq!(fk, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_database_is_unavailable_and_bad_rows_are_corrupt() {
+    use sam_core::ports::{StoreErrorKind, WorkspaceLimits};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sam.db");
+    let options = SqliteOptions { max_connections: 2, busy_timeout: std::time::Duration::from_millis(50) };
+    let store = SqliteStore::open_with(&path, options).await.unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let owner = store.upsert_user(&sam_core::testkit::sample_new_user(5), now).await.unwrap().id;
+    let ws = sam_core::testkit::sample_workspace(owner, "locked", now);
+    let ws = store.insert_workspace(&ws, None, WorkspaceLimits::default()).await.unwrap();
+
+    // Another process holds the write lock: writes fail as retryable.
+    let other = SqliteStore::open(&path).await.unwrap();
+    let mut tx = other.pool().begin_with("BEGIN IMMEDIATE").await.unwrap();
+    sqlx::query("UPDATE users SET login = 'x' WHERE 0").execute(&mut *tx).await.unwrap();
+    let err = store.record_heartbeat(owner, ws.id, now, now).await.unwrap_err();
+    assert_eq!(err.kind(), StoreErrorKind::Unavailable, "{err}");
+    assert!(err.is_retryable());
+    // Readers are not blocked by a writer (WAL).
+    assert!(store.get_workspace(owner, ws.id).await.unwrap().is_some());
+    tx.rollback().await.unwrap();
+    assert!(store.record_heartbeat(owner, ws.id, now, now).await.unwrap());
+
+    // A value edited by hand into something invalid is reported, not guessed.
+    sqlx::query("UPDATE workspaces SET status = 'exploded'").execute(store.pool()).await.unwrap();
+    let err = store.get_workspace(owner, ws.id).await.unwrap_err();
+    assert_eq!(err.kind(), StoreErrorKind::Corrupt);
+}

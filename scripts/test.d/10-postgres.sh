@@ -70,7 +70,8 @@ __sam_pg_main() {
       started=1
       break
     fi
-    echo "PostgreSQL did not start on port $port (attempt $attempt), retrying" >&2
+    echo "PostgreSQL did not start on port $port (attempt $attempt), retrying; its log:" >&2
+    tail -n 5 "$dir/server.log" >&2 || true
   done
   if [[ $started -ne 1 ]]; then
     cat "$dir/server.log" >&2 || true

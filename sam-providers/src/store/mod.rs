@@ -128,8 +128,7 @@ fn classify(err: &sqlx::Error) -> StoreErrorKind {
                 DbErrorKind::UniqueViolation => return StoreErrorKind::Other,
                 _ => {}
             }
-            let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
-            if is_unavailable_code(&code) { StoreErrorKind::Unavailable } else { StoreErrorKind::Other }
+            if is_unavailable_db_error(db.as_ref()) { StoreErrorKind::Unavailable } else { StoreErrorKind::Other }
         }
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
@@ -146,13 +145,29 @@ fn classify(err: &sqlx::Error) -> StoreErrorKind {
     }
 }
 
+fn is_unavailable_db_error(db: &dyn sqlx::error::DatabaseError) -> bool {
+    let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+    #[cfg(feature = "postgres")]
+    if db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().is_some() {
+        return is_unavailable_sqlstate(&code);
+    }
+    #[cfg(feature = "sqlite")]
+    if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+        return code.parse::<u32>().is_ok_and(is_unavailable_sqlite_code);
+    }
+    false
+}
+
 /// SQLite: `SQLITE_BUSY` (5) and `SQLITE_LOCKED` (6) with any extended code.
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+fn is_unavailable_sqlite_code(code: u32) -> bool {
+    matches!(code & 0xff, 5 | 6)
+}
+
 /// Postgres: serialisation failure, deadlock, lock not available, connection
 /// exceptions (class 08), too many connections, shutdown.
-fn is_unavailable_code(code: &str) -> bool {
-    if let Ok(n) = code.parse::<u32>() {
-        return matches!(n & 0xff, 5 | 6);
-    }
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+fn is_unavailable_sqlstate(code: &str) -> bool {
     matches!(code, "40001" | "40P01" | "55P03" | "53300" | "57P01" | "57P02" | "57P03") || code.starts_with("08")
 }
 
@@ -1105,11 +1120,13 @@ mod tests {
 
     #[test]
     fn busy_codes_are_retryable() {
-        assert!(is_unavailable_code("5"));
-        assert!(is_unavailable_code("517"));
-        assert!(is_unavailable_code("40001"));
-        assert!(is_unavailable_code("08006"));
-        assert!(!is_unavailable_code("2067"));
-        assert!(!is_unavailable_code("23505"));
+        assert!(is_unavailable_sqlite_code(5));
+        assert!(is_unavailable_sqlite_code(517)); // SQLITE_BUSY_SNAPSHOT
+        assert!(is_unavailable_sqlite_code(262)); // SQLITE_LOCKED_SHAREDCACHE
+        assert!(!is_unavailable_sqlite_code(2067)); // SQLITE_CONSTRAINT_UNIQUE
+        assert!(is_unavailable_sqlstate("40001"));
+        assert!(is_unavailable_sqlstate("40P01"));
+        assert!(is_unavailable_sqlstate("08006"));
+        assert!(!is_unavailable_sqlstate("23505"));
     }
 }
