@@ -1,0 +1,162 @@
+//! The SQLite store: the embedded default.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use sam_core::ports::{StoreError, StoreErrorKind};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{SqlSafeStr as _, Sqlite, Transaction};
+
+use super::{db_error, impl_sql_store};
+
+/// How to open a [`SqliteStore`].
+#[derive(Clone, Debug)]
+pub struct SqliteOptions {
+    /// Connections in the pool (at least 1). Writers are serialised by SQLite
+    /// anyway; more connections let reads proceed while a write is running.
+    pub max_connections: u32,
+    /// How long a connection waits for another writer's lock before the call
+    /// fails with [`StoreErrorKind::Unavailable`].
+    pub busy_timeout: Duration,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self { max_connections: 4, busy_timeout: Duration::from_secs(5) }
+    }
+}
+
+/// [`Store`](sam_core::ports::Store) on SQLite: WAL journal, `synchronous =
+/// NORMAL` (durable against a crash of the process; a power loss may lose the
+/// last transactions but never corrupts the file), a busy timeout, and foreign
+/// keys on. Write transactions start with `BEGIN IMMEDIATE`, so two writers
+/// never deadlock on a lock upgrade.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), sam_core::ports::StoreError> {
+/// use sam_providers::store::SqliteStore;
+/// let store = SqliteStore::open("/var/lib/sam/sam.db").await?;
+/// let in_memory = SqliteStore::in_memory().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    location: Location,
+}
+
+#[derive(Clone, Debug)]
+enum Location {
+    Memory,
+    File(PathBuf),
+}
+
+/// The embedded SQLite migrations (`sam-providers/migrations/sqlite`).
+pub(crate) fn migrator() -> Migrator {
+    Migrator::with_migrations(vec![Migration::new(
+        1,
+        "initial".into(),
+        MigrationType::Simple,
+        include_str!("../../migrations/sqlite/0001_initial.sql").into_sql_str(),
+        false,
+    )])
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path` with default
+    /// options and applies pending migrations.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_with(path, SqliteOptions::default()).await
+    }
+
+    /// Opens the database file at `path` with `options` and applies pending
+    /// migrations.
+    pub async fn open_with(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self, StoreError> {
+        let path = path.as_ref();
+        let connect = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(options.busy_timeout)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .connect_with(connect)
+            .await
+            .map_err(db_error("open SQLite database"))?;
+        let store = Self { pool, location: Location::File(path.to_owned()) };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// A private in-memory database (one connection, so every call sees the
+    /// same data; it lives as long as the store).
+    pub async fn in_memory() -> Result<Self, StoreError> {
+        let connect = SqliteConnectOptions::from_str("sqlite::memory:")
+            .map_err(db_error("in-memory SQLite options"))?
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(connect)
+            .await
+            .map_err(db_error("open in-memory SQLite database"))?;
+        let store = Self { pool, location: Location::Memory };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Opens `url`: `sqlite::memory:` / `:memory:` for an in-memory database,
+    /// otherwise a file path, optionally prefixed `sqlite://` or `sqlite:`.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        match url {
+            ":memory:" | "sqlite::memory:" | "sqlite://:memory:" => Self::in_memory().await,
+            _ => {
+                let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+                if path.is_empty() {
+                    return Err(StoreError::new(StoreErrorKind::Other, "empty SQLite path"));
+                }
+                Self::open(path).await
+            }
+        }
+    }
+
+    /// Applies pending migrations (also done on open; idempotent).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        migrator()
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::new(StoreErrorKind::Other, format!("SQLite migration failed: {e}")).with_source(e))
+    }
+
+    /// The file, or `None` for an in-memory database.
+    pub fn path(&self) -> Option<&Path> {
+        match &self.location {
+            Location::Memory => None,
+            Location::File(path) => Some(path),
+        }
+    }
+
+    /// The underlying pool (for health checks and benchmarks).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Closes every connection (checkpointing the WAL).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    const LOCK_OWNER_SQL: &'static str = "SELECT id FROM users WHERE id = $1";
+
+    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_error("begin write transaction"))
+    }
+}
+
+impl_sql_store!(SqliteStore, sqlx::Sqlite);

@@ -1,0 +1,135 @@
+//! Two "replicas" (two independent stores on one database, like two server
+//! processes) compete for the leases of 1,000 workspaces: at any moment each
+//! lease has at most one holder. Runs on SQLite (two pools on one file) and on
+//! PostgreSQL (two pools on one database; see `store_postgres.rs` for how the
+//! cluster is found).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers report failure by panicking
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sam_core::ports::Store;
+use sam_providers::store::{SqliteOptions, SqliteStore};
+
+const WORKSPACES: usize = 1_000;
+const ROUNDS: usize = 2;
+const HELD: usize = 100;
+
+/// Who holds which key according to the replicas themselves.
+type Holders = Arc<Mutex<HashMap<String, &'static str>>>;
+
+async fn replica(store: Arc<dyn Store>, name: &'static str, keys: Arc<Vec<String>>, holders: Holders) -> (u32, u32) {
+    let ttl = Duration::from_secs(300);
+    let (mut won, mut lost) = (0u32, 0u32);
+    for round in 0..ROUNDS {
+        // The replicas walk the keys in opposite directions and keep up to
+        // HELD leases at a time (like reconcilers working on a batch), so they
+        // meet in the middle and contend for real.
+        let order: Vec<&String> =
+            if (name == "a") ^ (round % 2 == 1) { keys.iter().collect() } else { keys.iter().rev().collect() };
+        let mut held = std::collections::VecDeque::new();
+        for key in order {
+            let now = time::OffsetDateTime::now_utc();
+            if store.try_acquire_lease(key, name, ttl, now).await.expect("acquire") {
+                won += 1;
+                if let Some(other) = holders.lock().unwrap().insert(key.clone(), name) {
+                    panic!("{key} granted to {name} while {other} holds it");
+                }
+                held.push_back(key.clone());
+                if held.len() > HELD {
+                    release(&*store, name, &holders, held.pop_front()).await;
+                }
+            } else {
+                lost += 1;
+            }
+            tokio::task::yield_now().await;
+        }
+        while let Some(key) = held.pop_front() {
+            release(&*store, name, &holders, Some(key)).await;
+        }
+    }
+    (won, lost)
+}
+
+/// Forgets the lease locally first, then gives it up in the store: a grant to
+/// the other replica can only be seen after this replica stopped claiming it.
+async fn release(store: &dyn Store, name: &'static str, holders: &Holders, key: Option<String>) {
+    let Some(key) = key else { return };
+    assert_eq!(holders.lock().unwrap().remove(&key), Some(name));
+    store.release_lease(&key, name).await.expect("release");
+}
+
+async fn compete(a: Arc<dyn Store>, b: Arc<dyn Store>) {
+    let keys: Arc<Vec<String>> =
+        Arc::new((0..WORKSPACES).map(|_| format!("workspace:{}", sam_core::domain::WorkspaceId::new())).collect());
+    let holders: Holders = Arc::default();
+    let ra = tokio::spawn(replica(a.clone(), "a", keys.clone(), holders.clone()));
+    let rb = tokio::spawn(replica(b, "b", keys.clone(), holders.clone()));
+    let (won_a, lost_a) = ra.await.unwrap();
+    let (won_b, lost_b) = rb.await.unwrap();
+    eprintln!("replica a: {won_a} won, {lost_a} lost; replica b: {won_b} won, {lost_b} lost");
+    assert_eq!((won_a + lost_a) as usize, WORKSPACES * ROUNDS);
+    assert_eq!((won_b + lost_b) as usize, WORKSPACES * ROUNDS);
+    assert!(won_a > 0 && won_b > 0, "both replicas got work");
+    assert!(lost_a + lost_b > 0, "the replicas contended");
+    assert!(holders.lock().unwrap().is_empty());
+    // Every lease was released: a third holder gets each one.
+    let now = time::OffsetDateTime::now_utc();
+    for key in keys.iter() {
+        assert!(a.try_acquire_lease(key, "c", Duration::from_secs(1), now).await.unwrap(), "{key} was left held");
+    }
+}
+
+/// Leases held by a replica that died expire and are taken over.
+async fn takeover_after_expiry(a: Arc<dyn Store>, b: Arc<dyn Store>) {
+    let key = format!("workspace:{}", sam_core::domain::WorkspaceId::new());
+    let t0 = time::OffsetDateTime::now_utc();
+    assert!(a.try_acquire_lease(&key, "a", Duration::from_secs(30), t0).await.unwrap());
+    assert!(!b.try_acquire_lease(&key, "b", Duration::from_secs(30), t0 + Duration::from_secs(29)).await.unwrap());
+    assert!(b.try_acquire_lease(&key, "b", Duration::from_secs(30), t0 + Duration::from_secs(30)).await.unwrap());
+    assert!(!a.try_acquire_lease(&key, "a", Duration::from_secs(30), t0 + Duration::from_secs(31)).await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_two_replicas_never_share_a_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sam.db");
+    let a = SqliteStore::open_with(&path, SqliteOptions::default()).await.unwrap();
+    let b = SqliteStore::open_with(&path, SqliteOptions::default()).await.unwrap();
+    let (a, b): (Arc<dyn Store>, Arc<dyn Store>) = (Arc::new(a), Arc::new(b));
+    compete(a.clone(), b.clone()).await;
+    takeover_after_expiry(a, b).await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_two_replicas_never_share_a_lease() {
+    use std::str::FromStr as _;
+
+    use sam_providers::store::PostgresStore;
+    use sqlx::postgres::PgConnectOptions;
+    use sqlx::{AssertSqlSafe, Connection as _};
+
+    let Ok(url) = std::env::var("SAM_TEST_POSTGRES_URL") else {
+        if std::env::var("SAM_SKIP_POSTGRES").as_deref() == Ok("1") {
+            eprintln!("SAM_SKIP_POSTGRES=1: skipping a PostgreSQL test");
+            return;
+        }
+        panic!(
+            "SAM_TEST_POSTGRES_URL is not set: run the tests through ./scripts/test, or \
+             `source scripts/test.d/10-postgres.sh` first (set SAM_SKIP_POSTGRES=1 to skip explicitly)"
+        );
+    };
+    let admin = PgConnectOptions::from_str(&url).unwrap();
+    let name = format!("sam_test_{}", sam_core::domain::WorkspaceId::new().as_uuid().simple());
+    let mut conn = sqlx::PgConnection::connect_with(&admin).await.unwrap();
+    sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.unwrap();
+    conn.close().await.unwrap();
+    let a = PostgresStore::connect_with(admin.clone().database(&name), 5).await.unwrap();
+    let b = PostgresStore::connect_with(admin.database(&name), 5).await.unwrap();
+    let (a, b): (Arc<dyn Store>, Arc<dyn Store>) = (Arc::new(a), Arc::new(b));
+    compete(a.clone(), b.clone()).await;
+    takeover_after_expiry(a, b).await;
+}
