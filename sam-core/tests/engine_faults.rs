@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::Harness;
 use sam_core::engine::{Engine, EngineErrorKind};
 use sam_core::lifecycle::WorkspaceStatus;
-use sam_core::ports::{Clock, ProviderErrorKind, Store};
+use sam_core::ports::{Clock, ProviderErrorKind};
 use sam_core::testkit::fakes::Fault;
 
 const COMPUTE_OPS: [&str; 4] = ["create_server", "find_servers", "delete_server", "get_server"];

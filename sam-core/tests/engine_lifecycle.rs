@@ -10,7 +10,7 @@ use common::{BASE_DOMAIN, Harness, test_config};
 use sam_core::domain::InstallationId;
 use sam_core::engine::{AgentReport, DriveOutcome, EngineErrorKind, HeartbeatAction, HeartbeatReport};
 use sam_core::lifecycle::{Reason, WorkspaceStatus};
-use sam_core::ports::{Audience, DnsProvider, ProviderErrorKind, Store, TokenVerifier};
+use sam_core::ports::{Audience, DnsProvider, ProviderErrorKind, TokenVerifier};
 use sam_core::testkit::fakes::Fault;
 use sam_core::testkit::sample_spec;
 
@@ -125,7 +125,7 @@ async fn idle_warns_then_stops_and_activity_resets() {
         .unwrap();
     assert_eq!(a.action, HeartbeatAction::Warn);
     let deadline = a.shutdown_at.unwrap();
-    assert_eq!(deadline, h.clock_now() + min(5));
+    assert_eq!(deadline, h.now() + min(5));
 
     // Someone types: the warning goes away.
     h.clock.advance(min(1));
@@ -257,7 +257,7 @@ async fn provider_errors_become_actionable_messages() {
 async fn create_checks_preconditions() {
     let h = Harness::new().await;
     let engine = h.engine();
-    let stranger = h.store.upsert_user(&sam_core::testkit::sample_new_user(7), h.clock_now()).await.unwrap();
+    let stranger = h.store.upsert_user(&sam_core::testkit::sample_new_user(7), h.now()).await.unwrap();
     let err = engine.create(stranger.id, sample_spec("x"), InstallationId(1)).await.unwrap_err();
     assert_eq!(err.kind, EngineErrorKind::Precondition);
     assert!(err.message.contains("Connect your Hetzner token"));
@@ -276,7 +276,7 @@ async fn create_checks_preconditions() {
     let err = engine.create(h.user, sample_spec("x"), InstallationId(1)).await.unwrap_err();
     assert_eq!(err.kind, EngineErrorKind::NameTaken);
 
-    h.store.mark_installation_removed(InstallationId(1), h.clock_now()).await.unwrap();
+    h.store.mark_installation_removed(InstallationId(1), h.now()).await.unwrap();
     let err = engine.create(h.user, sample_spec("y"), InstallationId(1)).await.unwrap_err();
     assert!(err.message.contains("uninstalled"));
 }
@@ -315,7 +315,7 @@ async fn terminal_tokens_only_for_running_workspaces() {
     h.boot_agent(&engine, ws.id).await;
     let access = engine.issue_terminal_token(h.user, ws.id).await.unwrap();
     assert!(access.url.starts_with(&format!("https://ws-{}.{BASE_DOMAIN}/auth/callback?token=", ws.id)));
-    let claims = h.tokens.verify(access.token.expose(), Audience::WorkspaceTerminal, h.clock_now()).await.unwrap();
+    let claims = h.tokens.verify(access.token.expose(), Audience::WorkspaceTerminal, h.now()).await.unwrap();
     assert_eq!(claims.workspace, ws.id);
     assert_eq!(claims.subject, h.user);
 }
@@ -378,14 +378,4 @@ async fn orphans_are_deleted_after_the_grace_period() {
     );
     assert_eq!(h.cloud.servers_of(kept.id).len(), 1, "a live workspace's server stays");
     assert_eq!(h.status(kept.id).await, Some(WorkspaceStatus::Running));
-}
-
-impl Harness {
-    fn clock_now(&self) -> sam_core::domain::Timestamp {
-        sam_core::ports::Clock::now(&self.clock)
-    }
-
-    async fn store_update(&self, ws: &sam_core::domain::Workspace) {
-        sam_core::ports::Store::update_workspace(&*self.store, ws, &[]).await.unwrap();
-    }
 }

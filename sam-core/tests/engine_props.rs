@@ -152,14 +152,6 @@ async fn play(actions: Vec<Action>) {
     h.assert_converged(&[h.user]).await;
 }
 
-impl Harness {
-    async fn assert_lifecycle_invariants(&self) {
-        for ws in sam_core::ports::Store::list_workspaces(&*self.store, self.user, None).await.unwrap() {
-            assert_eq!(ws.lifecycle.check_invariants(), Ok(()), "{}", ws.id);
-        }
-    }
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
 

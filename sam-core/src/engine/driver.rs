@@ -56,11 +56,18 @@ pub(crate) fn lease_key(id: WorkspaceId) -> String {
 }
 
 impl Engine {
+    /// A lease holder name unique to one drive or pass: leases are re-entrant
+    /// for their holder, so sharing a name between two concurrent tasks of
+    /// this engine would let both drive one workspace.
+    pub(crate) fn holder(&self, purpose: &str) -> String {
+        format!("{}:{purpose}:{}", self.id, uuid::Uuid::new_v4().simple())
+    }
+
     /// Performs whatever the workspace needs next, under its lease, until it is
     /// settled. Safe to call at any time, from any replica, any number of times.
     pub async fn drive(&self, owner: UserId, id: WorkspaceId) -> Result<DriveOutcome, EngineError> {
         let key = lease_key(id);
-        let holder = format!("{}:{}", self.id, uuid::Uuid::new_v4().simple());
+        let holder = self.holder("drive");
         if !self.ports.store.try_acquire_lease(&key, &holder, self.config.lease_ttl, self.now()).await? {
             return Ok(DriveOutcome::Busy);
         }

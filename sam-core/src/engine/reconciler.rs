@@ -145,7 +145,7 @@ impl Engine {
 
     async fn handle(&self, ws: Workspace, report: &mut ReconcileReport) {
         let key = lease_key(ws.id);
-        let holder = format!("{}:reconciler", self.id);
+        let holder = self.holder("reconciler");
         match self.ports.store.try_acquire_lease(&key, &holder, self.config.lease_ttl, self.now()).await {
             Ok(true) => {}
             Ok(false) => {
@@ -228,7 +228,7 @@ impl Engine {
                 continue;
             }
             let key = format!("orphans:{}", credential.user_id);
-            let holder = format!("{}:reconciler", self.id);
+            let holder = self.holder("reconciler");
             if !self.ports.store.try_acquire_lease(&key, &holder, self.config.lease_ttl, self.now()).await? {
                 continue;
             }
@@ -281,7 +281,7 @@ impl Engine {
         report: &mut ReconcileReport,
     ) -> Result<(), EngineError> {
         let key = "orphans:dns";
-        let holder = format!("{}:reconciler", self.id);
+        let holder = self.holder("reconciler");
         if !self.ports.store.try_acquire_lease(key, &holder, self.config.lease_ttl, self.now()).await? {
             return Ok(());
         }

@@ -21,6 +21,7 @@
 pub mod conformance;
 pub mod fakes;
 mod fixtures;
+pub mod harness;
 
 pub use fixtures::{sample_new_user, sample_spec, sample_workspace};
 
