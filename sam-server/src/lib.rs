@@ -10,3 +10,4 @@
 
 pub mod api;
 pub mod state;
+pub mod web;

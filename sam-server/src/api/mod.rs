@@ -56,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/terminal/token", post(system::terminal_token))
         .route("/api/bootstrap/{token}", post(agent::bootstrap))
         .route("/api/agent/download", get(agent::download))
+        .merge(crate::web::router())
         .fallback(|| async { error::ApiError::not_found("route") })
         .layer(axum::middleware::from_fn_with_state(state.clone(), csrf::same_origin))
         .layer(axum::middleware::from_fn_with_state(

@@ -1,0 +1,83 @@
+//! The control-plane pages in headless Chromium: landing, dashboard with live
+//! rows, settings with prices, the create form with repository and branch
+//! pickers, and the workspace detail; on a laptop and a phone viewport.
+//! Screenshots go to `e2e/artifacts/`. Needs Chromium and `e2e/node_modules`
+//! (`scripts/test.d/30-browser.sh` installs both); fails without them unless
+//! `SAM_SKIP_BROWSER=1`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+mod support;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::json;
+use support::{Server, workspace_body};
+
+fn e2e_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../e2e")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_render_in_chromium() {
+    let e2e = e2e_dir();
+    if !e2e.join("node_modules/playwright-core").exists() || std::fs::metadata("/usr/bin/chromium").is_err() {
+        if std::env::var("SAM_SKIP_BROWSER").as_deref() == Ok("1") {
+            eprintln!("SAM_SKIP_BROWSER=1: skipping the browser test");
+            return;
+        }
+        panic!("Chromium or e2e/node_modules missing: run through ./scripts/test (or set SAM_SKIP_BROWSER=1)");
+    }
+    let s = Server::start().await;
+    let cookie = s.ready_user(71).await;
+    let (_, ws) = s.post("/api/workspaces", &cookie, workspace_body("api-server")).await;
+    let id = ws["id"].as_str().unwrap().to_owned();
+    let wid: sam_core::domain::WorkspaceId = id.parse().unwrap();
+    for _ in 0..200 {
+        if s.cloud.user_data_of(wid).is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let data = s.cloud.user_data_of(wid).unwrap();
+    let token = data.lines().find_map(|l| l.trim().strip_prefix("SAM_AGENT_BOOTSTRAP_TOKEN=")).unwrap().to_owned();
+    let grant: serde_json::Value =
+        s.client.post(s.url(&format!("/api/bootstrap/{token}"))).send().await.unwrap().json().await.unwrap();
+    s.client
+        .post(s.url(&format!("/api/workspaces/{id}/agent-status")))
+        .bearer_auth(grant["callbackToken"].as_str().unwrap())
+        .json(&json!({"status": "ready"}))
+        .send()
+        .await
+        .unwrap();
+    s.wait_for(&cookie, &id, |w| w["status"] == "running").await;
+    let (_, second) = s.post("/api/workspaces", &cookie, workspace_body("docs site")).await;
+    s.send(
+        reqwest::Method::POST,
+        &format!("/api/workspaces/{}/stop", second["id"].as_str().unwrap()),
+        Some(&cookie),
+        None,
+    )
+    .await;
+
+    let artifacts = e2e.join("artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let (name, value) = cookie.split_once('=').unwrap();
+    let output = tokio::process::Command::new("node")
+        .current_dir(&e2e)
+        .arg("ui.mjs")
+        .args([&s.base, name, value, &id, artifacts.to_str().unwrap()])
+        .output()
+        .await
+        .expect("node runs");
+    assert!(
+        output.status.success(),
+        "browser walk failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for shot in ["landing", "dashboard", "settings", "create", "workspace", "dashboard-phone"] {
+        assert!(artifacts.join(format!("{shot}.png")).exists(), "{shot} screenshot");
+    }
+}

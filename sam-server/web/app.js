@@ -1,0 +1,94 @@
+// Shared by every page: API calls with JSON errors, the header, escaping.
+export async function api(path, options = {}) {
+  const init = { credentials: "same-origin", headers: {}, ...options };
+  if (init.body !== undefined && typeof init.body !== "string") {
+    init.body = JSON.stringify(init.body);
+    init.headers["content-type"] = "application/json";
+  }
+  const response = await fetch(path, init);
+  if (response.status === 204) return null;
+  let data = null;
+  try { data = await response.json(); } catch { data = null; }
+  if (!response.ok) {
+    const error = new Error((data && data.message) || `Request failed (${response.status})`);
+    error.status = response.status;
+    error.code = data && data.error;
+    error.field = data && data.field;
+    throw error;
+  }
+  return data;
+}
+
+export function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === false || v === null || v === undefined) continue;
+    if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else if (k === "class") node.className = v;
+    else node.setAttribute(k, v === true ? "" : v);
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+export function when(iso) {
+  if (!iso) return "—";
+  const d = new Date(iso);
+  const s = Math.round((Date.now() - d.getTime()) / 1000);
+  if (s < 60) return "just now";
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
+  return d.toLocaleString();
+}
+
+export const REASONS = {
+  user: "By you", provisioning: "Provisioning", provider_error: "Provider error", provision_timeout: "Provisioning timed out",
+  idle_timeout: "Idle timeout", agent_unreachable: "Agent unreachable", server_gone: "Server deleted outside SAM",
+};
+
+// The reason shown under a status: a running workspace got there by
+// provisioning, which reads better as "Ready".
+export function reasonText(ws) {
+  if (ws.status === "running" && ws.statusReason === "provisioning") return "Ready";
+  return REASONS[ws.statusReason] || ws.statusReason;
+}
+
+export function statusBadge(status) {
+  return el("span", { class: `status ${status}` }, status);
+}
+
+// Renders the header and returns the signed-in user, or sends the visitor to
+// the landing page.
+export async function requireUser(current) {
+  let me;
+  try { me = await api("/api/auth/me"); } catch (e) {
+    if (e.status === 401) { location.href = "/"; return new Promise(() => {}); }
+    throw e;
+  }
+  renderHeader(me, current);
+  return me;
+}
+
+export function renderHeader(me, current) {
+  const links = [["/", "Workspaces"], ["/workspaces/new", "New workspace"], ["/settings", "Settings"]];
+  const header = el("header", { class: "top" }, el("div", { class: "inner" },
+    el("a", { class: "brand", href: "/" }, "SAM"),
+    el("nav", { "aria-label": "Main" }, links.map(([href, label]) =>
+      el("a", { href, "aria-current": href === current ? "page" : false }, label))),
+    me ? el("div", { class: "who" },
+      me.avatarUrl ? el("img", { src: me.avatarUrl, alt: "" }) : null,
+      el("span", {}, me.login),
+      el("button", { type: "button", onclick: signOut }, "Sign out")) : null));
+  document.body.prepend(header);
+}
+
+async function signOut() {
+  try { await api("/api/auth/logout", { method: "POST" }); } finally { location.href = "/"; }
+}
+
+export function showError(container, error) {
+  container.replaceChildren(el("div", { class: "notice bad", role: "alert" }, error.message || String(error)));
+}

@@ -1,0 +1,104 @@
+import { api, el, requireUser, showError } from "/assets/app.js";
+
+const main = document.getElementById("main");
+await requireUser("/workspaces/new");
+main.replaceChildren(el("h1", {}, "New workspace"), el("p", { class: "muted" }, "Loading your accounts…"));
+
+let credentials = [], installations = [];
+try {
+  [credentials, installations] = await Promise.all([api("/api/credentials"), api("/api/github/installations")]);
+} catch (e) { showError(main, e); throw e; }
+const hetzner = credentials.find((c) => c.provider === "hetzner");
+
+if (!hetzner) {
+  main.replaceChildren(el("h1", {}, "New workspace"), el("div", { class: "panel" },
+    el("h2", {}, "Connect Hetzner first"), el("p", {}, "Workspaces run on your own Hetzner Cloud account."), el("a", { class: "button primary", href: "/settings" }, "Go to Settings")));
+} else if (!installations.length) {
+  const install = await api("/api/github/install-url");
+  main.replaceChildren(el("h1", {}, "New workspace"), el("div", { class: "panel" },
+    el("h2", {}, "Install the GitHub App first"), el("p", {}, "SAM clones repositories through its GitHub App. Install it on the account that owns your repository."), el("a", { class: "button primary", href: install.url }, "Install the GitHub App")));
+} else {
+  const error = el("div", { class: "error", role: "alert" });
+  const field = (id, label, control, hint) => [el("label", { for: id }, label), control, hint ? el("div", { class: "hint" }, hint) : null];
+  const installation = el("select", { id: "installation", name: "installation" }, installations.map((i) => el("option", { value: i.id }, i.accountLogin)));
+  const search = el("input", { type: "search", id: "search", placeholder: "Filter repositories", autocomplete: "off" });
+  const repository = el("select", { id: "repository", name: "repository", required: true, "aria-label": "Repository" });
+  const branch = el("select", { id: "branch", name: "branch", required: true });
+  const name = el("input", { type: "text", id: "name", name: "name", required: true, maxlength: 64, pattern: "[A-Za-z0-9][A-Za-z0-9 ._-]*" });
+  const size = el("select", { id: "vmSize", name: "vmSize" });
+  const locationSelect = el("select", { id: "vmLocation", name: "vmLocation" }, hetzner.locations.map((l) => el("option", { value: l.code }, `${l.code} — ${l.city}, ${l.country}`)));
+  let repos = [];
+
+  function priceFor(s, loc) {
+    const offer = hetzner.sizes.find((o) => o.size === s && o.location === loc);
+    return offer ? `${offer.serverType}, ${offer.cores} vCPU / ${offer.memoryGb} GB, €${Number(offer.hourly).toFixed(4)}/h` : "not offered here";
+  }
+  function renderSizes() {
+    const current = size.value || "small";
+    size.replaceChildren(...["small", "medium", "large"].map((s) => el("option", { value: s, selected: s === current }, `${s} — ${priceFor(s, locationSelect.value)}`)));
+  }
+  function renderRepos() {
+    const q = search.value.trim().toLowerCase();
+    const shown = repos.filter((r) => r.fullName.toLowerCase().includes(q));
+    repository.replaceChildren(...shown.map((r) => el("option", { value: r.fullName }, r.fullName)));
+    loadBranches();
+  }
+  async function loadRepos() {
+    repos = [];
+    let page = 1;
+    const account = installations.find((i) => String(i.id) === installation.value);
+    try {
+      while (page && page <= 20) {
+        const result = await api(`/api/github/repositories?installation_id=${installation.value}&page=${page}`);
+        repos.push(...result.repositories);
+        page = result.nextPage;
+      }
+    } catch (e) { error.textContent = e.message; }
+    search.placeholder = `Filter ${repos.length} repositories of ${account ? account.accountLogin : ""}`;
+    renderRepos();
+  }
+  async function loadBranches() {
+    branch.replaceChildren();
+    const full = repository.value;
+    if (!full) return;
+    const repo = repos.find((r) => r.fullName === full);
+    try {
+      const branches = await api(`/api/github/repositories/${full}/branches?installation_id=${installation.value}`);
+      branch.replaceChildren(...branches.map((b) => el("option", { value: b, selected: repo && b === repo.defaultBranch }, b)));
+    } catch (e) { error.textContent = e.message; }
+    if (!name.value && full) name.value = full.split("/")[1].replace(/[^A-Za-z0-9 ._-]/g, "-").slice(0, 64);
+  }
+  installation.addEventListener("change", loadRepos);
+  search.addEventListener("input", renderRepos);
+  repository.addEventListener("change", loadBranches);
+  locationSelect.addEventListener("change", renderSizes);
+
+  const submit = el("button", { type: "submit", class: "primary" }, "Create workspace");
+  const form = el("form", { class: "panel", onsubmit: async (event) => {
+    event.preventDefault();
+    error.textContent = "";
+    submit.disabled = true;
+    try {
+      const ws = await api("/api/workspaces", { method: "POST", body: {
+        name: name.value.trim(), repository: repository.value, branch: branch.value, vmSize: size.value, vmLocation: locationSelect.value,
+        installationId: Number(installation.value) } });
+      location.href = `/workspaces/${ws.id}`;
+    } catch (e) {
+      error.textContent = e.message;
+      if (e.field) document.getElementById(e.field)?.focus();
+      submit.disabled = false;
+    }
+  } },
+    field("installation", "GitHub account", installation),
+    field("search", "Repository", search),
+    repository,
+    field("branch", "Branch", branch),
+    field("name", "Workspace name", name, "Letters, digits, spaces, '-', '_' and '.'; unique among your workspaces."),
+    field("vmLocation", "Location", locationSelect),
+    field("vmSize", "Size", size),
+    error,
+    el("div", { class: "row spaced" }, submit, el("a", { href: "/" }, "Cancel")));
+  main.replaceChildren(el("h1", {}, "New workspace"), form);
+  renderSizes();
+  await loadRepos();
+}
