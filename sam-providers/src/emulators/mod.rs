@@ -20,6 +20,9 @@
 //! per endpoint. A server stops when the last clone of its handle is dropped.
 //! Which endpoints each emulator covers is written in its module's doc.
 
+// Handlers pass ready error responses around as `Err`.
+#![allow(clippy::result_large_err)]
+
 mod cloudflare;
 mod faults;
 mod github;
@@ -28,6 +31,7 @@ mod hetzner;
 use std::io;
 use std::net::SocketAddr;
 
+pub use cloudflare::{CLOUDFLARE_TOKEN, CloudflareEmulator, CloudflareEmulatorConfig, EmulatedRecord};
 pub use faults::{Fault, FaultPlan, InjectedError, RecordedRequest};
 pub use hetzner::{EmulatedServer, HETZNER_TOKEN, HetznerEmulator, HetznerEmulatorConfig, ServerEvent, ServerHook};
 
@@ -36,13 +40,18 @@ pub use hetzner::{EmulatedServer, HETZNER_TOKEN, HetznerEmulator, HetznerEmulato
 pub struct Emulators {
     /// Hetzner Cloud; the adapter's base URL is [`HetznerEmulator::base_url`].
     pub hetzner: HetznerEmulator,
+    /// Cloudflare DNS; the adapter's base URL is [`CloudflareEmulator::base_url`].
+    pub cloudflare: CloudflareEmulator,
 }
 
 impl Emulators {
     /// Starts the three emulators with default configurations on random
     /// loopback ports.
     pub async fn start() -> io::Result<Self> {
-        Ok(Self { hetzner: HetznerEmulator::start(HetznerEmulatorConfig::default()).await? })
+        Ok(Self {
+            hetzner: HetznerEmulator::start(HetznerEmulatorConfig::default()).await?,
+            cloudflare: CloudflareEmulator::start(CloudflareEmulatorConfig::default()).await?,
+        })
     }
 }
 
@@ -101,7 +110,6 @@ struct RateState {
     /// Seconds until the bucket is full again.
     reset_in: u64,
     /// Seconds until one request is allowed.
-    #[allow(dead_code)]
     retry_in: u64,
 }
 
