@@ -33,6 +33,11 @@ use std::net::SocketAddr;
 
 pub use cloudflare::{CLOUDFLARE_TOKEN, CloudflareEmulator, CloudflareEmulatorConfig, EmulatedRecord};
 pub use faults::{Fault, FaultPlan, InjectedError, RecordedRequest};
+pub use github::{
+    EmulatedInstallation, EmulatedUser, GITHUB_APP_ID, GITHUB_APP_SLUG, GITHUB_CLIENT_ID, GITHUB_CLIENT_SECRET,
+    GITHUB_WEBHOOK_SECRET, GithubEmulator, GithubEmulatorConfig, TEST_APP_PRIVATE_KEY_PEM, TEST_APP_PUBLIC_KEY_PEM,
+    WebhookDelivery,
+};
 pub use hetzner::{EmulatedServer, HETZNER_TOKEN, HetznerEmulator, HetznerEmulatorConfig, ServerEvent, ServerHook};
 
 /// All three emulators, started together.
@@ -42,6 +47,8 @@ pub struct Emulators {
     pub hetzner: HetznerEmulator,
     /// Cloudflare DNS; the adapter's base URL is [`CloudflareEmulator::base_url`].
     pub cloudflare: CloudflareEmulator,
+    /// GitHub: web pages and API on one port ([`GithubEmulator::base_url`]).
+    pub github: GithubEmulator,
 }
 
 impl Emulators {
@@ -51,6 +58,7 @@ impl Emulators {
         Ok(Self {
             hetzner: HetznerEmulator::start(HetznerEmulatorConfig::default()).await?,
             cloudflare: CloudflareEmulator::start(CloudflareEmulatorConfig::default()).await?,
+            github: GithubEmulator::start(GithubEmulatorConfig::default()).await?,
         })
     }
 }
