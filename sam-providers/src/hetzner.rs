@@ -290,12 +290,29 @@ pub fn classify(response: &Response) -> Result<(), ProviderError> {
     let kind = kind_for_code(&code).unwrap_or_else(|| http::kind_for_status(response.status, &response.headers));
     let kind = match kind {
         ProviderErrorKind::RateLimited { .. } => {
-            ProviderErrorKind::RateLimited { retry_after: http::server_wait(&response.headers) }
+            ProviderErrorKind::RateLimited { retry_after: rate_limit_wait(response) }
         }
         other => other,
     };
     let code = if code.is_empty() { response.status.as_str().to_owned() } else { code };
     Err(ProviderError::new(kind, format!("hetzner: {code}: {}", truncate(&message, 200))))
+}
+
+/// How long to wait after a 429. `RateLimit-Reset` is when the bucket is
+/// *full* again, but Hetzner refills it gradually (a limit of 3600 per hour
+/// gains one request per second), so the wait is the shorter of the time to
+/// the reset and the time one request takes to refill.
+fn rate_limit_wait(response: &Response) -> Option<std::time::Duration> {
+    let to_reset = http::server_wait(&response.headers);
+    let per_request = response
+        .header("ratelimit-limit")
+        .and_then(|l| l.trim().parse::<u64>().ok())
+        .filter(|l| *l > 0)
+        .map(|limit| std::time::Duration::from_secs(3600_u64.div_ceil(limit)));
+    match (to_reset, per_request) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// The kind for a Hetzner error code, if the code is known.

@@ -52,6 +52,20 @@ pub struct Emulators {
 }
 
 impl Emulators {
+    /// Starts the three emulators with the given configurations on random
+    /// loopback ports.
+    pub async fn start_with(
+        hetzner: HetznerEmulatorConfig,
+        cloudflare: CloudflareEmulatorConfig,
+        github: GithubEmulatorConfig,
+    ) -> io::Result<Self> {
+        Ok(Self {
+            hetzner: HetznerEmulator::start(hetzner).await?,
+            cloudflare: CloudflareEmulator::start(cloudflare).await?,
+            github: GithubEmulator::start(github).await?,
+        })
+    }
+
     /// Starts the three emulators with default configurations on random
     /// loopback ports.
     pub async fn start() -> io::Result<Self> {
