@@ -1,6 +1,6 @@
 //! Cloudflare DNS adapter: [`DnsProvider`] over the Cloudflare API v4
 //! (<https://developers.cloudflare.com/api/>) with `reqwest`, through the
-//! shared [`http`](crate::http) layer.
+//! shared [`http`](crate::http::HttpClient) layer.
 //!
 //! Calls used: `GET /user/tokens/verify` and `GET /zones/{zone_id}` (verify),
 //! `GET /zones/{zone_id}/dns_records` (`type=A`, `name.exact` or
@@ -197,9 +197,20 @@ impl CloudflareDns {
             let body = json!({"type": "A", "name": name, "content": address, "ttl": self.ttl, "proxied": false});
             let request =
                 Request::new(Method::POST, self.url(&self.records_path(), &[])?).bearer(&self.token).json(body);
-            let response = self.http.send_once(&request, classify).await?;
-            let created: Envelope<CfRecord> = response.json(PROVIDER)?;
-            return record(created.result);
+            let response = self.http.send_once(&request, classify_allowing_exists).await?;
+            if response.status.is_success() {
+                let created: Envelope<CfRecord> = response.json(PROVIDER)?;
+                return record(created.result);
+            }
+            // 81057/81058: someone created it between our list and our POST.
+            existing = self.list(("name.exact", name), true).await?;
+            existing.retain(|r| r.name.eq_ignore_ascii_case(name));
+            if existing.is_empty() {
+                return Err(ProviderError::new(
+                    ProviderErrorKind::Transient,
+                    "cloudflare: the record exists but is not listed yet",
+                ));
+            }
         }
         let keep_index = existing.iter().position(|r| r.content == address).unwrap_or(0);
         let keep = existing.swap_remove(keep_index);
@@ -303,6 +314,18 @@ pub fn classify(response: &Response) -> Result<(), ProviderError> {
     let message = first.map_or("", |e| e.message.as_str());
     let message: String = message.chars().take(200).collect();
     Err(ProviderError::new(kind, format!("cloudflare: {} code {code}: {message}", status.as_u16())))
+}
+
+/// Like [`classify`], but a "record already exists" answer (81057, 81058)
+/// passes, so the upsert can take the existing record.
+fn classify_allowing_exists(response: &Response) -> Result<(), ProviderError> {
+    if response.status.as_u16() == 400 {
+        let errors = serde_json::from_slice::<ErrorEnvelope>(&response.body).map(|e| e.errors).unwrap_or_default();
+        if errors.iter().any(|e| e.code == 81057 || e.code == 81058) {
+            return Ok(());
+        }
+    }
+    classify(response)
 }
 
 /// The kind for a Cloudflare error code, if the code is known.

@@ -1,6 +1,6 @@
 //! Hetzner Cloud adapter: [`ComputeProvider`] over the Hetzner Cloud API v1
 //! (<https://docs.hetzner.cloud/>), written with `reqwest` through the shared
-//! [`http`](crate::http) layer. The base URL is configurable, so the same code
+//! [`http`](crate::http::HttpClient) layer. The base URL is configurable, so the same code
 //! talks to the emulator in tests and `sam-server dev`.
 //!
 //! Calls used: `GET /servers` (token check with `per_page=1`; listing by

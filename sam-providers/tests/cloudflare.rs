@@ -162,3 +162,26 @@ async fn listing_follows_pagination() {
     provider.delete_records(&listed[0].name).await.unwrap();
     assert_eq!(emu.records().len(), 230);
 }
+
+#[tokio::test]
+async fn a_record_created_between_list_and_post_is_taken_not_duplicated() {
+    let emu = emulator().await;
+    let provider = adapter(&emu, HttpConfig::fast());
+    let n = name(&emu);
+    // The adapter's POST is held back; meanwhile another writer creates the
+    // identical record, so the POST gets 81058 and the adapter takes that one.
+    emu.faults().inject("POST", "/client/v4/zones/*", Fault::Latency(Duration::from_millis(300)), 1);
+    let racer = {
+        let emu = emu.clone();
+        let n = n.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            emu.create_raw(&n, Ipv4Addr::new(192, 0, 2, 60))
+        })
+    };
+    let record = provider.upsert_a_record(&n, Ipv4Addr::new(192, 0, 2, 60)).await.unwrap();
+    let raced_id = racer.await.unwrap();
+    assert_eq!(record.id, raced_id);
+    assert_eq!(emu.records().iter().filter(|r| r.name == n).count(), 1);
+    assert_eq!(emu.faults().count("POST", "/client/v4/zones/*"), 1, "the POST was answered with 81058");
+}

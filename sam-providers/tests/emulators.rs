@@ -277,3 +277,21 @@ async fn github_speaks_github() {
     assert!(link.contains("rel=\"last\""));
     assert_eq!(body(r).await["total_count"], 3);
 }
+
+#[tokio::test]
+async fn fault_rules_are_used_up() {
+    let emu = HetznerEmulator::start(HetznerEmulatorConfig::default()).await.unwrap();
+    let http = client();
+    let url = format!("{}/locations", emu.base_url());
+    emu.faults().inject("GET", "/v1/locations", Fault::Latency(Duration::from_millis(300)), 1);
+    emu.faults().inject("GET", "/v1/*", Fault::Error(InjectedError::Internal), 2);
+    let mut statuses = Vec::new();
+    let started = std::time::Instant::now();
+    for _ in 0..3 {
+        statuses.push(http.get(&url).bearer_auth(emu.token()).send().await.unwrap().status().as_u16());
+    }
+    assert_eq!(statuses, [500, 500, 200]);
+    let elapsed = started.elapsed();
+    assert!(elapsed >= Duration::from_millis(300) && elapsed < Duration::from_millis(1000), "{elapsed:?}");
+    assert_eq!(emu.faults().count("GET", "/v1/locations"), 3);
+}

@@ -220,3 +220,40 @@ async fn oversized_user_data_is_refused_before_sending() {
     assert_eq!(err.kind(), ProviderErrorKind::InvalidConfig);
     assert_eq!(emu.faults().count("POST", "/v1/servers"), 0);
 }
+
+/// A `tracing` writer that keeps everything in memory.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn calls_are_traced_without_the_token() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let emu = emulator().await;
+    let provider = adapter(&emu, HttpConfig::fast());
+    emu.faults().inject("GET", "/v1/servers", Fault::Error(InjectedError::Unavailable), 1);
+    provider.validate_credential(&token(&emu)).await.unwrap();
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(log.contains("provider_call"), "{log}");
+    assert!(log.contains("path=\"/v1/servers\""), "{log}");
+    assert!(log.contains("attempt=2"), "{log}");
+    assert!(log.contains("status=503"), "{log}");
+    assert!(log.contains("latency_ms="), "{log}");
+    assert!(!log.contains(&emu.token()), "the token is never logged");
+}

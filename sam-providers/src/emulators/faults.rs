@@ -80,8 +80,9 @@ struct PlanState {
 
 /// The fault plan of one emulator. Rules match by method (`"*"` for any) and
 /// path (exact, or a prefix when it ends in `*`, e.g. `"/v1/servers*"`); the
-/// first matching error/drop rule with attempts left applies, and every
-/// matching latency rule adds its delay.
+/// first matching error/drop rule with uses left applies, and every matching
+/// latency rule with uses left adds its delay. Rules given a number of uses
+/// disappear once used up.
 #[derive(Debug, Clone, Default)]
 pub struct FaultPlan {
     state: Arc<Mutex<PlanState>>,
@@ -151,7 +152,13 @@ impl FaultPlan {
                 continue;
             }
             match rule.fault {
-                Fault::Latency(d) => delay += d,
+                Fault::Latency(d) if rule.remaining != Some(0) => {
+                    if let Some(n) = rule.remaining.as_mut() {
+                        *n -= 1;
+                    }
+                    delay += d;
+                }
+                Fault::Latency(_) => {}
                 fault if chosen.is_none() && rule.remaining != Some(0) => {
                     if let Some(n) = rule.remaining.as_mut() {
                         *n -= 1;

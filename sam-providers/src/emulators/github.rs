@@ -5,7 +5,7 @@
 //!
 //! | endpoint | behaviour |
 //! |---|---|
-//! | `GET /login/oauth/authorize` | an HTML page with a form: button `#sign-in` ("Sign in as <login>") and `#cancel`; checks `client_id`, `redirect_uri` (prefix of the configured callback, when set) and `code_challenge_method=S256` |
+//! | `GET /login/oauth/authorize` | an HTML page with a form: button `#sign-in` ("Sign in as `<login>`") and `#cancel`; checks `client_id`, `redirect_uri` (prefix of the configured callback, when set) and `code_challenge_method=S256` |
 //! | `POST /login/oauth/authorize` | the form's target: redirects (302) to `redirect_uri?code=…&state=…`, or `?error=access_denied&state=…` |
 //! | `POST /login/oauth/access_token` | form or JSON; JSON answer with `Accept: application/json`, else urlencoded. Errors are **HTTP 200** with `error`: `incorrect_client_credentials`, `bad_verification_code` (unknown, used, expired (10 min) code, or PKCE verifier not matching), `redirect_uri_mismatch`. Codes are single use |
 //! | `GET /user`, `GET /user/emails` | the test user (user token); 401 `Bad credentials` otherwise |

@@ -23,10 +23,10 @@
 // Handlers pass ready error responses around as `Err`.
 #![allow(clippy::result_large_err)]
 
-mod cloudflare;
-mod faults;
-mod github;
-mod hetzner;
+pub mod cloudflare;
+pub mod faults;
+pub mod github;
+pub mod hetzner;
 
 use std::io;
 use std::net::SocketAddr;
