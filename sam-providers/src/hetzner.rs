@@ -176,7 +176,18 @@ impl HetznerProvider {
             "start_after_create": true,
         });
         let request = Request::new(Method::POST, self.url("servers", &[])?).bearer(token).json(body);
-        let response = self.http.send_once(&request, classify).await?;
+        let response = match self.http.send_once(&request, classify).await {
+            Ok(response) => response,
+            // The name is taken: if by this workspace's server (created
+            // concurrently), that server is the answer.
+            Err(err) if err.message().contains("uniqueness_error") => {
+                return match self.list_by_selector(token, &selector, true).await?.into_iter().next() {
+                    Some(existing) => Ok(existing),
+                    None => Err(err),
+                };
+            }
+            Err(err) => return Err(err),
+        };
         let created: ServerBody = response.json(PROVIDER)?;
         created.server.into_server()
     }

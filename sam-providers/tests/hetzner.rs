@@ -257,3 +257,55 @@ async fn calls_are_traced_without_the_token() {
     assert!(log.contains("latency_ms="), "{log}");
     assert!(!log.contains(&emu.token()), "the token is never logged");
 }
+
+#[tokio::test]
+async fn a_server_created_concurrently_for_the_workspace_is_returned() {
+    let emu = emulator().await;
+    let provider = adapter(&emu, HttpConfig::fast());
+    let workspace = WorkspaceId::new();
+    let spec = conformance::compute::spec(workspace, "fsn1");
+    // Our POST is held back; meanwhile another writer creates the workspace's
+    // server under the same name, so the POST gets 409 uniqueness_error.
+    emu.faults().inject("POST", "/v1/servers", Fault::Latency(Duration::from_millis(300)), 1);
+    let racer = {
+        let emu = emu.clone();
+        let name = spec.name.clone();
+        let labels = spec.all_labels();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            emu.insert_server(&name, labels)
+        })
+    };
+    let server = provider.create_server(&token(&emu), &spec).await.unwrap();
+    let raced = racer.await.unwrap();
+    assert_eq!(server.id.0, raced.to_string());
+    assert_eq!(emu.servers().len(), 1);
+    assert_eq!(emu.faults().count("POST", "/v1/servers"), 1);
+}
+
+#[tokio::test]
+async fn response_bodies_are_size_limited() {
+    let emu = emulator().await;
+    let provider = adapter(&emu, HttpConfig { max_body_bytes: 256, ..HttpConfig::fast() });
+    let err = provider.list_server_types(&token(&emu)).await.unwrap_err();
+    assert_eq!(err.kind(), ProviderErrorKind::Other);
+    assert!(err.message().contains("exceeds 256 bytes"), "{err}");
+}
+
+#[tokio::test]
+async fn a_wait_beyond_the_time_budget_returns_the_rate_limit_at_once() {
+    let emu = HetznerEmulator::start(HetznerEmulatorConfig { rate_refill_per_sec: 0.001, ..Default::default() })
+        .await
+        .unwrap();
+    let http = HttpConfig {
+        retry: RetryPolicy { max_elapsed: Duration::from_millis(500), ..RetryPolicy::fast() },
+        ..HttpConfig::fast()
+    };
+    let provider = adapter(&emu, http);
+    emu.exhaust_rate_limit();
+    let started = Instant::now();
+    let err = provider.list_locations(&token(&emu)).await.unwrap_err();
+    assert!(matches!(err.kind(), ProviderErrorKind::RateLimited { retry_after: Some(_) }), "{err}");
+    assert!(started.elapsed() < Duration::from_millis(400));
+    assert_eq!(emu.faults().count("GET", "/v1/locations"), 1);
+}
