@@ -20,12 +20,13 @@
 //! | Hetzner code | kind |
 //! |---|---|
 //! | `unauthorized`, `forbidden`, `token_readonly` | `Unauthorized` |
-//! | `rate_limit_exceeded` | `RateLimited` (wait from `RateLimit-Reset`) |
+//! | `rate_limit_exceeded` | `RateLimited` (wait: the shorter of `RateLimit-Reset` and one request's refill time) |
 //! | `resource_limit_exceeded`, `server_limit_exceeded` | `QuotaExceeded` |
-//! | `resource_unavailable`, `placement_error` | `Capacity` (retryable) |
-//! | `invalid_input`, `uniqueness_error`, `json_error`, `unsupported_error` | `InvalidConfig` |
+//! | `resource_unavailable`, `placement_error`, `no_space_left_in_location` | `Capacity` (retryable) |
+//! | `invalid_input`, `uniqueness_error`, `json_error`, `unsupported_error`, `invalid_server_type`, `protected`, `server_not_stopped`, `deprecated_api_endpoint` | `InvalidConfig` |
 //! | `not_found` | `NotFound` |
-//! | `locked`, `conflict`, `service_error`, `maintenance`, `timeout`, `unavailable`, any 5xx, timeouts | `Transient` |
+//! | `locked`, `conflict`, `service_error`, `maintenance`, `timeout`, `unavailable`, `server_error`, `robot_unavailable`, any other 5xx, network timeouts | `Transient` |
+//! | anything else | by HTTP status |
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -330,14 +331,20 @@ fn rate_limit_wait(response: &Response) -> Option<std::time::Duration> {
 pub fn kind_for_code(code: &str) -> Option<ProviderErrorKind> {
     Some(match code {
         "unauthorized" | "forbidden" | "token_readonly" => ProviderErrorKind::Unauthorized,
-        "rate_limit_exceeded" => ProviderErrorKind::RateLimited { retry_after: None },
+        "rate_limit_exceeded" | "limit_reached" => ProviderErrorKind::RateLimited { retry_after: None },
         "resource_limit_exceeded" | "server_limit_exceeded" | "server_limit" => ProviderErrorKind::QuotaExceeded,
-        "resource_unavailable" | "placement_error" => ProviderErrorKind::Capacity,
-        "invalid_input" | "uniqueness_error" | "json_error" | "unsupported_error" => ProviderErrorKind::InvalidConfig,
+        "resource_unavailable" | "placement_error" | "no_space_left_in_location" => ProviderErrorKind::Capacity,
+        "invalid_input"
+        | "uniqueness_error"
+        | "json_error"
+        | "unsupported_error"
+        | "invalid_server_type"
+        | "protected"
+        | "server_not_stopped"
+        | "deprecated_api_endpoint" => ProviderErrorKind::InvalidConfig,
         "not_found" => ProviderErrorKind::NotFound,
-        "locked" | "conflict" | "service_error" | "maintenance" | "timeout" | "unavailable" | "server_error" => {
-            ProviderErrorKind::Transient
-        }
+        "locked" | "conflict" | "service_error" | "maintenance" | "timeout" | "unavailable" | "server_error"
+        | "robot_unavailable" => ProviderErrorKind::Transient,
         _ => return None,
     })
 }

@@ -53,6 +53,10 @@ async fn each_error_kind_comes_from_a_real_emulator_response() {
     let err = provider.validate_credential(&SecretString::new("wrong")).await.unwrap_err();
     cases.push(("unauthorized", ProviderErrorKind::Unauthorized, err));
 
+    emu.configure(|c| c.readonly_tokens.push("read-only".into()));
+    let err = provider.create_server(&SecretString::new("read-only"), &spec("fsn1")).await.unwrap_err();
+    cases.push(("token_readonly", ProviderErrorKind::Unauthorized, err));
+
     let err = provider.power_off(&tok, &ServerId("123".into())).await.unwrap_err();
     cases.push(("not_found", ProviderErrorKind::NotFound, err));
 

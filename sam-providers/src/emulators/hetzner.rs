@@ -1,7 +1,8 @@
 //! Hetzner Cloud API v1 emulator.
 //!
 //! Endpoints (all under `/v1`, `Authorization: Bearer <token>`; an unknown
-//! token gets 401 `unauthorized`):
+//! token gets 401 `unauthorized`, a read-only token 403 `token_readonly` on
+//! anything but `GET`):
 //!
 //! | endpoint | behaviour |
 //! |---|---|
@@ -51,6 +52,8 @@ pub const HETZNER_TOKEN: &str = "hetzner-emulator-token";
 pub struct HetznerEmulatorConfig {
     /// Tokens that authenticate (one project).
     pub tokens: Vec<String>,
+    /// Tokens that authenticate for `GET` only (others → 403 `token_readonly`).
+    pub readonly_tokens: Vec<String>,
     /// Time from `initializing` (or `starting`) to `running`.
     pub boot_delay: Duration,
     /// Most servers the project may have (`resource_limit_exceeded` beyond).
@@ -68,6 +71,7 @@ impl Default for HetznerEmulatorConfig {
     fn default() -> Self {
         Self {
             tokens: vec![HETZNER_TOKEN.to_owned()],
+            readonly_tokens: Vec::new(),
             boot_delay: Duration::from_millis(200),
             max_servers: 25,
             rate_limit: 3600,
@@ -341,14 +345,18 @@ fn render_fault(fault: InjectedError) -> Response {
 
 async fn auth_and_rate_limit(State(inner): State<Arc<Inner>>, request: Request, next: Next) -> Response {
     let token = bearer(request.headers());
-    let (valid, limit, refill) = {
+    let (valid, readonly, limit, refill) = {
         let config = lock(&inner.config);
         let valid = token.as_ref().is_some_and(|t| config.tokens.iter().any(|c| c == t));
-        (valid, config.rate_limit, config.rate_refill_per_sec)
+        let readonly = token.as_ref().is_some_and(|t| config.readonly_tokens.iter().any(|c| c == t));
+        (valid || readonly, readonly, config.rate_limit, config.rate_refill_per_sec)
     };
     let Some(token) = token.filter(|_| valid) else {
         return error(StatusCode::UNAUTHORIZED, "unauthorized", "unable to authenticate");
     };
+    if readonly && request.method() != axum::http::Method::GET {
+        return error(StatusCode::FORBIDDEN, "token_readonly", "The token is only allowed to perform GET requests");
+    }
     let rate = {
         let mut state = lock(&inner.state);
         state.buckets.entry(token).or_insert_with(|| Bucket::new(limit)).take(limit, refill)
