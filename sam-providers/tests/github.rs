@@ -397,3 +397,46 @@ async fn webhooks_are_verified_deduplicated_and_parsed() {
     assert!(matches!(events[6], WebhookEvent::RepositoriesRemoved { .. }));
     assert!(matches!(&events[7], WebhookEvent::Ignored { event, .. } if event == "push"));
 }
+
+#[tokio::test]
+async fn the_install_page_creates_an_installation_and_sends_the_webhook() {
+    let (hook_url, seen) = start_receiver().await;
+    let emu = GithubEmulator::start(GithubEmulatorConfig {
+        webhook_url: Some(hook_url),
+        setup_url: Some("http://127.0.0.1:9/github/setup".into()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let github = adapter(&emu);
+    let page = browser().get(github.install_url()).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("id=\"install\""));
+    let answer = browser().post(github.install_url()).send().await.unwrap();
+    assert!(answer.status().is_redirection());
+    let location = answer.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.contains("setup_action=install"), "{location}");
+    let installation = emu.installations()[0].id;
+    assert!(location.contains(&format!("installation_id={installation}")));
+
+    let pkce = PkcePair::generate().unwrap();
+    let code = emu.approve(REDIRECT, Some(&pkce.challenge));
+    let identity = github.exchange_code(&code, &pkce.verifier, REDIRECT).await.unwrap();
+    let listed = github.list_installations(&identity.access_token).await.unwrap();
+    assert_eq!(listed[0].id, InstallationId(installation));
+    let repos = github.list_repositories(InstallationId(installation), 1).await.unwrap();
+    assert_eq!(repos.items.len(), 2);
+
+    for _ in 0..50 {
+        if !seen.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let events = seen.lock().unwrap().clone();
+    assert!(
+        matches!(&events[..], [WebhookEvent::InstallationCreated { installation: i, repositories }]
+            if i.id == InstallationId(installation) && repositories.len() == 2),
+        "{events:?}"
+    );
+}

@@ -14,7 +14,8 @@
 //! | `POST /app/installations/{id}/access_tokens` | app JWT (RS256 signature checked against the configured public key, `iss` = app id or client id, `iat` not in the future, `exp` ≤ now + 10 min, not expired) → 201 `{token, expires_at, permissions, repository_selection}`; unknown → 404, suspended → 403 |
 //! | `GET /installation/repositories` | installation token; `{total_count, repositories}`, `Link` pagination (`per_page` default 30, max 100) |
 //! | `GET /repos/{owner}/{repo}/branches` | installation token with access to the repository; array, `Link` pagination |
-//! | `GET /apps/{slug}/installations/new` | a placeholder install page |
+//! | `GET /apps/{slug}/installations/new` | the install page: lists the repositories it grants, button `#install` |
+//! | `POST /apps/{slug}/installations/new` | creates an installation for the test user (repositories from [`GithubEmulatorConfig::install_repositories`]), sends the signed `installation` `created` webhook to [`GithubEmulatorConfig::webhook_url`], redirects to [`GithubEmulatorConfig::setup_url`] with `installation_id` and `setup_action=install` |
 //!
 //! API errors are `{"message", "documentation_url"}`. Injected faults render
 //! as 429 (with `x-ratelimit-remaining: 0`, `x-ratelimit-reset`, `retry-after`),
@@ -139,6 +140,15 @@ pub struct GithubEmulatorConfig {
     pub callback_prefix: Option<String>,
     /// Lifetime of installation tokens (GitHub: 1 hour).
     pub installation_token_ttl: Duration,
+    /// Repositories (full name, branches) an installation made on the
+    /// install page grants.
+    pub install_repositories: Vec<(String, Vec<String>)>,
+    /// Where the install page sends the signed `installation` `created`
+    /// webhook, if anywhere.
+    pub webhook_url: Option<String>,
+    /// Where the install page redirects afterwards (GitHub's "setup URL"),
+    /// with `installation_id` and `setup_action=install`.
+    pub setup_url: Option<String>,
 }
 
 impl Default for GithubEmulatorConfig {
@@ -153,6 +163,12 @@ impl Default for GithubEmulatorConfig {
             user: EmulatedUser::default(),
             callback_prefix: None,
             installation_token_ttl: Duration::from_secs(3600),
+            install_repositories: vec![
+                ("octocat/hello-world".into(), vec!["main".into(), "dev".into()]),
+                ("octocat/spoon-knife".into(), vec!["main".into()]),
+            ],
+            webhook_url: None,
+            setup_url: None,
         }
     }
 }
@@ -268,7 +284,7 @@ impl GithubEmulator {
             .route("/app/installations/{id}/access_tokens", post(mint_token))
             .route("/installation/repositories", get(installation_repositories))
             .route("/repos/{owner}/{repo}/branches", get(branches))
-            .route("/apps/{slug}/installations/new", get(install_page))
+            .route("/apps/{slug}/installations/new", get(install_page).post(install_submit))
             .fallback(|| async { api_error(StatusCode::NOT_FOUND, "Not Found") })
             .with_state(inner.clone())
             .layer(axum::middleware::from_fn_with_state(
@@ -971,7 +987,79 @@ async fn branches(
     with_link(Json(json!(items)).into_response(), link)
 }
 
-async fn install_page(Path(slug): Path<String>) -> Response {
-    Html(format!("<!doctype html><title>Install {0}</title><h1>Install {0}</h1><p>Emulated GitHub: installations are added through the emulator handle.</p>", escape(&slug)))
-        .into_response()
+async fn install_page(State(inner): State<Arc<Inner>>, Path(slug): Path<String>) -> Response {
+    let (app_slug, login, repos) = {
+        let c = lock(&inner.config);
+        (c.app_slug.clone(), c.user.login.clone(), c.install_repositories.clone())
+    };
+    if slug != app_slug {
+        return (StatusCode::NOT_FOUND, Html("<h1>404</h1>")).into_response();
+    }
+    let list: String = repos.iter().map(|(name, _)| format!("<li>{}</li>", escape(name))).collect();
+    Html(format!(
+        r#"<!doctype html><html><head><meta charset="utf-8"><title>Install {slug}</title></head>
+<body><main><h1>Install {slug}</h1><p>Install on <strong>{login}</strong> with access to:</p><ul>{list}</ul>
+<form method="post" action="/apps/{slug}/installations/new"><button type="submit" id="install">Install</button></form>
+</main></body></html>"#,
+        slug = escape(&slug),
+        login = escape(&login),
+    ))
+    .into_response()
+}
+
+/// The install page's button: creates an installation for the test user,
+/// sends the `installation` `created` webhook (when a URL is configured),
+/// and redirects to the setup URL.
+async fn install_submit(State(inner): State<Arc<Inner>>, Path(slug): Path<String>) -> Response {
+    let config = lock(&inner.config).clone();
+    if slug != config.app_slug {
+        return (StatusCode::NOT_FOUND, Html("<h1>404</h1>")).into_response();
+    }
+    let installation = {
+        let mut state = lock(&inner.state);
+        let id = 1_000 + i64::try_from(state.installations.len()).unwrap_or(0) * 7 + 1;
+        let installation = EmulatedInstallation {
+            id,
+            account_login: config.user.login.clone(),
+            account_id: config.user.id,
+            account_type: "User".into(),
+            suspended: false,
+            visible_to: vec![config.user.id],
+            repositories: config.install_repositories.iter().cloned().collect(),
+        };
+        state.installations.insert(id, installation.clone());
+        installation
+    };
+    if let Some(url) = config.webhook_url.clone() {
+        let repos: Vec<Value> = installation.repositories.keys().map(|n| repo_ref(n)).collect();
+        let payload = json!({"action": "created", "installation": installation_json(&installation, &config.app_id),
+            "repositories": repos, "sender": {"login": config.user.login, "id": config.user.id, "type": "User"}});
+        let body = serde_json::to_vec(&payload).unwrap_or_default();
+        let sig = signature(&config.webhook_secret, &body);
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let sent = client
+                .post(&url)
+                .header("content-type", "application/json")
+                .header("x-github-event", "installation")
+                .header("x-github-delivery", uuid_like())
+                .header("x-hub-signature-256", sig)
+                .body(body)
+                .send()
+                .await;
+            if let Err(err) = sent {
+                tracing::warn!(error = %err.without_url(), "emulated GitHub could not deliver the installation webhook");
+            }
+        });
+    }
+    let id = installation.id.to_string();
+    match config.setup_url {
+        Some(setup) => {
+            Redirect::to(&with_query(&setup, &[("installation_id", &id), ("setup_action", "install")])).into_response()
+        }
+        None => {
+            Html(format!("<!doctype html><p>Installed: installation <span id=\"installation-id\">{id}</span>.</p>"))
+                .into_response()
+        }
+    }
 }
