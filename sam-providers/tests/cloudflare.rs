@@ -170,12 +170,14 @@ async fn a_record_created_between_list_and_post_is_taken_not_duplicated() {
     let n = name(&emu);
     // The adapter's POST is held back; meanwhile another writer creates the
     // identical record, so the POST gets 81058 and the adapter takes that one.
-    emu.faults().inject("POST", "/client/v4/zones/*", Fault::Latency(Duration::from_millis(300)), 1);
+    emu.faults().inject("POST", "/client/v4/zones/*", Fault::Latency(Duration::from_millis(500)), 1);
     let racer = {
         let emu = emu.clone();
         let n = n.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            while emu.faults().count("POST", "/client/v4/zones/*") == 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
             emu.create_raw(&n, Ipv4Addr::new(192, 0, 2, 60))
         })
     };

@@ -292,6 +292,6 @@ async fn fault_rules_are_used_up() {
     }
     assert_eq!(statuses, [500, 500, 200]);
     let elapsed = started.elapsed();
-    assert!(elapsed >= Duration::from_millis(300) && elapsed < Duration::from_millis(1000), "{elapsed:?}");
+    assert!(elapsed >= Duration::from_millis(300) && elapsed < Duration::from_secs(2), "{elapsed:?}");
     assert_eq!(emu.faults().count("GET", "/v1/locations"), 3);
 }

@@ -270,13 +270,16 @@ async fn a_server_created_concurrently_for_the_workspace_is_returned() {
     let spec = conformance::compute::spec(workspace, "fsn1");
     // Our POST is held back; meanwhile another writer creates the workspace's
     // server under the same name, so the POST gets 409 uniqueness_error.
-    emu.faults().inject("POST", "/v1/servers", Fault::Latency(Duration::from_millis(300)), 1);
+    emu.faults().inject("POST", "/v1/servers", Fault::Latency(Duration::from_millis(500)), 1);
     let racer = {
         let emu = emu.clone();
         let name = spec.name.clone();
         let labels = spec.all_labels();
         tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            // As soon as our POST has arrived (and is being held back).
+            while emu.faults().count("POST", "/v1/servers") == 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
             emu.insert_server(&name, labels)
         })
     };
@@ -310,6 +313,6 @@ async fn a_wait_beyond_the_time_budget_returns_the_rate_limit_at_once() {
     let started = Instant::now();
     let err = provider.list_locations(&token(&emu)).await.unwrap_err();
     assert!(matches!(err.kind(), ProviderErrorKind::RateLimited { retry_after: Some(_) }), "{err}");
-    assert!(started.elapsed() < Duration::from_millis(400));
+    assert!(started.elapsed() < Duration::from_millis(900), "did not wait for the refill");
     assert_eq!(emu.faults().count("GET", "/v1/locations"), 1);
 }
