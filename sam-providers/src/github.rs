@@ -102,6 +102,27 @@ impl GithubConfig {
     }
 }
 
+#[cfg(feature = "emulators")]
+impl GithubConfig {
+    /// A configuration for the GitHub emulator at `base_url` (web and API),
+    /// with the emulator's app credentials and its public test key.
+    pub fn emulated(base_url: &str) -> Self {
+        use crate::emulators::{
+            GITHUB_APP_ID, GITHUB_APP_SLUG, GITHUB_CLIENT_ID, GITHUB_CLIENT_SECRET, TEST_APP_PRIVATE_KEY_PEM,
+        };
+        let mut config = Self::new(
+            GITHUB_CLIENT_ID,
+            SecretString::new(GITHUB_CLIENT_SECRET),
+            GITHUB_APP_ID,
+            GITHUB_APP_SLUG,
+            SecretString::new(TEST_APP_PRIVATE_KEY_PEM),
+        );
+        config.web_base_url = base_url.to_owned();
+        config.api_base_url = base_url.to_owned();
+        config
+    }
+}
+
 /// The GitHub adapter: [`IdentityProvider`] and [`RepoAccess`].
 pub struct GithubApp {
     http: HttpClient,

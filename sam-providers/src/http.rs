@@ -130,8 +130,10 @@ impl HttpConfig {
     }
 }
 
-/// The body of a request.
-#[derive(Debug, Clone)]
+/// The body of a request. Its `Debug` shows only the shape (form field
+/// names, not values), since bodies can carry secrets (an OAuth client
+/// secret, a PKCE verifier).
+#[derive(Clone)]
 pub enum Body {
     /// No body.
     None,
@@ -139,6 +141,18 @@ pub enum Body {
     Json(serde_json::Value),
     /// `application/x-www-form-urlencoded` fields.
     Form(Vec<(String, String)>),
+}
+
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Body::None => f.write_str("None"),
+            Body::Json(_) => f.write_str("Json(..)"),
+            Body::Form(fields) => {
+                f.debug_tuple("Form").field(&fields.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>()).finish()
+            }
+        }
+    }
 }
 
 /// How a request authenticates.
@@ -514,6 +528,17 @@ mod tests {
         let wait = server_wait(&h).unwrap();
         assert!(wait > Duration::from_secs(3) && wait <= Duration::from_secs(5), "{wait:?}");
         assert_eq!(server_wait(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn request_debug_hides_secrets() {
+        let token = SecretString::new("tok-123");
+        let request = Request::new(Method::POST, Url::parse("http://127.0.0.1:1/x").unwrap())
+            .bearer(&token)
+            .form(vec![("client_secret".into(), "shh-456".into())]);
+        let text = format!("{request:?}");
+        assert!(text.contains("client_secret"), "{text}");
+        assert!(!text.contains("shh-456") && !text.contains("tok-123"), "{text}");
     }
 
     #[test]

@@ -14,8 +14,7 @@ use sam_core::domain::{GithubUserId, InstallationId, RepoFullName};
 use sam_core::ports::{IdentityProvider, ProviderErrorKind, RepoAccess};
 use sam_core::secret::{PkcePair, SecretString, random_token};
 use sam_providers::emulators::{
-    Fault, GITHUB_APP_ID, GITHUB_APP_SLUG, GITHUB_CLIENT_ID, GITHUB_CLIENT_SECRET, GITHUB_WEBHOOK_SECRET,
-    GithubEmulator, GithubEmulatorConfig, InjectedError, TEST_APP_PRIVATE_KEY_PEM,
+    Fault, GITHUB_CLIENT_ID, GITHUB_WEBHOOK_SECRET, GithubEmulator, GithubEmulatorConfig, InjectedError,
 };
 use sam_providers::github::{
     GithubApp, GithubConfig, InMemoryDeliveryLog, WebhookError, WebhookEvent, WebhookHeaders, WebhookVerifier,
@@ -58,15 +57,7 @@ async fn emulator() -> GithubEmulator {
 }
 
 fn config(emu: &GithubEmulator) -> GithubConfig {
-    let mut c = GithubConfig::new(
-        GITHUB_CLIENT_ID,
-        SecretString::new(GITHUB_CLIENT_SECRET),
-        GITHUB_APP_ID,
-        GITHUB_APP_SLUG,
-        SecretString::new(TEST_APP_PRIVATE_KEY_PEM),
-    );
-    c.web_base_url = emu.base_url().to_owned();
-    c.api_base_url = emu.base_url().to_owned();
+    let mut c = GithubConfig::emulated(emu.base_url());
     c.http = HttpConfig::fast();
     c
 }
