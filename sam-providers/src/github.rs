@@ -814,3 +814,66 @@ pub fn parse_event(event: &str, body: &[u8]) -> Result<WebhookEvent, WebhookErro
         _ => WebhookEvent::Ignored { event: event.to_owned(), action: Some(action) },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::StatusCode;
+    use reqwest::header::{HeaderMap, HeaderValue};
+
+    fn response(status: u16, headers: &[(&'static str, &'static str)], body: &str) -> Response {
+        let mut map = HeaderMap::new();
+        for (k, v) in headers {
+            map.insert(*k, HeaderValue::from_static(v));
+        }
+        Response { status: StatusCode::from_u16(status).unwrap(), headers: map, body: body.as_bytes().to_vec() }
+    }
+
+    #[test]
+    fn api_statuses_map_to_kinds() {
+        let kind = |r: Response| classify(&r).unwrap_err().kind();
+        assert_eq!(kind(response(401, &[], r#"{"message":"Bad credentials"}"#)), ProviderErrorKind::Unauthorized);
+        assert_eq!(
+            kind(response(403, &[("x-ratelimit-remaining", "0"), ("retry-after", "3")], "{}")),
+            ProviderErrorKind::RateLimited { retry_after: Some(Duration::from_secs(3)) }
+        );
+        assert_eq!(kind(response(403, &[], r#"{"message":"suspended"}"#)), ProviderErrorKind::Unauthorized);
+        assert_eq!(kind(response(404, &[], "{}")), ProviderErrorKind::NotFound);
+        assert_eq!(kind(response(422, &[], "{}")), ProviderErrorKind::InvalidConfig);
+        assert_eq!(kind(response(502, &[], "")), ProviderErrorKind::Transient);
+        assert!(classify(&response(200, &[], "{}")).is_ok());
+    }
+
+    #[test]
+    fn next_page_comes_from_the_link_header() {
+        let r = response(
+            200,
+            &[(
+                "link",
+                r#"<https://api.github.com/x?per_page=2&page=1>; rel="prev", <https://api.github.com/x?per_page=2&page=3>; rel="next""#,
+            )],
+            "[]",
+        );
+        assert_eq!(next_page(&r), Some(3));
+        assert_eq!(next_page(&response(200, &[], "[]")), None);
+    }
+
+    #[test]
+    fn signatures_are_checked() {
+        let secret = SecretString::new("It's a Secret to Everybody");
+        // The example from GitHub's documentation on validating deliveries.
+        let header = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+        verify_signature(&secret, b"Hello, World!", Some(header)).unwrap();
+        assert!(matches!(verify_signature(&secret, b"Hello, World?", Some(header)), Err(WebhookError::BadSignature)));
+        assert!(matches!(verify_signature(&secret, b"x", None), Err(WebhookError::MissingSignature)));
+        assert!(matches!(verify_signature(&secret, b"x", Some("sha1=00")), Err(WebhookError::MalformedSignature)));
+        assert!(matches!(
+            verify_signature(
+                &secret,
+                b"x",
+                Some("sha256=zz57107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17")
+            ),
+            Err(WebhookError::MalformedSignature)
+        ));
+    }
+}

@@ -307,7 +307,8 @@ impl HttpClient {
         let started = Instant::now();
         let mut attempt = 1u32;
         loop {
-            let err = match op(attempt).await {
+            let span = tracing::debug_span!("provider_op", provider = self.provider, what, attempt);
+            let err = match op(attempt).instrument(span).await {
                 Ok(value) => return Ok(value),
                 Err(err) => err,
             };
