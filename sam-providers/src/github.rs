@@ -511,15 +511,20 @@ impl RepoAccess for GithubApp {
     }
 
     async fn installation_token(&self, installation: InstallationId) -> Result<InstallationToken, ProviderError> {
-        let mut cache = self.tokens.lock().await;
-        let now = time::OffsetDateTime::now_utc();
-        if let Some(cached) = cache.get(&installation)
-            && cached.expires_at - now > self.margin
         {
-            return Ok(cached.clone());
+            let cache = self.tokens.lock().await;
+            let now = time::OffsetDateTime::now_utc();
+            if let Some(cached) = cache.get(&installation)
+                && cached.expires_at - now > self.margin
+            {
+                return Ok(cached.clone());
+            }
         }
+        // Minted without holding the lock, so a slow mint for one
+        // installation never blocks the others; two concurrent misses may
+        // mint twice, which is harmless.
         let fresh = self.mint(installation).await?;
-        cache.insert(installation, fresh.clone());
+        self.tokens.lock().await.insert(installation, fresh.clone());
         Ok(fresh)
     }
 }
