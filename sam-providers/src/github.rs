@@ -1,1 +1,884 @@
-//! (to be written)
+//! GitHub adapter: sign-in through the OAuth web flow ([`IdentityProvider`]),
+//! repository access through a GitHub App ([`RepoAccess`]), and webhook
+//! verification ([`WebhookVerifier`]).
+//!
+//! - OAuth: `GET {web}/login/oauth/authorize` with `state` and a PKCE `S256`
+//!   challenge; `POST {web}/login/oauth/access_token` with the verifier
+//!   (`Accept: application/json`; GitHub reports errors such as
+//!   `bad_verification_code` in an HTTP 200 body, and they are errors here);
+//!   then `GET /user` and `GET /user/emails`. Users are bound to the numeric
+//!   id, never the login.
+//! - App: an RS256 app JWT (`iat` = now − 60 s, `exp` = now + 9 min, `iss` =
+//!   app id) for `POST /app/installations/{id}/access_tokens`; installation
+//!   tokens are cached per installation until 5 minutes before they expire.
+//!   `GET /user/installations` (user token), `GET /installation/repositories`
+//!   and `GET /repos/{owner}/{repo}/branches` (installation token) follow the
+//!   `Link` header.
+//! - Webhooks: `X-Hub-Signature-256` checked in constant time, deliveries
+//!   de-duplicated by `X-GitHub-Delivery` through a [`DeliveryLog`], and
+//!   `installation` / `installation_repositories` events parsed into
+//!   [`WebhookEvent`].
+//!
+//! API errors map to kinds: 401 → `Unauthorized`; 403/429 with
+//! `x-ratelimit-remaining: 0` or a `retry-after` → `RateLimited` (wait from
+//! `retry-after` / `x-ratelimit-reset`), other 403 → `Unauthorized`; 404 →
+//! `NotFound`; 422 → `InvalidConfig`; 5xx and timeouts → `Transient`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use hmac::{Hmac, Mac};
+use reqwest::{Method, Url};
+use sam_core::domain::{GithubUserId, InstallationId, NewUser, RepoFullName, Timestamp};
+use sam_core::ports::{
+    IdentityProvider, InstallationInfo, InstallationToken, Page, ProviderError, ProviderErrorKind, RepoAccess,
+    Repository, VerifiedIdentity,
+};
+use sam_core::secret::SecretString;
+use serde::Deserialize;
+use sha2::Sha256;
+
+use crate::http::{self, HttpClient, HttpConfig, Request, Response};
+
+/// GitHub's web host (OAuth pages).
+pub const DEFAULT_WEB_URL: &str = "https://github.com";
+/// GitHub's REST API.
+pub const DEFAULT_API_URL: &str = "https://api.github.com";
+const PROVIDER: &str = "github";
+const MAX_PAGES: u32 = 100;
+
+/// Configuration of the GitHub App SAM signs in with and reads repositories
+/// through.
+#[derive(Clone, Debug)]
+pub struct GithubConfig {
+    /// Web base URL ([`DEFAULT_WEB_URL`] or an emulator's).
+    pub web_base_url: String,
+    /// API base URL ([`DEFAULT_API_URL`] or an emulator's).
+    pub api_base_url: String,
+    /// OAuth client id of the app.
+    pub client_id: String,
+    /// OAuth client secret of the app.
+    pub client_secret: SecretString,
+    /// App id (the app JWT's `iss`).
+    pub app_id: String,
+    /// App slug (for the install URL).
+    pub app_slug: String,
+    /// The app's private key, PEM.
+    pub app_private_key_pem: SecretString,
+    /// OAuth scope to request (`None` for GitHub Apps, which use permissions).
+    pub scope: Option<String>,
+    /// A cached installation token is replaced this long before it expires.
+    pub token_refresh_margin: Duration,
+    /// Repositories per page in [`RepoAccess::list_repositories`] (≤ 100).
+    pub repositories_per_page: u32,
+    /// Transport settings.
+    pub http: HttpConfig,
+}
+
+impl GithubConfig {
+    /// A configuration for github.com.
+    pub fn new(
+        client_id: impl Into<String>,
+        client_secret: SecretString,
+        app_id: impl Into<String>,
+        app_slug: impl Into<String>,
+        app_private_key_pem: SecretString,
+    ) -> Self {
+        Self {
+            web_base_url: DEFAULT_WEB_URL.into(),
+            api_base_url: DEFAULT_API_URL.into(),
+            client_id: client_id.into(),
+            client_secret,
+            app_id: app_id.into(),
+            app_slug: app_slug.into(),
+            app_private_key_pem,
+            scope: None,
+            token_refresh_margin: Duration::from_secs(300),
+            repositories_per_page: 100,
+            http: HttpConfig::default(),
+        }
+    }
+}
+
+#[cfg(feature = "emulators")]
+impl GithubConfig {
+    /// A configuration for the GitHub emulator at `base_url` (web and API),
+    /// with the emulator's app credentials and its public test key.
+    pub fn emulated(base_url: &str) -> Self {
+        use crate::emulators::{
+            GITHUB_APP_ID, GITHUB_APP_SLUG, GITHUB_CLIENT_ID, GITHUB_CLIENT_SECRET, TEST_APP_PRIVATE_KEY_PEM,
+        };
+        let mut config = Self::new(
+            GITHUB_CLIENT_ID,
+            SecretString::new(GITHUB_CLIENT_SECRET),
+            GITHUB_APP_ID,
+            GITHUB_APP_SLUG,
+            SecretString::new(TEST_APP_PRIVATE_KEY_PEM),
+        );
+        config.web_base_url = base_url.to_owned();
+        config.api_base_url = base_url.to_owned();
+        config
+    }
+}
+
+/// The GitHub adapter: [`IdentityProvider`] and [`RepoAccess`].
+pub struct GithubApp {
+    http: HttpClient,
+    web: Url,
+    api: Url,
+    client_id: String,
+    client_secret: SecretString,
+    app_id: String,
+    app_slug: String,
+    app_key: jsonwebtoken::EncodingKey,
+    scope: Option<String>,
+    margin: Duration,
+    per_page: u32,
+    tokens: tokio::sync::Mutex<HashMap<InstallationId, InstallationToken>>,
+}
+
+impl std::fmt::Debug for GithubApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GithubApp")
+            .field("web", &self.web.as_str())
+            .field("api", &self.api.as_str())
+            .field("client_id", &self.client_id)
+            .field("app_id", &self.app_id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn invalid(message: impl Into<String>) -> ProviderError {
+    ProviderError::new(ProviderErrorKind::InvalidConfig, message)
+}
+
+/// Installs jsonwebtoken's aws-lc-rs provider (idempotent), so signing works
+/// even when another crate in the build enables a second backend.
+fn ensure_jwt_provider() {
+    let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
+}
+
+#[derive(serde::Serialize)]
+struct AppClaims<'a> {
+    iat: u64,
+    exp: u64,
+    iss: &'a str,
+}
+
+#[derive(Deserialize)]
+struct OAuthAnswer {
+    access_token: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct GhUser {
+    id: i64,
+    login: String,
+    name: Option<String>,
+    email: Option<String>,
+    avatar_url: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct GhEmail {
+    email: String,
+    primary: bool,
+    verified: bool,
+}
+
+#[derive(Deserialize)]
+struct GhAccount {
+    login: String,
+    id: i64,
+    #[serde(rename = "type", default)]
+    account_type: String,
+}
+
+#[derive(Deserialize)]
+struct GhInstallation {
+    id: i64,
+    account: GhAccount,
+    #[serde(default)]
+    suspended_at: Option<String>,
+}
+
+impl GhInstallation {
+    fn into_info(self) -> InstallationInfo {
+        InstallationInfo {
+            id: InstallationId(self.id),
+            account_login: self.account.login,
+            account_type: self.account.account_type,
+            account_id: GithubUserId(self.account.id),
+            suspended: self.suspended_at.is_some(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct GhInstallations {
+    installations: Vec<GhInstallation>,
+}
+
+#[derive(Deserialize)]
+struct GhRepo {
+    full_name: String,
+    #[serde(default)]
+    private: bool,
+    #[serde(default)]
+    default_branch: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct GhRepos {
+    repositories: Vec<GhRepo>,
+}
+
+#[derive(Deserialize)]
+struct GhBranch {
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct GhToken {
+    token: String,
+    expires_at: String,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+impl GithubApp {
+    /// An adapter for `config`; fails with `InvalidConfig` on a bad URL or key.
+    pub fn new(config: GithubConfig) -> Result<Self, ProviderError> {
+        ensure_jwt_provider();
+        let app_key = jsonwebtoken::EncodingKey::from_rsa_pem(config.app_private_key_pem.expose().as_bytes())
+            .map_err(|_| invalid("github: the app private key is not an RSA PEM key"))?;
+        Ok(Self {
+            http: HttpClient::new(PROVIDER, config.http)?,
+            web: http::parse_base(PROVIDER, &config.web_base_url)?,
+            api: http::parse_base(PROVIDER, &config.api_base_url)?,
+            client_id: config.client_id,
+            client_secret: config.client_secret,
+            app_id: config.app_id,
+            app_slug: config.app_slug,
+            app_key,
+            scope: config.scope,
+            margin: config.token_refresh_margin,
+            per_page: config.repositories_per_page.clamp(1, 100),
+            tokens: tokio::sync::Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A fresh app JWT (RS256, `iat` 60 s in the past, `exp` 9 minutes ahead).
+    pub fn app_jwt(&self) -> Result<SecretString, ProviderError> {
+        let now = unix_now();
+        let claims = AppClaims { iat: now.saturating_sub(60), exp: now + 540, iss: &self.app_id };
+        let header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        jsonwebtoken::encode(&header, &claims, &self.app_key)
+            .map(SecretString::new)
+            .map_err(|_| ProviderError::new(ProviderErrorKind::Other, "github: cannot sign the app JWT"))
+    }
+
+    fn api_url(&self, path: &str, query: &[(&str, String)]) -> Result<Url, ProviderError> {
+        let mut url = http::join(&self.api, path)?;
+        if !query.is_empty() {
+            let mut pairs = url.query_pairs_mut();
+            for (k, v) in query {
+                pairs.append_pair(k, v);
+            }
+        }
+        Ok(url)
+    }
+
+    fn api_request<'a>(&self, method: Method, url: Url, token: &'a SecretString) -> Request<'a> {
+        Request::new(method, url)
+            .bearer(token)
+            .header("accept", "application/vnd.github+json")
+            .header("x-github-api-version", "2022-11-28")
+    }
+
+    async fn get(&self, token: &SecretString, url: Url) -> Result<Response, ProviderError> {
+        self.http.send(&self.api_request(Method::GET, url, token), classify).await
+    }
+
+    async fn mint(&self, installation: InstallationId) -> Result<InstallationToken, ProviderError> {
+        let jwt = self.app_jwt()?;
+        let url = self.api_url(&format!("app/installations/{installation}/access_tokens"), &[])?;
+        // Minting is safe to repeat: a retry only yields another token.
+        let request = self.api_request(Method::POST, url, &jwt).json(serde_json::json!({}));
+        let response = self.http.send(&request, classify).await?;
+        let token: GhToken = response.json(PROVIDER)?;
+        let expires_at = Timestamp::parse(&token.expires_at, &time::format_description::well_known::Rfc3339)
+            .map_err(|_| ProviderError::new(ProviderErrorKind::Other, "github: invalid token expiry"))?;
+        Ok(InstallationToken { token: SecretString::new(token.token), expires_at })
+    }
+
+    /// Forgets the cached token of an installation (after GitHub rejected it).
+    pub async fn forget_token(&self, installation: InstallationId) {
+        self.tokens.lock().await.remove(&installation);
+    }
+
+    /// Runs `call` with the installation's token; if GitHub rejects the
+    /// token (401), mints a new one and tries once more.
+    async fn with_installation<T, F, Fut>(&self, installation: InstallationId, call: F) -> Result<T, ProviderError>
+    where
+        F: Fn(SecretString) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ProviderError>>,
+    {
+        let token = self.installation_token(installation).await?.token;
+        match call(token).await {
+            Err(err) if err.kind() == ProviderErrorKind::Unauthorized => {
+                self.forget_token(installation).await;
+                let token = self.installation_token(installation).await?.token;
+                call(token).await
+            }
+            other => other,
+        }
+    }
+
+    async fn repositories_page(&self, token: SecretString, page: u32) -> Result<Page<Repository>, ProviderError> {
+        let url = self.api_url(
+            "installation/repositories",
+            &[("per_page", self.per_page.to_string()), ("page", page.to_string())],
+        )?;
+        let response = self.get(&token, url).await?;
+        let body: GhRepos = response.json(PROVIDER)?;
+        let items = body
+            .repositories
+            .into_iter()
+            .filter_map(|r| {
+                Some(Repository {
+                    full_name: RepoFullName::new(r.full_name).ok()?,
+                    private: r.private,
+                    default_branch: r.default_branch.unwrap_or_else(|| "main".into()),
+                })
+            })
+            .collect();
+        Ok(Page { items, next_page: next_page(&response) })
+    }
+
+    async fn all_branches(&self, token: SecretString, repository: &RepoFullName) -> Result<Vec<String>, ProviderError> {
+        let mut names = Vec::new();
+        let mut page = 1u32;
+        for _ in 0..MAX_PAGES {
+            let url = self.api_url(
+                &format!("repos/{}/{}/branches", repository.owner(), repository.name()),
+                &[("per_page", "100".into()), ("page", page.to_string())],
+            )?;
+            let response = self.get(&token, url).await?;
+            let branches: Vec<GhBranch> = response.json(PROVIDER)?;
+            names.extend(branches.into_iter().map(|b| b.name));
+            match next_page(&response) {
+                Some(next) if next > page => page = next,
+                _ => return Ok(names),
+            }
+        }
+        Err(ProviderError::new(ProviderErrorKind::Other, "github: too many pages of branches"))
+    }
+}
+
+/// The `page` of the `rel="next"` link of a response, if any.
+fn next_page(response: &Response) -> Option<u32> {
+    let link = response.header("link")?;
+    link.split(',').find_map(|part| {
+        let (url, params) = part.split_once(';')?;
+        if !params.split(';').any(|p| p.trim() == "rel=\"next\"") {
+            return None;
+        }
+        let url = Url::parse(url.trim().trim_start_matches('<').trim_end_matches('>')).ok()?;
+        url.query_pairs().find(|(k, _)| k == "page").and_then(|(_, v)| v.parse().ok())
+    })
+}
+
+#[async_trait]
+impl IdentityProvider for GithubApp {
+    fn authorize_url(&self, state: &str, pkce_challenge: &str, redirect_uri: &str) -> String {
+        let mut url = match http::join(&self.web, "login/oauth/authorize") {
+            Ok(url) => url,
+            Err(_) => self.web.clone(),
+        };
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("client_id", &self.client_id);
+            q.append_pair("redirect_uri", redirect_uri);
+            q.append_pair("state", state);
+            q.append_pair("code_challenge", pkce_challenge);
+            q.append_pair("code_challenge_method", "S256");
+            q.append_pair("allow_signup", "true");
+            if let Some(scope) = &self.scope {
+                q.append_pair("scope", scope);
+            }
+        }
+        url.into()
+    }
+
+    async fn exchange_code(
+        &self,
+        code: &str,
+        pkce_verifier: &SecretString,
+        redirect_uri: &str,
+    ) -> Result<VerifiedIdentity, ProviderError> {
+        let url = http::join(&self.web, "login/oauth/access_token")?;
+        let request = Request::new(Method::POST, url).header("accept", "application/json").form(vec![
+            ("client_id".into(), self.client_id.clone()),
+            ("client_secret".into(), self.client_secret.expose().to_owned()),
+            ("code".into(), code.to_owned()),
+            ("redirect_uri".into(), redirect_uri.to_owned()),
+            ("code_verifier".into(), pkce_verifier.expose().to_owned()),
+        ]);
+        // A code is single use: never resend the exchange.
+        let response = self.http.send_once(&request, classify).await?;
+        let answer: OAuthAnswer = response.json(PROVIDER)?;
+        if let Some(error) = answer.error {
+            let kind = match error.as_str() {
+                "bad_verification_code" | "unverified_user_email" | "access_denied" => ProviderErrorKind::Unauthorized,
+                "incorrect_client_credentials" | "redirect_uri_mismatch" => ProviderErrorKind::InvalidConfig,
+                _ => ProviderErrorKind::Other,
+            };
+            let description: String = answer.error_description.unwrap_or_default().chars().take(200).collect();
+            return Err(ProviderError::new(kind, format!("github: OAuth error {error}: {description}")));
+        }
+        let token =
+            answer.access_token.filter(|t| !t.is_empty()).map(SecretString::new).ok_or_else(|| {
+                ProviderError::new(ProviderErrorKind::Other, "github: token response without a token")
+            })?;
+        let user: GhUser = self.get(&token, self.api_url("user", &[])?).await?.json(PROVIDER)?;
+        let email = match self.get(&token, self.api_url("user/emails", &[])?).await {
+            Ok(response) => {
+                response.json::<Vec<GhEmail>>(PROVIDER)?.into_iter().find(|e| e.primary && e.verified).map(|e| e.email)
+            }
+            // Without the email permission GitHub answers 403/404: fall back.
+            Err(err) if matches!(err.kind(), ProviderErrorKind::NotFound | ProviderErrorKind::Unauthorized) => None,
+            Err(err) => return Err(err),
+        };
+        Ok(VerifiedIdentity {
+            profile: NewUser {
+                github_id: GithubUserId(user.id),
+                login: user.login,
+                name: user.name.filter(|n| !n.is_empty()),
+                email: email.or(user.email),
+                avatar_url: user.avatar_url,
+            },
+            access_token: token,
+        })
+    }
+}
+
+#[async_trait]
+impl RepoAccess for GithubApp {
+    fn install_url(&self) -> String {
+        http::join(&self.web, &format!("apps/{}/installations/new", self.app_slug))
+            .map(String::from)
+            .unwrap_or_default()
+    }
+
+    async fn list_installations(&self, user_token: &SecretString) -> Result<Vec<InstallationInfo>, ProviderError> {
+        let mut out = Vec::new();
+        let mut page = 1u32;
+        for _ in 0..MAX_PAGES {
+            let url = self.api_url("user/installations", &[("per_page", "100".into()), ("page", page.to_string())])?;
+            let response = self.get(user_token, url).await?;
+            let body: GhInstallations = response.json(PROVIDER)?;
+            out.extend(body.installations.into_iter().map(GhInstallation::into_info));
+            match next_page(&response) {
+                Some(next) if next > page => page = next,
+                _ => return Ok(out),
+            }
+        }
+        Err(ProviderError::new(ProviderErrorKind::Other, "github: too many pages of installations"))
+    }
+
+    async fn list_repositories(
+        &self,
+        installation: InstallationId,
+        page: u32,
+    ) -> Result<Page<Repository>, ProviderError> {
+        let page = page.max(1);
+        self.with_installation(installation, |token| self.repositories_page(token, page)).await
+    }
+
+    async fn list_branches(
+        &self,
+        installation: InstallationId,
+        repository: &RepoFullName,
+    ) -> Result<Vec<String>, ProviderError> {
+        self.with_installation(installation, |token| self.all_branches(token, repository)).await
+    }
+
+    async fn installation_token(&self, installation: InstallationId) -> Result<InstallationToken, ProviderError> {
+        {
+            let cache = self.tokens.lock().await;
+            let now = time::OffsetDateTime::now_utc();
+            if let Some(cached) = cache.get(&installation)
+                && cached.expires_at - now > self.margin
+            {
+                return Ok(cached.clone());
+            }
+        }
+        // Minted without holding the lock, so a slow mint for one
+        // installation never blocks the others; two concurrent misses may
+        // mint twice, which is harmless.
+        let fresh = self.mint(installation).await?;
+        self.tokens.lock().await.insert(installation, fresh.clone());
+        Ok(fresh)
+    }
+}
+
+/// Maps a GitHub API response to `Ok` (2xx) or an error kind.
+pub fn classify(response: &Response) -> Result<(), ProviderError> {
+    let status = response.status;
+    if status.is_success() {
+        return Ok(());
+    }
+    #[derive(Deserialize)]
+    struct GhError {
+        #[serde(default)]
+        message: String,
+    }
+    let message = serde_json::from_slice::<GhError>(&response.body).map(|e| e.message).unwrap_or_default();
+    let exhausted = response.header("x-ratelimit-remaining") == Some("0");
+    let kind = match status.as_u16() {
+        401 => ProviderErrorKind::Unauthorized,
+        403 | 429 if exhausted || response.header("retry-after").is_some() || status.as_u16() == 429 => {
+            ProviderErrorKind::RateLimited { retry_after: http::server_wait(&response.headers) }
+        }
+        403 => ProviderErrorKind::Unauthorized,
+        404 => ProviderErrorKind::NotFound,
+        422 => ProviderErrorKind::InvalidConfig,
+        _ => http::kind_for_status(status, &response.headers),
+    };
+    let message: String = message.chars().take(200).collect();
+    Err(ProviderError::new(kind, format!("github: {}: {message}", status.as_u16())))
+}
+
+// ---------------------------------------------------------------- webhooks
+
+/// Remembers webhook delivery ids, so a redelivered (or replayed) delivery is
+/// handled once. Implement it over the store to de-duplicate across replicas.
+#[async_trait]
+pub trait DeliveryLog: Send + Sync + std::fmt::Debug {
+    /// Records `delivery_id`; `true` when it was not seen before.
+    async fn first_delivery(&self, delivery_id: &str) -> Result<bool, ProviderError>;
+}
+
+/// An in-memory [`DeliveryLog`] that forgets ids after a TTL and holds at
+/// most `capacity` ids (the oldest go first).
+#[derive(Debug)]
+pub struct InMemoryDeliveryLog {
+    ttl: Duration,
+    capacity: usize,
+    seen: Mutex<HashMap<String, Instant>>,
+}
+
+impl InMemoryDeliveryLog {
+    /// A log keeping ids for `ttl`, at most `capacity` of them.
+    pub fn new(ttl: Duration, capacity: usize) -> Self {
+        Self { ttl, capacity: capacity.max(1), seen: Mutex::new(HashMap::new()) }
+    }
+}
+
+impl Default for InMemoryDeliveryLog {
+    /// 24 hours, 100 000 ids.
+    fn default() -> Self {
+        Self::new(Duration::from_secs(24 * 3600), 100_000)
+    }
+}
+
+#[async_trait]
+impl DeliveryLog for InMemoryDeliveryLog {
+    async fn first_delivery(&self, delivery_id: &str) -> Result<bool, ProviderError> {
+        let mut seen = self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = Instant::now();
+        seen.retain(|_, at| now.duration_since(*at) < self.ttl);
+        if seen.contains_key(delivery_id) {
+            return Ok(false);
+        }
+        if seen.len() >= self.capacity
+            && let Some(oldest) = seen.iter().min_by_key(|(_, at)| **at).map(|(id, _)| id.clone())
+        {
+            seen.remove(&oldest);
+        }
+        seen.insert(delivery_id.to_owned(), now);
+        Ok(true)
+    }
+}
+
+/// Why a webhook delivery was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    /// No `X-Hub-Signature-256` header.
+    #[error("missing X-Hub-Signature-256")]
+    MissingSignature,
+    /// The header is not `sha256=<64 hex digits>`.
+    #[error("malformed X-Hub-Signature-256")]
+    MalformedSignature,
+    /// The signature does not match the body.
+    #[error("webhook signature does not match")]
+    BadSignature,
+    /// A required header (`X-GitHub-Event`, `X-GitHub-Delivery`) is missing.
+    #[error("missing header {0}")]
+    MissingHeader(&'static str),
+    /// The body exceeds the size limit.
+    #[error("webhook body too large")]
+    TooLarge,
+    /// The delivery id was handled before.
+    #[error("duplicate delivery")]
+    Duplicate,
+    /// The body is not the JSON the event should carry.
+    #[error("invalid webhook payload: {0}")]
+    InvalidPayload(String),
+    /// The delivery log failed.
+    #[error("delivery log: {0}")]
+    Log(#[source] ProviderError),
+}
+
+/// The headers of a delivery that matter.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WebhookHeaders<'a> {
+    /// `X-GitHub-Event`.
+    pub event: Option<&'a str>,
+    /// `X-GitHub-Delivery`.
+    pub delivery: Option<&'a str>,
+    /// `X-Hub-Signature-256`.
+    pub signature: Option<&'a str>,
+}
+
+/// A webhook event SAM acts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebhookEvent {
+    /// `installation` `created`, with the repositories granted.
+    InstallationCreated {
+        /// The installation.
+        installation: InstallationInfo,
+        /// Repositories it grants.
+        repositories: Vec<RepoFullName>,
+    },
+    /// `installation` `deleted`.
+    InstallationDeleted {
+        /// The installation.
+        installation: InstallationInfo,
+    },
+    /// `installation` `suspend`.
+    InstallationSuspended {
+        /// The installation.
+        installation: InstallationInfo,
+    },
+    /// `installation` `unsuspend`.
+    InstallationUnsuspended {
+        /// The installation.
+        installation: InstallationInfo,
+    },
+    /// `installation_repositories` `added`.
+    RepositoriesAdded {
+        /// The installation.
+        installation: InstallationId,
+        /// Repositories added.
+        repositories: Vec<RepoFullName>,
+    },
+    /// `installation_repositories` `removed`.
+    RepositoriesRemoved {
+        /// The installation.
+        installation: InstallationId,
+        /// Repositories removed.
+        repositories: Vec<RepoFullName>,
+    },
+    /// `ping` (sent when the hook is set up).
+    Ping,
+    /// Any other event or action: verified, but nothing to do.
+    Ignored {
+        /// `X-GitHub-Event`.
+        event: String,
+        /// The payload's `action`, if any.
+        action: Option<String>,
+    },
+}
+
+/// A verified, first-seen delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedDelivery {
+    /// `X-GitHub-Delivery`.
+    pub delivery_id: String,
+    /// What happened.
+    pub event: WebhookEvent,
+}
+
+/// Verifies and parses webhook deliveries.
+#[derive(Debug, Clone)]
+pub struct WebhookVerifier {
+    secret: SecretString,
+    log: Arc<dyn DeliveryLog>,
+    max_body_bytes: usize,
+}
+
+/// Checks `X-Hub-Signature-256` (`sha256=<hex>`) against the HMAC-SHA256 of
+/// `body` in constant time.
+pub fn verify_signature(secret: &SecretString, body: &[u8], header: Option<&str>) -> Result<(), WebhookError> {
+    let header = header.ok_or(WebhookError::MissingSignature)?;
+    let hex = header.trim().strip_prefix("sha256=").ok_or(WebhookError::MalformedSignature)?;
+    if hex.len() != 64 {
+        return Err(WebhookError::MalformedSignature);
+    }
+    let mut expected = [0u8; 32];
+    for (i, byte) in expected.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2).ok_or(WebhookError::MalformedSignature)?, 16)
+            .map_err(|_| WebhookError::MalformedSignature)?;
+    }
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes()).map_err(|_| WebhookError::BadSignature)?;
+    mac.update(body);
+    mac.verify_slice(&expected).map_err(|_| WebhookError::BadSignature)
+}
+
+#[derive(Deserialize)]
+struct HookRepo {
+    full_name: String,
+}
+
+#[derive(Deserialize)]
+struct HookPayload {
+    action: Option<String>,
+    installation: Option<GhInstallation>,
+    #[serde(default)]
+    repositories: Vec<HookRepo>,
+    #[serde(default)]
+    repositories_added: Vec<HookRepo>,
+    #[serde(default)]
+    repositories_removed: Vec<HookRepo>,
+}
+
+fn repos(list: Vec<HookRepo>) -> Vec<RepoFullName> {
+    list.into_iter().filter_map(|r| RepoFullName::new(r.full_name).ok()).collect()
+}
+
+impl WebhookVerifier {
+    /// A verifier for the app's webhook secret, de-duplicating through `log`;
+    /// bodies are limited to 1 MiB.
+    pub fn new(secret: SecretString, log: Arc<dyn DeliveryLog>) -> Self {
+        Self { secret, log, max_body_bytes: 1024 * 1024 }
+    }
+
+    /// Sets the body size limit.
+    pub fn with_max_body_bytes(mut self, max: usize) -> Self {
+        self.max_body_bytes = max;
+        self
+    }
+
+    /// Verifies the signature, parses the event, and records the delivery id
+    /// (a delivery id seen before is [`WebhookError::Duplicate`]). Nothing is
+    /// recorded for a delivery that fails verification or parsing.
+    pub async fn verify(&self, headers: WebhookHeaders<'_>, body: &[u8]) -> Result<VerifiedDelivery, WebhookError> {
+        if body.len() > self.max_body_bytes {
+            return Err(WebhookError::TooLarge);
+        }
+        verify_signature(&self.secret, body, headers.signature)?;
+        let event = headers.event.filter(|e| !e.is_empty()).ok_or(WebhookError::MissingHeader("X-GitHub-Event"))?;
+        let delivery =
+            headers.delivery.filter(|d| !d.is_empty()).ok_or(WebhookError::MissingHeader("X-GitHub-Delivery"))?;
+        let parsed = parse_event(event, body)?;
+        if !self.log.first_delivery(delivery).await.map_err(WebhookError::Log)? {
+            return Err(WebhookError::Duplicate);
+        }
+        Ok(VerifiedDelivery { delivery_id: delivery.to_owned(), event: parsed })
+    }
+}
+
+/// Parses a verified body of event `event`.
+pub fn parse_event(event: &str, body: &[u8]) -> Result<WebhookEvent, WebhookError> {
+    if event == "ping" {
+        return Ok(WebhookEvent::Ping);
+    }
+    if event != "installation" && event != "installation_repositories" {
+        let action = serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| v.get("action").and_then(|a| a.as_str()).map(str::to_owned));
+        return Ok(WebhookEvent::Ignored { event: event.to_owned(), action });
+    }
+    let payload: HookPayload = serde_json::from_slice(body).map_err(|e| WebhookError::InvalidPayload(e.to_string()))?;
+    let installation =
+        payload.installation.ok_or_else(|| WebhookError::InvalidPayload("no installation".into()))?.into_info();
+    let action = payload.action.unwrap_or_default();
+    Ok(match (event, action.as_str()) {
+        ("installation", "created") => {
+            WebhookEvent::InstallationCreated { installation, repositories: repos(payload.repositories) }
+        }
+        ("installation", "deleted") => WebhookEvent::InstallationDeleted { installation },
+        ("installation", "suspend") => WebhookEvent::InstallationSuspended { installation },
+        ("installation", "unsuspend") => WebhookEvent::InstallationUnsuspended { installation },
+        ("installation_repositories", "added") => WebhookEvent::RepositoriesAdded {
+            installation: installation.id,
+            repositories: repos(payload.repositories_added),
+        },
+        ("installation_repositories", "removed") => WebhookEvent::RepositoriesRemoved {
+            installation: installation.id,
+            repositories: repos(payload.repositories_removed),
+        },
+        _ => WebhookEvent::Ignored { event: event.to_owned(), action: Some(action) },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::StatusCode;
+    use reqwest::header::{HeaderMap, HeaderValue};
+
+    fn response(status: u16, headers: &[(&'static str, &'static str)], body: &str) -> Response {
+        let mut map = HeaderMap::new();
+        for (k, v) in headers {
+            map.insert(*k, HeaderValue::from_static(v));
+        }
+        Response { status: StatusCode::from_u16(status).unwrap(), headers: map, body: body.as_bytes().to_vec() }
+    }
+
+    #[test]
+    fn api_statuses_map_to_kinds() {
+        let kind = |r: Response| classify(&r).unwrap_err().kind();
+        assert_eq!(kind(response(401, &[], r#"{"message":"Bad credentials"}"#)), ProviderErrorKind::Unauthorized);
+        assert_eq!(
+            kind(response(403, &[("x-ratelimit-remaining", "0"), ("retry-after", "3")], "{}")),
+            ProviderErrorKind::RateLimited { retry_after: Some(Duration::from_secs(3)) }
+        );
+        assert_eq!(kind(response(403, &[], r#"{"message":"suspended"}"#)), ProviderErrorKind::Unauthorized);
+        assert_eq!(kind(response(404, &[], "{}")), ProviderErrorKind::NotFound);
+        assert_eq!(kind(response(422, &[], "{}")), ProviderErrorKind::InvalidConfig);
+        assert_eq!(kind(response(502, &[], "")), ProviderErrorKind::Transient);
+        assert!(classify(&response(200, &[], "{}")).is_ok());
+    }
+
+    #[test]
+    fn next_page_comes_from_the_link_header() {
+        let r = response(
+            200,
+            &[(
+                "link",
+                r#"<https://api.github.com/x?per_page=2&page=1>; rel="prev", <https://api.github.com/x?per_page=2&page=3>; rel="next""#,
+            )],
+            "[]",
+        );
+        assert_eq!(next_page(&r), Some(3));
+        assert_eq!(next_page(&response(200, &[], "[]")), None);
+    }
+
+    #[test]
+    fn signatures_are_checked() {
+        let secret = SecretString::new("It's a Secret to Everybody");
+        // The example from GitHub's documentation on validating deliveries.
+        let header = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+        verify_signature(&secret, b"Hello, World!", Some(header)).unwrap();
+        assert!(matches!(verify_signature(&secret, b"Hello, World?", Some(header)), Err(WebhookError::BadSignature)));
+        assert!(matches!(verify_signature(&secret, b"x", None), Err(WebhookError::MissingSignature)));
+        assert!(matches!(verify_signature(&secret, b"x", Some("sha1=00")), Err(WebhookError::MalformedSignature)));
+        assert!(matches!(
+            verify_signature(
+                &secret,
+                b"x",
+                Some("sha256=zz57107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17")
+            ),
+            Err(WebhookError::MalformedSignature)
+        ));
+    }
+}

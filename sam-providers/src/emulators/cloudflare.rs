@@ -1,0 +1,572 @@
+//! Cloudflare API v4 DNS emulator: one zone and its records.
+//!
+//! Endpoints (under `/client/v4`, `Authorization: Bearer <token>`):
+//!
+//! | endpoint | behaviour |
+//! |---|---|
+//! | `GET /user/tokens/verify` | `{result: {id, status: "active"}}`; unknown token → 401, code 1000 `Invalid API Token` |
+//! | `GET /zones` | the zone (filter `name`) |
+//! | `GET /zones/{zone_id}` | the zone; another well-formed id → 403 code 9109; a malformed id → 400 code 7003 |
+//! | `GET /zones/{zone_id}/dns_records` | filters `type`, `name` / `name.exact`, `name.startswith`, `name.endswith`, `name.contains`, `content`; `page`, `per_page` (default 100, 5..=5000); `result_info` |
+//! | `POST /zones/{zone_id}/dns_records` | creates; **a second record with the same name is accepted** (as on the real service), an identical one (same type, name, content) → 400 code 81058 |
+//! | `GET`, `PATCH`, `PUT`, `DELETE /zones/{zone_id}/dns_records/{id}` | unknown id → 404 code 81044 `Record does not exist.`; `DELETE` answers `{result: {id}}` |
+//!
+//! Every response is the envelope `{success, errors: [{code, message}],
+//! messages, result, result_info?}`. Any other endpoint with a bad token → 403
+//! code 10000 `Authentication error`. Names are stored fully qualified and
+//! lower-case (a relative name gets the zone appended). A token bucket per
+//! token (default 1200 requests per 5 minutes) answers 429 with `Retry-After`
+//! and code 971 when empty. Injected faults render as 429 (971), 500 and 503
+//! (and `ResourceUnavailable` as 503) in the same envelope.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::faults::{self, FaultPlan, InjectedError};
+use super::{Bucket, ServerTask, bearer, lock, rfc3339, serve};
+
+/// The token the default configuration accepts.
+pub const CLOUDFLARE_TOKEN: &str = "cloudflare-emulator-token";
+
+/// Settings of the Cloudflare emulator.
+#[derive(Debug, Clone)]
+pub struct CloudflareEmulatorConfig {
+    /// Tokens that authenticate and may edit the zone.
+    pub tokens: Vec<String>,
+    /// Zone name, e.g. `sam.test`.
+    pub zone_name: String,
+    /// Zone id (32 hex characters).
+    pub zone_id: String,
+    /// Size of the rate-limit bucket per token (Cloudflare: 1200).
+    pub rate_limit: u32,
+    /// Refill of the bucket per second (Cloudflare: 1200 per 300 s = 4).
+    pub rate_refill_per_sec: f64,
+}
+
+impl Default for CloudflareEmulatorConfig {
+    fn default() -> Self {
+        Self {
+            tokens: vec![CLOUDFLARE_TOKEN.to_owned()],
+            zone_name: "sam.test".to_owned(),
+            zone_id: "5a3f1b2c4d5e6f708192a3b4c5d6e7f8".to_owned(),
+            rate_limit: 1200,
+            rate_refill_per_sec: 4.0,
+        }
+    }
+}
+
+/// A DNS record as the emulator keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmulatedRecord {
+    /// Record id (32 hex characters).
+    pub id: String,
+    /// Fully qualified, lower-case name.
+    pub name: String,
+    /// Type (`A`, ...).
+    pub record_type: String,
+    /// Content (the address of an A record).
+    pub content: String,
+    /// TTL (1 = automatic).
+    pub ttl: u32,
+    /// Proxied through Cloudflare.
+    pub proxied: bool,
+    /// Creation time.
+    pub created_on: time::OffsetDateTime,
+    /// Last change.
+    pub modified_on: time::OffsetDateTime,
+}
+
+#[derive(Debug, Default)]
+struct CState {
+    records: Vec<EmulatedRecord>,
+    buckets: HashMap<String, Bucket>,
+    next: u64,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: Mutex<CloudflareEmulatorConfig>,
+    state: Mutex<CState>,
+    faults: FaultPlan,
+}
+
+/// Handle to a running Cloudflare emulator.
+#[derive(Debug, Clone)]
+pub struct CloudflareEmulator {
+    inner: Arc<Inner>,
+    base_url: String,
+    _task: Arc<ServerTask>,
+}
+
+impl CloudflareEmulator {
+    /// Starts an emulator on a random loopback port.
+    pub async fn start(config: CloudflareEmulatorConfig) -> std::io::Result<Self> {
+        let inner =
+            Arc::new(Inner { config: Mutex::new(config), state: Mutex::default(), faults: FaultPlan::default() });
+        let api = Router::new()
+            .route("/user/tokens/verify", get(verify))
+            .route("/zones", get(list_zones))
+            .route("/zones/{zone}", get(get_zone))
+            .route("/zones/{zone}/dns_records", get(list_records).post(create_record))
+            .route(
+                "/zones/{zone}/dns_records/{id}",
+                get(get_record).patch(patch_record).put(put_record).delete(delete_record),
+            )
+            .fallback(|| async { envelope_error(StatusCode::BAD_REQUEST, 7000, "No route for that URI") })
+            .layer(axum::middleware::from_fn_with_state(inner.clone(), auth_and_rate_limit))
+            .with_state(inner.clone());
+        let router = Router::new().nest("/client/v4", api).layer(axum::middleware::from_fn_with_state(
+            (inner.faults.clone(), render_fault as faults::Renderer),
+            faults::middleware,
+        ));
+        let (addr, task) = serve(router).await?;
+        Ok(Self { inner, base_url: format!("http://{addr}/client/v4"), _task: Arc::new(task) })
+    }
+
+    /// The API base URL, including `/client/v4`.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The first accepted token.
+    pub fn token(&self) -> String {
+        lock(&self.inner.config).tokens.first().cloned().unwrap_or_default()
+    }
+
+    /// The zone id.
+    pub fn zone_id(&self) -> String {
+        lock(&self.inner.config).zone_id.clone()
+    }
+
+    /// The zone name.
+    pub fn zone_name(&self) -> String {
+        lock(&self.inner.config).zone_name.clone()
+    }
+
+    /// The fault plan (paths start with `/client/v4`).
+    pub fn faults(&self) -> &FaultPlan {
+        &self.inner.faults
+    }
+
+    /// Changes the configuration from now on.
+    pub fn configure(&self, change: impl FnOnce(&mut CloudflareEmulatorConfig)) {
+        change(&mut lock(&self.inner.config));
+    }
+
+    /// Every record, oldest first.
+    pub fn records(&self) -> Vec<EmulatedRecord> {
+        lock(&self.inner.state).records.clone()
+    }
+
+    /// Creates an A record without any check (a careless client's duplicate);
+    /// returns its id.
+    pub fn create_raw(&self, name: &str, ipv4: Ipv4Addr) -> String {
+        let zone = self.zone_name();
+        let mut state = lock(&self.inner.state);
+        let record = new_record(&mut state, fqdn(name, &zone), "A".into(), ipv4.to_string(), 1, false);
+        let id = record.id.clone();
+        state.records.push(record);
+        id
+    }
+
+    /// Empties every token's rate-limit bucket.
+    pub fn exhaust_rate_limit(&self) {
+        let tokens = lock(&self.inner.config).tokens.clone();
+        let mut state = lock(&self.inner.state);
+        for token in tokens {
+            state.buckets.insert(token, Bucket { remaining: 0.0, last: Instant::now() });
+        }
+    }
+}
+
+fn new_record(
+    state: &mut CState,
+    name: String,
+    record_type: String,
+    content: String,
+    ttl: u32,
+    proxied: bool,
+) -> EmulatedRecord {
+    state.next += 1;
+    let now = time::OffsetDateTime::now_utc();
+    EmulatedRecord {
+        id: format!("{:032x}", 0x0c1f_0000_0000_0000_0000_0000_0000_0000_u128 + u128::from(state.next)),
+        name,
+        record_type,
+        content,
+        ttl,
+        proxied,
+        created_on: now,
+        modified_on: now,
+    }
+}
+
+fn fqdn(name: &str, zone: &str) -> String {
+    let name = name.trim().trim_end_matches('.').to_ascii_lowercase();
+    if name == "@" || name == zone {
+        zone.to_owned()
+    } else if name.ends_with(&format!(".{zone}")) {
+        name
+    } else {
+        format!("{name}.{zone}")
+    }
+}
+
+fn envelope_error(status: StatusCode, code: u32, message: &str) -> Response {
+    (
+        status,
+        Json(json!({"success": false, "errors": [{"code": code, "message": message}], "messages": [], "result": null})),
+    )
+        .into_response()
+}
+
+fn ok(result: Value) -> Response {
+    Json(json!({"success": true, "errors": [], "messages": [], "result": result})).into_response()
+}
+
+fn too_many(retry_after: u64) -> Response {
+    let mut response =
+        envelope_error(StatusCode::TOO_MANY_REQUESTS, 971, "Please wait and consider throttling your request speed");
+    if let Ok(v) = HeaderValue::from_str(&retry_after.max(1).to_string()) {
+        response.headers_mut().insert("retry-after", v);
+    }
+    response
+}
+
+fn render_fault(fault: InjectedError) -> Response {
+    match fault {
+        InjectedError::TooManyRequests => too_many(1),
+        InjectedError::Internal => {
+            envelope_error(StatusCode::INTERNAL_SERVER_ERROR, 10100, "An internal error occurred.")
+        }
+        InjectedError::Unavailable | InjectedError::ResourceUnavailable => {
+            envelope_error(StatusCode::SERVICE_UNAVAILABLE, 10100, "Service temporarily unavailable.")
+        }
+        InjectedError::Status(code) => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            envelope_error(status, 10100, "Injected error.")
+        }
+    }
+}
+
+async fn auth_and_rate_limit(State(inner): State<Arc<Inner>>, request: Request, next: Next) -> Response {
+    let token = bearer(request.headers());
+    let (valid, limit, refill) = {
+        let c = lock(&inner.config);
+        (token.as_ref().is_some_and(|t| c.tokens.iter().any(|x| x == t)), c.rate_limit, c.rate_refill_per_sec)
+    };
+    let Some(token) = token.filter(|_| valid) else {
+        return if request.uri().path().ends_with("/user/tokens/verify") {
+            envelope_error(StatusCode::UNAUTHORIZED, 1000, "Invalid API Token")
+        } else {
+            envelope_error(StatusCode::FORBIDDEN, 10000, "Authentication error")
+        };
+    };
+    let rate = {
+        let mut state = lock(&inner.state);
+        state.buckets.entry(token).or_insert_with(|| Bucket::new(limit)).take(limit, refill)
+    };
+    if rate.allowed { next.run(request).await } else { too_many(rate.retry_in) }
+}
+
+async fn verify() -> Response {
+    ok(json!({"id": "ed17574386854bf78a67040be0a770b0", "status": "active", "not_before": null, "expires_on": null}))
+}
+
+fn zone_json(config: &CloudflareEmulatorConfig) -> Value {
+    json!({"id": config.zone_id, "name": config.zone_name, "status": "active", "paused": false, "type": "full",
+           "name_servers": ["ada.ns.cloudflare.com", "bob.ns.cloudflare.com"]})
+}
+
+#[derive(Deserialize)]
+struct ZonesQuery {
+    name: Option<String>,
+}
+
+async fn list_zones(State(inner): State<Arc<Inner>>, Query(q): Query<ZonesQuery>) -> Response {
+    let config = lock(&inner.config).clone();
+    let zones: Vec<Value> =
+        if q.name.as_ref().is_none_or(|n| *n == config.zone_name) { vec![zone_json(&config)] } else { vec![] };
+    let count = zones.len();
+    Json(json!({"success": true, "errors": [], "messages": [], "result": zones,
+                "result_info": {"page": 1, "per_page": 20, "count": count, "total_count": count, "total_pages": 1}}))
+    .into_response()
+}
+
+/// Checks the zone id of the path; returns the zone name.
+fn check_zone(inner: &Inner, zone: &str) -> Result<String, Response> {
+    let config = lock(&inner.config);
+    if zone == config.zone_id {
+        return Ok(config.zone_name.clone());
+    }
+    if zone.len() == 32 && zone.chars().all(|c| c.is_ascii_hexdigit()) {
+        Err(envelope_error(StatusCode::FORBIDDEN, 9109, "Unauthorized to access requested resource"))
+    } else {
+        Err(envelope_error(
+            StatusCode::BAD_REQUEST,
+            7003,
+            &format!("Could not route to /zones/{zone}, perhaps your object identifier is invalid?"),
+        ))
+    }
+}
+
+async fn get_zone(State(inner): State<Arc<Inner>>, Path(zone): Path<String>) -> Response {
+    match check_zone(&inner, &zone) {
+        Ok(_) => ok(zone_json(&lock(&inner.config))),
+        Err(r) => r,
+    }
+}
+
+fn record_json(r: &EmulatedRecord, zone_id: &str, zone_name: &str) -> Value {
+    json!({"id": r.id, "zone_id": zone_id, "zone_name": zone_name, "name": r.name, "type": r.record_type,
+           "content": r.content, "proxiable": true, "proxied": r.proxied, "ttl": r.ttl, "locked": false,
+           "meta": {"auto_added": false, "managed_by_apps": false, "managed_by_argo_tunnel": false},
+           "comment": null, "tags": [], "created_on": rfc3339(r.created_on), "modified_on": rfc3339(r.modified_on)})
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    #[serde(rename = "type")]
+    record_type: Option<String>,
+    name: Option<String>,
+    #[serde(rename = "name.exact")]
+    name_exact: Option<String>,
+    #[serde(rename = "name.startswith")]
+    name_startswith: Option<String>,
+    #[serde(rename = "name.endswith")]
+    name_endswith: Option<String>,
+    #[serde(rename = "name.contains")]
+    name_contains: Option<String>,
+    content: Option<String>,
+    page: Option<String>,
+    per_page: Option<String>,
+}
+
+async fn list_records(
+    State(inner): State<Arc<Inner>>,
+    Path(zone): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    let zone_name = match check_zone(&inner, &zone) {
+        Ok(z) => z,
+        Err(r) => return r,
+    };
+    let page: usize = match q.page.as_deref().map(str::parse::<usize>) {
+        None => 1,
+        Some(Ok(p)) if p >= 1 => p,
+        Some(_) => return envelope_error(StatusCode::BAD_REQUEST, 1004, "DNS Validation Error: page must be >= 1"),
+    };
+    let per_page: usize = match q.per_page.as_deref().map(str::parse::<usize>) {
+        None => 100,
+        Some(Ok(p)) if (5..=5000).contains(&p) => p,
+        Some(_) => {
+            return envelope_error(StatusCode::BAD_REQUEST, 1004, "DNS Validation Error: per_page must be 5..=5000");
+        }
+    };
+    let exact = q.name_exact.or(q.name).map(|n| fqdn(&n, &zone_name));
+    let lower = |s: Option<String>| s.map(|s| s.to_ascii_lowercase());
+    let (starts, ends, contains) = (lower(q.name_startswith), lower(q.name_endswith), lower(q.name_contains));
+    let matching: Vec<EmulatedRecord> = lock(&inner.state)
+        .records
+        .iter()
+        .filter(|r| q.record_type.as_ref().is_none_or(|t| t.eq_ignore_ascii_case(&r.record_type)))
+        .filter(|r| exact.as_ref().is_none_or(|n| *n == r.name))
+        .filter(|r| starts.as_ref().is_none_or(|p| r.name.starts_with(p.as_str())))
+        .filter(|r| ends.as_ref().is_none_or(|p| r.name.ends_with(p.as_str())))
+        .filter(|r| contains.as_ref().is_none_or(|p| r.name.contains(p.as_str())))
+        .filter(|r| q.content.as_ref().is_none_or(|c| *c == r.content))
+        .cloned()
+        .collect();
+    let total = matching.len();
+    let total_pages = total.div_ceil(per_page);
+    let zone_id = lock(&inner.config).zone_id.clone();
+    let items: Vec<Value> = matching
+        .iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .map(|r| record_json(r, &zone_id, &zone_name))
+        .collect();
+    let count = items.len();
+    Json(json!({"success": true, "errors": [], "messages": [], "result": items,
+                "result_info": {"page": page, "per_page": per_page, "count": count, "total_count": total, "total_pages": total_pages}}))
+    .into_response()
+}
+
+#[derive(Deserialize)]
+struct RecordBody {
+    #[serde(rename = "type")]
+    record_type: Option<String>,
+    name: Option<String>,
+    content: Option<String>,
+    ttl: Option<u32>,
+    proxied: Option<bool>,
+}
+
+/// Validates a complete record; returns (type, name, content, ttl, proxied).
+fn validate(
+    body: RecordBody,
+    zone: &str,
+    current: Option<&EmulatedRecord>,
+) -> Result<(String, String, String, u32, bool), Response> {
+    let record_type =
+        body.record_type.or_else(|| current.map(|c| c.record_type.clone())).unwrap_or_default().to_ascii_uppercase();
+    let name = body.name.or_else(|| current.map(|c| c.name.clone())).unwrap_or_default();
+    let content = body.content.or_else(|| current.map(|c| c.content.clone())).unwrap_or_default();
+    let ttl = body.ttl.or(current.map(|c| c.ttl)).unwrap_or(1);
+    let proxied = body.proxied.or(current.map(|c| c.proxied)).unwrap_or(false);
+    if !["A", "AAAA", "CNAME", "TXT"].contains(&record_type.as_str()) {
+        return Err(envelope_error(StatusCode::BAD_REQUEST, 9000, "DNS Validation Error: invalid type"));
+    }
+    if name.trim().is_empty() {
+        return Err(envelope_error(StatusCode::BAD_REQUEST, 9007, "Content for name is required"));
+    }
+    let name = fqdn(&name, zone);
+    if name.len() > 253
+        || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_' || c == '*')
+    {
+        return Err(envelope_error(StatusCode::BAD_REQUEST, 9005, "DNS name is invalid."));
+    }
+    if record_type == "A" && content.parse::<Ipv4Addr>().is_err() {
+        return Err(envelope_error(
+            StatusCode::BAD_REQUEST,
+            9005,
+            "Content for A record must be a valid IPv4 address.",
+        ));
+    }
+    if ttl != 1 && !(30..=86_400).contains(&ttl) {
+        return Err(envelope_error(
+            StatusCode::BAD_REQUEST,
+            9021,
+            "Invalid TTL. Must be between 30 and 86400 or 1 for automatic.",
+        ));
+    }
+    Ok((record_type, name, content, ttl, proxied))
+}
+
+fn identical_exists(state: &CState, except: Option<&str>, record_type: &str, name: &str, content: &str) -> bool {
+    state.records.iter().any(|r| {
+        Some(r.id.as_str()) != except && r.record_type == record_type && r.name == name && r.content == content
+    })
+}
+
+fn parse_body(body: Result<Json<RecordBody>, axum::extract::rejection::JsonRejection>) -> Result<RecordBody, Response> {
+    body.map(|Json(b)| b).map_err(|_| envelope_error(StatusCode::BAD_REQUEST, 9207, "Request body is invalid."))
+}
+
+async fn create_record(
+    State(inner): State<Arc<Inner>>,
+    Path(zone): Path<String>,
+    body: Result<Json<RecordBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let zone_name = match check_zone(&inner, &zone) {
+        Ok(z) => z,
+        Err(r) => return r,
+    };
+    let body = match parse_body(body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let (record_type, name, content, ttl, proxied) = match validate(body, &zone_name, None) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let zone_id = lock(&inner.config).zone_id.clone();
+    let mut state = lock(&inner.state);
+    if identical_exists(&state, None, &record_type, &name, &content) {
+        return envelope_error(StatusCode::BAD_REQUEST, 81058, "An identical record already exists.");
+    }
+    let record = new_record(&mut state, name, record_type, content, ttl, proxied);
+    state.records.push(record.clone());
+    ok(record_json(&record, &zone_id, &zone_name))
+}
+
+fn not_found() -> Response {
+    envelope_error(StatusCode::NOT_FOUND, 81044, "Record does not exist.")
+}
+
+async fn get_record(State(inner): State<Arc<Inner>>, Path((zone, id)): Path<(String, String)>) -> Response {
+    let zone_name = match check_zone(&inner, &zone) {
+        Ok(z) => z,
+        Err(r) => return r,
+    };
+    let zone_id = lock(&inner.config).zone_id.clone();
+    match lock(&inner.state).records.iter().find(|r| r.id == id) {
+        Some(r) => ok(record_json(r, &zone_id, &zone_name)),
+        None => not_found(),
+    }
+}
+
+async fn update(inner: &Inner, zone: &str, id: &str, body: RecordBody, replace: bool) -> Response {
+    let zone_name = match check_zone(inner, zone) {
+        Ok(z) => z,
+        Err(r) => return r,
+    };
+    let zone_id = lock(&inner.config).zone_id.clone();
+    let mut state = lock(&inner.state);
+    let Some(index) = state.records.iter().position(|r| r.id == id) else {
+        return not_found();
+    };
+    let current = state.records[index].clone();
+    let (record_type, name, content, ttl, proxied) =
+        match validate(body, &zone_name, if replace { None } else { Some(&current) }) {
+            Ok(v) => v,
+            Err(r) => return r,
+        };
+    if identical_exists(&state, Some(id), &record_type, &name, &content) {
+        return envelope_error(StatusCode::BAD_REQUEST, 81058, "An identical record already exists.");
+    }
+    let record = &mut state.records[index];
+    record.record_type = record_type;
+    record.name = name;
+    record.content = content;
+    record.ttl = ttl;
+    record.proxied = proxied;
+    record.modified_on = time::OffsetDateTime::now_utc();
+    ok(record_json(record, &zone_id, &zone_name))
+}
+
+async fn patch_record(
+    State(inner): State<Arc<Inner>>,
+    Path((zone, id)): Path<(String, String)>,
+    body: Result<Json<RecordBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    match parse_body(body) {
+        Ok(b) => update(&inner, &zone, &id, b, false).await,
+        Err(r) => r,
+    }
+}
+
+async fn put_record(
+    State(inner): State<Arc<Inner>>,
+    Path((zone, id)): Path<(String, String)>,
+    body: Result<Json<RecordBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    match parse_body(body) {
+        Ok(b) => update(&inner, &zone, &id, b, true).await,
+        Err(r) => r,
+    }
+}
+
+async fn delete_record(State(inner): State<Arc<Inner>>, Path((zone, id)): Path<(String, String)>) -> Response {
+    if let Err(r) = check_zone(&inner, &zone) {
+        return r;
+    }
+    let mut state = lock(&inner.state);
+    let before = state.records.len();
+    state.records.retain(|r| r.id != id);
+    if state.records.len() == before {
+        return not_found();
+    }
+    ok(json!({"id": id}))
+}

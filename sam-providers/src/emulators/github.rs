@@ -1,0 +1,1065 @@
+//! GitHub emulator: the OAuth web flow, the REST endpoints SAM uses, GitHub
+//! App installation tokens, and signed webhook deliveries. Web and API share
+//! one port, so the adapter's web and API base URLs are both
+//! [`GithubEmulator::base_url`].
+//!
+//! | endpoint | behaviour |
+//! |---|---|
+//! | `GET /login/oauth/authorize` | an HTML page with a form: button `#sign-in` ("Sign in as `<login>`") and `#cancel`; checks `client_id`, `redirect_uri` (prefix of the configured callback, when set) and `code_challenge_method=S256` |
+//! | `POST /login/oauth/authorize` | the form's target: redirects (302) to `redirect_uri?code=…&state=…`, or `?error=access_denied&state=…` |
+//! | `POST /login/oauth/access_token` | form or JSON; JSON answer with `Accept: application/json`, else urlencoded. Errors are **HTTP 200** with `error`: `incorrect_client_credentials`, `bad_verification_code` (unknown, used, expired (10 min) code, or PKCE verifier not matching), `redirect_uri_mismatch`. Codes are single use |
+//! | `GET /user`, `GET /user/emails` | the test user (user token); 401 `Bad credentials` otherwise |
+//! | `GET /user/installations` | installations visible to the user, `{total_count, installations}`, `Link` pagination |
+//! | `GET /app/installations/{id}` | app JWT |
+//! | `POST /app/installations/{id}/access_tokens` | app JWT (RS256 signature checked against the configured public key, `iss` = app id or client id, `iat` not in the future, `exp` ≤ now + 10 min, not expired) → 201 `{token, expires_at, permissions, repository_selection}`; unknown → 404, suspended → 403 |
+//! | `GET /installation/repositories` | installation token; `{total_count, repositories}`, `Link` pagination (`per_page` default 30, max 100) |
+//! | `GET /repos/{owner}/{repo}/branches` | installation token with access to the repository; array, `Link` pagination |
+//! | `GET /apps/{slug}/installations/new` | the install page: lists the repositories it grants, button `#install` |
+//! | `POST /apps/{slug}/installations/new` | creates an installation for the test user (repositories from [`GithubEmulatorConfig::install_repositories`]), sends the signed `installation` `created` webhook to [`GithubEmulatorConfig::webhook_url`], redirects to [`GithubEmulatorConfig::setup_url`] with `installation_id` and `setup_action=install` |
+//!
+//! API errors are `{"message", "documentation_url"}`. Injected faults render
+//! as 429 (with `x-ratelimit-remaining: 0`, `x-ratelimit-reset`, `retry-after`),
+//! 500 and 503.
+//!
+//! [`GithubEmulator::send_webhook`] posts a delivery signed with
+//! `X-Hub-Signature-256` to any URL (with `X-GitHub-Event`,
+//! `X-GitHub-Delivery`); [`GithubEmulator::installation_payload`] and
+//! [`GithubEmulator::installation_repositories_payload`] build the bodies.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::faults::{self, FaultPlan, InjectedError};
+use super::{ServerTask, bearer, lock, rfc3339, serve, unix_now};
+
+/// OAuth client id of the emulated app.
+pub const GITHUB_CLIENT_ID: &str = "Iv1.emulatorclient01";
+/// OAuth client secret of the emulated app.
+pub const GITHUB_CLIENT_SECRET: &str = "emulator-client-secret";
+/// App id of the emulated app.
+pub const GITHUB_APP_ID: &str = "424242";
+/// Slug of the emulated app.
+pub const GITHUB_APP_SLUG: &str = "sam-emulated";
+/// Webhook secret of the emulated app.
+pub const GITHUB_WEBHOOK_SECRET: &str = "emulator-webhook-secret";
+
+/// The emulated app's private key (RSA 2048, PKCS#1 PEM). **For tests and the
+/// dev mode only**: it is public, so it protects nothing.
+pub const TEST_APP_PRIVATE_KEY_PEM: &str = r"-----BEGIN RSA PRIVATE KEY-----
+MIIEpAIBAAKCAQEA4CIsH/xyv2pulAN9Ku3aVC9SBoexwCfKQSDWfnIyu+t8iN5X
+q0W9qXVtF73h2thEKtlYet7P+lLxR0pSy9WaYwNJdu5WeSOy/EKgPkXNxAElG+JT
+mWvKa4ZZvbpDh/4LXIR0fmmk0gM27w9p0KZeusTUlXkoiPtyI6hawDXkf2eAiXE9
+ZUB3QklQ7Kc9YnDO8Jrt6hARqVhRED75i7bGHPpC50MmZqBuci/ksUGoC9szaclc
+C6FydBDVs5gLbbiJ+htrNvh72eYigpO/jFRq1Gp7DyCt7WKHKJk2s6Ds9hb1geGx
+xnM+g03UqIuffuB+z//iyVPxDmaEgAE9qfpkWQIDAQABAoIBACGaFe3sscJPQUk4
+9a62Lo2A86XteYFSpdCaTPXzhnYkYYz+cnvHrp3FcEfHLKFb22pmH8z58wm3Hhuf
+Qabz/NubvkuRg07Rgo+tqGr1mZnpRwg1Z+2gGp6Aq5sVXfL5K/hgljtueKqQl0+D
+SsygaKLNCAbpvWE9+zhr0MEwwzMzSAg7xoYnY+2G/LE54uqD2sssVqrymhEfOPlu
++rRFsg1fSaRHZirNph2U02NCFKLCmM3h+RbDoLxk/g+Ws7J05maW3Q9gcwZQPqni
+kO2UjW8ejQ1XkOADzrmMihjGDBSft+L4vfPkOyj8Z71x9pVfAkBN1zJ3mJZb3oMU
+DoMzwlUCgYEA+/5IP3FnrGSbG/Ltdbh35WVYXaEchSaDJVZcIsLVqMedJ0UBEwBX
+5ULPgXfIvyHAcW5tyPvmWVMqIKS8yXcnjuAmYpleKy+DaNd0ZdyPyWtFnWW2kCad
+jxjsgr9vIU3CEAb9iWwFxeySA/S/id7zvKkJfTeQf10/EJNAgxE1BIUCgYEA47J9
+NzKpdE5JiwLXz75hLXgvH7zy+aultw2ICFrZsYIeLW8zn3y4xXHsXt7+/Jp5MY0f
+m9//laVzoOvy0uKcqEjr52U2W0ANqxSiTX7S3OP5xb1AqBodmK7W9FC9P1UJu6mu
+6LdWChoiq1LIDTnnIJTf298+jCwBjV6D3H6XYsUCgYBvUm5oWJkMN4WuWys8Djop
+RRQ8iKgoylK1c+lQEfKBlW1/o6RN2KD7zwAMmfY9OZPiiH5Hg8DHRU4fDae4+MKp
+A6zxcf9/5IWRE12Agmei+5jNZ9m25NhGFySkvh1CAS/yFKR8yRPj1BbNWJolNjFG
+7wYaIynamj75+5NMU5WwYQKBgQDP0vT48ZO7JU14xOKHqeN2pfCVDlfTTDjXyFD2
+Fz4FB5dVrt62Xhcjl+S/ftfLZY7ijEVid2QHiVjtcw5SLyX/b3dp33ZqeR9AnHe7
+NdtuY+Jw+ljOVe/XkRV/L0ZcTNiyYaDUpamxVMN6DfesIsJzeY6NV8j2FaBhEPhX
+w2+XZQKBgQDqB8GllVzPoUxGVFn896bp0fafPECw/76wNqRT+M38lqU6wFscAECU
+d5I/AIuKsFBPRYJVdOiC27NJzOAsUjbf5buAJQTJ299zkPKB8Jh1/4tABImgXMur
+ThjWn6oMtg65gQsryw27AmePpNEKJbjBlrxUjnamhkAtW1cT5arFFg==
+-----END RSA PRIVATE KEY-----";
+/// The public half of [`TEST_APP_PRIVATE_KEY_PEM`] (SPKI PEM).
+pub const TEST_APP_PUBLIC_KEY_PEM: &str = r"-----BEGIN PUBLIC KEY-----
+MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA4CIsH/xyv2pulAN9Ku3a
+VC9SBoexwCfKQSDWfnIyu+t8iN5Xq0W9qXVtF73h2thEKtlYet7P+lLxR0pSy9Wa
+YwNJdu5WeSOy/EKgPkXNxAElG+JTmWvKa4ZZvbpDh/4LXIR0fmmk0gM27w9p0KZe
+usTUlXkoiPtyI6hawDXkf2eAiXE9ZUB3QklQ7Kc9YnDO8Jrt6hARqVhRED75i7bG
+HPpC50MmZqBuci/ksUGoC9szaclcC6FydBDVs5gLbbiJ+htrNvh72eYigpO/jFRq
+1Gp7DyCt7WKHKJk2s6Ds9hb1geGxxnM+g03UqIuffuB+z//iyVPxDmaEgAE9qfpk
+WQIDAQAB
+-----END PUBLIC KEY-----";
+
+/// The user who signs in on the authorize page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmulatedUser {
+    /// Numeric id.
+    pub id: i64,
+    /// Login.
+    pub login: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// Primary verified email (returned by `/user/emails`).
+    pub email: Option<String>,
+}
+
+impl Default for EmulatedUser {
+    fn default() -> Self {
+        Self {
+            id: 583_231,
+            login: "octocat".into(),
+            name: Some("The Octocat".into()),
+            email: Some("octocat@example.com".into()),
+        }
+    }
+}
+
+/// Settings of the GitHub emulator.
+#[derive(Debug, Clone)]
+pub struct GithubEmulatorConfig {
+    /// OAuth client id.
+    pub client_id: String,
+    /// OAuth client secret.
+    pub client_secret: String,
+    /// App id (the app JWT's `iss`).
+    pub app_id: String,
+    /// App slug.
+    pub app_slug: String,
+    /// PEM public key the app JWT must verify against.
+    pub app_public_key_pem: String,
+    /// Webhook secret for [`GithubEmulator::send_webhook`].
+    pub webhook_secret: String,
+    /// The user the authorize page signs in.
+    pub user: EmulatedUser,
+    /// When set, `redirect_uri` must start with it.
+    pub callback_prefix: Option<String>,
+    /// Lifetime of installation tokens (GitHub: 1 hour).
+    pub installation_token_ttl: Duration,
+    /// Repositories (full name, branches) an installation made on the
+    /// install page grants.
+    pub install_repositories: Vec<(String, Vec<String>)>,
+    /// Where the install page sends the signed `installation` `created`
+    /// webhook, if anywhere.
+    pub webhook_url: Option<String>,
+    /// Where the install page redirects afterwards (GitHub's "setup URL"),
+    /// with `installation_id` and `setup_action=install`.
+    pub setup_url: Option<String>,
+}
+
+impl Default for GithubEmulatorConfig {
+    fn default() -> Self {
+        Self {
+            client_id: GITHUB_CLIENT_ID.into(),
+            client_secret: GITHUB_CLIENT_SECRET.into(),
+            app_id: GITHUB_APP_ID.into(),
+            app_slug: GITHUB_APP_SLUG.into(),
+            app_public_key_pem: TEST_APP_PUBLIC_KEY_PEM.into(),
+            webhook_secret: GITHUB_WEBHOOK_SECRET.into(),
+            user: EmulatedUser::default(),
+            callback_prefix: None,
+            installation_token_ttl: Duration::from_secs(3600),
+            install_repositories: vec![
+                ("octocat/hello-world".into(), vec!["main".into(), "dev".into()]),
+                ("octocat/spoon-knife".into(), vec!["main".into()]),
+            ],
+            webhook_url: None,
+            setup_url: None,
+        }
+    }
+}
+
+/// An installation of the emulated app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmulatedInstallation {
+    /// Installation id.
+    pub id: i64,
+    /// Account login.
+    pub account_login: String,
+    /// Account id.
+    pub account_id: i64,
+    /// `User` or `Organization`.
+    pub account_type: String,
+    /// Suspended by the account.
+    pub suspended: bool,
+    /// Users (numeric ids) who can see it in `/user/installations`.
+    pub visible_to: Vec<i64>,
+    /// Repositories: full name → branches (the first is the default branch).
+    pub repositories: BTreeMap<String, Vec<String>>,
+}
+
+/// The outcome of [`GithubEmulator::send_webhook`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookDelivery {
+    /// `X-GitHub-Delivery`.
+    pub delivery_id: String,
+    /// Status the receiver answered.
+    pub status: u16,
+    /// Body it answered (at most 64 KiB kept).
+    pub body: String,
+}
+
+#[derive(Debug, Clone)]
+struct CodeGrant {
+    client_id: String,
+    redirect_uri: String,
+    challenge: Option<String>,
+    user_id: i64,
+    issued: Instant,
+}
+
+#[derive(Debug, Default)]
+struct GState {
+    codes: HashMap<String, CodeGrant>,
+    user_tokens: HashMap<String, i64>,
+    installation_tokens: HashMap<String, (i64, Instant)>,
+    installations: BTreeMap<i64, EmulatedInstallation>,
+    token_mints: u64,
+    exchanges: u64,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: Mutex<GithubEmulatorConfig>,
+    state: Mutex<GState>,
+    faults: FaultPlan,
+    base_url: OnceLock<String>,
+}
+
+/// Handle to a running GitHub emulator.
+#[derive(Debug, Clone)]
+pub struct GithubEmulator {
+    inner: Arc<Inner>,
+    base_url: String,
+    client: reqwest::Client,
+    _task: Arc<ServerTask>,
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    if sam_core::secret::fill_random(&mut buf).is_err() {
+        // The emulator's tokens only need to be distinct.
+        let seed = Sha256::digest(format!("{:?}{}", Instant::now(), unix_now()).as_bytes());
+        buf.iter_mut().zip(seed.iter().cycle()).for_each(|(b, s)| *b = *s);
+    }
+    hex(&buf)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `sha256=<hex HMAC-SHA256 of body>`, GitHub's `X-Hub-Signature-256`.
+pub(crate) fn signature(secret: &str, body: &[u8]) -> String {
+    let mut mac = match Hmac::<Sha256>::new_from_slice(secret.as_bytes()) {
+        Ok(mac) => mac,
+        Err(_) => return String::new(),
+    };
+    mac.update(body);
+    format!("sha256={}", hex(&mac.finalize().into_bytes()))
+}
+
+impl GithubEmulator {
+    /// Starts an emulator on a random loopback port.
+    pub async fn start(config: GithubEmulatorConfig) -> std::io::Result<Self> {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        ensure_jwt_provider();
+        let inner = Arc::new(Inner {
+            config: Mutex::new(config),
+            state: Mutex::default(),
+            faults: FaultPlan::default(),
+            base_url: OnceLock::new(),
+        });
+        let router = Router::new()
+            .route("/login/oauth/authorize", get(authorize_page).post(authorize_submit))
+            .route("/login/oauth/access_token", post(access_token))
+            .route("/user", get(user))
+            .route("/user/emails", get(user_emails))
+            .route("/user/installations", get(user_installations))
+            .route("/app/installations/{id}", get(app_installation))
+            .route("/app/installations/{id}/access_tokens", post(mint_token))
+            .route("/installation/repositories", get(installation_repositories))
+            .route("/repos/{owner}/{repo}/branches", get(branches))
+            .route("/apps/{slug}/installations/new", get(install_page).post(install_submit))
+            .fallback(|| async { api_error(StatusCode::NOT_FOUND, "Not Found") })
+            .with_state(inner.clone())
+            .layer(axum::middleware::from_fn_with_state(
+                (inner.faults.clone(), render_fault as faults::Renderer),
+                faults::middleware,
+            ));
+        let (addr, task) = serve(router).await?;
+        let base_url = format!("http://{addr}");
+        let _ = inner.base_url.set(base_url.clone());
+        let client =
+            reqwest::Client::builder().timeout(Duration::from_secs(10)).build().map_err(std::io::Error::other)?;
+        Ok(Self { inner, base_url, client, _task: Arc::new(task) })
+    }
+
+    /// Base URL of both the web pages and the API.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The fault plan.
+    pub fn faults(&self) -> &FaultPlan {
+        &self.inner.faults
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> GithubEmulatorConfig {
+        lock(&self.inner.config).clone()
+    }
+
+    /// Changes the configuration from now on.
+    pub fn configure(&self, change: impl FnOnce(&mut GithubEmulatorConfig)) {
+        change(&mut lock(&self.inner.config));
+    }
+
+    /// Adds (or replaces) an installation of the app on `account_login`,
+    /// visible to the test user, with `repositories` as `(full name, branches)`.
+    pub fn add_installation(&self, id: i64, account_login: &str, repositories: &[(&str, &[&str])]) {
+        let user = lock(&self.inner.config).user.id;
+        let installation = EmulatedInstallation {
+            id,
+            account_login: account_login.to_owned(),
+            account_id: 9_000_000 + id,
+            account_type: if account_login.contains("org") { "Organization".into() } else { "User".into() },
+            suspended: false,
+            visible_to: vec![user],
+            repositories: repositories
+                .iter()
+                .map(|(name, branches)| ((*name).to_owned(), branches.iter().map(|b| (*b).to_owned()).collect()))
+                .collect(),
+        };
+        lock(&self.inner.state).installations.insert(id, installation);
+    }
+
+    /// Suspends or unsuspends an installation.
+    pub fn set_suspended(&self, id: i64, suspended: bool) {
+        if let Some(i) = lock(&self.inner.state).installations.get_mut(&id) {
+            i.suspended = suspended;
+        }
+    }
+
+    /// Removes an installation (its tokens stop working).
+    pub fn remove_installation(&self, id: i64) {
+        let mut state = lock(&self.inner.state);
+        state.installations.remove(&id);
+        state.installation_tokens.retain(|_, (inst, _)| *inst != id);
+    }
+
+    /// Every installation.
+    pub fn installations(&self) -> Vec<EmulatedInstallation> {
+        lock(&self.inner.state).installations.values().cloned().collect()
+    }
+
+    /// How many installation tokens were minted.
+    pub fn token_mints(&self) -> u64 {
+        lock(&self.inner.state).token_mints
+    }
+
+    /// How many code exchanges were attempted.
+    pub fn code_exchanges(&self) -> u64 {
+        lock(&self.inner.state).exchanges
+    }
+
+    /// Approves a sign-in without the browser, as if the user clicked the
+    /// button on the authorize page; returns the code.
+    pub fn approve(&self, redirect_uri: &str, code_challenge: Option<&str>) -> String {
+        let (client_id, user_id) = {
+            let c = lock(&self.inner.config);
+            (c.client_id.clone(), c.user.id)
+        };
+        issue_code(&self.inner, &client_id, redirect_uri, code_challenge.map(str::to_owned), user_id)
+    }
+
+    /// The payload of an `installation` event (`created`, `deleted`,
+    /// `suspend`, `unsuspend`) for a known installation.
+    pub fn installation_payload(&self, action: &str, installation: i64) -> Value {
+        let state = lock(&self.inner.state);
+        let (user, app_id) = {
+            let c = lock(&self.inner.config);
+            (c.user.clone(), c.app_id.clone())
+        };
+        let inst = state.installations.get(&installation).map_or_else(
+            || json!({"id": installation, "account": {"login": "ghost", "id": 1, "type": "User"}, "suspended_at": null}),
+            |i| installation_json(i, &app_id),
+        );
+        let repos: Vec<Value> = state
+            .installations
+            .get(&installation)
+            .map(|i| i.repositories.keys().map(|n| repo_ref(n)).collect())
+            .unwrap_or_default();
+        json!({"action": action, "installation": inst, "repositories": repos,
+               "sender": {"login": user.login, "id": user.id, "type": "User"}})
+    }
+
+    /// The payload of an `installation_repositories` event (`added` or
+    /// `removed`) for `repositories` of an installation.
+    pub fn installation_repositories_payload(&self, action: &str, installation: i64, repositories: &[&str]) -> Value {
+        let mut payload = self.installation_payload(action, installation);
+        let repos: Vec<Value> = repositories.iter().map(|n| repo_ref(n)).collect();
+        if let Some(obj) = payload.as_object_mut() {
+            obj.remove("repositories");
+            obj.insert("repository_selection".into(), json!("selected"));
+            let (added, removed) = if action == "added" { (repos, vec![]) } else { (vec![], repos) };
+            obj.insert("repositories_added".into(), json!(added));
+            obj.insert("repositories_removed".into(), json!(removed));
+        }
+        payload
+    }
+
+    /// Posts a webhook delivery to `url`, signed with the configured secret,
+    /// with a fresh delivery id.
+    pub async fn send_webhook(
+        &self,
+        url: &str,
+        event: &str,
+        payload: &Value,
+    ) -> Result<WebhookDelivery, reqwest::Error> {
+        let body = serde_json::to_vec(payload).unwrap_or_default();
+        let secret = lock(&self.inner.config).webhook_secret.clone();
+        let sig = signature(&secret, &body);
+        self.send_webhook_raw(url, event, &uuid_like(), &body, Some(&sig)).await
+    }
+
+    /// Posts a delivery with exactly the given delivery id, body and
+    /// signature header (`None` leaves the header out): for redeliveries and
+    /// forged or unsigned requests.
+    pub async fn send_webhook_raw(
+        &self,
+        url: &str,
+        event: &str,
+        delivery_id: &str,
+        body: &[u8],
+        signature_header: Option<&str>,
+    ) -> Result<WebhookDelivery, reqwest::Error> {
+        let mut request = self
+            .client
+            .post(url)
+            .header("content-type", "application/json")
+            .header("user-agent", "GitHub-Hookshot/emulator")
+            .header("x-github-event", event)
+            .header("x-github-delivery", delivery_id)
+            .header("x-github-hook-id", "1")
+            .header("x-github-hook-installation-target-type", "integration")
+            .body(body.to_vec());
+        if let Some(sig) = signature_header {
+            request = request.header("x-hub-signature-256", sig);
+        }
+        let response = request.send().await?;
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        Ok(WebhookDelivery { delivery_id: delivery_id.to_owned(), status, body: text.chars().take(65_536).collect() })
+    }
+
+    /// The `X-Hub-Signature-256` value the configured secret gives `body`.
+    pub fn sign(&self, body: &[u8]) -> String {
+        signature(&lock(&self.inner.config).webhook_secret, body)
+    }
+}
+
+fn uuid_like() -> String {
+    let h = random_hex(16);
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+/// Installs jsonwebtoken's aws-lc-rs provider (idempotent), so signing works
+/// even when another crate in the build enables a second backend.
+pub(crate) fn ensure_jwt_provider() {
+    let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
+}
+
+fn api_error(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({"message": message, "documentation_url": "https://docs.github.com/rest", "status": status.as_u16().to_string()})))
+        .into_response()
+}
+
+fn render_fault(fault: InjectedError) -> Response {
+    match fault {
+        InjectedError::TooManyRequests => {
+            let mut r = api_error(StatusCode::TOO_MANY_REQUESTS, "API rate limit exceeded");
+            let h = r.headers_mut();
+            h.insert("x-ratelimit-limit", HeaderValue::from_static("5000"));
+            h.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
+            h.insert("retry-after", HeaderValue::from_static("1"));
+            if let Ok(v) = HeaderValue::from_str(&(unix_now() + 1).to_string()) {
+                h.insert("x-ratelimit-reset", v);
+            }
+            r
+        }
+        InjectedError::Internal => api_error(StatusCode::INTERNAL_SERVER_ERROR, "Server Error"),
+        InjectedError::Unavailable | InjectedError::ResourceUnavailable => {
+            api_error(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable")
+        }
+        InjectedError::Status(code) => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            api_error(status, "Injected error")
+        }
+    }
+}
+
+fn escape(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '<' => "&lt;".to_owned(),
+            '>' => "&gt;".to_owned(),
+            '&' => "&amp;".to_owned(),
+            '"' => "&quot;".to_owned(),
+            '\'' => "&#39;".to_owned(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+#[derive(Deserialize, Debug, Default)]
+struct AuthorizeParams {
+    client_id: Option<String>,
+    redirect_uri: Option<String>,
+    state: Option<String>,
+    scope: Option<String>,
+    code_challenge: Option<String>,
+    code_challenge_method: Option<String>,
+    decision: Option<String>,
+}
+
+fn check_authorize(inner: &Inner, p: &AuthorizeParams) -> Result<(String, String), Response> {
+    let config = lock(&inner.config);
+    if p.client_id.as_deref() != Some(config.client_id.as_str()) {
+        return Err((StatusCode::NOT_FOUND, Html("<h1>404</h1><p>Unknown OAuth application.</p>")).into_response());
+    }
+    let redirect = p.redirect_uri.clone().unwrap_or_default();
+    if redirect.is_empty() || reqwest::Url::parse(&redirect).is_err() {
+        return Err((StatusCode::BAD_REQUEST, Html("<p>The redirect_uri is missing or invalid.</p>")).into_response());
+    }
+    if let Some(prefix) = &config.callback_prefix
+        && !redirect.starts_with(prefix.as_str())
+    {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            Html("<p>The redirect_uri is not associated with this application.</p>"),
+        )
+            .into_response());
+    }
+    if p.code_challenge.is_some() && p.code_challenge_method.as_deref().unwrap_or("plain") != "S256" {
+        return Err(
+            (StatusCode::BAD_REQUEST, Html("<p>Only the S256 code_challenge_method is supported.</p>")).into_response()
+        );
+    }
+    Ok((config.client_id.clone(), redirect))
+}
+
+async fn authorize_page(State(inner): State<Arc<Inner>>, Query(p): Query<AuthorizeParams>) -> Response {
+    if let Err(r) = check_authorize(&inner, &p) {
+        return r;
+    }
+    let user = lock(&inner.config).user.clone();
+    let hidden = |name: &str, value: &Option<String>| {
+        value
+            .as_ref()
+            .map_or_else(String::new, |v| format!(r#"<input type="hidden" name="{name}" value="{}">"#, escape(v)))
+    };
+    let page = format!(
+        r#"<!doctype html><html><head><meta charset="utf-8"><title>Authorize application</title></head>
+<body><main><h1>Authorize application</h1>
+<p>Signed in as <strong id="login">{login}</strong>{name}.</p>
+<form method="post" action="/login/oauth/authorize">{f1}{f2}{f3}{f4}{f5}{f6}
+<button type="submit" id="sign-in" name="decision" value="approve">Sign in as {login}</button>
+<button type="submit" id="cancel" name="decision" value="deny">Cancel</button>
+</form></main></body></html>"#,
+        login = escape(&user.login),
+        name = user.name.as_ref().map_or_else(String::new, |n| format!(" ({})", escape(n))),
+        f1 = hidden("client_id", &p.client_id),
+        f2 = hidden("redirect_uri", &p.redirect_uri),
+        f3 = hidden("state", &p.state),
+        f4 = hidden("scope", &p.scope),
+        f5 = hidden("code_challenge", &p.code_challenge),
+        f6 = hidden("code_challenge_method", &p.code_challenge_method),
+    );
+    Html(page).into_response()
+}
+
+fn issue_code(inner: &Inner, client_id: &str, redirect_uri: &str, challenge: Option<String>, user_id: i64) -> String {
+    let code = random_hex(10);
+    lock(&inner.state).codes.insert(
+        code.clone(),
+        CodeGrant {
+            client_id: client_id.to_owned(),
+            redirect_uri: redirect_uri.to_owned(),
+            challenge,
+            user_id,
+            issued: Instant::now(),
+        },
+    );
+    code
+}
+
+fn with_query(url: &str, pairs: &[(&str, &str)]) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) => {
+            {
+                let mut q = u.query_pairs_mut();
+                for (k, v) in pairs {
+                    q.append_pair(k, v);
+                }
+            }
+            u.to_string()
+        }
+        Err(_) => url.to_owned(),
+    }
+}
+
+async fn authorize_submit(State(inner): State<Arc<Inner>>, Form(p): Form<AuthorizeParams>) -> Response {
+    let (client_id, redirect) = match check_authorize(&inner, &p) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let state = p.state.clone().unwrap_or_default();
+    if p.decision.as_deref() != Some("approve") {
+        let target = with_query(
+            &redirect,
+            &[
+                ("error", "access_denied"),
+                ("error_description", "The user has denied your application access."),
+                ("state", &state),
+            ],
+        );
+        return Redirect::to(&target).into_response();
+    }
+    let user_id = lock(&inner.config).user.id;
+    let code = issue_code(&inner, &client_id, &redirect, p.code_challenge.clone(), user_id);
+    Redirect::to(&with_query(&redirect, &[("code", &code), ("state", &state)])).into_response()
+}
+
+#[derive(Deserialize, Debug, Default)]
+struct TokenParams {
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    code: Option<String>,
+    redirect_uri: Option<String>,
+    code_verifier: Option<String>,
+}
+
+fn oauth_answer(json_wanted: bool, fields: &[(&str, &str)]) -> Response {
+    if json_wanted {
+        let map: serde_json::Map<String, Value> = fields.iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect();
+        Json(Value::Object(map)).into_response()
+    } else {
+        let mut s = reqwest::Url::parse("http://x/").map(|mut u| {
+            u.query_pairs_mut().extend_pairs(fields.iter());
+            u.query().unwrap_or_default().to_owned()
+        });
+        let body = s.as_mut().map(std::mem::take).unwrap_or_default();
+        ([(header::CONTENT_TYPE, "application/x-www-form-urlencoded; charset=utf-8")], body).into_response()
+    }
+}
+
+fn oauth_error(json_wanted: bool, error: &str, description: &str) -> Response {
+    oauth_answer(
+        json_wanted,
+        &[("error", error), ("error_description", description), ("error_uri", "https://docs.github.com/apps/oauth")],
+    )
+}
+
+async fn access_token(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
+    let json_wanted = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("json"));
+    let is_json = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|c| c.contains("json"));
+    let params: TokenParams =
+        if is_json { serde_json::from_slice(&body).unwrap_or_default() } else { serde_urlencoded_parse(&body) };
+    let config = lock(&inner.config).clone();
+    let mut state = lock(&inner.state);
+    state.exchanges += 1;
+    if params.client_id.as_deref() != Some(config.client_id.as_str())
+        || params.client_secret.as_deref() != Some(config.client_secret.as_str())
+    {
+        return oauth_error(
+            json_wanted,
+            "incorrect_client_credentials",
+            "The client_id and/or client_secret passed are incorrect.",
+        );
+    }
+    // A code is consumed by its first exchange, successful or not.
+    let grant = params.code.as_ref().and_then(|c| state.codes.remove(c));
+    let Some(grant) =
+        grant.filter(|g| g.issued.elapsed() < Duration::from_secs(600) && g.client_id == config.client_id)
+    else {
+        return oauth_error(json_wanted, "bad_verification_code", "The code passed is incorrect or expired.");
+    };
+    if let Some(uri) = &params.redirect_uri
+        && *uri != grant.redirect_uri
+    {
+        return oauth_error(
+            json_wanted,
+            "redirect_uri_mismatch",
+            "The redirect_uri MUST match the registered callback URL for this application.",
+        );
+    }
+    if let Some(challenge) = &grant.challenge {
+        let ok = params.code_verifier.as_deref().is_some_and(|v| sam_core::secret::pkce_challenge(v) == *challenge);
+        if !ok {
+            return oauth_error(
+                json_wanted,
+                "bad_verification_code",
+                "The code_verifier does not match the code_challenge.",
+            );
+        }
+    }
+    let token = format!("gho_{}", random_hex(18));
+    state.user_tokens.insert(token.clone(), grant.user_id);
+    oauth_answer(json_wanted, &[("access_token", &token), ("token_type", "bearer"), ("scope", "")])
+}
+
+fn serde_urlencoded_parse(body: &[u8]) -> TokenParams {
+    let text = String::from_utf8_lossy(body);
+    let url = reqwest::Url::parse(&format!("http://x/?{text}"));
+    let mut p = TokenParams::default();
+    if let Ok(url) = url {
+        for (k, v) in url.query_pairs() {
+            let v = Some(v.into_owned());
+            match k.as_ref() {
+                "client_id" => p.client_id = v,
+                "client_secret" => p.client_secret = v,
+                "code" => p.code = v,
+                "redirect_uri" => p.redirect_uri = v,
+                "code_verifier" => p.code_verifier = v,
+                _ => {}
+            }
+        }
+    }
+    p
+}
+
+fn user_for(inner: &Inner, headers: &HeaderMap) -> Option<EmulatedUser> {
+    let token = bearer(headers)?;
+    let id = *lock(&inner.state).user_tokens.get(&token)?;
+    let user = lock(&inner.config).user.clone();
+    (user.id == id).then_some(user)
+}
+
+fn bad_credentials() -> Response {
+    api_error(StatusCode::UNAUTHORIZED, "Bad credentials")
+}
+
+async fn user(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Response {
+    let Some(u) = user_for(&inner, &headers) else {
+        return bad_credentials();
+    };
+    let base = inner.base_url.get().cloned().unwrap_or_default();
+    Json(json!({"login": u.login, "id": u.id, "node_id": format!("MDQ6VXNlcj{}", u.id),
+        "avatar_url": format!("{base}/avatars/{}", u.id), "html_url": format!("{base}/{}", u.login),
+        "type": "User", "site_admin": false, "name": u.name, "email": null, "company": null}))
+    .into_response()
+}
+
+async fn user_emails(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Response {
+    let Some(u) = user_for(&inner, &headers) else {
+        return bad_credentials();
+    };
+    let mut emails = vec![
+        json!({"email": format!("{}@users.noreply.github.com", u.login), "primary": false, "verified": true, "visibility": null}),
+    ];
+    if let Some(e) = &u.email {
+        emails.insert(0, json!({"email": e, "primary": true, "verified": true, "visibility": "private"}));
+    }
+    Json(json!(emails)).into_response()
+}
+
+#[derive(Deserialize, Default)]
+struct PageQuery {
+    page: Option<String>,
+    per_page: Option<String>,
+}
+
+/// Slices `items` for the page and builds the `Link` header.
+fn paginate<T: Clone>(inner: &Inner, path: &str, items: &[T], q: &PageQuery) -> (Vec<T>, Option<String>) {
+    let page = q.page.as_deref().and_then(|p| p.parse::<usize>().ok()).filter(|p| *p >= 1).unwrap_or(1);
+    let per_page =
+        q.per_page.as_deref().and_then(|p| p.parse::<usize>().ok()).filter(|p| *p >= 1).unwrap_or(30).min(100);
+    let last = items.len().div_ceil(per_page).max(1);
+    let slice = items.iter().skip((page - 1) * per_page).take(per_page).cloned().collect();
+    let base = inner.base_url.get().cloned().unwrap_or_default();
+    let link = |p: usize, rel: &str| format!("<{base}{path}?per_page={per_page}&page={p}>; rel=\"{rel}\"");
+    let mut links = Vec::new();
+    if page > 1 {
+        links.push(link(page - 1, "prev"));
+    }
+    if page < last {
+        links.push(link(page + 1, "next"));
+        links.push(link(last, "last"));
+    }
+    if page > 1 {
+        links.push(link(1, "first"));
+    }
+    (slice, (!links.is_empty()).then(|| links.join(", ")))
+}
+
+fn with_link(mut response: Response, link: Option<String>) -> Response {
+    if let Some(v) = link.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        response.headers_mut().insert(header::LINK, v);
+    }
+    response
+}
+
+fn installation_json(i: &EmulatedInstallation, app_id: &str) -> Value {
+    json!({"id": i.id, "account": {"login": i.account_login, "id": i.account_id, "type": i.account_type},
+        "repository_selection": "selected", "app_id": app_id.parse::<i64>().unwrap_or(0), "target_id": i.account_id,
+        "target_type": i.account_type, "permissions": {"contents": "read", "metadata": "read"}, "events": [],
+        "created_at": "2025-01-01T00:00:00Z", "updated_at": "2025-01-01T00:00:00Z",
+        "suspended_at": if i.suspended { json!("2025-06-01T00:00:00Z") } else { Value::Null },
+        "suspended_by": Value::Null})
+}
+
+fn repo_ref(full_name: &str) -> Value {
+    let id = i64::from_str_radix(&sam_core::secret::sha256_hex(full_name.as_bytes())[..8], 16).unwrap_or(1);
+    let name = full_name.split('/').nth(1).unwrap_or(full_name);
+    json!({"id": id, "node_id": format!("R_{id}"), "name": name, "full_name": full_name, "private": true})
+}
+
+async fn user_installations(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+    Query(q): Query<PageQuery>,
+) -> Response {
+    let Some(u) = user_for(&inner, &headers) else {
+        return bad_credentials();
+    };
+    let app_id = lock(&inner.config).app_id.clone();
+    let visible: Vec<Value> = lock(&inner.state)
+        .installations
+        .values()
+        .filter(|i| i.visible_to.contains(&u.id))
+        .map(|i| installation_json(i, &app_id))
+        .collect();
+    let total = visible.len();
+    let (items, link) = paginate(&inner, "/user/installations", &visible, &q);
+    with_link(Json(json!({"total_count": total, "installations": items})).into_response(), link)
+}
+
+#[derive(Deserialize)]
+struct AppClaims {
+    iat: i64,
+    exp: i64,
+    iss: Value,
+}
+
+/// Checks the app JWT the way GitHub does.
+fn check_app_jwt(inner: &Inner, headers: &HeaderMap) -> Result<(), Response> {
+    let token =
+        bearer(headers).ok_or_else(|| api_error(StatusCode::UNAUTHORIZED, "A JSON web token could not be decoded"))?;
+    let (pem, app_id, client_id) = {
+        let c = lock(&inner.config);
+        (c.app_public_key_pem.clone(), c.app_id.clone(), c.client_id.clone())
+    };
+    let key = jsonwebtoken::DecodingKey::from_rsa_pem(pem.as_bytes())
+        .map_err(|_| api_error(StatusCode::INTERNAL_SERVER_ERROR, "emulator: invalid app public key"))?;
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.leeway = 0;
+    validation.validate_nbf = false;
+    validation.set_required_spec_claims(&["exp", "iat", "iss"]);
+    let data = jsonwebtoken::decode::<AppClaims>(&token, &key, &validation).map_err(|e| {
+        let message = match e.kind() {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => "'Expiration time' claim ('exp') must be a numeric value representing the future time at which the assertion expires",
+            _ => "A JSON web token could not be decoded",
+        };
+        api_error(StatusCode::UNAUTHORIZED, message)
+    })?;
+    let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
+    let claims = data.claims;
+    if claims.iat > now + 1 {
+        return Err(api_error(
+            StatusCode::UNAUTHORIZED,
+            "'Issued at' claim ('iat') must be an Integer representing a time in the past",
+        ));
+    }
+    if claims.exp > now + 600 + 1 || claims.exp - claims.iat > 600 + 60 {
+        return Err(api_error(StatusCode::UNAUTHORIZED, "'Expiration time' claim ('exp') is too far in the future"));
+    }
+    let iss = match &claims.iss {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => String::new(),
+    };
+    if iss != app_id && iss != client_id {
+        return Err(api_error(StatusCode::UNAUTHORIZED, "'Issuer' claim ('iss') must be an Integer"));
+    }
+    Ok(())
+}
+
+async fn app_installation(State(inner): State<Arc<Inner>>, headers: HeaderMap, Path(id): Path<i64>) -> Response {
+    if let Err(r) = check_app_jwt(&inner, &headers) {
+        return r;
+    }
+    let app_id = lock(&inner.config).app_id.clone();
+    match lock(&inner.state).installations.get(&id) {
+        Some(i) => Json(installation_json(i, &app_id)).into_response(),
+        None => api_error(StatusCode::NOT_FOUND, "Not Found"),
+    }
+}
+
+async fn mint_token(State(inner): State<Arc<Inner>>, headers: HeaderMap, Path(id): Path<i64>) -> Response {
+    if let Err(r) = check_app_jwt(&inner, &headers) {
+        return r;
+    }
+    let ttl = lock(&inner.config).installation_token_ttl;
+    let mut state = lock(&inner.state);
+    let Some(installation) = state.installations.get(&id) else {
+        return api_error(StatusCode::NOT_FOUND, "Not Found");
+    };
+    if installation.suspended {
+        return api_error(StatusCode::FORBIDDEN, "This installation has been suspended");
+    }
+    let token = format!("ghs_{}", random_hex(18));
+    let expires = time::OffsetDateTime::now_utc() + ttl;
+    state.installation_tokens.insert(token.clone(), (id, Instant::now() + ttl));
+    state.token_mints += 1;
+    let expires_at = rfc3339(expires.replace_nanosecond(0).unwrap_or(expires));
+    (
+        StatusCode::CREATED,
+        Json(json!({"token": token, "expires_at": expires_at,
+                    "permissions": {"contents": "read", "metadata": "read"}, "repository_selection": "selected"})),
+    )
+        .into_response()
+}
+
+fn installation_for(inner: &Inner, headers: &HeaderMap) -> Result<EmulatedInstallation, Response> {
+    let token = bearer(headers).ok_or_else(bad_credentials)?;
+    let state = lock(&inner.state);
+    let (id, expires) = *state.installation_tokens.get(&token).ok_or_else(bad_credentials)?;
+    if Instant::now() >= expires {
+        return Err(bad_credentials());
+    }
+    state.installations.get(&id).cloned().ok_or_else(bad_credentials)
+}
+
+async fn installation_repositories(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+    Query(q): Query<PageQuery>,
+) -> Response {
+    let installation = match installation_for(&inner, &headers) {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    let repos: Vec<Value> = installation
+        .repositories
+        .iter()
+        .map(|(name, branches)| {
+            let mut r = repo_ref(name);
+            r["owner"] = json!({"login": name.split('/').next().unwrap_or_default(), "id": installation.account_id, "type": installation.account_type});
+            r["default_branch"] = json!(branches.first().cloned().unwrap_or_else(|| "main".into()));
+            r
+        })
+        .collect();
+    let total = repos.len();
+    let (items, link) = paginate(&inner, "/installation/repositories", &repos, &q);
+    with_link(
+        Json(json!({"total_count": total, "repository_selection": "selected", "repositories": items})).into_response(),
+        link,
+    )
+}
+
+async fn branches(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+    Path((owner, repo)): Path<(String, String)>,
+    Query(q): Query<PageQuery>,
+) -> Response {
+    let installation = match installation_for(&inner, &headers) {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    let full = format!("{owner}/{repo}");
+    let Some(names) = installation.repositories.get(&full) else {
+        return api_error(StatusCode::NOT_FOUND, "Not Found");
+    };
+    let all: Vec<Value> = names
+        .iter()
+        .map(|b| {
+            let sha = sam_core::secret::sha256_hex(format!("{full}@{b}").as_bytes())[..40].to_owned();
+            json!({"name": b, "commit": {"sha": sha, "url": format!("/repos/{full}/commits/{sha}")}, "protected": false})
+        })
+        .collect();
+    let (items, link) = paginate(&inner, &format!("/repos/{full}/branches"), &all, &q);
+    with_link(Json(json!(items)).into_response(), link)
+}
+
+async fn install_page(State(inner): State<Arc<Inner>>, Path(slug): Path<String>) -> Response {
+    let (app_slug, login, repos) = {
+        let c = lock(&inner.config);
+        (c.app_slug.clone(), c.user.login.clone(), c.install_repositories.clone())
+    };
+    if slug != app_slug {
+        return (StatusCode::NOT_FOUND, Html("<h1>404</h1>")).into_response();
+    }
+    let list: String = repos.iter().map(|(name, _)| format!("<li>{}</li>", escape(name))).collect();
+    Html(format!(
+        r#"<!doctype html><html><head><meta charset="utf-8"><title>Install {slug}</title></head>
+<body><main><h1>Install {slug}</h1><p>Install on <strong>{login}</strong> with access to:</p><ul>{list}</ul>
+<form method="post" action="/apps/{slug}/installations/new"><button type="submit" id="install">Install</button></form>
+</main></body></html>"#,
+        slug = escape(&slug),
+        login = escape(&login),
+    ))
+    .into_response()
+}
+
+/// The install page's button: creates an installation for the test user,
+/// sends the `installation` `created` webhook (when a URL is configured),
+/// and redirects to the setup URL.
+async fn install_submit(State(inner): State<Arc<Inner>>, Path(slug): Path<String>) -> Response {
+    let config = lock(&inner.config).clone();
+    if slug != config.app_slug {
+        return (StatusCode::NOT_FOUND, Html("<h1>404</h1>")).into_response();
+    }
+    let installation = {
+        let mut state = lock(&inner.state);
+        let id = 1_000 + i64::try_from(state.installations.len()).unwrap_or(0) * 7 + 1;
+        let installation = EmulatedInstallation {
+            id,
+            account_login: config.user.login.clone(),
+            account_id: config.user.id,
+            account_type: "User".into(),
+            suspended: false,
+            visible_to: vec![config.user.id],
+            repositories: config.install_repositories.iter().cloned().collect(),
+        };
+        state.installations.insert(id, installation.clone());
+        installation
+    };
+    if let Some(url) = config.webhook_url.clone() {
+        let repos: Vec<Value> = installation.repositories.keys().map(|n| repo_ref(n)).collect();
+        let payload = json!({"action": "created", "installation": installation_json(&installation, &config.app_id),
+            "repositories": repos, "sender": {"login": config.user.login, "id": config.user.id, "type": "User"}});
+        let body = serde_json::to_vec(&payload).unwrap_or_default();
+        let sig = signature(&config.webhook_secret, &body);
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let sent = client
+                .post(&url)
+                .header("content-type", "application/json")
+                .header("x-github-event", "installation")
+                .header("x-github-delivery", uuid_like())
+                .header("x-hub-signature-256", sig)
+                .body(body)
+                .send()
+                .await;
+            if let Err(err) = sent {
+                tracing::warn!(error = %err.without_url(), "emulated GitHub could not deliver the installation webhook");
+            }
+        });
+    }
+    let id = installation.id.to_string();
+    match config.setup_url {
+        Some(setup) => {
+            Redirect::to(&with_query(&setup, &[("installation_id", &id), ("setup_action", "install")])).into_response()
+        }
+        None => {
+            Html(format!("<!doctype html><p>Installed: installation <span id=\"installation-id\">{id}</span>.</p>"))
+                .into_response()
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! Cloudflare adapter ↔ Cloudflare emulator, over real HTTP.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use sam_core::domain::WorkspaceId;
+use sam_core::ports::{DnsProvider, ProviderErrorKind};
+use sam_core::secret::SecretString;
+use sam_core::testkit::conformance;
+use sam_core::testkit::conformance::dns::RawZone;
+use sam_providers::cloudflare::{CloudflareConfig, CloudflareDns};
+use sam_providers::emulators::{CloudflareEmulator, CloudflareEmulatorConfig, Fault, InjectedError};
+use sam_providers::http::{HttpConfig, RetryPolicy};
+
+/// The conformance suite's raw access to the zone, through the emulator handle.
+struct Raw(CloudflareEmulator);
+
+#[async_trait]
+impl RawZone for Raw {
+    async fn create_raw(&self, name: &str, ipv4: Ipv4Addr) {
+        self.0.create_raw(name, ipv4);
+    }
+}
+
+async fn emulator() -> CloudflareEmulator {
+    CloudflareEmulator::start(CloudflareEmulatorConfig::default()).await.unwrap()
+}
+
+fn adapter_with(emu: &CloudflareEmulator, token: &str, zone_id: &str, http: HttpConfig) -> CloudflareDns {
+    CloudflareDns::new(CloudflareConfig {
+        base_url: emu.base_url().to_owned(),
+        api_token: SecretString::new(token),
+        zone_id: zone_id.to_owned(),
+        ttl: 60,
+        http,
+    })
+    .unwrap()
+}
+
+fn adapter(emu: &CloudflareEmulator, http: HttpConfig) -> CloudflareDns {
+    adapter_with(emu, &emu.token(), &emu.zone_id(), http)
+}
+
+fn no_retry() -> HttpConfig {
+    HttpConfig { retry: RetryPolicy::never(), ..HttpConfig::fast() }
+}
+
+fn name(emu: &CloudflareEmulator) -> String {
+    format!("{}.{}", WorkspaceId::new().dns_label(), emu.zone_name())
+}
+
+#[tokio::test]
+async fn conformance_suite_passes_against_the_emulator() {
+    let emu = emulator().await;
+    let provider = adapter(&emu, HttpConfig::fast());
+    conformance::dns::run(&provider, &Raw(emu.clone()), &emu.zone_name()).await;
+    assert!(emu.records().is_empty(), "the suite leaves no record behind");
+}
+
+#[tokio::test]
+async fn each_error_kind_comes_from_a_real_emulator_response() {
+    let emu = emulator().await;
+    let mut cases = Vec::new();
+
+    let bad_token = adapter_with(&emu, "wrong", &emu.zone_id(), no_retry());
+    cases.push(("invalid token (verify)", ProviderErrorKind::Unauthorized, bad_token.verify().await.unwrap_err()));
+    cases.push((
+        "invalid token (zone)",
+        ProviderErrorKind::Unauthorized,
+        bad_token.list_records("ws-").await.unwrap_err(),
+    ));
+
+    let other_zone = adapter_with(&emu, &emu.token(), "00000000000000000000000000000000", no_retry());
+    cases.push(("zone not accessible (9109)", ProviderErrorKind::Unauthorized, other_zone.verify().await.unwrap_err()));
+
+    let bad_zone = adapter_with(&emu, &emu.token(), "nozone", no_retry());
+    cases.push(("malformed zone (7003)", ProviderErrorKind::InvalidConfig, bad_zone.verify().await.unwrap_err()));
+
+    let provider = adapter(&emu, no_retry());
+    let err = provider.upsert_a_record("bad name!.sam.test", Ipv4Addr::new(192, 0, 2, 1)).await.unwrap_err();
+    cases.push(("invalid name", ProviderErrorKind::InvalidConfig, err));
+
+    emu.faults().inject("GET", "/client/v4/zones/*", Fault::Error(InjectedError::Unavailable), 1);
+    cases.push(("503", ProviderErrorKind::Transient, provider.list_records("ws-").await.unwrap_err()));
+    emu.faults().inject("GET", "/client/v4/zones/*", Fault::Error(InjectedError::Internal), 1);
+    cases.push(("500", ProviderErrorKind::Transient, provider.list_records("ws-").await.unwrap_err()));
+    emu.faults().inject("GET", "/client/v4/zones/*", Fault::Latency(Duration::from_secs(3)), 1);
+    cases.push(("timeout", ProviderErrorKind::Transient, provider.list_records("ws-").await.unwrap_err()));
+    emu.faults().clear();
+
+    emu.exhaust_rate_limit();
+    let err = provider.list_records("ws-").await.unwrap_err();
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(1)), "Retry-After is carried");
+    cases.push(("429", ProviderErrorKind::RateLimited { retry_after: Some(Duration::from_secs(1)) }, err));
+
+    for (case, expected, err) in cases {
+        assert_eq!(err.kind(), expected, "{case}: {err}");
+        assert!(!err.to_string().contains(&emu.token()), "{case}: no token in errors");
+    }
+}
+
+#[tokio::test]
+async fn rate_limit_retry_after_is_honoured() {
+    let emu = CloudflareEmulator::start(CloudflareEmulatorConfig {
+        rate_limit: 3,
+        rate_refill_per_sec: 2.0,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let provider = adapter(&emu, HttpConfig::fast());
+    emu.exhaust_rate_limit();
+    let started = Instant::now();
+    provider.list_records("ws-").await.expect("succeeds after Retry-After");
+    assert!(started.elapsed() >= Duration::from_millis(900), "waited for Retry-After: {:?}", started.elapsed());
+    assert_eq!(emu.faults().count("GET", "/client/v4/zones/*"), 2);
+}
+
+#[tokio::test]
+async fn unavailable_is_retried_then_succeeds_and_401_is_not() {
+    let emu = emulator().await;
+    let provider = adapter(&emu, HttpConfig::fast());
+    emu.faults().inject("GET", "/client/v4/user/tokens/verify", Fault::Error(InjectedError::Unavailable), 2);
+    provider.verify().await.unwrap();
+    assert_eq!(emu.faults().count("GET", "/client/v4/user/tokens/verify"), 3);
+
+    emu.faults().clear_requests();
+    let bad = adapter_with(&emu, "revoked", &emu.zone_id(), HttpConfig::fast());
+    assert_eq!(bad.verify().await.unwrap_err().kind(), ProviderErrorKind::Unauthorized);
+    assert_eq!(emu.faults().count("GET", "/client/v4/user/tokens/verify"), 1);
+}
+
+#[tokio::test]
+async fn lost_create_response_does_not_leave_two_records() {
+    let emu = emulator().await;
+    let http = HttpConfig { request_timeout: Duration::from_millis(400), ..HttpConfig::fast() };
+    let provider = adapter(&emu, http);
+    emu.faults().inject("POST", "/client/v4/zones/*", Fault::DropResponse(Duration::from_secs(5)), 1);
+    let n = name(&emu);
+    let record = provider.upsert_a_record(&n, Ipv4Addr::new(192, 0, 2, 44)).await.unwrap();
+    let records: Vec<_> = emu.records().into_iter().filter(|r| r.name == n).collect();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].id, record.id);
+    assert_eq!(emu.faults().count("POST", "/client/v4/zones/*"), 1);
+}
+
+#[tokio::test]
+async fn listing_follows_pagination() {
+    let emu = emulator().await;
+    for i in 0..230u32 {
+        let n = format!("{}.{}", WorkspaceId::new().dns_label(), emu.zone_name());
+        emu.create_raw(&n, Ipv4Addr::from(0xC000_0200 + (i % 250)));
+    }
+    emu.create_raw(&format!("www.{}", emu.zone_name()), Ipv4Addr::new(192, 0, 2, 250));
+    let provider = adapter(&emu, HttpConfig::fast());
+    let listed = provider.list_records("ws-").await.unwrap();
+    assert_eq!(listed.len(), 230);
+    assert_eq!(emu.faults().count("GET", "/client/v4/zones/*"), 3, "three pages of 100");
+    provider.delete_records(&listed[0].name).await.unwrap();
+    assert_eq!(emu.records().len(), 230);
+}
+
+#[tokio::test]
+async fn a_record_created_between_list_and_post_is_taken_not_duplicated() {
+    let emu = emulator().await;
+    let provider = adapter(&emu, HttpConfig::fast());
+    let n = name(&emu);
+    // The adapter's POST is held back; meanwhile another writer creates the
+    // identical record, so the POST gets 81058 and the adapter takes that one.
+    emu.faults().inject("POST", "/client/v4/zones/*", Fault::Latency(Duration::from_millis(500)), 1);
+    let racer = {
+        let emu = emu.clone();
+        let n = n.clone();
+        tokio::spawn(async move {
+            while emu.faults().count("POST", "/client/v4/zones/*") == 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            emu.create_raw(&n, Ipv4Addr::new(192, 0, 2, 60))
+        })
+    };
+    let record = provider.upsert_a_record(&n, Ipv4Addr::new(192, 0, 2, 60)).await.unwrap();
+    let raced_id = racer.await.unwrap();
+    assert_eq!(record.id, raced_id);
+    assert_eq!(emu.records().iter().filter(|r| r.name == n).count(), 1);
+    assert_eq!(emu.faults().count("POST", "/client/v4/zones/*"), 1, "the POST was answered with 81058");
+}

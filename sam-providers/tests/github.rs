@@ -1,0 +1,433 @@
+//! GitHub adapter ↔ GitHub emulator, over real HTTP: OAuth, App tokens,
+//! repositories, webhooks.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use sam_core::domain::{GithubUserId, InstallationId, RepoFullName};
+use sam_core::ports::{IdentityProvider, ProviderErrorKind, RepoAccess};
+use sam_core::secret::{PkcePair, SecretString, random_token};
+use sam_providers::emulators::{
+    Fault, GITHUB_CLIENT_ID, GITHUB_WEBHOOK_SECRET, GithubEmulator, GithubEmulatorConfig, InjectedError,
+};
+use sam_providers::github::{
+    GithubApp, GithubConfig, InMemoryDeliveryLog, WebhookError, WebhookEvent, WebhookHeaders, WebhookVerifier,
+};
+use sam_providers::http::HttpConfig;
+
+/// A second RSA key, not the emulator's: tokens signed with it must fail.
+const OTHER_PRIVATE_KEY_PEM: &str = r"-----BEGIN RSA PRIVATE KEY-----
+MIIEogIBAAKCAQEArj8poL3ymkEL07LMeyWomVtvhBv7rU47EF/kPiCOTQNuJ9/a
+zzE/RFnhXO7Ym9rK3XRe8uw30Gdzbde0bHi9MOKF2f2ZJz0jSN3j/sokSobIOZdL
+83mu3/ODyT9EPsLNwsjfCMbatKbbcJkzzK3bOBAlsFDce4231sB3fTol+c7ijrFZ
+GnNQHiF2vze6VAoGtWRI6PYJKWm91Ab059LPLzuG61THoufsdNq2fmTxV3yNJdUh
+kVFs/Z6lBmca9jKTVLZzSq5KlCmHB58XcHSNYCFBr3wi6kmep7Vusi/W5BontuqQ
+AenvGMX3jdro7nNvceapIO2HJcdzlzN+FaGCZQIDAQABAoIBAA9BhHmIZ/dNfqWY
+YALgNzTGJqtgb9aqpM04OBmgbBUeGcTv+o5td2aan/qtBtYOf/iHudB3EiPzCs4x
+NqDQqW/gRWviokgnODGnC9FBDZBg4KL6NjIpE0CUZ5N1MJp2H+HQCIcSMg/jFA91
+um1PQ4RTFZmsWsGOlOv+ifey4aRPbXSZalt0X2VJXuUYVcRkCbugmwENGPWu8XUc
+vgzkcn97bqVLNKu8gvZ/vi2kI6Lql0cnACS4q3rMbtc8GlJ4B/d9tOgTlP3OW4lI
+llTOLDLiOCTq87Afe6tEQN+wDHYbDtQ55PAqhuJwN3fYBOKJW+frFSJ5KnbnJZnA
+0gfwJzkCgYEA8+LBi5OraNsuGxHagJB/z9A2ZSoSH+kLh1mZZqKRH3upmTiP81TR
+bd7vswkZed7pX5wqL0JtCL/j/qh3arWzXba3zFx0HiSCiRhgAVXI6XLP95ncExhy
+Z3f4ppOVQooil0YZkf3CnEXyvmFQseUTrmTuSRRLVutLLoQF2/4gTtMCgYEAtubg
+8rJK2sjZpuCG8lkCIjV4i/V+i7QxR4TFCcfd3ZGTnkBiDboXn442eLvFp4TKC6RV
+w3mYzhddPhJ+vlMhUgN2pfVu3FXOA8AgrRuhJ9nB8M3V7fQkUb5Ud0eyk1zu3gNj
+dJmMSOA/6MZ75912TznPA84/oxBi5/fa7UdS1ucCgYB9tuc5gXcb589OWNee6d1Y
+S+WeJB+Pn1s3+7GdPDM+XUpBFuzs603BKue4C/q73XHCvQbpsX3uwqtNu51CvkKl
+DeiUSRv55av76zqhtYyI+YvF/+N3XGSsfSUJCI4p7HaEL7hCjuHgGBZWmGc2K/UH
+MjO6K+Hh/guVAKzch5QzzQKBgETsC6ho9zwqo5n20eNRFzS84YgcImuSo19H8NgW
+sMxlpzLjIA/8KBrABFbKq1jM+TYZ3xeiIqrGsyRI4+nkeZHmLDetnPD6hH91Ttrs
+pnXV4PdVGWBpt6X2Cu5H3ksZogmXTUsK8YoktvCImvhsw8BnEFNmzSQtcJfpFl6D
+mfvRAoGAPTsX1VsjuD9JSWmzgdwJl+RinfUk5lz6DUlRiOLPQfvFWtP0OVedzlrt
+mp/iL1sMzG+TQw7OTIaflpM8BK1HiL5puV8UGlFTWDieiAvhm58Rp0vlmBV1Vh1+
+eUyhGYwPUR8ccwnF0R3PnMu7HOqiTqkw2PIc8ypur6kS2yr+oww=
+-----END RSA PRIVATE KEY-----";
+
+const REDIRECT: &str = "http://127.0.0.1:9/api/auth/callback/github";
+
+async fn emulator() -> GithubEmulator {
+    GithubEmulator::start(GithubEmulatorConfig::default()).await.unwrap()
+}
+
+fn config(emu: &GithubEmulator) -> GithubConfig {
+    let mut c = GithubConfig::emulated(emu.base_url());
+    c.http = HttpConfig::fast();
+    c
+}
+
+fn adapter(emu: &GithubEmulator) -> GithubApp {
+    GithubApp::new(config(emu)).unwrap()
+}
+
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+/// Reads the hidden inputs of the authorize page's form.
+fn hidden_fields(html: &str) -> Vec<(String, String)> {
+    html.split("<input type=\"hidden\" ")
+        .skip(1)
+        .map(|part| {
+            let name = part.split("name=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+            let value = part.split("value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+            (name, value.replace("&amp;", "&").replace("&quot;", "\"").replace("&lt;", "<").replace("&gt;", ">"))
+        })
+        .collect()
+}
+
+/// Opens the authorize URL, clicks the button (`approve`) or cancel, and
+/// returns the callback query pairs.
+async fn click(url: &str, decision: &str) -> Vec<(String, String)> {
+    let client = browser();
+    let page = client.get(url).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("id=\"sign-in\""), "the page has a sign-in button");
+    assert!(html.contains("octocat"));
+    let mut form = hidden_fields(&html);
+    form.push(("decision".into(), decision.into()));
+    let action = reqwest::Url::parse(url).unwrap().join("/login/oauth/authorize").unwrap();
+    let answer = client.post(action).form(&form).send().await.unwrap();
+    assert!(answer.status().is_redirection(), "redirects back: {}", answer.status());
+    let location = answer.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.starts_with(REDIRECT));
+    reqwest::Url::parse(&location).unwrap().query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+}
+
+fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+#[tokio::test]
+async fn oauth_round_trip_binds_the_numeric_id() {
+    let emu = emulator().await;
+    let github = adapter(&emu);
+    let state = random_token().unwrap();
+    let pkce = PkcePair::generate().unwrap();
+    let url = github.authorize_url(state.expose(), &pkce.challenge, REDIRECT);
+    assert!(url.contains("code_challenge_method=S256"));
+
+    let callback = click(&url, "approve").await;
+    // The caller compares the returned state with the one in its cookie; a
+    // forged state is caught there (the adapter never sees it).
+    assert_eq!(param(&callback, "state"), Some(state.expose()));
+    assert_ne!(param(&callback, "state"), Some("forged-state"));
+    let code = param(&callback, "code").unwrap().to_owned();
+
+    let identity = github.exchange_code(&code, &pkce.verifier, REDIRECT).await.unwrap();
+    assert_eq!(identity.profile.github_id, GithubUserId(583_231));
+    assert_eq!(identity.profile.login, "octocat");
+    assert_eq!(identity.profile.email.as_deref(), Some("octocat@example.com"));
+    assert!(identity.access_token.expose().starts_with("gho_"));
+
+    // Replaying the code fails: codes are single use.
+    let err = github.exchange_code(&code, &pkce.verifier, REDIRECT).await.unwrap_err();
+    assert_eq!(err.kind(), ProviderErrorKind::Unauthorized, "{err}");
+    assert!(err.message().contains("bad_verification_code"));
+}
+
+#[tokio::test]
+async fn a_code_with_the_wrong_pkce_verifier_fails_and_is_consumed() {
+    let emu = emulator().await;
+    let github = adapter(&emu);
+    let pkce = PkcePair::generate().unwrap();
+    let callback = click(&github.authorize_url("s", &pkce.challenge, REDIRECT), "approve").await;
+    let code = param(&callback, "code").unwrap().to_owned();
+    let attacker = PkcePair::generate().unwrap();
+    let err = github.exchange_code(&code, &attacker.verifier, REDIRECT).await.unwrap_err();
+    assert_eq!(err.kind(), ProviderErrorKind::Unauthorized);
+    let err = github.exchange_code(&code, &pkce.verifier, REDIRECT).await.unwrap_err();
+    assert_eq!(err.kind(), ProviderErrorKind::Unauthorized, "the failed attempt consumed the code");
+    assert_eq!(emu.code_exchanges(), 2, "exchanges are never retried");
+}
+
+#[tokio::test]
+async fn errors_in_http_200_bodies_are_errors() {
+    let emu = emulator().await;
+    let pkce = PkcePair::generate().unwrap();
+    let code = emu.approve(REDIRECT, Some(&pkce.challenge));
+
+    // What GitHub sends: 200 with an `error` field.
+    let raw = browser()
+        .post(format!("{}/login/oauth/access_token", emu.base_url()))
+        .header("accept", "application/json")
+        .form(&[("client_id", GITHUB_CLIENT_ID), ("client_secret", "wrong"), ("code", &code)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status(), 200);
+    let body: serde_json::Value = raw.json().await.unwrap();
+    assert_eq!(body["error"], "incorrect_client_credentials");
+
+    let mut c = config(&emu);
+    c.client_secret = SecretString::new("wrong");
+    let err = GithubApp::new(c).unwrap().exchange_code(&code, &pkce.verifier, REDIRECT).await.unwrap_err();
+    assert_eq!(err.kind(), ProviderErrorKind::InvalidConfig, "{err}");
+    assert!(!err.to_string().contains("wrong"), "no secret in the error");
+
+    let code = emu.approve(REDIRECT, Some(&pkce.challenge));
+    let err = adapter(&emu).exchange_code(&code, &pkce.verifier, "http://127.0.0.1:9/elsewhere").await.unwrap_err();
+    assert_eq!(err.kind(), ProviderErrorKind::InvalidConfig);
+    assert!(err.message().contains("redirect_uri_mismatch"));
+}
+
+#[tokio::test]
+async fn cancel_redirects_with_access_denied() {
+    let emu = emulator().await;
+    let url = adapter(&emu).authorize_url("st", "challenge", REDIRECT);
+    let callback = click(&url, "deny").await;
+    assert_eq!(param(&callback, "error"), Some("access_denied"));
+    assert_eq!(param(&callback, "state"), Some("st"));
+    assert_eq!(param(&callback, "code"), None);
+}
+
+#[tokio::test]
+async fn installation_tokens_are_cached_until_near_expiry() {
+    let emu = emulator().await;
+    emu.add_installation(77, "octocat", &[("octocat/hello", &["main"])]);
+    let github = adapter(&emu);
+    let a = github.installation_token(InstallationId(77)).await.unwrap();
+    let b = github.installation_token(InstallationId(77)).await.unwrap();
+    assert_eq!(a.token, b.token);
+    assert_eq!(emu.token_mints(), 1);
+    assert!(a.expires_at > time::OffsetDateTime::now_utc() + Duration::from_secs(3000));
+
+    // Tokens that live less than the refresh margin are never reused.
+    emu.configure(|c| c.installation_token_ttl = Duration::from_secs(240));
+    let github = adapter(&emu);
+    let c = github.installation_token(InstallationId(77)).await.unwrap();
+    let d = github.installation_token(InstallationId(77)).await.unwrap();
+    assert_ne!(c.token, d.token);
+    assert_eq!(emu.token_mints(), 3);
+}
+
+#[tokio::test]
+async fn app_jwt_signature_is_checked_by_the_emulator() {
+    let emu = emulator().await;
+    emu.add_installation(5, "octocat", &[]);
+    let mut c = config(&emu);
+    c.app_private_key_pem = SecretString::new(OTHER_PRIVATE_KEY_PEM);
+    let err = GithubApp::new(c).unwrap().installation_token(InstallationId(5)).await.unwrap_err();
+    assert_eq!(err.kind(), ProviderErrorKind::Unauthorized);
+
+    let mut c = config(&emu);
+    c.app_id = "1".into();
+    let err = GithubApp::new(c).unwrap().installation_token(InstallationId(5)).await.unwrap_err();
+    assert_eq!(err.kind(), ProviderErrorKind::Unauthorized, "wrong issuer");
+
+    let github = adapter(&emu);
+    let err = github.installation_token(InstallationId(6)).await.unwrap_err();
+    assert_eq!(err.kind(), ProviderErrorKind::NotFound);
+    emu.set_suspended(5, true);
+    let err = github.installation_token(InstallationId(5)).await.unwrap_err();
+    assert_eq!(err.kind(), ProviderErrorKind::Unauthorized, "suspended");
+    assert_eq!(emu.token_mints(), 0);
+}
+
+#[tokio::test]
+async fn installations_repositories_and_branches_follow_pagination() {
+    let emu = emulator().await;
+    let branches: Vec<String> = (0..150).map(|i| format!("feature-{i:03}")).collect();
+    let mut all_branches: Vec<&str> = vec!["main"];
+    all_branches.extend(branches.iter().map(String::as_str));
+    emu.add_installation(
+        1,
+        "octocat",
+        &[("octocat/a", &all_branches), ("octocat/b", &["main"]), ("octocat/c", &["dev"])],
+    );
+    emu.add_installation(2, "acme-org", &[("acme-org/x", &["main"])]);
+    let mut c = config(&emu);
+    c.repositories_per_page = 2;
+    let github = GithubApp::new(c).unwrap();
+
+    let pkce = PkcePair::generate().unwrap();
+    let code = emu.approve(REDIRECT, Some(&pkce.challenge));
+    let identity = github.exchange_code(&code, &pkce.verifier, REDIRECT).await.unwrap();
+    let installations = github.list_installations(&identity.access_token).await.unwrap();
+    assert_eq!(installations.len(), 2);
+    assert_eq!(installations[1].account_type, "Organization");
+    assert!(github.list_installations(&SecretString::new("gho_bogus")).await.is_err());
+
+    let first = github.list_repositories(InstallationId(1), 1).await.unwrap();
+    assert_eq!(first.items.len(), 2);
+    assert_eq!(first.next_page, Some(2));
+    let second = github.list_repositories(InstallationId(1), 2).await.unwrap();
+    assert_eq!(second.items.len(), 1);
+    assert_eq!(second.next_page, None);
+    assert_eq!(second.items[0].default_branch, "dev");
+
+    let repo = RepoFullName::new("octocat/a").unwrap();
+    let names = github.list_branches(InstallationId(1), &repo).await.unwrap();
+    assert_eq!(names.len(), 151, "two pages of branches");
+    let other = RepoFullName::new("acme-org/x").unwrap();
+    let err = github.list_branches(InstallationId(1), &other).await.unwrap_err();
+    assert_eq!(err.kind(), ProviderErrorKind::NotFound, "another installation's repository");
+    assert_eq!(emu.token_mints(), 1, "one token served all calls");
+    assert!(github.install_url().ends_with("/apps/sam-emulated/installations/new"));
+}
+
+#[tokio::test]
+async fn api_errors_are_retried_or_not_by_kind() {
+    let emu = emulator().await;
+    emu.add_installation(1, "octocat", &[("octocat/a", &["main"])]);
+    let github = adapter(&emu);
+    emu.faults().inject("GET", "/installation/repositories", Fault::Error(InjectedError::Unavailable), 2);
+    github.list_repositories(InstallationId(1), 1).await.unwrap();
+    assert_eq!(emu.faults().count("GET", "/installation/repositories"), 3);
+    emu.faults().inject("GET", "/installation/repositories", Fault::Error(InjectedError::TooManyRequests), 1);
+    github.list_repositories(InstallationId(1), 1).await.unwrap();
+    emu.remove_installation(1);
+    let err = github.list_repositories(InstallationId(1), 1).await.unwrap_err();
+    assert_eq!(err.kind(), ProviderErrorKind::NotFound, "{err}");
+}
+
+// ------------------------------------------------------------- webhooks
+
+type Seen = Arc<Mutex<Vec<WebhookEvent>>>;
+
+async fn receiver(
+    State((verifier, seen)): State<(WebhookVerifier, Seen)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+    let hook = WebhookHeaders {
+        event: h("x-github-event"),
+        delivery: h("x-github-delivery"),
+        signature: h("x-hub-signature-256"),
+    };
+    match verifier.verify(hook, &body).await {
+        Ok(delivery) => {
+            seen.lock().unwrap().push(delivery.event);
+            StatusCode::NO_CONTENT
+        }
+        Err(WebhookError::Duplicate) => StatusCode::OK,
+        Err(WebhookError::MissingSignature | WebhookError::MalformedSignature | WebhookError::BadSignature) => {
+            StatusCode::UNAUTHORIZED
+        }
+        Err(_) => StatusCode::BAD_REQUEST,
+    }
+}
+
+async fn start_receiver() -> (String, Seen) {
+    let verifier =
+        WebhookVerifier::new(SecretString::new(GITHUB_WEBHOOK_SECRET), Arc::new(InMemoryDeliveryLog::default()));
+    let seen: Seen = Arc::default();
+    let app = axum::Router::new().route("/hook", post(receiver)).with_state((verifier, seen.clone()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, seen)
+}
+
+#[tokio::test]
+async fn webhooks_are_verified_deduplicated_and_parsed() {
+    let emu = emulator().await;
+    emu.add_installation(31, "octocat", &[("octocat/a", &["main"])]);
+    let (url, seen) = start_receiver().await;
+
+    let created = emu.send_webhook(&url, "installation", &emu.installation_payload("created", 31)).await.unwrap();
+    assert_eq!(created.status, 204);
+    let body = serde_json::to_vec(&emu.installation_payload("created", 31)).unwrap();
+
+    // A redelivery reuses the delivery id: accepted once, then ignored.
+    let replay =
+        emu.send_webhook_raw(&url, "installation", &created.delivery_id, &body, Some(&emu.sign(&body))).await.unwrap();
+    assert_eq!(replay.status, 200);
+
+    // Bad, malformed and missing signatures.
+    let bad = emu.send_webhook_raw(&url, "installation", "d-bad", &body, Some(&emu.sign(b"other body"))).await.unwrap();
+    assert_eq!(bad.status, 401);
+    let malformed = emu.send_webhook_raw(&url, "installation", "d-mal", &body, Some("sha1=abcd")).await.unwrap();
+    assert_eq!(malformed.status, 401);
+    let missing = emu.send_webhook_raw(&url, "installation", "d-none", &body, None).await.unwrap();
+    assert_eq!(missing.status, 401);
+    // A forged delivery does not burn its id: the genuine one still counts.
+    let genuine = emu.send_webhook_raw(&url, "installation", "d-bad", &body, Some(&emu.sign(&body))).await.unwrap();
+    assert_eq!(genuine.status, 204);
+
+    for action in ["suspend", "unsuspend", "deleted"] {
+        let r = emu.send_webhook(&url, "installation", &emu.installation_payload(action, 31)).await.unwrap();
+        assert_eq!(r.status, 204);
+    }
+    for action in ["added", "removed"] {
+        let payload = emu.installation_repositories_payload(action, 31, &["octocat/b"]);
+        let r = emu.send_webhook(&url, "installation_repositories", &payload).await.unwrap();
+        assert_eq!(r.status, 204);
+    }
+    let r = emu.send_webhook(&url, "push", &serde_json::json!({"ref": "refs/heads/main"})).await.unwrap();
+    assert_eq!(r.status, 204);
+
+    let events = seen.lock().unwrap().clone();
+    assert_eq!(events.len(), 8);
+    match &events[0] {
+        WebhookEvent::InstallationCreated { installation, repositories } => {
+            assert_eq!(installation.id, InstallationId(31));
+            assert_eq!(installation.account_login, "octocat");
+            assert_eq!(repositories, &[RepoFullName::new("octocat/a").unwrap()]);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(matches!(events[2], WebhookEvent::InstallationSuspended { .. }));
+    assert!(matches!(events[3], WebhookEvent::InstallationUnsuspended { .. }));
+    assert!(matches!(events[4], WebhookEvent::InstallationDeleted { .. }));
+    assert_eq!(
+        events[5],
+        WebhookEvent::RepositoriesAdded {
+            installation: InstallationId(31),
+            repositories: vec![RepoFullName::new("octocat/b").unwrap()]
+        }
+    );
+    assert!(matches!(events[6], WebhookEvent::RepositoriesRemoved { .. }));
+    assert!(matches!(&events[7], WebhookEvent::Ignored { event, .. } if event == "push"));
+}
+
+#[tokio::test]
+async fn the_install_page_creates_an_installation_and_sends_the_webhook() {
+    let (hook_url, seen) = start_receiver().await;
+    let emu = GithubEmulator::start(GithubEmulatorConfig {
+        webhook_url: Some(hook_url),
+        setup_url: Some("http://127.0.0.1:9/github/setup".into()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let github = adapter(&emu);
+    let page = browser().get(github.install_url()).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("id=\"install\""));
+    let answer = browser().post(github.install_url()).send().await.unwrap();
+    assert!(answer.status().is_redirection());
+    let location = answer.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.contains("setup_action=install"), "{location}");
+    let installation = emu.installations()[0].id;
+    assert!(location.contains(&format!("installation_id={installation}")));
+
+    let pkce = PkcePair::generate().unwrap();
+    let code = emu.approve(REDIRECT, Some(&pkce.challenge));
+    let identity = github.exchange_code(&code, &pkce.verifier, REDIRECT).await.unwrap();
+    let listed = github.list_installations(&identity.access_token).await.unwrap();
+    assert_eq!(listed[0].id, InstallationId(installation));
+    let repos = github.list_repositories(InstallationId(installation), 1).await.unwrap();
+    assert_eq!(repos.items.len(), 2);
+
+    for _ in 0..50 {
+        if !seen.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let events = seen.lock().unwrap().clone();
+    assert!(
+        matches!(&events[..], [WebhookEvent::InstallationCreated { installation: i, repositories }]
+            if i.id == InstallationId(installation) && repositories.len() == 2),
+        "{events:?}"
+    );
+}

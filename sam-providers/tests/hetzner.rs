@@ -1,0 +1,318 @@
+//! Hetzner adapter ↔ Hetzner emulator, over real HTTP.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sam_core::domain::{ServerId, WorkspaceId};
+use sam_core::ports::{ComputeProvider, LABEL_MANAGED, LABEL_WORKSPACE, ProviderErrorKind, ServerStatus};
+use sam_core::secret::SecretString;
+use sam_core::testkit::conformance;
+use sam_providers::emulators::{Fault, HetznerEmulator, HetznerEmulatorConfig, InjectedError, ServerEvent};
+use sam_providers::hetzner::{HetznerConfig, HetznerProvider};
+use sam_providers::http::{HttpConfig, RetryPolicy};
+
+async fn emulator() -> HetznerEmulator {
+    HetznerEmulator::start(HetznerEmulatorConfig { boot_delay: Duration::from_millis(50), ..Default::default() })
+        .await
+        .unwrap()
+}
+
+fn adapter(emu: &HetznerEmulator, http: HttpConfig) -> HetznerProvider {
+    HetznerProvider::new(HetznerConfig { base_url: emu.base_url().to_owned(), http }).unwrap()
+}
+
+fn no_retry() -> HttpConfig {
+    HttpConfig { retry: RetryPolicy::never(), ..HttpConfig::fast() }
+}
+
+fn token(emu: &HetznerEmulator) -> SecretString {
+    SecretString::new(emu.token())
+}
+
+#[tokio::test]
+async fn conformance_suite_passes_against_the_emulator() {
+    let emu = emulator().await;
+    let provider = adapter(&emu, HttpConfig::fast());
+    conformance::compute::run(&provider, &token(&emu), "fsn1").await;
+    assert!(emu.servers().is_empty(), "the suite leaves no server behind");
+}
+
+#[tokio::test]
+async fn each_error_kind_comes_from_a_real_emulator_response() {
+    let emu = emulator().await;
+    let provider = adapter(&emu, no_retry());
+    let tok = token(&emu);
+    let spec = |location: &str| conformance::compute::spec(WorkspaceId::new(), location);
+
+    // (case, expected kind, error)
+    let mut cases = Vec::new();
+
+    let err = provider.validate_credential(&SecretString::new("wrong")).await.unwrap_err();
+    cases.push(("unauthorized", ProviderErrorKind::Unauthorized, err));
+
+    emu.configure(|c| c.readonly_tokens.push("read-only".into()));
+    let err = provider.create_server(&SecretString::new("read-only"), &spec("fsn1")).await.unwrap_err();
+    cases.push(("token_readonly", ProviderErrorKind::Unauthorized, err));
+
+    let err = provider.power_off(&tok, &ServerId("123".into())).await.unwrap_err();
+    cases.push(("not_found", ProviderErrorKind::NotFound, err));
+
+    let mut bad_image = spec("fsn1");
+    bad_image.image = "windows-95".into();
+    let err = provider.create_server(&tok, &bad_image).await.unwrap_err();
+    cases.push(("invalid_input", ProviderErrorKind::InvalidConfig, err));
+
+    let taken = spec("fsn1");
+    emu.insert_server(&taken.name, BTreeMap::new());
+    let err = provider.create_server(&tok, &taken).await.unwrap_err();
+    cases.push(("uniqueness_error", ProviderErrorKind::InvalidConfig, err));
+
+    let err = provider.create_server(&tok, &spec("mars1")).await.unwrap_err();
+    cases.push(("no type in location", ProviderErrorKind::InvalidConfig, err));
+
+    emu.faults().inject("POST", "/v1/servers", Fault::Error(InjectedError::ResourceUnavailable), 1);
+    let err = provider.create_server(&tok, &spec("fsn1")).await.unwrap_err();
+    cases.push(("resource_unavailable", ProviderErrorKind::Capacity, err));
+
+    emu.faults().inject("GET", "/v1/servers", Fault::Error(InjectedError::Unavailable), 1);
+    let err = provider.list_servers(&tok).await.unwrap_err();
+    cases.push(("503", ProviderErrorKind::Transient, err));
+
+    emu.faults().inject("GET", "/v1/servers", Fault::Error(InjectedError::Internal), 1);
+    let err = provider.list_servers(&tok).await.unwrap_err();
+    cases.push(("500", ProviderErrorKind::Transient, err));
+
+    emu.faults().inject("GET", "/v1/locations", Fault::Latency(Duration::from_secs(3)), 1);
+    let err = provider.list_locations(&tok).await.unwrap_err();
+    cases.push(("timeout", ProviderErrorKind::Transient, err));
+    emu.faults().clear();
+
+    let existing = emu.servers().len();
+    emu.configure(|c| c.max_servers = existing);
+    let err = provider.create_server(&tok, &spec("fsn1")).await.unwrap_err();
+    cases.push(("resource_limit_exceeded", ProviderErrorKind::QuotaExceeded, err));
+
+    emu.exhaust_rate_limit();
+    let err = provider.list_server_types(&tok).await.unwrap_err();
+    assert!(err.retry_after().is_some(), "the reset time is carried: {err}");
+    cases.push(("rate_limit_exceeded", ProviderErrorKind::RateLimited { retry_after: err.retry_after() }, err));
+
+    for (case, expected, err) in cases {
+        assert_eq!(err.kind(), expected, "{case}: {err}");
+        assert!(!err.to_string().contains(&emu.token()), "{case}: the token never appears in errors");
+    }
+}
+
+#[tokio::test]
+async fn rate_limit_reset_is_honoured() {
+    let emu =
+        HetznerEmulator::start(HetznerEmulatorConfig { rate_limit: 2, rate_refill_per_sec: 4.0, ..Default::default() })
+            .await
+            .unwrap();
+    let provider = adapter(&emu, HttpConfig::fast());
+    emu.exhaust_rate_limit();
+    let started = Instant::now();
+    provider.list_server_types(&token(&emu)).await.expect("succeeds after waiting for the reset");
+    let calls = emu.faults().count("GET", "/v1/server_types");
+    // With millisecond backoffs and no regard for the reset, all 5 attempts
+    // would land inside the empty bucket and fail.
+    assert!((2..=3).contains(&calls), "waited for the reset instead of hammering: {calls} calls");
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn unavailable_is_retried_then_succeeds() {
+    let emu = emulator().await;
+    let provider = adapter(&emu, HttpConfig::fast());
+    emu.faults().inject("GET", "/v1/servers", Fault::Error(InjectedError::Unavailable), 2);
+    provider.validate_credential(&token(&emu)).await.expect("third attempt succeeds");
+    assert_eq!(emu.faults().count("GET", "/v1/servers"), 3);
+}
+
+#[tokio::test]
+async fn unauthorized_is_not_retried() {
+    let emu = emulator().await;
+    let provider = adapter(&emu, HttpConfig::fast());
+    let err = provider.list_servers(&SecretString::new("revoked")).await.unwrap_err();
+    assert_eq!(err.kind(), ProviderErrorKind::Unauthorized);
+    assert_eq!(emu.faults().count("GET", "/v1/servers"), 1);
+}
+
+#[tokio::test]
+async fn lost_create_response_is_found_by_label_not_created_twice() {
+    let emu = emulator().await;
+    let http = HttpConfig { request_timeout: Duration::from_millis(400), ..HttpConfig::fast() };
+    let provider = adapter(&emu, http);
+    emu.faults().inject("POST", "/v1/servers", Fault::DropResponse(Duration::from_secs(5)), 1);
+    let workspace = WorkspaceId::new();
+    let server = provider
+        .create_server(&token(&emu), &conformance::compute::spec(workspace, "fsn1"))
+        .await
+        .expect("the retry finds the server the lost request created");
+    let labelled: Vec<_> =
+        emu.servers().into_iter().filter(|s| s.labels.get(LABEL_WORKSPACE) == Some(&workspace.to_string())).collect();
+    assert_eq!(labelled.len(), 1, "exactly one server for the workspace");
+    assert_eq!(server.id.0, labelled[0].id.to_string());
+    assert_eq!(emu.faults().count("POST", "/v1/servers"), 1, "no second create was sent");
+}
+
+#[tokio::test]
+async fn capacity_errors_are_retried() {
+    let emu = emulator().await;
+    let provider = adapter(&emu, HttpConfig::fast());
+    emu.faults().inject("POST", "/v1/servers", Fault::Error(InjectedError::ResourceUnavailable), 1);
+    provider.create_server(&token(&emu), &conformance::compute::spec(WorkspaceId::new(), "nbg1")).await.unwrap();
+    assert_eq!(emu.servers().len(), 1);
+    assert_eq!(emu.faults().count("POST", "/v1/servers"), 2);
+}
+
+#[tokio::test]
+async fn servers_boot_and_hook_sees_them() {
+    let emu = emulator().await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    emu.set_hook(Arc::new(tx));
+    let provider = adapter(&emu, HttpConfig::fast());
+    let tok = token(&emu);
+    let spec = conformance::compute::spec(WorkspaceId::new(), "hel1");
+    let server = provider.create_server(&tok, &spec).await.unwrap();
+    assert_eq!(server.status, ServerStatus::Starting);
+    assert_eq!(server.server_type, "cx23", "cheapest non-deprecated x86 type for small");
+    match rx.recv().await.unwrap() {
+        ServerEvent::Created(s) => {
+            assert_eq!(s.user_data, spec.user_data);
+            assert_eq!(s.labels.get(LABEL_MANAGED).map(String::as_str), Some("true"));
+        }
+        other => panic!("unexpected event {other:?}"),
+    }
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    let got = provider.get_server(&tok, &server.id).await.unwrap().unwrap();
+    assert_eq!(got.status, ServerStatus::Running);
+    provider.power_off(&tok, &server.id).await.unwrap();
+    assert_eq!(provider.get_server(&tok, &server.id).await.unwrap().unwrap().status, ServerStatus::Off);
+    assert!(matches!(rx.recv().await.unwrap(), ServerEvent::PoweredOff(_)));
+    provider.delete_server(&tok, &server.id).await.unwrap();
+    assert!(matches!(rx.recv().await.unwrap(), ServerEvent::Deleted(_)));
+}
+
+#[tokio::test]
+async fn listing_follows_pagination_and_skips_unmanaged_servers() {
+    let emu = HetznerEmulator::start(HetznerEmulatorConfig { max_servers: 200, ..Default::default() }).await.unwrap();
+    for i in 0..120 {
+        let labels = BTreeMap::from([
+            (LABEL_MANAGED.to_owned(), "true".to_owned()),
+            (LABEL_WORKSPACE.to_owned(), WorkspaceId::new().to_string()),
+        ]);
+        emu.insert_server(&format!("managed-{i}"), labels);
+    }
+    emu.insert_server("someone-elses", BTreeMap::new());
+    let provider = adapter(&emu, HttpConfig::fast());
+    let listed = provider.list_servers(&token(&emu)).await.unwrap();
+    assert_eq!(listed.len(), 120);
+    assert!(emu.faults().count("GET", "/v1/servers") >= 3, "three pages of 50");
+}
+
+#[tokio::test]
+async fn oversized_user_data_is_refused_before_sending() {
+    let emu = emulator().await;
+    let provider = adapter(&emu, HttpConfig::fast());
+    let mut spec = conformance::compute::spec(WorkspaceId::new(), "fsn1");
+    spec.user_data = "x".repeat(33 * 1024);
+    let err = provider.create_server(&token(&emu), &spec).await.unwrap_err();
+    assert_eq!(err.kind(), ProviderErrorKind::InvalidConfig);
+    assert_eq!(emu.faults().count("POST", "/v1/servers"), 0);
+}
+
+/// A `tracing` writer that keeps everything in memory.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn calls_are_traced_without_the_token() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let emu = emulator().await;
+    let provider = adapter(&emu, HttpConfig::fast());
+    emu.faults().inject("GET", "/v1/servers", Fault::Error(InjectedError::Unavailable), 1);
+    provider.validate_credential(&token(&emu)).await.unwrap();
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(log.contains("provider_call"), "{log}");
+    assert!(log.contains("path=\"/v1/servers\""), "{log}");
+    assert!(log.contains("attempt=2"), "{log}");
+    assert!(log.contains("status=503"), "{log}");
+    assert!(log.contains("latency_ms="), "{log}");
+    assert!(!log.contains(&emu.token()), "the token is never logged");
+}
+
+#[tokio::test]
+async fn a_server_created_concurrently_for_the_workspace_is_returned() {
+    let emu = emulator().await;
+    let provider = adapter(&emu, HttpConfig::fast());
+    let workspace = WorkspaceId::new();
+    let spec = conformance::compute::spec(workspace, "fsn1");
+    // Our POST is held back; meanwhile another writer creates the workspace's
+    // server under the same name, so the POST gets 409 uniqueness_error.
+    emu.faults().inject("POST", "/v1/servers", Fault::Latency(Duration::from_millis(500)), 1);
+    let racer = {
+        let emu = emu.clone();
+        let name = spec.name.clone();
+        let labels = spec.all_labels();
+        tokio::spawn(async move {
+            // As soon as our POST has arrived (and is being held back).
+            while emu.faults().count("POST", "/v1/servers") == 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            emu.insert_server(&name, labels)
+        })
+    };
+    let server = provider.create_server(&token(&emu), &spec).await.unwrap();
+    let raced = racer.await.unwrap();
+    assert_eq!(server.id.0, raced.to_string());
+    assert_eq!(emu.servers().len(), 1);
+    assert_eq!(emu.faults().count("POST", "/v1/servers"), 1);
+}
+
+#[tokio::test]
+async fn response_bodies_are_size_limited() {
+    let emu = emulator().await;
+    let provider = adapter(&emu, HttpConfig { max_body_bytes: 256, ..HttpConfig::fast() });
+    let err = provider.list_server_types(&token(&emu)).await.unwrap_err();
+    assert_eq!(err.kind(), ProviderErrorKind::Other);
+    assert!(err.message().contains("exceeds 256 bytes"), "{err}");
+}
+
+#[tokio::test]
+async fn a_wait_beyond_the_time_budget_returns_the_rate_limit_at_once() {
+    let emu = HetznerEmulator::start(HetznerEmulatorConfig { rate_refill_per_sec: 0.001, ..Default::default() })
+        .await
+        .unwrap();
+    let http = HttpConfig {
+        retry: RetryPolicy { max_elapsed: Duration::from_millis(500), ..RetryPolicy::fast() },
+        ..HttpConfig::fast()
+    };
+    let provider = adapter(&emu, http);
+    emu.exhaust_rate_limit();
+    let started = Instant::now();
+    let err = provider.list_locations(&token(&emu)).await.unwrap_err();
+    assert!(matches!(err.kind(), ProviderErrorKind::RateLimited { retry_after: Some(_) }), "{err}");
+    assert!(started.elapsed() < Duration::from_millis(900), "did not wait for the refill");
+    assert_eq!(emu.faults().count("GET", "/v1/locations"), 1);
+}
