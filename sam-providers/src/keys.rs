@@ -14,6 +14,8 @@
 //! never overwritten unless asked. Loading warns (without refusing) when a
 //! private key file is readable by group or others.
 
+#![warn(missing_docs)]
+
 use std::fs::OpenOptions;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};

@@ -84,8 +84,18 @@ fn nothing_secret_is_printed() {
 }
 
 #[tokio::test]
-async fn rotation_then_reseal_moves_every_credential_to_the_new_key() {
-    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+async fn rotation_then_reseal_on_the_memory_store() {
+    rotation_then_reseal_moves_every_credential_to_the_new_key(Arc::new(MemoryStore::new())).await;
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn rotation_then_reseal_on_sqlite() {
+    let store = sam_providers::store::SqliteStore::in_memory().await.unwrap();
+    rotation_then_reseal_moves_every_credential_to_the_new_key(Arc::new(store)).await;
+}
+
+async fn rotation_then_reseal_moves_every_credential_to_the_new_key(store: Arc<dyn Store>) {
     let old = AesKey::generate().unwrap();
     let before = AesGcmCipher::new(copy(&old), []).unwrap();
     let now = time::OffsetDateTime::now_utc();

@@ -296,4 +296,9 @@ async fn jwks_verifier_reports_an_unreachable_key_set() {
     let token = JwtIssuer::new(ISSUER, key(0)).issue(request(), T0).unwrap();
     let err = verifier.verify(token.token.expose(), Audience::WorkspaceTerminal, T0).await.unwrap_err();
     assert_eq!(err.kind, TokenErrorKind::Unavailable);
+    // Within the refetch interval it does not hammer the control plane, and
+    // still says why.
+    let err = verifier.verify(token.token.expose(), Audience::WorkspaceTerminal, T0).await.unwrap_err();
+    assert_eq!(err.kind, TokenErrorKind::Unavailable);
+    assert_eq!(verifier.fetch_count().await, 1);
 }

@@ -92,6 +92,47 @@ async fn takeover_after_expiry(a: Arc<dyn Store>, b: Arc<dyn Store>) {
     assert!(!a.try_acquire_lease(&key, "a", Duration::from_secs(30), t0 + Duration::from_secs(31)).await.unwrap());
 }
 
+/// 50 tasks all read the same version and write once: exactly one wins, the
+/// other 49 get `StaleVersion`, and the winner's write is the one stored.
+async fn one_of_fifty_stale_writers_wins(store: Arc<dyn Store>) {
+    use sam_core::ports::{StoreErrorKind, WorkspaceLimits};
+    let now = time::OffsetDateTime::now_utc();
+    let owner = store.upsert_user(&sam_core::testkit::sample_new_user(4242), now).await.unwrap().id;
+    let ws = sam_core::testkit::sample_workspace(owner, "fifty", now);
+    let ws = store.insert_workspace(&ws, None, WorkspaceLimits::default()).await.unwrap();
+    let barrier = Arc::new(tokio::sync::Barrier::new(50));
+    let mut handles = Vec::new();
+    for n in 0..50u32 {
+        let (store, barrier, mut mine) = (store.clone(), barrier.clone(), ws.clone());
+        handles.push(tokio::spawn(async move {
+            mine.idle_timeout_secs = Some(1000 + n);
+            barrier.wait().await;
+            (n, store.update_workspace(&mine, &[]).await)
+        }));
+    }
+    let mut winners = Vec::new();
+    for handle in handles {
+        match handle.await.unwrap() {
+            (n, Ok(stored)) => {
+                assert_eq!(stored.version, 2);
+                winners.push(n);
+            }
+            (_, Err(e)) => assert_eq!(e.kind(), StoreErrorKind::StaleVersion, "{e}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one write lands");
+    let stored = store.get_workspace(owner, ws.id).await.unwrap().unwrap();
+    assert_eq!(stored.version, 2);
+    assert_eq!(stored.idle_timeout_secs, Some(1000 + winners[0]), "the winner's write, not a later loser's");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_one_of_fifty_stale_writers_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open_with(dir.path().join("sam.db"), SqliteOptions::default()).await.unwrap();
+    one_of_fifty_stale_writers_wins(Arc::new(store)).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sqlite_two_replicas_never_share_a_lease() {
     let dir = tempfile::tempdir().unwrap();
@@ -128,8 +169,11 @@ async fn postgres_two_replicas_never_share_a_lease() {
     sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.unwrap();
     conn.close().await.unwrap();
     let a = PostgresStore::connect_with(admin.clone().database(&name), 5).await.unwrap();
-    let b = PostgresStore::connect_with(admin.database(&name), 5).await.unwrap();
+    let b = PostgresStore::connect_with(admin.clone().database(&name), 5).await.unwrap();
     let (a, b): (Arc<dyn Store>, Arc<dyn Store>) = (Arc::new(a), Arc::new(b));
     compete(a.clone(), b.clone()).await;
     takeover_after_expiry(a, b).await;
+    // The same database, a pool wide enough for 50 writers at once.
+    let wide = PostgresStore::connect_with(admin.database(&name), 50).await.unwrap();
+    one_of_fifty_stale_writers_wins(Arc::new(wide)).await;
 }

@@ -15,6 +15,14 @@ async fn conformance_in_memory() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conformance_in_memory_by_url() {
+    let store = SqliteStore::connect("sqlite::memory:").await.unwrap();
+    assert!(store.path().is_none());
+    conformance::store::run(Arc::new(store)).await;
+    assert!(SqliteStore::connect("sqlite://").await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn conformance_on_a_file_with_a_pool() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open_with(dir.path().join("sam.db"), SqliteOptions::default()).await.unwrap();

@@ -27,6 +27,8 @@
 //! of older keys, which still open. After a rotation, [`reseal_all`] re-seals
 //! every stored credential under the active key; then the old key can go.
 
+#![warn(missing_docs)]
+
 use std::collections::BTreeMap;
 use std::fmt;
 

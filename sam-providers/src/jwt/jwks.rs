@@ -34,6 +34,7 @@ pub struct JwksVerifier {
 struct Cache {
     keys: Arc<HashMap<String, DecodingKey>>,
     last_fetch: Option<Instant>,
+    last_fetch_failed: bool,
     fetches: u64,
 }
 
@@ -83,6 +84,7 @@ impl JwksVerifier {
     async fn fetch_into(&self, cache: &mut Cache) -> Result<(), TokenError> {
         cache.last_fetch = Some(Instant::now());
         cache.fetches += 1;
+        cache.last_fetch_failed = true;
         let unavailable = |what: String| TokenError::new(TokenErrorKind::Unavailable, what);
         let response =
             self.client.get(&self.url).send().await.map_err(|e| unavailable(format!("JWKS fetch failed: {e}")))?;
@@ -101,6 +103,7 @@ impl JwksVerifier {
         let keys = keys_from_jwks(&set);
         tracing::debug!(keys = keys.len(), url = %self.url, "JWKS fetched");
         cache.keys = Arc::new(keys);
+        cache.last_fetch_failed = false;
         Ok(())
     }
 
@@ -112,7 +115,11 @@ impl JwksVerifier {
         }
         let may_fetch = cache.last_fetch.is_none_or(|at| at.elapsed() >= self.min_refetch_interval);
         if !may_fetch {
-            return Err(TokenError::new(TokenErrorKind::UnknownKey, "unknown kid (key set refetched recently)"));
+            return Err(if cache.last_fetch_failed {
+                TokenError::new(TokenErrorKind::Unavailable, "the key set could not be fetched recently")
+            } else {
+                TokenError::new(TokenErrorKind::UnknownKey, "unknown kid (key set refetched recently)")
+            });
         }
         let fetched = self.fetch_into(&mut cache).await;
         match cache.keys.get(kid) {

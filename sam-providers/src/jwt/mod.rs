@@ -19,6 +19,8 @@
 //! enabled; the tests issue and verify real tokens, so a build without a
 //! backend fails them instead of panicking in production).
 
+#![warn(missing_docs)]
+
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, RwLock};

@@ -22,6 +22,8 @@
 //!   leases by one conditional upsert, so both are atomic without explicit
 //!   transactions.
 
+#![warn(missing_docs)]
+
 use sam_core::domain::Timestamp;
 use sam_core::ports::{StoreError, StoreErrorKind};
 use sqlx::error::ErrorKind as DbErrorKind;

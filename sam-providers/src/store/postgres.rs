@@ -39,7 +39,9 @@ pub(crate) fn migrator() -> Migrator {
 
 impl PostgresStore {
     /// Connects to `url` (`postgres://user:password@host:port/database`) with
-    /// a pool of 10 connections and applies pending migrations.
+    /// a pool of 10 connections and applies pending migrations. TLS (rustls)
+    /// is negotiated when the server offers it; add `?sslmode=verify-full` to
+    /// require it with certificate and host-name checks.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let options = PgConnectOptions::from_str(url)
             .map_err(|e| StoreError::new(StoreErrorKind::Other, "invalid PostgreSQL URL").with_source(e))?;
