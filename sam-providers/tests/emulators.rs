@@ -119,6 +119,10 @@ async fn hetzner_speaks_hetzner() {
     assert_eq!(b["meta"]["pagination"]["next_page"], 2);
     assert_eq!(b["meta"]["pagination"]["last_page"], 2);
 
+    let r = http.get(url("/servers?page=18446744073709551615")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(r.status(), 200, "an absurd page is just empty");
+    assert_eq!(body(r).await["servers"], json!([]));
+
     let r = http.post(url(&format!("/servers/{id}/actions/poweroff"))).bearer_auth(&token).send().await.unwrap();
     assert_eq!(r.status(), 201);
     let r = http.delete(url(&format!("/servers/{id}"))).bearer_auth(&token).send().await.unwrap();

@@ -393,7 +393,7 @@ async fn list_records(
     let zone_id = lock(&inner.config).zone_id.clone();
     let items: Vec<Value> = matching
         .iter()
-        .skip((page - 1) * per_page)
+        .skip((page - 1).saturating_mul(per_page))
         .take(per_page)
         .map(|r| record_json(r, &zone_id, &zone_name))
         .collect();

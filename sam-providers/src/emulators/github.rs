@@ -780,7 +780,7 @@ fn paginate<T: Clone>(inner: &Inner, path: &str, items: &[T], q: &PageQuery) -> 
     let per_page =
         q.per_page.as_deref().and_then(|p| p.parse::<usize>().ok()).filter(|p| *p >= 1).unwrap_or(30).min(100);
     let last = items.len().div_ceil(per_page).max(1);
-    let slice = items.iter().skip((page - 1) * per_page).take(per_page).cloned().collect();
+    let slice = items.iter().skip((page - 1).saturating_mul(per_page)).take(per_page).cloned().collect();
     let base = inner.base_url.get().cloned().unwrap_or_default();
     let link = |p: usize, rel: &str| format!("<{base}{path}?per_page={per_page}&page={p}>; rel=\"{rel}\"");
     let mut links = Vec::new();

@@ -600,7 +600,7 @@ fn paginate<T: Clone>(
     .min(max);
     let total = items.len();
     let last = total.div_ceil(per_page).max(1);
-    let slice: Vec<T> = items.iter().skip((page - 1) * per_page).take(per_page).cloned().collect();
+    let slice: Vec<T> = items.iter().skip((page - 1).saturating_mul(per_page)).take(per_page).cloned().collect();
     let meta = json!({"pagination": {
         "page": page, "per_page": per_page,
         "previous_page": if page > 1 { json!(page - 1) } else { Value::Null },
