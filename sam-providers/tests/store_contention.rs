@@ -6,6 +6,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers report failure by panicking
 
+#[cfg(feature = "postgres")]
+#[path = "support/postgres.rs"]
+mod postgres;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -147,33 +151,15 @@ async fn sqlite_two_replicas_never_share_a_lease() {
 #[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_two_replicas_never_share_a_lease() {
-    use std::str::FromStr as _;
-
     use sam_providers::store::PostgresStore;
-    use sqlx::postgres::PgConnectOptions;
-    use sqlx::{AssertSqlSafe, Connection as _};
 
-    let Ok(url) = std::env::var("SAM_TEST_POSTGRES_URL") else {
-        if std::env::var("SAM_SKIP_POSTGRES").as_deref() == Ok("1") {
-            eprintln!("SAM_SKIP_POSTGRES=1: skipping a PostgreSQL test");
-            return;
-        }
-        panic!(
-            "SAM_TEST_POSTGRES_URL is not set: run the tests through ./scripts/test, or \
-             `source scripts/test.d/10-postgres.sh` first (set SAM_SKIP_POSTGRES=1 to skip explicitly)"
-        );
-    };
-    let admin = PgConnectOptions::from_str(&url).unwrap();
-    let name = format!("sam_test_{}", sam_core::domain::WorkspaceId::new().as_uuid().simple());
-    let mut conn = sqlx::PgConnection::connect_with(&admin).await.unwrap();
-    sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.unwrap();
-    conn.close().await.unwrap();
-    let a = PostgresStore::connect_with(admin.clone().database(&name), 5).await.unwrap();
-    let b = PostgresStore::connect_with(admin.clone().database(&name), 5).await.unwrap();
+    let Some(options) = postgres::fresh_database().await else { return };
+    let a = PostgresStore::connect_with(options.clone(), 5).await.unwrap();
+    let b = PostgresStore::connect_with(options.clone(), 5).await.unwrap();
     let (a, b): (Arc<dyn Store>, Arc<dyn Store>) = (Arc::new(a), Arc::new(b));
     compete(a.clone(), b.clone()).await;
     takeover_after_expiry(a, b).await;
     // The same database, a pool wide enough for 50 writers at once.
-    let wide = PostgresStore::connect_with(admin.database(&name), 50).await.unwrap();
+    let wide = PostgresStore::connect_with(options, 50).await.unwrap();
     one_of_fifty_stale_writers_wins(Arc::new(wide)).await;
 }

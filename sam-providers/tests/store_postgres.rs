@@ -7,43 +7,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers report failure by panicking
 
-use std::str::FromStr;
+#[path = "support/postgres.rs"]
+mod postgres;
+
 use std::sync::Arc;
+
+use postgres::fresh_store;
 
 use sam_core::ports::Store;
 use sam_core::testkit::conformance;
 use sam_providers::store::PostgresStore;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{AssertSqlSafe, Connection as _};
-
-/// A store on a fresh, empty database; `None` only when skipping was asked for.
-async fn fresh_store(max_connections: u32) -> Option<PostgresStore> {
-    let Ok(url) = std::env::var("SAM_TEST_POSTGRES_URL") else {
-        if std::env::var("SAM_SKIP_POSTGRES").as_deref() == Ok("1") {
-            eprintln!("SAM_SKIP_POSTGRES=1: skipping a PostgreSQL test");
-            return None;
-        }
-        panic!(
-            "SAM_TEST_POSTGRES_URL is not set: run the tests through ./scripts/test, or \
-             `source scripts/test.d/10-postgres.sh` first (set SAM_SKIP_POSTGRES=1 to skip explicitly)"
-        );
-    };
-    let admin = PgConnectOptions::from_str(&url).expect("SAM_TEST_POSTGRES_URL is a PostgreSQL URL");
-    let name = format!("sam_test_{}", uuid_simple());
-    let mut conn = sqlx::PgConnection::connect_with(&admin).await.expect("connect to the test cluster");
-    sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.expect("create database");
-    conn.close().await.expect("close");
-    let pool = PgPoolOptions::new()
-        .max_connections(max_connections)
-        .connect_with(admin.database(&name))
-        .await
-        .expect("connect to the test database");
-    Some(PostgresStore::from_pool(pool).await.expect("migrate"))
-}
-
-fn uuid_simple() -> String {
-    sam_core::domain::WorkspaceId::new().as_uuid().simple().to_string()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn conformance() {

@@ -4,14 +4,17 @@
 //! Without `SAM_TEST_POSTGRES_URL` a test fails, unless `SAM_SKIP_POSTGRES=1`
 //! says explicitly to skip it.
 
+#![allow(dead_code)] // each test binary uses the part it needs
+
 use std::str::FromStr;
 
 use sam_providers::store::PostgresStore;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Connection as _};
 
-/// A store on a fresh, empty database; `None` only when skipping was asked for.
-pub async fn fresh_store(max_connections: u32) -> Option<PostgresStore> {
+/// Connection options of a fresh, empty database; `None` only when skipping
+/// was asked for.
+pub async fn fresh_database() -> Option<PgConnectOptions> {
     let Ok(url) = std::env::var("SAM_TEST_POSTGRES_URL") else {
         if std::env::var("SAM_SKIP_POSTGRES").as_deref() == Ok("1") {
             eprintln!("SAM_SKIP_POSTGRES=1: skipping a PostgreSQL test");
@@ -27,9 +30,15 @@ pub async fn fresh_store(max_connections: u32) -> Option<PostgresStore> {
     let mut conn = sqlx::PgConnection::connect_with(&admin).await.expect("connect to the test cluster");
     sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.expect("create database");
     conn.close().await.expect("close");
+    Some(admin.database(&name))
+}
+
+/// A store on a fresh, empty database; `None` only when skipping was asked for.
+pub async fn fresh_store(max_connections: u32) -> Option<PostgresStore> {
+    let options = fresh_database().await?;
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
-        .connect_with(admin.database(&name))
+        .connect_with(options)
         .await
         .expect("connect to the test database");
     Some(PostgresStore::from_pool(pool).await.expect("migrate"))
