@@ -16,7 +16,6 @@ use postgres::fresh_store;
 
 use sam_core::ports::Store;
 use sam_core::testkit::conformance;
-use sam_providers::store::PostgresStore;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn conformance() {
