@@ -54,6 +54,8 @@ pub struct AppState {
     pub issuer: Arc<dyn TokenIssuer>,
     /// Verifies agent callback credentials.
     pub verifier: Arc<dyn TokenVerifier>,
+    /// Verifies GitHub webhook deliveries (`None`: webhooks not configured).
+    pub webhooks: Option<Arc<sam_providers::github::WebhookVerifier>>,
     /// HTTP settings.
     pub http: HttpSettings,
 }

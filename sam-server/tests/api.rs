@@ -462,3 +462,52 @@ async fn sign_in_and_token_endpoints_are_rate_limited() {
     let (status, _) = s.send(reqwest::Method::GET, "/api/health", None, None).await;
     assert_eq!(status, StatusCode::OK, "other endpoints are not limited");
 }
+
+#[tokio::test]
+async fn github_webhooks_are_verified_deduplicated_and_applied() {
+    use sam_core::domain::InstallationId;
+    use sam_providers::emulators::{GithubEmulator, GithubEmulatorConfig};
+
+    let s = Server::start().await;
+    let github = GithubEmulator::start(GithubEmulatorConfig::default()).await.unwrap();
+    let url = s.url("/api/github/webhook");
+    let store = s.engine.ports().store.clone();
+
+    let created = github.installation_payload("created", 777);
+    let body = serde_json::to_vec(&created).unwrap();
+    let delivery =
+        github.send_webhook_raw(&url, "installation", "d-1", &body, Some(&github.sign(&body))).await.unwrap();
+    assert_eq!(delivery.status, 200, "{}", delivery.body);
+    let stored = store.get_installation(InstallationId(777)).await.unwrap().expect("recorded");
+    assert!(stored.is_usable());
+
+    let replay = github.send_webhook_raw(&url, "installation", "d-1", &body, Some(&github.sign(&body))).await.unwrap();
+    assert_eq!(replay.status, 200);
+    assert!(replay.body.contains("duplicate"));
+
+    let forged = github
+        .send_webhook_raw(&url, "installation", "d-2", &body, Some(&format!("sha256={}", "0".repeat(64))))
+        .await
+        .unwrap();
+    assert_eq!(forged.status, 401);
+    let unsigned = github.send_webhook_raw(&url, "installation", "d-3", &body, None).await.unwrap();
+    assert_eq!(unsigned.status, 401);
+    let malformed = github.send_webhook_raw(&url, "installation", "d-4", &body, Some("sha1=abc")).await.unwrap();
+    assert_eq!(malformed.status, 401);
+    let tampered = br#"{"action":"deleted"}"#;
+    let wrong_body =
+        github.send_webhook_raw(&url, "installation", "d-5", tampered, Some(&github.sign(&body))).await.unwrap();
+    assert_eq!(wrong_body.status, 401, "the signature covers the exact body");
+
+    // After "deleted", new workspaces through it are refused with a clear message.
+    let cookie = s.ready_user(81).await;
+    let deleted =
+        github.send_webhook(&url, "installation", &github.installation_payload("deleted", 777)).await.unwrap();
+    assert_eq!(deleted.status, 200);
+    assert!(!store.get_installation(InstallationId(777)).await.unwrap().unwrap().is_usable());
+    let mut body = workspace_body("after-uninstall");
+    body["installationId"] = json!(777);
+    let (status, error) = s.post("/api/workspaces", &cookie, body).await;
+    assert_eq!(status, StatusCode::PRECONDITION_FAILED);
+    assert!(error["message"].as_str().unwrap().contains("uninstalled"), "{error}");
+}

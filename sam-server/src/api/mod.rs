@@ -9,6 +9,7 @@ mod github;
 pub mod ratelimit;
 pub mod session;
 mod system;
+mod webhook;
 mod workspaces;
 
 use std::time::Duration;
@@ -45,6 +46,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/github/install-url", get(github::install_url))
         .route("/api/github/repositories", get(github::repositories))
         .route("/api/github/repositories/{owner}/{repo}/branches", get(github::branches))
+        .route("/api/github/webhook", post(webhook::receive))
         .route("/api/workspaces", get(workspaces::list).post(workspaces::create))
         .route("/api/workspaces/stream", get(workspaces::stream))
         .route("/api/workspaces/{id}", get(workspaces::get).delete(workspaces::delete))

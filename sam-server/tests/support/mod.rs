@@ -17,6 +17,7 @@ use sam_server::state::{AppState, HttpSettings};
 use serde_json::{Value, json};
 
 pub const HETZNER_TOKEN: &str = "hcloud-test-token";
+pub const WEBHOOK_SECRET: &str = sam_providers::emulators::GITHUB_WEBHOOK_SECRET;
 
 pub struct Server {
     pub base: String,
@@ -24,6 +25,7 @@ pub struct Server {
     pub github: Arc<FakeGithub>,
     pub cloud: Arc<FakeCloud>,
     pub agent_dir: tempdir::Dir,
+    pub engine: Arc<Engine>,
 }
 
 pub mod tempdir {
@@ -60,6 +62,7 @@ impl Server {
         let mut config = EngineConfig::new("ws.sam.test", "http://sam.test");
         config.retry = RetryPolicy::immediate(2);
         let engine = Arc::new(Engine::new(ports, config));
+        let engine_handle = engine.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let agent_dir = std::env::temp_dir().join(format!("sam-agents-{}", uuid::Uuid::new_v4()));
@@ -69,6 +72,10 @@ impl Server {
             identity: github.clone(),
             issuer: tokens.clone(),
             verifier: tokens,
+            webhooks: Some(Arc::new(sam_providers::github::WebhookVerifier::new(
+                sam_core::secret::SecretString::new(WEBHOOK_SECRET),
+                Arc::new(sam_providers::github::InMemoryDeliveryLog::default()),
+            ))),
             http: HttpSettings {
                 public_url: base.clone(),
                 secure_cookies: false,
@@ -81,7 +88,7 @@ impl Server {
         let app = sam_server::api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
         tokio::spawn(async move { axum::serve(listener, app).await });
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-        Self { base, client, github, cloud, agent_dir: tempdir::Dir(agent_dir) }
+        Self { base, client, github, cloud, agent_dir: tempdir::Dir(agent_dir), engine: engine_handle }
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -1,0 +1,93 @@
+//! `POST /api/github/webhook`: the raw body is verified (HMAC-SHA256, constant
+//! time) before it is parsed; deliveries are de-duplicated by id. Installation
+//! changes update the store: an uninstalled or suspended installation refuses
+//! new workspaces, running ones keep working.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use sam_core::domain::{GithubInstallation, Timestamp};
+use sam_core::ports::InstallationInfo;
+use sam_providers::github::{WebhookError, WebhookEvent, WebhookHeaders};
+
+use super::error::ApiError;
+use crate::state::AppState;
+
+fn record(
+    info: &InstallationInfo,
+    suspended: bool,
+    removed_at: Option<Timestamp>,
+    now: Timestamp,
+) -> GithubInstallation {
+    GithubInstallation {
+        id: info.id,
+        account_login: info.account_login.clone(),
+        account_type: info.account_type.clone(),
+        account_id: info.account_id,
+        suspended,
+        removed_at,
+        updated_at: now,
+    }
+}
+
+/// The handler.
+pub async fn receive(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let Some(verifier) = &state.webhooks else {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "webhooks are not configured"));
+    };
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let delivery = verifier
+        .verify(
+            WebhookHeaders {
+                event: header("x-github-event"),
+                delivery: header("x-github-delivery"),
+                signature: header("x-hub-signature-256"),
+            },
+            &body,
+        )
+        .await;
+    let delivery = match delivery {
+        Ok(d) => d,
+        Err(WebhookError::Duplicate) => {
+            tracing::info!(delivery = ?header("x-github-delivery"), "duplicate webhook delivery ignored");
+            return Ok((StatusCode::OK, Json(serde_json::json!({ "status": "duplicate" }))));
+        }
+        Err(e @ (WebhookError::MissingSignature | WebhookError::MalformedSignature | WebhookError::BadSignature)) => {
+            tracing::warn!(error = %e, "webhook refused");
+            return Err(ApiError::new(StatusCode::UNAUTHORIZED, "bad_signature", e.to_string()));
+        }
+        Err(WebhookError::TooLarge) => {
+            return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "body too large"));
+        }
+        Err(e @ WebhookError::Log(_)) => {
+            tracing::error!(error = %e, "webhook delivery log failed");
+            return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "try again"));
+        }
+        Err(e) => return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_payload", e.to_string())),
+    };
+    let store = &state.engine.ports().store;
+    let now = state.engine.ports().clock.now();
+    match &delivery.event {
+        WebhookEvent::InstallationCreated { installation, .. }
+        | WebhookEvent::InstallationUnsuspended { installation } => {
+            store.upsert_installation(&record(installation, false, None, now)).await?;
+        }
+        WebhookEvent::InstallationSuspended { installation } => {
+            store.upsert_installation(&record(installation, true, None, now)).await?;
+        }
+        WebhookEvent::InstallationDeleted { installation } => {
+            store.upsert_installation(&record(installation, installation.suspended, Some(now), now)).await?;
+        }
+        WebhookEvent::RepositoriesAdded { .. }
+        | WebhookEvent::RepositoriesRemoved { .. }
+        | WebhookEvent::Ping
+        | WebhookEvent::Ignored { .. } => {}
+    }
+    tracing::info!(delivery = %delivery.delivery_id, event = ?std::mem::discriminant(&delivery.event), "webhook handled");
+    Ok((StatusCode::OK, Json(serde_json::json!({ "status": "ok" }))))
+}
