@@ -9,5 +9,7 @@
 //! any adapters: [`api::router`] takes an [`state::AppState`].
 
 pub mod api;
+pub mod config;
+pub mod deployment;
 pub mod state;
 pub mod web;

@@ -1,36 +1,199 @@
-//! The `sam-server` binary. Commands land incrementally: see `--help`.
+//! The `sam-server` binary: configuration in, control plane out.
 
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use sam_server::config::{ServeConfig, args_from_file};
+use sam_server::deployment;
 
-/// SAM control plane.
+/// SAM control plane: disposable cloud workspaces with a browser terminal.
 #[derive(Parser, Debug)]
-#[command(
-    name = "sam-server",
-    version,
-    about = "SAM control plane: disposable cloud workspaces with a browser terminal"
-)]
+#[command(name = "sam-server", version, about)]
 struct Cli {
+    /// A file of SAM_*=value lines (flags and environment take precedence).
+    #[arg(long, env = "SAM_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, env = "SAM_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"], global = true)]
+    log_format: String,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run the whole product on this machine with emulated GitHub, Hetzner and Cloudflare (not built yet).
-    Dev,
-    /// Run the control plane in production (not built yet).
-    Serve,
+    /// Run the control plane (production).
+    Serve(ServeConfig),
+    /// Apply database migrations and exit.
+    Migrate {
+        /// sqlite:<path> or postgres://…
+        #[arg(long, env = "SAM_DATABASE_URL", default_value = "sqlite://sam.db")]
+        database_url: String,
+    },
+    /// Generate or rotate keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Print the effective configuration (secrets redacted) and every problem.
+    CheckConfig(ServeConfig),
+}
+
+#[derive(Subcommand, Debug)]
+enum KeysCommand {
+    /// Write a new JWT signing key (RSA, PEM) and encryption key (AES-256, base64), mode 0600.
+    Generate {
+        /// Directory to write into (created with mode 0700).
+        #[arg(long, default_value = "keys")]
+        dir: PathBuf,
+    },
+}
+
+fn init_tracing(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
 }
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let mut argv: Vec<String> = std::env::args().collect();
+    let config_path = argv
+        .iter()
+        .position(|a| a == "--config")
+        .and_then(|i| argv.get(i + 1).cloned())
+        .or_else(|| argv.iter().find_map(|a| a.strip_prefix("--config=").map(str::to_owned)))
+        .or_else(|| std::env::var("SAM_CONFIG").ok());
+    if let Some(path) = config_path {
+        let extra = args_from_file(std::path::Path::new(&path), &argv).map_err(anyhow::Error::msg)?;
+        argv.extend(extra);
+    }
+    let cli = Cli::parse_from(argv);
+    init_tracing(&cli.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Dev | Command::Serve => {
-            anyhow::bail!(
-                "`{:?}` is not available yet: the HTTP API exists as a library (sam_server::api::router) and is \
-                 tested; wiring it to configuration and the real adapters is the next step of the server issue",
-                cli.command
-            )
+        Command::Serve(config) => serve(config).await,
+        Command::Migrate { database_url } => {
+            deployment::open_store(&database_url).await.map_err(anyhow::Error::msg)?;
+            println!("migrations applied to {}", redact_url(&database_url));
+            Ok(())
+        }
+        Command::Keys(KeysCommand::Generate { dir }) => {
+            let files = sam_providers::keys::generate_key_files(&dir)
+                .with_context(|| format!("writing keys to {}", dir.display()))?;
+            println!("SAM_JWT_PRIVATE_KEY_FILE={}", files.jwt_signing_key.display());
+            println!("SAM_ENCRYPTION_KEY_FILE={}", files.credentials_key.display());
+            println!("(public key for reference: {})", files.jwt_public_key.display());
+            Ok(())
+        }
+        Command::CheckConfig(config) => {
+            print_config(&config);
+            match deployment::build(&config).await {
+                Ok(_) => {
+                    println!("\nconfiguration OK");
+                    Ok(())
+                }
+                Err(problems) => anyhow::bail!("\nconfiguration problems:\n{problems}"),
+            }
         }
     }
+}
+
+fn redact_url(url: &str) -> String {
+    // postgres://user:password@host → postgres://user:***@host
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..scheme + 3], user, &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+fn print_config(c: &ServeConfig) {
+    let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(missing)".into());
+    let file = |v: &Option<PathBuf>| {
+        v.as_ref().map_or_else(|| "(missing)".into(), |p| format!("{} (contents hidden)", p.display()))
+    };
+    println!("listen                  {}", c.listen);
+    println!("public URL              {}", show(&c.public_url));
+    println!("base domain             {}", show(&c.base_domain));
+    println!("workspace URL template  {}", c.workspace_url_template);
+    println!("database                {}", redact_url(&c.database_url));
+    println!("JWT signing key         {}", file(&c.jwt_private_key_file));
+    println!("encryption key          {}", file(&c.encryption_key_file));
+    println!("old encryption keys     {}", c.old_encryption_key_files.len());
+    println!("GitHub client id        {}", show(&c.github_client_id));
+    println!("GitHub client secret    {}", file(&c.github_client_secret_file));
+    println!("GitHub App              id {} slug {}", show(&c.github_app_id), show(&c.github_app_slug));
+    println!("GitHub App private key  {}", file(&c.github_app_private_key_file));
+    println!("GitHub webhook secret   {}", file(&c.github_webhook_secret_file));
+    println!("GitHub URLs             {} / {}", c.github_web_url, c.github_api_url);
+    println!("Cloudflare token        {}", file(&c.cloudflare_api_token_file));
+    println!("Cloudflare zone         {}", show(&c.cloudflare_zone_id));
+    println!("Hetzner API             {}", c.hetzner_api_url);
+    println!("agent directory         {}", deployment::agent_dir(c).display());
+    println!("workspaces per user     {}", c.max_workspaces_per_user);
+    println!("idle timeout            {} min", c.idle_timeout_minutes);
+    println!("reconcile interval      {} s", c.reconcile_interval_seconds);
+}
+
+async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    let deployment = match deployment::build(&config).await {
+        Ok(d) => d,
+        Err(problems) => anyhow::bail!("cannot start; fix these settings:\n{problems}"),
+    };
+    let listener =
+        tokio::net::TcpListener::bind(&config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+    tracing::info!(address = %config.listen, public_url = %deployment.state.http.public_url, "sam-server listening");
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let engine = deployment.engine.clone();
+    let interval = Duration::from_secs(config.reconcile_interval_seconds.max(1));
+    let reconciler = tokio::spawn(async move {
+        let mut stop = stop_rx;
+        engine
+            .run_reconciler(interval, async move {
+                let _ = stop.wait_for(|v| *v).await;
+            })
+            .await;
+    });
+    let app = sam_server::api::router(deployment.state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("serving")?;
+    tracing::info!("HTTP drained; stopping the reconciler");
+    let _ = stop_tx.send(true);
+    let _ = reconciler.await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown requested");
 }

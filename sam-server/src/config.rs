@@ -1,0 +1,142 @@
+//! Configuration of `sam-server serve`: flags, each also read from a `SAM_*`
+//! environment variable, optionally from a `KEY=VALUE` file (`--config`).
+//! Secrets are only ever read from files (the way container secrets are
+//! mounted), never from flags, so they stay out of process listings.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+/// Settings shared by `serve`, `migrate` and `check-config`.
+#[derive(Args, Debug, Clone)]
+pub struct ServeConfig {
+    /// Address to listen on.
+    #[arg(long, env = "SAM_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: String,
+    /// Public URL of this control plane (https in production; http only for loopback).
+    #[arg(long, env = "SAM_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Workspaces are reachable at ws-<id>.<base-domain>.
+    #[arg(long, env = "SAM_BASE_DOMAIN")]
+    pub base_domain: Option<String>,
+    /// How the browser reaches a workspace; {host} becomes ws-<id>.<base-domain>.
+    #[arg(long, env = "SAM_WORKSPACE_URL_TEMPLATE", default_value = "https://{host}")]
+    pub workspace_url_template: String,
+    /// sqlite:<path> (default) or postgres://… (several replicas).
+    #[arg(long, env = "SAM_DATABASE_URL", default_value = "sqlite://sam.db")]
+    pub database_url: String,
+    /// RS256 private key (PEM) that signs terminal and agent tokens.
+    #[arg(long, env = "SAM_JWT_PRIVATE_KEY_FILE")]
+    pub jwt_private_key_file: Option<PathBuf>,
+    /// AES-256 key (base64) that seals cloud tokens.
+    #[arg(long, env = "SAM_ENCRYPTION_KEY_FILE")]
+    pub encryption_key_file: Option<PathBuf>,
+    /// Older AES keys still accepted for opening (comma-separated files), during rotation.
+    #[arg(long, env = "SAM_OLD_ENCRYPTION_KEY_FILES", value_delimiter = ',')]
+    pub old_encryption_key_files: Vec<PathBuf>,
+    /// GitHub App OAuth client id.
+    #[arg(long, env = "SAM_GITHUB_CLIENT_ID")]
+    pub github_client_id: Option<String>,
+    /// File holding the GitHub App OAuth client secret.
+    #[arg(long, env = "SAM_GITHUB_CLIENT_SECRET_FILE")]
+    pub github_client_secret_file: Option<PathBuf>,
+    /// GitHub App id.
+    #[arg(long, env = "SAM_GITHUB_APP_ID")]
+    pub github_app_id: Option<String>,
+    /// GitHub App slug (for the install URL).
+    #[arg(long, env = "SAM_GITHUB_APP_SLUG")]
+    pub github_app_slug: Option<String>,
+    /// GitHub App private key (PEM).
+    #[arg(long, env = "SAM_GITHUB_APP_PRIVATE_KEY_FILE")]
+    pub github_app_private_key_file: Option<PathBuf>,
+    /// File holding the webhook secret.
+    #[arg(long, env = "SAM_GITHUB_WEBHOOK_SECRET_FILE")]
+    pub github_webhook_secret_file: Option<PathBuf>,
+    /// GitHub web URL (github.com, or an emulator's).
+    #[arg(long, env = "SAM_GITHUB_WEB_URL", default_value = sam_providers::github::DEFAULT_WEB_URL)]
+    pub github_web_url: String,
+    /// GitHub API URL.
+    #[arg(long, env = "SAM_GITHUB_API_URL", default_value = sam_providers::github::DEFAULT_API_URL)]
+    pub github_api_url: String,
+    /// File holding a Cloudflare API token with DNS edit rights on the zone.
+    #[arg(long, env = "SAM_CLOUDFLARE_API_TOKEN_FILE")]
+    pub cloudflare_api_token_file: Option<PathBuf>,
+    /// Cloudflare zone id of the base domain.
+    #[arg(long, env = "SAM_CLOUDFLARE_ZONE_ID")]
+    pub cloudflare_zone_id: Option<String>,
+    /// Cloudflare API URL.
+    #[arg(long, env = "SAM_CLOUDFLARE_API_URL", default_value = sam_providers::cloudflare::DEFAULT_BASE_URL)]
+    pub cloudflare_api_url: String,
+    /// Hetzner Cloud API URL.
+    #[arg(long, env = "SAM_HETZNER_API_URL", default_value = sam_providers::hetzner::DEFAULT_BASE_URL)]
+    pub hetzner_api_url: String,
+    /// Directory with sam-agent-amd64 / sam-agent-arm64 (default: beside this binary).
+    #[arg(long, env = "SAM_AGENT_DIR")]
+    pub agent_dir: Option<PathBuf>,
+    /// Active workspaces per user.
+    #[arg(long, env = "SAM_MAX_WORKSPACES_PER_USER", default_value_t = 10)]
+    pub max_workspaces_per_user: u32,
+    /// Idle minutes before a workspace stops (a warning comes 5 minutes earlier).
+    #[arg(long, env = "SAM_IDLE_TIMEOUT_MINUTES", default_value_t = 30)]
+    pub idle_timeout_minutes: u64,
+    /// Seconds between reconciler passes.
+    #[arg(long, env = "SAM_RECONCILE_INTERVAL_SECONDS", default_value_t = 15)]
+    pub reconcile_interval_seconds: u64,
+}
+
+/// Reads a `KEY=VALUE` file (comments with `#`) into extra command-line
+/// arguments (`SAM_FOO_BAR=x` becomes `--foo-bar=x`), leaving out settings
+/// already given as a flag in `argv` or as an environment variable: flags >
+/// environment > file.
+pub fn args_from_file(path: &Path, argv: &[String]) -> Result<Vec<String>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("config file {}: {e}", path.display()))?;
+    let mut args = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            return Err(format!("config file {} line {}: expected KEY=VALUE", path.display(), n + 1));
+        };
+        let key = key.trim();
+        let Some(name) = key
+            .strip_prefix("SAM_")
+            .filter(|k| !k.is_empty() && k.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_'))
+        else {
+            return Err(format!("config file {} line {}: {key} is not a SAM_* setting", path.display(), n + 1));
+        };
+        let flag = format!("--{}", name.to_ascii_lowercase().replace('_', "-"));
+        let given = argv.iter().any(|a| *a == flag || a.starts_with(&format!("{flag}=")));
+        if !given && std::env::var_os(key).is_none() {
+            args.push(format!("{flag}={}", value.trim().trim_matches('"')));
+        }
+    }
+    Ok(args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_settings_yield_to_flags_and_environment() {
+        let dir = std::env::temp_dir().join(format!("sam-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("sam.env");
+        std::fs::write(
+            &file,
+            "# comment\nSAM_BASE_DOMAIN=ws.example.dev\nSAM_LISTEN = \"0.0.0.0:9\"\nSAM_PUBLIC_URL=https://x\n",
+        )
+        .unwrap();
+        let args = args_from_file(&file, &["serve".into(), "--public-url=https://flag".into()]).unwrap();
+        assert!(args.contains(&"--base-domain=ws.example.dev".to_owned()));
+        assert!(args.contains(&"--listen=0.0.0.0:9".to_owned()));
+        assert!(!args.iter().any(|a| a.starts_with("--public-url")), "the flag wins");
+        std::fs::write(&file, "PATH=/evil\n").unwrap();
+        assert!(args_from_file(&file, &[]).is_err());
+        std::fs::write(&file, "no equals sign\n").unwrap();
+        assert!(args_from_file(&file, &[]).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,246 @@
+//! Turns a [`ServeConfig`] into a running control plane: reads keys and
+//! secrets, opens the store, builds the adapters and the engine. Every problem
+//! is collected and reported at once, before anything listens.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sam_core::engine::{Engine, EngineConfig, Ports};
+use sam_core::ports::{Store, SystemClock};
+use sam_core::secret::{SecretString, sha256_hex};
+use sam_providers::cipher::AesGcmCipher;
+use sam_providers::cloudflare::{CloudflareConfig, CloudflareDns};
+use sam_providers::github::{GithubApp, GithubConfig, InMemoryDeliveryLog, WebhookVerifier};
+use sam_providers::hetzner::{HetznerConfig, HetznerProvider};
+use sam_providers::jwt::JwtIssuer;
+use sam_providers::keys;
+use sam_providers::store::{PostgresStore, SqliteStore};
+
+use crate::config::ServeConfig;
+use crate::state::{AppState, HttpSettings};
+
+/// Problems found in the configuration, one line each.
+#[derive(Debug, Default)]
+pub struct ConfigProblems(pub Vec<String>);
+
+impl std::fmt::Display for ConfigProblems {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for p in &self.0 {
+            writeln!(f, "  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+fn require<'a, T>(problems: &mut Vec<String>, value: &'a Option<T>, what: &str, env: &str) -> Option<&'a T> {
+    if value.is_none() {
+        problems.push(format!("{what} is missing (set {env})"));
+    }
+    value.as_ref()
+}
+
+fn secret_file(problems: &mut Vec<String>, path: &Option<PathBuf>, what: &str, env: &str) -> Option<SecretString> {
+    let path = require(problems, path, what, env)?;
+    match std::fs::read_to_string(path) {
+        Ok(text) if !text.trim().is_empty() => Some(SecretString::new(text.trim())),
+        Ok(_) => {
+            problems.push(format!("{what}: {} is empty", path.display()));
+            None
+        }
+        Err(e) => {
+            problems.push(format!("{what}: cannot read {}: {e}", path.display()));
+            None
+        }
+    }
+}
+
+/// Opens the store named by a database URL (migrations are applied).
+pub async fn open_store(url: &str) -> Result<Arc<dyn Store>, String> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        PostgresStore::connect(url).await.map(|s| Arc::new(s) as Arc<dyn Store>).map_err(|e| format!("database: {e}"))
+    } else if url.starts_with("sqlite:") {
+        SqliteStore::connect(url).await.map(|s| Arc::new(s) as Arc<dyn Store>).map_err(|e| format!("database: {e}"))
+    } else {
+        Err("database URL must start with sqlite: or postgres://".into())
+    }
+}
+
+/// The agent directory: configured, or the directory of this executable.
+pub fn agent_dir(config: &ServeConfig) -> PathBuf {
+    config.agent_dir.clone().unwrap_or_else(|| {
+        std::env::current_exe()
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf))
+            .unwrap_or_else(|| PathBuf::from("."))
+    })
+}
+
+/// Everything `serve` runs.
+#[derive(Debug)]
+pub struct Deployment {
+    /// The HTTP state.
+    pub state: AppState,
+    /// The engine (for the reconciler).
+    pub engine: Arc<Engine>,
+}
+
+/// Builds the deployment, or reports every configuration problem.
+pub async fn build(config: &ServeConfig) -> Result<Deployment, ConfigProblems> {
+    let mut problems = Vec::new();
+    let public_url = require(&mut problems, &config.public_url, "the public URL", "SAM_PUBLIC_URL")
+        .map(|u| u.trim_end_matches('/').to_owned());
+    if let Some(url) = &public_url {
+        let loopback = url.starts_with("http://localhost")
+            || url.starts_with("http://127.0.0.1")
+            || url.starts_with("http://[::1]");
+        if !url.starts_with("https://") && !loopback {
+            problems.push(format!("the public URL {url} must be https (plain http only for loopback)"));
+        }
+    }
+    let base_domain = require(&mut problems, &config.base_domain, "the base domain", "SAM_BASE_DOMAIN").cloned();
+    if !config.workspace_url_template.contains("{host}") {
+        problems.push("SAM_WORKSPACE_URL_TEMPLATE must contain {host}".into());
+    }
+
+    let jwt_key =
+        require(&mut problems, &config.jwt_private_key_file, "the JWT signing key", "SAM_JWT_PRIVATE_KEY_FILE")
+            .and_then(|p| keys::read_rsa_key(p).map_err(|e| problems.push(format!("JWT signing key: {e}"))).ok());
+    let aes_key = require(&mut problems, &config.encryption_key_file, "the encryption key", "SAM_ENCRYPTION_KEY_FILE")
+        .and_then(|p| keys::read_aes_key(p).map_err(|e| problems.push(format!("encryption key: {e}"))).ok());
+    let mut old_keys = Vec::new();
+    for path in &config.old_encryption_key_files {
+        match keys::read_aes_key(path) {
+            Ok(k) => old_keys.push(k),
+            Err(e) => problems.push(format!("old encryption key {}: {e}", path.display())),
+        }
+    }
+
+    let client_id =
+        require(&mut problems, &config.github_client_id, "the GitHub client id", "SAM_GITHUB_CLIENT_ID").cloned();
+    let client_secret = secret_file(
+        &mut problems,
+        &config.github_client_secret_file,
+        "the GitHub client secret",
+        "SAM_GITHUB_CLIENT_SECRET_FILE",
+    );
+    let app_id = require(&mut problems, &config.github_app_id, "the GitHub App id", "SAM_GITHUB_APP_ID").cloned();
+    let app_slug =
+        require(&mut problems, &config.github_app_slug, "the GitHub App slug", "SAM_GITHUB_APP_SLUG").cloned();
+    let app_key = secret_file(
+        &mut problems,
+        &config.github_app_private_key_file,
+        "the GitHub App private key",
+        "SAM_GITHUB_APP_PRIVATE_KEY_FILE",
+    );
+    let webhook_secret = secret_file(
+        &mut problems,
+        &config.github_webhook_secret_file,
+        "the GitHub webhook secret",
+        "SAM_GITHUB_WEBHOOK_SECRET_FILE",
+    );
+    let cf_token = secret_file(
+        &mut problems,
+        &config.cloudflare_api_token_file,
+        "the Cloudflare API token",
+        "SAM_CLOUDFLARE_API_TOKEN_FILE",
+    );
+    let zone =
+        require(&mut problems, &config.cloudflare_zone_id, "the Cloudflare zone id", "SAM_CLOUDFLARE_ZONE_ID").cloned();
+
+    let store = match open_store(&config.database_url).await {
+        Ok(store) => Some(store),
+        Err(e) => {
+            problems.push(e);
+            None
+        }
+    };
+    let hetzner =
+        HetznerProvider::new(HetznerConfig { base_url: config.hetzner_api_url.clone(), ..HetznerConfig::default() })
+            .map_err(|e| problems.push(format!("Hetzner: {e}")))
+            .ok();
+
+    let (
+        Some(public_url),
+        Some(base_domain),
+        Some(jwt_key),
+        Some(aes_key),
+        Some(client_id),
+        Some(client_secret),
+        Some(app_id),
+        Some(app_slug),
+        Some(app_key),
+        Some(webhook_secret),
+        Some(cf_token),
+        Some(zone),
+        Some(store),
+        Some(hetzner),
+    ) = (
+        public_url,
+        base_domain,
+        jwt_key,
+        aes_key,
+        client_id,
+        client_secret,
+        app_id,
+        app_slug,
+        app_key,
+        webhook_secret,
+        cf_token,
+        zone,
+        store,
+        hetzner,
+    )
+    else {
+        return Err(ConfigProblems(problems));
+    };
+
+    let cipher =
+        AesGcmCipher::new(aes_key, old_keys).map_err(|e| ConfigProblems(vec![format!("encryption keys: {e}")]))?;
+    let mut github_config = GithubConfig::new(client_id, client_secret, app_id, app_slug, app_key);
+    github_config.web_base_url = config.github_web_url.clone();
+    github_config.api_base_url = config.github_api_url.clone();
+    let github = Arc::new(GithubApp::new(github_config).map_err(|e| ConfigProblems(vec![format!("GitHub: {e}")]))?);
+    let dns = CloudflareDns::new(CloudflareConfig {
+        base_url: config.cloudflare_api_url.clone(),
+        ..CloudflareConfig::new(cf_token, zone)
+    })
+    .map_err(|e| ConfigProblems(vec![format!("Cloudflare: {e}")]))?;
+    let issuer = Arc::new(JwtIssuer::new(public_url.clone(), jwt_key));
+    let agents = agent_dir(config);
+
+    let mut engine_config = EngineConfig::new(base_domain, public_url.clone());
+    engine_config.workspace_url_template = config.workspace_url_template.clone();
+    engine_config.max_active_per_user = config.max_workspaces_per_user;
+    engine_config.idle_timeout = Duration::from_secs(config.idle_timeout_minutes.max(6) * 60);
+    engine_config.agent_sha256_amd64 =
+        std::fs::read(crate::api::agent_path(&agents, "amd64")).ok().map(|b| sha256_hex(&b));
+    let engine = Arc::new(Engine::new(
+        Ports {
+            store,
+            compute: Arc::new(hetzner),
+            dns: Arc::new(dns),
+            repos: github.clone(),
+            cipher: Arc::new(cipher),
+            tokens: issuer.clone(),
+            clock: Arc::new(SystemClock),
+        },
+        engine_config,
+    ));
+    let state = AppState {
+        engine: engine.clone(),
+        identity: github,
+        issuer: issuer.clone(),
+        verifier: issuer,
+        webhooks: Some(Arc::new(WebhookVerifier::new(webhook_secret, Arc::new(InMemoryDeliveryLog::default())))),
+        http: HttpSettings {
+            secure_cookies: public_url.starts_with("https://"),
+            public_url,
+            session_ttl: Duration::from_secs(7 * 24 * 3600),
+            agent_dir: agents,
+            max_body_bytes: 64 * 1024,
+            rate_limit_per_minute: 30,
+        },
+    };
+    Ok(Deployment { state, engine })
+}

@@ -1,0 +1,262 @@
+//! `sam-server serve` as a process, configured only through `SAM_*`
+//! variables and secret files, against the Hetzner, Cloudflare and GitHub
+//! emulators: sign-in through the OAuth flow, a Hetzner token, a workspace
+//! that gets a server and a DNS record, delete, and a graceful SIGTERM. Once
+//! on SQLite and once on PostgreSQL.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+#[path = "../../sam-providers/tests/support/postgres.rs"]
+mod postgres;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use sam_providers::emulators::{self, Emulators};
+use serde_json::{Value, json};
+
+struct Serve {
+    child: tokio::process::Child,
+    base: String,
+    client: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Serve {
+    async fn start(emulators: &Emulators, database_url: Option<String>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let keys = sam_providers::keys::generate_key_files(&d.join("keys")).unwrap();
+        let secret = |name: &str, value: &str| {
+            let path = d.join(name);
+            std::fs::write(&path, value).unwrap();
+            path
+        };
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let base = format!("http://127.0.0.1:{port}");
+        let env: Vec<(&str, String)> = vec![
+            ("SAM_LISTEN", format!("127.0.0.1:{port}")),
+            ("SAM_PUBLIC_URL", base.clone()),
+            ("SAM_BASE_DOMAIN", emulators.cloudflare.zone_name()),
+            ("SAM_DATABASE_URL", database_url.unwrap_or_else(|| format!("sqlite://{}", d.join("sam.db").display()))),
+            ("SAM_JWT_PRIVATE_KEY_FILE", keys.jwt_signing_key.display().to_string()),
+            ("SAM_ENCRYPTION_KEY_FILE", keys.credentials_key.display().to_string()),
+            ("SAM_GITHUB_CLIENT_ID", emulators::GITHUB_CLIENT_ID.into()),
+            (
+                "SAM_GITHUB_CLIENT_SECRET_FILE",
+                secret("gh-secret", emulators::GITHUB_CLIENT_SECRET).display().to_string(),
+            ),
+            ("SAM_GITHUB_APP_ID", emulators::GITHUB_APP_ID.into()),
+            ("SAM_GITHUB_APP_SLUG", emulators::GITHUB_APP_SLUG.into()),
+            (
+                "SAM_GITHUB_APP_PRIVATE_KEY_FILE",
+                secret("gh-key.pem", emulators::TEST_APP_PRIVATE_KEY_PEM).display().to_string(),
+            ),
+            (
+                "SAM_GITHUB_WEBHOOK_SECRET_FILE",
+                secret("gh-hook", emulators::GITHUB_WEBHOOK_SECRET).display().to_string(),
+            ),
+            ("SAM_GITHUB_WEB_URL", emulators.github.base_url().to_owned()),
+            ("SAM_GITHUB_API_URL", emulators.github.base_url().to_owned()),
+            ("SAM_CLOUDFLARE_API_TOKEN_FILE", secret("cf-token", &emulators.cloudflare.token()).display().to_string()),
+            ("SAM_CLOUDFLARE_ZONE_ID", emulators.cloudflare.zone_id()),
+            ("SAM_CLOUDFLARE_API_URL", emulators.cloudflare.base_url().to_owned()),
+            ("SAM_HETZNER_API_URL", emulators.hetzner.base_url().to_owned()),
+            ("SAM_AGENT_DIR", d.display().to_string()),
+            ("SAM_RECONCILE_INTERVAL_SECONDS", "1".into()),
+        ];
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sam-server"))
+            .arg("serve")
+            .envs(env)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        for _ in 0..300 {
+            if client.get(format!("{base}/api/health")).send().await.is_ok_and(|r| r.status().is_success()) {
+                return Self { child, base, client, _dir: dir };
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("sam-server did not become healthy");
+    }
+
+    async fn sign_in(&self, emulators: &Emulators) -> String {
+        let start = self.client.get(format!("{}/api/auth/github", self.base)).send().await.unwrap();
+        assert_eq!(start.status(), StatusCode::FOUND);
+        let location = reqwest::Url::parse(start.headers()[LOCATION].to_str().unwrap()).unwrap();
+        assert!(location.as_str().starts_with(emulators.github.base_url()), "{location}");
+        let param = |name: &str| location.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned()).unwrap();
+        let oauth_cookie = start.headers()[SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_owned();
+        let code = emulators.github.approve(&param("redirect_uri"), Some(&param("code_challenge")));
+        let callback = self
+            .client
+            .get(format!("{}/api/auth/callback/github?code={code}&state={}", self.base, param("state")))
+            .header(COOKIE, oauth_cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(callback.status(), StatusCode::FOUND);
+        callback
+            .headers()
+            .get_all(SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .find(|c| c.starts_with("sam_session="))
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned()
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        cookie: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .header(COOKIE, cookie)
+            .header("origin", &self.base);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn terminate(mut self) {
+        let pid = self.child.id().unwrap();
+        let status = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+        assert!(status.success());
+        let exit = tokio::time::timeout(Duration::from_secs(20), self.child.wait()).await.expect("exits").unwrap();
+        assert!(exit.success(), "graceful shutdown exits 0: {exit:?}");
+    }
+}
+
+async fn full_flow(database_url: Option<String>) {
+    let emulators = Emulators::start().await.unwrap();
+    emulators.github.add_installation(5, "octo-org", &[("octo-org/hello-world", &["main", "dev"])]);
+    let serve = Serve::start(&emulators, database_url).await;
+    let cookie = serve.sign_in(&emulators).await;
+    let (status, me) = serve.call(reqwest::Method::GET, "/api/auth/me", &cookie, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(me["githubId"].as_i64().is_some());
+
+    let (status, body) = serve
+        .call(reqwest::Method::POST, "/api/credentials", &cookie, Some(json!({"provider": "hetzner", "token": "nope"})))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (status, body) = serve
+        .call(
+            reqwest::Method::POST,
+            "/api/credentials",
+            &cookie,
+            Some(json!({"provider": "hetzner", "token": emulators.hetzner.token()})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert!(body["locations"].as_array().unwrap().iter().any(|l| l["code"] == "fsn1"));
+    let (status, installs) = serve.call(reqwest::Method::GET, "/api/github/installations", &cookie, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(installs[0]["accountLogin"], "octo-org");
+    let (status, branches) = serve
+        .call(
+            reqwest::Method::GET,
+            "/api/github/repositories/octo-org/hello-world/branches?installation_id=5",
+            &cookie,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(branches, json!(["main", "dev"]));
+
+    let (status, ws) = serve
+        .call(
+            reqwest::Method::POST,
+            "/api/workspaces",
+            &cookie,
+            Some(json!({"name": "e2e", "repository": "octo-org/hello-world", "branch": "main", "vmSize": "small", "vmLocation": "fsn1"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{ws}");
+    let id = ws["id"].as_str().unwrap().to_owned();
+    let hostname = format!("ws-{id}.{}", emulators.cloudflare.zone_name());
+    for _ in 0..200 {
+        if emulators.cloudflare.records().iter().any(|r| r.name == hostname) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let servers = emulators.hetzner.servers();
+    assert_eq!(servers.len(), 1, "one server at the (emulated) provider");
+    assert_eq!(servers[0].labels.get("sam-workspace").map(String::as_str), Some(id.as_str()));
+    assert!(servers[0].user_data.contains("SAM_AGENT_BOOTSTRAP_TOKEN="));
+    assert!(emulators.cloudflare.records().iter().any(|r| r.name == hostname), "DNS record set");
+
+    let (status, _) = serve.call(reqwest::Method::DELETE, &format!("/api/workspaces/{id}"), &cookie, None).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    for _ in 0..200 {
+        if serve.call(reqwest::Method::GET, &format!("/api/workspaces/{id}"), &cookie, None).await.0
+            == StatusCode::NOT_FOUND
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(emulators.hetzner.servers().is_empty(), "server deleted");
+    assert!(!emulators.cloudflare.records().iter().any(|r| r.name == hostname), "record deleted");
+    serve.terminate().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_on_sqlite_with_the_emulators() {
+    full_flow(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_on_postgres_with_the_emulators() {
+    let Some(options) = postgres::fresh_database().await else { return };
+    let url = format!(
+        "postgres://{}@{}:{}/{}",
+        options.get_username(),
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap()
+    );
+    full_flow(Some(url)).await;
+}
+
+#[test]
+fn missing_settings_are_reported_together() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_sam-server"))
+        .args(["serve", "--database-url", "sqlite::memory:"])
+        .env_remove("SAM_PUBLIC_URL")
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for needle in [
+        "SAM_PUBLIC_URL",
+        "SAM_BASE_DOMAIN",
+        "SAM_JWT_PRIVATE_KEY_FILE",
+        "SAM_GITHUB_CLIENT_SECRET_FILE",
+        "SAM_CLOUDFLARE_ZONE_ID",
+    ] {
+        assert!(stderr.contains(needle), "{needle} named in:\n{stderr}");
+    }
+}
