@@ -89,8 +89,11 @@ impl Authenticator {
             return Err(AuthError::BadRequest);
         }
         let now = time::OffsetDateTime::now_utc();
-        let verified =
-            self.verifier.verify(token, Audience::WorkspaceTerminal, now).await.map_err(|e| AuthError::Token(e.kind))?;
+        let verified = self
+            .verifier
+            .verify(token, Audience::WorkspaceTerminal, now)
+            .await
+            .map_err(|e| AuthError::Token(e.kind))?;
         if verified.workspace != self.workspace {
             return Err(AuthError::WrongWorkspace);
         }

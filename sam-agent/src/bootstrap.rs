@@ -104,7 +104,13 @@ pub trait ControlPlaneApi: Send + Sync + std::fmt::Debug {
 #[async_trait]
 pub trait RepoCloner: Send + Sync + std::fmt::Debug {
     /// Clones `url` at `branch` into `dest`, authenticating with `token`.
-    async fn clone_repo(&self, url: &str, branch: &str, token: &SecretString, dest: &Path) -> Result<(), BootstrapError>;
+    async fn clone_repo(
+        &self,
+        url: &str,
+        branch: &str,
+        token: &SecretString,
+        dest: &Path,
+    ) -> Result<(), BootstrapError>;
 }
 
 /// A started devcontainer.
@@ -325,7 +331,13 @@ impl GitCloner {
 
 #[async_trait]
 impl RepoCloner for GitCloner {
-    async fn clone_repo(&self, url: &str, branch: &str, token: &SecretString, dest: &Path) -> Result<(), BootstrapError> {
+    async fn clone_repo(
+        &self,
+        url: &str,
+        branch: &str,
+        token: &SecretString,
+        dest: &Path,
+    ) -> Result<(), BootstrapError> {
         if dest.join(".git").exists() {
             return Ok(());
         }

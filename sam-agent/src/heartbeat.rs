@@ -88,7 +88,11 @@ impl HeartbeatClient {
             .connect_timeout(Duration::from_secs(5))
             .build()
             .map_err(|e| HeartbeatError::Http(e.to_string()))?;
-        Ok(Self { http, url: format!("{}/api/workspaces/{id}/heartbeat", control_plane.trim_end_matches('/')), credential })
+        Ok(Self {
+            http,
+            url: format!("{}/api/workspaces/{id}/heartbeat", control_plane.trim_end_matches('/')),
+            credential,
+        })
     }
 
     /// Sends one heartbeat.
@@ -137,7 +141,8 @@ pub fn apply(agent: &Agent, response: &HeartbeatResponse) -> bool {
             false
         }
         HeartbeatAction::Warn => {
-            let deadline = response.shutdown_at.unwrap_or_else(|| time::OffsetDateTime::now_utc() + Duration::from_secs(300));
+            let deadline =
+                response.shutdown_at.unwrap_or_else(|| time::OffsetDateTime::now_utc() + Duration::from_secs(300));
             tracing::info!(workspace = %agent.workspace(), %deadline, "idle warning");
             agent.warn_idle(deadline);
             false

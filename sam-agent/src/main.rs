@@ -39,12 +39,14 @@ async fn main() -> anyhow::Result<()> {
     init_logs(&config.log_format);
     sam_agent::ensure_tls_provider();
 
-    let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("bind {}", config.listen))?;
+    let listener =
+        tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("bind {}", config.listen))?;
     let verifier: Arc<dyn TokenVerifier> = Arc::new(NoVerifier);
 
     let (workspace, callback, boot) = match &config.bootstrap_token {
         Some(token) => {
-            let cp_url = config.control_plane.as_deref().context("--control-plane is required with a bootstrap token")?;
+            let cp_url =
+                config.control_plane.as_deref().context("--control-plane is required with a bootstrap token")?;
             let cp = HttpControlPlane::new(cp_url)?;
             let options = BootstrapOptions {
                 workdir: config.workdir.clone(),

@@ -192,7 +192,10 @@ mod tests {
 
     #[test]
     fn parses_documented_messages() {
-        assert_eq!(parse_client(r#"{"type":"resize","rows":40,"cols":120}"#), Ok(ClientControl::Resize { rows: 40, cols: 120 }));
+        assert_eq!(
+            parse_client(r#"{"type":"resize","rows":40,"cols":120}"#),
+            Ok(ClientControl::Resize { rows: 40, cols: 120 })
+        );
         assert_eq!(parse_client(r#"{"type":"ping","id":7}"#), Ok(ClientControl::Ping { id: 7 }));
         assert_eq!(parse_client(r#"{"type":"ack","offset":65536}"#), Ok(ClientControl::Ack { offset: 65536 }));
         assert_eq!(parse_client(r#"{"type":"close"}"#), Ok(ClientControl::Close { after: None }));
@@ -220,13 +223,8 @@ mod tests {
 
     #[test]
     fn server_messages_serialise() {
-        let hello = ServerControl::Hello {
-            session: "s1".into(),
-            offset: 10,
-            resumed: true,
-            lost_bytes: 0,
-            ack_window: None,
-        };
+        let hello =
+            ServerControl::Hello { session: "s1".into(), offset: 10, resumed: true, lost_bytes: 0, ack_window: None };
         assert_eq!(hello.to_json(), r#"{"type":"hello","session":"s1","offset":10,"resumed":true,"lostBytes":0}"#);
         let warn = ServerControl::IdleWarning { deadline: "2026-01-01T00:00:00Z".into(), seconds_left: 300 };
         assert_eq!(warn.to_json(), r#"{"type":"idle_warning","deadline":"2026-01-01T00:00:00Z","secondsLeft":300}"#);

@@ -55,7 +55,12 @@ pub struct ShellCommand {
 impl ShellCommand {
     /// `program args...`.
     pub fn new(program: impl Into<String>, args: &[&str]) -> Self {
-        Self { program: program.into(), args: args.iter().map(|a| (*a).to_owned()).collect(), env: Vec::new(), cwd: None }
+        Self {
+            program: program.into(),
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            env: Vec::new(),
+            cwd: None,
+        }
     }
 
     /// The user's login shell on the host (`$SHELL -l`, else `/bin/bash -l`),
@@ -197,7 +202,13 @@ impl Session {
         self.killed.load(Ordering::SeqCst)
     }
 
-    fn spawn(id: String, shell: &ShellCommand, size: WindowSize, cfg: &SessionConfig, activity: Arc<Activity>) -> Result<Arc<Self>, SessionError> {
+    fn spawn(
+        id: String,
+        shell: &ShellCommand,
+        size: WindowSize,
+        cfg: &SessionConfig,
+        activity: Arc<Activity>,
+    ) -> Result<Arc<Self>, SessionError> {
         let pty = native_pty_system().openpty(pty_size(size)).map_err(|e| SessionError::Spawn(e.to_string()))?;
         let mut child = pty.slave.spawn_command(shell.builder()).map_err(|e| SessionError::Spawn(e.to_string()))?;
         // The parent must not keep the slave open, or EOF never comes.
@@ -236,8 +247,8 @@ impl Session {
             .stack_size(THREAD_STACK)
             .spawn(move || write_loop(writer, rx));
         let out = Arc::clone(&output);
-        let waiter_thread = std::thread::Builder::new().name(format!("pty-wait-{id}")).stack_size(THREAD_STACK).spawn(
-            move || {
+        let waiter_thread =
+            std::thread::Builder::new().name(format!("pty-wait-{id}")).stack_size(THREAD_STACK).spawn(move || {
                 let code = child.wait().ok().map(|status| status.exit_code());
                 // Whatever the shell left behind in its session goes too, so
                 // the PTY closes and the reader sees EOF.
@@ -245,8 +256,7 @@ impl Session {
                     kill_session_processes(pid);
                 }
                 out.set_exit(code);
-            },
-        );
+            });
         if let Err(error) = reader_thread.and(writer_thread).and(waiter_thread) {
             session.kill();
             return Err(SessionError::Spawn(error.to_string()));

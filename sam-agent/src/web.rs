@@ -22,8 +22,8 @@ use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, L
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use futures_util::stream::{SplitSink, StreamExt};
 use futures_util::SinkExt;
+use futures_util::stream::{SplitSink, StreamExt};
 use rust_embed::RustEmbed;
 use serde::Deserialize;
 use tokio::sync::{broadcast, mpsc};
@@ -32,7 +32,9 @@ use tracing::Instrument;
 use crate::agent::{Agent, Notice};
 use crate::auth::{AuthError, origin_allowed};
 use crate::output::{Attachment, Take};
-use crate::protocol::{ClientControl, ControlError, ServerControl, WindowSize, close_code, parse_client, valid_session_id};
+use crate::protocol::{
+    ClientControl, ControlError, ServerControl, WindowSize, close_code, parse_client, valid_session_id,
+};
 use crate::session::{Session, SessionError};
 
 /// Request bodies are tiny (none of the endpoints takes a body).
@@ -82,7 +84,8 @@ fn json_response(status: StatusCode, value: &serde_json::Value) -> Response {
 }
 
 async fn health(State(agent): State<Arc<Agent>>) -> Response {
-    let last = agent.activity.last_activity_at().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+    let last =
+        agent.activity.last_activity_at().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
     json_response(
         StatusCode::OK,
         &serde_json::json!({
@@ -151,9 +154,7 @@ async fn asset(Path(path): Path<String>) -> Response {
         return StatusCode::NOT_FOUND.into_response();
     }
     match embedded(&path) {
-        Some((body, kind)) => {
-            ([(CONTENT_TYPE, kind), (CACHE_CONTROL, "no-cache")], body).into_response()
-        }
+        Some((body, kind)) => ([(CONTENT_TYPE, kind), (CACHE_CONTROL, "no-cache")], body).into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
     }
 }
@@ -269,7 +270,14 @@ async fn close_with(sink: &mut SplitSink<WebSocket, Message>, code: u16, reason:
     let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
 }
 
-async fn run_terminal(socket: WebSocket, agent: Arc<Agent>, id: String, size: WindowSize, from: Option<u64>, acks: bool) {
+async fn run_terminal(
+    socket: WebSocket,
+    agent: Arc<Agent>,
+    id: String,
+    size: WindowSize,
+    from: Option<u64>,
+    acks: bool,
+) {
     let (mut sink, mut stream) = socket.split();
     let attached = match agent.sessions.attach(&id, size, from, acks) {
         Ok(a) => a,

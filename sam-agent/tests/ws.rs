@@ -125,8 +125,7 @@ async fn assert_violation_closes(t: &TestAgent, send: Message, expected: u16) {
     hello(&mut other).await;
     let sender = tokio::spawn(async move {
         let _ = ws.send(send).await;
-        let code = close_code(&mut ws, T).await;
-        code
+        close_code(&mut ws, T).await
     });
     assert_eq!(sender.await.unwrap(), Some(expected));
     // The agent keeps serving the others.

@@ -93,7 +93,12 @@ impl TestAgent {
         self.connect_with(query, Some(&self.cookie), Some(&self.origin())).await.expect("websocket connect")
     }
 
-    pub async fn connect_with(&self, query: &str, cookie: Option<&str>, origin: Option<&str>) -> Result<Ws, tungstenite::Error> {
+    pub async fn connect_with(
+        &self,
+        query: &str,
+        cookie: Option<&str>,
+        origin: Option<&str>,
+    ) -> Result<Ws, tungstenite::Error> {
         let mut req = format!("ws://{}/ws/terminal?{query}", self.addr).into_client_request().unwrap();
         if let Some(c) = cookie {
             req.headers_mut().insert("cookie", HeaderValue::from_str(c).unwrap());
@@ -137,7 +142,11 @@ pub async fn read_until(ws: &mut Ws, out: &mut Vec<u8>, needle: &[u8], timeout: 
     while !contains(out, needle) {
         let left = deadline.saturating_duration_since(Instant::now());
         let msg = tokio::time::timeout(left, ws.next()).await.unwrap_or_else(|_| {
-            panic!("timed out waiting for {:?}; got {:?}", String::from_utf8_lossy(needle), String::from_utf8_lossy(tail(out)))
+            panic!(
+                "timed out waiting for {:?}; got {:?}",
+                String::from_utf8_lossy(needle),
+                String::from_utf8_lossy(tail(out))
+            )
         });
         match msg {
             Some(Ok(Message::Binary(b))) => out.extend_from_slice(&b),
@@ -175,7 +184,14 @@ pub fn tail(b: &[u8]) -> &[u8] {
 }
 
 /// Manager-level reader: collects a session's output until `needle`.
-pub async fn session_read_until(session: &Arc<Session>, generation: u64, waker: &tokio::sync::Notify, out: &mut Vec<u8>, needle: &[u8], timeout: Duration) {
+pub async fn session_read_until(
+    session: &Arc<Session>,
+    generation: u64,
+    waker: &tokio::sync::Notify,
+    out: &mut Vec<u8>,
+    needle: &[u8],
+    timeout: Duration,
+) {
     let deadline = Instant::now() + timeout;
     while !contains(out, needle) {
         match session.output().take(generation) {
@@ -183,7 +199,11 @@ pub async fn session_read_until(session: &Arc<Session>, generation: u64, waker: 
             Take::Empty => {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() || tokio::time::timeout(left, waker.notified()).await.is_err() {
-                    panic!("timed out waiting for {:?}; got {:?}", String::from_utf8_lossy(needle), String::from_utf8_lossy(tail(out)));
+                    panic!(
+                        "timed out waiting for {:?}; got {:?}",
+                        String::from_utf8_lossy(needle),
+                        String::from_utf8_lossy(tail(out))
+                    );
                 }
             }
             other => panic!("session ended while waiting: {other:?}"),
