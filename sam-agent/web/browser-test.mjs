@@ -1,0 +1,44 @@
+// Headless Chromium check of the terminal page (run by tests/browser.rs):
+// open the page with a valid session cookie, type a command, see its output
+// rendered by xterm.js, save a screenshot.
+//   node browser-test.mjs <base-url> <cookie-name> <cookie-value> <screenshot-path>
+import { chromium } from 'playwright-core';
+
+const [base, cookieName, cookieValue, shot] = process.argv.slice(2);
+const executablePath = process.env.SAM_CHROMIUM || '/usr/bin/chromium';
+const browser = await chromium.launch({
+  executablePath,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+let failed = false;
+try {
+  const context = await browser.newContext({ viewport: { width: 1000, height: 560 } });
+  await context.addCookies([{ name: cookieName, value: cookieValue, url: base, httpOnly: true, sameSite: 'Strict' }]);
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  const res = await page.goto(base + '/');
+  if (res.status() !== 200) throw new Error(`page status ${res.status()}`);
+  await page.waitForFunction(() => document.getElementById('status')?.dataset.state === 'connected', null, { timeout: 10000 });
+  const rowsText = () => document.querySelector('.xterm-rows')?.textContent ?? '';
+  await page.waitForFunction((fn) => (document.querySelector('.xterm-rows')?.textContent ?? '').includes('$'), null, { timeout: 10000 });
+  await page.click('#terminal');
+  await page.keyboard.type('echo browser-$((6*7)) "\u00e9\u{1F600}"; stty size');
+  await page.keyboard.press('Enter');
+  await page.waitForFunction(() => (document.querySelector('.xterm-rows')?.textContent ?? '').includes('browser-42 \u00e9\u{1F600}'), null, { timeout: 10000 });
+  const text = await page.evaluate(rowsText);
+  const size = text.match(/(\d+) (\d+)\s*\$?/g);
+  await page.screenshot({ path: shot });
+  const status = await page.textContent('#status');
+  console.log(JSON.stringify({ ok: true, status, size: size && size.slice(-1)[0], errors }));
+  const real = errors.filter((e) => !e.includes('.map'));
+  if (real.length) { console.error('page errors:', real); failed = true; }
+} catch (e) {
+  console.error('browser test failed:', e);
+  failed = true;
+} finally {
+  await browser.close();
+}
+process.exit(failed ? 1 : 0);
