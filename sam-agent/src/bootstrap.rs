@@ -180,7 +180,7 @@ async fn step<T>(
     }
 }
 
-/// Runs the whole bootstrap.
+/// Runs the whole bootstrap: [`ControlPlaneApi::redeem`], then [`provision`].
 pub async fn run(
     cp: &dyn ControlPlaneApi,
     cloner: &dyn RepoCloner,
@@ -189,7 +189,19 @@ pub async fn run(
     options: &BootstrapOptions,
 ) -> Result<BootOutcome, BootstrapError> {
     let grant = cp.redeem(token).await?;
-    tracing::info!(workspace = %grant.workspace_id, repository = %grant.repository, branch = %grant.branch, "bootstrap token redeemed");
+    provision(cp, cloner, devcontainer, grant, options).await
+}
+
+/// Clones the repository and starts the devcontainer (or prepares a host
+/// shell), reporting every step.
+pub async fn provision(
+    cp: &dyn ControlPlaneApi,
+    cloner: &dyn RepoCloner,
+    devcontainer: &dyn DevcontainerRunner,
+    grant: BootstrapGrant,
+    options: &BootstrapOptions,
+) -> Result<BootOutcome, BootstrapError> {
+    tracing::info!(workspace = %grant.workspace_id, repository = %grant.repository, branch = %grant.branch, "bootstrapping");
     let dest = options.workdir.join(repo_dir_name(&grant.repository));
     step(cp, &grant, "clone", cloner.clone_repo(&grant.clone_url, &grant.branch, &grant.clone_token, &dest)).await?;
     let (shell, container) = if options.host_shell {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use async_trait::async_trait;
 use clap::Parser;
-use sam_agent::bootstrap::{self, BootstrapOptions, DevcontainerCli, GitCloner, HttpControlPlane};
+use sam_agent::bootstrap::{self, BootstrapOptions, ControlPlaneApi, DevcontainerCli, GitCloner, HttpControlPlane};
 use sam_agent::config::Config;
 use sam_agent::heartbeat::{self, HeartbeatClient};
 use sam_agent::{Agent, web};
@@ -43,34 +43,45 @@ async fn main() -> anyhow::Result<()> {
         tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("bind {}", config.listen))?;
     let verifier: Arc<dyn TokenVerifier> = Arc::new(NoVerifier);
 
-    let (workspace, callback, boot) = match &config.bootstrap_token {
+    // With a bootstrap token: redeem it first (it names the workspace), serve
+    // /health while the repository is cloned and the devcontainer starts.
+    let mut pending = None;
+    let (workspace, callback) = match &config.bootstrap_token {
         Some(token) => {
             let cp_url =
                 config.control_plane.as_deref().context("--control-plane is required with a bootstrap token")?;
             let cp = HttpControlPlane::new(cp_url)?;
-            let options = BootstrapOptions {
-                workdir: config.workdir.clone(),
-                host_shell: config.host_shell,
-                container_shell: config.container_shell.clone(),
-            };
-            let token = SecretString::new(token.clone());
-            let outcome = bootstrap::run(&cp, &GitCloner, &DevcontainerCli::default(), &token, &options)
-                .await
-                .context("bootstrap failed")?;
-            (outcome.grant.workspace_id, Some(outcome.grant.callback_token.clone()), Some(outcome))
+            let grant = cp.redeem(&SecretString::new(token.clone())).await.context("bootstrap token")?;
+            let ids = (grant.workspace_id, Some(grant.callback_token.clone()));
+            pending = Some((cp, grant));
+            ids
         }
         None => (
             config.workspace_id.context("--workspace-id is required without a bootstrap token")?,
             config.callback_token.clone().map(SecretString::new),
-            None,
         ),
     };
 
     let agent = Agent::new(config.agent_config(workspace), verifier, config.static_shell());
-    if let Some(outcome) = boot {
+    anyhow::ensure!(
+        agent.is_ready() || pending.is_some(),
+        "no shell: pass --host-shell, --container or a bootstrap token"
+    );
+    let server = tokio::spawn(web::serve(listener, Arc::clone(&agent)));
+    tracing::info!(%workspace, listen = %config.listen, "sam-agent serving");
+
+    if let Some((cp, grant)) = pending {
+        let options = BootstrapOptions {
+            workdir: config.workdir.clone(),
+            host_shell: config.host_shell,
+            container_shell: config.container_shell.clone(),
+        };
+        let outcome = bootstrap::provision(&cp, &GitCloner, &DevcontainerCli::default(), grant, &options)
+            .await
+            .context("bootstrap failed")?;
         agent.set_ready(outcome.shell, outcome.container);
+        tracing::info!(%workspace, "workspace ready");
     }
-    anyhow::ensure!(agent.is_ready(), "no shell: pass --host-shell, --container or a bootstrap token");
 
     if let (Some(cp), Some(credential)) = (&config.control_plane, callback) {
         let client = HeartbeatClient::new(cp, workspace, credential)?;
@@ -79,11 +90,21 @@ async fn main() -> anyhow::Result<()> {
 
     let signals = Arc::clone(&agent);
     tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            () = term => {}
+        }
         signals.shutdown("signal");
     });
 
-    tracing::info!(%workspace, listen = %config.listen, "sam-agent serving");
-    web::serve(listener, agent).await.context("server")?;
+    server.await.context("server task")?.context("server")?;
     Ok(())
 }

@@ -373,18 +373,19 @@ async fn run_terminal(
             }
         }
     };
+    // Let the output task deliver its close frame first (it ends once the
+    // control channel is closed), then act on the session.
     drop(ctl_tx);
-    let output_done = matches!(end, InputEnd::Output(_));
+    if !matches!(end, InputEnd::Output(_)) && tokio::time::timeout(Duration::from_secs(2), &mut output).await.is_err() {
+        output.abort();
+    }
     match end {
         InputEnd::Closed | InputEnd::Violation | InputEnd::Output(OutputEnd::Exited) => agent.sessions.close(&id),
+        InputEnd::ClosedAfter(delay) => agent.sessions.detach_for(&session, generation, delay),
         InputEnd::Dropped | InputEnd::Output(OutputEnd::SocketError | OutputEnd::Closed) => {
             agent.sessions.detach(&session, generation);
         }
-        InputEnd::ClosedAfter(delay) => agent.sessions.detach_for(&session, generation, delay),
         InputEnd::Output(OutputEnd::TakenOver | OutputEnd::Shutdown) => {}
-    }
-    if !output_done && tokio::time::timeout(Duration::from_secs(2), &mut output).await.is_err() {
-        output.abort();
     }
     // Let the peer read the close frame before the connection goes away
     // (a client still sending, e.g. an oversized frame, would otherwise get

@@ -164,3 +164,45 @@ async fn session_limit() {
     assert_eq!(hello(&mut a2).await["resumed"], true);
     assert_eq!(close_code(&mut a, T).await, Some(4001), "the old connection is told it was taken over");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flood_with_a_stalled_client_stays_bounded_and_ctrl_c_is_prompt() {
+    use futures_util::StreamExt;
+    let t = start(|_| {}).await;
+    let mut ws = t.connect("session=flood&ack=1").await;
+    let h = hello(&mut ws).await;
+    let window = h["ackWindow"].as_u64().unwrap();
+    let mut out = Vec::new();
+    read_until(&mut ws, &mut out, b"$ ", T).await;
+    send_text(&mut ws, "yes flood-line\r").await;
+    // Stop reading and acking: the agent must pause the shell.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let session = t.agent.sessions.get("flood").unwrap();
+    let (start, end) = session.output().span();
+    assert!(end - start <= 256 * 1024, "ring bounded");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, end2) = session.output().span();
+    assert!(end2 <= window + 64 * 1024, "producer ran {end2} bytes ahead of acks (window {window})");
+    assert_eq!(end2, end, "producer paused");
+    // Ctrl-C, then read (acking) until the shell answers.
+    let started = std::time::Instant::now();
+    send_text(&mut ws, "\x03").await;
+    send_text(&mut ws, "echo done-$((1+1))\r").await;
+    let mut offset = out.len() as u64;
+    let mut tailbuf: Vec<u8> = Vec::new();
+    loop {
+        let msg = tokio::time::timeout(T, ws.next()).await.unwrap().unwrap().unwrap();
+        if let Message::Binary(b) = msg {
+            offset += b.len() as u64;
+            tailbuf.extend_from_slice(&b);
+            if contains(&tailbuf, b"done-2") {
+                break;
+            }
+            let keep = tailbuf.len().saturating_sub(16);
+            tailbuf.drain(..keep);
+            send_control(&mut ws, &format!(r#"{{"type":"ack","offset":{offset}}}"#)).await;
+        }
+    }
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(1), "Ctrl-C took {took:?} during a flood");
+}
