@@ -291,6 +291,12 @@ impl OutputBuffer {
         Take::Data(frame)
     }
 
+    /// Bytes produced but not yet taken by the attached consumer.
+    pub fn unsent(&self) -> u64 {
+        let s = self.lock();
+        s.end.saturating_sub(s.sent)
+    }
+
     /// Offsets `(start, end)` of the retained bytes.
     pub fn span(&self) -> (u64, u64) {
         let s = self.lock();

@@ -193,7 +193,13 @@ impl Session {
         }
         self.output.stop();
         if let Some(pid) = self.pid {
-            kill_session_processes(pid);
+            // The process scan reads /proc: keep it off the async workers.
+            match tokio::runtime::Handle::try_current() {
+                Ok(handle) => {
+                    handle.spawn_blocking(move || kill_session_processes(pid));
+                }
+                Err(_) => kill_session_processes(pid),
+            }
         }
     }
 
@@ -270,7 +276,9 @@ fn pty_size(size: WindowSize) -> PtySize {
 }
 
 fn read_loop(reader: &mut Box<dyn Read + Send>, output: &OutputBuffer, activity: &Activity) {
-    const BLOCK: usize = 64 * 1024;
+    // Chunks are split off this block; a fresh one is allocated when less
+    // than one read fits (a PTY read returns at most ~4 KiB).
+    const BLOCK: usize = 32 * 1024;
     let mut buf = BytesMut::zeroed(BLOCK);
     loop {
         if !output.wait_for_space() {

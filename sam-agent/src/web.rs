@@ -41,6 +41,16 @@ use crate::session::{Session, SessionError};
 const MAX_BODY: usize = 16 * 1024;
 /// Output frames sent before control messages are looked at again.
 const FRAMES_PER_TURN: usize = 8;
+/// During a flood (full PTY reads back to back), wait this long before
+/// taking output unless [`FLOOD_BATCH`] bytes are already waiting, so many
+/// reads leave in one frame: one wake-up and one socket write per batch
+/// instead of per 4 KiB read. Interactive output (short reads) is never
+/// delayed.
+const FLOOD_DELAY: Duration = Duration::from_millis(1);
+/// Bytes that make a batch worth sending at once during a flood.
+const FLOOD_BATCH: u64 = 64 * 1024;
+/// A frame at least this large means the PTY had more to give.
+const FULL_READ: usize = 4000;
 
 #[derive(RustEmbed)]
 #[folder = "assets/"]
@@ -250,6 +260,7 @@ async fn terminal(
     let span = tracing::info_span!("terminal", workspace = %agent.workspace(), session = %session_id);
     ws.max_frame_size(max)
         .max_message_size(max)
+        .read_buffer_size(8 * 1024)
         .on_upgrade(move |socket| run_terminal(socket, agent, session_id, size, q.offset, acks).instrument(span))
 }
 
@@ -403,11 +414,16 @@ async fn output_loop(
 ) -> OutputEnd {
     let output = Arc::clone(session.output());
     let generation = attachment.generation;
+    let mut flooding = false;
     loop {
         let mut frames = 0;
         loop {
+            if flooding && output.unsent() < FLOOD_BATCH {
+                tokio::time::sleep(FLOOD_DELAY).await;
+            }
             match output.take(generation) {
                 Take::Data(bytes) => {
+                    flooding = bytes.len() >= FULL_READ;
                     if sink.send(Message::Binary(bytes)).await.is_err() {
                         return OutputEnd::SocketError;
                     }
@@ -417,7 +433,10 @@ async fn output_loop(
                         break;
                     }
                 }
-                Take::Empty => break,
+                Take::Empty => {
+                    flooding = false;
+                    break;
+                }
                 Take::Finished(code) => {
                     let _ = sink.send(Message::Text(ServerControl::Exit { code }.to_json().into())).await;
                     close_with(&mut sink, close_code::NORMAL, "shell exited").await;
