@@ -33,7 +33,7 @@ pub struct Config {
     pub callback_token: Option<String>,
     /// Public origin of the terminal (e.g. `https://ws-<id>.example.com`);
     /// the only `Origin` accepted. Default: same origin as the `Host` header.
-    #[arg(long, env = "SAM_AGENT_PUBLIC_URL")]
+    #[arg(long, env = "SAM_AGENT_PUBLIC_URL", value_delimiter = ',')]
     pub public_url: Vec<String>,
     /// Mark the session cookie `Secure` (turn off only for local http).
     #[arg(long, env = "SAM_AGENT_SECURE_COOKIE", default_value_t = true, action = clap::ArgAction::Set)]

@@ -35,6 +35,9 @@
 //! * `{"type":"ping","id":N}` → answered with `{"type":"pong","id":N}`.
 //! * `{"type":"ack","offset":N}`: the client has processed output up to offset `N`.
 //! * `{"type":"close"}`: the tab is closing on purpose; the shell ends at once.
+//!   `{"type":"close","after":S}` (`S` ≤ 10) ends it after `S` seconds unless
+//!   the same session reattaches first: the page sends this on `pagehide`,
+//!   so a reload keeps its shell while a closed tab's shell ends promptly.
 //!
 //! Agent → client:
 //!

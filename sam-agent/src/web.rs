@@ -49,8 +49,9 @@ const FRAMES_PER_TURN: usize = 8;
 const FLOOD_DELAY: Duration = Duration::from_millis(1);
 /// Bytes that make a batch worth sending at once during a flood.
 const FLOOD_BATCH: u64 = 64 * 1024;
-/// A frame at least this large means the PTY had more to give.
-const FULL_READ: usize = 4000;
+/// A frame at least this large marks bulk output (a flood, a big redraw):
+/// the next frame may wait [`FLOOD_DELAY`] to batch more.
+const FULL_READ: usize = 1024;
 
 #[derive(RustEmbed)]
 #[folder = "assets/"]

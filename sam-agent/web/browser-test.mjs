@@ -43,6 +43,16 @@ try {
   const ctrlC = Date.now() - t0;
   if (ctrlC > 3000) throw new Error(`Ctrl-C during a flood took ${ctrlC} ms`);
   await page.screenshot({ path: shot.replace(/\.png$/, '-after-flood.png') });
+  // A reload keeps the tab's shell: same session id, output replayed.
+  await page.reload();
+  await page.waitForFunction(() => document.getElementById('status')?.textContent === 'connected (resumed)', null, { timeout: 10000 });
+  await page.waitForFunction(() => (document.querySelector('.xterm-rows')?.textContent ?? '').includes('after-42'), null, { timeout: 10000 });
+  // A new tab gets its own shell.
+  const second = await context.newPage();
+  await second.goto(base + '/');
+  await second.waitForFunction(() => document.getElementById('status')?.textContent === 'connected', null, { timeout: 10000 });
+  const shared = await second.evaluate(() => (document.querySelector('.xterm-rows')?.textContent ?? '').includes('after-42'));
+  if (shared) throw new Error('a new tab reattached the first tab\'s shell');
   const status = await page.textContent('#status');
   console.log(JSON.stringify({ ok: true, status, size: size && size.slice(-1)[0], ctrlC, errors }));
   const real = errors.filter((e) => !e.includes('.map'));
