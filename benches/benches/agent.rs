@@ -48,7 +48,8 @@ fn flood_command(mb: u64) -> String {
 // ---------------------------------------------------------------- agent child
 
 fn agent_child() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
+    // The same runtime flavour as the `sam-agent` binary.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         use sam_core::ports::{Audience, TokenIssuer, TokenRequest};
         let workspace = sam_core::domain::WorkspaceId::new();

@@ -33,7 +33,10 @@ fn init_logs(format: &str) {
     if format == "json" { builder.json().init() } else { builder.init() }
 }
 
-#[tokio::main]
+// One async thread: PTY I/O runs on dedicated threads, so the runtime only
+// moves bytes between channels and sockets; a single thread avoids
+// cross-worker wake-ups on the echo path (measured in benches/benches/agent.rs).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
     init_logs(&config.log_format);
