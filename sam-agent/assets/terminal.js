@@ -103,6 +103,7 @@ function showWarning(msg) {
   };
   update();
   warningEl.hidden = false;
+  scheduleFit();
   clearInterval(warningTimer);
   warningTimer = setInterval(update, 15000);
 }
@@ -110,6 +111,7 @@ function showWarning(msg) {
 function dismissWarning() {
   if (warningEl.hidden) return;
   warningEl.hidden = true;
+  scheduleFit();
   clearInterval(warningTimer);
   if (ws) setStatus('connected', 'connected');
 }
@@ -135,12 +137,32 @@ term.onBinary((data) => {
   ws.send(bytes);
 });
 
+// Copy: Ctrl+Shift+C, or Ctrl+C while text is selected (otherwise Ctrl+C is
+// an interrupt). Paste: Ctrl+V / Ctrl+Shift+V go through the browser's paste
+// event, which xterm.js turns into input.
+term.attachCustomKeyEventHandler((ev) => {
+  if (ev.type !== 'keydown') return true;
+  const key = ev.key.toLowerCase();
+  if (ev.ctrlKey && key === 'c' && (ev.shiftKey || term.hasSelection())) {
+    const text = term.getSelection();
+    if (text && navigator.clipboard) navigator.clipboard.writeText(text).catch(() => {});
+    term.clearSelection();
+    ev.preventDefault();
+    return false;
+  }
+  if (ev.ctrlKey && ev.shiftKey && key === 'v') return false;
+  // Any key dismisses the idle warning (keys that send no data included).
+  dismissWarning();
+  return true;
+});
+
 function sendSize() { send({ type: 'resize', rows: term.rows, cols: term.cols }); }
 let resizeTimer = null;
-window.addEventListener('resize', () => {
+function scheduleFit() {
   clearTimeout(resizeTimer);
   resizeTimer = setTimeout(() => fit.fit(), 100);
-});
+}
+window.addEventListener('resize', scheduleFit);
 term.onResize(() => sendSize());
 
 // A tab closed on purpose ends its shell; a reload reattaches within the

@@ -32,6 +32,8 @@ async fn terminal_renders_in_headless_chromium() {
     let _ = std::fs::remove_file(&shot);
 
     let t = common::start(|_| {}).await;
+    // An idle warning in force: the page must show it on connect.
+    t.agent.warn_idle(time::OffsetDateTime::now_utc() + Duration::from_secs(300));
     let (name, value) = t.cookie.split_once('=').unwrap();
     let base = format!("http://{}", t.addr);
     let child = tokio::process::Command::new("node")

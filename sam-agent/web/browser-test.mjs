@@ -21,7 +21,17 @@ try {
   page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
   const res = await page.goto(base + '/');
   if (res.status() !== 200) throw new Error(`page status ${res.status()}`);
-  await page.waitForFunction(() => document.getElementById('status')?.dataset.state === 'connected', null, { timeout: 10000 });
+  const live = () => ['connected', 'stopping'].includes(document.getElementById('status')?.dataset.state);
+  await page.waitForFunction(live, null, { timeout: 10000 });
+  // The agent has an idle warning in force (set by the Rust test): it is
+  // shown, and any keypress dismisses it.
+  await page.waitForSelector('#idle-warning:not([hidden])', { timeout: 10000 });
+  const warning = await page.textContent('#idle-warning');
+  if (!/stops in [45] min/.test(warning)) throw new Error(`unexpected warning text: ${warning}`);
+  await page.screenshot({ path: shot.replace(/\.png$/, '-idle-warning.png') });
+  await page.click('#terminal');
+  await page.keyboard.press('Shift');
+  await page.waitForSelector('#idle-warning', { state: 'hidden', timeout: 5000 });
   const rowsText = () => document.querySelector('.xterm-rows')?.textContent ?? '';
   await page.waitForFunction((fn) => (document.querySelector('.xterm-rows')?.textContent ?? '').includes('$'), null, { timeout: 10000 });
   await page.click('#terminal');
@@ -45,12 +55,13 @@ try {
   await page.screenshot({ path: shot.replace(/\.png$/, '-after-flood.png') });
   // A reload keeps the tab's shell: same session id, output replayed.
   await page.reload();
-  await page.waitForFunction(() => document.getElementById('status')?.textContent === 'connected (resumed)', null, { timeout: 10000 });
+  await page.waitForFunction(live, null, { timeout: 10000 });
   await page.waitForFunction(() => (document.querySelector('.xterm-rows')?.textContent ?? '').includes('after-42'), null, { timeout: 10000 });
   // A new tab gets its own shell.
   const second = await context.newPage();
   await second.goto(base + '/');
-  await second.waitForFunction(() => document.getElementById('status')?.textContent === 'connected', null, { timeout: 10000 });
+  await second.waitForFunction(live, null, { timeout: 10000 });
+  await second.waitForFunction(() => (document.querySelector('.xterm-rows')?.textContent ?? '').includes('$'), null, { timeout: 10000 });
   const shared = await second.evaluate(() => (document.querySelector('.xterm-rows')?.textContent ?? '').includes('after-42'));
   if (shared) throw new Error('a new tab reattached the first tab\'s shell');
   const status = await page.textContent('#status');
