@@ -21,7 +21,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::Notify;
 
 /// Largest single PTY read; the reader waits until this much fits.
-pub(crate) const READ_MAX: usize = 16 * 1024;
+pub const READ_MAX: usize = 16 * 1024;
 
 /// What the consumer gets from [`OutputBuffer::take`].
 #[derive(Debug)]
