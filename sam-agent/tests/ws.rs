@@ -206,3 +206,28 @@ async fn flood_with_a_stalled_client_stays_bounded_and_ctrl_c_is_prompt() {
     let took = started.elapsed();
     assert!(took < Duration::from_secs(1), "Ctrl-C took {took:?} during a flood");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_ready_until_a_shell_is_set() {
+    use std::sync::Arc;
+    sam_agent::ensure_tls_provider();
+    let workspace = WorkspaceId::new();
+    let authority = sam_core::testkit::fakes::FakeTokenAuthority::new("sam-test", "k1");
+    let mut config = sam_agent::AgentConfig::new(workspace);
+    config.cookie.secure = true;
+    let agent = sam_agent::Agent::new(config, Arc::new(authority), None);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(sam_agent::web::serve(listener, Arc::clone(&agent)));
+    let client = reqwest::Client::new();
+    assert_eq!(client.get(format!("{base}/ready")).send().await.unwrap().status(), 503);
+    let health: serde_json::Value = client.get(format!("{base}/health")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(health["status"], "starting");
+    assert_eq!(agent.auth.cookie_name(), "__Host-sam_session", "secure cookies use the __Host- prefix");
+    agent.set_ready(common::test_shell(), Some("c0ffee".into()));
+    assert_eq!(client.get(format!("{base}/ready")).send().await.unwrap().status(), 200);
+    let health: serde_json::Value = client.get(format!("{base}/health")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(health["devcontainer"], "c0ffee");
+    agent.shutdown("test");
+    tokio::time::timeout(T, server).await.unwrap().unwrap().unwrap();
+}
