@@ -363,7 +363,12 @@ impl RepoCloner for GitCloner {
         if output.status.success() {
             Ok(())
         } else {
-            Err(BootstrapError::Clone(tail(&output.stderr).replace(token.expose(), "***")))
+            let mut reason = tail(&output.stderr);
+            // Git never prints the header, but be sure no token reaches a report.
+            if token.len() >= 8 {
+                reason = reason.replace(token.expose(), "***");
+            }
+            Err(BootstrapError::Clone(reason))
         }
     }
 }
