@@ -29,6 +29,11 @@ pub struct AgentConfig {
     pub cookie: CookieConfig,
     /// Session settings.
     pub sessions: SessionConfig,
+    /// How often the agent pings each terminal socket.
+    pub keepalive: std::time::Duration,
+    /// A socket silent this long (no frame, not even a pong) counts as
+    /// dropped: its shell goes into the grace period.
+    pub client_timeout: std::time::Duration,
 }
 
 impl AgentConfig {
@@ -40,6 +45,8 @@ impl AgentConfig {
             max_frame_in: DEFAULT_MAX_FRAME_IN,
             cookie: CookieConfig::default(),
             sessions: SessionConfig::default(),
+            keepalive: std::time::Duration::from_secs(30),
+            client_timeout: std::time::Duration::from_secs(75),
         }
     }
 }

@@ -322,7 +322,16 @@ async fn run_terminal(
     }
     let (ctl_tx, ctl_rx) = mpsc::channel::<Outgoing>(8);
     let generation = attachment.generation;
-    let mut output = tokio::spawn(output_loop(sink, Arc::clone(&session), attachment, ctl_rx, agent.subscribe()));
+    let mut output = tokio::spawn(output_loop(
+        sink,
+        Arc::clone(&session),
+        attachment,
+        ctl_rx,
+        agent.subscribe(),
+        agent.config.keepalive,
+    ));
+    let client_timeout = agent.config.client_timeout;
+    let mut deadline = tokio::time::Instant::now() + client_timeout;
 
     enum InputEnd {
         Dropped,
@@ -333,7 +342,15 @@ async fn run_terminal(
     }
     let end = loop {
         tokio::select! {
-            msg = stream.next() => match msg {
+            () = tokio::time::sleep_until(deadline) => {
+                tracing::info!("client silent; treating the connection as dropped");
+                break InputEnd::Dropped;
+            }
+            msg = stream.next() => {
+                if matches!(msg, Some(Ok(_))) {
+                    deadline = tokio::time::Instant::now() + client_timeout;
+                }
+                match msg {
                 None | Some(Ok(Message::Close(_))) => break InputEnd::Dropped,
                 Some(Err(error)) => {
                     let text = error.to_string();
@@ -379,7 +396,8 @@ async fn run_terminal(
                     }
                 },
                 Some(Ok(_)) => {}
-            },
+                }
+            }
             result = &mut output => {
                 break InputEnd::Output(result.unwrap_or(OutputEnd::SocketError));
             }
@@ -412,8 +430,11 @@ async fn output_loop(
     attachment: Attachment,
     mut ctl: mpsc::Receiver<Outgoing>,
     mut notices: broadcast::Receiver<Notice>,
+    keepalive: Duration,
 ) -> OutputEnd {
     let output = Arc::clone(session.output());
+    let mut pings = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
+    pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let generation = attachment.generation;
     let mut flooding = false;
     loop {
@@ -481,6 +502,11 @@ async fn output_loop(
                 Err(broadcast::error::RecvError::Lagged(_) | broadcast::error::RecvError::Closed) => {}
             },
             () = attachment.waker.notified() => {}
+            _ = pings.tick() => {
+                if sink.send(Message::Ping(bytes::Bytes::new())).await.is_err() {
+                    return OutputEnd::SocketError;
+                }
+            }
         }
     }
 }

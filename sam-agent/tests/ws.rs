@@ -231,3 +231,28 @@ async fn not_ready_until_a_shell_is_set() {
     agent.shutdown("test");
     tokio::time::timeout(T, server).await.unwrap().unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_client_counts_as_dropped() {
+    let t = start(|c| {
+        c.keepalive = Duration::from_millis(200);
+        c.client_timeout = Duration::from_millis(800);
+    })
+    .await;
+    let mut ws = t.connect("session=quiet").await;
+    hello(&mut ws).await;
+    // A client that reads (tungstenite answers the agent's pings) stays attached.
+    let mut out = Vec::new();
+    read_until(&mut ws, &mut out, b"$ ", T).await;
+    let deadline = std::time::Instant::now() + Duration::from_millis(1500);
+    while std::time::Instant::now() < deadline {
+        use futures_util::StreamExt;
+        let _ = tokio::time::timeout(Duration::from_millis(100), ws.next()).await;
+    }
+    let session = t.agent.sessions.get("quiet").unwrap();
+    assert!(session.output().is_attached(), "a live client must stay attached");
+    // A client that stops reading (no pongs, nothing) is detached.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!session.output().is_attached(), "a silent client must be detached");
+    assert!(t.agent.sessions.get("quiet").is_some(), "its shell waits for reattach");
+}
