@@ -126,7 +126,8 @@ impl AgentProc {
         let mut req = format!("ws://{}/ws/terminal?{query}", self.addr).into_client_request().unwrap();
         req.headers_mut().insert("cookie", HeaderValue::from_str(&self.cookie).unwrap());
         req.headers_mut().insert("origin", HeaderValue::from_str(&format!("http://{}", self.addr)).unwrap());
-        let (ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+        // Browsers set TCP_NODELAY; so does this client.
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(req, None, true).await.unwrap();
         ws
     }
 }

@@ -78,8 +78,15 @@ pub fn router(agent: Arc<Agent>) -> Router {
 /// Serves `agent` on `listener` until [`Agent::shutdown`] is called; then
 /// tells terminals, ends every shell and returns.
 pub async fn serve(listener: tokio::net::TcpListener, agent: Arc<Agent>) -> std::io::Result<()> {
+    use axum::serve::ListenerExt as _;
     let app = router(Arc::clone(&agent));
     let stop = Arc::clone(&agent);
+    // Keystroke echoes are tiny writes: never hold them back (Nagle).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "could not set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             stop.shutdown_requested().await;
