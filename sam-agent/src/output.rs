@@ -393,4 +393,88 @@ mod tests {
         buf.ack(a.generation, READ_MAX as u64);
         assert!(!buf.must_wait(&buf.lock()));
     }
+
+    mod prop {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            Push(usize),
+            Take,
+            Reattach,
+            Drop,
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                4 => (1usize..6000).prop_map(Op::Push),
+                4 => Just(Op::Take),
+                1 => Just(Op::Reattach),
+                1 => Just(Op::Drop),
+            ]
+        }
+
+        proptest! {
+            /// Whatever the interleaving of output, reads, drops and
+            /// reattaches, a client that reattaches with its offset receives
+            /// exactly the produced bytes from there: no gap beyond what the
+            /// hello reports as lost, no duplicate, in order.
+            #[test]
+            fn reattach_never_duplicates_or_reorders(ops in proptest::collection::vec(op(), 1..300), cap_kib in 32usize..96) {
+                let capacity = cap_kib * 1024;
+                let buf = OutputBuffer::new(capacity, u64::MAX, 8 * 1024);
+                let byte = |i: usize| (i % 251) as u8;
+                let mut produced = 0usize;
+                let mut client = 0u64;
+                let mut lost_total = 0u64;
+                let mut attachment = Some(buf.attach(Some(0), false));
+                for op in ops {
+                    match op {
+                        Op::Push(n) => {
+                            // While attached the reader waits for room (back-pressure).
+                            if attachment.is_some() && buf.unsent() as usize + READ_MAX > capacity {
+                                continue;
+                            }
+                            let n = n.min(READ_MAX);
+                            let chunk: Vec<u8> = (produced..produced + n).map(byte).collect();
+                            buf.push(Bytes::from(chunk));
+                            produced += n;
+                        }
+                        Op::Take => {
+                            if let Some(a) = &attachment {
+                                match buf.take(a.generation) {
+                                    Take::Data(b) => {
+                                        for (k, got) in b.iter().enumerate() {
+                                            prop_assert_eq!(*got, byte(client as usize + k));
+                                        }
+                                        client += b.len() as u64;
+                                    }
+                                    Take::Empty => prop_assert_eq!(client, produced as u64),
+                                    other => prop_assert!(false, "unexpected {:?}", other),
+                                }
+                            }
+                        }
+                        Op::Reattach => {
+                            let a = buf.attach(Some(client), false);
+                            prop_assert_eq!(a.offset, client + a.lost);
+                            let (start, end) = buf.span();
+                            prop_assert!(a.offset >= start && a.offset <= end);
+                            lost_total += a.lost;
+                            client = a.offset;
+                            attachment = Some(a);
+                        }
+                        Op::Drop => {
+                            if let Some(a) = attachment.take() {
+                                prop_assert!(buf.detach(a.generation));
+                            }
+                        }
+                    }
+                    prop_assert!(buf.retained() <= capacity);
+                }
+                prop_assert!(client <= produced as u64);
+                prop_assert!(lost_total <= produced as u64);
+            }
+        }
+    }
 }
