@@ -298,7 +298,13 @@ async fn run_terminal(
     acks: bool,
 ) {
     let (mut sink, mut stream) = socket.split();
-    let attached = match agent.sessions.attach(&id, size, from, acks) {
+    // Starting a shell forks and execs: keep that off the async thread.
+    let sessions = Arc::clone(&agent.sessions);
+    let session_id = id.clone();
+    let attached = tokio::task::spawn_blocking(move || sessions.attach(&session_id, size, from, acks))
+        .await
+        .unwrap_or_else(|e| Err(SessionError::Spawn(e.to_string())));
+    let attached = match attached {
         Ok(a) => a,
         Err(error) => {
             tracing::warn!(%error, "could not open a terminal");
