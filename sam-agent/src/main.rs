@@ -1,16 +1,113 @@
-//! # sam-agent
-//!
-//! The agent that runs on every workspace VM. It redeems its single-use
-//! bootstrap token at the control plane, clones the repository and starts the
-//! devcontainer, then serves the browser terminal: an embedded xterm.js page
-//! and a WebSocket (`/ws/terminal`) whose binary frames carry raw PTY bytes and
-//! whose text frames carry JSON control messages. Every tab gets its own shell
-//! inside the devcontainer, with reattach after a dropped connection. It
-//! tracks activity (terminal input or output) and heartbeats to the control
-//! plane, which answers `continue`, `warn` or `shutdown`.
-//!
-//! Not built yet: the agent lands with its own issue.
+//! The `sam-agent` binary: wires configuration to the library.
 
-fn main() {
-    println!("sam-agent {}: not built yet (see the VM agent issue)", env!("CARGO_PKG_VERSION"));
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use async_trait::async_trait;
+use clap::Parser;
+use sam_agent::bootstrap::{self, BootstrapOptions, ControlPlaneApi, DevcontainerCli, GitCloner, HttpControlPlane};
+use sam_agent::config::Config;
+use sam_agent::heartbeat::{self, HeartbeatClient};
+use sam_agent::{Agent, web};
+use sam_core::domain::Timestamp;
+use sam_core::ports::{Audience, TokenError, TokenErrorKind, TokenVerifier, VerifiedToken};
+use sam_core::secret::SecretString;
+
+/// Refuses every token until the RS256/JWKS verifier from `sam-providers`
+/// is wired in here.
+#[derive(Debug)]
+struct NoVerifier;
+
+#[async_trait]
+impl TokenVerifier for NoVerifier {
+    async fn verify(&self, _: &str, _: Audience, _: Timestamp) -> Result<VerifiedToken, TokenError> {
+        Err(TokenError::new(TokenErrorKind::Unavailable, "no token verifier configured"))
+    }
+}
+
+fn init_logs(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if format == "json" { builder.json().init() } else { builder.init() }
+}
+
+// One async thread: PTY I/O runs on dedicated threads, so the runtime only
+// moves bytes between channels and sockets; a single thread avoids
+// cross-worker wake-ups on the echo path (measured in benches/benches/agent.rs).
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::parse();
+    init_logs(&config.log_format);
+    sam_agent::ensure_tls_provider();
+
+    let listener =
+        tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("bind {}", config.listen))?;
+    let verifier: Arc<dyn TokenVerifier> = Arc::new(NoVerifier);
+
+    // With a bootstrap token: redeem it first (it names the workspace), serve
+    // /health while the repository is cloned and the devcontainer starts.
+    let mut pending = None;
+    let (workspace, callback) = match &config.bootstrap_token {
+        Some(token) => {
+            let cp_url =
+                config.control_plane.as_deref().context("--control-plane is required with a bootstrap token")?;
+            let cp = HttpControlPlane::new(cp_url)?;
+            let grant = cp.redeem(&SecretString::new(token.clone())).await.context("bootstrap token")?;
+            let ids = (grant.workspace_id, Some(grant.callback_token.clone()));
+            pending = Some((cp, grant));
+            ids
+        }
+        None => (
+            config.workspace_id.context("--workspace-id is required without a bootstrap token")?,
+            config.callback_token.clone().map(SecretString::new),
+        ),
+    };
+
+    let agent = Agent::new(config.agent_config(workspace), verifier, config.static_shell());
+    anyhow::ensure!(
+        agent.is_ready() || pending.is_some(),
+        "no shell: pass --host-shell, --container or a bootstrap token"
+    );
+    let server = tokio::spawn(web::serve(listener, Arc::clone(&agent)));
+    tracing::info!(%workspace, listen = %config.listen, "sam-agent serving");
+
+    if let Some((cp, grant)) = pending {
+        let options = BootstrapOptions {
+            workdir: config.workdir.clone(),
+            host_shell: config.host_shell,
+            container_shell: config.container_shell.clone(),
+        };
+        let outcome = bootstrap::provision(&cp, &GitCloner, &DevcontainerCli::default(), grant, &options)
+            .await
+            .context("bootstrap failed")?;
+        agent.set_ready(outcome.shell, outcome.container);
+        tracing::info!(%workspace, "workspace ready");
+    }
+
+    if let (Some(cp), Some(credential)) = (&config.control_plane, callback) {
+        let client = HeartbeatClient::new(cp, workspace, credential)?;
+        tokio::spawn(heartbeat::run(Arc::clone(&agent), client, Duration::from_secs(config.heartbeat_secs)));
+    }
+
+    let signals = Arc::clone(&agent);
+    tokio::spawn(async move {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            () = term => {}
+        }
+        signals.shutdown("signal");
+    });
+
+    server.await.context("server task")?.context("server")?;
+    Ok(())
 }

@@ -1,0 +1,405 @@
+//! The terminal agent against a raw PTY read loop measured in the same run.
+//!
+//! `cargo bench -p sam-benches --bench agent` prints one table:
+//!
+//! * output throughput: `head -c $SAM_BENCH_MB M /dev/zero | base64` in bash,
+//!   read by a raw PTY loop vs. over the agent's WebSocket on loopback
+//!   (one tokio-tungstenite client, with and without flow-control acks);
+//! * agent CPU per MB of output (the agent runs as a child process: this
+//!   same binary with `--agent-child`, so its CPU is read from `/proc`);
+//! * keystroke echo latency p50/p99 (`stty raw -echo; exec cat`, one byte
+//!   at a time);
+//! * time to the first prompt (raw: spawn → prompt; agent: WebSocket connect
+//!   → prompt);
+//! * agent RSS idle and with 20 sessions;
+//! * size of `target/release/sam-agent` if it was built.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_debug_implementations)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use portable_pty::{CommandBuilder, PtySize, native_pty_system};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+const PROMPT: &[u8] = b"$ ";
+
+fn shell() -> sam_agent::ShellCommand {
+    let mut s = sam_agent::ShellCommand::new("/bin/bash", &["--noprofile", "--norc"]);
+    s.env = vec![("PS1".into(), "$ ".into()), ("HISTFILE".into(), "/dev/null".into())];
+    s
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+fn flood_command(mb: u64) -> String {
+    format!("head -c {mb}M /dev/zero | base64; echo DONE-$((40+2))\r")
+}
+
+// ---------------------------------------------------------------- agent child
+
+fn agent_child() {
+    // The same runtime flavour as the `sam-agent` binary.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        use sam_core::ports::{Audience, TokenIssuer, TokenRequest};
+        let workspace = sam_core::domain::WorkspaceId::new();
+        let authority = sam_core::testkit::fakes::FakeTokenAuthority::new("bench", "k1");
+        let mut config = sam_agent::AgentConfig::new(workspace);
+        config.cookie.secure = false;
+        config.sessions.max_sessions = 64;
+        let agent = sam_agent::Agent::new(config, Arc::new(authority.clone()), Some(shell()));
+        let token = authority
+            .issue(
+                TokenRequest {
+                    audience: Audience::WorkspaceTerminal,
+                    subject: sam_core::domain::UserId::new(),
+                    workspace,
+                    ttl: Duration::from_secs(3600),
+                },
+                time::OffsetDateTime::now_utc(),
+            )
+            .unwrap();
+        let cookie = agent.auth.redeem(token.token.expose()).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        println!("READY {} {}={}", listener.local_addr().unwrap(), agent.auth.cookie_name(), cookie);
+        sam_agent::web::serve(listener, agent).await.unwrap();
+    });
+}
+
+struct AgentProc {
+    child: Child,
+    addr: SocketAddr,
+    cookie: String,
+}
+
+impl AgentProc {
+    fn start() -> Self {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .arg("--agent-child")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let mut parts = line.split_whitespace().skip(1);
+        let addr = parts.next().unwrap().parse().unwrap();
+        let cookie = parts.next().unwrap().to_owned();
+        Self { child, addr, cookie }
+    }
+
+    fn stat(&self) -> Vec<String> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
+        let close = stat.rfind(')').unwrap();
+        stat[close + 2..].split_whitespace().map(str::to_owned).collect()
+    }
+
+    /// utime + stime of the agent process (all threads), in ms.
+    fn cpu_ms(&self) -> f64 {
+        let f = self.stat();
+        // Fields after the name: state(0) ... utime(11) stime(12).
+        let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+        ticks * 1000.0 / 100.0
+    }
+
+    fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
+    async fn connect(&self, query: &str) -> Ws {
+        let mut req = format!("ws://{}/ws/terminal?{query}", self.addr).into_client_request().unwrap();
+        req.headers_mut().insert("cookie", HeaderValue::from_str(&self.cookie).unwrap());
+        req.headers_mut().insert("origin", HeaderValue::from_str(&format!("http://{}", self.addr)).unwrap());
+        // Browsers set TCP_NODELAY; so does this client.
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(req, None, true).await.unwrap();
+        ws
+    }
+}
+
+impl Drop for AgentProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads until `needle`; returns bytes read. Acks every 64 KiB when `ack`.
+async fn ws_read_until(ws: &mut Ws, needle: &[u8], ack: bool, offset: &mut u64) -> usize {
+    let mut total = 0;
+    let mut window: Vec<u8> = Vec::new();
+    let mut last_ack = *offset;
+    loop {
+        match ws.next().await.unwrap().unwrap() {
+            Message::Binary(b) => {
+                total += b.len();
+                *offset += b.len() as u64;
+                window.extend_from_slice(&b);
+                if contains(&window, needle) {
+                    return total;
+                }
+                let keep = window.len().saturating_sub(needle.len());
+                window.drain(..keep);
+                if ack && *offset - last_ack >= 64 * 1024 {
+                    last_ack = *offset;
+                    let msg = format!(r#"{{"type":"ack","offset":{offset}}}"#);
+                    ws.send(Message::Text(msg.into())).await.unwrap();
+                }
+            }
+            Message::Text(t) if t.contains("\"hello\"") => {
+                let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+                *offset = v["offset"].as_u64().unwrap();
+                last_ack = *offset;
+            }
+            _ => {}
+        }
+    }
+}
+
+// ---------------------------------------------------------------- raw PTY
+
+struct RawPty {
+    reader: Box<dyn Read + Send>,
+    writer: Box<dyn Write + Send>,
+    child: Box<dyn portable_pty::Child + Send + Sync>,
+    _master: Box<dyn portable_pty::MasterPty + Send>,
+}
+
+impl RawPty {
+    fn spawn() -> Self {
+        let pty = native_pty_system().openpty(PtySize { rows: 24, cols: 80, pixel_width: 0, pixel_height: 0 }).unwrap();
+        let mut cmd = CommandBuilder::new("/bin/bash");
+        cmd.args(["--noprofile", "--norc"]);
+        cmd.env("PS1", "$ ");
+        cmd.env("HISTFILE", "/dev/null");
+        cmd.env("TERM", "xterm-256color");
+        let child = pty.slave.spawn_command(cmd).unwrap();
+        drop(pty.slave);
+        let reader = pty.master.try_clone_reader().unwrap();
+        let writer = pty.master.take_writer().unwrap();
+        Self { reader, writer, child, _master: pty.master }
+    }
+
+    fn read_until(&mut self, needle: &[u8]) -> usize {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut window = Vec::new();
+        let mut total = 0;
+        loop {
+            let n = self.reader.read(&mut buf).unwrap();
+            assert!(n > 0, "raw pty EOF");
+            total += n;
+            window.extend_from_slice(&buf[..n]);
+            if contains(&window, needle) {
+                return total;
+            }
+            let keep = window.len().saturating_sub(needle.len());
+            window.drain(..keep);
+        }
+    }
+}
+
+impl Drop for RawPty {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx]
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    percentile(&v, 0.5)
+}
+
+// ---------------------------------------------------------------- main
+
+fn main() {
+    if std::env::args().any(|a| a == "--agent-child") {
+        agent_child();
+        return;
+    }
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let mb: u64 = std::env::var("SAM_BENCH_MB").ok().and_then(|v| v.parse().ok()).unwrap_or(64);
+    let runs: usize = std::env::var("SAM_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let echo_n: usize = 2000;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let agent = AgentProc::start();
+    let mut rows: Vec<(String, String)> = Vec::new();
+
+    // Throughput.
+    let mut raw_rates = Vec::new();
+    let mut ws_rates = Vec::new();
+    let mut ack_rates = Vec::new();
+    let mut cpu_per_mb = Vec::new();
+    for run in 0..runs {
+        let mut raw = RawPty::spawn();
+        raw.read_until(PROMPT);
+        raw.writer.write_all(flood_command(mb).as_bytes()).unwrap();
+        let t0 = Instant::now();
+        let bytes = raw.read_until(b"DONE-42");
+        raw_rates.push(bytes as f64 / t0.elapsed().as_secs_f64() / 1e6);
+        drop(raw);
+
+        for ack in [false, true] {
+            let (rate, cpu) = rt.block_on(async {
+                let mut ws = agent.connect(&format!("session=tp{run}{ack}&ack={}", u8::from(ack))).await;
+                let mut offset = 0;
+                ws_read_until(&mut ws, PROMPT, ack, &mut offset).await;
+                let cpu0 = agent.cpu_ms();
+                ws.send(Message::Binary(flood_command(mb).into_bytes().into())).await.unwrap();
+                let t0 = Instant::now();
+                let bytes = ws_read_until(&mut ws, b"DONE-42", ack, &mut offset).await;
+                let secs = t0.elapsed().as_secs_f64();
+                let cpu = agent.cpu_ms() - cpu0;
+                ws.send(Message::Text(r#"{"type":"close"}"#.into())).await.unwrap();
+                (bytes as f64 / secs / 1e6, cpu / (bytes as f64 / 1e6))
+            });
+            if ack {
+                ack_rates.push(rate);
+            } else {
+                ws_rates.push(rate);
+                cpu_per_mb.push(cpu);
+            }
+        }
+    }
+    let raw_rate = median(raw_rates);
+    let ws_rate = median(ws_rates);
+    let ack_rate = median(ack_rates);
+    rows.push(("throughput raw PTY (MB/s)".into(), format!("{raw_rate:.1}")));
+    rows.push(("throughput agent WS (MB/s)".into(), format!("{ws_rate:.1}  = {:.2}x raw", ws_rate / raw_rate)));
+    rows.push(("throughput agent WS, acks (MB/s)".into(), format!("{ack_rate:.1}  = {:.2}x raw", ack_rate / raw_rate)));
+    rows.push(("agent CPU per MB (ms)".into(), format!("{:.2}", median(cpu_per_mb))));
+
+    // Echo latency.
+    let mut raw = RawPty::spawn();
+    raw.read_until(PROMPT);
+    raw.writer.write_all(b"stty raw -echo; exec cat\r").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    raw.writer.write_all(b"x").unwrap();
+    raw.read_until(b"x");
+    let mut raw_lat = Vec::with_capacity(echo_n);
+    let mut buf = [0u8; 64];
+    for _ in 0..echo_n {
+        let t0 = Instant::now();
+        raw.writer.write_all(b"a").unwrap();
+        let mut got = 0;
+        while got == 0 {
+            got = raw.reader.read(&mut buf).unwrap();
+        }
+        raw_lat.push(t0.elapsed().as_secs_f64() * 1e6);
+    }
+    drop(raw);
+    let ws_lat = rt.block_on(async {
+        let mut ws = agent.connect("session=echo").await;
+        let mut offset = 0;
+        ws_read_until(&mut ws, PROMPT, false, &mut offset).await;
+        ws.send(Message::Binary(b"stty raw -echo; exec cat\r".to_vec().into())).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        ws.send(Message::Binary(b"x".to_vec().into())).await.unwrap();
+        ws_read_until(&mut ws, b"x", false, &mut offset).await;
+        let mut lat = Vec::with_capacity(echo_n);
+        for _ in 0..echo_n {
+            let t0 = Instant::now();
+            ws.send(Message::Binary(b"a".to_vec().into())).await.unwrap();
+            loop {
+                if let Message::Binary(_) = ws.next().await.unwrap().unwrap() {
+                    break;
+                }
+            }
+            lat.push(t0.elapsed().as_secs_f64() * 1e6);
+        }
+        ws.send(Message::Text(r#"{"type":"close"}"#.into())).await.unwrap();
+        lat
+    });
+    let mut ws_lat = ws_lat;
+    raw_lat.sort_by(f64::total_cmp);
+    ws_lat.sort_by(f64::total_cmp);
+    let (rp50, rp99) = (percentile(&raw_lat, 0.5), percentile(&raw_lat, 0.99));
+    let (wp50, wp99) = (percentile(&ws_lat, 0.5), percentile(&ws_lat, 0.99));
+    rows.push(("echo raw PTY p50/p99 (µs)".into(), format!("{rp50:.0} / {rp99:.0}")));
+    rows.push((
+        "echo agent WS p50/p99 (µs)".into(),
+        format!("{wp50:.0} / {wp99:.0}  = {:.2}x / {:.2}x raw", wp50 / rp50, wp99 / rp99),
+    ));
+
+    // Time to first prompt.
+    let mut raw_prompt = Vec::new();
+    for _ in 0..10 {
+        let t0 = Instant::now();
+        let mut raw = RawPty::spawn();
+        raw.read_until(PROMPT);
+        raw_prompt.push(t0.elapsed().as_secs_f64() * 1e3);
+    }
+    let ws_prompt = rt.block_on(async {
+        let mut v = Vec::new();
+        for i in 0..10 {
+            let t0 = Instant::now();
+            let mut ws = agent.connect(&format!("session=prompt{i}")).await;
+            let mut offset = 0;
+            ws_read_until(&mut ws, PROMPT, false, &mut offset).await;
+            v.push(t0.elapsed().as_secs_f64() * 1e3);
+            ws.send(Message::Text(r#"{"type":"close"}"#.into())).await.unwrap();
+        }
+        v
+    });
+    let (rp, wp) = (median(raw_prompt), median(ws_prompt));
+    rows.push(("first prompt raw spawn (ms)".into(), format!("{rp:.1}")));
+    rows.push(("first prompt agent WS connect (ms)".into(), format!("{wp:.1}  = {:.2}x raw", wp / rp)));
+
+    // RSS: a fresh agent, idle, then 20 sessions.
+    let fresh = AgentProc::start();
+    std::thread::sleep(Duration::from_millis(300));
+    let idle = fresh.rss_kib();
+    let with20 = rt.block_on(async {
+        let mut sockets = Vec::new();
+        for i in 0..20 {
+            let mut ws = fresh.connect(&format!("session=rss{i}")).await;
+            let mut offset = 0;
+            ws_read_until(&mut ws, PROMPT, false, &mut offset).await;
+            sockets.push(ws);
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let rss = fresh.rss_kib();
+        drop(sockets);
+        rss
+    });
+    rows.push(("agent RSS idle (MiB)".into(), format!("{:.1}", idle as f64 / 1024.0)));
+    rows.push((
+        "agent RSS with 20 sessions (MiB)".into(),
+        format!("{:.1}  (+{:.3} MiB/session)", with20 as f64 / 1024.0, (with20 - idle) as f64 / 1024.0 / 20.0),
+    ));
+
+    let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/sam-agent");
+    match std::fs::metadata(&bin) {
+        Ok(m) => rows.push(("release binary sam-agent (MiB)".into(), format!("{:.2}", m.len() as f64 / 1048576.0))),
+        Err(_) => {
+            rows.push(("release binary sam-agent".into(), "not built (cargo build --release -p sam-agent)".into()))
+        }
+    }
+
+    println!("\nsam-agent vs raw PTY ({mb} MiB of zeros through base64, median of {runs} runs; {echo_n} echoes)");
+    for (k, v) in rows {
+        println!("  {k:<38} {v}");
+    }
+}

@@ -1,0 +1,177 @@
+//! The shared state of a running agent: authentication, sessions, activity,
+//! notices to every open terminal and the shutdown signal.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use sam_core::domain::WorkspaceId;
+use sam_core::ports::TokenVerifier;
+use tokio::sync::{broadcast, watch};
+
+use crate::activity::Activity;
+use crate::auth::{Authenticator, CookieConfig};
+use crate::protocol::ServerControl;
+use crate::session::{SessionConfig, SessionManager, ShellCommand};
+
+/// Default cap on inbound WebSocket frames and messages.
+pub const DEFAULT_MAX_FRAME_IN: usize = 64 * 1024;
+
+/// What an agent serves.
+#[derive(Clone, Debug)]
+pub struct AgentConfig {
+    /// The workspace this agent serves; terminal tokens must name it.
+    pub workspace: WorkspaceId,
+    /// Origins allowed on the WebSocket (empty: same origin as `Host`).
+    pub allowed_origins: Vec<String>,
+    /// Largest inbound WebSocket frame/message.
+    pub max_frame_in: usize,
+    /// Cookie settings.
+    pub cookie: CookieConfig,
+    /// Session settings.
+    pub sessions: SessionConfig,
+    /// How often the agent pings each terminal socket.
+    pub keepalive: std::time::Duration,
+    /// A socket silent this long (no frame, not even a pong) counts as
+    /// dropped: its shell goes into the grace period.
+    pub client_timeout: std::time::Duration,
+}
+
+impl AgentConfig {
+    /// Defaults for `workspace`.
+    pub fn new(workspace: WorkspaceId) -> Self {
+        Self {
+            workspace,
+            allowed_origins: Vec::new(),
+            max_frame_in: DEFAULT_MAX_FRAME_IN,
+            cookie: CookieConfig::default(),
+            sessions: SessionConfig::default(),
+            keepalive: std::time::Duration::from_secs(30),
+            client_timeout: std::time::Duration::from_secs(75),
+        }
+    }
+}
+
+/// A notice broadcast to every open terminal.
+#[derive(Clone, Debug)]
+pub enum Notice {
+    /// Idle warning (already serialised).
+    IdleWarning(ServerControl),
+    /// The workspace is stopping.
+    Shutdown(String),
+}
+
+/// A running agent.
+#[derive(Debug)]
+pub struct Agent {
+    /// Configuration.
+    pub config: AgentConfig,
+    /// Terminal authentication.
+    pub auth: Authenticator,
+    /// Shell sessions.
+    pub sessions: Arc<SessionManager>,
+    /// Input/output activity.
+    pub activity: Arc<Activity>,
+    notices: broadcast::Sender<Notice>,
+    warning: Mutex<Option<ServerControl>>,
+    shutdown: watch::Sender<Option<String>>,
+    ready: AtomicBool,
+    devcontainer: Mutex<Option<String>>,
+}
+
+impl Agent {
+    /// An agent; `shell` is `None` until bootstrap provides it (then `/ready`
+    /// answers 503 and terminals wait).
+    pub fn new(config: AgentConfig, verifier: Arc<dyn TokenVerifier>, shell: Option<ShellCommand>) -> Arc<Self> {
+        let activity = Arc::new(Activity::new());
+        let ready = shell.is_some();
+        let sessions = Arc::new(SessionManager::new(shell, config.sessions.clone(), Arc::clone(&activity)));
+        let auth = Authenticator::new(verifier, config.workspace, config.cookie.clone());
+        let (notices, _) = broadcast::channel(16);
+        let (shutdown, _) = watch::channel(None);
+        Arc::new(Self {
+            config,
+            auth,
+            sessions,
+            activity,
+            notices,
+            warning: Mutex::new(None),
+            shutdown,
+            ready: AtomicBool::new(ready),
+            devcontainer: Mutex::new(None),
+        })
+    }
+
+    /// The workspace served.
+    pub fn workspace(&self) -> WorkspaceId {
+        self.config.workspace
+    }
+
+    /// Makes terminals available with `shell`; `container` is reported on `/health`.
+    pub fn set_ready(&self, shell: ShellCommand, container: Option<String>) {
+        self.sessions.set_shell(shell);
+        *self.devcontainer.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = container;
+        self.ready.store(true, Ordering::SeqCst);
+    }
+
+    /// True once terminals can be opened.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+
+    /// The devcontainer id, if shells run in one.
+    pub fn devcontainer(&self) -> Option<String> {
+        self.devcontainer.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Shows an idle warning in every open terminal (and in terminals opened
+    /// until the warning is cleared).
+    pub fn warn_idle(&self, deadline: time::OffsetDateTime) {
+        let now = time::OffsetDateTime::now_utc();
+        let seconds_left = u64::try_from((deadline - now).whole_seconds()).unwrap_or(0);
+        let deadline = deadline.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+        let msg = ServerControl::IdleWarning { deadline, seconds_left };
+        *self.warning.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(msg.clone());
+        let _ = self.notices.send(Notice::IdleWarning(msg));
+    }
+
+    /// Forgets the idle warning (activity resumed).
+    pub fn clear_warning(&self) {
+        *self.warning.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+    }
+
+    /// The idle warning in force.
+    pub fn current_warning(&self) -> Option<ServerControl> {
+        self.warning.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Subscribes to notices.
+    pub fn subscribe(&self) -> broadcast::Receiver<Notice> {
+        self.notices.subscribe()
+    }
+
+    /// Tells every terminal the workspace stops, closes them, ends every
+    /// shell and signals [`shutdown_requested`](Self::shutdown_requested).
+    pub fn shutdown(&self, reason: &str) {
+        tracing::info!(workspace = %self.config.workspace, reason, "agent shutting down");
+        let _ = self.notices.send(Notice::Shutdown(reason.to_owned()));
+        self.shutdown.send_replace(Some(reason.to_owned()));
+    }
+
+    /// Resolves when [`shutdown`](Self::shutdown) was called; yields the reason.
+    pub async fn shutdown_requested(&self) -> String {
+        let mut rx = self.shutdown.subscribe();
+        loop {
+            if let Some(reason) = rx.borrow_and_update().clone() {
+                return reason;
+            }
+            if rx.changed().await.is_err() {
+                return String::from("dropped");
+            }
+        }
+    }
+
+    /// True once shutdown started.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutdown.borrow().is_some()
+    }
+}

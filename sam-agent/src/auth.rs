@@ -1,0 +1,201 @@
+//! Terminal authentication: a short-lived `workspace-terminal` token from the
+//! control plane is verified once (through any [`TokenVerifier`], in
+//! production the RS256/JWKS adapter) and exchanged for an opaque, random
+//! session cookie. The agent keeps only SHA-256 digests of cookie values, in
+//! a bounded in-memory table.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use axum::http::HeaderMap;
+use axum::http::header::{COOKIE, HOST, ORIGIN};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sam_core::domain::{UserId, WorkspaceId};
+use sam_core::ports::{Audience, TokenErrorKind, TokenVerifier};
+use sha2::{Digest, Sha256};
+
+/// Longest token accepted on `/auth/callback`.
+pub const MAX_TOKEN_LEN: usize = 8 * 1024;
+
+/// Why a terminal token was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AuthError {
+    /// The verifier refused the token.
+    #[error("token rejected: {0:?}")]
+    Token(TokenErrorKind),
+    /// Valid token for a different workspace.
+    #[error("token is for another workspace")]
+    WrongWorkspace,
+    /// Empty or oversized token.
+    #[error("missing or oversized token")]
+    BadRequest,
+    /// No randomness available.
+    #[error("could not create a session")]
+    Internal,
+}
+
+/// Cookie settings.
+#[derive(Clone, Debug)]
+pub struct CookieConfig {
+    /// Add `Secure` (and use the `__Host-` prefix). Off only for local http.
+    pub secure: bool,
+    /// Lifetime of a browser session.
+    pub ttl: Duration,
+    /// Maximum concurrent browser sessions (oldest evicted).
+    pub max_sessions: usize,
+}
+
+impl Default for CookieConfig {
+    fn default() -> Self {
+        Self { secure: true, ttl: Duration::from_secs(12 * 3600), max_sessions: 1024 }
+    }
+}
+
+#[derive(Debug)]
+struct BrowserSession {
+    user: UserId,
+    expires: Instant,
+}
+
+/// Verifies terminal tokens and tracks browser sessions.
+#[derive(Debug)]
+pub struct Authenticator {
+    verifier: Arc<dyn TokenVerifier>,
+    workspace: WorkspaceId,
+    cookie: CookieConfig,
+    sessions: Mutex<HashMap<[u8; 32], BrowserSession>>,
+}
+
+impl Authenticator {
+    /// An authenticator for `workspace`.
+    pub fn new(verifier: Arc<dyn TokenVerifier>, workspace: WorkspaceId, cookie: CookieConfig) -> Self {
+        Self { verifier, workspace, cookie, sessions: Mutex::new(HashMap::new()) }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<[u8; 32], BrowserSession>> {
+        self.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The cookie name (`__Host-sam_session` when secure).
+    pub fn cookie_name(&self) -> &'static str {
+        if self.cookie.secure { "__Host-sam_session" } else { "sam_session" }
+    }
+
+    /// Verifies `token` and returns a new cookie value.
+    pub async fn redeem(&self, token: &str) -> Result<String, AuthError> {
+        if token.is_empty() || token.len() > MAX_TOKEN_LEN {
+            return Err(AuthError::BadRequest);
+        }
+        let now = time::OffsetDateTime::now_utc();
+        let verified = self
+            .verifier
+            .verify(token, Audience::WorkspaceTerminal, now)
+            .await
+            .map_err(|e| AuthError::Token(e.kind))?;
+        if verified.workspace != self.workspace {
+            return Err(AuthError::WrongWorkspace);
+        }
+        let mut raw = [0u8; 32];
+        getrandom::fill(&mut raw).map_err(|_| AuthError::Internal)?;
+        let value = URL_SAFE_NO_PAD.encode(raw);
+        let mut sessions = self.lock();
+        let now = Instant::now();
+        sessions.retain(|_, s| s.expires > now);
+        if sessions.len() >= self.cookie.max_sessions
+            && let Some(oldest) = sessions.iter().min_by_key(|(_, s)| s.expires).map(|(k, _)| *k)
+        {
+            sessions.remove(&oldest);
+        }
+        sessions.insert(digest(&value), BrowserSession { user: verified.subject, expires: now + self.cookie.ttl });
+        tracing::info!(user = %verified.subject, workspace = %self.workspace, "terminal session opened");
+        Ok(value)
+    }
+
+    /// The `Set-Cookie` value for a new session.
+    pub fn set_cookie(&self, value: &str) -> String {
+        let secure = if self.cookie.secure { "; Secure" } else { "" };
+        format!(
+            "{}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+            self.cookie_name(),
+            self.cookie.ttl.as_secs()
+        )
+    }
+
+    /// The `Set-Cookie` value that removes the cookie.
+    pub fn clear_cookie(&self) -> String {
+        let secure = if self.cookie.secure { "; Secure" } else { "" };
+        format!("{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}", self.cookie_name())
+    }
+
+    /// The user of a valid session cookie in `headers`.
+    pub fn check(&self, headers: &HeaderMap) -> Option<UserId> {
+        let value = cookie_value(headers, self.cookie_name())?;
+        let sessions = self.lock();
+        let session = sessions.get(&digest(value))?;
+        (session.expires > Instant::now()).then_some(session.user)
+    }
+
+    /// Ends the session of the cookie in `headers`.
+    pub fn logout(&self, headers: &HeaderMap) {
+        if let Some(value) = cookie_value(headers, self.cookie_name()) {
+            self.lock().remove(&digest(value));
+        }
+    }
+}
+
+fn digest(value: &str) -> [u8; 32] {
+    Sha256::digest(value.as_bytes()).into()
+}
+
+/// The value of cookie `name` in the `Cookie` headers.
+pub fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// Checks the `Origin` header: it must equal one of `allowed`, or, when
+/// `allowed` is empty, `http(s)://<Host>`. A missing Origin is refused.
+pub fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
+    let Some(origin) = headers.get(ORIGIN).and_then(|v| v.to_str().ok()) else { return false };
+    if !allowed.is_empty() {
+        return allowed.iter().any(|a| a.trim_end_matches('/') == origin);
+    }
+    let Some(host) = headers.get(HOST).and_then(|v| v.to_str().ok()) else { return false };
+    origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://")) == Some(host)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn parses_cookies() {
+        let mut h = HeaderMap::new();
+        h.insert(COOKIE, HeaderValue::from_static("a=1; sam_session=xyz; b=2"));
+        assert_eq!(cookie_value(&h, "sam_session"), Some("xyz"));
+        assert_eq!(cookie_value(&h, "c"), None);
+    }
+
+    #[test]
+    fn origin_rules() {
+        let mut h = HeaderMap::new();
+        h.insert(HOST, HeaderValue::from_static("127.0.0.1:8080"));
+        assert!(!origin_allowed(&h, &[]));
+        h.insert(ORIGIN, HeaderValue::from_static("http://127.0.0.1:8080"));
+        assert!(origin_allowed(&h, &[]));
+        assert!(!origin_allowed(&h, &["https://ws-1.example.com".into()]));
+        h.insert(ORIGIN, HeaderValue::from_static("https://evil.example"));
+        assert!(!origin_allowed(&h, &[]));
+        h.insert(ORIGIN, HeaderValue::from_static("https://ws-1.example.com"));
+        assert!(origin_allowed(&h, &["https://ws-1.example.com/".into()]));
+    }
+}

@@ -1,0 +1,573 @@
+//! Bootstrap: redeem the single-use token, clone the repository, start the
+//! devcontainer (or, with `--host-shell`, use the host), and report each step
+//! to the control plane so a failed boot shows *why* on the dashboard.
+//!
+//! Every step is behind a trait ([`ControlPlaneApi`], [`RepoCloner`],
+//! [`DevcontainerRunner`]) so the sequence is tested without a network,
+//! git or Docker.
+//!
+//! The clone token is passed to git only through the environment
+//! (`GIT_CONFIG_COUNT`/`GIT_CONFIG_KEY_0`/`GIT_CONFIG_VALUE_0` setting
+//! `http.extraHeader`), so it never reaches the disk or `.git/config`.
+//!
+//! Progress goes to `POST {control_plane}/api/workspaces/{id}/boot-progress`
+//! with `{step, status: running|done|failed, message}` and the callback
+//! credential as bearer token.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use sam_core::domain::WorkspaceId;
+use sam_core::secret::SecretString;
+use serde::{Deserialize, Serialize};
+
+use crate::session::ShellCommand;
+
+/// Lines of a failing command's output kept for the failure report.
+const TAIL_LINES: usize = 20;
+/// Largest control-plane answer read.
+const MAX_RESPONSE: usize = 64 * 1024;
+/// Default image when the repository has no devcontainer configuration.
+pub const DEFAULT_IMAGE: &str = "mcr.microsoft.com/devcontainers/base:bookworm";
+
+/// Bootstrap failures; the message is what the dashboard shows.
+#[derive(Debug, thiserror::Error)]
+pub enum BootstrapError {
+    /// The control plane refused or could not be reached.
+    #[error("control plane: {0}")]
+    ControlPlane(String),
+    /// `git clone` failed.
+    #[error("clone failed: {0}")]
+    Clone(String),
+    /// `devcontainer up` failed.
+    #[error("devcontainer build failed: {0}")]
+    Devcontainer(String),
+    /// Local I/O.
+    #[error("{0}")]
+    Io(String),
+}
+
+/// What redeeming the bootstrap token yields.
+#[derive(Debug, Clone)]
+pub struct BootstrapGrant {
+    /// The workspace.
+    pub workspace_id: WorkspaceId,
+    /// `owner/name`.
+    pub repository: String,
+    /// Branch.
+    pub branch: String,
+    /// Installation token for cloning.
+    pub clone_token: SecretString,
+    /// Callback credential for heartbeats and reports.
+    pub callback_token: SecretString,
+    /// Clone URL; defaults to `https://github.com/{repository}.git`.
+    pub clone_url: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GrantWire {
+    workspace_id: WorkspaceId,
+    repository: String,
+    branch: String,
+    clone_token: String,
+    callback_token: String,
+    #[serde(default)]
+    clone_url: Option<String>,
+}
+
+/// One progress report.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct BootProgress {
+    /// `clone`, `devcontainer`, `ready`.
+    pub step: String,
+    /// `running`, `done` or `failed`.
+    pub status: String,
+    /// Human text (failure reason with the last lines of output).
+    pub message: String,
+}
+
+/// The control-plane calls bootstrap needs.
+#[async_trait]
+pub trait ControlPlaneApi: Send + Sync + std::fmt::Debug {
+    /// Redeems the single-use bootstrap token.
+    async fn redeem(&self, token: &SecretString) -> Result<BootstrapGrant, BootstrapError>;
+    /// Reports progress or failure.
+    async fn report(&self, grant: &BootstrapGrant, progress: &BootProgress) -> Result<(), BootstrapError>;
+}
+
+/// Clones a repository.
+#[async_trait]
+pub trait RepoCloner: Send + Sync + std::fmt::Debug {
+    /// Clones `url` at `branch` into `dest`, authenticating with `token`.
+    async fn clone_repo(
+        &self,
+        url: &str,
+        branch: &str,
+        token: &SecretString,
+        dest: &Path,
+    ) -> Result<(), BootstrapError>;
+}
+
+/// A started devcontainer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerInfo {
+    /// Container id.
+    pub container_id: String,
+    /// User shells run as.
+    pub remote_user: String,
+    /// Working directory inside the container.
+    pub workspace_folder: String,
+}
+
+/// Starts the devcontainer of a checked-out repository.
+#[async_trait]
+pub trait DevcontainerRunner: Send + Sync + std::fmt::Debug {
+    /// `devcontainer up` for `dir`.
+    async fn up(&self, dir: &Path) -> Result<ContainerInfo, BootstrapError>;
+}
+
+/// Bootstrap options.
+#[derive(Debug, Clone)]
+pub struct BootstrapOptions {
+    /// Where the repository is cloned.
+    pub workdir: PathBuf,
+    /// Run shells on the host instead of in a devcontainer.
+    pub host_shell: bool,
+    /// Login shell inside the container.
+    pub container_shell: String,
+}
+
+/// The result of a successful bootstrap.
+#[derive(Debug)]
+pub struct BootOutcome {
+    /// What the token granted.
+    pub grant: BootstrapGrant,
+    /// The shell terminals run.
+    pub shell: ShellCommand,
+    /// The devcontainer, if any.
+    pub container: Option<String>,
+}
+
+async fn step<T>(
+    cp: &dyn ControlPlaneApi,
+    grant: &BootstrapGrant,
+    name: &str,
+    work: impl std::future::Future<Output = Result<T, BootstrapError>>,
+) -> Result<T, BootstrapError> {
+    let report = |status: &str, message: String| BootProgress { step: name.into(), status: status.into(), message };
+    if let Err(error) = cp.report(grant, &report("running", String::new())).await {
+        tracing::warn!(%error, step = name, "progress report failed");
+    }
+    match work.await {
+        Ok(value) => {
+            if let Err(error) = cp.report(grant, &report("done", String::new())).await {
+                tracing::warn!(%error, step = name, "progress report failed");
+            }
+            Ok(value)
+        }
+        Err(failure) => {
+            tracing::error!(workspace = %grant.workspace_id, step = name, error = %failure, "bootstrap step failed");
+            if let Err(error) = cp.report(grant, &report("failed", failure.to_string())).await {
+                tracing::warn!(%error, step = name, "failure report failed");
+            }
+            Err(failure)
+        }
+    }
+}
+
+/// Runs the whole bootstrap: [`ControlPlaneApi::redeem`], then [`provision`].
+pub async fn run(
+    cp: &dyn ControlPlaneApi,
+    cloner: &dyn RepoCloner,
+    devcontainer: &dyn DevcontainerRunner,
+    token: &SecretString,
+    options: &BootstrapOptions,
+) -> Result<BootOutcome, BootstrapError> {
+    let grant = cp.redeem(token).await?;
+    provision(cp, cloner, devcontainer, grant, options).await
+}
+
+/// Clones the repository and starts the devcontainer (or prepares a host
+/// shell), reporting every step.
+pub async fn provision(
+    cp: &dyn ControlPlaneApi,
+    cloner: &dyn RepoCloner,
+    devcontainer: &dyn DevcontainerRunner,
+    grant: BootstrapGrant,
+    options: &BootstrapOptions,
+) -> Result<BootOutcome, BootstrapError> {
+    tracing::info!(workspace = %grant.workspace_id, repository = %grant.repository, branch = %grant.branch, "bootstrapping");
+    let dest = options.workdir.join(repo_dir_name(&grant.repository));
+    step(cp, &grant, "clone", cloner.clone_repo(&grant.clone_url, &grant.branch, &grant.clone_token, &dest)).await?;
+    let (shell, container) = if options.host_shell {
+        let mut shell = ShellCommand::host_login();
+        shell.cwd = Some(dest.to_string_lossy().into_owned());
+        (shell, None)
+    } else {
+        let info = step(cp, &grant, "devcontainer", devcontainer.up(&dest)).await?;
+        let shell = ShellCommand::docker_exec(
+            &info.container_id,
+            &info.remote_user,
+            &info.workspace_folder,
+            &options.container_shell,
+        );
+        (shell, Some(info.container_id))
+    };
+    let ready = BootProgress { step: "ready".into(), status: "done".into(), message: String::new() };
+    if let Err(error) = cp.report(&grant, &ready).await {
+        tracing::warn!(%error, "ready report failed");
+    }
+    Ok(BootOutcome { grant, shell, container })
+}
+
+fn repo_dir_name(repository: &str) -> String {
+    let name = repository.rsplit('/').next().unwrap_or("workspace");
+    let clean: String = name.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')).collect();
+    if clean.is_empty() || clean.starts_with('.') { "workspace".into() } else { clean }
+}
+
+fn tail(text: &[u8]) -> String {
+    let text = String::from_utf8_lossy(text);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n")
+}
+
+/// The HTTP control plane.
+#[derive(Debug, Clone)]
+pub struct HttpControlPlane {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl HttpControlPlane {
+    /// A client for `base` (e.g. `https://sam.example.com`).
+    pub fn new(base: &str) -> Result<Self, BootstrapError> {
+        crate::ensure_tls_provider();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| BootstrapError::ControlPlane(e.to_string()))?;
+        Ok(Self { http, base: base.trim_end_matches('/').to_owned() })
+    }
+}
+
+async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, BootstrapError> {
+    let mut body = Vec::new();
+    while let Some(chunk) =
+        response.chunk().await.map_err(|e| BootstrapError::ControlPlane(e.without_url().to_string()))?
+    {
+        if body.len() + chunk.len() > MAX_RESPONSE {
+            return Err(BootstrapError::ControlPlane("answer too large".into()));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+#[async_trait]
+impl ControlPlaneApi for HttpControlPlane {
+    async fn redeem(&self, token: &SecretString) -> Result<BootstrapGrant, BootstrapError> {
+        // The token is a path segment; refuse anything that is not URL-safe.
+        if token.is_empty() || !token.expose().bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            return Err(BootstrapError::ControlPlane("malformed bootstrap token".into()));
+        }
+        let response = self
+            .http
+            .post(format!("{}/api/bootstrap/{}", self.base, token.expose()))
+            .send()
+            .await
+            .map_err(|e| BootstrapError::ControlPlane(e.without_url().to_string()))?;
+        if !response.status().is_success() {
+            return Err(BootstrapError::ControlPlane(format!("bootstrap token refused ({})", response.status())));
+        }
+        let wire: GrantWire = serde_json::from_slice(&read_limited(response).await?)
+            .map_err(|_| BootstrapError::ControlPlane("malformed bootstrap answer".into()))?;
+        let clone_url = wire.clone_url.unwrap_or_else(|| format!("https://github.com/{}.git", wire.repository));
+        Ok(BootstrapGrant {
+            workspace_id: wire.workspace_id,
+            repository: wire.repository,
+            branch: wire.branch,
+            clone_token: SecretString::new(wire.clone_token),
+            callback_token: SecretString::new(wire.callback_token),
+            clone_url,
+        })
+    }
+
+    async fn report(&self, grant: &BootstrapGrant, progress: &BootProgress) -> Result<(), BootstrapError> {
+        let response = self
+            .http
+            .post(format!("{}/api/workspaces/{}/boot-progress", self.base, grant.workspace_id))
+            .bearer_auth(grant.callback_token.expose())
+            .json(progress)
+            .send()
+            .await
+            .map_err(|e| BootstrapError::ControlPlane(e.without_url().to_string()))?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(BootstrapError::ControlPlane(format!("progress refused ({})", response.status())))
+        }
+    }
+}
+
+/// `git clone` with the token in an environment-only `http.extraHeader`.
+#[derive(Debug, Clone, Default)]
+pub struct GitCloner;
+
+impl GitCloner {
+    /// The command that clones `url` into `dest` (exposed for tests).
+    pub fn command(url: &str, branch: &str, token: &SecretString, dest: &Path) -> tokio::process::Command {
+        let basic = STANDARD.encode(format!("x-access-token:{}", token.expose()));
+        let mut cmd = tokio::process::Command::new("git");
+        cmd.arg("clone").arg("--single-branch");
+        if !branch.is_empty() {
+            cmd.arg("--branch").arg(branch);
+        }
+        cmd.arg("--").arg(url).arg(dest);
+        cmd.env("GIT_TERMINAL_PROMPT", "0")
+            .env("GIT_CONFIG_COUNT", "1")
+            .env("GIT_CONFIG_KEY_0", "http.extraHeader")
+            .env("GIT_CONFIG_VALUE_0", format!("Authorization: Basic {basic}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        cmd
+    }
+}
+
+#[async_trait]
+impl RepoCloner for GitCloner {
+    async fn clone_repo(
+        &self,
+        url: &str,
+        branch: &str,
+        token: &SecretString,
+        dest: &Path,
+    ) -> Result<(), BootstrapError> {
+        if dest.join(".git").exists() {
+            return Ok(());
+        }
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| BootstrapError::Io(e.to_string()))?;
+        }
+        let output = Self::command(url, branch, token, dest)
+            .output()
+            .await
+            .map_err(|e| BootstrapError::Clone(format!("could not run git: {e}")))?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            let mut reason = tail(&output.stderr);
+            // Git never prints the header, but be sure no token reaches a report.
+            if token.len() >= 8 {
+                reason = reason.replace(token.expose(), "***");
+            }
+            Err(BootstrapError::Clone(reason))
+        }
+    }
+}
+
+/// The `devcontainer` CLI.
+#[derive(Debug, Clone)]
+pub struct DevcontainerCli {
+    /// Path of the CLI.
+    pub program: String,
+}
+
+impl Default for DevcontainerCli {
+    fn default() -> Self {
+        Self { program: "devcontainer".into() }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UpResult {
+    outcome: String,
+    container_id: Option<String>,
+    remote_user: Option<String>,
+    remote_workspace_folder: Option<String>,
+    message: Option<String>,
+}
+
+/// Parses the last JSON line `devcontainer up` prints.
+pub fn parse_up_output(stdout: &[u8]) -> Result<ContainerInfo, BootstrapError> {
+    let text = String::from_utf8_lossy(stdout);
+    let result: UpResult = text
+        .lines()
+        .rev()
+        .find_map(|line| serde_json::from_str(line.trim()).ok())
+        .ok_or_else(|| BootstrapError::Devcontainer("no result from devcontainer up".into()))?;
+    if result.outcome != "success" {
+        return Err(BootstrapError::Devcontainer(result.message.unwrap_or(result.outcome)));
+    }
+    Ok(ContainerInfo {
+        container_id: result.container_id.ok_or_else(|| BootstrapError::Devcontainer("no container id".into()))?,
+        remote_user: result.remote_user.unwrap_or_else(|| "root".into()),
+        workspace_folder: result.remote_workspace_folder.unwrap_or_else(|| "/workspaces".into()),
+    })
+}
+
+#[async_trait]
+impl DevcontainerRunner for DevcontainerCli {
+    async fn up(&self, dir: &Path) -> Result<ContainerInfo, BootstrapError> {
+        let mut cmd = tokio::process::Command::new(&self.program);
+        cmd.arg("up").arg("--workspace-folder").arg(dir);
+        let has_config = dir.join(".devcontainer").exists() || dir.join(".devcontainer.json").exists();
+        let default_config = dir.with_extension("sam-default-devcontainer.json");
+        if !has_config {
+            let config = serde_json::json!({ "image": DEFAULT_IMAGE }).to_string();
+            std::fs::write(&default_config, config).map_err(|e| BootstrapError::Io(e.to_string()))?;
+            cmd.arg("--override-config").arg(&default_config);
+        }
+        let output = cmd
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output()
+            .await
+            .map_err(|e| BootstrapError::Devcontainer(format!("could not run devcontainer: {e}")))?;
+        match parse_up_output(&output.stdout) {
+            Ok(info) => Ok(info),
+            Err(error) if output.status.success() => Err(error),
+            Err(_) => Err(BootstrapError::Devcontainer(tail(&output.stderr))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[derive(Debug, Default)]
+    struct FakeCp {
+        reports: Mutex<Vec<BootProgress>>,
+    }
+
+    #[async_trait]
+    impl ControlPlaneApi for FakeCp {
+        async fn redeem(&self, token: &SecretString) -> Result<BootstrapGrant, BootstrapError> {
+            if token.expose() != "good" {
+                return Err(BootstrapError::ControlPlane("bootstrap token refused (410)".into()));
+            }
+            Ok(BootstrapGrant {
+                workspace_id: WorkspaceId::new(),
+                repository: "octo/hello".into(),
+                branch: "main".into(),
+                clone_token: SecretString::new("ghs_secret"),
+                callback_token: SecretString::new("cb"),
+                clone_url: "https://github.com/octo/hello.git".into(),
+            })
+        }
+        async fn report(&self, _: &BootstrapGrant, progress: &BootProgress) -> Result<(), BootstrapError> {
+            self.reports.lock().unwrap().push(progress.clone());
+            Ok(())
+        }
+    }
+
+    #[derive(Debug)]
+    struct FakeClone(bool);
+    #[async_trait]
+    impl RepoCloner for FakeClone {
+        async fn clone_repo(&self, _: &str, _: &str, _: &SecretString, _: &Path) -> Result<(), BootstrapError> {
+            if self.0 { Ok(()) } else { Err(BootstrapError::Clone("remote: Repository not found".into())) }
+        }
+    }
+
+    #[derive(Debug)]
+    struct FakeDevc(bool);
+    #[async_trait]
+    impl DevcontainerRunner for FakeDevc {
+        async fn up(&self, _: &Path) -> Result<ContainerInfo, BootstrapError> {
+            if self.0 {
+                Ok(ContainerInfo {
+                    container_id: "abc123".into(),
+                    remote_user: "vscode".into(),
+                    workspace_folder: "/workspaces/hello".into(),
+                })
+            } else {
+                Err(BootstrapError::Devcontainer("Step 3/7: apt-get failed".into()))
+            }
+        }
+    }
+
+    fn options(host_shell: bool) -> BootstrapOptions {
+        BootstrapOptions { workdir: "/tmp/ws".into(), host_shell, container_shell: "/bin/bash".into() }
+    }
+
+    #[tokio::test]
+    async fn runs_steps_and_builds_docker_exec_shell() {
+        let cp = FakeCp::default();
+        let out = run(&cp, &FakeClone(true), &FakeDevc(true), &"good".into(), &options(false)).await.unwrap();
+        assert_eq!(out.container.as_deref(), Some("abc123"));
+        assert_eq!(out.shell.program, "docker");
+        assert!(out.shell.args.windows(2).any(|w| w == ["-u", "vscode"]));
+        assert!(out.shell.args.windows(2).any(|w| w == ["-w", "/workspaces/hello"]));
+        let steps: Vec<String> =
+            cp.reports.lock().unwrap().iter().map(|r| format!("{}:{}", r.step, r.status)).collect();
+        assert_eq!(steps, ["clone:running", "clone:done", "devcontainer:running", "devcontainer:done", "ready:done"]);
+    }
+
+    #[tokio::test]
+    async fn host_shell_skips_devcontainer() {
+        let cp = FakeCp::default();
+        let out = run(&cp, &FakeClone(true), &FakeDevc(false), &"good".into(), &options(true)).await.unwrap();
+        assert!(out.container.is_none());
+        assert_eq!(out.shell.cwd.as_deref(), Some("/tmp/ws/hello"));
+    }
+
+    #[tokio::test]
+    async fn failures_are_reported_with_reason() {
+        let cp = FakeCp::default();
+        let err = run(&cp, &FakeClone(true), &FakeDevc(false), &"good".into(), &options(false)).await.unwrap_err();
+        assert!(err.to_string().starts_with("devcontainer build failed: Step 3/7"));
+        let last = cp.reports.lock().unwrap().last().cloned().unwrap();
+        assert_eq!((last.step.as_str(), last.status.as_str()), ("devcontainer", "failed"));
+        assert!(last.message.contains("apt-get failed"));
+        assert!(run(&cp, &FakeClone(true), &FakeDevc(true), &"bad".into(), &options(false)).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn clone_token_never_reaches_git_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let origin = dir.path().join("origin");
+        let sh = |args: &[&str], cwd: &Path| {
+            let ok = std::process::Command::new("git").args(args).current_dir(cwd).output().unwrap().status.success();
+            assert!(ok, "git {args:?}");
+        };
+        std::fs::create_dir_all(&origin).unwrap();
+        sh(&["init", "-q", "-b", "main"], &origin);
+        std::fs::write(origin.join("README"), "hi").unwrap();
+        sh(&["add", "."], &origin);
+        sh(&["-c", "user.email=a@b", "-c", "user.name=t", "commit", "-qm", "init"], &origin);
+        let dest = dir.path().join("clone");
+        let token = SecretString::new("ghs_supersecret_token");
+        GitCloner.clone_repo(origin.to_str().unwrap(), "main", &token, &dest).await.unwrap();
+        assert!(dest.join("README").exists());
+        let config = std::fs::read_to_string(dest.join(".git/config")).unwrap();
+        assert!(!config.contains("ghs_supersecret_token") && !config.contains("extraHeader"));
+        let cmd = GitCloner::command("https://x", "main", &token, &dest);
+        let args: Vec<String> = cmd.as_std().get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+        assert!(args.iter().all(|a| !a.contains("supersecret")), "token must not be on the command line");
+    }
+
+    #[test]
+    fn parses_devcontainer_up() {
+        let out = b"log line\n{\"outcome\":\"success\",\"containerId\":\"c1\",\"remoteUser\":\"vscode\",\"remoteWorkspaceFolder\":\"/workspaces/x\"}\n";
+        assert_eq!(parse_up_output(out).unwrap().container_id, "c1");
+        let bad = b"{\"outcome\":\"error\",\"message\":\"build failed\"}";
+        assert!(parse_up_output(bad).unwrap_err().to_string().contains("build failed"));
+    }
+
+    #[test]
+    fn repo_dir_names() {
+        assert_eq!(repo_dir_name("octo/hello-world"), "hello-world");
+        assert_eq!(repo_dir_name("octo/.."), "workspace");
+    }
+}

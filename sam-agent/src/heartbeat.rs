@@ -1,0 +1,176 @@
+//! Heartbeats to the control plane:
+//! `POST {control_plane}/api/workspaces/{id}/heartbeat` with the callback
+//! credential as a bearer token and `{idleSeconds, activeSessions,
+//! lastActivityAt, agentVersion}`; the answer is `{action: continue|warn|
+//! shutdown, idleThreshold, shutdownAt}`. `warn` shows the deadline in every
+//! open terminal; `shutdown` tells terminals and stops the agent.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sam_core::domain::WorkspaceId;
+use sam_core::secret::SecretString;
+use serde::{Deserialize, Serialize};
+
+use crate::agent::Agent;
+
+/// Largest heartbeat answer read.
+const MAX_RESPONSE: usize = 16 * 1024;
+
+/// Heartbeat failures.
+#[derive(Debug, thiserror::Error)]
+pub enum HeartbeatError {
+    /// Network or HTTP failure.
+    #[error("heartbeat request failed: {0}")]
+    Http(String),
+    /// Non-success status.
+    #[error("heartbeat refused with status {0}")]
+    Status(u16),
+    /// Not the documented answer.
+    #[error("malformed heartbeat answer")]
+    Malformed,
+}
+
+/// What the agent reports.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct HeartbeatRequest {
+    /// Seconds since the last input or output.
+    pub idle_seconds: u64,
+    /// Open shells.
+    pub active_sessions: usize,
+    /// RFC 3339 time of the last activity.
+    pub last_activity_at: String,
+    /// This agent's version.
+    pub agent_version: String,
+}
+
+/// What the control plane wants.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum HeartbeatAction {
+    /// Keep going.
+    Continue,
+    /// Show the idle warning.
+    Warn,
+    /// Stop now.
+    Shutdown,
+}
+
+/// The control plane's answer.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct HeartbeatResponse {
+    /// Action.
+    pub action: HeartbeatAction,
+    /// Idle threshold in seconds.
+    #[serde(default)]
+    pub idle_threshold: Option<u64>,
+    /// RFC 3339 time the workspace stops if still idle.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub shutdown_at: Option<time::OffsetDateTime>,
+}
+
+/// Client for the heartbeat endpoint.
+#[derive(Debug, Clone)]
+pub struct HeartbeatClient {
+    http: reqwest::Client,
+    url: String,
+    credential: SecretString,
+}
+
+impl HeartbeatClient {
+    /// A client for workspace `id` at `control_plane` (e.g. `https://sam.example.com`).
+    pub fn new(control_plane: &str, id: WorkspaceId, credential: SecretString) -> Result<Self, HeartbeatError> {
+        crate::ensure_tls_provider();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(15))
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| HeartbeatError::Http(e.to_string()))?;
+        Ok(Self {
+            http,
+            url: format!("{}/api/workspaces/{id}/heartbeat", control_plane.trim_end_matches('/')),
+            credential,
+        })
+    }
+
+    /// Sends one heartbeat.
+    pub async fn send(&self, request: &HeartbeatRequest) -> Result<HeartbeatResponse, HeartbeatError> {
+        let mut response = self
+            .http
+            .post(&self.url)
+            .bearer_auth(self.credential.expose())
+            .json(request)
+            .send()
+            .await
+            .map_err(|e| HeartbeatError::Http(e.without_url().to_string()))?;
+        if !response.status().is_success() {
+            return Err(HeartbeatError::Status(response.status().as_u16()));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| HeartbeatError::Http(e.without_url().to_string()))? {
+            if body.len() + chunk.len() > MAX_RESPONSE {
+                return Err(HeartbeatError::Malformed);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        serde_json::from_slice(&body).map_err(|_| HeartbeatError::Malformed)
+    }
+}
+
+/// The report for `agent` now.
+pub fn report(agent: &Agent) -> HeartbeatRequest {
+    HeartbeatRequest {
+        idle_seconds: agent.activity.idle().as_secs(),
+        active_sessions: agent.sessions.len(),
+        last_activity_at: agent
+            .activity
+            .last_activity_at()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+        agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+    }
+}
+
+/// Acts on an answer. Returns true when the agent must stop.
+pub fn apply(agent: &Agent, response: &HeartbeatResponse) -> bool {
+    match response.action {
+        HeartbeatAction::Continue => {
+            agent.clear_warning();
+            false
+        }
+        HeartbeatAction::Warn => {
+            let deadline =
+                response.shutdown_at.unwrap_or_else(|| time::OffsetDateTime::now_utc() + Duration::from_secs(300));
+            tracing::info!(workspace = %agent.workspace(), %deadline, "idle warning");
+            agent.warn_idle(deadline);
+            false
+        }
+        HeartbeatAction::Shutdown => {
+            agent.shutdown("idle_timeout");
+            true
+        }
+    }
+}
+
+/// Heartbeats every `interval` until the agent shuts down (or the control
+/// plane says so). Failures are logged and retried at the next tick.
+pub async fn run(agent: Arc<Agent>, client: HeartbeatClient, interval: Duration) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = agent.shutdown_requested() => return,
+        }
+        match client.send(&report(&agent)).await {
+            Ok(answer) => {
+                if apply(&agent, &answer) {
+                    return;
+                }
+            }
+            Err(error) => tracing::warn!(workspace = %agent.workspace(), %error, "heartbeat failed"),
+        }
+    }
+}

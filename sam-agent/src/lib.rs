@@ -1,0 +1,90 @@
+//! # sam-agent
+//!
+//! The agent that runs on every workspace VM. It redeems its single-use
+//! bootstrap token at the control plane, clones the repository and starts the
+//! devcontainer ([`bootstrap`]), then serves the browser terminal ([`web`]):
+//! an embedded xterm.js page and a WebSocket whose binary frames carry raw PTY
+//! bytes and whose text frames carry JSON control messages. Every tab gets its
+//! own shell ([`session`]) inside the devcontainer, with reattach after a
+//! dropped connection ([`output`]). It tracks activity ([`activity`]) and
+//! heartbeats to the control plane ([`heartbeat`]), which answers `continue`,
+//! `warn` or `shutdown`.
+//!
+//! ## The terminal protocol (`GET /ws/terminal`)
+//!
+//! The upgrade request needs the session cookie set by `/auth/callback`
+//! (else **401**) and an `Origin` equal to the agent's public origin (else
+//! **403**). Query parameters form the reattach handshake:
+//!
+//! | parameter | meaning |
+//! |---|---|
+//! | `session` | the tab's session id, `[A-Za-z0-9_-]{1,64}`; an unknown id starts a new shell under that id, a live one is reattached; absent: a fresh id |
+//! | `offset` | reattach only: the stream offset the client has received up to (bytes since the shell started); output is replayed from there |
+//! | `rows`, `cols` | initial size, `1..=500` |
+//! | `ack` | `1`: the client acknowledges output (flow control, below) |
+//!
+//! **Binary frames** carry raw bytes both ways: keystrokes to the shell,
+//! shell output to the browser. Output frames may end in the middle of a
+//! UTF-8 sequence: decode as a stream (`term.write(Uint8Array)` does).
+//!
+//! **Text frames** carry one JSON object each.
+//!
+//! Client → agent:
+//!
+//! * `{"type":"resize","rows":R,"cols":C}`: `R`, `C` in `1..=500`; other values close the socket.
+//! * `{"type":"ping","id":N}` → answered with `{"type":"pong","id":N}`.
+//! * `{"type":"ack","offset":N}`: the client has processed output up to offset `N`.
+//! * `{"type":"close"}`: the tab is closing on purpose; the shell ends at once.
+//!   `{"type":"close","after":S}` (`S` ≤ 10) ends it after `S` seconds unless
+//!   the same session reattaches first: the page sends this on `pagehide`,
+//!   so a reload keeps its shell while a closed tab's shell ends promptly.
+//!
+//! Agent → client:
+//!
+//! * `{"type":"hello","session":ID,"offset":N,"resumed":B,"lostBytes":L,"ackWindow":W}`:
+//!   always the first frame. `N` is the stream offset of the next binary byte;
+//!   `L` counts requested bytes that had already left the ring buffer.
+//! * `{"type":"pong","id":N}`.
+//! * `{"type":"idle_warning","deadline":RFC3339,"secondsLeft":S}`: the workspace
+//!   stops at `deadline` unless there is input or output.
+//! * `{"type":"shutdown","reason":R}`: the workspace is stopping; a close follows.
+//! * `{"type":"exit","code":C}`: the shell exited; a close follows.
+//!
+//! Close codes: `1000` shell exited or closed on request, `1001` workspace
+//! stopping, `1007` malformed control message or size out of range, `1009`
+//! frame or message larger than the limit (64 KiB by default), `1011` the
+//! shell could not start, `1013` too many sessions or not ready, `4001` the
+//! session was attached from another connection.
+//!
+//! **Reattach.** A connection that drops without `close` leaves the shell
+//! running for a grace period (5 minutes by default) while its output goes
+//! to a ring buffer (256 KiB). Reconnecting with the same `session` and the
+//! `offset` received so far replays exactly the missing bytes, then live
+//! output: gapless and without duplicates.
+//!
+//! **Flow control.** While a client is attached the agent reads from the PTY
+//! only while the bytes not yet sent fit the ring, and, with `ack=1`, while
+//! fewer than `ackWindow` bytes are unacknowledged. The shell is paused by the
+//! PTY itself, so memory stays bounded and a browser is never flooded faster
+//! than xterm.js parses; input (Ctrl-C) travels separately and is never
+//! queued behind output.
+
+pub mod activity;
+pub mod agent;
+pub mod auth;
+pub mod bootstrap;
+pub mod config;
+pub mod heartbeat;
+pub mod output;
+pub mod protocol;
+pub mod session;
+pub mod web;
+
+/// Installs the process-wide rustls crypto provider (ring) if none is set;
+/// HTTP clients need one.
+pub fn ensure_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+pub use agent::{Agent, AgentConfig, Notice};
+pub use session::{SessionConfig, ShellCommand};

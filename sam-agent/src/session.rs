@@ -1,0 +1,483 @@
+//! PTY sessions: one shell per browser tab, kept alive across dropped
+//! connections for a grace period.
+//!
+//! Each session owns three small dedicated threads, because `portable-pty`
+//! I/O is blocking: a **reader** (PTY → [`OutputBuffer`]), a **writer**
+//! (bounded channel → PTY, so a shell that stops reading input back-pressures
+//! the socket instead of blocking the runtime) and a **waiter** that reaps
+//! the shell and then kills whatever is left of its session, so no zombie or
+//! orphan outlives a tab.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use portable_pty::{CommandBuilder, MasterPty, PtySize, native_pty_system};
+use tokio::sync::mpsc;
+
+use crate::activity::Activity;
+use crate::output::{Attachment, OutputBuffer, READ_MAX};
+use crate::protocol::WindowSize;
+
+const THREAD_STACK: usize = 128 * 1024;
+const INPUT_QUEUE: usize = 64;
+
+/// Errors of session management.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The configured maximum number of sessions is reached.
+    #[error("too many sessions (limit {0})")]
+    TooMany(usize),
+    /// The PTY or the shell could not be started.
+    #[error("could not start the shell: {0}")]
+    Spawn(String),
+    /// The shell is not available yet (bootstrap still running).
+    #[error("the workspace shell is not ready yet")]
+    NotReady,
+}
+
+/// The program a session runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShellCommand {
+    /// Program.
+    pub program: String,
+    /// Arguments.
+    pub args: Vec<String>,
+    /// Extra environment.
+    pub env: Vec<(String, String)>,
+    /// Working directory.
+    pub cwd: Option<String>,
+}
+
+impl ShellCommand {
+    /// `program args...`.
+    pub fn new(program: impl Into<String>, args: &[&str]) -> Self {
+        Self {
+            program: program.into(),
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            env: Vec::new(),
+            cwd: None,
+        }
+    }
+
+    /// The user's login shell on the host (`$SHELL -l`, else `/bin/bash -l`),
+    /// starting in the home directory.
+    pub fn host_login() -> Self {
+        let shell = std::env::var("SHELL").ok().filter(|s| !s.is_empty()).unwrap_or_else(|| "/bin/bash".into());
+        let mut cmd = Self::new(shell, &["-l"]);
+        cmd.cwd = std::env::var("HOME").ok();
+        cmd
+    }
+
+    /// A login shell inside a devcontainer:
+    /// `docker exec -it -u <user> -w <dir> <container> <shell> -l`.
+    pub fn docker_exec(container: &str, user: &str, workdir: &str, shell: &str) -> Self {
+        Self::new(
+            "docker",
+            &[
+                "exec",
+                "-it",
+                "-e",
+                "TERM=xterm-256color",
+                "-e",
+                "COLORTERM=truecolor",
+                "-u",
+                user,
+                "-w",
+                workdir,
+                container,
+                shell,
+                "-l",
+            ],
+        )
+    }
+
+    fn builder(&self) -> CommandBuilder {
+        let mut cmd = CommandBuilder::new(&self.program);
+        cmd.args(&self.args);
+        cmd.env("TERM", "xterm-256color");
+        cmd.env("COLORTERM", "truecolor");
+        if std::env::var_os("LANG").is_none() {
+            cmd.env("LANG", "C.UTF-8");
+        }
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        if let Some(dir) = &self.cwd {
+            cmd.cwd(dir);
+        }
+        cmd
+    }
+}
+
+/// Limits and sizes of sessions.
+#[derive(Clone, Debug)]
+pub struct SessionConfig {
+    /// Output kept per session for reattach, in bytes.
+    pub ring_capacity: usize,
+    /// Unacknowledged bytes allowed for clients that ack.
+    pub ack_window: u64,
+    /// Largest binary frame sent to the browser.
+    pub max_output_frame: usize,
+    /// How long a detached shell is kept.
+    pub grace: Duration,
+    /// Maximum concurrent sessions.
+    pub max_sessions: usize,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            ring_capacity: 256 * 1024,
+            ack_window: 1024 * 1024,
+            max_output_frame: 256 * 1024,
+            grace: Duration::from_secs(300),
+            max_sessions: 32,
+        }
+    }
+}
+
+/// One shell on a PTY.
+pub struct Session {
+    id: String,
+    output: Arc<OutputBuffer>,
+    input: mpsc::Sender<Bytes>,
+    master: Mutex<Box<dyn MasterPty + Send>>,
+    pid: Option<u32>,
+    killed: AtomicBool,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").field("id", &self.id).field("pid", &self.pid).finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// Session id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Process id of the shell.
+    pub fn pid(&self) -> Option<u32> {
+        self.pid
+    }
+
+    /// The output ring.
+    pub fn output(&self) -> &Arc<OutputBuffer> {
+        &self.output
+    }
+
+    /// Queues input for the shell; waits while the shell is not reading.
+    /// Returns false when the session is gone.
+    pub async fn write(&self, data: Bytes) -> bool {
+        self.input.send(data).await.is_ok()
+    }
+
+    /// Resizes the PTY (the shell gets `SIGWINCH`).
+    pub fn resize(&self, size: WindowSize) {
+        let master = self.master.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Err(error) = master.resize(pty_size(size)) {
+            tracing::debug!(session = %self.id, %error, "resize failed");
+        }
+    }
+
+    /// Kills the shell and every process of its session, at once.
+    pub fn kill(&self) {
+        if self.killed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        self.output.stop();
+        if let Some(pid) = self.pid {
+            // The process scan reads /proc: keep it off the async workers.
+            match tokio::runtime::Handle::try_current() {
+                Ok(handle) => {
+                    handle.spawn_blocking(move || kill_session_processes(pid));
+                }
+                Err(_) => kill_session_processes(pid),
+            }
+        }
+    }
+
+    /// True once killed or exited.
+    pub fn is_killed(&self) -> bool {
+        self.killed.load(Ordering::SeqCst)
+    }
+
+    fn spawn(
+        id: String,
+        shell: &ShellCommand,
+        size: WindowSize,
+        cfg: &SessionConfig,
+        activity: Arc<Activity>,
+    ) -> Result<Arc<Self>, SessionError> {
+        let pty = native_pty_system().openpty(pty_size(size)).map_err(|e| SessionError::Spawn(e.to_string()))?;
+        let mut child = pty.slave.spawn_command(shell.builder()).map_err(|e| SessionError::Spawn(e.to_string()))?;
+        // The parent must not keep the slave open, or EOF never comes.
+        drop(pty.slave);
+        let pid = child.process_id();
+        let reader = pty.master.try_clone_reader().map_err(|e| SessionError::Spawn(e.to_string()));
+        let writer = pty.master.take_writer().map_err(|e| SessionError::Spawn(e.to_string()));
+        let (mut reader, writer) = match (reader, writer) {
+            (Ok(r), Ok(w)) => (r, w),
+            (Err(e), _) | (_, Err(e)) => {
+                if let Some(pid) = pid {
+                    kill_session_processes(pid);
+                }
+                let _ = child.wait();
+                return Err(e);
+            }
+        };
+        let output = Arc::new(OutputBuffer::new(cfg.ring_capacity, cfg.ack_window, cfg.max_output_frame));
+        let (tx, rx) = mpsc::channel::<Bytes>(INPUT_QUEUE);
+        let session = Arc::new(Self {
+            id: id.clone(),
+            output: Arc::clone(&output),
+            input: tx,
+            master: Mutex::new(pty.master),
+            pid,
+            killed: AtomicBool::new(false),
+        });
+
+        let out = Arc::clone(&output);
+        let reader_thread = std::thread::Builder::new()
+            .name(format!("pty-read-{id}"))
+            .stack_size(THREAD_STACK)
+            .spawn(move || read_loop(&mut reader, &out, &activity));
+        let writer_thread = std::thread::Builder::new()
+            .name(format!("pty-write-{id}"))
+            .stack_size(THREAD_STACK)
+            .spawn(move || write_loop(writer, rx));
+        let out = Arc::clone(&output);
+        let waiter_thread =
+            std::thread::Builder::new().name(format!("pty-wait-{id}")).stack_size(THREAD_STACK).spawn(move || {
+                let code = child.wait().ok().map(|status| status.exit_code());
+                // Whatever the shell left behind in its session goes too, so
+                // the PTY closes and the reader sees EOF.
+                if let Some(pid) = pid {
+                    kill_session_processes(pid);
+                }
+                out.set_exit(code);
+            });
+        if let Err(error) = reader_thread.and(writer_thread).and(waiter_thread) {
+            session.kill();
+            return Err(SessionError::Spawn(error.to_string()));
+        }
+        Ok(session)
+    }
+}
+
+fn pty_size(size: WindowSize) -> PtySize {
+    PtySize { rows: size.rows, cols: size.cols, pixel_width: 0, pixel_height: 0 }
+}
+
+fn read_loop(reader: &mut Box<dyn Read + Send>, output: &OutputBuffer, activity: &Activity) {
+    // Chunks are split off this block; a fresh one is allocated when less
+    // than one read fits (a PTY read returns at most ~4 KiB).
+    const BLOCK: usize = 32 * 1024;
+    let mut buf = BytesMut::zeroed(BLOCK);
+    loop {
+        if !output.wait_for_space() {
+            break;
+        }
+        if buf.len() < READ_MAX {
+            buf = BytesMut::zeroed(BLOCK);
+        }
+        match reader.read(&mut buf[..READ_MAX]) {
+            Ok(0) => break,
+            Ok(n) => {
+                activity.touch();
+                output.push(buf.split_to(n).freeze());
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            // EIO once every holder of the slave side is gone.
+            Err(_) => break,
+        }
+    }
+    output.finish_reading();
+}
+
+fn write_loop(mut writer: Box<dyn Write + Send>, mut rx: mpsc::Receiver<Bytes>) {
+    while let Some(data) = rx.blocking_recv() {
+        if writer.write_all(&data).and_then(|()| writer.flush()).is_err() {
+            break;
+        }
+    }
+}
+
+/// Sends `SIGKILL` to the process group led by `pid` and to every process
+/// whose session id is `pid` (jobs the shell put in other process groups).
+pub fn kill_session_processes(pid: u32) {
+    use rustix::process::{Pid, Signal, kill_process, kill_process_group};
+    let Ok(raw) = i32::try_from(pid) else { return };
+    let Some(leader) = Pid::from_raw(raw) else { return };
+    let _ = kill_process_group(leader, Signal::KILL);
+    for member in session_members(pid) {
+        if let Some(p) = i32::try_from(member).ok().and_then(Pid::from_raw) {
+            let _ = kill_process(p, Signal::KILL);
+        }
+    }
+}
+
+/// Processes whose session id is `sid` (Linux `/proc`).
+pub fn session_members(sid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    dir.filter_map(|entry| {
+        let name = entry.ok()?.file_name();
+        let pid: u32 = name.to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Fields after the command name: state ppid pgrp session ...
+        let rest = &stat[stat.rfind(')')? + 1..];
+        let session: u32 = rest.split_whitespace().nth(3)?.parse().ok()?;
+        (session == sid).then_some(pid)
+    })
+    .collect()
+}
+
+#[derive(Debug)]
+struct Entry {
+    session: Arc<Session>,
+    /// Bumped on every attach and detach so a stale grace timer does nothing.
+    epoch: u64,
+}
+
+/// All sessions of this agent.
+#[derive(Debug)]
+pub struct SessionManager {
+    sessions: Mutex<HashMap<String, Entry>>,
+    shell: Mutex<Option<ShellCommand>>,
+    config: SessionConfig,
+    activity: Arc<Activity>,
+}
+
+/// The result of [`SessionManager::attach`].
+#[derive(Debug)]
+pub struct Attached {
+    /// The session.
+    pub session: Arc<Session>,
+    /// The consumer's attachment.
+    pub attachment: Attachment,
+    /// True when an existing shell was reattached.
+    pub resumed: bool,
+}
+
+impl SessionManager {
+    /// A manager running `shell` (None until bootstrap provides it).
+    pub fn new(shell: Option<ShellCommand>, config: SessionConfig, activity: Arc<Activity>) -> Self {
+        Self { sessions: Mutex::new(HashMap::new()), shell: Mutex::new(shell), config, activity }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
+        self.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Sets the shell new sessions run (after bootstrap).
+    pub fn set_shell(&self, shell: ShellCommand) {
+        *self.shell.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(shell);
+    }
+
+    /// True once a shell is configured.
+    pub fn has_shell(&self) -> bool {
+        self.shell.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_some()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SessionConfig {
+        &self.config
+    }
+
+    /// Number of live sessions.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// True without sessions.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Looks a session up.
+    pub fn get(&self, id: &str) -> Option<Arc<Session>> {
+        self.lock().get(id).map(|e| Arc::clone(&e.session))
+    }
+
+    /// Reattaches session `id` if it is alive, else starts a new shell under
+    /// that id. `from` is the offset the client has already received.
+    pub fn attach(&self, id: &str, size: WindowSize, from: Option<u64>, acks: bool) -> Result<Attached, SessionError> {
+        let mut sessions = self.lock();
+        if let Some(entry) = sessions.get_mut(id) {
+            if !entry.session.is_killed() {
+                entry.epoch += 1;
+                entry.session.resize(size);
+                let attachment = entry.session.output.attach(from, acks);
+                return Ok(Attached { session: Arc::clone(&entry.session), attachment, resumed: true });
+            }
+            sessions.remove(id);
+        }
+        if sessions.len() >= self.config.max_sessions {
+            return Err(SessionError::TooMany(self.config.max_sessions));
+        }
+        let shell = self.shell.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let shell = shell.ok_or(SessionError::NotReady)?;
+        let session = Session::spawn(id.to_owned(), &shell, size, &self.config, Arc::clone(&self.activity))?;
+        let attachment = session.output.attach(None, acks);
+        sessions.insert(id.to_owned(), Entry { session: Arc::clone(&session), epoch: 0 });
+        tracing::info!(session = %id, pid = ?session.pid, "shell started");
+        Ok(Attached { session, attachment, resumed: false })
+    }
+
+    /// The connection of `generation` went away without closing: keep the
+    /// shell for the grace period, then kill it unless it was reattached.
+    pub fn detach(self: &Arc<Self>, session: &Arc<Session>, generation: u64) {
+        self.detach_for(session, generation, self.config.grace);
+    }
+
+    /// Like [`detach`](Self::detach) with an explicit grace period.
+    pub fn detach_for(self: &Arc<Self>, session: &Arc<Session>, generation: u64, grace: Duration) {
+        if !session.output.detach(generation) {
+            return;
+        }
+        let epoch = {
+            let mut sessions = self.lock();
+            let Some(entry) = sessions.get_mut(session.id()) else { return };
+            entry.epoch += 1;
+            entry.epoch
+        };
+        let manager = Arc::clone(self);
+        let id = session.id().to_owned();
+        tracing::info!(session = %id, grace_secs = grace.as_secs(), "connection dropped; shell kept for reattach");
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            let mut sessions = manager.lock();
+            if let Some(entry) = sessions.get(&id)
+                && entry.epoch == epoch
+                && !entry.session.output.is_attached()
+            {
+                entry.session.kill();
+                sessions.remove(&id);
+                tracing::info!(session = %id, "grace period over; shell ended");
+            }
+        });
+    }
+
+    /// Ends session `id` at once (tab closed on purpose, protocol error, exit).
+    pub fn close(&self, id: &str) {
+        let removed = self.lock().remove(id);
+        if let Some(entry) = removed {
+            entry.session.kill();
+            tracing::info!(session = %id, "shell ended");
+        }
+    }
+
+    /// Ends every session (shutdown).
+    pub fn close_all(&self) {
+        let all: Vec<Entry> = self.lock().drain().map(|(_, e)| e).collect();
+        for entry in all {
+            entry.session.kill();
+        }
+    }
+}

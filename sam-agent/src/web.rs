@@ -1,0 +1,525 @@
+//! HTTP and WebSocket endpoints of the agent.
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /health` | `{status, version, uptime, devcontainer, activeSessions, lastActivity, idleSeconds}` |
+//! | `GET /ready` | 200 once terminals can be opened, else 503 |
+//! | `GET /` | the terminal page (valid cookie) or a page explaining how to open it |
+//! | `GET /assets/{path}` | embedded static files only (no file system access) |
+//! | `GET /auth/callback?token=` | verify a terminal token, set the session cookie, redirect to `/` |
+//! | `POST /auth/logout` | drop the session cookie |
+//! | `GET /ws/terminal` | the terminal WebSocket (cookie **and** `Origin` checked) |
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION, REFERRER_POLICY, SET_COOKIE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures_util::SinkExt;
+use futures_util::stream::{SplitSink, StreamExt};
+use rust_embed::RustEmbed;
+use serde::Deserialize;
+use tokio::sync::{broadcast, mpsc};
+use tracing::Instrument;
+
+use crate::agent::{Agent, Notice};
+use crate::auth::{AuthError, origin_allowed};
+use crate::output::{Attachment, Take};
+use crate::protocol::{
+    ClientControl, ControlError, ServerControl, WindowSize, close_code, parse_client, valid_session_id,
+};
+use crate::session::{Session, SessionError};
+
+/// Request bodies are tiny (none of the endpoints takes a body).
+const MAX_BODY: usize = 16 * 1024;
+/// Output frames sent before control messages are looked at again.
+const FRAMES_PER_TURN: usize = 8;
+/// During a flood (full PTY reads back to back), wait this long before
+/// taking output unless [`FLOOD_BATCH`] bytes are already waiting, so many
+/// reads leave in one frame: one wake-up and one socket write per batch
+/// instead of per 4 KiB read. Interactive output (short reads) is never
+/// delayed.
+const FLOOD_DELAY: Duration = Duration::from_millis(1);
+/// Bytes that make a batch worth sending at once during a flood.
+const FLOOD_BATCH: u64 = 64 * 1024;
+/// A frame at least this large marks bulk output (a flood, a big redraw):
+/// the next frame may wait [`FLOOD_DELAY`] to batch more.
+const FULL_READ: usize = 1024;
+
+#[derive(RustEmbed)]
+#[folder = "assets/"]
+struct Assets;
+
+const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+                        connect-src 'self'; img-src 'self' data:; font-src 'self'; base-uri 'none'; \
+                        form-action 'self'; frame-ancestors 'none'";
+
+/// The agent's router.
+pub fn router(agent: Arc<Agent>) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/", get(index))
+        .route("/assets/{*path}", get(asset))
+        .route("/auth/callback", get(auth_callback))
+        .route("/auth/logout", post(logout))
+        .route("/ws/terminal", get(terminal))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(agent)
+}
+
+/// Serves `agent` on `listener` until [`Agent::shutdown`] is called; then
+/// tells terminals, ends every shell and returns.
+pub async fn serve(listener: tokio::net::TcpListener, agent: Arc<Agent>) -> std::io::Result<()> {
+    use axum::serve::ListenerExt as _;
+    let app = router(Arc::clone(&agent));
+    let stop = Arc::clone(&agent);
+    // Keystroke echoes are tiny writes: never hold them back (Nagle).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "could not set TCP_NODELAY");
+        }
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            stop.shutdown_requested().await;
+            // Give sockets a moment to deliver the shutdown notice.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            stop.sessions.close_all();
+        })
+        .await
+}
+
+fn json_response(status: StatusCode, value: &serde_json::Value) -> Response {
+    (status, [(CONTENT_TYPE, "application/json"), (CACHE_CONTROL, "no-store")], value.to_string()).into_response()
+}
+
+async fn health(State(agent): State<Arc<Agent>>) -> Response {
+    let last =
+        agent.activity.last_activity_at().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+    json_response(
+        StatusCode::OK,
+        &serde_json::json!({
+            "status": if agent.is_shutting_down() { "stopping" } else if agent.is_ready() { "ok" } else { "starting" },
+            "version": env!("CARGO_PKG_VERSION"),
+            "uptime": agent.activity.uptime().as_secs(),
+            "devcontainer": agent.devcontainer(),
+            "activeSessions": agent.sessions.len(),
+            "lastActivity": last,
+            "idleSeconds": agent.activity.idle().as_secs(),
+        }),
+    )
+}
+
+async fn ready(State(agent): State<Arc<Agent>>) -> Response {
+    if agent.is_ready() && !agent.is_shutting_down() {
+        json_response(StatusCode::OK, &serde_json::json!({"ready": true}))
+    } else {
+        json_response(StatusCode::SERVICE_UNAVAILABLE, &serde_json::json!({"ready": false}))
+    }
+}
+
+fn embedded(path: &str) -> Option<(Vec<u8>, &'static str)> {
+    let file = Assets::get(path)?;
+    let kind = match path.rsplit_once('.').map(|(_, ext)| ext) {
+        Some("html") => "text/html; charset=utf-8",
+        Some("js" | "mjs") => "text/javascript; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        Some("ico") => "image/x-icon",
+        _ => "application/octet-stream",
+    };
+    Some((file.data.into_owned(), kind))
+}
+
+fn page(status: StatusCode, name: &str) -> Response {
+    match embedded(name) {
+        Some((body, kind)) => (
+            status,
+            [
+                (CONTENT_TYPE, kind),
+                (CACHE_CONTROL, "no-store"),
+                (CONTENT_SECURITY_POLICY, PAGE_CSP),
+                (REFERRER_POLICY, "no-referrer"),
+            ],
+            body,
+        )
+            .into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn index(State(agent): State<Arc<Agent>>, headers: HeaderMap) -> Response {
+    if agent.auth.check(&headers).is_some() {
+        page(StatusCode::OK, "index.html")
+    } else {
+        page(StatusCode::UNAUTHORIZED, "unauthorized.html")
+    }
+}
+
+async fn asset(Path(path): Path<String>) -> Response {
+    // Only files compiled into the binary are served: no path reaches the
+    // file system, so `..` cannot escape.
+    if path.split('/').any(|seg| seg == ".." || seg.is_empty()) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    match embedded(&path) {
+        Some((body, kind)) => ([(CONTENT_TYPE, kind), (CACHE_CONTROL, "no-cache")], body).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct CallbackQuery {
+    token: Option<String>,
+}
+
+async fn auth_callback(State(agent): State<Arc<Agent>>, Query(q): Query<CallbackQuery>) -> Response {
+    let token = q.token.unwrap_or_default();
+    match agent.auth.redeem(&token).await {
+        Ok(value) => {
+            let mut response = Response::new(Body::empty());
+            *response.status_mut() = StatusCode::SEE_OTHER;
+            let headers = response.headers_mut();
+            headers.insert(LOCATION, HeaderValue::from_static("/"));
+            headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+            if let Ok(cookie) = HeaderValue::from_str(&agent.auth.set_cookie(&value)) {
+                headers.insert(SET_COOKIE, cookie);
+            }
+            response
+        }
+        Err(error) => {
+            tracing::warn!(workspace = %agent.workspace(), %error, "terminal token refused");
+            let status = match error {
+                AuthError::BadRequest => StatusCode::BAD_REQUEST,
+                AuthError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+                AuthError::Token(_) | AuthError::WrongWorkspace => StatusCode::UNAUTHORIZED,
+            };
+            page(status, "unauthorized.html")
+        }
+    }
+}
+
+async fn logout(State(agent): State<Arc<Agent>>, headers: HeaderMap) -> Response {
+    if !origin_allowed(&headers, &agent.config.allowed_origins) {
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    agent.auth.logout(&headers);
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::SEE_OTHER;
+    response.headers_mut().insert(LOCATION, HeaderValue::from_static("/"));
+    if let Ok(cookie) = HeaderValue::from_str(&agent.auth.clear_cookie()) {
+        response.headers_mut().insert(SET_COOKIE, cookie);
+    }
+    response
+}
+
+#[derive(Deserialize, Debug)]
+struct TerminalQuery {
+    session: Option<String>,
+    offset: Option<u64>,
+    rows: Option<u32>,
+    cols: Option<u32>,
+    ack: Option<u8>,
+}
+
+async fn terminal(
+    State(agent): State<Arc<Agent>>,
+    headers: HeaderMap,
+    Query(q): Query<TerminalQuery>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    if !origin_allowed(&headers, &agent.config.allowed_origins) {
+        return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
+    }
+    if agent.auth.check(&headers).is_none() {
+        return (StatusCode::UNAUTHORIZED, "open the terminal from the SAM dashboard").into_response();
+    }
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => return rejection.into_response(),
+    };
+    if !agent.is_ready() || agent.is_shutting_down() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "workspace not ready").into_response();
+    }
+    let session_id = match q.session {
+        Some(id) if valid_session_id(&id) => id,
+        Some(_) => return (StatusCode::BAD_REQUEST, "invalid session id").into_response(),
+        None => uuid::Uuid::new_v4().simple().to_string(),
+    };
+    let size = match (q.rows, q.cols) {
+        (Some(r), Some(c)) => match WindowSize::new(r, c) {
+            Some(size) => size,
+            None => return (StatusCode::BAD_REQUEST, "terminal size out of range").into_response(),
+        },
+        _ => WindowSize::default(),
+    };
+    let acks = q.ack == Some(1);
+    let max = agent.config.max_frame_in;
+    let span = tracing::info_span!("terminal", workspace = %agent.workspace(), session = %session_id);
+    ws.max_frame_size(max)
+        .max_message_size(max)
+        .read_buffer_size(8 * 1024)
+        .on_upgrade(move |socket| run_terminal(socket, agent, session_id, size, q.offset, acks).instrument(span))
+}
+
+enum Outgoing {
+    Text(String),
+    Close(u16, &'static str),
+}
+
+enum OutputEnd {
+    Exited,
+    TakenOver,
+    Shutdown,
+    Closed,
+    SocketError,
+}
+
+async fn close_with(sink: &mut SplitSink<WebSocket, Message>, code: u16, reason: &'static str) {
+    let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+}
+
+async fn run_terminal(
+    socket: WebSocket,
+    agent: Arc<Agent>,
+    id: String,
+    size: WindowSize,
+    from: Option<u64>,
+    acks: bool,
+) {
+    let (mut sink, mut stream) = socket.split();
+    // Starting a shell forks and execs: keep that off the async thread.
+    let sessions = Arc::clone(&agent.sessions);
+    let session_id = id.clone();
+    let attached = tokio::task::spawn_blocking(move || sessions.attach(&session_id, size, from, acks))
+        .await
+        .unwrap_or_else(|e| Err(SessionError::Spawn(e.to_string())));
+    let attached = match attached {
+        Ok(a) => a,
+        Err(error) => {
+            tracing::warn!(%error, "could not open a terminal");
+            let code = match error {
+                SessionError::TooMany(_) | SessionError::NotReady => close_code::TRY_AGAIN_LATER,
+                SessionError::Spawn(_) => close_code::INTERNAL,
+            };
+            close_with(&mut sink, code, "could not open a terminal").await;
+            return;
+        }
+    };
+    let session = attached.session;
+    let attachment = attached.attachment;
+    tracing::info!(resumed = attached.resumed, offset = attachment.offset, lost = attachment.lost, "terminal attached");
+    let hello = ServerControl::Hello {
+        session: id.clone(),
+        offset: attachment.offset,
+        resumed: attached.resumed,
+        lost_bytes: attachment.lost,
+        ack_window: acks.then_some(agent.sessions.config().ack_window),
+    };
+    if sink.send(Message::Text(hello.to_json().into())).await.is_err() {
+        agent.sessions.detach(&session, attachment.generation);
+        return;
+    }
+    if let Some(warning) = agent.current_warning() {
+        let _ = sink.send(Message::Text(warning.to_json().into())).await;
+    }
+    let (ctl_tx, ctl_rx) = mpsc::channel::<Outgoing>(8);
+    let generation = attachment.generation;
+    let mut output = tokio::spawn(output_loop(
+        sink,
+        Arc::clone(&session),
+        attachment,
+        ctl_rx,
+        agent.subscribe(),
+        agent.config.keepalive,
+    ));
+    let client_timeout = agent.config.client_timeout;
+    let mut deadline = tokio::time::Instant::now() + client_timeout;
+
+    enum InputEnd {
+        Dropped,
+        Violation,
+        Closed,
+        ClosedAfter(Duration),
+        Output(OutputEnd),
+    }
+    let end = loop {
+        tokio::select! {
+            () = tokio::time::sleep_until(deadline) => {
+                tracing::info!("client silent; treating the connection as dropped");
+                break InputEnd::Dropped;
+            }
+            msg = stream.next() => {
+                if matches!(msg, Some(Ok(_))) {
+                    deadline = tokio::time::Instant::now() + client_timeout;
+                }
+                match msg {
+                None | Some(Ok(Message::Close(_))) => break InputEnd::Dropped,
+                Some(Err(error)) => {
+                    let text = error.to_string();
+                    if text.contains("too long") || text.contains("Space limit") || text.contains("too big") {
+                        tracing::warn!("oversized frame; closing");
+                        let _ = ctl_tx.send(Outgoing::Close(close_code::TOO_BIG, "message too big")).await;
+                        break InputEnd::Violation;
+                    }
+                    break InputEnd::Dropped;
+                }
+                Some(Ok(Message::Binary(data))) => {
+                    agent.activity.touch();
+                    if !session.write(data).await {
+                        break InputEnd::Dropped;
+                    }
+                }
+                Some(Ok(Message::Text(text))) => match parse_client(text.as_str()) {
+                    Ok(ClientControl::Resize { rows, cols }) => {
+                        if let Some(size) = WindowSize::new(rows, cols) {
+                            session.resize(size);
+                        }
+                    }
+                    Ok(ClientControl::Ping { id }) => {
+                        let _ = ctl_tx.try_send(Outgoing::Text(ServerControl::Pong { id }.to_json()));
+                    }
+                    Ok(ClientControl::Pong { .. }) => {}
+                    Ok(ClientControl::Ack { offset }) => session.output().ack(generation, offset),
+                    Ok(ClientControl::Close { after }) => {
+                        let _ = ctl_tx.send(Outgoing::Close(close_code::NORMAL, "closed")).await;
+                        match after {
+                            Some(secs) if secs > 0 => break InputEnd::ClosedAfter(Duration::from_secs(u64::from(secs))),
+                            _ => break InputEnd::Closed,
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "bad control message; closing");
+                        let reason = match error {
+                            ControlError::Malformed => "malformed control message",
+                            ControlError::SizeOutOfRange => "terminal size out of range",
+                        };
+                        let _ = ctl_tx.send(Outgoing::Close(close_code::INVALID_CONTROL, reason)).await;
+                        break InputEnd::Violation;
+                    }
+                },
+                Some(Ok(_)) => {}
+                }
+            }
+            result = &mut output => {
+                break InputEnd::Output(result.unwrap_or(OutputEnd::SocketError));
+            }
+        }
+    };
+    // Let the output task deliver its close frame first (it ends once the
+    // control channel is closed), then act on the session.
+    drop(ctl_tx);
+    if !matches!(end, InputEnd::Output(_)) && tokio::time::timeout(Duration::from_secs(2), &mut output).await.is_err() {
+        output.abort();
+    }
+    match end {
+        InputEnd::Closed | InputEnd::Violation | InputEnd::Output(OutputEnd::Exited) => agent.sessions.close(&id),
+        InputEnd::ClosedAfter(delay) => agent.sessions.detach_for(&session, generation, delay),
+        InputEnd::Dropped | InputEnd::Output(OutputEnd::SocketError | OutputEnd::Closed) => {
+            agent.sessions.detach(&session, generation);
+        }
+        InputEnd::Output(OutputEnd::TakenOver | OutputEnd::Shutdown) => {}
+    }
+    // Let the peer read the close frame before the connection goes away
+    // (a client still sending, e.g. an oversized frame, would otherwise get
+    // a reset that can swallow it).
+    let _ = tokio::time::timeout(Duration::from_millis(500), async { while stream.next().await.is_some() {} }).await;
+    tracing::info!("terminal connection ended");
+}
+
+async fn output_loop(
+    mut sink: SplitSink<WebSocket, Message>,
+    session: Arc<Session>,
+    attachment: Attachment,
+    mut ctl: mpsc::Receiver<Outgoing>,
+    mut notices: broadcast::Receiver<Notice>,
+    keepalive: Duration,
+) -> OutputEnd {
+    let output = Arc::clone(session.output());
+    let mut pings = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
+    pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let generation = attachment.generation;
+    let mut flooding = false;
+    loop {
+        let mut frames = 0;
+        loop {
+            if flooding && output.unsent() < FLOOD_BATCH {
+                tokio::time::sleep(FLOOD_DELAY).await;
+            }
+            match output.take(generation) {
+                Take::Data(bytes) => {
+                    flooding = bytes.len() >= FULL_READ;
+                    if sink.send(Message::Binary(bytes)).await.is_err() {
+                        return OutputEnd::SocketError;
+                    }
+                    frames += 1;
+                    if frames == FRAMES_PER_TURN {
+                        attachment.waker.notify_one();
+                        break;
+                    }
+                }
+                Take::Empty => {
+                    flooding = false;
+                    break;
+                }
+                Take::Finished(code) => {
+                    let _ = sink.send(Message::Text(ServerControl::Exit { code }.to_json().into())).await;
+                    close_with(&mut sink, close_code::NORMAL, "shell exited").await;
+                    return OutputEnd::Exited;
+                }
+                Take::Detached => {
+                    if session.is_killed() {
+                        close_with(&mut sink, close_code::NORMAL, "session ended").await;
+                        return OutputEnd::Exited;
+                    }
+                    close_with(&mut sink, close_code::TAKEN_OVER, "session attached elsewhere").await;
+                    return OutputEnd::TakenOver;
+                }
+            }
+        }
+        tokio::select! {
+            biased;
+            msg = ctl.recv() => match msg {
+                Some(Outgoing::Text(text)) => {
+                    if sink.send(Message::Text(text.into())).await.is_err() {
+                        return OutputEnd::SocketError;
+                    }
+                }
+                Some(Outgoing::Close(code, reason)) => {
+                    close_with(&mut sink, code, reason).await;
+                    return OutputEnd::Closed;
+                }
+                None => return OutputEnd::Closed,
+            },
+            notice = notices.recv() => match notice {
+                Ok(Notice::IdleWarning(msg)) => {
+                    if sink.send(Message::Text(msg.to_json().into())).await.is_err() {
+                        return OutputEnd::SocketError;
+                    }
+                }
+                Ok(Notice::Shutdown(reason)) => {
+                    let _ = sink.send(Message::Text(ServerControl::Shutdown { reason }.to_json().into())).await;
+                    close_with(&mut sink, close_code::GOING_AWAY, "workspace stopping").await;
+                    return OutputEnd::Shutdown;
+                }
+                Err(broadcast::error::RecvError::Lagged(_) | broadcast::error::RecvError::Closed) => {}
+            },
+            () = attachment.waker.notified() => {}
+            _ = pings.tick() => {
+                if sink.send(Message::Ping(bytes::Bytes::new())).await.is_err() {
+                    return OutputEnd::SocketError;
+                }
+            }
+        }
+    }
+}

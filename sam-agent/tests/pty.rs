@@ -1,0 +1,151 @@
+//! Real PTY tests at the session level: a real bash on a real PTY.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::*;
+use sam_agent::SessionConfig;
+use sam_agent::output::Take;
+use sam_agent::protocol::WindowSize;
+
+const T: Duration = Duration::from_secs(10);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn echo_round_trip() {
+    let m = manager(SessionConfig::default());
+    let a = m.attach("s1", WindowSize::default(), None, false).unwrap();
+    let mut out = Vec::new();
+    session_read_until(&a.session, a.attachment.generation, &a.attachment.waker, &mut out, b"$ ", T).await;
+    assert!(a.session.write(Bytes::from_static(b"echo h''i\r")).await);
+    session_read_until(&a.session, a.attachment.generation, &a.attachment.waker, &mut out, b"hi\r\n", T).await;
+    m.close("s1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resize_reaches_stty() {
+    let m = manager(SessionConfig::default());
+    let a = m.attach("s1", WindowSize::new(30, 100).unwrap(), None, false).unwrap();
+    let (g, w) = (a.attachment.generation, &a.attachment.waker);
+    let mut out = Vec::new();
+    session_read_until(&a.session, g, w, &mut out, b"$ ", T).await;
+    a.session.write(Bytes::from_static(b"stty size\r")).await;
+    session_read_until(&a.session, g, w, &mut out, b"30 100", T).await;
+    a.session.resize(WindowSize::new(42, 137).unwrap());
+    a.session.write(Bytes::from_static(b"stty size\r")).await;
+    session_read_until(&a.session, g, w, &mut out, b"42 137", T).await;
+    m.close("s1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_interrupts_a_flood_and_memory_stays_bounded() {
+    let cfg = SessionConfig::default();
+    let ring = cfg.ring_capacity;
+    let m = manager(cfg);
+    let a = m.attach("s1", WindowSize::default(), None, false).unwrap();
+    let (g, w) = (a.attachment.generation, &a.attachment.waker);
+    let mut out = Vec::new();
+    session_read_until(&a.session, g, w, &mut out, b"$ ", T).await;
+    a.session.write(Bytes::from_static(b"yes flood-line\r")).await;
+    // A slow consumer: take a little, then stall, so back-pressure kicks in.
+    session_read_until(&a.session, g, w, &mut out, b"flood-line\r\nflood-line", T).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(a.session.output().retained() <= ring, "ring must stay bounded");
+    let (_, end_before) = a.session.output().span();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (_, end_after) = a.session.output().span();
+    assert!(end_after - end_before <= 64 * 1024, "producer must be paused while the consumer stalls");
+
+    let sent = Instant::now();
+    a.session.write(Bytes::from_static(b"\x03")).await;
+    a.session.write(Bytes::from_static(b"echo after-$((40+2))\r")).await;
+    out.clear();
+    session_read_until(&a.session, g, w, &mut out, b"after-42\r\n", Duration::from_secs(5)).await;
+    let took = sent.elapsed();
+    assert!(took < Duration::from_secs(1), "Ctrl-C took {took:?}");
+    m.close("s1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emoji_stream_is_byte_identical() {
+    let m = manager(SessionConfig::default());
+    let a = m.attach("s1", WindowSize::default(), None, false).unwrap();
+    let (g, w) = (a.attachment.generation, &a.attachment.waker);
+    let mut out = Vec::new();
+    session_read_until(&a.session, g, w, &mut out, b"$ ", T).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("emoji.txt");
+    let emoji = "\u{1F600}".repeat(100_000);
+    std::fs::write(&path, &emoji).unwrap();
+    // Raw mode so the PTY does not translate anything; markers around the data.
+    let cmd = format!("stty raw -echo; printf '%s%s' BEG IN; cat {}; printf '%s%s' EN D; stty sane\r", path.display());
+    a.session.write(Bytes::from(cmd)).await;
+    out.clear();
+    session_read_until(&a.session, g, w, &mut out, b"END", Duration::from_secs(20)).await;
+    let start = out.windows(5).position(|x| x == b"BEGIN").unwrap() + 5;
+    let end = out.windows(3).rposition(|x| x == b"END").unwrap();
+    let body = &out[start..end];
+    assert_eq!(body.len(), 400_000);
+    assert!(body == emoji.as_bytes(), "emoji stream altered");
+    m.close("s1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousand_open_close_cycles_leave_no_children() {
+    let m = manager(SessionConfig::default());
+    let before = child_processes();
+    for i in 0..1000 {
+        let id = format!("c{i}");
+        let a = m.attach(&id, WindowSize::default(), None, false).unwrap();
+        if i % 100 == 0 {
+            // Every so often give the shell work with its own process group.
+            a.session.write(Bytes::from_static(b"sleep 1000 & sleep 1000\r")).await;
+        }
+        m.close(&id);
+    }
+    assert!(m.is_empty());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = child_processes();
+        if now.len() <= before.len() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "children left behind: {now:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // And no grandchildren escaped (sleep 1000 was started inside sessions).
+    let orphans: Vec<_> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("cmdline")).ok())
+        .filter(|c| c == "sleep\u{0}1000\u{0}")
+        .collect();
+    assert!(orphans.is_empty(), "orphaned sleeps: {}", orphans.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_is_reported() {
+    let m = manager(SessionConfig::default());
+    let a = m.attach("s1", WindowSize::default(), None, false).unwrap();
+    let (g, w) = (a.attachment.generation, &a.attachment.waker);
+    let mut out = Vec::new();
+    session_read_until(&a.session, g, w, &mut out, b"$ ", T).await;
+    a.session.write(Bytes::from_static(b"exit 7\r")).await;
+    let deadline = Instant::now() + T;
+    loop {
+        match a.session.output().take(g) {
+            Take::Finished(code) => {
+                assert_eq!(code, Some(7));
+                break;
+            }
+            Take::Data(_) => {}
+            Take::Empty => {
+                let _ = tokio::time::timeout(Duration::from_millis(200), w.notified()).await;
+            }
+            Take::Detached => panic!("detached"),
+        }
+        assert!(Instant::now() < deadline);
+    }
+}

@@ -1,0 +1,258 @@
+//! The agent on a random port: HTTP routes, auth, origin and the terminal
+//! WebSocket's limits.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use futures_util::SinkExt;
+use sam_core::domain::WorkspaceId;
+use tokio_tungstenite::tungstenite::Message;
+
+const T: Duration = Duration::from_secs(10);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn echo_over_websocket() {
+    let t = start(|_| {}).await;
+    let mut ws = t.connect("session=abc&rows=30&cols=90").await;
+    let h = hello(&mut ws).await;
+    assert_eq!(h["session"], "abc");
+    assert_eq!(h["resumed"], false);
+    let mut out = Vec::new();
+    read_until(&mut ws, &mut out, b"$ ", T).await;
+    send_text(&mut ws, "echo h''i; stty size\r").await;
+    read_until(&mut ws, &mut out, b"hi\r\n30 90", T).await;
+    send_control(&mut ws, r#"{"type":"resize","rows":50,"cols":160}"#).await;
+    send_text(&mut ws, "stty size\r").await;
+    read_until(&mut ws, &mut out, b"50 160", T).await;
+    send_control(&mut ws, r#"{"type":"ping","id":9}"#).await;
+    send_control(&mut ws, r#"{"type":"close"}"#).await;
+    assert_eq!(close_code(&mut ws, T).await, Some(1000));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(t.agent.sessions.is_empty(), "close ends the shell at once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_routes() {
+    let t = start(|_| {}).await;
+    let client = reqwest::Client::new();
+    let base = format!("http://{}", t.addr);
+    let health: serde_json::Value = client.get(format!("{base}/health")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(health["status"], "ok");
+    for key in ["version", "uptime", "devcontainer", "activeSessions", "lastActivity", "idleSeconds"] {
+        assert!(health.get(key).is_some(), "{key} missing from /health");
+    }
+    assert_eq!(client.get(format!("{base}/ready")).send().await.unwrap().status(), 200);
+    // No cookie: the page explains how to get in.
+    let page = client.get(format!("{base}/")).send().await.unwrap();
+    assert_eq!(page.status(), 401);
+    assert!(page.text().await.unwrap().contains("Open Terminal"));
+    // With the cookie: the terminal page.
+    let page = client.get(format!("{base}/")).header("cookie", &t.cookie).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.headers().get("content-security-policy").is_some());
+    assert!(page.text().await.unwrap().contains("/assets/terminal.js"));
+    for asset in ["terminal.js", "terminal.css", "vendor/xterm.mjs", "vendor/xterm.css", "vendor/addon-fit.mjs"] {
+        assert_eq!(client.get(format!("{base}/assets/{asset}")).send().await.unwrap().status(), 200, "{asset}");
+    }
+    for bad in ["../Cargo.toml", "..%2FCargo.toml", "vendor/../../src/lib.rs", "nope.js"] {
+        assert_eq!(client.get(format!("{base}/assets/{bad}")).send().await.unwrap().status(), 404, "{bad}");
+    }
+    // Logout drops the session.
+    let no_redirect = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let res = no_redirect
+        .post(format!("{base}/auth/logout"))
+        .header("cookie", &t.cookie)
+        .header("origin", t.origin())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303, "{:?}", res.headers());
+    assert!(res.headers().get("set-cookie").unwrap().to_str().unwrap().contains("Max-Age=0"));
+    assert_eq!(refused_status(t.connect_with("", Some(&t.cookie), Some(&t.origin())).await), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrade_requires_cookie_and_origin() {
+    let t = start(|_| {}).await;
+    assert_eq!(refused_status(t.connect_with("", None, Some(&t.origin())).await), 401);
+    assert_eq!(refused_status(t.connect_with("", Some("sam_session=forged"), Some(&t.origin())).await), 401);
+    assert_eq!(refused_status(t.connect_with("", Some(&t.cookie), Some("https://evil.example")).await), 403);
+    assert_eq!(refused_status(t.connect_with("", Some(&t.cookie), None).await), 403);
+    assert_eq!(refused_status(t.connect_with("session=../../x", Some(&t.cookie), Some(&t.origin())).await), 400);
+    assert_eq!(refused_status(t.connect_with("rows=0&cols=80", Some(&t.cookie), Some(&t.origin())).await), 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_tokens_are_rejected() {
+    let t = start(|_| {}).await;
+    // Expired (issued with a zero lifetime).
+    let expired = t.token(t.workspace, Duration::ZERO);
+    assert_eq!(t.login(&expired).await, Err(401));
+    // Another workspace.
+    let other = t.token(WorkspaceId::new(), Duration::from_secs(60));
+    assert_eq!(t.login(&other).await, Err(401));
+    // Forged: tampered signature, other key, garbage.
+    let good = t.token(t.workspace, Duration::from_secs(60));
+    let forged = format!("{}x", &good[..good.len() - 1]);
+    assert_eq!(t.login(&forged).await, Err(401));
+    let mut stranger = sam_core::testkit::fakes::FakeTokenAuthority::new("sam-test", "other-key");
+    stranger.rotate("other-key");
+    let req = sam_core::ports::TokenRequest {
+        audience: sam_core::ports::Audience::WorkspaceTerminal,
+        subject: sam_core::domain::UserId::new(),
+        workspace: t.workspace,
+        ttl: Duration::from_secs(60),
+    };
+    let foreign = sam_core::ports::TokenIssuer::issue(&stranger, req, time::OffsetDateTime::now_utc()).unwrap();
+    assert_eq!(t.login(foreign.token.expose()).await, Err(401));
+    assert_eq!(t.login("garbage").await, Err(401));
+    assert_eq!(t.login("").await, Err(400));
+    // Wrong audience.
+    let cb = sam_core::ports::TokenRequest { audience: sam_core::ports::Audience::WorkspaceCallback, ..req };
+    let cb = sam_core::ports::TokenIssuer::issue(&t.authority, cb, time::OffsetDateTime::now_utc()).unwrap();
+    assert_eq!(t.login(cb.token.expose()).await, Err(401));
+    // The good one still works.
+    assert!(t.login(&good).await.is_ok());
+}
+
+async fn assert_violation_closes(t: &TestAgent, send: Message, expected: u16) {
+    let mut ws = t.connect("").await;
+    hello(&mut ws).await;
+    let mut other = t.connect("session=bystander").await;
+    hello(&mut other).await;
+    let sender = tokio::spawn(async move {
+        let _ = ws.send(send).await;
+        close_code(&mut ws, T).await
+    });
+    assert_eq!(sender.await.unwrap(), Some(expected));
+    // The agent keeps serving the others.
+    let mut out = Vec::new();
+    send_text(&mut other, "echo still-$((1+1))\r").await;
+    read_until(&mut other, &mut out, b"still-2", T).await;
+    let mut fresh = t.connect("").await;
+    hello(&mut fresh).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_control_closes_only_that_socket() {
+    let t = start(|_| {}).await;
+    assert_violation_closes(&t, Message::Text("{not json".into()), 1007).await;
+    assert_violation_closes(&t, Message::Text(r#"{"type":"resize","rows":0,"cols":80}"#.into()), 1007).await;
+    assert_violation_closes(&t, Message::Text(r#"{"type":"resize","rows":100000,"cols":80}"#.into()), 1007).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_frame_closes_with_1009() {
+    let t = start(|_| {}).await;
+    assert_violation_closes(&t, Message::Binary(vec![b'a'; 10 * 1024 * 1024].into()), 1009).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_limit() {
+    let t = start(|c| c.sessions.max_sessions = 2).await;
+    let mut a = t.connect("session=a").await;
+    hello(&mut a).await;
+    let mut b = t.connect("session=b").await;
+    hello(&mut b).await;
+    let mut c = t.connect("session=c").await;
+    assert_eq!(close_code(&mut c, T).await, Some(1013));
+    // Reattaching an existing one is still allowed.
+    let mut a2 = t.connect("session=a").await;
+    assert_eq!(hello(&mut a2).await["resumed"], true);
+    assert_eq!(close_code(&mut a, T).await, Some(4001), "the old connection is told it was taken over");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flood_with_a_stalled_client_stays_bounded_and_ctrl_c_is_prompt() {
+    use futures_util::StreamExt;
+    let t = start(|_| {}).await;
+    let mut ws = t.connect("session=flood&ack=1").await;
+    let h = hello(&mut ws).await;
+    let window = h["ackWindow"].as_u64().unwrap();
+    let mut out = Vec::new();
+    read_until(&mut ws, &mut out, b"$ ", T).await;
+    send_text(&mut ws, "yes flood-line\r").await;
+    // Stop reading and acking: the agent must pause the shell.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let session = t.agent.sessions.get("flood").unwrap();
+    let (start, end) = session.output().span();
+    assert!(end - start <= 256 * 1024, "ring bounded");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, end2) = session.output().span();
+    assert!(end2 <= window + 64 * 1024, "producer ran {end2} bytes ahead of acks (window {window})");
+    assert_eq!(end2, end, "producer paused");
+    // Ctrl-C, then read (acking) until the shell answers.
+    let started = std::time::Instant::now();
+    send_text(&mut ws, "\x03").await;
+    send_text(&mut ws, "echo done-$((1+1))\r").await;
+    let mut offset = out.len() as u64;
+    let mut tailbuf: Vec<u8> = Vec::new();
+    loop {
+        let msg = tokio::time::timeout(T, ws.next()).await.unwrap().unwrap().unwrap();
+        if let Message::Binary(b) = msg {
+            offset += b.len() as u64;
+            tailbuf.extend_from_slice(&b);
+            if contains(&tailbuf, b"done-2") {
+                break;
+            }
+            let keep = tailbuf.len().saturating_sub(16);
+            tailbuf.drain(..keep);
+            send_control(&mut ws, &format!(r#"{{"type":"ack","offset":{offset}}}"#)).await;
+        }
+    }
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(1), "Ctrl-C took {took:?} during a flood");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_ready_until_a_shell_is_set() {
+    use std::sync::Arc;
+    sam_agent::ensure_tls_provider();
+    let workspace = WorkspaceId::new();
+    let authority = sam_core::testkit::fakes::FakeTokenAuthority::new("sam-test", "k1");
+    let mut config = sam_agent::AgentConfig::new(workspace);
+    config.cookie.secure = true;
+    let agent = sam_agent::Agent::new(config, Arc::new(authority), None);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(sam_agent::web::serve(listener, Arc::clone(&agent)));
+    let client = reqwest::Client::new();
+    assert_eq!(client.get(format!("{base}/ready")).send().await.unwrap().status(), 503);
+    let health: serde_json::Value = client.get(format!("{base}/health")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(health["status"], "starting");
+    assert_eq!(agent.auth.cookie_name(), "__Host-sam_session", "secure cookies use the __Host- prefix");
+    agent.set_ready(common::test_shell(), Some("c0ffee".into()));
+    assert_eq!(client.get(format!("{base}/ready")).send().await.unwrap().status(), 200);
+    let health: serde_json::Value = client.get(format!("{base}/health")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(health["devcontainer"], "c0ffee");
+    agent.shutdown("test");
+    tokio::time::timeout(T, server).await.unwrap().unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_client_counts_as_dropped() {
+    let t = start(|c| {
+        c.keepalive = Duration::from_millis(200);
+        c.client_timeout = Duration::from_millis(800);
+    })
+    .await;
+    let mut ws = t.connect("session=quiet").await;
+    hello(&mut ws).await;
+    // A client that reads (tungstenite answers the agent's pings) stays attached.
+    let mut out = Vec::new();
+    read_until(&mut ws, &mut out, b"$ ", T).await;
+    let deadline = std::time::Instant::now() + Duration::from_millis(1500);
+    while std::time::Instant::now() < deadline {
+        use futures_util::StreamExt;
+        let _ = tokio::time::timeout(Duration::from_millis(100), ws.next()).await;
+    }
+    let session = t.agent.sessions.get("quiet").unwrap();
+    assert!(session.output().is_attached(), "a live client must stay attached");
+    // A client that stops reading (no pongs, nothing) is detached.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!session.output().is_attached(), "a silent client must be detached");
+    assert!(t.agent.sessions.get("quiet").is_some(), "its shell waits for reattach");
+}
