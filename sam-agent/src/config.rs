@@ -22,6 +22,9 @@ pub struct Config {
     /// Control-plane base URL (heartbeats, bootstrap).
     #[arg(long, env = "SAM_AGENT_CONTROL_PLANE")]
     pub control_plane: Option<String>,
+    /// Expected `iss` of terminal tokens (default: the control-plane URL).
+    #[arg(long, env = "SAM_AGENT_TOKEN_ISSUER")]
+    pub token_issuer: Option<String>,
     /// Workspace id (given by bootstrap when a bootstrap token is used).
     #[arg(long, env = "SAM_AGENT_WORKSPACE_ID")]
     pub workspace_id: Option<WorkspaceId>,
@@ -118,6 +121,33 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every variable the control plane's cloud-init sets is one this binary
+    /// reads, so a rename on either side fails here rather than on a VM.
+    #[test]
+    fn reads_every_variable_cloud_init_sets() {
+        use clap::CommandFactory as _;
+        let known: Vec<String> = Config::command()
+            .get_arguments()
+            .filter_map(|a| a.get_env().map(|e| e.to_string_lossy().into_owned()))
+            .collect();
+        let user_data = sam_core::cloud_init::render(&sam_core::cloud_init::CloudInitParams {
+            control_plane_url: "https://sam.example.dev",
+            bootstrap_token: "abc",
+            agent_arch: "amd64",
+            agent_sha256: None,
+        })
+        .unwrap();
+        let set: Vec<&str> = user_data
+            .lines()
+            .filter_map(|l| l.trim().split_once('=').map(|(k, _)| k))
+            .filter(|k| k.starts_with("SAM_AGENT_"))
+            .collect();
+        assert!(set.len() >= 2, "{user_data}");
+        for key in set {
+            assert!(known.iter().any(|k| k == key), "cloud-init sets {key}, which sam-agent does not read");
+        }
+    }
 
     #[test]
     fn parses_flags() {

@@ -4,27 +4,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use async_trait::async_trait;
 use clap::Parser;
 use sam_agent::bootstrap::{self, BootstrapOptions, ControlPlaneApi, DevcontainerCli, GitCloner, HttpControlPlane};
 use sam_agent::config::Config;
 use sam_agent::heartbeat::{self, HeartbeatClient};
 use sam_agent::{Agent, web};
-use sam_core::domain::Timestamp;
-use sam_core::ports::{Audience, TokenError, TokenErrorKind, TokenVerifier, VerifiedToken};
+use sam_core::ports::TokenVerifier;
 use sam_core::secret::SecretString;
-
-/// Refuses every token until the RS256/JWKS verifier from `sam-providers`
-/// is wired in here.
-#[derive(Debug)]
-struct NoVerifier;
-
-#[async_trait]
-impl TokenVerifier for NoVerifier {
-    async fn verify(&self, _: &str, _: Audience, _: Timestamp) -> Result<VerifiedToken, TokenError> {
-        Err(TokenError::new(TokenErrorKind::Unavailable, "no token verifier configured"))
-    }
-}
 
 fn init_logs(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -44,7 +30,15 @@ async fn main() -> anyhow::Result<()> {
 
     let listener =
         tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("bind {}", config.listen))?;
-    let verifier: Arc<dyn TokenVerifier> = Arc::new(NoVerifier);
+    // Terminal tokens are RS256 JWTs from the control plane, checked against
+    // its published key set (fetched on first use, refetched once per unknown
+    // key id, rate-limited).
+    let control_plane = config.control_plane.as_deref().context("--control-plane is required")?.trim_end_matches('/');
+    let issuer = config.token_issuer.clone().unwrap_or_else(|| control_plane.to_owned());
+    let verifier: Arc<dyn TokenVerifier> = Arc::new(
+        sam_providers::jwt::JwksVerifier::new(format!("{control_plane}/.well-known/jwks.json"), issuer)
+            .context("token verifier")?,
+    );
 
     // With a bootstrap token: redeem it first (it names the workspace), serve
     // /health while the repository is cloned and the devcontainer starts.

@@ -97,7 +97,7 @@ pub fn render(p: &CloudInitParams<'_>) -> Result<String, CloudInitError> {
     let _ = writeln!(out, "  - path: /etc/sam/agent.env");
     let _ = writeln!(out, "    permissions: '0600'");
     let _ = writeln!(out, "    content: |");
-    let _ = writeln!(out, "      SAM_AGENT_CONTROL_PLANE_URL={url}");
+    let _ = writeln!(out, "      SAM_AGENT_CONTROL_PLANE={url}");
     let _ = writeln!(out, "      SAM_AGENT_BOOTSTRAP_TOKEN={}", p.bootstrap_token);
     let _ = writeln!(out, "  - path: /etc/systemd/system/sam-agent.service");
     let _ = writeln!(out, "    permissions: '0644'");

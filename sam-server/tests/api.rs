@@ -283,11 +283,19 @@ async fn workspace_lifecycle_over_http() {
             (status, r.json::<Value>().await.unwrap_or(Value::Null))
         }
     };
-    let (status, _) =
-        agent(format!("/api/workspaces/{id}/agent-status"), "forged".into(), json!({"status": "ready"})).await;
+    let (status, _) = agent(
+        format!("/api/workspaces/{id}/boot-progress"),
+        "forged".into(),
+        json!({"step": "ready", "status": "done", "message": ""}),
+    )
+    .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, _) =
-        agent(format!("/api/workspaces/{id}/agent-status"), callback.clone(), json!({"status": "ready"})).await;
+    let (status, _) = agent(
+        format!("/api/workspaces/{id}/boot-progress"),
+        callback.clone(),
+        json!({"step": "ready", "status": "done", "message": ""}),
+    )
+    .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let ws = s.wait_for(&cookie, &id, |w| w["status"] == "running").await;
     assert!(ws["url"].as_str().unwrap().starts_with(&format!("https://ws-{id}.ws.sam.test")));

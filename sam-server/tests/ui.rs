@@ -45,9 +45,9 @@ async fn pages_render_in_chromium() {
     let grant: serde_json::Value =
         s.client.post(s.url(&format!("/api/bootstrap/{token}"))).send().await.unwrap().json().await.unwrap();
     s.client
-        .post(s.url(&format!("/api/workspaces/{id}/agent-status")))
+        .post(s.url(&format!("/api/workspaces/{id}/boot-progress")))
         .bearer_auth(grant["callbackToken"].as_str().unwrap())
-        .json(&json!({"status": "ready"}))
+        .json(&json!({"step": "ready", "status": "done", "message": ""}))
         .send()
         .await
         .unwrap();

@@ -24,6 +24,8 @@ pub struct BootstrapGrant {
     pub repository: RepoFullName,
     /// Branch to clone.
     pub branch: BranchName,
+    /// Git URL to clone from (HTTPS; the clone token goes in a header).
+    pub clone_url: String,
     /// Installation the clone token was minted from.
     pub installation_id: InstallationId,
     /// Short-lived GitHub token for the clone; never written to disk.
@@ -132,6 +134,7 @@ impl Engine {
             owner: ws.owner,
             repository: ws.spec.repository.clone(),
             branch: ws.spec.branch.clone(),
+            clone_url: format!("{}/{}.git", self.config.git_base_url.trim_end_matches('/'), ws.spec.repository),
             installation_id: ws.installation_id,
             clone_token: clone.token,
             clone_token_expires_at: clone.expires_at,

@@ -14,6 +14,8 @@ pub struct EngineConfig {
     pub control_plane_url: String,
     /// OS image for new servers.
     pub server_image: String,
+    /// Where repositories are cloned from: `<git_base_url>/<owner>/<name>.git`.
+    pub git_base_url: String,
     /// Maximum active workspaces per user.
     pub max_active_per_user: u32,
     /// Idle threshold unless a workspace overrides it.
@@ -57,6 +59,7 @@ impl EngineConfig {
             workspace_url_template: "https://{host}".into(),
             control_plane_url: control_plane_url.into(),
             server_image: "ubuntu-24.04".into(),
+            git_base_url: "https://github.com".into(),
             max_active_per_user: 10,
             idle_timeout: Duration::from_secs(30 * 60),
             idle_warning: Duration::from_secs(5 * 60),

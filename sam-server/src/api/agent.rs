@@ -70,15 +70,40 @@ pub async fn heartbeat(
     Ok(Json(answer))
 }
 
-/// `POST /api/workspaces/{id}/agent-status`: `{"status":"progress","step":…}`,
-/// `{"status":"ready"}` or `{"status":"failed","message":…}`.
+/// A bootstrap progress report as the agent sends it.
+#[derive(Deserialize)]
+pub struct BootProgress {
+    step: String,
+    /// `running`, `done` or `failed`.
+    status: String,
+    #[serde(default)]
+    message: String,
+}
+
+impl BootProgress {
+    fn into_report(self) -> AgentReport {
+        match (self.step.as_str(), self.status.as_str()) {
+            (_, "failed") => AgentReport::Failed { message: format!("{} failed: {}", self.step, self.message) },
+            ("ready", "done") => AgentReport::Ready,
+            _ => AgentReport::Progress { step: format!("{} {}", self.step, self.status) },
+        }
+    }
+}
+
+/// `POST /api/workspaces/{id}/boot-progress`: `{step, status:
+/// running|done|failed, message}`; step `ready` done makes the workspace
+/// running, any failure puts it in `error` with the message.
 pub async fn report(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Json(report): Json<AgentReport>,
+    Json(progress): Json<BootProgress>,
 ) -> Result<StatusCode, ApiError> {
     let (owner, id) = authenticate_agent(&state, &headers, &id).await?;
+    if progress.step.len() > 64 || progress.status.len() > 16 {
+        return Err(ApiError::invalid("step", "step or status too long"));
+    }
+    let report = progress.into_report();
     state.engine.report_agent(owner, id, &report).await?;
     if matches!(report, AgentReport::Failed { .. }) {
         state.spawn_drive(owner, id);

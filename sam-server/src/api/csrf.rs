@@ -14,7 +14,7 @@ use crate::state::AppState;
 fn exempt(path: &str) -> bool {
     path == "/api/github/webhook"
         || path.starts_with("/api/bootstrap/")
-        || (path.starts_with("/api/workspaces/") && (path.ends_with("/heartbeat") || path.ends_with("/agent-status")))
+        || (path.starts_with("/api/workspaces/") && (path.ends_with("/heartbeat") || path.ends_with("/boot-progress")))
 }
 
 /// The middleware.

@@ -54,7 +54,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/workspaces/{id}/restart", post(workspaces::restart))
         .route("/api/workspaces/{id}/events", get(workspaces::events))
         .route("/api/workspaces/{id}/heartbeat", post(agent::heartbeat))
-        .route("/api/workspaces/{id}/agent-status", post(agent::report))
+        .route("/api/workspaces/{id}/boot-progress", post(agent::report))
         .route("/api/terminal/token", post(system::terminal_token))
         .route("/api/bootstrap/{token}", post(agent::bootstrap))
         .route("/api/agent/download", get(agent::download))
