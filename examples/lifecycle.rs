@@ -7,7 +7,8 @@
 use std::net::Ipv4Addr;
 
 use sam_core::domain::ServerId;
-use sam_core::lifecycle::{Event, LifecycleState, ServerRef, WorkspaceStatus, transition};
+use sam_core::lifecycle::{Event, ServerRef, WorkspaceStatus, transition};
+use sam_core::testkit::typical_lifecycle;
 
 fn main() {
     let server = ServerRef { id: ServerId("1".into()), ipv4: Ipv4Addr::new(192, 0, 2, 1) };
@@ -30,18 +31,7 @@ fn main() {
     println!("| from | event | to | effects |");
     println!("|---|---|---|---|");
     for status in WorkspaceStatus::ALL {
-        let mut state = LifecycleState::new();
-        state.status = status;
-        match status {
-            WorkspaceStatus::Creating => state.server = Some(server.clone()),
-            WorkspaceStatus::Running | WorkspaceStatus::Stopping | WorkspaceStatus::Deleting => {
-                state.server = Some(server.clone());
-                state.dns_record = Some("r".into());
-                state.agent_ready = status == WorkspaceStatus::Running;
-            }
-            WorkspaceStatus::Error => state.error_message = Some("m".into()),
-            _ => {}
-        }
+        let state = typical_lifecycle(status);
         for event in &events {
             match transition(&state, event) {
                 Ok(t) => println!("| {status} | {} | {} | {:?} |", event.name(), t.state.status, t.effects),

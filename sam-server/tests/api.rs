@@ -253,15 +253,7 @@ async fn workspace_lifecycle_over_http() {
     assert_eq!(body["error"], "name_taken");
 
     // The background drive creates the server; play the agent.
-    let wid: sam_core::domain::WorkspaceId = id.parse().unwrap();
-    for _ in 0..200 {
-        if s.cloud.user_data_of(wid).is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let data = s.cloud.user_data_of(wid).unwrap();
-    let token = data.lines().find_map(|l| l.trim().strip_prefix("SAM_AGENT_BOOTSTRAP_TOKEN=")).unwrap().to_owned();
+    let token = s.bootstrap_token(&id).await;
     let (status, _) =
         s.send(reqwest::Method::POST, "/api/terminal/token", Some(&cookie), Some(json!({"workspaceId": id}))).await;
     assert_eq!(status, StatusCode::CONFLICT, "not running yet");

@@ -33,15 +33,7 @@ async fn pages_render_in_chromium() {
     let cookie = s.ready_user(71).await;
     let (_, ws) = s.post("/api/workspaces", &cookie, workspace_body("api-server")).await;
     let id = ws["id"].as_str().unwrap().to_owned();
-    let wid: sam_core::domain::WorkspaceId = id.parse().unwrap();
-    for _ in 0..200 {
-        if s.cloud.user_data_of(wid).is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let data = s.cloud.user_data_of(wid).unwrap();
-    let token = data.lines().find_map(|l| l.trim().strip_prefix("SAM_AGENT_BOOTSTRAP_TOKEN=")).unwrap().to_owned();
+    let token = s.bootstrap_token(&id).await;
     let grant: serde_json::Value =
         s.client.post(s.url(&format!("/api/bootstrap/{token}"))).send().await.unwrap().json().await.unwrap();
     s.client

@@ -10,6 +10,3 @@ mod status;
 
 pub use machine::{Effect, Event, LifecycleState, ServerRef, Transition, TransitionError, transition};
 pub use status::{Reason, WorkspaceStatus};
-
-#[cfg(test)]
-mod tests;

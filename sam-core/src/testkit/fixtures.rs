@@ -1,7 +1,10 @@
+use std::net::Ipv4Addr;
+
 use crate::domain::{
-    BranchName, GithubUserId, InstallationId, LocationCode, NewUser, NewWorkspace, RepoFullName, Timestamp, UserId,
-    VmSize, Workspace, WorkspaceName, WorkspaceSpec,
+    BranchName, GithubUserId, InstallationId, LocationCode, NewUser, NewWorkspace, RepoFullName, ServerId, Timestamp,
+    UserId, VmSize, Workspace, WorkspaceName, WorkspaceSpec,
 };
+use crate::lifecycle::{LifecycleState, ServerRef, WorkspaceStatus};
 
 /// A valid workspace request named `name`.
 pub fn sample_spec(name: &str) -> WorkspaceSpec {
@@ -31,4 +34,23 @@ pub fn sample_new_user(github_id: i64) -> NewUser {
         email: Some(format!("user{github_id}@example.com")),
         avatar_url: None,
     }
+}
+
+/// A representative state for each status, holding the resources that status
+/// normally holds.
+pub fn typical_lifecycle(status: WorkspaceStatus) -> LifecycleState {
+    use WorkspaceStatus as S;
+    let mut s = LifecycleState::new();
+    s.status = status;
+    match status {
+        S::Pending | S::Stopped => {}
+        S::Creating => s.server = Some(ServerRef { id: ServerId("1".into()), ipv4: Ipv4Addr::new(192, 0, 2, 10) }),
+        S::Running | S::Stopping | S::Deleting => {
+            s.server = Some(ServerRef { id: ServerId("1".into()), ipv4: Ipv4Addr::new(192, 0, 2, 10) });
+            s.dns_record = Some("rec".into());
+            s.agent_ready = status == S::Running;
+        }
+        S::Error => s.error_message = Some("boom".into()),
+    }
+    s
 }

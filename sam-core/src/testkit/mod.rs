@@ -23,6 +23,6 @@ pub mod fakes;
 mod fixtures;
 pub mod harness;
 
-pub use fixtures::{sample_new_user, sample_spec, sample_workspace};
+pub use fixtures::{sample_new_user, sample_spec, sample_workspace, typical_lifecycle};
 
 pub(crate) use crate::sync::lock;

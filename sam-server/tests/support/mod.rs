@@ -194,3 +194,19 @@ pub fn first_cookie(response: &reqwest::Response) -> String {
 pub fn workspace_body(name: &str) -> Value {
     json!({"name": name, "repository": "octo-org/hello-world", "branch": "main", "vmSize": "small", "vmLocation": "fsn1"})
 }
+
+impl Server {
+    /// Waits for the background drive to create the workspace's server and
+    /// returns the bootstrap token its cloud-init carries.
+    pub async fn bootstrap_token(&self, id: &str) -> String {
+        let wid: sam_core::domain::WorkspaceId = id.parse().unwrap();
+        for _ in 0..200 {
+            if self.cloud.user_data_of(wid).is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let data = self.cloud.user_data_of(wid).expect("the server was created");
+        data.lines().find_map(|l| l.trim().strip_prefix("SAM_AGENT_BOOTSTRAP_TOKEN=")).unwrap().to_owned()
+    }
+}

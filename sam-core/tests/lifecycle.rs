@@ -1,31 +1,17 @@
+//! The workspace state machine: every status × event against the table,
+//! the user-story paths, and property tests of random event sequences.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
 use std::net::Ipv4Addr;
 
 use proptest::prelude::*;
-
-use super::*;
-use crate::domain::ServerId;
+use sam_core::domain::ServerId;
+use sam_core::lifecycle::*;
+use sam_core::testkit::typical_lifecycle;
 
 fn server(id: &str) -> ServerRef {
     ServerRef { id: ServerId(id.into()), ipv4: Ipv4Addr::new(192, 0, 2, 10) }
-}
-
-/// A representative state for each status, holding the resources that status
-/// normally holds.
-fn state(status: WorkspaceStatus) -> LifecycleState {
-    use WorkspaceStatus as S;
-    let mut s = LifecycleState::new();
-    s.status = status;
-    match status {
-        S::Pending | S::Stopped => {}
-        S::Creating => s.server = Some(server("1")),
-        S::Running | S::Stopping | S::Deleting => {
-            s.server = Some(server("1"));
-            s.dns_record = Some("rec".into());
-            s.agent_ready = status == S::Running;
-        }
-        S::Error => s.error_message = Some("boom".into()),
-    }
-    s
 }
 
 fn all_events() -> Vec<Event> {
@@ -79,7 +65,7 @@ fn every_status_and_event_matches_the_table() {
     let mut illegal = 0;
     for status in WorkspaceStatus::ALL {
         for event in all_events() {
-            let from = state(status);
+            let from = typical_lifecycle(status);
             let got = transition(&from, &event);
             match (expected(status, &event), got) {
                 (Some(to), Ok(t)) => {
@@ -118,7 +104,7 @@ fn happy_path_create_to_running() {
 
 #[test]
 fn agent_ready_before_dns_becomes_running_when_dns_lands() {
-    let s = state(WorkspaceStatus::Creating);
+    let s = typical_lifecycle(WorkspaceStatus::Creating);
     let t = transition(&s, &Event::AgentReady).unwrap();
     assert_eq!(t.state.status, WorkspaceStatus::Creating);
     let t = transition(&t.state, &Event::DnsRecordSet { record_id: "r".into() }).unwrap();
@@ -127,7 +113,7 @@ fn agent_ready_before_dns_becomes_running_when_dns_lands() {
 
 #[test]
 fn agent_ready_needs_a_server() {
-    let mut s = state(WorkspaceStatus::Creating);
+    let mut s = typical_lifecycle(WorkspaceStatus::Creating);
     s.server = None;
     assert!(transition(&s, &Event::AgentReady).is_err());
     assert!(transition(&s, &Event::DnsRecordSet { record_id: "r".into() }).is_err());
@@ -135,7 +121,7 @@ fn agent_ready_needs_a_server() {
 
 #[test]
 fn a_second_different_server_is_refused() {
-    let s = state(WorkspaceStatus::Creating);
+    let s = typical_lifecycle(WorkspaceStatus::Creating);
     assert!(transition(&s, &Event::ServerCreated(server("1"))).is_ok());
     let err = transition(&s, &Event::ServerCreated(server("2"))).unwrap_err();
     assert!(err.why.contains("different server"));
@@ -143,7 +129,7 @@ fn a_second_different_server_is_refused() {
 
 #[test]
 fn stop_and_idle_clean_up_both_resources() {
-    let running = state(WorkspaceStatus::Running);
+    let running = typical_lifecycle(WorkspaceStatus::Running);
     for (event, reason) in [(Event::StopRequested, Reason::User), (Event::IdleTimeout, Reason::IdleTimeout)] {
         let t = transition(&running, &event).unwrap();
         assert_eq!(t.effects, vec![Effect::DeleteServer, Effect::DeleteDns]);
@@ -157,7 +143,7 @@ fn stop_and_idle_clean_up_both_resources() {
 
 #[test]
 fn failures_record_message_and_clean_up() {
-    let creating = state(WorkspaceStatus::Creating);
+    let creating = typical_lifecycle(WorkspaceStatus::Creating);
     let t = transition(&creating, &Event::ProvisioningFailed { message: "no capacity in hel1".into() }).unwrap();
     assert_eq!(t.state.status, WorkspaceStatus::Error);
     assert_eq!(t.state.reason, Reason::ProviderError);
@@ -174,7 +160,7 @@ fn failures_record_message_and_clean_up() {
 
 #[test]
 fn restart_from_error_with_leftovers_cleans_before_creating() {
-    let mut failed = state(WorkspaceStatus::Error);
+    let mut failed = typical_lifecycle(WorkspaceStatus::Error);
     failed.server = Some(server("9"));
     let t = transition(&failed, &Event::RestartRequested).unwrap();
     assert_eq!(t.effects, vec![Effect::DeleteServer, Effect::DeleteDns, Effect::CreateServer]);
@@ -182,7 +168,7 @@ fn restart_from_error_with_leftovers_cleans_before_creating() {
     assert!(t.state.error_message.is_none());
     assert!(!t.state.holds_resources());
 
-    let clean = state(WorkspaceStatus::Stopped);
+    let clean = typical_lifecycle(WorkspaceStatus::Stopped);
     let t = transition(&clean, &Event::RestartRequested).unwrap();
     assert_eq!(t.effects, vec![Effect::CreateServer]);
 }
@@ -190,7 +176,7 @@ fn restart_from_error_with_leftovers_cleans_before_creating() {
 #[test]
 fn delete_works_from_every_state_and_removes_row_only_after_cleanup() {
     for status in WorkspaceStatus::ALL {
-        let t = transition(&state(status), &Event::DeleteRequested).unwrap();
+        let t = transition(&typical_lifecycle(status), &Event::DeleteRequested).unwrap();
         assert_eq!(t.state.status, WorkspaceStatus::Deleting);
         assert_eq!(t.effects, vec![Effect::DeleteServer, Effect::DeleteDns]);
         assert!(!t.effects.contains(&Effect::RemoveWorkspace));
@@ -202,7 +188,7 @@ fn delete_works_from_every_state_and_removes_row_only_after_cleanup() {
 
 #[test]
 fn server_gone_while_running_still_removes_dns() {
-    let t = transition(&state(WorkspaceStatus::Running), &Event::ServerGone).unwrap();
+    let t = transition(&typical_lifecycle(WorkspaceStatus::Running), &Event::ServerGone).unwrap();
     assert_eq!(t.state.status, WorkspaceStatus::Stopping);
     assert_eq!(t.state.reason, Reason::ServerGone);
     assert!(t.state.server.is_none());
@@ -211,9 +197,9 @@ fn server_gone_while_running_still_removes_dns() {
 
 #[test]
 fn user_facing_rejections_explain_themselves() {
-    let err = transition(&state(WorkspaceStatus::Stopped), &Event::StopRequested).unwrap_err();
+    let err = transition(&typical_lifecycle(WorkspaceStatus::Stopped), &Event::StopRequested).unwrap_err();
     assert_eq!(err.to_string(), "cannot apply stop_requested to a stopped workspace: the workspace is already stopped");
-    let err = transition(&state(WorkspaceStatus::Running), &Event::RestartRequested).unwrap_err();
+    let err = transition(&typical_lifecycle(WorkspaceStatus::Running), &Event::RestartRequested).unwrap_err();
     assert!(err.why.contains("already running"));
 }
 
