@@ -10,7 +10,6 @@
 mod support;
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use serde_json::json;
 use support::{Server, workspace_body};
