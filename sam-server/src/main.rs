@@ -24,6 +24,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the whole product on this machine with emulated clouds (not built yet).
+    Dev,
     /// Run the control plane (production).
     Serve(ServeConfig),
     /// Apply database migrations and exit.
@@ -80,6 +82,10 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Dev => anyhow::bail!(
+            "`sam-server dev` is not built yet: the local mode (emulated GitHub, Hetzner and Cloudflare with local \
+             agent processes) is the next piece of work. `sam-server serve` runs the control plane today."
+        ),
         Command::Serve(config) => serve(config).await,
         Command::Migrate { database_url } => {
             deployment::open_store(&database_url).await.map_err(anyhow::Error::msg)?;
