@@ -1002,15 +1002,27 @@ macro_rules! impl_sql_store {
                 &self,
                 scan: &sam_core::ports::WorkspaceScan,
             ) -> Result<Vec<sam_core::domain::Workspace>, sam_core::ports::StoreError> {
-                let rows = sqlx::query(concat!(
-                    "SELECT ",
-                    $crate::store::ws_cols!(),
-                    " FROM workspaces WHERE ($1 = '' OR $1 LIKE '%,' || status || ',%') \
-                     AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
-                ))
-                .bind($crate::store::status_list(&scan.statuses))
-                .bind(scan.after.map(|id| id.to_string()))
-                .bind(i64::from(scan.limit))
+                // Two statements rather than `($2 IS NULL OR id > $2)`: with the
+                // OR the planner cannot seek the id index, and every page would
+                // rescan from the first row (quadratic over a large table).
+                let rows = match scan.after {
+                    Some(after) => sqlx::query(concat!(
+                        "SELECT ",
+                        $crate::store::ws_cols!(),
+                        " FROM workspaces WHERE id > $2 AND ($1 = '' OR $1 LIKE '%,' || status || ',%') \
+                         ORDER BY id LIMIT $3"
+                    ))
+                    .bind($crate::store::status_list(&scan.statuses))
+                    .bind(after.to_string())
+                    .bind(i64::from(scan.limit)),
+                    None => sqlx::query(concat!(
+                        "SELECT ",
+                        $crate::store::ws_cols!(),
+                        " FROM workspaces WHERE ($1 = '' OR $1 LIKE '%,' || status || ',%') ORDER BY id LIMIT $2"
+                    ))
+                    .bind($crate::store::status_list(&scan.statuses))
+                    .bind(i64::from(scan.limit)),
+                }
                 .fetch_all(&self.pool)
                 .await
                 .map_err($crate::store::db_error("scan workspaces"))?;
