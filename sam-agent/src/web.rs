@@ -6,7 +6,7 @@
 //! | `GET /ready` | 200 once terminals can be opened, else 503 |
 //! | `GET /` | the terminal page (valid cookie) or a page explaining how to open it |
 //! | `GET /assets/{path}` | embedded static files only (no file system access) |
-//! | `GET /auth/callback?token=` | verify a terminal token, set the session cookie, redirect to `/` |
+//! | `GET /auth/callback?token=` | verify a terminal token, set the session cookie, move on to `/` (a refresh page, so the SameSite=Strict cookie is sent) |
 //! | `POST /auth/logout` | drop the session cookie |
 //! | `GET /ws/terminal` | the terminal WebSocket (cookie **and** `Origin` checked) |
 
@@ -177,6 +177,10 @@ async fn asset(Path(path): Path<String>) -> Response {
     }
 }
 
+const CALLBACK_PAGE: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta http-equiv=\"refresh\" content=\"0; url=/\"><title>Opening the terminal</title></head>\
+<body><p>Opening the terminal… <a href=\"/\">continue</a></p></body></html>";
+
 #[derive(Deserialize)]
 struct CallbackQuery {
     token: Option<String>,
@@ -186,10 +190,15 @@ async fn auth_callback(State(agent): State<Arc<Agent>>, Query(q): Query<Callback
     let token = q.token.unwrap_or_default();
     match agent.auth.redeem(&token).await {
         Ok(value) => {
-            let mut response = Response::new(Body::empty());
-            *response.status_mut() = StatusCode::SEE_OTHER;
+            // A page that moves on by itself rather than a redirect: the
+            // callback is reached from the dashboard's site, and a browser
+            // does not send a SameSite=Strict cookie on a redirect chain that
+            // started cross-site. The refresh starts from this origin, so it
+            // carries the new cookie.
+            let mut response = Response::new(Body::from(CALLBACK_PAGE));
+            *response.status_mut() = StatusCode::OK;
             let headers = response.headers_mut();
-            headers.insert(LOCATION, HeaderValue::from_static("/"));
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
             headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
             headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
             if let Ok(cookie) = HeaderValue::from_str(&agent.auth.set_cookie(&value)) {

@@ -58,6 +58,9 @@ pub struct ServeConfig {
     /// GitHub API URL.
     #[arg(long, env = "SAM_GITHUB_API_URL", default_value = sam_providers::github::DEFAULT_API_URL)]
     pub github_api_url: String,
+    /// Where repositories are cloned from (`<url>/<owner>/<name>.git`).
+    #[arg(long, env = "SAM_GIT_BASE_URL", default_value = "https://github.com")]
+    pub git_base_url: String,
     /// File holding a Cloudflare API token with DNS edit rights on the zone.
     #[arg(long, env = "SAM_CLOUDFLARE_API_TOKEN_FILE")]
     pub cloudflare_api_token_file: Option<PathBuf>,

@@ -211,6 +211,7 @@ pub async fn build(config: &ServeConfig) -> Result<Deployment, ConfigProblems> {
 
     let mut engine_config = EngineConfig::new(base_domain, public_url.clone());
     engine_config.workspace_url_template = config.workspace_url_template.clone();
+    engine_config.git_base_url = config.git_base_url.clone();
     engine_config.max_active_per_user = config.max_workspaces_per_user;
     engine_config.idle_timeout = Duration::from_secs(config.idle_timeout_minutes.max(6) * 60);
     engine_config.agent_sha256_amd64 =

@@ -24,8 +24,9 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run the whole product on this machine with emulated clouds (not built yet).
-    Dev,
+    /// Run the whole product on this machine: emulated GitHub, Hetzner and
+    /// Cloudflare, workspace agents as local processes. No cloud account needed.
+    Dev(sam_server::dev::DevOptions),
     /// Run the control plane (production).
     Serve(ServeConfig),
     /// Apply database migrations and exit.
@@ -82,10 +83,7 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Dev => anyhow::bail!(
-            "`sam-server dev` is not built yet: the local mode (emulated GitHub, Hetzner and Cloudflare with local \
-             agent processes) is the next piece of work. `sam-server serve` runs the control plane today."
-        ),
+        Command::Dev(options) => sam_server::dev::run(options).await,
         Command::Serve(config) => serve(config).await,
         Command::Migrate { database_url } => {
             deployment::open_store(&database_url).await.map_err(anyhow::Error::msg)?;
@@ -149,6 +147,7 @@ fn print_config(c: &ServeConfig) {
     println!("Cloudflare token        {}", file(&c.cloudflare_api_token_file));
     println!("Cloudflare zone         {}", show(&c.cloudflare_zone_id));
     println!("Hetzner API             {}", c.hetzner_api_url);
+    println!("git base URL            {}", c.git_base_url);
     println!("agent directory         {}", deployment::agent_dir(c).display());
     println!("workspaces per user     {}", c.max_workspaces_per_user);
     println!("idle timeout            {} min", c.idle_timeout_minutes);
@@ -174,32 +173,9 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             })
             .await;
     });
-    let app = sam_server::api::router(deployment.state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("serving")?;
+    sam_server::serve_until_shutdown(listener, sam_server::api::router(deployment.state)).await.context("serving")?;
     tracing::info!("HTTP drained; stopping the reconciler");
     let _ = stop_tx.send(true);
     let _ = reconciler.await;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutdown requested");
 }

@@ -79,7 +79,7 @@ export function renderHeader(me, current) {
     el("nav", { "aria-label": "Main" }, links.map(([href, label]) =>
       el("a", { href, "aria-current": href === current ? "page" : false }, label))),
     me ? el("div", { class: "who" },
-      me.avatarUrl ? el("img", { src: me.avatarUrl, alt: "" }) : null,
+      me.avatarUrl ? el("img", { src: me.avatarUrl, alt: "", onerror: (e) => e.target.remove() }) : null,
       el("span", {}, me.login),
       el("button", { type: "button", onclick: signOut }, "Sign out")) : null));
   document.body.prepend(header);

@@ -81,7 +81,7 @@ impl TestAgent {
     pub async fn login(&self, token: &str) -> Result<String, u16> {
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
         let res = client.get(format!("http://{}/auth/callback?token={token}", self.addr)).send().await.unwrap();
-        if res.status().as_u16() != 303 {
+        if res.status().as_u16() != 200 {
             return Err(res.status().as_u16());
         }
         let set = res.headers().get("set-cookie").unwrap().to_str().unwrap().to_owned();

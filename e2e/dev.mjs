@@ -1,0 +1,65 @@
+// The dev-mode product in headless Chromium, as a new user would use it:
+// sign in through the emulated GitHub, connect the (emulated) Hetzner token,
+// create a workspace, watch it become running without reloading, open the
+// terminal, run `ls` in the cloned repository. Screenshots go to artifacts/.
+//   node dev.mjs <base-url> <hetzner-token> <artifacts-dir>
+import { chromium } from "playwright-core";
+
+const [base, hetznerToken, artifacts] = process.argv.slice(2);
+const browser = await chromium.launch({
+  executablePath: process.env.SAM_CHROMIUM || "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+const timings = {};
+try {
+  const context = await browser.newContext({ viewport: { width: 1200, height: 800 } });
+  const page = await context.newPage();
+  page.on("pageerror", (e) => console.error("page error:", String(e)));
+
+  await page.goto(base + "/");
+  await page.getByRole("link", { name: "Sign in with GitHub" }).click();
+  await page.locator("#sign-in").click();
+  await page.getByRole("heading", { name: "Workspaces" }).waitFor();
+
+  await page.goto(base + "/settings");
+  await page.locator("#token").fill(hetznerToken);
+  await page.getByRole("button", { name: /Connect Hetzner|Replace token/ }).click();
+  await page.getByText("connected").waitFor();
+
+  await page.goto(base + "/workspaces/new");
+  await page.locator("#branch option").first().waitFor({ state: "attached" });
+  await page.locator("#repository").selectOption("octo-org/hello-world");
+  await page.locator("#branch option").first().waitFor({ state: "attached" });
+  await page.locator("#name").fill(`hello-${Date.now() % 100000}`);
+  const created = Date.now();
+  await page.getByRole("button", { name: "Create workspace" }).click();
+  await page.getByRole("heading", { name: "History" }).waitFor();
+  await page.locator(".status.running").waitFor({ timeout: 90000 });
+  timings.createToRunningMs = Date.now() - created;
+  await page.screenshot({ path: `${artifacts}/dev-workspace.png`, fullPage: true });
+
+  const opened = Date.now();
+  const [terminal] = await Promise.all([context.waitForEvent("page"), page.getByRole("button", { name: "Open Terminal" }).click()]);
+  await terminal.waitForLoadState();
+  await terminal.waitForFunction(() => document.getElementById("status")?.dataset.state === "connected", null, { timeout: 30000 });
+  await terminal.waitForFunction(() => /[$#]/.test(document.querySelector(".xterm-rows")?.textContent ?? ""), null, { timeout: 30000 });
+  timings.openToPromptMs = Date.now() - opened;
+  await terminal.click("#terminal");
+  await terminal.keyboard.type("ls && pwd");
+  await terminal.keyboard.press("Enter");
+  await terminal.waitForFunction(() => (document.querySelector(".xterm-rows")?.textContent ?? "").includes("README.md"), null, { timeout: 15000 });
+  await terminal.screenshot({ path: `${artifacts}/dev-terminal.png` });
+
+  await page.goto(base + "/");
+  await page.screenshot({ path: `${artifacts}/dev-dashboard.png`, fullPage: true });
+  console.log(JSON.stringify(timings));
+} catch (e) {
+  for (const p of browser.contexts().flatMap((c) => c.pages())) {
+    await p.screenshot({ path: `${artifacts}/dev-failure-${browser.contexts()[0].pages().indexOf(p)}.png` }).catch(() => {});
+  }
+  console.error(String(e && e.stack || e));
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}

@@ -1,0 +1,228 @@
+//! `sam-server dev`: the whole product on one machine, no cloud account.
+//!
+//! - GitHub, Hetzner and Cloudflare are the emulators from `sam-providers`,
+//!   in-process, reached over real HTTP by the real adapters;
+//! - keys are generated on first start into the data directory and reused,
+//!   the database is a SQLite file there;
+//! - every server the emulated Hetzner "boots" becomes a local VM: the
+//!   [`vm`] module plays cloud-init (downloads the agent from the control
+//!   plane, checks its SHA-256, starts it with the bootstrap token), so the
+//!   agent goes through the real bootstrap path with host shells;
+//! - the emulated GitHub's repositories are served as git repositories over
+//!   HTTP by this server ([`git`]), so the agent really clones;
+//! - `http://ws-<id>.localhost:<workspace port>` reaches the agent through a
+//!   small Host-routing proxy ([`proxy`]); `*.localhost` resolves to loopback.
+
+mod git;
+mod proxy;
+mod vm;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sam_providers::emulators::{
+    self, CloudflareEmulatorConfig, Emulators, GithubEmulatorConfig, HetznerEmulatorConfig,
+};
+
+use crate::config::ServeConfig;
+use crate::deployment;
+
+/// Options of `sam-server dev`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DevOptions {
+    /// Where keys, the database, agents and workspaces live.
+    #[arg(long, env = "SAM_DEV_DATA_DIR", default_value = ".sam-dev")]
+    pub data_dir: PathBuf,
+    /// Port of the web UI and API.
+    #[arg(long, env = "SAM_DEV_PORT", default_value_t = 8080)]
+    pub port: u16,
+    /// Port the workspace terminals are reached on (`http://ws-<id>.localhost:<port>`).
+    #[arg(long, env = "SAM_DEV_WORKSPACE_PORT", default_value_t = 8081)]
+    pub workspace_port: u16,
+    /// Idle minutes before a workspace stops.
+    #[arg(long, env = "SAM_DEV_IDLE_MINUTES", default_value_t = 30)]
+    pub idle_minutes: u64,
+    /// The sam-agent binary to hand out (default: beside this binary, built
+    /// with cargo when missing).
+    #[arg(long, env = "SAM_DEV_AGENT")]
+    pub agent: Option<PathBuf>,
+}
+
+/// Owner and repositories the emulated GitHub App is installed on.
+const DEMO_OWNER: &str = "octo-org";
+const DEMO_REPOSITORIES: [&str; 2] = ["hello-world", "api-service"];
+
+fn write_secret(dir: &Path, name: &str, value: &str) -> anyhow::Result<PathBuf> {
+    let path = dir.join(name);
+    std::fs::write(&path, value).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
+
+/// Finds (or builds) the agent binary.
+async fn agent_binary(options: &DevOptions) -> anyhow::Result<PathBuf> {
+    if let Some(path) = &options.agent {
+        return Ok(path.clone());
+    }
+    let exe = std::env::current_exe().context("locating this binary")?;
+    let beside = exe.with_file_name("sam-agent");
+    let workspace_manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+    if let (Ok(cargo), true) = (std::env::var("CARGO"), workspace_manifest.exists()) {
+        // Under `cargo run`, build the agent of the same source tree and profile.
+        let release = exe.components().any(|c| c.as_os_str() == "release");
+        let mut build = tokio::process::Command::new(cargo);
+        build.args(["build", "-q", "-p", "sam-agent", "--manifest-path"]).arg(&workspace_manifest);
+        if release {
+            build.arg("--release");
+        }
+        tracing::info!("building sam-agent");
+        match build.status().await {
+            Ok(status) if status.success() => {}
+            other => tracing::warn!(?other, "cargo build -p sam-agent failed; using the binary already built, if any"),
+        }
+    }
+    anyhow::ensure!(
+        beside.exists(),
+        "no sam-agent binary beside {} (build it with cargo build -p sam-agent)",
+        exe.display()
+    );
+    Ok(beside)
+}
+
+/// Runs the dev mode until Ctrl-C.
+pub async fn run(options: DevOptions) -> anyhow::Result<()> {
+    let data = std::fs::canonicalize({
+        std::fs::create_dir_all(&options.data_dir)
+            .with_context(|| format!("creating {}", options.data_dir.display()))?;
+        &options.data_dir
+    })?;
+    let public_url = format!("http://localhost:{}", options.port);
+
+    // Keys: generated once, reused.
+    let keys_dir = data.join("keys");
+    let keys = sam_providers::keys::KeyFiles::in_dir(&keys_dir);
+    if !keys.jwt_signing_key.exists() {
+        sam_providers::keys::generate_key_files(&keys_dir).context("generating keys")?;
+    }
+
+    // The agent binary, served by the control plane like in production.
+    let agents = data.join("agents");
+    std::fs::create_dir_all(&agents)?;
+    let agent = agent_binary(&options).await?;
+    std::fs::copy(&agent, crate::api::agent_path(&agents, "amd64")).context("copying the agent")?;
+
+    // Emulated clouds.
+    let github_config = GithubEmulatorConfig {
+        webhook_url: Some(format!("{public_url}/api/github/webhook")),
+        setup_url: Some(format!("{public_url}/settings")),
+        install_repositories: DEMO_REPOSITORIES
+            .iter()
+            .map(|r| (format!("{DEMO_OWNER}/{r}"), vec!["main".to_owned()]))
+            .collect(),
+        ..GithubEmulatorConfig::default()
+    };
+    let emulators = Emulators::start_with(
+        HetznerEmulatorConfig { fixed_ipv4: Some([127, 0, 0, 1].into()), ..HetznerEmulatorConfig::default() },
+        CloudflareEmulatorConfig { zone_name: "localhost".into(), ..CloudflareEmulatorConfig::default() },
+        github_config,
+    )
+    .await
+    .context("starting the emulators")?;
+    let repositories: Vec<(String, Vec<String>)> =
+        DEMO_REPOSITORIES.iter().map(|r| (format!("{DEMO_OWNER}/{r}"), vec!["main".to_owned()])).collect();
+    let refs: Vec<(&str, Vec<&str>)> =
+        repositories.iter().map(|(n, b)| (n.as_str(), b.iter().map(String::as_str).collect())).collect();
+    let refs: Vec<(&str, &[&str])> = refs.iter().map(|(n, b)| (*n, b.as_slice())).collect();
+    emulators.github.add_installation(1, DEMO_OWNER, &refs);
+
+    // Git repositories for the clone.
+    let git_root = data.join("git");
+    for (name, _) in &repositories {
+        git::ensure_repository(&git_root, name).await?;
+    }
+
+    let secrets = data.join("secrets");
+    std::fs::create_dir_all(&secrets)?;
+    let config = ServeConfig {
+        listen: format!("127.0.0.1:{}", options.port),
+        public_url: Some(public_url.clone()),
+        base_domain: Some("localhost".into()),
+        workspace_url_template: format!("http://{{host}}:{}", options.workspace_port),
+        database_url: format!("sqlite://{}", data.join("sam.db").display()),
+        jwt_private_key_file: Some(keys.jwt_signing_key.clone()),
+        encryption_key_file: Some(keys.credentials_key.clone()),
+        old_encryption_key_files: Vec::new(),
+        github_client_id: Some(emulators::GITHUB_CLIENT_ID.into()),
+        github_client_secret_file: Some(write_secret(
+            &secrets,
+            "github-client-secret",
+            emulators::GITHUB_CLIENT_SECRET,
+        )?),
+        github_app_id: Some(emulators::GITHUB_APP_ID.into()),
+        github_app_slug: Some(emulators::GITHUB_APP_SLUG.into()),
+        github_app_private_key_file: Some(write_secret(
+            &secrets,
+            "github-app.pem",
+            emulators::TEST_APP_PRIVATE_KEY_PEM,
+        )?),
+        github_webhook_secret_file: Some(write_secret(&secrets, "github-webhook", emulators::GITHUB_WEBHOOK_SECRET)?),
+        github_web_url: emulators.github.base_url().to_owned(),
+        github_api_url: emulators.github.base_url().to_owned(),
+        git_base_url: format!("{public_url}{}", git::ROUTE_PREFIX),
+        cloudflare_api_token_file: Some(write_secret(&secrets, "cloudflare-token", &emulators.cloudflare.token())?),
+        cloudflare_zone_id: Some(emulators.cloudflare.zone_id()),
+        cloudflare_api_url: emulators.cloudflare.base_url().to_owned(),
+        hetzner_api_url: emulators.hetzner.base_url().to_owned(),
+        agent_dir: Some(agents),
+        max_workspaces_per_user: 10,
+        idle_timeout_minutes: options.idle_minutes,
+        reconcile_interval_seconds: 5,
+    };
+    let deployment = deployment::build(&config).await.map_err(|p| anyhow::anyhow!("dev configuration:\n{p}"))?;
+
+    // Local "VMs" and the route to their terminals.
+    let routes = proxy::Routes::default();
+    let vms = Arc::new(vm::LocalVms::new(
+        data.join("vms"),
+        routes.clone(),
+        options.workspace_port,
+        tokio::runtime::Handle::current(),
+    ));
+    emulators.hetzner.set_hook(vms.clone());
+    let proxy_listener = tokio::net::TcpListener::bind(("127.0.0.1", options.workspace_port))
+        .await
+        .with_context(|| format!("binding the workspace port {}", options.workspace_port))?;
+    tokio::spawn(proxy::serve(proxy_listener, routes));
+
+    let listener =
+        tokio::net::TcpListener::bind(&config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+    let engine = deployment.engine.clone();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let reconciler = tokio::spawn(async move {
+        let mut stop = stop_rx;
+        engine
+            .run_reconciler(Duration::from_secs(config.reconcile_interval_seconds), async move {
+                let _ = stop.wait_for(|v| *v).await;
+            })
+            .await;
+    });
+    let app = crate::api::router(deployment.state).merge(git::router(git_root));
+
+    println!();
+    println!("  SAM is running (dev mode)");
+    println!("  Open            {public_url}");
+    println!("  Sign in as      octocat (emulated GitHub: click \"Sign in\")");
+    println!("  Hetzner token   {}", emulators.hetzner.token());
+    println!("  Repositories    {}", repositories.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "));
+    println!("  Data            {}", data.display());
+    println!("  Ctrl-C stops the server and every workspace agent.");
+    println!();
+
+    crate::serve_until_shutdown(listener, app).await.context("serving")?;
+    let _ = stop_tx.send(true);
+    let _ = reconciler.await;
+    vms.shutdown().await;
+    drop(emulators);
+    Ok(())
+}

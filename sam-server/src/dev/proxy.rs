@@ -1,0 +1,95 @@
+//! Routes `ws-<id>.localhost:<port>` to the agent of workspace `<id>` on
+//! this machine: reads the request head, picks the agent by `Host`, then
+//! pipes bytes both ways (so WebSockets work unchanged).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Host name (without port) → agent port.
+#[derive(Clone, Debug, Default)]
+pub struct Routes(Arc<Mutex<HashMap<String, u16>>>);
+
+impl Routes {
+    /// Routes `host` to `port`.
+    pub fn insert(&self, host: String, port: u16) {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(host, port);
+    }
+
+    /// Stops routing `host`.
+    pub fn remove(&self, host: &str) {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(host);
+    }
+
+    fn get(&self, host: &str) -> Option<u16> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(host).copied()
+    }
+}
+
+const MAX_HEAD: usize = 16 * 1024;
+
+fn host_of(head: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(head).ok()?;
+    text.lines().skip(1).find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.trim().eq_ignore_ascii_case("host").then(|| {
+            let value = value.trim();
+            value.rsplit_once(':').map_or(value, |(h, _)| h).to_ascii_lowercase()
+        })
+    })
+}
+
+async fn handle(mut client: TcpStream, routes: Routes) {
+    let mut head = Vec::with_capacity(1024);
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match client.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+        if head.len() > MAX_HEAD {
+            return;
+        }
+    }
+    let Some(port) = host_of(&head).and_then(|h| routes.get(&h)) else {
+        let body = "No running workspace answers at this address. Open the terminal from the dashboard.";
+        let response = format!(
+            "HTTP/1.1 404 Not Found\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = client.write_all(response.as_bytes()).await;
+        return;
+    };
+    let Ok(mut agent) = TcpStream::connect(("127.0.0.1", port)).await else {
+        let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
+        return;
+    };
+    if agent.write_all(&head).await.is_err() {
+        return;
+    }
+    let _ = tokio::io::copy_bidirectional(&mut client, &mut agent).await;
+}
+
+/// Accepts connections forever.
+pub async fn serve(listener: TcpListener, routes: Routes) {
+    loop {
+        if let Ok((socket, _)) = listener.accept().await {
+            let _ = socket.set_nodelay(true);
+            tokio::spawn(handle(socket, routes.clone()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_header_is_found_without_port() {
+        let head = b"GET / HTTP/1.1\r\nUser-Agent: x\r\nHost: WS-abc.localhost:8081\r\n\r\n";
+        assert_eq!(host_of(head).as_deref(), Some("ws-abc.localhost"));
+        assert_eq!(host_of(b"GET / HTTP/1.1\r\n\r\n"), None);
+    }
+}
