@@ -505,9 +505,35 @@ async fn github_webhooks_are_verified_deduplicated_and_applied() {
         github.send_webhook(&url, "installation", &github.installation_payload("deleted", 777)).await.unwrap();
     assert_eq!(deleted.status, 200);
     assert!(!store.get_installation(InstallationId(777)).await.unwrap().unwrap().is_usable());
+    // GitHub may still list it for a moment; the recorded uninstall wins.
+    s.github.add_installation(
+        sam_core::ports::InstallationInfo {
+            id: InstallationId(777),
+            account_login: "octo-org".into(),
+            account_type: "Organization".into(),
+            account_id: sam_core::domain::GithubUserId(9),
+            suspended: false,
+        },
+        81,
+        &["octo-org/hello-world"],
+    );
     let mut body = workspace_body("after-uninstall");
     body["installationId"] = json!(777);
     let (status, error) = s.post("/api/workspaces", &cookie, body).await;
     assert_eq!(status, StatusCode::PRECONDITION_FAILED);
     assert!(error["message"].as_str().unwrap().contains("uninstalled"), "{error}");
+}
+
+#[tokio::test]
+async fn a_workspace_cannot_clone_through_someone_elses_installation() {
+    let s = Server::start().await;
+    let _alice = s.ready_user(91).await; // installation 91 on octo-org, visible to alice only
+    let bob = s.ready_user(92).await;
+    let mut body = workspace_body("borrowed");
+    body["installationId"] = json!(91);
+    let (status, error) = s.post("/api/workspaces", &bob, body).await;
+    assert_eq!(status, StatusCode::PRECONDITION_FAILED, "{error}");
+    assert_eq!(error["error"], "app_not_installed");
+    let (status, _) = s.post("/api/workspaces", &bob, workspace_body("own")).await;
+    assert_eq!(status, StatusCode::CREATED, "bob's own installation works");
 }

@@ -27,8 +27,19 @@ struct Serve {
 impl Serve {
     async fn start(emulators: &Emulators, database_url: Option<String>) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        let keys = sam_providers::keys::generate_key_files(&dir.path().join("keys")).unwrap();
+        Self::start_with_keys(emulators, database_url, &keys, &[]).await
+    }
+
+    /// A replica using `keys` (replicas must share them), with extra settings.
+    async fn start_with_keys(
+        emulators: &Emulators,
+        database_url: Option<String>,
+        keys: &sam_providers::keys::KeyFiles,
+        extra: &[(&str, &str)],
+    ) -> Self {
+        let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        let keys = sam_providers::keys::generate_key_files(&d.join("keys")).unwrap();
         let secret = |name: &str, value: &str| {
             let path = d.join(name);
             std::fs::write(&path, value).unwrap();
@@ -73,6 +84,7 @@ impl Serve {
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sam-server"))
             .arg("serve")
             .envs(env)
+            .envs(extra.iter().map(|(k, v)| (*k, *v)))
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -238,6 +250,87 @@ async fn serve_on_postgres_with_the_emulators() {
         options.get_database().unwrap()
     );
     full_flow(Some(url)).await;
+}
+
+/// Two `serve` processes on one PostgreSQL database behind the same clouds:
+/// 50 workspaces created and stopped through both, every one ends right, and
+/// the emulated Hetzner saw exactly one server creation per workspace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_share_one_postgres() {
+    use sam_providers::emulators::{CloudflareEmulatorConfig, GithubEmulatorConfig, HetznerEmulatorConfig};
+    let Some(options) = postgres::fresh_database().await else { return };
+    let url = format!(
+        "postgres://{}@{}:{}/{}",
+        options.get_username(),
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap()
+    );
+    let emulators = Emulators::start_with(
+        HetznerEmulatorConfig {
+            max_servers: 200,
+            boot_delay: Duration::from_millis(10),
+            ..HetznerEmulatorConfig::default()
+        },
+        CloudflareEmulatorConfig::default(),
+        GithubEmulatorConfig::default(),
+    )
+    .await
+    .unwrap();
+    emulators.github.add_installation(5, "octo-org", &[("octo-org/hello-world", &["main"])]);
+    let keys_dir = tempfile::tempdir().unwrap();
+    let keys = sam_providers::keys::generate_key_files(&keys_dir.path().join("keys")).unwrap();
+    let extra = [("SAM_MAX_WORKSPACES_PER_USER", "100")];
+    let a = Serve::start_with_keys(&emulators, Some(url.clone()), &keys, &extra).await;
+    let b = Serve::start_with_keys(&emulators, Some(url), &keys, &extra).await;
+    let cookie = a.sign_in(&emulators).await;
+    let (status, _) = b.call(reqwest::Method::GET, "/api/auth/me", &cookie, None).await;
+    assert_eq!(status, StatusCode::OK, "sessions live in the shared database");
+    let token = json!({"provider": "hetzner", "token": emulators.hetzner.token()});
+    assert_eq!(a.call(reqwest::Method::POST, "/api/credentials", &cookie, Some(token)).await.0, StatusCode::CREATED);
+
+    let mut ids = Vec::new();
+    for n in 0..50 {
+        let replica = if n % 2 == 0 { &a } else { &b };
+        let body = json!({"name": format!("r{n}"), "repository": "octo-org/hello-world", "branch": "main",
+                          "vmSize": "small", "vmLocation": "fsn1", "installationId": 5});
+        let (status, ws) = replica.call(reqwest::Method::POST, "/api/workspaces", &cookie, Some(body)).await;
+        assert_eq!(status, StatusCode::CREATED, "{ws}");
+        ids.push(ws["id"].as_str().unwrap().to_owned());
+    }
+    let all_have_servers = || emulators.hetzner.servers().len() == 50;
+    for _ in 0..400 {
+        if all_have_servers() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(all_have_servers(), "{} servers", emulators.hetzner.servers().len());
+    for (n, id) in ids.iter().enumerate() {
+        let replica = if n % 2 == 0 { &b } else { &a };
+        let (status, _) =
+            replica.call(reqwest::Method::POST, &format!("/api/workspaces/{id}/stop"), &cookie, None).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+    }
+    let mut stopped = 0;
+    for _ in 0..400 {
+        let (_, list) = a.call(reqwest::Method::GET, "/api/workspaces?status=stopped", &cookie, None).await;
+        stopped = list.as_array().map_or(0, Vec::len);
+        if stopped == 50 && emulators.hetzner.servers().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(stopped, 50, "every workspace ends stopped");
+    assert!(emulators.hetzner.servers().is_empty(), "no server left");
+    assert!(emulators.cloudflare.records().is_empty(), "no record left");
+    assert_eq!(
+        emulators.hetzner.faults().count("POST", "/v1/servers"),
+        50,
+        "exactly one server creation per workspace"
+    );
+    a.terminate().await;
+    b.terminate().await;
 }
 
 #[test]

@@ -27,12 +27,15 @@ async fn user_token(state: &AppState, current: &CurrentUser) -> Result<SecretStr
 }
 
 /// The user's installations, refreshed from GitHub and recorded.
-async fn installations(state: &AppState, current: &CurrentUser) -> Result<Vec<InstallationInfo>, ApiError> {
+pub(crate) async fn installations(state: &AppState, current: &CurrentUser) -> Result<Vec<InstallationInfo>, ApiError> {
     let token = user_token(state, current).await?;
     let list = state.repos().list_installations(&token).await?;
     let ports = state.engine.ports();
     let now = ports.clock.now();
     for i in &list {
+        // GitHub gives a reinstall a new id, so an uninstall recorded from a
+        // webhook stays recorded even if a listing still shows the old id.
+        let removed_at = ports.store.get_installation(i.id).await?.and_then(|known| known.removed_at);
         ports
             .store
             .upsert_installation(&GithubInstallation {
@@ -41,7 +44,7 @@ async fn installations(state: &AppState, current: &CurrentUser) -> Result<Vec<In
                 account_type: i.account_type.clone(),
                 account_id: i.account_id,
                 suspended: i.suspended,
-                removed_at: None,
+                removed_at,
                 updated_at: now,
             })
             .await?;

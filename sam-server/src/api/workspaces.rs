@@ -11,10 +11,9 @@ use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures_util::Stream;
 use sam_core::domain::{
-    BranchName, CredentialProvider, InstallationId, LocationCode, RepoFullName, UserId, VmSize, Workspace, WorkspaceId,
-    WorkspaceName, WorkspaceSpec,
+    BranchName, InstallationId, LocationCode, RepoFullName, VmSize, Workspace, WorkspaceId, WorkspaceName,
+    WorkspaceSpec,
 };
-use sam_core::engine::credential_context;
 use sam_core::lifecycle::WorkspaceStatus;
 use serde::{Deserialize, Serialize};
 
@@ -121,37 +120,34 @@ pub async fn create(
         vm_size: body.vm_size.parse::<VmSize>().map_err(invalid)?,
         vm_location: LocationCode::new(body.vm_location).map_err(invalid)?,
     };
-    let installation = match body.installation_id {
-        Some(id) => InstallationId(id),
-        None => find_installation(&state, current.user.id, &spec.repository).await?,
-    };
+    let installation = find_installation(&state, &current, &spec.repository, body.installation_id).await?;
     let ws = state.engine.create(current.user.id, spec, installation).await?;
     state.spawn_drive(ws.owner, ws.id);
     Ok((StatusCode::CREATED, Json(WorkspaceView::new(&state, &ws))))
 }
 
-/// The user's installation on the repository's owner account.
+/// The installation to clone through: one the user can access (asked of
+/// GitHub, not taken from the request) on the repository's owner account, and
+/// the requested one if the request names it.
 async fn find_installation(
     state: &AppState,
-    user: UserId,
+    current: &CurrentUser,
     repository: &RepoFullName,
+    requested: Option<i64>,
 ) -> Result<InstallationId, ApiError> {
-    let ports = state.engine.ports();
-    let credential = ports.store.get_credential(user, CredentialProvider::Github).await?;
-    let token = credential
-        .and_then(|c| ports.cipher.open(&c.ciphertext, credential_context(user, CredentialProvider::Github)).ok())
-        .and_then(|p| p.into_secret_string())
-        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "signin_required", "sign in with GitHub again"))?;
-    let installations = state.repos().list_installations(&token).await?;
-    installations.iter().find(|i| i.account_login.eq_ignore_ascii_case(repository.owner())).map(|i| i.id).ok_or_else(
-        || {
+    let installations = super::github::installations(state, current).await?;
+    installations
+        .iter()
+        .filter(|i| requested.is_none_or(|id| i.id == InstallationId(id)))
+        .find(|i| i.account_login.eq_ignore_ascii_case(repository.owner()))
+        .map(|i| i.id)
+        .ok_or_else(|| {
             ApiError::new(
                 StatusCode::PRECONDITION_FAILED,
                 "app_not_installed",
                 format!("Install the SAM GitHub App on {} first.", repository.owner()),
             )
-        },
-    )
+        })
 }
 
 /// `GET /api/workspaces/{id}`.
