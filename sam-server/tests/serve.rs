@@ -241,14 +241,7 @@ async fn serve_on_sqlite_with_the_emulators() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_on_postgres_with_the_emulators() {
-    let Some(options) = postgres::fresh_database().await else { return };
-    let url = format!(
-        "postgres://{}@{}:{}/{}",
-        options.get_username(),
-        options.get_host(),
-        options.get_port(),
-        options.get_database().unwrap()
-    );
+    let Some(url) = postgres::fresh_database_url().await else { return };
     full_flow(Some(url)).await;
 }
 
@@ -258,14 +251,7 @@ async fn serve_on_postgres_with_the_emulators() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_share_one_postgres() {
     use sam_providers::emulators::{CloudflareEmulatorConfig, GithubEmulatorConfig, HetznerEmulatorConfig};
-    let Some(options) = postgres::fresh_database().await else { return };
-    let url = format!(
-        "postgres://{}@{}:{}/{}",
-        options.get_username(),
-        options.get_host(),
-        options.get_port(),
-        options.get_database().unwrap()
-    );
+    let Some(url) = postgres::fresh_database_url().await else { return };
     let emulators = Emulators::start_with(
         HetznerEmulatorConfig {
             max_servers: 200,

@@ -33,6 +33,19 @@ pub async fn fresh_database() -> Option<PgConnectOptions> {
     Some(admin.database(&name))
 }
 
+/// The URL of a fresh, empty database (for processes configured by URL);
+/// `None` only when skipping was asked for.
+pub async fn fresh_database_url() -> Option<String> {
+    let options = fresh_database().await?;
+    Some(format!(
+        "postgres://{}@{}:{}/{}",
+        options.get_username(),
+        options.get_host(),
+        options.get_port(),
+        options.get_database().expect("a database was chosen")
+    ))
+}
+
 /// A store on a fresh, empty database; `None` only when skipping was asked for.
 pub async fn fresh_store(max_connections: u32) -> Option<PostgresStore> {
     let options = fresh_database().await?;
