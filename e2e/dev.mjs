@@ -53,6 +53,41 @@ try {
 
   await page.goto(base + "/");
   await page.screenshot({ path: `${artifacts}/dev-dashboard.png`, fullPage: true });
+
+  // Stop: the row turns stopped without a reload; the detail page explains
+  // that the terminal needs a running workspace.
+  const row = page.locator("tbody tr").first();
+  await row.getByRole("button", { name: "Stop" }).click();
+  await row.locator(".status.stopped").waitFor({ timeout: 30000 });
+  await row.getByRole("link").click();
+  await page.locator("#terminal-hint").waitFor();
+  if (!(await page.getByRole("button", { name: "Open Terminal" }).isDisabled())) throw new Error("terminal button enabled while stopped");
+  await page.goto(base + "/");
+
+  // Restart: running again, on a fresh server.
+  await page.locator("tbody tr").first().getByRole("button", { name: "Restart" }).click();
+  await page.locator("tbody tr").first().locator(".status.running").waitFor({ timeout: 60000 });
+
+  // Delete asks first; cancelling keeps it, confirming removes the row.
+  await page.locator("tbody tr").first().getByRole("button", { name: "Delete" }).click();
+  await page.getByRole("dialog").getByRole("button", { name: "Cancel" }).click();
+  await page.locator("tbody tr").first().getByRole("button", { name: "Delete" }).click();
+  await page.getByRole("dialog").getByRole("button", { name: "Delete" }).click();
+  await page.locator(".empty").waitFor({ state: "visible", timeout: 30000 });
+
+  // Sign out, then come back: the landing page; signing in restores the account.
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.getByRole("link", { name: "Sign in with GitHub" }).waitFor();
+  await page.getByRole("link", { name: "Sign in with GitHub" }).click();
+  await page.locator("#sign-in").click();
+  await page.getByRole("heading", { name: "Workspaces" }).waitFor();
+
+  // Leave one running workspace behind for the shutdown check.
+  await page.goto(base + "/workspaces/new");
+  await page.locator("#branch option").first().waitFor({ state: "attached" });
+  await page.locator("#name").fill(`left-running-${Date.now() % 100000}`);
+  await page.getByRole("button", { name: "Create workspace" }).click();
+  await page.locator(".status.running").waitFor({ timeout: 90000 });
   console.log(JSON.stringify(timings));
 } catch (e) {
   for (const p of browser.contexts().flatMap((c) => c.pages())) {

@@ -1,7 +1,9 @@
 //! `sam-server dev` end to end in headless Chromium: sign in through the
 //! emulated GitHub, connect the emulated Hetzner token, create a workspace,
 //! see it become running without reloading, open the terminal and run `ls` in
-//! the cloned repository; then Ctrl-C stops the server and every agent.
+//! the cloned repository; stop (the terminal is explained as unavailable),
+//! restart, delete with confirmation, sign out and back in; then Ctrl-C stops
+//! the server and every agent.
 //! Needs Chromium and `e2e/node_modules` (`scripts/test.d/31-e2e.sh`); fails
 //! without them unless `SAM_SKIP_BROWSER=1`.
 
@@ -77,7 +79,9 @@ async fn the_whole_product_runs_locally() {
     let timings: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     eprintln!("dev mode timings: {timings}");
     assert!(timings["createToRunningMs"].as_u64().is_some());
-    assert_eq!(agents_running(data.path()), 1, "one local VM agent");
+    // The walk deleted its first workspace (whose local VM must be gone) and
+    // left a second one running.
+    assert_eq!(agents_running(data.path()), 1, "exactly the running workspace's agent");
 
     // Ctrl-C: the server stops, and so does every agent.
     let pid = child.id().unwrap();

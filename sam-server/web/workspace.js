@@ -20,6 +20,10 @@ async function render() {
   main.replaceChildren(
     el("p", {}, el("a", { href: "/" }, "← Workspaces")),
     el("div", { class: "row" }, el("h1", {}, ws.name), el("span", { class: "spacer" }), open),
+    ws.status === "running" ? null : el("p", { class: "hint", id: "terminal-hint" },
+      ws.status === "stopped" || ws.status === "error"
+        ? "The terminal opens while the workspace runs: restart it from the dashboard first."
+        : "The terminal opens once the workspace is running."),
     message,
     el("section", { class: "panel" },
       el("p", {}, statusBadge(ws.status), " ", el("span", { class: "muted" }, reasonText(ws))),
