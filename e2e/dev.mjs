@@ -22,7 +22,15 @@ try {
   await page.locator("#sign-in").click();
   await page.getByRole("heading", { name: "Workspaces" }).waitFor();
 
+  // Before a token: the create page says what to do first.
+  await page.goto(base + "/workspaces/new");
+  await page.getByRole("heading", { name: "Connect Hetzner first" }).waitFor();
+
+  // An invalid token is refused inline; the valid one connects.
   await page.goto(base + "/settings");
+  await page.locator("#token").fill("not-a-real-token");
+  await page.getByRole("button", { name: /Connect Hetzner|Replace token/ }).click();
+  await page.locator("#token-error").getByText("Hetzner rejected this token").waitFor();
   await page.locator("#token").fill(hetznerToken);
   await page.getByRole("button", { name: /Connect Hetzner|Replace token/ }).click();
   await page.getByText("connected").waitFor();

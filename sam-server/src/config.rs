@@ -82,6 +82,10 @@ pub struct ServeConfig {
     /// Idle minutes before a workspace stops (a warning comes 5 minutes earlier).
     #[arg(long, env = "SAM_IDLE_TIMEOUT_MINUTES", default_value_t = 30)]
     pub idle_timeout_minutes: u64,
+    /// Idle threshold in seconds, overriding the minutes (for tests and demos;
+    /// the warning then comes at half the threshold when that is under 5 minutes).
+    #[arg(long, env = "SAM_IDLE_TIMEOUT_SECONDS", hide = true)]
+    pub idle_timeout_seconds: Option<u64>,
     /// Seconds between reconciler passes.
     #[arg(long, env = "SAM_RECONCILE_INTERVAL_SECONDS", default_value_t = 15)]
     pub reconcile_interval_seconds: u64,

@@ -213,7 +213,11 @@ pub async fn build(config: &ServeConfig) -> Result<Deployment, ConfigProblems> {
     engine_config.workspace_url_template = config.workspace_url_template.clone();
     engine_config.git_base_url = config.git_base_url.clone();
     engine_config.max_active_per_user = config.max_workspaces_per_user;
-    engine_config.idle_timeout = Duration::from_secs(config.idle_timeout_minutes.max(6) * 60);
+    engine_config.idle_timeout = match config.idle_timeout_seconds {
+        Some(secs) => Duration::from_secs(secs.max(2)),
+        None => Duration::from_secs(config.idle_timeout_minutes.max(6) * 60),
+    };
+    engine_config.idle_warning = engine_config.idle_warning.min(engine_config.idle_timeout / 2);
     engine_config.agent_sha256_amd64 =
         std::fs::read(crate::api::agent_path(&agents, "amd64")).ok().map(|b| sha256_hex(&b));
     let engine = Arc::new(Engine::new(

@@ -26,28 +26,31 @@ fn agents_running(data: &std::path::Path) -> usize {
         .count()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_whole_product_runs_locally() {
+fn e2e_ready() -> Option<PathBuf> {
     let e2e = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../e2e");
     if !e2e.join("node_modules/playwright-core").exists() || std::fs::metadata("/usr/bin/chromium").is_err() {
         if std::env::var("SAM_SKIP_BROWSER").as_deref() == Ok("1") {
             eprintln!("SAM_SKIP_BROWSER=1: skipping the dev-mode browser test");
-            return;
+            return None;
         }
         panic!("Chromium or e2e/node_modules missing: run through ./scripts/test (or set SAM_SKIP_BROWSER=1)");
     }
+    Some(e2e)
+}
+
+/// `sam-server dev` on free ports in a fresh data directory.
+async fn start_dev(data: &std::path::Path, extra: &[&str]) -> (tokio::process::Child, String) {
     let server_bin = PathBuf::from(env!("CARGO_BIN_EXE_sam-server"));
     let agent_bin = server_bin.with_file_name("sam-agent");
     assert!(agent_bin.exists(), "build the agent first (cargo build -p sam-agent): {}", agent_bin.display());
-
-    let data = tempfile::tempdir().unwrap();
     let (port, workspace_port) = (free_port(), free_port());
-    let mut child = tokio::process::Command::new(&server_bin)
+    let child = tokio::process::Command::new(&server_bin)
         .args(["dev", "--port", &port.to_string(), "--workspace-port", &workspace_port.to_string()])
         .arg("--data-dir")
-        .arg(data.path())
+        .arg(data)
         .arg("--agent")
         .arg(&agent_bin)
+        .args(extra)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -55,27 +58,36 @@ async fn the_whole_product_runs_locally() {
         .spawn()
         .unwrap();
     let base = format!("http://localhost:{port}");
-    let mut healthy = false;
     for _ in 0..400 {
         if reqwest::get(format!("{base}/api/health")).await.is_ok_and(|r| r.status().is_success()) {
-            healthy = true;
-            break;
+            return (child, base);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(healthy, "dev mode did not come up");
+    panic!("dev mode did not come up");
+}
 
+async fn browser(e2e: &std::path::Path, script: &str, base: &str) -> String {
     let artifacts = e2e.join("artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();
     let output = tokio::process::Command::new("node")
-        .current_dir(&e2e)
-        .arg("dev.mjs")
-        .args([&base, sam_providers::emulators::HETZNER_TOKEN, artifacts.to_str().unwrap()])
+        .current_dir(e2e)
+        .arg(script)
+        .args([base, sam_providers::emulators::HETZNER_TOKEN, artifacts.to_str().unwrap()])
         .output()
         .await
         .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "browser walk failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{script} failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    stdout
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_product_runs_locally() {
+    let Some(e2e) = e2e_ready() else { return };
+    let data = tempfile::tempdir().unwrap();
+    let (mut child, base) = start_dev(data.path(), &[]).await;
+    let stdout = browser(&e2e, "dev.mjs", &base).await;
     let timings: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     eprintln!("dev mode timings: {timings}");
     assert!(timings["createToRunningMs"].as_u64().is_some());
@@ -90,4 +102,13 @@ async fn the_whole_product_runs_locally() {
     assert!(status.success(), "{status:?}");
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(agents_running(data.path()), 0, "no stray agent processes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_workspaces_warn_then_stop() {
+    let Some(e2e) = e2e_ready() else { return };
+    let data = tempfile::tempdir().unwrap();
+    let (_child, base) = start_dev(data.path(), &["--idle-seconds", "20"]).await;
+    browser(&e2e, "idle.mjs", &base).await;
+    assert_eq!(agents_running(data.path()), 0, "the stopped workspace's agent is gone");
 }

@@ -44,6 +44,10 @@ pub struct DevOptions {
     /// Idle minutes before a workspace stops.
     #[arg(long, env = "SAM_DEV_IDLE_MINUTES", default_value_t = 30)]
     pub idle_minutes: u64,
+    /// Idle seconds before a workspace stops, overriding the minutes (to see
+    /// the warning and the stop without waiting half an hour).
+    #[arg(long, env = "SAM_DEV_IDLE_SECONDS")]
+    pub idle_seconds: Option<u64>,
     /// The sam-agent binary to hand out (default: beside this binary, built
     /// with cargo when missing).
     #[arg(long, env = "SAM_DEV_AGENT")]
@@ -177,16 +181,20 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
         agent_dir: Some(agents),
         max_workspaces_per_user: 10,
         idle_timeout_minutes: options.idle_minutes,
+        idle_timeout_seconds: options.idle_seconds,
         reconcile_interval_seconds: 5,
     };
     let deployment = deployment::build(&config).await.map_err(|p| anyhow::anyhow!("dev configuration:\n{p}"))?;
 
     // Local "VMs" and the route to their terminals.
     let routes = proxy::Routes::default();
+    // Agents heartbeat often enough to see a short idle threshold through.
+    let heartbeat = options.idle_seconds.map_or(60, |s| (s / 4).clamp(1, 60));
     let vms = Arc::new(vm::LocalVms::new(
         data.join("vms"),
         routes.clone(),
         options.workspace_port,
+        heartbeat,
         tokio::runtime::Handle::current(),
     ));
     emulators.hetzner.set_hook(vms.clone());

@@ -21,6 +21,7 @@ pub struct LocalVms {
     root: PathBuf,
     routes: Routes,
     workspace_port: u16,
+    heartbeat_secs: u64,
     runtime: tokio::runtime::Handle,
     agents: Arc<Mutex<HashMap<u64, (Child, String)>>>,
 }
@@ -36,8 +37,14 @@ fn env_value<'a>(user_data: &'a str, key: &str) -> Option<&'a str> {
 
 impl LocalVms {
     /// VMs under `root`, reachable through `routes` on `workspace_port`.
-    pub fn new(root: PathBuf, routes: Routes, workspace_port: u16, runtime: tokio::runtime::Handle) -> Self {
-        Self { root, routes, workspace_port, runtime, agents: Arc::default() }
+    pub fn new(
+        root: PathBuf,
+        routes: Routes,
+        workspace_port: u16,
+        heartbeat_secs: u64,
+        runtime: tokio::runtime::Handle,
+    ) -> Self {
+        Self { root, routes, workspace_port, heartbeat_secs, runtime, agents: Arc::default() }
     }
 
     /// Stops every agent (SIGTERM, then SIGKILL after 3 s).
@@ -65,6 +72,7 @@ async fn boot(
     root: PathBuf,
     routes: Routes,
     workspace_port: u16,
+    heartbeat_secs: u64,
     agents: Arc<Mutex<HashMap<u64, (Child, String)>>>,
 ) -> anyhow::Result<()> {
     let control_plane =
@@ -97,6 +105,7 @@ async fn boot(
         .env("SAM_AGENT_SECURE_COOKIE", "false")
         .env("SAM_AGENT_WORKDIR", dir.join("work"))
         .env("SAM_AGENT_PUBLIC_URL", format!("http://{host}:{workspace_port}"))
+        .env("SAM_AGENT_HEARTBEAT_SECS", heartbeat_secs.to_string())
         .stdout(log.try_clone()?)
         .stderr(log)
         .kill_on_drop(true)
@@ -110,11 +119,17 @@ async fn boot(
 
 impl ServerHook for LocalVms {
     fn server_created(&self, server: &EmulatedServer) {
-        let (server, root, routes, port, agents) =
-            (server.clone(), self.root.clone(), self.routes.clone(), self.workspace_port, self.agents.clone());
+        let (server, root, routes, port, heartbeat, agents) = (
+            server.clone(),
+            self.root.clone(),
+            self.routes.clone(),
+            self.workspace_port,
+            self.heartbeat_secs,
+            self.agents.clone(),
+        );
         self.runtime.spawn(async move {
             let id = server.id;
-            if let Err(e) = boot(server, root, routes, port, agents).await {
+            if let Err(e) = boot(server, root, routes, port, heartbeat, agents).await {
                 tracing::warn!(server_id = id, error = %e, "local VM did not boot");
             }
         });
