@@ -16,9 +16,10 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, Request};
+use axum::http::{HeaderName, Request, StatusCode};
 use axum::routing::{delete, get, post};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 pub use agent::agent_path;
@@ -26,6 +27,10 @@ pub use agent::agent_path;
 use crate::state::AppState;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The longest a request may take; provider calls inside a request have their
+/// own, shorter timeouts and retry budgets.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The whole API with its middleware. Serve it with
 /// `into_make_service_with_connect_info::<SocketAddr>()` so rate limits are per
@@ -48,7 +53,6 @@ pub fn router(state: AppState) -> Router {
         .route("/api/github/repositories/{owner}/{repo}/branches", get(github::branches))
         .route("/api/github/webhook", post(webhook::receive))
         .route("/api/workspaces", get(workspaces::list).post(workspaces::create))
-        .route("/api/workspaces/stream", get(workspaces::stream))
         .route("/api/workspaces/{id}", get(workspaces::get).delete(workspaces::delete))
         .route("/api/workspaces/{id}/stop", post(workspaces::stop))
         .route("/api/workspaces/{id}/restart", post(workspaces::restart))
@@ -60,6 +64,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/agent/download", get(agent::download))
         .merge(crate::web::router())
         .fallback(|| async { error::ApiError::not_found("route") })
+        // Every request has a deadline, except the event stream, which is
+        // meant to stay open (it is added after this layer).
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, REQUEST_TIMEOUT))
+        .route("/api/workspaces/stream", get(workspaces::stream))
         .layer(axum::middleware::from_fn_with_state(state.clone(), csrf::same_origin))
         .layer(axum::middleware::from_fn_with_state(
             std::sync::Arc::new(ratelimit::RateLimiter::new(state.http.rate_limit_per_minute, Duration::from_secs(60))),
