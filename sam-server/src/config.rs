@@ -28,6 +28,10 @@ pub struct ServeConfig {
     /// RS256 private key (PEM) that signs terminal and agent tokens.
     #[arg(long, env = "SAM_JWT_PRIVATE_KEY_FILE")]
     pub jwt_private_key_file: Option<PathBuf>,
+    /// Earlier JWT signing keys (comma-separated PEM files), still published in
+    /// the JWKS until tokens they signed have expired (`keys rotate`).
+    #[arg(long, env = "SAM_JWT_PREVIOUS_KEY_FILES", value_delimiter = ',')]
+    pub jwt_previous_key_files: Vec<PathBuf>,
     /// AES-256 key (base64) that seals cloud tokens.
     #[arg(long, env = "SAM_ENCRYPTION_KEY_FILE")]
     pub encryption_key_file: Option<PathBuf>,

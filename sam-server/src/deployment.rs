@@ -108,6 +108,13 @@ pub async fn build(config: &ServeConfig) -> Result<Deployment, ConfigProblems> {
             .and_then(|p| keys::read_rsa_key(p).map_err(|e| problems.push(format!("JWT signing key: {e}"))).ok());
     let aes_key = require(&mut problems, &config.encryption_key_file, "the encryption key", "SAM_ENCRYPTION_KEY_FILE")
         .and_then(|p| keys::read_aes_key(p).map_err(|e| problems.push(format!("encryption key: {e}"))).ok());
+    let mut previous_jwt = Vec::new();
+    for path in &config.jwt_previous_key_files {
+        match keys::read_rsa_key(path) {
+            Ok(k) => previous_jwt.push(k),
+            Err(e) => problems.push(format!("previous JWT key {}: {e}", path.display())),
+        }
+    }
     let mut old_keys = Vec::new();
     for path in &config.old_encryption_key_files {
         match keys::read_aes_key(path) {
@@ -206,7 +213,6 @@ pub async fn build(config: &ServeConfig) -> Result<Deployment, ConfigProblems> {
         ..CloudflareConfig::new(cf_token, zone)
     })
     .map_err(|e| ConfigProblems(vec![format!("Cloudflare: {e}")]))?;
-    let issuer = Arc::new(JwtIssuer::new(public_url.clone(), jwt_key));
     let agents = agent_dir(config);
 
     let mut engine_config = EngineConfig::new(base_domain, public_url.clone());
@@ -220,6 +226,21 @@ pub async fn build(config: &ServeConfig) -> Result<Deployment, ConfigProblems> {
     engine_config.idle_warning = engine_config.idle_warning.min(engine_config.idle_timeout / 2);
     engine_config.agent_sha256_amd64 =
         std::fs::read(crate::api::agent_path(&agents, "amd64")).ok().map(|b| sha256_hex(&b));
+    // Earlier keys stay published until every token they may have signed has
+    // expired; the longest-lived tokens are the agents' callback credentials.
+    let issuer = match previous_jwt.split_first() {
+        None => JwtIssuer::new(public_url.clone(), jwt_key),
+        Some((first, rest)) => {
+            let overlap_until = time::OffsetDateTime::now_utc() + engine_config.callback_token_ttl;
+            let issuer = JwtIssuer::new(public_url.clone(), first.clone());
+            for key in rest {
+                issuer.rotate(key.clone(), overlap_until);
+            }
+            issuer.rotate(jwt_key, overlap_until);
+            issuer
+        }
+    };
+    let issuer = Arc::new(issuer);
     let engine = Arc::new(Engine::new(
         Ports {
             store,

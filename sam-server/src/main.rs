@@ -50,6 +50,26 @@ enum KeysCommand {
         #[arg(long, default_value = "keys")]
         dir: PathBuf,
     },
+    /// Replace both keys in a key directory, keeping the current ones under
+    /// dated names, and print the settings for the overlap period.
+    Rotate {
+        /// The key directory written by `keys generate`.
+        #[arg(long, default_value = "keys")]
+        dir: PathBuf,
+    },
+    /// Re-seal every stored credential under the active encryption key (after
+    /// `keys rotate`; safe while the server runs).
+    Reseal {
+        /// sqlite:<path> or postgres://…
+        #[arg(long, env = "SAM_DATABASE_URL", default_value = "sqlite://sam.db")]
+        database_url: String,
+        /// The active AES key.
+        #[arg(long, env = "SAM_ENCRYPTION_KEY_FILE")]
+        encryption_key_file: PathBuf,
+        /// Older AES keys whose blobs are to be re-sealed.
+        #[arg(long, env = "SAM_OLD_ENCRYPTION_KEY_FILES", value_delimiter = ',')]
+        old_encryption_key_files: Vec<PathBuf>,
+    },
 }
 
 fn init_tracing(format: &str) {
@@ -98,6 +118,32 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("(public key for reference: {})", files.jwt_public_key.display());
             Ok(())
         }
+        Command::Keys(KeysCommand::Rotate { dir }) => rotate_keys(&dir),
+        Command::Keys(KeysCommand::Reseal { database_url, encryption_key_file, old_encryption_key_files }) => {
+            let store = deployment::open_store(&database_url).await.map_err(anyhow::Error::msg)?;
+            let active = sam_providers::keys::read_aes_key(&encryption_key_file).context("encryption key")?;
+            let mut older = Vec::new();
+            for path in &old_encryption_key_files {
+                older.push(sam_providers::keys::read_aes_key(path).with_context(|| format!("{}", path.display()))?);
+            }
+            let cipher = sam_providers::cipher::AesGcmCipher::new(active, older).context("key ring")?;
+            let now = time::OffsetDateTime::now_utc();
+            for provider in
+                [sam_core::domain::CredentialProvider::Hetzner, sam_core::domain::CredentialProvider::Github]
+            {
+                let report = sam_providers::cipher::reseal_all(
+                    &*store,
+                    &cipher,
+                    provider,
+                    sam_core::engine::CREDENTIAL_PURPOSE,
+                    now,
+                )
+                .await
+                .context("re-sealing")?;
+                println!("{}: {report:?}", provider.as_str());
+            }
+            Ok(())
+        }
         Command::CheckConfig(config) => {
             print_config(&config);
             match deployment::build(&config).await {
@@ -109,6 +155,32 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
     }
+}
+
+/// Moves the current keys aside under dated names and writes new ones.
+fn rotate_keys(dir: &std::path::Path) -> anyhow::Result<()> {
+    let current = sam_providers::keys::KeyFiles::in_dir(dir);
+    anyhow::ensure!(current.jwt_signing_key.exists(), "no keys in {} (run keys generate first)", dir.display());
+    let stamp = time::OffsetDateTime::now_utc().unix_timestamp();
+    let aside = |path: &std::path::Path| -> anyhow::Result<PathBuf> {
+        let name = path.file_name().and_then(|n| n.to_str()).context("key file name")?;
+        let target = path.with_file_name(format!("{stamp}-{name}"));
+        std::fs::rename(path, &target).with_context(|| format!("moving {}", path.display()))?;
+        Ok(target)
+    };
+    let old_jwt = aside(&current.jwt_signing_key)?;
+    let old_aes = aside(&current.credentials_key)?;
+    let _ = aside(&current.jwt_public_key);
+    let files = sam_providers::keys::generate_key_files(dir).context("writing new keys")?;
+    println!("New keys: {} and {}", files.jwt_signing_key.display(), files.credentials_key.display());
+    println!("Add these settings and restart every replica:");
+    println!("  SAM_JWT_PREVIOUS_KEY_FILES={}", old_jwt.display());
+    println!("  SAM_OLD_ENCRYPTION_KEY_FILES={}", old_aes.display());
+    println!("Then run `sam-server keys reseal` with the same settings. After 30 days (the longest token lifetime)");
+    println!(
+        "remove SAM_JWT_PREVIOUS_KEY_FILES; once reseal reports nothing left, remove SAM_OLD_ENCRYPTION_KEY_FILES."
+    );
+    Ok(())
 }
 
 fn redact_url(url: &str) -> String {

@@ -319,6 +319,70 @@ async fn two_replicas_share_one_postgres() {
     b.terminate().await;
 }
 
+fn sam_server(args: &[&str], env: &[(&str, String)]) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_sam-server"))
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{args:?}: {stdout}{}", String::from_utf8_lossy(&output.stderr));
+    stdout
+}
+
+/// Key rotation without losing anyone: after `keys rotate` the server runs
+/// with the old keys as "previous", old sealed credentials still open, the
+/// JWKS publishes both signing keys, and after `keys reseal` the old AES key
+/// is no longer needed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_rotate_and_reseal_keep_every_credential() {
+    let emulators = Emulators::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let keys_dir = dir.path().join("keys");
+    let keys = sam_providers::keys::generate_key_files(&keys_dir).unwrap();
+    let db = format!("sqlite://{}", dir.path().join("sam.db").display());
+
+    let before = Serve::start_with_keys(&emulators, Some(db.clone()), &keys, &[]).await;
+    let cookie = before.sign_in(&emulators).await;
+    let token = json!({"provider": "hetzner", "token": emulators.hetzner.token()});
+    assert_eq!(
+        before.call(reqwest::Method::POST, "/api/credentials", &cookie, Some(token)).await.0,
+        StatusCode::CREATED
+    );
+    before.terminate().await;
+
+    let printed = sam_server(&["keys", "rotate", "--dir", keys_dir.to_str().unwrap()], &[]);
+    let setting =
+        |name: &str| printed.lines().find_map(|l| l.trim().strip_prefix(&format!("{name}="))).unwrap().to_owned();
+    let (old_jwt, old_aes) = (setting("SAM_JWT_PREVIOUS_KEY_FILES"), setting("SAM_OLD_ENCRYPTION_KEY_FILES"));
+    let overlap =
+        [("SAM_JWT_PREVIOUS_KEY_FILES", old_jwt.as_str()), ("SAM_OLD_ENCRYPTION_KEY_FILES", old_aes.as_str())];
+    let during = Serve::start_with_keys(&emulators, Some(db.clone()), &keys, &overlap).await;
+    let (status, list) = during.call(reqwest::Method::GET, "/api/credentials", &cookie, None).await;
+    assert_eq!(status, StatusCode::OK, "the session survives the rotation");
+    assert!(list[0]["catalogueError"].is_null(), "the old blob opens with the old key: {list}");
+    let jwks: Value =
+        during.client.get(format!("{}/.well-known/jwks.json", during.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 2, "old and new signing keys published");
+    let reseal = sam_server(
+        &["keys", "reseal"],
+        &[
+            ("SAM_DATABASE_URL", db.clone()),
+            ("SAM_ENCRYPTION_KEY_FILE", keys.credentials_key.display().to_string()),
+            ("SAM_OLD_ENCRYPTION_KEY_FILES", old_aes.clone()),
+        ],
+    );
+    assert!(reseal.contains("hetzner"), "{reseal}");
+    during.terminate().await;
+
+    let after = Serve::start_with_keys(&emulators, Some(db), &keys, &[]).await;
+    let (status, list) = after.call(reqwest::Method::GET, "/api/credentials", &cookie, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(list[0]["catalogueError"].is_null(), "re-sealed under the new key: {list}");
+    after.terminate().await;
+}
+
 #[test]
 fn missing_settings_are_reported_together() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_sam-server"))

@@ -155,6 +155,7 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
         workspace_url_template: format!("http://{{host}}:{}", options.workspace_port),
         database_url: format!("sqlite://{}", data.join("sam.db").display()),
         jwt_private_key_file: Some(keys.jwt_signing_key.clone()),
+        jwt_previous_key_files: Vec::new(),
         encryption_key_file: Some(keys.credentials_key.clone()),
         old_encryption_key_files: Vec::new(),
         github_client_id: Some(emulators::GITHUB_CLIENT_ID.into()),
