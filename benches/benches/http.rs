@@ -132,6 +132,7 @@ async fn measure(label: &str, store: Arc<dyn Store>) {
             agent_dir: std::env::temp_dir(),
             max_body_bytes: 64 * 1024,
             rate_limit_per_minute: 1_000_000,
+            trust_forwarded_for: false,
         },
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

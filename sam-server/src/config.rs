@@ -90,6 +90,10 @@ pub struct ServeConfig {
     /// the warning then comes at half the threshold when that is under 5 minutes).
     #[arg(long, env = "SAM_IDLE_TIMEOUT_SECONDS", hide = true)]
     pub idle_timeout_seconds: Option<u64>,
+    /// Behind a load balancer that appends the client to X-Forwarded-For:
+    /// rate-limit by that address instead of the balancer's.
+    #[arg(long, env = "SAM_TRUST_FORWARDED_FOR")]
+    pub trust_forwarded_for: bool,
     /// Seconds between reconciler passes.
     #[arg(long, env = "SAM_RECONCILE_INTERVAL_SECONDS", default_value_t = 15)]
     pub reconcile_interval_seconds: u64,

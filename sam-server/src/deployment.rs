@@ -266,6 +266,7 @@ pub async fn build(config: &ServeConfig) -> Result<Deployment, ConfigProblems> {
             agent_dir: agents,
             max_body_bytes: 64 * 1024,
             rate_limit_per_minute: 30,
+            trust_forwarded_for: config.trust_forwarded_for,
         },
     };
     Ok(Deployment { state, engine })

@@ -24,6 +24,9 @@ pub struct HttpSettings {
     /// Requests per minute per client address to sign-in, terminal-token and
     /// bootstrap endpoints.
     pub rate_limit_per_minute: u32,
+    /// Behind a load balancer: take the client address for rate limits from
+    /// the right-most `X-Forwarded-For` entry.
+    pub trust_forwarded_for: bool,
 }
 
 impl HttpSettings {

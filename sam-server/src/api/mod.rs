@@ -70,7 +70,13 @@ pub fn router(state: AppState) -> Router {
         .route("/api/workspaces/stream", get(workspaces::stream))
         .layer(axum::middleware::from_fn_with_state(state.clone(), csrf::same_origin))
         .layer(axum::middleware::from_fn_with_state(
-            std::sync::Arc::new(ratelimit::RateLimiter::new(state.http.rate_limit_per_minute, Duration::from_secs(60))),
+            ratelimit::Limits {
+                limiter: std::sync::Arc::new(ratelimit::RateLimiter::new(
+                    state.http.rate_limit_per_minute,
+                    Duration::from_secs(60),
+                )),
+                trust_forwarded_for: state.http.trust_forwarded_for,
+            },
             ratelimit::limit,
         ))
         .layer(DefaultBodyLimit::max(max_body))

@@ -56,12 +56,43 @@ fn limited(path: &str) -> bool {
         || path.starts_with("/api/bootstrap/")
 }
 
+/// The client address: behind a trusted proxy (`SAM_TRUST_FORWARDED_FOR`),
+/// the right-most `X-Forwarded-For` entry, which that proxy appended;
+/// otherwise the peer address. Left-hand entries are client-supplied and
+/// never trusted.
+fn client_address(request: &Request, trust_forwarded_for: bool) -> Option<IpAddr> {
+    if trust_forwarded_for
+        && let Some(ip) = request
+            .headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|part| part.trim().parse::<IpAddr>().ok())
+            .next_back()
+    {
+        return Some(ip);
+    }
+    request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())
+}
+
+/// The middleware's state: the limiter and whether a proxy's
+/// `X-Forwarded-For` names the client.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// The limiter.
+    pub limiter: std::sync::Arc<RateLimiter>,
+    /// Trust the right-most `X-Forwarded-For` entry.
+    pub trust_forwarded_for: bool,
+}
+
 /// The middleware.
-pub async fn limit(State(limiter): State<std::sync::Arc<RateLimiter>>, request: Request, next: Next) -> Response {
+pub async fn limit(State(limits): State<Limits>, request: Request, next: Next) -> Response {
     if !limited(request.uri().path()) {
         return next.run(request).await;
     }
-    let key = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let limiter = &limits.limiter;
+    let key = client_address(&request, limits.trust_forwarded_for);
     match limiter.check(key, Instant::now()) {
         Ok(()) => next.run(request).await,
         Err(wait) => {
@@ -80,6 +111,20 @@ pub async fn limit(State(limiter): State<std::sync::Arc<RateLimiter>>, request: 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forwarded_for_only_when_trusted_and_right_most() {
+        let request = |xff: &str| {
+            let mut r = Request::new(axum::body::Body::empty());
+            r.headers_mut().insert("x-forwarded-for", xff.parse().unwrap());
+            r.extensions_mut().insert(ConnectInfo(SocketAddr::from(([10, 0, 0, 9], 1234))));
+            r
+        };
+        let r = request("1.1.1.1, 203.0.113.7");
+        assert_eq!(client_address(&r, true), Some(IpAddr::from([203, 0, 113, 7])));
+        assert_eq!(client_address(&r, false), Some(IpAddr::from([10, 0, 0, 9])), "ignored unless trusted");
+        assert_eq!(client_address(&request("garbage"), true), Some(IpAddr::from([10, 0, 0, 9])));
+    }
 
     #[test]
     fn window_resets() {

@@ -183,6 +183,7 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
         max_workspaces_per_user: 10,
         idle_timeout_minutes: options.idle_minutes,
         idle_timeout_seconds: options.idle_seconds,
+        trust_forwarded_for: false,
         reconcile_interval_seconds: 5,
     };
     let deployment = deployment::build(&config).await.map_err(|p| anyhow::anyhow!("dev configuration:\n{p}"))?;

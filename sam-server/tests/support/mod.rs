@@ -83,6 +83,7 @@ impl Server {
                 agent_dir: agent_dir.clone(),
                 max_body_bytes: 64 * 1024,
                 rate_limit_per_minute,
+                trust_forwarded_for: false,
             },
         };
         let app = sam_server::api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
