@@ -35,6 +35,23 @@ try {
   await page.getByRole("button", { name: /Connect Hetzner|Replace token/ }).click();
   await page.getByText("connected").waitFor();
 
+  // Install the GitHub App on the user's own account (the emulated install
+  // page sends the webhook and returns to Settings), then filter the create
+  // form's repositories by account.
+  await page.getByRole("link", { name: "Install on another account" }).click();
+  await page.locator("#install").click();
+  await page.getByText("octocat (User)").waitFor();
+  await page.goto(base + "/workspaces/new");
+  await page.locator("#branch option").first().waitFor({ state: "attached" });
+  await page.locator("#installation").selectOption({ label: "octocat" });
+  await page.locator('#repository option[value="octocat/dotfiles"]').waitFor({ state: "attached" });
+  if (await page.locator('#repository option[value="octo-org/hello-world"]').count()) throw new Error("repositories not filtered by account");
+  await page.locator("#search").fill("web");
+  if ((await page.locator("#repository option").count()) !== 1) throw new Error("search did not filter");
+  await page.locator("#search").fill("");
+  await page.locator("#installation").selectOption({ label: "octo-org" });
+  await page.locator('#repository option[value="octo-org/hello-world"]').waitFor({ state: "attached" });
+
   await page.goto(base + "/workspaces/new");
   await page.locator("#branch option").first().waitFor({ state: "attached" });
   await page.locator("#repository").selectOption("octo-org/hello-world");

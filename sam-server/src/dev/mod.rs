@@ -57,6 +57,9 @@ pub struct DevOptions {
 /// Owner and repositories the emulated GitHub App is installed on.
 const DEMO_OWNER: &str = "octo-org";
 const DEMO_REPOSITORIES: [&str; 2] = ["hello-world", "api-service"];
+/// What installing the app from the emulated install page grants (on the
+/// signed-in user's own account).
+const INSTALL_REPOSITORIES: [&str; 2] = ["octocat/dotfiles", "octocat/website"];
 
 fn write_secret(dir: &Path, name: &str, value: &str) -> anyhow::Result<PathBuf> {
     let path = dir.join(name);
@@ -120,10 +123,7 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
     let github_config = GithubEmulatorConfig {
         webhook_url: Some(format!("{public_url}/api/github/webhook")),
         setup_url: Some(format!("{public_url}/settings")),
-        install_repositories: DEMO_REPOSITORIES
-            .iter()
-            .map(|r| (format!("{DEMO_OWNER}/{r}"), vec!["main".to_owned()]))
-            .collect(),
+        install_repositories: INSTALL_REPOSITORIES.iter().map(|r| ((*r).to_owned(), vec!["main".to_owned()])).collect(),
         ..GithubEmulatorConfig::default()
     };
     let emulators = Emulators::start_with(
@@ -142,7 +142,7 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
 
     // Git repositories for the clone.
     let git_root = data.join("git");
-    for (name, _) in &repositories {
+    for name in repositories.iter().map(|(n, _)| n.as_str()).chain(INSTALL_REPOSITORIES) {
         git::ensure_repository(&git_root, name).await?;
     }
 
