@@ -107,6 +107,22 @@ try {
   await page.locator("#sign-in").click();
   await page.getByRole("heading", { name: "Workspaces" }).waitFor();
 
+  // A provider failure: Hetzner has no capacity. The workspace shows an
+  // actionable error, and deleting it leaves nothing behind.
+  await page.evaluate(async () => { await fetch("/dev/faults/hetzner-capacity", { method: "POST" }); });
+  await page.goto(base + "/workspaces/new");
+  await page.locator("#branch option").first().waitFor({ state: "attached" });
+  await page.locator("#name").fill(`no-capacity-${Date.now() % 100000}`);
+  await page.getByRole("button", { name: "Create workspace" }).click();
+  await page.locator(".status.error").waitFor({ timeout: 90000 });
+  await page.getByText("no capacity for a small server in fsn1; try another location").first().waitFor();
+  await page.screenshot({ path: `${artifacts}/dev-error.png`, fullPage: true });
+  await page.evaluate(async () => { await fetch("/dev/faults", { method: "DELETE" }); });
+  await page.goto(base + "/");
+  await page.locator("tbody tr").first().getByRole("button", { name: "Delete" }).click();
+  await page.getByRole("dialog").getByRole("button", { name: "Delete" }).click();
+  await page.locator(".empty").waitFor({ state: "visible", timeout: 30000 });
+
   // Leave one running workspace behind for the shutdown check.
   await page.goto(base + "/workspaces/new");
   await page.locator("#branch option").first().waitFor({ state: "attached" });

@@ -3,6 +3,12 @@ import { api, el, requireUser, showError, statusBadge, when, REASONS, reasonText
 const main = document.getElementById("main");
 await requireUser("");
 const id = location.pathname.split("/").pop();
+
+// "stop finished" on a failed workspace means its leftovers were removed.
+function eventText(e) {
+  if (e.event === "stop_finished" && e.to === "error") return "server and DNS record removed";
+  return e.event.replaceAll("_", " ");
+}
 const message = el("div");
 
 async function render() {
@@ -34,7 +40,7 @@ async function render() {
           .map(([k, v]) => el("tr", {}, el("th", { scope: "row" }, k), el("td", {}, v)))))),
     el("section", { class: "panel" }, el("h2", {}, "History"),
       el("ol", { class: "timeline" }, events.slice().reverse().map((e) => el("li", {},
-        el("strong", {}, `${e.from} → ${e.to}`), " ", el("span", { class: "muted" }, `${e.event.replaceAll("_", " ")} · ${REASONS[e.reason] || e.reason} · ${new Date(e.at).toLocaleString()}`),
+        el("strong", {}, `${e.from} → ${e.to}`), " ", el("span", { class: "muted" }, `${eventText(e)} · ${REASONS[e.reason] || e.reason} · ${new Date(e.at).toLocaleString()}`),
         e.message ? el("div", { class: e.to === "error" ? "error" : "hint" }, e.message) : null)))));
   return true;
 }

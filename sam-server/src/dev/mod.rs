@@ -97,6 +97,31 @@ async fn agent_binary(options: &DevOptions) -> anyhow::Result<PathBuf> {
     Ok(beside)
 }
 
+/// `POST /dev/faults/hetzner-capacity` makes the emulated Hetzner answer
+/// every server creation with `resource_unavailable` (as when a location is
+/// out of capacity); `DELETE /dev/faults` clears it. For trying, and testing,
+/// how failures look. Only in dev mode.
+fn faults_router(emulators: &Emulators) -> axum::Router {
+    use axum::routing::{delete, post};
+    use sam_providers::emulators::{Fault, InjectedError};
+    let (capacity, clear) = (emulators.hetzner.clone(), emulators.hetzner.clone());
+    axum::Router::new()
+        .route(
+            "/dev/faults/hetzner-capacity",
+            post(move || async move {
+                capacity.faults().always("POST", "/v1/servers", Fault::Error(InjectedError::ResourceUnavailable));
+                axum::http::StatusCode::NO_CONTENT
+            }),
+        )
+        .route(
+            "/dev/faults",
+            delete(move || async move {
+                clear.faults().clear();
+                axum::http::StatusCode::NO_CONTENT
+            }),
+        )
+}
+
 /// Runs the dev mode until Ctrl-C.
 pub async fn run(options: DevOptions) -> anyhow::Result<()> {
     let data = std::fs::canonicalize({
@@ -217,7 +242,7 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
             })
             .await;
     });
-    let app = crate::api::router(deployment.state).merge(git::router(git_root));
+    let app = crate::api::router(deployment.state).merge(git::router(git_root)).merge(faults_router(&emulators));
 
     println!();
     println!("  SAM is running (dev mode)");
