@@ -54,6 +54,7 @@ try {
 
   await page.goto(base + "/workspaces/new");
   await page.locator("#branch option").first().waitFor({ state: "attached" });
+  await page.getByText(/of 10 active workspaces in use/).waitFor();
   await page.locator("#repository").selectOption("octo-org/hello-world");
   await page.locator("#branch option").first().waitFor({ state: "attached" });
   await page.locator("#name").fill(`hello-${Date.now() % 100000}`);
@@ -75,6 +76,37 @@ try {
   await terminal.keyboard.press("Enter");
   await terminal.waitForFunction(() => (document.querySelector(".xterm-rows")?.textContent ?? "").includes("README.md"), null, { timeout: 15000 });
   await terminal.screenshot({ path: `${artifacts}/dev-terminal.png` });
+
+  // Resizing the window reaches the shell.
+  const rows = () => terminal.evaluate(() => document.querySelector(".xterm-rows")?.textContent ?? "");
+  await terminal.keyboard.type("echo size-$(stty size | tr ' ' x)");
+  await terminal.keyboard.press("Enter");
+  await terminal.waitForFunction(() => /size-\d+x\d+/.test(document.querySelector(".xterm-rows")?.textContent ?? ""));
+  const before = (await rows()).match(/size-(\d+x\d+)/g).pop();
+  await terminal.setViewportSize({ width: 700, height: 400 });
+  await terminal.waitForTimeout(600);
+  await terminal.keyboard.type("clear; echo size-$(stty size | tr ' ' x)");
+  await terminal.keyboard.press("Enter");
+  await terminal.waitForFunction((b) => {
+    const all = (document.querySelector(".xterm-rows")?.textContent ?? "").match(/size-\d+x\d+/g) || [];
+    return all.length && all[all.length - 1] !== b;
+  }, before, { timeout: 10000 });
+
+  // Closing the tab ends its shell; opening the terminal again gives a new one.
+  await terminal.keyboard.type("echo pid-$$");
+  await terminal.keyboard.press("Enter");
+  await terminal.waitForFunction(() => /pid-\d+/.test(document.querySelector(".xterm-rows")?.textContent ?? ""));
+  const firstPid = (await rows()).match(/pid-(\d+)/)[1];
+  await terminal.close();
+  const [again] = await Promise.all([context.waitForEvent("page"), page.getByRole("button", { name: "Open Terminal" }).click()]);
+  await again.waitForFunction(() => document.getElementById("status")?.dataset.state === "connected", null, { timeout: 30000 });
+  await again.click("#terminal");
+  await again.keyboard.type("echo pid-$$");
+  await again.keyboard.press("Enter");
+  await again.waitForFunction(() => /pid-\d+/.test(document.querySelector(".xterm-rows")?.textContent ?? ""));
+  const secondPid = (await again.evaluate(() => document.querySelector(".xterm-rows")?.textContent ?? "")).match(/pid-(\d+)/)[1];
+  if (firstPid === secondPid) throw new Error("a reopened terminal reused the closed tab's shell");
+  await again.close();
 
   await page.goto(base + "/");
   await page.screenshot({ path: `${artifacts}/dev-dashboard.png`, fullPage: true });

@@ -1,12 +1,12 @@
 import { api, el, requireUser, showError } from "/assets/app.js";
 
 const main = document.getElementById("main");
-await requireUser("/workspaces/new");
+const me = await requireUser("/workspaces/new");
 main.replaceChildren(el("h1", {}, "New workspace"), el("p", { class: "muted" }, "Loading your accounts…"));
 
-let credentials = [], installations = [];
+let credentials = [], installations = [], workspaces = [];
 try {
-  [credentials, installations] = await Promise.all([api("/api/credentials"), api("/api/github/installations")]);
+  [credentials, installations, workspaces] = await Promise.all([api("/api/credentials"), api("/api/github/installations"), api("/api/workspaces")]);
 } catch (e) { showError(main, e); throw e; }
 const hetzner = credentials.find((c) => c.provider === "hetzner");
 
@@ -98,7 +98,14 @@ if (!hetzner) {
     field("vmSize", "Size", size),
     error,
     el("div", { class: "row spaced" }, submit, el("a", { href: "/" }, "Cancel")));
-  main.replaceChildren(el("h1", {}, "New workspace"), form);
+  const active = workspaces.filter((w) => ["pending", "creating", "running", "stopping"].includes(w.status)).length;
+  const quota = el("p", { class: "muted", id: "quota" }, `${active} of ${me.maxActiveWorkspaces} active workspaces in use.`);
+  if (active >= me.maxActiveWorkspaces) {
+    submit.disabled = true;
+    quota.className = "notice";
+    quota.textContent = `You have ${active} active workspaces, the most allowed. Stop or delete one first.`;
+  }
+  main.replaceChildren(el("h1", {}, "New workspace"), quota, form);
   renderSizes();
   await loadRepos();
 }

@@ -155,12 +155,15 @@ pub struct Me {
     name: Option<String>,
     email: Option<String>,
     avatar_url: Option<String>,
+    /// How many active workspaces the user may have.
+    max_active_workspaces: u32,
 }
 
 /// `GET /api/auth/me`.
-pub async fn me(current: CurrentUser) -> Json<Me> {
+pub async fn me(State(state): State<AppState>, current: CurrentUser) -> Json<Me> {
     let u = current.user;
     Json(Me {
+        max_active_workspaces: state.engine.config().max_active_per_user,
         id: u.id.to_string(),
         github_id: u.github_id.0,
         login: u.login,
