@@ -4,30 +4,11 @@
 //!
 //! `cargo run -p sam-examples --example lifecycle`
 
-use std::net::Ipv4Addr;
-
-use sam_core::domain::ServerId;
-use sam_core::lifecycle::{Event, ServerRef, WorkspaceStatus, transition};
-use sam_core::testkit::typical_lifecycle;
+use sam_core::lifecycle::{WorkspaceStatus, transition};
+use sam_core::testkit::{every_event, typical_lifecycle};
 
 fn main() {
-    let server = ServerRef { id: ServerId("1".into()), ipv4: Ipv4Addr::new(192, 0, 2, 1) };
-    let events = [
-        Event::CreateRequested,
-        Event::ServerCreated(server.clone()),
-        Event::DnsRecordSet { record_id: "r".into() },
-        Event::AgentReady,
-        Event::ProvisioningFailed { message: "m".into() },
-        Event::ProvisioningTimedOut { message: "m".into() },
-        Event::StopRequested,
-        Event::IdleTimeout,
-        Event::AgentUnreachable,
-        Event::ServerGone,
-        Event::StopFinished,
-        Event::RestartRequested,
-        Event::DeleteRequested,
-        Event::CleanupFinished,
-    ];
+    let events = every_event();
     println!("| from | event | to | effects |");
     println!("|---|---|---|---|");
     for status in WorkspaceStatus::ALL {

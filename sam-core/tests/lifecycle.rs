@@ -8,29 +8,10 @@ use std::net::Ipv4Addr;
 use proptest::prelude::*;
 use sam_core::domain::ServerId;
 use sam_core::lifecycle::*;
-use sam_core::testkit::typical_lifecycle;
+use sam_core::testkit::{every_event, typical_lifecycle};
 
 fn server(id: &str) -> ServerRef {
     ServerRef { id: ServerId(id.into()), ipv4: Ipv4Addr::new(192, 0, 2, 10) }
-}
-
-fn all_events() -> Vec<Event> {
-    vec![
-        Event::CreateRequested,
-        Event::ServerCreated(server("1")),
-        Event::DnsRecordSet { record_id: "rec".into() },
-        Event::AgentReady,
-        Event::ProvisioningFailed { message: "no capacity".into() },
-        Event::ProvisioningTimedOut { message: "stuck at agent".into() },
-        Event::StopRequested,
-        Event::IdleTimeout,
-        Event::AgentUnreachable,
-        Event::ServerGone,
-        Event::StopFinished,
-        Event::RestartRequested,
-        Event::DeleteRequested,
-        Event::CleanupFinished,
-    ]
 }
 
 /// The transition table as implemented: (from, event) -> Some(to) or None (illegal).
@@ -64,7 +45,7 @@ fn every_status_and_event_matches_the_table() {
     let mut legal = 0;
     let mut illegal = 0;
     for status in WorkspaceStatus::ALL {
-        for event in all_events() {
+        for event in every_event() {
             let from = typical_lifecycle(status);
             let got = transition(&from, &event);
             match (expected(status, &event), got) {

@@ -48,7 +48,7 @@ use crate::http::{self, HttpClient, HttpConfig, Request, Response};
 /// The public API.
 pub const DEFAULT_BASE_URL: &str = "https://api.hetzner.cloud/v1";
 /// Largest `user_data` Hetzner accepts.
-pub const MAX_USER_DATA_BYTES: usize = 32 * 1024;
+pub const MAX_USER_DATA_BYTES: usize = sam_core::cloud_init::MAX_USER_DATA;
 const PROVIDER: &str = "hetzner";
 const PER_PAGE: u32 = 50;
 const MAX_PAGES: u32 = 200;

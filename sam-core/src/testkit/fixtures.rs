@@ -4,7 +4,7 @@ use crate::domain::{
     BranchName, GithubUserId, InstallationId, LocationCode, NewUser, NewWorkspace, RepoFullName, ServerId, Timestamp,
     UserId, VmSize, Workspace, WorkspaceName, WorkspaceSpec,
 };
-use crate::lifecycle::{LifecycleState, ServerRef, WorkspaceStatus};
+use crate::lifecycle::{Event, LifecycleState, ServerRef, WorkspaceStatus};
 
 /// A valid workspace request named `name`.
 pub fn sample_spec(name: &str) -> WorkspaceSpec {
@@ -44,13 +44,39 @@ pub fn typical_lifecycle(status: WorkspaceStatus) -> LifecycleState {
     s.status = status;
     match status {
         S::Pending | S::Stopped => {}
-        S::Creating => s.server = Some(ServerRef { id: ServerId("1".into()), ipv4: Ipv4Addr::new(192, 0, 2, 10) }),
+        S::Creating => s.server = Some(typical_server()),
         S::Running | S::Stopping | S::Deleting => {
-            s.server = Some(ServerRef { id: ServerId("1".into()), ipv4: Ipv4Addr::new(192, 0, 2, 10) });
+            s.server = Some(typical_server());
             s.dns_record = Some("rec".into());
             s.agent_ready = status == S::Running;
         }
         S::Error => s.error_message = Some("boom".into()),
     }
     s
+}
+
+/// The server [`typical_lifecycle`] records.
+pub fn typical_server() -> ServerRef {
+    ServerRef { id: ServerId("1".into()), ipv4: Ipv4Addr::new(192, 0, 2, 10) }
+}
+
+/// One event of every kind, in lifecycle order; `ServerCreated` carries
+/// [`typical_server`] so it is legal for [`typical_lifecycle`]`(Creating)`.
+pub fn every_event() -> Vec<Event> {
+    vec![
+        Event::CreateRequested,
+        Event::ServerCreated(typical_server()),
+        Event::DnsRecordSet { record_id: "rec".into() },
+        Event::AgentReady,
+        Event::ProvisioningFailed { message: "no capacity".into() },
+        Event::ProvisioningTimedOut { message: "stuck at agent".into() },
+        Event::StopRequested,
+        Event::IdleTimeout,
+        Event::AgentUnreachable,
+        Event::ServerGone,
+        Event::StopFinished,
+        Event::RestartRequested,
+        Event::DeleteRequested,
+        Event::CleanupFinished,
+    ]
 }

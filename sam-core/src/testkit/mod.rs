@@ -23,6 +23,6 @@ pub mod fakes;
 mod fixtures;
 pub mod harness;
 
-pub use fixtures::{sample_new_user, sample_spec, sample_workspace, typical_lifecycle};
+pub use fixtures::{every_event, sample_new_user, sample_spec, sample_workspace, typical_lifecycle, typical_server};
 
 pub(crate) use crate::sync::lock;

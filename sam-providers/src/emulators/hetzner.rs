@@ -775,7 +775,7 @@ async fn create_server(
         return invalid_field("image", "image not found");
     };
     let user_data = body.user_data.unwrap_or_default();
-    if user_data.len() > 32 * 1024 {
+    if user_data.len() > sam_core::cloud_init::MAX_USER_DATA {
         return invalid_field("user_data", "user_data must not exceed 32 KiB");
     }
     for (k, v) in &body.labels {

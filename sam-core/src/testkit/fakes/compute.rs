@@ -195,7 +195,7 @@ impl ComputeProvider for FakeCloud {
                     format!("fake cloud: no {} server type in location {}", spec.size, spec.location),
                 )
             })?;
-        if spec.user_data.len() > 32 * 1024 {
+        if spec.user_data.len() > crate::cloud_init::MAX_USER_DATA {
             return Err(ProviderError::new(ProviderErrorKind::InvalidConfig, "fake cloud: user_data over 32 KiB"));
         }
         let mut state = lock(&self.state);
