@@ -133,6 +133,7 @@ async fn measure(label: &str, store: Arc<dyn Store>) {
             max_body_bytes: 64 * 1024,
             rate_limit_per_minute: 1_000_000,
             trust_forwarded_for: false,
+            avatar_origin: None,
         },
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -608,6 +608,41 @@ impl DeliveryLog for InMemoryDeliveryLog {
     }
 }
 
+/// A [`DeliveryLog`] kept in the [`Store`](sam_core::ports::Store), so every
+/// replica de-duplicates against the same ids. Ids are kept for `retention`
+/// (GitHub lets an operator redeliver for a few days; the default is 7 days).
+#[derive(Debug, Clone)]
+pub struct StoreDeliveryLog {
+    store: Arc<dyn sam_core::ports::Store>,
+    clock: Arc<dyn sam_core::ports::Clock>,
+    retention: Duration,
+}
+
+impl StoreDeliveryLog {
+    /// The default retention: longer than GitHub's redelivery window.
+    pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+    /// A log over `store`, timed by `clock`, keeping ids for `retention`.
+    pub fn new(
+        store: Arc<dyn sam_core::ports::Store>,
+        clock: Arc<dyn sam_core::ports::Clock>,
+        retention: Duration,
+    ) -> Self {
+        Self { store, clock, retention }
+    }
+}
+
+#[async_trait]
+impl DeliveryLog for StoreDeliveryLog {
+    async fn first_delivery(&self, delivery_id: &str) -> Result<bool, ProviderError> {
+        let now = self.clock.now();
+        self.store
+            .record_webhook_delivery(delivery_id, now, now - self.retention)
+            .await
+            .map_err(|e| ProviderError::new(ProviderErrorKind::Transient, format!("webhook delivery log: {e}")))
+    }
+}
+
 /// Why a webhook delivery was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookError {

@@ -11,7 +11,7 @@ use sam_core::ports::{Store, SystemClock};
 use sam_core::secret::{SecretString, sha256_hex};
 use sam_providers::cipher::AesGcmCipher;
 use sam_providers::cloudflare::{CloudflareConfig, CloudflareDns};
-use sam_providers::github::{GithubApp, GithubConfig, InMemoryDeliveryLog, WebhookVerifier};
+use sam_providers::github::{GithubApp, GithubConfig, StoreDeliveryLog, WebhookVerifier};
 use sam_providers::hetzner::{HetznerConfig, HetznerProvider};
 use sam_providers::jwt::JwtIssuer;
 use sam_providers::keys;
@@ -258,7 +258,14 @@ pub async fn build(config: &ServeConfig) -> Result<Deployment, ConfigProblems> {
         identity: github,
         issuer: issuer.clone(),
         verifier: issuer,
-        webhooks: Some(Arc::new(WebhookVerifier::new(webhook_secret, Arc::new(InMemoryDeliveryLog::default())))),
+        webhooks: Some(Arc::new(WebhookVerifier::new(
+            webhook_secret,
+            Arc::new(StoreDeliveryLog::new(
+                engine.ports().store.clone(),
+                engine.ports().clock.clone(),
+                StoreDeliveryLog::DEFAULT_RETENTION,
+            )),
+        ))),
         http: HttpSettings {
             secure_cookies: public_url.starts_with("https://"),
             public_url,
@@ -267,7 +274,16 @@ pub async fn build(config: &ServeConfig) -> Result<Deployment, ConfigProblems> {
             max_body_bytes: 64 * 1024,
             rate_limit_per_minute: 30,
             trust_forwarded_for: config.trust_forwarded_for,
+            avatar_origin: avatar_origin(&config.github_api_url),
         },
     };
     Ok(Deployment { state, engine })
+}
+
+/// Where avatars come from when GitHub is not github.com: GitHub Enterprise
+/// (and the emulators) serve them from the API host's origin.
+fn avatar_origin(github_api_url: &str) -> Option<String> {
+    let url = reqwest::Url::parse(github_api_url).ok()?;
+    let origin = url.origin().ascii_serialization();
+    (url.host_str() != Some("api.github.com") && origin != "null").then_some(origin)
 }

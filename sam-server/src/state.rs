@@ -27,6 +27,9 @@ pub struct HttpSettings {
     /// Behind a load balancer: take the client address for rate limits from
     /// the right-most `X-Forwarded-For` entry.
     pub trust_forwarded_for: bool,
+    /// An origin the pages may load avatar images from besides GitHub's CDN:
+    /// the GitHub Enterprise host (or an emulator). `None` for github.com.
+    pub avatar_origin: Option<String>,
 }
 
 impl HttpSettings {

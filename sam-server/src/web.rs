@@ -9,9 +9,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 /// Pages may load only our own scripts and styles, talk only to us, and show
-/// GitHub avatars.
-const CSP: &str = "default-src 'self'; img-src 'self' data: https://avatars.githubusercontent.com; \
-                   object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
+/// GitHub avatars (from GitHub's CDN, or from `avatar_origin`).
+fn content_security_policy(avatar_origin: Option<&str>) -> String {
+    let extra = avatar_origin.map(|o| format!(" {o}")).unwrap_or_default();
+    format!(
+        "default-src 'self'; img-src 'self' data: https://avatars.githubusercontent.com{extra}; \
+         object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+    )
+}
 
 struct Asset {
     name: &'static str,
@@ -36,12 +41,12 @@ const ASSETS: &[Asset] = &[
     },
 ];
 
-fn page(body: &'static str) -> Response {
+fn page(csp: &HeaderValue, body: &'static str) -> Response {
     (
         StatusCode::OK,
         [
             (CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8")),
-            (CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)),
+            (CONTENT_SECURITY_POLICY, csp.clone()),
             (X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
             (CACHE_CONTROL, HeaderValue::from_static("no-cache")),
         ],
@@ -67,12 +72,27 @@ async fn asset(Path(name): Path<String>) -> Response {
     }
 }
 
-/// The pages and their assets.
-pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
+/// The pages and their assets. `avatar_origin` is an origin avatars may load
+/// from besides GitHub's CDN (GitHub Enterprise, or the emulators); anything
+/// that is not a plain `scheme://host[:port]` is ignored.
+pub fn router<S: Clone + Send + Sync + 'static>(avatar_origin: Option<&str>) -> Router<S> {
+    let origin = avatar_origin.filter(|o| {
+        (o.starts_with("https://") || o.starts_with("http://"))
+            && o.split_once("://").is_some_and(|(_, host)| {
+                !host.is_empty()
+                    && host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+            })
+    });
+    let csp = HeaderValue::from_str(&content_security_policy(origin))
+        .unwrap_or_else(|_| HeaderValue::from_static("default-src 'self'"));
+    let serve = |body: &'static str| {
+        let csp = csp.clone();
+        get(move || async move { page(&csp, body) })
+    };
     Router::new()
-        .route("/", get(|| async { page(include_str!("../web/index.html")) }))
-        .route("/settings", get(|| async { page(include_str!("../web/settings.html")) }))
-        .route("/workspaces/new", get(|| async { page(include_str!("../web/new.html")) }))
-        .route("/workspaces/{id}", get(|| async { page(include_str!("../web/workspace.html")) }))
+        .route("/", serve(include_str!("../web/index.html")))
+        .route("/settings", serve(include_str!("../web/settings.html")))
+        .route("/workspaces/new", serve(include_str!("../web/new.html")))
+        .route("/workspaces/{id}", serve(include_str!("../web/workspace.html")))
         .route("/assets/{name}", get(asset))
 }

@@ -1,24 +1,41 @@
-//! HTTP tests of every endpoint against the real server on a random port, with
-//! the testkit fakes behind it (the emulator-backed run lands with the
-//! adapters): happy path, unauthenticated, another user's workspace, wrong
-//! state, invalid and oversized bodies, CSRF, sign-in and sign-out.
+//! HTTP tests of every endpoint against the real server on a random port,
+//! built as `serve` builds it, with the Hetzner, Cloudflare and GitHub
+//! emulators behind the real adapters: happy path, unauthenticated, another
+//! user's workspace, wrong state, invalid and oversized bodies, CSRF, sign-in
+//! and sign-out. Every test runs once on SQLite and once on PostgreSQL.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
+#[macro_use]
 mod support;
 
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use reqwest::header::{COOKIE, LOCATION};
-use sam_core::testkit::fakes::Fault;
-use sam_core::testkit::sample_new_user;
+use reqwest::header::COOKIE;
+use sam_providers::emulators::{Fault, InjectedError};
 use serde_json::{Value, json};
-use support::{HETZNER_TOKEN, Server, first_cookie, workspace_body};
+use support::{Backend, HETZNER_TOKEN, Server, workspace_body};
 
-#[tokio::test]
-async fn health_ready_and_jwks() {
-    let s = Server::start().await;
+api_suite!(
+    health_ready_and_jwks,
+    sign_in_me_and_sign_out,
+    forged_state_and_replayed_code_are_refused,
+    every_user_endpoint_needs_a_session,
+    cross_origin_posts_are_refused,
+    credentials_are_validated_and_never_returned,
+    github_listing_is_scoped_to_the_users_installations,
+    workspace_lifecycle_over_http,
+    invalid_and_oversized_bodies,
+    agent_download_serves_the_binary_with_its_checksum,
+    the_stream_sends_workspace_changes,
+    sign_in_and_token_endpoints_are_rate_limited,
+    github_webhooks_are_verified_deduplicated_and_applied,
+    a_workspace_cannot_clone_through_someone_elses_installation,
+);
+
+async fn health_ready_and_jwks(backend: Backend) {
+    let Some(s) = Server::start(backend).await else { return };
     let response = s.client.get(s.url("/api/health")).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert!(response.headers().contains_key("x-request-id"), "every response carries a request id");
@@ -35,9 +52,8 @@ async fn health_ready_and_jwks() {
     assert_eq!(body["error"], "not_found");
 }
 
-#[tokio::test]
-async fn sign_in_me_and_sign_out() {
-    let s = Server::start().await;
+async fn sign_in_me_and_sign_out(backend: Backend) {
+    let Some(s) = Server::start(backend).await else { return };
     let cookie = s.sign_in(101).await;
     let (status, me) = s.get("/api/auth/me", &cookie).await;
     assert_eq!(status, StatusCode::OK);
@@ -61,15 +77,10 @@ async fn sign_in_me_and_sign_out() {
     assert_eq!(s.get("/api/auth/me", &again).await.0, StatusCode::UNAUTHORIZED);
 }
 
-#[tokio::test]
-async fn forged_state_and_replayed_code_are_refused() {
-    let s = Server::start().await;
-    let start = s.client.get(s.url("/api/auth/github")).send().await.unwrap();
-    let oauth_cookie = first_cookie(&start);
-    let location = start.headers()[LOCATION].to_str().unwrap().to_owned();
-    let challenge = location.split(['?', '&']).find_map(|kv| kv.strip_prefix("code_challenge=")).unwrap();
-    let state = location.split(['?', '&']).find_map(|kv| kv.strip_prefix("state=")).unwrap();
-    let code = s.github.approve(challenge, sample_new_user(5));
+async fn forged_state_and_replayed_code_are_refused(backend: Backend) {
+    let Some(s) = Server::start(backend).await else { return };
+    let (authorize, oauth_cookie) = s.begin_sign_in().await;
+    let (code, state) = s.approve(5, &authorize);
 
     let forged = s
         .client
@@ -101,9 +112,8 @@ async fn forged_state_and_replayed_code_are_refused() {
     assert_eq!(replay.status(), StatusCode::BAD_REQUEST, "a code works once");
 }
 
-#[tokio::test]
-async fn every_user_endpoint_needs_a_session() {
-    let s = Server::start().await;
+async fn every_user_endpoint_needs_a_session(backend: Backend) {
+    let Some(s) = Server::start(backend).await else { return };
     let id = sam_core::domain::WorkspaceId::new();
     for (method, path) in [
         ("GET", "/api/auth/me".to_owned()),
@@ -134,9 +144,8 @@ async fn every_user_endpoint_needs_a_session() {
     }
 }
 
-#[tokio::test]
-async fn cross_origin_posts_are_refused() {
-    let s = Server::start().await;
+async fn cross_origin_posts_are_refused(backend: Backend) {
+    let Some(s) = Server::start(backend).await else { return };
     let cookie = s.ready_user(11).await;
     let foreign = s
         .client
@@ -169,9 +178,8 @@ async fn cross_origin_posts_are_refused() {
     assert_eq!(same_site.status(), StatusCode::CREATED);
 }
 
-#[tokio::test]
-async fn credentials_are_validated_and_never_returned() {
-    let s = Server::start().await;
+async fn credentials_are_validated_and_never_returned(backend: Backend) {
+    let Some(s) = Server::start(backend).await else { return };
     let cookie = s.sign_in(21).await;
     let (status, body) = s.post("/api/credentials", &cookie, json!({"provider": "hetzner", "token": "wrong"})).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -180,9 +188,11 @@ async fn credentials_are_validated_and_never_returned() {
     let (status, body) = s.post("/api/credentials", &cookie, json!({"provider": "aws", "token": "x"})).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["field"], "provider");
-    s.cloud.faults.push("validate_credential", Fault::Fail(sam_core::ports::ProviderErrorKind::Transient));
-    let (status, _) = s.post("/api/credentials", &cookie, json!({"provider": "hetzner", "token": HETZNER_TOKEN})).await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    s.emulators.hetzner.faults().always("GET", "/v1/servers", Fault::Error(InjectedError::Unavailable));
+    let (status, body) =
+        s.post("/api/credentials", &cookie, json!({"provider": "hetzner", "token": HETZNER_TOKEN})).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    s.emulators.hetzner.faults().clear();
     let (_, list) = s.get("/api/credentials", &cookie).await;
     assert_eq!(list, json!([]), "nothing stored when the provider was down");
 
@@ -207,10 +217,14 @@ async fn credentials_are_validated_and_never_returned() {
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
-#[tokio::test]
-async fn github_listing_is_scoped_to_the_users_installations() {
-    let s = Server::start().await;
+async fn github_listing_is_scoped_to_the_users_installations(backend: Backend) {
+    let Some(s) = Server::start(backend).await else { return };
+    // One more repository than a GitHub page holds (100), so the listing
+    // has a second page; GitHub sorts them by name, other-org/tool last.
+    let mut repositories: Vec<String> = (0..98).map(|i| format!("octo-org/r{i:03}")).collect();
+    repositories.extend(["octo-org/hello-world".into(), "octo-org/api".into(), "other-org/tool".into()]);
     let cookie = s.ready_user(31).await;
+    s.install_app(31, "octo-org", 31, &repositories.iter().map(String::as_str).collect::<Vec<_>>());
     let (status, installs) = s.get("/api/github/installations", &cookie).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(installs[0]["accountLogin"], "octo-org");
@@ -219,7 +233,7 @@ async fn github_listing_is_scoped_to_the_users_installations() {
 
     let (status, page1) = s.get("/api/github/repositories?installation_id=31", &cookie).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(page1["repositories"].as_array().unwrap().len(), 2);
+    assert_eq!(page1["repositories"].as_array().unwrap().len(), 100);
     assert_eq!(page1["nextPage"], 2);
     let (_, page2) = s.get("/api/github/repositories?installation_id=31&page=2", &cookie).await;
     assert_eq!(page2["repositories"][0]["fullName"], "other-org/tool");
@@ -239,9 +253,8 @@ async fn github_listing_is_scoped_to_the_users_installations() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
 }
 
-#[tokio::test]
-async fn workspace_lifecycle_over_http() {
-    let s = Server::start().await;
+async fn workspace_lifecycle_over_http(backend: Backend) {
+    let Some(s) = Server::start(backend).await else { return };
     let cookie = s.ready_user(41).await;
     let (status, ws) = s.post("/api/workspaces", &cookie, workspace_body("api")).await;
     assert_eq!(status, StatusCode::CREATED, "{ws}");
@@ -290,7 +303,9 @@ async fn workspace_lifecycle_over_http() {
     .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let ws = s.wait_for(&cookie, &id, |w| w["status"] == "running").await;
-    assert!(ws["url"].as_str().unwrap().starts_with(&format!("https://ws-{id}.ws.sam.test")));
+    let host = format!("ws-{id}.{}", s.emulators.cloudflare.zone_name());
+    assert!(ws["url"].as_str().unwrap().starts_with(&format!("https://{host}")), "{ws}");
+    assert!(s.emulators.cloudflare.records().iter().any(|r| r.name == host), "the DNS record is set");
 
     let (status, answer) = agent(
         format!("/api/workspaces/{id}/heartbeat"),
@@ -358,19 +373,19 @@ async fn workspace_lifecycle_over_http() {
     assert_eq!(status, StatusCode::ACCEPTED);
     let (status, _) = s.send(reqwest::Method::DELETE, &format!("/api/workspaces/{id}"), Some(&cookie), None).await;
     assert_eq!(status, StatusCode::ACCEPTED);
-    for _ in 0..200 {
+    for _ in 0..2000 {
         if s.get(&format!("/api/workspaces/{id}"), &cookie).await.0 == StatusCode::NOT_FOUND {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(s.get(&format!("/api/workspaces/{id}"), &cookie).await.0, StatusCode::NOT_FOUND);
-    assert!(s.cloud.servers().is_empty(), "nothing left at the provider");
+    assert!(s.emulators.hetzner.servers().is_empty(), "nothing left at the provider");
+    assert!(s.emulators.cloudflare.records().is_empty(), "nothing left in the zone");
 }
 
-#[tokio::test]
-async fn invalid_and_oversized_bodies() {
-    let s = Server::start().await;
+async fn invalid_and_oversized_bodies(backend: Backend) {
+    let Some(s) = Server::start(backend).await else { return };
     let cookie = s.ready_user(51).await;
     for (field, body) in [
         (
@@ -405,9 +420,8 @@ async fn invalid_and_oversized_bodies() {
     assert!(body["message"].as_str().unwrap().contains("Install the SAM GitHub App on unknown-org"));
 }
 
-#[tokio::test]
-async fn agent_download_serves_the_binary_with_its_checksum() {
-    let s = Server::start().await;
+async fn agent_download_serves_the_binary_with_its_checksum(backend: Backend) {
+    let Some(s) = Server::start(backend).await else { return };
     let (status, body) = s.send(reqwest::Method::GET, "/api/agent/download?arch=arm64", None, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(body["message"].as_str().unwrap().contains("arm64"));
@@ -415,7 +429,7 @@ async fn agent_download_serves_the_binary_with_its_checksum() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
 
     let binary = b"\x7fELF fake agent".repeat(1000);
-    std::fs::write(sam_server::api::agent_path(&s.agent_dir.0, "amd64"), &binary).unwrap();
+    std::fs::write(sam_server::api::agent_path(&s.agent_dir, "amd64"), &binary).unwrap();
     let response = s.client.get(s.url("/api/agent/download?arch=amd64")).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["x-agent-version"], env!("CARGO_PKG_VERSION"));
@@ -426,9 +440,8 @@ async fn agent_download_serves_the_binary_with_its_checksum() {
     assert_eq!(sha, sam_core::secret::sha256_hex(&binary));
 }
 
-#[tokio::test]
-async fn the_stream_sends_workspace_changes() {
-    let s = Server::start().await;
+async fn the_stream_sends_workspace_changes(backend: Backend) {
+    let Some(s) = Server::start(backend).await else { return };
     let cookie = s.ready_user(61).await;
     let (_, ws) = s.post("/api/workspaces", &cookie, workspace_body("streamed")).await;
     let mut response = s.client.get(s.url("/api/workspaces/stream")).header(COOKIE, &cookie).send().await.unwrap();
@@ -445,9 +458,8 @@ async fn the_stream_sends_workspace_changes() {
     assert!(seen.contains(ws["id"].as_str().unwrap()));
 }
 
-#[tokio::test]
-async fn sign_in_and_token_endpoints_are_rate_limited() {
-    let s = Server::start_with_rate_limit(5).await;
+async fn sign_in_and_token_endpoints_are_rate_limited(backend: Backend) {
+    let Some(s) = Server::start_with_rate_limit(backend, 5).await else { return };
     let mut statuses = Vec::new();
     for _ in 0..7 {
         let response = s.client.get(s.url("/api/auth/github")).send().await.unwrap();
@@ -463,13 +475,11 @@ async fn sign_in_and_token_endpoints_are_rate_limited() {
     assert_eq!(status, StatusCode::OK, "other endpoints are not limited");
 }
 
-#[tokio::test]
-async fn github_webhooks_are_verified_deduplicated_and_applied() {
+async fn github_webhooks_are_verified_deduplicated_and_applied(backend: Backend) {
     use sam_core::domain::InstallationId;
-    use sam_providers::emulators::{GithubEmulator, GithubEmulatorConfig};
 
-    let s = Server::start().await;
-    let github = GithubEmulator::start(GithubEmulatorConfig::default()).await.unwrap();
+    let Some(s) = Server::start(backend).await else { return };
+    let github = &s.emulators.github;
     let url = s.url("/api/github/webhook");
     let store = s.engine.ports().store.clone();
 
@@ -506,17 +516,7 @@ async fn github_webhooks_are_verified_deduplicated_and_applied() {
     assert_eq!(deleted.status, 200);
     assert!(!store.get_installation(InstallationId(777)).await.unwrap().unwrap().is_usable());
     // GitHub may still list it for a moment; the recorded uninstall wins.
-    s.github.add_installation(
-        sam_core::ports::InstallationInfo {
-            id: InstallationId(777),
-            account_login: "octo-org".into(),
-            account_type: "Organization".into(),
-            account_id: sam_core::domain::GithubUserId(9),
-            suspended: false,
-        },
-        81,
-        &["octo-org/hello-world"],
-    );
+    s.install_app(777, "octo-org", 81, &["octo-org/hello-world"]);
     let mut body = workspace_body("after-uninstall");
     body["installationId"] = json!(777);
     let (status, error) = s.post("/api/workspaces", &cookie, body).await;
@@ -524,9 +524,8 @@ async fn github_webhooks_are_verified_deduplicated_and_applied() {
     assert!(error["message"].as_str().unwrap().contains("uninstalled"), "{error}");
 }
 
-#[tokio::test]
-async fn a_workspace_cannot_clone_through_someone_elses_installation() {
-    let s = Server::start().await;
+async fn a_workspace_cannot_clone_through_someone_elses_installation(backend: Backend) {
+    let Some(s) = Server::start(backend).await else { return };
     let _alice = s.ready_user(91).await; // installation 91 on octo-org, visible to alice only
     let bob = s.ready_user(92).await;
     let mut body = workspace_body("borrowed");

@@ -12,7 +12,7 @@ mod support;
 use std::path::PathBuf;
 
 use serde_json::json;
-use support::{Server, workspace_body};
+use support::{Backend, Server, workspace_body};
 
 fn e2e_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../e2e")
@@ -28,7 +28,7 @@ async fn pages_render_in_chromium() {
         }
         panic!("Chromium or e2e/node_modules missing: run through ./scripts/test (or set SAM_SKIP_BROWSER=1)");
     }
-    let s = Server::start().await;
+    let s = Server::start(Backend::Sqlite).await.unwrap();
     let cookie = s.ready_user(71).await;
     let (_, ws) = s.post("/api/workspaces", &cookie, workspace_body("api-server")).await;
     let id = ws["id"].as_str().unwrap().to_owned();

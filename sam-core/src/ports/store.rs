@@ -230,4 +230,19 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> Result<bool, StoreError>;
     /// Gives a lease up, if `holder` has it.
     async fn release_lease(&self, key: &str, holder: &str) -> Result<(), StoreError>;
+
+    // ----- webhook deliveries -----
+
+    /// Records a webhook delivery id received at `now`; `true` the first time
+    /// the id is seen. Ids received before `forget_before` are forgotten
+    /// (and may be pruned in the same call), which keeps the log bounded.
+    ///
+    /// Kept in the store rather than in memory so that every replica behind a
+    /// load balancer agrees on what was already handled.
+    async fn record_webhook_delivery(
+        &self,
+        delivery_id: &str,
+        now: Timestamp,
+        forget_before: Timestamp,
+    ) -> Result<bool, StoreError>;
 }

@@ -218,6 +218,9 @@ struct GState {
     user_tokens: HashMap<String, i64>,
     installation_tokens: HashMap<String, (i64, Instant)>,
     installations: BTreeMap<i64, EmulatedInstallation>,
+    /// Users besides the configured one, who signed in through
+    /// [`GithubEmulator::approve_as`].
+    other_users: BTreeMap<i64, EmulatedUser>,
     token_mints: u64,
     exchanges: u64,
 }
@@ -375,6 +378,24 @@ impl GithubEmulator {
             (c.client_id.clone(), c.user.id)
         };
         issue_code(&self.inner, &client_id, redirect_uri, code_challenge.map(str::to_owned), user_id)
+    }
+
+    /// Approves a sign-in as `user`, who need not be the configured user (so
+    /// a test can sign several people in); returns the code.
+    pub fn approve_as(&self, user: EmulatedUser, redirect_uri: &str, code_challenge: Option<&str>) -> String {
+        let client_id = lock(&self.inner.config).client_id.clone();
+        let id = user.id;
+        lock(&self.inner.state).other_users.insert(id, user);
+        issue_code(&self.inner, &client_id, redirect_uri, code_challenge.map(str::to_owned), id)
+    }
+
+    /// Lets the user `user_id` see installation `id` in `/user/installations`.
+    pub fn share_installation(&self, id: i64, user_id: i64) {
+        if let Some(i) = lock(&self.inner.state).installations.get_mut(&id)
+            && !i.visible_to.contains(&user_id)
+        {
+            i.visible_to.push(user_id);
+        }
     }
 
     /// The payload of an `installation` event (`created`, `deleted`,
@@ -735,9 +756,13 @@ fn serde_urlencoded_parse(body: &[u8]) -> TokenParams {
 
 fn user_for(inner: &Inner, headers: &HeaderMap) -> Option<EmulatedUser> {
     let token = bearer(headers)?;
-    let id = *lock(&inner.state).user_tokens.get(&token)?;
+    let (id, other) = {
+        let state = lock(&inner.state);
+        let id = *state.user_tokens.get(&token)?;
+        (id, state.other_users.get(&id).cloned())
+    };
     let user = lock(&inner.config).user.clone();
-    (user.id == id).then_some(user)
+    if user.id == id { Some(user) } else { other }
 }
 
 fn bad_credentials() -> Response {

@@ -1102,6 +1102,29 @@ macro_rules! impl_sql_store {
                     .map_err($crate::store::db_error("release lease"))?;
                 Ok(())
             }
+
+            async fn record_webhook_delivery(
+                &self,
+                delivery_id: &str,
+                now: sam_core::domain::Timestamp,
+                forget_before: sam_core::domain::Timestamp,
+            ) -> Result<bool, sam_core::ports::StoreError> {
+                sqlx::query("DELETE FROM webhook_deliveries WHERE received_at < $1")
+                    .bind($crate::store::ts(forget_before)?)
+                    .execute(&self.pool)
+                    .await
+                    .map_err($crate::store::db_error("prune webhook deliveries"))?;
+                let done = sqlx::query(
+                    "INSERT INTO webhook_deliveries (delivery_id, received_at) VALUES ($1, $2) \
+                     ON CONFLICT (delivery_id) DO NOTHING",
+                )
+                .bind(delivery_id)
+                .bind($crate::store::ts(now)?)
+                .execute(&self.pool)
+                .await
+                .map_err($crate::store::db_error("record webhook delivery"))?;
+                Ok(done.rows_affected() > 0)
+            }
         }
     };
 }

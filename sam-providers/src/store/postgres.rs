@@ -28,13 +28,22 @@ pub struct PostgresStore {
 
 /// The embedded PostgreSQL migrations (`sam-providers/migrations/postgres`).
 pub(crate) fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        "initial".into(),
-        MigrationType::Simple,
-        include_str!("../../migrations/postgres/0001_initial.sql").into_sql_str(),
-        false,
-    )])
+    Migrator::with_migrations(vec![
+        Migration::new(
+            1,
+            "initial".into(),
+            MigrationType::Simple,
+            include_str!("../../migrations/postgres/0001_initial.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            2,
+            "webhook deliveries".into(),
+            MigrationType::Simple,
+            include_str!("../../migrations/postgres/0002_webhook_deliveries.sql").into_sql_str(),
+            false,
+        ),
+    ])
 }
 
 impl PostgresStore {

@@ -55,13 +55,22 @@ enum Location {
 
 /// The embedded SQLite migrations (`sam-providers/migrations/sqlite`).
 pub(crate) fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        "initial".into(),
-        MigrationType::Simple,
-        include_str!("../../migrations/sqlite/0001_initial.sql").into_sql_str(),
-        false,
-    )])
+    Migrator::with_migrations(vec![
+        Migration::new(
+            1,
+            "initial".into(),
+            MigrationType::Simple,
+            include_str!("../../migrations/sqlite/0001_initial.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            2,
+            "webhook deliveries".into(),
+            MigrationType::Simple,
+            include_str!("../../migrations/sqlite/0002_webhook_deliveries.sql").into_sql_str(),
+            false,
+        ),
+    ])
 }
 
 impl SqliteStore {

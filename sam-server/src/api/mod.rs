@@ -62,7 +62,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/terminal/token", post(system::terminal_token))
         .route("/api/bootstrap/{token}", post(agent::bootstrap))
         .route("/api/agent/download", get(agent::download))
-        .merge(crate::web::router())
+        .merge(crate::web::router(state.http.avatar_origin.as_deref()))
         .fallback(|| async { error::ApiError::not_found("route") })
         // Every request has a deadline, except the event stream, which is
         // meant to stay open (it is added after this layer).

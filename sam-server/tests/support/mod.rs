@@ -1,115 +1,160 @@
-//! A real server on a random port with the testkit fakes behind it, and an
-//! HTTP client that signs in through the real OAuth flow.
+//! The real control plane on a random port, built by `deployment::build` from
+//! a `ServeConfig` exactly as `sam-server serve` builds it: the real Hetzner,
+//! Cloudflare and GitHub adapters against their emulators, real keys, and a
+//! SQLite or PostgreSQL store. The client signs in through the real OAuth flow.
+//!
+//! [`api_suite!`] runs a test once per store.
 
-#![allow(dead_code)]
+#![allow(dead_code)] // each test binary uses the part it needs
 
-use std::sync::Arc;
+#[path = "../../../sam-providers/tests/support/postgres.rs"]
+pub mod postgres;
+
 use std::time::Duration;
 
+use clap::Parser;
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
-use sam_core::domain::{GithubUserId, InstallationId};
-use sam_core::engine::{Engine, EngineConfig, Ports, RetryPolicy};
-use sam_core::ports::InstallationInfo;
-use sam_core::testkit::fakes::*;
-use sam_core::testkit::sample_new_user;
-use sam_server::state::{AppState, HttpSettings};
+use sam_providers::emulators::{self, EmulatedUser, Emulators};
+use sam_server::config::ServeConfig;
 use serde_json::{Value, json};
 
-pub const HETZNER_TOKEN: &str = "hcloud-test-token";
-pub const WEBHOOK_SECRET: &str = sam_providers::emulators::GITHUB_WEBHOOK_SECRET;
+pub const HETZNER_TOKEN: &str = sam_providers::emulators::HETZNER_TOKEN;
+
+/// Which store the server runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs each listed `async fn name(backend: Backend)` once on SQLite and once
+/// on PostgreSQL, as `sqlite::name` and `postgres::name`.
+#[macro_export]
+macro_rules! api_suite {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name($crate::support::Backend::Sqlite).await }
+            )*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name($crate::support::Backend::Postgres).await }
+            )*
+        }
+    };
+}
 
 pub struct Server {
     pub base: String,
     pub client: reqwest::Client,
-    pub github: Arc<FakeGithub>,
-    pub cloud: Arc<FakeCloud>,
-    pub agent_dir: tempdir::Dir,
-    pub engine: Arc<Engine>,
+    pub emulators: Emulators,
+    pub agent_dir: std::path::PathBuf,
+    pub engine: std::sync::Arc<sam_core::engine::Engine>,
+    _dir: tempfile::TempDir,
 }
 
-pub mod tempdir {
-    /// A directory removed on drop.
-    pub struct Dir(pub std::path::PathBuf);
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    serve: ServeConfig,
 }
 
 impl Server {
-    pub async fn start() -> Self {
-        Self::start_with_rate_limit(1000).await
+    pub async fn start(backend: Backend) -> Option<Self> {
+        Self::start_with_rate_limit(backend, 1000).await
     }
 
-    pub async fn start_with_rate_limit(rate_limit_per_minute: u32) -> Self {
-        let clock = ManualClock::at(time::OffsetDateTime::now_utc());
-        let cloud = Arc::new(FakeCloud::new());
-        cloud.add_token(HETZNER_TOKEN);
-        let github = Arc::new(FakeGithub::new(2));
-        let tokens = Arc::new(FakeTokenAuthority::new("http://sam.test", "k1"));
-        let store = Arc::new(MemoryStore::new());
-        let ports = Ports {
-            store,
-            compute: cloud.clone(),
-            dns: Arc::new(FakeDnsZone::new()),
-            repos: github.clone(),
-            cipher: Arc::new(FakeCipher::new(1, "server key")),
-            tokens: tokens.clone(),
-            clock: Arc::new(clock),
+    /// `None` when the backend is PostgreSQL and skipping it was asked for.
+    pub async fn start_with_rate_limit(backend: Backend, rate_limit_per_minute: u32) -> Option<Self> {
+        let emulators = Emulators::start().await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let database_url = match backend {
+            Backend::Sqlite => format!("sqlite://{}", d.join("sam.db").display()),
+            Backend::Postgres => postgres::fresh_database_url().await?,
         };
-        let mut config = EngineConfig::new("ws.sam.test", "http://sam.test");
-        config.retry = RetryPolicy::immediate(2);
-        let engine = Arc::new(Engine::new(ports, config));
-        let engine_handle = engine.clone();
+        let keys = sam_providers::keys::generate_key_files(&d.join("keys")).unwrap();
+        let secret = |name: &str, value: &str| {
+            let path = d.join(name);
+            std::fs::write(&path, value).unwrap();
+            path.display().to_string()
+        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let agent_dir = std::env::temp_dir().join(format!("sam-agents-{}", uuid::Uuid::new_v4()));
+        let agent_dir = d.join("agents");
         std::fs::create_dir_all(&agent_dir).unwrap();
-        let state = AppState {
-            engine,
-            identity: github.clone(),
-            issuer: tokens.clone(),
-            verifier: tokens,
-            webhooks: Some(Arc::new(sam_providers::github::WebhookVerifier::new(
-                sam_core::secret::SecretString::new(WEBHOOK_SECRET),
-                Arc::new(sam_providers::github::InMemoryDeliveryLog::default()),
-            ))),
-            http: HttpSettings {
-                public_url: base.clone(),
-                secure_cookies: false,
-                session_ttl: Duration::from_secs(3600),
-                agent_dir: agent_dir.clone(),
-                max_body_bytes: 64 * 1024,
-                rate_limit_per_minute,
-                trust_forwarded_for: false,
-            },
-        };
-        let app = sam_server::api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let args: Vec<String> = [
+            ("--public-url", base.clone()),
+            ("--base-domain", emulators.cloudflare.zone_name()),
+            ("--database-url", database_url),
+            ("--jwt-private-key-file", keys.jwt_signing_key.display().to_string()),
+            ("--encryption-key-file", keys.credentials_key.display().to_string()),
+            ("--github-client-id", emulators::GITHUB_CLIENT_ID.into()),
+            ("--github-client-secret-file", secret("gh-secret", emulators::GITHUB_CLIENT_SECRET)),
+            ("--github-app-id", emulators::GITHUB_APP_ID.into()),
+            ("--github-app-slug", emulators::GITHUB_APP_SLUG.into()),
+            ("--github-app-private-key-file", secret("gh-key.pem", emulators::TEST_APP_PRIVATE_KEY_PEM)),
+            ("--github-webhook-secret-file", secret("gh-hook", emulators::GITHUB_WEBHOOK_SECRET)),
+            ("--github-web-url", emulators.github.base_url().to_owned()),
+            ("--github-api-url", emulators.github.base_url().to_owned()),
+            ("--cloudflare-api-token-file", secret("cf-token", &emulators.cloudflare.token())),
+            ("--cloudflare-zone-id", emulators.cloudflare.zone_id()),
+            ("--cloudflare-api-url", emulators.cloudflare.base_url().to_owned()),
+            ("--hetzner-api-url", emulators.hetzner.base_url().to_owned()),
+            ("--agent-dir", agent_dir.display().to_string()),
+        ]
+        .into_iter()
+        .flat_map(|(flag, value)| [flag.to_owned(), value])
+        .collect();
+        let config = Cli::parse_from(std::iter::once("sam-server".to_owned()).chain(args)).serve;
+        let mut deployment = sam_server::deployment::build(&config).await.unwrap_or_else(|p| panic!("{p}"));
+        deployment.state.http.rate_limit_per_minute = rate_limit_per_minute;
+        let engine = deployment.engine.clone();
+        let app =
+            sam_server::api::router(deployment.state).into_make_service_with_connect_info::<std::net::SocketAddr>();
         tokio::spawn(async move { axum::serve(listener, app).await });
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-        Self { base, client, github, cloud, agent_dir: tempdir::Dir(agent_dir), engine: engine_handle }
+        Some(Self { base, client, emulators, agent_dir, engine, _dir: dir })
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
-    /// Signs in GitHub user `github_id` through the real OAuth flow; returns the
-    /// session cookie (`name=value`).
-    pub async fn sign_in(&self, github_id: i64) -> String {
+    /// Starts the OAuth flow: the emulator's authorize URL and the state
+    /// cookie (`name=value`).
+    pub async fn begin_sign_in(&self) -> (reqwest::Url, String) {
         let start = self.client.get(self.url("/api/auth/github")).send().await.unwrap();
         assert_eq!(start.status(), StatusCode::FOUND);
-        let location = start.headers()[LOCATION].to_str().unwrap().to_owned();
-        let oauth_cookie = first_cookie(&start);
-        let param = |name: &str| {
-            location.split(['?', '&']).find_map(|kv| kv.strip_prefix(&format!("{name}="))).unwrap().to_owned()
+        let location = reqwest::Url::parse(start.headers()[LOCATION].to_str().unwrap()).unwrap();
+        assert!(location.as_str().starts_with(self.emulators.github.base_url()), "{location}");
+        (location, first_cookie(&start))
+    }
+
+    /// Approves the authorize URL as GitHub user `github_id` (`user<id>`);
+    /// returns the code and the state.
+    pub fn approve(&self, github_id: i64, authorize: &reqwest::Url) -> (String, String) {
+        let param = |name: &str| authorize.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned()).unwrap();
+        let user = EmulatedUser {
+            id: github_id,
+            login: format!("user{github_id}"),
+            name: Some(format!("User {github_id}")),
+            email: Some(format!("user{github_id}@example.com")),
         };
-        let code = self.github.approve(&param("code_challenge"), sample_new_user(github_id));
+        let code = self.emulators.github.approve_as(user, &param("redirect_uri"), Some(&param("code_challenge")));
+        (code, param("state"))
+    }
+
+    /// Signs in GitHub user `github_id` through the real OAuth flow; returns
+    /// the session cookie (`name=value`).
+    pub async fn sign_in(&self, github_id: i64) -> String {
+        let (authorize, oauth_cookie) = self.begin_sign_in().await;
+        let (code, state) = self.approve(github_id, &authorize);
         let callback = self
             .client
-            .get(self.url(&format!("/api/auth/callback/github?code={code}&state={}", param("state"))))
+            .get(self.url(&format!("/api/auth/callback/github?code={code}&state={state}")))
             .header(COOKIE, &oauth_cookie)
             .send()
             .await
@@ -154,37 +199,61 @@ impl Server {
         self.send(reqwest::Method::POST, path, Some(cookie), Some(body)).await
     }
 
-    /// A signed-in user with a Hetzner token and the app installed on octo-org.
+    /// Installs the app (installation `id`) on `account` with `repositories`
+    /// (each with `main` and `dev`), visible to GitHub user `github_id`.
+    pub fn install_app(&self, id: i64, account: &str, github_id: i64, repositories: &[&str]) {
+        let branches: &[&str] = &["main", "dev"];
+        let repos: Vec<(&str, &[&str])> = repositories.iter().map(|r| (*r, branches)).collect();
+        self.emulators.github.add_installation(id, account, &repos);
+        self.emulators.github.share_installation(id, github_id);
+    }
+
+    /// A signed-in user with a Hetzner token and the app installed on octo-org
+    /// (installation id = the GitHub id).
     pub async fn ready_user(&self, github_id: i64) -> String {
-        self.github.add_installation(
-            InstallationInfo {
-                id: InstallationId(github_id),
-                account_login: "octo-org".into(),
-                account_type: "Organization".into(),
-                account_id: GithubUserId(9),
-                suspended: false,
-            },
-            github_id,
-            &["octo-org/hello-world", "octo-org/api", "other-org/tool"],
-        );
+        self.install_app(github_id, "octo-org", github_id, &["octo-org/hello-world", "octo-org/api", "other-org/tool"]);
         let cookie = self.sign_in(github_id).await;
-        let (status, _) =
+        let (status, body) =
             self.post("/api/credentials", &cookie, json!({"provider": "hetzner", "token": HETZNER_TOKEN})).await;
-        assert_eq!(status, StatusCode::CREATED);
+        assert_eq!(status, StatusCode::CREATED, "{body}");
         let (status, _) = self.get("/api/github/installations", &cookie).await;
         assert_eq!(status, StatusCode::OK);
         cookie
     }
 
     pub async fn wait_for(&self, cookie: &str, id: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        for _ in 0..200 {
+        let mut last = Value::Null;
+        // Generous: the emulators boot servers with a delay, and CI machines
+        // are busy.
+        for _ in 0..2000 {
             let (_, ws) = self.get(&format!("/api/workspaces/{id}"), cookie).await;
             if pred(&ws) {
                 return ws;
             }
+            last = ws;
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        panic!("workspace {id} never matched");
+        panic!("workspace {id} never matched; last seen {last}");
+    }
+
+    /// Waits for the background drive to create the workspace's server at the
+    /// Hetzner emulator and returns the bootstrap token its cloud-init carries.
+    pub async fn bootstrap_token(&self, id: &str) -> String {
+        for _ in 0..1000 {
+            let servers = self.emulators.hetzner.servers();
+            if let Some(server) = servers.iter().find(|s| s.labels.get("sam-workspace").map(String::as_str) == Some(id))
+            {
+                return server
+                    .user_data
+                    .lines()
+                    .find_map(|l| l.trim().strip_prefix("SAM_AGENT_BOOTSTRAP_TOKEN="))
+                    .unwrap()
+                    .trim_matches(['"', '\''])
+                    .to_owned();
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("no server was created for workspace {id}");
     }
 }
 
@@ -194,20 +263,4 @@ pub fn first_cookie(response: &reqwest::Response) -> String {
 
 pub fn workspace_body(name: &str) -> Value {
     json!({"name": name, "repository": "octo-org/hello-world", "branch": "main", "vmSize": "small", "vmLocation": "fsn1"})
-}
-
-impl Server {
-    /// Waits for the background drive to create the workspace's server and
-    /// returns the bootstrap token its cloud-init carries.
-    pub async fn bootstrap_token(&self, id: &str) -> String {
-        let wid: sam_core::domain::WorkspaceId = id.parse().unwrap();
-        for _ in 0..200 {
-            if self.cloud.user_data_of(wid).is_some() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        let data = self.cloud.user_data_of(wid).expect("the server was created");
-        data.lines().find_map(|l| l.trim().strip_prefix("SAM_AGENT_BOOTSTRAP_TOKEN=")).unwrap().to_owned()
-    }
 }

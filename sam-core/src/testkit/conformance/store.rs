@@ -32,6 +32,7 @@ pub async fn run(store: Arc<dyn Store>) {
     scan(&*store).await;
     bootstrap_tokens(&*store).await;
     leases(&*store).await;
+    webhook_deliveries(&*store).await;
     concurrent_updates_lose_nothing(store.clone(), 50).await;
     concurrent_inserts_respect_quota(store.clone()).await;
     concurrent_redemptions_succeed_once(store).await;
@@ -449,4 +450,19 @@ pub async fn concurrent_redemptions_succeed_once(store: Arc<dyn Store>) {
         }
     }
     assert_eq!(wins, 1, "a bootstrap token is redeemed exactly once");
+}
+
+/// A delivery id is new once; forgotten ids may be seen again.
+pub async fn webhook_deliveries(store: &dyn Store) {
+    let id = format!("delivery-{}", WorkspaceId::new());
+    let other = format!("delivery-{}", WorkspaceId::new());
+    assert!(store.record_webhook_delivery(&id, at(100), at(0)).await.expect("first"));
+    assert!(!store.record_webhook_delivery(&id, at(110), at(10)).await.expect("replay"));
+    assert!(store.record_webhook_delivery(&other, at(120), at(20)).await.expect("another id"));
+    assert!(!store.record_webhook_delivery(&other, at(130), at(30)).await.expect("replay of another id"));
+    assert!(
+        store.record_webhook_delivery(&id, at(300), at(200)).await.expect("after retention"),
+        "an id older than the retention window is forgotten"
+    );
+    assert!(!store.record_webhook_delivery(&id, at(310), at(210)).await.expect("recorded again"));
 }

@@ -30,6 +30,7 @@ struct State {
     events: HashMap<WorkspaceId, Vec<WorkspaceEvent>>,
     bootstrap: HashMap<String, (BootstrapToken, bool)>,
     leases: HashMap<String, (String, Timestamp)>,
+    webhook_deliveries: HashMap<String, Timestamp>,
 }
 
 impl MemoryStore {
@@ -363,5 +364,20 @@ impl Store for MemoryStore {
             state.leases.remove(key);
         }
         Ok(())
+    }
+
+    async fn record_webhook_delivery(
+        &self,
+        delivery_id: &str,
+        now: Timestamp,
+        forget_before: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut state = lock(&self.state);
+        state.webhook_deliveries.retain(|_, received| *received >= forget_before);
+        if state.webhook_deliveries.contains_key(delivery_id) {
+            return Ok(false);
+        }
+        state.webhook_deliveries.insert(delivery_id.to_owned(), now);
+        Ok(true)
     }
 }
