@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use support::{Backend, HETZNER_TOKEN, Server, workspace_body};
 
 api_suite!(
+    the_openapi_document_is_valid_and_complete,
     health_ready_and_jwks,
     sign_in_me_and_sign_out,
     forged_state_and_replayed_code_are_refused,
@@ -33,6 +34,112 @@ api_suite!(
     github_webhooks_are_verified_deduplicated_and_applied,
     a_workspace_cannot_clone_through_someone_elses_installation,
 );
+
+/// The document is OpenAPI 3.1 with valid JSON Schemas, every `$ref`
+/// resolves, and it lists exactly the endpoints of DESIGN.md (plus ours).
+async fn the_openapi_document_is_valid_and_complete(backend: Backend) {
+    let Some(s) = Server::start(backend).await else { return };
+    let doc = s.contract.document();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"), "{}", doc["openapi"]);
+    assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
+
+    let mut documented: Vec<String> = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            documented.push(format!("{} {path}", method.to_uppercase()));
+            let responses = operation["responses"].as_object().unwrap();
+            assert!(!responses.is_empty(), "{method} {path} documents no response");
+            for (status, response) in responses {
+                assert!(response["description"].is_string(), "{method} {path} {status} has no description");
+                let code: u16 = status.parse().unwrap();
+                if code >= 400 {
+                    assert_eq!(
+                        response["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/ErrorBody",
+                        "{method} {path} {status}: errors use the error body"
+                    );
+                }
+            }
+        }
+    }
+    documented.sort();
+    let mut expected: Vec<&str> = vec![
+        "GET /.well-known/jwks.json",
+        "GET /api/agent/download",
+        "GET /api/auth/callback/github",
+        "GET /api/auth/github",
+        "GET /api/auth/me",
+        "POST /api/auth/logout",
+        "GET /api/credentials",
+        "POST /api/credentials",
+        "DELETE /api/credentials/{provider}",
+        "GET /api/github/install-url",
+        "GET /api/github/installations",
+        "GET /api/github/repositories",
+        "GET /api/github/repositories/{owner}/{repo}/branches",
+        "POST /api/github/webhook",
+        "GET /api/health",
+        "GET /api/openapi.json",
+        "GET /api/ready",
+        "POST /api/bootstrap/{token}",
+        "POST /api/terminal/token",
+        "GET /api/workspaces",
+        "POST /api/workspaces",
+        "GET /api/workspaces/stream",
+        "GET /api/workspaces/{id}",
+        "DELETE /api/workspaces/{id}",
+        "POST /api/workspaces/{id}/stop",
+        "POST /api/workspaces/{id}/restart",
+        "GET /api/workspaces/{id}/events",
+        "POST /api/workspaces/{id}/heartbeat",
+        "POST /api/workspaces/{id}/boot-progress",
+    ];
+    expected.sort();
+    assert_eq!(documented, expected);
+
+    // Every schema is valid JSON Schema (2020-12), and every $ref resolves.
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    for (name, schema) in schemas {
+        let mut schema = schema.clone();
+        schema["$schema"] = json!("https://json-schema.org/draft/2020-12/schema");
+        assert!(jsonschema::meta::is_valid(&schema), "schema {name} is not valid JSON Schema");
+    }
+    fn refs<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(r)) = map.get("$ref") {
+                    out.push(r);
+                }
+                map.values().for_each(|v| refs(v, out));
+            }
+            Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+    let mut all = Vec::new();
+    refs(doc, &mut all);
+    assert!(!all.is_empty());
+    for r in all {
+        let pointer = r.strip_prefix('#').unwrap_or_else(|| panic!("external $ref {r}"));
+        assert!(doc.pointer(pointer).is_some(), "$ref {r} does not resolve");
+    }
+    for scheme in ["session", "agent"] {
+        assert!(doc["components"]["securitySchemes"][scheme].is_object(), "security scheme {scheme}");
+    }
+
+    // The checker every response goes through does catch drift.
+    let json = Some("application/json");
+    let drifted = |method: &'static str, path: &'static str, status: u16, body: &'static str| {
+        let contract = &s.contract;
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| contract.check(method, path, status, json, body)))
+            .is_err()
+    };
+    assert!(!drifted("GET", "/api/health", 200, r#"{"status":"ok","version":"1"}"#));
+    assert!(drifted("GET", "/api/health", 200, r#"{"status":1,"version":"1"}"#), "wrong type");
+    assert!(drifted("GET", "/api/health", 418, r#"{"status":"ok","version":"1"}"#), "undocumented status");
+    assert!(drifted("GET", "/api/workspaces/x", 404, r#"{"message":"no error code"}"#), "error body");
+    assert!(drifted("GET", "/api/workspaces", 200, r#"[{"id":"not-a-uuid"}]"#), "missing fields, bad format");
+    assert!(drifted("GET", "/api/undocumented", 200, "{}"), "an undocumented endpoint");
+}
 
 async fn health_ready_and_jwks(backend: Backend) {
     let Some(s) = Server::start(backend).await else { return };
@@ -373,13 +480,17 @@ async fn workspace_lifecycle_over_http(backend: Backend) {
     assert_eq!(status, StatusCode::ACCEPTED);
     let (status, _) = s.send(reqwest::Method::DELETE, &format!("/api/workspaces/{id}"), Some(&cookie), None).await;
     assert_eq!(status, StatusCode::ACCEPTED);
+    let mut last = Value::Null;
     for _ in 0..2000 {
-        if s.get(&format!("/api/workspaces/{id}"), &cookie).await.0 == StatusCode::NOT_FOUND {
+        let (status, ws) = s.get(&format!("/api/workspaces/{id}"), &cookie).await;
+        if status == StatusCode::NOT_FOUND {
             break;
         }
+        last = ws;
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(s.get(&format!("/api/workspaces/{id}"), &cookie).await.0, StatusCode::NOT_FOUND);
+    let (status, _) = s.get(&format!("/api/workspaces/{id}"), &cookie).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "never deleted; last seen {last}");
     assert!(s.emulators.hetzner.servers().is_empty(), "nothing left at the provider");
     assert!(s.emulators.cloudflare.records().is_empty(), "nothing left in the zone");
 }

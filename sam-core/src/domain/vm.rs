@@ -10,6 +10,7 @@ use super::{LocationCode, ValidationError};
 /// The size a user picks. Providers map it to one of their server types with
 /// [`choose_server_type`], from the live list, so retired type names never
 /// break provisioning.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum VmSize {

@@ -13,29 +13,38 @@ use crate::ports::{Audience, StoreErrorKind, TokenRequest};
 use crate::secret::{SecretString, sha256_hex};
 
 /// What a redeemed bootstrap token gives the agent.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BootstrapGrant {
     /// The workspace the agent serves.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
     pub workspace_id: WorkspaceId,
     /// Its owner (the only user whose terminal tokens it accepts).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
     pub owner: UserId,
     /// Repository to clone.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "octo-org/hello-world"))]
     pub repository: RepoFullName,
     /// Branch to clone.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub branch: BranchName,
     /// Git URL to clone from (HTTPS; the clone token goes in a header).
     pub clone_url: String,
     /// Installation the clone token was minted from.
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
     pub installation_id: InstallationId,
     /// Short-lived GitHub token for the clone; never written to disk.
     #[serde(serialize_with = "expose_secret")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub clone_token: SecretString,
     /// When the clone token expires.
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub clone_token_expires_at: Timestamp,
     /// Credential for heartbeats and reports (`aud=workspace-callback`).
     #[serde(serialize_with = "expose_secret")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub callback_token: SecretString,
     /// The workspace's host name.
     pub hostname: String,

@@ -102,6 +102,7 @@ impl Engine {
                 }
                 continue;
             }
+            let version = ws.version;
             let progressed = match next_step(&ws) {
                 Step::Nothing => return Ok(DriveOutcome::Settled(Box::new(ws))),
                 Step::CreateServer => self.create_server(ws).await?,
@@ -113,9 +114,18 @@ impl Engine {
                 },
             };
             if !progressed {
+                let Some(now) = self.ports.store.get_workspace(owner, id).await? else {
+                    return Ok(DriveOutcome::Removed);
+                };
+                if now.version != version {
+                    // Someone else (a user action, another replica) changed it
+                    // while the step ran: look again instead of waiting for
+                    // the reconciler, e.g. delete the server a restart just
+                    // created for a workspace that is now being deleted.
+                    continue;
+                }
                 // A retryable failure: leave it for the reconciler's next pass.
-                let ws = self.ports.store.get_workspace(owner, id).await?;
-                return Ok(ws.map_or(DriveOutcome::Removed, |ws| DriveOutcome::Settled(Box::new(ws))));
+                return Ok(DriveOutcome::Settled(Box::new(now)));
             }
         }
         let ws = self.ports.store.get_workspace(owner, id).await?;

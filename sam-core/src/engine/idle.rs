@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::Timestamp;
 
 /// What the agent reports every heartbeat.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HeartbeatReport {
@@ -19,6 +20,7 @@ pub struct HeartbeatReport {
 }
 
 /// What the agent must do.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum HeartbeatAction {
@@ -31,6 +33,7 @@ pub enum HeartbeatAction {
 }
 
 /// The answer to a heartbeat.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HeartbeatAnswer {
@@ -41,6 +44,7 @@ pub struct HeartbeatAnswer {
     /// When the workspace stops unless there is activity (for `warn`, and for
     /// `shutdown` when it was an idle stop).
     #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub shutdown_at: Option<Timestamp>,
 }
 

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 /// workspace whose deletion was asked for keeps its row (and is listed) until its
 /// server and DNS record are confirmed gone, so a failed cleanup stays visible
 /// and is retried instead of leaking silently.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WorkspaceStatus {

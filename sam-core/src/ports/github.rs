@@ -38,26 +38,31 @@ pub trait IdentityProvider: Send + Sync + std::fmt::Debug {
 }
 
 /// An installation of the GitHub App as GitHub reports it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InstallationInfo {
     /// Installation id.
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
     pub id: InstallationId,
     /// Account login.
     pub account_login: String,
     /// `User` or `Organization`.
     pub account_type: String,
     /// Account id.
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
     pub account_id: GithubUserId,
     /// Whether GitHub suspended it.
     pub suspended: bool,
 }
 
 /// A repository reachable through an installation.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Repository {
     /// `owner/name`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "octo-org/hello-world"))]
     pub full_name: RepoFullName,
     /// Private or public.
     pub private: bool,

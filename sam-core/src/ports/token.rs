@@ -107,6 +107,7 @@ impl TokenError {
 }
 
 /// One public key of a JSON Web Key Set (RFC 7517), RSA only.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct Jwk {
     /// `RSA`.
@@ -125,6 +126,7 @@ pub struct Jwk {
 }
 
 /// A JSON Web Key Set, as served at `/.well-known/jwks.json`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
 pub struct JwkSet {
     /// Every key that may have signed a still-valid token.

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -14,8 +14,10 @@ use sam_core::engine::{AgentReport, BootstrapGrant, HeartbeatAction, HeartbeatAn
 use sam_core::ports::Audience;
 use sam_core::secret::sha256_hex;
 use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
+use super::extract;
 use crate::state::AppState;
 
 /// The agent's identity from its `Authorization: Bearer <callback token>`,
@@ -47,6 +49,20 @@ async fn authenticate_agent(
 }
 
 /// `POST /api/bootstrap/{token}`: single use.
+#[utoipa::path(
+    post,
+    path = "/api/bootstrap/{token}",
+    tag = "agent",
+    params(("token" = String, Path, description = "The single-use bootstrap token from cloud-init")),
+    responses(
+        (status = 200, description = "What the agent needs to boot the workspace; the token is spent", body = BootstrapGrant),
+        (status = 401, description = "Unknown, spent or expired bootstrap token", body = ErrorBody),
+        (status = 404, description = "The workspace is gone", body = ErrorBody),
+        (status = 409, description = "The workspace is no longer being created", body = ErrorBody),
+        (status = 429, description = "Too many requests from this address", body = ErrorBody),
+        (status = 503, description = "GitHub could not mint the clone token; retry", body = ErrorBody)
+    )
+)]
 pub async fn bootstrap(
     State(state): State<AppState>,
     Path(token): Path<String>,
@@ -56,11 +72,26 @@ pub async fn bootstrap(
 }
 
 /// `POST /api/workspaces/{id}/heartbeat`.
+#[utoipa::path(
+    post,
+    path = "/api/workspaces/{id}/heartbeat",
+    tag = "agent",
+    security(("agent" = [])),
+    params(("id" = String, Path, format = Uuid)),
+    request_body = HeartbeatReport,
+    responses(
+        (status = 200, description = "What the agent must do (continue, warn, shutdown)", body = HeartbeatAnswer),
+        (status = 401, description = "No valid workspace credential for this workspace", body = ErrorBody),
+        (status = 404, description = "The workspace is gone", body = ErrorBody),
+        (status = 409, description = "The workspace is not running", body = ErrorBody),
+        (status = 422, description = "Invalid body", body = ErrorBody)
+    )
+)]
 pub async fn heartbeat(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Json(report): Json<HeartbeatReport>,
+    extract::Json(report): extract::Json<HeartbeatReport>,
 ) -> Result<Json<HeartbeatAnswer>, ApiError> {
     let (owner, id) = authenticate_agent(&state, &headers, &id).await?;
     let answer = state.engine.record_heartbeat(owner, id, report).await?;
@@ -71,8 +102,9 @@ pub async fn heartbeat(
 }
 
 /// A bootstrap progress report as the agent sends it.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct BootProgress {
+    /// `redeem`, `clone`, `devcontainer`, `ready`, ...
     step: String,
     /// `running`, `done` or `failed`.
     status: String,
@@ -93,11 +125,26 @@ impl BootProgress {
 /// `POST /api/workspaces/{id}/boot-progress`: `{step, status:
 /// running|done|failed, message}`; step `ready` done makes the workspace
 /// running, any failure puts it in `error` with the message.
+#[utoipa::path(
+    post,
+    path = "/api/workspaces/{id}/boot-progress",
+    tag = "agent",
+    security(("agent" = [])),
+    params(("id" = String, Path, format = Uuid)),
+    request_body = BootProgress,
+    responses(
+        (status = 204, description = "Recorded"),
+        (status = 401, description = "No valid workspace credential for this workspace", body = ErrorBody),
+        (status = 404, description = "The workspace is gone", body = ErrorBody),
+        (status = 409, description = "The workspace is no longer being created", body = ErrorBody),
+        (status = 422, description = "Invalid body", body = ErrorBody)
+    )
+)]
 pub async fn report(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Json(progress): Json<BootProgress>,
+    extract::Json(progress): extract::Json<BootProgress>,
 ) -> Result<StatusCode, ApiError> {
     let (owner, id) = authenticate_agent(&state, &headers, &id).await?;
     if progress.step.len() > 64 || progress.status.len() > 16 {
@@ -112,8 +159,10 @@ pub async fn report(
 }
 
 /// Query of the agent download.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DownloadQuery {
+    /// `amd64` (default) or `arm64`.
     arch: Option<String>,
 }
 
@@ -124,7 +173,25 @@ pub fn agent_path(dir: &std::path::Path, arch: &str) -> PathBuf {
 
 /// `GET /api/agent/download?arch=amd64|arm64`: the agent of exactly this
 /// server's version, with its SHA-256 for cloud-init to verify.
-pub async fn download(State(state): State<AppState>, Query(query): Query<DownloadQuery>) -> Result<Response, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/api/agent/download",
+    tag = "agent",
+    params(DownloadQuery),
+    responses(
+        (status = 200, description = "The agent binary", content_type = "application/octet-stream", body = Vec<u8>,
+            headers(
+                ("X-Agent-Version" = String, description = "The agent version (= this server's)"),
+                ("X-Agent-Sha256" = String, description = "Hex SHA-256 of the body, checked by cloud-init"),
+            )),
+        (status = 404, description = "No binary for this architecture on this server", body = ErrorBody),
+        (status = 422, description = "Unknown architecture", body = ErrorBody)
+    )
+)]
+pub async fn download(
+    State(state): State<AppState>,
+    extract::Query(query): extract::Query<DownloadQuery>,
+) -> Result<Response, ApiError> {
     let arch = query.arch.unwrap_or_else(|| "amd64".into());
     if arch != "amd64" && arch != "arm64" {
         return Err(ApiError::invalid("arch", "arch must be amd64 or arm64"));

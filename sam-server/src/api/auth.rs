@@ -2,7 +2,7 @@
 //! current user.
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::header::{LOCATION, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -10,8 +10,10 @@ use sam_core::domain::{Credential, CredentialProvider, NewSession};
 use sam_core::engine::credential_context;
 use sam_core::secret::{PkcePair, constant_time_eq, random_token, sha256_hex};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
+use super::extract;
 use super::session::{CurrentUser, cookie, set_cookie};
 use crate::state::AppState;
 
@@ -31,6 +33,15 @@ fn redirect(to: &str, cookies: &[String]) -> Response {
 }
 
 /// `GET /api/auth/github`: starts sign-in.
+#[utoipa::path(
+    get,
+    path = "/api/auth/github",
+    tag = "auth",
+    responses(
+        (status = 302, description = "To GitHub's authorize page, with a short-lived state cookie"),
+        (status = 429, description = "Too many requests from this address", body = ErrorBody)
+    )
+)]
 pub async fn start(State(state): State<AppState>) -> Result<Response, ApiError> {
     let oauth_state = random_token().map_err(|_| ApiError::internal())?;
     let pkce = PkcePair::generate().map_err(|_| ApiError::internal())?;
@@ -47,7 +58,8 @@ pub async fn start(State(state): State<AppState>) -> Result<Response, ApiError> 
 }
 
 /// Query of the OAuth callback.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CallbackQuery {
     code: Option<String>,
     state: Option<String>,
@@ -55,9 +67,20 @@ pub struct CallbackQuery {
 }
 
 /// `GET /api/auth/callback/github`: finishes sign-in.
+#[utoipa::path(
+    get,
+    path = "/api/auth/callback/github",
+    tag = "auth",
+    params(CallbackQuery),
+    responses(
+        (status = 302, description = "Signed in (session cookie set), or declined at GitHub; to the dashboard"),
+        (status = 400, description = "Forged or expired state, or a code GitHub did not confirm", body = ErrorBody),
+        (status = 429, description = "Too many requests from this address", body = ErrorBody)
+    )
+)]
 pub async fn callback(
     State(state): State<AppState>,
-    Query(query): Query<CallbackQuery>,
+    extract::Query(query): extract::Query<CallbackQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let clear_oauth = set_cookie(state.http.oauth_cookie(), "", 0, state.http.secure_cookies, "Lax");
@@ -119,17 +142,31 @@ pub async fn callback(
 }
 
 /// Query of sign-out.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LogoutQuery {
+    /// End every session of the user, not just this one.
     #[serde(default)]
     everywhere: bool,
 }
 
 /// `POST /api/auth/logout[?everywhere=true]`.
+#[utoipa::path(
+    post,
+    path = "/api/auth/logout",
+    tag = "auth",
+    security(("session" = [])),
+    params(LogoutQuery),
+    responses(
+        (status = 204, description = "Signed out; the session is deleted server-side"),
+        (status = 401, description = "No valid session", body = ErrorBody),
+        (status = 403, description = "Cross-origin request refused", body = ErrorBody)
+    )
+)]
 pub async fn logout(
     State(state): State<AppState>,
     current: CurrentUser,
-    Query(query): Query<LogoutQuery>,
+    extract::Query(query): extract::Query<LogoutQuery>,
 ) -> Result<Response, ApiError> {
     let store = &state.engine.ports().store;
     if query.everywhere {
@@ -146,9 +183,10 @@ pub async fn logout(
 }
 
 /// The current user, as `GET /api/auth/me` returns it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Me {
+    #[schema(format = Uuid)]
     id: String,
     github_id: i64,
     login: String,
@@ -160,6 +198,16 @@ pub struct Me {
 }
 
 /// `GET /api/auth/me`.
+#[utoipa::path(
+    get,
+    path = "/api/auth/me",
+    tag = "auth",
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The signed-in user", body = Me),
+        (status = 401, description = "No valid session", body = ErrorBody)
+    )
+)]
 pub async fn me(State(state): State<AppState>, current: CurrentUser) -> Json<Me> {
     let u = current.user;
     Json(Me {

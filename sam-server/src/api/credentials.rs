@@ -9,20 +9,25 @@ use sam_core::engine::credential_context;
 use sam_core::ports::ProviderErrorKind;
 use sam_core::secret::SecretString;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
+use super::extract;
 use super::session::CurrentUser;
 use crate::state::AppState;
 
 /// One connected cloud account, as listed.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CredentialView {
+    #[schema(example = "hetzner")]
     provider: &'static str,
     connected: bool,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     created_at: time::OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     validated_at: Option<time::OffsetDateTime>,
     /// Locations the account can use.
     locations: Vec<LocationView>,
@@ -33,7 +38,7 @@ pub struct CredentialView {
     catalogue_error: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct LocationView {
     code: String,
@@ -41,7 +46,7 @@ struct LocationView {
     country: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct SizeOffer {
     size: VmSize,
@@ -49,7 +54,9 @@ struct SizeOffer {
     server_type: String,
     cores: u32,
     memory_gb: f64,
+    /// Gross price per hour, as the provider quotes it (a decimal string).
     hourly: String,
+    /// Gross monthly cap.
     monthly: String,
 }
 
@@ -107,6 +114,16 @@ async fn view(state: &AppState, credential: &Credential) -> CredentialView {
 }
 
 /// `GET /api/credentials`.
+#[utoipa::path(
+    get,
+    path = "/api/credentials",
+    tag = "credentials",
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "Connected cloud accounts (never the token), with locations and sizes", body = [CredentialView]),
+        (status = 401, description = "No valid session", body = ErrorBody)
+    )
+)]
 pub async fn list(State(state): State<AppState>, current: CurrentUser) -> Result<Json<Vec<CredentialView>>, ApiError> {
     let credentials = state.engine.ports().store.list_credentials(current.user.id).await?;
     let mut out = Vec::new();
@@ -117,18 +134,35 @@ pub async fn list(State(state): State<AppState>, current: CurrentUser) -> Result
 }
 
 /// Body of `POST /api/credentials`.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddCredential {
+    /// `hetzner`.
+    #[schema(example = "hetzner")]
     provider: String,
     token: String,
 }
 
 /// `POST /api/credentials`: validates with the provider, then stores sealed.
+#[utoipa::path(
+    post,
+    path = "/api/credentials",
+    tag = "credentials",
+    security(("session" = [])),
+    request_body = AddCredential,
+    responses(
+        (status = 201, description = "Validated and stored (sealed); the token is not echoed", body = CredentialView),
+        (status = 401, description = "No valid session", body = ErrorBody),
+        (status = 403, description = "Cross-origin request refused", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 422, description = "Invalid body, or the provider rejected the token", body = ErrorBody),
+        (status = 503, description = "The provider could not be reached; nothing stored", body = ErrorBody)
+    )
+)]
 pub async fn add(
     State(state): State<AppState>,
     current: CurrentUser,
-    Json(body): Json<AddCredential>,
+    extract::Json(body): extract::Json<AddCredential>,
 ) -> Result<(StatusCode, Json<CredentialView>), ApiError> {
     if body.provider != "hetzner" {
         return Err(ApiError::invalid("provider", "provider must be 'hetzner'"));
@@ -143,7 +177,7 @@ pub async fn add(
         Ok(()) => {}
         Err(e) if e.kind() == ProviderErrorKind::Unauthorized => {
             return Err(ApiError {
-                field: Some("token"),
+                field: Some("token".into()),
                 ..ApiError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "invalid_token",
@@ -182,6 +216,20 @@ pub async fn add(
 
 /// `DELETE /api/credentials/{provider}`. Refused while workspaces are active:
 /// without the token their servers could not be deleted.
+#[utoipa::path(
+    delete,
+    path = "/api/credentials/{provider}",
+    tag = "credentials",
+    security(("session" = [])),
+    params(("provider" = String, Path, description = "`hetzner`")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "No valid session", body = ErrorBody),
+        (status = 403, description = "Cross-origin request refused", body = ErrorBody),
+        (status = 404, description = "No such credential", body = ErrorBody),
+        (status = 409, description = "Workspaces still use it", body = ErrorBody)
+    )
+)]
 pub async fn remove(
     State(state): State<AppState>,
     current: CurrentUser,

@@ -1,6 +1,8 @@
 //! The API's error body: `{"error": "<code>", "message": "<human text>"}` with
 //! the right status; `field` names the offending input on 422.
 
+use std::borrow::Cow;
+
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -18,13 +20,19 @@ pub struct ApiError {
     /// Text for the user.
     pub message: String,
     /// Offending input field (422).
-    pub field: Option<&'static str>,
+    pub field: Option<Cow<'static, str>>,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
+/// The body of every error response.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody<'a> {
+    /// Stable machine-readable code, e.g. `not_found`, `invalid_request`,
+    /// `invalid_state`, `unauthenticated`, `rate_limited`.
+    #[schema(example = "invalid_request")]
     error: &'a str,
+    /// What went wrong, for people.
     message: &'a str,
+    /// The offending input field, on 422.
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
 }
@@ -47,7 +55,10 @@ impl ApiError {
 
     /// 422 naming a field.
     pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
-        Self { field: Some(field), ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", message) }
+        Self {
+            field: Some(Cow::Borrowed(field)),
+            ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", message)
+        }
     }
 
     /// 500 without details (they go to the log).
@@ -58,7 +69,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Body { error: self.code, message: &self.message, field: self.field };
+        let body = ErrorBody { error: self.code, message: &self.message, field: self.field.as_deref() };
         (self.status, Json(body)).into_response()
     }
 }
@@ -79,7 +90,7 @@ impl From<EngineError> for ApiError {
         if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
             tracing::error!(error = %e, "engine error");
         }
-        Self { status, code, message: e.message, field: e.field }
+        Self { status, code, message: e.message, field: e.field.map(Cow::Borrowed) }
     }
 }
 

@@ -2,15 +2,17 @@
 //! install URL, repositories (paginated, filtered by organisation) and branches.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use sam_core::domain::{CredentialProvider, GithubInstallation, InstallationId, RepoFullName};
 use sam_core::engine::credential_context;
 use sam_core::ports::{InstallationInfo, Repository};
 use sam_core::secret::SecretString;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
+use super::extract;
 use super::session::CurrentUser;
 use crate::state::AppState;
 
@@ -53,6 +55,17 @@ pub(crate) async fn installations(state: &AppState, current: &CurrentUser) -> Re
 }
 
 /// `GET /api/github/installations`.
+#[utoipa::path(
+    get,
+    path = "/api/github/installations",
+    tag = "github",
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "Installations of the SAM app the user can access", body = [InstallationInfo]),
+        (status = 401, description = "No valid session", body = ErrorBody),
+        (status = 503, description = "GitHub could not be reached", body = ErrorBody)
+    )
+)]
 pub async fn list_installations(
     State(state): State<AppState>,
     current: CurrentUser,
@@ -60,15 +73,35 @@ pub async fn list_installations(
     Ok(Json(installations(&state, &current).await?))
 }
 
+/// Where to install the GitHub App.
+#[derive(Serialize, ToSchema)]
+pub struct InstallUrl {
+    /// GitHub's install page of the SAM app.
+    url: String,
+}
+
 /// `GET /api/github/install-url`.
-pub async fn install_url(State(state): State<AppState>, _current: CurrentUser) -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "url": state.repos().install_url() }))
+#[utoipa::path(
+    get,
+    path = "/api/github/install-url",
+    tag = "github",
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "GitHub's install page of the app", body = InstallUrl),
+        (status = 401, description = "No valid session", body = ErrorBody)
+    )
+)]
+pub async fn install_url(State(state): State<AppState>, _current: CurrentUser) -> Json<InstallUrl> {
+    Json(InstallUrl { url: state.repos().install_url() })
 }
 
 /// Query of the repository listing.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ReposQuery {
+    /// The installation to list through.
     installation_id: i64,
+    /// Page number, from 1.
     #[serde(default = "first_page")]
     page: u32,
     /// Only repositories owned by this account (organisation filter).
@@ -80,7 +113,7 @@ fn first_page() -> u32 {
 }
 
 /// One page of repositories.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReposPage {
     repositories: Vec<Repository>,
@@ -96,10 +129,24 @@ async fn authorize_installation(state: &AppState, current: &CurrentUser, id: Ins
 }
 
 /// `GET /api/github/repositories?installation_id=&page=&org=`.
+#[utoipa::path(
+    get,
+    path = "/api/github/repositories",
+    tag = "github",
+    security(("session" = [])),
+    params(ReposQuery),
+    responses(
+        (status = 200, description = "One page of repositories", body = ReposPage),
+        (status = 401, description = "No valid session", body = ErrorBody),
+        (status = 404, description = "No such installation visible to the user", body = ErrorBody),
+        (status = 422, description = "Invalid query", body = ErrorBody),
+        (status = 503, description = "GitHub could not be reached", body = ErrorBody)
+    )
+)]
 pub async fn repositories(
     State(state): State<AppState>,
     current: CurrentUser,
-    Query(query): Query<ReposQuery>,
+    extract::Query(query): extract::Query<ReposQuery>,
 ) -> Result<Json<ReposPage>, ApiError> {
     let id = InstallationId(query.installation_id);
     authorize_installation(&state, &current, id).await?;
@@ -113,17 +160,33 @@ pub async fn repositories(
 }
 
 /// Query of the branch listing.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct BranchesQuery {
+    /// The installation to list through.
     installation_id: i64,
 }
 
 /// `GET /api/github/repositories/{owner}/{repo}/branches?installation_id=`.
+#[utoipa::path(
+    get,
+    path = "/api/github/repositories/{owner}/{repo}/branches",
+    tag = "github",
+    security(("session" = [])),
+    params(("owner" = String, Path), ("repo" = String, Path), BranchesQuery),
+    responses(
+        (status = 200, description = "Branch names, the default first", body = [String]),
+        (status = 401, description = "No valid session", body = ErrorBody),
+        (status = 404, description = "No such installation or repository", body = ErrorBody),
+        (status = 422, description = "Invalid repository name or query", body = ErrorBody),
+        (status = 503, description = "GitHub could not be reached", body = ErrorBody)
+    )
+)]
 pub async fn branches(
     State(state): State<AppState>,
     current: CurrentUser,
     Path((owner, repo)): Path<(String, String)>,
-    Query(query): Query<BranchesQuery>,
+    extract::Query(query): extract::Query<BranchesQuery>,
 ) -> Result<Json<Vec<String>>, ApiError> {
     let repository =
         RepoFullName::new(format!("{owner}/{repo}")).map_err(|e| ApiError::invalid("repository", e.to_string()))?;

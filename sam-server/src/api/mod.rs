@@ -5,7 +5,9 @@ mod auth;
 mod credentials;
 mod csrf;
 pub mod error;
+pub mod extract;
 mod github;
+pub mod openapi;
 pub mod ratelimit;
 pub mod session;
 mod system;
@@ -41,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/health", get(system::health))
         .route("/api/ready", get(system::ready))
         .route("/.well-known/jwks.json", get(system::jwks))
+        .route("/api/openapi.json", get(openapi::openapi_json))
         .route("/api/auth/github", get(auth::start))
         .route("/api/auth/callback/github", get(auth::callback))
         .route("/api/auth/logout", post(auth::logout))

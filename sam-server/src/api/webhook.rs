@@ -11,7 +11,10 @@ use sam_core::domain::{GithubInstallation, Timestamp};
 use sam_core::ports::InstallationInfo;
 use sam_providers::github::{WebhookError, WebhookEvent, WebhookHeaders};
 
-use super::error::ApiError;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
 fn record(
@@ -31,12 +34,39 @@ fn record(
     }
 }
 
+/// How a delivery was taken.
+#[derive(Serialize, ToSchema)]
+pub struct WebhookAck {
+    /// `ok`, or `duplicate` for a delivery id already handled.
+    #[schema(example = "ok")]
+    status: &'static str,
+}
+
 /// The handler.
+#[utoipa::path(
+    post,
+    path = "/api/github/webhook",
+    tag = "github",
+    request_body(content = Object, description = "A GitHub webhook payload, verified against X-Hub-Signature-256 before it is parsed"),
+    params(
+        ("X-GitHub-Event" = String, Header, description = "Event name"),
+        ("X-GitHub-Delivery" = String, Header, description = "Delivery id (de-duplicated)"),
+        ("X-Hub-Signature-256" = String, Header, description = "`sha256=` HMAC of the raw body"),
+    ),
+    responses(
+        (status = 200, description = "Handled, or a duplicate delivery ignored", body = WebhookAck),
+        (status = 400, description = "Verified but not a payload we understand", body = ErrorBody),
+        (status = 401, description = "Missing, malformed or wrong X-Hub-Signature-256", body = ErrorBody),
+        (status = 404, description = "Webhooks are not configured", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 503, description = "The delivery log is unavailable; GitHub will retry", body = ErrorBody)
+    )
+)]
 pub async fn receive(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Result<(StatusCode, Json<WebhookAck>), ApiError> {
     let Some(verifier) = &state.webhooks else {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "webhooks are not configured"));
     };
@@ -55,7 +85,7 @@ pub async fn receive(
         Ok(d) => d,
         Err(WebhookError::Duplicate) => {
             tracing::info!(delivery = ?header("x-github-delivery"), "duplicate webhook delivery ignored");
-            return Ok((StatusCode::OK, Json(serde_json::json!({ "status": "duplicate" }))));
+            return Ok((StatusCode::OK, Json(WebhookAck { status: "duplicate" })));
         }
         Err(e @ (WebhookError::MissingSignature | WebhookError::MalformedSignature | WebhookError::BadSignature)) => {
             tracing::warn!(error = %e, "webhook refused");
@@ -89,5 +119,5 @@ pub async fn receive(
         | WebhookEvent::Ignored { .. } => {}
     }
     tracing::info!(delivery = %delivery.delivery_id, event = ?std::mem::discriminant(&delivery.event), "webhook handled");
-    Ok((StatusCode::OK, Json(serde_json::json!({ "status": "ok" }))))
+    Ok((StatusCode::OK, Json(WebhookAck { status: "ok" })))
 }

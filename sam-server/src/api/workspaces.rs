@@ -6,7 +6,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures_util::Stream;
@@ -16,15 +16,18 @@ use sam_core::domain::{
 };
 use sam_core::lifecycle::WorkspaceStatus;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
+use super::extract;
 use super::session::CurrentUser;
 use crate::state::AppState;
 
 /// A workspace as the API shows it.
-#[derive(Serialize, Clone, PartialEq)]
+#[derive(Serialize, Clone, PartialEq, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkspaceView {
+    #[schema(value_type = String, format = Uuid)]
     id: WorkspaceId,
     name: String,
     repository: String,
@@ -32,14 +35,20 @@ pub struct WorkspaceView {
     status: WorkspaceStatus,
     vm_size: VmSize,
     vm_location: String,
+    /// Where the terminal is served, while running.
     url: Option<String>,
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     last_activity_at: Option<time::OffsetDateTime>,
+    /// Why it failed, in words the user can act on (status `error`).
     error_message: Option<String>,
+    /// Why it is in its status: `user`, `idle`, `provisioning`, ...
     status_reason: String,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     created_at: time::OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     updated_at: time::OffsetDateTime,
 }
 
@@ -73,16 +82,30 @@ fn parse_id(raw: &str) -> Result<WorkspaceId, ApiError> {
 }
 
 /// Query of the list.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only workspaces in this status.
     status: Option<String>,
 }
 
 /// `GET /api/workspaces?status=`.
+#[utoipa::path(
+    get,
+    path = "/api/workspaces",
+    tag = "workspaces",
+    security(("session" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The caller's workspaces", body = [WorkspaceView]),
+        (status = 401, description = "No valid session", body = ErrorBody),
+        (status = 422, description = "Unknown status", body = ErrorBody)
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     current: CurrentUser,
-    Query(query): Query<ListQuery>,
+    extract::Query(query): extract::Query<ListQuery>,
 ) -> Result<Json<Vec<WorkspaceView>>, ApiError> {
     let status = match query.status.as_deref() {
         None | Some("") => None,
@@ -93,13 +116,20 @@ pub async fn list(
 }
 
 /// Body of `POST /api/workspaces`.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateWorkspace {
+    /// Letters, digits, spaces, `-` and `_`; unique among the user's workspaces.
     name: String,
+    /// `owner/name`.
+    #[schema(example = "octo-org/hello-world")]
     repository: String,
     branch: String,
+    /// `small`, `medium` or `large`.
+    #[schema(example = "small")]
     vm_size: String,
+    /// A location code of the user's cloud account, e.g. `fsn1`.
+    #[schema(example = "fsn1")]
     vm_location: String,
     /// Optional: the installation to clone through; found from the
     /// repository's owner when absent.
@@ -107,10 +137,27 @@ pub struct CreateWorkspace {
 }
 
 /// `POST /api/workspaces`.
+#[utoipa::path(
+    post,
+    path = "/api/workspaces",
+    tag = "workspaces",
+    security(("session" = [])),
+    request_body = CreateWorkspace,
+    responses(
+        (status = 201, description = "Recorded; provisioning runs in the background", body = WorkspaceView),
+        (status = 401, description = "No valid session", body = ErrorBody),
+        (status = 403, description = "Cross-origin request refused", body = ErrorBody),
+        (status = 409, description = "Name taken, or the quota of active workspaces reached", body = ErrorBody),
+        (status = 412, description = "No cloud credential, or the GitHub App is not installed (or uninstalled) on the owner", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 422, description = "Invalid body; `field` names the input", body = ErrorBody),
+        (status = 503, description = "GitHub or the store could not be reached", body = ErrorBody)
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     current: CurrentUser,
-    Json(body): Json<CreateWorkspace>,
+    extract::Json(body): extract::Json<CreateWorkspace>,
 ) -> Result<(StatusCode, Json<WorkspaceView>), ApiError> {
     let invalid = |e: sam_core::domain::ValidationError| ApiError::invalid(e.field, e.to_string());
     let spec = WorkspaceSpec {
@@ -151,6 +198,18 @@ async fn find_installation(
 }
 
 /// `GET /api/workspaces/{id}`.
+#[utoipa::path(
+    get,
+    path = "/api/workspaces/{id}",
+    tag = "workspaces",
+    security(("session" = [])),
+    params(("id" = String, Path, format = Uuid)),
+    responses(
+        (status = 200, description = "The workspace", body = WorkspaceView),
+        (status = 401, description = "No valid session", body = ErrorBody),
+        (status = 404, description = "No such workspace of yours (never 403)", body = ErrorBody)
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     current: CurrentUser,
@@ -178,6 +237,20 @@ async fn action(
 }
 
 /// `POST /api/workspaces/{id}/stop`.
+#[utoipa::path(
+    post,
+    path = "/api/workspaces/{id}/stop",
+    tag = "workspaces",
+    security(("session" = [])),
+    params(("id" = String, Path, format = Uuid)),
+    responses(
+        (status = 202, description = "Stopping: the server and DNS record are being removed", body = WorkspaceView),
+        (status = 401, description = "No valid session", body = ErrorBody),
+        (status = 403, description = "Cross-origin request refused", body = ErrorBody),
+        (status = 404, description = "No such workspace of yours (never 403)", body = ErrorBody),
+        (status = 409, description = "Not possible in its current status", body = ErrorBody)
+    )
+)]
 pub async fn stop(
     State(state): State<AppState>,
     current: CurrentUser,
@@ -187,6 +260,20 @@ pub async fn stop(
 }
 
 /// `POST /api/workspaces/{id}/restart`.
+#[utoipa::path(
+    post,
+    path = "/api/workspaces/{id}/restart",
+    tag = "workspaces",
+    security(("session" = [])),
+    params(("id" = String, Path, format = Uuid)),
+    responses(
+        (status = 202, description = "Provisioning again", body = WorkspaceView),
+        (status = 401, description = "No valid session", body = ErrorBody),
+        (status = 403, description = "Cross-origin request refused", body = ErrorBody),
+        (status = 404, description = "No such workspace of yours (never 403)", body = ErrorBody),
+        (status = 409, description = "Not possible in its current status", body = ErrorBody)
+    )
+)]
 pub async fn restart(
     State(state): State<AppState>,
     current: CurrentUser,
@@ -196,6 +283,20 @@ pub async fn restart(
 }
 
 /// `DELETE /api/workspaces/{id}`.
+#[utoipa::path(
+    delete,
+    path = "/api/workspaces/{id}",
+    tag = "workspaces",
+    security(("session" = [])),
+    params(("id" = String, Path, format = Uuid)),
+    responses(
+        (status = 202, description = "Deleting: listed until its server and DNS record are confirmed gone", body = WorkspaceView),
+        (status = 401, description = "No valid session", body = ErrorBody),
+        (status = 403, description = "Cross-origin request refused", body = ErrorBody),
+        (status = 404, description = "No such workspace of yours (never 403)", body = ErrorBody),
+        (status = 409, description = "Not possible in its current status", body = ErrorBody)
+    )
+)]
 pub async fn delete(
     State(state): State<AppState>,
     current: CurrentUser,
@@ -205,19 +306,33 @@ pub async fn delete(
 }
 
 /// One entry of the history.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventView {
     from: WorkspaceStatus,
     to: WorkspaceStatus,
+    /// The lifecycle event, e.g. `create_requested`, `idle_timeout`.
     event: String,
     reason: String,
     message: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     at: time::OffsetDateTime,
 }
 
 /// `GET /api/workspaces/{id}/events`.
+#[utoipa::path(
+    get,
+    path = "/api/workspaces/{id}/events",
+    tag = "workspaces",
+    security(("session" = [])),
+    params(("id" = String, Path, format = Uuid)),
+    responses(
+        (status = 200, description = "The history, oldest first, with reasons", body = [EventView]),
+        (status = 401, description = "No valid session", body = ErrorBody),
+        (status = 404, description = "No such workspace of yours (never 403)", body = ErrorBody)
+    )
+)]
 pub async fn events(
     State(state): State<AppState>,
     current: CurrentUser,
@@ -245,6 +360,16 @@ const STREAM_POLL: Duration = Duration::from_secs(1);
 
 /// `GET /api/workspaces/stream`: `event: workspace` with a workspace's JSON
 /// whenever it changes, `event: removed` with `{"id"}` when it is gone.
+#[utoipa::path(
+    get,
+    path = "/api/workspaces/stream",
+    tag = "workspaces",
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "Server-sent events: `workspace` (a WorkspaceView) on every change, `removed` (`{\"id\"}`) when one is gone", content_type = "text/event-stream", body = String),
+        (status = 401, description = "No valid session", body = ErrorBody)
+    )
+)]
 pub async fn stream(
     State(state): State<AppState>,
     current: CurrentUser,

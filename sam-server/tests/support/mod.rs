@@ -7,6 +7,7 @@
 
 #![allow(dead_code)] // each test binary uses the part it needs
 
+pub mod contract;
 #[path = "../../../sam-providers/tests/support/postgres.rs"]
 pub mod postgres;
 
@@ -14,7 +15,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use reqwest::StatusCode;
-use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
 use sam_providers::emulators::{self, EmulatedUser, Emulators};
 use sam_server::config::ServeConfig;
 use serde_json::{Value, json};
@@ -52,6 +53,9 @@ pub struct Server {
     pub emulators: Emulators,
     pub agent_dir: std::path::PathBuf,
     pub engine: std::sync::Arc<sam_core::engine::Engine>,
+    /// The server's own OpenAPI document; every response through
+    /// [`Server::send`] is checked against it.
+    pub contract: contract::Contract,
     _dir: tempfile::TempDir,
 }
 
@@ -68,6 +72,10 @@ impl Server {
 
     /// `None` when the backend is PostgreSQL and skipping it was asked for.
     pub async fn start_with_rate_limit(backend: Backend, rate_limit_per_minute: u32) -> Option<Self> {
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter(std::env::var("SAM_TEST_LOG").unwrap_or_else(|_| "off".into()))
+            .try_init();
         let emulators = Emulators::start().await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
@@ -116,7 +124,10 @@ impl Server {
             sam_server::api::router(deployment.state).into_make_service_with_connect_info::<std::net::SocketAddr>();
         tokio::spawn(async move { axum::serve(listener, app).await });
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-        Some(Self { base, client, emulators, agent_dir, engine, _dir: dir })
+        let document: Value =
+            client.get(format!("{base}/api/openapi.json")).send().await.unwrap().json().await.unwrap();
+        let contract = contract::Contract::new(document);
+        Some(Self { base, client, emulators, agent_dir, engine, contract, _dir: dir })
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -130,7 +141,9 @@ impl Server {
         assert_eq!(start.status(), StatusCode::FOUND);
         let location = reqwest::Url::parse(start.headers()[LOCATION].to_str().unwrap()).unwrap();
         assert!(location.as_str().starts_with(self.emulators.github.base_url()), "{location}");
-        (location, first_cookie(&start))
+        let cookie = first_cookie(&start);
+        self.checked("GET", "/api/auth/github", start).await;
+        (location, cookie)
     }
 
     /// Approves the authorize URL as GitHub user `github_id` (`user<id>`);
@@ -178,6 +191,7 @@ impl Server {
         cookie: Option<&str>,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
+        let method_name = method.to_string();
         let mut request = self.client.request(method, self.url(path)).header("origin", &self.base);
         if let Some(cookie) = cookie {
             request = request.header(COOKIE, cookie);
@@ -187,8 +201,18 @@ impl Server {
         }
         let response = request.send().await.unwrap();
         let status = response.status();
-        let text = response.text().await.unwrap();
+        let text = self.checked(&method_name, path, response).await;
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Reads a response to `method path` and checks it against the OpenAPI
+    /// document.
+    pub async fn checked(&self, method: &str, path: &str, response: reqwest::Response) -> String {
+        let status = response.status().as_u16();
+        let content_type = response.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let text = response.text().await.unwrap();
+        self.contract.check(method, path, status, content_type.as_deref(), &text);
+        text
     }
 
     pub async fn get(&self, path: &str, cookie: &str) -> (StatusCode, Value) {

@@ -1,0 +1,111 @@
+//! The OpenAPI document of the API, generated from the handlers' annotations
+//! and served at `GET /api/openapi.json`. The API tests check every response
+//! they receive against it, so it cannot drift from what the server sends.
+
+use std::sync::OnceLock;
+
+use axum::http::HeaderValue;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{agent, auth, credentials, github, system, webhook, workspaces};
+
+/// The document.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "SAM control plane",
+        description = "Disposable cloud workspaces with a browser terminal. Errors are `{\"error\": code, \"message\": text}` (plus `field` on 422). State-changing requests from browsers must be same-origin (`Origin` or `Sec-Fetch-Site`).",
+        license(name = "MIT OR Apache-2.0")
+    ),
+    paths(
+        system::health,
+        system::ready,
+        system::jwks,
+        system::terminal_token,
+        openapi_json,
+        auth::start,
+        auth::callback,
+        auth::logout,
+        auth::me,
+        credentials::list,
+        credentials::add,
+        credentials::remove,
+        github::list_installations,
+        github::install_url,
+        github::repositories,
+        github::branches,
+        webhook::receive,
+        workspaces::list,
+        workspaces::create,
+        workspaces::get,
+        workspaces::stop,
+        workspaces::restart,
+        workspaces::delete,
+        workspaces::events,
+        workspaces::stream,
+        agent::bootstrap,
+        agent::heartbeat,
+        agent::report,
+        agent::download,
+    ),
+    modifiers(&Security),
+    tags(
+        (name = "system", description = "Health, readiness, keys, this document"),
+        (name = "auth", description = "GitHub sign-in and sessions"),
+        (name = "credentials", description = "The user's cloud account"),
+        (name = "github", description = "The GitHub App: installations, repositories, branches, webhooks"),
+        (name = "workspaces", description = "Workspaces and their terminals"),
+        (name = "agent", description = "Called by the agent on a workspace VM"),
+    )
+)]
+#[derive(Debug)]
+pub struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                "sam_session",
+                "The session cookie set by sign-in (`__Host-sam_session` over https).",
+            ))),
+        );
+        components.add_security_scheme(
+            "agent",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some("The workspace callback token from the bootstrap grant."))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The document as JSON, rendered once.
+pub fn document() -> &'static str {
+    static DOCUMENT: OnceLock<String> = OnceLock::new();
+    DOCUMENT.get_or_init(|| {
+        let mut doc = ApiDoc::openapi();
+        doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+        doc.to_json().unwrap_or_else(|e| format!("{{\"error\":\"internal\",\"message\":\"{e}\"}}"))
+    })
+}
+
+/// `GET /api/openapi.json`.
+#[utoipa::path(
+    get,
+    path = "/api/openapi.json",
+    tag = "system",
+    responses((status = 200, description = "This document", content_type = "application/json", body = Object))
+)]
+pub async fn openapi_json() -> Response {
+    ([(CONTENT_TYPE, HeaderValue::from_static("application/json"))], document()).into_response()
+}
