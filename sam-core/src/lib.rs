@@ -34,6 +34,7 @@ pub mod cloud_init;
 pub mod domain;
 pub mod engine;
 pub mod lifecycle;
+pub mod metrics;
 pub mod ports;
 pub mod secret;
 mod sync;
