@@ -126,14 +126,8 @@ async fn measure(label: &str, store: Arc<dyn Store>) {
         verifier: issuer,
         webhooks: None,
         http: HttpSettings {
-            public_url: "http://127.0.0.1".into(),
-            secure_cookies: false,
-            session_ttl: Duration::from_secs(3600),
-            agent_dir: std::env::temp_dir(),
-            max_body_bytes: 64 * 1024,
             rate_limit_per_minute: 1_000_000,
-            trust_forwarded_for: false,
-            avatar_origin: None,
+            ..HttpSettings::new("http://127.0.0.1", std::env::temp_dir())
         },
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -267,14 +267,10 @@ pub async fn build(config: &ServeConfig) -> Result<Deployment, ConfigProblems> {
             )),
         ))),
         http: HttpSettings {
-            secure_cookies: public_url.starts_with("https://"),
-            public_url,
-            session_ttl: Duration::from_secs(7 * 24 * 3600),
-            agent_dir: agents,
-            max_body_bytes: 64 * 1024,
             rate_limit_per_minute: 30,
             trust_forwarded_for: config.trust_forwarded_for,
             avatar_origin: avatar_origin(&config.github_api_url),
+            ..HttpSettings::new(public_url, agents)
         },
     };
     Ok(Deployment { state, engine })

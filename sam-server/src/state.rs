@@ -33,6 +33,29 @@ pub struct HttpSettings {
 }
 
 impl HttpSettings {
+    /// The settings `sam-server serve` uses, for an embedder that mounts the
+    /// API in its own application: `public_url` is the origin the browser
+    /// sees (scheme, host and port, no path, no trailing slash); cookies are
+    /// `Secure` when it is `https`; sessions last 7 days; JSON bodies up to
+    /// 64 KiB; 30 sign-in/token/bootstrap requests per minute per client
+    /// address; `X-Forwarded-For` not trusted; avatars from github.com only.
+    /// `agent_dir` holds the
+    /// `sam-agent-<arch>` binaries served to new workspaces. Change any field
+    /// afterwards.
+    pub fn new(public_url: impl Into<String>, agent_dir: impl Into<PathBuf>) -> Self {
+        let public_url = public_url.into().trim_end_matches('/').to_owned();
+        Self {
+            secure_cookies: public_url.starts_with("https://"),
+            public_url,
+            session_ttl: std::time::Duration::from_secs(7 * 24 * 3600),
+            agent_dir: agent_dir.into(),
+            max_body_bytes: 64 * 1024,
+            rate_limit_per_minute: 30,
+            trust_forwarded_for: false,
+            avatar_origin: None,
+        }
+    }
+
     /// Name of the session cookie.
     pub fn session_cookie(&self) -> &'static str {
         if self.secure_cookies { "__Host-sam_session" } else { "sam_session" }

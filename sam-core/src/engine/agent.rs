@@ -164,6 +164,8 @@ impl Engine {
         for _ in 0..ACTION_ATTEMPTS {
             let mut ws = self.get(owner, id).await?;
             let now = self.now();
+            // Entering `creating` (create or restart) until ready.
+            let provisioning_started = (ws.status() == WorkspaceStatus::Creating).then_some(ws.status_changed_at);
             let entry = match report {
                 AgentReport::Ready if ws.status() == WorkspaceStatus::Running => return Ok(ws),
                 AgentReport::Ready => ws.apply(&Event::AgentReady, now)?.0,
@@ -193,6 +195,12 @@ impl Engine {
             match self.ports.store.update_workspace(&ws, &[entry]).await {
                 Ok(saved) => {
                     tracing::info!(workspace_id = %id, report = ?report, status = %saved.status(), "agent report");
+                    if let Some(started) = provisioning_started
+                        && saved.status() == WorkspaceStatus::Running
+                    {
+                        let seconds = (now - started).as_seconds_f64().max(0.0);
+                        metrics::histogram!(crate::metrics::PROVISIONING_DURATION).record(seconds);
+                    }
                     return Ok(saved);
                 }
                 Err(e) if e.kind() == StoreErrorKind::StaleVersion => continue,
@@ -226,17 +234,23 @@ impl Engine {
         let answer = |action, shutdown_at| HeartbeatAnswer { action, idle_threshold: threshold.as_secs(), shutdown_at };
         match ws.status() {
             WorkspaceStatus::Running | WorkspaceStatus::Creating => {}
-            _ => return Ok(answer(HeartbeatAction::Shutdown, None)),
+            _ => {
+                self.forget_terminal_sessions(id);
+                return Ok(answer(HeartbeatAction::Shutdown, None));
+            }
         }
         if !self.ports.store.record_heartbeat(owner, id, now, last_activity).await? {
+            self.forget_terminal_sessions(id);
             return Err(EngineError::not_found());
         }
+        self.note_terminal_sessions(id, report.active_sessions, now);
         if ws.status() == WorkspaceStatus::Creating {
             return Ok(answer(HeartbeatAction::Continue, None));
         }
         let (action, deadline) = idle_decision(now, last_activity, threshold, self.config.idle_warning);
         match action {
             HeartbeatAction::Shutdown => {
+                self.forget_terminal_sessions(id);
                 match self.act(owner, id, &Event::IdleTimeout).await {
                     Ok(_) => tracing::info!(workspace_id = %id, "idle timeout; stopping"),
                     Err(e) if e.kind == EngineErrorKind::InvalidState => {}
@@ -271,4 +285,34 @@ impl Engine {
         let url = format!("{origin}/auth/callback?token={}", issued.token.expose());
         Ok(TerminalAccess { token: issued.token, expires_at: issued.expires_at, url })
     }
+
+    /// Remembers the open terminal sessions a heartbeat reported and updates
+    /// the sessions gauge.
+    fn note_terminal_sessions(&self, id: WorkspaceId, sessions: u32, at: Timestamp) {
+        let mut seen = crate::sync::lock(&self.terminal_sessions);
+        seen.insert(id, (sessions, at));
+        publish_terminal_sessions(&seen);
+    }
+
+    /// Forgets a workspace's sessions (it stopped or is gone).
+    fn forget_terminal_sessions(&self, id: WorkspaceId) {
+        let mut seen = crate::sync::lock(&self.terminal_sessions);
+        if seen.remove(&id).is_some() {
+            publish_terminal_sessions(&seen);
+        }
+    }
+
+    /// Keeps only the sessions of workspaces in `live` heard from within the
+    /// heartbeat timeout (the reconciler calls this every pass).
+    pub(crate) fn prune_terminal_sessions(&self, live: impl Fn(WorkspaceId) -> bool, now: Timestamp) {
+        let mut seen = crate::sync::lock(&self.terminal_sessions);
+        let timeout = self.config.heartbeat_timeout;
+        seen.retain(|id, (_, at)| live(*id) && now - *at < timeout);
+        publish_terminal_sessions(&seen);
+    }
+}
+
+fn publish_terminal_sessions(seen: &std::collections::HashMap<WorkspaceId, (u32, Timestamp)>) {
+    let total: u64 = seen.values().map(|(n, _)| u64::from(*n)).sum();
+    metrics::gauge!(crate::metrics::TERMINAL_SESSIONS).set(total as f64);
 }

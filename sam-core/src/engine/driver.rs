@@ -220,7 +220,7 @@ impl Engine {
             user_data,
             labels: Default::default(),
         };
-        let compute = &self.ports.compute;
+        let compute = &self.compute;
         let created =
             with_retry(self.config.retry, "create_server", ws.id, || compute.create_server(&token, &spec)).await;
         let server = match created {
@@ -254,7 +254,7 @@ impl Engine {
         ws: &Workspace,
         id: &crate::domain::ServerId,
     ) -> Option<Ipv4Addr> {
-        let compute = &self.ports.compute;
+        let compute = &self.compute;
         match with_retry(self.config.retry, "get_server", ws.id, || compute.get_server(token, id)).await {
             Ok(Some(server)) => server.public_ipv4,
             _ => None,
@@ -263,7 +263,7 @@ impl Engine {
 
     async fn upsert_dns(&self, ws: Workspace, ipv4: Ipv4Addr) -> Result<bool, EngineError> {
         let name = ws.hostname(&self.config.base_domain);
-        let dns = &self.ports.dns;
+        let dns = &self.dns;
         match with_retry(self.config.retry, "upsert_dns", ws.id, || dns.upsert_a_record(&name, ipv4)).await {
             Ok(record) => Ok(self.record(ws, &Event::DnsRecordSet { record_id: record.id }).await?.is_some()),
             Err(e) if e.is_retryable() => Ok(false),
@@ -295,7 +295,7 @@ impl Engine {
             },
         };
         let name = ws.hostname(&self.config.base_domain);
-        let dns = &self.ports.dns;
+        let dns = &self.dns;
         let dns_gone = match with_retry(self.config.retry, "delete_dns", ws.id, || dns.delete_records(&name)).await {
             Ok(()) => true,
             Err(e) => {
@@ -307,7 +307,7 @@ impl Engine {
     }
 
     async fn delete_servers(&self, ws: &Workspace, token: &SecretString) -> bool {
-        let compute = &self.ports.compute;
+        let compute = &self.compute;
         let found =
             match with_retry(self.config.retry, "find_servers", ws.id, || compute.find_servers(token, ws.id)).await {
                 Ok(found) => found,

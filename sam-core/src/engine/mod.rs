@@ -37,6 +37,7 @@ mod driver;
 mod error;
 mod idle;
 mod messages;
+mod metered;
 mod reconciler;
 mod retry;
 
@@ -93,11 +94,18 @@ pub struct Ports {
 #[derive(Debug)]
 pub struct Engine {
     ports: Ports,
+    /// The engine's own calls to `ports.compute`, measured.
+    compute: metered::MeteredCompute,
+    /// The engine's own calls to `ports.dns`, measured.
+    dns: metered::MeteredDns,
     config: EngineConfig,
     id: String,
     /// When this engine first saw each DNS record that belongs to no live
     /// workspace (records carry no creation time).
     dns_first_seen: Mutex<HashMap<String, Timestamp>>,
+    /// Open terminal sessions per workspace from the last heartbeat this
+    /// engine received, and when (for the sessions gauge).
+    terminal_sessions: Mutex<HashMap<WorkspaceId, (u32, Timestamp)>>,
 }
 
 /// How many times a user action re-reads and re-applies after losing an
@@ -108,10 +116,13 @@ impl Engine {
     /// An engine over `ports` with `config`.
     pub fn new(ports: Ports, config: EngineConfig) -> Self {
         Self {
+            compute: metered::MeteredCompute(ports.compute.clone()),
+            dns: metered::MeteredDns(ports.dns.clone()),
             ports,
             config,
             id: format!("engine-{}", uuid::Uuid::new_v4().simple()),
             dns_first_seen: Mutex::new(HashMap::new()),
+            terminal_sessions: Mutex::new(HashMap::new()),
         }
     }
 
@@ -155,7 +166,7 @@ impl Engine {
                 ));
             }
         }
-        let locations = self.ports.compute.list_locations(&token).await?;
+        let locations = self.compute.list_locations(&token).await?;
         if !locations.iter().any(|l| l.code == spec.vm_location) {
             return Err(EngineError {
                 kind: EngineErrorKind::Invalid,

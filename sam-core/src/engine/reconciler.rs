@@ -103,9 +103,21 @@ impl Engine {
 
     /// One reconciler pass over every workspace and every connected cloud
     /// account.
+    ///
+    /// Also publishes the [workspaces-per-status](crate::metrics::WORKSPACES)
+    /// gauge (as scanned at the start of the pass) and records the pass's
+    /// duration.
     pub async fn reconcile_once(&self) -> Result<ReconcileReport, EngineError> {
+        let started = std::time::Instant::now();
+        let result = self.reconcile_pass().await;
+        metrics::histogram!(crate::metrics::RECONCILER_PASS_DURATION).record(started.elapsed().as_secs_f64());
+        result
+    }
+
+    async fn reconcile_pass(&self) -> Result<ReconcileReport, EngineError> {
         let mut report = ReconcileReport::default();
         let mut owned: HashMap<WorkspaceId, Ownership> = HashMap::new();
+        let mut counts: HashMap<WorkspaceStatus, u64> = HashMap::new();
         let mut after = None;
         loop {
             let page = self
@@ -122,6 +134,7 @@ impl Engine {
             let now = self.now();
             for ws in page {
                 report.scanned += 1;
+                *counts.entry(ws.status()).or_default() += 1;
                 owned.insert(
                     ws.id,
                     Ownership {
@@ -135,12 +148,46 @@ impl Engine {
                 }
             }
         }
+        self.prune_terminal_sessions(
+            |id| {
+                owned.get(&id).is_some_and(|o| matches!(o.status, WorkspaceStatus::Creating | WorkspaceStatus::Running))
+            },
+            self.now(),
+        );
+        self.count_settled(&mut counts).await?;
+        for status in WorkspaceStatus::ALL {
+            let count = counts.get(&status).copied().unwrap_or(0);
+            metrics::gauge!(crate::metrics::WORKSPACES, "status" => status.as_str()).set(count as f64);
+        }
         self.sweep_orphan_servers(&owned, &mut report).await?;
         self.sweep_orphan_records(&owned, &mut report).await?;
         if report.changed_anything() || report.failures > 0 {
             tracing::info!(?report, "reconciler pass");
         }
         Ok(report)
+    }
+
+    /// Adds the workspaces in the statuses the pass does not scan (nothing to
+    /// do for them) to `counts`.
+    async fn count_settled(&self, counts: &mut HashMap<WorkspaceStatus, u64>) -> Result<(), EngineError> {
+        let statuses: Vec<_> = WorkspaceStatus::ALL.into_iter().filter(|s| !STATUSES.contains(s)).collect();
+        let mut after = None;
+        loop {
+            let page = self
+                .ports
+                .store
+                .scan_workspaces(&WorkspaceScan {
+                    statuses: statuses.clone(),
+                    after,
+                    limit: self.config.scan_page_size,
+                })
+                .await?;
+            let Some(last) = page.last() else { return Ok(()) };
+            after = Some(last.id);
+            for ws in page {
+                *counts.entry(ws.status()).or_default() += 1;
+            }
+        }
     }
 
     async fn handle(&self, ws: Workspace, report: &mut ReconcileReport) {
@@ -200,7 +247,7 @@ impl Engine {
     async fn heartbeat_lost(&self, ws: &Workspace) -> Option<Event> {
         let token = self.cloud_token(ws.owner).await.ok()?;
         let server = ws.lifecycle.server.as_ref()?;
-        match self.ports.compute.get_server(&token, &server.id).await {
+        match self.compute.get_server(&token, &server.id).await {
             Ok(Some(_)) => {
                 tracing::warn!(workspace_id = %ws.id, "agent unreachable");
                 Some(Event::AgentUnreachable)
@@ -240,7 +287,7 @@ impl Engine {
 
     async fn sweep_account(&self, user: UserId, owned: &HashMap<WorkspaceId, Ownership>, report: &mut ReconcileReport) {
         let Ok(token) = self.cloud_token(user).await else { return };
-        let servers = match self.ports.compute.list_servers(&token).await {
+        let servers = match self.compute.list_servers(&token).await {
             Ok(servers) => servers,
             Err(e) => {
                 tracing::warn!(user_id = %user, error = %e, "listing servers for the orphan sweep failed");
@@ -262,10 +309,11 @@ impl Engine {
             if !orphan || now - server.created_at < self.config.orphan_grace {
                 continue;
             }
-            match self.ports.compute.delete_server(&token, &server.id).await {
+            match self.compute.delete_server(&token, &server.id).await {
                 Ok(()) => {
                     tracing::warn!(user_id = %user, server_id = %server.id, workspace = ?server.workspace_id(), "orphan server deleted");
                     report.orphan_servers_deleted += 1;
+                    metrics::counter!(crate::metrics::ORPHANS_FOUND, "resource" => "server").increment(1);
                 }
                 Err(e) => {
                     tracing::warn!(server_id = %server.id, error = %e, "orphan server deletion failed");
@@ -285,7 +333,7 @@ impl Engine {
         if !self.ports.store.try_acquire_lease(key, &holder, self.config.lease_ttl, self.now()).await? {
             return Ok(());
         }
-        let records = match self.ports.dns.list_records("ws-").await {
+        let records = match self.dns.list_records("ws-").await {
             Ok(records) => records,
             Err(e) => {
                 tracing::warn!(error = %e, "listing DNS records for the orphan sweep failed");
@@ -315,10 +363,11 @@ impl Engine {
             if now - first_seen < self.config.orphan_grace {
                 continue;
             }
-            match self.ports.dns.delete_records(&record.name).await {
+            match self.dns.delete_records(&record.name).await {
                 Ok(()) => {
                     tracing::warn!(name = %record.name, "orphan DNS record deleted");
                     report.orphan_records_deleted += 1;
+                    metrics::counter!(crate::metrics::ORPHANS_FOUND, "resource" => "dns_record").increment(1);
                     crate::sync::lock(&self.dns_first_seen).remove(&record.name);
                 }
                 Err(e) => {

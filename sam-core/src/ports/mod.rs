@@ -1,6 +1,6 @@
 //! The ports: traits through which the engine reaches the outside world. Each is
 //! object-safe (`Arc<dyn Port>`) so adapters are chosen at run time, each has an
-//! in-memory fake in [`testkit`](crate::testkit) (feature `testkit`) and a
+//! in-memory fake in `testkit` (feature `testkit`) and a
 //! conformance suite every adapter runs.
 
 mod cipher;
