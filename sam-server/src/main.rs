@@ -145,7 +145,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys(KeysCommand::Rotate { dir }) => rotate_keys(&dir),
         Command::Keys(KeysCommand::Reseal(config)) => {
             let ServeConfig { database_url, encryption_key_file, old_encryption_key_files, .. } = *config;
-            let encryption_key_file = encryption_key_file.context("SAM_ENCRYPTION_KEY_FILE (the active key) is not set")?;
+            let encryption_key_file =
+                encryption_key_file.context("SAM_ENCRYPTION_KEY_FILE (the active key) is not set")?;
             let store = deployment::open_store(&database_url).await.map_err(anyhow::Error::msg)?;
             let active = sam_providers::keys::read_aes_key(&encryption_key_file).context("encryption key")?;
             let mut older = Vec::new();

@@ -129,15 +129,19 @@ async fn connect(url: &str, create: bool) -> anyhow::Result<Option<Conn>> {
 impl Conn {
     async fn has_table(&mut self, table: &str) -> anyhow::Result<bool> {
         let n: i64 = match self {
-            Self::Sqlite(c) => sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?")
-                .bind(table)
-                .fetch_one(c)
-                .await?,
-            Self::Postgres(c) => {
-                sqlx::query_scalar("SELECT COUNT(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = $1")
+            Self::Sqlite(c) => {
+                sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?")
                     .bind(table)
                     .fetch_one(c)
                     .await?
+            }
+            Self::Postgres(c) => {
+                sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = $1",
+                )
+                .bind(table)
+                .fetch_one(c)
+                .await?
             }
         };
         Ok(n > 0)
@@ -340,7 +344,10 @@ pub async fn backup(options: BackupOptions) -> anyhow::Result<()> {
             "database.pgdump"
         }
     };
-    println!("  ok   database     {database_file} ({} users, {} credentials, {} workspaces)", counts.users, counts.credentials, counts.workspaces);
+    println!(
+        "  ok   database     {database_file} ({} users, {} credentials, {} workspaces)",
+        counts.users, counts.credentials, counts.workspaces
+    );
 
     copy_private(jwt, &out.join("keys").join(sam_providers::keys::JWT_SIGNING_KEY_FILE))?;
     copy_private(aes, &out.join("keys").join(sam_providers::keys::CREDENTIALS_KEY_FILE))?;
@@ -512,9 +519,8 @@ pub async fn restore(options: RestoreOptions) -> anyhow::Result<()> {
     for path in config.old_encryption_key_files.iter().chain(restored_old.iter()) {
         older.push(sam_providers::keys::read_aes_key(path)?);
     }
-    let cipher =
-        sam_providers::cipher::AesGcmCipher::new(sam_providers::keys::read_aes_key(&aes_target)?, older)
-            .context("key ring")?;
+    let cipher = sam_providers::cipher::AesGcmCipher::new(sam_providers::keys::read_aes_key(&aes_target)?, older)
+        .context("key ring")?;
     let (mut opened, mut failed) = (0, 0);
     for provider in [CredentialProvider::Hetzner, CredentialProvider::Github] {
         for credential in store.list_all_credentials(provider).await.context("listing credentials")? {

@@ -80,12 +80,8 @@ impl CloudflareApi {
         if status.is_success() && envelope.success {
             return Ok(envelope.result);
         }
-        let detail = envelope
-            .errors
-            .iter()
-            .map(|e| format!("{} (code {})", e.message, e.code))
-            .collect::<Vec<_>>()
-            .join("; ");
+        let detail =
+            envelope.errors.iter().map(|e| format!("{} (code {})", e.message, e.code)).collect::<Vec<_>>().join("; ");
         anyhow::bail!("{what}: HTTP {status}: {detail}")
     }
 

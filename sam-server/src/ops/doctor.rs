@@ -412,7 +412,9 @@ async fn github_check(config: &ServeConfig) -> Check {
     github_config.web_base_url = config.github_web_url.clone();
     let jwt = match GithubApp::new(github_config).and_then(|app| app.app_jwt()) {
         Ok(jwt) => jwt,
-        Err(e) => return Check::fail("github app", e.to_string(), "SAM_GITHUB_APP_PRIVATE_KEY_FILE must be the app's PEM"),
+        Err(e) => {
+            return Check::fail("github app", e.to_string(), "SAM_GITHUB_APP_PRIVATE_KEY_FILE must be the app's PEM");
+        }
     };
     match super::github::authenticated_app(&config.github_api_url, &jwt).await {
         Ok(app) => {
@@ -461,7 +463,11 @@ fn agent_checks(dir: &Path) -> Vec<Check> {
                     if found == *machine {
                         Check::ok(name, format!("{} ({triple}, {} bytes)", path.display(), bytes.len()))
                     } else {
-                        Check::fail(name, format!("{} is not a {triple} binary (ELF machine {found})", path.display()), fix)
+                        Check::fail(
+                            name,
+                            format!("{} is not a {triple} binary (ELF machine {found})", path.display()),
+                            fix,
+                        )
                     }
                 }
             }

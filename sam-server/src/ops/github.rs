@@ -44,12 +44,8 @@ pub fn new_app_url(web_url: &str, owner: Option<&str>, state: &str) -> String {
 /// A page that posts the manifest to GitHub when opened (the operator opens
 /// it in a browser signed in to GitHub).
 pub fn manifest_page(action: &str, manifest: &Value) -> String {
-    let escaped = manifest
-        .to_string()
-        .replace('&', "&amp;")
-        .replace('"', "&quot;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;");
+    let escaped =
+        manifest.to_string().replace('&', "&amp;").replace('"', "&quot;").replace('<', "&lt;").replace('>', "&gt;");
     format!(
         r#"<!doctype html><html><head><meta charset="utf-8"><title>Create the SAM GitHub App</title></head>
 <body><form id="manifest-form" method="post" action="{action}">

@@ -162,8 +162,7 @@ impl ConfigFile {
     /// Sets `key` (replacing its line, or appending one).
     pub fn set(&mut self, key: &str, value: &str) {
         let line = format!("{key}={value}");
-        if let Some(existing) =
-            self.lines.iter_mut().find(|l| l.split_once('=').is_some_and(|(k, _)| k.trim() == key))
+        if let Some(existing) = self.lines.iter_mut().find(|l| l.split_once('=').is_some_and(|(k, _)| k.trim() == key))
         {
             *existing = line;
         } else {

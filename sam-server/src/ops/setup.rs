@@ -192,7 +192,8 @@ fn deployment_step(w: &mut Wizard) -> anyhow::Result<()> {
         }
         None => {
             let default = format!("https://sam.{base}");
-            let u = if w.interactive() { w.ask("Public URL of the control plane", Some(&default), "")? } else { default };
+            let u =
+                if w.interactive() { w.ask("Public URL of the control plane", Some(&default), "")? } else { default };
             line("new", "public URL", &u);
             u
         }
@@ -351,9 +352,10 @@ async fn cloudflare_step(w: &mut Wizard) -> anyhow::Result<()> {
     for old in api.records_named(&zone.id, &probe).await.unwrap_or_default() {
         let _ = api.delete_record(&zone.id, &old.id).await;
     }
-    let created = api.create_record(&zone.id, "TXT", &probe, "\"sam-server setup probe\"").await.with_context(|| {
-        "the token can read the zone but not edit its DNS records: give it Zone → DNS → Edit".to_owned()
-    })?;
+    let created =
+        api.create_record(&zone.id, "TXT", &probe, "\"sam-server setup probe\"").await.with_context(|| {
+            "the token can read the zone but not edit its DNS records: give it Zone → DNS → Edit".to_owned()
+        })?;
     api.delete_record(&zone.id, &created.id).await.context("deleting the probe record")?;
     line("ok", "DNS edit", format!("created and deleted {probe}"));
     line("ok", "workspace names", format!("ws-<id>.{base}: one A record per workspace, made by SAM (no wildcard)"));
@@ -410,7 +412,15 @@ async fn github_step(w: &mut Wizard) -> anyhow::Result<()> {
     step(4, "GitHub App (sign-in and repository access)");
     if github_configured(w.cfg()) {
         let c = w.cfg().clone();
-        line("kept", "app", format!("{} (id {})", c.github_app_slug.clone().unwrap_or_default(), c.github_app_id.clone().unwrap_or_default()));
+        line(
+            "kept",
+            "app",
+            format!(
+                "{} (id {})",
+                c.github_app_slug.clone().unwrap_or_default(),
+                c.github_app_id.clone().unwrap_or_default()
+            ),
+        );
         w.set("SAM_GITHUB_CLIENT_ID", c.github_client_id.unwrap_or_default());
         w.set("SAM_GITHUB_APP_ID", c.github_app_id.unwrap_or_default());
         w.set("SAM_GITHUB_APP_SLUG", c.github_app_slug.unwrap_or_default());
@@ -447,7 +457,10 @@ async fn github_step(w: &mut Wizard) -> anyhow::Result<()> {
             println!("  Create the app from its manifest (permissions: contents and metadata, read-only):");
             println!("    1. open {} in a browser signed in to GitHub", html_path.display());
             println!("       (copy it to your laptop if this is a server) and press the button;");
-            println!("    2. GitHub creates the app and sends you to {public}{}?code=…", super::github::MANIFEST_REDIRECT_PATH);
+            println!(
+                "    2. GitHub creates the app and sends you to {public}{}?code=…",
+                super::github::MANIFEST_REDIRECT_PATH
+            );
             println!("       (the page may not load: only the address matters).");
             print_manual_values(&public);
             if !w.interactive() {
@@ -487,7 +500,11 @@ async fn github_step(w: &mut Wizard) -> anyhow::Result<()> {
     w.set_path("SAM_GITHUB_APP_PRIVATE_KEY_FILE", &app_key);
     w.set_path("SAM_GITHUB_WEBHOOK_SECRET_FILE", &webhook);
     line("new", "app", format!("{} (id {}) {}", app.slug, app.id, app.html_url));
-    line("new", "credentials", format!("client secret, private key, webhook secret in {} (mode 0600)", secrets.display()));
+    line(
+        "new",
+        "credentials",
+        format!("client secret, private key, webhook secret in {} (mode 0600)", secrets.display()),
+    );
     Ok(())
 }
 
