@@ -101,7 +101,7 @@ fn main() -> anyhow::Result<()> {
         .or_else(|| std::env::var("SAM_CONFIG").ok());
     // `setup` creates the file named by --config.
     let creating = argv.iter().skip(1).any(|a| a == "setup");
-    if let Some(path) = config_path.filter(|p| !(creating && !std::path::Path::new(p).exists())) {
+    if let Some(path) = config_path.filter(|p| !creating || std::path::Path::new(p).exists()) {
         let extra = args_from_file(std::path::Path::new(&path), &argv).map_err(anyhow::Error::msg)?;
         argv.extend(extra);
     }
