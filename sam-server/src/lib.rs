@@ -13,6 +13,7 @@ pub mod config;
 pub mod deployment;
 pub mod dev;
 pub mod metrics;
+pub mod ops;
 pub mod state;
 pub mod web;
 

@@ -29,12 +29,27 @@ enum Command {
     Dev(sam_server::dev::DevOptions),
     /// Run the control plane (production).
     Serve(ServeConfig),
-    /// Apply database migrations and exit.
-    Migrate {
-        /// sqlite:<path> or postgres://…
-        #[arg(long, env = "SAM_DATABASE_URL", default_value = "sqlite://sam.db")]
-        database_url: String,
-    },
+    /// First-time setup wizard: domain, Cloudflare DNS, the GitHub App (from
+    /// a manifest), keys, configuration file, migrations, then the doctor's
+    /// checks. Safe to run again; `--yes` for scripts.
+    Setup(Box<sam_server::ops::setup::SetupOptions>),
+    /// Check a deployment: configuration, keys, database, Cloudflare, DNS,
+    /// the GitHub App, agent binaries, the running server. Exits non-zero on
+    /// any failure.
+    Doctor(Box<sam_server::ops::doctor::DoctorOptions>),
+    /// Delete every server, DNS record and (unless --keep-data) the database
+    /// this deployment made, after listing them and a confirmation.
+    Teardown(Box<sam_server::ops::teardown::TeardownOptions>),
+    /// Copy the database (online) and the keys into a new directory.
+    Backup(Box<sam_server::ops::backup::BackupOptions>),
+    /// Put a backup's database and keys in place (refuses to replace a
+    /// database in use without --force). Stop the server first.
+    Restore(Box<sam_server::ops::backup::RestoreOptions>),
+    /// Apply database migrations and exit (`serve` applies them too).
+    Migrate(Box<ServeConfig>),
+    /// Print docs/configuration.md, generated from these definitions.
+    #[command(hide = true)]
+    ConfigReference,
     /// Generate or rotate keys.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -59,17 +74,10 @@ enum KeysCommand {
     },
     /// Re-seal every stored credential under the active encryption key (after
     /// `keys rotate`; safe while the server runs).
-    Reseal {
-        /// sqlite:<path> or postgres://…
-        #[arg(long, env = "SAM_DATABASE_URL", default_value = "sqlite://sam.db")]
-        database_url: String,
-        /// The active AES key.
-        #[arg(long, env = "SAM_ENCRYPTION_KEY_FILE")]
-        encryption_key_file: PathBuf,
-        /// Older AES keys whose blobs are to be re-sealed.
-        #[arg(long, env = "SAM_OLD_ENCRYPTION_KEY_FILES", value_delimiter = ',')]
-        old_encryption_key_files: Vec<PathBuf>,
-    },
+    /// Takes the server settings: SAM_DATABASE_URL, SAM_ENCRYPTION_KEY_FILE
+    /// (the active key) and SAM_OLD_ENCRYPTION_KEY_FILES (the keys whose blobs
+    /// are to be re-sealed).
+    Reseal(Box<ServeConfig>),
 }
 
 fn init_tracing(format: &str) {
@@ -91,7 +99,9 @@ fn main() -> anyhow::Result<()> {
         .and_then(|i| argv.get(i + 1).cloned())
         .or_else(|| argv.iter().find_map(|a| a.strip_prefix("--config=").map(str::to_owned)))
         .or_else(|| std::env::var("SAM_CONFIG").ok());
-    if let Some(path) = config_path {
+    // `setup` creates the file named by --config.
+    let creating = argv.iter().skip(1).any(|a| a == "setup");
+    if let Some(path) = config_path.filter(|p| !creating || std::path::Path::new(p).exists()) {
         let extra = args_from_file(std::path::Path::new(&path), &argv).map_err(anyhow::Error::msg)?;
         argv.extend(extra);
     }
@@ -105,9 +115,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Dev(options) => sam_server::dev::run(options).await,
         Command::Serve(config) => serve(config).await,
-        Command::Migrate { database_url } => {
-            deployment::open_store(&database_url).await.map_err(anyhow::Error::msg)?;
-            println!("migrations applied to {}", redact_url(&database_url));
+        Command::Setup(options) => sam_server::ops::setup::run(*options, cli.config).await,
+        Command::Doctor(options) => sam_server::ops::doctor::run(*options).await,
+        Command::Teardown(options) => sam_server::ops::teardown::run(*options).await,
+        Command::Backup(options) => sam_server::ops::backup::backup(*options).await,
+        Command::Restore(options) => sam_server::ops::backup::restore(*options).await,
+        Command::ConfigReference => {
+            print!("{}", sam_server::ops::reference::markdown(&<Cli as clap::CommandFactory>::command()));
+            Ok(())
+        }
+        Command::Migrate(config) => {
+            let started = std::time::Instant::now();
+            deployment::open_store(&config.database_url).await.map_err(anyhow::Error::msg)?;
+            println!(
+                "migrations applied to {} in {} ms",
+                redact_url(&config.database_url),
+                started.elapsed().as_millis()
+            );
             Ok(())
         }
         Command::Keys(KeysCommand::Generate { dir }) => {
@@ -119,7 +143,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys(KeysCommand::Rotate { dir }) => rotate_keys(&dir),
-        Command::Keys(KeysCommand::Reseal { database_url, encryption_key_file, old_encryption_key_files }) => {
+        Command::Keys(KeysCommand::Reseal(config)) => {
+            let ServeConfig { database_url, encryption_key_file, old_encryption_key_files, .. } = *config;
+            let encryption_key_file =
+                encryption_key_file.context("SAM_ENCRYPTION_KEY_FILE (the active key) is not set")?;
             let store = deployment::open_store(&database_url).await.map_err(anyhow::Error::msg)?;
             let active = sam_providers::keys::read_aes_key(&encryption_key_file).context("encryption key")?;
             let mut older = Vec::new();
@@ -183,19 +210,7 @@ fn rotate_keys(dir: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn redact_url(url: &str) -> String {
-    // postgres://user:password@host → postgres://user:***@host
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let creds = &url[scheme + 3..at];
-            match creds.split_once(':') {
-                Some((user, _)) => format!("{}{}:***{}", &url[..scheme + 3], user, &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
+use sam_server::ops::redact_url;
 
 fn print_config(c: &ServeConfig) {
     let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(missing)".into());

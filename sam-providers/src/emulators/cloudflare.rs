@@ -13,7 +13,10 @@
 //!
 //! Every response is the envelope `{success, errors: [{code, message}],
 //! messages, result, result_info?}`. Any other endpoint with a bad token → 403
-//! code 10000 `Authentication error`. Names are stored fully qualified and
+//! code 10000 `Authentication error`; so does a change (`POST`, `PATCH`,
+//! `PUT`, `DELETE`) with one of [`CloudflareEmulatorConfig::read_only_tokens`]
+//! (a token with "DNS Read" but not "DNS Edit"), which otherwise verify and
+//! read. Names are stored fully qualified and
 //! lower-case (a relative name gets the zone appended). A token bucket per
 //! token (default 1200 requests per 5 minutes) answers 429 with `Retry-After`
 //! and code 971 when empty. Injected faults render as 429 (971), 500 and 503
@@ -44,6 +47,9 @@ pub const CLOUDFLARE_TOKEN: &str = "cloudflare-emulator-token";
 pub struct CloudflareEmulatorConfig {
     /// Tokens that authenticate and may edit the zone.
     pub tokens: Vec<String>,
+    /// Tokens that authenticate and may read the zone and its records but
+    /// not change them.
+    pub read_only_tokens: Vec<String>,
     /// Zone name, e.g. `sam.test`.
     pub zone_name: String,
     /// Zone id (32 hex characters).
@@ -58,6 +64,7 @@ impl Default for CloudflareEmulatorConfig {
     fn default() -> Self {
         Self {
             tokens: vec![CLOUDFLARE_TOKEN.to_owned()],
+            read_only_tokens: Vec::new(),
             zone_name: "sam.test".to_owned(),
             zone_id: "5a3f1b2c4d5e6f708192a3b4c5d6e7f8".to_owned(),
             rate_limit: 1200,
@@ -262,9 +269,15 @@ fn render_fault(fault: InjectedError) -> Response {
 
 async fn auth_and_rate_limit(State(inner): State<Arc<Inner>>, request: Request, next: Next) -> Response {
     let token = bearer(request.headers());
-    let (valid, limit, refill) = {
+    let (valid, read_only, limit, refill) = {
         let c = lock(&inner.config);
-        (token.as_ref().is_some_and(|t| c.tokens.iter().any(|x| x == t)), c.rate_limit, c.rate_refill_per_sec)
+        let read_only = token.as_ref().is_some_and(|t| c.read_only_tokens.iter().any(|x| x == t));
+        (
+            read_only || token.as_ref().is_some_and(|t| c.tokens.iter().any(|x| x == t)),
+            read_only,
+            c.rate_limit,
+            c.rate_refill_per_sec,
+        )
     };
     let Some(token) = token.filter(|_| valid) else {
         return if request.uri().path().ends_with("/user/tokens/verify") {
@@ -273,6 +286,9 @@ async fn auth_and_rate_limit(State(inner): State<Arc<Inner>>, request: Request, 
             envelope_error(StatusCode::FORBIDDEN, 10000, "Authentication error")
         };
     };
+    if read_only && request.method() != axum::http::Method::GET {
+        return envelope_error(StatusCode::FORBIDDEN, 10000, "Authentication error");
+    }
     let rate = {
         let mut state = lock(&inner.state);
         state.buckets.entry(token).or_insert_with(|| Bucket::new(limit)).take(limit, refill)

@@ -16,6 +16,10 @@
 //! | `GET /repos/{owner}/{repo}/branches` | installation token with access to the repository; array, `Link` pagination |
 //! | `GET /apps/{slug}/installations/new` | the install page: lists the repositories it grants, button `#install` |
 //! | `POST /apps/{slug}/installations/new` | creates an installation for the test user (repositories from [`GithubEmulatorConfig::install_repositories`]), sends the signed `installation` `created` webhook to [`GithubEmulatorConfig::webhook_url`], redirects to [`GithubEmulatorConfig::setup_url`] with `installation_id` and `setup_action=install` |
+//! | `POST /settings/apps/new`, `POST /organizations/{org}/settings/apps/new` | the App *manifest* flow's first step: form field `manifest` (JSON with at least `url`; `redirect_url`, `hook_attributes.url`, `setup_url`, `callback_urls`, `default_permissions`), `state` in the query or the form; answers a confirmation page with button `#create`; a missing or invalid manifest → 422 page |
+//! | `POST /settings/apps/new/confirm` | the page's button: "creates" the app and redirects (302) to the manifest's `redirect_url` with `code` (single use, 1 hour) and `state` |
+//! | `POST /app-manifests/{code}/conversions` | no authentication; 201 with the app (`id`, `slug`, `node_id`, `owner`, `name`, `html_url`, `permissions`, `events`, …) and its credentials `client_id`, `client_secret`, `webhook_secret`, `pem`; unknown, used or expired code → 404. The emulator stands for one app, so the credentials are the configured ones (the private key is [`TEST_APP_PRIVATE_KEY_PEM`]); from then on the manifest's `hook_attributes.url` and `setup_url` become [`GithubEmulatorConfig::webhook_url`] and [`GithubEmulatorConfig::setup_url`] |
+//! | `GET /app` | app JWT; the authenticated app (`id`, `slug`, `client_id`, `permissions`, `installations_count`, …) |
 //!
 //! API errors are `{"message", "documentation_url"}`. Injected faults render
 //! as 429 (with `x-ratelimit-remaining: 0`, `x-ratelimit-reset`, `retry-after`),
@@ -223,6 +227,10 @@ struct GState {
     other_users: BTreeMap<i64, EmulatedUser>,
     token_mints: u64,
     exchanges: u64,
+    /// Manifest-flow codes: code → (manifest, issued).
+    manifest_codes: HashMap<String, (Value, Instant)>,
+    /// Manifests converted into "the" app, oldest first.
+    created_apps: Vec<Value>,
 }
 
 #[derive(Debug)]
@@ -288,6 +296,11 @@ impl GithubEmulator {
             .route("/installation/repositories", get(installation_repositories))
             .route("/repos/{owner}/{repo}/branches", get(branches))
             .route("/apps/{slug}/installations/new", get(install_page).post(install_submit))
+            .route("/settings/apps/new", post(manifest_page))
+            .route("/organizations/{org}/settings/apps/new", post(manifest_page_org))
+            .route("/settings/apps/new/confirm", post(manifest_confirm))
+            .route("/app-manifests/{code}/conversions", post(manifest_conversion))
+            .route("/app", get(authenticated_app))
             .fallback(|| async { api_error(StatusCode::NOT_FOUND, "Not Found") })
             .with_state(inner.clone())
             .layer(axum::middleware::from_fn_with_state(
@@ -476,6 +489,21 @@ impl GithubEmulator {
         let status = response.status().as_u16();
         let text = response.text().await.unwrap_or_default();
         Ok(WebhookDelivery { delivery_id: delivery_id.to_owned(), status, body: text.chars().take(65_536).collect() })
+    }
+
+    /// The manifest flow without a browser: as if the operator posted
+    /// `manifest` to the new-app page and clicked "Create"; returns the code
+    /// for `POST /app-manifests/{code}/conversions`.
+    pub fn create_app_from_manifest(&self, manifest: &Value) -> String {
+        let code = random_hex(10);
+        lock(&self.inner.state).manifest_codes.insert(code.clone(), (manifest.clone(), Instant::now()));
+        code
+    }
+
+    /// The manifests converted so far (what the operator's app was created
+    /// from), oldest first.
+    pub fn created_apps(&self) -> Vec<Value> {
+        lock(&self.inner.state).created_apps.clone()
     }
 
     /// The `X-Hub-Signature-256` value the configured secret gives `body`.
@@ -1087,4 +1115,141 @@ async fn install_submit(State(inner): State<Arc<Inner>>, Path(slug): Path<String
                 .into_response()
         }
     }
+}
+
+#[derive(Deserialize, Default)]
+struct ManifestForm {
+    manifest: Option<String>,
+    state: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct StateQuery {
+    state: Option<String>,
+}
+
+fn manifest_problem(message: &str) -> Response {
+    (StatusCode::UNPROCESSABLE_ENTITY, Html(format!("<!doctype html><p id=\"error\">{}</p>", escape(message))))
+        .into_response()
+}
+
+/// Parses and checks a manifest the way the new-app page does.
+fn parse_manifest(text: Option<&str>) -> Result<Value, Response> {
+    let text = text.ok_or_else(|| manifest_problem("The manifest parameter is missing."))?;
+    let manifest: Value =
+        serde_json::from_str(text).map_err(|_| manifest_problem("The manifest is not valid JSON."))?;
+    if !manifest.is_object() {
+        return Err(manifest_problem("The manifest must be a JSON object."));
+    }
+    if manifest.get("url").and_then(Value::as_str).is_none_or(|u| reqwest::Url::parse(u).is_err()) {
+        return Err(manifest_problem("url is a required, valid URL."));
+    }
+    for key in ["redirect_url", "setup_url"] {
+        if manifest.get(key).and_then(Value::as_str).is_some_and(|u| reqwest::Url::parse(u).is_err()) {
+            return Err(manifest_problem(&format!("{key} is not a valid URL.")));
+        }
+    }
+    Ok(manifest)
+}
+
+async fn manifest_page(Query(q): Query<StateQuery>, Form(form): Form<ManifestForm>) -> Response {
+    let manifest = match parse_manifest(form.manifest.as_deref()) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    let state = form.state.or(q.state).unwrap_or_default();
+    let name = manifest.get("name").and_then(Value::as_str).unwrap_or("");
+    let permissions = manifest.get("default_permissions").map(Value::to_string).unwrap_or_else(|| "{}".into());
+    Html(format!(
+        r#"<!doctype html><html><head><meta charset="utf-8"><title>Create GitHub App</title></head>
+<body><main><h1>Create GitHub App <span id="app-name">{name}</span></h1><p>Permissions: <code id="permissions">{permissions}</code></p>
+<form method="post" action="/settings/apps/new/confirm"><input type="hidden" name="manifest" value="{manifest}"><input type="hidden" name="state" value="{state}">
+<button type="submit" id="create">Create GitHub App</button></form></main></body></html>"#,
+        name = escape(name),
+        permissions = escape(&permissions),
+        manifest = escape(&manifest.to_string()),
+        state = escape(&state),
+    ))
+    .into_response()
+}
+
+async fn manifest_page_org(Path(_org): Path<String>, query: Query<StateQuery>, form: Form<ManifestForm>) -> Response {
+    manifest_page(query, form).await
+}
+
+async fn manifest_confirm(State(inner): State<Arc<Inner>>, Form(form): Form<ManifestForm>) -> Response {
+    let manifest = match parse_manifest(form.manifest.as_deref()) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    let base = inner.base_url.get().cloned().unwrap_or_default();
+    let redirect = manifest
+        .get("redirect_url")
+        .and_then(Value::as_str)
+        .map_or_else(|| format!("{base}/settings/apps"), str::to_owned);
+    let code = random_hex(10);
+    lock(&inner.state).manifest_codes.insert(code.clone(), (manifest, Instant::now()));
+    let state = form.state.unwrap_or_default();
+    Redirect::to(&with_query(&redirect, &[("code", &code), ("state", &state)])).into_response()
+}
+
+fn app_json(config: &GithubEmulatorConfig, base: &str, name: &str, permissions: &Value) -> Value {
+    json!({"id": config.app_id.parse::<i64>().unwrap_or(0), "slug": config.app_slug,
+        "node_id": format!("A_{}", config.app_id), "client_id": config.client_id,
+        "owner": {"login": config.user.login, "id": config.user.id, "type": "User"},
+        "name": name, "description": "", "external_url": base, "html_url": format!("{base}/apps/{}", config.app_slug),
+        "created_at": "2025-01-01T00:00:00Z", "updated_at": "2025-01-01T00:00:00Z",
+        "permissions": permissions, "events": []})
+}
+
+async fn manifest_conversion(State(inner): State<Arc<Inner>>, Path(code): Path<String>) -> Response {
+    let grant = lock(&inner.state).manifest_codes.remove(&code);
+    let Some((manifest, _)) = grant.filter(|(_, issued)| issued.elapsed() < Duration::from_secs(3600)) else {
+        return api_error(StatusCode::NOT_FOUND, "Not Found");
+    };
+    let config = {
+        let mut c = lock(&inner.config);
+        if let Some(url) = manifest.pointer("/hook_attributes/url").and_then(Value::as_str) {
+            c.webhook_url = Some(url.to_owned());
+        }
+        if let Some(url) = manifest.get("setup_url").and_then(Value::as_str) {
+            c.setup_url = Some(url.to_owned());
+        }
+        c.clone()
+    };
+    lock(&inner.state).created_apps.push(manifest.clone());
+    let base = inner.base_url.get().cloned().unwrap_or_default();
+    let name = manifest.get("name").and_then(Value::as_str).unwrap_or(&config.app_slug).to_owned();
+    let permissions = manifest.get("default_permissions").cloned().unwrap_or_else(|| json!({}));
+    let mut app = app_json(&config, &base, &name, &permissions);
+    if let Some(obj) = app.as_object_mut() {
+        obj.insert("client_secret".into(), json!(config.client_secret));
+        obj.insert("webhook_secret".into(), json!(config.webhook_secret));
+        obj.insert("pem".into(), json!(TEST_APP_PRIVATE_KEY_PEM));
+    }
+    (StatusCode::CREATED, Json(app)).into_response()
+}
+
+async fn authenticated_app(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Response {
+    if let Err(r) = check_app_jwt(&inner, &headers) {
+        return r;
+    }
+    let config = lock(&inner.config).clone();
+    let base = inner.base_url.get().cloned().unwrap_or_default();
+    let (name, permissions, count) = {
+        let state = lock(&inner.state);
+        let last = state.created_apps.last();
+        (
+            last.and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or(&config.app_slug).to_owned(),
+            last.and_then(|m| m.get("default_permissions"))
+                .cloned()
+                .unwrap_or_else(|| json!({"contents": "read", "metadata": "read"})),
+            state.installations.len(),
+        )
+    };
+    let mut app = app_json(&config, &base, &name, &permissions);
+    if let Some(obj) = app.as_object_mut() {
+        obj.insert("installations_count".into(), json!(count));
+    }
+    Json(app).into_response()
 }

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Installs (or upgrades) SAM on a plain Linux VM with systemd, then runs the
+# setup wizard as the `sam` user and starts the service.
+#
+#   sudo deploy/install.sh --from DIST [setup flags…]
+#
+# DIST holds sam-server, sam-agent-amd64 and sam-agent-arm64 (see
+# docs/self-hosting.md, "Binaries"). Setup flags are passed to
+# `sam-server setup` (e.g. --base-domain sam.example.dev --server-ip
+# 203.0.113.10 --yes); on an upgrade the existing /etc/sam/sam.env is kept.
+#
+# Layout: /opt/sam/<version>/{sam-server,sam-agent-amd64,sam-agent-arm64},
+# /opt/sam/current → the running version (switched atomically, only once the
+# new version's agents are in place), /etc/sam (configuration, secrets, keys;
+# mode 0700, owner sam), /var/lib/sam (SQLite database). The last three
+# versions are kept for a rollback: `ln -sfn /opt/sam/<old> /opt/sam/current
+# && systemctl restart sam-server` (after restoring a backup taken before the
+# upgrade if its migrations changed the database).
+set -euo pipefail
+
+usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+
+from=""
+setup_args=()
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --from) from="${2:?--from needs a directory}"; shift 2 ;;
+    --from=*) from="${1#--from=}"; shift ;;
+    -h|--help) usage 0 ;;
+    *) setup_args+=("$1"); shift ;;
+  esac
+done
+[[ -n "$from" ]] || { echo "ERROR: --from DIST is required" >&2; usage 1; }
+[[ $(id -u) -eq 0 ]] || { echo "ERROR: run as root (sudo)" >&2; exit 1; }
+for f in sam-server sam-agent-amd64 sam-agent-arm64; do
+  [[ -f "$from/$f" ]] || { echo "ERROR: $from/$f is missing" >&2; exit 1; }
+done
+command -v systemctl >/dev/null || { echo "ERROR: systemd is required" >&2; exit 1; }
+
+here="$(cd "$(dirname "$0")" && pwd)"
+version="$("$from/sam-server" --version | awk '{print $2}')"
+[[ -n "$version" ]] || { echo "ERROR: cannot read the version of $from/sam-server" >&2; exit 1; }
+echo "==> installing SAM $version"
+
+if ! id sam >/dev/null 2>&1; then
+  useradd --system --user-group --home-dir /var/lib/sam --no-create-home --shell /usr/sbin/nologin sam
+fi
+install -d -m 0755 /opt/sam
+install -d -m 0700 -o sam -g sam /etc/sam /var/lib/sam
+
+# The new version's directory is complete before anything points at it.
+target="/opt/sam/$version"
+if [[ ! -d "$target" ]]; then
+  staging="$(mktemp -d "/opt/sam/.$version.XXXXXX")"
+  for f in sam-server sam-agent-amd64 sam-agent-arm64; do
+    install -m 0755 "$from/$f" "$staging/$f"
+  done
+  chmod 0755 "$staging"
+  mv -T "$staging" "$target"
+fi
+ln -sfn /opt/sam/current/sam-server /usr/local/bin/sam-server
+
+install -m 0644 "$here/systemd/sam-server.service" /etc/systemd/system/sam-server.service
+systemctl daemon-reload
+
+# Setup on the first install, with the new binary and before the switch: a
+# failure leaves nothing running. An upgrade keeps /etc/sam/sam.env.
+if [[ ! -f /etc/sam/sam.env ]]; then
+  echo "==> first install: running the setup wizard"
+  database=(--database-url sqlite:///var/lib/sam/sam.db)
+  for a in "${setup_args[@]}"; do
+    [[ "$a" == --database-url* ]] && database=()
+  done
+  runuser -u sam -- "$target/sam-server" setup --config /etc/sam/sam.env "${database[@]}" "${setup_args[@]}"
+fi
+
+# Switch atomically, then restart: ExecStartPre runs the migrations first.
+ln -sfn "$target" /opt/sam/current.new
+mv -T /opt/sam/current.new /opt/sam/current
+systemctl enable sam-server.service >/dev/null
+systemctl restart sam-server.service
+echo "==> SAM $version running (systemctl status sam-server; journalctl -u sam-server -f)"
+
+# Keep the three newest versions.
+mapfile -t versions < <(find /opt/sam -mindepth 1 -maxdepth 1 -type d -not -name '.*' -printf '%T@ %p\n' | sort -rn | awk '{print $2}')
+for old in "${versions[@]:3}"; do
+  [[ "$(readlink -f /opt/sam/current)" == "$old" ]] || rm -rf -- "$old"
+done

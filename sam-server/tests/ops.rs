@@ -1,0 +1,512 @@
+//! The operator commands as processes against the emulators: the README
+//! path from nothing to a running control plane with `setup --yes` (the
+//! GitHub App made through the manifest flow), `doctor`, and teardown →
+//! redeploy → restore, on SQLite and on PostgreSQL (with `pg_dump`). Each
+//! command's wall-clock time is printed (`TIMING …`, see with --no-capture).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+#[path = "../../sam-providers/tests/support/postgres.rs"]
+mod postgres;
+
+use std::path::Path;
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use sam_providers::emulators::{self, Emulators};
+use serde_json::{Value, json};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Fake agent binaries: just the ELF header of each architecture.
+fn fake_agents(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    for (arch, machine) in [("amd64", 62u16), ("arm64", 183u16)] {
+        let mut elf = vec![0u8; 64];
+        elf[..4].copy_from_slice(b"\x7fELF");
+        elf[18..20].copy_from_slice(&machine.to_le_bytes());
+        std::fs::write(dir.join(format!("sam-agent-{arch}")), elf).unwrap();
+    }
+}
+
+/// `sam-server <args>` with `env`; returns the output and how long it took.
+fn sam(args: &[&str], env: &[(&str, String)]) -> (Output, Duration) {
+    let started = Instant::now();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_sam-server"))
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (output, started.elapsed())
+}
+
+fn text(output: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+fn ok(what: &str, (output, took): (Output, Duration)) -> String {
+    let all = text(&output);
+    assert!(output.status.success(), "{what} failed:\n{all}");
+    println!("TIMING {what}: {:.2} s", took.as_secs_f64());
+    all
+}
+
+/// The URLs of the emulators, as setup flags.
+fn emulator_flags(emulators: &Emulators) -> Vec<String> {
+    vec![
+        format!("--cloudflare-api-url={}", emulators.cloudflare.base_url()),
+        format!("--github-web-url={}", emulators.github.base_url()),
+        format!("--github-api-url={}", emulators.github.base_url()),
+        format!("--hetzner-api-url={}", emulators.hetzner.base_url()),
+        "--resolver=cloudflare-api".into(),
+        "--dns-wait-seconds=5".into(),
+    ]
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+fn setting(config: &Path, key: &str) -> Option<String> {
+    std::fs::read_to_string(config).unwrap().lines().find_map(|l| l.strip_prefix(&format!("{key}=")).map(str::to_owned))
+}
+
+struct Serve {
+    child: tokio::process::Child,
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Serve {
+    /// `serve --config <config>`; with `public_url_from_env`, listening on a
+    /// free port given through the environment (which wins over the file),
+    /// else exactly as configured.
+    async fn start(config: &Path, public_url_from_env: bool) -> Self {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_sam-server"));
+        let base = if public_url_from_env {
+            let port = free_port();
+            command.env("SAM_LISTEN", format!("127.0.0.1:{port}"));
+            format!("http://127.0.0.1:{port}")
+        } else {
+            setting(config, "SAM_PUBLIC_URL").unwrap()
+        };
+        command
+            .args(["serve", "--config", config.to_str().unwrap()])
+            .env("SAM_RECONCILE_INTERVAL_SECONDS", "1")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        if public_url_from_env {
+            command.env("SAM_PUBLIC_URL", &base);
+        }
+        let child = command.spawn().unwrap();
+        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        for _ in 0..300 {
+            if client.get(format!("{base}/api/health")).send().await.is_ok_and(|r| r.status().is_success()) {
+                return Self { child, base, client };
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("sam-server did not become healthy");
+    }
+
+    async fn get(&self, path: &str, cookie: Option<&str>) -> (StatusCode, Value) {
+        let mut request = self.client.get(format!("{}{path}", self.base));
+        if let Some(c) = cookie {
+            request = request.header(COOKIE, c);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn post(&self, path: &str, cookie: &str, body: Value) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header(COOKIE, cookie)
+            .header("origin", &self.base)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn sign_in(&self, emulators: &Emulators) -> String {
+        let start = self.client.get(format!("{}/api/auth/github", self.base)).send().await.unwrap();
+        assert_eq!(start.status(), StatusCode::FOUND);
+        let location = reqwest::Url::parse(start.headers()[LOCATION].to_str().unwrap()).unwrap();
+        let param = |name: &str| location.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned()).unwrap();
+        let oauth_cookie = start.headers()[SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_owned();
+        let code = emulators.github.approve(&param("redirect_uri"), Some(&param("code_challenge")));
+        let callback = self
+            .client
+            .get(format!("{}/api/auth/callback/github?code={code}&state={}", self.base, param("state")))
+            .header(COOKIE, oauth_cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(callback.status(), StatusCode::FOUND);
+        callback
+            .headers()
+            .get_all(SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .find(|c| c.starts_with("sam_session="))
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned()
+    }
+
+    async fn terminate(mut self) {
+        let pid = self.child.id().unwrap();
+        assert!(std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success());
+        let exit = tokio::time::timeout(Duration::from_secs(20), self.child.wait()).await.expect("exits").unwrap();
+        assert!(exit.success(), "{exit:?}");
+    }
+}
+
+/// What the operator's browser does with the page setup wrote: posts the
+/// manifest to GitHub's new-app page, presses "Create", and follows the
+/// redirect to the manifest's `redirect_url`; returns that address.
+async fn create_app_in_browser(emulators: &Emulators, manifest: &Value) -> String {
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let page = client
+        .post(format!("{}/settings/apps/new?state=s1", emulators.github.base_url()))
+        .form(&[("manifest", manifest.to_string())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("id=\"create\""), "{html}");
+    let created = client
+        .post(format!("{}/settings/apps/new/confirm", emulators.github.base_url()))
+        .form(&[("manifest", manifest.to_string()), ("state", "s1".into())])
+        .send()
+        .await
+        .unwrap();
+    assert!(created.status().is_redirection(), "{}", created.status());
+    created.headers()[LOCATION].to_str().unwrap().to_owned()
+}
+
+/// The README, followed by a script: `setup --yes` against the emulated
+/// Cloudflare and GitHub (first run stops at the GitHub App and says how to
+/// make it; the manifest flow gives the code; the second run completes), a
+/// third run changes nothing, `serve --config`, `/api/health`, `/api/ready`,
+/// and `doctor` against the running server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readme_setup_then_serve() {
+    let emulators = Emulators::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("etc").join("sam.env");
+    let agents = dir.path().join("agents");
+    fake_agents(&agents);
+    let port = free_port();
+    let public = format!("http://127.0.0.1:{port}");
+    let mut args: Vec<String> = vec![
+        "setup".into(),
+        "--yes".into(),
+        format!("--config={}", config.display()),
+        "--base-domain=sam.test".into(),
+        format!("--public-url={public}"),
+        format!("--listen=127.0.0.1:{port}"),
+        format!("--agent-dir={}", agents.display()),
+    ];
+    args.extend(emulator_flags(&emulators));
+    let env = vec![("CLOUDFLARE_API_TOKEN", emulators.cloudflare.token())];
+    let argv = |extra: &[String]| -> Vec<String> { args.iter().chain(extra).cloned().collect() };
+
+    // First run: everything but the GitHub App, which needs the browser.
+    let first = argv(&[]);
+    let (output, took) = sam(&first.iter().map(String::as_str).collect::<Vec<_>>(), &env);
+    let printed = text(&output);
+    assert!(!output.status.success(), "stops at the GitHub App:\n{printed}");
+    assert!(printed.contains("--github-manifest-code"), "says how to go on:\n{printed}");
+    assert!(!printed.contains(&emulators.cloudflare.token()), "the token is never printed");
+    println!("TIMING setup --yes (until the GitHub App): {:.2} s", took.as_secs_f64());
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("etc/github-app-manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(manifest["default_permissions"], json!({"contents": "read", "metadata": "read"}));
+    assert_eq!(manifest["hook_attributes"]["url"], format!("{public}/api/github/webhook"));
+    assert_eq!(manifest["callback_urls"][0], format!("{public}/api/auth/callback/github"));
+    assert_eq!(setting(&config, "SAM_CLOUDFLARE_ZONE_ID"), Some(emulators.cloudflare.zone_id()), "zone found by name");
+    assert!(emulators.cloudflare.records().is_empty(), "the DNS edit probe was deleted");
+
+    // The operator creates the app; GitHub sends the browser back with a code.
+    let back = create_app_in_browser(&emulators, &manifest).await;
+    assert!(back.starts_with(&format!("{public}/setup/github-app?code=")), "{back}");
+    let second = argv(&[format!("--github-manifest-code={back}")]);
+    let printed =
+        ok("setup --yes (with the manifest code)", sam(&second.iter().map(String::as_str).collect::<Vec<_>>(), &env));
+    assert!(printed.contains("Setup complete"), "{printed}");
+    assert!(!printed.contains(emulators::GITHUB_CLIENT_SECRET), "secrets are never printed");
+    assert_eq!(emulators.github.created_apps().len(), 1);
+    assert_eq!(setting(&config, "SAM_GITHUB_APP_ID").as_deref(), Some(emulators::GITHUB_APP_ID));
+    for secret in ["github-client-secret", "github-app.pem", "github-webhook-secret", "cloudflare-api-token"] {
+        assert_eq!(mode(&dir.path().join("etc/secrets").join(secret)), 0o600, "{secret}");
+    }
+    assert_eq!(mode(&dir.path().join("etc/keys/credentials-key.b64")), 0o600);
+    assert_eq!(mode(&config), 0o600);
+    let key_before = std::fs::read(dir.path().join("etc/keys/jwt-signing-key.pem")).unwrap();
+    let config_before = std::fs::read_to_string(&config).unwrap();
+
+    // Again, from the file alone: everything is kept.
+    let (output, took) = sam(
+        &["setup", "--yes", "--config", config.to_str().unwrap(), "--resolver=cloudflare-api", "--dns-wait-seconds=5"],
+        &[],
+    );
+    let printed = text(&output);
+    assert!(output.status.success(), "{printed}");
+    println!("TIMING setup --yes (re-run, all configured): {:.2} s", took.as_secs_f64());
+    assert!(printed.contains("kept"), "{printed}");
+    assert!(!printed.contains("new "), "nothing new on a re-run:\n{printed}");
+    assert_eq!(std::fs::read(dir.path().join("etc/keys/jwt-signing-key.pem")).unwrap(), key_before, "keys kept");
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), config_before, "same configuration");
+    assert_eq!(emulators.github.created_apps().len(), 1, "no second app");
+    assert!(emulators.cloudflare.records().is_empty(), "no records left or duplicated");
+
+    let serve = Serve::start(&config, false).await;
+    assert_eq!(serve.base, public);
+    assert_eq!(serve.get("/api/health", None).await.0, StatusCode::OK);
+    assert_eq!(serve.get("/api/ready", None).await.0, StatusCode::OK);
+    let printed = ok(
+        "doctor (server running)",
+        sam(
+            &["doctor", "--config", config.to_str().unwrap(), "--resolver=cloudflare-api", "--dns-wait-seconds=5"],
+            &[],
+        ),
+    );
+    for check in [
+        "config",
+        "jwt key",
+        "encryption key",
+        "jwks",
+        "database",
+        "cloudflare",
+        "dns",
+        "github app",
+        "agent amd64",
+        "agent arm64",
+        "server",
+    ] {
+        assert!(printed.lines().any(|l| l.starts_with("ok") && l.contains(check)), "{check} ok in:\n{printed}");
+    }
+    assert!(emulators.cloudflare.records().is_empty(), "the ws-test probe was deleted");
+    serve.terminate().await;
+
+    // Doctor names what is broken and exits non-zero.
+    std::fs::remove_file(agents.join("sam-agent-arm64")).unwrap();
+    emulators.cloudflare.configure(|c| c.tokens.clear());
+    let (output, _) = sam(&["doctor", "--config", config.to_str().unwrap(), "--resolver=cloudflare-api"], &[]);
+    let printed = text(&output);
+    assert!(!output.status.success());
+    assert!(
+        printed.lines().any(|l| l.starts_with("FAIL") && l.contains("agent arm64") && l.contains("fix:")),
+        "{printed}"
+    );
+    assert!(
+        printed.lines().any(|l| l.starts_with("FAIL") && l.contains("cloudflare") && l.contains("fix:")),
+        "{printed}"
+    );
+}
+
+/// A Cloudflare token that can read but not edit DNS: setup stops and says
+/// which permission is missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_names_a_missing_dns_permission() {
+    let emulators = Emulators::start().await.unwrap();
+    emulators.cloudflare.configure(|c| c.read_only_tokens.push("read-only".into()));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sam.env");
+    let mut args = vec![
+        "setup".to_owned(),
+        "--yes".into(),
+        format!("--config={}", config.display()),
+        "--base-domain=ws.sam.test".into(),
+    ];
+    args.extend(emulator_flags(&emulators));
+    let (output, _) =
+        sam(&args.iter().map(String::as_str).collect::<Vec<_>>(), &[("CLOUDFLARE_API_TOKEN", "read-only".into())]);
+    let printed = text(&output);
+    assert!(!output.status.success());
+    assert!(printed.contains("found by name"), "the parent zone of ws.sam.test is found:\n{printed}");
+    assert!(printed.contains("DNS → Edit"), "{printed}");
+    let (output, _) = sam(&args.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    assert!(text(&output).contains("CLOUDFLARE_API_TOKEN"), "a missing token is named");
+}
+
+/// docs/configuration.md is what `config-reference` prints.
+#[test]
+fn configuration_reference_is_up_to_date() {
+    let (output, _) = sam(&["config-reference"], &[]);
+    assert!(output.status.success());
+    let generated = String::from_utf8(output.stdout).unwrap();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/configuration.md");
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        generated == committed,
+        "docs/configuration.md is out of date: run `cargo run -p sam-server -- config-reference > docs/configuration.md`"
+    );
+    for setting in ["SAM_DATABASE_URL", "SAM_CLOUDFLARE_API_TOKEN_FILE", "sam-server setup", "sam-server teardown"] {
+        assert!(generated.contains(setting), "{setting}");
+    }
+}
+
+/// Sets up a deployment with an existing GitHub App (all values given, no
+/// browser), at `config`, on `database_url` (or SQLite beside the config).
+fn scripted_setup(emulators: &Emulators, config: &Path, database_url: Option<&str>, what: &str) {
+    let dir = config.parent().unwrap();
+    std::fs::create_dir_all(dir.join("given")).unwrap();
+    let given = |name: &str, value: &str| {
+        let path = dir.join("given").join(name);
+        std::fs::write(&path, value).unwrap();
+        path.display().to_string()
+    };
+    let agents = dir.join("agents");
+    fake_agents(&agents);
+    let mut args = vec![
+        "setup".to_owned(),
+        "--yes".into(),
+        format!("--config={}", config.display()),
+        "--base-domain=sam.test".into(),
+        "--public-url=https://sam.sam.test".into(),
+        "--server-ip=203.0.113.10".into(),
+        format!("--agent-dir={}", agents.display()),
+    ];
+    if let Some(url) = database_url {
+        args.push(format!("--database-url={url}"));
+    }
+    args.extend(emulator_flags(emulators));
+    let env = vec![
+        ("CLOUDFLARE_API_TOKEN", emulators.cloudflare.token()),
+        ("SAM_GITHUB_CLIENT_ID", emulators::GITHUB_CLIENT_ID.to_owned()),
+        ("SAM_GITHUB_APP_ID", emulators::GITHUB_APP_ID.to_owned()),
+        ("SAM_GITHUB_APP_SLUG", emulators::GITHUB_APP_SLUG.to_owned()),
+        ("SAM_GITHUB_CLIENT_SECRET_FILE", given("client-secret", emulators::GITHUB_CLIENT_SECRET)),
+        ("SAM_GITHUB_APP_PRIVATE_KEY_FILE", given("app.pem", emulators::TEST_APP_PRIVATE_KEY_PEM)),
+        ("SAM_GITHUB_WEBHOOK_SECRET_FILE", given("webhook", emulators::GITHUB_WEBHOOK_SECRET)),
+    ];
+    ok(what, sam(&args.iter().map(String::as_str).collect::<Vec<_>>(), &env));
+}
+
+async fn teardown_and_restore(database: Option<(String, String)>) {
+    let emulators = Emulators::start().await.unwrap();
+    emulators.github.add_installation(5, "octo-org", &[("octo-org/hello-world", &["main"])]);
+    let root = tempfile::tempdir().unwrap();
+    let config = root.path().join("first/sam.env");
+    let (first_db, second_db) = database.clone().unzip();
+    scripted_setup(&emulators, &config, first_db.as_deref(), "setup --yes (scripted, existing app)");
+    let api_host = emulators.cloudflare.records();
+    assert_eq!(api_host.len(), 1, "{api_host:?}");
+    assert_eq!((api_host[0].name.as_str(), api_host[0].content.as_str()), ("sam.sam.test", "203.0.113.10"));
+
+    // Use it: a user, a Hetzner token, a workspace (a server and a record).
+    let serve = Serve::start(&config, true).await;
+    let cookie = serve.sign_in(&emulators).await;
+    let (status, body) = serve
+        .post("/api/credentials", &cookie, json!({"provider": "hetzner", "token": emulators.hetzner.token()}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, ws) = serve
+        .post(
+            "/api/workspaces",
+            &cookie,
+            json!({"name": "keep", "repository": "octo-org/hello-world", "branch": "main", "vmSize": "small", "vmLocation": "fsn1", "installationId": 5}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{ws}");
+    for _ in 0..200 {
+        if emulators.cloudflare.records().len() == 2 && emulators.hetzner.servers().len() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(emulators.hetzner.servers().len(), 1);
+    assert_eq!(emulators.cloudflare.records().len(), 2, "API host and workspace records");
+    serve.terminate().await;
+    // A server SAM made that the database no longer knows: teardown finds it too.
+    emulators.hetzner.insert_server("sam-stray", [("sam-managed".to_owned(), "true".to_owned())].into_iter().collect());
+
+    let backup = root.path().join("backup");
+    let cfg = config.to_str().unwrap();
+    ok("backup", sam(&["backup", "--config", cfg, "--out", backup.to_str().unwrap()], &[]));
+    assert_eq!(mode(&backup.join("keys/credentials-key.b64")), 0o600);
+
+    let (output, _) = sam(&["teardown", "--config", cfg, "--confirm", "not-it"], &[]);
+    assert!(!output.status.success());
+    assert!(text(&output).contains("nothing was deleted"));
+    assert_eq!(emulators.hetzner.servers().len(), 2, "a wrong name deletes nothing");
+    let printed = ok("teardown", sam(&["teardown", "--config", cfg, "--confirm", "sam.test"], &[]));
+    assert!(printed.contains("servers (2)"), "{printed}");
+    assert!(printed.contains("DNS records (2)"), "{printed}");
+    assert!(emulators.hetzner.servers().is_empty(), "no server left");
+    assert!(emulators.cloudflare.records().is_empty(), "no record left");
+    match &first_db {
+        None => assert!(!root.path().join("first/sam.db").exists(), "database deleted"),
+        Some(url) => {
+            let (output, _) =
+                sam(&["doctor", "--config", cfg, "--resolver=cloudflare-api"], &[("SAM_DATABASE_URL", url.clone())]);
+            assert!(text(&output).contains("no migrations applied"), "{}", text(&output));
+        }
+    }
+
+    // Redeploy from nothing: new configuration, new keys, empty database.
+    let config2 = root.path().join("second/sam.env");
+    scripted_setup(&emulators, &config2, second_db.as_deref(), "setup --yes (redeploy)");
+    let cfg2 = config2.to_str().unwrap();
+    assert_ne!(
+        std::fs::read(root.path().join("second/keys/credentials-key.b64")).unwrap(),
+        std::fs::read(backup.join("keys/credentials-key.b64")).unwrap(),
+        "the redeploy made new keys"
+    );
+    let printed = ok("restore", sam(&["restore", "--config", cfg2, "--from", backup.to_str().unwrap()], &[]));
+    assert!(printed.contains("1 users") && printed.contains("credentials decrypt, 0 do not"), "{printed}");
+    let (output, _) = sam(&["restore", "--config", cfg2, "--from", backup.to_str().unwrap()], &[]);
+    assert!(!output.status.success() && text(&output).contains("--force"), "{}", text(&output));
+    ok("restore --force", sam(&["restore", "--config", cfg2, "--from", backup.to_str().unwrap(), "--force"], &[]));
+    ok("migrate", sam(&["migrate", "--config", cfg2], &[]));
+
+    // The same session, user and credential, on the new deployment.
+    let serve = Serve::start(&config2, true).await;
+    let (status, me) = serve.get("/api/auth/me", Some(&cookie)).await;
+    assert_eq!(status, StatusCode::OK, "the user and their session came back");
+    assert_eq!(me["login"], "octocat");
+    let (status, list) = serve.get("/api/credentials", Some(&cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list[0]["provider"], "hetzner");
+    assert!(list[0]["catalogueError"].is_null(), "the credential decrypts with the restored key: {list}");
+    serve.terminate().await;
+    ok("teardown (second deployment)", sam(&["teardown", "--config", cfg2, "--confirm", "sam.test"], &[]));
+    assert!(emulators.hetzner.servers().is_empty() && emulators.cloudflare.records().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn teardown_redeploy_restore_on_sqlite() {
+    teardown_and_restore(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn teardown_redeploy_restore_on_postgres() {
+    if sam_server::ops::backup::pg_tool("pg_dump").is_none() || sam_server::ops::backup::pg_tool("pg_restore").is_none()
+    {
+        println!("SKIPPED: pg_dump/pg_restore not found (scripts/test.d/10-postgres.sh installs them)");
+        return;
+    }
+    let Some(first) = postgres::fresh_database_url().await else { return };
+    let Some(second) = postgres::fresh_database_url().await else { return };
+    teardown_and_restore(Some((first, second))).await;
+}
