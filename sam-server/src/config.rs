@@ -97,6 +97,10 @@ pub struct ServeConfig {
     /// Seconds between reconciler passes.
     #[arg(long, env = "SAM_RECONCILE_INTERVAL_SECONDS", default_value_t = 15)]
     pub reconcile_interval_seconds: u64,
+    /// Serve `GET /metrics` (Prometheus) on this separate address, e.g.
+    /// `127.0.0.1:9090`; unset: on the main listener, next to the API.
+    #[arg(long, env = "SAM_METRICS_ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// Reads a `KEY=VALUE` file (comments with `#`) into extra command-line

@@ -242,6 +242,8 @@ fn print_config(c: &ServeConfig) {
 }
 
 async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    // First, so nothing recorded while starting is lost.
+    let metrics = sam_server::metrics::install().context("installing the metrics recorder")?;
     let deployment = match deployment::build(&config).await {
         Ok(d) => d,
         Err(problems) => anyhow::bail!("cannot start; fix these settings:\n{problems}"),
@@ -260,7 +262,21 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             })
             .await;
     });
-    sam_server::serve_until_shutdown(listener, sam_server::api::router(deployment.state)).await.context("serving")?;
+    let mut app = sam_server::api::router(deployment.state);
+    match config.metrics_addr {
+        Some(addr) => {
+            let metrics_listener =
+                tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+            tracing::info!(address = %addr, "metrics listening");
+            tokio::spawn(async move {
+                if let Err(e) = sam_server::metrics::serve(metrics_listener, metrics).await {
+                    tracing::error!(error = %e, "metrics listener stopped");
+                }
+            });
+        }
+        None => app = app.merge(sam_server::metrics::router(metrics)),
+    }
+    sam_server::serve_until_shutdown(listener, app).await.context("serving")?;
     tracing::info!("HTTP drained; stopping the reconciler");
     let _ = stop_tx.send(true);
     let _ = reconciler.await;

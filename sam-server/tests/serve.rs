@@ -231,6 +231,17 @@ async fn full_flow(database_url: Option<String>) {
     }
     assert!(emulators.hetzner.servers().is_empty(), "server deleted");
     assert!(!emulators.cloudflare.records().iter().any(|r| r.name == hostname), "record deleted");
+
+    // Prometheus metrics on the main listener (no SAM_METRICS_ADDR set).
+    let scrape = serve.client.get(format!("{}/metrics", serve.base)).send().await.unwrap();
+    assert_eq!(scrape.status(), StatusCode::OK);
+    let text = scrape.text().await.unwrap();
+    for series in [
+        "sam_provider_call_duration_seconds_bucket{provider=\"hetzner\",operation=\"create_server\"",
+        "sam_provider_call_duration_seconds_count{provider=\"cloudflare\"",
+    ] {
+        assert!(text.contains(series), "{series} missing from:\n{text}");
+    }
     serve.terminate().await;
 }
 

@@ -210,7 +210,9 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
         idle_timeout_seconds: options.idle_seconds,
         trust_forwarded_for: false,
         reconcile_interval_seconds: 5,
+        metrics_addr: None,
     };
+    let metrics = crate::metrics::install().context("installing the metrics recorder")?;
     let deployment = deployment::build(&config).await.map_err(|p| anyhow::anyhow!("dev configuration:\n{p}"))?;
 
     // Local "VMs" and the route to their terminals.
@@ -242,7 +244,10 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
             })
             .await;
     });
-    let app = crate::api::router(deployment.state).merge(git::router(git_root)).merge(faults_router(&emulators));
+    let app = crate::api::router(deployment.state)
+        .merge(crate::metrics::router(metrics))
+        .merge(git::router(git_root))
+        .merge(faults_router(&emulators));
 
     println!();
     println!("  SAM is running (dev mode)");
@@ -250,6 +255,7 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
     println!("  Sign in as      octocat (emulated GitHub: click \"Sign in\")");
     println!("  Hetzner token   {}", emulators.hetzner.token());
     println!("  Repositories    {}", repositories.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "));
+    println!("  Metrics         {public_url}/metrics");
     println!("  Data            {}", data.display());
     println!("  Ctrl-C stops the server and every workspace agent.");
     println!();
