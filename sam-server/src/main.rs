@@ -173,9 +173,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::CheckConfig(config) => {
             print_config(&config);
-            match deployment::build(&config).await {
+            // Everything serve builds, on a throw-away database: checking the
+            // configuration must not create or migrate the real one.
+            let mut scratch = config.clone();
+            scratch.database_url = "sqlite::memory:".into();
+            let built = deployment::build(&scratch).await;
+            let database = sam_server::ops::doctor::database_check(&config.database_url).await;
+            println!("\n{}", database.line());
+            match built {
                 Ok(_) => {
-                    println!("\nconfiguration OK");
+                    println!("configuration OK");
                     Ok(())
                 }
                 Err(problems) => anyhow::bail!("\nconfiguration problems:\n{problems}"),

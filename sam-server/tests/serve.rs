@@ -414,3 +414,39 @@ fn missing_settings_are_reported_together() {
         assert!(stderr.contains(needle), "{needle} named in:\n{stderr}");
     }
 }
+
+/// `check-config` reports every problem in one run, never prints a password,
+/// and does not create (or migrate) the database it checks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_reports_every_problem_without_side_effects() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("not-created.db");
+    let run = |database_url: String| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_sam-server"))
+            .arg("check-config")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("SAM_DATABASE_URL", database_url)
+            .env("SAM_ENCRYPTION_KEY_FILE", dir.path().join("missing.key"))
+            .output()
+            .unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        (output.status.success(), text)
+    };
+    let (ok, text) = run(format!("sqlite://{}", db.display()));
+    assert!(!ok, "{text}");
+    for expected in [
+        "the public URL is missing (set SAM_PUBLIC_URL)",
+        "the base domain is missing (set SAM_BASE_DOMAIN)",
+        "the JWT signing key is missing (set SAM_JWT_PRIVATE_KEY_FILE)",
+        "encryption key",
+        "missing.key",
+    ] {
+        assert!(text.contains(expected), "{expected:?} not in:\n{text}");
+    }
+    assert!(!db.exists(), "check-config created the database");
+
+    let (ok, text) = run("postgres://sam:hunter2@127.0.0.1:1/sam".into());
+    assert!(!ok);
+    assert!(!text.contains("hunter2"), "a password was printed:\n{text}");
+}

@@ -239,7 +239,7 @@ async fn key_checks(config: &ServeConfig) -> Vec<Check> {
 }
 
 /// Applied migrations, without applying any.
-async fn database_check(url: &str) -> Check {
+pub async fn database_check(url: &str) -> Check {
     match super::backup::migration_status(url).await {
         Ok(status) if status.failed > 0 => Check::fail(
             "database",
