@@ -1,29 +1,36 @@
 //! PTY sessions: one shell per browser tab, kept alive across dropped
 //! connections for a grace period.
 //!
-//! Each session owns three small dedicated threads, because `portable-pty`
-//! I/O is blocking: a **reader** (PTY → [`OutputBuffer`]), a **writer**
-//! (bounded channel → PTY, so a shell that stops reading input back-pressures
-//! the socket instead of blocking the runtime) and a **waiter** that reaps
-//! the shell and then kills whatever is left of its session, so no zombie or
-//! orphan outlives a tab.
+//! The PTY master is switched to non-blocking mode and registered with the
+//! tokio reactor, so neither direction of the echo path crosses a thread:
+//! the socket task writes keystrokes straight into the PTY, and a small
+//! **reader task** per session moves PTY output into the [`OutputBuffer`]
+//! and wakes the attached socket task (same runtime, no system call). Only
+//! the **waiter** is a dedicated thread, because `portable-pty` waits for
+//! the child with a blocking `waitpid`; it reaps the shell and then kills
+//! whatever is left of its session, so no zombie or orphan outlives a tab.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, BytesMut};
 use portable_pty::{CommandBuilder, MasterPty, PtySize, native_pty_system};
-use tokio::sync::mpsc;
+use tokio::net::unix::pipe;
 
 use crate::activity::Activity;
 use crate::output::{Attachment, OutputBuffer, READ_MAX};
 use crate::protocol::WindowSize;
 
 const THREAD_STACK: usize = 128 * 1024;
-const INPUT_QUEUE: usize = 64;
+/// PTY reads land in blocks of this size; chunks are split off without a
+/// copy, and a block whose chunks have all been sent is reused.
+const READ_BLOCK: usize = 64 * 1024;
+/// Reads gathered into one chunk before it is pushed during a flood; a
+/// read that drains the PTY pushes at once, so interactive output is never
+/// held back.
+const PUSH_BATCH: usize = 32 * 1024;
 
 /// Errors of session management.
 #[derive(Debug, thiserror::Error)]
@@ -144,7 +151,9 @@ impl Default for SessionConfig {
 pub struct Session {
     id: String,
     output: Arc<OutputBuffer>,
-    input: mpsc::Sender<Bytes>,
+    /// The PTY master for input; the lock keeps two connections' writes
+    /// (during a takeover) from interleaving mid-chunk.
+    input: tokio::sync::Mutex<pipe::Sender>,
     master: Mutex<Box<dyn MasterPty + Send>>,
     pid: Option<u32>,
     killed: AtomicBool,
@@ -172,10 +181,25 @@ impl Session {
         &self.output
     }
 
-    /// Queues input for the shell; waits while the shell is not reading.
-    /// Returns false when the session is gone.
-    pub async fn write(&self, data: Bytes) -> bool {
-        self.input.send(data).await.is_ok()
+    /// Writes input to the shell's PTY; waits while the PTY's input queue
+    /// is full (the shell is not reading). Returns false when the session is
+    /// gone.
+    pub async fn write(&self, data: &[u8]) -> bool {
+        let pty = self.input.lock().await;
+        let mut rest = data;
+        while !rest.is_empty() {
+            match pty.try_write(rest) {
+                Ok(n) => rest = &rest[n..],
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if pty.writable().await.is_err() {
+                        return false;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
+        true
     }
 
     /// Resizes the PTY (the shell gets `SIGWINCH`).
@@ -220,11 +244,9 @@ impl Session {
         // The parent must not keep the slave open, or EOF never comes.
         drop(pty.slave);
         let pid = child.process_id();
-        let reader = pty.master.try_clone_reader().map_err(|e| SessionError::Spawn(e.to_string()));
-        let writer = pty.master.take_writer().map_err(|e| SessionError::Spawn(e.to_string()));
-        let (mut reader, writer) = match (reader, writer) {
-            (Ok(r), Ok(w)) => (r, w),
-            (Err(e), _) | (_, Err(e)) => {
+        let io = match nonblocking_pty(pty.master.as_ref()) {
+            Ok(io) => io,
+            Err(e) => {
                 if let Some(pid) = pid {
                     kill_session_processes(pid);
                 }
@@ -232,26 +254,18 @@ impl Session {
                 return Err(e);
             }
         };
+        let (reader, writer) = io;
         let output = Arc::new(OutputBuffer::new(cfg.ring_capacity, cfg.ack_window, cfg.max_output_frame));
-        let (tx, rx) = mpsc::channel::<Bytes>(INPUT_QUEUE);
         let session = Arc::new(Self {
             id: id.clone(),
             output: Arc::clone(&output),
-            input: tx,
+            input: tokio::sync::Mutex::new(writer),
             master: Mutex::new(pty.master),
             pid,
             killed: AtomicBool::new(false),
         });
 
-        let out = Arc::clone(&output);
-        let reader_thread = std::thread::Builder::new()
-            .name(format!("pty-read-{id}"))
-            .stack_size(THREAD_STACK)
-            .spawn(move || read_loop(&mut reader, &out, &activity));
-        let writer_thread = std::thread::Builder::new()
-            .name(format!("pty-write-{id}"))
-            .stack_size(THREAD_STACK)
-            .spawn(move || write_loop(writer, rx));
+        tokio::spawn(read_loop(reader, Arc::clone(&output), activity));
         let out = Arc::clone(&output);
         let waiter_thread =
             std::thread::Builder::new().name(format!("pty-wait-{id}")).stack_size(THREAD_STACK).spawn(move || {
@@ -263,7 +277,7 @@ impl Session {
                 }
                 out.set_exit(code);
             });
-        if let Err(error) = reader_thread.and(writer_thread).and(waiter_thread) {
+        if let Err(error) = waiter_thread {
             session.kill();
             return Err(SessionError::Spawn(error.to_string()));
         }
@@ -275,38 +289,91 @@ fn pty_size(size: WindowSize) -> PtySize {
     PtySize { rows: size.rows, cols: size.cols, pixel_width: 0, pixel_height: 0 }
 }
 
-fn read_loop(reader: &mut Box<dyn Read + Send>, output: &OutputBuffer, activity: &Activity) {
-    // Chunks are split off this block; a fresh one is allocated when less
-    // than one read fits (a PTY read returns at most ~4 KiB).
-    const BLOCK: usize = 32 * 1024;
-    let mut buf = BytesMut::zeroed(BLOCK);
+/// The raw descriptor of a PTY master, to duplicate it into an owned one.
+struct MasterFd(std::os::fd::RawFd);
+
+impl std::os::fd::AsRawFd for MasterFd {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0
+    }
+}
+
+/// Non-blocking reader and writer on the PTY master, registered with the
+/// current tokio runtime. Both are duplicates of the master descriptor
+/// (one open file), so `O_NONBLOCK` applies to all of them.
+fn nonblocking_pty(master: &(dyn MasterPty + Send)) -> Result<(pipe::Receiver, pipe::Sender), SessionError> {
+    let spawn_err = |e: &dyn std::fmt::Display| SessionError::Spawn(e.to_string());
+    let raw = master.as_raw_fd().ok_or_else(|| spawn_err(&"the PTY has no file descriptor"))?;
+    let file =
+        filedescriptor::FileDescriptor::dup(&MasterFd(raw)).and_then(|fd| fd.as_file()).map_err(|e| spawn_err(&e))?;
+    rustix::io::ioctl_fionbio(&file, true).map_err(|e| spawn_err(&e))?;
+    // Registering needs a runtime with I/O enabled; without one tokio panics.
+    let handle = tokio::runtime::Handle::try_current().map_err(|e| spawn_err(&e))?;
+    let _guard = handle.enter();
+    let reader =
+        pipe::Receiver::from_file_unchecked(file.try_clone().map_err(|e| spawn_err(&e))?).map_err(|e| spawn_err(&e))?;
+    let writer = pipe::Sender::from_file_unchecked(file).map_err(|e| spawn_err(&e))?;
+    Ok((reader, writer))
+}
+
+/// Moves PTY output into the ring. Reads that follow each other without the
+/// PTY running dry are gathered into one chunk (up to [`PUSH_BATCH`]), so a
+/// flood costs one push and one consumer wake-up per batch; a read that
+/// drains the PTY is pushed at once.
+async fn read_loop(pty: pipe::Receiver, output: Arc<OutputBuffer>, activity: Arc<Activity>) {
+    let mut block = BytesMut::with_capacity(READ_BLOCK);
+    let push = |block: &mut BytesMut| {
+        if !block.is_empty() {
+            output.push(block.split().freeze());
+        }
+    };
     loop {
-        if !output.wait_for_space() {
-            break;
+        if !output.has_room(block.len()) {
+            push(&mut block);
+            if !output.wait_for_room().await {
+                break;
+            }
+            continue;
         }
-        if buf.len() < READ_MAX {
-            buf = BytesMut::zeroed(BLOCK);
+        if block.capacity() - block.len() < READ_MAX {
+            push(&mut block);
+            // Reclaims the block when every chunk split off it was dropped.
+            block.reserve(READ_BLOCK);
         }
-        match reader.read(&mut buf[..READ_MAX]) {
+        match pty.try_read_buf(&mut (&mut block).limit(READ_MAX)) {
             Ok(0) => break,
-            Ok(n) => {
+            Ok(_) => {
                 activity.touch();
-                output.push(buf.split_to(n).freeze());
+                if block.len() >= PUSH_BATCH {
+                    push(&mut block);
+                }
+                // A shell that never stops printing must not starve the
+                // other sessions and sockets on this runtime.
+                tokio::task::consume_budget().await;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                push(&mut block);
+                tokio::select! {
+                    biased;
+                    () = output.producer_wake() => {
+                        if output.is_stopped() {
+                            break;
+                        }
+                    }
+                    ready = pty.readable() => {
+                        if ready.is_err() {
+                            break;
+                        }
+                    }
+                }
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             // EIO once every holder of the slave side is gone.
             Err(_) => break,
         }
     }
+    push(&mut block);
     output.finish_reading();
-}
-
-fn write_loop(mut writer: Box<dyn Write + Send>, mut rx: mpsc::Receiver<Bytes>) {
-    while let Some(data) = rx.blocking_recv() {
-        if writer.write_all(&data).and_then(|()| writer.flush()).is_err() {
-            break;
-        }
-    }
 }
 
 /// Sends `SIGKILL` to the process group led by `pid` and to every process
