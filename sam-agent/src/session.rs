@@ -57,6 +57,125 @@ pub struct ShellCommand {
     pub env: Vec<(String, String)>,
     /// Working directory.
     pub cwd: Option<String>,
+    /// Set when the program is a `docker exec` client: how to end the shell
+    /// inside the container as well.
+    pub container: Option<ContainerShell>,
+}
+
+/// Environment variable that names one container shell. It is set for the
+/// local `docker exec` client and passed into the container (`-e
+/// SAM_SHELL_ID`), so the shell and everything it starts carry it.
+pub const SHELL_ID_ENV: &str = "SAM_SHELL_ID";
+
+/// Runs inside the container before the login shell: records its pid in a
+/// file named after the shell id, then becomes the shell. `docker exec -t`
+/// makes this process a session leader, so the pid is the session id of
+/// everything the shell starts (job control moves jobs to other process
+/// groups, not other sessions).
+pub const CONTAINER_SHELL_WRAPPER: &str =
+    r#"{ echo "$$" > "/tmp/sam-shell-$SAM_SHELL_ID.pid"; } 2>/dev/null; exec "$@""#;
+
+/// Runs inside the container (as root) to end shell `$1`: kills the
+/// recorded session (its process group and every member, jobs included)
+/// and every process that still carries `SAM_SHELL_ID=$1` (what escaped
+/// with `setsid`), then removes the pid file. Guards against a pid file
+/// that names no session or pid 1, which would make `kill -- -1` hit
+/// every process.
+pub const CONTAINER_KILL_SCRIPT: &str = r#"id=$1
+case $id in ''|*[!A-Za-z0-9_-]*) exit 2;; esac
+f=/tmp/sam-shell-$id.pid
+sid=$(cat "$f" 2>/dev/null)
+case $sid in ''|0|1|*[!0-9]*) sid=;; esac
+if [ -n "$sid" ]; then kill -KILL -- "-$sid" 2>/dev/null; fi
+for d in /proc/[0-9]*; do
+  p=${d#/proc/}
+  [ "$p" = "$$" ] && continue
+  hit=
+  if [ -n "$sid" ] && st=$(cat "$d/stat" 2>/dev/null); then
+    set -- ${st##*) }
+    [ "${4:-}" = "$sid" ] && hit=1
+  fi
+  if [ -z "$hit" ] && tr '\0' '\n' < "$d/environ" 2>/dev/null | grep -qx "SAM_SHELL_ID=$id"; then hit=1; fi
+  if [ -n "$hit" ]; then kill -KILL "$p" 2>/dev/null; fi
+done
+rm -f "$f"
+exit 0
+"#;
+
+/// How long ending a container shell may take before the `docker exec`
+/// running the kill script is given up on.
+const CONTAINER_KILL_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A shell that runs inside a container through `docker exec`. Killing the
+/// local client does not end what it started there: the container's
+/// processes are the daemon's, and the daemon keeps their terminal open.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerShell {
+    /// The Docker CLI (`docker`, or a path).
+    pub docker: String,
+    /// Container id or name.
+    pub container: String,
+}
+
+impl ContainerShell {
+    /// The command that ends shell `shell_id` inside the container:
+    /// `docker exec -u root <container> /bin/sh -c <kill script> sam-kill <id>`.
+    pub fn kill_command(&self, shell_id: &str) -> std::process::Command {
+        let mut cmd = std::process::Command::new(&self.docker);
+        cmd.args(["exec", "-u", "root", &self.container, "/bin/sh", "-c", CONTAINER_KILL_SCRIPT, "sam-kill", shell_id]);
+        cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
+        cmd
+    }
+
+    /// Runs [`kill_command`](Self::kill_command) and waits for it (bounded).
+    /// Blocking: call it from a blocking thread.
+    pub fn kill_blocking(&self, shell_id: &str) -> Result<(), String> {
+        let mut child =
+            self.kill_command(shell_id).spawn().map_err(|e| format!("could not run {}: {e}", self.docker))?;
+        let deadline = std::time::Instant::now() + CONTAINER_KILL_TIMEOUT;
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) if status.success() => return Ok(()),
+                Ok(Some(status)) => {
+                    let mut err = String::new();
+                    if let Some(mut pipe) = child.stderr.take() {
+                        use std::io::Read as _;
+                        let _ = pipe.by_ref().take(4096).read_to_string(&mut err);
+                    }
+                    return Err(format!("{status}: {}", err.trim()));
+                }
+                Ok(None) if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+                Ok(None) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err("timed out".into());
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+}
+
+/// The container side of one session's shell, ended at most once.
+#[derive(Debug)]
+struct RemoteShell {
+    target: ContainerShell,
+    id: String,
+    ended: AtomicBool,
+}
+
+impl RemoteShell {
+    fn end(&self) {
+        if self.ended.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        match self.target.kill_blocking(&self.id) {
+            Ok(()) => tracing::debug!(container = %self.target.container, shell = %self.id, "container shell ended"),
+            Err(error) => {
+                tracing::warn!(container = %self.target.container, shell = %self.id, %error, "could not end the container shell");
+            }
+        }
+    }
 }
 
 impl ShellCommand {
@@ -67,6 +186,7 @@ impl ShellCommand {
             args: args.iter().map(|a| (*a).to_owned()).collect(),
             env: Vec::new(),
             cwd: None,
+            container: None,
         }
     }
 
@@ -80,10 +200,16 @@ impl ShellCommand {
     }
 
     /// A login shell inside a devcontainer:
-    /// `docker exec -it -u <user> -w <dir> <container> <shell> -l`.
+    /// `docker exec -it -u <user> -w <dir> <container> <shell> -l`, started
+    /// through [`CONTAINER_SHELL_WRAPPER`] so it can be ended there.
     pub fn docker_exec(container: &str, user: &str, workdir: &str, shell: &str) -> Self {
-        Self::new(
-            "docker",
+        Self::docker_exec_via("docker", container, user, workdir, shell)
+    }
+
+    /// [`docker_exec`](Self::docker_exec) with another Docker CLI.
+    pub fn docker_exec_via(docker: &str, container: &str, user: &str, workdir: &str, shell: &str) -> Self {
+        let mut cmd = Self::new(
+            docker,
             &[
                 "exec",
                 "-it",
@@ -91,18 +217,26 @@ impl ShellCommand {
                 "TERM=xterm-256color",
                 "-e",
                 "COLORTERM=truecolor",
+                "-e",
+                SHELL_ID_ENV,
                 "-u",
                 user,
                 "-w",
                 workdir,
                 container,
+                "/bin/sh",
+                "-c",
+                CONTAINER_SHELL_WRAPPER,
+                "sam-shell",
                 shell,
                 "-l",
             ],
-        )
+        );
+        cmd.container = Some(ContainerShell { docker: docker.to_owned(), container: container.to_owned() });
+        cmd
     }
 
-    fn builder(&self) -> CommandBuilder {
+    fn builder(&self, shell_id: Option<&str>) -> CommandBuilder {
         let mut cmd = CommandBuilder::new(&self.program);
         cmd.args(&self.args);
         cmd.env("TERM", "xterm-256color");
@@ -115,6 +249,9 @@ impl ShellCommand {
         }
         if let Some(dir) = &self.cwd {
             cmd.cwd(dir);
+        }
+        if let Some(id) = shell_id {
+            cmd.env(SHELL_ID_ENV, id);
         }
         cmd
     }
@@ -156,6 +293,7 @@ pub struct Session {
     input: tokio::sync::Mutex<pipe::Sender>,
     master: Mutex<Box<dyn MasterPty + Send>>,
     pid: Option<u32>,
+    remote: Option<Arc<RemoteShell>>,
     killed: AtomicBool,
 }
 
@@ -216,14 +354,23 @@ impl Session {
             return;
         }
         self.output.stop();
-        if let Some(pid) = self.pid {
-            // The process scan reads /proc: keep it off the async workers.
-            match tokio::runtime::Handle::try_current() {
-                Ok(handle) => {
-                    handle.spawn_blocking(move || kill_session_processes(pid));
-                }
-                Err(_) => kill_session_processes(pid),
+        let pid = self.pid;
+        let remote = self.remote.clone();
+        let end = move || {
+            if let Some(pid) = pid {
+                kill_session_processes(pid);
             }
+            if let Some(remote) = remote {
+                remote.end();
+            }
+        };
+        // The process scan reads /proc and the container kill runs `docker
+        // exec`: keep both off the async workers.
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn_blocking(end);
+            }
+            Err(_) => end(),
         }
     }
 
@@ -239,18 +386,33 @@ impl Session {
         cfg: &SessionConfig,
         activity: Arc<Activity>,
     ) -> Result<Arc<Self>, SessionError> {
+        // The PTY is driven by this runtime's reactor.
+        let runtime = tokio::runtime::Handle::try_current().map_err(|e| SessionError::Spawn(e.to_string()))?;
+        let remote = shell.container.clone().map(|target| {
+            Arc::new(RemoteShell {
+                target,
+                id: uuid::Uuid::new_v4().simple().to_string(),
+                ended: AtomicBool::new(false),
+            })
+        });
         let pty = native_pty_system().openpty(pty_size(size)).map_err(|e| SessionError::Spawn(e.to_string()))?;
-        let mut child = pty.slave.spawn_command(shell.builder()).map_err(|e| SessionError::Spawn(e.to_string()))?;
+        let mut child = pty
+            .slave
+            .spawn_command(shell.builder(remote.as_ref().map(|r| r.id.as_str())))
+            .map_err(|e| SessionError::Spawn(e.to_string()))?;
         // The parent must not keep the slave open, or EOF never comes.
         drop(pty.slave);
         let pid = child.process_id();
-        let io = match nonblocking_pty(pty.master.as_ref()) {
+        let io = match nonblocking_pty(pty.master.as_ref(), &runtime) {
             Ok(io) => io,
             Err(e) => {
                 if let Some(pid) = pid {
                     kill_session_processes(pid);
                 }
                 let _ = child.wait();
+                if let Some(remote) = &remote {
+                    remote.end();
+                }
                 return Err(e);
             }
         };
@@ -262,10 +424,11 @@ impl Session {
             input: tokio::sync::Mutex::new(writer),
             master: Mutex::new(pty.master),
             pid,
+            remote: remote.clone(),
             killed: AtomicBool::new(false),
         });
 
-        tokio::spawn(read_loop(reader, Arc::clone(&output), activity));
+        runtime.spawn(read_loop(reader, Arc::clone(&output), activity));
         let out = Arc::clone(&output);
         let waiter_thread =
             std::thread::Builder::new().name(format!("pty-wait-{id}")).stack_size(THREAD_STACK).spawn(move || {
@@ -276,6 +439,10 @@ impl Session {
                     kill_session_processes(pid);
                 }
                 out.set_exit(code);
+                // Jobs the shell left running inside the container.
+                if let Some(remote) = remote {
+                    remote.end();
+                }
             });
         if let Err(error) = waiter_thread {
             session.kill();
@@ -301,15 +468,16 @@ impl std::os::fd::AsRawFd for MasterFd {
 /// Non-blocking reader and writer on the PTY master, registered with the
 /// current tokio runtime. Both are duplicates of the master descriptor
 /// (one open file), so `O_NONBLOCK` applies to all of them.
-fn nonblocking_pty(master: &(dyn MasterPty + Send)) -> Result<(pipe::Receiver, pipe::Sender), SessionError> {
+fn nonblocking_pty(
+    master: &(dyn MasterPty + Send),
+    runtime: &tokio::runtime::Handle,
+) -> Result<(pipe::Receiver, pipe::Sender), SessionError> {
     let spawn_err = |e: &dyn std::fmt::Display| SessionError::Spawn(e.to_string());
     let raw = master.as_raw_fd().ok_or_else(|| spawn_err(&"the PTY has no file descriptor"))?;
     let file =
         filedescriptor::FileDescriptor::dup(&MasterFd(raw)).and_then(|fd| fd.as_file()).map_err(|e| spawn_err(&e))?;
     rustix::io::ioctl_fionbio(&file, true).map_err(|e| spawn_err(&e))?;
-    // Registering needs a runtime with I/O enabled; without one tokio panics.
-    let handle = tokio::runtime::Handle::try_current().map_err(|e| spawn_err(&e))?;
-    let _guard = handle.enter();
+    let _guard = runtime.enter();
     let reader =
         pipe::Receiver::from_file_unchecked(file.try_clone().map_err(|e| spawn_err(&e))?).map_err(|e| spawn_err(&e))?;
     let writer = pipe::Sender::from_file_unchecked(file).map_err(|e| spawn_err(&e))?;
