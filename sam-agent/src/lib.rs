@@ -77,6 +77,7 @@ pub mod config;
 pub mod heartbeat;
 pub mod output;
 pub mod protocol;
+pub mod reaper;
 pub mod session;
 pub mod web;
 

@@ -27,6 +27,8 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
     init_logs(&config.log_format);
     sam_agent::ensure_tls_provider();
+    // As a container's entry point the agent inherits every orphan.
+    tokio::spawn(sam_agent::reaper::run());
 
     let listener =
         tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("bind {}", config.listen))?;

@@ -403,6 +403,10 @@ impl Session {
         // The parent must not keep the slave open, or EOF never comes.
         drop(pty.slave);
         let pid = child.process_id();
+        // Its waiter below reports the exit code: a PID 1 reaper must not take it.
+        if let Some(pid) = pid {
+            crate::reaper::track(pid);
+        }
         let io = match nonblocking_pty(pty.master.as_ref(), &runtime) {
             Ok(io) => io,
             Err(e) => {
@@ -410,6 +414,9 @@ impl Session {
                     kill_session_processes(pid);
                 }
                 let _ = child.wait();
+                if let Some(pid) = pid {
+                    crate::reaper::untrack(pid);
+                }
                 if let Some(remote) = &remote {
                     remote.end();
                 }
@@ -436,6 +443,7 @@ impl Session {
                 // Whatever the shell left behind in its session goes too, so
                 // the PTY closes and the reader sees EOF.
                 if let Some(pid) = pid {
+                    crate::reaper::untrack(pid);
                     kill_session_processes(pid);
                 }
                 out.set_exit(code);
