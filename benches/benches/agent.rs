@@ -6,13 +6,19 @@
 //!   read by a raw PTY loop vs. over the agent's WebSocket on loopback
 //!   (one tokio-tungstenite client, with and without flow-control acks);
 //! * agent CPU per MB of output (the agent runs as a child process: this
-//!   same binary with `--agent-child`, so its CPU is read from `/proc`);
+//!   same binary with `--agent-child`, so its CPU is read from `/proc`),
+//!   next to the CPU per MB of the raw read loop itself;
 //! * keystroke echo latency p50/p99 (`stty raw -echo; exec cat`, one byte
-//!   at a time);
+//!   at a time; raw and agent samples alternate so both see the same
+//!   background load);
 //! * time to the first prompt (raw: spawn → prompt; agent: WebSocket connect
 //!   → prompt);
 //! * agent RSS idle and with 20 sessions;
 //! * size of `target/release/sam-agent` if it was built.
+//!
+//! `SAM_BENCH_MB` (default 64), `SAM_BENCH_RUNS` (3), `SAM_BENCH_ECHOES`
+//! (4000) and `SAM_BENCH_ONLY` (comma list of `throughput`, `echo`,
+//! `prompt`, `rss`) tune a run.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_debug_implementations)]
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -98,18 +104,18 @@ impl AgentProc {
         Self { child, addr, cookie }
     }
 
-    fn stat(&self) -> Vec<String> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
-        let close = stat.rfind(')').unwrap();
-        stat[close + 2..].split_whitespace().map(str::to_owned).collect()
-    }
-
-    /// utime + stime of the agent process (all threads), in ms.
+    /// CPU time of the agent process in ms: the scheduler's exact run time
+    /// (`schedstat`, ns) summed over its live threads. Its threads live for
+    /// the whole measured window (the runtime thread, the session's
+    /// threads), so none is lost to an exit.
     fn cpu_ms(&self) -> f64 {
-        let f = self.stat();
-        // Fields after the name: state(0) ... utime(11) stime(12).
-        let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
-        ticks * 1000.0 / 100.0
+        let mut ns = 0u64;
+        for task in std::fs::read_dir(format!("/proc/{}/task", self.child.id())).unwrap().flatten() {
+            if let Ok(s) = std::fs::read_to_string(task.path().join("schedstat")) {
+                ns += s.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            }
+        }
+        ns as f64 / 1e6
     }
 
     fn rss_kib(&self) -> u64 {
@@ -220,6 +226,12 @@ impl Drop for RawPty {
     }
 }
 
+/// CPU time of the calling thread in ms (`schedstat`, ns precision).
+fn thread_cpu_ms() -> f64 {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap();
+    s.split_whitespace().next().unwrap().parse::<f64>().unwrap() / 1e6
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[idx]
@@ -242,153 +254,172 @@ fn main() {
     }
     let mb: u64 = std::env::var("SAM_BENCH_MB").ok().and_then(|v| v.parse().ok()).unwrap_or(64);
     let runs: usize = std::env::var("SAM_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
-    let echo_n: usize = 2000;
+    let echo_n: usize = std::env::var("SAM_BENCH_ECHOES").ok().and_then(|v| v.parse().ok()).unwrap_or(4000);
+    // `SAM_BENCH_ONLY=echo,throughput` runs a subset (quicker A/B runs).
+    let only = std::env::var("SAM_BENCH_ONLY").unwrap_or_default();
+    let enabled = |part: &str| only.is_empty() || only.split(',').any(|p| p.trim() == part);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let agent = AgentProc::start();
     let mut rows: Vec<(String, String)> = Vec::new();
 
     // Throughput.
-    let mut raw_rates = Vec::new();
-    let mut ws_rates = Vec::new();
-    let mut ack_rates = Vec::new();
-    let mut cpu_per_mb = Vec::new();
-    for run in 0..runs {
-        let mut raw = RawPty::spawn();
-        raw.read_until(PROMPT);
-        raw.writer.write_all(flood_command(mb).as_bytes()).unwrap();
-        let t0 = Instant::now();
-        let bytes = raw.read_until(b"DONE-42");
-        raw_rates.push(bytes as f64 / t0.elapsed().as_secs_f64() / 1e6);
-        drop(raw);
-
-        for ack in [false, true] {
-            let (rate, cpu) = rt.block_on(async {
-                let mut ws = agent.connect(&format!("session=tp{run}{ack}&ack={}", u8::from(ack))).await;
-                let mut offset = 0;
-                ws_read_until(&mut ws, PROMPT, ack, &mut offset).await;
-                let cpu0 = agent.cpu_ms();
-                ws.send(Message::Binary(flood_command(mb).into_bytes().into())).await.unwrap();
-                let t0 = Instant::now();
-                let bytes = ws_read_until(&mut ws, b"DONE-42", ack, &mut offset).await;
-                let secs = t0.elapsed().as_secs_f64();
-                let cpu = agent.cpu_ms() - cpu0;
-                ws.send(Message::Text(r#"{"type":"close"}"#.into())).await.unwrap();
-                (bytes as f64 / secs / 1e6, cpu / (bytes as f64 / 1e6))
-            });
-            if ack {
-                ack_rates.push(rate);
-            } else {
-                ws_rates.push(rate);
-                cpu_per_mb.push(cpu);
-            }
-        }
-    }
-    let raw_rate = median(raw_rates);
-    let ws_rate = median(ws_rates);
-    let ack_rate = median(ack_rates);
-    rows.push(("throughput raw PTY (MB/s)".into(), format!("{raw_rate:.1}")));
-    rows.push(("throughput agent WS (MB/s)".into(), format!("{ws_rate:.1}  = {:.2}x raw", ws_rate / raw_rate)));
-    rows.push(("throughput agent WS, acks (MB/s)".into(), format!("{ack_rate:.1}  = {:.2}x raw", ack_rate / raw_rate)));
-    rows.push(("agent CPU per MB (ms)".into(), format!("{:.2}", median(cpu_per_mb))));
-
-    // Echo latency.
-    let mut raw = RawPty::spawn();
-    raw.read_until(PROMPT);
-    raw.writer.write_all(b"stty raw -echo; exec cat\r").unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    raw.writer.write_all(b"x").unwrap();
-    raw.read_until(b"x");
-    let mut raw_lat = Vec::with_capacity(echo_n);
-    let mut buf = [0u8; 64];
-    for _ in 0..echo_n {
-        let t0 = Instant::now();
-        raw.writer.write_all(b"a").unwrap();
-        let mut got = 0;
-        while got == 0 {
-            got = raw.reader.read(&mut buf).unwrap();
-        }
-        raw_lat.push(t0.elapsed().as_secs_f64() * 1e6);
-    }
-    drop(raw);
-    let ws_lat = rt.block_on(async {
-        let mut ws = agent.connect("session=echo").await;
-        let mut offset = 0;
-        ws_read_until(&mut ws, PROMPT, false, &mut offset).await;
-        ws.send(Message::Binary(b"stty raw -echo; exec cat\r".to_vec().into())).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        ws.send(Message::Binary(b"x".to_vec().into())).await.unwrap();
-        ws_read_until(&mut ws, b"x", false, &mut offset).await;
-        let mut lat = Vec::with_capacity(echo_n);
-        for _ in 0..echo_n {
+    if enabled("throughput") {
+        let mut raw_rates = Vec::new();
+        let mut raw_cpu_per_mb = Vec::new();
+        let mut ws_rates = Vec::new();
+        let mut ack_rates = Vec::new();
+        let mut cpu_per_mb = Vec::new();
+        for run in 0..runs {
+            let mut raw = RawPty::spawn();
+            raw.read_until(PROMPT);
+            raw.writer.write_all(flood_command(mb).as_bytes()).unwrap();
             let t0 = Instant::now();
-            ws.send(Message::Binary(b"a".to_vec().into())).await.unwrap();
-            loop {
-                if let Message::Binary(_) = ws.next().await.unwrap().unwrap() {
-                    break;
+            let cpu0 = thread_cpu_ms();
+            let bytes = raw.read_until(b"DONE-42");
+            raw_rates.push(bytes as f64 / t0.elapsed().as_secs_f64() / 1e6);
+            raw_cpu_per_mb.push((thread_cpu_ms() - cpu0) / (bytes as f64 / 1e6));
+            drop(raw);
+
+            for ack in [false, true] {
+                let (rate, cpu) = rt.block_on(async {
+                    let mut ws = agent.connect(&format!("session=tp{run}{ack}&ack={}", u8::from(ack))).await;
+                    let mut offset = 0;
+                    ws_read_until(&mut ws, PROMPT, ack, &mut offset).await;
+                    let cpu0 = agent.cpu_ms();
+                    ws.send(Message::Binary(flood_command(mb).into_bytes().into())).await.unwrap();
+                    let t0 = Instant::now();
+                    let bytes = ws_read_until(&mut ws, b"DONE-42", ack, &mut offset).await;
+                    let secs = t0.elapsed().as_secs_f64();
+                    let cpu = agent.cpu_ms() - cpu0;
+                    ws.send(Message::Text(r#"{"type":"close"}"#.into())).await.unwrap();
+                    (bytes as f64 / secs / 1e6, cpu / (bytes as f64 / 1e6))
+                });
+                if ack {
+                    ack_rates.push(rate);
+                } else {
+                    ws_rates.push(rate);
+                    cpu_per_mb.push(cpu);
                 }
             }
-            lat.push(t0.elapsed().as_secs_f64() * 1e6);
         }
-        ws.send(Message::Text(r#"{"type":"close"}"#.into())).await.unwrap();
-        lat
-    });
-    let mut ws_lat = ws_lat;
-    raw_lat.sort_by(f64::total_cmp);
-    ws_lat.sort_by(f64::total_cmp);
-    let (rp50, rp99) = (percentile(&raw_lat, 0.5), percentile(&raw_lat, 0.99));
-    let (wp50, wp99) = (percentile(&ws_lat, 0.5), percentile(&ws_lat, 0.99));
-    rows.push(("echo raw PTY p50/p99 (µs)".into(), format!("{rp50:.0} / {rp99:.0}")));
-    rows.push((
-        "echo agent WS p50/p99 (µs)".into(),
-        format!("{wp50:.0} / {wp99:.0}  = {:.2}x / {:.2}x raw", wp50 / rp50, wp99 / rp99),
-    ));
+        let raw_rate = median(raw_rates);
+        let ws_rate = median(ws_rates);
+        let ack_rate = median(ack_rates);
+        rows.push(("throughput raw PTY (MB/s)".into(), format!("{raw_rate:.1}")));
+        rows.push(("throughput agent WS (MB/s)".into(), format!("{ws_rate:.1}  = {:.2}x raw", ws_rate / raw_rate)));
+        rows.push((
+            "throughput agent WS, acks (MB/s)".into(),
+            format!("{ack_rate:.1}  = {:.2}x raw", ack_rate / raw_rate),
+        ));
+        rows.push(("agent CPU per MB (ms)".into(), format!("{:.2}", median(cpu_per_mb))));
+        rows.push(("raw PTY read loop CPU per MB (ms)".into(), format!("{:.2}", median(raw_cpu_per_mb))));
+    }
 
-    // Time to first prompt.
-    let mut raw_prompt = Vec::new();
-    for _ in 0..10 {
-        let t0 = Instant::now();
+    // Echo latency: raw and agent samples alternate, so both see the same
+    // background load (this machine is shared; a block of raw samples
+    // followed by a block of agent samples would compare different minutes).
+    if enabled("echo") {
         let mut raw = RawPty::spawn();
         raw.read_until(PROMPT);
-        raw_prompt.push(t0.elapsed().as_secs_f64() * 1e3);
-    }
-    let ws_prompt = rt.block_on(async {
-        let mut v = Vec::new();
-        for i in 0..10 {
-            let t0 = Instant::now();
-            let mut ws = agent.connect(&format!("session=prompt{i}")).await;
+        raw.writer.write_all(b"stty raw -echo; exec cat\r").unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        raw.writer.write_all(b"x").unwrap();
+        raw.read_until(b"x");
+        let mut ws = rt.block_on(async {
+            let mut ws = agent.connect("session=echo").await;
             let mut offset = 0;
             ws_read_until(&mut ws, PROMPT, false, &mut offset).await;
-            v.push(t0.elapsed().as_secs_f64() * 1e3);
-            ws.send(Message::Text(r#"{"type":"close"}"#.into())).await.unwrap();
+            ws.send(Message::Binary(b"stty raw -echo; exec cat\r".to_vec().into())).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            ws.send(Message::Binary(b"x".to_vec().into())).await.unwrap();
+            ws_read_until(&mut ws, b"x", false, &mut offset).await;
+            ws
+        });
+        let mut raw_lat = Vec::with_capacity(echo_n);
+        let mut ws_lat = Vec::with_capacity(echo_n);
+        let mut buf = [0u8; 64];
+        for _ in 0..echo_n {
+            let t0 = Instant::now();
+            raw.writer.write_all(b"a").unwrap();
+            let mut got = 0;
+            while got == 0 {
+                got = raw.reader.read(&mut buf).unwrap();
+            }
+            raw_lat.push(t0.elapsed().as_secs_f64() * 1e6);
+            ws_lat.push(rt.block_on(async {
+                let t0 = Instant::now();
+                ws.send(Message::Binary(b"a".to_vec().into())).await.unwrap();
+                loop {
+                    if let Message::Binary(_) = ws.next().await.unwrap().unwrap() {
+                        break;
+                    }
+                }
+                t0.elapsed().as_secs_f64() * 1e6
+            }));
         }
-        v
-    });
-    let (rp, wp) = (median(raw_prompt), median(ws_prompt));
-    rows.push(("first prompt raw spawn (ms)".into(), format!("{rp:.1}")));
-    rows.push(("first prompt agent WS connect (ms)".into(), format!("{wp:.1}  = {:.2}x raw", wp / rp)));
+        drop(raw);
+        rt.block_on(async { ws.send(Message::Text(r#"{"type":"close"}"#.into())).await.unwrap() });
+        raw_lat.sort_by(f64::total_cmp);
+        ws_lat.sort_by(f64::total_cmp);
+        let (rp50, rp99) = (percentile(&raw_lat, 0.5), percentile(&raw_lat, 0.99));
+        let (wp50, wp99) = (percentile(&ws_lat, 0.5), percentile(&ws_lat, 0.99));
+        rows.push(("echo raw PTY p50/p99 (µs)".into(), format!("{rp50:.0} / {rp99:.0}")));
+        rows.push((
+            "echo agent WS p50/p99 (µs)".into(),
+            format!("{wp50:.0} / {wp99:.0}  = {:.2}x / {:.2}x raw", wp50 / rp50, wp99 / rp99),
+        ));
+    }
+
+    // Time to first prompt.
+    if enabled("prompt") {
+        let mut raw_prompt = Vec::new();
+        for _ in 0..10 {
+            let t0 = Instant::now();
+            let mut raw = RawPty::spawn();
+            raw.read_until(PROMPT);
+            raw_prompt.push(t0.elapsed().as_secs_f64() * 1e3);
+        }
+        let ws_prompt = rt.block_on(async {
+            let mut v = Vec::new();
+            for i in 0..10 {
+                let t0 = Instant::now();
+                let mut ws = agent.connect(&format!("session=prompt{i}")).await;
+                let mut offset = 0;
+                ws_read_until(&mut ws, PROMPT, false, &mut offset).await;
+                v.push(t0.elapsed().as_secs_f64() * 1e3);
+                ws.send(Message::Text(r#"{"type":"close"}"#.into())).await.unwrap();
+            }
+            v
+        });
+        let (rp, wp) = (median(raw_prompt), median(ws_prompt));
+        rows.push(("first prompt raw spawn (ms)".into(), format!("{rp:.1}")));
+        rows.push(("first prompt agent WS connect (ms)".into(), format!("{wp:.1}  = {:.2}x raw", wp / rp)));
+    }
 
     // RSS: a fresh agent, idle, then 20 sessions.
-    let fresh = AgentProc::start();
-    std::thread::sleep(Duration::from_millis(300));
-    let idle = fresh.rss_kib();
-    let with20 = rt.block_on(async {
-        let mut sockets = Vec::new();
-        for i in 0..20 {
-            let mut ws = fresh.connect(&format!("session=rss{i}")).await;
-            let mut offset = 0;
-            ws_read_until(&mut ws, PROMPT, false, &mut offset).await;
-            sockets.push(ws);
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let rss = fresh.rss_kib();
-        drop(sockets);
-        rss
-    });
-    rows.push(("agent RSS idle (MiB)".into(), format!("{:.1}", idle as f64 / 1024.0)));
-    rows.push((
-        "agent RSS with 20 sessions (MiB)".into(),
-        format!("{:.1}  (+{:.3} MiB/session)", with20 as f64 / 1024.0, (with20 - idle) as f64 / 1024.0 / 20.0),
-    ));
+    if enabled("rss") {
+        let fresh = AgentProc::start();
+        std::thread::sleep(Duration::from_millis(300));
+        let idle = fresh.rss_kib();
+        let with20 = rt.block_on(async {
+            let mut sockets = Vec::new();
+            for i in 0..20 {
+                let mut ws = fresh.connect(&format!("session=rss{i}")).await;
+                let mut offset = 0;
+                ws_read_until(&mut ws, PROMPT, false, &mut offset).await;
+                sockets.push(ws);
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let rss = fresh.rss_kib();
+            drop(sockets);
+            rss
+        });
+        rows.push(("agent RSS idle (MiB)".into(), format!("{:.1}", idle as f64 / 1024.0)));
+        rows.push((
+            "agent RSS with 20 sessions (MiB)".into(),
+            format!("{:.1}  (+{:.3} MiB/session)", with20 as f64 / 1024.0, (with20 - idle) as f64 / 1024.0 / 20.0),
+        ));
+    }
 
     let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/sam-agent");
     match std::fs::metadata(&bin) {

@@ -1,5 +1,5 @@
 //! Activity tracking: activity is terminal input **or** output on any
-//! session. Updated from the PTY reader threads and the socket tasks with one
+//! session. Updated from the PTY reader tasks and the socket tasks with one
 //! relaxed atomic store, read by `/health` and the heartbeat.
 
 use std::sync::atomic::{AtomicU64, Ordering};

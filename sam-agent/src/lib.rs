@@ -68,6 +68,45 @@
 //! PTY itself, so memory stays bounded and a browser is never flooded faster
 //! than xterm.js parses; input (Ctrl-C) travels separately and is never
 //! queued behind output.
+//!
+//! **Devcontainer shells.** With a devcontainer, each shell is
+//! `docker exec -it -u <user> -w <dir> <container> /bin/sh -c <wrapper>
+//! sam-shell <shell> -l`: the wrapper records the shell's pid (its session
+//! id inside the container) in `/tmp/sam-shell-<id>.pid`, and
+//! `SAM_SHELL_ID=<id>` is in the environment of everything it starts.
+//! Killing the local `docker exec` client does not end processes in the
+//! container, so closing a tab (or the shell exiting) also runs
+//! `docker exec -u root <container> /bin/sh -c <kill script> sam-kill <id>`,
+//! which kills that session (jobs included) and every process still marked
+//! with the id ([`session::ContainerShell`]).
+//!
+//! **PID 1.** Run as a container's entry point, the agent reaps orphaned
+//! processes ([`reaper`]); it waits only for specific untracked zombies, so
+//! a shell's exit code still reaches its terminal.
+//!
+//! ## Performance notes
+//!
+//! Measured by `cargo bench -p sam-benches --bench agent` against a raw PTY
+//! read loop in the same run (figures and method in that file's header).
+//!
+//! * **Echo path without thread hops.** The PTY master is non-blocking and
+//!   registered with the tokio reactor: a keystroke frame is written to the
+//!   PTY by the socket task itself (no channel, no writer thread), and the
+//!   echo is read by the session's reader task on the same runtime, which
+//!   wakes the socket task without a system call. Output that drains the
+//!   PTY is pushed and sent at once (no coalescing delay); sockets have
+//!   `TCP_NODELAY`. The connection's silence timer is re-armed only when it
+//!   fires, not per frame.
+//! * **CPU per MB.** During a flood, PTY reads (at most ~4 KiB each: the
+//!   kernel's line-discipline buffer) land back to back in one reused
+//!   64 KiB block and leave as one chunk per 32 KiB (`Bytes` split off the
+//!   block, no copy, no zeroing); the socket task sends whatever
+//!   accumulated as one frame, so a flood costs one wake-up and one socket
+//!   write per batch. Reads stop while the ring or the ack window is full,
+//!   which pauses the shell through the PTY.
+//! * The binary runs a current-thread runtime: everything on the data path
+//!   is one thread; only each shell's waiter (a blocking `waitpid`) is a
+//!   thread of its own.
 
 pub mod activity;
 pub mod agent;
@@ -77,6 +116,7 @@ pub mod config;
 pub mod heartbeat;
 pub mod output;
 pub mod protocol;
+pub mod reaper;
 pub mod session;
 pub mod web;
 

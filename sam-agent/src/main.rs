@@ -19,14 +19,17 @@ fn init_logs(format: &str) {
     if format == "json" { builder.json().init() } else { builder.init() }
 }
 
-// One async thread: PTY I/O runs on dedicated threads, so the runtime only
-// moves bytes between channels and sockets; a single thread avoids
-// cross-worker wake-ups on the echo path (measured in benches/benches/agent.rs).
+// One async thread: PTY and socket I/O both run on the reactor, so a
+// keystroke and its echo never cross a thread inside the agent (measured in
+// benches/benches/agent.rs); only each shell's blocking `waitpid` has a
+// thread of its own.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
     init_logs(&config.log_format);
     sam_agent::ensure_tls_provider();
+    // As a container's entry point the agent inherits every orphan.
+    tokio::spawn(sam_agent::reaper::run());
 
     let listener =
         tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("bind {}", config.listen))?;

@@ -1,11 +1,11 @@
 //! The output side of a session: a bounded ring of PTY chunks addressed by
-//! byte offsets, shared between the blocking PTY reader thread (producer) and
+//! byte offsets, shared between the session's PTY reader task (producer) and
 //! the WebSocket task of the attached tab (consumer).
 //!
-//! * Chunks are `Bytes` split off one reusable read buffer: the reader never
+//! * Chunks are `Bytes` split off one reusable read block: the reader never
 //!   copies, the consumer clones a reference-counted handle when one chunk is
 //!   ready and coalesces several chunks into one frame (one copy) under load.
-//! * While a tab is attached, the reader **blocks** before a read when the
+//! * While a tab is attached, the reader **waits** before a read when the
 //!   bytes not yet taken by the consumer would no longer fit the ring, or
 //!   when the client uses acks and more than the ack window is unacknowledged.
 //!   That back-pressure reaches the shell through the PTY, so a flood never
@@ -15,7 +15,7 @@
 //!   `capacity` bytes for reattach; older bytes are counted as lost.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::{Bytes, BytesMut};
 use tokio::sync::Notify;
@@ -74,7 +74,10 @@ struct State {
 #[derive(Debug)]
 pub struct OutputBuffer {
     state: Mutex<State>,
-    space: Condvar,
+    /// Wakes the producer when room appears or the session stops. A
+    /// `notify_one` permit is kept when the producer is not waiting yet, so
+    /// no wake-up is lost between its check and its wait.
+    room: Notify,
     capacity: usize,
     ack_window: u64,
     max_frame: usize,
@@ -98,7 +101,7 @@ impl OutputBuffer {
                 stopped: false,
                 reader_waiting: false,
             }),
-            space: Condvar::new(),
+            room: Notify::new(),
             capacity: capacity.max(2 * READ_MAX),
             ack_window: ack_window.max(READ_MAX as u64),
             max_frame: max_frame.max(1024),
@@ -111,27 +114,55 @@ impl OutputBuffer {
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn must_wait(&self, s: &State) -> bool {
+    /// True when a read of up to [`READ_MAX`] bytes, on top of `pending`
+    /// bytes the producer holds but has not pushed yet, must wait.
+    fn must_wait(&self, s: &State, pending: usize) -> bool {
         if s.stopped || s.attached.is_none() {
             return false;
         }
-        let unsent = s.end - s.sent;
-        if unsent as usize + READ_MAX > self.capacity {
+        let unsent = (s.end - s.sent) as usize + pending;
+        if unsent + READ_MAX > self.capacity {
             return true;
         }
-        matches!(s.acked, Some(acked) if s.end.saturating_sub(acked) >= self.ack_window)
+        matches!(s.acked, Some(acked) if (s.end + pending as u64).saturating_sub(acked) >= self.ack_window)
     }
 
-    /// Producer: blocks until a read of up to [`READ_MAX`] bytes may go
-    /// ahead. Returns `false` when the session was stopped.
-    pub fn wait_for_space(&self) -> bool {
-        let mut s = self.lock();
-        while self.must_wait(&s) {
-            s.reader_waiting = true;
-            s = self.space.wait(s).unwrap_or_else(std::sync::PoisonError::into_inner);
+    /// Producer: true when a read of up to [`READ_MAX`] bytes may go ahead
+    /// now, with `pending` bytes read but not pushed yet.
+    pub fn has_room(&self, pending: usize) -> bool {
+        !self.must_wait(&self.lock(), pending)
+    }
+
+    /// Producer: waits until a read of up to [`READ_MAX`] bytes may go
+    /// ahead (everything read was pushed). Returns `false` when the session
+    /// was stopped.
+    pub async fn wait_for_room(&self) -> bool {
+        loop {
+            let notified = self.room.notified();
+            {
+                let mut s = self.lock();
+                if s.stopped {
+                    return false;
+                }
+                if !self.must_wait(&s, 0) {
+                    s.reader_waiting = false;
+                    return true;
+                }
+                s.reader_waiting = true;
+            }
+            notified.await;
         }
-        s.reader_waiting = false;
-        !s.stopped
+    }
+
+    /// Producer: resolves when [`stop`](Self::stop) was called, or
+    /// spuriously (the caller re-checks [`is_stopped`](Self::is_stopped)).
+    pub async fn producer_wake(&self) {
+        self.room.notified().await;
+    }
+
+    /// True once [`stop`](Self::stop) was called.
+    pub fn is_stopped(&self) -> bool {
+        self.lock().stopped
     }
 
     /// Producer: appends a chunk and wakes the consumer if it may be idle.
@@ -169,12 +200,12 @@ impl OutputBuffer {
         }
     }
 
-    /// Stops the producer (it returns from [`wait_for_space`](Self::wait_for_space)).
+    /// Stops the producer (it returns from [`wait_for_room`](Self::wait_for_room)).
     pub fn stop(&self) {
         let mut s = self.lock();
         s.stopped = true;
         s.attached = None;
-        self.space.notify_all();
+        self.room.notify_one();
     }
 
     /// Attaches a consumer that has received everything before `from`
@@ -194,7 +225,7 @@ impl OutputBuffer {
         s.attached = Some(Arc::clone(&waker));
         s.sent = offset;
         s.acked = acks.then_some(offset);
-        self.space.notify_all();
+        self.room.notify_one();
         Attachment { generation: s.generation, offset, lost, waker }
     }
 
@@ -207,7 +238,7 @@ impl OutputBuffer {
         }
         s.attached = None;
         s.acked = None;
-        self.space.notify_all();
+        self.room.notify_one();
         true
     }
 
@@ -230,8 +261,8 @@ impl OutputBuffer {
         let end = s.end;
         if let Some(acked) = s.acked.as_mut() {
             *acked = (*acked).max(offset.min(end));
-            if s.reader_waiting {
-                self.space.notify_all();
+            if s.reader_waiting && !self.must_wait(&s, 0) {
+                self.room.notify_one();
             }
         }
     }
@@ -285,8 +316,8 @@ impl OutputBuffer {
             out.freeze()
         };
         s.sent += frame.len() as u64;
-        if s.reader_waiting && !self.must_wait(&s) {
-            self.space.notify_all();
+        if s.reader_waiting && !self.must_wait(&s, 0) {
+            self.room.notify_one();
         }
         Take::Data(frame)
     }
@@ -375,12 +406,12 @@ mod tests {
     fn back_pressure_while_attached_only() {
         let buf = OutputBuffer::new(2 * READ_MAX, 1 << 20, 1 << 20);
         buf.push(Bytes::from(vec![0u8; READ_MAX]));
-        assert!(!buf.must_wait(&buf.lock()), "detached: never waits");
+        assert!(!buf.must_wait(&buf.lock(), 0), "detached: never waits");
         let a = buf.attach(Some(0), false);
         buf.push(Bytes::from(vec![0u8; 10]));
-        assert!(buf.must_wait(&buf.lock()));
+        assert!(buf.must_wait(&buf.lock(), 0));
         let _ = buf.take(a.generation);
-        assert!(!buf.must_wait(&buf.lock()));
+        assert!(!buf.must_wait(&buf.lock(), 0));
     }
 
     #[test]
@@ -389,9 +420,9 @@ mod tests {
         let a = buf.attach(None, true);
         buf.push(Bytes::from(vec![0u8; READ_MAX]));
         let _ = buf.take(a.generation);
-        assert!(buf.must_wait(&buf.lock()));
+        assert!(buf.must_wait(&buf.lock(), 0));
         buf.ack(a.generation, READ_MAX as u64);
-        assert!(!buf.must_wait(&buf.lock()));
+        assert!(!buf.must_wait(&buf.lock(), 0));
     }
 
     mod prop {

@@ -1,29 +1,36 @@
 //! PTY sessions: one shell per browser tab, kept alive across dropped
 //! connections for a grace period.
 //!
-//! Each session owns three small dedicated threads, because `portable-pty`
-//! I/O is blocking: a **reader** (PTY → [`OutputBuffer`]), a **writer**
-//! (bounded channel → PTY, so a shell that stops reading input back-pressures
-//! the socket instead of blocking the runtime) and a **waiter** that reaps
-//! the shell and then kills whatever is left of its session, so no zombie or
-//! orphan outlives a tab.
+//! The PTY master is switched to non-blocking mode and registered with the
+//! tokio reactor, so neither direction of the echo path crosses a thread:
+//! the socket task writes keystrokes straight into the PTY, and a small
+//! **reader task** per session moves PTY output into the [`OutputBuffer`]
+//! and wakes the attached socket task (same runtime, no system call). Only
+//! the **waiter** is a dedicated thread, because `portable-pty` waits for
+//! the child with a blocking `waitpid`; it reaps the shell and then kills
+//! whatever is left of its session, so no zombie or orphan outlives a tab.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, BytesMut};
 use portable_pty::{CommandBuilder, MasterPty, PtySize, native_pty_system};
-use tokio::sync::mpsc;
+use tokio::net::unix::pipe;
 
 use crate::activity::Activity;
 use crate::output::{Attachment, OutputBuffer, READ_MAX};
 use crate::protocol::WindowSize;
 
 const THREAD_STACK: usize = 128 * 1024;
-const INPUT_QUEUE: usize = 64;
+/// PTY reads land in blocks of this size; chunks are split off without a
+/// copy, and a block whose chunks have all been sent is reused.
+const READ_BLOCK: usize = 64 * 1024;
+/// Reads gathered into one chunk before it is pushed during a flood; a
+/// read that drains the PTY pushes at once, so interactive output is never
+/// held back.
+const PUSH_BATCH: usize = 32 * 1024;
 
 /// Errors of session management.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +57,125 @@ pub struct ShellCommand {
     pub env: Vec<(String, String)>,
     /// Working directory.
     pub cwd: Option<String>,
+    /// Set when the program is a `docker exec` client: how to end the shell
+    /// inside the container as well.
+    pub container: Option<ContainerShell>,
+}
+
+/// Environment variable that names one container shell. It is set for the
+/// local `docker exec` client and passed into the container (`-e
+/// SAM_SHELL_ID`), so the shell and everything it starts carry it.
+pub const SHELL_ID_ENV: &str = "SAM_SHELL_ID";
+
+/// Runs inside the container before the login shell: records its pid in a
+/// file named after the shell id, then becomes the shell. `docker exec -t`
+/// makes this process a session leader, so the pid is the session id of
+/// everything the shell starts (job control moves jobs to other process
+/// groups, not other sessions).
+pub const CONTAINER_SHELL_WRAPPER: &str =
+    r#"{ echo "$$" > "/tmp/sam-shell-$SAM_SHELL_ID.pid"; } 2>/dev/null; exec "$@""#;
+
+/// Runs inside the container (as root) to end shell `$1`: kills the
+/// recorded session (its process group and every member, jobs included)
+/// and every process that still carries `SAM_SHELL_ID=$1` (what escaped
+/// with `setsid`), then removes the pid file. Guards against a pid file
+/// that names no session or pid 1, which would make `kill -- -1` hit
+/// every process.
+pub const CONTAINER_KILL_SCRIPT: &str = r#"id=$1
+case $id in ''|*[!A-Za-z0-9_-]*) exit 2;; esac
+f=/tmp/sam-shell-$id.pid
+sid=$(cat "$f" 2>/dev/null)
+case $sid in ''|0|1|*[!0-9]*) sid=;; esac
+if [ -n "$sid" ]; then kill -KILL -- "-$sid" 2>/dev/null; fi
+for d in /proc/[0-9]*; do
+  p=${d#/proc/}
+  [ "$p" = "$$" ] && continue
+  hit=
+  if [ -n "$sid" ] && st=$(cat "$d/stat" 2>/dev/null); then
+    set -- ${st##*) }
+    [ "${4:-}" = "$sid" ] && hit=1
+  fi
+  if [ -z "$hit" ] && tr '\0' '\n' < "$d/environ" 2>/dev/null | grep -qx "SAM_SHELL_ID=$id"; then hit=1; fi
+  if [ -n "$hit" ]; then kill -KILL "$p" 2>/dev/null; fi
+done
+rm -f "$f"
+exit 0
+"#;
+
+/// How long ending a container shell may take before the `docker exec`
+/// running the kill script is given up on.
+const CONTAINER_KILL_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A shell that runs inside a container through `docker exec`. Killing the
+/// local client does not end what it started there: the container's
+/// processes are the daemon's, and the daemon keeps their terminal open.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerShell {
+    /// The Docker CLI (`docker`, or a path).
+    pub docker: String,
+    /// Container id or name.
+    pub container: String,
+}
+
+impl ContainerShell {
+    /// The command that ends shell `shell_id` inside the container:
+    /// `docker exec -u root <container> /bin/sh -c <kill script> sam-kill <id>`.
+    pub fn kill_command(&self, shell_id: &str) -> std::process::Command {
+        let mut cmd = std::process::Command::new(&self.docker);
+        cmd.args(["exec", "-u", "root", &self.container, "/bin/sh", "-c", CONTAINER_KILL_SCRIPT, "sam-kill", shell_id]);
+        cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
+        cmd
+    }
+
+    /// Runs [`kill_command`](Self::kill_command) and waits for it (bounded).
+    /// Blocking: call it from a blocking thread.
+    pub fn kill_blocking(&self, shell_id: &str) -> Result<(), String> {
+        let mut child =
+            self.kill_command(shell_id).spawn().map_err(|e| format!("could not run {}: {e}", self.docker))?;
+        let deadline = std::time::Instant::now() + CONTAINER_KILL_TIMEOUT;
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) if status.success() => return Ok(()),
+                Ok(Some(status)) => {
+                    let mut err = String::new();
+                    if let Some(mut pipe) = child.stderr.take() {
+                        use std::io::Read as _;
+                        let _ = pipe.by_ref().take(4096).read_to_string(&mut err);
+                    }
+                    return Err(format!("{status}: {}", err.trim()));
+                }
+                Ok(None) if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+                Ok(None) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err("timed out".into());
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+}
+
+/// The container side of one session's shell, ended at most once.
+#[derive(Debug)]
+struct RemoteShell {
+    target: ContainerShell,
+    id: String,
+    ended: AtomicBool,
+}
+
+impl RemoteShell {
+    fn end(&self) {
+        if self.ended.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        match self.target.kill_blocking(&self.id) {
+            Ok(()) => tracing::debug!(container = %self.target.container, shell = %self.id, "container shell ended"),
+            Err(error) => {
+                tracing::warn!(container = %self.target.container, shell = %self.id, %error, "could not end the container shell");
+            }
+        }
+    }
 }
 
 impl ShellCommand {
@@ -60,6 +186,7 @@ impl ShellCommand {
             args: args.iter().map(|a| (*a).to_owned()).collect(),
             env: Vec::new(),
             cwd: None,
+            container: None,
         }
     }
 
@@ -73,10 +200,16 @@ impl ShellCommand {
     }
 
     /// A login shell inside a devcontainer:
-    /// `docker exec -it -u <user> -w <dir> <container> <shell> -l`.
+    /// `docker exec -it -u <user> -w <dir> <container> <shell> -l`, started
+    /// through [`CONTAINER_SHELL_WRAPPER`] so it can be ended there.
     pub fn docker_exec(container: &str, user: &str, workdir: &str, shell: &str) -> Self {
-        Self::new(
-            "docker",
+        Self::docker_exec_via("docker", container, user, workdir, shell)
+    }
+
+    /// [`docker_exec`](Self::docker_exec) with another Docker CLI.
+    pub fn docker_exec_via(docker: &str, container: &str, user: &str, workdir: &str, shell: &str) -> Self {
+        let mut cmd = Self::new(
+            docker,
             &[
                 "exec",
                 "-it",
@@ -84,18 +217,26 @@ impl ShellCommand {
                 "TERM=xterm-256color",
                 "-e",
                 "COLORTERM=truecolor",
+                "-e",
+                SHELL_ID_ENV,
                 "-u",
                 user,
                 "-w",
                 workdir,
                 container,
+                "/bin/sh",
+                "-c",
+                CONTAINER_SHELL_WRAPPER,
+                "sam-shell",
                 shell,
                 "-l",
             ],
-        )
+        );
+        cmd.container = Some(ContainerShell { docker: docker.to_owned(), container: container.to_owned() });
+        cmd
     }
 
-    fn builder(&self) -> CommandBuilder {
+    fn builder(&self, shell_id: Option<&str>) -> CommandBuilder {
         let mut cmd = CommandBuilder::new(&self.program);
         cmd.args(&self.args);
         cmd.env("TERM", "xterm-256color");
@@ -108,6 +249,9 @@ impl ShellCommand {
         }
         if let Some(dir) = &self.cwd {
             cmd.cwd(dir);
+        }
+        if let Some(id) = shell_id {
+            cmd.env(SHELL_ID_ENV, id);
         }
         cmd
     }
@@ -144,9 +288,12 @@ impl Default for SessionConfig {
 pub struct Session {
     id: String,
     output: Arc<OutputBuffer>,
-    input: mpsc::Sender<Bytes>,
+    /// The PTY master for input; the lock keeps two connections' writes
+    /// (during a takeover) from interleaving mid-chunk.
+    input: tokio::sync::Mutex<pipe::Sender>,
     master: Mutex<Box<dyn MasterPty + Send>>,
     pid: Option<u32>,
+    remote: Option<Arc<RemoteShell>>,
     killed: AtomicBool,
 }
 
@@ -172,10 +319,25 @@ impl Session {
         &self.output
     }
 
-    /// Queues input for the shell; waits while the shell is not reading.
-    /// Returns false when the session is gone.
-    pub async fn write(&self, data: Bytes) -> bool {
-        self.input.send(data).await.is_ok()
+    /// Writes input to the shell's PTY; waits while the PTY's input queue
+    /// is full (the shell is not reading). Returns false when the session is
+    /// gone.
+    pub async fn write(&self, data: &[u8]) -> bool {
+        let pty = self.input.lock().await;
+        let mut rest = data;
+        while !rest.is_empty() {
+            match pty.try_write(rest) {
+                Ok(n) => rest = &rest[n..],
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if pty.writable().await.is_err() {
+                        return false;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
+        true
     }
 
     /// Resizes the PTY (the shell gets `SIGWINCH`).
@@ -192,14 +354,23 @@ impl Session {
             return;
         }
         self.output.stop();
-        if let Some(pid) = self.pid {
-            // The process scan reads /proc: keep it off the async workers.
-            match tokio::runtime::Handle::try_current() {
-                Ok(handle) => {
-                    handle.spawn_blocking(move || kill_session_processes(pid));
-                }
-                Err(_) => kill_session_processes(pid),
+        let pid = self.pid;
+        let remote = self.remote.clone();
+        let end = move || {
+            if let Some(pid) = pid {
+                kill_session_processes(pid);
             }
+            if let Some(remote) = remote {
+                remote.end();
+            }
+        };
+        // The process scan reads /proc and the container kill runs `docker
+        // exec`: keep both off the async workers.
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn_blocking(end);
+            }
+            Err(_) => end(),
         }
     }
 
@@ -215,43 +386,56 @@ impl Session {
         cfg: &SessionConfig,
         activity: Arc<Activity>,
     ) -> Result<Arc<Self>, SessionError> {
+        // The PTY is driven by this runtime's reactor.
+        let runtime = tokio::runtime::Handle::try_current().map_err(|e| SessionError::Spawn(e.to_string()))?;
+        let remote = shell.container.clone().map(|target| {
+            Arc::new(RemoteShell {
+                target,
+                id: uuid::Uuid::new_v4().simple().to_string(),
+                ended: AtomicBool::new(false),
+            })
+        });
         let pty = native_pty_system().openpty(pty_size(size)).map_err(|e| SessionError::Spawn(e.to_string()))?;
-        let mut child = pty.slave.spawn_command(shell.builder()).map_err(|e| SessionError::Spawn(e.to_string()))?;
+        let mut child = pty
+            .slave
+            .spawn_command(shell.builder(remote.as_ref().map(|r| r.id.as_str())))
+            .map_err(|e| SessionError::Spawn(e.to_string()))?;
         // The parent must not keep the slave open, or EOF never comes.
         drop(pty.slave);
         let pid = child.process_id();
-        let reader = pty.master.try_clone_reader().map_err(|e| SessionError::Spawn(e.to_string()));
-        let writer = pty.master.take_writer().map_err(|e| SessionError::Spawn(e.to_string()));
-        let (mut reader, writer) = match (reader, writer) {
-            (Ok(r), Ok(w)) => (r, w),
-            (Err(e), _) | (_, Err(e)) => {
+        // Its waiter below reports the exit code: a PID 1 reaper must not take it.
+        if let Some(pid) = pid {
+            crate::reaper::track(pid);
+        }
+        let io = match nonblocking_pty(pty.master.as_ref(), &runtime) {
+            Ok(io) => io,
+            Err(e) => {
                 if let Some(pid) = pid {
                     kill_session_processes(pid);
                 }
                 let _ = child.wait();
+                if let Some(pid) = pid {
+                    crate::reaper::untrack(pid);
+                }
+                if let Some(remote) = &remote {
+                    remote.end();
+                }
                 return Err(e);
             }
         };
+        let (reader, writer) = io;
         let output = Arc::new(OutputBuffer::new(cfg.ring_capacity, cfg.ack_window, cfg.max_output_frame));
-        let (tx, rx) = mpsc::channel::<Bytes>(INPUT_QUEUE);
         let session = Arc::new(Self {
             id: id.clone(),
             output: Arc::clone(&output),
-            input: tx,
+            input: tokio::sync::Mutex::new(writer),
             master: Mutex::new(pty.master),
             pid,
+            remote: remote.clone(),
             killed: AtomicBool::new(false),
         });
 
-        let out = Arc::clone(&output);
-        let reader_thread = std::thread::Builder::new()
-            .name(format!("pty-read-{id}"))
-            .stack_size(THREAD_STACK)
-            .spawn(move || read_loop(&mut reader, &out, &activity));
-        let writer_thread = std::thread::Builder::new()
-            .name(format!("pty-write-{id}"))
-            .stack_size(THREAD_STACK)
-            .spawn(move || write_loop(writer, rx));
+        runtime.spawn(read_loop(reader, Arc::clone(&output), activity));
         let out = Arc::clone(&output);
         let waiter_thread =
             std::thread::Builder::new().name(format!("pty-wait-{id}")).stack_size(THREAD_STACK).spawn(move || {
@@ -259,11 +443,16 @@ impl Session {
                 // Whatever the shell left behind in its session goes too, so
                 // the PTY closes and the reader sees EOF.
                 if let Some(pid) = pid {
+                    crate::reaper::untrack(pid);
                     kill_session_processes(pid);
                 }
                 out.set_exit(code);
+                // Jobs the shell left running inside the container.
+                if let Some(remote) = remote {
+                    remote.end();
+                }
             });
-        if let Err(error) = reader_thread.and(writer_thread).and(waiter_thread) {
+        if let Err(error) = waiter_thread {
             session.kill();
             return Err(SessionError::Spawn(error.to_string()));
         }
@@ -275,38 +464,92 @@ fn pty_size(size: WindowSize) -> PtySize {
     PtySize { rows: size.rows, cols: size.cols, pixel_width: 0, pixel_height: 0 }
 }
 
-fn read_loop(reader: &mut Box<dyn Read + Send>, output: &OutputBuffer, activity: &Activity) {
-    // Chunks are split off this block; a fresh one is allocated when less
-    // than one read fits (a PTY read returns at most ~4 KiB).
-    const BLOCK: usize = 32 * 1024;
-    let mut buf = BytesMut::zeroed(BLOCK);
+/// The raw descriptor of a PTY master, to duplicate it into an owned one.
+struct MasterFd(std::os::fd::RawFd);
+
+impl std::os::fd::AsRawFd for MasterFd {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0
+    }
+}
+
+/// Non-blocking reader and writer on the PTY master, registered with the
+/// current tokio runtime. Both are duplicates of the master descriptor
+/// (one open file), so `O_NONBLOCK` applies to all of them.
+fn nonblocking_pty(
+    master: &(dyn MasterPty + Send),
+    runtime: &tokio::runtime::Handle,
+) -> Result<(pipe::Receiver, pipe::Sender), SessionError> {
+    let spawn_err = |e: &dyn std::fmt::Display| SessionError::Spawn(e.to_string());
+    let raw = master.as_raw_fd().ok_or_else(|| spawn_err(&"the PTY has no file descriptor"))?;
+    let file =
+        filedescriptor::FileDescriptor::dup(&MasterFd(raw)).and_then(|fd| fd.as_file()).map_err(|e| spawn_err(&e))?;
+    rustix::io::ioctl_fionbio(&file, true).map_err(|e| spawn_err(&e))?;
+    let _guard = runtime.enter();
+    let reader =
+        pipe::Receiver::from_file_unchecked(file.try_clone().map_err(|e| spawn_err(&e))?).map_err(|e| spawn_err(&e))?;
+    let writer = pipe::Sender::from_file_unchecked(file).map_err(|e| spawn_err(&e))?;
+    Ok((reader, writer))
+}
+
+/// Moves PTY output into the ring. Reads that follow each other without the
+/// PTY running dry are gathered into one chunk (up to [`PUSH_BATCH`]), so a
+/// flood costs one push and one consumer wake-up per batch; a read that
+/// drains the PTY is pushed at once.
+async fn read_loop(pty: pipe::Receiver, output: Arc<OutputBuffer>, activity: Arc<Activity>) {
+    let mut block = BytesMut::with_capacity(READ_BLOCK);
+    let push = |block: &mut BytesMut| {
+        if !block.is_empty() {
+            output.push(block.split().freeze());
+        }
+    };
     loop {
-        if !output.wait_for_space() {
-            break;
+        if !output.has_room(block.len()) {
+            push(&mut block);
+            if !output.wait_for_room().await {
+                break;
+            }
+            continue;
         }
-        if buf.len() < READ_MAX {
-            buf = BytesMut::zeroed(BLOCK);
+        if block.capacity() - block.len() < READ_MAX {
+            push(&mut block);
+            // Reclaims the block when every chunk split off it was dropped.
+            block.reserve(READ_BLOCK);
         }
-        match reader.read(&mut buf[..READ_MAX]) {
+        match pty.try_read_buf(&mut (&mut block).limit(READ_MAX)) {
             Ok(0) => break,
-            Ok(n) => {
+            Ok(_) => {
                 activity.touch();
-                output.push(buf.split_to(n).freeze());
+                if block.len() >= PUSH_BATCH {
+                    push(&mut block);
+                }
+                // A shell that never stops printing must not starve the
+                // other sessions and sockets on this runtime.
+                tokio::task::consume_budget().await;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                push(&mut block);
+                tokio::select! {
+                    biased;
+                    () = output.producer_wake() => {
+                        if output.is_stopped() {
+                            break;
+                        }
+                    }
+                    ready = pty.readable() => {
+                        if ready.is_err() {
+                            break;
+                        }
+                    }
+                }
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             // EIO once every holder of the slave side is gone.
             Err(_) => break,
         }
     }
+    push(&mut block);
     output.finish_reading();
-}
-
-fn write_loop(mut writer: Box<dyn Write + Send>, mut rx: mpsc::Receiver<Bytes>) {
-    while let Some(data) = rx.blocking_recv() {
-        if writer.write_all(&data).and_then(|()| writer.flush()).is_err() {
-            break;
-        }
-    }
 }
 
 /// Sends `SIGKILL` to the process group led by `pid` and to every process

@@ -41,17 +41,6 @@ use crate::session::{Session, SessionError};
 const MAX_BODY: usize = 16 * 1024;
 /// Output frames sent before control messages are looked at again.
 const FRAMES_PER_TURN: usize = 8;
-/// During a flood (full PTY reads back to back), wait this long before
-/// taking output unless [`FLOOD_BATCH`] bytes are already waiting, so many
-/// reads leave in one frame: one wake-up and one socket write per batch
-/// instead of per 4 KiB read. Interactive output (short reads) is never
-/// delayed.
-const FLOOD_DELAY: Duration = Duration::from_millis(1);
-/// Bytes that make a batch worth sending at once during a flood.
-const FLOOD_BATCH: u64 = 64 * 1024;
-/// A frame at least this large marks bulk output (a flood, a big redraw):
-/// the next frame may wait [`FLOOD_DELAY`] to batch more.
-const FULL_READ: usize = 1024;
 
 #[derive(RustEmbed)]
 #[folder = "assets/"]
@@ -353,7 +342,11 @@ async fn run_terminal(
         agent.config.keepalive,
     ));
     let client_timeout = agent.config.client_timeout;
-    let mut deadline = tokio::time::Instant::now() + client_timeout;
+    // One timer for the whole connection, re-armed only when it fires: a
+    // keystroke just records when it came instead of touching the timer.
+    let mut last_seen = tokio::time::Instant::now();
+    let silence = tokio::time::sleep_until(last_seen + client_timeout);
+    tokio::pin!(silence);
 
     enum InputEnd {
         Dropped,
@@ -364,13 +357,17 @@ async fn run_terminal(
     }
     let end = loop {
         tokio::select! {
-            () = tokio::time::sleep_until(deadline) => {
+            () = &mut silence => {
+                if last_seen.elapsed() < client_timeout {
+                    silence.as_mut().reset(last_seen + client_timeout);
+                    continue;
+                }
                 tracing::info!("client silent; treating the connection as dropped");
                 break InputEnd::Dropped;
             }
             msg = stream.next() => {
                 if matches!(msg, Some(Ok(_))) {
-                    deadline = tokio::time::Instant::now() + client_timeout;
+                    last_seen = tokio::time::Instant::now();
                 }
                 match msg {
                 None | Some(Ok(Message::Close(_))) => break InputEnd::Dropped,
@@ -385,7 +382,7 @@ async fn run_terminal(
                 }
                 Some(Ok(Message::Binary(data))) => {
                     agent.activity.touch();
-                    if !session.write(data).await {
+                    if !session.write(&data).await {
                         break InputEnd::Dropped;
                     }
                 }
@@ -458,16 +455,14 @@ async fn output_loop(
     let mut pings = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
     pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let generation = attachment.generation;
-    let mut flooding = false;
     loop {
         let mut frames = 0;
         loop {
-            if flooding && output.unsent() < FLOOD_BATCH {
-                tokio::time::sleep(FLOOD_DELAY).await;
-            }
+            // No coalescing delay: the reader task already gathers a flood
+            // into large chunks, and whatever arrived while the previous
+            // frame was written leaves in one frame.
             match output.take(generation) {
                 Take::Data(bytes) => {
-                    flooding = bytes.len() >= FULL_READ;
                     if sink.send(Message::Binary(bytes)).await.is_err() {
                         return OutputEnd::SocketError;
                     }
@@ -477,10 +472,7 @@ async fn output_loop(
                         break;
                     }
                 }
-                Take::Empty => {
-                    flooding = false;
-                    break;
-                }
+                Take::Empty => break,
                 Take::Finished(code) => {
                     let _ = sink.send(Message::Text(ServerControl::Exit { code }.to_json().into())).await;
                     close_with(&mut sink, close_code::NORMAL, "shell exited").await;

@@ -5,7 +5,6 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use common::*;
 use sam_agent::SessionConfig;
 use sam_agent::output::Take;
@@ -19,7 +18,7 @@ async fn echo_round_trip() {
     let a = m.attach("s1", WindowSize::default(), None, false).unwrap();
     let mut out = Vec::new();
     session_read_until(&a.session, a.attachment.generation, &a.attachment.waker, &mut out, b"$ ", T).await;
-    assert!(a.session.write(Bytes::from_static(b"echo h''i\r")).await);
+    assert!(a.session.write(b"echo h''i\r").await);
     session_read_until(&a.session, a.attachment.generation, &a.attachment.waker, &mut out, b"hi\r\n", T).await;
     m.close("s1");
 }
@@ -31,10 +30,10 @@ async fn resize_reaches_stty() {
     let (g, w) = (a.attachment.generation, &a.attachment.waker);
     let mut out = Vec::new();
     session_read_until(&a.session, g, w, &mut out, b"$ ", T).await;
-    a.session.write(Bytes::from_static(b"stty size\r")).await;
+    a.session.write(b"stty size\r").await;
     session_read_until(&a.session, g, w, &mut out, b"30 100", T).await;
     a.session.resize(WindowSize::new(42, 137).unwrap());
-    a.session.write(Bytes::from_static(b"stty size\r")).await;
+    a.session.write(b"stty size\r").await;
     session_read_until(&a.session, g, w, &mut out, b"42 137", T).await;
     m.close("s1");
 }
@@ -48,7 +47,7 @@ async fn ctrl_c_interrupts_a_flood_and_memory_stays_bounded() {
     let (g, w) = (a.attachment.generation, &a.attachment.waker);
     let mut out = Vec::new();
     session_read_until(&a.session, g, w, &mut out, b"$ ", T).await;
-    a.session.write(Bytes::from_static(b"yes flood-line\r")).await;
+    a.session.write(b"yes flood-line\r").await;
     // A slow consumer: take a little, then stall, so back-pressure kicks in.
     session_read_until(&a.session, g, w, &mut out, b"flood-line\r\nflood-line", T).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -59,8 +58,8 @@ async fn ctrl_c_interrupts_a_flood_and_memory_stays_bounded() {
     assert!(end_after - end_before <= 64 * 1024, "producer must be paused while the consumer stalls");
 
     let sent = Instant::now();
-    a.session.write(Bytes::from_static(b"\x03")).await;
-    a.session.write(Bytes::from_static(b"echo after-$((40+2))\r")).await;
+    a.session.write(b"\x03").await;
+    a.session.write(b"echo after-$((40+2))\r").await;
     out.clear();
     session_read_until(&a.session, g, w, &mut out, b"after-42\r\n", Duration::from_secs(5)).await;
     let took = sent.elapsed();
@@ -81,7 +80,7 @@ async fn emoji_stream_is_byte_identical() {
     std::fs::write(&path, &emoji).unwrap();
     // Raw mode so the PTY does not translate anything; markers around the data.
     let cmd = format!("stty raw -echo; printf '%s%s' BEG IN; cat {}; printf '%s%s' EN D; stty sane\r", path.display());
-    a.session.write(Bytes::from(cmd)).await;
+    a.session.write(cmd.as_bytes()).await;
     out.clear();
     session_read_until(&a.session, g, w, &mut out, b"END", Duration::from_secs(20)).await;
     let start = out.windows(5).position(|x| x == b"BEGIN").unwrap() + 5;
@@ -101,7 +100,7 @@ async fn thousand_open_close_cycles_leave_no_children() {
         let a = m.attach(&id, WindowSize::default(), None, false).unwrap();
         if i % 100 == 0 {
             // Every so often give the shell work with its own process group.
-            a.session.write(Bytes::from_static(b"sleep 1000 & sleep 1000\r")).await;
+            a.session.write(b"sleep 1000 & sleep 1000\r").await;
         }
         m.close(&id);
     }
@@ -132,7 +131,7 @@ async fn exit_is_reported() {
     let (g, w) = (a.attachment.generation, &a.attachment.waker);
     let mut out = Vec::new();
     session_read_until(&a.session, g, w, &mut out, b"$ ", T).await;
-    a.session.write(Bytes::from_static(b"exit 7\r")).await;
+    a.session.write(b"exit 7\r").await;
     let deadline = Instant::now() + T;
     loop {
         match a.session.output().take(g) {

@@ -1,0 +1,169 @@
+//! Reaping orphans when the agent is PID 1 (e.g. the entry point of a
+//! container). The kernel re-parents every orphan to PID 1, and an orphan
+//! that exits stays a zombie until PID 1 waits for it.
+//!
+//! A plain `waitpid(-1)` loop would also take the exit status of children
+//! that have their own waiter (a session's shell is waited for by its
+//! waiter thread, whose exit code the terminal reports; `docker exec` kill
+//! commands and bootstrap's `git`/`devcontainer` are waited for by their
+//! callers). So the reaper only waits for a *specific* pid, and only for a
+//! zombie child that is not a [tracked](track) session shell and has stayed
+//! a zombie for [`GRACE`]: a child with a waiter is reaped by that waiter
+//! well within it.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// How long a zombie child must stay unreaped before the reaper takes it.
+pub const GRACE: Duration = Duration::from_secs(1);
+
+fn tracked() -> &'static Mutex<HashSet<u32>> {
+    static TRACKED: OnceLock<Mutex<HashSet<u32>>> = OnceLock::new();
+    TRACKED.get_or_init(|| Mutex::new(HashSet::new()))
+}
+
+/// Marks `pid` as waited for elsewhere: the reaper never takes it.
+pub fn track(pid: u32) {
+    tracked().lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(pid);
+}
+
+/// Undoes [`track`] once the owner has waited for `pid`.
+pub fn untrack(pid: u32) {
+    tracked().lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&pid);
+}
+
+fn is_tracked(pid: u32) -> bool {
+    tracked().lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(&pid)
+}
+
+/// Zombie children of `parent` (Linux `/proc`).
+pub fn zombie_children(parent: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    dir.filter_map(|entry| {
+        let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+        let state = fields.next()?;
+        let ppid: u32 = fields.next()?.parse().ok()?;
+        (state == "Z" && ppid == parent).then_some(pid)
+    })
+    .collect()
+}
+
+/// Reaps untracked zombie children that outstayed [`GRACE`].
+#[derive(Debug, Default)]
+pub struct Reaper {
+    first_seen: HashMap<u32, Instant>,
+}
+
+impl Reaper {
+    /// One pass over this process's zombie children; returns the pids
+    /// reaped.
+    pub fn sweep(&mut self) -> Vec<u32> {
+        self.sweep_at(Instant::now())
+    }
+
+    fn sweep_at(&mut self, now: Instant) -> Vec<u32> {
+        use rustix::process::{Pid, WaitOptions, waitpid};
+        let zombies: Vec<u32> =
+            zombie_children(std::process::id()).into_iter().filter(|pid| !is_tracked(*pid)).collect();
+        self.first_seen.retain(|pid, _| zombies.contains(pid));
+        let mut reaped = Vec::new();
+        for pid in zombies {
+            let since = *self.first_seen.entry(pid).or_insert(now);
+            if now.duration_since(since) < GRACE {
+                continue;
+            }
+            let Some(target) = i32::try_from(pid).ok().and_then(Pid::from_raw) else { continue };
+            if let Ok(Some(_)) = waitpid(Some(target), WaitOptions::NOHANG) {
+                reaped.push(pid);
+            }
+            self.first_seen.remove(&pid);
+        }
+        reaped
+    }
+}
+
+/// True when this process is PID 1 of its namespace.
+pub fn is_pid1() -> bool {
+    std::process::id() == 1
+}
+
+/// Reaps orphans for as long as the runtime runs, on `SIGCHLD` and once a
+/// second (a zombie first seen on a signal is taken on a later pass). Does
+/// nothing unless this process is PID 1.
+pub async fn run() {
+    if !is_pid1() {
+        return;
+    }
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut children = match signal(SignalKind::child()) {
+        Ok(s) => Some(s),
+        Err(error) => {
+            tracing::warn!(%error, "no SIGCHLD stream; reaping orphans once a second");
+            None
+        }
+    };
+    tracing::info!("running as PID 1: reaping orphaned processes");
+    let mut reaper = Reaper::default();
+    let mut tick = tokio::time::interval(GRACE);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            Some(()) = async {
+                match children.as_mut() {
+                    Some(s) => s.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => {}
+        }
+        let reaped = reaper.sweep();
+        if !reaped.is_empty() {
+            tracing::debug!(count = reaped.len(), "reaped orphaned processes");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn is_zombie_child(pid: u32) -> bool {
+        zombie_children(std::process::id()).contains(&pid)
+    }
+
+    fn wait_until_zombie(pid: u32) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !is_zombie_child(pid) {
+            assert!(Instant::now() < deadline, "{pid} never became a zombie");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// An exited child nobody waits for (what an orphan re-parented to
+    /// PID 1 looks like) is reaped once it outstayed the grace period; a
+    /// tracked child is left to its waiter, which still gets its status.
+    #[test]
+    #[allow(clippy::unwrap_used, clippy::zombie_processes)]
+    fn reaps_untracked_zombies_only_after_grace() {
+        let orphan = std::process::Command::new("/bin/sh").args(["-c", "exit 3"]).spawn().unwrap();
+        let mut owned = std::process::Command::new("/bin/sh").args(["-c", "exit 7"]).spawn().unwrap();
+        track(owned.id());
+        wait_until_zombie(orphan.id());
+        wait_until_zombie(owned.id());
+
+        let mut reaper = Reaper::default();
+        let t0 = Instant::now();
+        assert!(reaper.sweep_at(t0).is_empty(), "not before the grace period");
+        assert!(is_zombie_child(orphan.id()));
+        let reaped = reaper.sweep_at(t0 + GRACE);
+        assert!(reaped.contains(&orphan.id()), "{reaped:?}");
+        assert!(!reaped.contains(&owned.id()));
+        assert!(!is_zombie_child(orphan.id()), "reaped");
+        assert!(is_zombie_child(owned.id()), "tracked child left alone");
+        assert_eq!(owned.wait().unwrap().code(), Some(7), "its waiter still gets the status");
+        untrack(owned.id());
+    }
+}
