@@ -151,14 +151,7 @@ fn digest(value: &str) -> [u8; 32] {
 
 /// The value of cookie `name` in the `Cookie` headers.
 pub fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
+    sam_providers::cookie::find(headers.get_all(COOKIE).iter().filter_map(|v| v.to_str().ok()), name)
 }
 
 /// Checks the `Origin` header: it must equal one of `allowed`, or, when

@@ -14,6 +14,7 @@
 pub mod cipher;
 #[cfg(feature = "cloudflare")]
 pub mod cloudflare;
+pub mod cookie;
 #[cfg(feature = "emulators")]
 pub mod emulators;
 #[cfg(feature = "github")]

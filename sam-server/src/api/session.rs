@@ -22,14 +22,7 @@ pub struct CurrentUser {
 
 /// The value of cookie `name` in the request, if any.
 pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
+    sam_providers::cookie::find(headers.get_all(COOKIE).iter().filter_map(|v| v.to_str().ok()), name)
 }
 
 /// A `Set-Cookie` value.
