@@ -267,7 +267,6 @@ pub async fn build(config: &ServeConfig) -> Result<Deployment, ConfigProblems> {
             )),
         ))),
         http: HttpSettings {
-            rate_limit_per_minute: 30,
             trust_forwarded_for: config.trust_forwarded_for,
             avatar_origin: avatar_origin(&config.github_api_url),
             ..HttpSettings::new(public_url, agents)

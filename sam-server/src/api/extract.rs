@@ -72,8 +72,9 @@ fn query_rejection(rejection: &QueryRejection) -> ApiError {
     invalid(&rejection.body_text())
 }
 
-/// 422 naming the field serde complained about, with serde's words (which
-/// carry no secrets: they name fields and expected types, not values).
+/// 422 naming the field serde complained about, with serde's words. They may
+/// quote a scalar the caller sent back to the caller, never anything of ours;
+/// they are not logged.
 fn invalid(text: &str) -> ApiError {
     let detail = text.split_once(": ").map_or(text, |(_, rest)| rest);
     let mut error = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", detail.to_owned());
