@@ -55,6 +55,9 @@ pub fn zombie_children(parent: u32) -> Vec<u32> {
 #[derive(Debug, Default)]
 pub struct Reaper {
     first_seen: HashMap<u32, Instant>,
+    /// When set, only these pids are candidates (tests share their process
+    /// with other tests' children, which must not be reaped from under them).
+    scope: Option<Vec<u32>>,
 }
 
 impl Reaper {
@@ -66,8 +69,11 @@ impl Reaper {
 
     fn sweep_at(&mut self, now: Instant) -> Vec<u32> {
         use rustix::process::{Pid, WaitOptions, waitpid};
-        let zombies: Vec<u32> =
-            zombie_children(std::process::id()).into_iter().filter(|pid| !is_tracked(*pid)).collect();
+        let zombies: Vec<u32> = zombie_children(std::process::id())
+            .into_iter()
+            .filter(|pid| !is_tracked(*pid))
+            .filter(|pid| self.scope.as_ref().is_none_or(|scope| scope.contains(pid)))
+            .collect();
         self.first_seen.retain(|pid, _| zombies.contains(pid));
         let mut reaped = Vec::new();
         for pid in zombies {
@@ -119,7 +125,16 @@ pub async fn run() {
                 }
             } => {}
         }
-        let reaped = reaper.sweep();
+        // The sweep reads /proc: keep it off the (single) runtime thread.
+        let Ok((back, reaped)) = tokio::task::spawn_blocking(move || {
+            let reaped = reaper.sweep();
+            (reaper, reaped)
+        })
+        .await
+        else {
+            return;
+        };
+        reaper = back;
         if !reaped.is_empty() {
             tracing::debug!(count = reaped.len(), "reaped orphaned processes");
         }
@@ -154,7 +169,7 @@ mod tests {
         wait_until_zombie(orphan.id());
         wait_until_zombie(owned.id());
 
-        let mut reaper = Reaper::default();
+        let mut reaper = Reaper { scope: Some(vec![orphan.id(), owned.id()]), ..Reaper::default() };
         let t0 = Instant::now();
         assert!(reaper.sweep_at(t0).is_empty(), "not before the grace period");
         assert!(is_zombie_child(orphan.id()));

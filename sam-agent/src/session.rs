@@ -86,6 +86,9 @@ case $id in ''|*[!A-Za-z0-9_-]*) exit 2;; esac
 f=/tmp/sam-shell-$id.pid
 sid=$(cat "$f" 2>/dev/null)
 case $sid in ''|0|1|*[!0-9]*) sid=;; esac
+# The file is writable by the container user: only trust a pid that is still
+# this shell (it carries the id), never an arbitrary process group.
+if [ -n "$sid" ] && ! tr '\0' '\n' < "/proc/$sid/environ" 2>/dev/null | grep -qx "SAM_SHELL_ID=$id"; then sid=; fi
 if [ -n "$sid" ]; then kill -KILL -- "-$sid" 2>/dev/null; fi
 for d in /proc/[0-9]*; do
   p=${d#/proc/}
@@ -290,11 +293,60 @@ pub struct Session {
     output: Arc<OutputBuffer>,
     /// The PTY master for input; the lock keeps two connections' writes
     /// (during a takeover) from interleaving mid-chunk.
-    input: tokio::sync::Mutex<pipe::Sender>,
+    input: Arc<tokio::sync::Mutex<pipe::Sender>>,
+    /// Input the PTY would not take at once, written by the session's input
+    /// task, so a shell that does not read stdin never blocks the socket task
+    /// (which must keep handling acks, resizes and closes).
+    backlog: tokio::sync::mpsc::Sender<Vec<u8>>,
+    /// Chunks in `backlog` or being written; direct writes only when zero,
+    /// so input stays in order.
+    queued: Arc<std::sync::atomic::AtomicUsize>,
     master: Mutex<Box<dyn MasterPty + Send>>,
     pid: Option<u32>,
     remote: Option<Arc<RemoteShell>>,
     killed: AtomicBool,
+    /// Set once the shell was waited for: its pid may then belong to another
+    /// process, so it is never signalled again.
+    reaped: Arc<AtomicBool>,
+}
+
+/// Chunks of input that may wait for a shell that is not reading.
+const INPUT_BACKLOG: usize = 64;
+
+/// Writes `data` fully, waiting for the PTY to take it.
+async fn write_all(pty: &pipe::Sender, data: &[u8]) -> bool {
+    let mut rest = data;
+    while !rest.is_empty() {
+        match pty.try_write(rest) {
+            Ok(n) => rest = &rest[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if pty.writable().await.is_err() {
+                    return false;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+/// The session's input task: writes what the PTY did not take at once.
+async fn input_loop(
+    input: Arc<tokio::sync::Mutex<pipe::Sender>>,
+    queued: Arc<std::sync::atomic::AtomicUsize>,
+    mut backlog: tokio::sync::mpsc::Receiver<Vec<u8>>,
+) {
+    while let Some(chunk) = backlog.recv().await {
+        let pty = input.lock().await;
+        let ok = write_all(&pty, &chunk).await;
+        // Under the lock, so a direct write never overtakes this chunk.
+        queued.fetch_sub(1, Ordering::SeqCst);
+        drop(pty);
+        if !ok {
+            break;
+        }
+    }
 }
 
 impl std::fmt::Debug for Session {
@@ -319,25 +371,36 @@ impl Session {
         &self.output
     }
 
-    /// Writes input to the shell's PTY; waits while the PTY's input queue
-    /// is full (the shell is not reading). Returns false when the session is
-    /// gone.
+    /// Writes input to the shell's PTY: straight away when the PTY takes it
+    /// (the keystroke path: no task hop), otherwise through the session's
+    /// input task. Waits only when [`INPUT_BACKLOG`] chunks are already
+    /// waiting for a shell that does not read. Returns false when the session
+    /// is gone.
     pub async fn write(&self, data: &[u8]) -> bool {
-        let pty = self.input.lock().await;
         let mut rest = data;
-        while !rest.is_empty() {
-            match pty.try_write(rest) {
-                Ok(n) => rest = &rest[n..],
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    if pty.writable().await.is_err() {
-                        return false;
+        if self.queued.load(Ordering::SeqCst) == 0 {
+            let pty = self.input.lock().await;
+            if self.queued.load(Ordering::SeqCst) == 0 {
+                while !rest.is_empty() {
+                    match pty.try_write(rest) {
+                        Ok(n) => rest = &rest[n..],
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(_) => return false,
                     }
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(_) => return false,
+                if rest.is_empty() {
+                    return true;
+                }
+                // Counted before the lock is released, so no later direct
+                // write overtakes this remainder.
+                self.queued.fetch_add(1, Ordering::SeqCst);
+                drop(pty);
+                return self.backlog.send(rest.to_vec()).await.is_ok();
             }
         }
-        true
+        self.queued.fetch_add(1, Ordering::SeqCst);
+        self.backlog.send(rest.to_vec()).await.is_ok()
     }
 
     /// Resizes the PTY (the shell gets `SIGWINCH`).
@@ -356,8 +419,11 @@ impl Session {
         self.output.stop();
         let pid = self.pid;
         let remote = self.remote.clone();
+        let reaped = Arc::clone(&self.reaped);
         let end = move || {
-            if let Some(pid) = pid {
+            if let Some(pid) = pid
+                && !reaped.load(Ordering::SeqCst)
+            {
                 kill_session_processes(pid);
             }
             if let Some(remote) = remote {
@@ -425,23 +491,35 @@ impl Session {
         };
         let (reader, writer) = io;
         let output = Arc::new(OutputBuffer::new(cfg.ring_capacity, cfg.ack_window, cfg.max_output_frame));
+        let input = Arc::new(tokio::sync::Mutex::new(writer));
+        let queued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (backlog, backlog_rx) = tokio::sync::mpsc::channel(INPUT_BACKLOG);
+        let reaped = Arc::new(AtomicBool::new(false));
         let session = Arc::new(Self {
             id: id.clone(),
             output: Arc::clone(&output),
-            input: tokio::sync::Mutex::new(writer),
+            input: Arc::clone(&input),
+            backlog,
+            queued: Arc::clone(&queued),
             master: Mutex::new(pty.master),
             pid,
             remote: remote.clone(),
             killed: AtomicBool::new(false),
+            reaped: Arc::clone(&reaped),
         });
 
         runtime.spawn(read_loop(reader, Arc::clone(&output), activity));
+        runtime.spawn(input_loop(input, queued, backlog_rx));
         let out = Arc::clone(&output);
         let waiter_thread =
             std::thread::Builder::new().name(format!("pty-wait-{id}")).stack_size(THREAD_STACK).spawn(move || {
                 let code = child.wait().ok().map(|status| status.exit_code());
                 // Whatever the shell left behind in its session goes too, so
-                // the PTY closes and the reader sees EOF.
+                // the PTY closes and the reader sees EOF. Right after the
+                // wait the session id is still held by those members (Linux
+                // does not reuse a pid that is some process's session id);
+                // later kills skip the pid altogether.
+                reaped.store(true, Ordering::SeqCst);
                 if let Some(pid) = pid {
                     crate::reaper::untrack(pid);
                     kill_session_processes(pid);

@@ -215,7 +215,7 @@ async fn killing_only_the_client_leaves_the_container_shell_running() {
     let docker = write_fake_docker(dir.path());
     let shell =
         ShellCommand::docker_exec_via(&docker, "ctr-test", "vscode", &dir.path().to_string_lossy(), "/bin/bash");
-    let shell_id = "0123456789abcdef0123456789abcdef";
+    let shell_id = &uuid::Uuid::new_v4().simple().to_string();
     let mut client = raw_client(&shell, shell_id);
     client.writer.write_all(b"sleep 1001 & sleep 1002\r").unwrap();
     wait_for("both jobs", || local_marked(shell_id).iter().filter(|(_, c)| c.starts_with("sleep 100")).count() == 2)
@@ -290,7 +290,7 @@ async fn real_docker_close_ends_the_shell_inside_the_container() {
     // Killing only the local client (what closing a tab did before) leaves
     // the shell and its jobs running in the container: the problem.
     let shell = ShellCommand::docker_exec_via(&docker, &container.id, "root", "/", "/bin/bash");
-    let shell_id = "0123456789abcdef0123456789abcdef";
+    let shell_id = &uuid::Uuid::new_v4().simple().to_string();
     let mut client = raw_client(&shell, shell_id);
     client.writer.write_all(b"sleep 1001 & sleep 1002\r").unwrap();
     wait_for("both jobs", || jobs(&container_processes(&docker, &container.id)) == 2).await;

@@ -99,8 +99,15 @@ async fn thousand_open_close_cycles_leave_no_children() {
         let id = format!("c{i}");
         let a = m.attach(&id, WindowSize::default(), None, false).unwrap();
         if i % 100 == 0 {
-            // Every so often give the shell work with its own process group.
-            a.session.write(b"sleep 1000 & sleep 1000\r").await;
+            // Every so often give the shell work with its own process group,
+            // and close only once both jobs really run.
+            let running = sleeps().len();
+            a.session.write(b"sleep 1017 & sleep 1017\r").await;
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while sleeps().len() < running + 2 {
+                assert!(Instant::now() < deadline, "the shell never started its jobs");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
         }
         m.close(&id);
     }
@@ -114,14 +121,22 @@ async fn thousand_open_close_cycles_leave_no_children() {
         assert!(Instant::now() < deadline, "children left behind: {now:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // And no grandchildren escaped (sleep 1000 was started inside sessions).
-    let orphans: Vec<_> = std::fs::read_dir("/proc")
+    // And no grandchildren escaped (the sleeps were started inside sessions).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !sleeps().is_empty() {
+        assert!(Instant::now() < deadline, "orphaned sleeps: {}", sleeps().len());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The `sleep 1017` processes on this machine (a duration no other test uses).
+fn sleeps() -> Vec<String> {
+    std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
         .filter_map(|e| std::fs::read_to_string(e.path().join("cmdline")).ok())
-        .filter(|c| c == "sleep\u{0}1000\u{0}")
-        .collect();
-    assert!(orphans.is_empty(), "orphaned sleeps: {}", orphans.len());
+        .filter(|c| c == "sleep\u{0}1017\u{0}")
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
