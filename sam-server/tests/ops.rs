@@ -438,8 +438,27 @@ async fn teardown_and_restore(database: Option<(String, String)>) {
     assert_eq!(emulators.hetzner.servers().len(), 1);
     assert_eq!(emulators.cloudflare.records().len(), 2, "API host and workspace records");
     serve.terminate().await;
-    // A server SAM made that the database no longer knows: teardown finds it too.
-    emulators.hetzner.insert_server("sam-stray", [("sam-managed".to_owned(), "true".to_owned())].into_iter().collect());
+    // A SAM-labelled server whose workspace this database does not know (it
+    // may be another deployment's): teardown lists it and leaves it alone.
+    emulators.hetzner.insert_server(
+        "sam-other",
+        [("sam-managed".to_owned(), "true".to_owned()), ("sam-workspace".to_owned(), "ws-elsewhere".to_owned())]
+            .into_iter()
+            .collect(),
+    );
+    // A workspace record under a sub-domain of the base (another deployment
+    // at staging.sam.test): not this deployment's.
+    let zone = setting(&config, "SAM_CLOUDFLARE_ZONE_ID").unwrap();
+    let cloudflare = sam_providers::cloudflare::CloudflareDns::new(sam_providers::cloudflare::CloudflareConfig {
+        base_url: emulators.cloudflare.base_url().to_owned(),
+        ..sam_providers::cloudflare::CloudflareConfig::new(emulators.cloudflare.token().into(), zone)
+    })
+    .unwrap();
+    sam_core::ports::DnsProvider::upsert_a_record(&cloudflare, "ws-x.staging.sam.test", "198.51.100.7".parse().unwrap())
+        .await
+        .unwrap();
+    let survivors = || emulators.cloudflare.records().into_iter().map(|r| r.name).collect::<Vec<_>>();
+    let other_servers = || emulators.hetzner.servers().into_iter().map(|s| s.name).collect::<Vec<_>>();
 
     let backup = root.path().join("backup");
     let cfg = config.to_str().unwrap();
@@ -451,10 +470,11 @@ async fn teardown_and_restore(database: Option<(String, String)>) {
     assert!(text(&output).contains("nothing was deleted"));
     assert_eq!(emulators.hetzner.servers().len(), 2, "a wrong name deletes nothing");
     let printed = ok("teardown", sam(&["teardown", "--config", cfg, "--confirm", "sam.test"], &[]));
-    assert!(printed.contains("servers (2)"), "{printed}");
+    assert!(printed.contains("servers (1)"), "{printed}");
     assert!(printed.contains("DNS records (2)"), "{printed}");
-    assert!(emulators.hetzner.servers().is_empty(), "no server left");
-    assert!(emulators.cloudflare.records().is_empty(), "no record left");
+    assert!(printed.contains("Left alone: 1 other") && printed.contains("sam-other"), "{printed}");
+    assert_eq!(other_servers(), ["sam-other"], "only the other deployment's server is left");
+    assert_eq!(survivors(), ["ws-x.staging.sam.test"], "only the sub-domain's record is left");
     match &first_db {
         None => assert!(!root.path().join("first/sam.db").exists(), "database deleted"),
         Some(url) => {
@@ -491,7 +511,8 @@ async fn teardown_and_restore(database: Option<(String, String)>) {
     assert!(list[0]["catalogueError"].is_null(), "the credential decrypts with the restored key: {list}");
     serve.terminate().await;
     ok("teardown (second deployment)", sam(&["teardown", "--config", cfg2, "--confirm", "sam.test"], &[]));
-    assert!(emulators.hetzner.servers().is_empty() && emulators.cloudflare.records().is_empty());
+    assert_eq!(other_servers(), ["sam-other"]);
+    assert_eq!(survivors(), ["ws-x.staging.sam.test"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
