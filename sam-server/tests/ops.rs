@@ -497,7 +497,17 @@ async fn teardown_and_restore(database: Option<(String, String)>) {
     assert!(printed.contains("1 users") && printed.contains("credentials decrypt, 0 do not"), "{printed}");
     let (output, _) = sam(&["restore", "--config", cfg2, "--from", backup.to_str().unwrap()], &[]);
     assert!(!output.status.success() && text(&output).contains("--force"), "{}", text(&output));
-    ok("restore --force", sam(&["restore", "--config", cfg2, "--from", backup.to_str().unwrap(), "--force"], &[]));
+    let printed =
+        ok("restore --force", sam(&["restore", "--config", cfg2, "--from", backup.to_str().unwrap(), "--force"], &[]));
+    if second_db.is_none() {
+        assert!(printed.contains("the database that was there is kept as"), "{printed}");
+        let kept = std::fs::read_dir(root.path().join("second"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("sam.db.replaced-") && !n.ends_with("-wal") && !n.ends_with("-shm"))
+            .count();
+        assert_eq!(kept, 2, "both replaced databases are kept");
+    }
     ok("migrate", sam(&["migrate", "--config", cfg2], &[]));
 
     // The same session, user and credential, on the new deployment.
