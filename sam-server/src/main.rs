@@ -102,8 +102,7 @@ fn main() -> anyhow::Result<()> {
     // `setup` creates the file named by --config; without one it writes the
     // default path, so a re-run reads its settings from there.
     let creating = argv.iter().skip(1).any(|a| a == "setup");
-    let config_path =
-        config_path.or_else(|| creating.then(|| sam_server::ops::setup::DEFAULT_CONFIG_PATH.to_owned()));
+    let config_path = config_path.or_else(|| creating.then(|| sam_server::ops::setup::DEFAULT_CONFIG_PATH.to_owned()));
     if let Some(path) = config_path.filter(|p| !creating || std::path::Path::new(p).exists()) {
         let extra = args_from_file(std::path::Path::new(&path), &argv).map_err(anyhow::Error::msg)?;
         argv.extend(extra);

@@ -454,9 +454,13 @@ async fn teardown_and_restore(database: Option<(String, String)>) {
         ..sam_providers::cloudflare::CloudflareConfig::new(emulators.cloudflare.token().into(), zone)
     })
     .unwrap();
-    sam_core::ports::DnsProvider::upsert_a_record(&cloudflare, "ws-x.staging.sam.test", "198.51.100.7".parse().unwrap())
-        .await
-        .unwrap();
+    sam_core::ports::DnsProvider::upsert_a_record(
+        &cloudflare,
+        "ws-x.staging.sam.test",
+        "198.51.100.7".parse().unwrap(),
+    )
+    .await
+    .unwrap();
     let survivors = || emulators.cloudflare.records().into_iter().map(|r| r.name).collect::<Vec<_>>();
     let other_servers = || emulators.hetzner.servers().into_iter().map(|s| s.name).collect::<Vec<_>>();
 
