@@ -7,7 +7,9 @@
 # DIST holds sam-server, sam-agent-amd64 and sam-agent-arm64 (see
 # docs/self-hosting.md, "Binaries"). Setup flags are passed to
 # `sam-server setup` (e.g. --base-domain sam.example.dev --server-ip
-# 203.0.113.10 --yes); on an upgrade the existing /etc/sam/sam.env is kept.
+# 203.0.113.10 --yes). Setup runs on every install and upgrade: it keeps
+# what /etc/sam/sam.env already holds, shows it, and finishes a first
+# install that stopped half-way (e.g. at the GitHub App step).
 #
 # Layout: /opt/sam/<version>/{sam-server,sam-agent-amd64,sam-agent-arm64},
 # /opt/sam/current → the running version (switched atomically, only once the
@@ -63,16 +65,21 @@ ln -sfn /opt/sam/current/sam-server /usr/local/bin/sam-server
 install -m 0644 "$here/systemd/sam-server.service" /etc/systemd/system/sam-server.service
 systemctl daemon-reload
 
-# Setup on the first install, with the new binary and before the switch: a
-# failure leaves nothing running. An upgrade keeps /etc/sam/sam.env.
+# Setup every time, with the new binary and before the switch: a failure
+# leaves the running version running. It keeps what /etc/sam/sam.env holds
+# (safe to re-run) and continues a first install that stopped half-way.
+database=()
 if [[ ! -f /etc/sam/sam.env ]]; then
   echo "==> first install: running the setup wizard"
   database=(--database-url sqlite:///var/lib/sam/sam.db)
-  for a in "${setup_args[@]}"; do
-    [[ "$a" == --database-url* ]] && database=()
+  for a in ${setup_args[@]+"${setup_args[@]}"}; do
+    if [[ "$a" == --database-url* ]]; then database=(); fi
   done
-  runuser -u sam -- "$target/sam-server" setup --config /etc/sam/sam.env "${database[@]}" "${setup_args[@]}"
+else
+  echo "==> running the setup wizard (it keeps /etc/sam/sam.env and shows what is configured)"
 fi
+runuser -u sam -- "$target/sam-server" setup --config /etc/sam/sam.env \
+  ${database[@]+"${database[@]}"} ${setup_args[@]+"${setup_args[@]}"}
 
 # Switch atomically, then restart: ExecStartPre runs the migrations first.
 ln -sfn "$target" /opt/sam/current.new
@@ -83,6 +90,6 @@ echo "==> SAM $version running (systemctl status sam-server; journalctl -u sam-s
 
 # Keep the three newest versions.
 mapfile -t versions < <(find /opt/sam -mindepth 1 -maxdepth 1 -type d -not -name '.*' -printf '%T@ %p\n' | sort -rn | awk '{print $2}')
-for old in "${versions[@]:3}"; do
+for old in ${versions[@]+"${versions[@]:3}"}; do
   [[ "$(readlink -f /opt/sam/current)" == "$old" ]] || rm -rf -- "$old"
 done

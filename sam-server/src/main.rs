@@ -99,8 +99,10 @@ fn main() -> anyhow::Result<()> {
         .and_then(|i| argv.get(i + 1).cloned())
         .or_else(|| argv.iter().find_map(|a| a.strip_prefix("--config=").map(str::to_owned)))
         .or_else(|| std::env::var("SAM_CONFIG").ok());
-    // `setup` creates the file named by --config.
+    // `setup` creates the file named by --config; without one it writes the
+    // default path, so a re-run reads its settings from there.
     let creating = argv.iter().skip(1).any(|a| a == "setup");
+    let config_path = config_path.or_else(|| creating.then(|| sam_server::ops::setup::DEFAULT_CONFIG_PATH.to_owned()));
     if let Some(path) = config_path.filter(|p| !creating || std::path::Path::new(p).exists()) {
         let extra = args_from_file(std::path::Path::new(&path), &argv).map_err(anyhow::Error::msg)?;
         argv.extend(extra);

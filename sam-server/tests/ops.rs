@@ -438,8 +438,31 @@ async fn teardown_and_restore(database: Option<(String, String)>) {
     assert_eq!(emulators.hetzner.servers().len(), 1);
     assert_eq!(emulators.cloudflare.records().len(), 2, "API host and workspace records");
     serve.terminate().await;
-    // A server SAM made that the database no longer knows: teardown finds it too.
-    emulators.hetzner.insert_server("sam-stray", [("sam-managed".to_owned(), "true".to_owned())].into_iter().collect());
+    // A SAM-labelled server whose workspace this database does not know (it
+    // may be another deployment's): teardown lists it and leaves it alone.
+    emulators.hetzner.insert_server(
+        "sam-other",
+        [("sam-managed".to_owned(), "true".to_owned()), ("sam-workspace".to_owned(), "ws-elsewhere".to_owned())]
+            .into_iter()
+            .collect(),
+    );
+    // A workspace record under a sub-domain of the base (another deployment
+    // at staging.sam.test): not this deployment's.
+    let zone = setting(&config, "SAM_CLOUDFLARE_ZONE_ID").unwrap();
+    let cloudflare = sam_providers::cloudflare::CloudflareDns::new(sam_providers::cloudflare::CloudflareConfig {
+        base_url: emulators.cloudflare.base_url().to_owned(),
+        ..sam_providers::cloudflare::CloudflareConfig::new(emulators.cloudflare.token().into(), zone)
+    })
+    .unwrap();
+    sam_core::ports::DnsProvider::upsert_a_record(
+        &cloudflare,
+        "ws-x.staging.sam.test",
+        "198.51.100.7".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let survivors = || emulators.cloudflare.records().into_iter().map(|r| r.name).collect::<Vec<_>>();
+    let other_servers = || emulators.hetzner.servers().into_iter().map(|s| s.name).collect::<Vec<_>>();
 
     let backup = root.path().join("backup");
     let cfg = config.to_str().unwrap();
@@ -451,10 +474,11 @@ async fn teardown_and_restore(database: Option<(String, String)>) {
     assert!(text(&output).contains("nothing was deleted"));
     assert_eq!(emulators.hetzner.servers().len(), 2, "a wrong name deletes nothing");
     let printed = ok("teardown", sam(&["teardown", "--config", cfg, "--confirm", "sam.test"], &[]));
-    assert!(printed.contains("servers (2)"), "{printed}");
+    assert!(printed.contains("servers (1)"), "{printed}");
     assert!(printed.contains("DNS records (2)"), "{printed}");
-    assert!(emulators.hetzner.servers().is_empty(), "no server left");
-    assert!(emulators.cloudflare.records().is_empty(), "no record left");
+    assert!(printed.contains("Left alone: 1 other") && printed.contains("sam-other"), "{printed}");
+    assert_eq!(other_servers(), ["sam-other"], "only the other deployment's server is left");
+    assert_eq!(survivors(), ["ws-x.staging.sam.test"], "only the sub-domain's record is left");
     match &first_db {
         None => assert!(!root.path().join("first/sam.db").exists(), "database deleted"),
         Some(url) => {
@@ -477,7 +501,17 @@ async fn teardown_and_restore(database: Option<(String, String)>) {
     assert!(printed.contains("1 users") && printed.contains("credentials decrypt, 0 do not"), "{printed}");
     let (output, _) = sam(&["restore", "--config", cfg2, "--from", backup.to_str().unwrap()], &[]);
     assert!(!output.status.success() && text(&output).contains("--force"), "{}", text(&output));
-    ok("restore --force", sam(&["restore", "--config", cfg2, "--from", backup.to_str().unwrap(), "--force"], &[]));
+    let printed =
+        ok("restore --force", sam(&["restore", "--config", cfg2, "--from", backup.to_str().unwrap(), "--force"], &[]));
+    if second_db.is_none() {
+        assert!(printed.contains("the database that was there is kept as"), "{printed}");
+        let kept = std::fs::read_dir(root.path().join("second"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("sam.db.replaced-") && !n.ends_with("-wal") && !n.ends_with("-shm"))
+            .count();
+        assert_eq!(kept, 2, "both replaced databases are kept");
+    }
     ok("migrate", sam(&["migrate", "--config", cfg2], &[]));
 
     // The same session, user and credential, on the new deployment.
@@ -491,7 +525,8 @@ async fn teardown_and_restore(database: Option<(String, String)>) {
     assert!(list[0]["catalogueError"].is_null(), "the credential decrypts with the restored key: {list}");
     serve.terminate().await;
     ok("teardown (second deployment)", sam(&["teardown", "--config", cfg2, "--confirm", "sam.test"], &[]));
-    assert!(emulators.hetzner.servers().is_empty() && emulators.cloudflare.records().is_empty());
+    assert_eq!(other_servers(), ["sam-other"]);
+    assert_eq!(survivors(), ["ws-x.staging.sam.test"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -503,8 +538,14 @@ async fn teardown_redeploy_restore_on_sqlite() {
 async fn teardown_redeploy_restore_on_postgres() {
     if sam_server::ops::backup::pg_tool("pg_dump").is_none() || sam_server::ops::backup::pg_tool("pg_restore").is_none()
     {
-        println!("SKIPPED: pg_dump/pg_restore not found (scripts/test.d/10-postgres.sh installs them)");
-        return;
+        if std::env::var("SAM_SKIP_POSTGRES").as_deref() == Ok("1") {
+            eprintln!("SAM_SKIP_POSTGRES=1: skipping a PostgreSQL test (pg_dump/pg_restore not found)");
+            return;
+        }
+        panic!(
+            "pg_dump/pg_restore not found (on PATH or under /usr/lib/postgresql/*/bin): install the PostgreSQL \
+             client (scripts/test.d/10-postgres.sh does), or set SAM_SKIP_POSTGRES=1 to skip explicitly"
+        );
     }
     let Some(first) = postgres::fresh_database_url().await else { return };
     let Some(second) = postgres::fresh_database_url().await else { return };

@@ -279,7 +279,8 @@ fn run_pg_tool(tool: &str, args: &[&str], url: &str) -> anyhow::Result<()> {
         format!("{tool} not found: install the PostgreSQL client (Debian: apt-get install postgresql-client)")
     })?;
     let mut parsed = reqwest::Url::parse(url).context("SAM_DATABASE_URL")?;
-    let password = parsed.password().map(str::to_owned);
+    // The URL holds it percent-encoded; the tool wants the password itself.
+    let password = parsed.password().map(percent_decode);
     let _ = parsed.set_password(None);
     let mut command = std::process::Command::new(&path);
     command.args(args).arg(format!("--dbname={parsed}"));
@@ -296,6 +297,29 @@ fn run_pg_tool(tool: &str, args: &[&str], url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `%xx` escapes decoded (as a URL's user info holds them); an invalid
+/// escape is kept as it is.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| char::from(b).to_digit(16);
+        if bytes[i] == b'%'
+            && let (Some(&h), Some(&l)) = (bytes.get(i + 1), bytes.get(i + 2))
+            && let (Some(h), Some(l)) = (hex(h), hex(l))
+            && let Ok(byte) = u8::try_from(h * 16 + l)
+        {
+            out.push(byte);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 fn copy_private(from: &Path, to: &Path) -> anyhow::Result<()> {
     let bytes = std::fs::read(from).with_context(|| format!("reading {}", from.display()))?;
     sam_providers::keys::write_key_file(to, &bytes, 0o600, true).with_context(|| format!("writing {}", to.display()))
@@ -310,6 +334,13 @@ pub async fn backup(options: BackupOptions) -> anyhow::Result<()> {
     if out.exists() {
         let empty = std::fs::read_dir(out).with_context(|| format!("reading {}", out.display()))?.next().is_none();
         anyhow::ensure!(empty, "{} exists and is not empty: choose a new directory", out.display());
+    }
+    super::create_private_dir(out)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(out, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("making {} private", out.display()))?;
     }
     super::create_private_dir(&out.join("keys"))?;
     let jwt = config.jwt_private_key_file.as_ref().context("SAM_JWT_PRIVATE_KEY_FILE is not set")?;
@@ -430,6 +461,29 @@ pub async fn restore(options: RestoreOptions) -> anyhow::Result<()> {
         .context("set SAM_ENCRYPTION_KEY_FILE (where the restored encryption key goes)")?;
     println!("restore of {} (taken {}) into {}", from.display(), manifest.created_at, redact_url(&config.database_url));
 
+    // Everything is checked before anything is replaced.
+    let source = from.join(&manifest.database_file);
+    anyhow::ensure!(source.is_file(), "the backup has no database file {}: nothing was changed", source.display());
+    sam_providers::keys::read_rsa_key(&from.join(&manifest.jwt_signing_key))
+        .context("the backup's signing key does not parse: nothing was changed")?;
+    sam_providers::keys::read_aes_key(&from.join(&manifest.encryption_key))
+        .context("the backup's encryption key does not parse: nothing was changed")?;
+    for name in &manifest.previous_jwt_keys {
+        sam_providers::keys::read_rsa_key(&from.join(name))
+            .with_context(|| format!("the backup's {name} does not parse: nothing was changed"))?;
+    }
+    for name in &manifest.old_encryption_keys {
+        sam_providers::keys::read_aes_key(&from.join(name))
+            .with_context(|| format!("the backup's {name} does not parse: nothing was changed"))?;
+    }
+    if kind == DatabaseKind::Postgres {
+        anyhow::ensure!(
+            pg_tool("pg_restore").is_some(),
+            "pg_restore not found: install the PostgreSQL client (Debian: apt-get install postgresql-client); \
+             nothing was changed"
+        );
+    }
+
     let counts = row_counts(&config.database_url).await.context("the target database")?;
     if !counts.is_empty() {
         anyhow::ensure!(
@@ -443,7 +497,7 @@ pub async fn restore(options: RestoreOptions) -> anyhow::Result<()> {
         println!("  --force: replacing a database with {} users and {} workspaces", counts.users, counts.workspaces);
     }
 
-    let source = from.join(&manifest.database_file);
+    let stamp = time::OffsetDateTime::now_utc().unix_timestamp();
     match kind {
         DatabaseKind::Sqlite => {
             let target = super::sqlite_path(&config.database_url).context("SAM_DATABASE_URL names no file")?;
@@ -452,16 +506,31 @@ pub async fn restore(options: RestoreOptions) -> anyhow::Result<()> {
             }
             let tmp = PathBuf::from(format!("{}.restoring", target.display()));
             std::fs::copy(&source, &tmp).with_context(|| format!("copying {}", source.display()))?;
-            for suffix in ["-wal", "-shm", "-journal"] {
-                let _ = std::fs::remove_file(format!("{}{suffix}", target.display()));
+            if target.exists() {
+                // Kept, with its journal files, under a name SQLite opens
+                // them together by.
+                let mut aside = PathBuf::from(format!("{}.replaced-{stamp}", target.display()));
+                for n in 1.. {
+                    if !aside.exists() {
+                        break;
+                    }
+                    aside = PathBuf::from(format!("{}.replaced-{stamp}-{n}", target.display()));
+                }
+                for suffix in ["-wal", "-shm", "-journal"] {
+                    let file = PathBuf::from(format!("{}{suffix}", target.display()));
+                    if file.exists() {
+                        let to = format!("{}{suffix}", aside.display());
+                        std::fs::rename(&file, &to).with_context(|| format!("moving {} aside", file.display()))?;
+                    }
+                }
+                std::fs::rename(&target, &aside).with_context(|| format!("moving {} aside", target.display()))?;
+                println!("       the database that was there is kept as {}", aside.display());
             }
             std::fs::rename(&tmp, &target).with_context(|| format!("replacing {}", target.display()))?;
         }
         DatabaseKind::Postgres => {
             let source_text = source.to_str().context("the backup path is not UTF-8")?;
-            if options.force {
-                drop_database(&config.database_url).await?;
-            }
+            // One transaction: if anything fails, the database is as it was.
             run_pg_tool(
                 "pg_restore",
                 &["--clean", "--if-exists", "--no-owner", "--no-privileges", "--single-transaction", source_text],
@@ -471,7 +540,6 @@ pub async fn restore(options: RestoreOptions) -> anyhow::Result<()> {
     }
     println!("  ok   database     restored from {}", manifest.database_file);
 
-    let stamp = time::OffsetDateTime::now_utc().unix_timestamp();
     let mut moved = Vec::new();
     let jwt_bytes = std::fs::read(from.join(&manifest.jwt_signing_key)).context("the backup's signing key")?;
     let aes_bytes = std::fs::read(from.join(&manifest.encryption_key)).context("the backup's encryption key")?;
@@ -544,4 +612,15 @@ pub async fn restore(options: RestoreOptions) -> anyhow::Result<()> {
     anyhow::ensure!(failed == 0, "{failed} credential(s) do not decrypt with the restored keys");
     println!("restore complete in {:.2} s; start the server (sam-server serve)", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_percent_decoded() {
+        assert_eq!(super::percent_decode("p%40ss%2Fw%3Ard"), "p@ss/w:rd");
+        assert_eq!(super::percent_decode("plain"), "plain");
+        assert_eq!(super::percent_decode("100%"), "100%");
+        assert_eq!(super::percent_decode("%zz%4"), "%zz%4");
+    }
 }

@@ -1,16 +1,22 @@
 //! `sam-server teardown`: deletes everything the deployment made. Lists it
-//! first — every SAM-managed server in every connected Hetzner account (the
-//! stored tokens are opened with the encryption keys), every DNS record
-//! under the workspace prefix, the API host record, the database — then asks
-//! for the deployment name (the base domain) before touching anything.
+//! first — every server of a workspace in this deployment's database, in
+//! every connected Hetzner account (the stored tokens are opened with the
+//! encryption keys), every `ws-<id>.<base>` DNS record, the API host record,
+//! the database — then asks for the deployment name (the base domain) before
+//! touching anything. Other SAM-labelled servers are listed and left alone
+//! (they may be another deployment's); the database is kept while anything
+//! could not be looked into.
 
+use std::collections::BTreeSet;
 use std::io::Write as _;
 
 use anyhow::Context as _;
 use clap::Args;
 use sam_core::domain::CredentialProvider;
 use sam_core::engine::credential_context;
-use sam_core::ports::{Cipher as _, ComputeProvider as _, DnsProvider as _, Server};
+use sam_core::ports::{
+    Cipher as _, ComputeProvider as _, DnsProvider as _, LABEL_WORKSPACE, Server, Store, WorkspaceScan,
+};
 use sam_core::secret::SecretString;
 use sam_providers::cipher::AesGcmCipher;
 use sam_providers::cloudflare::{CloudflareConfig, CloudflareDns};
@@ -37,7 +43,10 @@ pub struct TeardownOptions {
 struct Account {
     user: String,
     token: SecretString,
+    /// Servers of this deployment's workspaces: deleted.
     servers: Vec<Server>,
+    /// Other SAM-labelled servers: listed, left alone.
+    others: Vec<Server>,
 }
 
 /// Runs `teardown`.
@@ -48,16 +57,20 @@ pub async fn run(options: TeardownOptions) -> anyhow::Result<()> {
     println!("teardown of deployment {name}");
     println!("looking for what it made…");
 
-    // Servers, in every connected Hetzner account.
+    // Servers, in every connected Hetzner account. Only servers labelled
+    // with a workspace of this deployment's database are deleted: a Hetzner
+    // account may hold servers of another deployment too.
     let hetzner =
         HetznerProvider::new(HetznerConfig { base_url: config.hetzner_api_url.clone(), ..HetznerConfig::default() })
             .context("Hetzner adapter")?;
     let mut accounts = Vec::new();
+    // What could not be looked into: while any is left, the database (and so
+    // the tokens to find the rest) is kept.
     let mut unreadable = Vec::new();
     let store = match crate::deployment::open_store(&config.database_url).await {
         Ok(store) => Some(store),
         Err(e) => {
-            println!("  the database cannot be opened ({e}); servers cannot be looked up");
+            unreadable.push(format!("the database cannot be opened ({e}); servers cannot be looked up"));
             None
         }
     };
@@ -70,7 +83,21 @@ pub async fn run(options: TeardownOptions) -> anyhow::Result<()> {
             older.push(sam_providers::keys::read_aes_key(path)?);
         }
         let cipher = AesGcmCipher::new(aes, older).context("key ring")?;
-        for credential in store.list_all_credentials(CredentialProvider::Hetzner).await? {
+        let ours = match workspace_ids(store.as_ref()).await {
+            Ok(ids) => ids,
+            Err(e) => {
+                unreadable.push(format!("the database's workspaces cannot be listed ({e})"));
+                BTreeSet::new()
+            }
+        };
+        let credentials = match store.list_all_credentials(CredentialProvider::Hetzner).await {
+            Ok(credentials) => credentials,
+            Err(e) => {
+                unreadable.push(format!("the stored Hetzner tokens cannot be listed ({e})"));
+                Vec::new()
+            }
+        };
+        for credential in credentials {
             let user = credential.user_id.to_string();
             let token = match cipher
                 .open(&credential.ciphertext, credential_context(credential.user_id, CredentialProvider::Hetzner))
@@ -84,13 +111,17 @@ pub async fn run(options: TeardownOptions) -> anyhow::Result<()> {
                 }
             };
             match hetzner.list_servers(&token).await {
-                Ok(servers) => accounts.push(Account { user, token, servers }),
+                Ok(all) => {
+                    let (servers, others) = all.into_iter().partition(|s| is_ours(s, &ours));
+                    accounts.push(Account { user, token, servers, others });
+                }
                 Err(e) => unreadable.push(format!("user {user}: listing servers failed: {e}")),
             }
         }
     }
 
-    // DNS records.
+    // DNS records: `ws-<label>.<base>` only (not names under a sub-domain of
+    // the base, which may be another deployment's), and the API host.
     let zone = config.cloudflare_zone_id.clone().context("SAM_CLOUDFLARE_ZONE_ID is not set")?;
     let token_file = config.cloudflare_api_token_file.as_ref().context("SAM_CLOUDFLARE_API_TOKEN_FILE is not set")?;
     let dns = CloudflareDns::new(CloudflareConfig {
@@ -104,21 +135,22 @@ pub async fn run(options: TeardownOptions) -> anyhow::Result<()> {
         .await
         .context("listing DNS records")?
         .into_iter()
-        .filter(|r| r.name.ends_with(&suffix))
+        .filter(|r| is_workspace_record(&r.name, &name))
         .map(|r| r.name)
         .collect();
     let api_host = config.public_url.as_deref().and_then(super::url_host).filter(|h| h.ends_with(&suffix));
-    if let Some(host) = &api_host
-        && !dns.list_records(host).await.unwrap_or_default().iter().any(|r| r.name.eq_ignore_ascii_case(host))
-    {
-        // Nothing there.
-    } else if let Some(host) = &api_host {
-        records.push(host.clone());
+    if let Some(host) = &api_host {
+        match dns.list_records(host).await {
+            Ok(found) if found.iter().any(|r| r.name.eq_ignore_ascii_case(host)) => records.push(host.clone()),
+            Ok(_) => {}
+            Err(e) => unreadable.push(format!("the API host record {host} cannot be looked up: {e}")),
+        }
     }
     records.sort();
     records.dedup();
 
     let server_count: usize = accounts.iter().map(|a| a.servers.len()).sum();
+    let other_count: usize = accounts.iter().map(|a| a.others.len()).sum();
     println!("\nThis deletes:");
     println!("  servers ({server_count}) in {} connected Hetzner account(s):", accounts.len());
     for account in &accounts {
@@ -130,10 +162,25 @@ pub async fn run(options: TeardownOptions) -> anyhow::Result<()> {
     for record in &records {
         println!("    - {record}");
     }
+    let keep_database = options.keep_data || !unreadable.is_empty();
     if options.keep_data {
         println!("  the database: no (--keep-data)");
+    } else if !unreadable.is_empty() {
+        println!("  the database: no, it is kept: not everything could be looked into (below)");
     } else {
         println!("  the database: {} (users, credentials, workspaces)", super::redact_url(&config.database_url));
+    }
+    if other_count > 0 {
+        println!(
+            "Left alone: {other_count} other SAM-labelled server(s) whose workspace is not in this database; \
+             they may belong to another deployment using the same Hetzner account (delete them in the Hetzner \
+             console if they are strays):"
+        );
+        for account in &accounts {
+            for server in &account.others {
+                println!("    - {} (id {}, user {})", server.name, server.id, account.user);
+            }
+        }
     }
     for problem in &unreadable {
         println!("  cannot look into: {problem}");
@@ -167,27 +214,85 @@ pub async fn run(options: TeardownOptions) -> anyhow::Result<()> {
             Err(e) => failures.push(format!("DNS record {record}: {e}")),
         }
     }
-    // Check that nothing is left before the tokens go with the database.
+    // Check that none of ours is left before the tokens go with the database.
     for account in &accounts {
-        if let Ok(left) = hetzner.list_servers(&account.token).await
-            && !left.is_empty()
-        {
-            failures.push(format!("{} server(s) still listed for user {}", left.len(), account.user));
+        let ours: BTreeSet<String> = account.servers.iter().map(|s| s.id.to_string()).collect();
+        match hetzner.list_servers(&account.token).await {
+            Ok(left) => {
+                let left = left.iter().filter(|s| ours.contains(&s.id.to_string())).count();
+                if left > 0 {
+                    failures.push(format!("{left} server(s) still listed for user {}", account.user));
+                }
+            }
+            Err(e) => failures.push(format!("user {}: checking that the servers are gone failed: {e}", account.user)),
         }
     }
+    failures.extend(unreadable.iter().map(|u| format!("cannot look into: {u}")));
     if !failures.is_empty() {
         for f in &failures {
             println!("  FAIL {f}");
         }
+        if !unreadable.is_empty() {
+            println!(
+                "What could not be looked into may still have servers or records. Fix it (make the database \
+                 reachable; put the key that encrypted the tokens in SAM_OLD_ENCRYPTION_KEY_FILES) and run \
+                 teardown again, or delete what is left by hand in the Hetzner console and Cloudflare and then \
+                 delete the database yourself."
+            );
+        }
+        if options.keep_data {
+            anyhow::bail!("teardown incomplete; run it again once the failures above are fixed");
+        }
         anyhow::bail!("teardown incomplete; the database was kept so it can be run again");
     }
-    if let Some(store) = store {
-        drop(store);
-    }
-    if !options.keep_data {
+    drop(store);
+    if !keep_database {
         let outcome = super::backup::drop_database(&config.database_url).await?;
         println!("  database: {outcome}");
     }
     println!("teardown of {name} complete in {:.2} s", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// Every workspace id in the database (all statuses, all users).
+async fn workspace_ids(store: &dyn Store) -> Result<BTreeSet<String>, sam_core::ports::StoreError> {
+    let mut ids = BTreeSet::new();
+    let mut after = None;
+    loop {
+        let page = store.scan_workspaces(&WorkspaceScan { statuses: Vec::new(), after, limit: 500 }).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        ids.extend(page.iter().map(|w| w.id.to_string()));
+    }
+    Ok(ids)
+}
+
+/// Whether `server` is labelled with one of `workspaces`.
+fn is_ours(server: &Server, workspaces: &BTreeSet<String>) -> bool {
+    server.labels.get(LABEL_WORKSPACE).is_some_and(|w| workspaces.contains(w))
+}
+
+/// Whether `record` is `ws-<label>.<base>`: a single label starting with
+/// `ws-` directly under the base domain (case-insensitive).
+pub fn is_workspace_record(record: &str, base: &str) -> bool {
+    let record = record.to_ascii_lowercase();
+    let suffix = format!(".{}", base.to_ascii_lowercase());
+    record
+        .strip_suffix(&suffix)
+        .is_some_and(|label| label.len() > 3 && label.starts_with("ws-") && !label.contains('.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_workspace_record;
+
+    #[test]
+    fn workspace_records_are_single_labels_under_the_base() {
+        assert!(is_workspace_record("ws-abc.sam.example.dev", "sam.example.dev"));
+        assert!(is_workspace_record("WS-abc.Sam.Example.dev", "sam.example.dev"));
+        assert!(!is_workspace_record("ws-x.staging.sam.example.dev", "sam.example.dev"));
+        assert!(!is_workspace_record("ws-.sam.example.dev", "sam.example.dev"));
+        assert!(!is_workspace_record("ws-abc.other.dev", "sam.example.dev"));
+        assert!(!is_workspace_record("api.sam.example.dev", "sam.example.dev"));
+    }
 }
