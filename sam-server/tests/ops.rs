@@ -89,7 +89,12 @@ impl Serve {
     /// free port given through the environment (which wins over the file),
     /// else exactly as configured.
     async fn start(config: &Path, public_url_from_env: bool) -> Self {
-        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_sam-server"));
+        Self::start_binary(Path::new(env!("CARGO_BIN_EXE_sam-server")), config, public_url_from_env).await
+    }
+
+    /// Like [`Serve::start`], running `binary`.
+    async fn start_binary(binary: &Path, config: &Path, public_url_from_env: bool) -> Self {
+        let mut command = tokio::process::Command::new(binary);
         let base = if public_url_from_env {
             let port = free_port();
             command.env("SAM_LISTEN", format!("127.0.0.1:{port}"));
@@ -550,4 +555,134 @@ async fn teardown_redeploy_restore_on_postgres() {
     let Some(first) = postgres::fresh_database_url().await else { return };
     let Some(second) = postgres::fresh_database_url().await else { return };
     teardown_and_restore(Some((first, second))).await;
+}
+
+/// `deploy/install.sh --no-systemd` into a prefix: a first install (setup,
+/// migrations, the version directory and the `current` switch), the server
+/// started from `current` serving its own agents, then an upgrade to a
+/// second version that keeps the configuration and the previous version,
+/// and serves the new agents.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn install_and_upgrade_with_the_install_script() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let emulators = Emulators::start().await.unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("root");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/install.sh");
+    let dist = |name: &str, version: Option<&str>, agent: &[u8]| {
+        let dir = work.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let server = dir.join("sam-server");
+        match version {
+            None => {
+                std::fs::copy(env!("CARGO_BIN_EXE_sam-server"), &server).unwrap();
+            }
+            // A next release: the same program under another version number,
+            // serving the agents beside it as a real binary would (its own
+            // directory is the default agent directory).
+            Some(v) => {
+                std::fs::write(
+                    &server,
+                    format!(
+                        "#!/bin/sh\nif [ \"$1\" = --version ]; then echo \"sam-server {v}\"; exit 0; fi\n\
+                         SAM_AGENT_DIR=$(dirname \"$0\") exec {} \"$@\"\n",
+                        env!("CARGO_BIN_EXE_sam-server")
+                    ),
+                )
+                .unwrap();
+                std::fs::set_permissions(&server, std::fs::Permissions::from_mode(0o755)).unwrap();
+            }
+        }
+        // Stand-ins with the right ELF machine (what doctor checks), distinct
+        // per release.
+        fake_agents(&dir);
+        for arch in ["amd64", "arm64"] {
+            let path = dir.join(format!("sam-agent-{arch}"));
+            let mut elf = std::fs::read(&path).unwrap();
+            elf.extend_from_slice(agent);
+            std::fs::write(path, elf).unwrap();
+        }
+        dir
+    };
+    let install = |from: &Path| {
+        let started = Instant::now();
+        let mut args = vec![
+            script.display().to_string(),
+            "--no-systemd".into(),
+            format!("--from={}", from.display()),
+            "--yes".into(),
+            "--base-domain=sam.test".into(),
+            "--public-url=https://sam.sam.test".into(),
+            "--server-ip=203.0.113.10".into(),
+        ];
+        args.extend(emulator_flags(&emulators));
+        let output = std::process::Command::new("bash")
+            .args(&args)
+            .env("SAM_INSTALL_ROOT", &root)
+            .env("CLOUDFLARE_API_TOKEN", emulators.cloudflare.token())
+            .env("SAM_GITHUB_CLIENT_ID", emulators::GITHUB_CLIENT_ID)
+            .env("SAM_GITHUB_APP_ID", emulators::GITHUB_APP_ID)
+            .env("SAM_GITHUB_APP_SLUG", emulators::GITHUB_APP_SLUG)
+            .env("SAM_GITHUB_CLIENT_SECRET_FILE", secret(work.path(), "client-secret", emulators::GITHUB_CLIENT_SECRET))
+            .env("SAM_GITHUB_APP_PRIVATE_KEY_FILE", secret(work.path(), "app.pem", emulators::TEST_APP_PRIVATE_KEY_PEM))
+            .env("SAM_GITHUB_WEBHOOK_SECRET_FILE", secret(work.path(), "webhook", emulators::GITHUB_WEBHOOK_SECRET))
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let all = text(&output);
+        assert!(output.status.success(), "install.sh failed:\n{all}");
+        (all, started.elapsed())
+    };
+    let opt = root.join("opt/sam");
+    let config = root.join("etc/sam/sam.env");
+    let version = env!("CARGO_PKG_VERSION");
+
+    let (out, took) = install(&dist("dist-1", None, b"agent one"));
+    println!("TIMING install.sh (first install, --no-systemd): {:.2} s", took.as_secs_f64());
+    assert!(out.contains(&format!("installing SAM {version}")), "{out}");
+    assert_eq!(std::fs::read_link(opt.join("current")).unwrap(), opt.join(version));
+    assert!(root.join("usr/local/bin/sam-server").is_symlink());
+    assert_eq!(mode(&config) & 0o777, 0o600);
+    let settings = std::fs::read_to_string(&config).unwrap();
+    assert!(settings.contains(&format!("sqlite://{}", root.join("var/lib/sam/sam.db").display())), "{settings}");
+
+    let check_agent = |serve: &Serve, expected: Vec<u8>| {
+        let client = serve.client.clone();
+        let url = format!("{}/api/agent/download?arch=amd64", serve.base);
+        async move {
+            let response = client.get(url).send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            let sha = response.headers()["x-agent-sha256"].to_str().unwrap().to_owned();
+            let body = response.bytes().await.unwrap();
+            assert_eq!(body.as_ref(), expected.as_slice(), "the running version's own agent");
+            assert_eq!(sha, sam_core::secret::sha256_hex(&expected));
+        }
+    };
+    let serve = Serve::start_binary(&opt.join("current/sam-server"), &config, true).await;
+    check_agent(&serve, std::fs::read(opt.join(version).join("sam-agent-amd64")).unwrap()).await;
+    drop(serve);
+
+    let (out, took) = install(&dist("dist-2", Some("9.9.9"), b"agent two"));
+    println!("TIMING install.sh (upgrade, --no-systemd): {:.2} s", took.as_secs_f64());
+    assert!(out.contains("installing SAM 9.9.9"), "{out}");
+    assert_eq!(std::fs::read_link(opt.join("current")).unwrap(), opt.join("9.9.9"));
+    assert!(opt.join(version).join("sam-agent-amd64").exists(), "the previous version is kept for a rollback");
+    // Setup records the SAM_AGENT_DIR the stand-in's wrapper exports (a real
+    // release needs none); everything else is kept as it was.
+    let kept: String = std::fs::read_to_string(&config)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("SAM_AGENT_DIR="))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(kept, settings, "the configuration is kept");
+    let serve = Serve::start_binary(&opt.join("current/sam-server"), &config, true).await;
+    check_agent(&serve, std::fs::read(opt.join("9.9.9/sam-agent-amd64")).unwrap()).await;
+}
+
+fn secret(dir: &Path, name: &str, value: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, value).unwrap();
+    path.display().to_string()
 }
