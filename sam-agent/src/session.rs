@@ -308,6 +308,9 @@ pub struct Session {
     /// Set once the shell was waited for: its pid may then belong to another
     /// process, so it is never signalled again.
     reaped: Arc<AtomicBool>,
+    /// The kill started by [`Session::kill`] (a process scan, and `docker
+    /// exec` for a container shell), so shutdown can wait for it.
+    ending: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// Chunks of input that may wait for a shell that is not reading.
@@ -434,9 +437,18 @@ impl Session {
         // exec`: keep both off the async workers.
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
-                handle.spawn_blocking(end);
+                let task = handle.spawn_blocking(end);
+                *self.ending.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(task);
             }
             Err(_) => end(),
+        }
+    }
+
+    /// Waits for the kill started by [`Session::kill`] to finish.
+    async fn ended(&self) {
+        let task = self.ending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some(task) = task {
+            let _ = task.await;
         }
     }
 
@@ -506,6 +518,7 @@ impl Session {
             remote: remote.clone(),
             killed: AtomicBool::new(false),
             reaped: Arc::clone(&reaped),
+            ending: Mutex::new(None),
         });
 
         runtime.spawn(read_loop(reader, Arc::clone(&output), activity));
@@ -794,11 +807,23 @@ impl SessionManager {
         }
     }
 
-    /// Ends every session (shutdown).
-    pub fn close_all(&self) {
-        let all: Vec<Entry> = self.lock().drain().map(|(_, e)| e).collect();
-        for entry in all {
-            entry.session.kill();
+    /// Ends every session without waiting (see [`close_all_and_wait`](Self::close_all_and_wait)).
+    pub fn close_all(&self) -> Vec<Arc<Session>> {
+        let all: Vec<Arc<Session>> = self.lock().drain().map(|(_, e)| e.session).collect();
+        for session in &all {
+            session.kill();
+        }
+        all
+    }
+
+    /// Ends every session (shutdown) and waits, up to `limit`, until their
+    /// processes are gone: the runtime drops blocking tasks that have not
+    /// started when it shuts down, which would leave container shells running.
+    pub async fn close_all_and_wait(&self, limit: Duration) {
+        let all = self.close_all();
+        let waits = futures_util::future::join_all(all.iter().map(|s| s.ended()));
+        if tokio::time::timeout(limit, waits).await.is_err() {
+            tracing::warn!(sessions = all.len(), "shells still ending at shutdown");
         }
     }
 }

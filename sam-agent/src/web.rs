@@ -81,7 +81,8 @@ pub async fn serve(listener: tokio::net::TcpListener, agent: Arc<Agent>) -> std:
             stop.shutdown_requested().await;
             // Give sockets a moment to deliver the shutdown notice.
             tokio::time::sleep(Duration::from_millis(200)).await;
-            stop.sessions.close_all();
+            // Container kills run `docker exec` (bounded at 15 s each).
+            stop.sessions.close_all_and_wait(Duration::from_secs(20)).await;
         })
         .await
 }

@@ -131,11 +131,17 @@ async fn thousand_open_close_cycles_leave_no_children() {
 
 /// The `sleep 1017` processes on this machine (a duration no other test uses).
 fn sleeps() -> Vec<String> {
+    sleeps_of("1017")
+}
+
+/// The running `sleep <seconds>` processes on this machine.
+fn sleeps_of(seconds: &str) -> Vec<String> {
+    let wanted = format!("sleep\u{0}{seconds}\u{0}");
     std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
         .filter_map(|e| std::fs::read_to_string(e.path().join("cmdline")).ok())
-        .filter(|c| c == "sleep\u{0}1017\u{0}")
+        .filter(|c| *c == wanted)
         .collect()
 }
 
@@ -162,4 +168,28 @@ async fn exit_is_reported() {
         }
         assert!(Instant::now() < deadline);
     }
+}
+
+/// Shutdown waits until every shell and its jobs are gone, so the process can
+/// exit without leaving them behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_all_and_wait_returns_once_the_shells_are_gone() {
+    let m = manager(SessionConfig::default());
+    let before = sleeps_of("1019").len();
+    for i in 0..3 {
+        let a = m.attach(&format!("s{i}"), WindowSize::default(), None, false).unwrap();
+        a.session.write(b"sleep 1019 & sleep 1019\r").await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sleeps_of("1019").len() < before + 6 {
+        assert!(Instant::now() < deadline, "the shells never started their jobs");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    m.close_all_and_wait(Duration::from_secs(10)).await;
+    assert!(m.is_empty());
+    assert!(
+        sleeps_of("1019").len() <= before,
+        "jobs still running after close_all_and_wait: {}",
+        sleeps_of("1019").len()
+    );
 }
