@@ -6,6 +6,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
+#[path = "support/process.rs"]
+mod process;
+
 #[path = "../../sam-providers/tests/support/postgres.rs"]
 mod postgres;
 
@@ -14,7 +17,7 @@ use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
-use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use reqwest::header::{COOKIE, LOCATION};
 use sam_providers::emulators::{self, Emulators};
 use serde_json::{Value, json};
 
@@ -148,38 +151,11 @@ impl Serve {
     }
 
     async fn sign_in(&self, emulators: &Emulators) -> String {
-        let start = self.client.get(format!("{}/api/auth/github", self.base)).send().await.unwrap();
-        assert_eq!(start.status(), StatusCode::FOUND);
-        let location = reqwest::Url::parse(start.headers()[LOCATION].to_str().unwrap()).unwrap();
-        let param = |name: &str| location.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned()).unwrap();
-        let oauth_cookie = start.headers()[SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_owned();
-        let code = emulators.github.approve(&param("redirect_uri"), Some(&param("code_challenge")));
-        let callback = self
-            .client
-            .get(format!("{}/api/auth/callback/github?code={code}&state={}", self.base, param("state")))
-            .header(COOKIE, oauth_cookie)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(callback.status(), StatusCode::FOUND);
-        callback
-            .headers()
-            .get_all(SET_COOKIE)
-            .iter()
-            .map(|v| v.to_str().unwrap())
-            .find(|c| c.starts_with("sam_session="))
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_owned()
+        process::sign_in(&self.client, &self.base, emulators).await
     }
 
-    async fn terminate(mut self) {
-        let pid = self.child.id().unwrap();
-        assert!(std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success());
-        let exit = tokio::time::timeout(Duration::from_secs(20), self.child.wait()).await.expect("exits").unwrap();
-        assert!(exit.success(), "{exit:?}");
+    async fn terminate(self) {
+        process::terminate(self.child).await;
     }
 }
 

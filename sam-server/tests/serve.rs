@@ -6,6 +6,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
+#[path = "support/process.rs"]
+mod process;
+
 #[path = "../../sam-providers/tests/support/postgres.rs"]
 mod postgres;
 
@@ -13,7 +16,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use reqwest::header::COOKIE;
 use sam_providers::emulators::{self, Emulators};
 use serde_json::{Value, json};
 
@@ -102,32 +105,7 @@ impl Serve {
     }
 
     async fn sign_in(&self, emulators: &Emulators) -> String {
-        let start = self.client.get(format!("{}/api/auth/github", self.base)).send().await.unwrap();
-        assert_eq!(start.status(), StatusCode::FOUND);
-        let location = reqwest::Url::parse(start.headers()[LOCATION].to_str().unwrap()).unwrap();
-        assert!(location.as_str().starts_with(emulators.github.base_url()), "{location}");
-        let param = |name: &str| location.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned()).unwrap();
-        let oauth_cookie = start.headers()[SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_owned();
-        let code = emulators.github.approve(&param("redirect_uri"), Some(&param("code_challenge")));
-        let callback = self
-            .client
-            .get(format!("{}/api/auth/callback/github?code={code}&state={}", self.base, param("state")))
-            .header(COOKIE, oauth_cookie)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(callback.status(), StatusCode::FOUND);
-        callback
-            .headers()
-            .get_all(SET_COOKIE)
-            .iter()
-            .map(|v| v.to_str().unwrap())
-            .find(|c| c.starts_with("sam_session="))
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_owned()
+        process::sign_in(&self.client, &self.base, emulators).await
     }
 
     async fn call(
@@ -150,12 +128,8 @@ impl Serve {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
-    async fn terminate(mut self) {
-        let pid = self.child.id().unwrap();
-        let status = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
-        assert!(status.success());
-        let exit = tokio::time::timeout(Duration::from_secs(20), self.child.wait()).await.expect("exits").unwrap();
-        assert!(exit.success(), "graceful shutdown exits 0: {exit:?}");
+    async fn terminate(self) {
+        process::terminate(self.child).await;
     }
 }
 

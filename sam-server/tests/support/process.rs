@@ -1,0 +1,49 @@
+//! Helpers for tests that run `sam-server` as a process: the OAuth sign-in
+//! against the GitHub emulator, and a graceful stop.
+
+#![allow(dead_code)] // each test binary uses the part it needs
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use sam_providers::emulators::Emulators;
+
+/// Signs the emulator's user in at `base` through the real OAuth flow;
+/// returns the session cookie (`name=value`).
+pub async fn sign_in(client: &reqwest::Client, base: &str, emulators: &Emulators) -> String {
+    let start = client.get(format!("{base}/api/auth/github")).send().await.unwrap();
+    assert_eq!(start.status(), StatusCode::FOUND);
+    let location = reqwest::Url::parse(start.headers()[LOCATION].to_str().unwrap()).unwrap();
+    assert!(location.as_str().starts_with(emulators.github.base_url()), "{location}");
+    let param = |name: &str| location.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned()).unwrap();
+    let oauth_cookie = start.headers()[SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let code = emulators.github.approve(&param("redirect_uri"), Some(&param("code_challenge")));
+    let callback = client
+        .get(format!("{base}/api/auth/callback/github?code={code}&state={}", param("state")))
+        .header(COOKIE, oauth_cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(callback.status(), StatusCode::FOUND);
+    callback
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .find(|c| c.starts_with("sam_session="))
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// Sends SIGTERM and asserts the server exits 0 within 20 s.
+pub async fn terminate(mut child: tokio::process::Child) {
+    let pid = child.id().unwrap();
+    let status = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+    assert!(status.success());
+    let exit = tokio::time::timeout(Duration::from_secs(20), child.wait()).await.expect("exits").unwrap();
+    assert!(exit.success(), "graceful shutdown exits 0: {exit:?}");
+}
