@@ -117,7 +117,6 @@ impl Engine {
     async fn reconcile_pass(&self) -> Result<ReconcileReport, EngineError> {
         let mut report = ReconcileReport::default();
         let mut owned: HashMap<WorkspaceId, Ownership> = HashMap::new();
-        let mut counts: HashMap<WorkspaceStatus, u64> = HashMap::new();
         let mut after = None;
         loop {
             let page = self
@@ -134,7 +133,6 @@ impl Engine {
             let now = self.now();
             for ws in page {
                 report.scanned += 1;
-                *counts.entry(ws.status()).or_default() += 1;
                 owned.insert(
                     ws.id,
                     Ownership {
@@ -154,9 +152,11 @@ impl Engine {
             },
             self.now(),
         );
-        self.count_settled(&mut counts).await?;
+        // One aggregate rather than also reading every pending and stopped
+        // row, which the pass has nothing to do with.
+        let counts = self.ports.store.count_workspaces_by_status().await?;
         for status in WorkspaceStatus::ALL {
-            let count = counts.get(&status).copied().unwrap_or(0);
+            let count = counts.iter().find(|(s, _)| *s == status).map_or(0, |(_, n)| *n);
             metrics::gauge!(crate::metrics::WORKSPACES, "status" => status.as_str()).set(count as f64);
         }
         self.sweep_orphan_servers(&owned, &mut report).await?;
@@ -165,29 +165,6 @@ impl Engine {
             tracing::info!(?report, "reconciler pass");
         }
         Ok(report)
-    }
-
-    /// Adds the workspaces in the statuses the pass does not scan (nothing to
-    /// do for them) to `counts`.
-    async fn count_settled(&self, counts: &mut HashMap<WorkspaceStatus, u64>) -> Result<(), EngineError> {
-        let statuses: Vec<_> = WorkspaceStatus::ALL.into_iter().filter(|s| !STATUSES.contains(s)).collect();
-        let mut after = None;
-        loop {
-            let page = self
-                .ports
-                .store
-                .scan_workspaces(&WorkspaceScan {
-                    statuses: statuses.clone(),
-                    after,
-                    limit: self.config.scan_page_size,
-                })
-                .await?;
-            let Some(last) = page.last() else { return Ok(()) };
-            after = Some(last.id);
-            for ws in page {
-                *counts.entry(ws.status()).or_default() += 1;
-            }
-        }
     }
 
     async fn handle(&self, ws: Workspace, report: &mut ReconcileReport) {

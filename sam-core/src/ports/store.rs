@@ -204,6 +204,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn list_workspace_events(&self, owner: UserId, id: WorkspaceId) -> Result<Vec<WorkspaceEvent>, StoreError>;
     /// A page of workspaces of every user, for the reconciler.
     async fn scan_workspaces(&self, scan: &WorkspaceScan) -> Result<Vec<Workspace>, StoreError>;
+    /// How many workspaces of every user are in each status (statuses with
+    /// none may be absent), for metrics: one aggregate, not a scan.
+    async fn count_workspaces_by_status(&self) -> Result<Vec<(WorkspaceStatus, u64)>, StoreError>;
 
     // ----- bootstrap tokens -----
 

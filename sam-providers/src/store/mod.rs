@@ -1029,6 +1029,22 @@ macro_rules! impl_sql_store {
                 rows.iter().map(Self::workspace_from_row).collect()
             }
 
+            async fn count_workspaces_by_status(
+                &self,
+            ) -> Result<Vec<(sam_core::lifecycle::WorkspaceStatus, u64)>, sam_core::ports::StoreError> {
+                let rows: Vec<(String, i64)> =
+                    sqlx::query_as("SELECT status, COUNT(*) FROM workspaces GROUP BY status")
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err($crate::store::db_error("count workspaces"))?;
+                rows.into_iter()
+                    .map(|(status, n)| {
+                        let status = status.parse().map_err(|_| $crate::store::corrupt("workspace status"))?;
+                        Ok((status, u64::try_from(n).unwrap_or(0)))
+                    })
+                    .collect()
+            }
+
             async fn create_bootstrap_token(
                 &self,
                 token: &sam_core::ports::BootstrapToken,

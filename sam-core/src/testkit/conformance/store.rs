@@ -290,6 +290,10 @@ pub async fn events_and_delete(store: &dyn Store) {
 pub async fn scan(store: &dyn Store) {
     let owner = new_user(store, unique_github_id()).await;
     let limits = WorkspaceLimits { max_active_per_user: 100 };
+    let pending = |counts: Vec<(WorkspaceStatus, u64)>| {
+        counts.into_iter().find(|(s, _)| *s == WorkspaceStatus::Pending).map_or(0, |(_, n)| n)
+    };
+    let pending_before = pending(store.count_workspaces_by_status().await.expect("count"));
     let mut ids = Vec::new();
     for n in 0..7 {
         let ws = store
@@ -322,6 +326,17 @@ pub async fn scan(store: &dyn Store) {
         .await
         .expect("scan");
     assert!(none.iter().all(|w| !ids.contains(&w.id)));
+
+    // The counts agree with a scan of everything.
+    let counts = store.count_workspaces_by_status().await.expect("count");
+    let everything =
+        store.scan_workspaces(&WorkspaceScan { statuses: vec![], after: None, limit: 100_000 }).await.expect("scan");
+    for status in WorkspaceStatus::ALL {
+        let counted = counts.iter().find(|(s, _)| *s == status).map_or(0, |(_, n)| *n);
+        let scanned = everything.iter().filter(|w| w.status() == status).count() as u64;
+        assert_eq!(counted, scanned, "{status}");
+    }
+    assert_eq!(pending(counts), pending_before + 7);
 }
 
 /// Bootstrap tokens are single use and expire.

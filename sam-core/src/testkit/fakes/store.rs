@@ -316,6 +316,18 @@ impl Store for MemoryStore {
             .collect())
     }
 
+    async fn count_workspaces_by_status(&self) -> Result<Vec<(WorkspaceStatus, u64)>, StoreError> {
+        let state = lock(&self.state);
+        let mut counts: Vec<(WorkspaceStatus, u64)> = Vec::new();
+        for ws in state.workspaces.values() {
+            match counts.iter_mut().find(|(s, _)| *s == ws.status()) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((ws.status(), 1)),
+            }
+        }
+        Ok(counts)
+    }
+
     async fn create_bootstrap_token(&self, token: &BootstrapToken) -> Result<(), StoreError> {
         let mut state = lock(&self.state);
         if state.workspaces.get(&token.workspace_id).is_none_or(|w| w.owner != token.owner) {
