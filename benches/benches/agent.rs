@@ -36,6 +36,7 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 const PROMPT: &[u8] = b"$ ";
+const ECHO_SYNC: &[u8] = b"@@sync@@";
 
 fn shell() -> sam_agent::ShellCommand {
     let mut s = sam_agent::ShellCommand::new("/bin/bash", &["--noprofile", "--norc"]);
@@ -82,6 +83,34 @@ fn agent_child() {
     });
 }
 
+/// The floor of the echo path: an axum WebSocket server on the same runtime
+/// flavour that sends every binary frame straight back, no PTY behind it.
+fn echo_child() {
+    use axum::extract::ws::{Message as AxMessage, WebSocketUpgrade};
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let app = axum::Router::new().route(
+            "/ws/terminal",
+            axum::routing::get(|ws: WebSocketUpgrade| async move {
+                ws.on_upgrade(|mut socket| async move {
+                    while let Some(Ok(msg)) = socket.next().await {
+                        if let AxMessage::Binary(b) = msg
+                            && socket.send(AxMessage::Binary(b)).await.is_err()
+                        {
+                            break;
+                        }
+                    }
+                })
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        println!("READY {} none=none", listener.local_addr().unwrap());
+        use axum::serve::ListenerExt as _;
+        let listener = listener.tap_io(|tcp| tcp.set_nodelay(true).unwrap());
+        axum::serve(listener, app).await.unwrap();
+    });
+}
+
 struct AgentProc {
     child: Child,
     addr: SocketAddr,
@@ -90,8 +119,12 @@ struct AgentProc {
 
 impl AgentProc {
     fn start() -> Self {
+        Self::start_as("--agent-child")
+    }
+
+    fn start_as(role: &str) -> Self {
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .arg("--agent-child")
+            .arg(role)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -116,6 +149,21 @@ impl AgentProc {
             }
         }
         ns as f64 / 1e6
+    }
+
+    /// Times the agent's threads went to sleep (voluntary context switches).
+    fn sleeps(&self) -> u64 {
+        let mut n = 0;
+        for task in std::fs::read_dir(format!("/proc/{}/task", self.child.id())).unwrap().flatten() {
+            if let Ok(s) = std::fs::read_to_string(task.path().join("status")) {
+                n += s
+                    .lines()
+                    .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
+        }
+        n
     }
 
     fn rss_kib(&self) -> u64 {
@@ -175,6 +223,18 @@ async fn ws_read_until(ws: &mut Ws, needle: &[u8], ack: bool, offset: &mut u64) 
             _ => {}
         }
     }
+}
+
+/// One keystroke over `ws`: send a byte, wait for the binary frame back (µs).
+async fn ws_echo(ws: &mut Ws) -> f64 {
+    let t0 = Instant::now();
+    ws.send(Message::Binary(b"a".to_vec().into())).await.unwrap();
+    loop {
+        if let Message::Binary(_) = ws.next().await.unwrap().unwrap() {
+            break;
+        }
+    }
+    t0.elapsed().as_secs_f64() * 1e6
 }
 
 // ---------------------------------------------------------------- raw PTY
@@ -247,6 +307,10 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn main() {
     if std::env::args().any(|a| a == "--agent-child") {
         agent_child();
+        return;
+    }
+    if std::env::args().any(|a| a == "--echo-child") {
+        echo_child();
         return;
     }
     if std::env::args().any(|a| a == "--list") {
@@ -323,20 +387,28 @@ fn main() {
         raw.read_until(PROMPT);
         raw.writer.write_all(b"stty raw -echo; exec cat\r").unwrap();
         std::thread::sleep(Duration::from_millis(300));
-        raw.writer.write_all(b"x").unwrap();
-        raw.read_until(b"x");
+        // A marker the typed command line cannot contain ("exec" has an
+        // "x"): waiting for it leaves nothing unread, so every sample below
+        // reads its own echo, not the one before.
+        raw.writer.write_all(ECHO_SYNC).unwrap();
+        raw.read_until(ECHO_SYNC);
         let mut ws = rt.block_on(async {
             let mut ws = agent.connect("session=echo").await;
             let mut offset = 0;
             ws_read_until(&mut ws, PROMPT, false, &mut offset).await;
             ws.send(Message::Binary(b"stty raw -echo; exec cat\r".to_vec().into())).await.unwrap();
             tokio::time::sleep(Duration::from_millis(300)).await;
-            ws.send(Message::Binary(b"x".to_vec().into())).await.unwrap();
-            ws_read_until(&mut ws, b"x", false, &mut offset).await;
+            ws.send(Message::Binary(ECHO_SYNC.to_vec().into())).await.unwrap();
+            ws_read_until(&mut ws, ECHO_SYNC, false, &mut offset).await;
             ws
         });
+        let floor = AgentProc::start_as("--echo-child");
+        let mut floor_ws = rt.block_on(floor.connect("session=floor"));
+        let echo_cpu0 = agent.cpu_ms();
+        let echo_sleeps0 = agent.sleeps();
         let mut raw_lat = Vec::with_capacity(echo_n);
         let mut ws_lat = Vec::with_capacity(echo_n);
+        let mut floor_lat = Vec::with_capacity(echo_n);
         let mut buf = [0u8; 64];
         for _ in 0..echo_n {
             let t0 = Instant::now();
@@ -346,27 +418,32 @@ fn main() {
                 got = raw.reader.read(&mut buf).unwrap();
             }
             raw_lat.push(t0.elapsed().as_secs_f64() * 1e6);
-            ws_lat.push(rt.block_on(async {
-                let t0 = Instant::now();
-                ws.send(Message::Binary(b"a".to_vec().into())).await.unwrap();
-                loop {
-                    if let Message::Binary(_) = ws.next().await.unwrap().unwrap() {
-                        break;
-                    }
-                }
-                t0.elapsed().as_secs_f64() * 1e6
-            }));
+            ws_lat.push(rt.block_on(ws_echo(&mut ws)));
+            floor_lat.push(rt.block_on(ws_echo(&mut floor_ws)));
         }
+        let echo_cpu_us = (agent.cpu_ms() - echo_cpu0) * 1e3 / echo_n as f64;
+        let echo_sleeps = (agent.sleeps() - echo_sleeps0) as f64 / echo_n as f64;
+        drop(floor);
         drop(raw);
         rt.block_on(async { ws.send(Message::Text(r#"{"type":"close"}"#.into())).await.unwrap() });
         raw_lat.sort_by(f64::total_cmp);
         ws_lat.sort_by(f64::total_cmp);
+        floor_lat.sort_by(f64::total_cmp);
         let (rp50, rp99) = (percentile(&raw_lat, 0.5), percentile(&raw_lat, 0.99));
         let (wp50, wp99) = (percentile(&ws_lat, 0.5), percentile(&ws_lat, 0.99));
         rows.push(("echo raw PTY p50/p99 (µs)".into(), format!("{rp50:.0} / {rp99:.0}")));
         rows.push((
             "echo agent WS p50/p99 (µs)".into(),
             format!("{wp50:.0} / {wp99:.0}  = {:.2}x / {:.2}x raw", wp50 / rp50, wp99 / rp99),
+        ));
+        rows.push(("agent CPU / sleeps per keystroke echo".into(), format!("{echo_cpu_us:.1} µs / {echo_sleeps:.2}")));
+        rows.push((
+            "echo WS alone p50/p99 (µs)".into(),
+            format!(
+                "{:.0} / {:.0}  (axum echo server, no PTY)",
+                percentile(&floor_lat, 0.5),
+                percentile(&floor_lat, 0.99)
+            ),
         ));
     }
 

@@ -116,6 +116,7 @@ pub mod config;
 pub mod heartbeat;
 pub mod output;
 pub mod protocol;
+pub mod pty_io;
 pub mod reaper;
 pub mod session;
 pub mod web;

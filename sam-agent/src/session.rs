@@ -1,36 +1,28 @@
 //! PTY sessions: one shell per browser tab, kept alive across dropped
 //! connections for a grace period.
 //!
-//! The PTY master is switched to non-blocking mode and registered with the
-//! tokio reactor, so neither direction of the echo path crosses a thread:
-//! the socket task writes keystrokes straight into the PTY, and a small
-//! **reader task** per session moves PTY output into the [`OutputBuffer`]
-//! and wakes the attached socket task (same runtime, no system call). Only
-//! the **waiter** is a dedicated thread, because `portable-pty` waits for
-//! the child with a blocking `waitpid`; it reaps the shell and then kills
-//! whatever is left of its session, so no zombie or orphan outlives a tab.
+//! The PTY master is driven by the tokio reactor ([`crate::pty_io`]), so
+//! neither direction of the echo path crosses a thread: the socket task
+//! writes keystrokes straight into the PTY, and a small **reader task** per
+//! session moves PTY output into the [`OutputBuffer`] and wakes the attached
+//! socket task (same runtime, no system call). Only the **waiter** is a
+//! dedicated thread, because `portable-pty` waits for the child with a
+//! blocking `waitpid`; it reaps the shell and then kills whatever is left of
+//! its session, so no zombie or orphan outlives a tab.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use bytes::{BufMut, BytesMut};
 use portable_pty::{CommandBuilder, MasterPty, PtySize, native_pty_system};
-use tokio::net::unix::pipe;
 
 use crate::activity::Activity;
-use crate::output::{Attachment, OutputBuffer, READ_MAX};
+use crate::output::{Attachment, OutputBuffer};
 use crate::protocol::WindowSize;
+use crate::pty_io::{self, PtyWriter};
 
 const THREAD_STACK: usize = 128 * 1024;
-/// PTY reads land in blocks of this size; chunks are split off without a
-/// copy, and a block whose chunks have all been sent is reused.
-const READ_BLOCK: usize = 64 * 1024;
-/// Reads gathered into one chunk before it is pushed during a flood; a
-/// read that drains the PTY pushes at once, so interactive output is never
-/// held back.
-const PUSH_BATCH: usize = 32 * 1024;
 
 /// Errors of session management.
 #[derive(Debug, thiserror::Error)]
@@ -293,7 +285,7 @@ pub struct Session {
     output: Arc<OutputBuffer>,
     /// The PTY master for input; the lock keeps two connections' writes
     /// (during a takeover) from interleaving mid-chunk.
-    input: Arc<tokio::sync::Mutex<pipe::Sender>>,
+    input: Arc<tokio::sync::Mutex<PtyWriter>>,
     /// Input the PTY would not take at once, written by the session's input
     /// task, so a shell that does not read stdin never blocks the socket task
     /// (which must keep handling acks, resizes and closes).
@@ -315,42 +307,6 @@ pub struct Session {
 
 /// Chunks of input that may wait for a shell that is not reading.
 const INPUT_BACKLOG: usize = 64;
-
-/// Writes `data` fully, waiting for the PTY to take it.
-async fn write_all(pty: &pipe::Sender, data: &[u8]) -> bool {
-    let mut rest = data;
-    while !rest.is_empty() {
-        match pty.try_write(rest) {
-            Ok(n) => rest = &rest[n..],
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                if pty.writable().await.is_err() {
-                    return false;
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => return false,
-        }
-    }
-    true
-}
-
-/// The session's input task: writes what the PTY did not take at once.
-async fn input_loop(
-    input: Arc<tokio::sync::Mutex<pipe::Sender>>,
-    queued: Arc<std::sync::atomic::AtomicUsize>,
-    mut backlog: tokio::sync::mpsc::Receiver<Vec<u8>>,
-) {
-    while let Some(chunk) = backlog.recv().await {
-        let pty = input.lock().await;
-        let ok = write_all(&pty, &chunk).await;
-        // Under the lock, so a direct write never overtakes this chunk.
-        queued.fetch_sub(1, Ordering::SeqCst);
-        drop(pty);
-        if !ok {
-            break;
-        }
-    }
-}
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -384,13 +340,9 @@ impl Session {
         if self.queued.load(Ordering::SeqCst) == 0 {
             let pty = self.input.lock().await;
             if self.queued.load(Ordering::SeqCst) == 0 {
-                while !rest.is_empty() {
-                    match pty.try_write(rest) {
-                        Ok(n) => rest = &rest[n..],
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                        Err(_) => return false,
-                    }
+                match pty.write_now(rest) {
+                    Ok(left) => rest = left,
+                    Err(_) => return false,
                 }
                 if rest.is_empty() {
                     return true;
@@ -485,7 +437,9 @@ impl Session {
         if let Some(pid) = pid {
             crate::reaper::track(pid);
         }
-        let io = match nonblocking_pty(pty.master.as_ref(), &runtime) {
+        let io = match master_fd(pty.master.as_ref())
+            .and_then(|fd| pty_io::split(fd, &runtime).map_err(|e| SessionError::Spawn(e.to_string())))
+        {
             Ok(io) => io,
             Err(e) => {
                 if let Some(pid) = pid {
@@ -521,8 +475,8 @@ impl Session {
             ending: Mutex::new(None),
         });
 
-        runtime.spawn(read_loop(reader, Arc::clone(&output), activity));
-        runtime.spawn(input_loop(input, queued, backlog_rx));
+        runtime.spawn(pty_io::read_loop(reader, Arc::clone(&output), activity));
+        runtime.spawn(pty_io::input_loop(input, queued, backlog_rx));
         let out = Arc::clone(&output);
         let waiter_thread =
             std::thread::Builder::new().name(format!("pty-wait-{id}")).stack_size(THREAD_STACK).spawn(move || {
@@ -564,83 +518,11 @@ impl std::os::fd::AsRawFd for MasterFd {
     }
 }
 
-/// Non-blocking reader and writer on the PTY master, registered with the
-/// current tokio runtime. Both are duplicates of the master descriptor
-/// (one open file), so `O_NONBLOCK` applies to all of them.
-fn nonblocking_pty(
-    master: &(dyn MasterPty + Send),
-    runtime: &tokio::runtime::Handle,
-) -> Result<(pipe::Receiver, pipe::Sender), SessionError> {
+/// A duplicate of the PTY master's descriptor (the same open file).
+fn master_fd(master: &(dyn MasterPty + Send)) -> Result<std::fs::File, SessionError> {
     let spawn_err = |e: &dyn std::fmt::Display| SessionError::Spawn(e.to_string());
     let raw = master.as_raw_fd().ok_or_else(|| spawn_err(&"the PTY has no file descriptor"))?;
-    let file =
-        filedescriptor::FileDescriptor::dup(&MasterFd(raw)).and_then(|fd| fd.as_file()).map_err(|e| spawn_err(&e))?;
-    rustix::io::ioctl_fionbio(&file, true).map_err(|e| spawn_err(&e))?;
-    let _guard = runtime.enter();
-    let reader =
-        pipe::Receiver::from_file_unchecked(file.try_clone().map_err(|e| spawn_err(&e))?).map_err(|e| spawn_err(&e))?;
-    let writer = pipe::Sender::from_file_unchecked(file).map_err(|e| spawn_err(&e))?;
-    Ok((reader, writer))
-}
-
-/// Moves PTY output into the ring. Reads that follow each other without the
-/// PTY running dry are gathered into one chunk (up to [`PUSH_BATCH`]), so a
-/// flood costs one push and one consumer wake-up per batch; a read that
-/// drains the PTY is pushed at once.
-async fn read_loop(pty: pipe::Receiver, output: Arc<OutputBuffer>, activity: Arc<Activity>) {
-    let mut block = BytesMut::with_capacity(READ_BLOCK);
-    let push = |block: &mut BytesMut| {
-        if !block.is_empty() {
-            output.push(block.split().freeze());
-        }
-    };
-    loop {
-        if !output.has_room(block.len()) {
-            push(&mut block);
-            if !output.wait_for_room().await {
-                break;
-            }
-            continue;
-        }
-        if block.capacity() - block.len() < READ_MAX {
-            push(&mut block);
-            // Reclaims the block when every chunk split off it was dropped.
-            block.reserve(READ_BLOCK);
-        }
-        match pty.try_read_buf(&mut (&mut block).limit(READ_MAX)) {
-            Ok(0) => break,
-            Ok(_) => {
-                activity.touch();
-                if block.len() >= PUSH_BATCH {
-                    push(&mut block);
-                }
-                // A shell that never stops printing must not starve the
-                // other sessions and sockets on this runtime.
-                tokio::task::consume_budget().await;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                push(&mut block);
-                tokio::select! {
-                    biased;
-                    () = output.producer_wake() => {
-                        if output.is_stopped() {
-                            break;
-                        }
-                    }
-                    ready = pty.readable() => {
-                        if ready.is_err() {
-                            break;
-                        }
-                    }
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            // EIO once every holder of the slave side is gone.
-            Err(_) => break,
-        }
-    }
-    push(&mut block);
-    output.finish_reading();
+    filedescriptor::FileDescriptor::dup(&MasterFd(raw)).and_then(|fd| fd.as_file()).map_err(|e| spawn_err(&e))
 }
 
 /// Sends `SIGKILL` to the process group led by `pid` and to every process

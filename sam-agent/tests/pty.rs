@@ -193,3 +193,34 @@ async fn close_all_and_wait_returns_once_the_shells_are_gone() {
         sleeps_of("1019").len()
     );
 }
+
+/// A paste larger than the PTY takes, sent while the shell is not reading:
+/// the writes return at once (the socket task must keep serving acks and
+/// resizes), and the shell later receives every byte, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn input_the_shell_is_not_reading_yet_arrives_whole_and_in_order() {
+    let m = manager(SessionConfig::default());
+    let a = m.attach("s1", WindowSize::default(), None, false).unwrap();
+    let (g, w) = (a.attachment.generation, &a.attachment.waker);
+    let mut out = Vec::new();
+    session_read_until(&a.session, g, w, &mut out, b"$ ", T).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("paste.txt");
+    let data: Vec<u8> = (0..256 * 1024u32).map(|i| b'!' + (i % 94) as u8).collect();
+    let cmd = format!(
+        "stty raw -echo; echo ready-$((1+1)); sleep 3; head -c {} > {}; echo stored-$((40+2))\r",
+        data.len(),
+        path.display()
+    );
+    assert!(a.session.write(cmd.as_bytes()).await);
+    session_read_until(&a.session, g, w, &mut out, b"ready-2", T).await;
+    let started = Instant::now();
+    for chunk in data.chunks(8 * 1024) {
+        assert!(a.session.write(chunk).await);
+    }
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(2), "writes waited for the shell ({took:?})");
+    session_read_until(&a.session, g, w, &mut out, b"stored-42", Duration::from_secs(20)).await;
+    assert!(std::fs::read(&path).unwrap() == data, "the shell received the paste altered");
+    m.close("s1");
+}
