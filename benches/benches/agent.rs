@@ -64,6 +64,9 @@ fn agent_child() {
         let mut config = sam_agent::AgentConfig::new(workspace);
         config.cookie.secure = false;
         config.sessions.max_sessions = 64;
+        if std::env::args().any(|a| a == "--no-spare") {
+            config.sessions.spare_for = Duration::ZERO;
+        }
         let agent = sam_agent::Agent::new(config, Arc::new(authority.clone()), Some(shell()));
         let token = authority
             .issue(
@@ -123,8 +126,12 @@ impl AgentProc {
     }
 
     fn start_as(role: &str) -> Self {
+        Self::start_with(&[role])
+    }
+
+    fn start_with(args: &[&str]) -> Self {
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .arg(role)
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -137,18 +144,17 @@ impl AgentProc {
         Self { child, addr, cookie }
     }
 
-    /// CPU time of the agent process in ms: the scheduler's exact run time
-    /// (`schedstat`, ns) summed over its live threads. Its threads live for
-    /// the whole measured window (the runtime thread, the session's
-    /// threads), so none is lost to an exit.
+    /// CPU time of the agent process in ms: user + system time from
+    /// `/proc/<pid>/stat`, which, unlike a sum over `/proc/<pid>/task`,
+    /// keeps the time of threads that ended (blocking-pool threads, shell
+    /// waiters). The kernel reports it in clock ticks (10 ms here), so the
+    /// measured windows are hundreds of ms long.
     fn cpu_ms(&self) -> f64 {
-        let mut ns = 0u64;
-        for task in std::fs::read_dir(format!("/proc/{}/task", self.child.id())).unwrap().flatten() {
-            if let Ok(s) = std::fs::read_to_string(task.path().join("schedstat")) {
-                ns += s.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-            }
-        }
-        ns as f64 / 1e6
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
+        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split_whitespace().collect();
+        // After the command name: state is field 3, utime 14 and stime 15.
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        ticks as f64 * 1e3 / clock_ticks_per_second()
     }
 
     /// Times the agent's threads went to sleep (voluntary context switches).
@@ -284,6 +290,20 @@ impl Drop for RawPty {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `sysconf(_SC_CLK_TCK)`, read through `getconf` (no libc call here).
+fn clock_ticks_per_second() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
 }
 
 /// CPU time of the calling thread in ms (`schedstat`, ns precision).
@@ -449,28 +469,41 @@ fn main() {
 
     // Time to first prompt.
     if enabled("prompt") {
-        let mut raw_prompt = Vec::new();
-        for _ in 0..10 {
+        // Alternating samples, as for the echo, a tab every 100 ms. The agent
+        // keeps a spare shell for the next tab; `cold` is an agent without
+        // one. The WebSocket handshake to the no-PTY echo server shows what
+        // the connection alone costs.
+        let floor = AgentProc::start_as("--echo-child");
+        let cold = AgentProc::start_with(&["--agent-child", "--no-spare"]);
+        let (mut raw_prompt, mut warm, mut cold_prompt, mut handshake) = (vec![], vec![], vec![], vec![]);
+        for i in 0..20 {
+            std::thread::sleep(Duration::from_millis(100));
             let t0 = Instant::now();
             let mut raw = RawPty::spawn();
             raw.read_until(PROMPT);
             raw_prompt.push(t0.elapsed().as_secs_f64() * 1e3);
-        }
-        let ws_prompt = rt.block_on(async {
-            let mut v = Vec::new();
-            for i in 0..10 {
+            drop(raw);
+            rt.block_on(async {
+                for (proc, samples) in [(&agent, &mut warm), (&cold, &mut cold_prompt)] {
+                    let t0 = Instant::now();
+                    let mut ws = proc.connect(&format!("session=prompt{i}")).await;
+                    let mut offset = 0;
+                    ws_read_until(&mut ws, PROMPT, false, &mut offset).await;
+                    samples.push(t0.elapsed().as_secs_f64() * 1e3);
+                    ws.send(Message::Text(r#"{"type":"close"}"#.into())).await.unwrap();
+                }
                 let t0 = Instant::now();
-                let mut ws = agent.connect(&format!("session=prompt{i}")).await;
-                let mut offset = 0;
-                ws_read_until(&mut ws, PROMPT, false, &mut offset).await;
-                v.push(t0.elapsed().as_secs_f64() * 1e3);
-                ws.send(Message::Text(r#"{"type":"close"}"#.into())).await.unwrap();
-            }
-            v
-        });
-        let (rp, wp) = (median(raw_prompt), median(ws_prompt));
-        rows.push(("first prompt raw spawn (ms)".into(), format!("{rp:.1}")));
-        rows.push(("first prompt agent WS connect (ms)".into(), format!("{wp:.1}  = {:.2}x raw", wp / rp)));
+                let ws = floor.connect("session=handshake").await;
+                handshake.push(t0.elapsed().as_secs_f64() * 1e3);
+                drop(ws);
+            });
+        }
+        let rp = median(raw_prompt);
+        let (wp, cp) = (median(warm), median(cold_prompt));
+        rows.push(("first prompt raw spawn (ms)".into(), format!("{rp:.2}")));
+        rows.push(("first prompt agent WS connect (ms)".into(), format!("{wp:.2}  = {:.2}x raw", wp / rp)));
+        rows.push(("  the same without a spare shell (ms)".into(), format!("{cp:.2}  = {:.2}x raw", cp / rp)));
+        rows.push(("WebSocket handshake alone (ms)".into(), format!("{:.2}", median(handshake))));
     }
 
     // RSS: a fresh agent, idle, then 20 sessions.

@@ -356,8 +356,7 @@ impl RepoCloner for GitCloner {
         if let Some(parent) = dest.parent() {
             std::fs::create_dir_all(parent).map_err(|e| BootstrapError::Io(e.to_string()))?;
         }
-        let output = Self::command(url, branch, token, dest)
-            .output()
+        let output = crate::reaper::output_tracked(&mut Self::command(url, branch, token, dest))
             .await
             .map_err(|e| BootstrapError::Clone(format!("could not run git: {e}")))?;
         if output.status.success() {
@@ -426,10 +425,7 @@ impl DevcontainerRunner for DevcontainerCli {
             std::fs::write(&default_config, config).map_err(|e| BootstrapError::Io(e.to_string()))?;
             cmd.arg("--override-config").arg(&default_config);
         }
-        let output = cmd
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output()
+        let output = crate::reaper::output_tracked(cmd.kill_on_drop(true))
             .await
             .map_err(|e| BootstrapError::Devcontainer(format!("could not run devcontainer: {e}")))?;
         match parse_up_output(&output.stdout) {

@@ -65,6 +65,10 @@ pub struct Config {
     /// Seconds a detached shell is kept for reattach.
     #[arg(long, env = "SAM_AGENT_GRACE_SECS", default_value_t = 300)]
     pub grace_secs: u64,
+    /// Seconds a spare shell, started after a tab opens so the next tab
+    /// shows its prompt at once, waits for that tab (0: no spare shells).
+    #[arg(long, env = "SAM_AGENT_SPARE_SHELL_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub spare_shell_secs: u64,
     /// Output kept per session for reattach, in KiB.
     #[arg(long, env = "SAM_AGENT_RING_KIB", default_value_t = 256, value_parser = clap::value_parser!(u64).range(32..=65536))]
     pub ring_kib: u64,
@@ -93,6 +97,7 @@ impl Config {
             ring_capacity: usize::try_from(self.ring_kib * 1024).unwrap_or(256 * 1024),
             grace: Duration::from_secs(self.grace_secs),
             max_sessions: usize::try_from(self.max_sessions).unwrap_or(32),
+            spare_for: Duration::from_secs(self.spare_shell_secs),
             ..SessionConfig::default()
         };
         cfg

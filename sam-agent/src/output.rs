@@ -173,9 +173,16 @@ impl OutputBuffer {
         s.chunks.push_back(chunk);
         let mut retained = (s.end - s.start) as usize;
         while retained > self.capacity {
-            let Some(front) = s.chunks.pop_front() else { break };
-            s.start += front.len() as u64;
-            retained -= front.len();
+            let Some(front) = s.chunks.front().map(Bytes::len) else { break };
+            // While a tab is attached, a chunk it has not fully taken stays
+            // (the producer's back-pressure bounds that overshoot to about
+            // one chunk); only a detached ring drops unsent bytes.
+            if s.attached.is_some() && s.start + front as u64 > s.sent {
+                break;
+            }
+            s.chunks.pop_front();
+            s.start += front as u64;
+            retained -= front;
         }
         if was_idle && let Some(waker) = &s.attached {
             waker.notify_one();
@@ -240,6 +247,12 @@ impl OutputBuffer {
         s.acked = None;
         self.room.notify_one();
         true
+    }
+
+    /// True once the shell exited and its output was read to the end.
+    pub fn is_finished(&self) -> bool {
+        let s = self.lock();
+        s.eof && s.exit.is_some()
     }
 
     /// True while a consumer is attached.
@@ -400,6 +413,29 @@ mod tests {
         assert!(matches!(buf.take(a.generation), Take::Empty), "exit code not known yet");
         buf.set_exit(Some(0));
         assert!(matches!(buf.take(a.generation), Take::Finished(Some(0))));
+    }
+
+    #[test]
+    fn an_attached_consumer_never_loses_bytes_to_eviction() {
+        // A ring larger than a frame: the consumer is part-way through the
+        // front chunk when the ring passes its capacity.
+        let buf = OutputBuffer::new(2 * READ_MAX, 1 << 20, 1024);
+        let a = buf.attach(None, false);
+        let mut pushed = Vec::new();
+        let mut received = Vec::new();
+        for i in 0..6u8 {
+            let chunk = vec![i; 10_000];
+            pushed.extend_from_slice(&chunk);
+            buf.push(Bytes::from(chunk));
+            if let Take::Data(frame) = buf.take(a.generation) {
+                received.extend_from_slice(&frame);
+            }
+        }
+        received.extend(collect(&buf, a.generation));
+        assert_eq!(received.len(), pushed.len());
+        assert!(received == pushed, "bytes lost or reordered");
+        buf.push(Bytes::from_static(b"!"));
+        assert!(buf.retained() <= 2 * READ_MAX, "sent chunks are still evicted");
     }
 
     #[test]

@@ -33,6 +33,25 @@ pub fn untrack(pid: u32) {
     tracked().lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&pid);
 }
 
+/// Runs `cmd` to completion like [`tokio::process::Command::output`]
+/// (stdin null, stdout and stderr captured), with its pid tracked while it
+/// runs, so a PID 1 reaper never takes the exit status its caller waits for.
+pub async fn output_tracked(cmd: &mut tokio::process::Command) -> std::io::Result<std::process::Output> {
+    use std::process::Stdio;
+    let child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    // The reaper leaves an untracked zombie alone for a second, so tracking
+    // right after the spawn is in time.
+    let pid = child.id();
+    if let Some(pid) = pid {
+        track(pid);
+    }
+    let output = child.wait_with_output().await;
+    if let Some(pid) = pid {
+        untrack(pid);
+    }
+    output
+}
+
 fn is_tracked(pid: u32) -> bool {
     tracked().lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(&pid)
 }

@@ -265,6 +265,9 @@ pub struct SessionConfig {
     pub grace: Duration,
     /// Maximum concurrent sessions.
     pub max_sessions: usize,
+    /// How long a spare shell, started after a tab opened so the next tab
+    /// gets its prompt at once, waits for that tab; zero turns spares off.
+    pub spare_for: Duration,
 }
 
 impl Default for SessionConfig {
@@ -275,13 +278,15 @@ impl Default for SessionConfig {
             max_output_frame: 256 * 1024,
             grace: Duration::from_secs(300),
             max_sessions: 32,
+            spare_for: Duration::from_secs(30),
         }
     }
 }
 
 /// One shell on a PTY.
 pub struct Session {
-    id: String,
+    /// Assigned when a tab takes a spare shell.
+    id: Mutex<String>,
     output: Arc<OutputBuffer>,
     /// The PTY master for input; the lock keeps two connections' writes
     /// (during a takeover) from interleaving mid-chunk.
@@ -310,14 +315,18 @@ const INPUT_BACKLOG: usize = 64;
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Session").field("id", &self.id).field("pid", &self.pid).finish_non_exhaustive()
+        f.debug_struct("Session").field("id", &self.id()).field("pid", &self.pid).finish_non_exhaustive()
     }
 }
 
 impl Session {
     /// Session id.
-    pub fn id(&self) -> &str {
-        &self.id
+    pub fn id(&self) -> String {
+        self.id.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    fn set_id(&self, id: &str) {
+        *self.id.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = id.to_owned();
     }
 
     /// Process id of the shell.
@@ -362,7 +371,7 @@ impl Session {
     pub fn resize(&self, size: WindowSize) {
         let master = self.master.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Err(error) = master.resize(pty_size(size)) {
-            tracing::debug!(session = %self.id, %error, "resize failed");
+            tracing::debug!(session = %self.id(), %error, "resize failed");
         }
     }
 
@@ -462,7 +471,7 @@ impl Session {
         let (backlog, backlog_rx) = tokio::sync::mpsc::channel(INPUT_BACKLOG);
         let reaped = Arc::new(AtomicBool::new(false));
         let session = Arc::new(Self {
-            id: id.clone(),
+            id: Mutex::new(id.clone()),
             output: Arc::clone(&output),
             input: Arc::clone(&input),
             backlog,
@@ -561,13 +570,33 @@ struct Entry {
     epoch: u64,
 }
 
+/// A shell started ahead of the next tab.
+#[derive(Debug)]
+struct Spare {
+    session: Arc<Session>,
+    shell: ShellCommand,
+    born: std::time::Instant,
+}
+
 /// All sessions of this agent.
 #[derive(Debug)]
 pub struct SessionManager {
     sessions: Mutex<HashMap<String, Entry>>,
+    /// Shells being started outside the lock, counted against the limit.
+    starting: std::sync::atomic::AtomicUsize,
+    spare: Mutex<Option<Spare>>,
     shell: Mutex<Option<ShellCommand>>,
     config: SessionConfig,
     activity: Arc<Activity>,
+}
+
+/// Counts one shell start against the session limit until dropped.
+struct Starting<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for Starting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// The result of [`SessionManager::attach`].
@@ -584,7 +613,14 @@ pub struct Attached {
 impl SessionManager {
     /// A manager running `shell` (None until bootstrap provides it).
     pub fn new(shell: Option<ShellCommand>, config: SessionConfig, activity: Arc<Activity>) -> Self {
-        Self { sessions: Mutex::new(HashMap::new()), shell: Mutex::new(shell), config, activity }
+        Self {
+            sessions: Mutex::new(HashMap::new()),
+            starting: std::sync::atomic::AtomicUsize::new(0),
+            spare: Mutex::new(None),
+            shell: Mutex::new(shell),
+            config,
+            activity,
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
@@ -622,28 +658,133 @@ impl SessionManager {
     }
 
     /// Reattaches session `id` if it is alive, else starts a new shell under
-    /// that id. `from` is the offset the client has already received.
+    /// that id (or hands it the spare shell). `from` is the offset the client
+    /// has already received. Blocking: starting a shell forks and execs.
     pub fn attach(&self, id: &str, size: WindowSize, from: Option<u64>, acks: bool) -> Result<Attached, SessionError> {
-        let mut sessions = self.lock();
-        if let Some(entry) = sessions.get_mut(id) {
-            if !entry.session.is_killed() {
-                entry.epoch += 1;
-                entry.session.resize(size);
-                let attachment = entry.session.output.attach(from, acks);
-                return Ok(Attached { session: Arc::clone(&entry.session), attachment, resumed: true });
+        let starting = {
+            let mut sessions = self.lock();
+            if let Some(attached) = Self::resume(&mut sessions, id, size, from, acks) {
+                return Ok(attached);
             }
-            sessions.remove(id);
-        }
-        if sessions.len() >= self.config.max_sessions {
-            return Err(SessionError::TooMany(self.config.max_sessions));
-        }
+            if sessions.len() + self.starting.load(Ordering::SeqCst) >= self.config.max_sessions {
+                return Err(SessionError::TooMany(self.config.max_sessions));
+            }
+            self.starting.fetch_add(1, Ordering::SeqCst);
+            Starting(&self.starting)
+        };
         let shell = self.shell.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         let shell = shell.ok_or(SessionError::NotReady)?;
-        let session = Session::spawn(id.to_owned(), &shell, size, &self.config, Arc::clone(&self.activity))?;
+        // Started without the lock held: `/health` and the other tabs must
+        // not wait for a fork and exec.
+        let (session, spare) = match self.take_spare(&shell) {
+            Some(session) => {
+                session.set_id(id);
+                session.resize(size);
+                (session, true)
+            }
+            None => (Session::spawn(id.to_owned(), &shell, size, &self.config, Arc::clone(&self.activity))?, false),
+        };
+        let mut sessions = self.lock();
+        drop(starting);
+        // The same tab may have connected twice at once: the first wins.
+        if let Some(attached) = Self::resume(&mut sessions, id, size, from, acks) {
+            session.kill();
+            return Ok(attached);
+        }
         let attachment = session.output.attach(None, acks);
         sessions.insert(id.to_owned(), Entry { session: Arc::clone(&session), epoch: 0 });
-        tracing::info!(session = %id, pid = ?session.pid, "shell started");
+        tracing::info!(session = %id, pid = ?session.pid, spare, "shell started");
         Ok(Attached { session, attachment, resumed: false })
+    }
+
+    fn resume(
+        sessions: &mut HashMap<String, Entry>,
+        id: &str,
+        size: WindowSize,
+        from: Option<u64>,
+        acks: bool,
+    ) -> Option<Attached> {
+        let entry = sessions.get_mut(id)?;
+        if entry.session.is_killed() {
+            sessions.remove(id);
+            return None;
+        }
+        entry.epoch += 1;
+        entry.session.resize(size);
+        let attachment = entry.session.output.attach(from, acks);
+        Some(Attached { session: Arc::clone(&entry.session), attachment, resumed: true })
+    }
+
+    /// The spare shell, if it is fresh, alive and runs `shell`; a stale one
+    /// is ended.
+    fn take_spare(&self, shell: &ShellCommand) -> Option<Arc<Session>> {
+        let spare = self.spare.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()?;
+        let fresh = spare.born.elapsed() <= self.config.spare_for
+            && spare.shell == *shell
+            && !spare.session.is_killed()
+            && !spare.session.output.is_finished();
+        if fresh {
+            return Some(spare.session);
+        }
+        spare.session.kill();
+        None
+    }
+
+    /// Process id of the spare shell waiting for the next tab, if any.
+    pub fn spare_pid(&self) -> Option<u32> {
+        self.spare.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref().and_then(|s| s.session.pid)
+    }
+
+    /// Starts a shell for the next tab unless one is ready, spares are off
+    /// ([`SessionConfig::spare_for`] is zero) or the session limit would be
+    /// reached. It is ended when no tab took it within `spare_for`, so a new
+    /// tab never gets a shell that read its startup files long ago.
+    /// Blocking: call it from a blocking thread inside the runtime.
+    pub fn prepare_spare(self: &Arc<Self>, size: WindowSize) {
+        if self.config.spare_for.is_zero() {
+            return;
+        }
+        let Some(shell) = self.shell.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone() else {
+            return;
+        };
+        {
+            let spare = self.spare.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if spare.as_ref().is_some_and(|s| s.born.elapsed() <= self.config.spare_for / 2) {
+                return;
+            }
+        }
+        if self.len() + self.starting.load(Ordering::SeqCst) + 1 >= self.config.max_sessions {
+            return;
+        }
+        let session = match Session::spawn("spare".into(), &shell, size, &self.config, Arc::clone(&self.activity)) {
+            Ok(session) => session,
+            Err(error) => {
+                tracing::debug!(%error, "could not start a spare shell");
+                return;
+            }
+        };
+        let born = std::time::Instant::now();
+        let old = self.spare.lock().unwrap_or_else(std::sync::PoisonError::into_inner).replace(Spare {
+            session,
+            shell,
+            born,
+        });
+        if let Some(old) = old {
+            old.session.kill();
+        }
+        tracing::debug!("spare shell started");
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let manager = Arc::clone(self);
+        let after = self.config.spare_for;
+        runtime.spawn(async move {
+            tokio::time::sleep(after).await;
+            let mut spare = manager.spare.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if spare.as_ref().is_some_and(|s| s.born == born)
+                && let Some(stale) = spare.take()
+            {
+                stale.session.kill();
+            }
+        });
     }
 
     /// The connection of `generation` went away without closing: keep the
@@ -659,12 +800,12 @@ impl SessionManager {
         }
         let epoch = {
             let mut sessions = self.lock();
-            let Some(entry) = sessions.get_mut(session.id()) else { return };
+            let Some(entry) = sessions.get_mut(&session.id()) else { return };
             entry.epoch += 1;
             entry.epoch
         };
         let manager = Arc::clone(self);
-        let id = session.id().to_owned();
+        let id = session.id();
         tracing::info!(session = %id, grace_secs = grace.as_secs(), "connection dropped; shell kept for reattach");
         tokio::spawn(async move {
             tokio::time::sleep(grace).await;
@@ -691,7 +832,8 @@ impl SessionManager {
 
     /// Ends every session without waiting (see [`close_all_and_wait`](Self::close_all_and_wait)).
     pub fn close_all(&self) -> Vec<Arc<Session>> {
-        let all: Vec<Arc<Session>> = self.lock().drain().map(|(_, e)| e.session).collect();
+        let mut all: Vec<Arc<Session>> = self.lock().drain().map(|(_, e)| e.session).collect();
+        all.extend(self.spare.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take().map(|s| s.session));
         for session in &all {
             session.kill();
         }

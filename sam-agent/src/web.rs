@@ -39,6 +39,8 @@ use crate::session::{Session, SessionError};
 
 /// Request bodies are tiny (none of the endpoints takes a body).
 const MAX_BODY: usize = 16 * 1024;
+/// How long after a new tab's shell started the spare for the next tab is.
+const SPARE_DELAY: Duration = Duration::from_millis(25);
 /// Output frames sent before control messages are looked at again.
 const FRAMES_PER_TURN: usize = 8;
 
@@ -315,6 +317,14 @@ async fn run_terminal(
             return;
         }
     };
+    if !attached.resumed {
+        let sessions = Arc::clone(&agent.sessions);
+        tokio::spawn(async move {
+            // Once this tab's own shell has had the CPU to print its prompt.
+            tokio::time::sleep(SPARE_DELAY).await;
+            let _ = tokio::task::spawn_blocking(move || sessions.prepare_spare(size)).await;
+        });
+    }
     let session = attached.session;
     let attachment = attached.attachment;
     tracing::info!(resumed = attached.resumed, offset = attachment.offset, lost = attachment.lost, "terminal attached");

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -223,4 +224,83 @@ async fn input_the_shell_is_not_reading_yet_arrives_whole_and_in_order() {
     session_read_until(&a.session, g, w, &mut out, b"stored-42", Duration::from_secs(20)).await;
     assert!(std::fs::read(&path).unwrap() == data, "the shell received the paste altered");
     m.close("s1");
+}
+
+fn gone(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map(|s| s.contains(") Z")).unwrap_or(true)
+}
+
+async fn wait_gone(pid: u32) -> bool {
+    let deadline = Instant::now() + T;
+    while Instant::now() < deadline {
+        if gone(pid) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+/// The spare shell: the next tab gets a shell whose prompt is already
+/// there; it is not counted as a session, each spare serves one tab, and
+/// closing everything ends it too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spare_shell_serves_the_next_tab_once() {
+    let m = manager(SessionConfig::default());
+    let size = WindowSize::new(30, 100).unwrap();
+    let prepared = Arc::clone(&m);
+    tokio::task::spawn_blocking(move || prepared.prepare_spare(size)).await.unwrap();
+    assert_eq!(m.len(), 0, "a spare is not an active session");
+    // Let it print its prompt before any tab asks.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let spare = m.spare_pid().expect("a spare was started");
+    let a = m.attach("tab-1", WindowSize::new(40, 120).unwrap(), None, false).unwrap();
+    assert!(!a.resumed);
+    assert_eq!(a.session.pid(), Some(spare), "the tab took the spare");
+    assert_eq!(m.spare_pid(), None);
+    assert_eq!(a.session.id(), "tab-1");
+    let Take::Data(first) = a.session.output().take(a.attachment.generation) else {
+        panic!("the spare's prompt should be waiting in its ring")
+    };
+    assert!(String::from_utf8_lossy(&first).contains("$ "), "{first:?}");
+    let (g, w) = (a.attachment.generation, &a.attachment.waker);
+    let mut out = Vec::new();
+    a.session.write(b"stty size\r").await;
+    session_read_until(&a.session, g, w, &mut out, b"40 120", T).await;
+    assert_eq!(m.len(), 1);
+
+    // Each spare serves one tab.
+    let b = m.attach("tab-2", WindowSize::default(), None, false).unwrap();
+    assert_ne!(a.session.pid(), b.session.pid());
+
+    let prepared = Arc::clone(&m);
+    tokio::task::spawn_blocking(move || prepared.prepare_spare(size)).await.unwrap();
+    let spare = m.spare_pid().expect("a new spare");
+    assert!(spare != a.session.pid().unwrap() && Some(spare) != b.session.pid());
+    let all = m.close_all();
+    assert_eq!(all.len(), 3, "the two tabs and the spare");
+    for session in all {
+        assert!(wait_gone(session.pid().unwrap()).await, "a shell outlived close_all");
+    }
+}
+
+/// A spare nobody takes is ended after `spare_for`, and with `spare_for`
+/// zero there are no spares at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untaken_spare_ends_and_spares_can_be_turned_off() {
+    let m = manager(SessionConfig { spare_for: Duration::from_millis(300), ..SessionConfig::default() });
+    let prepared = Arc::clone(&m);
+    tokio::task::spawn_blocking(move || prepared.prepare_spare(WindowSize::default())).await.unwrap();
+    let stale = m.spare_pid().expect("a spare was started");
+    assert!(wait_gone(stale).await, "an untaken spare outlived spare_for");
+    assert_eq!(m.spare_pid(), None);
+    let a = m.attach("late", WindowSize::default(), None, false).unwrap();
+    assert_ne!(a.session.pid(), Some(stale));
+    m.close_all();
+
+    let off = manager(SessionConfig { spare_for: Duration::ZERO, ..SessionConfig::default() });
+    let prepared = Arc::clone(&off);
+    tokio::task::spawn_blocking(move || prepared.prepare_spare(WindowSize::default())).await.unwrap();
+    assert_eq!(off.spare_pid(), None, "no spare when turned off");
 }
