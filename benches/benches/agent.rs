@@ -10,9 +10,12 @@
 //!   next to the CPU per MB of the raw read loop itself;
 //! * keystroke echo latency p50/p99 (`stty raw -echo; exec cat`, one byte
 //!   at a time; raw and agent samples alternate so both see the same
-//!   background load);
+//!   background load), the agent's CPU time and sleeps per keystroke, and
+//!   the same echo through an axum WebSocket server with no PTY behind it
+//!   (what the WebSocket and loopback TCP alone cost);
 //! * time to the first prompt (raw: spawn → prompt; agent: WebSocket connect
-//!   → prompt);
+//!   → prompt, with its spare shell and, from a second agent, without), next
+//!   to the WebSocket handshake alone;
 //! * agent RSS idle and with 20 sessions;
 //! * size of `target/release/sam-agent` if it was built.
 //!

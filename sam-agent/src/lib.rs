@@ -89,21 +89,36 @@
 //! Measured by `cargo bench -p sam-benches --bench agent` against a raw PTY
 //! read loop in the same run (figures and method in that file's header).
 //!
-//! * **Echo path without thread hops.** The PTY master is non-blocking and
-//!   registered with the tokio reactor: a keystroke frame is written to the
-//!   PTY by the socket task itself (no channel, no writer thread), and the
-//!   echo is read by the session's reader task on the same runtime, which
-//!   wakes the socket task without a system call. Output that drains the
-//!   PTY is pushed and sent at once (no coalescing delay); sockets have
-//!   `TCP_NODELAY`. The connection's silence timer is re-armed only when it
-//!   fires, not per frame.
-//! * **CPU per MB.** During a flood, PTY reads (at most ~4 KiB each: the
-//!   kernel's line-discipline buffer) land back to back in one reused
-//!   64 KiB block and leave as one chunk per 32 KiB (`Bytes` split off the
-//!   block, no copy, no zeroing); the socket task sends whatever
-//!   accumulated as one frame, so a flood costs one wake-up and one socket
-//!   write per batch. Reads stop while the ring or the ack window is full,
-//!   which pauses the shell through the PTY.
+//! * **Echo path without thread hops or wasted wake-ups** ([`pty_io`]).
+//!   The PTY master is non-blocking and its reader is registered with the
+//!   tokio reactor: a keystroke frame is written to the PTY by the socket
+//!   task itself (no channel, no writer thread), and the echo is read by
+//!   the session's reader task on the same runtime, which wakes the socket
+//!   task without a system call. The writer is *not* registered: the
+//!   kernel signals write space each time the shell consumes input, which
+//!   woke the agent a third time per keystroke. A read shorter than asked
+//!   for counts as draining the PTY, so no failing read follows each echo.
+//!   A keystroke costs the agent six system calls and two sleeps. Sockets
+//!   have `TCP_NODELAY`; the connection's silence timer is re-armed only
+//!   when it fires, not per frame.
+//! * **Floods are read in paced drains.** Output faster than 16 KiB per
+//!   millisecond is a flood: the reader then drains the PTY, pauses 200 µs
+//!   (a `timerfd`: tokio's timers tick in milliseconds) and drains again,
+//!   instead of waking for every few hundred bytes the shell writes. The
+//!   PTY buffers about 12 KiB, so the shell does not stall; a pause that
+//!   finds nothing ends the flood. Reads land back to back in one reused
+//!   64 KiB block and leave as one chunk per drain or per 32 KiB (`Bytes`
+//!   split off the block, no copy, no zeroing); the socket task sends
+//!   whatever accumulated as one frame. Reads stop while the ring or the
+//!   ack window is full, which pauses the shell through the PTY.
+//! * **A spare shell for the next tab.** 25 ms after a tab's new shell
+//!   starts, the agent starts one more, at that tab's size, and hands it to
+//!   the next new tab, whose prompt is then already in its ring: connect to
+//!   prompt is the WebSocket handshake plus one frame. A spare waits at most
+//!   `SAM_AGENT_SPARE_SHELL_SECS` (30 s; `0` turns spares off) and is then
+//!   ended, so a new tab never runs a shell that read its startup files
+//!   (`.bashrc`) long ago. It is not an active session and does not count
+//!   towards the limit.
 //! * The binary runs a current-thread runtime: everything on the data path
 //!   is one thread; only each shell's waiter (a blocking `waitpid`) is a
 //!   thread of its own.

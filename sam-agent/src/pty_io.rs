@@ -194,7 +194,7 @@ impl Burst {
 
 /// Moves PTY output into the ring until EOF or [`OutputBuffer::stop`].
 /// Reads that follow each other without the PTY running dry are gathered
-/// into one chunk (up to [`PUSH_BATCH`]), so a flood costs one push and one
+/// into one chunk (up to `PUSH_BATCH`), so a flood costs one push and one
 /// consumer wake-up per batch.
 pub async fn read_loop(pty: PtyReader, output: Arc<OutputBuffer>, activity: Arc<Activity>) {
     let pty = pty.0;

@@ -341,7 +341,7 @@ impl Session {
 
     /// Writes input to the shell's PTY: straight away when the PTY takes it
     /// (the keystroke path: no task hop), otherwise through the session's
-    /// input task. Waits only when [`INPUT_BACKLOG`] chunks are already
+    /// input task. Waits only when `INPUT_BACKLOG` chunks are already
     /// waiting for a shell that does not read. Returns false when the session
     /// is gone.
     pub async fn write(&self, data: &[u8]) -> bool {
