@@ -256,3 +256,35 @@ async fn silent_client_counts_as_dropped() {
     assert!(!session.output().is_attached(), "a silent client must be detached");
     assert!(t.agent.sessions.get("quiet").is_some(), "its shell waits for reattach");
 }
+
+/// Opening a tab prepares a spare shell at that tab's size; the next tab
+/// gets it (its prompt is already there) and `/health` does not count it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_tab_gets_the_spare_its_predecessor_prepared() {
+    let t = start(|_| {}).await;
+    let mut first = t.connect("session=one&rows=33&cols=99").await;
+    hello(&mut first).await;
+    let mut out = Vec::new();
+    read_until(&mut first, &mut out, b"$ ", T).await;
+    let deadline = std::time::Instant::now() + T;
+    let spare = loop {
+        if let Some(pid) = t.agent.sessions.spare_pid() {
+            break pid;
+        }
+        assert!(std::time::Instant::now() < deadline, "no spare shell was prepared");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(t.agent.sessions.len(), 1, "the spare is not an active session");
+
+    let mut second = t.connect("session=two&rows=33&cols=99").await;
+    assert_eq!(hello(&mut second).await["resumed"], false);
+    let mut out = Vec::new();
+    read_until(&mut second, &mut out, b"$ ", T).await;
+    assert_eq!(t.agent.sessions.get("two").and_then(|s| s.pid()), Some(spare), "the second tab took the spare");
+    send_text(&mut second, "stty size\r").await;
+    read_until(&mut second, &mut out, b"33 99", T).await;
+    for ws in [&mut first, &mut second] {
+        send_control(ws, r#"{"type":"close"}"#).await;
+        assert_eq!(close_code(ws, T).await, Some(1000));
+    }
+}
