@@ -585,6 +585,8 @@ pub struct SessionManager {
     /// Shells being started outside the lock, counted against the limit.
     starting: std::sync::atomic::AtomicUsize,
     spare: Mutex<Option<Spare>>,
+    /// Set by [`close_all`](Self::close_all) (shutdown): no more spares.
+    closed: AtomicBool,
     shell: Mutex<Option<ShellCommand>>,
     config: SessionConfig,
     activity: Arc<Activity>,
@@ -617,6 +619,7 @@ impl SessionManager {
             sessions: Mutex::new(HashMap::new()),
             starting: std::sync::atomic::AtomicUsize::new(0),
             spare: Mutex::new(None),
+            closed: AtomicBool::new(false),
             shell: Mutex::new(shell),
             config,
             activity,
@@ -741,7 +744,7 @@ impl SessionManager {
     /// tab never gets a shell that read its startup files long ago.
     /// Blocking: call it from a blocking thread inside the runtime.
     pub fn prepare_spare(self: &Arc<Self>, size: WindowSize) {
-        if self.config.spare_for.is_zero() {
+        if self.config.spare_for.is_zero() || self.closed.load(Ordering::SeqCst) {
             return;
         }
         let Some(shell) = self.shell.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone() else {
@@ -771,6 +774,13 @@ impl SessionManager {
         });
         if let Some(old) = old {
             old.session.kill();
+        }
+        // A shutdown that began while this shell started must not leave it.
+        if self.closed.load(Ordering::SeqCst) {
+            if let Some(late) = self.spare.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
+                late.session.kill();
+            }
+            return;
         }
         tracing::debug!("spare shell started");
         let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
@@ -830,8 +840,10 @@ impl SessionManager {
         }
     }
 
-    /// Ends every session without waiting (see [`close_all_and_wait`](Self::close_all_and_wait)).
+    /// Ends every session and the spare without waiting, and starts no spare
+    /// after it (shutdown; see [`close_all_and_wait`](Self::close_all_and_wait)).
     pub fn close_all(&self) -> Vec<Arc<Session>> {
+        self.closed.store(true, Ordering::SeqCst);
         let mut all: Vec<Arc<Session>> = self.lock().drain().map(|(_, e)| e.session).collect();
         all.extend(self.spare.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take().map(|s| s.session));
         for session in &all {

@@ -283,6 +283,9 @@ async fn a_spare_shell_serves_the_next_tab_once() {
     for session in all {
         assert!(wait_gone(session.pid().unwrap()).await, "a shell outlived close_all");
     }
+    let prepared = Arc::clone(&m);
+    tokio::task::spawn_blocking(move || prepared.prepare_spare(size)).await.unwrap();
+    assert_eq!(m.spare_pid(), None, "no spare after close_all (shutdown)");
 }
 
 /// A spare nobody takes is ended after `spare_for`, and with `spare_for`
