@@ -162,27 +162,15 @@ impl AgentProc {
 
     /// Times the agent's threads went to sleep (voluntary context switches).
     fn sleeps(&self) -> u64 {
-        let mut n = 0;
-        for task in std::fs::read_dir(format!("/proc/{}/task", self.child.id())).unwrap().flatten() {
-            if let Ok(s) = std::fs::read_to_string(task.path().join("status")) {
-                n += s
-                    .lines()
-                    .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .unwrap_or(0);
-            }
-        }
-        n
+        std::fs::read_dir(format!("/proc/{}/task", self.child.id()))
+            .unwrap()
+            .flatten()
+            .filter_map(|task| status_field(&task.path().join("status"), "voluntary_ctxt_switches:"))
+            .sum()
     }
 
     fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
+        status_field(std::path::Path::new(&format!("/proc/{}/status", self.child.id())), "VmRSS:").unwrap_or(0)
     }
 
     async fn connect(&self, query: &str) -> Ws {
@@ -200,6 +188,12 @@ impl Drop for AgentProc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The first number after `key` in a `/proc` status file (`VmRSS:  4242 kB`).
+fn status_field(path: &std::path::Path, key: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(path).ok()?;
+    status.lines().find_map(|l| l.strip_prefix(key))?.split_whitespace().next()?.parse().ok()
 }
 
 /// Reads until `needle`; returns bytes read. Acks every 64 KiB when `ack`.

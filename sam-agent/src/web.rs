@@ -317,7 +317,7 @@ async fn run_terminal(
             return;
         }
     };
-    if !attached.resumed {
+    if !attached.resumed && !agent.sessions.config().spare_for.is_zero() {
         let sessions = Arc::clone(&agent.sessions);
         tokio::spawn(async move {
             // Once this tab's own shell has had the CPU to print its prompt.

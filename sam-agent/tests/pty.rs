@@ -13,6 +13,15 @@ use sam_agent::protocol::WindowSize;
 
 const T: Duration = Duration::from_secs(10);
 
+/// A new shell in session `s1` of `m`, with its output read up to the first
+/// prompt.
+async fn at_prompt(m: &sam_agent::session::SessionManager) -> (sam_agent::session::Attached, Vec<u8>) {
+    let a = m.attach("s1", WindowSize::default(), None, false).unwrap();
+    let mut out = Vec::new();
+    session_read_until(&a.session, a.attachment.generation, &a.attachment.waker, &mut out, b"$ ", T).await;
+    (a, out)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn echo_round_trip() {
     let m = manager(SessionConfig::default());
@@ -44,10 +53,8 @@ async fn ctrl_c_interrupts_a_flood_and_memory_stays_bounded() {
     let cfg = SessionConfig::default();
     let ring = cfg.ring_capacity;
     let m = manager(cfg);
-    let a = m.attach("s1", WindowSize::default(), None, false).unwrap();
+    let (a, mut out) = at_prompt(&m).await;
     let (g, w) = (a.attachment.generation, &a.attachment.waker);
-    let mut out = Vec::new();
-    session_read_until(&a.session, g, w, &mut out, b"$ ", T).await;
     a.session.write(b"yes flood-line\r").await;
     // A slow consumer: take a little, then stall, so back-pressure kicks in.
     session_read_until(&a.session, g, w, &mut out, b"flood-line\r\nflood-line", T).await;
@@ -71,10 +78,8 @@ async fn ctrl_c_interrupts_a_flood_and_memory_stays_bounded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn emoji_stream_is_byte_identical() {
     let m = manager(SessionConfig::default());
-    let a = m.attach("s1", WindowSize::default(), None, false).unwrap();
+    let (a, mut out) = at_prompt(&m).await;
     let (g, w) = (a.attachment.generation, &a.attachment.waker);
-    let mut out = Vec::new();
-    session_read_until(&a.session, g, w, &mut out, b"$ ", T).await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("emoji.txt");
     let emoji = "\u{1F600}".repeat(100_000);
@@ -149,10 +154,8 @@ fn sleeps_of(seconds: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exit_is_reported() {
     let m = manager(SessionConfig::default());
-    let a = m.attach("s1", WindowSize::default(), None, false).unwrap();
+    let (a, _) = at_prompt(&m).await;
     let (g, w) = (a.attachment.generation, &a.attachment.waker);
-    let mut out = Vec::new();
-    session_read_until(&a.session, g, w, &mut out, b"$ ", T).await;
     a.session.write(b"exit 7\r").await;
     let deadline = Instant::now() + T;
     loop {
@@ -201,10 +204,8 @@ async fn close_all_and_wait_returns_once_the_shells_are_gone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn input_the_shell_is_not_reading_yet_arrives_whole_and_in_order() {
     let m = manager(SessionConfig::default());
-    let a = m.attach("s1", WindowSize::default(), None, false).unwrap();
+    let (a, mut out) = at_prompt(&m).await;
     let (g, w) = (a.attachment.generation, &a.attachment.waker);
-    let mut out = Vec::new();
-    session_read_until(&a.session, g, w, &mut out, b"$ ", T).await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("paste.txt");
     let data: Vec<u8> = (0..256 * 1024u32).map(|i| b'!' + (i % 94) as u8).collect();
