@@ -224,9 +224,13 @@ pub async fn drop_database(url: &str) -> anyhow::Result<String> {
             let mut removed = Vec::new();
             for suffix in ["", "-wal", "-shm", "-journal"] {
                 let file = PathBuf::from(format!("{}{suffix}", path.display()));
-                if file.exists() {
-                    std::fs::remove_file(&file).with_context(|| format!("deleting {}", file.display()))?;
-                    removed.push(file.display().to_string());
+                // No exists() check first: SQLite deletes its -wal and -shm
+                // files when a closing connection (ours, just released) is
+                // the last one, so a file seen a moment ago may be gone.
+                match std::fs::remove_file(&file) {
+                    Ok(()) => removed.push(file.display().to_string()),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e).with_context(|| format!("deleting {}", file.display())),
                 }
             }
             Ok(format!("deleted {}", if removed.is_empty() { "nothing (no file)".into() } else { removed.join(", ") }))
@@ -518,9 +522,13 @@ pub async fn restore(options: RestoreOptions) -> anyhow::Result<()> {
                 }
                 for suffix in ["-wal", "-shm", "-journal"] {
                     let file = PathBuf::from(format!("{}{suffix}", target.display()));
-                    if file.exists() {
-                        let to = format!("{}{suffix}", aside.display());
-                        std::fs::rename(&file, &to).with_context(|| format!("moving {} aside", file.display()))?;
+                    let to = format!("{}{suffix}", aside.display());
+                    // As in `drop_database`: SQLite may remove these as the
+                    // last connection closes.
+                    match std::fs::rename(&file, &to) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(e).with_context(|| format!("moving {} aside", file.display())),
                     }
                 }
                 std::fs::rename(&target, &aside).with_context(|| format!("moving {} aside", target.display()))?;
