@@ -13,6 +13,7 @@ use std::str::FromStr as _;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sam_core::accounts::{Accounts, AccountsConfig};
 use sam_core::domain::NewSession;
 use sam_core::engine::{Engine, EngineConfig, Ports};
 use sam_core::lifecycle::{ServerRef, WorkspaceStatus};
@@ -69,18 +70,16 @@ async fn measure(label: &str, store: Arc<dyn Store>) {
     let key = RsaSigningKey::generate(2048).unwrap();
     let issuer = Arc::new(JwtIssuer::new("http://127.0.0.1", key));
     let github = Arc::new(FakeGithub::new(30));
-    let engine = Arc::new(Engine::new(
-        Ports {
-            store: store.clone(),
-            compute: Arc::new(FakeCloud::new()),
-            dns: Arc::new(FakeDnsZone::new()),
-            repos: github.clone(),
-            cipher: Arc::new(FakeCipher::new(1, "bench")),
-            tokens: issuer.clone(),
-            clock: Arc::new(SystemClock),
-        },
-        EngineConfig::new("ws.bench.test", "http://127.0.0.1"),
-    ));
+    let ports = Ports {
+        store: store.clone(),
+        compute: Arc::new(FakeCloud::new()),
+        dns: Arc::new(FakeDnsZone::new()),
+        repos: github.clone(),
+        cipher: Arc::new(FakeCipher::new(1, "bench")),
+        tokens: issuer.clone(),
+        clock: Arc::new(SystemClock),
+    };
+    let engine = Arc::new(Engine::new(ports.clone(), EngineConfig::new("ws.bench.test", "http://127.0.0.1")));
     let now = time::OffsetDateTime::now_utc();
     let user = store.upsert_user(&sample_new_user(1), now).await.unwrap().id;
     let secret = "bench-session-secret";
@@ -121,7 +120,7 @@ async fn measure(label: &str, store: Arc<dyn Store>) {
 
     let state = AppState {
         engine,
-        identity: github,
+        accounts: Arc::new(Accounts::new(ports, github, AccountsConfig::default())),
         issuer: issuer.clone(),
         verifier: issuer,
         webhooks: None,

@@ -330,9 +330,7 @@ pub async fn run(out: &mut dyn Write) -> Result<Vec<String>, Error> {
         clock: Arc::new(SystemClock),
     };
     let engine = Arc::new(Engine::new(ports.clone(), EngineConfig::new("ws.example.dev", "http://127.0.0.1:8080")));
-    let user =
-        demo::sign_up(ports.store.as_ref(), ports.cipher.as_ref(), ports.clock.as_ref(), &github, token.expose())
-            .await?;
+    let user = demo::sign_up(&ports, &github, token.expose()).await?;
     let mut statuses = Vec::new();
     let mut show = |out: &mut dyn Write, step: &str, ws: &sam_core::domain::Workspace| -> std::io::Result<()> {
         statuses.push(ws.status().to_string());

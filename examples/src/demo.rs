@@ -8,12 +8,13 @@
 
 use std::sync::Arc;
 
+use sam_core::accounts::{Accounts, AccountsConfig};
 use sam_core::domain::{
-    BranchName, Credential, CredentialProvider, GithubInstallation, GithubUserId, InstallationId, LocationCode,
-    NewUser, RepoFullName, UserId, VmSize, Workspace, WorkspaceName, WorkspaceSpec,
+    BranchName, CredentialProvider, GithubInstallation, GithubUserId, InstallationId, LocationCode, NewUser,
+    RepoFullName, UserId, VmSize, Workspace, WorkspaceName, WorkspaceSpec,
 };
-use sam_core::engine::{AgentReport, Engine, HeartbeatAnswer, HeartbeatReport, credential_context};
-use sam_core::ports::{Cipher, Clock, InstallationInfo, Store};
+use sam_core::engine::{AgentReport, Engine, HeartbeatAnswer, HeartbeatReport, Ports};
+use sam_core::ports::InstallationInfo;
 use sam_core::testkit::fakes::FakeGithub;
 
 use crate::Error;
@@ -23,16 +24,12 @@ pub const INSTALLATION: InstallationId = InstallationId(1);
 /// The demo user's repository.
 pub const REPOSITORY: &str = "octo-org/hello-world";
 
-/// Records a user with a sealed cloud token and a GitHub App installation, as
-/// signing in, saving the token in Settings and installing the app would.
-pub async fn sign_up(
-    store: &dyn Store,
-    cipher: &dyn Cipher,
-    clock: &dyn Clock,
-    github: &FakeGithub,
-    cloud_token: &str,
-) -> Result<UserId, Error> {
-    let now = clock.now();
+/// Records a user with a GitHub App installation, as signing in and
+/// installing the app would, and connects their cloud token the way the
+/// Settings page does (checked with the cloud, then sealed).
+pub async fn sign_up(ports: &Ports, github: &Arc<FakeGithub>, cloud_token: &str) -> Result<UserId, Error> {
+    let store = ports.store.as_ref();
+    let now = ports.clock.now();
     let github_id = 4242;
     let user = store
         .upsert_user(
@@ -46,17 +43,8 @@ pub async fn sign_up(
             now,
         )
         .await?;
-    let sealed = cipher.seal(cloud_token.as_bytes(), credential_context(user.id, CredentialProvider::Hetzner))?;
-    store
-        .put_credential(&Credential {
-            user_id: user.id,
-            provider: CredentialProvider::Hetzner,
-            ciphertext: sealed,
-            validated_at: Some(now),
-            created_at: now,
-            updated_at: now,
-        })
-        .await?;
+    let accounts = Accounts::new(ports.clone(), github.clone(), AccountsConfig::default());
+    accounts.connect_cloud(user.id, CredentialProvider::Hetzner, cloud_token).await?;
     let account = ("octo-org", "Organization", GithubUserId(99));
     store
         .upsert_installation(&GithubInstallation {

@@ -19,9 +19,10 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, response::Html};
+use sam_core::accounts::{Accounts, AccountsConfig};
 use sam_core::engine::{Engine, EngineConfig, Ports};
 use sam_core::lifecycle::WorkspaceStatus;
-use sam_core::ports::{SystemClock, WorkspaceScan};
+use sam_core::ports::{Store, SystemClock, WorkspaceScan};
 use sam_core::testkit::fakes::{FakeCipher, FakeCloud, FakeDnsZone, FakeGithub, FakeTokenAuthority, MemoryStore};
 use sam_server::state::{AppState, HttpSettings};
 use serde_json::{Value, json};
@@ -31,7 +32,8 @@ use crate::{Error, demo};
 /// The host application's own state.
 #[derive(Clone)]
 struct Host {
-    engine: Arc<Engine>,
+    /// The store the host gave SAM's engine, read directly.
+    store: Arc<dyn Store>,
 }
 
 /// `GET /`: the host's home page.
@@ -39,10 +41,10 @@ async fn home() -> Html<&'static str> {
     Html("<h1>Acme internal tools</h1><p>Workspaces are served by SAM under /api.</p>")
 }
 
-/// `GET /internal/status`: the host's status, reading SAM's engine directly.
+/// `GET /internal/status`: the host's status, reading SAM's store directly.
 async fn status(State(host): State<Host>) -> Json<Value> {
     let scan = WorkspaceScan { statuses: WorkspaceStatus::ALL.to_vec(), after: None, limit: 1000 };
-    match host.engine.ports().store.scan_workspaces(&scan).await {
+    match host.store.scan_workspaces(&scan).await {
         Ok(workspaces) => {
             let running = workspaces.iter().filter(|w| w.status() == WorkspaceStatus::Running).count();
             Json(json!({"status": "ok", "workspaces": workspaces.len(), "running": running}))
@@ -52,11 +54,11 @@ async fn status(State(host): State<Host>) -> Json<Value> {
 }
 
 /// The host's routes, with SAM's API answering everything else.
-pub fn app(engine: Arc<Engine>, sam_api: Router) -> Router {
+pub fn app(store: Arc<dyn Store>, sam_api: Router) -> Router {
     Router::new()
         .route("/", get(home))
         .route("/internal/status", get(status))
-        .with_state(Host { engine })
+        .with_state(Host { store })
         .fallback_service(sam_api)
 }
 
@@ -101,13 +103,13 @@ pub async fn run(out: &mut dyn Write) -> Result<Responses, Error> {
     // SAM's API router over the same engine.
     let state = AppState {
         engine: engine.clone(),
-        identity: github.clone(),
+        accounts: Arc::new(Accounts::new(ports.clone(), github.clone(), AccountsConfig::default())),
         issuer: tokens.clone(),
         verifier: tokens,
         webhooks: None,
         http: HttpSettings::new(base.clone(), std::env::temp_dir().join("sam-agents")),
     };
-    let app = app(engine.clone(), sam_server::api::router(state));
+    let app = app(ports.store.clone(), sam_server::api::router(state));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
@@ -119,9 +121,7 @@ pub async fn run(out: &mut dyn Write) -> Result<Responses, Error> {
     writeln!(out, "serving the host application with SAM inside at {base}")?;
 
     // The host provisions a workspace through the shared engine.
-    let user =
-        demo::sign_up(ports.store.as_ref(), ports.cipher.as_ref(), ports.clock.as_ref(), &github, cloud_token.expose())
-            .await?;
+    let user = demo::sign_up(&ports, &github, cloud_token.expose()).await?;
     let ws = engine.create(user, demo::spec("embedded", "fsn1")?, demo::INSTALLATION).await?;
     engine.drive(user, ws.id).await?;
     let bootstrap = cloud

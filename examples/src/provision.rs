@@ -74,14 +74,7 @@ pub async fn run(out: &mut dyn Write) -> Result<Outcome, Error> {
         RetryPolicy { max_attempts: 3, initial_delay: Duration::from_millis(20), max_delay: Duration::from_secs(1) };
     let engine = Arc::new(Engine::new(ports.clone(), config));
 
-    let user = demo::sign_up(
-        ports.store.as_ref(),
-        ports.cipher.as_ref(),
-        ports.clock.as_ref(),
-        &github,
-        &hetzner_emulator.token(),
-    )
-    .await?;
+    let user = demo::sign_up(&ports, &github, &hetzner_emulator.token()).await?;
 
     let mut statuses = Vec::new();
     let mut show = |out: &mut dyn Write, step: &str, ws: &Workspace| -> std::io::Result<()> {

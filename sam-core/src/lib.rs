@@ -12,6 +12,8 @@
 //! - [`lifecycle`]: the pure workspace state machine;
 //! - [`engine`]: drives workspaces through the ports (provisioning, stop,
 //!   restart, delete, idle shutdown, bootstrap, the reconciler);
+//! - [`accounts`]: the application around it: sign-in and sessions, cloud
+//!   accounts, repository access through the GitHub App;
 //! - [`cloud_init`]: the user data that boots a workspace server;
 //! - [`ports`]: the traits adapters implement (compute, DNS, identity, repository
 //!   access, store, cipher, tokens, clock);
@@ -78,12 +80,13 @@
 //! # Stability
 //!
 //! Before 1.0, minor releases may change the API. [`domain`], [`lifecycle`],
-//! [`ports`], [`engine`], [`cloud_init`], [`secret`] and the series names in
+//! [`ports`], [`engine`], [`accounts`], [`cloud_init`], [`secret`] and the series names in
 //! [`metrics`] are the public API; `testkit` serves adapter authors and tests
 //! and may change in any minor release. MSRV: Rust 1.94.
 
 #![warn(missing_docs)]
 
+pub mod accounts;
 pub mod cloud_init;
 pub mod domain;
 pub mod engine;

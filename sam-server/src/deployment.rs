@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use sam_core::accounts::{Accounts, AccountsConfig};
 use sam_core::engine::{Engine, EngineConfig, Ports};
 use sam_core::ports::{Store, SystemClock};
 use sam_core::secret::{SecretString, sha256_hex};
@@ -83,6 +84,8 @@ pub struct Deployment {
     pub state: AppState,
     /// The engine (for the reconciler).
     pub engine: Arc<Engine>,
+    /// The store the engine and accounts work on.
+    pub store: Arc<dyn Store>,
 }
 
 /// Builds the deployment, or reports every configuration problem.
@@ -241,38 +244,33 @@ pub async fn build(config: &ServeConfig) -> Result<Deployment, ConfigProblems> {
         }
     };
     let issuer = Arc::new(issuer);
-    let engine = Arc::new(Engine::new(
-        Ports {
-            store,
-            compute: Arc::new(hetzner),
-            dns: Arc::new(dns),
-            repos: github.clone(),
-            cipher: Arc::new(cipher),
-            tokens: issuer.clone(),
-            clock: Arc::new(SystemClock),
-        },
-        engine_config,
-    ));
+    let ports = Ports {
+        store,
+        compute: Arc::new(hetzner),
+        dns: Arc::new(dns),
+        repos: github.clone(),
+        cipher: Arc::new(cipher),
+        tokens: issuer.clone(),
+        clock: Arc::new(SystemClock),
+    };
+    let engine = Arc::new(Engine::new(ports.clone(), engine_config));
+    let webhooks = WebhookVerifier::new(
+        webhook_secret,
+        Arc::new(StoreDeliveryLog::new(ports.store.clone(), ports.clock.clone(), StoreDeliveryLog::DEFAULT_RETENTION)),
+    );
     let state = AppState {
         engine: engine.clone(),
-        identity: github,
+        accounts: Arc::new(Accounts::new(ports.clone(), github, AccountsConfig::default())),
         issuer: issuer.clone(),
         verifier: issuer,
-        webhooks: Some(Arc::new(WebhookVerifier::new(
-            webhook_secret,
-            Arc::new(StoreDeliveryLog::new(
-                engine.ports().store.clone(),
-                engine.ports().clock.clone(),
-                StoreDeliveryLog::DEFAULT_RETENTION,
-            )),
-        ))),
+        webhooks: Some(Arc::new(webhooks)),
         http: HttpSettings {
             trust_forwarded_for: config.trust_forwarded_for,
             avatar_origin: avatar_origin(&config.github_api_url),
             ..HttpSettings::new(public_url, agents)
         },
     };
-    Ok(Deployment { state, engine })
+    Ok(Deployment { state, engine, store: ports.store })
 }
 
 /// Where avatars come from when GitHub is not github.com: GitHub Enterprise

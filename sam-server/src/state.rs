@@ -3,9 +3,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use sam_core::accounts::Accounts;
 use sam_core::domain::{UserId, WorkspaceId};
 use sam_core::engine::Engine;
-use sam_core::ports::{IdentityProvider, RepoAccess, TokenIssuer, TokenVerifier};
+use sam_core::ports::{TokenIssuer, TokenVerifier};
 
 /// Settings of the HTTP layer.
 #[derive(Clone, Debug)]
@@ -15,8 +16,6 @@ pub struct HttpSettings {
     pub public_url: String,
     /// Whether cookies get `Secure` and the `__Host-` prefix (https).
     pub secure_cookies: bool,
-    /// Session lifetime (sliding).
-    pub session_ttl: std::time::Duration,
     /// Directory holding `sam-agent-<arch>` binaries.
     pub agent_dir: PathBuf,
     /// Largest JSON body accepted.
@@ -36,7 +35,7 @@ impl HttpSettings {
     /// The settings `sam-server serve` uses, for an embedder that mounts the
     /// API in its own application: `public_url` is the origin the browser
     /// sees (scheme, host and port, no path, no trailing slash); cookies are
-    /// `Secure` when it is `https`; sessions last 7 days; JSON bodies up to
+    /// `Secure` when it is `https`; JSON bodies up to
     /// 64 KiB; 30 sign-in/token/bootstrap requests per minute per client
     /// address; `X-Forwarded-For` not trusted; avatars from github.com only.
     /// `agent_dir` holds the
@@ -47,7 +46,6 @@ impl HttpSettings {
         Self {
             secure_cookies: public_url.starts_with("https://"),
             public_url,
-            session_ttl: std::time::Duration::from_secs(7 * 24 * 3600),
             agent_dir: agent_dir.into(),
             max_body_bytes: 64 * 1024,
             rate_limit_per_minute: 30,
@@ -75,10 +73,10 @@ impl HttpSettings {
 /// Shared application state.
 #[derive(Clone, Debug)]
 pub struct AppState {
-    /// The workspace engine (and through it, every port).
+    /// The workspace engine.
     pub engine: Arc<Engine>,
-    /// GitHub sign-in.
-    pub identity: Arc<dyn IdentityProvider>,
+    /// Users, sessions, cloud accounts and repository access.
+    pub accounts: Arc<Accounts>,
     /// Signs terminal/callback tokens and serves the JWKS.
     pub issuer: Arc<dyn TokenIssuer>,
     /// Verifies agent callback credentials.
@@ -90,11 +88,6 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Repository access (the engine's port).
-    pub fn repos(&self) -> &Arc<dyn RepoAccess> {
-        &self.engine.ports().repos
-    }
-
     /// Runs the engine on a workspace in the background; the request that
     /// changed it has already answered.
     pub fn spawn_drive(&self, owner: UserId, id: WorkspaceId) {

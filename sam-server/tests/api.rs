@@ -592,7 +592,7 @@ async fn github_webhooks_are_verified_deduplicated_and_applied(backend: Backend)
     let Some(s) = Server::start(backend).await else { return };
     let github = &s.emulators.github;
     let url = s.url("/api/github/webhook");
-    let store = s.engine.ports().store.clone();
+    let store = s.store.clone();
 
     let created = github.installation_payload("created", 777);
     let body = serde_json::to_vec(&created).unwrap();

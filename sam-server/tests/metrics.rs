@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sam_core::accounts::{Accounts, AccountsConfig};
 use sam_core::domain::WorkspaceId;
 use sam_core::lifecycle::WorkspaceStatus;
 use sam_core::ports::{LABEL_MANAGED, LABEL_WORKSPACE, ProviderErrorKind};
@@ -27,7 +28,7 @@ async fn serve(h: &Harness, engine: Arc<sam_core::engine::Engine>) -> String {
     let base = format!("http://{}", listener.local_addr().unwrap());
     let state = AppState {
         engine,
-        identity: h.github.clone(),
+        accounts: Arc::new(Accounts::new(h.ports(), h.github.clone(), AccountsConfig::default())),
         issuer: h.tokens.clone(),
         verifier: h.tokens.clone(),
         webhooks: None,

@@ -131,13 +131,15 @@ impl Engine {
         &self.config
     }
 
-    /// The ports.
-    pub fn ports(&self) -> &Ports {
-        &self.ports
+    /// The current time on the engine's clock (injected, so tests move it).
+    pub fn now(&self) -> Timestamp {
+        self.ports.clock.now()
     }
 
-    fn now(&self) -> Timestamp {
-        self.ports.clock.now()
+    /// Whether the store answers (a readiness probe).
+    pub async fn check_store(&self) -> Result<(), EngineError> {
+        self.ports.store.get_user(UserId::from_uuid(uuid::Uuid::nil())).await?;
+        Ok(())
     }
 
     /// Records a new workspace for `owner` and starts provisioning (state

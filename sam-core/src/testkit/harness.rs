@@ -10,13 +10,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::accounts::{Accounts, AccountsConfig};
 use crate::domain::{
     CredentialProvider, GithubInstallation, GithubUserId, InstallationId, UserId, Workspace, WorkspaceId,
 };
 use crate::domain::{Location, ServerTypeOffer};
-use crate::engine::{AgentReport, DriveOutcome, Engine, EngineConfig, Ports, RetryPolicy, credential_context};
+use crate::engine::{AgentReport, DriveOutcome, Engine, EngineConfig, Ports, RetryPolicy};
 use crate::lifecycle::WorkspaceStatus;
-use crate::ports::{Cipher, Clock, ComputeProvider, InstallationInfo, ProviderError, Server, ServerSpec, Store};
+use crate::ports::{Clock, ComputeProvider, InstallationInfo, ProviderError, Server, ServerSpec, Store};
 use crate::secret::SecretString;
 use crate::testkit::fakes::{
     FakeCipher, FakeCloud, FakeDnsZone, FakeGithub, FakeTokenAuthority, ManualClock, MemoryStore,
@@ -85,17 +86,8 @@ impl Harness {
     pub async fn add_user(&self, github_id: i64) -> UserId {
         let now = self.clock.now();
         let user = self.store.upsert_user(&sample_new_user(github_id), now).await.unwrap();
-        let sealed =
-            self.cipher.seal(CLOUD_TOKEN.as_bytes(), credential_context(user.id, CredentialProvider::Hetzner)).unwrap();
-        self.store
-            .put_credential(&crate::domain::Credential {
-                user_id: user.id,
-                provider: CredentialProvider::Hetzner,
-                ciphertext: sealed,
-                validated_at: Some(now),
-                created_at: now,
-                updated_at: now,
-            })
+        self.accounts()
+            .store_credential(user.id, CredentialProvider::Hetzner, &SecretString::new(CLOUD_TOKEN))
             .await
             .unwrap();
         self.store
@@ -135,6 +127,11 @@ impl Harness {
             tokens: self.tokens.clone(),
             clock: Arc::new(self.clock.clone()),
         }
+    }
+
+    /// The accounts of this world, signing in through its fake GitHub.
+    pub fn accounts(&self) -> Accounts {
+        Accounts::new(self.ports(), self.github.clone(), AccountsConfig::default())
     }
 
     /// A fresh engine on the same world: building a second one after dropping

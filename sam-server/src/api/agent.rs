@@ -36,7 +36,7 @@ async fn authenticate_agent(
         .and_then(|v| v.strip_prefix("Bearer "))
         .filter(|t| t.len() <= 4096)
         .ok_or_else(unauthorized)?;
-    let now = state.engine.ports().clock.now();
+    let now = state.engine.now();
     let claims = state.verifier.verify(token, Audience::WorkspaceCallback, now).await.map_err(|e| {
         tracing::warn!(workspace_id = %id, kind = ?e.kind, "agent credential rejected");
         unauthorized()

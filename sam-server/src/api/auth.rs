@@ -6,9 +6,7 @@ use axum::extract::State;
 use axum::http::header::{LOCATION, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use sam_core::domain::{Credential, CredentialProvider, NewSession};
-use sam_core::engine::credential_context;
-use sam_core::secret::{PkcePair, constant_time_eq, random_token, sha256_hex};
+use sam_core::secret::{PkcePair, constant_time_eq, random_token};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -45,7 +43,7 @@ fn redirect(to: &str, cookies: &[String]) -> Response {
 pub async fn start(State(state): State<AppState>) -> Result<Response, ApiError> {
     let oauth_state = random_token().map_err(|_| ApiError::internal())?;
     let pkce = PkcePair::generate().map_err(|_| ApiError::internal())?;
-    let url = state.identity.authorize_url(oauth_state.expose(), &pkce.challenge, &state.http.oauth_redirect_uri());
+    let url = state.accounts.authorize_url(oauth_state.expose(), &pkce.challenge, &state.http.oauth_redirect_uri());
     // Lax, not Strict: the way back from GitHub is a cross-site top-level GET.
     let cookie = set_cookie(
         state.http.oauth_cookie(),
@@ -101,43 +99,14 @@ pub async fn callback(
         tracing::warn!("OAuth state mismatch");
         return Err(forged());
     }
-    let identity =
-        state.identity.exchange_code(&code, &verifier.into(), &state.http.oauth_redirect_uri()).await.map_err(|e| {
-            tracing::warn!(kind = e.kind().code(), "OAuth code exchange failed");
-            ApiError::new(StatusCode::BAD_REQUEST, "signin_failed", "GitHub did not confirm the sign-in; try again")
-        })?;
-
-    let ports = state.engine.ports();
-    let now = ports.clock.now();
-    let user = ports.store.upsert_user(&identity.profile, now).await?;
-    let sealed = ports
-        .cipher
-        .seal(identity.access_token.expose().as_bytes(), credential_context(user.id, CredentialProvider::Github))
-        .map_err(|_| ApiError::internal())?;
-    ports
-        .store
-        .put_credential(&Credential {
-            user_id: user.id,
-            provider: CredentialProvider::Github,
-            ciphertext: sealed,
-            validated_at: Some(now),
-            created_at: now,
-            updated_at: now,
-        })
-        .await?;
-
-    let secret = random_token().map_err(|_| ApiError::internal())?;
-    let ttl = time::Duration::try_from(state.http.session_ttl).unwrap_or(time::Duration::days(7));
-    ports
-        .store
-        .create_session(
-            &NewSession { id_hash: sha256_hex(secret.expose().as_bytes()), user_id: user.id, expires_at: now + ttl },
-            now,
-        )
-        .await?;
-    tracing::info!(user_id = %user.id, github_id = %user.github_id, "signed in");
-    let session =
-        set_cookie(state.http.session_cookie(), secret.expose(), ttl.whole_seconds(), state.http.secure_cookies, "Lax");
+    let signed_in = state.accounts.sign_in(&code, &verifier.into(), &state.http.oauth_redirect_uri()).await?;
+    let session = set_cookie(
+        state.http.session_cookie(),
+        signed_in.session_secret.expose(),
+        signed_in.session_ttl.whole_seconds(),
+        state.http.secure_cookies,
+        "Lax",
+    );
     Ok(redirect("/", &[session, clear_oauth]))
 }
 
@@ -168,12 +137,7 @@ pub async fn logout(
     current: CurrentUser,
     extract::Query(query): extract::Query<LogoutQuery>,
 ) -> Result<Response, ApiError> {
-    let store = &state.engine.ports().store;
-    if query.everywhere {
-        store.delete_user_sessions(current.user.id).await?;
-    } else {
-        store.delete_session(&current.session_hash).await?;
-    }
+    state.accounts.sign_out(current.user.id, &current.session_hash, query.everywhere).await?;
     let clear = set_cookie(state.http.session_cookie(), "", 0, state.http.secure_cookies, "Lax");
     let mut headers = HeaderMap::new();
     if let Ok(v) = HeaderValue::from_str(&clear) {

@@ -4,10 +4,8 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use sam_core::domain::{Credential, CredentialProvider, VmSize, choose_server_type};
-use sam_core::engine::credential_context;
-use sam_core::ports::ProviderErrorKind;
-use sam_core::secret::SecretString;
+use sam_core::accounts::{Catalogue, CloudAccount};
+use sam_core::domain::VmSize;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -60,57 +58,38 @@ struct SizeOffer {
     monthly: String,
 }
 
-async fn view(state: &AppState, credential: &Credential) -> CredentialView {
-    let mut view = CredentialView {
-        provider: credential.provider.as_str(),
-        connected: true,
-        created_at: credential.created_at,
-        validated_at: credential.validated_at,
-        locations: Vec::new(),
-        sizes: Vec::new(),
-        catalogue_error: None,
-    };
-    let ports = state.engine.ports();
-    let token =
-        match ports.cipher.open(&credential.ciphertext, credential_context(credential.user_id, credential.provider)) {
-            Ok(plain) => plain.into_secret_string(),
-            Err(_) => None,
+impl From<CloudAccount> for CredentialView {
+    fn from(account: CloudAccount) -> Self {
+        let (catalogue, catalogue_error) = match account.catalogue {
+            Ok(c) => (c, None),
+            Err(why) => (Catalogue::default(), Some(why)),
         };
-    let Some(token) = token else {
-        view.catalogue_error = Some("the stored token cannot be read; add it again".into());
-        return view;
-    };
-    let (locations, types) =
-        tokio::join!(ports.compute.list_locations(&token), ports.compute.list_server_types(&token));
-    match (locations, types) {
-        (Ok(locations), Ok(types)) => {
-            for location in &locations {
-                for size in VmSize::ALL {
-                    if let Some(offer) = choose_server_type(size, location.code.as_str(), &types)
-                        && let Some(price) = offer.prices.iter().find(|p| p.location == location.code.as_str())
-                    {
-                        view.sizes.push(SizeOffer {
-                            size,
-                            location: location.code.to_string(),
-                            server_type: offer.name.clone(),
-                            cores: offer.cores,
-                            memory_gb: offer.memory_gb,
-                            hourly: price.hourly.clone(),
-                            monthly: price.monthly.clone(),
-                        });
-                    }
-                }
-            }
-            view.locations = locations
+        CredentialView {
+            provider: account.provider.as_str(),
+            connected: true,
+            created_at: account.created_at,
+            validated_at: account.validated_at,
+            locations: catalogue
+                .locations
                 .into_iter()
                 .map(|l| LocationView { code: l.code.to_string(), city: l.city, country: l.country })
-                .collect();
-        }
-        (Err(e), _) | (_, Err(e)) => {
-            view.catalogue_error = Some(format!("the provider did not answer ({})", e.kind().code()))
+                .collect(),
+            sizes: catalogue
+                .sizes
+                .into_iter()
+                .map(|o| SizeOffer {
+                    size: o.size,
+                    location: o.location,
+                    server_type: o.server_type,
+                    cores: o.cores,
+                    memory_gb: o.memory_gb,
+                    hourly: o.hourly,
+                    monthly: o.monthly,
+                })
+                .collect(),
+            catalogue_error,
         }
     }
-    view
 }
 
 /// `GET /api/credentials`.
@@ -125,12 +104,8 @@ async fn view(state: &AppState, credential: &Credential) -> CredentialView {
     )
 )]
 pub async fn list(State(state): State<AppState>, current: CurrentUser) -> Result<Json<Vec<CredentialView>>, ApiError> {
-    let credentials = state.engine.ports().store.list_credentials(current.user.id).await?;
-    let mut out = Vec::new();
-    for credential in credentials.iter().filter(|c| c.provider == CredentialProvider::Hetzner) {
-        out.push(view(&state, credential).await);
-    }
-    Ok(Json(out))
+    let accounts = state.accounts.cloud_accounts(current.user.id).await?;
+    Ok(Json(accounts.into_iter().map(CredentialView::from).collect()))
 }
 
 /// Body of `POST /api/credentials`.
@@ -164,54 +139,9 @@ pub async fn add(
     current: CurrentUser,
     extract::Json(body): extract::Json<AddCredential>,
 ) -> Result<(StatusCode, Json<CredentialView>), ApiError> {
-    if body.provider != "hetzner" {
-        return Err(ApiError::invalid("provider", "provider must be 'hetzner'"));
-    }
-    let token = body.token.trim();
-    if token.is_empty() || token.len() > 256 || !token.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(ApiError::invalid("token", "the token must be 1 to 256 printable characters"));
-    }
-    let token = SecretString::new(token);
-    let ports = state.engine.ports();
-    match ports.compute.validate_credential(&token).await {
-        Ok(()) => {}
-        Err(e) if e.kind() == ProviderErrorKind::Unauthorized => {
-            return Err(ApiError {
-                field: Some("token".into()),
-                ..ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "invalid_token",
-                    "Hetzner rejected this token. Create a Read & Write API token in your Hetzner Cloud project and paste it here.",
-                )
-            });
-        }
-        Err(e) => {
-            tracing::warn!(kind = e.kind().code(), "token validation could not reach the provider");
-            return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "provider_unavailable",
-                "Hetzner could not be reached to check the token; nothing was stored. Try again.",
-            ));
-        }
-    }
-    let now = ports.clock.now();
-    let sealed = ports
-        .cipher
-        .seal(token.expose().as_bytes(), credential_context(current.user.id, CredentialProvider::Hetzner))
-        .map_err(|_| ApiError::internal())?;
-    let created_at =
-        ports.store.get_credential(current.user.id, CredentialProvider::Hetzner).await?.map_or(now, |c| c.created_at);
-    let credential = Credential {
-        user_id: current.user.id,
-        provider: CredentialProvider::Hetzner,
-        ciphertext: sealed,
-        validated_at: Some(now),
-        created_at,
-        updated_at: now,
-    };
-    ports.store.put_credential(&credential).await?;
-    tracing::info!(user_id = %current.user.id, "cloud credential stored");
-    Ok((StatusCode::CREATED, Json(view(&state, &credential).await)))
+    let provider = body.provider.parse().map_err(|_| ApiError::invalid("provider", "provider must be 'hetzner'"))?;
+    let account = state.accounts.connect_cloud(current.user.id, provider, &body.token).await?;
+    Ok((StatusCode::CREATED, Json(account.into())))
 }
 
 /// `DELETE /api/credentials/{provider}`. Refused while workspaces are active:
@@ -235,26 +165,7 @@ pub async fn remove(
     current: CurrentUser,
     Path(provider): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    if provider != "hetzner" {
-        return Err(ApiError::not_found("credential"));
-    }
-    let store = &state.engine.ports().store;
-    let active = store
-        .list_workspaces(current.user.id, None)
-        .await?
-        .into_iter()
-        .filter(|w| w.status().is_active() || w.lifecycle.holds_resources())
-        .count();
-    if active > 0 {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "workspaces_active",
-            format!("{active} workspace(s) still use this token; stop or delete them first"),
-        ));
-    }
-    if store.delete_credential(current.user.id, CredentialProvider::Hetzner).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::not_found("credential"))
-    }
+    let provider = provider.parse().map_err(|_| ApiError::not_found("credential"))?;
+    state.accounts.disconnect_cloud(current.user.id, provider).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

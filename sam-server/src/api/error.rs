@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use sam_core::accounts::{AccountsError, AccountsErrorKind};
 use sam_core::engine::{EngineError, EngineErrorKind};
 use sam_core::ports::{ProviderError, StoreError};
 use serde::Serialize;
@@ -108,5 +109,24 @@ impl From<ProviderError> for ApiError {
         } else {
             Self::new(StatusCode::BAD_GATEWAY, "provider_error", e.message().to_owned())
         }
+    }
+}
+
+impl From<AccountsError> for ApiError {
+    fn from(e: AccountsError) -> Self {
+        let (status, code) = match e.kind {
+            AccountsErrorKind::SignInFailed => (StatusCode::BAD_REQUEST, "signin_failed"),
+            AccountsErrorKind::SignInRequired => (StatusCode::UNAUTHORIZED, "signin_required"),
+            AccountsErrorKind::Invalid => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+            AccountsErrorKind::AppNotInstalled => (StatusCode::PRECONDITION_FAILED, "app_not_installed"),
+            AccountsErrorKind::TokenRejected => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_token"),
+            AccountsErrorKind::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            AccountsErrorKind::InUse => (StatusCode::CONFLICT, "workspaces_active"),
+            AccountsErrorKind::ProviderUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "provider_unavailable"),
+            AccountsErrorKind::Provider => (StatusCode::BAD_GATEWAY, "provider_error"),
+            AccountsErrorKind::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        };
+        Self { status, code, message: e.message, field: e.field.map(Cow::Borrowed) }
     }
 }

@@ -3,11 +3,8 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use sam_core::domain::{CredentialProvider, GithubInstallation, InstallationId, RepoFullName};
-use sam_core::engine::credential_context;
+use sam_core::domain::{InstallationId, RepoFullName};
 use sam_core::ports::{InstallationInfo, Repository};
-use sam_core::secret::SecretString;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -15,44 +12,6 @@ use super::error::{ApiError, ErrorBody};
 use super::extract;
 use super::session::CurrentUser;
 use crate::state::AppState;
-
-async fn user_token(state: &AppState, current: &CurrentUser) -> Result<SecretString, ApiError> {
-    let ports = state.engine.ports();
-    let user = current.user.id;
-    ports
-        .store
-        .get_credential(user, CredentialProvider::Github)
-        .await?
-        .and_then(|c| ports.cipher.open(&c.ciphertext, credential_context(user, CredentialProvider::Github)).ok())
-        .and_then(|p| p.into_secret_string())
-        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "signin_required", "sign in with GitHub again"))
-}
-
-/// The user's installations, refreshed from GitHub and recorded.
-pub(crate) async fn installations(state: &AppState, current: &CurrentUser) -> Result<Vec<InstallationInfo>, ApiError> {
-    let token = user_token(state, current).await?;
-    let list = state.repos().list_installations(&token).await?;
-    let ports = state.engine.ports();
-    let now = ports.clock.now();
-    for i in &list {
-        // GitHub gives a reinstall a new id, so an uninstall recorded from a
-        // webhook stays recorded even if a listing still shows the old id.
-        let removed_at = ports.store.get_installation(i.id).await?.and_then(|known| known.removed_at);
-        ports
-            .store
-            .upsert_installation(&GithubInstallation {
-                id: i.id,
-                account_login: i.account_login.clone(),
-                account_type: i.account_type.clone(),
-                account_id: i.account_id,
-                suspended: i.suspended,
-                removed_at,
-                updated_at: now,
-            })
-            .await?;
-    }
-    Ok(list)
-}
 
 /// `GET /api/github/installations`.
 #[utoipa::path(
@@ -70,7 +29,7 @@ pub async fn list_installations(
     State(state): State<AppState>,
     current: CurrentUser,
 ) -> Result<Json<Vec<InstallationInfo>>, ApiError> {
-    Ok(Json(installations(&state, &current).await?))
+    Ok(Json(state.accounts.installations(current.user.id).await?))
 }
 
 /// Where to install the GitHub App.
@@ -92,7 +51,7 @@ pub struct InstallUrl {
     )
 )]
 pub async fn install_url(State(state): State<AppState>, _current: CurrentUser) -> Json<InstallUrl> {
-    Json(InstallUrl { url: state.repos().install_url() })
+    Json(InstallUrl { url: state.accounts.install_url() })
 }
 
 /// Query of the repository listing.
@@ -120,14 +79,6 @@ pub struct ReposPage {
     next_page: Option<u32>,
 }
 
-async fn authorize_installation(state: &AppState, current: &CurrentUser, id: InstallationId) -> Result<(), ApiError> {
-    if installations(state, current).await?.iter().any(|i| i.id == id) {
-        Ok(())
-    } else {
-        Err(ApiError::not_found("installation"))
-    }
-}
-
 /// `GET /api/github/repositories?installation_id=&page=&org=`.
 #[utoipa::path(
     get,
@@ -148,15 +99,11 @@ pub async fn repositories(
     current: CurrentUser,
     extract::Query(query): extract::Query<ReposQuery>,
 ) -> Result<Json<ReposPage>, ApiError> {
-    let id = InstallationId(query.installation_id);
-    authorize_installation(&state, &current, id).await?;
-    let page = state.repos().list_repositories(id, query.page.clamp(1, 10_000)).await?;
-    let repositories = page
-        .items
-        .into_iter()
-        .filter(|r| query.org.as_deref().is_none_or(|org| r.full_name.owner().eq_ignore_ascii_case(org)))
-        .collect();
-    Ok(Json(ReposPage { repositories, next_page: page.next_page }))
+    let page = state
+        .accounts
+        .repositories(current.user.id, InstallationId(query.installation_id), query.page, query.org.as_deref())
+        .await?;
+    Ok(Json(ReposPage { repositories: page.items, next_page: page.next_page }))
 }
 
 /// Query of the branch listing.
@@ -190,7 +137,5 @@ pub async fn branches(
 ) -> Result<Json<Vec<String>>, ApiError> {
     let repository =
         RepoFullName::new(format!("{owner}/{repo}")).map_err(|e| ApiError::invalid("repository", e.to_string()))?;
-    let id = InstallationId(query.installation_id);
-    authorize_installation(&state, &current, id).await?;
-    Ok(Json(state.repos().list_branches(id, &repository).await?))
+    Ok(Json(state.accounts.branches(current.user.id, InstallationId(query.installation_id), &repository).await?))
 }

@@ -6,7 +6,6 @@ use axum::http::HeaderMap;
 use axum::http::header::COOKIE;
 use axum::http::request::Parts;
 use sam_core::domain::User;
-use sam_core::secret::sha256_hex;
 
 use super::error::ApiError;
 use crate::state::AppState;
@@ -31,9 +30,6 @@ pub fn set_cookie(name: &str, value: &str, max_age_secs: i64, secure: bool, same
     format!("{name}={value}; Path=/; HttpOnly; SameSite={same_site}; Max-Age={max_age_secs}{secure}")
 }
 
-/// Refresh the sliding expiry at most this often, so reads stay reads.
-const TOUCH_EVERY: time::Duration = time::Duration::minutes(5);
-
 impl<S> FromRequestParts<S> for CurrentUser
 where
     AppState: FromRef<S>,
@@ -44,18 +40,7 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = AppState::from_ref(state);
         let secret = cookie(&parts.headers, state.http.session_cookie()).ok_or_else(ApiError::unauthenticated)?;
-        if secret.is_empty() || secret.len() > 128 {
-            return Err(ApiError::unauthenticated());
-        }
-        let hash = sha256_hex(secret.as_bytes());
-        let store = &state.engine.ports().store;
-        let now = state.engine.ports().clock.now();
-        let session = store.get_session(&hash, now).await?.ok_or_else(ApiError::unauthenticated)?;
-        let user = store.get_user(session.user_id).await?.ok_or_else(ApiError::unauthenticated)?;
-        if now - session.last_seen_at >= TOUCH_EVERY {
-            let ttl = time::Duration::try_from(state.http.session_ttl).unwrap_or(time::Duration::days(7));
-            store.touch_session(&hash, now, now + ttl).await?;
-        }
-        Ok(CurrentUser { user, session_hash: hash })
+        let session = state.accounts.session(secret).await?.ok_or_else(ApiError::unauthenticated)?;
+        Ok(CurrentUser { user: session.user, session_hash: session.session_hash })
     }
 }

@@ -3,7 +3,6 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use sam_core::domain::UserId;
 use sam_core::ports::JwkSet;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -55,7 +54,7 @@ pub async fn health() -> Json<Health> {
     )
 )]
 pub async fn ready(State(state): State<AppState>) -> Result<Json<Readiness>, ApiError> {
-    match state.engine.ports().store.get_user(UserId::from_uuid(uuid::Uuid::nil())).await {
+    match state.engine.check_store().await {
         Ok(_) => Ok(Json(Readiness { status: "ready" })),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");

@@ -7,8 +7,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use sam_core::domain::{GithubInstallation, Timestamp};
-use sam_core::ports::InstallationInfo;
+use sam_core::accounts::InstallationChange;
 use sam_providers::github::{WebhookError, WebhookEvent, WebhookHeaders};
 
 use serde::Serialize;
@@ -16,23 +15,6 @@ use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
 use crate::state::AppState;
-
-fn record(
-    info: &InstallationInfo,
-    suspended: bool,
-    removed_at: Option<Timestamp>,
-    now: Timestamp,
-) -> GithubInstallation {
-    GithubInstallation {
-        id: info.id,
-        account_login: info.account_login.clone(),
-        account_type: info.account_type.clone(),
-        account_id: info.account_id,
-        suspended,
-        removed_at,
-        updated_at: now,
-    }
-}
 
 /// How a delivery was taken.
 #[derive(Serialize, ToSchema)]
@@ -100,23 +82,18 @@ pub async fn receive(
         }
         Err(e) => return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_payload", e.to_string())),
     };
-    let store = &state.engine.ports().store;
-    let now = state.engine.ports().clock.now();
-    match &delivery.event {
-        WebhookEvent::InstallationCreated { installation, .. }
-        | WebhookEvent::InstallationUnsuspended { installation } => {
-            store.upsert_installation(&record(installation, false, None, now)).await?;
-        }
-        WebhookEvent::InstallationSuspended { installation } => {
-            store.upsert_installation(&record(installation, true, None, now)).await?;
-        }
-        WebhookEvent::InstallationDeleted { installation } => {
-            store.upsert_installation(&record(installation, installation.suspended, Some(now), now)).await?;
-        }
+    let change = match &delivery.event {
+        WebhookEvent::InstallationCreated { installation, .. } => Some((installation, InstallationChange::Created)),
+        WebhookEvent::InstallationUnsuspended { installation } => Some((installation, InstallationChange::Unsuspended)),
+        WebhookEvent::InstallationSuspended { installation } => Some((installation, InstallationChange::Suspended)),
+        WebhookEvent::InstallationDeleted { installation } => Some((installation, InstallationChange::Deleted)),
         WebhookEvent::RepositoriesAdded { .. }
         | WebhookEvent::RepositoriesRemoved { .. }
         | WebhookEvent::Ping
-        | WebhookEvent::Ignored { .. } => {}
+        | WebhookEvent::Ignored { .. } => None,
+    };
+    if let Some((installation, change)) = change {
+        state.accounts.apply_installation_change(installation, change).await?;
     }
     tracing::info!(delivery = %delivery.delivery_id, event = ?std::mem::discriminant(&delivery.event), "webhook handled");
     Ok((StatusCode::OK, Json(WebhookAck { status: "ok" })))

@@ -167,34 +167,13 @@ pub async fn create(
         vm_size: body.vm_size.parse::<VmSize>().map_err(invalid)?,
         vm_location: LocationCode::new(body.vm_location).map_err(invalid)?,
     };
-    let installation = find_installation(&state, &current, &spec.repository, body.installation_id).await?;
+    let installation = state
+        .accounts
+        .installation_for(current.user.id, &spec.repository, body.installation_id.map(InstallationId))
+        .await?;
     let ws = state.engine.create(current.user.id, spec, installation).await?;
     state.spawn_drive(ws.owner, ws.id);
     Ok((StatusCode::CREATED, Json(WorkspaceView::new(&state, &ws))))
-}
-
-/// The installation to clone through: one the user can access (asked of
-/// GitHub, not taken from the request) on the repository's owner account, and
-/// the requested one if the request names it.
-async fn find_installation(
-    state: &AppState,
-    current: &CurrentUser,
-    repository: &RepoFullName,
-    requested: Option<i64>,
-) -> Result<InstallationId, ApiError> {
-    let installations = super::github::installations(state, current).await?;
-    installations
-        .iter()
-        .filter(|i| requested.is_none_or(|id| i.id == InstallationId(id)))
-        .find(|i| i.account_login.eq_ignore_ascii_case(repository.owner()))
-        .map(|i| i.id)
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::PRECONDITION_FAILED,
-                "app_not_installed",
-                format!("Install the SAM GitHub App on {} first.", repository.owner()),
-            )
-        })
 }
 
 /// `GET /api/workspaces/{id}`.

@@ -53,6 +53,7 @@ pub struct Server {
     pub emulators: Emulators,
     pub agent_dir: std::path::PathBuf,
     pub engine: std::sync::Arc<sam_core::engine::Engine>,
+    pub store: std::sync::Arc<dyn sam_core::ports::Store>,
     /// The server's own OpenAPI document; every response through
     /// [`Server::send`] is checked against it.
     pub contract: contract::Contract,
@@ -120,6 +121,7 @@ impl Server {
         let mut deployment = sam_server::deployment::build(&config).await.unwrap_or_else(|p| panic!("{p}"));
         deployment.state.http.rate_limit_per_minute = rate_limit_per_minute;
         let engine = deployment.engine.clone();
+        let store = deployment.store.clone();
         let app =
             sam_server::api::router(deployment.state).into_make_service_with_connect_info::<std::net::SocketAddr>();
         tokio::spawn(async move { axum::serve(listener, app).await });
@@ -127,7 +129,7 @@ impl Server {
         let document: Value =
             client.get(format!("{base}/api/openapi.json")).send().await.unwrap().json().await.unwrap();
         let contract = contract::Contract::new(document);
-        Some(Self { base, client, emulators, agent_dir, engine, contract, _dir: dir })
+        Some(Self { base, client, emulators, agent_dir, engine, store, contract, _dir: dir })
     }
 
     pub fn url(&self, path: &str) -> String {

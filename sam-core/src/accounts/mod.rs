@@ -1,0 +1,85 @@
+//! The application around the engine: who the users are and what they have
+//! connected. Sign-in and sessions, cloud accounts (validated, sealed,
+//! disconnected only while nothing depends on them), and repository access
+//! through the GitHub App. A server's handlers (or an embedder's) parse a
+//! request, make one call here and render the answer.
+//!
+//! ```
+//! # #[cfg(feature = "testkit")]
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), sam_core::accounts::AccountsError> {
+//! use std::sync::Arc;
+//! use sam_core::accounts::{Accounts, AccountsConfig};
+//! use sam_core::domain::CredentialProvider;
+//! use sam_core::testkit::fakes::FakeGithub;
+//! use sam_core::testkit::harness::{Harness, CLOUD_TOKEN};
+//!
+//! let world = Harness::new().await;
+//! let accounts = Accounts::new(world.ports(), Arc::new(FakeGithub::new(30)), AccountsConfig::default());
+//! // The provider is asked before anything is stored.
+//! let account = accounts.connect_cloud(world.user, CredentialProvider::Hetzner, CLOUD_TOKEN).await?;
+//! assert!(account.catalogue.is_ok());
+//! assert!(accounts.connect_cloud(world.user, CredentialProvider::Hetzner, "forged").await.is_err());
+//! # Ok(())
+//! # }
+//! # #[cfg(not(feature = "testkit"))] fn main() {}
+//! ```
+
+mod cloud;
+mod error;
+mod github;
+mod sessions;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use cloud::{Catalogue, CloudAccount, Disconnected, SizeOffer};
+pub use error::{AccountsError, AccountsErrorKind};
+pub use github::InstallationChange;
+pub use sessions::{SessionUser, SignedIn};
+
+use crate::engine::Ports;
+use crate::ports::IdentityProvider;
+
+/// Settings of [`Accounts`].
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct AccountsConfig {
+    /// How long a session lasts without use (sliding). Default 7 days.
+    pub session_ttl: Duration,
+}
+
+impl Default for AccountsConfig {
+    fn default() -> Self {
+        Self { session_ttl: Duration::from_secs(7 * 24 * 3600) }
+    }
+}
+
+impl AccountsConfig {
+    /// Sessions lasting `session_ttl` without use.
+    pub fn with_session_ttl(session_ttl: Duration) -> Self {
+        Self { session_ttl }
+    }
+}
+
+/// Users, their sessions and what they connected. Cheap to share
+/// (`Arc<Accounts>`); all methods take `&self`.
+#[derive(Debug)]
+pub struct Accounts {
+    ports: Ports,
+    identity: Arc<dyn IdentityProvider>,
+    config: AccountsConfig,
+}
+
+impl Accounts {
+    /// Accounts over the same `ports` as the engine, signing in through
+    /// `identity`.
+    pub fn new(ports: Ports, identity: Arc<dyn IdentityProvider>, config: AccountsConfig) -> Self {
+        Self { ports, identity, config }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &AccountsConfig {
+        &self.config
+    }
+}

@@ -1,0 +1,190 @@
+//! The application layer over the testkit's fakes: sign-in, sessions, cloud
+//! accounts and repository access, each rule checked where it lives.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+use std::time::Duration;
+
+use sam_core::accounts::{AccountsErrorKind, InstallationChange};
+use sam_core::domain::{CredentialProvider, GithubUserId, InstallationId, RepoFullName};
+use sam_core::lifecycle::WorkspaceStatus;
+use sam_core::ports::{InstallationInfo, ProviderErrorKind};
+use sam_core::secret::PkcePair;
+use sam_core::testkit::fakes::Fault;
+use sam_core::testkit::harness::{CLOUD_TOKEN, Harness};
+use sam_core::testkit::sample_new_user;
+
+async fn signed_in(h: &Harness, github_id: i64) -> sam_core::accounts::SignedIn {
+    let pkce = PkcePair::generate().unwrap();
+    let code = h.github.approve(&pkce.challenge, sample_new_user(github_id));
+    h.accounts().sign_in(&code, &pkce.verifier, "https://sam.test/cb").await.unwrap()
+}
+
+#[tokio::test]
+async fn sign_in_binds_the_numeric_github_id_and_opens_a_session() {
+    let h = Harness::new().await;
+    let first = signed_in(&h, 7).await;
+    assert_eq!(first.user.github_id, GithubUserId(7));
+    let session = h.accounts().session(first.session_secret.expose()).await.unwrap().expect("live session");
+    assert_eq!(session.user.id, first.user.id);
+
+    // A second sign-in of the same GitHub account is the same user.
+    let again = signed_in(&h, 7).await;
+    assert_eq!(again.user.id, first.user.id);
+    // The GitHub token is kept sealed, never in clear.
+    let stored = h.store.get_credential(first.user.id, CredentialProvider::Github).await.unwrap().unwrap();
+    assert!(!String::from_utf8_lossy(&stored.ciphertext).contains("gho_fake_7"));
+}
+
+#[tokio::test]
+async fn a_code_is_exchanged_once_and_only_with_its_verifier() {
+    let h = Harness::new().await;
+    let pkce = PkcePair::generate().unwrap();
+    let code = h.github.approve(&pkce.challenge, sample_new_user(8));
+    let other = PkcePair::generate().unwrap();
+    let e = h.accounts().sign_in(&code, &other.verifier, "https://sam.test/cb").await.unwrap_err();
+    assert_eq!(e.kind, AccountsErrorKind::SignInFailed);
+    h.accounts().sign_in(&code, &pkce.verifier, "https://sam.test/cb").await.unwrap();
+    let replay = h.accounts().sign_in(&code, &pkce.verifier, "https://sam.test/cb").await.unwrap_err();
+    assert_eq!(replay.kind, AccountsErrorKind::SignInFailed);
+}
+
+#[tokio::test]
+async fn sessions_slide_expire_and_end() {
+    let h = Harness::new().await;
+    let accounts = h.accounts();
+    let signed = signed_in(&h, 9).await;
+    let secret = signed.session_secret.expose().to_owned();
+    assert!(accounts.session("").await.unwrap().is_none());
+    assert!(accounts.session(&"x".repeat(129)).await.unwrap().is_none());
+    assert!(accounts.session("not-a-session").await.unwrap().is_none());
+
+    // Used every 6 days, a 7-day session lives on.
+    for _ in 0..3 {
+        h.clock.advance(Duration::from_secs(6 * 24 * 3600));
+        assert!(accounts.session(&secret).await.unwrap().is_some());
+    }
+    // Unused for 8 days, it is gone.
+    h.clock.advance(Duration::from_secs(8 * 24 * 3600));
+    assert!(accounts.session(&secret).await.unwrap().is_none());
+
+    let a = signed_in(&h, 9).await;
+    let b = signed_in(&h, 9).await;
+    let session_a = accounts.session(a.session_secret.expose()).await.unwrap().unwrap();
+    accounts.sign_out(session_a.user.id, &session_a.session_hash, false).await.unwrap();
+    assert!(accounts.session(a.session_secret.expose()).await.unwrap().is_none());
+    assert!(accounts.session(b.session_secret.expose()).await.unwrap().is_some(), "only that session ended");
+    accounts.sign_out(session_a.user.id, &session_a.session_hash, true).await.unwrap();
+    assert!(accounts.session(b.session_secret.expose()).await.unwrap().is_none(), "everywhere");
+}
+
+#[tokio::test]
+async fn a_cloud_token_is_stored_only_after_the_provider_accepts_it() {
+    let h = Harness::new().await;
+    let user = signed_in(&h, 10).await.user.id;
+    let accounts = h.accounts();
+
+    for bad in ["", "   ", "has space", &"x".repeat(257)] {
+        let e = accounts.connect_cloud(user, CredentialProvider::Hetzner, bad).await.unwrap_err();
+        assert_eq!((e.kind, e.field), (AccountsErrorKind::Invalid, Some("token")), "{bad:?}");
+    }
+    let e = accounts.connect_cloud(user, CredentialProvider::Github, CLOUD_TOKEN).await.unwrap_err();
+    assert_eq!((e.kind, e.field), (AccountsErrorKind::Invalid, Some("provider")));
+
+    let e = accounts.connect_cloud(user, CredentialProvider::Hetzner, "forged-token").await.unwrap_err();
+    assert_eq!((e.kind, e.field), (AccountsErrorKind::TokenRejected, Some("token")));
+    h.cloud.faults.push("validate_credential", Fault::Fail(ProviderErrorKind::Transient));
+    let e = accounts.connect_cloud(user, CredentialProvider::Hetzner, CLOUD_TOKEN).await.unwrap_err();
+    assert_eq!(e.kind, AccountsErrorKind::ProviderUnavailable);
+    assert!(accounts.cloud_accounts(user).await.unwrap().is_empty(), "nothing stored");
+
+    let connected =
+        accounts.connect_cloud(user, CredentialProvider::Hetzner, &format!(" {CLOUD_TOKEN} ")).await.unwrap();
+    let catalogue = connected.catalogue.expect("the catalogue is read with the new token");
+    assert!(!catalogue.locations.is_empty() && !catalogue.sizes.is_empty());
+    let listed = accounts.cloud_accounts(user).await.unwrap();
+    assert_eq!(listed.len(), 1, "the GitHub sign-in token is not a cloud account");
+
+    // Replacing keeps the first connection time.
+    h.clock.advance(Duration::from_secs(60));
+    let replaced = accounts.connect_cloud(user, CredentialProvider::Hetzner, CLOUD_TOKEN).await.unwrap();
+    assert_eq!(replaced.created_at, connected.created_at);
+    assert!(replaced.validated_at > connected.validated_at);
+}
+
+#[tokio::test]
+async fn a_cloud_token_is_not_disconnected_while_a_workspace_needs_it() {
+    let h = Harness::new().await;
+    let engine = h.engine();
+    let accounts = h.accounts();
+    let ws = h.running(&engine, "busy").await;
+    let e = accounts.disconnect_cloud(h.user, CredentialProvider::Hetzner).await.unwrap_err();
+    assert_eq!(e.kind, AccountsErrorKind::InUse);
+    assert!(e.message.contains("1 workspace"), "{}", e.message);
+
+    engine.stop(h.user, ws.id).await.unwrap();
+    engine.drive(h.user, ws.id).await.unwrap();
+    assert_eq!(h.status(ws.id).await, Some(WorkspaceStatus::Stopped));
+    accounts.disconnect_cloud(h.user, CredentialProvider::Hetzner).await.unwrap();
+    let e = accounts.disconnect_cloud(h.user, CredentialProvider::Hetzner).await.unwrap_err();
+    assert_eq!(e.kind, AccountsErrorKind::NotFound);
+    let e = accounts.disconnect_cloud(h.user, CredentialProvider::Github).await.unwrap_err();
+    assert_eq!(e.kind, AccountsErrorKind::NotFound, "the sign-in token is not a cloud account");
+}
+
+#[tokio::test]
+async fn repositories_are_reached_only_through_the_users_installations() {
+    let h = Harness::new().await;
+    let accounts = h.accounts();
+    // The harness user never signed in here, so there is no GitHub token.
+    let e = accounts.installations(h.user).await.unwrap_err();
+    assert_eq!(e.kind, AccountsErrorKind::SignInRequired);
+
+    let user = signed_in(&h, 4242).await.user.id; // installation 1 is visible to 4242
+    let installations = accounts.installations(user).await.unwrap();
+    assert_eq!(installations.iter().map(|i| i.id).collect::<Vec<_>>(), vec![InstallationId(1)]);
+    let page = accounts.repositories(user, InstallationId(1), 0, None).await.unwrap();
+    assert!(page.items.iter().any(|r| r.full_name.as_str() == "octo-org/hello-world"));
+    assert!(accounts.repositories(user, InstallationId(1), 1, Some("someone-else")).await.unwrap().items.is_empty());
+    let repo = RepoFullName::new("octo-org/hello-world").unwrap();
+    assert!(!accounts.branches(user, InstallationId(1), &repo).await.unwrap().is_empty());
+    assert_eq!(accounts.installation_for(user, &repo, None).await.unwrap(), InstallationId(1));
+
+    let stranger = signed_in(&h, 5).await.user.id;
+    let e = accounts.repositories(stranger, InstallationId(1), 1, None).await.unwrap_err();
+    assert_eq!(e.kind, AccountsErrorKind::NotFound);
+    let e = accounts.branches(stranger, InstallationId(1), &repo).await.unwrap_err();
+    assert_eq!(e.kind, AccountsErrorKind::NotFound);
+    let e = accounts.installation_for(stranger, &repo, None).await.unwrap_err();
+    assert_eq!(e.kind, AccountsErrorKind::AppNotInstalled);
+}
+
+#[tokio::test]
+async fn installation_changes_apply_idempotently_and_an_uninstall_sticks() {
+    let h = Harness::new().await;
+    let accounts = h.accounts();
+    let info = InstallationInfo {
+        id: InstallationId(77),
+        account_login: "acme".into(),
+        account_type: "Organization".into(),
+        account_id: GithubUserId(70),
+        suspended: false,
+    };
+    for _ in 0..2 {
+        accounts.apply_installation_change(&info, InstallationChange::Created).await.unwrap();
+        assert!(h.store.get_installation(info.id).await.unwrap().unwrap().is_usable());
+    }
+    accounts.apply_installation_change(&info, InstallationChange::Suspended).await.unwrap();
+    assert!(!h.store.get_installation(info.id).await.unwrap().unwrap().is_usable());
+    accounts.apply_installation_change(&info, InstallationChange::Unsuspended).await.unwrap();
+    assert!(h.store.get_installation(info.id).await.unwrap().unwrap().is_usable());
+    accounts.apply_installation_change(&info, InstallationChange::Deleted).await.unwrap();
+    accounts.apply_installation_change(&info, InstallationChange::Deleted).await.unwrap();
+    assert!(h.store.get_installation(info.id).await.unwrap().unwrap().removed_at.is_some());
+
+    // A listing that still shows a removed installation does not revive it.
+    h.github.add_installation(info.clone(), 12, &["acme/app"]);
+    let user = signed_in(&h, 12).await.user.id;
+    accounts.installations(user).await.unwrap();
+    assert!(!h.store.get_installation(info.id).await.unwrap().unwrap().is_usable());
+}
