@@ -129,8 +129,15 @@ fn main() {
             let now = sam_core::ports::Clock::now(&w.clock);
             let t = Instant::now();
             let mut raw = sample_workspace(w.user, &format!("raw{n}"), now);
-            raw =
-                w.store.insert_workspace(&raw, None, WorkspaceLimits { max_active_per_user: 1_000_000 }).await.unwrap();
+            raw = w
+                .store
+                .insert_workspace(
+                    &raw,
+                    None,
+                    WorkspaceLimits { max_active_per_user: 1_000_000, required_credential: None },
+                )
+                .await
+                .unwrap();
             for event in [Event::CreateRequested, Event::StopRequested, Event::StopFinished, Event::DeleteRequested] {
                 let (entry, _) = raw.apply(&event, now).unwrap();
                 raw = w.store.update_workspace(&raw, &[entry]).await.unwrap();
@@ -163,7 +170,7 @@ fn main() {
 async fn reconciler_pass(label: &str, store: Arc<dyn Store>) {
     let w = world_on(store, 1_000_000).await;
     let now = sam_core::ports::Clock::now(&w.clock);
-    let limits = WorkspaceLimits { max_active_per_user: 1_000_000 };
+    let limits = WorkspaceLimits { max_active_per_user: 1_000_000, required_credential: None };
     let mut idle_candidates = Vec::new();
     for u in 0..1000i64 {
         let user = w.store.upsert_user(&sample_new_user(10_000 + u), now).await.unwrap().id;

@@ -67,7 +67,7 @@ struct Fixture {
 async fn fixture(store: Arc<dyn Store>) -> Fixture {
     let now = time::OffsetDateTime::now_utc();
     let owner = store.upsert_user(&sample_new_user(1), now).await.unwrap().id;
-    let limits = WorkspaceLimits { max_active_per_user: u32::MAX };
+    let limits = WorkspaceLimits { max_active_per_user: u32::MAX, required_credential: None };
     let mut ids = Vec::new();
     for n in 0..WORKSPACES {
         let ws = store.insert_workspace(&sample_workspace(owner, &format!("bench-{n}"), now), None, limits).await;

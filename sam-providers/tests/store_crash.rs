@@ -86,7 +86,10 @@ async fn sqlite_survives_sigkill_mid_write() {
     assert!(workspaces as usize >= committed.len());
     // The store still accepts writes.
     let ws = sam_core::testkit::sample_workspace(owner, "after-crash", time::OffsetDateTime::now_utc());
-    store.insert_workspace(&ws, None, WorkspaceLimits { max_active_per_user: u32::MAX }).await.unwrap();
+    store
+        .insert_workspace(&ws, None, WorkspaceLimits { max_active_per_user: u32::MAX, required_credential: None })
+        .await
+        .unwrap();
 }
 
 /// Writes workspaces (each with an event, in one transaction) as fast as it
@@ -96,7 +99,7 @@ async fn child(path: &str) {
     let now = time::OffsetDateTime::now_utc();
     let owner = store.upsert_user(&sam_core::testkit::sample_new_user(1), now).await.unwrap().id;
     println!("owner {owner}");
-    let limits = WorkspaceLimits { max_active_per_user: u32::MAX };
+    let limits = WorkspaceLimits { max_active_per_user: u32::MAX, required_credential: None };
     for n in 0u64.. {
         let ws = sam_core::testkit::sample_workspace(owner, &format!("crash-{n}"), now);
         let event = sam_core::domain::WorkspaceEvent {

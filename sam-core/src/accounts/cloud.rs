@@ -3,7 +3,7 @@
 
 use crate::domain::{Credential, CredentialProvider, Location, Timestamp, UserId, VmSize, choose_server_type};
 use crate::engine::credential_context;
-use crate::ports::ProviderErrorKind;
+use crate::ports::{CredentialRemoval, ProviderErrorKind};
 use crate::secret::SecretString;
 
 use super::{Accounts, AccountsError, AccountsErrorKind};
@@ -125,25 +125,16 @@ impl Accounts {
         if provider != self.cloud_provider() {
             return Err(AccountsError::not_found("credential"));
         }
-        let store = &self.ports.store;
-        // Check, then delete: a workspace created in between would be left
-        // without a token. The store's atomic variant replaces this pair.
-        let active = store
-            .list_workspaces(user, None)
-            .await?
-            .into_iter()
-            .filter(|w| w.status().is_active() || w.lifecycle.holds_resources())
-            .count();
-        if active > 0 {
-            return Err(AccountsError::new(
+        match self.ports.store.delete_credential_unless_in_use(user, provider).await? {
+            CredentialRemoval::Removed => {
+                tracing::info!(user_id = %user, "cloud credential removed");
+                Ok(Disconnected::Removed)
+            }
+            CredentialRemoval::NotFound => Err(AccountsError::not_found("credential")),
+            CredentialRemoval::InUse { workspaces } => Err(AccountsError::new(
                 AccountsErrorKind::InUse,
-                format!("{active} workspace(s) still use this token; stop or delete them first"),
-            ));
-        }
-        if store.delete_credential(user, provider).await? {
-            Ok(Disconnected::Removed)
-        } else {
-            Err(AccountsError::not_found("credential"))
+                format!("{workspaces} workspace(s) still use this token; stop or delete them first"),
+            )),
         }
     }
 

@@ -181,9 +181,14 @@ impl Engine {
         let mut workspace =
             Workspace::new(NewWorkspace { owner, spec, installation_id: installation, idle_timeout_secs: None }, now);
         let (event, _) = workspace.apply(&Event::CreateRequested, now)?;
-        let limits = WorkspaceLimits { max_active_per_user: self.config.max_active_per_user };
+        let limits = WorkspaceLimits {
+            max_active_per_user: self.config.max_active_per_user,
+            required_credential: Some(CredentialProvider::Hetzner),
+        };
         let stored = self.ports.store.insert_workspace(&workspace, Some(&event), limits).await.map_err(|e| {
-            if e.kind() == StoreErrorKind::QuotaExceeded {
+            if e.kind() == StoreErrorKind::CredentialMissing {
+                EngineError::new(EngineErrorKind::Precondition, messages::NO_CREDENTIAL)
+            } else if e.kind() == StoreErrorKind::QuotaExceeded {
                 EngineError::new(
                     EngineErrorKind::QuotaExceeded,
                     format!(

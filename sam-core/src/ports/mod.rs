@@ -20,7 +20,7 @@ pub use github::{
     IdentityProvider, InstallationInfo, InstallationToken, Page, RepoAccess, Repository, VerifiedIdentity,
 };
 pub use provider_error::{ProviderError, ProviderErrorKind};
-pub use store::{BootstrapToken, Store, StoreError, StoreErrorKind, WorkspaceLimits, WorkspaceScan};
+pub use store::{BootstrapToken, CredentialRemoval, Store, StoreError, StoreErrorKind, WorkspaceLimits, WorkspaceScan};
 pub use token::{
     Audience, IssuedToken, Jwk, JwkSet, TokenError, TokenErrorKind, TokenIssuer, TokenRequest, TokenVerifier,
     VerifiedToken,

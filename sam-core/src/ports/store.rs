@@ -21,6 +21,9 @@ pub enum StoreErrorKind {
     NameTaken,
     /// The owner is at the active-workspace limit.
     QuotaExceeded,
+    /// The owner has no credential of the kind the workspace needs
+    /// ([`WorkspaceLimits::required_credential`]).
+    CredentialMissing,
     /// The database is unreachable or busy; retrying may work.
     Unavailable,
     /// A stored value could not be decoded (schema drift, manual edits).
@@ -68,12 +71,32 @@ pub struct WorkspaceLimits {
     /// Maximum workspaces per user in an active status
     /// ([`WorkspaceStatus::is_active`]).
     pub max_active_per_user: u32,
+    /// A credential the owner must hold when the workspace is inserted,
+    /// checked in the same transaction as
+    /// [`Store::delete_credential_unless_in_use`], so a workspace is never
+    /// created on a cloud token being disconnected.
+    pub required_credential: Option<CredentialProvider>,
 }
 
 impl Default for WorkspaceLimits {
     fn default() -> Self {
-        Self { max_active_per_user: 10 }
+        Self { max_active_per_user: 10, required_credential: None }
     }
+}
+
+/// What [`Store::delete_credential_unless_in_use`] did.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum CredentialRemoval {
+    /// The credential is gone.
+    Removed,
+    /// There was none.
+    NotFound,
+    /// Kept: this many of the owner's workspaces are active or still hold a
+    /// server or DNS record, and could not be cleaned up without it.
+    InUse {
+        /// How many.
+        workspaces: u64,
+    },
 }
 
 /// Which workspaces the reconciler wants, in id order, one page at a time.
@@ -147,8 +170,17 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> Result<Option<Credential>, StoreError>;
     /// All credentials of a user.
     async fn list_credentials(&self, owner: UserId) -> Result<Vec<Credential>, StoreError>;
-    /// Removes a credential; `false` when there was none.
+    /// Removes a credential unconditionally; `false` when there was none.
+    /// Users disconnect through [`Store::delete_credential_unless_in_use`].
     async fn delete_credential(&self, owner: UserId, provider: CredentialProvider) -> Result<bool, StoreError>;
+    /// Removes a credential unless one of the owner's workspaces is active
+    /// or still holds a server or DNS record, atomically with respect to
+    /// [`Store::insert_workspace`] (which takes the same per-owner lock).
+    async fn delete_credential_unless_in_use(
+        &self,
+        owner: UserId,
+        provider: CredentialProvider,
+    ) -> Result<CredentialRemoval, StoreError>;
     /// Every credential of a provider, across users: for key rotation and the
     /// orphan sweep (which must look in every connected account).
     async fn list_all_credentials(&self, provider: CredentialProvider) -> Result<Vec<Credential>, StoreError>;
@@ -165,8 +197,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     // ----- workspaces -----
 
     /// Inserts a new workspace with version 1, atomically refusing a name the
-    /// owner already uses ([`StoreErrorKind::NameTaken`]) or a quota overrun
-    /// ([`StoreErrorKind::QuotaExceeded`]). `event` is appended with it.
+    /// owner already uses ([`StoreErrorKind::NameTaken`]), a quota overrun
+    /// ([`StoreErrorKind::QuotaExceeded`]) or a missing required credential
+    /// ([`StoreErrorKind::CredentialMissing`]). `event` is appended with it.
     async fn insert_workspace(
         &self,
         workspace: &Workspace,

@@ -651,6 +651,44 @@ macro_rules! impl_sql_store {
                 Ok(done.rows_affected() > 0)
             }
 
+            async fn delete_credential_unless_in_use(
+                &self,
+                owner: sam_core::domain::UserId,
+                provider: sam_core::domain::CredentialProvider,
+            ) -> Result<sam_core::ports::CredentialRemoval, sam_core::ports::StoreError> {
+                use sam_core::ports::CredentialRemoval;
+                use $crate::store::db_error;
+                let owner = owner.to_string();
+                let mut tx = self.begin_write().await?;
+                // The same per-owner lock as `insert_workspace`, so no
+                // workspace is created between the count and the delete.
+                sqlx::query(Self::LOCK_OWNER_SQL)
+                    .bind(owner.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_error("lock owner"))?;
+                let in_use: i64 = sqlx::query_scalar(concat!(
+                    "SELECT COUNT(*) FROM workspaces WHERE owner = $1 AND (status IN (",
+                    $crate::store::active_statuses!(),
+                    ") OR server_id IS NOT NULL OR dns_record IS NOT NULL)"
+                ))
+                .bind(owner.as_str())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_error("count workspaces using a credential"))?;
+                if in_use > 0 {
+                    return Ok(CredentialRemoval::InUse { workspaces: in_use.unsigned_abs() });
+                }
+                let done = sqlx::query("DELETE FROM credentials WHERE user_id = $1 AND provider = $2")
+                    .bind(owner.as_str())
+                    .bind(provider.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error("delete credential"))?;
+                tx.commit().await.map_err(db_error("commit"))?;
+                Ok(if done.rows_affected() > 0 { CredentialRemoval::Removed } else { CredentialRemoval::NotFound })
+            }
+
             async fn list_all_credentials(
                 &self,
                 provider: sam_core::domain::CredentialProvider,
@@ -748,6 +786,20 @@ macro_rules! impl_sql_store {
                     .map_err(db_error("check workspace name"))?;
                 if taken.is_some() {
                     return Err(StoreError::new(StoreErrorKind::NameTaken, "a workspace with this name already exists"));
+                }
+                if let Some(provider) = limits.required_credential {
+                    let held = sqlx::query("SELECT 1 AS one FROM credentials WHERE user_id = $1 AND provider = $2")
+                        .bind(owner.as_str())
+                        .bind(provider.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(db_error("check credential"))?;
+                    if held.is_none() {
+                        return Err(StoreError::new(
+                            StoreErrorKind::CredentialMissing,
+                            "no credential for the workspace's cloud",
+                        ));
+                    }
                 }
                 if w.status().is_active() {
                     let active: i64 = sqlx::query_scalar(concat!(

@@ -10,8 +10,8 @@ use crate::domain::{
     WorkspaceEvent, WorkspaceId,
 };
 use crate::lifecycle::{Event, Reason, WorkspaceStatus};
-use crate::ports::{BootstrapToken, Store, StoreErrorKind, WorkspaceLimits, WorkspaceScan};
-use crate::testkit::{sample_new_user, sample_workspace};
+use crate::ports::{BootstrapToken, CredentialRemoval, Store, StoreErrorKind, WorkspaceLimits, WorkspaceScan};
+use crate::testkit::{sample_new_user, sample_workspace, typical_lifecycle};
 
 const T0: Timestamp = datetime!(2026-01-01 00:00:00 UTC);
 
@@ -24,6 +24,7 @@ pub async fn run(store: Arc<dyn Store>) {
     users(&*store).await;
     sessions(&*store).await;
     credentials(&*store).await;
+    credentials_in_use(&*store).await;
     installations(&*store).await;
     workspaces(&*store).await;
     optimistic_concurrency(&*store).await;
@@ -129,6 +130,52 @@ pub async fn credentials(store: &dyn Store) {
     assert!(store.get_credential(alice, CredentialProvider::Hetzner).await.expect("get").is_none());
 }
 
+/// A credential is not removed while a workspace could need it to clean up,
+/// and a workspace that needs one is not inserted without it.
+pub async fn credentials_in_use(store: &dyn Store) {
+    let hetzner = CredentialProvider::Hetzner;
+    let limits = WorkspaceLimits { max_active_per_user: 100, required_credential: None };
+    for status in WorkspaceStatus::ALL {
+        let owner = new_user(store, unique_github_id()).await;
+        store.put_credential(&credential(owner, &[1], T0)).await.expect("put");
+        let mut ws = sample_workspace(owner, "uses-token", T0);
+        ws.lifecycle = typical_lifecycle(status);
+        let blocks = status.is_active() || ws.lifecycle.holds_resources();
+        store.insert_workspace(&ws, None, limits).await.expect("insert");
+        let outcome = store.delete_credential_unless_in_use(owner, hetzner).await.expect("delete unless in use");
+        if blocks {
+            assert_eq!(outcome, CredentialRemoval::InUse { workspaces: 1 }, "{status}");
+            assert!(store.get_credential(owner, hetzner).await.expect("get").is_some(), "{status}: kept");
+        } else {
+            assert_eq!(outcome, CredentialRemoval::Removed, "{status}");
+            assert!(store.get_credential(owner, hetzner).await.expect("get").is_none(), "{status}: removed");
+        }
+    }
+
+    // Another user's workspaces do not count; a second removal finds nothing.
+    let alice = new_user(store, unique_github_id()).await;
+    let bob = new_user(store, unique_github_id()).await;
+    store.put_credential(&credential(alice, &[1], T0)).await.expect("put");
+    let mut busy = sample_workspace(bob, "busy", T0);
+    busy.lifecycle = typical_lifecycle(WorkspaceStatus::Running);
+    store.insert_workspace(&busy, None, limits).await.expect("insert");
+    assert_eq!(
+        store.delete_credential_unless_in_use(alice, hetzner).await.expect("delete"),
+        CredentialRemoval::Removed
+    );
+    assert_eq!(
+        store.delete_credential_unless_in_use(alice, hetzner).await.expect("again"),
+        CredentialRemoval::NotFound
+    );
+
+    // The insert side of the same rule.
+    let needs = WorkspaceLimits { required_credential: Some(hetzner), ..limits };
+    let err = store.insert_workspace(&sample_workspace(alice, "needs-token", T0), None, needs).await.expect_err("none");
+    assert_eq!(err.kind(), StoreErrorKind::CredentialMissing);
+    store.put_credential(&credential(alice, &[2], T0)).await.expect("put");
+    store.insert_workspace(&sample_workspace(alice, "needs-token", T0), None, needs).await.expect("now it has one");
+}
+
 /// Installations are upserted and marked removed.
 pub async fn installations(store: &dyn Store) {
     let id = InstallationId(unique_github_id());
@@ -156,7 +203,7 @@ pub async fn installations(store: &dyn Store) {
 pub async fn workspaces(store: &dyn Store) {
     let alice = new_user(store, unique_github_id()).await;
     let bob = new_user(store, unique_github_id()).await;
-    let limits = WorkspaceLimits { max_active_per_user: 2 };
+    let limits = WorkspaceLimits { max_active_per_user: 2, required_credential: None };
 
     let a = sample_workspace(alice, "first", T0);
     let stored = store.insert_workspace(&a, None, limits).await.expect("insert");
@@ -289,7 +336,7 @@ pub async fn events_and_delete(store: &dyn Store) {
 /// The reconciler's scan pages through every user's workspaces in id order.
 pub async fn scan(store: &dyn Store) {
     let owner = new_user(store, unique_github_id()).await;
-    let limits = WorkspaceLimits { max_active_per_user: 100 };
+    let limits = WorkspaceLimits { max_active_per_user: 100, required_credential: None };
     let pending = |counts: Vec<(WorkspaceStatus, u64)>| {
         counts.into_iter().find(|(s, _)| *s == WorkspaceStatus::Pending).map_or(0, |(_, n)| n)
     };
@@ -415,7 +462,7 @@ pub async fn concurrent_updates_lose_nothing(store: Arc<dyn Store>, tasks: u32) 
 /// 20 concurrent inserts against a quota of 10: exactly 10 succeed.
 pub async fn concurrent_inserts_respect_quota(store: Arc<dyn Store>) {
     let owner = new_user(&*store, unique_github_id()).await;
-    let limits = WorkspaceLimits { max_active_per_user: 10 };
+    let limits = WorkspaceLimits { max_active_per_user: 10, required_credential: None };
     let mut handles = Vec::new();
     for n in 0..20 {
         let store = store.clone();

@@ -9,7 +9,9 @@ use crate::domain::{
     Timestamp, User, UserId, Workspace, WorkspaceEvent, WorkspaceId,
 };
 use crate::lifecycle::WorkspaceStatus;
-use crate::ports::{BootstrapToken, Store, StoreError, StoreErrorKind, WorkspaceLimits, WorkspaceScan};
+use crate::ports::{
+    BootstrapToken, CredentialRemoval, Store, StoreError, StoreErrorKind, WorkspaceLimits, WorkspaceScan,
+};
 use crate::testkit::lock;
 
 /// An in-memory [`Store`] with the same semantics a database has: one lock
@@ -153,6 +155,26 @@ impl Store for MemoryStore {
         Ok(lock(&self.state).credentials.remove(&(owner, provider)).is_some())
     }
 
+    async fn delete_credential_unless_in_use(
+        &self,
+        owner: UserId,
+        provider: CredentialProvider,
+    ) -> Result<CredentialRemoval, StoreError> {
+        let mut state = lock(&self.state);
+        let workspaces = state
+            .workspaces
+            .values()
+            .filter(|w| w.owner == owner && (w.status().is_active() || w.lifecycle.holds_resources()))
+            .count() as u64;
+        if workspaces > 0 {
+            return Ok(CredentialRemoval::InUse { workspaces });
+        }
+        Ok(match state.credentials.remove(&(owner, provider)) {
+            Some(_) => CredentialRemoval::Removed,
+            None => CredentialRemoval::NotFound,
+        })
+    }
+
     async fn list_all_credentials(&self, provider: CredentialProvider) -> Result<Vec<Credential>, StoreError> {
         Ok(lock(&self.state).credentials.values().filter(|c| c.provider == provider).cloned().collect())
     }
@@ -200,6 +222,11 @@ impl Store for MemoryStore {
             if existing.status().is_active() {
                 active += 1;
             }
+        }
+        if let Some(provider) = limits.required_credential
+            && !state.credentials.contains_key(&(workspace.owner, provider))
+        {
+            return Err(StoreError::new(StoreErrorKind::CredentialMissing, "no credential for the workspace's cloud"));
         }
         if workspace.status().is_active() && active >= limits.max_active_per_user {
             return Err(StoreError::new(
