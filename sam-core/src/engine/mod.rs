@@ -108,6 +108,17 @@ pub struct Engine {
     terminal_sessions: Mutex<HashMap<WorkspaceId, (u32, Timestamp)>>,
 }
 
+/// What a user can do to one of their workspaces after creating it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum WorkspaceAction {
+    /// Release the server and DNS record ([`Engine::stop`]).
+    Stop,
+    /// Provision again from `stopped` or `error` ([`Engine::restart`]).
+    Restart,
+    /// Release everything, then remove the row ([`Engine::delete`]).
+    Delete,
+}
+
 /// How many times a user action re-reads and re-applies after losing an
 /// optimistic-concurrency race before giving up.
 const ACTION_ATTEMPTS: usize = 8;
@@ -246,6 +257,21 @@ impl Engine {
             ));
         }
         self.act(owner, id, &Event::RestartRequested).await
+    }
+
+    /// Performs a user's action on one of their workspaces; see
+    /// [`Engine::stop`], [`Engine::restart`] and [`Engine::delete`].
+    pub async fn perform(
+        &self,
+        owner: UserId,
+        id: WorkspaceId,
+        action: WorkspaceAction,
+    ) -> Result<Workspace, EngineError> {
+        match action {
+            WorkspaceAction::Stop => self.stop(owner, id).await,
+            WorkspaceAction::Restart => self.restart(owner, id).await,
+            WorkspaceAction::Delete => self.delete(owner, id).await,
+        }
     }
 
     /// Applies a user event with optimistic-concurrency retries.

@@ -8,6 +8,7 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
+use sam_core::domain::WorkspaceId;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
@@ -15,6 +16,22 @@ use super::error::ApiError;
 /// A JSON body; see the module docs.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Json<T>(pub T);
+
+/// The `{id}` of a user's workspace route. A malformed id cannot name
+/// anyone's workspace, so it gets the same 404 as someone else's.
+#[derive(Debug, Clone, Copy)]
+pub struct WorkspacePath(pub WorkspaceId);
+
+impl<S: Send + Sync> FromRequestParts<S> for WorkspacePath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let not_found = || ApiError::not_found("workspace");
+        let axum::extract::Path(raw) =
+            axum::extract::Path::<String>::from_request_parts(parts, state).await.map_err(|_| not_found())?;
+        raw.parse().map(Self).map_err(|_| not_found())
+    }
+}
 
 /// A query string; see the module docs.
 #[derive(Debug, Clone, Copy, Default)]

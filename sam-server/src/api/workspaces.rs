@@ -6,7 +6,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures_util::Stream;
@@ -14,6 +14,7 @@ use sam_core::domain::{
     BranchName, InstallationId, LocationCode, RepoFullName, VmSize, Workspace, WorkspaceId, WorkspaceName,
     WorkspaceSpec,
 };
+use sam_core::engine::WorkspaceAction;
 use sam_core::lifecycle::WorkspaceStatus;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -74,11 +75,6 @@ impl WorkspaceView {
             updated_at: ws.updated_at,
         }
     }
-}
-
-fn parse_id(raw: &str) -> Result<WorkspaceId, ApiError> {
-    // A malformed id cannot name anyone's workspace: same answer as "not yours".
-    raw.parse().map_err(|_| ApiError::not_found("workspace"))
 }
 
 /// Query of the list.
@@ -192,25 +188,20 @@ pub async fn create(
 pub async fn get(
     State(state): State<AppState>,
     current: CurrentUser,
-    Path(id): Path<String>,
+    extract::WorkspacePath(id): extract::WorkspacePath,
 ) -> Result<Json<WorkspaceView>, ApiError> {
-    let ws = state.engine.get(current.user.id, parse_id(&id)?).await?;
+    let ws = state.engine.get(current.user.id, id).await?;
     Ok(Json(WorkspaceView::new(&state, &ws)))
 }
 
 async fn action(
     state: AppState,
     current: CurrentUser,
-    id: String,
-    what: &'static str,
+    id: WorkspaceId,
+    action: WorkspaceAction,
 ) -> Result<(StatusCode, Json<WorkspaceView>), ApiError> {
-    let id = parse_id(&id)?;
     let owner = current.user.id;
-    let ws = match what {
-        "stop" => state.engine.stop(owner, id).await?,
-        "restart" => state.engine.restart(owner, id).await?,
-        _ => state.engine.delete(owner, id).await?,
-    };
+    let ws = state.engine.perform(owner, id, action).await?;
     state.spawn_drive(owner, id);
     Ok((StatusCode::ACCEPTED, Json(WorkspaceView::new(&state, &ws))))
 }
@@ -233,9 +224,9 @@ async fn action(
 pub async fn stop(
     State(state): State<AppState>,
     current: CurrentUser,
-    Path(id): Path<String>,
+    extract::WorkspacePath(id): extract::WorkspacePath,
 ) -> Result<(StatusCode, Json<WorkspaceView>), ApiError> {
-    action(state, current, id, "stop").await
+    action(state, current, id, WorkspaceAction::Stop).await
 }
 
 /// `POST /api/workspaces/{id}/restart`.
@@ -256,9 +247,9 @@ pub async fn stop(
 pub async fn restart(
     State(state): State<AppState>,
     current: CurrentUser,
-    Path(id): Path<String>,
+    extract::WorkspacePath(id): extract::WorkspacePath,
 ) -> Result<(StatusCode, Json<WorkspaceView>), ApiError> {
-    action(state, current, id, "restart").await
+    action(state, current, id, WorkspaceAction::Restart).await
 }
 
 /// `DELETE /api/workspaces/{id}`.
@@ -279,9 +270,9 @@ pub async fn restart(
 pub async fn delete(
     State(state): State<AppState>,
     current: CurrentUser,
-    Path(id): Path<String>,
+    extract::WorkspacePath(id): extract::WorkspacePath,
 ) -> Result<(StatusCode, Json<WorkspaceView>), ApiError> {
-    action(state, current, id, "delete").await
+    action(state, current, id, WorkspaceAction::Delete).await
 }
 
 /// One entry of the history.
@@ -315,9 +306,9 @@ pub struct EventView {
 pub async fn events(
     State(state): State<AppState>,
     current: CurrentUser,
-    Path(id): Path<String>,
+    extract::WorkspacePath(id): extract::WorkspacePath,
 ) -> Result<Json<Vec<EventView>>, ApiError> {
-    let events = state.engine.events(current.user.id, parse_id(&id)?).await?;
+    let events = state.engine.events(current.user.id, id).await?;
     Ok(Json(
         events
             .into_iter()
