@@ -15,6 +15,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sam_core::domain::{Timestamp, UserId, WorkspaceId};
 use sam_core::ports::{Audience, TokenErrorKind, TokenIssuer, TokenRequest, TokenVerifier};
 use sam_core::testkit::conformance;
+use sam_core::testkit::fakes::ManualClock;
 use sam_providers::jwt::{JwksVerifier, JwtIssuer, JwtVerifier, RsaSigningKey, rfc7638_thumbprint};
 use time::macros::datetime;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -256,8 +257,11 @@ async fn jwks_verifier_passes_the_contract_over_http() {
 async fn jwks_verifier_refetches_once_on_an_unknown_kid_and_rate_limits() {
     let issuer = JwtIssuer::new(ISSUER, key(0));
     let server = jwks_server(serde_json::to_string(&issuer.jwks()).unwrap()).await;
-    let verifier =
-        JwksVerifier::new(&server.url, ISSUER).unwrap().with_min_refetch_interval(Duration::from_millis(500));
+    let clock = ManualClock::new();
+    let verifier = JwksVerifier::new(&server.url, ISSUER)
+        .unwrap()
+        .with_min_refetch_interval(Duration::from_millis(500))
+        .with_clock(Arc::new(clock.clone()));
     let now = T0 + Duration::from_secs(1);
 
     let first = issuer.issue(request(), T0).unwrap();
@@ -268,7 +272,7 @@ async fn jwks_verifier_refetches_once_on_an_unknown_kid_and_rate_limits() {
     // The control plane rotates; the agent learns the new key on first sight.
     issuer.rotate(key(1), T0 + Duration::from_secs(600));
     *server.body.lock().unwrap() = serde_json::to_string(&issuer.jwks()).unwrap();
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    clock.advance(Duration::from_millis(600));
     let rotated = issuer.issue(request(), T0).unwrap();
     verifier.verify(rotated.token.expose(), Audience::WorkspaceTerminal, now).await.unwrap();
     assert_eq!(server.hits.load(Ordering::SeqCst), 2, "one refetch for the new kid");
@@ -277,13 +281,17 @@ async fn jwks_verifier_refetches_once_on_an_unknown_kid_and_rate_limits() {
     // Tokens with unknown kids: one refetch, then refused without fetching
     // until the interval has passed.
     let stranger = JwtIssuer::new(ISSUER, key(2));
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    clock.advance(Duration::from_millis(600));
     for _ in 0..20 {
         let forged = stranger.issue(request(), T0).unwrap();
         let err = verifier.verify(forged.token.expose(), Audience::WorkspaceTerminal, now).await.unwrap_err();
         assert_eq!(err.kind, TokenErrorKind::UnknownKey);
     }
     assert_eq!(server.hits.load(Ordering::SeqCst), 3, "a flood of unknown kids costs one fetch");
+    // Still within the interval (on the injected clock): no fetch.
+    clock.advance(Duration::from_millis(400));
+    let forged = stranger.issue(request(), T0).unwrap();
+    verifier.verify(forged.token.expose(), Audience::WorkspaceTerminal, now).await.unwrap_err();
     assert_eq!(verifier.fetch_count().await, 3);
 }
 

@@ -4,11 +4,13 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use jsonwebtoken::DecodingKey;
 use sam_core::domain::Timestamp;
-use sam_core::ports::{Audience, JwkSet, TokenError, TokenErrorKind, TokenVerifier, VerifiedToken};
+use sam_core::ports::{
+    Audience, Clock, JwkSet, SystemClock, TokenError, TokenErrorKind, TokenVerifier, VerifiedToken,
+};
 use tokio::sync::Mutex;
 
 use super::{MAX_LEEWAY_SECS, header_kid, keys_from_jwks, verify_with_key};
@@ -26,6 +28,9 @@ pub struct JwksVerifier {
     issuer: String,
     leeway_secs: u64,
     min_refetch_interval: Duration,
+    /// Decides when the refetch interval has passed (injected, so tests move
+    /// time instead of sleeping).
+    clock: Arc<dyn Clock>,
     client: reqwest::Client,
     cache: Mutex<Cache>,
 }
@@ -33,7 +38,7 @@ pub struct JwksVerifier {
 #[derive(Default)]
 struct Cache {
     keys: Arc<HashMap<String, DecodingKey>>,
-    last_fetch: Option<Instant>,
+    last_fetch: Option<Timestamp>,
     last_fetch_failed: bool,
     fetches: u64,
 }
@@ -52,6 +57,7 @@ impl JwksVerifier {
             issuer: issuer.into(),
             leeway_secs: MAX_LEEWAY_SECS,
             min_refetch_interval: Duration::from_secs(30),
+            clock: Arc::new(SystemClock),
             client,
             cache: Mutex::new(Cache::default()),
         })
@@ -60,6 +66,12 @@ impl JwksVerifier {
     /// Sets the minimum time between two fetches triggered by unknown `kid`s.
     pub fn with_min_refetch_interval(mut self, interval: Duration) -> Self {
         self.min_refetch_interval = interval;
+        self
+    }
+
+    /// Uses `clock` for the refetch rate limit (the system clock by default).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
         self
     }
 
@@ -82,7 +94,7 @@ impl JwksVerifier {
     }
 
     async fn fetch_into(&self, cache: &mut Cache) -> Result<(), TokenError> {
-        cache.last_fetch = Some(Instant::now());
+        cache.last_fetch = Some(self.clock.now());
         cache.fetches += 1;
         cache.last_fetch_failed = true;
         let unavailable = |what: String| TokenError::new(TokenErrorKind::Unavailable, what);
@@ -113,7 +125,8 @@ impl JwksVerifier {
         if let Some(key) = cache.keys.get(kid) {
             return Ok(key.clone());
         }
-        let may_fetch = cache.last_fetch.is_none_or(|at| at.elapsed() >= self.min_refetch_interval);
+        let now = self.clock.now();
+        let may_fetch = cache.last_fetch.is_none_or(|at| now - at >= self.min_refetch_interval);
         if !may_fetch {
             return Err(if cache.last_fetch_failed {
                 TokenError::new(TokenErrorKind::Unavailable, "the key set could not be fetched recently")
