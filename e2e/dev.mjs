@@ -4,13 +4,10 @@
 // terminal, run `ls` in the cloned repository. Screenshots go to artifacts/.
 //   node dev.mjs <base-url> <hetzner-token> <artifacts-dir>
 import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 
 const [base, hetznerToken, artifacts] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.SAM_CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launchChromium(chromium);
 const timings = {};
 try {
   const context = await browser.newContext({ viewport: { width: 1200, height: 800 } });

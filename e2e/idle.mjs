@@ -3,13 +3,10 @@
 // deadline, then the workspace stops by itself and the dashboard says why.
 //   node idle.mjs <base-url> <hetzner-token> <artifacts-dir>
 import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 
 const [base, hetznerToken, artifacts] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.SAM_CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launchChromium(chromium);
 try {
   const context = await browser.newContext({ viewport: { width: 1100, height: 700 } });
   const page = await context.newPage();

@@ -3,13 +3,10 @@
 // renders its content without script errors; screenshots go to artifacts/.
 //   node ui.mjs <base-url> <cookie-name> <cookie-value> <workspace-id> <artifacts-dir>
 import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 
 const [base, cookieName, cookieValue, workspaceId, artifacts] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.SAM_CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launchChromium(chromium);
 const errors = [];
 function watch(page) {
   page.on("pageerror", (e) => errors.push(String(e)));

@@ -3,14 +3,10 @@
 // rendered by xterm.js, save a screenshot.
 //   node browser-test.mjs <base-url> <cookie-name> <cookie-value> <screenshot-path>
 import { chromium } from 'playwright-core';
+import { launchChromium } from '../../e2e/chromium.mjs';
 
 const [base, cookieName, cookieValue, shot] = process.argv.slice(2);
-const executablePath = process.env.SAM_CHROMIUM || '/usr/bin/chromium';
-const browser = await chromium.launch({
-  executablePath,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launchChromium(chromium);
 let failed = false;
 try {
   const context = await browser.newContext({ viewport: { width: 1000, height: 560 } });
