@@ -43,7 +43,7 @@ function connect() {
   clearTimeout(reconnectTimer);
   setStatus(attempts ? 'reconnecting' : 'connecting', attempts ? 'reconnecting…' : 'connecting…');
   const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  const params = new URLSearchParams({ session: sessionId, rows: term.rows, cols: term.cols, ack: '1' });
+  const params = new URLSearchParams({ session: sessionId, rows: String(term.rows), cols: String(term.cols), ack: '1' });
   if (received !== null) params.set('offset', String(received));
   const socket = new WebSocket(`${proto}//${location.host}/ws/terminal?${params}`);
   socket.binaryType = 'arraybuffer';
@@ -97,7 +97,7 @@ function control(msg) {
 function showWarning(msg) {
   const deadline = new Date(msg.deadline);
   const update = () => {
-    const mins = Math.max(0, Math.ceil((deadline - Date.now()) / 60000));
+    const mins = Math.max(0, Math.ceil((deadline.getTime() - Date.now()) / 60000));
     warningEl.textContent = `This workspace is idle and stops in ${mins} min. Press any key to keep it running.`;
     setStatus('stopping', `stopping in ${mins} min`);
   };

@@ -1,20 +1,51 @@
 // Shared by every page: API calls with JSON errors, the header, escaping.
-export async function api(path, options = {}) {
-  const init = { credentials: "same-origin", headers: {}, ...options };
-  if (init.body !== undefined && typeof init.body !== "string") {
-    init.body = JSON.stringify(init.body);
-    init.headers["content-type"] = "application/json";
+
+/** An API error: the status and the `{error, message, field}` body. */
+export class ApiError extends Error {
+  /**
+   * @param {number} status
+   * @param {string} message
+   * @param {string | undefined} code
+   * @param {string | undefined} field
+   */
+  constructor(status, message, code, field) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.field = field;
   }
-  const response = await fetch(path, init);
+}
+
+/**
+ * Calls the API; a non-2xx answer throws an {@link ApiError}.
+ * @param {string} path
+ * @param {{ method?: string, body?: unknown, headers?: Record<string, string> }} [options]
+ * @returns {Promise<any>} the JSON answer, or null for 204
+ */
+export async function api(path, options = {}) {
+  /** @type {Record<string, string>} */
+  const headers = { ...options.headers };
+  let body = options.body;
+  if (body !== undefined && typeof body !== "string") {
+    body = JSON.stringify(body);
+    headers["content-type"] = "application/json";
+  }
+  const response = await fetch(path, {
+    method: options.method,
+    credentials: "same-origin",
+    headers,
+    body: /** @type {string | undefined} */ (body),
+  });
   if (response.status === 204) return null;
   let data = null;
   try { data = await response.json(); } catch { data = null; }
   if (!response.ok) {
-    const error = new Error((data && data.message) || `Request failed (${response.status})`);
-    error.status = response.status;
-    error.code = data && data.error;
-    error.field = data && data.field;
-    throw error;
+    throw new ApiError(
+      response.status,
+      (data && data.message) || `Request failed (${response.status})`,
+      data && data.error,
+      data && data.field,
+    );
   }
   return data;
 }

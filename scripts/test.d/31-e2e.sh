@@ -6,7 +6,7 @@ if [[ "${SAM_SKIP_BROWSER:-}" != "1" ]]; then
     echo "installing chromium, nodejs and npm (Debian packages)"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium nodejs npm >/dev/null
   fi
-  if [[ ! -d e2e/node_modules/playwright-core ]]; then
+  if [[ ! -d e2e/node_modules/playwright-core || ! -d e2e/node_modules/typescript ]]; then
     (cd e2e && npm ci --no-audit --no-fund --loglevel=error)
   fi
   export SAM_CHROMIUM="${SAM_CHROMIUM:-$(command -v chromium || echo /usr/bin/chromium)}"
