@@ -647,3 +647,30 @@ async fn a_workspace_cannot_clone_through_someone_elses_installation(backend: Ba
     let (status, _) = s.post("/api/workspaces", &bob, workspace_body("own")).await;
     assert_eq!(status, StatusCode::CREATED, "bob's own installation works");
 }
+
+/// The dashboard's reason labels (`REASONS` in `web/app.js`) are keyed by the
+/// `Reason` enum of the OpenAPI document, so a reason added to the API
+/// without a label (or a label for a reason that no longer exists) fails here.
+#[test]
+fn the_pages_label_every_status_reason_the_api_documents() {
+    let document: Value = serde_json::from_str(sam_server::api::openapi::document()).unwrap();
+    let mut documented: Vec<String> = document["components"]["schemas"]["Reason"]["enum"]
+        .as_array()
+        .expect("the Reason enum is in the document")
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    let app = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/web/app.js")).unwrap();
+    let block = app.split("export const REASONS = {").nth(1).and_then(|rest| rest.split("};").next()).unwrap();
+    let mut labelled: Vec<String> = block
+        .split(',')
+        .filter_map(|entry| entry.split_once(':'))
+        .map(|(key, _)| key.trim().to_owned())
+        .filter(|key| !key.is_empty())
+        .collect();
+    documented.sort();
+    labelled.sort();
+    assert_eq!(labelled, documented);
+    let schema = &document["components"]["schemas"]["WorkspaceView"]["properties"]["statusReason"];
+    assert!(schema.to_string().contains("Reason"), "statusReason refers to the enum: {schema}");
+}

@@ -82,6 +82,7 @@ impl std::str::FromStr for WorkspaceStatus {
 }
 
 /// Why a workspace is in its current state; shown to the user next to the status.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {

@@ -15,7 +15,7 @@ use sam_core::domain::{
     WorkspaceSpec,
 };
 use sam_core::engine::WorkspaceAction;
-use sam_core::lifecycle::WorkspaceStatus;
+use sam_core::lifecycle::{Reason, WorkspaceStatus};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -43,8 +43,8 @@ pub struct WorkspaceView {
     last_activity_at: Option<time::OffsetDateTime>,
     /// Why it failed, in words the user can act on (status `error`).
     error_message: Option<String>,
-    /// Why it is in its status: `user`, `idle`, `provisioning`, ...
-    status_reason: String,
+    /// Why it is in its status.
+    status_reason: Reason,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     created_at: time::OffsetDateTime,
@@ -70,7 +70,7 @@ impl WorkspaceView {
             url,
             last_activity_at: ws.last_activity_at,
             error_message: ws.lifecycle.error_message.clone(),
-            status_reason: ws.lifecycle.reason.to_string(),
+            status_reason: ws.lifecycle.reason,
             created_at: ws.created_at,
             updated_at: ws.updated_at,
         }
