@@ -97,9 +97,7 @@ pub async fn boot_agent(
     let token = bootstrap_token(user_data).ok_or("the server's user data carries no bootstrap token")?;
     let grant = engine.redeem_bootstrap(&token).await?;
     let ws = engine.report_agent(owner, grant.workspace_id, &AgentReport::Ready).await?;
-    let answer = engine
-        .record_heartbeat(owner, grant.workspace_id, HeartbeatReport { idle_seconds: 0, active_sessions: 1 })
-        .await?;
+    let answer = engine.record_heartbeat(owner, grant.workspace_id, HeartbeatReport::new(0, 1)).await?;
     Ok((ws, answer))
 }
 

@@ -23,7 +23,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use sam_core::domain::WorkspaceId;
 use sam_core::secret::SecretString;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::session::ShellCommand;
 
@@ -80,16 +80,8 @@ struct GrantWire {
     clone_url: Option<String>,
 }
 
-/// One progress report.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct BootProgress {
-    /// `clone`, `devcontainer`, `ready`.
-    pub step: String,
-    /// `running`, `done` or `failed`.
-    pub status: String,
-    /// Human text (failure reason with the last lines of output).
-    pub message: String,
-}
+/// One progress report (the control plane's own type: `sam_core::wire`).
+pub use sam_core::wire::BootProgress;
 
 /// The control-plane calls bootstrap needs.
 #[async_trait]

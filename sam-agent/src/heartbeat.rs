@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use sam_core::domain::WorkspaceId;
 use sam_core::secret::SecretString;
-use serde::{Deserialize, Serialize};
 
 use crate::agent::Agent;
 
@@ -31,45 +30,9 @@ pub enum HeartbeatError {
     Malformed,
 }
 
-/// What the agent reports.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct HeartbeatRequest {
-    /// Seconds since the last input or output.
-    pub idle_seconds: u64,
-    /// Open shells.
-    pub active_sessions: usize,
-    /// RFC 3339 time of the last activity.
-    pub last_activity_at: String,
-    /// This agent's version.
-    pub agent_version: String,
-}
-
-/// What the control plane wants.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum HeartbeatAction {
-    /// Keep going.
-    Continue,
-    /// Show the idle warning.
-    Warn,
-    /// Stop now.
-    Shutdown,
-}
-
-/// The control plane's answer.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct HeartbeatResponse {
-    /// Action.
-    pub action: HeartbeatAction,
-    /// Idle threshold in seconds.
-    #[serde(default)]
-    pub idle_threshold: Option<u64>,
-    /// RFC 3339 time the workspace stops if still idle.
-    #[serde(default, with = "time::serde::rfc3339::option")]
-    pub shutdown_at: Option<time::OffsetDateTime>,
-}
+/// What the agent reports and what the control plane answers: one
+/// definition for both sides.
+pub use sam_core::wire::{HeartbeatAction, HeartbeatAnswer, HeartbeatReport};
 
 /// Client for the heartbeat endpoint.
 #[derive(Debug, Clone)]
@@ -96,7 +59,7 @@ impl HeartbeatClient {
     }
 
     /// Sends one heartbeat.
-    pub async fn send(&self, request: &HeartbeatRequest) -> Result<HeartbeatResponse, HeartbeatError> {
+    pub async fn send(&self, request: &HeartbeatReport) -> Result<HeartbeatAnswer, HeartbeatError> {
         let mut response = self
             .http
             .post(&self.url)
@@ -120,21 +83,17 @@ impl HeartbeatClient {
 }
 
 /// The report for `agent` now.
-pub fn report(agent: &Agent) -> HeartbeatRequest {
-    HeartbeatRequest {
+pub fn report(agent: &Agent) -> HeartbeatReport {
+    HeartbeatReport {
         idle_seconds: agent.activity.idle().as_secs(),
-        active_sessions: agent.sessions.len(),
-        last_activity_at: agent
-            .activity
-            .last_activity_at()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default(),
-        agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+        active_sessions: u32::try_from(agent.sessions.len()).unwrap_or(u32::MAX),
+        last_activity_at: Some(agent.activity.last_activity_at()),
+        agent_version: Some(env!("CARGO_PKG_VERSION").to_owned()),
     }
 }
 
 /// Acts on an answer. Returns true when the agent must stop.
-pub fn apply(agent: &Agent, response: &HeartbeatResponse) -> bool {
+pub fn apply(agent: &Agent, response: &HeartbeatAnswer) -> bool {
     match response.action {
         HeartbeatAction::Continue => {
             agent.clear_warning();

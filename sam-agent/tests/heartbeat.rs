@@ -89,6 +89,14 @@ async fn warn_reaches_every_open_terminal() {
         assert_eq!(s.paths[0], t.workspace.to_string());
         assert_eq!(s.bodies[0]["activeSessions"], 2);
         assert!(s.bodies[0]["idleSeconds"].is_u64());
+        // The wire shape (sam_core::wire::HeartbeatReport, pinned by its
+        // golden tests): exactly these fields.
+        let mut keys: Vec<&str> = s.bodies[0].as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["activeSessions", "agentVersion", "idleSeconds", "lastActivityAt"]);
+        assert_eq!(s.bodies[0]["agentVersion"], env!("CARGO_PKG_VERSION"));
+        let at = s.bodies[0]["lastActivityAt"].as_str().unwrap();
+        time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).unwrap();
     }
     task.abort();
 }

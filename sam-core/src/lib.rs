@@ -18,6 +18,7 @@
 //! - [`ports`]: the traits adapters implement (compute, DNS, identity, repository
 //!   access, store, cipher, tokens, clock);
 //! - [`secret`]: secret strings, random tokens and hashes;
+//! - [`wire`]: the messages between the agent and the control plane;
 //! - [`metrics`]: the series the engine records through the `metrics` facade;
 //! - `testkit` (feature `testkit`): in-memory fakes of every port and the
 //!   conformance suites every adapter must pass.
@@ -97,6 +98,7 @@ pub mod secret;
 mod sync;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod wire;
 
 /// The README's example, compiled and run as a doctest.
 #[cfg(all(doctest, feature = "testkit"))]

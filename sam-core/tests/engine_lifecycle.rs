@@ -111,41 +111,30 @@ async fn idle_warns_then_stops_and_activity_resets() {
     let min = |n: u64| Duration::from_secs(n * 60);
 
     h.clock.advance(min(24));
-    let a = engine
-        .record_heartbeat(h.user, ws.id, HeartbeatReport { idle_seconds: 24 * 60, active_sessions: 1 })
-        .await
-        .unwrap();
+    let a = engine.record_heartbeat(h.user, ws.id, HeartbeatReport::new(24 * 60, 1)).await.unwrap();
     assert_eq!(a.action, HeartbeatAction::Continue);
     assert_eq!(a.idle_threshold, 1800);
 
     h.clock.advance(min(1));
-    let a = engine
-        .record_heartbeat(h.user, ws.id, HeartbeatReport { idle_seconds: 25 * 60, active_sessions: 1 })
-        .await
-        .unwrap();
+    let a = engine.record_heartbeat(h.user, ws.id, HeartbeatReport::new(25 * 60, 1)).await.unwrap();
     assert_eq!(a.action, HeartbeatAction::Warn);
     let deadline = a.shutdown_at.unwrap();
     assert_eq!(deadline, h.now() + min(5));
 
     // Someone types: the warning goes away.
     h.clock.advance(min(1));
-    let a =
-        engine.record_heartbeat(h.user, ws.id, HeartbeatReport { idle_seconds: 0, active_sessions: 1 }).await.unwrap();
+    let a = engine.record_heartbeat(h.user, ws.id, HeartbeatReport::new(0, 1)).await.unwrap();
     assert_eq!(a.action, HeartbeatAction::Continue);
 
     h.clock.advance(min(30));
-    let a = engine
-        .record_heartbeat(h.user, ws.id, HeartbeatReport { idle_seconds: 30 * 60, active_sessions: 1 })
-        .await
-        .unwrap();
+    let a = engine.record_heartbeat(h.user, ws.id, HeartbeatReport::new(30 * 60, 1)).await.unwrap();
     assert_eq!(a.action, HeartbeatAction::Shutdown);
     assert_eq!(h.status(ws.id).await, Some(WorkspaceStatus::Stopping));
     engine.drive(h.user, ws.id).await.unwrap();
     let stopped = h.get(ws.id).await.unwrap();
     assert_eq!(stopped.status(), WorkspaceStatus::Stopped);
     assert_eq!(stopped.lifecycle.reason, Reason::IdleTimeout);
-    let a =
-        engine.record_heartbeat(h.user, ws.id, HeartbeatReport { idle_seconds: 0, active_sessions: 0 }).await.unwrap();
+    let a = engine.record_heartbeat(h.user, ws.id, HeartbeatReport::new(0, 0)).await.unwrap();
     assert_eq!(a.action, HeartbeatAction::Shutdown, "a stopped workspace's agent is told to shut down");
     h.assert_converged(&[h.user]).await;
 }
@@ -157,7 +146,7 @@ async fn reconciler_stops_idle_workspace_whose_agent_went_silent() {
     let h = Harness::with_config(config).await;
     let engine = h.engine();
     let ws = h.running(&engine, "silent").await;
-    engine.record_heartbeat(h.user, ws.id, HeartbeatReport { idle_seconds: 0, active_sessions: 0 }).await.unwrap();
+    engine.record_heartbeat(h.user, ws.id, HeartbeatReport::new(0, 0)).await.unwrap();
     h.clock.advance(Duration::from_secs(29 * 60));
     assert_eq!(engine.reconcile_once().await.unwrap().idle_stops, 0);
     h.clock.advance(Duration::from_secs(60));
@@ -177,10 +166,7 @@ async fn per_workspace_idle_override() {
     ws.idle_timeout_secs = Some(600);
     h.store_update(&ws).await;
     h.clock.advance(Duration::from_secs(600));
-    let a = engine
-        .record_heartbeat(h.user, ws.id, HeartbeatReport { idle_seconds: 600, active_sessions: 0 })
-        .await
-        .unwrap();
+    let a = engine.record_heartbeat(h.user, ws.id, HeartbeatReport::new(600, 0)).await.unwrap();
     assert_eq!(a.action, HeartbeatAction::Shutdown);
     assert_eq!(a.idle_threshold, 600);
 }
@@ -293,10 +279,7 @@ async fn other_users_cannot_touch_a_workspace() {
         engine.delete(other, ws.id).await.unwrap_err(),
         engine.restart(other, ws.id).await.unwrap_err(),
         engine.issue_terminal_token(other, ws.id).await.unwrap_err(),
-        engine
-            .record_heartbeat(other, ws.id, HeartbeatReport { idle_seconds: 0, active_sessions: 0 })
-            .await
-            .unwrap_err(),
+        engine.record_heartbeat(other, ws.id, HeartbeatReport::new(0, 0)).await.unwrap_err(),
     ] {
         assert_eq!(err.kind, EngineErrorKind::NotFound);
     }
@@ -365,7 +348,7 @@ async fn orphans_are_deleted_after_the_grace_period() {
     let report = engine.reconcile_once().await.unwrap();
     assert_eq!(report.orphan_servers_deleted + report.orphan_records_deleted, 0, "grace period first");
     h.clock.advance(h.config.orphan_grace);
-    engine.record_heartbeat(h.user, kept.id, HeartbeatReport { idle_seconds: 0, active_sessions: 1 }).await.unwrap();
+    engine.record_heartbeat(h.user, kept.id, HeartbeatReport::new(0, 1)).await.unwrap();
     let report = engine.reconcile_once().await.unwrap();
     assert_eq!(report.orphan_servers_deleted, 1);
     assert_eq!(report.orphan_records_deleted, 1);

@@ -129,7 +129,7 @@ async fn play(actions: Vec<Action>) {
             }
             Action::Heartbeat(n, idle) => {
                 if let Some(id) = pick(&ids, n) {
-                    let report = HeartbeatReport { idle_seconds: u64::from(idle), active_sessions: 1 };
+                    let report = HeartbeatReport::new(u64::from(idle), 1);
                     not_internal(engine.record_heartbeat(h.user, id, report).await);
                 }
             }

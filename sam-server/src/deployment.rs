@@ -227,6 +227,7 @@ pub async fn build(config: &ServeConfig) -> Result<Deployment, ConfigProblems> {
         None => Duration::from_secs(config.idle_timeout_minutes.max(6) * 60),
     };
     engine_config.idle_warning = engine_config.idle_warning.min(engine_config.idle_timeout / 2);
+    engine_config.agent_version = Some(env!("CARGO_PKG_VERSION").to_owned());
     engine_config.agent_sha256_amd64 =
         std::fs::read(crate::api::agent_path(&agents, "amd64")).ok().map(|b| sha256_hex(&b));
     // Earlier keys stay published until every token they may have signed has

@@ -423,6 +423,27 @@ async fn workspace_lifecycle_over_http(backend: Backend) {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(answer["action"], "continue");
     assert_eq!(answer["idleThreshold"], 1800);
+    let (_, ws) = s.get(&format!("/api/workspaces/{id}"), &cookie).await;
+    assert_eq!((&ws["agentVersion"], &ws["agentCurrent"]), (&Value::Null, &Value::Null), "no version reported yet");
+    // An agent of another version is noticed and shown with the workspace.
+    let (status, _) = agent(
+        format!("/api/workspaces/{id}/heartbeat"),
+        callback.clone(),
+        json!({"idleSeconds": 10, "activeSessions": 1, "lastActivityAt": "2026-01-01T00:00:00Z", "agentVersion": "0.0.1"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, ws) = s.get(&format!("/api/workspaces/{id}"), &cookie).await;
+    assert_eq!((&ws["agentVersion"], &ws["agentCurrent"]), (&json!("0.0.1"), &json!(false)), "{ws}");
+    let current = env!("CARGO_PKG_VERSION");
+    agent(
+        format!("/api/workspaces/{id}/heartbeat"),
+        callback.clone(),
+        json!({"idleSeconds": 1, "agentVersion": current}),
+    )
+    .await;
+    let (_, ws) = s.get(&format!("/api/workspaces/{id}"), &cookie).await;
+    assert_eq!((&ws["agentVersion"], &ws["agentCurrent"]), (&json!(current), &json!(true)), "{ws}");
     let other_id = sam_core::domain::WorkspaceId::new();
     let (status, _) =
         agent(format!("/api/workspaces/{other_id}/heartbeat"), callback.clone(), json!({"idleSeconds": 0})).await;

@@ -63,7 +63,8 @@ if (!me) {
     const reason = reasonText(ws);
     const row = el("tr", { "data-id": ws.id },
       el("td", { "data-label": "Name" }, el("a", { href: `/workspaces/${ws.id}` }, ws.name)),
-      el("td", { "data-label": "Status" }, statusBadge(ws.status), el("div", { class: "hint" }, reason), ws.errorMessage ? el("div", { class: "error" }, ws.errorMessage) : null),
+      el("td", { "data-label": "Status" }, statusBadge(ws.status), el("div", { class: "hint" }, reason), ws.errorMessage ? el("div", { class: "error" }, ws.errorMessage) : null,
+        ws.agentCurrent === false ? el("div", { class: "hint", title: "Restart the workspace to get the agent this server serves." }, `agent ${ws.agentVersion} (not this server's version)`) : null),
       el("td", { "data-label": "Repository" }, ws.repository, el("div", { class: "hint" }, ws.branch)),
       el("td", { "data-label": "Size" }, ws.vmSize),
       el("td", { "data-label": "Location" }, ws.vmLocation),

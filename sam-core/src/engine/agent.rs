@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::idle::{HeartbeatAction, HeartbeatAnswer, HeartbeatReport, idle_decision};
+use super::idle::idle_decision;
 use super::{ACTION_ATTEMPTS, Engine, EngineError, EngineErrorKind};
 use crate::domain::{
     BranchName, InstallationId, RepoFullName, Timestamp, UserId, Workspace, WorkspaceEvent, WorkspaceId,
@@ -11,6 +11,7 @@ use crate::domain::{
 use crate::lifecycle::{Event, Reason, WorkspaceStatus};
 use crate::ports::{Audience, StoreErrorKind, TokenRequest};
 use crate::secret::{SecretString, sha256_hex};
+use crate::wire::{BootProgress, HeartbeatAction, HeartbeatAnswer, HeartbeatReport, agent_version_matches};
 
 /// What a redeemed bootstrap token gives the agent.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -54,6 +55,29 @@ pub struct BootstrapGrant {
 
 fn expose_secret<S: serde::Serializer>(secret: &SecretString, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(secret.expose())
+}
+
+impl From<BootProgress> for AgentReport {
+    /// Any failed step fails the boot; `ready` done makes the workspace
+    /// running; everything else is progress for the history.
+    fn from(progress: BootProgress) -> Self {
+        match (progress.step.as_str(), progress.status.as_str()) {
+            (_, "failed") => AgentReport::Failed { message: format!("{} failed: {}", progress.step, progress.message) },
+            ("ready", "done") => AgentReport::Ready,
+            _ => AgentReport::Progress { step: format!("{} {}", progress.step, progress.status) },
+        }
+    }
+}
+
+/// The agent version a workspace's last heartbeat reported.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct AgentVersion {
+    /// What the agent said.
+    pub reported: String,
+    /// Whether it is the version this control plane serves
+    /// ([`EngineConfig::agent_version`](super::EngineConfig::agent_version));
+    /// `None` when that is not configured.
+    pub current: Option<bool>,
 }
 
 /// A report from the agent during bootstrap.
@@ -244,6 +268,9 @@ impl Engine {
             return Err(EngineError::not_found());
         }
         self.note_terminal_sessions(id, report.active_sessions, now);
+        if let Some(version) = report.agent_version {
+            self.note_agent_version(id, version);
+        }
         if ws.status() == WorkspaceStatus::Creating {
             return Ok(answer(HeartbeatAction::Continue, None));
         }
@@ -294,8 +321,35 @@ impl Engine {
         publish_terminal_sessions(&seen);
     }
 
+    /// The agent version workspace `id` last reported to this engine, and
+    /// whether it is the one this control plane serves.
+    pub fn agent_version(&self, id: WorkspaceId) -> Option<AgentVersion> {
+        let reported = crate::sync::lock(&self.agent_versions).get(&id).cloned()?;
+        let current = agent_version_matches(Some(&reported), self.config.agent_version.as_deref());
+        Some(AgentVersion { reported, current })
+    }
+
+    /// Remembers the reported agent version; a change to a version other
+    /// than the served one is logged once.
+    fn note_agent_version(&self, id: WorkspaceId, version: String) {
+        let mut seen = crate::sync::lock(&self.agent_versions);
+        if seen.get(&id) == Some(&version) {
+            return;
+        }
+        if agent_version_matches(Some(&version), self.config.agent_version.as_deref()) == Some(false) {
+            tracing::warn!(
+                workspace_id = %id,
+                agent_version = %version,
+                served_version = ?self.config.agent_version,
+                "the workspace's agent is not the version this control plane serves"
+            );
+        }
+        seen.insert(id, version);
+    }
+
     /// Forgets a workspace's sessions (it stopped or is gone).
     fn forget_terminal_sessions(&self, id: WorkspaceId) {
+        crate::sync::lock(&self.agent_versions).remove(&id);
         let mut seen = crate::sync::lock(&self.terminal_sessions);
         if seen.remove(&id).is_some() {
             publish_terminal_sessions(&seen);
@@ -309,6 +363,7 @@ impl Engine {
         let timeout = self.config.heartbeat_timeout;
         seen.retain(|id, (_, at)| live(*id) && now - *at < timeout);
         publish_terminal_sessions(&seen);
+        crate::sync::lock(&self.agent_versions).retain(|id, _| seen.contains_key(id));
     }
 }
 

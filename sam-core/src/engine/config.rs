@@ -49,6 +49,11 @@ pub struct EngineConfig {
     /// verify the download. `None` skips nothing: the download is then
     /// verified against the `X-Agent-Sha256` header only.
     pub agent_sha256_amd64: Option<String>,
+    /// The agent version this control plane serves (a server serves its own
+    /// version). A heartbeat from another version is logged once and shown
+    /// with the workspace ([`Engine::agent_version`](super::Engine::agent_version)).
+    /// `None`: not compared.
+    pub agent_version: Option<String>,
 }
 
 impl EngineConfig {
@@ -74,6 +79,7 @@ impl EngineConfig {
             scan_page_size: 1000,
             retry: RetryPolicy::default(),
             agent_sha256_amd64: None,
+            agent_version: None,
         }
     }
 }

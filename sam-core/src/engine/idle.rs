@@ -3,50 +3,8 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
 use crate::domain::Timestamp;
-
-/// What the agent reports every heartbeat.
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct HeartbeatReport {
-    /// Seconds since the last terminal input or output on any session.
-    pub idle_seconds: u64,
-    /// Open terminal sessions.
-    #[serde(default)]
-    pub active_sessions: u32,
-}
-
-/// What the agent must do.
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum HeartbeatAction {
-    /// Nothing.
-    Continue,
-    /// Show the shutdown deadline in every open terminal.
-    Warn,
-    /// Tell the terminals and exit; the workspace is stopping.
-    Shutdown,
-}
-
-/// The answer to a heartbeat.
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct HeartbeatAnswer {
-    /// What to do.
-    pub action: HeartbeatAction,
-    /// The idle threshold in seconds that applies to this workspace.
-    pub idle_threshold: u64,
-    /// When the workspace stops unless there is activity (for `warn`, and for
-    /// `shutdown` when it was an idle stop).
-    #[serde(with = "time::serde::rfc3339::option")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
-    pub shutdown_at: Option<Timestamp>,
-}
+use crate::wire::HeartbeatAction;
 
 /// The idle decision, a pure function: `Shutdown` once `last_activity +
 /// threshold` has passed, `Warn` within `warning` of it, else `Continue`.

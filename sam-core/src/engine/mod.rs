@@ -44,11 +44,12 @@ mod retry;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-pub use agent::{AgentReport, BootstrapGrant, TerminalAccess};
+pub use crate::wire::{HeartbeatAction, HeartbeatAnswer, HeartbeatReport};
+pub use agent::{AgentReport, AgentVersion, BootstrapGrant, TerminalAccess};
 pub use config::{EngineConfig, RetryPolicy};
 pub use driver::DriveOutcome;
 pub use error::{EngineError, EngineErrorKind};
-pub use idle::{HeartbeatAction, HeartbeatAnswer, HeartbeatReport, idle_decision};
+pub use idle::idle_decision;
 pub use reconciler::ReconcileReport;
 
 use crate::domain::{
@@ -106,6 +107,9 @@ pub struct Engine {
     /// Open terminal sessions per workspace from the last heartbeat this
     /// engine received, and when (for the sessions gauge).
     terminal_sessions: Mutex<HashMap<WorkspaceId, (u32, Timestamp)>>,
+    /// The agent version each workspace's last heartbeat to this engine
+    /// reported.
+    agent_versions: Mutex<HashMap<WorkspaceId, String>>,
 }
 
 /// What a user can do to one of their workspaces after creating it.
@@ -134,6 +138,7 @@ impl Engine {
             id: format!("engine-{}", uuid::Uuid::new_v4().simple()),
             dns_first_seen: Mutex::new(HashMap::new()),
             terminal_sessions: Mutex::new(HashMap::new()),
+            agent_versions: Mutex::new(HashMap::new()),
         }
     }
 

@@ -8,11 +8,12 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use super::driver::lease_key;
-use super::idle::{HeartbeatAction, idle_decision};
+use super::idle::idle_decision;
 use super::{Engine, EngineError};
 use crate::domain::{CredentialProvider, ServerId, Timestamp, UserId, Workspace, WorkspaceId};
 use crate::lifecycle::{Event, WorkspaceStatus};
 use crate::ports::WorkspaceScan;
+use crate::wire::HeartbeatAction;
 
 /// What one reconciler pass did.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]

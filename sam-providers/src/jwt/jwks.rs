@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use jsonwebtoken::DecodingKey;
 use sam_core::domain::Timestamp;
-use sam_core::ports::{
-    Audience, Clock, JwkSet, SystemClock, TokenError, TokenErrorKind, TokenVerifier, VerifiedToken,
-};
+use sam_core::ports::{Audience, Clock, JwkSet, SystemClock, TokenError, TokenErrorKind, TokenVerifier, VerifiedToken};
 use tokio::sync::Mutex;
 
 use super::{MAX_LEEWAY_SECS, header_kid, keys_from_jwks, verify_with_key};

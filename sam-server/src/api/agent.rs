@@ -10,11 +10,12 @@ use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use sam_core::domain::{UserId, WorkspaceId};
-use sam_core::engine::{AgentReport, BootstrapGrant, HeartbeatAction, HeartbeatAnswer, HeartbeatReport};
+use sam_core::engine::{AgentReport, BootstrapGrant};
 use sam_core::ports::Audience;
 use sam_core::secret::sha256_hex;
+use sam_core::wire::{BootProgress, HeartbeatAction, HeartbeatAnswer, HeartbeatReport};
 use serde::Deserialize;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::IntoParams;
 
 use super::error::{ApiError, ErrorBody};
 use super::extract;
@@ -101,27 +102,6 @@ pub async fn heartbeat(
     Ok(Json(answer))
 }
 
-/// A bootstrap progress report as the agent sends it.
-#[derive(Deserialize, ToSchema)]
-pub struct BootProgress {
-    /// `redeem`, `clone`, `devcontainer`, `ready`, ...
-    step: String,
-    /// `running`, `done` or `failed`.
-    status: String,
-    #[serde(default)]
-    message: String,
-}
-
-impl BootProgress {
-    fn into_report(self) -> AgentReport {
-        match (self.step.as_str(), self.status.as_str()) {
-            (_, "failed") => AgentReport::Failed { message: format!("{} failed: {}", self.step, self.message) },
-            ("ready", "done") => AgentReport::Ready,
-            _ => AgentReport::Progress { step: format!("{} {}", self.step, self.status) },
-        }
-    }
-}
-
 /// `POST /api/workspaces/{id}/boot-progress`: `{step, status:
 /// running|done|failed, message}`; step `ready` done makes the workspace
 /// running, any failure puts it in `error` with the message.
@@ -150,7 +130,7 @@ pub async fn report(
     if progress.step.len() > 64 || progress.status.len() > 16 {
         return Err(ApiError::invalid("step", "step or status too long"));
     }
-    let report = progress.into_report();
+    let report = AgentReport::from(progress);
     state.engine.report_agent(owner, id, &report).await?;
     if matches!(report, AgentReport::Failed { .. }) {
         state.spawn_drive(owner, id);

@@ -45,6 +45,11 @@ pub struct WorkspaceView {
     error_message: Option<String>,
     /// Why it is in its status.
     status_reason: Reason,
+    /// The version the workspace's agent last reported, while it reports.
+    agent_version: Option<String>,
+    /// Whether that is the version this control plane serves (`false`: an
+    /// older or newer agent; restart the workspace to get the current one).
+    agent_current: Option<bool>,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     created_at: time::OffsetDateTime,
@@ -57,6 +62,7 @@ impl WorkspaceView {
     /// The view of `ws` under the deployment's URL scheme.
     pub fn new(state: &AppState, ws: &Workspace) -> Self {
         let config = state.engine.config();
+        let agent = state.engine.agent_version(ws.id);
         let url = (ws.status() == WorkspaceStatus::Running)
             .then(|| config.workspace_url_template.replace("{host}", &ws.hostname(&config.base_domain)));
         Self {
@@ -71,6 +77,8 @@ impl WorkspaceView {
             last_activity_at: ws.last_activity_at,
             error_message: ws.lifecycle.error_message.clone(),
             status_reason: ws.lifecycle.reason,
+            agent_version: agent.as_ref().map(|a| a.reported.clone()),
+            agent_current: agent.and_then(|a| a.current),
             created_at: ws.created_at,
             updated_at: ws.updated_at,
         }
