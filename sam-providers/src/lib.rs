@@ -9,6 +9,10 @@
 //! the Hetzner, Cloudflare and GitHub APIs with fault and latency injection,
 //! used by tests and by `sam-server dev`. Every adapter passes the same
 //! conformance suites as the in-memory fakes in `sam_core::testkit`.
+//!
+//! Enable only the adapters you use: `sqlite`, `postgres`, `cipher`, `jwt`,
+//! `keys`, `hetzner`, `cloudflare`, `github`, `emulators` (the crate's
+//! README has the table).
 
 #[cfg(feature = "cipher")]
 pub mod cipher;
