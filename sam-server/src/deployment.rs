@@ -10,11 +10,11 @@ use sam_core::accounts::{Accounts, AccountsConfig};
 use sam_core::engine::{Engine, EngineConfig, Ports};
 use sam_core::ports::{Store, SystemClock};
 use sam_core::secret::{SecretString, sha256_hex};
-use sam_providers::cipher::AesGcmCipher;
+use sam_providers::cipher::{AesGcmCipher, AesKey};
 use sam_providers::cloudflare::{CloudflareConfig, CloudflareDns};
 use sam_providers::github::{GithubApp, GithubConfig, StoreDeliveryLog, WebhookVerifier};
 use sam_providers::hetzner::{HetznerConfig, HetznerProvider};
-use sam_providers::jwt::JwtIssuer;
+use sam_providers::jwt::{JwtIssuer, RsaSigningKey};
 use sam_providers::keys;
 use sam_providers::store::{PostgresStore, SqliteStore};
 
@@ -88,122 +88,155 @@ pub struct Deployment {
     pub store: Arc<dyn Store>,
 }
 
-/// Builds the deployment, or reports every configuration problem.
+/// The public side of the deployment: where browsers and agents reach it.
+struct PublicSection {
+    public_url: String,
+    base_domain: String,
+}
+
+impl PublicSection {
+    fn read(config: &ServeConfig, problems: &mut Vec<String>) -> Option<Self> {
+        let public_url = require(problems, &config.public_url, "the public URL", "SAM_PUBLIC_URL")
+            .map(|u| u.trim_end_matches('/').to_owned());
+        if let Some(url) = &public_url {
+            let loopback = url.starts_with("http://localhost")
+                || url.starts_with("http://127.0.0.1")
+                || url.starts_with("http://[::1]");
+            if !url.starts_with("https://") && !loopback {
+                problems.push(format!("the public URL {url} must be https (plain http only for loopback)"));
+            }
+        }
+        let base_domain = require(problems, &config.base_domain, "the base domain", "SAM_BASE_DOMAIN").cloned();
+        if !config.workspace_url_template.contains("{host}") {
+            problems.push("SAM_WORKSPACE_URL_TEMPLATE must contain {host}".into());
+        }
+        Some(Self { public_url: public_url?, base_domain: base_domain? })
+    }
+}
+
+/// The deployment's own keys: token signing (current and earlier) and the
+/// credential encryption key ring.
+struct KeySection {
+    jwt_key: RsaSigningKey,
+    previous_jwt: Vec<RsaSigningKey>,
+    aes_key: AesKey,
+    old_aes_keys: Vec<AesKey>,
+}
+
+impl KeySection {
+    fn read(config: &ServeConfig, problems: &mut Vec<String>) -> Option<Self> {
+        let jwt_key =
+            require(problems, &config.jwt_private_key_file, "the JWT signing key", "SAM_JWT_PRIVATE_KEY_FILE")
+                .and_then(|p| keys::read_rsa_key(p).map_err(|e| problems.push(format!("JWT signing key: {e}"))).ok());
+        let aes_key = require(problems, &config.encryption_key_file, "the encryption key", "SAM_ENCRYPTION_KEY_FILE")
+            .and_then(|p| keys::read_aes_key(p).map_err(|e| problems.push(format!("encryption key: {e}"))).ok());
+        let mut previous_jwt = Vec::new();
+        for path in &config.jwt_previous_key_files {
+            match keys::read_rsa_key(path) {
+                Ok(k) => previous_jwt.push(k),
+                Err(e) => problems.push(format!("previous JWT key {}: {e}", path.display())),
+            }
+        }
+        let mut old_aes_keys = Vec::new();
+        for path in &config.old_encryption_key_files {
+            match keys::read_aes_key(path) {
+                Ok(k) => old_aes_keys.push(k),
+                Err(e) => problems.push(format!("old encryption key {}: {e}", path.display())),
+            }
+        }
+        Some(Self { jwt_key: jwt_key?, previous_jwt, aes_key: aes_key?, old_aes_keys })
+    }
+}
+
+/// The GitHub App: sign-in, installations, webhooks.
+struct GithubSection {
+    client_id: String,
+    client_secret: SecretString,
+    app_id: String,
+    app_slug: String,
+    app_key: SecretString,
+    webhook_secret: SecretString,
+}
+
+impl GithubSection {
+    fn read(config: &ServeConfig, problems: &mut Vec<String>) -> Option<Self> {
+        let client_id =
+            require(problems, &config.github_client_id, "the GitHub client id", "SAM_GITHUB_CLIENT_ID").cloned();
+        let client_secret = secret_file(
+            problems,
+            &config.github_client_secret_file,
+            "the GitHub client secret",
+            "SAM_GITHUB_CLIENT_SECRET_FILE",
+        );
+        let app_id = require(problems, &config.github_app_id, "the GitHub App id", "SAM_GITHUB_APP_ID").cloned();
+        let app_slug =
+            require(problems, &config.github_app_slug, "the GitHub App slug", "SAM_GITHUB_APP_SLUG").cloned();
+        let app_key = secret_file(
+            problems,
+            &config.github_app_private_key_file,
+            "the GitHub App private key",
+            "SAM_GITHUB_APP_PRIVATE_KEY_FILE",
+        );
+        let webhook_secret = secret_file(
+            problems,
+            &config.github_webhook_secret_file,
+            "the GitHub webhook secret",
+            "SAM_GITHUB_WEBHOOK_SECRET_FILE",
+        );
+        Some(Self {
+            client_id: client_id?,
+            client_secret: client_secret?,
+            app_id: app_id?,
+            app_slug: app_slug?,
+            app_key: app_key?,
+            webhook_secret: webhook_secret?,
+        })
+    }
+}
+
+/// The operator's Cloudflare zone.
+struct CloudflareSection {
+    token: SecretString,
+    zone: String,
+}
+
+impl CloudflareSection {
+    fn read(config: &ServeConfig, problems: &mut Vec<String>) -> Option<Self> {
+        let token = secret_file(
+            problems,
+            &config.cloudflare_api_token_file,
+            "the Cloudflare API token",
+            "SAM_CLOUDFLARE_API_TOKEN_FILE",
+        );
+        let zone =
+            require(problems, &config.cloudflare_zone_id, "the Cloudflare zone id", "SAM_CLOUDFLARE_ZONE_ID").cloned();
+        Some(Self { token: token?, zone: zone? })
+    }
+}
+
+/// Builds the deployment, or reports every configuration problem. Each
+/// section reads and checks its own settings; nothing is built until all are
+/// complete.
 pub async fn build(config: &ServeConfig) -> Result<Deployment, ConfigProblems> {
     let mut problems = Vec::new();
-    let public_url = require(&mut problems, &config.public_url, "the public URL", "SAM_PUBLIC_URL")
-        .map(|u| u.trim_end_matches('/').to_owned());
-    if let Some(url) = &public_url {
-        let loopback = url.starts_with("http://localhost")
-            || url.starts_with("http://127.0.0.1")
-            || url.starts_with("http://[::1]");
-        if !url.starts_with("https://") && !loopback {
-            problems.push(format!("the public URL {url} must be https (plain http only for loopback)"));
-        }
-    }
-    let base_domain = require(&mut problems, &config.base_domain, "the base domain", "SAM_BASE_DOMAIN").cloned();
-    if !config.workspace_url_template.contains("{host}") {
-        problems.push("SAM_WORKSPACE_URL_TEMPLATE must contain {host}".into());
-    }
-
-    let jwt_key =
-        require(&mut problems, &config.jwt_private_key_file, "the JWT signing key", "SAM_JWT_PRIVATE_KEY_FILE")
-            .and_then(|p| keys::read_rsa_key(p).map_err(|e| problems.push(format!("JWT signing key: {e}"))).ok());
-    let aes_key = require(&mut problems, &config.encryption_key_file, "the encryption key", "SAM_ENCRYPTION_KEY_FILE")
-        .and_then(|p| keys::read_aes_key(p).map_err(|e| problems.push(format!("encryption key: {e}"))).ok());
-    let mut previous_jwt = Vec::new();
-    for path in &config.jwt_previous_key_files {
-        match keys::read_rsa_key(path) {
-            Ok(k) => previous_jwt.push(k),
-            Err(e) => problems.push(format!("previous JWT key {}: {e}", path.display())),
-        }
-    }
-    let mut old_keys = Vec::new();
-    for path in &config.old_encryption_key_files {
-        match keys::read_aes_key(path) {
-            Ok(k) => old_keys.push(k),
-            Err(e) => problems.push(format!("old encryption key {}: {e}", path.display())),
-        }
-    }
-
-    let client_id =
-        require(&mut problems, &config.github_client_id, "the GitHub client id", "SAM_GITHUB_CLIENT_ID").cloned();
-    let client_secret = secret_file(
-        &mut problems,
-        &config.github_client_secret_file,
-        "the GitHub client secret",
-        "SAM_GITHUB_CLIENT_SECRET_FILE",
-    );
-    let app_id = require(&mut problems, &config.github_app_id, "the GitHub App id", "SAM_GITHUB_APP_ID").cloned();
-    let app_slug =
-        require(&mut problems, &config.github_app_slug, "the GitHub App slug", "SAM_GITHUB_APP_SLUG").cloned();
-    let app_key = secret_file(
-        &mut problems,
-        &config.github_app_private_key_file,
-        "the GitHub App private key",
-        "SAM_GITHUB_APP_PRIVATE_KEY_FILE",
-    );
-    let webhook_secret = secret_file(
-        &mut problems,
-        &config.github_webhook_secret_file,
-        "the GitHub webhook secret",
-        "SAM_GITHUB_WEBHOOK_SECRET_FILE",
-    );
-    let cf_token = secret_file(
-        &mut problems,
-        &config.cloudflare_api_token_file,
-        "the Cloudflare API token",
-        "SAM_CLOUDFLARE_API_TOKEN_FILE",
-    );
-    let zone =
-        require(&mut problems, &config.cloudflare_zone_id, "the Cloudflare zone id", "SAM_CLOUDFLARE_ZONE_ID").cloned();
-
-    let store = match open_store(&config.database_url).await {
-        Ok(store) => Some(store),
-        Err(e) => {
-            problems.push(e);
-            None
-        }
-    };
+    let public = PublicSection::read(config, &mut problems);
+    let keys = KeySection::read(config, &mut problems);
+    let github = GithubSection::read(config, &mut problems);
+    let cloudflare = CloudflareSection::read(config, &mut problems);
+    let store = open_store(&config.database_url).await.map_err(|e| problems.push(e)).ok();
     let hetzner =
         HetznerProvider::new(HetznerConfig { base_url: config.hetzner_api_url.clone(), ..HetznerConfig::default() })
             .map_err(|e| problems.push(format!("Hetzner: {e}")))
             .ok();
-
-    let (
-        Some(public_url),
-        Some(base_domain),
-        Some(jwt_key),
-        Some(aes_key),
-        Some(client_id),
-        Some(client_secret),
-        Some(app_id),
-        Some(app_slug),
-        Some(app_key),
-        Some(webhook_secret),
-        Some(cf_token),
-        Some(zone),
-        Some(store),
-        Some(hetzner),
-    ) = (
-        public_url,
-        base_domain,
-        jwt_key,
-        aes_key,
-        client_id,
-        client_secret,
-        app_id,
-        app_slug,
-        app_key,
-        webhook_secret,
-        cf_token,
-        zone,
-        store,
-        hetzner,
-    )
+    let (Some(public), Some(keys), Some(github), Some(cloudflare), Some(store), Some(hetzner)) =
+        (public, keys, github, cloudflare, store, hetzner)
     else {
         return Err(ConfigProblems(problems));
     };
+    let PublicSection { public_url, base_domain } = public;
+    let KeySection { jwt_key, previous_jwt, aes_key, old_aes_keys: old_keys } = keys;
+    let GithubSection { client_id, client_secret, app_id, app_slug, app_key, webhook_secret } = github;
+    let CloudflareSection { token: cf_token, zone } = cloudflare;
 
     let cipher =
         AesGcmCipher::new(aes_key, old_keys).map_err(|e| ConfigProblems(vec![format!("encryption keys: {e}")]))?;
