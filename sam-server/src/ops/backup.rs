@@ -437,17 +437,13 @@ fn set_aside(path: &Path, bytes: &[u8], stamp: i64) -> anyhow::Result<Option<Pat
     }
 }
 
-/// Runs `restore`.
+/// Runs `restore`: check the backup and the target → replace the database →
+/// put the keys in place → verify that every credential opens.
 pub async fn restore(options: RestoreOptions) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let config = &options.config;
     let from = &options.from;
-    let manifest: Manifest = serde_json::from_slice(
-        &std::fs::read(from.join("manifest.json"))
-            .with_context(|| format!("{} is not a backup (no manifest.json)", from.display()))?,
-    )
-    .context("manifest.json")?;
-    anyhow::ensure!(manifest.format == FORMAT, "backup format {} is not supported by this version", manifest.format);
+    let manifest = read_manifest(from)?;
     let kind = DatabaseKind::of(&config.database_url)?;
     anyhow::ensure!(
         kind.as_str() == manifest.database,
@@ -466,6 +462,47 @@ pub async fn restore(options: RestoreOptions) -> anyhow::Result<()> {
     println!("restore of {} (taken {}) into {}", from.display(), manifest.created_at, redact_url(&config.database_url));
 
     // Everything is checked before anything is replaced.
+    let source = check_backup(from, &manifest, kind)?;
+    check_target(&config.database_url, options.force).await?;
+
+    let stamp = time::OffsetDateTime::now_utc().unix_timestamp();
+    match kind {
+        DatabaseKind::Sqlite => restore_sqlite(&config.database_url, &source, stamp)?,
+        DatabaseKind::Postgres => restore_postgres(&config.database_url, &source)?,
+    }
+    println!("  ok   database     restored from {}", manifest.database_file);
+
+    let keys = restore_keys(from, &manifest, &jwt_target, &aes_target, stamp)?;
+    println!("  ok   keys         {} and {}", jwt_target.display(), aes_target.display());
+    for aside in &keys.moved {
+        println!("       the key that was there is kept as {}", aside.display());
+    }
+
+    let failed = verify_restore(config, &aes_target, &keys.restored_old).await?;
+    if !keys.extra_settings.is_empty() {
+        println!("Add these settings (keys still in their rotation overlap):");
+        for s in &keys.extra_settings {
+            println!("  {s}");
+        }
+    }
+    anyhow::ensure!(failed == 0, "{failed} credential(s) do not decrypt with the restored keys");
+    println!("restore complete in {:.2} s; start the server (sam-server serve)", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn read_manifest(from: &Path) -> anyhow::Result<Manifest> {
+    let manifest: Manifest = serde_json::from_slice(
+        &std::fs::read(from.join("manifest.json"))
+            .with_context(|| format!("{} is not a backup (no manifest.json)", from.display()))?,
+    )
+    .context("manifest.json")?;
+    anyhow::ensure!(manifest.format == FORMAT, "backup format {} is not supported by this version", manifest.format);
+    Ok(manifest)
+}
+
+/// Checks that every file the backup names is there and parses (and that
+/// the tool a restore needs is installed); returns the database file.
+fn check_backup(from: &Path, manifest: &Manifest, kind: DatabaseKind) -> anyhow::Result<PathBuf> {
     let source = from.join(&manifest.database_file);
     anyhow::ensure!(source.is_file(), "the backup has no database file {}: nothing was changed", source.display());
     sam_providers::keys::read_rsa_key(&from.join(&manifest.jwt_signing_key))
@@ -487,11 +524,15 @@ pub async fn restore(options: RestoreOptions) -> anyhow::Result<()> {
              nothing was changed"
         );
     }
+    Ok(source)
+}
 
-    let counts = row_counts(&config.database_url).await.context("the target database")?;
+/// Refuses to overwrite a database in use unless `force`.
+async fn check_target(database_url: &str, force: bool) -> anyhow::Result<()> {
+    let counts = row_counts(database_url).await.context("the target database")?;
     if !counts.is_empty() {
         anyhow::ensure!(
-            options.force,
+            force,
             "the target database is in use ({} users, {} credentials, {} workspaces): refusing to overwrite it; \
              back it up first, then pass --force to replace it",
             counts.users,
@@ -500,58 +541,80 @@ pub async fn restore(options: RestoreOptions) -> anyhow::Result<()> {
         );
         println!("  --force: replacing a database with {} users and {} workspaces", counts.users, counts.workspaces);
     }
+    Ok(())
+}
 
-    let stamp = time::OffsetDateTime::now_utc().unix_timestamp();
-    match kind {
-        DatabaseKind::Sqlite => {
-            let target = super::sqlite_path(&config.database_url).context("SAM_DATABASE_URL names no file")?;
-            if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty()) {
-                super::create_private_dir(dir)?;
-            }
-            let tmp = PathBuf::from(format!("{}.restoring", target.display()));
-            std::fs::copy(&source, &tmp).with_context(|| format!("copying {}", source.display()))?;
-            if target.exists() {
-                // Kept, with its journal files, under a name SQLite opens
-                // them together by.
-                let mut aside = PathBuf::from(format!("{}.replaced-{stamp}", target.display()));
-                for n in 1.. {
-                    if !aside.exists() {
-                        break;
-                    }
-                    aside = PathBuf::from(format!("{}.replaced-{stamp}-{n}", target.display()));
-                }
-                for suffix in ["-wal", "-shm", "-journal"] {
-                    let file = PathBuf::from(format!("{}{suffix}", target.display()));
-                    let to = format!("{}{suffix}", aside.display());
-                    // As in `drop_database`: SQLite may remove these as the
-                    // last connection closes.
-                    match std::fs::rename(&file, &to) {
-                        Ok(()) => {}
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(e) => return Err(e).with_context(|| format!("moving {} aside", file.display())),
-                    }
-                }
-                std::fs::rename(&target, &aside).with_context(|| format!("moving {} aside", target.display()))?;
-                println!("       the database that was there is kept as {}", aside.display());
-            }
-            std::fs::rename(&tmp, &target).with_context(|| format!("replacing {}", target.display()))?;
-        }
-        DatabaseKind::Postgres => {
-            let source_text = source.to_str().context("the backup path is not UTF-8")?;
-            // One transaction: if anything fails, the database is as it was.
-            run_pg_tool(
-                "pg_restore",
-                &["--clean", "--if-exists", "--no-owner", "--no-privileges", "--single-transaction", source_text],
-                &config.database_url,
-            )?;
-        }
+/// Copies the backup beside the target, keeps a replaced database (with its
+/// journal files) aside, then renames the copy into place.
+fn restore_sqlite(database_url: &str, source: &Path, stamp: i64) -> anyhow::Result<()> {
+    let target = super::sqlite_path(database_url).context("SAM_DATABASE_URL names no file")?;
+    if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty()) {
+        super::create_private_dir(dir)?;
     }
-    println!("  ok   database     restored from {}", manifest.database_file);
+    let tmp = PathBuf::from(format!("{}.restoring", target.display()));
+    std::fs::copy(source, &tmp).with_context(|| format!("copying {}", source.display()))?;
+    if target.exists() {
+        // Kept, with its journal files, under a name SQLite opens them
+        // together by.
+        let mut aside = PathBuf::from(format!("{}.replaced-{stamp}", target.display()));
+        for n in 1.. {
+            if !aside.exists() {
+                break;
+            }
+            aside = PathBuf::from(format!("{}.replaced-{stamp}-{n}", target.display()));
+        }
+        for suffix in ["-wal", "-shm", "-journal"] {
+            let file = PathBuf::from(format!("{}{suffix}", target.display()));
+            let to = format!("{}{suffix}", aside.display());
+            // As in `drop_database`: SQLite may remove these as the last
+            // connection closes.
+            match std::fs::rename(&file, &to) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e).with_context(|| format!("moving {} aside", file.display())),
+            }
+        }
+        std::fs::rename(&target, &aside).with_context(|| format!("moving {} aside", target.display()))?;
+        println!("       the database that was there is kept as {}", aside.display());
+    }
+    std::fs::rename(&tmp, &target).with_context(|| format!("replacing {}", target.display()))?;
+    Ok(())
+}
 
+fn restore_postgres(database_url: &str, source: &Path) -> anyhow::Result<()> {
+    let source_text = source.to_str().context("the backup path is not UTF-8")?;
+    // One transaction: if anything fails, the database is as it was.
+    run_pg_tool(
+        "pg_restore",
+        &["--clean", "--if-exists", "--no-owner", "--no-privileges", "--single-transaction", source_text],
+        database_url,
+    )
+}
+
+/// What putting the keys in place did.
+struct RestoredKeys {
+    /// Keys that were replaced, kept under another name.
+    moved: Vec<PathBuf>,
+    /// Settings the operator must add for keys still in their overlap.
+    extra_settings: Vec<String>,
+    /// Earlier encryption keys restored beside the current one.
+    restored_old: Vec<PathBuf>,
+}
+
+/// Writes the signing and encryption keys where the configuration expects
+/// them (keeping different ones aside), the public key beside the signing
+/// key, and earlier keys as `restored-*` files.
+fn restore_keys(
+    from: &Path,
+    manifest: &Manifest,
+    jwt_target: &Path,
+    aes_target: &Path,
+    stamp: i64,
+) -> anyhow::Result<RestoredKeys> {
     let mut moved = Vec::new();
     let jwt_bytes = std::fs::read(from.join(&manifest.jwt_signing_key)).context("the backup's signing key")?;
     let aes_bytes = std::fs::read(from.join(&manifest.encryption_key)).context("the backup's encryption key")?;
-    for (target, bytes) in [(&jwt_target, &jwt_bytes), (&aes_target, &aes_bytes)] {
+    for (target, bytes) in [(jwt_target, &jwt_bytes), (aes_target, &aes_bytes)] {
         if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty()) {
             super::create_private_dir(dir)?;
         }
@@ -560,7 +623,7 @@ pub async fn restore(options: RestoreOptions) -> anyhow::Result<()> {
         }
         sam_providers::keys::write_key_file(target, bytes, 0o600, true)?;
     }
-    let signing = sam_providers::keys::read_rsa_key(&jwt_target)?;
+    let signing = sam_providers::keys::read_rsa_key(jwt_target)?;
     let public = jwt_target.with_file_name(sam_providers::keys::JWT_PUBLIC_KEY_FILE);
     sam_providers::keys::write_rsa_public_key(&public, &signing, true)?;
     let key_dir = jwt_target.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -584,18 +647,18 @@ pub async fn restore(options: RestoreOptions) -> anyhow::Result<()> {
             extra_settings.push(format!("{setting}={}", paths.join(",")));
         }
     }
-    println!("  ok   keys         {} and {}", jwt_target.display(), aes_target.display());
-    for aside in &moved {
-        println!("       the key that was there is kept as {}", aside.display());
-    }
+    Ok(RestoredKeys { moved, extra_settings, restored_old })
+}
 
-    // Prove it: migrations up to date, every credential opens.
+/// Proves the restore: migrations up to date (the store opens) and every
+/// credential opens with the restored keys; returns how many do not.
+async fn verify_restore(config: &ServeConfig, aes_target: &Path, restored_old: &[PathBuf]) -> anyhow::Result<usize> {
     let store = crate::deployment::open_store(&config.database_url).await.map_err(anyhow::Error::msg)?;
     let mut older = Vec::new();
     for path in config.old_encryption_key_files.iter().chain(restored_old.iter()) {
         older.push(sam_providers::keys::read_aes_key(path)?);
     }
-    let cipher = sam_providers::cipher::AesGcmCipher::new(sam_providers::keys::read_aes_key(&aes_target)?, older)
+    let cipher = sam_providers::cipher::AesGcmCipher::new(sam_providers::keys::read_aes_key(aes_target)?, older)
         .context("key ring")?;
     let (mut opened, mut failed) = (0, 0);
     for provider in [CredentialProvider::Hetzner, CredentialProvider::Github] {
@@ -611,15 +674,7 @@ pub async fn restore(options: RestoreOptions) -> anyhow::Result<()> {
         "  ok   verified     {} users, {} workspaces; {opened} credentials decrypt, {failed} do not",
         counts.users, counts.workspaces
     );
-    if !extra_settings.is_empty() {
-        println!("Add these settings (keys still in their rotation overlap):");
-        for s in &extra_settings {
-            println!("  {s}");
-        }
-    }
-    anyhow::ensure!(failed == 0, "{failed} credential(s) do not decrypt with the restored keys");
-    println!("restore complete in {:.2} s; start the server (sam-server serve)", started.elapsed().as_secs_f64());
-    Ok(())
+    Ok(failed)
 }
 
 #[cfg(test)]
