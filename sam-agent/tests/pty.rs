@@ -65,13 +65,13 @@ async fn ctrl_c_interrupts_a_flood_and_memory_stays_bounded() {
     let (_, end_after) = a.session.output().span();
     assert!(end_after - end_before <= 64 * 1024, "producer must be paused while the consumer stalls");
 
-    let sent = Instant::now();
     a.session.write(b"\x03").await;
     a.session.write(b"echo after-$((40+2))\r").await;
     out.clear();
     session_read_until(&a.session, g, w, &mut out, b"after-42\r\n", Duration::from_secs(5)).await;
-    let took = sent.elapsed();
-    assert!(took < Duration::from_secs(1), "Ctrl-C took {took:?}");
+    // Ctrl-C stops the flood at once: what still arrives is what the paused
+    // producer had buffered (the ring and the PTY), not more flood.
+    assert!(out.len() <= ring + 64 * 1024, "{} bytes arrived after Ctrl-C", out.len());
     m.close("s1");
 }
 
@@ -216,12 +216,12 @@ async fn input_the_shell_is_not_reading_yet_arrives_whole_and_in_order() {
     );
     assert!(a.session.write(cmd.as_bytes()).await);
     session_read_until(&a.session, g, w, &mut out, b"ready-2", T).await;
-    let started = Instant::now();
     for chunk in data.chunks(8 * 1024) {
         assert!(a.session.write(chunk).await);
     }
-    let took = started.elapsed();
-    assert!(took < Duration::from_secs(2), "writes waited for the shell ({took:?})");
+    // Every write returned while the shell was still asleep: the redirection
+    // that starts reading has not even created the file yet.
+    assert!(!path.exists(), "the writes waited for the shell to read");
     session_read_until(&a.session, g, w, &mut out, b"stored-42", Duration::from_secs(20)).await;
     assert!(std::fs::read(&path).unwrap() == data, "the shell received the paste altered");
     m.close("s1");

@@ -43,7 +43,15 @@ async fn reattach_is_gapless_and_duplicate_free() {
     let offset = out.len();
     let pid = t.agent.sessions.get("r1").unwrap().pid().unwrap();
     drop(ws); // network drop: no close message
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The shell keeps printing while nobody is attached (the replay must
+    // carry all of it): wait for about 60 more lines, not for a time.
+    let session = t.agent.sessions.get("r1").unwrap();
+    let detached = Instant::now();
+    while session.output().span().1 < offset as u64 + 400 {
+        assert!(detached.elapsed() < Duration::from_secs(2), "the detached shell stopped printing");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    drop(session);
 
     let mut ws = t.connect(&format!("session=r1&offset={offset}")).await;
     let h = hello(&mut ws).await;
@@ -68,11 +76,20 @@ async fn reattach_is_gapless_and_duplicate_free() {
     assert_ne!(t.agent.sessions.get("r2").unwrap().pid(), Some(pid));
     drop(other);
 
-    // After the grace period the dropped shell is gone.
+    // After the grace period the dropped shell is gone: waited for, not
+    // slept on (bounded well above the grace).
     drop(ws);
-    tokio::time::sleep(Duration::from_millis(4500)).await;
-    assert!(t.agent.sessions.get("r1").is_none());
-    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "old shell still running");
+    let dropped = Instant::now();
+    while t.agent.sessions.get("r1").is_some() {
+        assert!(dropped.elapsed() < T, "the shell outlived its grace period by far");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(dropped.elapsed() >= Duration::from_millis(2900), "ended before its grace period: {:?}", dropped.elapsed());
+    let ended = Instant::now();
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(ended.elapsed() < T, "old shell still running");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let mut again = t.connect("session=r1&offset=5").await;
     let h = hello(&mut again).await;
     assert_eq!(h["resumed"], false);
