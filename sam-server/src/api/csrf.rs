@@ -1,6 +1,7 @@
 //! CSRF defence: a state-changing request must come from our own origin
 //! (`Origin`, or `Sec-Fetch-Site: same-origin` when a browser sends no
-//! Origin). Agent and GitHub endpoints authenticate otherwise and are exempt.
+//! Origin). Attached to the browser routes only (see `api::router`): agent
+//! and GitHub endpoints authenticate otherwise.
 
 use axum::extract::{Request, State};
 use axum::http::header::ORIGIN;
@@ -11,16 +12,10 @@ use axum::response::{IntoResponse, Response};
 use super::error::ApiError;
 use crate::state::AppState;
 
-fn exempt(path: &str) -> bool {
-    path == "/api/github/webhook"
-        || path.starts_with("/api/bootstrap/")
-        || (path.starts_with("/api/workspaces/") && (path.ends_with("/heartbeat") || path.ends_with("/boot-progress")))
-}
-
 /// The middleware.
 pub async fn same_origin(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let safe = matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    if safe || exempt(request.uri().path()) {
+    if safe {
         return next.run(request).await;
     }
     let headers = request.headers();

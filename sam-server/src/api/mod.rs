@@ -39,13 +39,35 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// client address.
 pub fn router(state: AppState) -> Router {
     let max_body = state.http.max_body_bytes;
-    let api = Router::new()
+    // One limiter for every endpoint that mints something (a session, a
+    // terminal token, a bootstrap grant): a client's budget is shared.
+    let limits = ratelimit::Limits {
+        limiter: std::sync::Arc::new(ratelimit::RateLimiter::new(
+            state.http.rate_limit_per_minute,
+            Duration::from_secs(60),
+        )),
+        trust_forwarded_for: state.http.trust_forwarded_for,
+    };
+    let rate_limited = || axum::middleware::from_fn_with_state(limits.clone(), ratelimit::limit);
+    let same_origin = axum::middleware::from_fn_with_state(state.clone(), csrf::same_origin);
+
+    // Anyone: liveness, keys, the contract, the agent binary.
+    let public = Router::new()
         .route("/api/health", get(system::health))
         .route("/api/ready", get(system::ready))
         .route("/.well-known/jwks.json", get(system::jwks))
         .route("/api/openapi.json", get(openapi::openapi_json))
+        .route("/api/agent/download", get(agent::download));
+    // Browsers on their way in: rate-limited.
+    let sign_in = Router::new()
         .route("/api/auth/github", get(auth::start))
         .route("/api/auth/callback/github", get(auth::callback))
+        .route_layer(rate_limited());
+    // Signed-in browsers: the session cookie, and state changes only from
+    // our own origin.
+    let browser = Router::new()
+        .route("/api/terminal/token", post(system::terminal_token))
+        .route_layer(rate_limited())
         .route("/api/auth/logout", post(auth::logout))
         .route("/api/auth/me", get(auth::me))
         .route("/api/credentials", get(credentials::list).post(credentials::add))
@@ -54,34 +76,35 @@ pub fn router(state: AppState) -> Router {
         .route("/api/github/install-url", get(github::install_url))
         .route("/api/github/repositories", get(github::repositories))
         .route("/api/github/repositories/{owner}/{repo}/branches", get(github::branches))
-        .route("/api/github/webhook", post(webhook::receive))
         .route("/api/workspaces", get(workspaces::list).post(workspaces::create))
         .route("/api/workspaces/{id}", get(workspaces::get).delete(workspaces::delete))
         .route("/api/workspaces/{id}/stop", post(workspaces::stop))
         .route("/api/workspaces/{id}/restart", post(workspaces::restart))
         .route("/api/workspaces/{id}/events", get(workspaces::events))
-        .route("/api/workspaces/{id}/heartbeat", post(agent::heartbeat))
-        .route("/api/workspaces/{id}/boot-progress", post(agent::report))
-        .route("/api/terminal/token", post(system::terminal_token))
+        .route_layer(same_origin);
+    // Workspace agents: their own credentials (bootstrap token, callback
+    // credential), no cookies, so no origin check.
+    let agents = Router::new()
         .route("/api/bootstrap/{token}", post(agent::bootstrap))
-        .route("/api/agent/download", get(agent::download))
+        .route_layer(rate_limited())
+        .route("/api/workspaces/{id}/heartbeat", post(agent::heartbeat))
+        .route("/api/workspaces/{id}/boot-progress", post(agent::report));
+    // GitHub: HMAC-signed deliveries.
+    let webhooks = Router::new().route("/api/github/webhook", post(webhook::receive));
+
+    let api = Router::new()
+        .merge(public)
+        .merge(sign_in)
+        .merge(browser)
+        .merge(agents)
+        .merge(webhooks)
         .merge(crate::web::router(state.http.avatar_origin.as_deref()))
         .fallback(|| async { error::ApiError::not_found("route") })
         // Every request has a deadline, except the event stream, which is
-        // meant to stay open (it is added after this layer).
+        // meant to stay open (it is added after this layer; a GET, so the
+        // origin check has nothing to refuse).
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, REQUEST_TIMEOUT))
         .route("/api/workspaces/stream", get(workspaces::stream))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), csrf::same_origin))
-        .layer(axum::middleware::from_fn_with_state(
-            ratelimit::Limits {
-                limiter: std::sync::Arc::new(ratelimit::RateLimiter::new(
-                    state.http.rate_limit_per_minute,
-                    Duration::from_secs(60),
-                )),
-                trust_forwarded_for: state.http.trust_forwarded_for,
-            },
-            ratelimit::limit,
-        ))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state);
 

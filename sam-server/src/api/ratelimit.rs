@@ -1,5 +1,6 @@
 //! Rate limits on the endpoints that mint things (sign-in, terminal tokens,
-//! bootstrap redemption): a fixed window per client address. In-process, so
+//! bootstrap redemption; the routers attach it): a fixed window per client
+//! address. In-process, so
 //! each replica limits on its own; that bounds abuse without shared state.
 
 use std::collections::HashMap;
@@ -49,13 +50,6 @@ impl RateLimiter {
     }
 }
 
-fn limited(path: &str) -> bool {
-    path.starts_with("/api/auth/github")
-        || path.starts_with("/api/auth/callback/")
-        || path == "/api/terminal/token"
-        || path.starts_with("/api/bootstrap/")
-}
-
 /// The client address: behind a trusted proxy (`SAM_TRUST_FORWARDED_FOR`),
 /// the right-most `X-Forwarded-For` entry, which that proxy appended;
 /// otherwise the peer address. Left-hand entries are client-supplied and
@@ -86,11 +80,9 @@ pub struct Limits {
     pub trust_forwarded_for: bool,
 }
 
-/// The middleware.
+/// The middleware, attached to the routes that mint something (see
+/// `api::router`).
 pub async fn limit(State(limits): State<Limits>, request: Request, next: Next) -> Response {
-    if !limited(request.uri().path()) {
-        return next.run(request).await;
-    }
     let limiter = &limits.limiter;
     let key = client_address(&request, limits.trust_forwarded_for);
     match limiter.check(key, Instant::now()) {
