@@ -81,9 +81,10 @@
 //! # Stability
 //!
 //! Before 1.0, minor releases may change the API. [`domain`], [`lifecycle`],
-//! [`ports`], [`engine`], [`accounts`], [`cloud_init`], [`secret`] and the series names in
-//! [`metrics`] are the public API; `testkit` serves adapter authors and tests
-//! and may change in any minor release. MSRV: Rust 1.94.
+//! [`ports`], [`engine`], [`accounts`], [`wire`], [`cloud_init`], [`secret`]
+//! and the series names in [`metrics`] are the public API; `testkit` serves
+//! adapter authors and tests and may change in any minor release. MSRV: Rust
+//! 1.94.
 
 #![warn(missing_docs)]
 

@@ -53,13 +53,6 @@ pub struct SizeOffer {
     pub monthly: String,
 }
 
-/// The outcome of disconnecting a cloud account.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Disconnected {
-    /// The token is gone.
-    Removed,
-}
-
 impl Accounts {
     /// The user's connected cloud accounts, each with its catalogue.
     pub async fn cloud_accounts(&self, user: UserId) -> Result<Vec<CloudAccount>, AccountsError> {
@@ -115,20 +108,17 @@ impl Accounts {
     }
 
     /// Removes the user's cloud token. Refused while any workspace is active
-    /// or still holds cloud resources: without the token they could not be
-    /// deleted.
-    pub async fn disconnect_cloud(
-        &self,
-        user: UserId,
-        provider: CredentialProvider,
-    ) -> Result<Disconnected, AccountsError> {
+    /// or still holds cloud resources, without the token they could not be
+    /// deleted; the store decides in one transaction, so no workspace can be
+    /// created in between.
+    pub async fn disconnect_cloud(&self, user: UserId, provider: CredentialProvider) -> Result<(), AccountsError> {
         if provider != self.cloud_provider() {
             return Err(AccountsError::not_found("credential"));
         }
         match self.ports.store.delete_credential_unless_in_use(user, provider).await? {
             CredentialRemoval::Removed => {
                 tracing::info!(user_id = %user, "cloud credential removed");
-                Ok(Disconnected::Removed)
+                Ok(())
             }
             CredentialRemoval::NotFound => Err(AccountsError::not_found("credential")),
             CredentialRemoval::InUse { workspaces } => Err(AccountsError::new(

@@ -33,7 +33,7 @@ mod sessions;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use cloud::{Catalogue, CloudAccount, Disconnected, SizeOffer};
+pub use cloud::{Catalogue, CloudAccount, SizeOffer};
 pub use error::{AccountsError, AccountsErrorKind};
 pub use github::InstallationChange;
 pub use sessions::{SessionUser, SignedIn};
