@@ -16,8 +16,8 @@ struct Cli {
     #[arg(long, env = "SAM_CONFIG", global = true)]
     config: Option<PathBuf>,
     /// Log format.
-    #[arg(long, env = "SAM_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"], global = true)]
-    log_format: String,
+    #[arg(long, env = "SAM_LOG_FORMAT", value_enum, default_value = "text", global = true)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -80,11 +80,20 @@ enum KeysCommand {
     Reseal(Box<ServeConfig>),
 }
 
-fn init_tracing(format: &str) {
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    if format == "json" {
+    if format == LogFormat::Json {
         builder.json().init();
     } else {
         builder.init();
@@ -108,7 +117,7 @@ fn main() -> anyhow::Result<()> {
         argv.extend(extra);
     }
     let cli = Cli::parse_from(argv);
-    init_tracing(&cli.log_format);
+    init_tracing(cli.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(run(cli))
 }

@@ -30,8 +30,8 @@ pub struct DoctorOptions {
     /// How to check that `ws-test.<base-domain>` resolves: `system` (this
     /// machine's resolver, what browsers see) or `cloudflare-api` (the zone's
     /// records through the API, when public DNS is out of reach).
-    #[arg(long, env = "SAM_DOCTOR_RESOLVER", default_value = "system", value_parser = ["system", "cloudflare-api"])]
-    pub resolver: String,
+    #[arg(long, env = "SAM_DOCTOR_RESOLVER", value_enum, default_value = "system")]
+    pub resolver: Resolver,
     /// Seconds to wait for the probe name to resolve (new names can take a
     /// moment to reach resolvers).
     #[arg(long, env = "SAM_DOCTOR_DNS_WAIT_SECONDS", default_value_t = 30)]
@@ -39,19 +39,12 @@ pub struct DoctorOptions {
 }
 
 /// How a name is resolved for the DNS check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Resolver {
     /// This machine's resolver.
     System,
     /// The zone's records as the Cloudflare API lists them.
     CloudflareApi,
-}
-
-impl Resolver {
-    /// From the `--resolver` value.
-    pub fn parse(name: &str) -> Self {
-        if name == "cloudflare-api" { Self::CloudflareApi } else { Self::System }
-    }
 }
 
 /// The outcome of one check.
@@ -106,13 +99,8 @@ impl Check {
 /// Runs `doctor`: prints every check, fails when any failed.
 pub async fn run(options: DoctorOptions) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
-    let checks = run_checks(
-        &options.config,
-        Resolver::parse(&options.resolver),
-        Duration::from_secs(options.dns_wait_seconds),
-        true,
-    )
-    .await;
+    let checks =
+        run_checks(&options.config, options.resolver, Duration::from_secs(options.dns_wait_seconds), true).await;
     let failed = checks.iter().filter(|c| c.status == Status::Fail).count();
     println!("doctor: {} checks, {failed} failed ({:.1} s)", checks.len(), started.elapsed().as_secs_f64());
     anyhow::ensure!(failed == 0, "{failed} check(s) failed; fix them and run `sam-server doctor` again");

@@ -48,8 +48,8 @@ pub struct SetupOptions {
     #[arg(long, env = "SAM_SETUP_GITHUB_APP_NAME")]
     pub github_app_name: Option<String>,
     /// How the final checks resolve `ws-test.<base-domain>` (see `doctor`).
-    #[arg(long, env = "SAM_DOCTOR_RESOLVER", default_value = "system", value_parser = ["system", "cloudflare-api"])]
-    pub resolver: String,
+    #[arg(long, env = "SAM_DOCTOR_RESOLVER", value_enum, default_value = "system")]
+    pub resolver: doctor::Resolver,
     /// Seconds the final checks wait for the probe name to resolve.
     #[arg(long, env = "SAM_DOCTOR_DNS_WAIT_SECONDS", default_value_t = 30)]
     pub dns_wait_seconds: u64,
@@ -139,13 +139,8 @@ pub async fn run(options: SetupOptions, config_path: Option<PathBuf>) -> anyhow:
     line("ok", "migrations", format!("applied to {} ({} ms)", super::redact_url(&url), t.elapsed().as_millis()));
 
     step(7, "Checks (sam-server doctor)");
-    let checks = doctor::run_checks(
-        w.cfg(),
-        doctor::Resolver::parse(&w.options.resolver),
-        Duration::from_secs(w.options.dns_wait_seconds),
-        true,
-    )
-    .await;
+    let checks =
+        doctor::run_checks(w.cfg(), w.options.resolver, Duration::from_secs(w.options.dns_wait_seconds), true).await;
     let failed = checks.iter().filter(|c| c.status == Status::Fail).count();
     anyhow::ensure!(
         failed == 0,
