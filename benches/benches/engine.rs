@@ -231,8 +231,7 @@ async fn reconciler_pass(label: &str, store: Arc<dyn Store>) {
     // other 99% were active a minute ago.
     w.clock.advance(Duration::from_secs(31 * 60));
     let now = sam_core::ports::Clock::now(&w.clock);
-    for u in 0..1000i64 {
-        let user = w.store.get_user_by_github_id(GithubUserId(10_000 + u)).await.unwrap().unwrap().id;
+    for &(user, _) in &idle_candidates {
         for ws in w.store.list_workspaces(user, None).await.unwrap() {
             if !idle_candidates.iter().any(|(_, id)| *id == ws.id) {
                 w.store.record_heartbeat(user, ws.id, now, now - Duration::from_secs(60)).await.unwrap();

@@ -6,13 +6,14 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use common::Harness;
+use common::{Harness, test_config};
 use sam_core::engine::{Engine, EngineErrorKind};
 use sam_core::lifecycle::WorkspaceStatus;
 use sam_core::ports::{Clock, ProviderErrorKind};
-use sam_core::testkit::fakes::Fault;
+use sam_core::testkit::fakes::{Fault, MemoryStore};
 
 const COMPUTE_OPS: [&str; 4] = ["create_server", "find_servers", "delete_server", "get_server"];
 const DNS_OPS: [&str; 2] = ["upsert_a_record", "delete_records"];
@@ -192,10 +193,11 @@ async fn delete_while_creating_cancels_provisioning() {
 
 #[tokio::test]
 async fn credential_removed_while_running_keeps_retrying_visibly() {
-    let h = Harness::new().await;
+    let store = Arc::new(MemoryStore::new());
+    let h = Harness::with_store(store.clone(), test_config()).await;
     let engine = h.engine();
     let ws = h.running(&engine, "orphaned-token").await;
-    h.store.delete_credential(h.user, sam_core::domain::CredentialProvider::Hetzner).await.unwrap();
+    assert!(store.remove_credential(h.user, sam_core::domain::CredentialProvider::Hetzner));
     engine.stop(h.user, ws.id).await.unwrap();
     engine.drive(h.user, ws.id).await.unwrap();
     assert_eq!(h.status(ws.id).await, Some(WorkspaceStatus::Stopping), "cannot delete the server without the token");

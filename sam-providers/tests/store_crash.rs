@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 
 use sam_core::domain::{UserId, WorkspaceId};
 use sam_core::lifecycle::{Reason, WorkspaceStatus};
-use sam_core::ports::{Store, WorkspaceLimits};
+use sam_core::ports::{UserStore, WorkspaceLimits, WorkspaceStore};
 use sam_providers::store::SqliteStore;
 
 const CHILD_ENV: &str = "SAM_CRASH_TEST_CHILD_DB";

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use postgres::fresh_store;
 
-use sam_core::ports::Store;
+use sam_core::ports::{UserStore, WorkspaceStore};
 use sam_core::testkit::conformance;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

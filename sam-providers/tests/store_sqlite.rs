@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use sam_core::ports::Store;
+use sam_core::ports::{UserStore, WorkspaceStore};
 use sam_core::testkit::conformance;
 use sam_providers::store::{SqliteOptions, SqliteStore};
 

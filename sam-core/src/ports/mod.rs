@@ -20,7 +20,10 @@ pub use github::{
     IdentityProvider, InstallationInfo, InstallationToken, Page, RepoAccess, Repository, VerifiedIdentity,
 };
 pub use provider_error::{ProviderError, ProviderErrorKind};
-pub use store::{BootstrapToken, CredentialRemoval, Store, StoreError, StoreErrorKind, WorkspaceLimits, WorkspaceScan};
+pub use store::{
+    BootstrapToken, BootstrapTokenStore, CredentialRemoval, CredentialStore, InstallationStore, LeaseStore, Store,
+    StoreError, StoreErrorKind, UserStore, WebhookDeliveryStore, WorkspaceLimits, WorkspaceScan, WorkspaceStore,
+};
 pub use token::{
     Audience, IssuedToken, Jwk, JwkSet, TokenError, TokenErrorKind, TokenIssuer, TokenRequest, TokenVerifier,
     VerifiedToken,

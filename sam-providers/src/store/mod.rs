@@ -454,7 +454,7 @@ macro_rules! impl_sql_store {
         }
 
         #[async_trait::async_trait]
-        impl sam_core::ports::Store for $store {
+        impl sam_core::ports::UserStore for $store {
             async fn upsert_user(
                 &self,
                 profile: &sam_core::domain::NewUser,
@@ -490,19 +490,6 @@ macro_rules! impl_sql_store {
                     .fetch_optional(&self.pool)
                     .await
                     .map_err($crate::store::db_error("get user"))?;
-                row.as_ref().map(Self::user_from_row).transpose()
-            }
-
-            async fn get_user_by_github_id(
-                &self,
-                github_id: sam_core::domain::GithubUserId,
-            ) -> Result<Option<sam_core::domain::User>, sam_core::ports::StoreError> {
-                let row =
-                    sqlx::query(concat!("SELECT ", $crate::store::user_cols!(), " FROM users WHERE github_id = $1"))
-                        .bind(github_id.0)
-                        .fetch_optional(&self.pool)
-                        .await
-                        .map_err($crate::store::db_error("get user by GitHub id"))?;
                 row.as_ref().map(Self::user_from_row).transpose()
             }
 
@@ -581,7 +568,10 @@ macro_rules! impl_sql_store {
                     .map_err($crate::store::db_error("delete user sessions"))?;
                 Ok(done.rows_affected())
             }
+        }
 
+        #[async_trait::async_trait]
+        impl sam_core::ports::CredentialStore for $store {
             async fn put_credential(
                 &self,
                 credential: &sam_core::domain::Credential,
@@ -637,20 +627,6 @@ macro_rules! impl_sql_store {
                 rows.iter().map(Self::credential_from_row).collect()
             }
 
-            async fn delete_credential(
-                &self,
-                owner: sam_core::domain::UserId,
-                provider: sam_core::domain::CredentialProvider,
-            ) -> Result<bool, sam_core::ports::StoreError> {
-                let done = sqlx::query("DELETE FROM credentials WHERE user_id = $1 AND provider = $2")
-                    .bind(owner.to_string())
-                    .bind(provider.as_str())
-                    .execute(&self.pool)
-                    .await
-                    .map_err($crate::store::db_error("delete credential"))?;
-                Ok(done.rows_affected() > 0)
-            }
-
             async fn delete_credential_unless_in_use(
                 &self,
                 owner: sam_core::domain::UserId,
@@ -703,7 +679,10 @@ macro_rules! impl_sql_store {
                 .map_err($crate::store::db_error("list all credentials"))?;
                 rows.iter().map(Self::credential_from_row).collect()
             }
+        }
 
+        #[async_trait::async_trait]
+        impl sam_core::ports::InstallationStore for $store {
             async fn upsert_installation(
                 &self,
                 installation: &sam_core::domain::GithubInstallation,
@@ -756,7 +735,10 @@ macro_rules! impl_sql_store {
                     .map_err($crate::store::db_error("mark installation removed"))?;
                 Ok(done.rows_affected() > 0)
             }
+        }
 
+        #[async_trait::async_trait]
+        impl sam_core::ports::WorkspaceStore for $store {
             async fn insert_workspace(
                 &self,
                 workspace: &sam_core::domain::Workspace,
@@ -1096,7 +1078,10 @@ macro_rules! impl_sql_store {
                     })
                     .collect()
             }
+        }
 
+        #[async_trait::async_trait]
+        impl sam_core::ports::BootstrapTokenStore for $store {
             async fn create_bootstrap_token(
                 &self,
                 token: &sam_core::ports::BootstrapToken,
@@ -1137,7 +1122,10 @@ macro_rules! impl_sql_store {
                 .map_err($crate::store::db_error("redeem bootstrap token"))?;
                 row.as_ref().map(Self::token_from_row).transpose()
             }
+        }
 
+        #[async_trait::async_trait]
+        impl sam_core::ports::LeaseStore for $store {
             async fn try_acquire_lease(
                 &self,
                 key: &str,
@@ -1170,7 +1158,10 @@ macro_rules! impl_sql_store {
                     .map_err($crate::store::db_error("release lease"))?;
                 Ok(())
             }
+        }
 
+        #[async_trait::async_trait]
+        impl sam_core::ports::WebhookDeliveryStore for $store {
             async fn record_webhook_delivery(
                 &self,
                 delivery_id: &str,

@@ -5,16 +5,17 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::domain::{
-    Credential, CredentialProvider, GithubInstallation, GithubUserId, InstallationId, NewSession, NewUser, Session,
-    Timestamp, User, UserId, Workspace, WorkspaceEvent, WorkspaceId,
+    Credential, CredentialProvider, GithubInstallation, InstallationId, NewSession, NewUser, Session, Timestamp, User,
+    UserId, Workspace, WorkspaceEvent, WorkspaceId,
 };
 use crate::lifecycle::WorkspaceStatus;
 use crate::ports::{
-    BootstrapToken, CredentialRemoval, Store, StoreError, StoreErrorKind, WorkspaceLimits, WorkspaceScan,
+    BootstrapToken, BootstrapTokenStore, CredentialRemoval, CredentialStore, InstallationStore, LeaseStore, StoreError,
+    StoreErrorKind, UserStore, WebhookDeliveryStore, WorkspaceLimits, WorkspaceScan, WorkspaceStore,
 };
 use crate::testkit::lock;
 
-/// An in-memory [`Store`] with the same semantics a database has: one lock
+/// An in-memory [`Store`](crate::ports::Store) with the same semantics a database has: one lock
 /// around everything plays the role of a serialisable transaction, versions are
 /// checked and bumped, tokens are consumed atomically.
 #[derive(Debug, Default)]
@@ -40,6 +41,13 @@ impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// Removes a credential behind the application's back, the way an
+    /// operator editing the database would: no check for workspaces using it.
+    /// For tests of what the engine does when a credential disappears.
+    pub fn remove_credential(&self, owner: UserId, provider: CredentialProvider) -> bool {
+        lock(&self.state).credentials.remove(&(owner, provider)).is_some()
+    }
 }
 
 fn not_found(what: &str) -> StoreError {
@@ -47,7 +55,7 @@ fn not_found(what: &str) -> StoreError {
 }
 
 #[async_trait]
-impl Store for MemoryStore {
+impl UserStore for MemoryStore {
     async fn upsert_user(&self, profile: &NewUser, now: Timestamp) -> Result<User, StoreError> {
         let mut state = lock(&self.state);
         let existing = state.users.values_mut().find(|u| u.github_id == profile.github_id);
@@ -80,10 +88,6 @@ impl Store for MemoryStore {
 
     async fn get_user(&self, id: UserId) -> Result<Option<User>, StoreError> {
         Ok(lock(&self.state).users.get(&id).cloned())
-    }
-
-    async fn get_user_by_github_id(&self, github_id: GithubUserId) -> Result<Option<User>, StoreError> {
-        Ok(lock(&self.state).users.values().find(|u| u.github_id == github_id).cloned())
     }
 
     async fn create_session(&self, session: &NewSession, now: Timestamp) -> Result<Session, StoreError> {
@@ -129,7 +133,10 @@ impl Store for MemoryStore {
         state.sessions.retain(|_, s| s.user_id != user);
         Ok((before - state.sessions.len()) as u64)
     }
+}
 
+#[async_trait]
+impl CredentialStore for MemoryStore {
     async fn put_credential(&self, credential: &Credential) -> Result<(), StoreError> {
         let mut state = lock(&self.state);
         if !state.users.contains_key(&credential.user_id) {
@@ -149,10 +156,6 @@ impl Store for MemoryStore {
 
     async fn list_credentials(&self, owner: UserId) -> Result<Vec<Credential>, StoreError> {
         Ok(lock(&self.state).credentials.values().filter(|c| c.user_id == owner).cloned().collect())
-    }
-
-    async fn delete_credential(&self, owner: UserId, provider: CredentialProvider) -> Result<bool, StoreError> {
-        Ok(lock(&self.state).credentials.remove(&(owner, provider)).is_some())
     }
 
     async fn delete_credential_unless_in_use(
@@ -178,7 +181,10 @@ impl Store for MemoryStore {
     async fn list_all_credentials(&self, provider: CredentialProvider) -> Result<Vec<Credential>, StoreError> {
         Ok(lock(&self.state).credentials.values().filter(|c| c.provider == provider).cloned().collect())
     }
+}
 
+#[async_trait]
+impl InstallationStore for MemoryStore {
     async fn upsert_installation(&self, installation: &GithubInstallation) -> Result<(), StoreError> {
         lock(&self.state).installations.insert(installation.id, installation.clone());
         Ok(())
@@ -199,7 +205,10 @@ impl Store for MemoryStore {
             None => Ok(false),
         }
     }
+}
 
+#[async_trait]
+impl WorkspaceStore for MemoryStore {
     async fn insert_workspace(
         &self,
         workspace: &Workspace,
@@ -354,7 +363,10 @@ impl Store for MemoryStore {
         }
         Ok(counts)
     }
+}
 
+#[async_trait]
+impl BootstrapTokenStore for MemoryStore {
     async fn create_bootstrap_token(&self, token: &BootstrapToken) -> Result<(), StoreError> {
         let mut state = lock(&self.state);
         if state.workspaces.get(&token.workspace_id).is_none_or(|w| w.owner != token.owner) {
@@ -378,7 +390,10 @@ impl Store for MemoryStore {
             _ => Ok(None),
         }
     }
+}
 
+#[async_trait]
+impl LeaseStore for MemoryStore {
     async fn try_acquire_lease(
         &self,
         key: &str,
@@ -404,7 +419,10 @@ impl Store for MemoryStore {
         }
         Ok(())
     }
+}
 
+#[async_trait]
+impl WebhookDeliveryStore for MemoryStore {
     async fn record_webhook_delivery(
         &self,
         delivery_id: &str,
