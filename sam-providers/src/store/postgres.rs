@@ -1,13 +1,16 @@
 //! The PostgreSQL store, for several server replicas sharing one database.
 
+use std::future::Future;
 use std::str::FromStr;
 
 use sam_core::ports::{StoreError, StoreErrorKind};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{Postgres, SqlSafeStr as _, Transaction};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::{Pool, Postgres, Row as _, SqlSafeStr as _, Transaction};
 
-use super::{db_error, impl_sql_store};
+use super::dialect::sealed::Sealed;
+use super::statement::Statement;
+use super::{Dialect, SqlStore, db_error};
 
 /// [`Store`](sam_core::ports::Store) on PostgreSQL. Transactions run at READ
 /// COMMITTED: version checks, token redemption and lease takeover are single
@@ -21,10 +24,7 @@ use super::{db_error, impl_sql_store};
 /// let store = PostgresStore::connect("postgres://sam@db.internal/sam").await?;
 /// # Ok(()) }
 /// ```
-#[derive(Clone, Debug)]
-pub struct PostgresStore {
-    pool: PgPool,
-}
+pub type PostgresStore = SqlStore<Postgres>;
 
 /// The embedded PostgreSQL migrations (`sam-providers/migrations/postgres`).
 pub(crate) fn migrator() -> Migrator {
@@ -46,7 +46,7 @@ pub(crate) fn migrator() -> Migrator {
     ])
 }
 
-impl PostgresStore {
+impl SqlStore<Postgres> {
     /// Connects to `url` (`postgres://user:password@host:port/database`) with
     /// a pool of 10 connections and applies pending migrations. TLS (rustls)
     /// is negotiated when the server offers it; add `?sslmode=verify-full` to
@@ -70,7 +70,7 @@ impl PostgresStore {
 
     /// Wraps an existing pool and applies pending migrations.
     pub async fn from_pool(pool: PgPool) -> Result<Self, StoreError> {
-        let store = Self { pool };
+        let store = Self { pool, file: None };
         store.migrate().await?;
         Ok(store)
     }
@@ -82,22 +82,48 @@ impl PostgresStore {
             StoreError::new(StoreErrorKind::Other, format!("PostgreSQL migration failed: {e}")).with_source(e)
         })
     }
-
-    /// The underlying pool (for health checks and benchmarks).
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
-    /// Closes every connection.
-    pub async fn close(&self) {
-        self.pool.close().await;
-    }
-
-    const LOCK_OWNER_SQL: &'static str = "SELECT id FROM users WHERE id = $1 FOR UPDATE";
-
-    async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
-        self.pool.begin().await.map_err(db_error("begin transaction"))
-    }
 }
 
-impl_sql_store!(PostgresStore, sqlx::Postgres);
+impl Sealed for Postgres {}
+
+impl Dialect for Postgres {
+    const LOCK_OWNER_SQL: &'static str = "SELECT id FROM users WHERE id = $1 FOR UPDATE";
+
+    fn begin_write(pool: &Pool<Self>) -> impl Future<Output = Result<Transaction<'static, Self>, sqlx::Error>> + Send {
+        pool.begin()
+    }
+
+    fn execute(conn: &mut PgConnection, statement: Statement) -> impl Future<Output = Result<u64, sqlx::Error>> + Send {
+        async move { Ok(statement.into_query::<Self>().execute(conn).await?.rows_affected()) }
+    }
+
+    fn fetch_optional(
+        conn: &mut PgConnection,
+        statement: Statement,
+    ) -> impl Future<Output = Result<Option<Self::Row>, sqlx::Error>> + Send {
+        statement.into_query::<Self>().fetch_optional(conn)
+    }
+
+    fn fetch_all(
+        conn: &mut PgConnection,
+        statement: Statement,
+    ) -> impl Future<Output = Result<Vec<Self::Row>, sqlx::Error>> + Send {
+        statement.into_query::<Self>().fetch_all(conn)
+    }
+
+    fn text(row: &Self::Row, column: &str) -> Result<Option<String>, sqlx::Error> {
+        row.try_get(column)
+    }
+
+    fn int(row: &Self::Row, column: &str) -> Result<Option<i64>, sqlx::Error> {
+        row.try_get(column)
+    }
+
+    fn flag(row: &Self::Row, column: &str) -> Result<bool, sqlx::Error> {
+        row.try_get(column)
+    }
+
+    fn bytes(row: &Self::Row, column: &str) -> Result<Vec<u8>, sqlx::Error> {
+        row.try_get(column)
+    }
+}

@@ -1,15 +1,18 @@
 //! The SQLite store: the embedded default.
 
-use std::path::{Path, PathBuf};
+use std::future::Future;
+use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
 use sam_core::ports::{StoreError, StoreErrorKind};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{SqlSafeStr as _, Sqlite, Transaction};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Pool, Row as _, SqlSafeStr as _, Sqlite, Transaction};
 
-use super::{db_error, impl_sql_store};
+use super::dialect::sealed::Sealed;
+use super::statement::Statement;
+use super::{Dialect, SqlStore, db_error};
 
 /// How to open a [`SqliteStore`].
 #[derive(Clone, Debug)]
@@ -41,17 +44,7 @@ impl Default for SqliteOptions {
 /// let in_memory = SqliteStore::in_memory().await?;
 /// # Ok(()) }
 /// ```
-#[derive(Clone, Debug)]
-pub struct SqliteStore {
-    pool: SqlitePool,
-    location: Location,
-}
-
-#[derive(Clone, Debug)]
-enum Location {
-    Memory,
-    File(PathBuf),
-}
+pub type SqliteStore = SqlStore<Sqlite>;
 
 /// The embedded SQLite migrations (`sam-providers/migrations/sqlite`).
 pub(crate) fn migrator() -> Migrator {
@@ -73,7 +66,7 @@ pub(crate) fn migrator() -> Migrator {
     ])
 }
 
-impl SqliteStore {
+impl SqlStore<Sqlite> {
     /// Opens (creating if needed) the database file at `path` with default
     /// options and applies pending migrations.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
@@ -96,7 +89,7 @@ impl SqliteStore {
             .connect_with(connect)
             .await
             .map_err(db_error("open SQLite database"))?;
-        let store = Self { pool, location: Location::File(path.to_owned()) };
+        let store = Self { pool, file: Some(path.to_owned()) };
         store.migrate().await?;
         Ok(store)
     }
@@ -115,7 +108,7 @@ impl SqliteStore {
             .connect_with(connect)
             .await
             .map_err(db_error("open in-memory SQLite database"))?;
-        let store = Self { pool, location: Location::Memory };
+        let store = Self { pool, file: None };
         store.migrate().await?;
         Ok(store)
     }
@@ -145,27 +138,53 @@ impl SqliteStore {
 
     /// The file, or `None` for an in-memory database.
     pub fn path(&self) -> Option<&Path> {
-        match &self.location {
-            Location::Memory => None,
-            Location::File(path) => Some(path),
-        }
-    }
-
-    /// The underlying pool (for health checks and benchmarks).
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
-    }
-
-    /// Closes every connection (checkpointing the WAL).
-    pub async fn close(&self) {
-        self.pool.close().await;
-    }
-
-    const LOCK_OWNER_SQL: &'static str = "SELECT id FROM users WHERE id = $1";
-
-    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_error("begin write transaction"))
+        self.file.as_deref()
     }
 }
 
-impl_sql_store!(SqliteStore, sqlx::Sqlite);
+impl Sealed for Sqlite {}
+
+impl Dialect for Sqlite {
+    const LOCK_OWNER_SQL: &'static str = "SELECT id FROM users WHERE id = $1";
+
+    fn begin_write(pool: &Pool<Self>) -> impl Future<Output = Result<Transaction<'static, Self>, sqlx::Error>> + Send {
+        pool.begin_with("BEGIN IMMEDIATE")
+    }
+
+    fn execute(
+        conn: &mut SqliteConnection,
+        statement: Statement,
+    ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send {
+        async move { Ok(statement.into_query::<Self>().execute(conn).await?.rows_affected()) }
+    }
+
+    fn fetch_optional(
+        conn: &mut SqliteConnection,
+        statement: Statement,
+    ) -> impl Future<Output = Result<Option<Self::Row>, sqlx::Error>> + Send {
+        statement.into_query::<Self>().fetch_optional(conn)
+    }
+
+    fn fetch_all(
+        conn: &mut SqliteConnection,
+        statement: Statement,
+    ) -> impl Future<Output = Result<Vec<Self::Row>, sqlx::Error>> + Send {
+        statement.into_query::<Self>().fetch_all(conn)
+    }
+
+    fn text(row: &Self::Row, column: &str) -> Result<Option<String>, sqlx::Error> {
+        row.try_get(column)
+    }
+
+    fn int(row: &Self::Row, column: &str) -> Result<Option<i64>, sqlx::Error> {
+        row.try_get(column)
+    }
+
+    fn flag(row: &Self::Row, column: &str) -> Result<bool, sqlx::Error> {
+        row.try_get(column)
+    }
+
+    fn bytes(row: &Self::Row, column: &str) -> Result<Vec<u8>, sqlx::Error> {
+        row.try_get(column)
+    }
+}
