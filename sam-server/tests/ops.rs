@@ -517,7 +517,8 @@ async fn teardown_redeploy_restore_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn teardown_redeploy_restore_on_postgres() {
-    if sam_server::ops::backup::pg_tool("pg_dump").is_none() || sam_server::ops::backup::pg_tool("pg_restore").is_none()
+    if sam_providers::store::admin::pg_tool("pg_dump").is_none()
+        || sam_providers::store::admin::pg_tool("pg_restore").is_none()
     {
         if std::env::var("SAM_SKIP_POSTGRES").as_deref() == Ok("1") {
             eprintln!("SAM_SKIP_POSTGRES=1: skipping a PostgreSQL test (pg_dump/pg_restore not found)");

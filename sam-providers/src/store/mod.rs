@@ -32,6 +32,8 @@ use std::path::PathBuf;
 use sam_core::ports::StoreError;
 use sqlx::Pool;
 
+#[cfg(all(feature = "sqlite", feature = "postgres"))]
+pub mod admin;
 mod bootstrap;
 mod credentials;
 mod dialect;

@@ -7,12 +7,13 @@ use std::time::Duration;
 
 use clap::Args;
 use sam_core::ports::DnsProvider as _;
-use sam_providers::cloudflare::{CloudflareConfig, CloudflareDns};
+use sam_providers::cloudflare::{CloudflareConfig, CloudflareDns, CloudflareZones};
 use sam_providers::github::{GithubApp, GithubConfig};
+use sam_providers::http::HttpConfig;
 use sam_providers::keys;
+use sam_providers::store::admin;
 use serde_json::Value;
 
-use super::cloudflare::CloudflareApi;
 use crate::config::ServeConfig;
 
 /// The name `doctor` points at a documentation address (TEST-NET-1) and
@@ -228,7 +229,7 @@ async fn key_checks(config: &ServeConfig) -> Vec<Check> {
 
 /// Applied migrations, without applying any.
 pub async fn database_check(url: &str) -> Check {
-    match super::backup::migration_status(url).await {
+    match admin::migration_status(url).await {
         Ok(status) if status.failed > 0 => Check::fail(
             "database",
             format!("{} reachable but a migration failed", super::redact_url(url)),
@@ -240,7 +241,7 @@ pub async fn database_check(url: &str) -> Check {
             "run sam-server migrate",
         ),
         Ok(status) => match status.expected {
-            Some(expected) if status.latest < expected => Check::fail(
+            expected if status.latest < expected => Check::fail(
                 "database",
                 format!("migrations applied up to {}, this version needs {expected}", status.latest),
                 "run sam-server migrate",
@@ -263,12 +264,12 @@ pub async fn database_check(url: &str) -> Check {
     }
 }
 
-fn cloudflare_api(config: &ServeConfig) -> anyhow::Result<CloudflareApi> {
+fn cloudflare_api(config: &ServeConfig) -> anyhow::Result<CloudflareZones> {
     let path = config
         .cloudflare_api_token_file
         .as_ref()
         .ok_or_else(|| anyhow::anyhow!("SAM_CLOUDFLARE_API_TOKEN_FILE is not set"))?;
-    CloudflareApi::new(&config.cloudflare_api_url, super::read_secret_file(path)?)
+    Ok(CloudflareZones::new(&config.cloudflare_api_url, super::read_secret_file(path)?, HttpConfig::default())?)
 }
 
 async fn cloudflare_check(config: &ServeConfig) -> Check {
@@ -277,7 +278,7 @@ async fn cloudflare_check(config: &ServeConfig) -> Check {
         Ok(api) => api,
         Err(e) => return Check::fail("cloudflare", format!("{e:#}"), fix_token),
     };
-    match api.verify_token().await {
+    match api.token_status().await {
         Ok(status) if status == "active" => {}
         Ok(status) => return Check::fail("cloudflare", format!("the token is {status}"), fix_token),
         Err(e) => return Check::fail("cloudflare", format!("{e:#}"), fix_token),
@@ -398,16 +399,16 @@ async fn github_check(config: &ServeConfig) -> Check {
     );
     github_config.api_base_url = config.github_api_url.clone();
     github_config.web_base_url = config.github_web_url.clone();
-    let jwt = match GithubApp::new(github_config).and_then(|app| app.app_jwt()) {
-        Ok(jwt) => jwt,
+    let app = match GithubApp::new(github_config) {
+        Ok(app) => app,
         Err(e) => {
             return Check::fail("github app", e.to_string(), "SAM_GITHUB_APP_PRIVATE_KEY_FILE must be the app's PEM");
         }
     };
-    match super::github::authenticated_app(&config.github_api_url, &jwt).await {
-        Ok(app) => {
-            let slug = app.get("slug").and_then(Value::as_str).unwrap_or_default();
-            let client_id = app.get("client_id").and_then(Value::as_str).unwrap_or_default();
+    match app.authenticated_app().await {
+        Ok(known) => {
+            let slug = known.slug.as_str();
+            let client_id = known.client_id.as_str();
             if config.github_app_slug.as_deref().is_some_and(|s| s != slug) {
                 return Check::fail(
                     "github app",

@@ -4,7 +4,6 @@
 //! are read from and written to files (mode 0600), never printed.
 
 pub mod backup;
-pub mod cloudflare;
 pub mod doctor;
 pub mod github;
 pub mod reference;
@@ -12,60 +11,11 @@ pub mod setup;
 pub mod teardown;
 
 use std::io::{BufRead as _, Write as _};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Context as _;
 
-/// `postgres://user:password@host/db` → `postgres://user:***@host/db`.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let creds = &url[scheme + 3..at];
-            match creds.split_once(':') {
-                Some((user, _)) => format!("{}{}:***{}", &url[..scheme + 3], user, &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
-
-/// The kind of database a URL names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DatabaseKind {
-    /// `sqlite:<path>`.
-    Sqlite,
-    /// `postgres://…`.
-    Postgres,
-}
-
-impl DatabaseKind {
-    /// The kind of `url`, or an error naming the accepted forms.
-    pub fn of(url: &str) -> anyhow::Result<Self> {
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(Self::Postgres)
-        } else if url.starts_with("sqlite:") {
-            Ok(Self::Sqlite)
-        } else {
-            anyhow::bail!("SAM_DATABASE_URL must start with sqlite: or postgres://")
-        }
-    }
-
-    /// `sqlite` or `postgres`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Sqlite => "sqlite",
-            Self::Postgres => "postgres",
-        }
-    }
-}
-
-/// The file of a `sqlite:` URL (`None` for in-memory databases).
-pub fn sqlite_path(url: &str) -> Option<PathBuf> {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
-    let path = rest.split('?').next().unwrap_or_default();
-    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
-}
+pub use sam_providers::store::admin::{DatabaseKind, redact_url, sqlite_path};
 
 /// Writes a secret file (mode 0600, atomically), replacing an existing one.
 pub fn write_secret_file(path: &Path, value: &str) -> anyhow::Result<()> {

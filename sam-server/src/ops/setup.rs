@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
-use sam_core::ports::DnsProvider as _;
+use sam_core::ports::{DnsProvider as _, ProviderErrorKind};
 use sam_core::secret::SecretString;
-use sam_providers::cloudflare::{CloudflareConfig, CloudflareDns};
+use sam_providers::cloudflare::{CloudflareConfig, CloudflareDns, CloudflareZones};
+use sam_providers::http::HttpConfig;
 
-use super::cloudflare::CloudflareApi;
 use super::doctor::{self, Status};
 use super::{ConfigFile, create_private_dir, write_secret_file};
 use crate::config::ServeConfig;
@@ -309,8 +309,8 @@ async fn cloudflare_step(w: &mut Wizard) -> anyhow::Result<()> {
             token
         }
     };
-    let api = CloudflareApi::new(&w.cfg().cloudflare_api_url, token.clone())?;
-    let status = api.verify_token().await.with_context(|| format!("the token is not accepted: {fix_token}"))?;
+    let api = CloudflareZones::new(&w.cfg().cloudflare_api_url, token.clone(), HttpConfig::default())?;
+    let status = api.token_status().await.with_context(|| format!("the token is not accepted: {fix_token}"))?;
     anyhow::ensure!(status == "active", "the Cloudflare token is {status}: {fix_token}");
     line("ok", "token", "active (GET /user/tokens/verify)");
 
@@ -347,8 +347,10 @@ async fn cloudflare_step(w: &mut Wizard) -> anyhow::Result<()> {
     for old in api.records_named(&zone.id, &probe).await.unwrap_or_default() {
         let _ = api.delete_record(&zone.id, &old.id).await;
     }
-    let created =
-        api.create_record(&zone.id, "TXT", &probe, "\"sam-server setup probe\"").await.with_context(|| {
+    let created = api
+        .create_record(&zone.id, "TXT", &probe, "\"sam-server setup probe\"", "sam-server setup")
+        .await
+        .with_context(|| {
             "the token can read the zone but not edit its DNS records: give it Zone → DNS → Edit".to_owned()
         })?;
     api.delete_record(&zone.id, &created.id).await.context("deleting the probe record")?;
@@ -433,7 +435,7 @@ async fn github_step(w: &mut Wizard) -> anyhow::Result<()> {
     let public = w.cfg().public_url.clone().unwrap_or_default();
     let base = w.cfg().base_domain.clone().unwrap_or_default();
     let name = w.options.github_app_name.clone().unwrap_or_else(|| format!("SAM {base}"));
-    let manifest = super::github::manifest(&public, &name);
+    let manifest = sam_providers::github::app_manifest(&public, &name);
     let mut state_bytes = [0u8; 12];
     sam_core::secret::fill_random(&mut state_bytes).map_err(|e| anyhow::anyhow!("randomness: {e}"))?;
     let state: String = state_bytes.iter().map(|b| format!("{b:02x}")).collect();
@@ -454,7 +456,7 @@ async fn github_step(w: &mut Wizard) -> anyhow::Result<()> {
             println!("       (copy it to your laptop if this is a server) and press the button;");
             println!(
                 "    2. GitHub creates the app and sends you to {public}{}?code=…",
-                super::github::MANIFEST_REDIRECT_PATH
+                sam_providers::github::MANIFEST_REDIRECT_PATH
             );
             println!("       (the page may not load: only the address matters).");
             print_manual_values(&public);
@@ -469,18 +471,25 @@ async fn github_step(w: &mut Wizard) -> anyhow::Result<()> {
         }
     };
     let code = super::github::code_from_paste(&code).context("that is neither an address with ?code= nor a code")?;
-    let app = super::github::convert_manifest(&w.cfg().github_api_url, &code).await?;
+    let app = sam_providers::github::convert_manifest(&w.cfg().github_api_url, &code, HttpConfig::default())
+        .await
+        .map_err(|e| match e.kind() {
+            ProviderErrorKind::NotFound => anyhow::anyhow!(
+                "GitHub does not know this manifest code (codes are single-use and expire after an hour): create the app again"
+            ),
+            _ => anyhow::anyhow!("GitHub manifest conversion: {e}"),
+        })?;
     let secrets = w.dir.join("secrets");
     let client_secret = secrets.join("github-client-secret");
     let app_key = secrets.join("github-app.pem");
     let webhook = secrets.join("github-webhook-secret");
-    write_secret_file(&client_secret, &app.client_secret)?;
-    write_secret_file(&app_key, &app.pem)?;
-    let webhook_secret = match &app.webhook_secret {
-        Some(s) if !s.is_empty() => s.clone(),
-        _ => sam_core::secret::random_token().map_err(|e| anyhow::anyhow!("randomness: {e}"))?.expose().to_owned(),
+    write_secret_file(&client_secret, app.client_secret.expose())?;
+    write_secret_file(&app_key, app.private_key_pem.expose())?;
+    let webhook_secret = match app.webhook_secret {
+        Some(secret) => secret,
+        None => sam_core::secret::random_token().map_err(|e| anyhow::anyhow!("randomness: {e}"))?,
     };
-    write_secret_file(&webhook, &webhook_secret)?;
+    write_secret_file(&webhook, webhook_secret.expose())?;
     let c = &mut w.options.config;
     c.github_client_id = Some(app.client_id.clone());
     c.github_app_id = Some(app.id.to_string());

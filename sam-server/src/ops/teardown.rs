@@ -89,7 +89,7 @@ pub async fn run(options: TeardownOptions) -> anyhow::Result<()> {
     let name = plan.name.clone();
     drop(plan);
     if !keep_database {
-        let outcome = super::backup::drop_database(&options.config.database_url).await?;
+        let outcome = sam_providers::store::admin::drop_database(&options.config.database_url).await?;
         println!("  database: {outcome}");
     }
     println!("teardown of {name} complete in {:.2} s", started.elapsed().as_secs_f64());

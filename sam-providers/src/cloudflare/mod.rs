@@ -36,6 +36,10 @@ use serde_json::json;
 
 use crate::http::{self, HttpClient, HttpConfig, Request, Response};
 
+mod zones;
+
+pub use zones::{CloudflareZones, Zone, ZoneRecord};
+
 /// The public API.
 pub const DEFAULT_BASE_URL: &str = "https://api.cloudflare.com/client/v4";
 const PROVIDER: &str = "cloudflare";

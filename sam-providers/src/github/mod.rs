@@ -42,6 +42,10 @@ use sha2::Sha256;
 
 use crate::http::{self, HttpClient, HttpConfig, Request, Response};
 
+mod app_setup;
+
+pub use app_setup::{AppCredentials, AppInfo, MANIFEST_REDIRECT_PATH, app_manifest, convert_manifest};
+
 /// GitHub's web host (OAuth pages).
 pub const DEFAULT_WEB_URL: &str = "https://github.com";
 /// GitHub's REST API.

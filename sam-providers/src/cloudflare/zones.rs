@@ -1,0 +1,170 @@
+//! Zone administration for operators: what `sam-server setup` and `doctor`
+//! ask of Cloudflare beyond the [`DnsProvider`](sam_core::ports::DnsProvider)
+//! port. Which zone holds a domain, whether the token is active, and records
+//! of any type (the setup probe is a TXT record).
+//!
+//! Calls used: `GET /user/tokens/verify`, `GET /zones?name=`,
+//! `GET /zones/{zone_id}`, `GET /zones/{zone_id}/dns_records?name.exact=`,
+//! `POST /zones/{zone_id}/dns_records` and
+//! `DELETE /zones/{zone_id}/dns_records/{id}`. Errors are the adapter's
+//! [`ProviderError`] kinds (see the [module](super) table); messages carry
+//! Cloudflare's code and message, never the token.
+
+use reqwest::{Method, Url};
+use sam_core::ports::{ProviderError, ProviderErrorKind};
+use sam_core::secret::SecretString;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{Envelope, PROVIDER, classify};
+use crate::http::{self, HttpClient, HttpConfig, Request};
+
+/// A zone.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Zone {
+    /// Zone id.
+    pub id: String,
+    /// Zone name (the apex domain).
+    pub name: String,
+    /// `active` once the domain's name servers point at Cloudflare.
+    #[serde(default)]
+    pub status: String,
+}
+
+/// A DNS record of any type.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ZoneRecord {
+    /// Record id.
+    pub id: String,
+    /// Fully qualified name.
+    pub name: String,
+    /// Type (`A`, `TXT`, …).
+    #[serde(rename = "type")]
+    pub record_type: String,
+    /// Content.
+    pub content: String,
+}
+
+#[derive(Deserialize)]
+struct TokenStatus {
+    status: String,
+}
+
+/// The zones one Cloudflare API token can see.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), sam_core::ports::ProviderError> {
+/// use sam_providers::cloudflare::{CloudflareZones, DEFAULT_BASE_URL};
+/// use sam_providers::http::HttpConfig;
+/// let zones = CloudflareZones::new(DEFAULT_BASE_URL, "token".into(), HttpConfig::default())?;
+/// if let Some(zone) = zones.find_zone("ws.example.dev").await? {
+///     println!("{} holds it ({})", zone.name, zone.status);
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct CloudflareZones {
+    http: HttpClient,
+    base: Url,
+    token: SecretString,
+}
+
+impl CloudflareZones {
+    /// A client for the API at `base_url` (including `/client/v4`).
+    pub fn new(base_url: &str, api_token: SecretString, http: HttpConfig) -> Result<Self, ProviderError> {
+        Ok(Self {
+            http: HttpClient::new(PROVIDER, http)?,
+            base: http::parse_base(PROVIDER, base_url)?,
+            token: api_token,
+        })
+    }
+
+    async fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<T, ProviderError> {
+        let mut url = http::join(&self.base, path)?;
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        let response = self.http.send(&Request::new(Method::GET, url).bearer(&self.token), classify).await?;
+        let envelope: Envelope<T> = response.json(PROVIDER)?;
+        envelope
+            .result
+            .ok_or_else(|| ProviderError::new(ProviderErrorKind::Other, "cloudflare: answer without a result"))
+    }
+
+    /// The token's status: `active` when it can be used
+    /// (`GET /user/tokens/verify`).
+    pub async fn token_status(&self) -> Result<String, ProviderError> {
+        Ok(self.get::<TokenStatus>("user/tokens/verify", &[]).await?.status)
+    }
+
+    /// The zone holding `domain`: `domain` itself or its closest parent that
+    /// is a zone the token can see. `None` when there is none.
+    pub async fn find_zone(&self, domain: &str) -> Result<Option<Zone>, ProviderError> {
+        let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+        let labels: Vec<&str> = domain.split('.').collect();
+        // Never asks for a bare top-level domain.
+        for start in 0..labels.len().saturating_sub(1) {
+            let candidate = labels[start..].join(".");
+            let zones: Vec<Zone> = self.get("zones", &[("name", &candidate)]).await?;
+            if let Some(zone) = zones.into_iter().find(|z| z.name.eq_ignore_ascii_case(&candidate)) {
+                return Ok(Some(zone));
+            }
+        }
+        Ok(None)
+    }
+
+    /// One zone by id.
+    pub async fn zone(&self, id: &str) -> Result<Zone, ProviderError> {
+        self.get(&format!("zones/{}", path_segment(id)?), &[]).await
+    }
+
+    /// The records named exactly `name` (first 100), of any type.
+    pub async fn records_named(&self, zone: &str, name: &str) -> Result<Vec<ZoneRecord>, ProviderError> {
+        let path = format!("zones/{}/dns_records", path_segment(zone)?);
+        self.get(&path, &[("name.exact", name), ("per_page", "100")]).await
+    }
+
+    /// Creates a record (TTL 60 s, not proxied) with `comment`. Sent once: a
+    /// create is not idempotent.
+    pub async fn create_record(
+        &self,
+        zone: &str,
+        record_type: &str,
+        name: &str,
+        content: &str,
+        comment: &str,
+    ) -> Result<ZoneRecord, ProviderError> {
+        let url = http::join(&self.base, &format!("zones/{}/dns_records", path_segment(zone)?))?;
+        let body = json!({"type": record_type, "name": name, "content": content, "ttl": 60, "proxied": false,
+                          "comment": comment});
+        let request = Request::new(Method::POST, url).bearer(&self.token).json(body);
+        let envelope: Envelope<ZoneRecord> = self.http.send_once(&request, classify).await?.json(PROVIDER)?;
+        envelope
+            .result
+            .ok_or_else(|| ProviderError::new(ProviderErrorKind::Other, "cloudflare: answer without a record"))
+    }
+
+    /// Deletes a record by id; a record already gone is not an error.
+    pub async fn delete_record(&self, zone: &str, id: &str) -> Result<(), ProviderError> {
+        let path = format!("zones/{}/dns_records/{}", path_segment(zone)?, path_segment(id)?);
+        let request = Request::new(Method::DELETE, http::join(&self.base, &path)?).bearer(&self.token);
+        match self.http.send(&request, classify).await {
+            Ok(_) => Ok(()),
+            Err(err) if err.kind() == ProviderErrorKind::NotFound => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+}
+
+/// Cloudflare ids are hex; anything else would change the path.
+fn path_segment(id: &str) -> Result<&str, ProviderError> {
+    if !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric()) {
+        Ok(id)
+    } else {
+        Err(ProviderError::new(ProviderErrorKind::InvalidConfig, "cloudflare: invalid zone or record id"))
+    }
+}
