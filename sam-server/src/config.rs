@@ -103,35 +103,51 @@ pub struct ServeConfig {
     pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
-/// Reads a `KEY=VALUE` file (comments with `#`) into extra command-line
-/// arguments (`SAM_FOO_BAR=x` becomes `--foo-bar=x`), leaving out settings
-/// already given as a flag in `argv` or as an environment variable: flags >
-/// environment > file.
-pub fn args_from_file(path: &Path, argv: &[String]) -> Result<Vec<String>, String> {
+/// Makes the settings of a `KEY=VALUE` file (comments with `#`) the defaults
+/// of the arguments whose environment variable they name, in `command` and
+/// every subcommand, so the order of precedence is flags > environment > file
+/// > built-in defaults and the command line itself is parsed untouched. A key
+/// that is not a `SAM_*` setting of this version is an error naming its line.
+pub fn with_file_defaults(command: clap::Command, path: &Path) -> Result<clap::Command, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("config file {}: {e}", path.display()))?;
-    let mut args = Vec::new();
+    let mut command = command;
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
+        let at = || format!("config file {} line {}", path.display(), n + 1);
         let Some((key, value)) = line.split_once('=') else {
-            return Err(format!("config file {} line {}: expected KEY=VALUE", path.display(), n + 1));
+            return Err(format!("{}: expected KEY=VALUE", at()));
         };
         let key = key.trim();
-        let Some(name) = key
-            .strip_prefix("SAM_")
-            .filter(|k| !k.is_empty() && k.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_'))
-        else {
-            return Err(format!("config file {} line {}: {key} is not a SAM_* setting", path.display(), n + 1));
-        };
-        let flag = format!("--{}", name.to_ascii_lowercase().replace('_', "-"));
-        let given = argv.iter().any(|a| *a == flag || a.starts_with(&format!("{flag}=")));
-        if !given && std::env::var_os(key).is_none() {
-            args.push(format!("{flag}={}", value.trim().trim_matches('"')));
+        if !key.starts_with("SAM_") {
+            return Err(format!("{}: {key} is not a SAM_* setting", at()));
+        }
+        let mut found = false;
+        command = set_default(command, key, value.trim().trim_matches('"'), &mut found);
+        if !found {
+            return Err(format!("{}: {key} is not a setting of this version", at()));
         }
     }
-    Ok(args)
+    Ok(command)
+}
+
+fn set_default(mut command: clap::Command, env: &str, value: &str, found: &mut bool) -> clap::Command {
+    let ids: Vec<clap::Id> = command
+        .get_arguments()
+        .filter(|a| a.get_env() == Some(std::ffi::OsStr::new(env)))
+        .map(|a| a.get_id().clone())
+        .collect();
+    for id in ids {
+        *found = true;
+        command = command.mut_arg(id, |arg| arg.default_value(value.to_owned()));
+    }
+    let names: Vec<String> = command.get_subcommands().map(|s| s.get_name().to_owned()).collect();
+    for name in names {
+        command = command.mut_subcommand(name, |sub| set_default(sub, env, value, found));
+    }
+    command
 }
 
 #[cfg(test)]
@@ -140,22 +156,31 @@ mod tests {
 
     #[test]
     fn file_settings_yield_to_flags_and_environment() {
-        let dir = std::env::temp_dir().join(format!("sam-config-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("sam.env");
+        use clap::{Args as _, FromArgMatches as _};
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sam.env");
         std::fs::write(
             &file,
-            "# comment\nSAM_BASE_DOMAIN=ws.example.dev\nSAM_LISTEN = \"0.0.0.0:9\"\nSAM_PUBLIC_URL=https://x\n",
+            "# comment\nSAM_BASE_DOMAIN=ws.example.dev\nSAM_LISTEN = \"0.0.0.0:9\"\nSAM_PUBLIC_URL=https://x\n\
+             SAM_TRUST_FORWARDED_FOR=true\nSAM_JWT_PREVIOUS_KEY_FILES=/k/a.pem,/k/b.pem\n",
         )
         .unwrap();
-        let args = args_from_file(&file, &["serve".into(), "--public-url=https://flag".into()]).unwrap();
-        assert!(args.contains(&"--base-domain=ws.example.dev".to_owned()));
-        assert!(args.contains(&"--listen=0.0.0.0:9".to_owned()));
-        assert!(!args.iter().any(|a| a.starts_with("--public-url")), "the flag wins");
+        let cli = clap::Command::new("sam").subcommand(ServeConfig::augment_args(clap::Command::new("serve")));
+        let cli = with_file_defaults(cli, &file).unwrap();
+        let matches = cli.get_matches_from(["sam", "serve", "--public-url=https://flag"]);
+        let config = ServeConfig::from_arg_matches(matches.subcommand_matches("serve").unwrap()).unwrap();
+        assert_eq!(config.base_domain.as_deref(), Some("ws.example.dev"));
+        assert_eq!(config.listen, "0.0.0.0:9");
+        assert_eq!(config.public_url.as_deref(), Some("https://flag"), "the flag wins");
+        assert!(config.trust_forwarded_for, "a boolean from the file");
+        assert_eq!(config.jwt_previous_key_files, vec![PathBuf::from("/k/a.pem"), PathBuf::from("/k/b.pem")]);
+
+        let serve = || clap::Command::new("sam").subcommand(ServeConfig::augment_args(clap::Command::new("serve")));
         std::fs::write(&file, "PATH=/evil\n").unwrap();
-        assert!(args_from_file(&file, &[]).is_err());
+        assert!(with_file_defaults(serve(), &file).is_err());
+        std::fs::write(&file, "SAM_NO_SUCH_SETTING=1\n").unwrap();
+        assert!(with_file_defaults(serve(), &file).unwrap_err().contains("not a setting"));
         std::fs::write(&file, "no equals sign\n").unwrap();
-        assert!(args_from_file(&file, &[]).is_err());
-        let _ = std::fs::remove_dir_all(&dir);
+        assert!(with_file_defaults(serve(), &file).is_err());
     }
 }

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
-use sam_server::config::{ServeConfig, args_from_file};
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
+use sam_server::config::{ServeConfig, with_file_defaults};
 use sam_server::deployment;
 
 /// SAM control plane: disposable cloud workspaces with a browser terminal.
@@ -101,25 +101,30 @@ fn init_tracing(format: LogFormat) {
 }
 
 fn main() -> anyhow::Result<()> {
-    let mut argv: Vec<String> = std::env::args().collect();
-    let config_path = argv
-        .iter()
-        .position(|a| a == "--config")
-        .and_then(|i| argv.get(i + 1).cloned())
-        .or_else(|| argv.iter().find_map(|a| a.strip_prefix("--config=").map(str::to_owned)))
-        .or_else(|| std::env::var("SAM_CONFIG").ok());
-    // `setup` creates the file named by --config; without one it writes the
-    // default path, so a re-run reads its settings from there.
-    let creating = argv.iter().skip(1).any(|a| a == "setup");
-    let config_path = config_path.or_else(|| creating.then(|| sam_server::ops::setup::DEFAULT_CONFIG_PATH.to_owned()));
-    if let Some(path) = config_path.filter(|p| !creating || std::path::Path::new(p).exists()) {
-        let extra = args_from_file(std::path::Path::new(&path), &argv).map_err(anyhow::Error::msg)?;
-        argv.extend(extra);
-    }
-    let cli = Cli::parse_from(argv);
+    let cli = parse_cli()?;
     init_tracing(cli.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(run(cli))
+}
+
+/// Parses the command line, with the configuration file's settings as
+/// defaults. A first, lenient pass only finds `--config` (or `SAM_CONFIG`)
+/// and the subcommand; the second parses the untouched command line.
+fn parse_cli() -> anyhow::Result<Cli> {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let first = Cli::command().ignore_errors(true).try_get_matches_from(&argv).ok();
+    let config_path = first.as_ref().and_then(|m| m.get_one::<PathBuf>("config").cloned());
+    // `setup` creates the file named by --config; without one it writes the
+    // default path, so a re-run reads its settings from there.
+    let creating = first.as_ref().and_then(|m| m.subcommand_name()) == Some("setup");
+    let config_path =
+        config_path.or_else(|| creating.then(|| PathBuf::from(sam_server::ops::setup::DEFAULT_CONFIG_PATH)));
+    let mut command = Cli::command();
+    if let Some(path) = config_path.filter(|p| !creating || p.exists()) {
+        command = with_file_defaults(command, &path).map_err(anyhow::Error::msg)?;
+    }
+    let matches = command.get_matches_from(argv);
+    Cli::from_arg_matches(&matches).map_err(|e| e.exit())
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

@@ -283,6 +283,18 @@ async fn cross_origin_posts_are_refused(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(same_site.status(), StatusCode::CREATED);
+    // A method the route does not have is a 405 from any origin, not a 403.
+    for (method, path) in [(reqwest::Method::PUT, "/api/workspaces"), (reqwest::Method::PATCH, "/api/credentials")] {
+        let wrong = s
+            .client
+            .request(method.clone(), s.url(path))
+            .header(COOKIE, &cookie)
+            .header("origin", "https://evil.example")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(wrong.status(), StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+    }
 }
 
 async fn credentials_are_validated_and_never_returned(backend: Backend) {

@@ -19,7 +19,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request, StatusCode};
-use axum::routing::{delete, get, post};
+use axum::routing::{MethodRouter, delete, get, post};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -64,24 +64,25 @@ pub fn router(state: AppState) -> Router {
         .route("/api/auth/callback/github", get(auth::callback))
         .route_layer(rate_limited());
     // Signed-in browsers: the session cookie, and state changes only from
-    // our own origin.
+    // our own origin. The check wraps each method's handler, not the
+    // route: a method a route does not have is a 405, whatever the origin.
+    let guard = |route: MethodRouter<AppState>| route.route_layer(same_origin.clone());
     let browser = Router::new()
-        .route("/api/terminal/token", post(system::terminal_token))
+        .route("/api/terminal/token", guard(post(system::terminal_token)))
         .route_layer(rate_limited())
-        .route("/api/auth/logout", post(auth::logout))
-        .route("/api/auth/me", get(auth::me))
-        .route("/api/credentials", get(credentials::list).post(credentials::add))
-        .route("/api/credentials/{provider}", delete(credentials::remove))
-        .route("/api/github/installations", get(github::list_installations))
-        .route("/api/github/install-url", get(github::install_url))
-        .route("/api/github/repositories", get(github::repositories))
-        .route("/api/github/repositories/{owner}/{repo}/branches", get(github::branches))
-        .route("/api/workspaces", get(workspaces::list).post(workspaces::create))
-        .route("/api/workspaces/{id}", get(workspaces::get).delete(workspaces::delete))
-        .route("/api/workspaces/{id}/stop", post(workspaces::stop))
-        .route("/api/workspaces/{id}/restart", post(workspaces::restart))
-        .route("/api/workspaces/{id}/events", get(workspaces::events))
-        .route_layer(same_origin);
+        .route("/api/auth/logout", guard(post(auth::logout)))
+        .route("/api/auth/me", guard(get(auth::me)))
+        .route("/api/credentials", guard(get(credentials::list).post(credentials::add)))
+        .route("/api/credentials/{provider}", guard(delete(credentials::remove)))
+        .route("/api/github/installations", guard(get(github::list_installations)))
+        .route("/api/github/install-url", guard(get(github::install_url)))
+        .route("/api/github/repositories", guard(get(github::repositories)))
+        .route("/api/github/repositories/{owner}/{repo}/branches", guard(get(github::branches)))
+        .route("/api/workspaces", guard(get(workspaces::list).post(workspaces::create)))
+        .route("/api/workspaces/{id}", guard(get(workspaces::get).delete(workspaces::delete)))
+        .route("/api/workspaces/{id}/stop", guard(post(workspaces::stop)))
+        .route("/api/workspaces/{id}/restart", guard(post(workspaces::restart)))
+        .route("/api/workspaces/{id}/events", guard(get(workspaces::events)));
     // Workspace agents: their own credentials (bootstrap token, callback
     // credential), no cookies, so no origin check.
     let agents = Router::new()
