@@ -34,11 +34,11 @@ async fn world(max_active: u32) -> World {
 
 /// Seals the bench cloud token for `user`.
 async fn give_credential(store: &dyn Store, cipher: &FakeCipher, user: UserId, now: sam_core::domain::Timestamp) {
-    let sealed = cipher.seal(b"t", credential_context(user, CredentialProvider::Hetzner)).unwrap();
+    let sealed = cipher.seal(b"t", credential_context(user, CredentialProvider::HETZNER)).unwrap();
     store
         .put_credential(&sam_core::domain::Credential {
             user_id: user,
-            provider: CredentialProvider::Hetzner,
+            provider: CredentialProvider::HETZNER,
             ciphertext: sealed,
             validated_at: None,
             created_at: now,

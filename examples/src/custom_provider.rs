@@ -30,6 +30,9 @@ use sam_core::testkit::fakes::{FakeCipher, FakeDnsZone, FakeGithub, FakeTokenAut
 
 use crate::{Error, demo};
 
+/// The kind of credential a rack project's API token is stored as.
+pub const RACK_CREDENTIAL: sam_core::domain::CredentialProvider = sam_core::domain::CredentialProvider::known("rack");
+
 /// The racks (locations) of the cloud.
 pub const RACKS: [&str; 2] = ["lab1", "lab2"];
 
@@ -159,6 +162,10 @@ fn now() -> Timestamp {
 impl ComputeProvider for RackCloud {
     fn name(&self) -> &'static str {
         "rack"
+    }
+
+    fn credential_kind(&self) -> sam_core::domain::CredentialProvider {
+        RACK_CREDENTIAL
     }
 
     async fn validate_credential(&self, token: &SecretString) -> Result<(), ProviderError> {

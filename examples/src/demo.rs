@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use sam_core::accounts::{Accounts, AccountsConfig};
 use sam_core::domain::{
-    BranchName, CredentialProvider, GithubInstallation, GithubUserId, InstallationId, LocationCode, NewUser,
-    RepoFullName, UserId, VmSize, Workspace, WorkspaceName, WorkspaceSpec,
+    BranchName, GithubInstallation, GithubUserId, InstallationId, LocationCode, NewUser, RepoFullName, UserId, VmSize,
+    Workspace, WorkspaceName, WorkspaceSpec,
 };
 use sam_core::engine::{AgentReport, Engine, HeartbeatAnswer, HeartbeatReport, Ports};
 use sam_core::ports::InstallationInfo;
@@ -44,7 +44,7 @@ pub async fn sign_up(ports: &Ports, github: &Arc<FakeGithub>, cloud_token: &str)
         )
         .await?;
     let accounts = Accounts::new(ports.clone(), github.clone(), AccountsConfig::default());
-    accounts.connect_cloud(user.id, CredentialProvider::Hetzner, cloud_token).await?;
+    accounts.connect_cloud(user.id, ports.compute.credential_kind(), cloud_token).await?;
     let account = ("octo-org", "Organization", GithubUserId(99));
     store
         .upsert_installation(&GithubInstallation {

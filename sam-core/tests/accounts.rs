@@ -32,7 +32,7 @@ async fn sign_in_binds_the_numeric_github_id_and_opens_a_session() {
     let again = signed_in(&h, 7).await;
     assert_eq!(again.user.id, first.user.id);
     // The GitHub token is kept sealed, never in clear.
-    let stored = h.store.get_credential(first.user.id, CredentialProvider::Github).await.unwrap().unwrap();
+    let stored = h.store.get_credential(first.user.id, CredentialProvider::GITHUB).await.unwrap().unwrap();
     assert!(!String::from_utf8_lossy(&stored.ciphertext).contains("gho_fake_7"));
 }
 
@@ -85,21 +85,21 @@ async fn a_cloud_token_is_stored_only_after_the_provider_accepts_it() {
     let accounts = h.accounts();
 
     for bad in ["", "   ", "has space", &"x".repeat(257)] {
-        let e = accounts.connect_cloud(user, CredentialProvider::Hetzner, bad).await.unwrap_err();
+        let e = accounts.connect_cloud(user, CredentialProvider::HETZNER, bad).await.unwrap_err();
         assert_eq!((e.kind, e.field), (AccountsErrorKind::Invalid, Some("token")), "{bad:?}");
     }
-    let e = accounts.connect_cloud(user, CredentialProvider::Github, CLOUD_TOKEN).await.unwrap_err();
+    let e = accounts.connect_cloud(user, CredentialProvider::GITHUB, CLOUD_TOKEN).await.unwrap_err();
     assert_eq!((e.kind, e.field), (AccountsErrorKind::Invalid, Some("provider")));
 
-    let e = accounts.connect_cloud(user, CredentialProvider::Hetzner, "forged-token").await.unwrap_err();
+    let e = accounts.connect_cloud(user, CredentialProvider::HETZNER, "forged-token").await.unwrap_err();
     assert_eq!((e.kind, e.field), (AccountsErrorKind::TokenRejected, Some("token")));
     h.cloud.faults.push("validate_credential", Fault::Fail(ProviderErrorKind::Transient));
-    let e = accounts.connect_cloud(user, CredentialProvider::Hetzner, CLOUD_TOKEN).await.unwrap_err();
+    let e = accounts.connect_cloud(user, CredentialProvider::HETZNER, CLOUD_TOKEN).await.unwrap_err();
     assert_eq!(e.kind, AccountsErrorKind::ProviderUnavailable);
     assert!(accounts.cloud_accounts(user).await.unwrap().is_empty(), "nothing stored");
 
     let connected =
-        accounts.connect_cloud(user, CredentialProvider::Hetzner, &format!(" {CLOUD_TOKEN} ")).await.unwrap();
+        accounts.connect_cloud(user, CredentialProvider::HETZNER, &format!(" {CLOUD_TOKEN} ")).await.unwrap();
     let catalogue = connected.catalogue.expect("the catalogue is read with the new token");
     assert!(!catalogue.locations.is_empty() && !catalogue.sizes.is_empty());
     let listed = accounts.cloud_accounts(user).await.unwrap();
@@ -107,7 +107,7 @@ async fn a_cloud_token_is_stored_only_after_the_provider_accepts_it() {
 
     // Replacing keeps the first connection time.
     h.clock.advance(Duration::from_secs(60));
-    let replaced = accounts.connect_cloud(user, CredentialProvider::Hetzner, CLOUD_TOKEN).await.unwrap();
+    let replaced = accounts.connect_cloud(user, CredentialProvider::HETZNER, CLOUD_TOKEN).await.unwrap();
     assert_eq!(replaced.created_at, connected.created_at);
     assert!(replaced.validated_at > connected.validated_at);
 }
@@ -118,17 +118,17 @@ async fn a_cloud_token_is_not_disconnected_while_a_workspace_needs_it() {
     let engine = h.engine();
     let accounts = h.accounts();
     let ws = h.running(&engine, "busy").await;
-    let e = accounts.disconnect_cloud(h.user, CredentialProvider::Hetzner).await.unwrap_err();
+    let e = accounts.disconnect_cloud(h.user, CredentialProvider::HETZNER).await.unwrap_err();
     assert_eq!(e.kind, AccountsErrorKind::InUse);
     assert!(e.message.contains("1 workspace"), "{}", e.message);
 
     engine.stop(h.user, ws.id).await.unwrap();
     engine.drive(h.user, ws.id).await.unwrap();
     assert_eq!(h.status(ws.id).await, Some(WorkspaceStatus::Stopped));
-    accounts.disconnect_cloud(h.user, CredentialProvider::Hetzner).await.unwrap();
-    let e = accounts.disconnect_cloud(h.user, CredentialProvider::Hetzner).await.unwrap_err();
+    accounts.disconnect_cloud(h.user, CredentialProvider::HETZNER).await.unwrap();
+    let e = accounts.disconnect_cloud(h.user, CredentialProvider::HETZNER).await.unwrap_err();
     assert_eq!(e.kind, AccountsErrorKind::NotFound);
-    let e = accounts.disconnect_cloud(h.user, CredentialProvider::Github).await.unwrap_err();
+    let e = accounts.disconnect_cloud(h.user, CredentialProvider::GITHUB).await.unwrap_err();
     assert_eq!(e.kind, AccountsErrorKind::NotFound, "the sign-in token is not a cloud account");
 }
 

@@ -197,7 +197,7 @@ async fn credential_removed_while_running_keeps_retrying_visibly() {
     let h = Harness::with_store(store.clone(), test_config()).await;
     let engine = h.engine();
     let ws = h.running(&engine, "orphaned-token").await;
-    assert!(store.remove_credential(h.user, sam_core::domain::CredentialProvider::Hetzner));
+    assert!(store.remove_credential(h.user, sam_core::domain::CredentialProvider::HETZNER));
     engine.stop(h.user, ws.id).await.unwrap();
     engine.drive(h.user, ws.id).await.unwrap();
     assert_eq!(h.status(ws.id).await, Some(WorkspaceStatus::Stopping), "cannot delete the server without the token");

@@ -216,6 +216,10 @@ impl ComputeProvider for HetznerProvider {
         PROVIDER
     }
 
+    fn credential_kind(&self) -> sam_core::domain::CredentialProvider {
+        sam_core::domain::CredentialProvider::HETZNER
+    }
+
     async fn validate_credential(&self, token: &SecretString) -> Result<(), ProviderError> {
         self.get(token, "servers", &[("per_page", "1".to_owned())]).await.map(|_| ())
     }

@@ -16,7 +16,7 @@ fn copy(key: &AesKey) -> AesKey {
 }
 
 fn ctx(user: UserId) -> SealContext<'static> {
-    SealContext { user_id: user, provider: CredentialProvider::Hetzner, purpose: API_TOKEN_PURPOSE }
+    SealContext { user_id: user, provider: CredentialProvider::HETZNER, purpose: API_TOKEN_PURPOSE }
 }
 
 #[tokio::test]
@@ -105,7 +105,7 @@ async fn rotation_then_reseal_moves_every_credential_to_the_new_key(store: Arc<d
         let token = format!("hcloud-token-{n}");
         let credential = Credential {
             user_id: user,
-            provider: CredentialProvider::Hetzner,
+            provider: CredentialProvider::HETZNER,
             ciphertext: before.seal(token.as_bytes(), ctx(user)).unwrap(),
             validated_at: Some(now),
             created_at: now,
@@ -121,19 +121,19 @@ async fn rotation_then_reseal_moves_every_credential_to_the_new_key(store: Arc<d
     let rotated = AesGcmCipher::new(new, [old]).unwrap();
     // Old blobs still open with the rotated ring.
     for (user, token) in &users {
-        let stored = store.get_credential(*user, CredentialProvider::Hetzner).await.unwrap().unwrap();
+        let stored = store.get_credential(*user, CredentialProvider::HETZNER).await.unwrap().unwrap();
         assert!(rotated.needs_reseal(&stored.ciphertext));
         assert_eq!(rotated.open(&stored.ciphertext, ctx(*user)).unwrap().expose(), token.as_bytes());
     }
     let later = now + time::Duration::minutes(1);
-    let report = reseal_all(&*store, &rotated, CredentialProvider::Hetzner, API_TOKEN_PURPOSE, later).await.unwrap();
+    let report = reseal_all(&*store, &rotated, CredentialProvider::HETZNER, API_TOKEN_PURPOSE, later).await.unwrap();
     assert_eq!((report.examined, report.resealed), (5, 5));
-    let again = reseal_all(&*store, &rotated, CredentialProvider::Hetzner, API_TOKEN_PURPOSE, later).await.unwrap();
+    let again = reseal_all(&*store, &rotated, CredentialProvider::HETZNER, API_TOKEN_PURPOSE, later).await.unwrap();
     assert_eq!((again.examined, again.resealed), (5, 0), "a second run has nothing to do");
 
     // Every credential is now under the new key alone.
     for (user, token) in &users {
-        let stored = store.get_credential(*user, CredentialProvider::Hetzner).await.unwrap().unwrap();
+        let stored = store.get_credential(*user, CredentialProvider::HETZNER).await.unwrap().unwrap();
         assert_eq!(AesGcmCipher::blob_key_id(&stored.ciphertext), Some(new_id));
         assert!(!rotated.needs_reseal(&stored.ciphertext));
         assert_eq!(new_only.open(&stored.ciphertext, ctx(*user)).unwrap().expose(), token.as_bytes());

@@ -56,7 +56,7 @@ fn generated_files_have_the_documented_format_and_modes() {
 
     let key = read_aes_key(&files.credentials_key).unwrap();
     let ring = AesGcmCipher::new(key, []).unwrap();
-    let ctx = SealContext { user_id: UserId::new(), provider: CredentialProvider::Hetzner, purpose: "api-token" };
+    let ctx = SealContext { user_id: UserId::new(), provider: CredentialProvider::HETZNER, purpose: "api-token" };
     assert_eq!(ring.open(&ring.seal(b"x", ctx).unwrap(), ctx).unwrap().expose(), b"x");
 
     // Generating again never clobbers existing keys.

@@ -172,7 +172,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let cipher = sam_providers::cipher::AesGcmCipher::new(active, older).context("key ring")?;
             let now = time::OffsetDateTime::now_utc();
             for provider in
-                [sam_core::domain::CredentialProvider::Hetzner, sam_core::domain::CredentialProvider::Github]
+                [sam_core::domain::CredentialProvider::HETZNER, sam_core::domain::CredentialProvider::GITHUB]
             {
                 let report = sam_providers::cipher::reseal_all(
                     &*store,

@@ -170,7 +170,7 @@ impl Accounts {
     }
 
     fn cloud_provider(&self) -> CredentialProvider {
-        CredentialProvider::Hetzner
+        self.ports.compute.credential_kind()
     }
 
     async fn cloud_account(&self, credential: &Credential) -> CloudAccount {

@@ -126,7 +126,7 @@ impl Accounts {
     }
 
     async fn github_token(&self, user: UserId) -> Result<SecretString, AccountsError> {
-        self.open_credential(user, CredentialProvider::Github)
+        self.open_credential(user, CredentialProvider::GITHUB)
             .await?
             .ok_or_else(|| AccountsError::new(AccountsErrorKind::SignInRequired, "sign in with GitHub again"))
     }

@@ -17,9 +17,9 @@
 //! let world = Harness::new().await;
 //! let accounts = Accounts::new(world.ports(), Arc::new(FakeGithub::new(30)), AccountsConfig::default());
 //! // The provider is asked before anything is stored.
-//! let account = accounts.connect_cloud(world.user, CredentialProvider::Hetzner, CLOUD_TOKEN).await?;
+//! let account = accounts.connect_cloud(world.user, CredentialProvider::HETZNER, CLOUD_TOKEN).await?;
 //! assert!(account.catalogue.is_ok());
-//! assert!(accounts.connect_cloud(world.user, CredentialProvider::Hetzner, "forged").await.is_err());
+//! assert!(accounts.connect_cloud(world.user, CredentialProvider::HETZNER, "forged").await.is_err());
 //! # Ok(())
 //! # }
 //! # #[cfg(not(feature = "testkit"))] fn main() {}

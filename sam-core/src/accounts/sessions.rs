@@ -56,7 +56,7 @@ impl Accounts {
         })?;
         let now = self.ports.clock.now();
         let user = self.ports.store.upsert_user(&identity.profile, now).await?;
-        self.store_credential(user.id, CredentialProvider::Github, &identity.access_token).await?;
+        self.store_credential(user.id, CredentialProvider::GITHUB, &identity.access_token).await?;
 
         let secret = random_token().map_err(|_| AccountsError::internal())?;
         let ttl = self.session_ttl();

@@ -72,24 +72,81 @@ pub struct NewSession {
     pub expires_at: Timestamp,
 }
 
-/// The cloud a credential is for. One credential per provider per user.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum CredentialProvider {
-    /// Hetzner Cloud API token.
-    Hetzner,
-    /// The user's GitHub user-to-server token from sign-in, used to list the
-    /// app installations the user can access. Not shown as a cloud credential.
-    Github,
+/// The kind of a stored credential: the cloud (or service) a token is for,
+/// named by the adapter that uses it
+/// ([`ComputeProvider::credential_kind`](crate::ports::ComputeProvider::credential_kind)).
+/// One credential per kind per user. A short lowercase name rather than a
+/// closed list, so an adapter for another cloud brings its own kind and
+/// `sam-core` does not change.
+///
+/// ```
+/// use sam_core::domain::CredentialProvider;
+/// let kind: CredentialProvider = "example-cloud".parse()?;
+/// assert_eq!(kind.as_str(), "example-cloud");
+/// assert_ne!(kind, CredentialProvider::HETZNER);
+/// assert!("Not A Kind".parse::<CredentialProvider>().is_err());
+/// # Ok::<(), sam_core::domain::ValidationError>(())
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CredentialProvider {
+    name: [u8; CredentialProvider::MAX_LEN],
+    len: u8,
 }
 
 impl CredentialProvider {
-    /// The wire name.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            CredentialProvider::Hetzner => "hetzner",
-            CredentialProvider::Github => "github",
+    /// The longest name.
+    pub const MAX_LEN: usize = 24;
+    /// A Hetzner Cloud API token.
+    pub const HETZNER: Self = Self::known("hetzner");
+    /// The user's GitHub user-to-server token from sign-in, used to list the
+    /// app installations the user can access. Not shown as a cloud credential.
+    pub const GITHUB: Self = Self::known("github");
+
+    /// The kind named `name`: 1 to [`Self::MAX_LEN`] characters of `a-z`,
+    /// `0-9` and `-`, starting with a letter. `None` otherwise.
+    pub const fn new(name: &str) -> Option<Self> {
+        let bytes = name.as_bytes();
+        if bytes.is_empty() || bytes.len() > Self::MAX_LEN || !bytes[0].is_ascii_lowercase() {
+            return None;
         }
+        let mut out = [0u8; Self::MAX_LEN];
+        let mut i = 0;
+        while i < bytes.len() {
+            let b = bytes[i];
+            if !(b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+                return None;
+            }
+            out[i] = b;
+            i += 1;
+        }
+        // The length fits: MAX_LEN is under 256.
+        Some(Self { name: out, len: bytes.len() as u8 })
+    }
+
+    /// A kind known at compile time (a bad name fails the build).
+    pub const fn known(name: &'static str) -> Self {
+        match Self::new(name) {
+            Some(kind) => kind,
+            None => panic!("not a credential kind name"),
+        }
+    }
+
+    /// The wire name.
+    pub fn as_str(&self) -> &str {
+        // Built from validated ASCII only.
+        std::str::from_utf8(&self.name[..usize::from(self.len)]).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for CredentialProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.as_str())
+    }
+}
+
+impl std::fmt::Display for CredentialProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -97,11 +154,25 @@ impl std::str::FromStr for CredentialProvider {
     type Err = super::ValidationError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "hetzner" => Ok(CredentialProvider::Hetzner),
-            "github" => Ok(CredentialProvider::Github),
-            _ => Err(super::ValidationError::new("provider", "must be 'hetzner' or 'github'")),
-        }
+        Self::new(s).ok_or_else(|| {
+            super::ValidationError::new(
+                "provider",
+                "must be a credential kind such as 'hetzner': lowercase letters, digits and '-'",
+            )
+        })
+    }
+}
+
+impl Serialize for CredentialProvider {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for CredentialProvider {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        name.parse().map_err(serde::de::Error::custom)
     }
 }
 

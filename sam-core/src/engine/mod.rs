@@ -199,7 +199,7 @@ impl Engine {
         let (event, _) = workspace.apply(&Event::CreateRequested, now)?;
         let limits = WorkspaceLimits {
             max_active_per_user: self.config.max_active_per_user,
-            required_credential: Some(CredentialProvider::Hetzner),
+            required_credential: Some(self.ports.compute.credential_kind()),
         };
         let stored = self.ports.store.insert_workspace(&workspace, Some(&event), limits).await.map_err(|e| {
             if e.kind() == StoreErrorKind::CredentialMissing {
@@ -301,7 +301,7 @@ impl Engine {
         let credential = self
             .ports
             .store
-            .get_credential(owner, CredentialProvider::Hetzner)
+            .get_credential(owner, self.ports.compute.credential_kind())
             .await
             .map_err(|e| {
                 tracing::warn!(user_id = %owner, error = %e, "credential lookup failed");
@@ -311,7 +311,7 @@ impl Engine {
         let plain = self
             .ports
             .cipher
-            .open(&credential.ciphertext, credential_context(owner, CredentialProvider::Hetzner))
+            .open(&credential.ciphertext, credential_context(owner, self.ports.compute.credential_kind()))
             .map_err(|e| {
                 tracing::error!(user_id = %owner, kind = ?e.kind, "stored credential does not open");
                 messages::CREDENTIAL_UNREADABLE.to_owned()

@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::driver::lease_key;
 use super::idle::idle_decision;
 use super::{Engine, EngineError};
-use crate::domain::{CredentialProvider, ServerId, Timestamp, UserId, Workspace, WorkspaceId};
+use crate::domain::{ServerId, Timestamp, UserId, Workspace, WorkspaceId};
 use crate::lifecycle::{Event, WorkspaceStatus};
 use crate::ports::WorkspaceScan;
 use crate::wire::HeartbeatAction;
@@ -246,7 +246,7 @@ impl Engine {
         owned: &HashMap<WorkspaceId, Ownership>,
         report: &mut ReconcileReport,
     ) -> Result<(), EngineError> {
-        let credentials = self.ports.store.list_all_credentials(CredentialProvider::Hetzner).await?;
+        let credentials = self.ports.store.list_all_credentials(self.ports.compute.credential_kind()).await?;
         let mut users: HashSet<UserId> = HashSet::new();
         for credential in credentials {
             if !users.insert(credential.user_id) {

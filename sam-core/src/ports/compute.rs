@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::ProviderError;
-use crate::domain::{Location, ServerId, ServerTypeOffer, Timestamp, VmSize, WorkspaceId};
+use crate::domain::{CredentialProvider, Location, ServerId, ServerTypeOffer, Timestamp, VmSize, WorkspaceId};
 use crate::secret::SecretString;
 
 /// Label every SAM server carries, so orphans can be found.
@@ -107,6 +107,11 @@ impl Server {
 pub trait ComputeProvider: Send + Sync + std::fmt::Debug {
     /// Short provider name, e.g. `hetzner`.
     fn name(&self) -> &'static str;
+
+    /// The kind of credential the user connects for this cloud: the engine
+    /// stores, looks up and sweeps with this kind, so an adapter for another
+    /// cloud needs no change to `sam-core`.
+    fn credential_kind(&self) -> CredentialProvider;
 
     /// Checks the token with a cheap authenticated call.
     async fn validate_credential(&self, token: &SecretString) -> Result<(), ProviderError>;

@@ -87,7 +87,7 @@ impl Harness {
         let now = self.clock.now();
         let user = self.store.upsert_user(&sample_new_user(github_id), now).await.unwrap();
         self.accounts()
-            .store_credential(user.id, CredentialProvider::Hetzner, &SecretString::new(CLOUD_TOKEN))
+            .store_credential(user.id, CredentialProvider::HETZNER, &SecretString::new(CLOUD_TOKEN))
             .await
             .unwrap();
         self.store
@@ -321,6 +321,10 @@ const OVERLAP_WINDOW: Duration = Duration::from_micros(300);
 impl ComputeProvider for ExclusiveCloud {
     fn name(&self) -> &'static str {
         "exclusive"
+    }
+
+    fn credential_kind(&self) -> CredentialProvider {
+        CredentialProvider::HETZNER
     }
     async fn validate_credential(&self, token: &SecretString) -> Result<(), ProviderError> {
         self.inner.validate_credential(token).await

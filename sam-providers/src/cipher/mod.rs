@@ -130,7 +130,7 @@ impl fmt::Debug for AesKey {
 ///
 /// let old = AesKey::generate().unwrap();
 /// let ring = AesGcmCipher::new(AesKey::from_base64(old.to_base64().expose()).unwrap(), []).unwrap();
-/// let ctx = SealContext { user_id: UserId::new(), provider: CredentialProvider::Hetzner, purpose: "api-token" };
+/// let ctx = SealContext { user_id: UserId::new(), provider: CredentialProvider::HETZNER, purpose: "api-token" };
 /// let blob = ring.seal(b"hcloud-token", ctx).unwrap();
 ///
 /// // Rotation: a new active key, the old one still opens.
@@ -271,7 +271,7 @@ mod tests {
     #[test]
     fn blob_layout_is_as_documented() {
         let ring = AesGcmCipher::new(AesKey::from_bytes(&[3; 32]), []).unwrap();
-        let ctx = SealContext { user_id: UserId::new(), provider: CredentialProvider::Hetzner, purpose: "p" };
+        let ctx = SealContext { user_id: UserId::new(), provider: CredentialProvider::HETZNER, purpose: "p" };
         let blob = ring.seal(b"abc", ctx).unwrap();
         assert_eq!(blob.len(), MIN_BLOB_LEN + 3);
         assert_eq!(blob[0], BLOB_VERSION);

@@ -19,7 +19,7 @@ use crate::state::AppState;
 #[serde(rename_all = "camelCase")]
 pub struct CredentialView {
     #[schema(example = "hetzner")]
-    provider: &'static str,
+    provider: String,
     connected: bool,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
@@ -65,7 +65,7 @@ impl From<CloudAccount> for CredentialView {
             Err(why) => (Catalogue::default(), Some(why)),
         };
         CredentialView {
-            provider: account.provider.as_str(),
+            provider: account.provider.to_string(),
             connected: true,
             created_at: account.created_at,
             validated_at: account.validated_at,

@@ -330,7 +330,7 @@ async fn verify_restore(config: &ServeConfig, aes_target: &Path, restored_old: &
     let cipher = sam_providers::cipher::AesGcmCipher::new(sam_providers::keys::read_aes_key(aes_target)?, older)
         .context("key ring")?;
     let (mut opened, mut failed) = (0, 0);
-    for provider in [CredentialProvider::Hetzner, CredentialProvider::Github] {
+    for provider in [CredentialProvider::HETZNER, CredentialProvider::GITHUB] {
         for credential in store.list_all_credentials(provider).await.context("listing credentials")? {
             match cipher.open(&credential.ciphertext, credential_context(credential.user_id, provider)) {
                 Ok(_) => opened += 1,

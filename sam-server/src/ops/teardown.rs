@@ -142,7 +142,7 @@ async fn find_servers(
         unreadable.push(format!("the database's workspaces cannot be listed ({e})"));
         BTreeSet::new()
     });
-    let credentials = store.list_all_credentials(CredentialProvider::Hetzner).await.unwrap_or_else(|e| {
+    let credentials = store.list_all_credentials(CredentialProvider::HETZNER).await.unwrap_or_else(|e| {
         unreadable.push(format!("the stored Hetzner tokens cannot be listed ({e})"));
         Vec::new()
     });
@@ -150,7 +150,7 @@ async fn find_servers(
     for credential in credentials {
         let user = credential.user_id.to_string();
         let Some(token) = cipher
-            .open(&credential.ciphertext, credential_context(credential.user_id, CredentialProvider::Hetzner))
+            .open(&credential.ciphertext, credential_context(credential.user_id, CredentialProvider::HETZNER))
             .ok()
             .and_then(sam_core::secret::SecretBytes::into_secret_string)
         else {

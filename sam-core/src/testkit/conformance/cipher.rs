@@ -4,7 +4,7 @@ use crate::domain::{CredentialProvider, UserId};
 use crate::ports::{Cipher, CipherErrorKind, SealContext};
 
 fn context(user: UserId, purpose: &str) -> SealContext<'_> {
-    SealContext { user_id: user, provider: CredentialProvider::Hetzner, purpose }
+    SealContext { user_id: user, provider: CredentialProvider::HETZNER, purpose }
 }
 
 /// Runs the suite. `rotated` must be `cipher`'s key ring plus a new active key;

@@ -178,6 +178,10 @@ impl ComputeProvider for FakeCloud {
         "fake"
     }
 
+    fn credential_kind(&self) -> crate::domain::CredentialProvider {
+        crate::domain::CredentialProvider::HETZNER
+    }
+
     async fn validate_credential(&self, token: &SecretString) -> Result<(), ProviderError> {
         let pending = self.faults.before("validate_credential")?;
         self.authorize(token)?;

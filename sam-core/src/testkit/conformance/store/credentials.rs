@@ -10,7 +10,7 @@ use super::{T0, at, new_user, unique_github_id};
 fn credential(user: UserId, bytes: &[u8], now: Timestamp) -> Credential {
     Credential {
         user_id: user,
-        provider: CredentialProvider::Hetzner,
+        provider: CredentialProvider::HETZNER,
         ciphertext: bytes.to_vec(),
         validated_at: Some(now),
         created_at: now,
@@ -24,25 +24,25 @@ pub async fn credentials(store: &dyn Store) {
     let bob = new_user(store, unique_github_id()).await;
     store.put_credential(&credential(alice, &[1, 2, 3], T0)).await.expect("put");
     store.put_credential(&credential(alice, &[4, 5, 6, 0, 255], at(5))).await.expect("replace");
-    let got = store.get_credential(alice, CredentialProvider::Hetzner).await.expect("get").expect("stored");
+    let got = store.get_credential(alice, CredentialProvider::HETZNER).await.expect("get").expect("stored");
     assert_eq!(got.ciphertext, vec![4, 5, 6, 0, 255], "binary ciphertext round-trips and replace wins");
     assert_eq!(got.validated_at, Some(at(5)));
     assert_eq!(store.list_credentials(alice).await.expect("list").len(), 1);
-    assert!(store.get_credential(bob, CredentialProvider::Hetzner).await.expect("get other").is_none());
+    assert!(store.get_credential(bob, CredentialProvider::HETZNER).await.expect("get other").is_none());
     assert!(store.list_credentials(bob).await.expect("list other").is_empty());
-    let all = store.list_all_credentials(CredentialProvider::Hetzner).await.expect("list all");
+    let all = store.list_all_credentials(CredentialProvider::HETZNER).await.expect("list all");
     assert!(all.iter().any(|c| c.user_id == alice));
-    let removal = store.delete_credential_unless_in_use(bob, CredentialProvider::Hetzner).await.expect("delete none");
+    let removal = store.delete_credential_unless_in_use(bob, CredentialProvider::HETZNER).await.expect("delete none");
     assert_eq!(removal, CredentialRemoval::NotFound);
-    let removal = store.delete_credential_unless_in_use(alice, CredentialProvider::Hetzner).await.expect("delete");
+    let removal = store.delete_credential_unless_in_use(alice, CredentialProvider::HETZNER).await.expect("delete");
     assert_eq!(removal, CredentialRemoval::Removed);
-    assert!(store.get_credential(alice, CredentialProvider::Hetzner).await.expect("get").is_none());
+    assert!(store.get_credential(alice, CredentialProvider::HETZNER).await.expect("get").is_none());
 }
 
 /// A credential is not removed while a workspace could need it to clean up,
 /// and a workspace that needs one is not inserted without it.
 pub async fn credentials_in_use(store: &dyn Store) {
-    let hetzner = CredentialProvider::Hetzner;
+    let hetzner = CredentialProvider::HETZNER;
     let limits = WorkspaceLimits { max_active_per_user: 100, required_credential: None };
     for status in WorkspaceStatus::ALL {
         let owner = new_user(store, unique_github_id()).await;
