@@ -14,6 +14,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sam_core::domain::{UserId, WorkspaceId};
 use sam_core::ports::{Audience, TokenErrorKind, TokenVerifier};
+use sam_providers::cookie::{Cookie, SameSite};
 use sha2::{Digest, Sha256};
 
 /// Longest token accepted on `/auth/callback`.
@@ -65,13 +66,17 @@ pub struct Authenticator {
     verifier: Arc<dyn TokenVerifier>,
     workspace: WorkspaceId,
     cookie: CookieConfig,
+    /// The terminal cookie: Strict, since the terminal is only ever opened
+    /// from the workspace's own page.
+    session_cookie: Cookie,
     sessions: Mutex<HashMap<[u8; 32], BrowserSession>>,
 }
 
 impl Authenticator {
     /// An authenticator for `workspace`.
     pub fn new(verifier: Arc<dyn TokenVerifier>, workspace: WorkspaceId, cookie: CookieConfig) -> Self {
-        Self { verifier, workspace, cookie, sessions: Mutex::new(HashMap::new()) }
+        let session_cookie = Cookie::new("sam_session", cookie.secure, SameSite::Strict);
+        Self { verifier, workspace, cookie, session_cookie, sessions: Mutex::new(HashMap::new()) }
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<[u8; 32], BrowserSession>> {
@@ -79,8 +84,8 @@ impl Authenticator {
     }
 
     /// The cookie name (`__Host-sam_session` when secure).
-    pub fn cookie_name(&self) -> &'static str {
-        if self.cookie.secure { "__Host-sam_session" } else { "sam_session" }
+    pub fn cookie_name(&self) -> &str {
+        self.session_cookie.name()
     }
 
     /// Verifies `token` and returns a new cookie value.
@@ -115,23 +120,17 @@ impl Authenticator {
 
     /// The `Set-Cookie` value for a new session.
     pub fn set_cookie(&self, value: &str) -> String {
-        let secure = if self.cookie.secure { "; Secure" } else { "" };
-        format!(
-            "{}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
-            self.cookie_name(),
-            self.cookie.ttl.as_secs()
-        )
+        self.session_cookie.set(value, self.cookie.ttl)
     }
 
     /// The `Set-Cookie` value that removes the cookie.
     pub fn clear_cookie(&self) -> String {
-        let secure = if self.cookie.secure { "; Secure" } else { "" };
-        format!("{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}", self.cookie_name())
+        self.session_cookie.clear()
     }
 
     /// The user of a valid session cookie in `headers`.
     pub fn check(&self, headers: &HeaderMap) -> Option<UserId> {
-        let value = cookie_value(headers, self.cookie_name())?;
+        let value = cookie_value(headers, &self.session_cookie)?;
         let sessions = self.lock();
         let session = sessions.get(&digest(value))?;
         (session.expires > Instant::now()).then_some(session.user)
@@ -139,7 +138,7 @@ impl Authenticator {
 
     /// Ends the session of the cookie in `headers`.
     pub fn logout(&self, headers: &HeaderMap) {
-        if let Some(value) = cookie_value(headers, self.cookie_name()) {
+        if let Some(value) = cookie_value(headers, &self.session_cookie) {
             self.lock().remove(&digest(value));
         }
     }
@@ -149,9 +148,9 @@ fn digest(value: &str) -> [u8; 32] {
     Sha256::digest(value.as_bytes()).into()
 }
 
-/// The value of cookie `name` in the `Cookie` headers.
-pub fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    sam_providers::cookie::find(headers.get_all(COOKIE).iter().filter_map(|v| v.to_str().ok()), name)
+/// The value of `cookie` in the `Cookie` headers.
+pub fn cookie_value<'a>(headers: &'a HeaderMap, cookie: &Cookie) -> Option<&'a str> {
+    cookie.find(headers.get_all(COOKIE).iter().filter_map(|v| v.to_str().ok()))
 }
 
 /// Checks the `Origin` header: it must equal one of `allowed`, or, when
@@ -174,8 +173,9 @@ mod tests {
     fn parses_cookies() {
         let mut h = HeaderMap::new();
         h.insert(COOKIE, HeaderValue::from_static("a=1; sam_session=xyz; b=2"));
-        assert_eq!(cookie_value(&h, "sam_session"), Some("xyz"));
-        assert_eq!(cookie_value(&h, "c"), None);
+        assert_eq!(cookie_value(&h, &Cookie::new("sam_session", false, SameSite::Strict)), Some("xyz"));
+        assert_eq!(cookie_value(&h, &Cookie::new("c", false, SameSite::Strict)), None);
+        assert_eq!(cookie_value(&h, &Cookie::new("sam_session", true, SameSite::Strict)), None, "secure: prefixed");
     }
 
     #[test]

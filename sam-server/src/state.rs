@@ -7,6 +7,7 @@ use sam_core::accounts::Accounts;
 use sam_core::domain::{UserId, WorkspaceId};
 use sam_core::engine::Engine;
 use sam_core::ports::{TokenIssuer, TokenVerifier};
+use sam_providers::cookie::{Cookie, SameSite};
 
 /// Settings of the HTTP layer.
 #[derive(Clone, Debug)]
@@ -54,14 +55,16 @@ impl HttpSettings {
         }
     }
 
-    /// Name of the session cookie.
-    pub fn session_cookie(&self) -> &'static str {
-        if self.secure_cookies { "__Host-sam_session" } else { "sam_session" }
+    /// The session cookie. Lax, not Strict: it is set on the way back from
+    /// GitHub, a cross-site top-level navigation.
+    pub fn session_cookie(&self) -> Cookie {
+        Cookie::new("sam_session", self.secure_cookies, SameSite::Lax)
     }
 
-    /// Name of the short-lived OAuth cookie (state + PKCE verifier).
-    pub fn oauth_cookie(&self) -> &'static str {
-        if self.secure_cookies { "__Host-sam_oauth" } else { "sam_oauth" }
+    /// The short-lived OAuth cookie (state + PKCE verifier); Lax for the same
+    /// reason.
+    pub fn oauth_cookie(&self) -> Cookie {
+        Cookie::new("sam_oauth", self.secure_cookies, SameSite::Lax)
     }
 
     /// The OAuth redirect URI.

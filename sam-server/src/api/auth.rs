@@ -12,10 +12,10 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ErrorBody};
 use super::extract;
-use super::session::{CurrentUser, cookie, set_cookie};
+use super::session::{CurrentUser, cookie};
 use crate::state::AppState;
 
-const OAUTH_COOKIE_TTL: i64 = 600;
+const OAUTH_COOKIE_TTL: std::time::Duration = std::time::Duration::from_secs(600);
 
 fn redirect(to: &str, cookies: &[String]) -> Response {
     let mut headers = HeaderMap::new();
@@ -44,14 +44,10 @@ pub async fn start(State(state): State<AppState>) -> Result<Response, ApiError> 
     let oauth_state = random_token().map_err(|_| ApiError::internal())?;
     let pkce = PkcePair::generate().map_err(|_| ApiError::internal())?;
     let url = state.accounts.authorize_url(oauth_state.expose(), &pkce.challenge, &state.http.oauth_redirect_uri());
-    // Lax, not Strict: the way back from GitHub is a cross-site top-level GET.
-    let cookie = set_cookie(
-        state.http.oauth_cookie(),
-        &format!("{}.{}", oauth_state.expose(), pkce.verifier.expose()),
-        OAUTH_COOKIE_TTL,
-        state.http.secure_cookies,
-        "Lax",
-    );
+    let cookie = state
+        .http
+        .oauth_cookie()
+        .set(&format!("{}.{}", oauth_state.expose(), pkce.verifier.expose()), OAUTH_COOKIE_TTL);
     Ok(redirect(&url, &[cookie]))
 }
 
@@ -81,7 +77,7 @@ pub async fn callback(
     extract::Query(query): extract::Query<CallbackQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let clear_oauth = set_cookie(state.http.oauth_cookie(), "", 0, state.http.secure_cookies, "Lax");
+    let clear_oauth = state.http.oauth_cookie().clear();
     if let Some(error) = query.error {
         tracing::info!(error = %error.chars().take(64).collect::<String>(), "sign-in declined at GitHub");
         return Ok(redirect("/?signin=declined", &[clear_oauth]));
@@ -93,20 +89,15 @@ pub async fn callback(
         (Some(c), Some(s)) if c.len() <= 256 && s.len() <= 128 => (c, s),
         _ => return Err(forged()),
     };
-    let stored = cookie(&headers, state.http.oauth_cookie()).ok_or_else(forged)?;
+    let stored = cookie(&headers, &state.http.oauth_cookie()).ok_or_else(forged)?;
     let (expected_state, verifier) = stored.split_once('.').ok_or_else(forged)?;
     if !constant_time_eq(expected_state.as_bytes(), returned_state.as_bytes()) {
         tracing::warn!("OAuth state mismatch");
         return Err(forged());
     }
     let signed_in = state.accounts.sign_in(&code, &verifier.into(), &state.http.oauth_redirect_uri()).await?;
-    let session = set_cookie(
-        state.http.session_cookie(),
-        signed_in.session_secret.expose(),
-        signed_in.session_ttl.whole_seconds(),
-        state.http.secure_cookies,
-        "Lax",
-    );
+    let session =
+        state.http.session_cookie().set(signed_in.session_secret.expose(), signed_in.session_ttl.unsigned_abs());
     Ok(redirect("/", &[session, clear_oauth]))
 }
 
@@ -138,7 +129,7 @@ pub async fn logout(
     extract::Query(query): extract::Query<LogoutQuery>,
 ) -> Result<Response, ApiError> {
     state.accounts.sign_out(current.user.id, &current.session_hash, query.everywhere).await?;
-    let clear = set_cookie(state.http.session_cookie(), "", 0, state.http.secure_cookies, "Lax");
+    let clear = state.http.session_cookie().clear();
     let mut headers = HeaderMap::new();
     if let Ok(v) = HeaderValue::from_str(&clear) {
         headers.insert(SET_COOKIE, v);

@@ -6,6 +6,7 @@ use axum::http::HeaderMap;
 use axum::http::header::COOKIE;
 use axum::http::request::Parts;
 use sam_core::domain::User;
+use sam_providers::cookie::Cookie;
 
 use super::error::ApiError;
 use crate::state::AppState;
@@ -19,15 +20,9 @@ pub struct CurrentUser {
     pub session_hash: String,
 }
 
-/// The value of cookie `name` in the request, if any.
-pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    sam_providers::cookie::find(headers.get_all(COOKIE).iter().filter_map(|v| v.to_str().ok()), name)
-}
-
-/// A `Set-Cookie` value.
-pub fn set_cookie(name: &str, value: &str, max_age_secs: i64, secure: bool, same_site: &str) -> String {
-    let secure = if secure { "; Secure" } else { "" };
-    format!("{name}={value}; Path=/; HttpOnly; SameSite={same_site}; Max-Age={max_age_secs}{secure}")
+/// The value of `cookie` in the request, if any.
+pub fn cookie<'a>(headers: &'a HeaderMap, cookie: &Cookie) -> Option<&'a str> {
+    cookie.find(headers.get_all(COOKIE).iter().filter_map(|v| v.to_str().ok()))
 }
 
 impl<S> FromRequestParts<S> for CurrentUser
@@ -39,7 +34,7 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = AppState::from_ref(state);
-        let secret = cookie(&parts.headers, state.http.session_cookie()).ok_or_else(ApiError::unauthenticated)?;
+        let secret = cookie(&parts.headers, &state.http.session_cookie()).ok_or_else(ApiError::unauthenticated)?;
         let session = state.accounts.session(secret).await?.ok_or_else(ApiError::unauthenticated)?;
         Ok(CurrentUser { user: session.user, session_hash: session.session_hash })
     }
