@@ -313,7 +313,7 @@ impl HttpClient {
                 Err(err) => err,
             };
             if !err.is_retryable() || attempt >= policy.max_attempts.max(1) {
-                return Err(err);
+                return Err(err.with_attempts(attempt));
             }
             let backoff = policy.backoff(attempt);
             let wait = err.retry_after().map_or(backoff, |server| server.max(backoff));
@@ -325,7 +325,7 @@ impl HttpClient {
                     kind = err.kind().code(),
                     "retry budget exhausted"
                 );
-                return Err(err);
+                return Err(err.with_attempts(attempt));
             }
             tracing::debug!(
                 provider = self.provider,

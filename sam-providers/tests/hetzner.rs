@@ -124,6 +124,18 @@ async fn rate_limit_reset_is_honoured() {
 }
 
 #[tokio::test]
+async fn an_error_after_the_retry_policy_says_how_often_it_was_tried() {
+    let emu = emulator().await;
+    let provider = adapter(&emu, HttpConfig::fast());
+    emu.faults().inject("GET", "/v1/servers", Fault::Error(InjectedError::Unavailable), 10);
+    let err = provider.validate_credential(&token(&emu)).await.unwrap_err();
+    assert_eq!(emu.faults().count("GET", "/v1/servers"), 5, "the policy's 5 attempts, no more");
+    assert_eq!(err.attempts(), 5);
+    assert!(err.already_retried(), "so the engine does not retry it again at once");
+    assert!(err.to_string().contains("after 5 attempts"), "{err}");
+}
+
+#[tokio::test]
 async fn unavailable_is_retried_then_succeeds() {
     let emu = emulator().await;
     let provider = adapter(&emu, HttpConfig::fast());

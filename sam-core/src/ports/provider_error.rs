@@ -66,18 +66,45 @@ impl ProviderErrorKind {
 /// assert!(!ProviderError::new(ProviderErrorKind::Unauthorized, "token revoked").is_retryable());
 /// ```
 #[derive(Debug, thiserror::Error)]
-#[error("{message}")]
+#[error("{message}{}", attempts_note(*attempts))]
 pub struct ProviderError {
     kind: ProviderErrorKind,
     message: String,
+    /// Calls made before giving up, by the layer that retries (1 when the
+    /// call was not retried).
+    attempts: u32,
     #[source]
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+fn attempts_note(attempts: u32) -> String {
+    if attempts > 1 { format!(" (after {attempts} attempts)") } else { String::new() }
 }
 
 impl ProviderError {
     /// An error of `kind`.
     pub fn new(kind: ProviderErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into(), source: None }
+        Self { kind, message: message.into(), attempts: 1, source: None }
+    }
+
+    /// Records that the call was made `attempts` times (by a layer that
+    /// retries) before it failed with this error.
+    pub fn with_attempts(mut self, attempts: u32) -> Self {
+        self.attempts = attempts.max(1);
+        self
+    }
+
+    /// How many times the call was made before it failed with this error.
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// Whether a layer below already retried the call (its retry policy is
+    /// spent): a caller should not retry it again at once, which would
+    /// multiply the attempts, but leave it for later (the reconciler's next
+    /// pass).
+    pub fn already_retried(&self) -> bool {
+        self.attempts > 1
     }
 
     /// Attaches the underlying cause.
