@@ -6,7 +6,7 @@ use std::sync::Arc;
 use sam_core::accounts::Accounts;
 use sam_core::domain::{UserId, WorkspaceId};
 use sam_core::engine::Engine;
-use sam_core::ports::{TokenIssuer, TokenVerifier};
+use sam_core::ports::{TokenIssuer, TokenVerifier, WebhookSource};
 use sam_providers::cookie::{Cookie, SameSite};
 
 /// Settings of the HTTP layer.
@@ -85,7 +85,7 @@ pub struct AppState {
     /// Verifies agent callback credentials.
     pub verifier: Arc<dyn TokenVerifier>,
     /// Verifies GitHub webhook deliveries (`None`: webhooks not configured).
-    pub webhooks: Option<Arc<sam_providers::github::WebhookVerifier>>,
+    pub webhooks: Option<Arc<dyn WebhookSource>>,
     /// HTTP settings.
     pub http: HttpSettings,
 }

@@ -3,7 +3,7 @@
 //! repositories and branches, and installation changes GitHub announces.
 
 use crate::domain::{CredentialProvider, GithubInstallation, InstallationId, RepoFullName, Timestamp, UserId};
-use crate::ports::{InstallationInfo, Page, Repository};
+use crate::ports::{InstallationChange, InstallationInfo, Page, Repository};
 use crate::secret::SecretString;
 
 use super::{Accounts, AccountsError, AccountsErrorKind};
@@ -11,19 +11,6 @@ use super::{Accounts, AccountsError, AccountsErrorKind};
 /// The highest repository page asked for: beyond it GitHub's listing is not
 /// a picker any more.
 const MAX_PAGE: u32 = 10_000;
-
-/// A change to an installation of the GitHub App, as its webhook announces it.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum InstallationChange {
-    /// Installed on an account.
-    Created,
-    /// Suspended by the account: no new workspaces.
-    Suspended,
-    /// Suspension lifted.
-    Unsuspended,
-    /// Uninstalled: no new workspaces; running ones keep working.
-    Deleted,
-}
 
 impl Accounts {
     /// Where a user installs the GitHub App.

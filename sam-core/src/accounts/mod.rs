@@ -33,9 +33,9 @@ mod sessions;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use crate::ports::InstallationChange;
 pub use cloud::{Catalogue, CloudAccount, SizeOffer};
 pub use error::{AccountsError, AccountsErrorKind};
-pub use github::InstallationChange;
 pub use sessions::{SessionUser, SignedIn};
 
 use crate::engine::Ports;

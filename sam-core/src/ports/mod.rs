@@ -11,6 +11,7 @@ mod github;
 mod provider_error;
 mod store;
 mod token;
+mod webhooks;
 
 pub use cipher::{Cipher, CipherError, CipherErrorKind, SealContext};
 pub use clock::{Clock, SystemClock};
@@ -28,3 +29,4 @@ pub use token::{
     Audience, IssuedToken, Jwk, JwkSet, TokenError, TokenErrorKind, TokenIssuer, TokenRequest, TokenVerifier,
     VerifiedToken,
 };
+pub use webhooks::{InstallationChange, WebhookDelivery, WebhookHeaders, WebhookRejection, WebhookSource};

@@ -33,8 +33,8 @@ use hmac::{Hmac, Mac};
 use reqwest::{Method, Url};
 use sam_core::domain::{GithubUserId, InstallationId, NewUser, RepoFullName, Timestamp};
 use sam_core::ports::{
-    IdentityProvider, InstallationInfo, InstallationToken, Page, ProviderError, ProviderErrorKind, RepoAccess,
-    Repository, VerifiedIdentity,
+    IdentityProvider, InstallationChange, InstallationInfo, InstallationToken, Page, ProviderError, ProviderErrorKind,
+    RepoAccess, Repository, VerifiedIdentity, WebhookDelivery, WebhookRejection, WebhookSource,
 };
 use sam_core::secret::SecretString;
 use serde::Deserialize;
@@ -676,16 +676,8 @@ pub enum WebhookError {
     Log(#[source] ProviderError),
 }
 
-/// The headers of a delivery that matter.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct WebhookHeaders<'a> {
-    /// `X-GitHub-Event`.
-    pub event: Option<&'a str>,
-    /// `X-GitHub-Delivery`.
-    pub delivery: Option<&'a str>,
-    /// `X-Hub-Signature-256`.
-    pub signature: Option<&'a str>,
-}
+/// The headers of a delivery that matter (the port's type).
+pub use sam_core::ports::WebhookHeaders;
 
 /// A webhook event SAM acts on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -857,6 +849,40 @@ pub fn parse_event(event: &str, body: &[u8]) -> Result<WebhookEvent, WebhookErro
         },
         _ => WebhookEvent::Ignored { event: event.to_owned(), action: Some(action) },
     })
+}
+
+#[async_trait]
+impl WebhookSource for WebhookVerifier {
+    async fn receive(&self, headers: WebhookHeaders<'_>, body: &[u8]) -> Result<WebhookDelivery, WebhookRejection> {
+        let verified = self.verify(headers, body).await.map_err(|e| match e {
+            WebhookError::MissingSignature | WebhookError::MalformedSignature | WebhookError::BadSignature => {
+                WebhookRejection::Unauthenticated(e.to_string())
+            }
+            WebhookError::TooLarge => WebhookRejection::TooLarge,
+            WebhookError::Duplicate => WebhookRejection::Duplicate,
+            WebhookError::Log(_) => WebhookRejection::Unavailable(e.to_string()),
+            WebhookError::MissingHeader(_) | WebhookError::InvalidPayload(_) => {
+                WebhookRejection::Invalid(e.to_string())
+            }
+        })?;
+        let change = match verified.event {
+            WebhookEvent::InstallationCreated { installation, .. } => Some((installation, InstallationChange::Created)),
+            WebhookEvent::InstallationUnsuspended { installation } => {
+                Some((installation, InstallationChange::Unsuspended))
+            }
+            WebhookEvent::InstallationSuspended { installation } => Some((installation, InstallationChange::Suspended)),
+            WebhookEvent::InstallationDeleted { installation } => Some((installation, InstallationChange::Deleted)),
+            WebhookEvent::RepositoriesAdded { .. }
+            | WebhookEvent::RepositoriesRemoved { .. }
+            | WebhookEvent::Ping
+            | WebhookEvent::Ignored { .. } => None,
+        };
+        Ok(WebhookDelivery {
+            delivery_id: verified.delivery_id,
+            event: headers.event.unwrap_or_default().to_owned(),
+            change,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -7,8 +7,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use sam_core::accounts::InstallationChange;
-use sam_providers::github::{WebhookError, WebhookEvent, WebhookHeaders};
+use sam_core::ports::{WebhookHeaders, WebhookRejection};
 
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -49,52 +48,39 @@ pub async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<WebhookAck>), ApiError> {
-    let Some(verifier) = &state.webhooks else {
+    let Some(source) = &state.webhooks else {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "webhooks are not configured"));
     };
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let delivery = verifier
-        .verify(
-            WebhookHeaders {
-                event: header("x-github-event"),
-                delivery: header("x-github-delivery"),
-                signature: header("x-hub-signature-256"),
-            },
-            &body,
-        )
-        .await;
-    let delivery = match delivery {
-        Ok(d) => d,
-        Err(WebhookError::Duplicate) => {
-            tracing::info!(delivery = ?header("x-github-delivery"), "duplicate webhook delivery ignored");
+    let headers = WebhookHeaders {
+        event: header("x-github-event"),
+        delivery: header("x-github-delivery"),
+        signature: header("x-hub-signature-256"),
+    };
+    let delivery = match source.receive(headers, &body).await {
+        Ok(delivery) => delivery,
+        Err(WebhookRejection::Duplicate) => {
+            tracing::info!(delivery = ?headers.delivery, "duplicate webhook delivery ignored");
             return Ok((StatusCode::OK, Json(WebhookAck { status: "duplicate" })));
         }
-        Err(e @ (WebhookError::MissingSignature | WebhookError::MalformedSignature | WebhookError::BadSignature)) => {
+        Err(e @ WebhookRejection::Unauthenticated(_)) => {
             tracing::warn!(error = %e, "webhook refused");
             return Err(ApiError::new(StatusCode::UNAUTHORIZED, "bad_signature", e.to_string()));
         }
-        Err(WebhookError::TooLarge) => {
+        Err(WebhookRejection::TooLarge) => {
             return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "body too large"));
         }
-        Err(e @ WebhookError::Log(_)) => {
+        Err(e @ WebhookRejection::Unavailable(_)) => {
             tracing::error!(error = %e, "webhook delivery log failed");
             return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "try again"));
         }
-        Err(e) => return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_payload", e.to_string())),
+        Err(e @ WebhookRejection::Invalid(_)) => {
+            return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_payload", e.to_string()));
+        }
     };
-    let change = match &delivery.event {
-        WebhookEvent::InstallationCreated { installation, .. } => Some((installation, InstallationChange::Created)),
-        WebhookEvent::InstallationUnsuspended { installation } => Some((installation, InstallationChange::Unsuspended)),
-        WebhookEvent::InstallationSuspended { installation } => Some((installation, InstallationChange::Suspended)),
-        WebhookEvent::InstallationDeleted { installation } => Some((installation, InstallationChange::Deleted)),
-        WebhookEvent::RepositoriesAdded { .. }
-        | WebhookEvent::RepositoriesRemoved { .. }
-        | WebhookEvent::Ping
-        | WebhookEvent::Ignored { .. } => None,
-    };
-    if let Some((installation, change)) = change {
-        state.accounts.apply_installation_change(installation, change).await?;
+    if let Some((installation, change)) = &delivery.change {
+        state.accounts.apply_installation_change(installation, *change).await?;
     }
-    tracing::info!(delivery = %delivery.delivery_id, event = ?std::mem::discriminant(&delivery.event), "webhook handled");
+    tracing::info!(delivery = %delivery.delivery_id, event = %delivery.event, "webhook handled");
     Ok((StatusCode::OK, Json(WebhookAck { status: "ok" })))
 }
