@@ -362,3 +362,37 @@ async fn orphans_are_deleted_after_the_grace_period() {
     assert_eq!(h.cloud.servers_of(kept.id).len(), 1, "a live workspace's server stays");
     assert_eq!(h.status(kept.id).await, Some(WorkspaceStatus::Running));
 }
+
+/// The inventory finds this deployment's servers and records, lists another
+/// deployment's labelled server without touching it, and deletes only ours.
+#[tokio::test]
+async fn inventory_finds_ours_and_deletes_only_ours() {
+    use sam_core::engine::Inventory;
+    use sam_core::ports::{LABEL_MANAGED, LABEL_WORKSPACE};
+    let h = Harness::new().await;
+    let engine = h.engine();
+    let ws = h.running(&engine, "inventoried").await;
+    let foreign = h.cloud.plant_server(
+        common::CLOUD_TOKEN,
+        [(LABEL_MANAGED.to_owned(), "true".to_owned()), (LABEL_WORKSPACE.to_owned(), "not-ours".to_owned())].into(),
+    );
+    h.dns.create_raw(&format!("ws-x.staging.{BASE_DOMAIN}"), [10, 0, 0, 9].into());
+
+    let inventory = engine.inventory().await;
+    assert!(inventory.unreadable.is_empty(), "{:?}", inventory.unreadable);
+    let [account] = inventory.accounts.as_slice() else { panic!("one connected account: {inventory:?}") };
+    assert_eq!(account.owner, h.user);
+    assert_eq!(account.servers.len(), 1);
+    assert_eq!(account.servers[0].workspace_id(), Some(ws.id));
+    assert_eq!(account.others.iter().map(|s| &s.id).collect::<Vec<_>>(), vec![&foreign.id]);
+    assert_eq!(inventory.records.len(), 1, "only ws-<id>.<base>, not a sub-domain's: {:?}", inventory.records);
+
+    let mut deleted = Vec::new();
+    let failures = inventory.delete(engine.inventory_ports(), |what| deleted.push(what.to_owned())).await;
+    assert!(failures.is_empty(), "{failures:?}");
+    assert_eq!(deleted.len(), 2, "{deleted:?}");
+    assert!(inventory.servers_left(engine.inventory_ports()).await.is_empty());
+    assert_eq!(h.cloud.servers().iter().map(|s| &s.id).collect::<Vec<_>>(), vec![&foreign.id], "theirs is left");
+    assert_eq!(h.dns.records().len(), 1, "the sub-domain's record is left");
+    assert!(Inventory::take(engine.inventory_ports()).await.accounts[0].servers.is_empty());
+}

@@ -105,9 +105,10 @@ pub struct ServeConfig {
 
 /// Makes the settings of a `KEY=VALUE` file (comments with `#`) the defaults
 /// of the arguments whose environment variable they name, in `command` and
-/// every subcommand, so the order of precedence is flags > environment > file
-/// > built-in defaults and the command line itself is parsed untouched. A key
-/// that is not a `SAM_*` setting of this version is an error naming its line.
+/// every subcommand. Flags win over the environment, the environment over
+/// the file, the file over built-in defaults, and the command line itself is
+/// parsed untouched. A key that is not a `SAM_*` setting of this version is
+/// an error naming its line.
 pub fn with_file_defaults(command: clap::Command, path: &Path) -> Result<clap::Command, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("config file {}: {e}", path.display()))?;
     let mut command = command;

@@ -36,6 +36,7 @@ mod config;
 mod driver;
 mod error;
 mod idle;
+mod inventory;
 mod messages;
 mod metered;
 mod reconciler;
@@ -50,6 +51,7 @@ pub use config::{EngineConfig, RetryPolicy};
 pub use driver::DriveOutcome;
 pub use error::{EngineError, EngineErrorKind};
 pub use idle::idle_decision;
+pub use inventory::{AccountServers, Inventory, InventoryPorts, is_workspace_record};
 pub use reconciler::ReconcileReport;
 
 use crate::domain::{

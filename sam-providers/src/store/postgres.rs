@@ -93,8 +93,8 @@ impl Dialect for Postgres {
         pool.begin()
     }
 
-    fn execute(conn: &mut PgConnection, statement: Statement) -> impl Future<Output = Result<u64, sqlx::Error>> + Send {
-        async move { Ok(statement.into_query::<Self>().execute(conn).await?.rows_affected()) }
+    async fn execute(conn: &mut PgConnection, statement: Statement) -> Result<u64, sqlx::Error> {
+        Ok(statement.into_query::<Self>().execute(conn).await?.rows_affected())
     }
 
     fn fetch_optional(

@@ -151,11 +151,8 @@ impl Dialect for Sqlite {
         pool.begin_with("BEGIN IMMEDIATE")
     }
 
-    fn execute(
-        conn: &mut SqliteConnection,
-        statement: Statement,
-    ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send {
-        async move { Ok(statement.into_query::<Self>().execute(conn).await?.rows_affected()) }
+    async fn execute(conn: &mut SqliteConnection, statement: Statement) -> Result<u64, sqlx::Error> {
+        Ok(statement.into_query::<Self>().execute(conn).await?.rows_affected())
     }
 
     fn fetch_optional(

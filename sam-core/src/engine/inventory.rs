@@ -1,0 +1,243 @@
+//! What a deployment made in its users' clouds and in its DNS zone, for
+//! taking a deployment down (`sam-server teardown`) or auditing it: the
+//! servers of this deployment's workspaces in every connected cloud account,
+//! the other SAM-labelled servers found there (another deployment's, perhaps:
+//! listed, never touched), the `ws-<id>` records, and what could not be
+//! looked into.
+
+use std::collections::BTreeSet;
+
+use crate::domain::UserId;
+use crate::ports::{
+    Cipher, ComputeProvider, DnsProvider, DnsRecord, LABEL_WORKSPACE, Server, Store, StoreError, WorkspaceScan,
+};
+use crate::secret::SecretString;
+
+use super::{Engine, credential_context};
+
+/// The ports an inventory reads. The store is optional: without it the
+/// servers cannot be looked up (which the inventory says), but the DNS
+/// records can.
+#[derive(Clone, Copy, Debug)]
+pub struct InventoryPorts<'a> {
+    /// Workspaces and sealed cloud tokens.
+    pub store: Option<&'a dyn Store>,
+    /// The cloud.
+    pub compute: &'a dyn ComputeProvider,
+    /// The zone.
+    pub dns: &'a dyn DnsProvider,
+    /// Opens the sealed tokens.
+    pub cipher: &'a dyn Cipher,
+    /// The deployment's base domain (records are `ws-<id>.<base>`).
+    pub base_domain: &'a str,
+}
+
+/// One connected cloud account's servers.
+#[derive(Clone, Debug)]
+pub struct AccountServers {
+    /// Whose account (the owner of the stored token).
+    pub owner: UserId,
+    /// Servers of this deployment's workspaces.
+    pub servers: Vec<Server>,
+    /// Other SAM-labelled servers, whose workspace this deployment does not
+    /// know.
+    pub others: Vec<Server>,
+}
+
+/// Everything found, and what could not be looked into.
+#[derive(Clone, Debug, Default)]
+pub struct Inventory {
+    /// Per connected account.
+    pub accounts: Vec<AccountServers>,
+    /// `ws-<label>.<base>` records.
+    pub records: Vec<DnsRecord>,
+    /// What could not be looked into (an unreadable token, a failed listing):
+    /// while any is left, the inventory may be incomplete.
+    pub unreadable: Vec<String>,
+}
+
+impl Inventory {
+    /// Looks for everything, touching nothing.
+    pub async fn take(ports: InventoryPorts<'_>) -> Self {
+        let mut inventory = Self::default();
+        match ports.store {
+            Some(store) => inventory.find_servers(ports, store).await,
+            None => inventory.unreadable.push("no database: servers cannot be looked up".to_owned()),
+        }
+        match ports.dns.list_records("ws-").await {
+            Ok(records) => {
+                inventory.records =
+                    records.into_iter().filter(|r| is_workspace_record(&r.name, ports.base_domain)).collect();
+            }
+            Err(e) => inventory.unreadable.push(format!("the DNS records cannot be listed: {e}")),
+        }
+        inventory
+    }
+
+    async fn find_servers(&mut self, ports: InventoryPorts<'_>, store: &dyn Store) {
+        let ours = match workspace_ids(store).await {
+            Ok(ids) => ids,
+            Err(e) => {
+                self.unreadable.push(format!("the database's workspaces cannot be listed ({e})"));
+                BTreeSet::new()
+            }
+        };
+        let credentials = match store.list_all_credentials(ports.compute.credential_kind()).await {
+            Ok(credentials) => credentials,
+            Err(e) => {
+                self.unreadable.push(format!("the stored cloud tokens cannot be listed ({e})"));
+                Vec::new()
+            }
+        };
+        for credential in credentials {
+            let owner = credential.user_id;
+            let Some(token) = open(ports, &credential.ciphertext, owner) else {
+                self.unreadable.push(format!("user {owner}: the stored token does not decrypt with these keys"));
+                continue;
+            };
+            match ports.compute.list_servers(&token).await {
+                Ok(all) => {
+                    let (servers, others) = all.into_iter().partition(|s| is_ours(s, &ours));
+                    self.accounts.push(AccountServers { owner, servers, others });
+                }
+                Err(e) => self.unreadable.push(format!("user {owner}: listing servers failed: {e}")),
+            }
+        }
+    }
+
+    /// Deletes this deployment's servers and records (never the others),
+    /// calling `deleted` with each one gone; returns what failed.
+    pub async fn delete(&self, ports: InventoryPorts<'_>, mut deleted: impl FnMut(&str)) -> Vec<String> {
+        let mut failures = Vec::new();
+        for account in &self.accounts {
+            let token = match token(ports, account.owner).await {
+                Ok(token) => token,
+                Err(why) => {
+                    failures.push(format!("user {}: {why}", account.owner));
+                    continue;
+                }
+            };
+            for server in &account.servers {
+                match ports.compute.delete_server(&token, &server.id).await {
+                    Ok(()) => deleted(&format!("server {}", server.name)),
+                    Err(e) => failures.push(format!("server {}: {e}", server.name)),
+                }
+            }
+        }
+        for record in &self.records {
+            match ports.dns.delete_records(&record.name).await {
+                Ok(()) => deleted(&format!("DNS record {}", record.name)),
+                Err(e) => failures.push(format!("DNS record {}: {e}", record.name)),
+            }
+        }
+        failures
+    }
+
+    /// Which of this inventory's servers are still listed (to check a
+    /// deletion before the tokens go with the database).
+    pub async fn servers_left(&self, ports: InventoryPorts<'_>) -> Vec<String> {
+        let mut left = Vec::new();
+        for account in &self.accounts {
+            let ours: BTreeSet<&str> = account.servers.iter().map(|s| s.id.0.as_str()).collect();
+            let listed = match token(ports, account.owner).await {
+                Ok(token) => ports.compute.list_servers(&token).await.map_err(|e| e.to_string()),
+                Err(why) => Err(why),
+            };
+            match listed {
+                Ok(servers) => {
+                    let n = servers.iter().filter(|s| ours.contains(s.id.0.as_str())).count();
+                    if n > 0 {
+                        left.push(format!("{n} server(s) still listed for user {}", account.owner));
+                    }
+                }
+                Err(why) => {
+                    left.push(format!("user {}: checking that the servers are gone failed: {why}", account.owner));
+                }
+            }
+        }
+        left
+    }
+}
+
+impl Engine {
+    /// What this deployment made: see [`Inventory`].
+    pub async fn inventory(&self) -> Inventory {
+        Inventory::take(self.inventory_ports()).await
+    }
+
+    /// The ports an [`Inventory`] of this deployment reads.
+    pub fn inventory_ports(&self) -> InventoryPorts<'_> {
+        InventoryPorts {
+            store: Some(self.ports.store.as_ref()),
+            compute: self.ports.compute.as_ref(),
+            dns: self.ports.dns.as_ref(),
+            cipher: self.ports.cipher.as_ref(),
+            base_domain: &self.config.base_domain,
+        }
+    }
+}
+
+fn open(ports: InventoryPorts<'_>, ciphertext: &[u8], owner: UserId) -> Option<SecretString> {
+    let kind = ports.compute.credential_kind();
+    ports.cipher.open(ciphertext, credential_context(owner, kind)).ok().and_then(|p| p.into_secret_string())
+}
+
+async fn token(ports: InventoryPorts<'_>, owner: UserId) -> Result<SecretString, String> {
+    let store = ports.store.ok_or("no database")?;
+    let credential = store
+        .get_credential(owner, ports.compute.credential_kind())
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("the cloud token is gone")?;
+    open(ports, &credential.ciphertext, owner).ok_or_else(|| "the stored token does not decrypt".to_owned())
+}
+
+/// Every workspace id in the database (all statuses, all users).
+async fn workspace_ids(store: &dyn Store) -> Result<BTreeSet<String>, StoreError> {
+    let mut ids = BTreeSet::new();
+    let mut after = None;
+    loop {
+        let page = store.scan_workspaces(&WorkspaceScan { statuses: Vec::new(), after, limit: 500 }).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        ids.extend(page.iter().map(|w| w.id.to_string()));
+    }
+    Ok(ids)
+}
+
+/// Whether `server` is labelled with one of `workspaces`.
+fn is_ours(server: &Server, workspaces: &BTreeSet<String>) -> bool {
+    server.labels.get(LABEL_WORKSPACE).is_some_and(|w| workspaces.contains(w))
+}
+
+/// Whether `record` is `ws-<label>.<base>`: a single label starting with
+/// `ws-` directly under the base domain (case-insensitive), not a name under
+/// a sub-domain of the base, which may be another deployment's.
+///
+/// ```
+/// use sam_core::engine::is_workspace_record;
+/// assert!(is_workspace_record("ws-abc.sam.example.dev", "sam.example.dev"));
+/// assert!(!is_workspace_record("ws-x.staging.sam.example.dev", "sam.example.dev"));
+/// ```
+pub fn is_workspace_record(record: &str, base: &str) -> bool {
+    let record = record.to_ascii_lowercase();
+    let suffix = format!(".{}", base.to_ascii_lowercase());
+    record
+        .strip_suffix(&suffix)
+        .is_some_and(|label| label.len() > 3 && label.starts_with("ws-") && !label.contains('.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_workspace_record;
+
+    #[test]
+    fn workspace_records_are_single_labels_under_the_base() {
+        assert!(is_workspace_record("ws-abc.sam.example.dev", "sam.example.dev"));
+        assert!(is_workspace_record("WS-abc.Sam.Example.dev", "sam.example.dev"));
+        assert!(!is_workspace_record("ws-x.staging.sam.example.dev", "sam.example.dev"));
+        assert!(!is_workspace_record("ws-.sam.example.dev", "sam.example.dev"));
+        assert!(!is_workspace_record("ws-abc.other.dev", "sam.example.dev"));
+        assert!(!is_workspace_record("api.sam.example.dev", "sam.example.dev"));
+    }
+}
