@@ -12,6 +12,7 @@ pub mod api;
 pub mod config;
 pub mod deployment;
 pub mod dev;
+pub mod listeners;
 pub mod metrics;
 pub mod ops;
 pub mod state;

@@ -101,10 +101,12 @@ fn init_tracing(format: LogFormat) {
 }
 
 fn main() -> anyhow::Result<()> {
+    // First, while this is the only thread: it edits the environment.
+    let sockets = sam_server::listeners::Sockets::from_env();
     let cli = parse_cli()?;
     init_tracing(cli.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
-    runtime.block_on(run(cli))
+    runtime.block_on(run(cli, sockets))
 }
 
 /// Parses the command line, with the configuration file's settings as
@@ -127,10 +129,10 @@ fn parse_cli() -> anyhow::Result<Cli> {
     Cli::from_arg_matches(&matches).map_err(|e| e.exit())
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(cli: Cli, sockets: sam_server::listeners::Sockets) -> anyhow::Result<()> {
     match cli.command {
-        Command::Dev(options) => sam_server::dev::run(options).await,
-        Command::Serve(config) => serve(config).await,
+        Command::Dev(options) => sam_server::dev::run(options, sockets).await,
+        Command::Serve(config) => serve(config, sockets).await,
         Command::Setup(options) => sam_server::ops::setup::run(*options, cli.config).await,
         Command::Doctor(options) => sam_server::ops::doctor::run(*options).await,
         Command::Teardown(options) => sam_server::ops::teardown::run(*options).await,
@@ -264,15 +266,14 @@ fn print_config(c: &ServeConfig) {
     println!("reconcile interval      {} s", c.reconcile_interval_seconds);
 }
 
-async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+async fn serve(config: ServeConfig, mut sockets: sam_server::listeners::Sockets) -> anyhow::Result<()> {
     // First, so nothing recorded while starting is lost.
     let metrics = sam_server::metrics::install().context("installing the metrics recorder")?;
     let deployment = match deployment::build(&config).await {
         Ok(d) => d,
         Err(problems) => anyhow::bail!("cannot start; fix these settings:\n{problems}"),
     };
-    let listener =
-        tokio::net::TcpListener::bind(&config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+    let listener = sockets.tcp(0, &config.listen).await?;
     tracing::info!(address = %config.listen, public_url = %deployment.state.http.public_url, "sam-server listening");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let engine = deployment.engine.clone();

@@ -13,9 +13,8 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+#[path = "support/process.rs"]
+mod process;
 
 fn agents_running(data: &std::path::Path) -> usize {
     let needle = data.join("vms").display().to_string();
@@ -43,8 +42,12 @@ async fn start_dev(data: &std::path::Path, extra: &[&str]) -> (tokio::process::C
     let server_bin = PathBuf::from(env!("CARGO_BIN_EXE_sam-server"));
     let agent_bin = server_bin.with_file_name("sam-agent");
     assert!(agent_bin.exists(), "build the agent first (cargo build -p sam-agent): {}", agent_bin.display());
-    let (port, workspace_port) = (free_port(), free_port());
-    let child = tokio::process::Command::new(&server_bin)
+    // The API's socket and the workspace port's, handed to the child bound.
+    let sockets = process::HandedSockets::bind(2);
+    let (port, workspace_port) = (sockets.port(0), sockets.port(1));
+    let mut command = tokio::process::Command::new(&server_bin);
+    sockets.hand_to(&mut command);
+    let child = command
         .args(["dev", "--port", &port.to_string(), "--workspace-port", &workspace_port.to_string()])
         .arg("--data-dir")
         .arg(data)

@@ -99,7 +99,9 @@ impl Serve {
     async fn start_binary(binary: &Path, config: &Path, public_url_from_env: bool) -> Self {
         let mut command = tokio::process::Command::new(binary);
         let base = if public_url_from_env {
-            let port = free_port();
+            let sockets = process::HandedSockets::bind(1);
+            let port = sockets.port(0);
+            sockets.hand_to(&mut command);
             command.env("SAM_LISTEN", format!("127.0.0.1:{port}"));
             format!("http://127.0.0.1:{port}")
         } else {
@@ -195,6 +197,8 @@ async fn readme_setup_then_serve() {
     let config = dir.path().join("etc").join("sam.env");
     let agents = dir.path().join("agents");
     fake_agents(&agents);
+    // Chosen before `setup` writes it into the configuration, so it cannot
+    // be handed over: the one port still picked and released.
     let port = free_port();
     let public = format!("http://127.0.0.1:{port}");
     let mut args: Vec<String> = vec![

@@ -48,10 +48,8 @@ impl Serve {
             std::fs::write(&path, value).unwrap();
             path
         };
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
+        let sockets = process::HandedSockets::bind(1);
+        let port = sockets.port(0);
         let base = format!("http://127.0.0.1:{port}");
         let env: Vec<(&str, String)> = vec![
             ("SAM_LISTEN", format!("127.0.0.1:{port}")),
@@ -84,16 +82,17 @@ impl Serve {
             ("SAM_AGENT_DIR", d.display().to_string()),
             ("SAM_RECONCILE_INTERVAL_SECONDS", "1".into()),
         ];
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sam-server"))
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_sam-server"));
+        command
             .arg("serve")
             .envs(env)
             .envs(extra.iter().map(|(k, v)| (*k, *v)))
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
+            .kill_on_drop(true);
+        sockets.hand_to(&mut command);
+        let child = command.spawn().unwrap();
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
         for _ in 0..300 {
             if client.get(format!("{base}/api/health")).send().await.is_ok_and(|r| r.status().is_success()) {

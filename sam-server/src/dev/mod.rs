@@ -123,7 +123,7 @@ fn faults_router(emulators: &Emulators) -> axum::Router {
 }
 
 /// Runs the dev mode until Ctrl-C.
-pub async fn run(options: DevOptions) -> anyhow::Result<()> {
+pub async fn run(options: DevOptions, mut sockets: crate::listeners::Sockets) -> anyhow::Result<()> {
     let data = std::fs::canonicalize({
         std::fs::create_dir_all(&options.data_dir)
             .with_context(|| format!("creating {}", options.data_dir.display()))?;
@@ -227,13 +227,14 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
         tokio::runtime::Handle::current(),
     ));
     emulators.hetzner.set_hook(vms.clone());
-    let proxy_listener = tokio::net::TcpListener::bind(("127.0.0.1", options.workspace_port))
+    // Handed-over sockets: the API first, then the workspace port.
+    let proxy_listener = sockets
+        .tcp(1, &format!("127.0.0.1:{}", options.workspace_port))
         .await
-        .with_context(|| format!("binding the workspace port {}", options.workspace_port))?;
+        .with_context(|| format!("the workspace port {}", options.workspace_port))?;
     tokio::spawn(proxy::serve(proxy_listener, routes));
 
-    let listener =
-        tokio::net::TcpListener::bind(&config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+    let listener = sockets.tcp(0, &config.listen).await?;
     let engine = deployment.engine.clone();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let reconciler = tokio::spawn(async move {

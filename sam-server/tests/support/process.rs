@@ -47,3 +47,37 @@ pub async fn terminate(mut child: tokio::process::Child) {
     let exit = tokio::time::timeout(Duration::from_secs(20), child.wait()).await.expect("exits").unwrap();
     assert!(exit.success(), "graceful shutdown exits 0: {exit:?}");
 }
+
+/// Listening sockets bound here and handed to a `sam-server` child the way
+/// systemd hands them over (`LISTEN_FDS`, fd 3 onwards): the port is the
+/// test's from the start, with no window between choosing it and serving on
+/// it in which another process could take it.
+pub struct HandedSockets {
+    listeners: Vec<std::net::TcpListener>,
+}
+
+impl HandedSockets {
+    /// `n` sockets on free loopback ports.
+    pub fn bind(n: usize) -> Self {
+        Self { listeners: (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect() }
+    }
+
+    /// The port of socket `index`.
+    pub fn port(&self, index: usize) -> u16 {
+        self.listeners[index].local_addr().unwrap().port()
+    }
+
+    /// Makes the sockets the child's fd 3, 4, … and says so in `LISTEN_FDS`.
+    pub fn hand_to(self, command: &mut tokio::process::Command) {
+        use command_fds::{CommandFdExt as _, FdMapping};
+        let count = self.listeners.len();
+        let mappings = self
+            .listeners
+            .into_iter()
+            .zip(3..)
+            .map(|(listener, child_fd)| FdMapping { parent_fd: listener.into(), child_fd })
+            .collect();
+        command.fd_mappings(mappings).unwrap();
+        command.env("LISTEN_FDS", count.to_string()).env_remove("LISTEN_PID");
+    }
+}
