@@ -11,12 +11,14 @@
 //! - [`domain`]: users, credentials, workspaces and validated names;
 //! - [`lifecycle`]: the pure workspace state machine;
 //! - [`engine`]: drives workspaces through the ports (provisioning, stop,
-//!   restart, delete, idle shutdown, bootstrap, the reconciler);
+//!   restart, delete, idle shutdown, bootstrap, the reconciler), and takes the
+//!   [`engine::Inventory`] of what a deployment made;
 //! - [`accounts`]: the application around it: sign-in and sessions, cloud
-//!   accounts, repository access through the GitHub App;
+//!   accounts, repository access through the GitHub App, installation changes;
 //! - [`cloud_init`]: the user data that boots a workspace server;
 //! - [`ports`]: the traits adapters implement (compute, DNS, identity, repository
-//!   access, store, cipher, tokens, clock);
+//!   access, webhooks, cipher, tokens, clock, and the store, one trait per
+//!   concern with [`ports::Store`] as their union);
 //! - [`secret`]: secret strings, random tokens and hashes;
 //! - [`wire`]: the messages between the agent and the control plane;
 //! - [`metrics`]: the series the engine records through the `metrics` facade;
@@ -25,7 +27,9 @@
 //!
 //! Adapters for Hetzner, Cloudflare, GitHub, SQLite and PostgreSQL live in
 //! the `sam-providers` crate. A new cloud needs only an implementation of
-//! [`ports::ComputeProvider`] that passes `testkit::conformance::compute`.
+//! [`ports::ComputeProvider`] that passes `testkit::conformance::compute`; it
+//! names the kind of credential its users connect
+//! ([`domain::CredentialProvider`] is an open name, not a closed list).
 //!
 //! # Example
 //!

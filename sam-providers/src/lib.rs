@@ -3,7 +3,8 @@
 //! Adapters that implement `sam-core`'s ports against real services, one cargo
 //! feature per adapter: Hetzner Cloud (`ComputeProvider`), Cloudflare
 //! (`DnsProvider`), GitHub OAuth and App (`IdentityProvider`, `RepoAccess`,
-//! webhook verification), SQLite and PostgreSQL (`Store`), AES-256-GCM
+//! `WebhookSource`), SQLite and PostgreSQL (every concern of `Store`, one
+//! implementation over both dialects), AES-256-GCM
 //! (`Cipher`), RS256 JWTs with a JWKS document (`TokenIssuer`,
 //! `TokenVerifier`). It also holds the emulators: real HTTP servers that speak
 //! the Hetzner, Cloudflare and GitHub APIs with fault and latency injection,

@@ -13,7 +13,7 @@ pub fn markdown(cli: &clap::Command) -> String {
     out.push_str(
         "Every setting is a command-line flag and a `SAM_*` environment variable. `--config FILE` (or \
          `SAM_CONFIG`) reads a file of `SAM_*=value` lines; flags win over the environment, which wins over \
-         the file. Secrets are only ever read from files (the `*_FILE` settings, mode 0600), never from flags. \
+         the file (a key that is not a setting of this version is an error naming its line). Secrets are only ever read from files (the `*_FILE` settings, mode 0600), never from flags. \
          `sam-server setup` writes the file and the secret files for you.\n\n",
     );
     let serve = cli.get_subcommands().find(|c| c.get_name() == "serve");
