@@ -396,3 +396,50 @@ async fn inventory_finds_ours_and_deletes_only_ours() {
     assert_eq!(h.dns.records().len(), 1, "the sub-domain's record is left");
     assert!(Inventory::take(engine.inventory_ports()).await.accounts[0].servers.is_empty());
 }
+
+/// Control plane down for 10, then 45 minutes while 20 workspaces run: the
+/// restarted engine destroys nothing (no missed heartbeat, no idle time is
+/// counted for the outage), judges agents again only a full heartbeat
+/// timeout after its start, and then only the one that stays silent.
+#[tokio::test]
+async fn a_control_plane_outage_is_not_evidence_against_agents() {
+    let mut config = test_config();
+    config.max_active_per_user = 20;
+    let h = Harness::with_config(config).await;
+    let engine = h.engine();
+    let mut running = Vec::new();
+    for n in 0..20 {
+        running.push(h.running(&engine, &format!("busy-{n}")).await);
+    }
+    drop(engine);
+    for outage in [Duration::from_secs(10 * 60), Duration::from_secs(45 * 60)] {
+        h.clock.advance(outage);
+        let restarted = h.engine();
+        let report = restarted.reconcile_once().await.unwrap();
+        assert_eq!((report.heartbeat_losses, report.idle_stops), (0, 0), "after {outage:?} down: {report:?}");
+        for ws in &running {
+            assert_eq!(h.status(ws.id).await, Some(WorkspaceStatus::Running), "after {outage:?} down");
+        }
+        assert_eq!(h.cloud.servers().len(), 20);
+        assert_eq!(h.dns.records().len(), 20);
+        // A minute later every agent but the last has heartbeated again.
+        h.clock.advance(Duration::from_secs(60));
+        for ws in &running[..19] {
+            restarted.record_heartbeat(h.user, ws.id, HeartbeatReport::new(0, 1)).await.unwrap();
+        }
+        assert_eq!(restarted.reconcile_once().await.unwrap().heartbeat_losses, 0, "still within the grace");
+        drop(restarted);
+    }
+    // The silent agent is judged a full timeout after the last start.
+    let restarted = h.engine();
+    h.clock.advance(h.config.heartbeat_timeout + Duration::from_secs(1));
+    for ws in &running[..19] {
+        restarted.record_heartbeat(h.user, ws.id, HeartbeatReport::new(0, 1)).await.unwrap();
+    }
+    let report = restarted.reconcile_once().await.unwrap();
+    assert_eq!(report.heartbeat_losses, 1, "{report:?}");
+    assert_eq!(h.status(running[19].id).await, Some(WorkspaceStatus::Error));
+    for ws in &running[..19] {
+        assert_eq!(h.status(ws.id).await, Some(WorkspaceStatus::Running));
+    }
+}

@@ -103,6 +103,9 @@ pub struct Engine {
     dns: metered::MeteredDns,
     config: EngineConfig,
     id: String,
+    /// When this engine started: time before it, when no control plane may
+    /// have been running, is no evidence against an agent.
+    started_at: Timestamp,
     /// When this engine first saw each DNS record that belongs to no live
     /// workspace (records carry no creation time).
     dns_first_seen: Mutex<HashMap<String, Timestamp>>,
@@ -135,6 +138,7 @@ impl Engine {
         Self {
             compute: metered::MeteredCompute(ports.compute.clone()),
             dns: metered::MeteredDns(ports.dns.clone()),
+            started_at: ports.clock.now(),
             ports,
             config,
             id: format!("engine-{}", uuid::Uuid::new_v4().simple()),

@@ -73,21 +73,32 @@ const STATUSES: [WorkspaceStatus; 5] = [
 impl Engine {
     fn decide(&self, ws: &Workspace, now: Timestamp, report: &mut ReconcileReport) -> Option<Decision> {
         let lc = &ws.lifecycle;
+        // Absence of evidence is not evidence: while no control plane ran
+        // (before this engine started) no heartbeat could arrive and no step
+        // could run, so deadlines count from the start at the earliest. After
+        // a restart, agents are judged only a full timeout later, by which
+        // time their heartbeats (every 30 s) have resumed.
+        let since = |t: Timestamp| t.max(self.started_at);
         match lc.status {
             WorkspaceStatus::Creating => {
-                if now - ws.status_changed_at >= self.config.provision_timeout {
+                if now - since(ws.status_changed_at) >= self.config.provision_timeout {
                     return Some(Decision::Drive(Some(Event::ProvisioningTimedOut { message: timeout_message(ws) })));
                 }
                 (lc.server.is_none() || lc.dns_record.is_none()).then_some(Decision::Drive(None))
             }
             WorkspaceStatus::Running => {
+                // The agent's own report of activity counts once it has
+                // reported to this engine; before that, idle time counts
+                // from the start.
+                let reported = ws.last_heartbeat_at.is_some_and(|at| at >= self.started_at);
                 let last_activity = ws.last_activity_at.unwrap_or(ws.status_changed_at).max(ws.status_changed_at);
+                let last_activity = if reported { last_activity } else { since(last_activity) };
                 let (action, _) = idle_decision(now, last_activity, self.idle_threshold(ws), self.config.idle_warning);
                 if action == HeartbeatAction::Shutdown {
                     return Some(Decision::Drive(Some(Event::IdleTimeout)));
                 }
                 let last_heartbeat = ws.last_heartbeat_at.unwrap_or(ws.status_changed_at).max(ws.status_changed_at);
-                (now - last_heartbeat >= self.config.heartbeat_timeout).then_some(Decision::CheckHeartbeat)
+                (now - since(last_heartbeat) >= self.config.heartbeat_timeout).then_some(Decision::CheckHeartbeat)
             }
             WorkspaceStatus::Stopping => {
                 if now - ws.status_changed_at >= self.config.stop_timeout {
