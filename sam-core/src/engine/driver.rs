@@ -280,11 +280,23 @@ impl Engine {
         self.record(ws, &event).await
     }
 
-    /// Deletes every server labelled for the workspace (and the recorded one)
-    /// and every DNS record with its name. Each half is attempted even if the
-    /// other fails. `true` when both are confirmed gone.
+    /// Deletes the workspace's DNS records, then every server labelled for it
+    /// (and the recorded one). DNS goes first: a server is deleted only once
+    /// no record points at it, so its address, which the provider may give to
+    /// someone else, is never left behind a `ws-<id>` name. `true` when both
+    /// are confirmed gone.
     pub(crate) async fn release_resources(&self, ws: &Workspace, token: Option<&SecretString>) -> bool {
-        let servers_gone = match token {
+        let name = ws.hostname(&self.config.base_domain);
+        let dns = &self.dns;
+        if let Err(e) = with_retry(self.config.retry, "delete_dns", ws.id, || dns.delete_records(&name)).await {
+            tracing::warn!(
+                workspace_id = %ws.id,
+                error = %e,
+                "DNS record deletion failed; the server is kept until the record is gone, and both are retried"
+            );
+            return false;
+        }
+        match token {
             Some(token) => self.delete_servers(ws, token).await,
             None => match self.cloud_token(ws.owner).await {
                 Ok(token) => self.delete_servers(ws, &token).await,
@@ -293,17 +305,7 @@ impl Engine {
                     false
                 }
             },
-        };
-        let name = ws.hostname(&self.config.base_domain);
-        let dns = &self.dns;
-        let dns_gone = match with_retry(self.config.retry, "delete_dns", ws.id, || dns.delete_records(&name)).await {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::warn!(workspace_id = %ws.id, error = %e, "DNS record deletion failed; will retry");
-                false
-            }
-        };
-        servers_gone && dns_gone
+        }
     }
 
     async fn delete_servers(&self, ws: &Workspace, token: &SecretString) -> bool {

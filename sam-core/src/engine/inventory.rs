@@ -105,10 +105,22 @@ impl Inventory {
         }
     }
 
-    /// Deletes this deployment's servers and records (never the others),
-    /// calling `deleted` with each one gone; returns what failed.
+    /// Deletes this deployment's records, then its servers (never the
+    /// others), calling `deleted` with each one gone; returns what failed.
+    /// Records go first and the servers are kept while any record could not
+    /// be deleted: no address is freed while a `ws-<id>` name points at it.
     pub async fn delete(&self, ports: InventoryPorts<'_>, mut deleted: impl FnMut(&str)) -> Vec<String> {
         let mut failures = Vec::new();
+        for record in &self.records {
+            match ports.dns.delete_records(&record.name).await {
+                Ok(()) => deleted(&format!("DNS record {}", record.name)),
+                Err(e) => failures.push(format!("DNS record {}: {e}", record.name)),
+            }
+        }
+        if !failures.is_empty() {
+            failures.push("servers kept until their DNS records are gone".to_owned());
+            return failures;
+        }
         for account in &self.accounts {
             let token = match token(ports, account.owner).await {
                 Ok(token) => token,
@@ -122,12 +134,6 @@ impl Inventory {
                     Ok(()) => deleted(&format!("server {}", server.name)),
                     Err(e) => failures.push(format!("server {}: {e}", server.name)),
                 }
-            }
-        }
-        for record in &self.records {
-            match ports.dns.delete_records(&record.name).await {
-                Ok(()) => deleted(&format!("DNS record {}", record.name)),
-                Err(e) => failures.push(format!("DNS record {}: {e}", record.name)),
             }
         }
         failures
