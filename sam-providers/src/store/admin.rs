@@ -6,7 +6,8 @@
 //! `restore`, `doctor` and `teardown` are built on these.
 //!
 //! Every function opens its own short-lived connection; none applies
-//! migrations. Errors never contain the database password.
+//! migrations. Errors never contain the database password. Needs both store
+//! features (`sqlite` and `postgres`), since a URL may name either.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr as _;
