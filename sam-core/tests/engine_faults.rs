@@ -206,3 +206,21 @@ async fn credential_removed_while_running_keeps_retrying_visibly() {
     let report = engine.reconcile_once().await.unwrap();
     assert!(report.failures >= 1);
 }
+
+/// GitHub does not issue the clone token the first time: the bootstrap
+/// token is not spent, the agent's retry with the same token succeeds, and a
+/// third use is refused.
+#[tokio::test]
+async fn a_failed_bootstrap_leaves_the_token_usable() {
+    let h = Harness::new().await;
+    let engine = h.engine();
+    let ws = h.create(&engine, "retry-boot").await;
+    engine.drive(h.user, ws.id).await.unwrap();
+    let token = h.bootstrap_token(ws.id).expect("user data carries the token");
+    h.github.faults.push("installation_token", Fault::Fail(ProviderErrorKind::Transient));
+    let first = engine.redeem_bootstrap(&token).await.unwrap_err();
+    assert_eq!(first.kind, EngineErrorKind::Unavailable, "try again: {first:?}");
+    let grant = engine.redeem_bootstrap(&token).await.expect("the same token works on the retry");
+    assert_eq!(grant.workspace_id, ws.id);
+    assert_eq!(engine.redeem_bootstrap(&token).await.unwrap_err().kind, EngineErrorKind::Unauthorized, "then spent");
+}

@@ -140,7 +140,10 @@ impl Engine {
             return Err(refused());
         }
         let now = self.now();
-        let Some(grant) = self.ports.store.redeem_bootstrap_token(&sha256_hex(token.as_bytes()), now).await? else {
+        let hash = sha256_hex(token.as_bytes());
+        // The token is consumed only once the grant is ready: if GitHub does
+        // not issue a clone token now, the agent retries with the same token.
+        let Some(grant) = self.ports.store.find_bootstrap_token(&hash, now).await? else {
             return Err(refused());
         };
         let ws = self.ports.store.get_workspace(grant.owner, grant.workspace_id).await?.ok_or_else(refused)?;
@@ -161,6 +164,10 @@ impl Engine {
             },
             now,
         )?;
+        // Atomic: of concurrent redemptions of one token, one gets here.
+        if self.ports.store.redeem_bootstrap_token(&hash, now).await?.is_none() {
+            return Err(refused());
+        }
         tracing::info!(workspace_id = %ws.id, "bootstrap token redeemed");
         Ok(BootstrapGrant {
             workspace_id: ws.id,

@@ -26,6 +26,24 @@ impl<D: Dialect> BootstrapTokenStore for SqlStore<D> {
         Ok(())
     }
 
+    async fn find_bootstrap_token(
+        &self,
+        token_hash: &str,
+        now: Timestamp,
+    ) -> Result<Option<BootstrapToken>, StoreError> {
+        let statement = Statement::new(
+            "SELECT token_hash, workspace_id, owner, created_at, expires_at FROM bootstrap_tokens \
+             WHERE token_hash = $1 AND redeemed_at IS NULL AND expires_at > $2",
+        )
+        .text(token_hash)
+        .time(now)?;
+        self.fetch_optional(statement, "find bootstrap token")
+            .await?
+            .as_ref()
+            .map(rows::bootstrap_token::<D>)
+            .transpose()
+    }
+
     async fn redeem_bootstrap_token(
         &self,
         token_hash: &str,

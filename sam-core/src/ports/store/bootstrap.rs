@@ -26,6 +26,14 @@ pub struct BootstrapToken {
 pub trait BootstrapTokenStore: Send + Sync {
     /// Stores a bootstrap token (hash only).
     async fn create_bootstrap_token(&self, token: &BootstrapToken) -> Result<(), StoreError>;
+    /// The token with this hash if it exists, is unused and has not expired
+    /// at `now`, without consuming it: the grant is prepared first, so a
+    /// failure while preparing it leaves the token usable for the retry.
+    async fn find_bootstrap_token(
+        &self,
+        token_hash: &str,
+        now: Timestamp,
+    ) -> Result<Option<BootstrapToken>, StoreError>;
     /// Atomically consumes the token with this hash if it exists, is unused and
     /// has not expired at `now`. `None` otherwise, including on every later call.
     async fn redeem_bootstrap_token(

@@ -17,6 +17,8 @@ use crate::testkit::lock;
 /// branches, and counted installation-token mints.
 #[derive(Debug)]
 pub struct FakeGithub {
+    /// Faults injected into `installation_token`.
+    pub faults: super::faults::FaultPlan,
     state: Mutex<GithubState>,
     mints: AtomicU64,
     page_size: usize,
@@ -35,7 +37,12 @@ struct GithubState {
 impl FakeGithub {
     /// An empty fake with pages of `page_size` repositories.
     pub fn new(page_size: usize) -> Self {
-        Self { state: Mutex::default(), mints: AtomicU64::new(0), page_size: page_size.max(1) }
+        Self {
+            faults: super::faults::FaultPlan::default(),
+            state: Mutex::default(),
+            mints: AtomicU64::new(0),
+            page_size: page_size.max(1),
+        }
     }
 
     /// The user approves the sign-in whose authorize URL carried
@@ -145,6 +152,9 @@ impl RepoAccess for FakeGithub {
     }
 
     async fn installation_token(&self, installation: InstallationId) -> Result<InstallationToken, ProviderError> {
+        if let Some(kind) = self.faults.before("installation_token")? {
+            return Err(super::faults::injected("installation_token", kind));
+        }
         if !lock(&self.state).installations.contains_key(&installation) {
             return Err(Self::unknown_installation(installation));
         }

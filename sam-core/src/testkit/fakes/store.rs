@@ -376,6 +376,17 @@ impl BootstrapTokenStore for MemoryStore {
         Ok(())
     }
 
+    async fn find_bootstrap_token(
+        &self,
+        token_hash: &str,
+        now: Timestamp,
+    ) -> Result<Option<BootstrapToken>, StoreError> {
+        match lock(&self.state).bootstrap.get(token_hash) {
+            Some((token, used)) if !*used && token.expires_at > now => Ok(Some(token.clone())),
+            _ => Ok(None),
+        }
+    }
+
     async fn redeem_bootstrap_token(
         &self,
         token_hash: &str,

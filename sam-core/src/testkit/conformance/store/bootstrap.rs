@@ -25,10 +25,15 @@ pub async fn bootstrap_tokens(store: &dyn Store) {
     let h2 = format!("{}-b", ws.id);
     store.create_bootstrap_token(&token(&h1, 900)).await.expect("create");
     store.create_bootstrap_token(&token(&h2, 900)).await.expect("create");
+    let found = store.find_bootstrap_token(&h1, at(10)).await.expect("find").expect("valid");
+    assert_eq!(found.workspace_id, ws.id);
+    assert!(store.find_bootstrap_token(&h1, at(10)).await.expect("find again").is_some(), "finding consumes nothing");
+    assert!(store.find_bootstrap_token(&h2, at(900)).await.expect("find expired").is_none(), "not at expiry");
     let redeemed = store.redeem_bootstrap_token(&h1, at(10)).await.expect("redeem").expect("valid");
     assert_eq!(redeemed.workspace_id, ws.id);
     assert_eq!(redeemed.owner, owner);
     assert!(store.redeem_bootstrap_token(&h1, at(11)).await.expect("again").is_none(), "single use");
+    assert!(store.find_bootstrap_token(&h1, at(11)).await.expect("find used").is_none(), "a used token is not found");
     assert!(store.redeem_bootstrap_token(&h2, at(900)).await.expect("expired").is_none(), "not at or after expiry");
     assert!(store.redeem_bootstrap_token("unknown", at(1)).await.expect("unknown").is_none());
 }
