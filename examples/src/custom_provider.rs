@@ -261,6 +261,23 @@ impl ComputeProvider for RackCloud {
             .collect())
     }
 
+    async fn add_labels(
+        &self,
+        token: &SecretString,
+        id: &ServerId,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<(), ProviderError> {
+        let project = self.project(token)?;
+        let mut rack = lock(&self.rack);
+        match Self::parse_id(id).and_then(|n| rack.servers.get_mut(&n)).filter(|s| s.project == project) {
+            Some(racked) => {
+                racked.server.labels.extend(labels.clone());
+                Ok(())
+            }
+            None => Err(ProviderError::new(ProviderErrorKind::NotFound, format!("rack: no server {id}"))),
+        }
+    }
+
     async fn delete_server(&self, token: &SecretString, id: &ServerId) -> Result<(), ProviderError> {
         let project = self.project(token)?;
         let mut rack = lock(&self.rack);

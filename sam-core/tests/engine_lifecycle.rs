@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{BASE_DOMAIN, Harness, test_config};
 use sam_core::domain::InstallationId;
-use sam_core::engine::{AgentReport, DriveOutcome, EngineErrorKind, HeartbeatAction, HeartbeatReport};
+use sam_core::engine::{AgentReport, DriveOutcome, EngineConfig, EngineErrorKind, HeartbeatAction, HeartbeatReport};
 use sam_core::lifecycle::{Reason, WorkspaceStatus};
 use sam_core::ports::{Audience, DnsProvider, ProviderErrorKind, TokenVerifier};
 use sam_core::testkit::fakes::Fault;
@@ -338,11 +338,12 @@ async fn orphans_are_deleted_after_the_grace_period() {
         [
             ("sam-managed".to_owned(), "true".to_owned()),
             ("sam-workspace".to_owned(), sam_core::domain::WorkspaceId::new().to_string()),
+            ("sam-deployment".to_owned(), h.config.deployment.to_string()),
         ]
         .into(),
     );
     let stray_name = format!("{}.{BASE_DOMAIN}", sam_core::domain::WorkspaceId::new().dns_label());
-    h.dns.upsert_a_record(&stray_name, "192.0.2.50".parse().unwrap()).await.unwrap();
+    h.dns.upsert_a_record(&stray_name, "192.0.2.50".parse().unwrap(), Some(&h.config.deployment)).await.unwrap();
     h.dns.create_raw("unrelated.example.org", "192.0.2.51".parse().unwrap());
 
     let report = engine.reconcile_once().await.unwrap();
@@ -442,4 +443,108 @@ async fn a_control_plane_outage_is_not_evidence_against_agents() {
     for ws in &running[..19] {
         assert_eq!(h.status(ws.id).await, Some(WorkspaceStatus::Running));
     }
+}
+
+/// Two deployments (two databases) on one cloud project and one DNS zone,
+/// 50 workspaces each, even under one base domain: with orphan sweeps running
+/// well past the grace period neither deletes or changes anything of the
+/// other's, and taking one down leaves the other intact.
+#[tokio::test]
+async fn two_deployments_on_one_project_and_zone_leave_each_other_alone() {
+    use sam_core::domain::DeploymentId;
+    let mut production = test_config();
+    production.max_active_per_user = 50;
+    production.deployment = DeploymentId::new("production").unwrap();
+    let staging = EngineConfig { deployment: DeploymentId::new("staging").unwrap(), ..production.clone() };
+    let p = Harness::with_config(production).await;
+    let s = Harness::beside(&p, staging).await;
+    let (pe, se) = (p.engine(), s.engine());
+    let mut ours = Vec::new();
+    let mut theirs = Vec::new();
+    for n in 0..50 {
+        ours.push(p.running(&pe, &format!("prod-{n}")).await.id);
+        theirs.push(s.running(&se, &format!("staging-{n}")).await.id);
+    }
+    assert_eq!((p.cloud.servers().len(), p.dns.records().len()), (100, 100));
+    for _ in 0..3 {
+        p.clock.advance(p.config.orphan_grace);
+        for (h, engine, ids) in [(&p, &pe, &ours), (&s, &se, &theirs)] {
+            for id in ids {
+                engine.record_heartbeat(h.user, *id, HeartbeatReport::new(0, 1)).await.unwrap();
+            }
+        }
+        for engine in [&pe, &se] {
+            let report = engine.reconcile_once().await.unwrap();
+            assert_eq!(report.orphan_servers_deleted + report.orphan_records_deleted, 0, "{report:?}");
+            assert_eq!((report.driven, report.adopted, report.failures), (0, 0, 0), "{report:?}");
+        }
+    }
+    assert_eq!((p.cloud.servers().len(), p.dns.records().len()), (100, 100), "nothing deleted");
+    for (h, ids) in [(&p, &ours), (&s, &theirs)] {
+        for id in ids {
+            assert_eq!(h.status(*id).await, Some(WorkspaceStatus::Running));
+            assert_eq!(h.cloud.servers_of(*id)[0].deployment(), Some(h.config.deployment.as_str()));
+        }
+    }
+
+    let inventory = pe.inventory().await;
+    assert_eq!(inventory.accounts[0].servers.len(), 50);
+    assert_eq!(inventory.accounts[0].others.len(), 50, "the other deployment's servers are listed, not taken");
+    assert_eq!((inventory.records.len(), inventory.other_records.len()), (50, 50));
+    let failures = inventory.delete(pe.inventory_ports(), |_| {}).await;
+    assert!(failures.is_empty(), "{failures:?}");
+    assert_eq!((p.cloud.servers().len(), p.dns.records().len()), (50, 50));
+    assert!(p.cloud.servers().iter().all(|server| server.deployment() == Some("staging")));
+    assert!(p.dns.records().iter().all(|r| r.owner.as_ref().is_some_and(|o| o.as_str() == "staging")));
+    p.clock.advance(p.config.orphan_grace);
+    for id in &theirs {
+        se.record_heartbeat(s.user, *id, HeartbeatReport::new(0, 1)).await.unwrap();
+    }
+    let report = se.reconcile_once().await.unwrap();
+    assert!(!report.changed_anything(), "{report:?}");
+    for id in &theirs {
+        assert_eq!(s.status(*id).await, Some(WorkspaceStatus::Running));
+    }
+}
+
+/// After an upgrade, the servers and records of this deployment's
+/// workspaces made before they carried its id are marked with it once (and
+/// so are swept and torn down like the rest); unmarked ones that no
+/// workspace here names are never deleted, however old.
+#[tokio::test]
+async fn resources_from_before_deployment_ids_are_adopted_or_left_alone() {
+    use sam_core::ports::{LABEL_DEPLOYMENT, LABEL_MANAGED, LABEL_WORKSPACE};
+    let h = Harness::new().await;
+    let engine = h.engine();
+    let ws = h.running(&engine, "legacy").await;
+    let server = h.cloud.servers_of(ws.id)[0].clone();
+    let name = ws.hostname(BASE_DOMAIN);
+    h.cloud.remove_label(&server.id, LABEL_DEPLOYMENT);
+    h.dns.remove_owner(&name);
+    let stranger = h.cloud.plant_server(
+        common::CLOUD_TOKEN,
+        [
+            (LABEL_MANAGED.to_owned(), "true".to_owned()),
+            (LABEL_WORKSPACE.to_owned(), sam_core::domain::WorkspaceId::new().to_string()),
+        ]
+        .into(),
+    );
+    let stranger_record = format!("{}.{BASE_DOMAIN}", sam_core::domain::WorkspaceId::new().dns_label());
+    h.dns.create_raw(&stranger_record, "192.0.2.77".parse().unwrap());
+
+    let report = engine.reconcile_once().await.unwrap();
+    assert_eq!(report.adopted, 2, "{report:?}");
+    assert_eq!(h.cloud.servers_of(ws.id)[0].deployment(), Some(h.config.deployment.as_str()));
+    assert_eq!(h.dns.records_named(&name)[0].owner.as_ref(), Some(&h.config.deployment));
+    for _ in 0..3 {
+        h.clock.advance(h.config.orphan_grace);
+        engine.record_heartbeat(h.user, ws.id, HeartbeatReport::new(0, 1)).await.unwrap();
+        let report = engine.reconcile_once().await.unwrap();
+        assert_eq!(report.adopted + report.orphan_servers_deleted + report.orphan_records_deleted, 0);
+    }
+    assert!(h.cloud.servers().iter().any(|s| s.id == stranger.id), "an unmarked stranger is never deleted");
+    assert_eq!(h.dns.records_named(&stranger_record).len(), 1);
+    let inventory = engine.inventory().await;
+    assert_eq!(inventory.accounts[0].others.len(), 1);
+    assert_eq!(inventory.other_records.len(), 1);
 }

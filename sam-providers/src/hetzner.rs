@@ -5,7 +5,8 @@
 //!
 //! Calls used: `GET /servers` (token check with `per_page=1`; listing by
 //! `label_selector`, following `meta.pagination`), `POST /servers`,
-//! `GET /servers/{id}`, `DELETE /servers/{id}`,
+//! `GET /servers/{id}`, `PUT /servers/{id}` (labels: read, merged, written
+//! back, since Hetzner replaces the whole set), `DELETE /servers/{id}`,
 //! `POST /servers/{id}/actions/poweroff|poweron`, `GET /server_types`,
 //! `GET /locations`.
 //!
@@ -251,6 +252,33 @@ impl ComputeProvider for HetznerProvider {
 
     async fn list_servers(&self, token: &SecretString) -> Result<Vec<Server>, ProviderError> {
         self.list_by_selector(token, &format!("{LABEL_MANAGED}=true"), false).await
+    }
+
+    async fn add_labels(
+        &self,
+        token: &SecretString,
+        id: &ServerId,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<(), ProviderError> {
+        let not_found = || ProviderError::new(ProviderErrorKind::NotFound, format!("hetzner: server {id} not found"));
+        let numeric = numeric_id(id).ok_or_else(not_found)?;
+        let path = format!("servers/{numeric}");
+        // A PUT replaces the whole set, so read, merge and write back as one
+        // retried step (a PUT of the same set is harmless to repeat).
+        self.http
+            .retry("add labels", |_| async {
+                let current = match self.get(token, &path, &[]).await {
+                    Ok(response) => response.json::<ServerBody>(PROVIDER)?.server.into_server()?,
+                    Err(err) if err.kind() == ProviderErrorKind::NotFound => return Err(not_found()),
+                    Err(err) => return Err(err),
+                };
+                let mut merged = current.labels;
+                merged.extend(labels.clone());
+                let request =
+                    Request::new(Method::PUT, self.url(&path, &[])?).bearer(token).json(json!({"labels": merged}));
+                self.http.send_once(&request, classify).await.map(|_| ())
+            })
+            .await
     }
 
     async fn delete_server(&self, token: &SecretString, id: &ServerId) -> Result<(), ProviderError> {

@@ -80,7 +80,7 @@ async fn each_error_kind_comes_from_a_real_emulator_response() {
     cases.push(("malformed zone (7003)", ProviderErrorKind::InvalidConfig, bad_zone.verify().await.unwrap_err()));
 
     let provider = adapter(&emu, no_retry());
-    let err = provider.upsert_a_record("bad name!.sam.test", Ipv4Addr::new(192, 0, 2, 1)).await.unwrap_err();
+    let err = provider.upsert_a_record("bad name!.sam.test", Ipv4Addr::new(192, 0, 2, 1), None).await.unwrap_err();
     cases.push(("invalid name", ProviderErrorKind::InvalidConfig, err));
 
     emu.faults().inject("GET", "/client/v4/zones/*", Fault::Error(InjectedError::Unavailable), 1);
@@ -140,7 +140,7 @@ async fn lost_create_response_does_not_leave_two_records() {
     let provider = adapter(&emu, http);
     emu.faults().inject("POST", "/client/v4/zones/*", Fault::DropResponse(Duration::from_secs(5)), 1);
     let n = name(&emu);
-    let record = provider.upsert_a_record(&n, Ipv4Addr::new(192, 0, 2, 44)).await.unwrap();
+    let record = provider.upsert_a_record(&n, Ipv4Addr::new(192, 0, 2, 44), None).await.unwrap();
     let records: Vec<_> = emu.records().into_iter().filter(|r| r.name == n).collect();
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].id, record.id);
@@ -181,7 +181,7 @@ async fn a_record_created_between_list_and_post_is_taken_not_duplicated() {
             emu.create_raw(&n, Ipv4Addr::new(192, 0, 2, 60))
         })
     };
-    let record = provider.upsert_a_record(&n, Ipv4Addr::new(192, 0, 2, 60)).await.unwrap();
+    let record = provider.upsert_a_record(&n, Ipv4Addr::new(192, 0, 2, 60), None).await.unwrap();
     let raced_id = racer.await.unwrap();
     assert_eq!(record.id, raced_id);
     assert_eq!(emu.records().iter().filter(|r| r.name == n).count(), 1);

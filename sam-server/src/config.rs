@@ -19,6 +19,13 @@ pub struct ServeConfig {
     /// Workspaces are reachable at ws-<id>.<base-domain>.
     #[arg(long, env = "SAM_BASE_DOMAIN")]
     pub base_domain: Option<String>,
+    /// This deployment's id: every server (label sam-deployment) and DNS
+    /// record (comment) it creates carries it, and its orphan sweeps and
+    /// teardown touch nothing carrying another. Default: the base domain. Set
+    /// it when two deployments share a base domain, or the base domain is
+    /// longer than 63 characters; keep it when the base domain changes.
+    #[arg(long, env = "SAM_DEPLOYMENT_ID")]
+    pub deployment_id: Option<String>,
     /// How the browser reaches a workspace; {host} becomes ws-<id>.<base-domain>.
     #[arg(long, env = "SAM_WORKSPACE_URL_TEMPLATE", default_value = "https://{host}")]
     pub workspace_url_template: String,
@@ -101,6 +108,20 @@ pub struct ServeConfig {
     /// `127.0.0.1:9090`; unset: on the main listener, next to the API.
     #[arg(long, env = "SAM_METRICS_ADDR")]
     pub metrics_addr: Option<std::net::SocketAddr>,
+}
+
+impl ServeConfig {
+    /// The deployment id: `SAM_DEPLOYMENT_ID`, else the base domain.
+    pub fn deployment_id(&self) -> Result<sam_core::domain::DeploymentId, String> {
+        use sam_core::domain::DeploymentId;
+        match (&self.deployment_id, &self.base_domain) {
+            (Some(id), _) => DeploymentId::new(id.trim()).map_err(|e| format!("SAM_DEPLOYMENT_ID: {}", e.reason)),
+            (None, Some(base)) => DeploymentId::from_base_domain(base).map_err(|e| {
+                format!("the base domain is not a valid deployment id ({}): set SAM_DEPLOYMENT_ID", e.reason)
+            }),
+            (None, None) => Err("SAM_BASE_DOMAIN is not set: which deployment is this?".to_owned()),
+        }
+    }
 }
 
 /// Makes the settings of a `KEY=VALUE` file (comments with `#`) the defaults

@@ -92,6 +92,7 @@ pub struct Deployment {
 struct PublicSection {
     public_url: String,
     base_domain: String,
+    deployment: sam_core::domain::DeploymentId,
 }
 
 impl PublicSection {
@@ -110,7 +111,16 @@ impl PublicSection {
         if !config.workspace_url_template.contains("{host}") {
             problems.push("SAM_WORKSPACE_URL_TEMPLATE must contain {host}".into());
         }
-        Some(Self { public_url: public_url?, base_domain: base_domain? })
+        let deployment = match config.deployment_id() {
+            Ok(id) => Some(id),
+            Err(why) => {
+                if base_domain.is_some() {
+                    problems.push(why);
+                }
+                None
+            }
+        };
+        Some(Self { public_url: public_url?, base_domain: base_domain?, deployment: deployment? })
     }
 }
 
@@ -233,7 +243,7 @@ pub async fn build(config: &ServeConfig) -> Result<Deployment, ConfigProblems> {
     else {
         return Err(ConfigProblems(problems));
     };
-    let PublicSection { public_url, base_domain } = public;
+    let PublicSection { public_url, base_domain, deployment } = public;
     let KeySection { jwt_key, previous_jwt, aes_key, old_aes_keys: old_keys } = keys;
     let GithubSection { client_id, client_secret, app_id, app_slug, app_key, webhook_secret } = github;
     let CloudflareSection { token: cf_token, zone } = cloudflare;
@@ -252,6 +262,7 @@ pub async fn build(config: &ServeConfig) -> Result<Deployment, ConfigProblems> {
     let agents = agent_dir(config);
 
     let mut engine_config = EngineConfig::new(base_domain, public_url.clone());
+    engine_config.deployment = deployment;
     engine_config.workspace_url_template = config.workspace_url_template.clone();
     engine_config.git_base_url = config.git_base_url.clone();
     engine_config.max_active_per_user = config.max_workspaces_per_user;

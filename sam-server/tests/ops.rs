@@ -443,6 +443,19 @@ async fn teardown_and_restore(database: Option<(String, String)>) {
         &cloudflare,
         "ws-x.staging.sam.test",
         "198.51.100.7".parse().unwrap(),
+        None,
+    )
+    .await
+    .unwrap();
+    // Another deployment's workspace record right under the same base domain
+    // (two deployments sharing one): marked with its id, so left alone.
+    let theirs = format!("{}.sam.test", sam_core::domain::WorkspaceId::new().dns_label());
+    let other_deployment = sam_core::domain::DeploymentId::new("other-deployment").unwrap();
+    sam_core::ports::DnsProvider::upsert_a_record(
+        &cloudflare,
+        &theirs,
+        "198.51.100.8".parse().unwrap(),
+        Some(&other_deployment),
     )
     .await
     .unwrap();
@@ -462,8 +475,10 @@ async fn teardown_and_restore(database: Option<(String, String)>) {
     assert!(printed.contains("servers (1)"), "{printed}");
     assert!(printed.contains("DNS records (2)"), "{printed}");
     assert!(printed.contains("Left alone: 1 other") && printed.contains("sam-other"), "{printed}");
+    assert!(printed.contains(&format!("{theirs} (other-deployment)")), "{printed}");
     assert_eq!(other_servers(), ["sam-other"], "only the other deployment's server is left");
-    assert_eq!(survivors(), ["ws-x.staging.sam.test"], "only the sub-domain's record is left");
+    let left = [String::from("ws-x.staging.sam.test"), theirs.clone()];
+    assert_eq!(survivors(), left, "only the sub-domain's and the other deployment's records are left");
     match &first_db {
         None => assert!(!root.path().join("first/sam.db").exists(), "database deleted"),
         Some(url) => {
@@ -511,7 +526,7 @@ async fn teardown_and_restore(database: Option<(String, String)>) {
     serve.terminate().await;
     ok("teardown (second deployment)", sam(&["teardown", "--config", cfg2, "--confirm", "sam.test"], &[]));
     assert_eq!(other_servers(), ["sam-other"]);
-    assert_eq!(survivors(), ["ws-x.staging.sam.test"]);
+    assert_eq!(survivors(), left);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

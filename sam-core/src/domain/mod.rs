@@ -8,7 +8,7 @@ mod workspace;
 
 pub use account::{Credential, CredentialProvider, GithubInstallation, NewSession, NewUser, Session, User};
 pub use ids::{GithubUserId, InstallationId, ServerId, UserId, WorkspaceId};
-pub use names::{BranchName, LocationCode, RepoFullName, WorkspaceName};
+pub use names::{BranchName, DeploymentId, LocationCode, RepoFullName, WorkspaceName};
 pub use vm::{Location, LocationPrice, ServerTypeOffer, VmSize, choose_server_type};
 pub use workspace::{NewWorkspace, Workspace, WorkspaceEvent, WorkspaceSpec};
 

@@ -202,6 +202,55 @@ fn check_branch_name(value: &str) -> Result<(), ValidationError> {
     Ok(())
 }
 
+validated_string!(
+    /// The id of one SAM deployment: every server, firewall and DNS record it
+    /// creates carries it (the `sam-deployment` label at the cloud, the
+    /// record's comment in the zone), and its orphan sweeps and teardown touch
+    /// nothing that carries another. 1–63 lowercase letters, digits, `-` and
+    /// `.`, starting and ending with a letter or digit: a valid label value at
+    /// Hetzner, and short enough for a Cloudflare comment on every plan. A base
+    /// domain usually is one ([`DeploymentId::from_base_domain`]).
+    ///
+    /// ```
+    /// use sam_core::domain::DeploymentId;
+    /// assert!(DeploymentId::new("sam.example.dev").is_ok());
+    /// assert!(DeploymentId::new("Prod").is_err());
+    /// assert!(DeploymentId::new("-x").is_err());
+    /// ```
+    DeploymentId,
+    check_deployment_id
+);
+
+impl DeploymentId {
+    /// The default id of a deployment: its base domain, lowercased, when that
+    /// is a valid id (a longer one must be given explicitly).
+    pub fn from_base_domain(base_domain: &str) -> Result<Self, ValidationError> {
+        Self::new(base_domain.trim_end_matches('.').to_ascii_lowercase())
+    }
+
+    /// `sam`: the id of a deployment that names none and whose base domain
+    /// is not one.
+    pub fn fallback() -> Self {
+        Self("sam".to_owned())
+    }
+}
+
+fn check_deployment_id(value: &str) -> Result<(), ValidationError> {
+    let edge = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    if value.is_empty()
+        || value.len() > 63
+        || !edge(value.as_bytes().first())
+        || !edge(value.as_bytes().last())
+        || !value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+    {
+        return Err(ValidationError::new(
+            "deploymentId",
+            "must be 1 to 63 lowercase letters, digits, '-' or '.', starting and ending with a letter or digit",
+        ));
+    }
+    Ok(())
+}
+
 fn check_location_code(value: &str) -> Result<(), ValidationError> {
     if value.is_empty()
         || value.len() > 32

@@ -1,11 +1,17 @@
 use std::time::Duration;
 
+use crate::domain::DeploymentId;
+
 /// Deployment settings of the engine. [`EngineConfig::new`] gives the defaults
 /// the design names; every field can be overridden.
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
     /// Workspaces live at `ws-<id>.<base_domain>`.
     pub base_domain: String,
+    /// This deployment's id, carried by every server (label) and DNS record
+    /// (comment) it creates; its orphan sweeps touch nothing that carries
+    /// another. Default: the base domain.
+    pub deployment: DeploymentId,
     /// How the browser reaches a workspace agent; `{host}` is replaced by
     /// `ws-<id>.<base_domain>`. Production: `https://{host}`.
     pub workspace_url_template: String,
@@ -58,9 +64,15 @@ pub struct EngineConfig {
 
 impl EngineConfig {
     /// Defaults: idle 30 min with a 5 min warning, provisioning 10 min, quota 10.
+    ///
+    /// The deployment id is the base domain (or `sam` for a base domain that
+    /// is not a valid id, such as one longer than 63 characters: set
+    /// [`EngineConfig::deployment`] then).
     pub fn new(base_domain: impl Into<String>, control_plane_url: impl Into<String>) -> Self {
+        let base_domain = base_domain.into();
         Self {
-            base_domain: base_domain.into(),
+            deployment: DeploymentId::from_base_domain(&base_domain).unwrap_or_else(|_| DeploymentId::fallback()),
+            base_domain,
             workspace_url_template: "https://{host}".into(),
             control_plane_url: control_plane_url.into(),
             server_image: "ubuntu-24.04".into(),

@@ -213,6 +213,7 @@ impl Engine {
         };
         let spec = ServerSpec {
             workspace_id: ws.id,
+            deployment: self.config.deployment.clone(),
             name: ws.id.dns_label(),
             size: ws.spec.vm_size,
             location: ws.spec.vm_location.to_string(),
@@ -264,7 +265,11 @@ impl Engine {
     async fn upsert_dns(&self, ws: Workspace, ipv4: Ipv4Addr) -> Result<bool, EngineError> {
         let name = ws.hostname(&self.config.base_domain);
         let dns = &self.dns;
-        match with_retry(self.config.retry, "upsert_dns", ws.id, || dns.upsert_a_record(&name, ipv4)).await {
+        match with_retry(self.config.retry, "upsert_dns", ws.id, || {
+            dns.upsert_a_record(&name, ipv4, &self.config.deployment)
+        })
+        .await
+        {
             Ok(record) => Ok(self.record(ws, &Event::DnsRecordSet { record_id: record.id }).await?.is_some()),
             Err(e) if e.is_retryable() => Ok(false),
             Err(e) => self.fail_provisioning(ws, messages::dns_failure(&e)).await,

@@ -3,14 +3,15 @@
 //! servers of this deployment's workspaces in every connected cloud account,
 //! the other SAM-labelled servers found there (another deployment's, perhaps:
 //! listed, never touched), the `ws-<id>` records, and what could not be
-//! looked into.
+//! looked into. What is this deployment's is decided by its id (the
+//! `sam-deployment` label, the record's mark); a server or record made
+//! before they carried one counts as this deployment's when a workspace in
+//! its database names it.
 
 use std::collections::BTreeSet;
 
-use crate::domain::UserId;
-use crate::ports::{
-    Cipher, ComputeProvider, DnsProvider, DnsRecord, LABEL_WORKSPACE, Server, Store, StoreError, WorkspaceScan,
-};
+use crate::domain::{DeploymentId, UserId, WorkspaceId};
+use crate::ports::{Cipher, ComputeProvider, DnsProvider, DnsRecord, Server, Store, StoreError, WorkspaceScan};
 use crate::secret::SecretString;
 
 use super::{Engine, credential_context};
@@ -30,6 +31,8 @@ pub struct InventoryPorts<'a> {
     pub cipher: &'a dyn Cipher,
     /// The deployment's base domain (records are `ws-<id>.<base>`).
     pub base_domain: &'a str,
+    /// The deployment's id.
+    pub deployment: &'a DeploymentId,
 }
 
 /// One connected cloud account's servers.
@@ -39,8 +42,9 @@ pub struct AccountServers {
     pub owner: UserId,
     /// Servers of this deployment's workspaces.
     pub servers: Vec<Server>,
-    /// Other SAM-labelled servers, whose workspace this deployment does not
-    /// know.
+    /// Other SAM-labelled servers: another deployment's, or made before
+    /// servers carried a deployment id for a workspace this deployment does
+    /// not know.
     pub others: Vec<Server>,
 }
 
@@ -49,8 +53,11 @@ pub struct AccountServers {
 pub struct Inventory {
     /// Per connected account.
     pub accounts: Vec<AccountServers>,
-    /// `ws-<label>.<base>` records.
+    /// This deployment's `ws-<label>.<base>` records.
     pub records: Vec<DnsRecord>,
+    /// Other `ws-<label>.<base>` records: another deployment's, or unmarked
+    /// ones no workspace in the database names (listed, never touched).
+    pub other_records: Vec<DnsRecord>,
     /// What could not be looked into (an unreadable token, a failed listing):
     /// while any is left, the inventory may be incomplete.
     pub unreadable: Vec<String>,
@@ -60,28 +67,34 @@ impl Inventory {
     /// Looks for everything, touching nothing.
     pub async fn take(ports: InventoryPorts<'_>) -> Self {
         let mut inventory = Self::default();
+        let known = match ports.store {
+            Some(store) => match workspace_ids(store).await {
+                Ok(ids) => ids,
+                Err(e) => {
+                    inventory.unreadable.push(format!("the database's workspaces cannot be listed ({e})"));
+                    BTreeSet::new()
+                }
+            },
+            None => BTreeSet::new(),
+        };
         match ports.store {
-            Some(store) => inventory.find_servers(ports, store).await,
+            Some(store) => inventory.find_servers(ports, store, &known).await,
             None => inventory.unreadable.push("no database: servers cannot be looked up".to_owned()),
         }
         match ports.dns.list_records("ws-").await {
             Ok(records) => {
-                inventory.records =
-                    records.into_iter().filter(|r| is_workspace_record(&r.name, ports.base_domain)).collect();
+                let in_zone = records.into_iter().filter(|r| is_workspace_record(&r.name, ports.base_domain));
+                (inventory.records, inventory.other_records) = in_zone.partition(|r| {
+                    let named = || record_workspace(&r.name).is_some_and(|id| known.contains(&id));
+                    r.owner.as_ref().map_or_else(named, |owner| owner == ports.deployment)
+                });
             }
             Err(e) => inventory.unreadable.push(format!("the DNS records cannot be listed: {e}")),
         }
         inventory
     }
 
-    async fn find_servers(&mut self, ports: InventoryPorts<'_>, store: &dyn Store) {
-        let ours = match workspace_ids(store).await {
-            Ok(ids) => ids,
-            Err(e) => {
-                self.unreadable.push(format!("the database's workspaces cannot be listed ({e})"));
-                BTreeSet::new()
-            }
-        };
+    async fn find_servers(&mut self, ports: InventoryPorts<'_>, store: &dyn Store, known: &BTreeSet<WorkspaceId>) {
         let credentials = match store.list_all_credentials(ports.compute.credential_kind()).await {
             Ok(credentials) => credentials,
             Err(e) => {
@@ -97,7 +110,7 @@ impl Inventory {
             };
             match ports.compute.list_servers(&token).await {
                 Ok(all) => {
-                    let (servers, others) = all.into_iter().partition(|s| is_ours(s, &ours));
+                    let (servers, others) = all.into_iter().partition(|s| is_ours(s, ports.deployment, known));
                     self.accounts.push(AccountServers { owner, servers, others });
                 }
                 Err(e) => self.unreadable.push(format!("user {owner}: listing servers failed: {e}")),
@@ -179,6 +192,7 @@ impl Engine {
             dns: self.ports.dns.as_ref(),
             cipher: self.ports.cipher.as_ref(),
             base_domain: &self.config.base_domain,
+            deployment: &self.config.deployment,
         }
     }
 }
@@ -199,21 +213,30 @@ async fn token(ports: InventoryPorts<'_>, owner: UserId) -> Result<SecretString,
 }
 
 /// Every workspace id in the database (all statuses, all users).
-async fn workspace_ids(store: &dyn Store) -> Result<BTreeSet<String>, StoreError> {
+async fn workspace_ids(store: &dyn Store) -> Result<BTreeSet<WorkspaceId>, StoreError> {
     let mut ids = BTreeSet::new();
     let mut after = None;
     loop {
         let page = store.scan_workspaces(&WorkspaceScan { statuses: Vec::new(), after, limit: 500 }).await?;
         let Some(last) = page.last() else { break };
         after = Some(last.id);
-        ids.extend(page.iter().map(|w| w.id.to_string()));
+        ids.extend(page.iter().map(|w| w.id));
     }
     Ok(ids)
 }
 
-/// Whether `server` is labelled with one of `workspaces`.
-fn is_ours(server: &Server, workspaces: &BTreeSet<String>) -> bool {
-    server.labels.get(LABEL_WORKSPACE).is_some_and(|w| workspaces.contains(w))
+/// Whether `server` is this deployment's: labelled with its id, or (made
+/// before servers carried one) labelled for one of its workspaces.
+fn is_ours(server: &Server, deployment: &DeploymentId, workspaces: &BTreeSet<WorkspaceId>) -> bool {
+    match server.deployment() {
+        Some(id) => id == deployment.as_str(),
+        None => server.workspace_id().is_some_and(|w| workspaces.contains(&w)),
+    }
+}
+
+/// The workspace a `ws-<label>.<base>` record is named after.
+fn record_workspace(name: &str) -> Option<WorkspaceId> {
+    WorkspaceId::from_dns_label(name.split('.').next()?)
 }
 
 /// Whether `record` is `ws-<label>.<base>`: a single label starting with

@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::domain::{Location, ServerId, WorkspaceId};
+use crate::domain::{DeploymentId, Location, ServerId, WorkspaceId};
 use crate::metrics::provider_call;
 use crate::ports::{ComputeProvider, DnsProvider, DnsRecord, ProviderError, Server, ServerSpec};
 use crate::secret::SecretString;
@@ -53,6 +53,15 @@ impl MeteredCompute {
         metered(self.0.name(), "list_servers", self.0.list_servers(token)).await
     }
 
+    pub(crate) async fn add_labels(
+        &self,
+        token: &SecretString,
+        id: &ServerId,
+        labels: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(), ProviderError> {
+        metered(self.0.name(), "add_labels", self.0.add_labels(token, id, labels)).await
+    }
+
     pub(crate) async fn delete_server(&self, token: &SecretString, id: &ServerId) -> Result<(), ProviderError> {
         metered(self.0.name(), "delete_server", self.0.delete_server(token, id)).await
     }
@@ -67,8 +76,13 @@ impl MeteredCompute {
 pub(crate) struct MeteredDns(pub(crate) Arc<dyn DnsProvider>);
 
 impl MeteredDns {
-    pub(crate) async fn upsert_a_record(&self, name: &str, ipv4: Ipv4Addr) -> Result<DnsRecord, ProviderError> {
-        metered(self.0.name(), "upsert_a_record", self.0.upsert_a_record(name, ipv4)).await
+    pub(crate) async fn upsert_a_record(
+        &self,
+        name: &str,
+        ipv4: Ipv4Addr,
+        owner: &DeploymentId,
+    ) -> Result<DnsRecord, ProviderError> {
+        metered(self.0.name(), "upsert_a_record", self.0.upsert_a_record(name, ipv4, Some(owner))).await
     }
 
     pub(crate) async fn delete_records(&self, name: &str) -> Result<(), ProviderError> {

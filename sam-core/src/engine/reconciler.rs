@@ -4,7 +4,7 @@
 //! run in several replicas at once: every workspace is handled under its lease,
 //! and reading needs no lease, so a pass with nothing to do writes nothing.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use super::driver::lease_key;
@@ -12,7 +12,8 @@ use super::idle::idle_decision;
 use super::{Engine, EngineError};
 use crate::domain::{ServerId, Timestamp, UserId, Workspace, WorkspaceId};
 use crate::lifecycle::{Event, WorkspaceStatus};
-use crate::ports::WorkspaceScan;
+use crate::ports::{DnsRecord, LABEL_DEPLOYMENT, Server, WorkspaceScan};
+use crate::secret::SecretString;
 use crate::wire::HeartbeatAction;
 
 /// What one reconciler pass did.
@@ -36,6 +37,9 @@ pub struct ReconcileReport {
     pub orphan_servers_deleted: u64,
     /// Orphan DNS records deleted.
     pub orphan_records_deleted: u64,
+    /// Servers and records of this deployment's workspaces made before they
+    /// carried the deployment's id, now marked with it.
+    pub adopted: u64,
     /// Steps that failed and will be retried next pass.
     pub failures: u64,
 }
@@ -43,7 +47,7 @@ pub struct ReconcileReport {
 impl ReconcileReport {
     /// Whether the pass changed anything.
     pub fn changed_anything(&self) -> bool {
-        self.driven + self.orphan_servers_deleted + self.orphan_records_deleted > 0
+        self.driven + self.orphan_servers_deleted + self.orphan_records_deleted + self.adopted > 0
     }
 }
 
@@ -285,8 +289,24 @@ impl Engine {
             }
         };
         let now = self.now();
+        let ours = self.config.deployment.as_str();
         for server in servers {
-            let orphan = match server.workspace_id().and_then(|id| owned.get(&id)) {
+            let known = server.workspace_id().and_then(|id| owned.get(&id));
+            match server.deployment() {
+                Some(deployment) if deployment == ours => {}
+                // Another deployment's, on the same cloud account: not ours to judge.
+                Some(_) => continue,
+                // Made before servers carried a deployment id: the server one
+                // of our workspaces records is ours (marked now); any other is
+                // left alone, since it may be another deployment's.
+                None => {
+                    if known.is_some_and(|o| o.server.as_ref() == Some(&server.id)) {
+                        self.adopt_server(&token, &server, report).await;
+                    }
+                    continue;
+                }
+            }
+            let orphan = match known {
                 None => true,
                 Some(o) => match o.status {
                     WorkspaceStatus::Stopping | WorkspaceStatus::Deleting => false,
@@ -308,6 +328,20 @@ impl Engine {
                     tracing::warn!(server_id = %server.id, error = %e, "orphan server deletion failed");
                     report.failures += 1;
                 }
+            }
+        }
+    }
+
+    async fn adopt_server(&self, token: &SecretString, server: &Server, report: &mut ReconcileReport) {
+        let labels = BTreeMap::from([(LABEL_DEPLOYMENT.to_owned(), self.config.deployment.to_string())]);
+        match self.compute.add_labels(token, &server.id, &labels).await {
+            Ok(()) => {
+                tracing::info!(server_id = %server.id, workspace = ?server.workspace_id(), "server marked with the deployment id");
+                report.adopted += 1;
+            }
+            Err(e) => {
+                tracing::warn!(server_id = %server.id, error = %e, "marking a server with the deployment id failed");
+                report.failures += 1;
             }
         }
     }
@@ -344,6 +378,20 @@ impl Engine {
                     WorkspaceStatus::Error => o.has_dns,
                     _ => true,
                 });
+            match &record.owner {
+                Some(owner) if *owner == self.config.deployment => {}
+                // Another deployment's record in the same zone.
+                Some(_) => continue,
+                // Made before records carried a deployment id: ours when one
+                // of our workspaces expects it (marked now), otherwise left
+                // alone.
+                None => {
+                    if expected {
+                        self.adopt_record(&record, report).await;
+                    }
+                    continue;
+                }
+            }
             if expected {
                 continue;
             }
@@ -368,6 +416,19 @@ impl Engine {
         crate::sync::lock(&self.dns_first_seen).retain(|name, _| seen_orphans.contains(name));
         let _ = self.ports.store.release_lease(key, &holder).await;
         Ok(())
+    }
+
+    async fn adopt_record(&self, record: &DnsRecord, report: &mut ReconcileReport) {
+        match self.dns.upsert_a_record(&record.name, record.ipv4, &self.config.deployment).await {
+            Ok(_) => {
+                tracing::info!(name = %record.name, "DNS record marked with the deployment id");
+                report.adopted += 1;
+            }
+            Err(e) => {
+                tracing::warn!(name = %record.name, error = %e, "marking a DNS record with the deployment id failed");
+                report.failures += 1;
+            }
+        }
     }
 
     /// Runs [`Engine::reconcile_once`] every `interval` until `shutdown`

@@ -5,19 +5,26 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::ProviderError;
-use crate::domain::{CredentialProvider, Location, ServerId, ServerTypeOffer, Timestamp, VmSize, WorkspaceId};
+use crate::domain::{
+    CredentialProvider, DeploymentId, Location, ServerId, ServerTypeOffer, Timestamp, VmSize, WorkspaceId,
+};
 use crate::secret::SecretString;
 
 /// Label every SAM server carries, so orphans can be found.
 pub const LABEL_MANAGED: &str = "sam-managed";
 /// Label naming the workspace a server belongs to; create is idempotent by it.
 pub const LABEL_WORKSPACE: &str = "sam-workspace";
+/// Label naming the deployment that created a server: a deployment's orphan
+/// sweep and teardown touch only servers carrying its own id.
+pub const LABEL_DEPLOYMENT: &str = "sam-deployment";
 
 /// What to create.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct ServerSpec {
     /// Workspace the server is for; becomes the `sam-workspace` label.
     pub workspace_id: WorkspaceId,
+    /// The deployment creating it; becomes the `sam-deployment` label.
+    pub deployment: DeploymentId,
     /// Server name (`ws-<id>`).
     pub name: String,
     /// Size; the provider maps it to one of its live server types.
@@ -29,7 +36,8 @@ pub struct ServerSpec {
     /// cloud-init user data (≤ 32 KiB on Hetzner). Holds no long-lived secret:
     /// it is readable from inside the VM.
     pub user_data: String,
-    /// Extra labels; the provider adds `sam-managed` and `sam-workspace`.
+    /// Extra labels; the provider adds `sam-managed`, `sam-workspace` and
+    /// `sam-deployment`.
     pub labels: BTreeMap<String, String>,
 }
 
@@ -39,6 +47,7 @@ impl ServerSpec {
         let mut labels = self.labels.clone();
         labels.insert(LABEL_MANAGED.into(), "true".into());
         labels.insert(LABEL_WORKSPACE.into(), self.workspace_id.to_string());
+        labels.insert(LABEL_DEPLOYMENT.into(), self.deployment.to_string());
         labels
     }
 }
@@ -88,6 +97,12 @@ impl Server {
         self.labels.get(LABEL_WORKSPACE).and_then(|v| v.parse().ok())
     }
 
+    /// The deployment that created it, from its label (`None`: a server
+    /// made before deployments were labelled, or by hand).
+    pub fn deployment(&self) -> Option<&str> {
+        self.labels.get(LABEL_DEPLOYMENT).map(String::as_str)
+    }
+
     /// Whether it carries SAM's `sam-managed=true` label.
     pub fn is_managed(&self) -> bool {
         self.labels.get(LABEL_MANAGED).is_some_and(|v| v == "true")
@@ -102,6 +117,8 @@ impl Server {
 ///   with the label exists it is returned and nothing new is created;
 /// - `delete_server` of an absent server succeeds;
 /// - `list_servers` returns only servers labelled `sam-managed=true`;
+/// - `add_labels` keeps the labels a server has and adds or overwrites the
+///   given ones;
 /// - an invalid token fails with [`ProviderErrorKind::Unauthorized`](super::ProviderErrorKind::Unauthorized).
 #[async_trait]
 pub trait ComputeProvider: Send + Sync + std::fmt::Debug {
@@ -127,6 +144,16 @@ pub trait ComputeProvider: Send + Sync + std::fmt::Debug {
 
     /// Every SAM-managed server of the account (all pages).
     async fn list_servers(&self, token: &SecretString) -> Result<Vec<Server>, ProviderError>;
+
+    /// Adds `labels` to a server's labels (overwriting those with the same
+    /// key, keeping the rest): how a deployment marks a server made before
+    /// servers carried its id.
+    async fn add_labels(
+        &self,
+        token: &SecretString,
+        id: &ServerId,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<(), ProviderError>;
 
     /// Deletes a server; absent counts as success.
     async fn delete_server(&self, token: &SecretString, id: &ServerId) -> Result<(), ProviderError>;

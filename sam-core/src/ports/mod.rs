@@ -15,7 +15,9 @@ mod webhooks;
 
 pub use cipher::{Cipher, CipherError, CipherErrorKind, SealContext};
 pub use clock::{Clock, SystemClock};
-pub use compute::{ComputeProvider, LABEL_MANAGED, LABEL_WORKSPACE, Server, ServerSpec, ServerStatus};
+pub use compute::{
+    ComputeProvider, LABEL_DEPLOYMENT, LABEL_MANAGED, LABEL_WORKSPACE, Server, ServerSpec, ServerStatus,
+};
 pub use dns::{DnsProvider, DnsRecord};
 pub use github::{
     IdentityProvider, InstallationInfo, InstallationToken, Page, RepoAccess, Repository, VerifiedIdentity,

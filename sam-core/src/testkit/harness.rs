@@ -82,6 +82,24 @@ impl Harness {
         Self { user, ..h }
     }
 
+    /// A second deployment beside `other`: its own database and `config`, the
+    /// same cloud project (the same user token), DNS zone and clock.
+    pub async fn beside(other: &Harness, config: EngineConfig) -> Self {
+        let h = Self {
+            clock: other.clock.clone(),
+            store: Arc::new(MemoryStore::new()),
+            cloud: other.cloud.clone(),
+            dns: other.dns.clone(),
+            github: Arc::new(FakeGithub::new(30)),
+            cipher: Arc::new(FakeCipher::new(1, "test key")),
+            tokens: Arc::new(FakeTokenAuthority::new("https://sam.test", "k1")),
+            config,
+            user: UserId::new(),
+        };
+        let user = h.add_user(4242).await;
+        Self { user, ..h }
+    }
+
     /// A signed-in user with a sealed cloud token and installation 1.
     pub async fn add_user(&self, github_id: i64) -> UserId {
         let now = self.clock.now();
@@ -354,6 +372,14 @@ impl ComputeProvider for ExclusiveCloud {
     }
     async fn list_servers(&self, token: &SecretString) -> Result<Vec<Server>, ProviderError> {
         self.inner.list_servers(token).await
+    }
+    async fn add_labels(
+        &self,
+        token: &SecretString,
+        id: &crate::domain::ServerId,
+        labels: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(), ProviderError> {
+        self.inner.add_labels(token, id, labels).await
     }
     async fn delete_server(&self, token: &SecretString, id: &crate::domain::ServerId) -> Result<(), ProviderError> {
         let ws = crate::sync::lock(&self.server_owner).get(id).copied();

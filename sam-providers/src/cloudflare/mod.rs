@@ -13,6 +13,11 @@
 //! and patches the kept one if its address differs. The whole upsert is
 //! retried as one step, so a lost create response is found by the retry.
 //!
+//! A record made for a deployment carries the comment
+//! `sam-deployment=<id>` (comments exist on every plan, tags only on paid
+//! ones); an upsert for a deployment marks an existing record the same way,
+//! and listings read the mark back as [`DnsRecord::owner`].
+//!
 //! Every response is the envelope `{success, errors: [{code, message}],
 //! messages, result, result_info}`; errors map to kinds:
 //!
@@ -29,7 +34,8 @@ use std::net::Ipv4Addr;
 
 use async_trait::async_trait;
 use reqwest::{Method, Url};
-use sam_core::ports::{DnsProvider, DnsRecord, ProviderError, ProviderErrorKind};
+use sam_core::domain::DeploymentId;
+use sam_core::ports::{DnsProvider, DnsRecord, LABEL_DEPLOYMENT, ProviderError, ProviderErrorKind};
 use sam_core::secret::SecretString;
 use serde::Deserialize;
 use serde_json::json;
@@ -119,6 +125,18 @@ struct CfRecord {
     #[serde(rename = "type")]
     record_type: String,
     content: String,
+    #[serde(default)]
+    comment: Option<String>,
+}
+
+/// The comment that marks a record as `owner`'s.
+fn owner_comment(owner: &DeploymentId) -> String {
+    format!("{LABEL_DEPLOYMENT}={owner}")
+}
+
+/// The deployment a record's comment names, if it is a mark.
+fn owner_of(comment: Option<&str>) -> Option<DeploymentId> {
+    comment?.strip_prefix(LABEL_DEPLOYMENT)?.strip_prefix('=')?.parse().ok()
 }
 
 #[derive(Deserialize)]
@@ -193,12 +211,21 @@ impl CloudflareDns {
         }
     }
 
-    async fn upsert_once(&self, name: &str, ipv4: Ipv4Addr) -> Result<DnsRecord, ProviderError> {
+    async fn upsert_once(
+        &self,
+        name: &str,
+        ipv4: Ipv4Addr,
+        owner: Option<&DeploymentId>,
+    ) -> Result<DnsRecord, ProviderError> {
         let address = ipv4.to_string();
+        let comment = owner.map(owner_comment);
         let mut existing = self.list(("name.exact", name), true).await?;
         existing.retain(|r| r.name.eq_ignore_ascii_case(name));
         if existing.is_empty() {
-            let body = json!({"type": "A", "name": name, "content": address, "ttl": self.ttl, "proxied": false});
+            let mut body = json!({"type": "A", "name": name, "content": address, "ttl": self.ttl, "proxied": false});
+            if let Some(comment) = &comment {
+                body["comment"] = json!(comment);
+            }
             let request =
                 Request::new(Method::POST, self.url(&self.records_path(), &[])?).bearer(&self.token).json(body);
             let response = self.http.send_once(&request, classify_allowing_exists).await?;
@@ -222,10 +249,14 @@ impl CloudflareDns {
             tracing::debug!(record = %extra.id, "removing duplicate record");
             self.delete_id(&extra.id).await?;
         }
-        if keep.content == address {
+        let marked = comment.is_none() || keep.comment == comment;
+        if keep.content == address && marked {
             return record(Some(keep));
         }
-        let body = json!({"content": address, "ttl": self.ttl, "proxied": false});
+        let mut body = json!({"content": address, "ttl": self.ttl, "proxied": false});
+        if let Some(comment) = &comment {
+            body["comment"] = json!(comment);
+        }
         let request = Request::new(Method::PATCH, self.url(&format!("{}/{}", self.records_path(), keep.id), &[])?)
             .bearer(&self.token)
             .json(body);
@@ -243,7 +274,8 @@ fn record(r: Option<CfRecord>) -> Result<DnsRecord, ProviderError> {
 }
 
 fn to_record(r: CfRecord) -> Option<DnsRecord> {
-    Some(DnsRecord { ipv4: r.content.parse().ok()?, id: r.id, name: r.name })
+    let owner = owner_of(r.comment.as_deref());
+    Some(DnsRecord { ipv4: r.content.parse().ok()?, id: r.id, name: r.name, owner })
 }
 
 #[async_trait]
@@ -263,12 +295,17 @@ impl DnsProvider for CloudflareDns {
         self.http.send(&request, classify).await.map(|_| ())
     }
 
-    async fn upsert_a_record(&self, name: &str, ipv4: Ipv4Addr) -> Result<DnsRecord, ProviderError> {
+    async fn upsert_a_record(
+        &self,
+        name: &str,
+        ipv4: Ipv4Addr,
+        owner: Option<&DeploymentId>,
+    ) -> Result<DnsRecord, ProviderError> {
         let name = name.trim_end_matches('.').to_ascii_lowercase();
         if name.is_empty() {
             return Err(ProviderError::new(ProviderErrorKind::InvalidConfig, "cloudflare: empty record name"));
         }
-        self.http.retry("upsert A record", |_| self.upsert_once(&name, ipv4)).await
+        self.http.retry("upsert A record", |_| self.upsert_once(&name, ipv4, owner)).await
     }
 
     async fn delete_records(&self, name: &str) -> Result<(), ProviderError> {

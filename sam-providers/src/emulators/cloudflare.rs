@@ -7,8 +7,8 @@
 //! | `GET /user/tokens/verify` | `{result: {id, status: "active"}}`; unknown token → 401, code 1000 `Invalid API Token` |
 //! | `GET /zones` | the zone (filter `name`) |
 //! | `GET /zones/{zone_id}` | the zone; another well-formed id → 403 code 9109; a malformed id → 400 code 7003 |
-//! | `GET /zones/{zone_id}/dns_records` | filters `type`, `name` / `name.exact`, `name.startswith`, `name.endswith`, `name.contains`, `content`; `page`, `per_page` (default 100, 5..=5000); `result_info` |
-//! | `POST /zones/{zone_id}/dns_records` | creates; **a second record with the same name is accepted** (as on the real service), an identical one (same type, name, content) → 400 code 81058 |
+//! | `GET /zones/{zone_id}/dns_records` | filters `type`, `name` / `name.exact`, `name.startswith`, `name.endswith`, `name.contains`, `content`, `comment.exact`, `comment.startswith`; `page`, `per_page` (default 100, 5..=5000); `result_info` |
+//! | `POST /zones/{zone_id}/dns_records` | creates; **a second record with the same name is accepted** (as on the real service), an identical one (same type, name, content) → 400 code 81058; keeps the record's `comment` (over 100 characters → 400) |
 //! | `GET`, `PATCH`, `PUT`, `DELETE /zones/{zone_id}/dns_records/{id}` | unknown id → 404 code 81044 `Record does not exist.`; `DELETE` answers `{result: {id}}` |
 //!
 //! Every response is the envelope `{success, errors: [{code, message}],
@@ -88,6 +88,8 @@ pub struct EmulatedRecord {
     pub ttl: u32,
     /// Proxied through Cloudflare.
     pub proxied: bool,
+    /// Free-text comment (at most 100 characters, as on the Free plan).
+    pub comment: Option<String>,
     /// Creation time.
     pub created_on: time::OffsetDateTime,
     /// Last change.
@@ -181,7 +183,7 @@ impl CloudflareEmulator {
     pub fn create_raw(&self, name: &str, ipv4: Ipv4Addr) -> String {
         let zone = self.zone_name();
         let mut state = lock(&self.inner.state);
-        let record = new_record(&mut state, fqdn(name, &zone), "A".into(), ipv4.to_string(), 1, false);
+        let record = new_record(&mut state, fqdn(name, &zone), "A".into(), ipv4.to_string(), 1, false, None);
         let id = record.id.clone();
         state.records.push(record);
         id
@@ -204,6 +206,7 @@ fn new_record(
     content: String,
     ttl: u32,
     proxied: bool,
+    comment: Option<String>,
 ) -> EmulatedRecord {
     state.next += 1;
     let now = time::OffsetDateTime::now_utc();
@@ -214,6 +217,7 @@ fn new_record(
         content,
         ttl,
         proxied,
+        comment,
         created_on: now,
         modified_on: now,
     }
@@ -348,7 +352,7 @@ fn record_json(r: &EmulatedRecord, zone_id: &str, zone_name: &str) -> Value {
     json!({"id": r.id, "zone_id": zone_id, "zone_name": zone_name, "name": r.name, "type": r.record_type,
            "content": r.content, "proxiable": true, "proxied": r.proxied, "ttl": r.ttl, "locked": false,
            "meta": {"auto_added": false, "managed_by_apps": false, "managed_by_argo_tunnel": false},
-           "comment": null, "tags": [], "created_on": rfc3339(r.created_on), "modified_on": rfc3339(r.modified_on)})
+           "comment": r.comment, "tags": [], "created_on": rfc3339(r.created_on), "modified_on": rfc3339(r.modified_on)})
 }
 
 #[derive(Deserialize)]
@@ -365,6 +369,10 @@ struct ListQuery {
     #[serde(rename = "name.contains")]
     name_contains: Option<String>,
     content: Option<String>,
+    #[serde(rename = "comment.exact")]
+    comment_exact: Option<String>,
+    #[serde(rename = "comment.startswith")]
+    comment_startswith: Option<String>,
     page: Option<String>,
     per_page: Option<String>,
 }
@@ -402,6 +410,10 @@ async fn list_records(
         .filter(|r| ends.as_ref().is_none_or(|p| r.name.ends_with(p.as_str())))
         .filter(|r| contains.as_ref().is_none_or(|p| r.name.contains(p.as_str())))
         .filter(|r| q.content.as_ref().is_none_or(|c| *c == r.content))
+        .filter(|r| q.comment_exact.as_ref().is_none_or(|c| r.comment.as_ref() == Some(c)))
+        .filter(|r| {
+            q.comment_startswith.as_ref().is_none_or(|c| r.comment.as_ref().is_some_and(|r| r.starts_with(c.as_str())))
+        })
         .cloned()
         .collect();
     let total = matching.len();
@@ -427,20 +439,38 @@ struct RecordBody {
     content: Option<String>,
     ttl: Option<u32>,
     proxied: Option<bool>,
+    comment: Option<String>,
 }
 
-/// Validates a complete record; returns (type, name, content, ttl, proxied).
-fn validate(
-    body: RecordBody,
-    zone: &str,
-    current: Option<&EmulatedRecord>,
-) -> Result<(String, String, String, u32, bool), Response> {
+/// A record's fields as a request leaves them.
+struct Fields {
+    record_type: String,
+    name: String,
+    content: String,
+    ttl: u32,
+    proxied: bool,
+    comment: Option<String>,
+}
+
+/// The longest comment the Free plan accepts.
+const MAX_COMMENT: usize = 100;
+
+/// Validates a complete record.
+fn validate(body: RecordBody, zone: &str, current: Option<&EmulatedRecord>) -> Result<Fields, Response> {
     let record_type =
         body.record_type.or_else(|| current.map(|c| c.record_type.clone())).unwrap_or_default().to_ascii_uppercase();
     let name = body.name.or_else(|| current.map(|c| c.name.clone())).unwrap_or_default();
     let content = body.content.or_else(|| current.map(|c| c.content.clone())).unwrap_or_default();
     let ttl = body.ttl.or(current.map(|c| c.ttl)).unwrap_or(1);
     let proxied = body.proxied.or(current.map(|c| c.proxied)).unwrap_or(false);
+    let comment = body.comment.or_else(|| current.and_then(|c| c.comment.clone())).filter(|c| !c.is_empty());
+    if comment.as_ref().is_some_and(|c| c.chars().count() > MAX_COMMENT) {
+        return Err(envelope_error(
+            StatusCode::BAD_REQUEST,
+            9100,
+            "DNS Validation Error: comment must be at most 100 characters.",
+        ));
+    }
     if !["A", "AAAA", "CNAME", "TXT"].contains(&record_type.as_str()) {
         return Err(envelope_error(StatusCode::BAD_REQUEST, 9000, "DNS Validation Error: invalid type"));
     }
@@ -467,7 +497,7 @@ fn validate(
             "Invalid TTL. Must be between 30 and 86400 or 1 for automatic.",
         ));
     }
-    Ok((record_type, name, content, ttl, proxied))
+    Ok(Fields { record_type, name, content, ttl, proxied, comment })
 }
 
 fn identical_exists(state: &CState, except: Option<&str>, record_type: &str, name: &str, content: &str) -> bool {
@@ -493,16 +523,16 @@ async fn create_record(
         Ok(b) => b,
         Err(r) => return r,
     };
-    let (record_type, name, content, ttl, proxied) = match validate(body, &zone_name, None) {
+    let f = match validate(body, &zone_name, None) {
         Ok(v) => v,
         Err(r) => return r,
     };
     let zone_id = lock(&inner.config).zone_id.clone();
     let mut state = lock(&inner.state);
-    if identical_exists(&state, None, &record_type, &name, &content) {
+    if identical_exists(&state, None, &f.record_type, &f.name, &f.content) {
         return envelope_error(StatusCode::BAD_REQUEST, 81058, "An identical record already exists.");
     }
-    let record = new_record(&mut state, name, record_type, content, ttl, proxied);
+    let record = new_record(&mut state, f.name, f.record_type, f.content, f.ttl, f.proxied, f.comment);
     state.records.push(record.clone());
     ok(record_json(&record, &zone_id, &zone_name))
 }
@@ -534,20 +564,20 @@ async fn update(inner: &Inner, zone: &str, id: &str, body: RecordBody, replace: 
         return not_found();
     };
     let current = state.records[index].clone();
-    let (record_type, name, content, ttl, proxied) =
-        match validate(body, &zone_name, if replace { None } else { Some(&current) }) {
-            Ok(v) => v,
-            Err(r) => return r,
-        };
-    if identical_exists(&state, Some(id), &record_type, &name, &content) {
+    let f = match validate(body, &zone_name, if replace { None } else { Some(&current) }) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    if identical_exists(&state, Some(id), &f.record_type, &f.name, &f.content) {
         return envelope_error(StatusCode::BAD_REQUEST, 81058, "An identical record already exists.");
     }
     let record = &mut state.records[index];
-    record.record_type = record_type;
-    record.name = name;
-    record.content = content;
-    record.ttl = ttl;
-    record.proxied = proxied;
+    record.record_type = f.record_type;
+    record.name = f.name;
+    record.content = f.content;
+    record.ttl = f.ttl;
+    record.proxied = f.proxied;
+    record.comment = f.comment;
     record.modified_on = time::OffsetDateTime::now_utc();
     ok(record_json(record, &zone_id, &zone_name))
 }

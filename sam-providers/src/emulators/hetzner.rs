@@ -7,8 +7,9 @@
 //! | endpoint | behaviour |
 //! |---|---|
 //! | `GET /servers` | `name`, `label_selector` (`k=v`, `k==v`, `k!=v`, `k`, `!k`, `k in (a,b)`, `k notin (a,b)`, comma = and), `status`, `page`, `per_page` (default 25, max 50); `meta.pagination` |
-//! | `POST /servers` | 201 `{server, action, next_actions, root_password}`; checks name (unique → 409 `uniqueness_error`), `server_type`, `location`, `image`, `user_data` ≤ 32 KiB (400 `invalid_input`), the server limit (403 `resource_limit_exceeded`) |
+//! | `POST /servers` | 201 `{server, action, next_actions, root_password}`; checks name (unique → 409 `uniqueness_error`), `server_type`, `location`, `image`, `user_data` ≤ 32 KiB (400 `invalid_input`), the server limit (403 `resource_limit_exceeded`), labels by Hetzner's rules (400 `invalid_input`) |
 //! | `GET /servers/{id}` | 404 `not_found` when absent |
+//! | `PUT /servers/{id}` | `{server}`; `name` (unique) and/or `labels` (the whole set is replaced) |
 //! | `DELETE /servers/{id}` | 200 `{action}`; 404 when absent |
 //! | `POST /servers/{id}/actions/{poweron,poweroff,shutdown,reboot}` | 201 `{action}` |
 //! | `GET /actions/{id}` | the action (finished: `success`, progress 100) |
@@ -198,7 +199,7 @@ impl HetznerEmulator {
         });
         let api = Router::new()
             .route("/servers", get(list_servers).post(create_server))
-            .route("/servers/{id}", get(get_server).delete(delete_server))
+            .route("/servers/{id}", get(get_server).put(update_server).delete(delete_server))
             .route("/servers/{id}/actions/{action}", post(server_action))
             .route("/actions/{id}", get(get_action))
             .route("/server_types", get(server_types))
@@ -778,10 +779,8 @@ async fn create_server(
     if user_data.len() > sam_core::cloud_init::MAX_USER_DATA {
         return invalid_field("user_data", "user_data must not exceed 32 KiB");
     }
-    for (k, v) in &body.labels {
-        if k.is_empty() || k.len() > 63 || v.len() > 63 {
-            return invalid_field("labels", "invalid label");
-        }
+    if let Err(response) = check_labels(&body.labels) {
+        return response;
     }
     let (fixed, max_servers) = {
         let c = lock(&inner.config);
@@ -829,6 +828,78 @@ async fn create_server(
         ),
     )
         .into_response()
+}
+
+/// Hetzner's label rules: a key is an optional DNS-subdomain prefix and `/`,
+/// then a name; names and values are at most 63 characters of letters,
+/// digits, `-`, `_` and `.`, starting and ending with a letter or digit (a
+/// value may be empty).
+fn check_labels(labels: &BTreeMap<String, String>) -> Result<(), Response> {
+    fn segment(s: &str, may_be_empty: bool) -> bool {
+        if s.is_empty() {
+            return may_be_empty;
+        }
+        let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+        s.len() <= 63
+            && edge(s.chars().next())
+            && edge(s.chars().last())
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+    }
+    for (key, value) in labels {
+        let (prefix, name) = key.rsplit_once('/').map_or((None, key.as_str()), |(p, n)| (Some(p), n));
+        let prefix_ok = prefix.is_none_or(|p| p.len() <= 253 && p.split('.').all(|l| segment(l, false)));
+        if !prefix_ok || !segment(name, false) || !segment(value, true) {
+            return Err(invalid_field("labels", &format!("label {key:?}={value:?} is invalid")));
+        }
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct UpdateBody {
+    name: Option<String>,
+    labels: Option<BTreeMap<String, String>>,
+}
+
+/// `PUT /servers/{id}`: a new name and/or a new label set (replacing the
+/// whole set, as Hetzner does).
+async fn update_server(
+    State(inner): State<Arc<Inner>>,
+    Path(id): Path<String>,
+    body: Result<Json<UpdateBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Json(body) = match body {
+        Ok(b) => b,
+        Err(_) => return error(StatusCode::BAD_REQUEST, "json_error", "invalid JSON in request body"),
+    };
+    if body.name.as_ref().is_some_and(|n| !valid_hostname(n)) {
+        return invalid_field("name", "must be a valid hostname");
+    }
+    if let Some(labels) = &body.labels
+        && let Err(response) = check_labels(labels)
+    {
+        return response;
+    }
+    let boot = lock(&inner.config).boot_delay;
+    let mut state = lock(&inner.state);
+    let Some(numeric) = parse_id(&id).filter(|n| state.servers.contains_key(n)) else {
+        return error(StatusCode::NOT_FOUND, "not_found", &format!("server with ID '{id}' not found"));
+    };
+    if let Some(name) = &body.name
+        && state.servers.values().any(|r| r.server.name == *name && r.server.id != numeric)
+    {
+        return error(StatusCode::CONFLICT, "uniqueness_error", "server name is already used");
+    }
+    let Some(record) = state.servers.get_mut(&numeric) else {
+        return error(StatusCode::NOT_FOUND, "not_found", &format!("server with ID '{id}' not found"));
+    };
+    if let Some(name) = body.name {
+        record.server.name = name;
+    }
+    if let Some(labels) = body.labels {
+        record.server.labels = labels;
+    }
+    Json(json!({"server": server_json(refresh(record, boot))})).into_response()
 }
 
 fn parse_id(id: &str) -> Option<u64> {

@@ -177,6 +177,7 @@ pub async fn run(options: DevOptions, mut sockets: crate::listeners::Sockets) ->
         listen: format!("127.0.0.1:{}", options.port),
         public_url: Some(public_url.clone()),
         base_domain: Some("localhost".into()),
+        deployment_id: None,
         workspace_url_template: format!("http://{{host}}:{}", options.workspace_port),
         database_url: format!("sqlite://{}", data.join("sam.db").display()),
         jwt_private_key_file: Some(keys.jwt_signing_key.clone()),

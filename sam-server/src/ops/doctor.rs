@@ -326,7 +326,7 @@ async fn dns_check(config: &ServeConfig, resolver: Resolver, wait: Duration) -> 
         Ok(d) => d,
         Err(e) => return Check::fail("dns", e.to_string(), "fix SAM_CLOUDFLARE_API_URL"),
     };
-    if let Err(e) = dns.upsert_a_record(&name, PROBE_ADDRESS).await {
+    if let Err(e) = dns.upsert_a_record(&name, PROBE_ADDRESS, None).await {
         return Check::fail(
             "dns",
             format!("cannot create {name}: {e}"),

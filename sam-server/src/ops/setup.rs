@@ -383,7 +383,7 @@ async fn cloudflare_step(w: &mut Wizard) -> anyhow::Result<()> {
     match (ip, existing) {
         (Some(ip), Some(r)) if r.ipv4 == ip => line("kept", "API host", format!("{host} → {ip}")),
         (Some(ip), _) => {
-            dns.upsert_a_record(&host, ip).await.with_context(|| format!("creating the A record {host}"))?;
+            dns.upsert_a_record(&host, ip, None).await.with_context(|| format!("creating the A record {host}"))?;
             line("new", "API host", format!("{host} → {ip} (A record)"));
         }
         (None, Some(r)) => line("kept", "API host", format!("{host} → {}", r.ipv4)),

@@ -40,6 +40,8 @@ pub struct TeardownOptions {
 struct Plan {
     /// The deployment name (its base domain).
     name: String,
+    /// The deployment's id (what its servers and records carry).
+    deployment: sam_core::domain::DeploymentId,
     hetzner: HetznerProvider,
     dns: CloudflareDns,
     cipher: AesGcmCipher,
@@ -61,6 +63,7 @@ impl Plan {
             dns: &self.dns,
             cipher: &self.cipher,
             base_domain: &self.name,
+            deployment: &self.deployment,
         }
     }
 
@@ -108,7 +111,8 @@ pub async fn run(options: TeardownOptions) -> anyhow::Result<()> {
 /// Looks for everything the deployment made, touching nothing.
 async fn plan(config: &ServeConfig) -> anyhow::Result<Plan> {
     let name = config.base_domain.clone().context("SAM_BASE_DOMAIN is not set: which deployment is this?")?;
-    println!("teardown of deployment {name}");
+    let deployment = config.deployment_id().map_err(anyhow::Error::msg)?;
+    println!("teardown of deployment {name} (id {deployment})");
     println!("looking for what it made…");
     let hetzner =
         HetznerProvider::new(HetznerConfig { base_url: config.hetzner_api_url.clone(), ..HetznerConfig::default() })
@@ -123,8 +127,17 @@ async fn plan(config: &ServeConfig) -> anyhow::Result<Plan> {
         }
     };
     let dns = cloudflare(config)?;
-    let mut plan =
-        Plan { name, hetzner, dns, cipher, store, inventory: Inventory::default(), api_host: None, unreadable };
+    let mut plan = Plan {
+        name,
+        deployment,
+        hetzner,
+        dns,
+        cipher,
+        store,
+        inventory: Inventory::default(),
+        api_host: None,
+        unreadable,
+    };
     plan.inventory = Inventory::take(plan.ports()).await;
     match api_host_record(config, &plan).await {
         Ok(host) => plan.api_host = host,
@@ -200,14 +213,26 @@ fn show(plan: &Plan, options: &TeardownOptions) {
     }
     if other_count > 0 {
         println!(
-            "Left alone: {other_count} other SAM-labelled server(s) whose workspace is not in this database; \
-             they may belong to another deployment using the same Hetzner account (delete them in the Hetzner \
-             console if they are strays):"
+            "Left alone: {other_count} other SAM-labelled server(s), another deployment's or unmarked with a \
+             workspace not in this database; they may belong to another deployment using the same Hetzner \
+             account (delete them in the Hetzner console if they are strays):"
         );
         for account in accounts {
             for server in &account.others {
-                println!("    - {} (id {}, user {})", server.name, server.id, account.owner);
+                let owner = server.deployment().unwrap_or("no deployment id");
+                println!("    - {} (id {}, user {}, {owner})", server.name, server.id, account.owner);
             }
+        }
+    }
+    let others = &plan.inventory.other_records;
+    if !others.is_empty() {
+        println!(
+            "Left alone: {} other ws-* record(s), another deployment's or unmarked and unknown here:",
+            others.len()
+        );
+        for record in others {
+            let owner = record.owner.as_ref().map_or("no deployment id", |d| d.as_str());
+            println!("    - {} ({owner})", record.name);
         }
     }
     for problem in plan.unreadable() {

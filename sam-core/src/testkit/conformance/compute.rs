@@ -2,14 +2,17 @@
 
 use std::collections::BTreeMap;
 
-use crate::domain::{VmSize, WorkspaceId, choose_server_type};
-use crate::ports::{ComputeProvider, LABEL_MANAGED, LABEL_WORKSPACE, ProviderErrorKind, ServerSpec, ServerStatus};
+use crate::domain::{DeploymentId, VmSize, WorkspaceId, choose_server_type};
+use crate::ports::{
+    ComputeProvider, LABEL_DEPLOYMENT, LABEL_MANAGED, LABEL_WORKSPACE, ProviderErrorKind, ServerSpec, ServerStatus,
+};
 use crate::secret::SecretString;
 
 /// A spec for `workspace` in `location`, as the engine would build it.
 pub fn spec(workspace: WorkspaceId, location: &str) -> ServerSpec {
     ServerSpec {
         workspace_id: workspace,
+        deployment: conformance_deployment(),
         name: workspace.dns_label(),
         size: VmSize::Small,
         location: location.to_owned(),
@@ -17,6 +20,10 @@ pub fn spec(workspace: WorkspaceId, location: &str) -> ServerSpec {
         user_data: "#cloud-config\n{}\n".into(),
         labels: BTreeMap::from([("sam-test".to_owned(), "conformance".to_owned())]),
     }
+}
+
+fn conformance_deployment() -> DeploymentId {
+    DeploymentId::new("conformance.sam.test").expect("a valid deployment id")
 }
 
 /// Runs the whole suite. `token` must be valid for the provider's account and
@@ -28,6 +35,7 @@ pub async fn run(provider: &dyn ComputeProvider, token: &SecretString, location:
     delete_of_absent_server_succeeds(provider, token, location).await;
     power_cycle(provider, token, location).await;
     listing_returns_only_managed_servers(provider, token, location).await;
+    labels_are_added_not_replaced(provider, token, location).await;
 }
 
 /// A valid token validates; a bogus one is `Unauthorized`.
@@ -65,6 +73,7 @@ pub async fn create_is_idempotent_by_label(provider: &dyn ComputeProvider, token
     assert_eq!(first.labels.get(LABEL_WORKSPACE), Some(&workspace.to_string()));
     assert_eq!(first.labels.get("sam-test").map(String::as_str), Some("conformance"));
     assert_eq!(first.workspace_id(), Some(workspace));
+    assert_eq!(first.deployment(), Some("conformance.sam.test"), "the deployment is a label");
     assert!(first.public_ipv4.is_some(), "a created server has a public IPv4");
     assert_eq!(first.location, location);
 
@@ -116,4 +125,24 @@ pub async fn listing_returns_only_managed_servers(
     for server in created {
         provider.delete_server(token, &server.id).await.expect("delete");
     }
+}
+
+/// Adding labels keeps the server's other labels, overwrites a label with
+/// the same key, and shows in every later read.
+pub async fn labels_are_added_not_replaced(provider: &dyn ComputeProvider, token: &SecretString, location: &str) {
+    let server = provider.create_server(token, &spec(WorkspaceId::new(), location)).await.expect("create");
+    let labels = BTreeMap::from([
+        (LABEL_DEPLOYMENT.to_owned(), "adopted.sam.test".to_owned()),
+        ("sam-extra".to_owned(), "1".to_owned()),
+    ]);
+    provider.add_labels(token, &server.id, &labels).await.expect("add labels");
+    let got = provider.get_server(token, &server.id).await.expect("get").expect("server exists");
+    assert_eq!(got.deployment(), Some("adopted.sam.test"), "a label with the same key is overwritten");
+    assert_eq!(got.labels.get("sam-extra").map(String::as_str), Some("1"));
+    assert_eq!(got.labels.get("sam-test").map(String::as_str), Some("conformance"), "other labels are kept");
+    assert!(got.is_managed());
+    let missing = crate::domain::ServerId("999999999".into());
+    let err = provider.add_labels(token, &missing, &labels).await.expect_err("labelling an unknown server fails");
+    assert_eq!(err.kind(), ProviderErrorKind::NotFound, "{err}");
+    provider.delete_server(token, &server.id).await.expect("delete");
 }

@@ -4,7 +4,7 @@ use std::net::Ipv4Addr;
 
 use async_trait::async_trait;
 
-use crate::domain::WorkspaceId;
+use crate::domain::{DeploymentId, WorkspaceId};
 use crate::ports::DnsProvider;
 
 /// Direct access to the zone behind a provider, bypassing the adapter, so the
@@ -29,6 +29,7 @@ pub async fn run(provider: &dyn DnsProvider, raw: &dyn RawZone, zone: &str) {
     upsert_collapses_existing_duplicates(provider, raw, zone).await;
     delete_is_idempotent(provider, zone).await;
     list_by_prefix(provider, zone).await;
+    records_carry_their_owner(provider, raw, zone).await;
 }
 
 fn name(zone: &str) -> String {
@@ -43,9 +44,9 @@ async fn count(provider: &dyn DnsProvider, name: &str) -> usize {
 /// the latest address, with a stable id.
 pub async fn upsert_never_duplicates(provider: &dyn DnsProvider, zone: &str) {
     let name = name(zone);
-    let a = provider.upsert_a_record(&name, Ipv4Addr::new(192, 0, 2, 1)).await.expect("upsert");
-    let b = provider.upsert_a_record(&name, Ipv4Addr::new(192, 0, 2, 2)).await.expect("upsert again");
-    let c = provider.upsert_a_record(&name, Ipv4Addr::new(192, 0, 2, 2)).await.expect("upsert unchanged");
+    let a = provider.upsert_a_record(&name, Ipv4Addr::new(192, 0, 2, 1), None).await.expect("upsert");
+    let b = provider.upsert_a_record(&name, Ipv4Addr::new(192, 0, 2, 2), None).await.expect("upsert again");
+    let c = provider.upsert_a_record(&name, Ipv4Addr::new(192, 0, 2, 2), None).await.expect("upsert unchanged");
     assert_eq!(a.id, b.id, "an upsert updates in place");
     assert_eq!(b.id, c.id);
     assert_eq!(c.ipv4, Ipv4Addr::new(192, 0, 2, 2));
@@ -60,7 +61,7 @@ pub async fn upsert_collapses_existing_duplicates(provider: &dyn DnsProvider, ra
     raw.create_raw(&name, Ipv4Addr::new(192, 0, 2, 7)).await;
     raw.create_raw(&name, Ipv4Addr::new(192, 0, 2, 8)).await;
     assert_eq!(count(provider, &name).await, 2, "the zone accepts duplicates (as Cloudflare does)");
-    let record = provider.upsert_a_record(&name, Ipv4Addr::new(192, 0, 2, 9)).await.expect("upsert");
+    let record = provider.upsert_a_record(&name, Ipv4Addr::new(192, 0, 2, 9), None).await.expect("upsert");
     let records: Vec<_> =
         provider.list_records(&name).await.expect("list").into_iter().filter(|r| r.name == name).collect();
     assert_eq!(records.len(), 1, "the upsert removed the duplicate");
@@ -72,7 +73,7 @@ pub async fn upsert_collapses_existing_duplicates(provider: &dyn DnsProvider, ra
 /// Deleting removes every record of the name; deleting again succeeds.
 pub async fn delete_is_idempotent(provider: &dyn DnsProvider, zone: &str) {
     let name = name(zone);
-    provider.upsert_a_record(&name, Ipv4Addr::new(192, 0, 2, 3)).await.expect("upsert");
+    provider.upsert_a_record(&name, Ipv4Addr::new(192, 0, 2, 3), None).await.expect("upsert");
     provider.delete_records(&name).await.expect("delete");
     assert_eq!(count(provider, &name).await, 0);
     provider.delete_records(&name).await.expect("deleting an absent name succeeds");
@@ -82,7 +83,7 @@ pub async fn delete_is_idempotent(provider: &dyn DnsProvider, zone: &str) {
 pub async fn list_by_prefix(provider: &dyn DnsProvider, zone: &str) {
     let names: Vec<String> = (0..3).map(|_| name(zone)).collect();
     for n in &names {
-        provider.upsert_a_record(n, Ipv4Addr::new(192, 0, 2, 4)).await.expect("upsert");
+        provider.upsert_a_record(n, Ipv4Addr::new(192, 0, 2, 4), None).await.expect("upsert");
     }
     let listed = provider.list_records("ws-").await.expect("list");
     for n in &names {
@@ -92,4 +93,30 @@ pub async fn list_by_prefix(provider: &dyn DnsProvider, zone: &str) {
     for n in &names {
         provider.delete_records(n).await.expect("delete");
     }
+}
+
+/// A record made for a deployment is listed as that deployment's; one made
+/// without a mark (by hand, or before marks) is listed without an owner and
+/// is marked by an upsert with one; an upsert without an owner leaves the
+/// mark alone.
+pub async fn records_carry_their_owner(provider: &dyn DnsProvider, raw: &dyn RawZone, zone: &str) {
+    let ours = DeploymentId::new("conformance.sam.test").expect("valid id");
+    let owned = name(zone);
+    let record = provider.upsert_a_record(&owned, Ipv4Addr::new(192, 0, 2, 10), Some(&ours)).await.expect("upsert");
+    assert_eq!(record.owner.as_ref(), Some(&ours), "the upsert answers with the mark");
+    let unmarked = name(zone);
+    raw.create_raw(&unmarked, Ipv4Addr::new(192, 0, 2, 11)).await;
+    let listed = provider.list_records("ws-").await.expect("list");
+    let find = |n: &str| listed.iter().find(|r| r.name == n).cloned();
+    assert_eq!(find(&owned).and_then(|r| r.owner), Some(ours.clone()), "listed with its owner");
+    assert_eq!(find(&unmarked).map(|r| r.owner), Some(None), "a record without a mark has no owner");
+    provider.upsert_a_record(&unmarked, Ipv4Addr::new(192, 0, 2, 11), Some(&ours)).await.expect("adopt");
+    provider.upsert_a_record(&owned, Ipv4Addr::new(192, 0, 2, 12), None).await.expect("upsert without owner");
+    let listed = provider.list_records("ws-").await.expect("list");
+    for n in [&owned, &unmarked] {
+        let record = listed.iter().find(|r| &r.name == n).expect("still there");
+        assert_eq!(record.owner.as_ref(), Some(&ours), "{n} carries the mark");
+    }
+    provider.delete_records(&owned).await.expect("delete");
+    provider.delete_records(&unmarked).await.expect("delete");
 }

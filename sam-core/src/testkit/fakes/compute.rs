@@ -104,6 +104,15 @@ impl FakeCloud {
         server
     }
 
+    /// Removes a label behind SAM's back (e.g. to make a server look like one
+    /// made before servers carried the deployment's id).
+    pub fn remove_label(&self, id: &ServerId, key: &str) {
+        let mut state = lock(&self.state);
+        if let Some((_, server)) = parse_id(id).and_then(|n| state.servers.get_mut(&n)) {
+            server.labels.remove(key);
+        }
+    }
+
     /// Deletes a server behind SAM's back (as a user might in the console).
     pub fn remove_server_externally(&self, id: &ServerId) {
         if let Ok(n) = id.0.parse::<u64>() {
@@ -253,6 +262,28 @@ impl ComputeProvider for FakeCloud {
             .map(|(_, s)| s.clone())
             .collect();
         after("list_servers", pending, found)
+    }
+
+    async fn add_labels(
+        &self,
+        token: &SecretString,
+        id: &ServerId,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<(), ProviderError> {
+        let pending = self.faults.before("add_labels")?;
+        self.authorize(token)?;
+        {
+            let mut state = lock(&self.state);
+            let server = parse_id(id)
+                .and_then(|n| state.servers.get_mut(&n))
+                .filter(|(owner, _)| owner == token.expose())
+                .map(|(_, server)| server);
+            let Some(server) = server else {
+                return Err(ProviderError::new(ProviderErrorKind::NotFound, format!("server {id} not found")));
+            };
+            server.labels.extend(labels.clone());
+        }
+        after("add_labels", pending, ())
     }
 
     async fn delete_server(&self, token: &SecretString, id: &ServerId) -> Result<(), ProviderError> {

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 
 use super::faults::{FaultPlan, after};
+use crate::domain::DeploymentId;
 use crate::ports::{DnsProvider, DnsRecord, ProviderError};
 use crate::testkit::lock;
 
@@ -32,9 +33,18 @@ impl FakeDnsZone {
             id: format!("rec-{}", self.next_id.fetch_add(1, Ordering::Relaxed)),
             name: name.to_owned(),
             ipv4,
+            owner: None,
         };
         lock(&self.records).push(record.clone());
         record
+    }
+
+    /// Removes the deployment mark of the records named `name` (as on
+    /// records made before records carried one).
+    pub fn remove_owner(&self, name: &str) {
+        for record in lock(&self.records).iter_mut().filter(|r| r.name == name) {
+            record.owner = None;
+        }
     }
 
     /// Every record in the zone.
@@ -59,15 +69,23 @@ impl DnsProvider for FakeDnsZone {
         after("verify", pending, ())
     }
 
-    async fn upsert_a_record(&self, name: &str, ipv4: Ipv4Addr) -> Result<DnsRecord, ProviderError> {
+    async fn upsert_a_record(
+        &self,
+        name: &str,
+        ipv4: Ipv4Addr,
+        owner: Option<&DeploymentId>,
+    ) -> Result<DnsRecord, ProviderError> {
         let pending = self.faults.before("upsert_a_record")?;
-        let record = {
+        let mut record = {
             let mut records = lock(&self.records);
             let mut same_name = records.iter().enumerate().filter(|(_, r)| r.name == name).map(|(i, _)| i);
             match same_name.next() {
                 Some(first) => {
                     let extras: Vec<usize> = same_name.collect();
                     records[first].ipv4 = ipv4;
+                    if let Some(owner) = owner {
+                        records[first].owner = Some(owner.clone());
+                    }
                     let kept = records[first].clone();
                     for index in extras.into_iter().rev() {
                         records.remove(index);
@@ -80,6 +98,14 @@ impl DnsProvider for FakeDnsZone {
                 }
             }
         };
+        if let Some(owner) = owner
+            && record.owner.as_ref() != Some(owner)
+        {
+            record.owner = Some(owner.clone());
+            if let Some(stored) = lock(&self.records).iter_mut().find(|r| r.id == record.id) {
+                stored.owner = Some(owner.clone());
+            }
+        }
         after("upsert_a_record", pending, record)
     }
 
