@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use sam_core::testkit::conformance;
-use sam_core::testkit::fakes::{FakeCipher, FakeCloud, FakeDnsZone, FakeTokenAuthority, MemoryStore};
+use sam_core::testkit::fakes::{FakeAgents, FakeCipher, FakeCloud, FakeDnsZone, FakeTokenAuthority, MemoryStore};
 
 #[tokio::test]
 async fn fake_cloud_conforms() {
@@ -19,6 +19,13 @@ async fn fake_dns_conforms() {
     let zone = FakeDnsZone::new();
     conformance::dns::run(&zone, &zone, "example.test").await;
     assert!(zone.records().is_empty());
+}
+
+#[tokio::test]
+async fn fake_agents_conform() {
+    let agents = FakeAgents::new();
+    agents.answer("http://ws-a.sam.test", 7);
+    conformance::agent_probe::run(&agents, "http://ws-a.sam.test", 7, "http://ws-b.sam.test").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

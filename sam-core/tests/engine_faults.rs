@@ -166,18 +166,30 @@ async fn dns_goes_first_and_a_server_is_kept_while_its_record_stays() {
     assert_eq!(h.cloud.servers_of(a.id).len(), 1);
     assert_eq!(h.status(a.id).await, Some(WorkspaceStatus::Stopping));
 
-    for _ in 0..3 {
+    // The record cannot be deleted for a long while (a revoked DNS token,
+    // say): the server is kept through every retry and the workspace says why.
+    for _ in 0..300 {
         h.dns.faults.push("delete_records", Fault::Fail(ProviderErrorKind::Transient));
     }
     engine.stop(h.user, b.id).await.unwrap();
     engine.drive(h.user, b.id).await.unwrap();
+    for _ in 0..5 {
+        engine.reconcile_once().await.unwrap();
+    }
     assert_eq!(h.cloud.servers_of(b.id).len(), 1, "no address is freed while a record points at it");
     assert_eq!(h.dns.records_named(&b.hostname(common::BASE_DOMAIN)).len(), 1);
-    assert_eq!(h.status(b.id).await, Some(WorkspaceStatus::Stopping), "still releasing, retried");
+    let stuck = h.get(b.id).await.unwrap();
+    assert_eq!(stuck.status(), WorkspaceStatus::Stopping, "still releasing, retried");
+    let why = stuck.lifecycle.error_message.unwrap();
+    assert!(why.contains("cannot be deleted") && why.contains("the server is kept"), "{why}");
+    let history = engine.events(h.user, b.id).await.unwrap();
+    assert_eq!(history.iter().filter(|e| e.event == "cleanup_blocked").count(), 1, "said once, not every retry");
 
+    h.dns.faults.clear();
     h.quiesce(&engine).await;
     assert_eq!(h.status(a.id).await, Some(WorkspaceStatus::Stopped));
-    assert_eq!(h.status(b.id).await, Some(WorkspaceStatus::Stopped));
+    let b = h.get(b.id).await.unwrap();
+    assert_eq!((b.status(), b.lifecycle.error_message), (WorkspaceStatus::Stopped, None));
     h.assert_converged(&[h.user]).await;
 }
 

@@ -139,8 +139,11 @@ async fn idle_warns_then_stops_and_activity_resets() {
     h.assert_converged(&[h.user]).await;
 }
 
+/// With heartbeats not yet overdue (here a long heartbeat timeout), the
+/// reconciler applies the idle rule to the agent's last report, as a backup
+/// for the heartbeat handler.
 #[tokio::test]
-async fn reconciler_stops_idle_workspace_whose_agent_went_silent() {
+async fn reconciler_applies_the_idle_rule_to_the_last_report() {
     let mut config = test_config();
     config.heartbeat_timeout = Duration::from_secs(3600);
     let h = Harness::with_config(config).await;
@@ -171,24 +174,69 @@ async fn per_workspace_idle_override() {
     assert_eq!(a.idle_threshold, 600);
 }
 
+/// Heartbeats overdue: the server gone at the provider releases the
+/// workspace; a silent agent whose server is there is marked unreachable
+/// (visible, with the reason) and kept, through the idle timeout, until it
+/// reports again or stays silent for the whole unreachable timeout; an agent
+/// that answers the probe is alive and judged idle only by its own answer.
 #[tokio::test]
-async fn missing_heartbeats_mark_error_or_stopped() {
+async fn a_silent_agent_is_marked_and_kept_until_the_unreachable_timeout() {
     let h = Harness::new().await;
     let engine = h.engine();
-    let alive = h.running(&engine, "alive-server").await;
+    let silent = h.running(&engine, "silent").await;
     let gone = h.running(&engine, "gone-server").await;
+    let answering = h.running(&engine, "answering").await;
     h.cloud.remove_server_externally(&gone.lifecycle.server.clone().unwrap().id);
+    h.agents.answer(&engine.workspace_url(&answering), 0);
 
     h.clock.advance(h.config.heartbeat_timeout + Duration::from_secs(1));
     let report = engine.reconcile_once().await.unwrap();
-    assert_eq!(report.heartbeat_losses, 2);
-    let alive = h.get(alive.id).await.unwrap();
-    assert_eq!(alive.status(), WorkspaceStatus::Error);
-    assert_eq!(alive.lifecycle.reason, Reason::AgentUnreachable);
-    assert!(alive.lifecycle.error_message.unwrap().contains("stopped responding"));
+    assert_eq!((report.heartbeat_losses, report.marked_unreachable), (1, 1), "{report:?}");
+    let ws = h.get(silent.id).await.unwrap();
+    assert_eq!(ws.status(), WorkspaceStatus::Running, "kept");
+    assert_eq!(ws.lifecycle.reason, Reason::AgentUnreachable);
+    let message = ws.lifecycle.error_message.clone().unwrap();
+    assert!(message.starts_with("Agent unreachable: nothing heard from it since"), "{message}");
+    assert!(message.contains("the server is running at the provider") && message.contains("released at"));
+    assert!(message.contains(&engine.workspace_url(&ws)), "names where it was asked: {message}");
+    assert_eq!(h.cloud.servers_of(silent.id).len(), 1);
+    assert_eq!(h.dns.records_named(&silent.hostname(BASE_DOMAIN)).len(), 1);
     let gone = h.get(gone.id).await.unwrap();
-    assert_eq!(gone.status(), WorkspaceStatus::Stopped);
-    assert_eq!(gone.lifecycle.reason, Reason::ServerGone);
+    assert_eq!((gone.status(), gone.lifecycle.reason), (WorkspaceStatus::Stopped, Reason::ServerGone));
+    assert_eq!(h.status(answering.id).await, Some(WorkspaceStatus::Running), "an answering agent is alive");
+    assert!(h.get(answering.id).await.unwrap().lifecycle.error_message.is_none());
+    let history = engine.events(h.user, silent.id).await.unwrap();
+    assert_eq!(history.iter().filter(|e| e.event == "agent_silent").count(), 1);
+
+    // Marked once; past the idle timeout nothing is stopped for idleness.
+    h.clock.advance(h.config.idle_timeout);
+    let report = engine.reconcile_once().await.unwrap();
+    assert_eq!((report.marked_unreachable, report.idle_stops, report.driven), (0, 0, 0), "{report:?}");
+    // The agent reports again: the mark goes.
+    engine.record_heartbeat(h.user, silent.id, HeartbeatReport::new(0, 1)).await.unwrap();
+    let ws = h.get(silent.id).await.unwrap();
+    assert_eq!(
+        (ws.status(), ws.lifecycle.reason, ws.lifecycle.error_message),
+        (WorkspaceStatus::Running, Reason::Provisioning, None)
+    );
+    // The answering agent reports itself idle past the threshold: stopped.
+    h.agents.answer(&engine.workspace_url(&answering), h.config.idle_timeout.as_secs());
+    let report = engine.reconcile_once().await.unwrap();
+    assert_eq!(report.idle_stops, 1, "{report:?}");
+    assert_eq!(h.status(answering.id).await, Some(WorkspaceStatus::Stopped));
+
+    // Silent again, for the whole unreachable timeout: released.
+    h.clock.advance(h.config.heartbeat_timeout);
+    assert_eq!(engine.reconcile_once().await.unwrap().marked_unreachable, 1);
+    h.clock.advance(h.config.unreachable_timeout - h.config.heartbeat_timeout - Duration::from_secs(1));
+    assert_eq!(engine.reconcile_once().await.unwrap().heartbeat_losses, 0);
+    assert_eq!(h.status(silent.id).await, Some(WorkspaceStatus::Running));
+    h.clock.advance(Duration::from_secs(1));
+    assert_eq!(engine.reconcile_once().await.unwrap().heartbeat_losses, 1);
+    let ws = h.get(silent.id).await.unwrap();
+    assert_eq!((ws.status(), ws.lifecycle.reason), (WorkspaceStatus::Error, Reason::AgentUnreachable));
+    assert!(ws.lifecycle.error_message.unwrap().contains("stopped responding for longer than the unreachable timeout"));
+    assert!(h.cloud.servers_of(silent.id).is_empty());
     h.assert_converged(&[h.user]).await;
 }
 
@@ -438,8 +486,9 @@ async fn a_control_plane_outage_is_not_evidence_against_agents() {
         restarted.record_heartbeat(h.user, ws.id, HeartbeatReport::new(0, 1)).await.unwrap();
     }
     let report = restarted.reconcile_once().await.unwrap();
-    assert_eq!(report.heartbeat_losses, 1, "{report:?}");
-    assert_eq!(h.status(running[19].id).await, Some(WorkspaceStatus::Error));
+    assert_eq!(report.marked_unreachable, 1, "{report:?}");
+    let silent = h.get(running[19].id).await.unwrap();
+    assert_eq!((silent.status(), silent.lifecycle.reason), (WorkspaceStatus::Running, Reason::AgentUnreachable));
     for ws in &running[..19] {
         assert_eq!(h.status(ws.id).await, Some(WorkspaceStatus::Running));
     }

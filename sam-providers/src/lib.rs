@@ -15,6 +15,8 @@
 //! `keys`, `hetzner`, `cloudflare`, `github`, `emulators` (the crate's
 //! README has the table).
 
+#[cfg(feature = "agent-probe")]
+pub mod agent_probe;
 #[cfg(feature = "cipher")]
 pub mod cipher;
 #[cfg(feature = "cloudflare")]
@@ -26,7 +28,7 @@ pub mod emulators;
 pub mod github;
 #[cfg(feature = "hetzner")]
 pub mod hetzner;
-#[cfg(any(feature = "hetzner", feature = "cloudflare", feature = "github"))]
+#[cfg(any(feature = "hetzner", feature = "cloudflare", feature = "github", feature = "agent-probe"))]
 pub mod http;
 #[cfg(feature = "jwt")]
 pub mod jwt;

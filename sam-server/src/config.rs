@@ -97,6 +97,19 @@ pub struct ServeConfig {
     /// the warning then comes at half the threshold when that is under 5 minutes).
     #[arg(long, env = "SAM_IDLE_TIMEOUT_SECONDS", hide = true)]
     pub idle_timeout_seconds: Option<u64>,
+    /// Minutes a running workspace's agent may stay silent (no heartbeat, no
+    /// answer to a direct health check) before the workspace is released.
+    /// Until then it is shown as "agent unreachable" and kept: a control-plane
+    /// outage, a network problem or a rebooting VM destroys nothing.
+    #[arg(long, env = "SAM_UNREACHABLE_TIMEOUT_MINUTES", default_value_t = 120)]
+    pub unreachable_timeout_minutes: u64,
+    /// The unreachable timeout in seconds, overriding the minutes (tests).
+    #[arg(long, env = "SAM_UNREACHABLE_TIMEOUT_SECONDS", hide = true)]
+    pub unreachable_timeout_seconds: Option<u64>,
+    /// Seconds without a heartbeat before the control plane looks at an agent
+    /// (default 300; tests).
+    #[arg(long, env = "SAM_HEARTBEAT_TIMEOUT_SECONDS", hide = true)]
+    pub heartbeat_timeout_seconds: Option<u64>,
     /// Behind a load balancer that appends the client to X-Forwarded-For:
     /// rate-limit by that address instead of the balancer's.
     #[arg(long, env = "SAM_TRUST_FORWARDED_FOR")]

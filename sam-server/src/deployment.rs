@@ -271,6 +271,13 @@ pub async fn build(config: &ServeConfig) -> Result<Deployment, ConfigProblems> {
         None => Duration::from_secs(config.idle_timeout_minutes.max(6) * 60),
     };
     engine_config.idle_warning = engine_config.idle_warning.min(engine_config.idle_timeout / 2);
+    engine_config.unreachable_timeout = match config.unreachable_timeout_seconds {
+        Some(secs) => Duration::from_secs(secs.max(2)),
+        None => Duration::from_secs(config.unreachable_timeout_minutes.max(10) * 60),
+    };
+    if let Some(secs) = config.heartbeat_timeout_seconds {
+        engine_config.heartbeat_timeout = Duration::from_secs(secs.max(2));
+    }
     engine_config.agent_version = Some(env!("CARGO_PKG_VERSION").to_owned());
     engine_config.agent_sha256_amd64 =
         std::fs::read(crate::api::agent_path(&agents, "amd64")).ok().map(|b| sha256_hex(&b));
@@ -298,7 +305,9 @@ pub async fn build(config: &ServeConfig) -> Result<Deployment, ConfigProblems> {
         tokens: issuer.clone(),
         clock: Arc::new(SystemClock),
     };
-    let engine = Arc::new(Engine::new(ports.clone(), engine_config));
+    let probe = sam_providers::agent_probe::HttpAgentProbe::new()
+        .map_err(|e| ConfigProblems(vec![format!("agent probe: {e}")]))?;
+    let engine = Arc::new(Engine::new(ports.clone(), engine_config).with_agent_probe(Arc::new(probe)));
     let webhooks = WebhookVerifier::new(
         webhook_secret,
         Arc::new(StoreDeliveryLog::new(ports.store.clone(), ports.clock.clone(), StoreDeliveryLog::DEFAULT_RETENTION)),

@@ -13,7 +13,7 @@ use std::time::Duration;
 use sam_core::accounts::{Accounts, AccountsConfig};
 use sam_core::domain::WorkspaceId;
 use sam_core::lifecycle::WorkspaceStatus;
-use sam_core::ports::{LABEL_MANAGED, LABEL_WORKSPACE, ProviderErrorKind};
+use sam_core::ports::{LABEL_DEPLOYMENT, LABEL_MANAGED, LABEL_WORKSPACE, ProviderErrorKind};
 use sam_core::testkit::fakes::Fault;
 use sam_core::testkit::harness::{CLOUD_TOKEN, Harness};
 use sam_server::state::{AppState, HttpSettings};
@@ -82,6 +82,7 @@ async fn the_scrape_shows_a_workspace_driven_through_the_engine() {
         BTreeMap::from([
             (LABEL_MANAGED.to_owned(), "true".to_owned()),
             (LABEL_WORKSPACE.to_owned(), WorkspaceId::new().to_string()),
+            (LABEL_DEPLOYMENT.to_owned(), h.config.deployment.to_string()),
         ]),
     );
     h.clock.advance(h.config.orphan_grace + Duration::from_secs(1));

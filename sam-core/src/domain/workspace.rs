@@ -152,8 +152,10 @@ impl Workspace {
             message: match event {
                 Event::ProvisioningFailed { .. }
                 | Event::ProvisioningTimedOut { .. }
+                | Event::AgentSilent { .. }
                 | Event::AgentUnreachable
                 | Event::ServerGone => t.state.error_message.clone(),
+                Event::CleanupBlocked { message } => Some(message.clone()),
                 _ => None,
             },
             at: now,

@@ -278,6 +278,13 @@ impl Engine {
         if let Some(version) = report.agent_version {
             self.note_agent_version(id, version);
         }
+        if ws.status() == WorkspaceStatus::Running && ws.lifecycle.reason == Reason::AgentUnreachable {
+            match self.act(owner, id, &Event::AgentBack).await {
+                Ok(_) => tracing::info!(workspace_id = %id, "a silent agent reports again"),
+                Err(e) if e.kind == EngineErrorKind::InvalidState => {}
+                Err(e) => return Err(e),
+            }
+        }
         if ws.status() == WorkspaceStatus::Creating {
             return Ok(answer(HeartbeatAction::Continue, None));
         }
@@ -295,6 +302,11 @@ impl Engine {
             HeartbeatAction::Warn => Ok(answer(HeartbeatAction::Warn, Some(deadline))),
             HeartbeatAction::Continue => Ok(answer(HeartbeatAction::Continue, None)),
         }
+    }
+
+    /// Where the browser (and the agent probe) reaches the workspace.
+    pub fn workspace_url(&self, ws: &Workspace) -> String {
+        self.config.workspace_url_template.replace("{host}", &ws.hostname(&self.config.base_domain))
     }
 
     /// A short-lived token for opening the terminal of a running workspace.
@@ -315,7 +327,7 @@ impl Engine {
             },
             self.now(),
         )?;
-        let origin = self.config.workspace_url_template.replace("{host}", &ws.hostname(&self.config.base_domain));
+        let origin = self.workspace_url(&ws);
         let url = format!("{origin}/auth/callback?token={}", issued.token.expose());
         Ok(TerminalAccess { token: issued.token, expires_at: issued.expires_at, url })
     }

@@ -36,6 +36,12 @@ pub struct EngineConfig {
     /// A running workspace without a heartbeat for this long is checked against
     /// the provider.
     pub heartbeat_timeout: Duration,
+    /// A running workspace whose agent stays silent (no heartbeat, no answer
+    /// to a direct health check) is marked unreachable and kept; after this
+    /// long without a word, counted from the last heartbeat (or this
+    /// engine's start), it is released. Well above the idle timeout: a
+    /// silent agent is not evidence of an idle user.
+    pub unreachable_timeout: Duration,
     /// Lifetime of a bootstrap token.
     pub bootstrap_token_ttl: Duration,
     /// Lifetime of a terminal token (browser → agent).
@@ -63,7 +69,9 @@ pub struct EngineConfig {
 }
 
 impl EngineConfig {
-    /// Defaults: idle 30 min with a 5 min warning, provisioning 10 min, quota 10.
+    /// Defaults: idle 30 min with a 5 min warning, provisioning 10 min,
+    /// heartbeats overdue after 5 min, a silent agent released after 2 h,
+    /// quota 10.
     ///
     /// The deployment id is the base domain (or `sam` for a base domain that
     /// is not a valid id, such as one longer than 63 characters: set
@@ -83,6 +91,7 @@ impl EngineConfig {
             provision_timeout: Duration::from_secs(10 * 60),
             stop_timeout: Duration::from_secs(5 * 60),
             heartbeat_timeout: Duration::from_secs(5 * 60),
+            unreachable_timeout: Duration::from_secs(2 * 3600),
             bootstrap_token_ttl: Duration::from_secs(15 * 60),
             terminal_token_ttl: Duration::from_secs(60),
             callback_token_ttl: Duration::from_secs(30 * 24 * 3600),

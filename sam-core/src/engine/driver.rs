@@ -110,6 +110,11 @@ impl Engine {
                 Step::Cleanup => match self.cleanup(ws).await? {
                     Some(Recorded::Removed) => return Ok(DriveOutcome::Removed),
                     Some(Recorded::Saved) => true,
+                    // Said why; retrying at once would fail the same way.
+                    Some(Recorded::Blocked) => {
+                        let ws = self.ports.store.get_workspace(owner, id).await?;
+                        return Ok(ws.map_or(DriveOutcome::Removed, |ws| DriveOutcome::Settled(Box::new(ws))));
+                    }
                     None => false,
                 },
             };
@@ -278,8 +283,19 @@ impl Engine {
 
     /// Removes the workspace's servers and DNS record, then records that.
     async fn cleanup(&self, ws: Workspace) -> Result<Option<Recorded>, EngineError> {
-        if !self.release_resources(&ws, None).await {
-            return Ok(None);
+        if let Err(blocked) = self.release_resources(&ws, None).await {
+            // Say why on the workspace (once per distinct reason); a failed
+            // workspace keeps its own message, the log says the rest.
+            return match blocked {
+                Some(message)
+                    if matches!(ws.status(), WorkspaceStatus::Stopping | WorkspaceStatus::Deleting)
+                        && ws.lifecycle.error_message.as_deref() != Some(message.as_str()) =>
+                {
+                    let recorded = self.record(ws, &Event::CleanupBlocked { message }).await?;
+                    Ok(recorded.map(|_| Recorded::Blocked))
+                }
+                _ => Ok(None),
+            };
         }
         let event = if ws.status() == WorkspaceStatus::Deleting { Event::CleanupFinished } else { Event::StopFinished };
         self.record(ws, &event).await
@@ -289,8 +305,13 @@ impl Engine {
     /// (and the recorded one). DNS goes first: a server is deleted only once
     /// no record points at it, so its address, which the provider may give to
     /// someone else, is never left behind a `ws-<id>` name. `true` when both
-    /// are confirmed gone.
-    pub(crate) async fn release_resources(&self, ws: &Workspace, token: Option<&SecretString>) -> bool {
+    /// are confirmed gone; otherwise what the user should know, if anything
+    /// (a record that cannot be deleted), everything being retried.
+    pub(crate) async fn release_resources(
+        &self,
+        ws: &Workspace,
+        token: Option<&SecretString>,
+    ) -> Result<(), Option<String>> {
         let name = ws.hostname(&self.config.base_domain);
         let dns = &self.dns;
         if let Err(e) = with_retry(self.config.retry, "delete_dns", ws.id, || dns.delete_records(&name)).await {
@@ -299,9 +320,9 @@ impl Engine {
                 error = %e,
                 "DNS record deletion failed; the server is kept until the record is gone, and both are retried"
             );
-            return false;
+            return Err(Some(messages::cleanup_blocked(&name, &e)));
         }
-        match token {
+        let deleted = match token {
             Some(token) => self.delete_servers(ws, token).await,
             None => match self.cloud_token(ws.owner).await {
                 Ok(token) => self.delete_servers(ws, &token).await,
@@ -310,7 +331,8 @@ impl Engine {
                     false
                 }
             },
-        }
+        };
+        if deleted { Ok(()) } else { Err(None) }
     }
 
     async fn delete_servers(&self, ws: &Workspace, token: &SecretString) -> bool {
@@ -348,4 +370,6 @@ impl Engine {
 pub(crate) enum Recorded {
     Saved,
     Removed,
+    /// Saved why cleanup cannot finish yet.
+    Blocked,
 }

@@ -2,7 +2,8 @@
 //! never reach the user; the provider error's own message is already sanitised
 //! by the adapter and is only used where it names the problem.
 
-use crate::ports::{ProviderError, ProviderErrorKind};
+use crate::domain::Timestamp;
+use crate::ports::{ProviderError, ProviderErrorKind, ServerStatus};
 
 /// Where a failure happened, to make the message specific.
 #[derive(Clone, Copy, Debug)]
@@ -49,3 +50,37 @@ pub(crate) fn dns_failure(e: &ProviderError) -> String {
 pub(crate) const NO_CREDENTIAL: &str = "Connect your Hetzner token in Settings before creating a workspace.";
 pub(crate) const CREDENTIAL_UNREADABLE: &str =
     "Your stored Hetzner token can no longer be read (the server's keys changed). Add it again in Settings.";
+
+/// A time as the user reads it in a message: UTC, to the minute.
+fn minute(t: Timestamp) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!("{:04}-{:02}-{:02} {:02}:{:02} UTC", t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute())
+}
+
+/// What a user sees on a running workspace whose agent went silent.
+pub(crate) fn agent_silent(last_heard: Timestamp, url: &str, server: ServerStatus, release_at: Timestamp) -> String {
+    let server = match server {
+        ServerStatus::Running => "running",
+        ServerStatus::Starting => "starting",
+        ServerStatus::Stopping => "powering off",
+        ServerStatus::Off => "powered off",
+        ServerStatus::Deleting => "being deleted",
+        ServerStatus::Unknown => "in an unknown state",
+    };
+    format!(
+        "Agent unreachable: nothing heard from it since {} and it does not answer at {url}; the server is {server} \
+         at the provider. The workspace is kept and released at {} unless the agent comes back; stop or delete it \
+         to release it now.",
+        minute(last_heard),
+        minute(release_at),
+    )
+}
+
+/// What a user sees on a workspace whose DNS record cannot be deleted.
+pub(crate) fn cleanup_blocked(name: &str, e: &ProviderError) -> String {
+    format!(
+        "The DNS record {name} cannot be deleted ({}); the server is kept, so that its address is never freed \
+         while the name points at it. Both are retried.",
+        e.kind().code()
+    )
+}

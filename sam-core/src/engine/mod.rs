@@ -60,8 +60,8 @@ use crate::domain::{
 };
 use crate::lifecycle::{Event, WorkspaceStatus};
 use crate::ports::{
-    Cipher, Clock, ComputeProvider, DnsProvider, RepoAccess, SealContext, Store, StoreErrorKind, TokenIssuer,
-    WorkspaceLimits,
+    AgentProbe, Cipher, Clock, ComputeProvider, DnsProvider, RepoAccess, SealContext, Store, StoreErrorKind,
+    TokenIssuer, WorkspaceLimits,
 };
 
 /// The purpose a cloud token is sealed for; seal with
@@ -115,6 +115,8 @@ pub struct Engine {
     /// The agent version each workspace's last heartbeat to this engine
     /// reported.
     agent_versions: Mutex<HashMap<WorkspaceId, String>>,
+    /// Asks silent agents directly ([`Engine::with_agent_probe`]).
+    probe: Option<Arc<dyn AgentProbe>>,
 }
 
 /// What a user can do to one of their workspaces after creating it.
@@ -145,7 +147,17 @@ impl Engine {
             dns_first_seen: Mutex::new(HashMap::new()),
             terminal_sessions: Mutex::new(HashMap::new()),
             agent_versions: Mutex::new(HashMap::new()),
+            probe: None,
         }
+    }
+
+    /// Lets the reconciler ask a silent agent directly (at the workspace's
+    /// URL) before marking it unreachable, and judge its idleness by its own
+    /// answer. Without a probe, a silent agent is judged by heartbeats and
+    /// the provider's server status alone.
+    pub fn with_agent_probe(mut self, probe: Arc<dyn AgentProbe>) -> Self {
+        self.probe = Some(probe);
+        self
     }
 
     /// The configuration.
@@ -261,7 +273,7 @@ impl Engine {
         // Validate before touching the cloud.
         crate::lifecycle::transition(&current.lifecycle, &Event::RestartRequested)?;
         let token = self.cloud_token(owner).await.map_err(|m| EngineError::new(EngineErrorKind::Precondition, m))?;
-        if !self.release_resources(&current, Some(&token)).await {
+        if self.release_resources(&current, Some(&token)).await.is_err() {
             return Err(EngineError::new(
                 EngineErrorKind::Unavailable,
                 "The previous server could not be removed yet; try again in a minute.",

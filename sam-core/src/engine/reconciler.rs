@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use super::driver::lease_key;
 use super::idle::idle_decision;
+use super::messages;
 use super::{Engine, EngineError};
 use crate::domain::{ServerId, Timestamp, UserId, Workspace, WorkspaceId};
-use crate::lifecycle::{Event, WorkspaceStatus};
+use crate::lifecycle::{Event, Reason, WorkspaceStatus};
 use crate::ports::{DnsRecord, LABEL_DEPLOYMENT, Server, WorkspaceScan};
 use crate::secret::SecretString;
 use crate::wire::HeartbeatAction;
@@ -29,8 +30,11 @@ pub struct ReconcileReport {
     pub provision_timeouts: u64,
     /// Idle stops.
     pub idle_stops: u64,
-    /// Running workspaces whose heartbeats stopped.
+    /// Running workspaces released after their agent stayed silent for the
+    /// unreachable timeout, or whose server is gone.
     pub heartbeat_losses: u64,
+    /// Running workspaces newly marked "agent unreachable" (kept).
+    pub marked_unreachable: u64,
     /// Workspaces stuck in `stopping` beyond the stop timeout (still retried).
     pub stuck_stopping: u64,
     /// Orphan servers deleted.
@@ -55,7 +59,8 @@ impl ReconcileReport {
 #[derive(Clone, Debug)]
 enum Decision {
     Drive(Option<Event>),
-    CheckHeartbeat,
+    /// Heartbeats are overdue: look for evidence of life.
+    CheckAgent,
 }
 
 /// What a live workspace may legitimately own at the provider.
@@ -91,6 +96,12 @@ impl Engine {
                 (lc.server.is_none() || lc.dns_record.is_none()).then_some(Decision::Drive(None))
             }
             WorkspaceStatus::Running => {
+                // A silent agent is not evidence of an idle user: idleness
+                // is judged on the agent's own reports (or, once silent, on
+                // its answer to a direct probe), never on the silence.
+                if now - since(last_heard(ws)) >= self.config.heartbeat_timeout {
+                    return Some(Decision::CheckAgent);
+                }
                 // The agent's own report of activity counts once it has
                 // reported to this engine; before that, idle time counts
                 // from the start.
@@ -98,11 +109,7 @@ impl Engine {
                 let last_activity = ws.last_activity_at.unwrap_or(ws.status_changed_at).max(ws.status_changed_at);
                 let last_activity = if reported { last_activity } else { since(last_activity) };
                 let (action, _) = idle_decision(now, last_activity, self.idle_threshold(ws), self.config.idle_warning);
-                if action == HeartbeatAction::Shutdown {
-                    return Some(Decision::Drive(Some(Event::IdleTimeout)));
-                }
-                let last_heartbeat = ws.last_heartbeat_at.unwrap_or(ws.status_changed_at).max(ws.status_changed_at);
-                (now - since(last_heartbeat) >= self.config.heartbeat_timeout).then_some(Decision::CheckHeartbeat)
+                (action == HeartbeatAction::Shutdown).then_some(Decision::Drive(Some(Event::IdleTimeout)))
             }
             WorkspaceStatus::Stopping => {
                 if now - ws.status_changed_at >= self.config.stop_timeout {
@@ -211,12 +218,13 @@ impl Engine {
         if let Some((fresh, decision)) = decision {
             let (planned, event) = match decision {
                 Decision::Drive(event) => (true, event),
-                Decision::CheckHeartbeat => (false, self.heartbeat_lost(&fresh).await),
+                Decision::CheckAgent => (false, self.check_agent(&fresh).await),
             };
             match &event {
                 Some(Event::ProvisioningTimedOut { .. }) => report.provision_timeouts += 1,
                 Some(Event::IdleTimeout) => report.idle_stops += 1,
                 Some(Event::AgentUnreachable | Event::ServerGone) => report.heartbeat_losses += 1,
+                Some(Event::AgentSilent { .. }) => report.marked_unreachable += 1,
                 _ => {}
             }
             if planned || event.is_some() {
@@ -236,24 +244,60 @@ impl Engine {
         }
     }
 
-    /// A running workspace stopped heartbeating: is its server still there?
-    async fn heartbeat_lost(&self, ws: &Workspace) -> Option<Event> {
+    /// A running workspace's heartbeats are overdue: looks for positive
+    /// evidence before judging. The server gone at the provider releases
+    /// the workspace; an agent that answers a direct probe is alive (and
+    /// judged idle only by its own answer); otherwise the workspace is
+    /// marked unreachable and kept, and released only once it has been
+    /// silent for the whole unreachable timeout.
+    async fn check_agent(&self, ws: &Workspace) -> Option<Event> {
         let token = self.cloud_token(ws.owner).await.ok()?;
         let server = ws.lifecycle.server.as_ref()?;
-        match self.compute.get_server(&token, &server.id).await {
-            Ok(Some(_)) => {
-                tracing::warn!(workspace_id = %ws.id, "agent unreachable");
-                Some(Event::AgentUnreachable)
-            }
+        let status = match self.compute.get_server(&token, &server.id).await {
+            Ok(Some(server)) => server.status,
             Ok(None) => {
                 tracing::warn!(workspace_id = %ws.id, "server no longer exists");
-                Some(Event::ServerGone)
+                return Some(Event::ServerGone);
             }
             Err(e) => {
                 tracing::warn!(workspace_id = %ws.id, error = %e, "server check failed; will retry");
-                None
+                return None;
+            }
+        };
+        let marked = ws.lifecycle.reason == Reason::AgentUnreachable;
+        let url = self.workspace_url(ws);
+        let now = self.now();
+        if let Some(probe) = &self.probe {
+            match probe.health(&url).await {
+                Ok(health) => {
+                    if marked {
+                        tracing::info!(workspace_id = %ws.id, "a silent agent answers its health check again");
+                        return Some(Event::AgentBack);
+                    }
+                    tracing::warn!(
+                        workspace_id = %ws.id,
+                        "the agent answers its health check but its heartbeats do not arrive"
+                    );
+                    let idle = Duration::from_secs(health.idle_seconds.min(10 * 365 * 24 * 3600));
+                    let last_activity = (now - idle).max(ws.status_changed_at);
+                    let (action, _) =
+                        idle_decision(now, last_activity, self.idle_threshold(ws), self.config.idle_warning);
+                    return (action == HeartbeatAction::Shutdown).then_some(Event::IdleTimeout);
+                }
+                Err(e) => tracing::debug!(workspace_id = %ws.id, error = %e, "no answer from the agent"),
             }
         }
+        let silent_since = last_heard(ws).max(self.started_at);
+        if now - silent_since >= self.config.unreachable_timeout {
+            tracing::warn!(workspace_id = %ws.id, "agent silent for the whole unreachable timeout; releasing");
+            return Some(Event::AgentUnreachable);
+        }
+        if marked {
+            return None;
+        }
+        tracing::warn!(workspace_id = %ws.id, server_status = ?status, "agent unreachable; the workspace is kept");
+        let release_at = silent_since + self.config.unreachable_timeout;
+        Some(Event::AgentSilent { message: messages::agent_silent(last_heard(ws), &url, status, release_at) })
     }
 
     async fn sweep_orphan_servers(
@@ -446,6 +490,12 @@ impl Engine {
             }
         }
     }
+}
+
+/// When the agent was last heard from: its last heartbeat, or becoming
+/// running.
+fn last_heard(ws: &Workspace) -> Timestamp {
+    ws.last_heartbeat_at.unwrap_or(ws.status_changed_at).max(ws.status_changed_at)
 }
 
 /// Whether a settled workspace still has work pending (a retryable failure).

@@ -22,7 +22,9 @@ pub struct LifecycleState {
     /// The agent reported ready for the current server.
     pub agent_ready: bool,
     /// What went wrong, for `error` (kept on the way out of it until the next
-    /// restart so the user can still read it).
+    /// restart so the user can still read it); what is wrong now for a
+    /// `running` workspace whose agent is unreachable, or a `stopping` or
+    /// `deleting` one whose cleanup is blocked.
     pub error_message: Option<String>,
 }
 
@@ -55,6 +57,14 @@ impl LifecycleState {
                 Err("stopped or pending with a server or DNS record still recorded")
             }
             WorkspaceStatus::Error if self.error_message.is_none() => Err("error without a message"),
+            WorkspaceStatus::Running if self.error_message.is_some() != (self.reason == Reason::AgentUnreachable) => {
+                Err("running with a message but a reachable agent, or the reverse")
+            }
+            WorkspaceStatus::Stopped | WorkspaceStatus::Pending | WorkspaceStatus::Creating
+                if self.error_message.is_some() =>
+            {
+                Err("a message outside error, running, stopping and deleting")
+            }
             _ if self.dns_record.is_some() && self.server.is_none() && self.status == WorkspaceStatus::Creating => {
                 Err("a DNS record without a server while creating")
             }
@@ -109,10 +119,24 @@ pub enum Event {
     StopRequested,
     /// The idle threshold passed.
     IdleTimeout,
-    /// Heartbeats stopped while the server still exists.
+    /// Heartbeats stopped, the server still exists and the agent does not
+    /// answer: the workspace stays running, marked, and nothing is released.
+    AgentSilent {
+        /// What was seen, for the user.
+        message: String,
+    },
+    /// A silent agent reported again (or answered its health check).
+    AgentBack,
+    /// An agent stayed silent for the whole unreachable timeout: release.
     AgentUnreachable,
     /// The provider no longer has the server.
     ServerGone,
+    /// Cleanup cannot finish (a DNS record that cannot be deleted keeps its
+    /// server); it is retried, and the user sees why.
+    CleanupBlocked {
+        /// Why, for the user.
+        message: String,
+    },
     /// Server and DNS record of a stopping (or failed) workspace are confirmed gone.
     StopFinished,
     /// The owner asked to start a stopped or failed workspace again.
@@ -136,7 +160,10 @@ impl Event {
             Event::ProvisioningTimedOut { .. } => "provisioning_timed_out",
             Event::StopRequested => "stop_requested",
             Event::IdleTimeout => "idle_timeout",
+            Event::AgentSilent { .. } => "agent_silent",
+            Event::AgentBack => "agent_back",
             Event::AgentUnreachable => "agent_unreachable",
+            Event::CleanupBlocked { .. } => "cleanup_blocked",
             Event::ServerGone => "server_gone",
             Event::StopFinished => "stop_finished",
             Event::RestartRequested => "restart_requested",
@@ -261,6 +288,7 @@ pub fn transition(state: &LifecycleState, event: &Event) -> Result<Transition, T
         (S::Creating | S::Running, Event::StopRequested) => {
             next.status = S::Stopping;
             next.reason = Reason::User;
+            next.error_message = None;
             effects.extend(CLEANUP);
         }
         // Repeating a stop retries the cleanup; the user's click is never an error.
@@ -268,19 +296,33 @@ pub fn transition(state: &LifecycleState, event: &Event) -> Result<Transition, T
         (S::Running, Event::IdleTimeout) => {
             next.status = S::Stopping;
             next.reason = Reason::IdleTimeout;
+            next.error_message = None;
             effects.extend(CLEANUP);
+        }
+        (S::Running, Event::AgentSilent { message }) => {
+            next.reason = Reason::AgentUnreachable;
+            next.error_message = Some(message.clone());
+        }
+        (S::Running, Event::AgentBack) => {
+            if state.reason != Reason::AgentUnreachable {
+                return Err(reject("the agent was not marked unreachable"));
+            }
+            next.reason = Reason::Provisioning;
+            next.error_message = None;
         }
         (S::Running, Event::AgentUnreachable) => {
             enter_error(
                 &mut next,
                 Reason::AgentUnreachable,
-                "The workspace agent stopped responding; the server was removed. Restart the workspace to get a fresh one.",
+                "The workspace agent stopped responding for longer than the unreachable timeout; the server was \
+                 removed. Restart the workspace to get a fresh one.",
             );
             effects.extend(CLEANUP);
         }
         (S::Running, Event::ServerGone) => {
             next.status = S::Stopping;
             next.reason = Reason::ServerGone;
+            next.error_message = None;
             forget_server(&mut next);
             effects.extend(CLEANUP);
         }
@@ -294,8 +336,10 @@ pub fn transition(state: &LifecycleState, event: &Event) -> Result<Transition, T
             effects.extend(CLEANUP);
         }
         (S::Stopping | S::Error | S::Deleting, Event::ServerGone) => forget_server(&mut next),
+        (S::Stopping | S::Deleting, Event::CleanupBlocked { message }) => next.error_message = Some(message.clone()),
         (S::Stopping, Event::StopFinished) => {
             next.status = S::Stopped;
+            next.error_message = None;
             release_all(&mut next);
         }
         (S::Error, Event::StopFinished) => release_all(&mut next),
@@ -311,6 +355,9 @@ pub fn transition(state: &LifecycleState, event: &Event) -> Result<Transition, T
             effects.push(Effect::CreateServer);
         }
         (_, Event::DeleteRequested) => {
+            if state.status == S::Running {
+                next.error_message = None;
+            }
             next.status = S::Deleting;
             next.reason = Reason::User;
             effects.extend(CLEANUP);

@@ -96,7 +96,9 @@ pub enum Reason {
     ProvisionTimeout,
     /// Nobody typed and nothing was printed for the idle threshold.
     IdleTimeout,
-    /// The agent stopped sending heartbeats.
+    /// The agent went silent: on a `running` workspace, marked and kept
+    /// (`errorMessage` says since when and until when); on an `error` one,
+    /// released after the unreachable timeout.
     AgentUnreachable,
     /// The server disappeared at the provider (deleted outside SAM).
     ServerGone,

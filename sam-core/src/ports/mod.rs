@@ -3,6 +3,7 @@
 //! in-memory fake in `testkit` (feature `testkit`) and a
 //! conformance suite every adapter runs.
 
+mod agent_probe;
 mod cipher;
 mod clock;
 mod compute;
@@ -13,6 +14,7 @@ mod store;
 mod token;
 mod webhooks;
 
+pub use agent_probe::{AgentHealth, AgentProbe};
 pub use cipher::{Cipher, CipherError, CipherErrorKind, SealContext};
 pub use clock::{Clock, SystemClock};
 pub use compute::{

@@ -20,7 +20,7 @@ use crate::lifecycle::WorkspaceStatus;
 use crate::ports::{Clock, ComputeProvider, InstallationInfo, ProviderError, Server, ServerSpec, Store};
 use crate::secret::SecretString;
 use crate::testkit::fakes::{
-    FakeCipher, FakeCloud, FakeDnsZone, FakeGithub, FakeTokenAuthority, ManualClock, MemoryStore,
+    FakeAgents, FakeCipher, FakeCloud, FakeDnsZone, FakeGithub, FakeTokenAuthority, ManualClock, MemoryStore,
 };
 use crate::testkit::{sample_new_user, sample_spec};
 
@@ -40,6 +40,8 @@ pub struct Harness {
     pub github: Arc<FakeGithub>,
     pub cipher: Arc<FakeCipher>,
     pub tokens: Arc<FakeTokenAuthority>,
+    /// The agents a probe reaches (none answers unless told to).
+    pub agents: Arc<FakeAgents>,
     pub config: EngineConfig,
     pub user: UserId,
 }
@@ -75,6 +77,7 @@ impl Harness {
             github: Arc::new(FakeGithub::new(30)),
             cipher: Arc::new(FakeCipher::new(1, "test key")),
             tokens: Arc::new(FakeTokenAuthority::new("https://sam.test", "k1")),
+            agents: Arc::new(FakeAgents::new()),
             config,
             user: UserId::new(),
         };
@@ -93,6 +96,7 @@ impl Harness {
             github: Arc::new(FakeGithub::new(30)),
             cipher: Arc::new(FakeCipher::new(1, "test key")),
             tokens: Arc::new(FakeTokenAuthority::new("https://sam.test", "k1")),
+            agents: Arc::new(FakeAgents::new()),
             config,
             user: UserId::new(),
         };
@@ -155,7 +159,7 @@ impl Harness {
     /// A fresh engine on the same world: building a second one after dropping
     /// the first is how tests simulate a process crash and restart.
     pub fn engine(&self) -> Engine {
-        Engine::new(self.ports(), self.config.clone())
+        Engine::new(self.ports(), self.config.clone()).with_agent_probe(self.agents.clone())
     }
 
     /// Creates workspace `name` for the harness user.

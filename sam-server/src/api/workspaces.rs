@@ -41,7 +41,10 @@ pub struct WorkspaceView {
     #[serde(with = "time::serde::rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
     last_activity_at: Option<time::OffsetDateTime>,
-    /// Why it failed, in words the user can act on (status `error`).
+    /// Why it failed, in words the user can act on (status `error`); or what
+    /// is wrong now: a `running` workspace whose agent is unreachable (kept,
+    /// and released at the time the message names), a `stopping` or
+    /// `deleting` one whose cleanup is blocked (retried).
     error_message: Option<String>,
     /// Why it is in its status.
     status_reason: Reason,

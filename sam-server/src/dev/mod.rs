@@ -48,6 +48,13 @@ pub struct DevOptions {
     /// the warning and the stop without waiting half an hour).
     #[arg(long, env = "SAM_DEV_IDLE_SECONDS")]
     pub idle_seconds: Option<u64>,
+    /// Seconds a silent agent's workspace is kept before it is released
+    /// (default: the deployment default, 2 hours).
+    #[arg(long, env = "SAM_DEV_UNREACHABLE_SECONDS")]
+    pub unreachable_seconds: Option<u64>,
+    /// Seconds without a heartbeat before an agent is looked at (default 300).
+    #[arg(long, env = "SAM_DEV_HEARTBEAT_TIMEOUT_SECONDS", hide = true)]
+    pub heartbeat_timeout_seconds: Option<u64>,
     /// The sam-agent binary to hand out (default: beside this binary, built
     /// with cargo when missing).
     #[arg(long, env = "SAM_DEV_AGENT")]
@@ -209,6 +216,9 @@ pub async fn run(options: DevOptions, mut sockets: crate::listeners::Sockets) ->
         max_workspaces_per_user: 10,
         idle_timeout_minutes: options.idle_minutes,
         idle_timeout_seconds: options.idle_seconds,
+        unreachable_timeout_minutes: 120,
+        unreachable_timeout_seconds: options.unreachable_seconds,
+        heartbeat_timeout_seconds: options.heartbeat_timeout_seconds,
         trust_forwarded_for: false,
         reconcile_interval_seconds: 5,
         metrics_addr: None,

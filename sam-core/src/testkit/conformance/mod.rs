@@ -4,6 +4,7 @@
 //! integration suite over every backend), so the fakes and the real adapters
 //! are held to the same behaviour.
 
+pub mod agent_probe;
 pub mod cipher;
 pub mod compute;
 pub mod dns;

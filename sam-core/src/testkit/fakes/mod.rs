@@ -1,5 +1,6 @@
 //! In-memory implementations of every port.
 
+mod agents;
 mod cipher;
 mod clock;
 mod compute;
@@ -9,6 +10,7 @@ mod github;
 mod store;
 mod tokens;
 
+pub use agents::FakeAgents;
 pub use cipher::FakeCipher;
 pub use clock::ManualClock;
 pub use compute::FakeCloud;

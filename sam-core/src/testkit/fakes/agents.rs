@@ -1,0 +1,50 @@
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use crate::ports::{AgentHealth, AgentProbe, ProviderError, ProviderErrorKind};
+use crate::testkit::lock;
+
+/// Agents reachable by URL: the ones told to [`answer`](FakeAgents::answer)
+/// report their idle time; every other URL gets no answer.
+#[derive(Debug, Default)]
+pub struct FakeAgents {
+    answering: Mutex<HashMap<String, AgentHealth>>,
+    probes: Mutex<Vec<String>>,
+}
+
+impl FakeAgents {
+    /// No agent answers.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The agent at `workspace_url` answers, idle for `idle_seconds`.
+    pub fn answer(&self, workspace_url: &str, idle_seconds: u64) {
+        let health = AgentHealth { idle_seconds, version: None };
+        lock(&self.answering).insert(workspace_url.trim_end_matches('/').to_owned(), health);
+    }
+
+    /// The agent at `workspace_url` stops answering.
+    pub fn silence(&self, workspace_url: &str) {
+        lock(&self.answering).remove(workspace_url.trim_end_matches('/'));
+    }
+
+    /// Every URL probed so far, in order.
+    pub fn probes(&self) -> Vec<String> {
+        lock(&self.probes).clone()
+    }
+}
+
+#[async_trait]
+impl AgentProbe for FakeAgents {
+    async fn health(&self, workspace_url: &str) -> Result<AgentHealth, ProviderError> {
+        let url = workspace_url.trim_end_matches('/').to_owned();
+        lock(&self.probes).push(url.clone());
+        lock(&self.answering)
+            .get(&url)
+            .cloned()
+            .ok_or_else(|| ProviderError::new(ProviderErrorKind::Transient, format!("no answer from {url}")))
+    }
+}
