@@ -26,6 +26,7 @@ use sam_core::secret::SecretString;
 use serde::Deserialize;
 
 use crate::session::ShellCommand;
+use crate::state::{AgentState, SavedGrant};
 
 /// Lines of a failing command's output kept for the failure report.
 const TAIL_LINES: usize = 20;
@@ -132,6 +133,22 @@ pub struct BootstrapOptions {
     pub host_shell: bool,
     /// Login shell inside the container.
     pub container_shell: String,
+    /// Where the grant is kept for a restart (`None`: not kept).
+    pub state: Option<AgentState>,
+}
+
+/// Where a bootstrap starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// From a grant just redeemed.
+    Fresh,
+    /// From a grant saved before a restart: a finished clone is left
+    /// untouched, an unfinished one is done again; only failures and "ready"
+    /// are reported (the workspace may be running already).
+    Resumed {
+        /// The clone had finished.
+        cloned: bool,
+    },
 }
 
 /// The result of a successful bootstrap.
@@ -149,15 +166,16 @@ async fn step<T>(
     cp: &dyn ControlPlaneApi,
     grant: &BootstrapGrant,
     name: &str,
+    quiet: bool,
     work: impl std::future::Future<Output = Result<T, BootstrapError>>,
 ) -> Result<T, BootstrapError> {
     let report = |status: &str, message: String| BootProgress { step: name.into(), status: status.into(), message };
-    if let Err(error) = cp.report(grant, &report("running", String::new())).await {
+    if !quiet && let Err(error) = cp.report(grant, &report("running", String::new())).await {
         tracing::warn!(%error, step = name, "progress report failed");
     }
     match work.await {
         Ok(value) => {
-            if let Err(error) = cp.report(grant, &report("done", String::new())).await {
+            if !quiet && let Err(error) = cp.report(grant, &report("done", String::new())).await {
                 tracing::warn!(%error, step = name, "progress report failed");
             }
             Ok(value)
@@ -180,8 +198,27 @@ pub async fn run(
     token: &SecretString,
     options: &BootstrapOptions,
 ) -> Result<BootOutcome, BootstrapError> {
+    let grant = redeem(cp, token, options.state.as_ref()).await?;
+    provision(cp, cloner, devcontainer, grant, options, Start::Fresh).await
+}
+
+/// Redeems the bootstrap token and saves the grant in `state` before
+/// anything else, so that a restart from here on resumes instead of
+/// presenting a spent token.
+pub async fn redeem(
+    cp: &dyn ControlPlaneApi,
+    token: &SecretString,
+    state: Option<&AgentState>,
+) -> Result<BootstrapGrant, BootstrapError> {
     let grant = cp.redeem(token).await?;
-    provision(cp, cloner, devcontainer, grant, options).await
+    if let Some(state) = state {
+        let bootstrap_sha256 = Some(sam_core::secret::sha256_hex(token.expose().as_bytes()));
+        let saved = SavedGrant { grant: grant.clone(), cloned: false, bootstrap_sha256 };
+        if let Err(error) = state.save(&saved).await {
+            tracing::warn!(%error, "the grant could not be saved; a restarted agent will not resume");
+        }
+    }
+    Ok(grant)
 }
 
 /// Clones the repository and starts the devcontainer (or prepares a host
@@ -192,16 +229,38 @@ pub async fn provision(
     devcontainer: &dyn DevcontainerRunner,
     grant: BootstrapGrant,
     options: &BootstrapOptions,
+    start: Start,
 ) -> Result<BootOutcome, BootstrapError> {
-    tracing::info!(workspace = %grant.workspace_id, repository = %grant.repository, branch = %grant.branch, "bootstrapping");
+    tracing::info!(workspace = %grant.workspace_id, repository = %grant.repository, branch = %grant.branch, ?start, "bootstrapping");
     let dest = options.workdir.join(repo_dir_name(&grant.repository));
-    step(cp, &grant, "clone", cloner.clone_repo(&grant.clone_url, &grant.branch, &grant.clone_token, &dest)).await?;
+    let quiet = start != Start::Fresh;
+    if start == (Start::Resumed { cloned: true }) {
+        tracing::info!(dest = %dest.display(), "repository cloned before the restart; left untouched");
+    } else {
+        if quiet && dest.exists() {
+            // A clone the restart interrupted: start it over.
+            let partial = dest.clone();
+            tokio::task::spawn_blocking(move || std::fs::remove_dir_all(partial))
+                .await
+                .map_err(|e| BootstrapError::Io(e.to_string()))?
+                .map_err(|e| BootstrapError::Io(format!("removing an unfinished clone: {e}")))?;
+        }
+        let clone = cloner.clone_repo(&grant.clone_url, &grant.branch, &grant.clone_token, &dest);
+        step(cp, &grant, "clone", quiet, clone).await?;
+        if let Some(state) = &options.state {
+            let previous = state.load(None).await.ok().flatten().and_then(|s| s.bootstrap_sha256);
+            let saved = SavedGrant { grant: grant.clone(), cloned: true, bootstrap_sha256: previous };
+            if let Err(error) = state.save(&saved).await {
+                tracing::warn!(%error, "could not record the finished clone");
+            }
+        }
+    }
     let (shell, container) = if options.host_shell {
         let mut shell = ShellCommand::host_login();
         shell.cwd = Some(dest.to_string_lossy().into_owned());
         (shell, None)
     } else {
-        let info = step(cp, &grant, "devcontainer", devcontainer.up(&dest)).await?;
+        let info = step(cp, &grant, "devcontainer", quiet, devcontainer.up(&dest)).await?;
         let shell = ShellCommand::docker_exec(
             &info.container_id,
             &info.remote_user,
@@ -486,7 +545,7 @@ mod tests {
     }
 
     fn options(host_shell: bool) -> BootstrapOptions {
-        BootstrapOptions { workdir: "/tmp/ws".into(), host_shell, container_shell: "/bin/bash".into() }
+        BootstrapOptions { workdir: "/tmp/ws".into(), host_shell, container_shell: "/bin/bash".into(), state: None }
     }
 
     #[tokio::test]

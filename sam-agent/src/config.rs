@@ -59,6 +59,10 @@ pub struct Config {
     /// Login shell inside the container.
     #[arg(long, env = "SAM_AGENT_CONTAINER_SHELL", default_value = "/bin/bash")]
     pub container_shell: String,
+    /// Where the agent keeps its grant (callback credential, workspace) to
+    /// resume after a restart or a reboot; root-only.
+    #[arg(long, env = "SAM_AGENT_STATE_DIR", default_value = "/var/lib/sam-agent")]
+    pub state_dir: PathBuf,
     /// Directory repositories are cloned into.
     #[arg(long, env = "SAM_AGENT_WORKDIR", default_value = "/workspace")]
     pub workdir: PathBuf,

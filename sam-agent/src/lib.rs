@@ -134,6 +134,7 @@ pub mod protocol;
 pub mod pty_io;
 pub mod reaper;
 pub mod session;
+pub mod state;
 pub mod web;
 
 /// Installs the process-wide rustls crypto provider (ring) if none is set;

@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
-use sam_agent::bootstrap::{self, BootstrapOptions, ControlPlaneApi, DevcontainerCli, GitCloner, HttpControlPlane};
+use sam_agent::bootstrap::{self, BootstrapOptions, DevcontainerCli, GitCloner, HttpControlPlane, Start};
 use sam_agent::config::Config;
 use sam_agent::heartbeat::{self, HeartbeatClient};
+use sam_agent::state::AgentState;
 use sam_agent::{Agent, web};
 use sam_core::ports::TokenVerifier;
 use sam_core::secret::SecretString;
@@ -43,17 +44,33 @@ async fn main() -> anyhow::Result<()> {
             .context("token verifier")?,
     );
 
-    // With a bootstrap token: redeem it first (it names the workspace), serve
-    // /health while the repository is cloned and the devcontainer starts.
+    // With a bootstrap token: resume from the grant saved before a restart
+    // or a reboot (the token is spent once redeemed), else redeem it (it
+    // names the workspace) and save the grant; serve /health while the
+    // repository is cloned and the devcontainer starts.
+    let state = AgentState::new(&config.state_dir);
     let mut pending = None;
     let (workspace, callback) = match &config.bootstrap_token {
         Some(token) => {
             let cp_url =
                 config.control_plane.as_deref().context("--control-plane is required with a bootstrap token")?;
             let cp = HttpControlPlane::new(cp_url)?;
-            let grant = cp.redeem(&SecretString::new(token.clone())).await.context("bootstrap token")?;
+            let token = SecretString::new(token.clone());
+            let (grant, start) = match state.load(Some(&token)).await {
+                Ok(Some(saved)) => {
+                    tracing::info!(workspace = %saved.grant.workspace_id, "resuming from the saved grant");
+                    (saved.grant, Start::Resumed { cloned: saved.cloned })
+                }
+                Ok(None) => {
+                    (bootstrap::redeem(&cp, &token, Some(&state)).await.context("bootstrap token")?, Start::Fresh)
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "the saved grant is unreadable; redeeming the bootstrap token");
+                    (bootstrap::redeem(&cp, &token, Some(&state)).await.context("bootstrap token")?, Start::Fresh)
+                }
+            };
             let ids = (grant.workspace_id, Some(grant.callback_token.clone()));
-            pending = Some((cp, grant));
+            pending = Some((cp, grant, start));
             ids
         }
         None => (
@@ -70,13 +87,14 @@ async fn main() -> anyhow::Result<()> {
     let server = tokio::spawn(web::serve(listener, Arc::clone(&agent)));
     tracing::info!(%workspace, listen = %config.listen, "sam-agent serving");
 
-    if let Some((cp, grant)) = pending {
+    if let Some((cp, grant, start)) = pending {
         let options = BootstrapOptions {
             workdir: config.workdir.clone(),
             host_shell: config.host_shell,
             container_shell: config.container_shell.clone(),
+            state: Some(state),
         };
-        let outcome = bootstrap::provision(&cp, &GitCloner, &DevcontainerCli::default(), grant, &options)
+        let outcome = bootstrap::provision(&cp, &GitCloner, &DevcontainerCli::default(), grant, &options, start)
             .await
             .context("bootstrap failed")?;
         agent.set_ready(outcome.shell, outcome.container);

@@ -9,7 +9,8 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
-use sam_agent::bootstrap::{self, BootstrapOptions, DevcontainerCli, GitCloner, HttpControlPlane};
+use sam_agent::bootstrap::{self, BootstrapOptions, DevcontainerCli, GitCloner, HttpControlPlane, Start};
+use sam_agent::state::AgentState;
 use sam_core::domain::WorkspaceId;
 use sam_core::secret::SecretString;
 
@@ -80,8 +81,13 @@ async fn redeem_clone_and_report() {
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
     let cp = HttpControlPlane::new(&base).unwrap();
-    let options =
-        BootstrapOptions { workdir: dir.path().join("work"), host_shell: true, container_shell: "/bin/bash".into() };
+    let saved = AgentState::new(dir.path().join("state"));
+    let options = BootstrapOptions {
+        workdir: dir.path().join("work"),
+        host_shell: true,
+        container_shell: "/bin/bash".into(),
+        state: Some(saved.clone()),
+    };
     let token = SecretString::new("boot123");
     let out = bootstrap::run(&cp, &GitCloner, &DevcontainerCli::default(), &token, &options).await.unwrap();
     assert_eq!(out.grant.workspace_id, workspace);
@@ -99,6 +105,34 @@ async fn redeem_clone_and_report() {
         .collect();
     assert_eq!(steps, ["clone:running", "clone:done", "ready:done"]);
     assert!(reports.iter().all(|(id, auth, _)| *id == workspace.to_string() && auth == "Bearer cb_secret"));
+
+    // A restart resumes from the saved grant: no bootstrap token, the
+    // repository (and the user's work in it) untouched, only "ready" said.
+    std::fs::write(checkout.join("work-in-progress.txt"), "unsaved").unwrap();
+    let resumed = saved.load(Some(&token)).await.unwrap().expect("the grant was saved");
+    assert!(resumed.cloned);
+    assert_eq!(resumed.grant.callback_token.expose(), "cb_secret");
+    let start = Start::Resumed { cloned: resumed.cloned };
+    let out = bootstrap::provision(&cp, &GitCloner, &DevcontainerCli::default(), resumed.grant, &options, start)
+        .await
+        .unwrap();
+    assert_eq!(out.shell.cwd.as_deref(), checkout.to_str());
+    assert_eq!(std::fs::read_to_string(checkout.join("work-in-progress.txt")).unwrap(), "unsaved");
+    let reports = state.lock().unwrap().reports.clone();
+    assert_eq!(reports.len(), 4, "only ready:done more: {reports:?}");
+    // A restart during the clone clones again from scratch.
+    let mut unfinished = saved.load(None).await.unwrap().unwrap();
+    unfinished.cloned = false;
+    unfinished.grant.clone_token = SecretString::new("ghs_clone_secret");
+    saved.save(&unfinished).await.unwrap();
+    std::fs::remove_dir_all(checkout.join(".git")).unwrap();
+    let start = Start::Resumed { cloned: false };
+    bootstrap::provision(&cp, &GitCloner, &DevcontainerCli::default(), unfinished.grant, &options, start)
+        .await
+        .unwrap();
+    assert!(checkout.join(".git").exists() && checkout.join("hello.txt").exists());
+    assert!(!checkout.join("work-in-progress.txt").exists(), "an unfinished clone is redone");
+    assert!(saved.load(None).await.unwrap().unwrap().cloned);
 
     // Single use: a second redeem fails with a reason.
     let err = bootstrap::run(&cp, &GitCloner, &DevcontainerCli::default(), &token, &options).await.unwrap_err();
@@ -136,8 +170,12 @@ async fn clone_failure_is_reported_with_the_reason() {
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let cp = HttpControlPlane::new(&base).unwrap();
-    let options =
-        BootstrapOptions { workdir: dir.path().join("w"), host_shell: true, container_shell: "/bin/bash".into() };
+    let options = BootstrapOptions {
+        workdir: dir.path().join("w"),
+        host_shell: true,
+        container_shell: "/bin/bash".into(),
+        state: None,
+    };
     let err = bootstrap::run(&cp, &GitCloner, &DevcontainerCli::default(), &SecretString::new("tok"), &options)
         .await
         .unwrap_err();

@@ -109,6 +109,10 @@ pub fn render(p: &CloudInitParams<'_>) -> Result<String, CloudInitError> {
     let _ = writeln!(out, "      [Service]");
     let _ = writeln!(out, "      EnvironmentFile=/etc/sam/agent.env");
     let _ = writeln!(out, "      ExecStart=/usr/local/bin/sam-agent");
+    // The agent keeps its grant here and resumes from it after a crash or a
+    // reboot (the bootstrap token is spent once redeemed).
+    let _ = writeln!(out, "      StateDirectory=sam-agent");
+    let _ = writeln!(out, "      StateDirectoryMode=0700");
     let _ = writeln!(out, "      Restart=on-failure");
     let _ = writeln!(out, "      RestartSec=5");
     let _ = writeln!(out, "      [Install]");
