@@ -115,3 +115,239 @@ async fn idle_workspaces_warn_then_stop() {
     browser(&e2e, "idle.mjs", &base).await;
     assert_eq!(agents_running(data.path()), 0, "the stopped workspace's agent is gone");
 }
+
+/// The pids of the agent processes of one local VM.
+fn agent_pids(vm: &std::path::Path) -> Vec<u32> {
+    let needle = vm.join("sam-agent").display().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| {
+            let entry = e.ok()?;
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let cmd = std::fs::read(entry.path().join("cmdline")).ok()?;
+            String::from_utf8_lossy(&cmd).split('\0').next().is_some_and(|c| c == needle).then_some(pid)
+        })
+        .collect()
+}
+
+/// Waits (up to `secs`) until `check` holds.
+async fn eventually(secs: u64, what: &str, mut check: impl AsyncFnMut() -> bool) {
+    for _ in 0..secs * 10 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// A signed-in user of a dev-mode deployment, talking HTTP like the browser.
+struct DevUser {
+    client: reqwest::Client,
+    base: String,
+    cookie: String,
+}
+
+impl DevUser {
+    /// Signs in through the emulated GitHub's authorize form.
+    async fn sign_in(base: &str) -> Self {
+        use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let start = client.get(format!("{base}/api/auth/github")).send().await.unwrap();
+        let oauth_cookie = start.headers()[SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_owned();
+        let authorize = reqwest::Url::parse(start.headers()[LOCATION].to_str().unwrap()).unwrap();
+        let mut form: Vec<(String, String)> = authorize.query_pairs().into_owned().collect();
+        form.push(("decision".into(), "approve".into()));
+        let approved = client.post(authorize.as_str().split('?').next().unwrap()).form(&form).send().await.unwrap();
+        let callback = approved.headers()[LOCATION].to_str().unwrap().to_owned();
+        let done = client.get(callback).header(COOKIE, oauth_cookie).send().await.unwrap();
+        let cookie = done
+            .headers()
+            .get_all(SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .find(|c| c.starts_with("sam_session="))
+            .expect("a session")
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        Self { client, base: base.to_owned(), cookie }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<serde_json::Value>) -> serde_json::Value {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .header("cookie", &self.cookie)
+            .header("origin", &self.base);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let value = response.json().await.unwrap_or(serde_json::Value::Null);
+        assert!(status.is_success(), "{path}: {status} {value}");
+        value
+    }
+
+    /// Opens the workspace's terminal through the dev proxy (as the browser
+    /// does: terminal token, the agent's callback, the WebSocket) and runs a
+    /// command in it.
+    async fn terminal_echo(&self, workspace: &str, word: &str) {
+        use futures_util::{SinkExt as _, StreamExt as _};
+        use tokio_tungstenite::tungstenite::Message;
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+        let access = self
+            .call(reqwest::Method::POST, "/api/terminal/token", Some(serde_json::json!({"workspaceId": workspace})))
+            .await;
+        let url = reqwest::Url::parse(access["url"].as_str().unwrap()).unwrap();
+        let host = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap());
+        let port = url.port().unwrap();
+        // `*.localhost` is loopback (the browser knows; the resolver may not).
+        let callback = format!("http://127.0.0.1:{port}{}?{}", url.path(), url.query().unwrap());
+        let login = self.client.get(callback).header("host", &host).send().await.unwrap();
+        assert!(login.status().is_success(), "terminal login: {}", login.status());
+        let cookie = login.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+        let mut request = format!("ws://127.0.0.1:{port}/ws/terminal").into_client_request().unwrap();
+        let headers = request.headers_mut();
+        headers.insert("host", host.parse().unwrap());
+        headers.insert("origin", format!("http://{host}").parse().unwrap());
+        headers.insert("cookie", cookie.parse().unwrap());
+        let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        ws.send(Message::Binary(format!("echo {word}-$((40+2))\r").into_bytes().into())).await.unwrap();
+        let wanted = format!("{word}-42");
+        let mut seen = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !String::from_utf8_lossy(&seen).contains(&wanted) {
+            match tokio::time::timeout_at(deadline, ws.next()).await {
+                Ok(Some(Ok(Message::Binary(bytes)))) => seen.extend_from_slice(&bytes),
+                Ok(Some(Ok(_))) => {}
+                other => panic!("no {wanted} from the terminal: {other:?}; saw {}", String::from_utf8_lossy(&seen)),
+            }
+        }
+    }
+}
+
+/// Issue 16's process test in dev mode: a bootstrap whose clone-token fetch
+/// fails, an agent killed with SIGKILL, and a VM reboot (every agent process
+/// gone, then started from the unit's command line). Each time the agent
+/// comes back by itself (systemd's Restart=on-failure, here dev mode's VM),
+/// resumes from its saved grant without a bootstrap token, and the same
+/// workspace keeps running with a usable terminal; nothing leaks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_come_back_after_a_failed_bootstrap_a_crash_and_a_reboot() {
+    use tokio::io::AsyncBufReadExt as _;
+    let data = tempfile::tempdir().unwrap();
+    let (mut child, base) = start_dev(data.path(), &["--heartbeat-timeout-seconds", "6"]).await;
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut hetzner = None;
+    while hetzner.is_none() {
+        let line = lines.next_line().await.unwrap().expect("dev mode prints its addresses");
+        hetzner = line.trim().strip_prefix("Hetzner API").map(|u| u.trim().to_owned());
+    }
+    let hetzner = hetzner.unwrap();
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let user = DevUser::sign_in(&base).await;
+    let hetzner_token = sam_providers::emulators::HETZNER_TOKEN;
+    user.call(
+        reqwest::Method::POST,
+        "/api/credentials",
+        Some(serde_json::json!({"provider": "hetzner", "token": hetzner_token})),
+    )
+    .await;
+    let installations = user.call(reqwest::Method::GET, "/api/github/installations", None).await;
+    let installation = installations
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["accountLogin"] == "octo-org")
+        .expect("the octo-org installation")["id"]
+        .clone();
+
+    // GitHub fails the first clone-token request (every retry of it).
+    let faults = reqwest::Client::new().post(format!("{base}/dev/faults/github-installation-token")).send().await;
+    assert!(faults.unwrap().status().is_success());
+    let started = std::time::Instant::now();
+    let ws = user
+        .call(
+            reqwest::Method::POST,
+            "/api/workspaces",
+            Some(serde_json::json!({"name": "survivor", "repository": "octo-org/hello-world", "branch": "main",
+                "vmSize": "small", "vmLocation": "fsn1", "installationId": installation})),
+        )
+        .await;
+    let id = ws["id"].as_str().unwrap().to_owned();
+    let status = async || user.call(reqwest::Method::GET, &format!("/api/workspaces/{id}"), None).await;
+    eventually(90, "the workspace running", async || status().await["status"] == "running").await;
+    eprintln!("create → running with one failed bootstrap: {} ms", started.elapsed().as_millis());
+    let vm = std::fs::read_dir(data.path().join("vms")).unwrap().next().unwrap().unwrap().path();
+    let log = std::fs::read_to_string(vm.join("agent.log")).unwrap();
+    assert!(log.contains("bootstrap token"), "the first bootstrap failed and the agent was restarted:\n{log}");
+    let state = vm.join("state");
+    assert!(state.join("grant.json").exists());
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(std::fs::metadata(&state).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(std::fs::metadata(state.join("grant.json")).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    user.terminal_echo(&id, "first").await;
+    std::fs::write(vm.join("work/hello-world/unsaved.txt"), "work in progress").unwrap();
+
+    // SIGKILL: the VM's supervisor restarts the agent, which resumes.
+    let pids = agent_pids(&vm);
+    assert_eq!(pids.len(), 1, "{pids:?}");
+    let killed = std::time::Instant::now();
+    assert!(std::process::Command::new("kill").args(["-KILL", &pids[0].to_string()]).status().unwrap().success());
+    eventually(30, "a new agent process", async || agent_pids(&vm).first().is_some_and(|p| *p != pids[0])).await;
+    user.terminal_echo(&id, "after-kill").await;
+    eprintln!("SIGKILL → terminal usable again: {} ms", killed.elapsed().as_millis());
+
+    // A VM reboot through the (emulated) Hetzner API: down, then up again.
+    let servers: serde_json::Value = reqwest::Client::new()
+        .get(format!("{hetzner}/servers?label_selector=sam-workspace={id}"))
+        .bearer_auth(hetzner_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let server = servers["servers"][0]["id"].as_u64().unwrap();
+    let before = agent_pids(&vm);
+    let rebooted = std::time::Instant::now();
+    let reboot = reqwest::Client::new()
+        .post(format!("{hetzner}/servers/{server}/actions/reboot"))
+        .bearer_auth(hetzner_token)
+        .send()
+        .await
+        .unwrap();
+    assert!(reboot.status().is_success(), "{}", reboot.status());
+    eventually(30, "the agent after the reboot", async || {
+        let now = agent_pids(&vm);
+        now.len() == 1 && now != before
+    })
+    .await;
+    user.terminal_echo(&id, "after-reboot").await;
+    eprintln!("reboot → terminal usable again: {} ms", rebooted.elapsed().as_millis());
+
+    // Past the (shortened) heartbeat timeout the workspace is still running
+    // and not marked: the resumed agent heartbeats with its saved credential.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let now = status().await;
+    assert_eq!(
+        (now["status"].as_str(), now["statusReason"].as_str()),
+        (Some("running"), Some("provisioning")),
+        "{now}"
+    );
+    assert!(now["errorMessage"].is_null(), "{now}");
+    let events = user.call(reqwest::Method::GET, &format!("/api/workspaces/{id}/events"), None).await;
+    let names: Vec<&str> = events.as_array().unwrap().iter().filter_map(|e| e["event"].as_str()).collect();
+    assert_eq!(names.iter().filter(|n| **n == "agent_ready").count(), 1, "one bootstrap: {names:?}");
+    assert_eq!(std::fs::read_to_string(vm.join("work/hello-world/unsaved.txt")).unwrap(), "work in progress");
+    assert_eq!(agents_running(data.path()), 1, "one agent, no stray");
+
+    // Deleting it leaves nothing behind.
+    user.call(reqwest::Method::DELETE, &format!("/api/workspaces/{id}"), None).await;
+    eventually(30, "the agent gone", async || agents_running(data.path()) == 0).await;
+}

@@ -41,6 +41,18 @@ impl Serve {
         keys: &sam_providers::keys::KeyFiles,
         extra: &[(&str, &str)],
     ) -> Self {
+        Self::start_on(emulators, database_url, keys, extra, process::HandedSockets::bind(1)).await
+    }
+
+    /// A server on `sockets` (kept by the caller across restarts, as systemd
+    /// keeps a socket unit's).
+    async fn start_on(
+        emulators: &Emulators,
+        database_url: Option<String>,
+        keys: &sam_providers::keys::KeyFiles,
+        extra: &[(&str, &str)],
+        sockets: process::HandedSockets,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let secret = |name: &str, value: &str| {
@@ -48,7 +60,6 @@ impl Serve {
             std::fs::write(&path, value).unwrap();
             path
         };
-        let sockets = process::HandedSockets::bind(1);
         let port = sockets.port(0);
         let base = format!("http://127.0.0.1:{port}");
         let env: Vec<(&str, String)> = vec![
@@ -422,4 +433,118 @@ async fn check_config_reports_every_problem_without_side_effects() {
     let (ok, text) = run("postgres://sam:hunter2@127.0.0.1:1/sam".into());
     assert!(!ok);
     assert!(!text.contains("hunter2"), "a password was printed:\n{text}");
+}
+
+/// Plays one workspace's agent over HTTP: redeems the bootstrap token found
+/// in its server's user data, reports ready; returns the callback credential.
+async fn boot_agent(serve: &Serve, emulators: &Emulators, workspace: &str) -> String {
+    let mut token = None;
+    for _ in 0..200 {
+        token = emulators.hetzner.servers().into_iter().find_map(|s| {
+            (s.labels.get("sam-workspace").map(String::as_str) == Some(workspace)).then(|| {
+                s.user_data
+                    .lines()
+                    .find_map(|l| l.trim().strip_prefix("SAM_AGENT_BOOTSTRAP_TOKEN=").map(str::to_owned))
+                    .unwrap()
+            })
+        });
+        if token.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let token = token.expect("a server for the workspace");
+    let grant: Value =
+        serve.client.post(format!("{}/api/bootstrap/{token}", serve.base)).send().await.unwrap().json().await.unwrap();
+    let callback = grant["callbackToken"].as_str().unwrap().to_owned();
+    let ready = serve
+        .client
+        .post(format!("{}/api/workspaces/{workspace}/boot-progress", serve.base))
+        .bearer_auth(&callback)
+        .json(&json!({"step": "ready", "status": "done"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(ready.status().is_success(), "{}", ready.status());
+    callback
+}
+
+async fn heartbeat(serve: &Serve, workspace: &str, callback: &str) -> StatusCode {
+    serve
+        .client
+        .post(format!("{}/api/workspaces/{workspace}/heartbeat", serve.base))
+        .bearer_auth(callback)
+        .json(&json!({"idleSeconds": 0, "activeSessions": 1}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// Issue 16's outage test with real processes: the control plane is killed
+/// with SIGKILL while 20 workspaces run, stays down for longer than the
+/// (shortened) heartbeat timeout, and is started again: no workspace is
+/// stopped, errored, deleted or even marked; heartbeats resume; the one agent
+/// that stays silent is marked "agent unreachable" (and kept) only a full
+/// heartbeat timeout after the restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_control_plane_killed_mid_flight_destroys_nothing() {
+    let emulators = Emulators::start().await.unwrap();
+    emulators.github.add_installation(5, "octo-org", &[("octo-org/hello-world", &["main"])]);
+    let root = tempfile::tempdir().unwrap();
+    let keys = sam_providers::keys::generate_key_files(&root.path().join("keys")).unwrap();
+    let database = format!("sqlite://{}", root.path().join("sam.db").display());
+    let settings = [("SAM_HEARTBEAT_TIMEOUT_SECONDS", "3"), ("SAM_MAX_WORKSPACES_PER_USER", "20")];
+    // One listening socket for both lives, as a systemd socket unit keeps it:
+    // the control plane's URL (and so its tokens' issuer) stays the same.
+    let socket = process::HandedSockets::bind(1);
+    let mut serve = Serve::start_on(&emulators, Some(database.clone()), &keys, &settings, socket.try_clone()).await;
+    let cookie = serve.sign_in(&emulators).await;
+    let credential = json!({"provider": "hetzner", "token": emulators.hetzner.token()});
+    let (status, body) = serve.call(reqwest::Method::POST, "/api/credentials", &cookie, Some(credential)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let mut agents = Vec::new();
+    for n in 0..20 {
+        let spec = json!({"name": format!("busy-{n}"), "repository": "octo-org/hello-world", "branch": "main",
+                          "vmSize": "small", "vmLocation": "fsn1", "installationId": 5});
+        let (status, ws) = serve.call(reqwest::Method::POST, "/api/workspaces", &cookie, Some(spec)).await;
+        assert_eq!(status, StatusCode::CREATED, "{ws}");
+        let id = ws["id"].as_str().unwrap().to_owned();
+        let callback = boot_agent(&serve, &emulators, &id).await;
+        agents.push((id, callback));
+    }
+    for (id, callback) in &agents {
+        assert_eq!(heartbeat(&serve, id, callback).await, StatusCode::OK);
+    }
+
+    serve.child.kill().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let serve = Serve::start_on(&emulators, Some(database), &keys, &settings, socket).await;
+    let restarted = std::time::Instant::now();
+    let (silent, talking) = agents.split_last().unwrap();
+    let mut marked_after = None;
+    while restarted.elapsed() < Duration::from_secs(8) {
+        for (id, callback) in talking {
+            assert_eq!(heartbeat(&serve, id, callback).await, StatusCode::OK);
+        }
+        let (_, ws) = serve.call(reqwest::Method::GET, &format!("/api/workspaces/{}", silent.0), &cookie, None).await;
+        if marked_after.is_none() && ws["statusReason"] == "agent_unreachable" {
+            marked_after = Some(restarted.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let marked_after = marked_after.expect("the silent agent is marked");
+    eprintln!("the silent agent was judged {} ms after the restart", marked_after.as_millis());
+    assert!(marked_after >= Duration::from_secs(3), "not before a full heartbeat timeout: {marked_after:?}");
+    let (_, list) = serve.call(reqwest::Method::GET, "/api/workspaces", &cookie, None).await;
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 20);
+    for ws in list {
+        assert_eq!(ws["status"], "running", "{ws}");
+        let marked = ws["id"] == silent.0.as_str();
+        assert_eq!(ws["statusReason"] == "agent_unreachable", marked, "{ws}");
+    }
+    assert_eq!(emulators.hetzner.servers().len(), 20, "no server deleted");
+    assert_eq!(emulators.cloudflare.records().len(), 20, "no record deleted");
+    serve.terminate().await;
 }

@@ -129,7 +129,8 @@ pub trait ServerHook: Send + Sync + std::fmt::Debug + 'static {
     fn server_created(&self, _server: &EmulatedServer) {}
     /// A server was deleted.
     fn server_deleted(&self, _server: &EmulatedServer) {}
-    /// A server was powered on (`true`) or off (`false`).
+    /// A server was powered on (`true`) or off (`false`); a reboot is off,
+    /// then on.
     fn server_powered(&self, _server: &EmulatedServer, _on: bool) {}
 }
 
@@ -959,6 +960,10 @@ async fn server_action(State(inner): State<Arc<Inner>>, Path((id, action)): Path
     };
     let hook = lock(&inner.hook).clone();
     if let Some(hook) = hook {
+        if command == "reboot_server" {
+            // A reboot takes the machine down before it comes back.
+            hook.server_powered(&server, false);
+        }
         hook.server_powered(&server, on);
     }
     (StatusCode::CREATED, Json(json!({"action": action_json(&record)}))).into_response()

@@ -112,7 +112,17 @@ fn faults_router(emulators: &Emulators) -> axum::Router {
     use axum::routing::{delete, post};
     use sam_providers::emulators::{Fault, InjectedError};
     let (capacity, clear) = (emulators.hetzner.clone(), emulators.hetzner.clone());
+    let (github, clear_github) = (emulators.github.clone(), emulators.github.clone());
     axum::Router::new()
+        .route(
+            // The next installation token (all of one call's retries) fails:
+            // an agent's bootstrap meets "try again".
+            "/dev/faults/github-installation-token",
+            post(move || async move {
+                github.faults().inject("POST", "/app/installations/*", Fault::Error(InjectedError::Internal), 5);
+                axum::http::StatusCode::NO_CONTENT
+            }),
+        )
         .route(
             "/dev/faults/hetzner-capacity",
             post(move || async move {
@@ -124,6 +134,7 @@ fn faults_router(emulators: &Emulators) -> axum::Router {
             "/dev/faults",
             delete(move || async move {
                 clear.faults().clear();
+                clear_github.faults().clear();
                 axum::http::StatusCode::NO_CONTENT
             }),
         )
@@ -229,7 +240,9 @@ pub async fn run(options: DevOptions, mut sockets: crate::listeners::Sockets) ->
     // Local "VMs" and the route to their terminals.
     let routes = proxy::Routes::default();
     // Agents heartbeat often enough to see a short idle threshold through.
+    // (And often enough for a shortened heartbeat timeout.)
     let heartbeat = options.idle_seconds.map_or(60, |s| (s / 4).clamp(1, 60));
+    let heartbeat = options.heartbeat_timeout_seconds.map_or(heartbeat, |s| heartbeat.min((s / 3).max(1)));
     let vms = Arc::new(vm::LocalVms::new(
         data.join("vms"),
         routes.clone(),
@@ -268,6 +281,8 @@ pub async fn run(options: DevOptions, mut sockets: crate::listeners::Sockets) ->
     println!("  Hetzner token   {}", emulators.hetzner.token());
     println!("  Repositories    {}", repositories.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "));
     println!("  Metrics         {public_url}/metrics");
+    println!("  Hetzner API     {}", emulators.hetzner.base_url());
+    println!("  Cloudflare API  {}", emulators.cloudflare.base_url());
     println!("  Data            {}", data.display());
     println!("  Ctrl-C stops the server and every workspace agent.");
     println!();

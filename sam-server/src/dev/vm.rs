@@ -2,6 +2,12 @@
 //! cloud-init boots a real one — download the agent from the control plane,
 //! check its SHA-256, start it with the single-use bootstrap token — except
 //! that the agent runs as a process here, with host shells.
+//!
+//! Each VM is supervised the way systemd runs the agent's unit
+//! (`Restart=on-failure`, `RestartSec`): an agent that crashes or is killed
+//! is started again from the same command line and resumes from its state
+//! directory. Powering the server off stops the agent, powering it on starts
+//! it again, and a reboot does both: a "VM reboot".
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -12,10 +18,35 @@ use anyhow::Context as _;
 use sam_core::secret::sha256_hex;
 use sam_providers::emulators::{EmulatedServer, ServerHook};
 use tokio::process::Child;
+use tokio::sync::watch;
 
 use super::proxy::Routes;
 
-/// The agents of the local VMs, by emulated server id.
+/// systemd's `RestartSec` for the agent's unit (5 s on a real VM).
+const RESTART_DELAY: Duration = Duration::from_secs(1);
+
+/// Boot numbers, so that an off-then-on is always a change the supervisor
+/// sees, even when both arrive before it looks.
+static BOOTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(2);
+
+/// What a VM should be doing.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Power {
+    /// Running, in its `n`th boot.
+    On(u64),
+    /// Powered off.
+    Off,
+    /// Deleted.
+    Gone,
+}
+
+#[derive(Debug)]
+struct Vm {
+    power: watch::Sender<Power>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// The local VMs, by emulated server id.
 #[derive(Debug)]
 pub struct LocalVms {
     root: PathBuf,
@@ -23,7 +54,7 @@ pub struct LocalVms {
     workspace_port: u16,
     heartbeat_secs: u64,
     runtime: tokio::runtime::Handle,
-    agents: Arc<Mutex<HashMap<u64, (Child, String)>>>,
+    vms: Arc<Mutex<HashMap<u64, Vm>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -44,15 +75,26 @@ impl LocalVms {
         heartbeat_secs: u64,
         runtime: tokio::runtime::Handle,
     ) -> Self {
-        Self { root, routes, workspace_port, heartbeat_secs, runtime, agents: Arc::default() }
+        Self { root, routes, workspace_port, heartbeat_secs, runtime, vms: Arc::default() }
     }
 
     /// Stops every agent (SIGTERM, then SIGKILL after 3 s).
     pub async fn shutdown(&self) {
-        let agents: Vec<(Child, String)> = lock(&self.agents).drain().map(|(_, a)| a).collect();
-        for (mut child, host) in agents {
-            self.routes.remove(&host);
-            stop(&mut child).await;
+        let vms: Vec<Vm> = lock(&self.vms).drain().map(|(_, vm)| vm).collect();
+        for vm in vms {
+            vm.power.send_replace(Power::Gone);
+            let _ = vm.task.await;
+        }
+    }
+
+    fn set_power(&self, server: u64, power: impl FnOnce(Power) -> Power) {
+        if let Some(vm) = lock(&self.vms).get(&server) {
+            vm.power.send_if_modified(|now| {
+                let next = power(*now);
+                let changed = next != *now;
+                *now = next;
+                changed
+            });
         }
     }
 }
@@ -67,22 +109,39 @@ async fn stop(child: &mut Child) {
     let _ = child.kill().await;
 }
 
-async fn boot(
-    server: EmulatedServer,
+/// The agent's unit: its command line and environment, as cloud-init wrote
+/// them.
+#[derive(Debug)]
+struct Unit {
+    binary: PathBuf,
+    env: Vec<(&'static str, String)>,
+    log: PathBuf,
+}
+
+impl Unit {
+    fn start(&self) -> anyhow::Result<Child> {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
+        let mut command = tokio::process::Command::new(&self.binary);
+        command.envs(self.env.iter().map(|(k, v)| (*k, v.as_str())));
+        command.stdout(log.try_clone()?).stderr(log).kill_on_drop(true);
+        command.spawn().context("starting the agent")
+    }
+}
+
+/// Like cloud-init: fetch the agent of the server's version, check it, and
+/// write the unit.
+async fn install(
+    server: &EmulatedServer,
     root: PathBuf,
-    routes: Routes,
     workspace_port: u16,
     heartbeat_secs: u64,
-    agents: Arc<Mutex<HashMap<u64, (Child, String)>>>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<(Unit, String, u16)> {
     let control_plane =
         env_value(&server.user_data, "SAM_AGENT_CONTROL_PLANE").context("no control plane in user data")?;
     let token = env_value(&server.user_data, "SAM_AGENT_BOOTSTRAP_TOKEN").context("no bootstrap token in user data")?;
     let workspace = server.labels.get("sam-workspace").context("server without a workspace label")?;
     let dir = root.join(server.id.to_string());
     std::fs::create_dir_all(dir.join("work"))?;
-
-    // Like cloud-init: fetch the agent of the server's version and check it.
     let response = reqwest::get(format!("{control_plane}/api/agent/download?arch=amd64")).await?.error_for_status()?;
     let expected = response.headers().get("x-agent-sha256").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let bytes = response.bytes().await?;
@@ -93,53 +152,116 @@ async fn boot(
         use std::os::unix::fs::PermissionsExt as _;
         std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755))?;
     }
-
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let host = format!("ws-{workspace}.localhost");
-    let log = std::fs::File::create(dir.join("agent.log"))?;
-    let child = tokio::process::Command::new(&binary)
-        .env("SAM_AGENT_CONTROL_PLANE", control_plane)
-        .env("SAM_AGENT_BOOTSTRAP_TOKEN", token)
-        .env("SAM_AGENT_LISTEN", format!("127.0.0.1:{port}"))
-        .env("SAM_AGENT_HOST_SHELL", "true")
-        .env("SAM_AGENT_SECURE_COOKIE", "false")
-        .env("SAM_AGENT_WORKDIR", dir.join("work"))
-        .env("SAM_AGENT_PUBLIC_URL", format!("http://{host}:{workspace_port}"))
-        .env("SAM_AGENT_HEARTBEAT_SECS", heartbeat_secs.to_string())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting the agent")?;
-    routes.insert(host.clone(), port);
-    tracing::info!(server_id = server.id, workspace_id = %workspace, port, "local VM booted");
-    lock(&agents).insert(server.id, (child, host));
-    Ok(())
+    let env = vec![
+        ("SAM_AGENT_CONTROL_PLANE", control_plane.to_owned()),
+        ("SAM_AGENT_BOOTSTRAP_TOKEN", token.to_owned()),
+        ("SAM_AGENT_LISTEN", format!("127.0.0.1:{port}")),
+        ("SAM_AGENT_HOST_SHELL", "true".to_owned()),
+        ("SAM_AGENT_SECURE_COOKIE", "false".to_owned()),
+        ("SAM_AGENT_WORKDIR", dir.join("work").display().to_string()),
+        ("SAM_AGENT_STATE_DIR", dir.join("state").display().to_string()),
+        ("SAM_AGENT_PUBLIC_URL", format!("http://{host}:{workspace_port}")),
+        ("SAM_AGENT_HEARTBEAT_SECS", heartbeat_secs.to_string()),
+    ];
+    Ok((Unit { binary, env, log: dir.join("agent.log") }, host, port))
+}
+
+/// Runs the unit while the VM is on, restarting it when it fails.
+async fn supervise(
+    server: u64,
+    unit: Unit,
+    host: String,
+    port: u16,
+    routes: Routes,
+    mut power: watch::Receiver<Power>,
+) {
+    loop {
+        let boot = *power.borrow_and_update();
+        match boot {
+            Power::Gone => break,
+            Power::Off => {
+                if power.changed().await.is_err() {
+                    break;
+                }
+                continue;
+            }
+            Power::On(_) => {}
+        }
+        let mut child = match unit.start() {
+            Ok(child) => child,
+            Err(e) => {
+                tracing::warn!(server_id = server, error = %e, "the agent did not start");
+                tokio::select! {
+                    () = tokio::time::sleep(RESTART_DELAY) => continue,
+                    changed = power.changed() => if changed.is_err() { break } else { continue },
+                }
+            }
+        };
+        routes.insert(host.clone(), port);
+        tracing::info!(server_id = server, port, ?boot, "local VM: agent started");
+        tokio::select! {
+            status = child.wait() => {
+                let failed = !status.as_ref().is_ok_and(std::process::ExitStatus::success);
+                tracing::warn!(server_id = server, ?status, "local VM: the agent exited");
+                // Restart=on-failure: a clean exit stays down until the VM
+                // is powered on (or rebooted) again.
+                let restart = if failed {
+                    tokio::select! {
+                        () = tokio::time::sleep(RESTART_DELAY) => true,
+                        changed = power.changed() => changed.is_ok(),
+                    }
+                } else {
+                    power.changed().await.is_ok()
+                };
+                if !restart {
+                    break;
+                }
+            }
+            _ = power.changed() => {
+                // Off, deleted or rebooted: the agent goes down with the VM.
+                stop(&mut child).await;
+                tracing::info!(server_id = server, power = ?*power.borrow(), "local VM: agent stopped");
+            }
+        }
+    }
+    routes.remove(&host);
 }
 
 impl ServerHook for LocalVms {
     fn server_created(&self, server: &EmulatedServer) {
-        let (server, root, routes, port, heartbeat, agents) = (
-            server.clone(),
-            self.root.clone(),
-            self.routes.clone(),
-            self.workspace_port,
-            self.heartbeat_secs,
-            self.agents.clone(),
-        );
-        self.runtime.spawn(async move {
-            let id = server.id;
-            if let Err(e) = boot(server, root, routes, port, heartbeat, agents).await {
-                tracing::warn!(server_id = id, error = %e, "local VM did not boot");
+        let (power, receiver) = watch::channel(Power::On(1));
+        let (server, root, routes, port, heartbeat) =
+            (server.clone(), self.root.clone(), self.routes.clone(), self.workspace_port, self.heartbeat_secs);
+        let id = server.id;
+        let task = self.runtime.spawn(async move {
+            match install(&server, root, port, heartbeat).await {
+                Ok((unit, host, agent_port)) => {
+                    tracing::info!(server_id = id, port = agent_port, "local VM booted");
+                    supervise(id, unit, host, agent_port, routes, receiver).await;
+                }
+                Err(e) => tracing::warn!(server_id = id, error = %e, "local VM did not boot"),
             }
         });
+        lock(&self.vms).insert(id, Vm { power, task });
     }
 
     fn server_deleted(&self, server: &EmulatedServer) {
-        if let Some((mut child, host)) = lock(&self.agents).remove(&server.id) {
-            self.routes.remove(&host);
-            self.runtime.spawn(async move { stop(&mut child).await });
-            tracing::info!(server_id = server.id, "local VM stopped");
+        if let Some(vm) = lock(&self.vms).remove(&server.id) {
+            vm.power.send_replace(Power::Gone);
+            tracing::info!(server_id = server.id, "local VM deleted");
         }
+    }
+
+    fn server_powered(&self, server: &EmulatedServer, on: bool) {
+        // A reboot arrives as off, then on: the agent goes down and comes
+        // back from its unit's command line, in a new boot.
+        self.set_power(server.id, |now| match (now, on) {
+            (Power::Gone, _) => Power::Gone,
+            (_, false) => Power::Off,
+            (Power::On(n), true) => Power::On(n),
+            (Power::Off, true) => Power::On(BOOTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)),
+        });
     }
 }

@@ -62,6 +62,13 @@ impl HandedSockets {
         Self { listeners: (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect() }
     }
 
+    /// The same sockets again (duplicated descriptors): how systemd keeps a
+    /// socket unit's listener across its service's restarts, so clients see
+    /// one address throughout.
+    pub fn try_clone(&self) -> Self {
+        Self { listeners: self.listeners.iter().map(|l| l.try_clone().unwrap()).collect() }
+    }
+
     /// The port of socket `index`.
     pub fn port(&self, index: usize) -> u16 {
         self.listeners[index].local_addr().unwrap().port()
