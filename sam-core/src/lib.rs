@@ -16,8 +16,9 @@
 //! - [`accounts`]: the application around it: sign-in and sessions, cloud
 //!   accounts, repository access through the GitHub App, installation changes;
 //! - [`cloud_init`]: the user data that boots a workspace server;
-//! - [`ports`]: the traits adapters implement (compute, DNS, identity, repository
-//!   access, webhooks, cipher, tokens, clock, and the store, one trait per
+//! - [`ports`]: the traits adapters implement (compute, DNS, the agent probe,
+//!   identity, repository access, webhooks, cipher, tokens, clock, and the
+//!   store, one trait per
 //!   concern with [`ports::Store`] as their union);
 //! - [`secret`]: secret strings, random tokens and hashes;
 //! - [`wire`]: the messages between the agent and the control plane;

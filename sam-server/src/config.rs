@@ -16,7 +16,7 @@ pub struct ServeConfig {
     /// Public URL of this control plane (https in production; http only for loopback).
     #[arg(long, env = "SAM_PUBLIC_URL")]
     pub public_url: Option<String>,
-    /// Workspaces are reachable at ws-<id>.<base-domain>.
+    /// Workspaces are reachable at `ws-<id>.<base-domain>`.
     #[arg(long, env = "SAM_BASE_DOMAIN")]
     pub base_domain: Option<String>,
     /// This deployment's id: every server (label sam-deployment) and DNS
@@ -26,10 +26,10 @@ pub struct ServeConfig {
     /// longer than 63 characters; keep it when the base domain changes.
     #[arg(long, env = "SAM_DEPLOYMENT_ID")]
     pub deployment_id: Option<String>,
-    /// How the browser reaches a workspace; {host} becomes ws-<id>.<base-domain>.
+    /// How the browser reaches a workspace; `{host}` becomes `ws-<id>.<base-domain>`.
     #[arg(long, env = "SAM_WORKSPACE_URL_TEMPLATE", default_value = "https://{host}")]
     pub workspace_url_template: String,
-    /// sqlite:<path> (default) or postgres://… (several replicas).
+    /// `sqlite:<path>` (default) or `postgres://…` (several replicas).
     #[arg(long, env = "SAM_DATABASE_URL", default_value = "sqlite://sam.db")]
     pub database_url: String,
     /// RS256 private key (PEM) that signs terminal and agent tokens.

@@ -5,13 +5,13 @@
 //! - keys are generated on first start into the data directory and reused,
 //!   the database is a SQLite file there;
 //! - every server the emulated Hetzner "boots" becomes a local VM: the
-//!   [`vm`] module plays cloud-init (downloads the agent from the control
+//!   `vm` module plays cloud-init (downloads the agent from the control
 //!   plane, checks its SHA-256, starts it with the bootstrap token), so the
 //!   agent goes through the real bootstrap path with host shells;
 //! - the emulated GitHub's repositories are served as git repositories over
-//!   HTTP by this server ([`git`]), so the agent really clones;
+//!   HTTP by this server (`git`), so the agent really clones;
 //! - `http://ws-<id>.localhost:<workspace port>` reaches the agent through a
-//!   small Host-routing proxy ([`proxy`]); `*.localhost` resolves to loopback.
+//!   small Host-routing proxy (`proxy`); `*.localhost` resolves to loopback.
 
 mod git;
 mod proxy;
