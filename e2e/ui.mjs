@@ -30,6 +30,8 @@ try {
   await page.goto(base + "/");
   await page.locator(`tr[data-id="${workspaceId}"]`).waitFor();
   await page.getByRole("button", { name: "Open Terminal" }).first().waitFor();
+  // A silent agent's workspace: still running, marked, with the reason.
+  await page.getByText("Nothing heard from the agent since").waitFor();
   await page.screenshot({ path: `${artifacts}/dashboard.png`, fullPage: true });
 
   await page.goto(base + "/settings");

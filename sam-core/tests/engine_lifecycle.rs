@@ -196,8 +196,8 @@ async fn a_silent_agent_is_marked_and_kept_until_the_unreachable_timeout() {
     assert_eq!(ws.status(), WorkspaceStatus::Running, "kept");
     assert_eq!(ws.lifecycle.reason, Reason::AgentUnreachable);
     let message = ws.lifecycle.error_message.clone().unwrap();
-    assert!(message.starts_with("Agent unreachable: nothing heard from it since"), "{message}");
-    assert!(message.contains("the server is running at the provider") && message.contains("released at"));
+    assert!(message.starts_with("Nothing heard from the agent since"), "{message}");
+    assert!(message.contains("the server is running. Kept until"), "{message}");
     assert!(message.contains(&engine.workspace_url(&ws)), "names where it was asked: {message}");
     assert_eq!(h.cloud.servers_of(silent.id).len(), 1);
     assert_eq!(h.dns.records_named(&silent.hostname(BASE_DOMAIN)).len(), 1);

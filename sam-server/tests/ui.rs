@@ -18,6 +18,21 @@ fn e2e_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../e2e")
 }
 
+/// Marks a running workspace "agent unreachable" the way the reconciler does.
+async fn mark_unreachable(s: &Server, id: &str) {
+    use sam_core::ports::WorkspaceScan;
+    let id: sam_core::domain::WorkspaceId = id.parse().unwrap();
+    let all = s.store.scan_workspaces(&WorkspaceScan { statuses: Vec::new(), after: None, limit: 100 }).await.unwrap();
+    let mut ws = all.into_iter().find(|w| w.id == id).unwrap();
+    let message = "Nothing heard from the agent since 2026-12-03 09:12 UTC and it does not answer at \
+                   https://ws-example.sam.test; the server is running. Kept until 2026-12-03 11:12 UTC unless the \
+                   agent comes back; stop or delete the workspace to release it now."
+        .to_owned();
+    let (entry, _) =
+        ws.apply(&sam_core::lifecycle::Event::AgentSilent { message }, time::OffsetDateTime::now_utc()).unwrap();
+    s.store.update_workspace(&ws, &[entry]).await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_render_in_chromium() {
     let e2e = e2e_dir();
@@ -43,6 +58,22 @@ async fn pages_render_in_chromium() {
         .await
         .unwrap();
     s.wait_for(&cookie, &id, |w| w["status"] == "running").await;
+    // A running workspace whose agent went silent: marked, kept, and shown
+    // with the reason (the state the reconciler leaves it in).
+    let (_, flaky) = s.post("/api/workspaces", &cookie, workspace_body("flaky agent")).await;
+    let flaky_id = flaky["id"].as_str().unwrap().to_owned();
+    let token = s.bootstrap_token(&flaky_id).await;
+    let grant: serde_json::Value =
+        s.client.post(s.url(&format!("/api/bootstrap/{token}"))).send().await.unwrap().json().await.unwrap();
+    s.client
+        .post(s.url(&format!("/api/workspaces/{flaky_id}/boot-progress")))
+        .bearer_auth(grant["callbackToken"].as_str().unwrap())
+        .json(&json!({"step": "ready", "status": "done", "message": ""}))
+        .send()
+        .await
+        .unwrap();
+    s.wait_for(&cookie, &flaky_id, |w| w["status"] == "running").await;
+    mark_unreachable(&s, &flaky_id).await;
     let (_, second) = s.post("/api/workspaces", &cookie, workspace_body("docs site")).await;
     s.send(
         reqwest::Method::POST,

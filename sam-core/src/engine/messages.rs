@@ -68,9 +68,8 @@ pub(crate) fn agent_silent(last_heard: Timestamp, url: &str, server: ServerStatu
         ServerStatus::Unknown => "in an unknown state",
     };
     format!(
-        "Agent unreachable: nothing heard from it since {} and it does not answer at {url}; the server is {server} \
-         at the provider. The workspace is kept and released at {} unless the agent comes back; stop or delete it \
-         to release it now.",
+        "Nothing heard from the agent since {} and it does not answer at {url}; the server is {server}. Kept \
+         until {} unless the agent comes back; stop or delete the workspace to release it now.",
         minute(last_heard),
         minute(release_at),
     )
