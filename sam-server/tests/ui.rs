@@ -18,6 +18,24 @@ fn e2e_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../e2e")
 }
 
+/// Creates workspace `name` and plays its agent until it is running.
+async fn running(s: &Server, cookie: &str, name: &str) -> String {
+    let (_, ws) = s.post("/api/workspaces", cookie, workspace_body(name)).await;
+    let id = ws["id"].as_str().unwrap().to_owned();
+    let token = s.bootstrap_token(&id).await;
+    let grant: serde_json::Value =
+        s.client.post(s.url(&format!("/api/bootstrap/{token}"))).send().await.unwrap().json().await.unwrap();
+    s.client
+        .post(s.url(&format!("/api/workspaces/{id}/boot-progress")))
+        .bearer_auth(grant["callbackToken"].as_str().unwrap())
+        .json(&json!({"step": "ready", "status": "done", "message": ""}))
+        .send()
+        .await
+        .unwrap();
+    s.wait_for(cookie, &id, |w| w["status"] == "running").await;
+    id
+}
+
 /// Marks a running workspace "agent unreachable" the way the reconciler does.
 async fn mark_unreachable(s: &Server, id: &str) {
     use sam_core::ports::WorkspaceScan;
@@ -45,34 +63,10 @@ async fn pages_render_in_chromium() {
     }
     let s = Server::start(Backend::Sqlite).await.unwrap();
     let cookie = s.ready_user(71).await;
-    let (_, ws) = s.post("/api/workspaces", &cookie, workspace_body("api-server")).await;
-    let id = ws["id"].as_str().unwrap().to_owned();
-    let token = s.bootstrap_token(&id).await;
-    let grant: serde_json::Value =
-        s.client.post(s.url(&format!("/api/bootstrap/{token}"))).send().await.unwrap().json().await.unwrap();
-    s.client
-        .post(s.url(&format!("/api/workspaces/{id}/boot-progress")))
-        .bearer_auth(grant["callbackToken"].as_str().unwrap())
-        .json(&json!({"step": "ready", "status": "done", "message": ""}))
-        .send()
-        .await
-        .unwrap();
-    s.wait_for(&cookie, &id, |w| w["status"] == "running").await;
+    let id = running(&s, &cookie, "api-server").await;
     // A running workspace whose agent went silent: marked, kept, and shown
     // with the reason (the state the reconciler leaves it in).
-    let (_, flaky) = s.post("/api/workspaces", &cookie, workspace_body("flaky agent")).await;
-    let flaky_id = flaky["id"].as_str().unwrap().to_owned();
-    let token = s.bootstrap_token(&flaky_id).await;
-    let grant: serde_json::Value =
-        s.client.post(s.url(&format!("/api/bootstrap/{token}"))).send().await.unwrap().json().await.unwrap();
-    s.client
-        .post(s.url(&format!("/api/workspaces/{flaky_id}/boot-progress")))
-        .bearer_auth(grant["callbackToken"].as_str().unwrap())
-        .json(&json!({"step": "ready", "status": "done", "message": ""}))
-        .send()
-        .await
-        .unwrap();
-    s.wait_for(&cookie, &flaky_id, |w| w["status"] == "running").await;
+    let flaky_id = running(&s, &cookie, "flaky agent").await;
     mark_unreachable(&s, &flaky_id).await;
     let (_, second) = s.post("/api/workspaces", &cookie, workspace_body("docs site")).await;
     s.send(
