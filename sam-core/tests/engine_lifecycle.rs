@@ -208,6 +208,18 @@ async fn a_silent_agent_is_marked_and_kept_until_the_unreachable_timeout() {
     let history = engine.events(h.user, silent.id).await.unwrap();
     assert_eq!(history.iter().filter(|e| e.event == "agent_silent").count(), 1);
 
+    // A silent agent is looked into once per heartbeat timeout, not every
+    // pass (a region of silent agents must not spend the provider's rate
+    // limit).
+    let probes = h.agents.probes().len();
+    for _ in 0..4 {
+        h.clock.advance(Duration::from_secs(60));
+        engine.reconcile_once().await.unwrap();
+    }
+    assert_eq!(h.agents.probes().len(), probes, "no new probe within the heartbeat timeout");
+    h.clock.advance(Duration::from_secs(60));
+    engine.reconcile_once().await.unwrap();
+    assert!(h.agents.probes().len() > probes, "looked into again after it");
     // Marked once; past the idle timeout nothing is stopped for idleness.
     h.clock.advance(h.config.idle_timeout);
     let report = engine.reconcile_once().await.unwrap();
@@ -219,8 +231,11 @@ async fn a_silent_agent_is_marked_and_kept_until_the_unreachable_timeout() {
         (ws.status(), ws.lifecycle.reason, ws.lifecycle.error_message),
         (WorkspaceStatus::Running, Reason::Provisioning, None)
     );
-    // The answering agent reports itself idle past the threshold: stopped.
+    // The answering agent reports itself idle past the threshold: stopped
+    // (when it is next looked into).
     h.agents.answer(&engine.workspace_url(&answering), h.config.idle_timeout.as_secs());
+    h.clock.advance(h.config.heartbeat_timeout);
+    engine.record_heartbeat(h.user, silent.id, HeartbeatReport::new(0, 1)).await.unwrap();
     let report = engine.reconcile_once().await.unwrap();
     assert_eq!(report.idle_stops, 1, "{report:?}");
     assert_eq!(h.status(answering.id).await, Some(WorkspaceStatus::Stopped));

@@ -117,6 +117,10 @@ pub struct Engine {
     agent_versions: Mutex<HashMap<WorkspaceId, String>>,
     /// Asks silent agents directly ([`Engine::with_agent_probe`]).
     probe: Option<Arc<dyn AgentProbe>>,
+    /// When this engine last looked into each silent agent (the provider and
+    /// the probe): once per heartbeat timeout is enough, and a region of
+    /// silent agents must not spend the account's provider rate limit.
+    agents_checked: Mutex<HashMap<WorkspaceId, Timestamp>>,
 }
 
 /// What a user can do to one of their workspaces after creating it.
@@ -148,6 +152,7 @@ impl Engine {
             terminal_sessions: Mutex::new(HashMap::new()),
             agent_versions: Mutex::new(HashMap::new()),
             probe: None,
+            agents_checked: Mutex::new(HashMap::new()),
         }
     }
 

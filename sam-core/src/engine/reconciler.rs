@@ -99,8 +99,12 @@ impl Engine {
                 // A silent agent is not evidence of an idle user: idleness
                 // is judged on the agent's own reports (or, once silent, on
                 // its answer to a direct probe), never on the silence.
-                if now - since(last_heard(ws)) >= self.config.heartbeat_timeout {
-                    return Some(Decision::CheckAgent);
+                let silent_for = now - since(last_heard(ws));
+                if silent_for >= self.config.heartbeat_timeout {
+                    let checked = crate::sync::lock(&self.agents_checked).get(&ws.id).copied();
+                    let due = silent_for >= self.config.unreachable_timeout
+                        || checked.is_none_or(|at| now - at >= self.config.heartbeat_timeout);
+                    return due.then_some(Decision::CheckAgent);
                 }
                 // The agent's own report of activity counts once it has
                 // reported to this engine; before that, idle time counts
@@ -169,12 +173,11 @@ impl Engine {
                 }
             }
         }
-        self.prune_terminal_sessions(
-            |id| {
-                owned.get(&id).is_some_and(|o| matches!(o.status, WorkspaceStatus::Creating | WorkspaceStatus::Running))
-            },
-            self.now(),
-        );
+        let live = |id| {
+            owned.get(&id).is_some_and(|o| matches!(o.status, WorkspaceStatus::Creating | WorkspaceStatus::Running))
+        };
+        self.prune_terminal_sessions(live, self.now());
+        crate::sync::lock(&self.agents_checked).retain(|id, _| live(*id));
         // One aggregate rather than also reading every pending and stopped
         // row, which the pass has nothing to do with.
         let counts = self.ports.store.count_workspaces_by_status().await?;
@@ -251,6 +254,7 @@ impl Engine {
     /// marked unreachable and kept, and released only once it has been
     /// silent for the whole unreachable timeout.
     async fn check_agent(&self, ws: &Workspace) -> Option<Event> {
+        crate::sync::lock(&self.agents_checked).insert(ws.id, self.now());
         let token = self.cloud_token(ws.owner).await.ok()?;
         let server = ws.lifecycle.server.as_ref()?;
         let status = match self.compute.get_server(&token, &server.id).await {
