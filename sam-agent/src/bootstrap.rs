@@ -199,7 +199,9 @@ pub async fn run(
     options: &BootstrapOptions,
 ) -> Result<BootOutcome, BootstrapError> {
     let grant = redeem(cp, token, options.state.as_ref()).await?;
-    provision(cp, cloner, devcontainer, grant, options, Start::Fresh).await
+    let outcome = provision(cp, cloner, devcontainer, grant, options, Start::Fresh).await?;
+    report_ready(cp, &outcome.grant).await;
+    Ok(outcome)
 }
 
 /// Redeems the bootstrap token and saves the grant in `state` before
@@ -222,7 +224,8 @@ pub async fn redeem(
 }
 
 /// Clones the repository and starts the devcontainer (or prepares a host
-/// shell), reporting every step.
+/// shell), reporting every step; [`report_ready`] comes after, once the
+/// shell is served.
 pub async fn provision(
     cp: &dyn ControlPlaneApi,
     cloner: &dyn RepoCloner,
@@ -269,11 +272,16 @@ pub async fn provision(
         );
         (shell, Some(info.container_id))
     };
+    Ok(BootOutcome { grant, shell, container })
+}
+
+/// Tells the control plane the workspace is ready: call it once terminals
+/// are served, since the dashboard offers "Open" from that moment.
+pub async fn report_ready(cp: &dyn ControlPlaneApi, grant: &BootstrapGrant) {
     let ready = BootProgress { step: "ready".into(), status: "done".into(), message: String::new() };
-    if let Err(error) = cp.report(&grant, &ready).await {
+    if let Err(error) = cp.report(grant, &ready).await {
         tracing::warn!(%error, "ready report failed");
     }
-    Ok(BootOutcome { grant, shell, container })
 }
 
 fn repo_dir_name(repository: &str) -> String {

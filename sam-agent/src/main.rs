@@ -98,6 +98,7 @@ async fn main() -> anyhow::Result<()> {
             .await
             .context("bootstrap failed")?;
         agent.set_ready(outcome.shell, outcome.container);
+        bootstrap::report_ready(&cp, &outcome.grant).await;
         tracing::info!(%workspace, "workspace ready");
     }
 

@@ -116,6 +116,7 @@ async fn redeem_clone_and_report() {
     let out = bootstrap::provision(&cp, &GitCloner, &DevcontainerCli::default(), resumed.grant, &options, start)
         .await
         .unwrap();
+    bootstrap::report_ready(&cp, &out.grant).await;
     assert_eq!(out.shell.cwd.as_deref(), checkout.to_str());
     assert_eq!(std::fs::read_to_string(checkout.join("work-in-progress.txt")).unwrap(), "unsaved");
     let reports = state.lock().unwrap().reports.clone();
