@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use sam_core::testkit::conformance;
-use sam_core::testkit::fakes::{FakeAgents, FakeCipher, FakeCloud, FakeDnsZone, FakeTokenAuthority, MemoryStore};
+use sam_core::testkit::fakes::{
+    FakeAgents, FakeCipher, FakeCloud, FakeDnsZone, FakeOriginCa, FakeTokenAuthority, MemoryStore,
+};
 
 #[tokio::test]
 async fn fake_cloud_conforms() {
@@ -19,6 +21,15 @@ async fn fake_dns_conforms() {
     let zone = FakeDnsZone::new();
     conformance::dns::run(&zone, &zone, "example.test").await;
     assert!(zone.records().is_empty());
+}
+
+#[tokio::test]
+async fn fake_origin_ca_conforms() {
+    let ca = FakeOriginCa::new("sam.test");
+    let csr =
+        format!("-----BEGIN CERTIFICATE REQUEST-----\nMII{}\n-----END CERTIFICATE REQUEST-----\n", "A".repeat(80));
+    conformance::certificates::run(&ca, &csr, "ws-a.sam.test", "ws-a.example.org").await;
+    assert!(ca.valid_hostnames().is_empty(), "the suite revoked what it issued");
 }
 
 #[tokio::test]

@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use sam_core::domain::WorkspaceId;
-use sam_core::ports::{DnsProvider, ProviderErrorKind};
+use sam_core::ports::{DnsProvider, OriginCertificateAuthority, ProviderErrorKind};
 use sam_core::secret::SecretString;
 use sam_core::testkit::conformance;
 use sam_core::testkit::conformance::dns::RawZone;
-use sam_providers::cloudflare::{CloudflareConfig, CloudflareDns};
+use sam_providers::cloudflare::{CloudflareConfig, CloudflareDns, CloudflareOriginCa};
 use sam_providers::emulators::{CloudflareEmulator, CloudflareEmulatorConfig, Fault, InjectedError};
 use sam_providers::http::{HttpConfig, RetryPolicy};
 
@@ -186,4 +186,104 @@ async fn a_record_created_between_list_and_post_is_taken_not_duplicated() {
     assert_eq!(record.id, raced_id);
     assert_eq!(emu.records().iter().filter(|r| r.name == n).count(), 1);
     assert_eq!(emu.faults().count("POST", "/client/v4/zones/*"), 1, "the POST was answered with 81058");
+}
+
+/// An ECDSA P-256 key and a CSR for it, as an agent makes them.
+fn csr() -> String {
+    let key = rcgen::KeyPair::generate().unwrap();
+    rcgen::CertificateParams::default().serialize_request(&key).unwrap().pem().unwrap()
+}
+
+fn origin_ca(emu: &CloudflareEmulator) -> CloudflareOriginCa {
+    CloudflareOriginCa::new(CloudflareConfig {
+        base_url: emu.base_url().to_owned(),
+        api_token: SecretString::new(emu.token()),
+        zone_id: emu.zone_id(),
+        ttl: 60,
+        http: HttpConfig::fast(),
+    })
+    .unwrap()
+}
+
+#[tokio::test]
+async fn origin_ca_conforms_against_the_emulator() {
+    let emu = emulator().await;
+    let ca = origin_ca(&emu);
+    let zone = emu.zone_name();
+    conformance::certificates::run(&ca, &csr(), &format!("ws-a.{zone}"), "ws-a.example.org").await;
+    assert!(emu.origin_certificates().is_empty(), "the suite revoked what it issued");
+}
+
+/// The emulator's certificates are real X.509: valid, for the one name
+/// asked, chained to the emulator's Origin CA, as a TLS client checks them.
+#[tokio::test]
+async fn origin_certificates_verify_for_their_name_only() {
+    use rustls::client::danger::ServerCertVerifier as _;
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime, pem::PemObject as _};
+    sam_providers::http::ensure_crypto_provider();
+    let emu = emulator().await;
+    let ca = origin_ca(&emu);
+    let name = format!("ws-b.{}", emu.zone_name());
+    let issued = ca.issue(&csr(), &name).await.unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_slice(emu.origin_ca_pem().as_bytes()).unwrap()).unwrap();
+    let verifier = rustls::client::WebPkiServerVerifier::builder(std::sync::Arc::new(roots)).build().unwrap();
+    let leaf = CertificateDer::from_pem_slice(issued.certificate_pem.as_bytes()).unwrap();
+    let verify = |host: &str| {
+        verifier.verify_server_cert(&leaf, &[], &ServerName::try_from(host.to_owned()).unwrap(), &[], UnixTime::now())
+    };
+    verify(&name).expect("valid for its own name");
+    assert!(verify(&format!("ws-c.{}", emu.zone_name())).is_err(), "not for another workspace's name");
+    assert!(issued.expires_at > time::OffsetDateTime::now_utc() + Duration::from_secs(300 * 86_400));
+}
+
+/// The API's shapes and errors, spoken raw: a request type that does not
+/// match the key, a validity the API does not offer, a name outside the
+/// zone (code 1010), listing by zone, revoking twice (404 the second time).
+#[tokio::test]
+async fn origin_ca_endpoints_answer_like_cloudflare() {
+    let emu = emulator().await;
+    let client = reqwest::Client::new();
+    let post = |body: serde_json::Value| {
+        client.post(format!("{}/certificates", emu.base_url())).bearer_auth(emu.token()).json(&body).send()
+    };
+    let host = format!("ws-d.{}", emu.zone_name());
+    let refused =
+        post(serde_json::json!({"csr": csr(), "hostnames": [host], "request_type": "origin-rsa"})).await.unwrap();
+    assert_eq!(refused.status(), 400, "an ECDSA key under origin-rsa");
+    let refused = post(
+        serde_json::json!({"csr": csr(), "hostnames": [host], "request_type": "origin-ecc", "requested_validity": 42}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(refused.status(), 400);
+    let refused =
+        post(serde_json::json!({"csr": csr(), "hostnames": ["ws.example.org"], "request_type": "origin-ecc"}))
+            .await
+            .unwrap();
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!((body["success"].as_bool(), body["errors"][0]["code"].as_u64()), (Some(false), Some(1010)), "{body}");
+    let created =
+        post(serde_json::json!({"csr": csr(), "hostnames": [host], "request_type": "origin-ecc"})).await.unwrap();
+    assert_eq!(created.status(), 200);
+    let created: serde_json::Value = created.json().await.unwrap();
+    let result = &created["result"];
+    assert_eq!(result["requested_validity"], 5475, "15 years unless asked");
+    assert!(result["expires_on"].as_str().unwrap().ends_with(" +0000 UTC"), "{result}");
+    let id = result["id"].as_str().unwrap();
+    let listed: serde_json::Value = client
+        .get(format!("{}/certificates?zone_id={}", emu.base_url(), emu.zone_id()))
+        .bearer_auth(emu.token())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["result"][0]["id"], id);
+    let revoke = || client.delete(format!("{}/certificates/{id}", emu.base_url())).bearer_auth(emu.token()).send();
+    let first: serde_json::Value = revoke().await.unwrap().json().await.unwrap();
+    assert_eq!(first["result"]["id"], id);
+    assert!(first["result"]["revoked_at"].is_string());
+    assert_eq!(revoke().await.unwrap().status(), 404);
 }

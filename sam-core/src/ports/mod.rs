@@ -4,6 +4,7 @@
 //! conformance suite every adapter runs.
 
 mod agent_probe;
+mod certificates;
 mod cipher;
 mod clock;
 mod compute;
@@ -15,6 +16,7 @@ mod token;
 mod webhooks;
 
 pub use agent_probe::{AgentHealth, AgentProbe};
+pub use certificates::{OriginCertificate, OriginCertificateAuthority};
 pub use cipher::{Cipher, CipherError, CipherErrorKind, SealContext};
 pub use clock::{Clock, SystemClock};
 pub use compute::{

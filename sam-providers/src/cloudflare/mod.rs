@@ -42,8 +42,10 @@ use serde_json::json;
 
 use crate::http::{self, HttpClient, HttpConfig, Request, Response};
 
+mod origin_ca;
 mod zones;
 
+pub use origin_ca::CloudflareOriginCa;
 pub use zones::{CloudflareZones, Zone, ZoneRecord};
 
 /// The public API.

@@ -5,6 +5,7 @@
 //! are held to the same behaviour.
 
 pub mod agent_probe;
+pub mod certificates;
 pub mod cipher;
 pub mod compute;
 pub mod dns;

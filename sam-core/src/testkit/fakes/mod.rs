@@ -1,6 +1,7 @@
 //! In-memory implementations of every port.
 
 mod agents;
+mod certificates;
 mod cipher;
 mod clock;
 mod compute;
@@ -11,6 +12,7 @@ mod store;
 mod tokens;
 
 pub use agents::FakeAgents;
+pub use certificates::FakeOriginCa;
 pub use cipher::FakeCipher;
 pub use clock::ManualClock;
 pub use compute::FakeCloud;

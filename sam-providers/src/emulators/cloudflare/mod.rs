@@ -39,6 +39,8 @@ use serde_json::{Value, json};
 use super::faults::{self, FaultPlan, InjectedError};
 use super::{Bucket, ServerTask, bearer, lock, rfc3339, serve};
 
+mod origin_ca;
+
 /// The token the default configuration accepts.
 pub const CLOUDFLARE_TOKEN: &str = "cloudflare-emulator-token";
 
@@ -99,6 +101,7 @@ pub struct EmulatedRecord {
 #[derive(Debug, Default)]
 struct CState {
     records: Vec<EmulatedRecord>,
+    certificates: Vec<origin_ca::Issued>,
     buckets: HashMap<String, Bucket>,
     next: u64,
 }
@@ -108,6 +111,7 @@ struct Inner {
     config: Mutex<CloudflareEmulatorConfig>,
     state: Mutex<CState>,
     faults: FaultPlan,
+    origin_ca: origin_ca::OriginCa,
 }
 
 /// Handle to a running Cloudflare emulator.
@@ -121,10 +125,17 @@ pub struct CloudflareEmulator {
 impl CloudflareEmulator {
     /// Starts an emulator on a random loopback port.
     pub async fn start(config: CloudflareEmulatorConfig) -> std::io::Result<Self> {
-        let inner =
-            Arc::new(Inner { config: Mutex::new(config), state: Mutex::default(), faults: FaultPlan::default() });
+        let origin_ca = origin_ca::OriginCa::generate().map_err(std::io::Error::other)?;
+        let inner = Arc::new(Inner {
+            config: Mutex::new(config),
+            state: Mutex::default(),
+            faults: FaultPlan::default(),
+            origin_ca,
+        });
         let api = Router::new()
             .route("/user/tokens/verify", get(verify))
+            .route("/certificates", get(origin_ca::list).post(origin_ca::create))
+            .route("/certificates/{id}", get(origin_ca::get).delete(origin_ca::revoke))
             .route("/zones", get(list_zones))
             .route("/zones/{zone}", get(get_zone))
             .route("/zones/{zone}/dns_records", get(list_records).post(create_record))
@@ -161,6 +172,23 @@ impl CloudflareEmulator {
     /// The zone name.
     pub fn zone_name(&self) -> String {
         lock(&self.inner.config).zone_name.clone()
+    }
+
+    /// The root certificate (PEM) of the emulator's Origin CA, which every
+    /// certificate from `POST /certificates` chains to (Cloudflare's edge
+    /// trusts Cloudflare's real Origin CA the same way).
+    pub fn origin_ca_pem(&self) -> String {
+        self.inner.origin_ca.root_pem()
+    }
+
+    /// Origin CA certificates issued and not revoked: `(id, hostnames)`.
+    pub fn origin_certificates(&self) -> Vec<(String, Vec<String>)> {
+        lock(&self.inner.state)
+            .certificates
+            .iter()
+            .filter(|c| !c.revoked)
+            .map(|c| (c.id.clone(), c.hostnames.clone()))
+            .collect()
     }
 
     /// The fault plan (paths start with `/client/v4`).
