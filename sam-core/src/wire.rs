@@ -57,6 +57,20 @@ pub enum HeartbeatAction {
     Shutdown,
 }
 
+/// `POST /api/bootstrap/{token}`: what the agent sends with its bootstrap
+/// token (the body may be empty or absent).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BootstrapRequest {
+    /// A certificate signing request (PEM) for the workspace's name, made
+    /// with a key that never leaves the VM: the control plane has the
+    /// deployment's origin CA sign it, and the agent serves TLS with the
+    /// certificate.
+    #[serde(default)]
+    pub csr: Option<String>,
+}
+
 /// The answer to a heartbeat.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]

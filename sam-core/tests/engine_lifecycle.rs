@@ -612,3 +612,47 @@ async fn resources_from_before_deployment_ids_are_adopted_or_left_alone() {
     assert_eq!(inventory.accounts[0].others.len(), 1);
     assert_eq!(inventory.other_records.len(), 1);
 }
+
+/// An agent that sends a certificate request at bootstrap gets a
+/// certificate for its workspace's name only; the workspace records it and
+/// releasing the workspace revokes it. An origin CA that fails leaves the
+/// bootstrap token usable for the agent's retry.
+#[tokio::test]
+async fn agents_get_an_origin_certificate_for_their_name_revoked_on_release() {
+    use sam_core::testkit::fakes::Fault;
+    use sam_core::wire::BootstrapRequest;
+    let h = Harness::new().await;
+    let engine = h.engine();
+    let ws = h.create(&engine, "tls").await;
+    engine.drive(h.user, ws.id).await.unwrap();
+    let token = h.bootstrap_token(ws.id).unwrap();
+    let request = BootstrapRequest {
+        csr: Some(format!(
+            "-----BEGIN CERTIFICATE REQUEST-----\nMII{}\n-----END CERTIFICATE REQUEST-----\n",
+            "B".repeat(80)
+        )),
+    };
+    for _ in 0..3 {
+        h.origin_ca.faults.push("issue", Fault::Fail(ProviderErrorKind::Transient));
+    }
+    let err = engine.redeem_bootstrap_with(&token, &request).await.unwrap_err();
+    assert_eq!(err.kind, EngineErrorKind::Unavailable, "{err:?}");
+    let grant = engine.redeem_bootstrap_with(&token, &request).await.expect("the token is still usable");
+    assert!(grant.origin_certificate.as_deref().is_some_and(|c| c.starts_with("-----BEGIN CERTIFICATE-----")));
+    assert_eq!(h.origin_ca.valid_hostnames(), vec![ws.hostname(BASE_DOMAIN)], "for its own name only");
+    let recorded = h.get(ws.id).await.unwrap().lifecycle.origin_certificate;
+    assert!(recorded.is_some(), "recorded on the workspace");
+    let garbage = BootstrapRequest { csr: Some("hello".into()) };
+    let other = h.create(&engine, "tls-2").await;
+    engine.drive(h.user, other.id).await.unwrap();
+    let err = engine.redeem_bootstrap_with(&h.bootstrap_token(other.id).unwrap(), &garbage).await.unwrap_err();
+    assert_eq!(err.kind, EngineErrorKind::Invalid);
+
+    engine.report_agent(h.user, ws.id, &AgentReport::Ready).await.unwrap();
+    engine.stop(h.user, ws.id).await.unwrap();
+    engine.drive(h.user, ws.id).await.unwrap();
+    let stopped = h.get(ws.id).await.unwrap();
+    assert_eq!(stopped.status(), WorkspaceStatus::Stopped);
+    assert_eq!(stopped.lifecycle.origin_certificate, None);
+    assert!(h.origin_ca.valid_hostnames().is_empty(), "revoked on release");
+}

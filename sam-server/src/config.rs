@@ -110,6 +110,13 @@ pub struct ServeConfig {
     /// (default 300; tests).
     #[arg(long, env = "SAM_HEARTBEAT_TIMEOUT_SECONDS", hide = true)]
     pub heartbeat_timeout_seconds: Option<u64>,
+    /// (In progress, issue 17) The CA (PEM file) of the client certificates
+    /// the TLS edge presents to workspace agents. When set, an agent that
+    /// sends a certificate request at bootstrap gets an Origin CA
+    /// certificate for its workspace's name (the Cloudflare token then needs
+    /// "SSL and Certificates: Edit").
+    #[arg(long, env = "SAM_EDGE_CLIENT_CA_FILE", hide = true)]
+    pub edge_client_ca_file: Option<PathBuf>,
     /// Behind a load balancer that appends the client to X-Forwarded-For:
     /// rate-limit by that address instead of the balancer's.
     #[arg(long, env = "SAM_TRUST_FORWARDED_FOR")]

@@ -11,7 +11,7 @@ use sam_core::engine::{Engine, EngineConfig, Ports};
 use sam_core::ports::{Store, SystemClock};
 use sam_core::secret::{SecretString, sha256_hex};
 use sam_providers::cipher::{AesGcmCipher, AesKey};
-use sam_providers::cloudflare::{CloudflareConfig, CloudflareDns};
+use sam_providers::cloudflare::{CloudflareConfig, CloudflareDns, CloudflareOriginCa};
 use sam_providers::github::{GithubApp, GithubConfig, StoreDeliveryLog, WebhookVerifier};
 use sam_providers::hetzner::{HetznerConfig, HetznerProvider};
 use sam_providers::jwt::{JwtIssuer, RsaSigningKey};
@@ -254,11 +254,19 @@ pub async fn build(config: &ServeConfig) -> Result<Deployment, ConfigProblems> {
     github_config.web_base_url = config.github_web_url.clone();
     github_config.api_base_url = config.github_api_url.clone();
     let github = Arc::new(GithubApp::new(github_config).map_err(|e| ConfigProblems(vec![format!("GitHub: {e}")]))?);
+    let (cf_token_for_ca, zone_for_ca) = (cf_token.clone(), zone.clone());
     let dns = CloudflareDns::new(CloudflareConfig {
         base_url: config.cloudflare_api_url.clone(),
         ..CloudflareConfig::new(cf_token, zone)
     })
     .map_err(|e| ConfigProblems(vec![format!("Cloudflare: {e}")]))?;
+    let edge_client_ca = match &config.edge_client_ca_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| ConfigProblems(vec![format!("SAM_EDGE_CLIENT_CA_FILE {}: {e}", path.display())]))?,
+        ),
+        None => None,
+    };
     let agents = agent_dir(config);
 
     let mut engine_config = EngineConfig::new(base_domain, public_url.clone());
@@ -279,6 +287,7 @@ pub async fn build(config: &ServeConfig) -> Result<Deployment, ConfigProblems> {
         engine_config.heartbeat_timeout = Duration::from_secs(secs.max(2));
     }
     engine_config.agent_version = Some(env!("CARGO_PKG_VERSION").to_owned());
+    engine_config.edge_client_ca_pem = edge_client_ca.clone();
     engine_config.agent_sha256_amd64 =
         std::fs::read(crate::api::agent_path(&agents, "amd64")).ok().map(|b| sha256_hex(&b));
     // Earlier keys stay published until every token they may have signed has
@@ -307,7 +316,16 @@ pub async fn build(config: &ServeConfig) -> Result<Deployment, ConfigProblems> {
     };
     let probe = sam_providers::agent_probe::HttpAgentProbe::new()
         .map_err(|e| ConfigProblems(vec![format!("agent probe: {e}")]))?;
-    let engine = Arc::new(Engine::new(ports.clone(), engine_config).with_agent_probe(Arc::new(probe)));
+    let mut engine = Engine::new(ports.clone(), engine_config).with_agent_probe(Arc::new(probe));
+    if edge_client_ca.is_some() {
+        let origin_ca = CloudflareOriginCa::new(CloudflareConfig {
+            base_url: config.cloudflare_api_url.clone(),
+            ..CloudflareConfig::new(cf_token_for_ca, zone_for_ca)
+        })
+        .map_err(|e| ConfigProblems(vec![format!("Cloudflare Origin CA: {e}")]))?;
+        engine = engine.with_origin_ca(Arc::new(origin_ca));
+    }
+    let engine = Arc::new(engine);
     let webhooks = WebhookVerifier::new(
         webhook_secret,
         Arc::new(StoreDeliveryLog::new(ports.store.clone(), ports.clock.clone(), StoreDeliveryLog::DEFAULT_RETENTION)),

@@ -390,9 +390,13 @@ async fn workspace_lifecycle_over_http(backend: Backend) {
         s.send(reqwest::Method::POST, "/api/terminal/token", Some(&cookie), Some(json!({"workspaceId": id}))).await;
     assert_eq!(status, StatusCode::CONFLICT, "not running yet");
 
+    // A body that is not the request's shape is refused, and spends nothing.
+    let bad = s.client.post(s.url(&format!("/api/bootstrap/{token}"))).body("{\"csr\": 42}").send().await.unwrap();
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let (status, grant) = s.send(reqwest::Method::POST, &format!("/api/bootstrap/{token}"), None, None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(grant["workspaceId"], id);
+    assert!(grant.get("originCertificate").is_none(), "no certificate without a request (and no origin CA)");
     assert_eq!(grant["repository"], "octo-org/hello-world");
     let (status, _) = s.send(reqwest::Method::POST, &format!("/api/bootstrap/{token}"), None, None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "single use");

@@ -9,9 +9,11 @@ use crate::domain::{
     BranchName, InstallationId, RepoFullName, Timestamp, UserId, Workspace, WorkspaceEvent, WorkspaceId,
 };
 use crate::lifecycle::{Event, Reason, WorkspaceStatus};
-use crate::ports::{Audience, StoreErrorKind, TokenRequest};
+use crate::ports::{Audience, OriginCertificateAuthority, StoreErrorKind, TokenRequest};
 use crate::secret::{SecretString, sha256_hex};
-use crate::wire::{BootProgress, HeartbeatAction, HeartbeatAnswer, HeartbeatReport, agent_version_matches};
+use crate::wire::{
+    BootProgress, BootstrapRequest, HeartbeatAction, HeartbeatAnswer, HeartbeatReport, agent_version_matches,
+};
 
 /// What a redeemed bootstrap token gives the agent.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -51,6 +53,15 @@ pub struct BootstrapGrant {
     pub hostname: String,
     /// Idle threshold in seconds.
     pub idle_threshold: u64,
+    /// The certificate (PEM) for `hostname`, signed from the agent's request
+    /// by the deployment's origin CA; absent when none was asked for or the
+    /// deployment has no origin CA.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin_certificate: Option<String>,
+    /// The CA (PEM) of the client certificates the edge presents: the agent
+    /// accepts TLS connections only from holders of one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub edge_client_ca: Option<String>,
 }
 
 fn expose_secret<S: serde::Serializer>(secret: &SecretString, s: S) -> Result<S::Ok, S::Error> {
@@ -132,6 +143,18 @@ impl Engine {
     /// and tokens of workspaces that are no longer being created, are refused
     /// alike (`Unauthorized`).
     pub async fn redeem_bootstrap(&self, token: &str) -> Result<BootstrapGrant, EngineError> {
+        self.redeem_bootstrap_with(token, &BootstrapRequest::default()).await
+    }
+
+    /// [`Engine::redeem_bootstrap`] with the agent's request: with a CSR and
+    /// an [origin CA](Engine::with_origin_ca), the grant carries the
+    /// certificate for the workspace's name (recorded on the workspace and
+    /// revoked when it is released).
+    pub async fn redeem_bootstrap_with(
+        &self,
+        token: &str,
+        request: &BootstrapRequest,
+    ) -> Result<BootstrapGrant, EngineError> {
         let refused = || EngineError::new(EngineErrorKind::Unauthorized, "bootstrap token invalid, used or expired");
         if token.is_empty()
             || token.len() > 128
@@ -164,6 +187,10 @@ impl Engine {
             },
             now,
         )?;
+        let origin_certificate = match (&request.csr, &self.origin_ca) {
+            (Some(csr), Some(ca)) => Some(self.issue_origin_certificate(ca.as_ref(), &ws, csr).await?),
+            _ => None,
+        };
         // Atomic: of concurrent redemptions of one token, one gets here.
         if self.ports.store.redeem_bootstrap_token(&hash, now).await?.is_none() {
             return Err(refused());
@@ -181,7 +208,49 @@ impl Engine {
             callback_token: callback.token,
             hostname: ws.hostname(&self.config.base_domain),
             idle_threshold: self.idle_threshold(&ws).as_secs(),
+            origin_certificate,
+            edge_client_ca: self.config.edge_client_ca_pem.clone(),
         })
+    }
+
+    /// Has the origin CA sign the agent's request for the workspace's name
+    /// and records the certificate on the workspace (revoking it again if
+    /// that fails, so none is left that nobody will revoke).
+    async fn issue_origin_certificate(
+        &self,
+        ca: &dyn OriginCertificateAuthority,
+        ws: &Workspace,
+        csr: &str,
+    ) -> Result<String, EngineError> {
+        if csr.len() > 16 * 1024 || !csr.starts_with("-----BEGIN CERTIFICATE REQUEST-----") {
+            return Err(EngineError {
+                kind: EngineErrorKind::Invalid,
+                message: "csr must be a PEM certificate request".into(),
+                field: Some("csr"),
+            });
+        }
+        let hostname = ws.hostname(&self.config.base_domain);
+        let issued = super::retry::with_retry(self.config.retry, "issue_origin_certificate", ws.id, || {
+            super::metered::metered("origin_ca", "issue_origin_certificate", ca.issue(csr, &hostname))
+        })
+        .await
+        .map_err(|e| {
+            tracing::warn!(workspace_id = %ws.id, error = %e, "origin certificate not issued");
+            if e.kind() == crate::ports::ProviderErrorKind::InvalidConfig {
+                EngineError::new(EngineErrorKind::Invalid, "the origin CA refused the certificate request")
+            } else {
+                EngineError::new(EngineErrorKind::Unavailable, "the origin CA did not issue a certificate; try again")
+            }
+        })?;
+        let event = Event::OriginCertificateIssued { id: issued.id.clone() };
+        if let Err(e) = self.act(ws.owner, ws.id, &event).await {
+            if let Err(revoke) = ca.revoke(&issued.id).await {
+                tracing::warn!(workspace_id = %ws.id, error = %revoke, "revoking an unrecorded origin certificate failed");
+            }
+            return Err(e);
+        }
+        tracing::info!(workspace_id = %ws.id, certificate = %issued.id, "origin certificate issued");
+        Ok(issued.certificate_pem)
     }
 
     /// Records a bootstrap report from the agent of `id` (authenticated by its

@@ -42,6 +42,11 @@ pub struct EngineConfig {
     /// engine's start), it is released. Well above the idle timeout: a
     /// silent agent is not evidence of an idle user.
     pub unreachable_timeout: Duration,
+    /// The CA (PEM) of the client certificates the TLS edge presents to
+    /// workspace agents (Cloudflare's Authenticated Origin Pulls CA, or the
+    /// dev edge's): handed to agents in their grant, which then accept
+    /// connections from its holders only.
+    pub edge_client_ca_pem: Option<String>,
     /// Lifetime of a bootstrap token.
     pub bootstrap_token_ttl: Duration,
     /// Lifetime of a terminal token (browser → agent).
@@ -92,6 +97,7 @@ impl EngineConfig {
             stop_timeout: Duration::from_secs(5 * 60),
             heartbeat_timeout: Duration::from_secs(5 * 60),
             unreachable_timeout: Duration::from_secs(2 * 3600),
+            edge_client_ca_pem: None,
             bootstrap_token_ttl: Duration::from_secs(15 * 60),
             terminal_token_ttl: Duration::from_secs(60),
             callback_token_ttl: Duration::from_secs(30 * 24 * 3600),

@@ -301,7 +301,8 @@ impl Engine {
         self.record(ws, &event).await
     }
 
-    /// Deletes the workspace's DNS records, then every server labelled for it
+    /// Revokes the agent's origin certificate, deletes the workspace's DNS
+    /// records, then every server labelled for it
     /// (and the recorded one). DNS goes first: a server is deleted only once
     /// no record points at it, so its address, which the provider may give to
     /// someone else, is never left behind a `ws-<id>` name. `true` when both
@@ -312,6 +313,13 @@ impl Engine {
         ws: &Workspace,
         token: Option<&SecretString>,
     ) -> Result<(), Option<String>> {
+        if let (Some(id), Some(ca)) = (&ws.lifecycle.origin_certificate, &self.origin_ca) {
+            let revoke = || super::metered::metered("origin_ca", "revoke_origin_certificate", ca.revoke(id));
+            if let Err(e) = with_retry(self.config.retry, "revoke_origin_certificate", ws.id, revoke).await {
+                tracing::warn!(workspace_id = %ws.id, error = %e, "origin certificate not revoked; retried");
+                return Err(None);
+            }
+        }
         let name = ws.hostname(&self.config.base_domain);
         let dns = &self.dns;
         if let Err(e) = with_retry(self.config.retry, "delete_dns", ws.id, || dns.delete_records(&name)).await {

@@ -13,7 +13,7 @@ use crate::ports::{ComputeProvider, DnsProvider, DnsRecord, ProviderError, Serve
 use crate::secret::SecretString;
 
 /// Times `call` and records it under the provider's name and `operation`.
-async fn metered<T>(
+pub(crate) async fn metered<T>(
     provider: &'static str,
     operation: &'static str,
     call: impl Future<Output = Result<T, ProviderError>>,

@@ -60,8 +60,8 @@ use crate::domain::{
 };
 use crate::lifecycle::{Event, WorkspaceStatus};
 use crate::ports::{
-    AgentProbe, Cipher, Clock, ComputeProvider, DnsProvider, RepoAccess, SealContext, Store, StoreErrorKind,
-    TokenIssuer, WorkspaceLimits,
+    AgentProbe, Cipher, Clock, ComputeProvider, DnsProvider, OriginCertificateAuthority, RepoAccess, SealContext,
+    Store, StoreErrorKind, TokenIssuer, WorkspaceLimits,
 };
 
 /// The purpose a cloud token is sealed for; seal with
@@ -117,6 +117,8 @@ pub struct Engine {
     agent_versions: Mutex<HashMap<WorkspaceId, String>>,
     /// Asks silent agents directly ([`Engine::with_agent_probe`]).
     probe: Option<Arc<dyn AgentProbe>>,
+    /// Signs agents' certificates ([`Engine::with_origin_ca`]).
+    origin_ca: Option<Arc<dyn OriginCertificateAuthority>>,
     /// When this engine last looked into each silent agent (the provider and
     /// the probe): once per heartbeat timeout is enough, and a region of
     /// silent agents must not spend the account's provider rate limit.
@@ -152,8 +154,18 @@ impl Engine {
             terminal_sessions: Mutex::new(HashMap::new()),
             agent_versions: Mutex::new(HashMap::new()),
             probe: None,
+            origin_ca: None,
             agents_checked: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Lets agents that send a certificate request at bootstrap serve TLS:
+    /// `ca` signs it for the workspace's name (the edge in front of the
+    /// workspaces trusts `ca`); the certificate is revoked when the
+    /// workspace is released.
+    pub fn with_origin_ca(mut self, ca: Arc<dyn OriginCertificateAuthority>) -> Self {
+        self.origin_ca = Some(ca);
+        self
     }
 
     /// Lets the reconciler ask a silent agent directly (at the workspace's

@@ -21,6 +21,10 @@ pub struct LifecycleState {
     pub dns_record: Option<String>,
     /// The agent reported ready for the current server.
     pub agent_ready: bool,
+    /// The Origin CA certificate issued to the agent for the workspace's
+    /// name (its id), revoked when the workspace is released.
+    #[serde(default)]
+    pub origin_certificate: Option<String>,
     /// What went wrong, for `error` (kept on the way out of it until the next
     /// restart so the user can still read it); what is wrong now for a
     /// `running` workspace whose agent is unreachable, or a `stopping` or
@@ -37,6 +41,7 @@ impl LifecycleState {
             server: None,
             dns_record: None,
             agent_ready: false,
+            origin_certificate: None,
             error_message: None,
         }
     }
@@ -105,6 +110,11 @@ pub enum Event {
     /// The agent redeemed its bootstrap token, cloned and started the
     /// devcontainer.
     AgentReady,
+    /// An origin certificate was issued to the agent (at its bootstrap).
+    OriginCertificateIssued {
+        /// The authority's id of the certificate.
+        id: String,
+    },
     /// A provisioning step failed for good (not retryable, or retries exhausted).
     ProvisioningFailed {
         /// Actionable message for the user.
@@ -156,6 +166,7 @@ impl Event {
             Event::ServerCreated(_) => "server_created",
             Event::DnsRecordSet { .. } => "dns_record_set",
             Event::AgentReady => "agent_ready",
+            Event::OriginCertificateIssued { .. } => "origin_certificate_issued",
             Event::ProvisioningFailed { .. } => "provisioning_failed",
             Event::ProvisioningTimedOut { .. } => "provisioning_timed_out",
             Event::StopRequested => "stop_requested",
@@ -272,6 +283,12 @@ pub fn transition(state: &LifecycleState, event: &Event) -> Result<Transition, T
             if state.dns_record.is_some() {
                 next.status = S::Running;
             }
+        }
+        (S::Creating, Event::OriginCertificateIssued { id }) => {
+            if state.server.is_none() {
+                return Err(reject("no server is recorded for this workspace yet"));
+            }
+            next.origin_certificate = Some(id.clone());
         }
         (S::Pending | S::Creating, Event::ProvisioningFailed { message }) => {
             enter_error(&mut next, Reason::ProviderError, message);
@@ -400,4 +417,5 @@ fn forget_server(next: &mut LifecycleState) {
 fn release_all(next: &mut LifecycleState) {
     forget_server(next);
     next.dns_record = None;
+    next.origin_certificate = None;
 }

@@ -20,7 +20,8 @@ use crate::lifecycle::WorkspaceStatus;
 use crate::ports::{Clock, ComputeProvider, InstallationInfo, ProviderError, Server, ServerSpec, Store};
 use crate::secret::SecretString;
 use crate::testkit::fakes::{
-    FakeAgents, FakeCipher, FakeCloud, FakeDnsZone, FakeGithub, FakeTokenAuthority, ManualClock, MemoryStore,
+    FakeAgents, FakeCipher, FakeCloud, FakeDnsZone, FakeGithub, FakeOriginCa, FakeTokenAuthority, ManualClock,
+    MemoryStore,
 };
 use crate::testkit::{sample_new_user, sample_spec};
 
@@ -42,6 +43,8 @@ pub struct Harness {
     pub tokens: Arc<FakeTokenAuthority>,
     /// The agents a probe reaches (none answers unless told to).
     pub agents: Arc<FakeAgents>,
+    /// The origin CA agents' certificate requests go to.
+    pub origin_ca: Arc<FakeOriginCa>,
     pub config: EngineConfig,
     pub user: UserId,
 }
@@ -78,6 +81,7 @@ impl Harness {
             cipher: Arc::new(FakeCipher::new(1, "test key")),
             tokens: Arc::new(FakeTokenAuthority::new("https://sam.test", "k1")),
             agents: Arc::new(FakeAgents::new()),
+            origin_ca: Arc::new(FakeOriginCa::new(BASE_DOMAIN)),
             config,
             user: UserId::new(),
         };
@@ -97,6 +101,7 @@ impl Harness {
             cipher: Arc::new(FakeCipher::new(1, "test key")),
             tokens: Arc::new(FakeTokenAuthority::new("https://sam.test", "k1")),
             agents: Arc::new(FakeAgents::new()),
+            origin_ca: Arc::new(FakeOriginCa::new(BASE_DOMAIN)),
             config,
             user: UserId::new(),
         };
@@ -159,7 +164,9 @@ impl Harness {
     /// A fresh engine on the same world: building a second one after dropping
     /// the first is how tests simulate a process crash and restart.
     pub fn engine(&self) -> Engine {
-        Engine::new(self.ports(), self.config.clone()).with_agent_probe(self.agents.clone())
+        Engine::new(self.ports(), self.config.clone())
+            .with_agent_probe(self.agents.clone())
+            .with_origin_ca(self.origin_ca.clone())
     }
 
     /// Creates workspace `name` for the harness user.

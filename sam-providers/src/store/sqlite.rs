@@ -63,6 +63,13 @@ pub(crate) fn migrator() -> Migrator {
             include_str!("../../migrations/sqlite/0002_webhook_deliveries.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            3,
+            "origin certificates".into(),
+            MigrationType::Simple,
+            include_str!("../../migrations/sqlite/0003_origin_certificates.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 

@@ -13,7 +13,7 @@ use sam_core::domain::{UserId, WorkspaceId};
 use sam_core::engine::{AgentReport, BootstrapGrant};
 use sam_core::ports::Audience;
 use sam_core::secret::sha256_hex;
-use sam_core::wire::{BootProgress, HeartbeatAction, HeartbeatAnswer, HeartbeatReport};
+use sam_core::wire::{BootProgress, BootstrapRequest, HeartbeatAction, HeartbeatAnswer, HeartbeatReport};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -55,8 +55,10 @@ async fn authenticate_agent(
     path = "/api/bootstrap/{token}",
     tag = "agent",
     params(("token" = String, Path, description = "The single-use bootstrap token from cloud-init")),
+    request_body(content = Option<BootstrapRequest>, description = "Optional: a certificate signing request for the workspace's name"),
     responses(
         (status = 200, description = "What the agent needs to boot the workspace; the token is spent", body = BootstrapGrant),
+        (status = 422, description = "The body or its certificate request is invalid", body = ErrorBody),
         (status = 401, description = "Unknown, spent or expired bootstrap token", body = ErrorBody),
         (status = 404, description = "The workspace is gone", body = ErrorBody),
         (status = 409, description = "The workspace is no longer being created", body = ErrorBody),
@@ -67,8 +69,21 @@ async fn authenticate_agent(
 pub async fn bootstrap(
     State(state): State<AppState>,
     Path(token): Path<String>,
+    body: axum::body::Bytes,
 ) -> Result<Json<BootstrapGrant>, ApiError> {
-    let grant = state.engine.redeem_bootstrap(&token).await?;
+    // No body (agents before certificate requests) is an empty request.
+    let request: BootstrapRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        BootstrapRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|_| {
+            ApiError::from(sam_core::engine::EngineError {
+                kind: sam_core::engine::EngineErrorKind::Invalid,
+                message: "the body must be a JSON object with an optional csr".into(),
+                field: Some("csr"),
+            })
+        })?
+    };
+    let grant = state.engine.redeem_bootstrap_with(&token, &request).await?;
     Ok(Json(grant))
 }
 

@@ -230,6 +230,7 @@ pub async fn run(options: DevOptions, mut sockets: crate::listeners::Sockets) ->
         unreachable_timeout_minutes: 120,
         unreachable_timeout_seconds: options.unreachable_seconds,
         heartbeat_timeout_seconds: options.heartbeat_timeout_seconds,
+        edge_client_ca_file: None,
         trust_forwarded_for: false,
         reconcile_interval_seconds: 5,
         metrics_addr: None,

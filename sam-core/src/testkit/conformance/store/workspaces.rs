@@ -63,6 +63,14 @@ pub async fn optimistic_concurrency(store: &dyn Store) {
     let updated = store.update_workspace(&first, &[event]).await.expect("update");
     assert_eq!(updated.version, 2);
     assert_eq!(updated.status(), WorkspaceStatus::Creating);
+    // Every lifecycle field survives a round trip (here the origin
+    // certificate, which only an update writes).
+    let mut certified = updated.clone();
+    certified.lifecycle.origin_certificate = Some("4711".into());
+    let certified = store.update_workspace(&certified, &[]).await.expect("update");
+    let read = store.get_workspace(owner, ws.id).await.expect("get").expect("exists");
+    assert_eq!(read.lifecycle.origin_certificate.as_deref(), Some("4711"));
+    assert_eq!(read, certified);
 
     let mut stale = ws.clone();
     stale.apply(&Event::StopRequested, at(2)).expect("legal on the old copy");
@@ -70,7 +78,7 @@ pub async fn optimistic_concurrency(store: &dyn Store) {
     assert_eq!(err.kind(), StoreErrorKind::StaleVersion);
     let current = store.get_workspace(owner, ws.id).await.expect("get").expect("exists");
     assert_eq!(current.status(), WorkspaceStatus::Creating, "the stale write changed nothing");
-    assert_eq!(current.version, 2);
+    assert_eq!(current.version, 3);
 
     let other = new_user(store, unique_github_id()).await;
     let mut foreign = current.clone();
