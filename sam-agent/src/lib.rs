@@ -135,6 +135,7 @@ pub mod pty_io;
 pub mod reaper;
 pub mod session;
 pub mod state;
+pub mod tls;
 pub mod web;
 
 /// Installs the process-wide rustls crypto provider (ring) if none is set;

@@ -70,14 +70,27 @@ pub fn router(agent: Arc<Agent>) -> Router {
 /// tells terminals, ends every shell and returns.
 pub async fn serve(listener: tokio::net::TcpListener, agent: Arc<Agent>) -> std::io::Result<()> {
     use axum::serve::ListenerExt as _;
-    let app = router(Arc::clone(&agent));
-    let stop = Arc::clone(&agent);
     // Keystroke echoes are tiny writes: never hold them back (Nagle).
     let listener = listener.tap_io(|tcp| {
         if let Err(error) = tcp.set_nodelay(true) {
             tracing::debug!(%error, "could not set TCP_NODELAY");
         }
     });
+    serve_on(listener, agent).await
+}
+
+/// [`serve`] over TLS ([`crate::tls::TlsListener`]).
+pub async fn serve_tls(listener: crate::tls::TlsListener, agent: Arc<Agent>) -> std::io::Result<()> {
+    serve_on(listener, agent).await
+}
+
+async fn serve_on<L>(listener: L, agent: Arc<Agent>) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    let app = router(Arc::clone(&agent));
+    let stop = Arc::clone(&agent);
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             stop.shutdown_requested().await;
