@@ -67,6 +67,11 @@ pub struct BootstrapGrant {
     pub callback_token: SecretString,
     /// Clone URL; defaults to `https://github.com/{repository}.git`.
     pub clone_url: String,
+    /// The certificate (PEM) for the workspace's name, when one was asked
+    /// for and the deployment has an origin CA.
+    pub origin_certificate: Option<String>,
+    /// The CA (PEM) of the edge's client certificates.
+    pub edge_client_ca: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -79,16 +84,20 @@ struct GrantWire {
     callback_token: String,
     #[serde(default)]
     clone_url: Option<String>,
+    #[serde(default)]
+    origin_certificate: Option<String>,
+    #[serde(default)]
+    edge_client_ca: Option<String>,
 }
 
 /// One progress report (the control plane's own type: `sam_core::wire`).
-pub use sam_core::wire::BootProgress;
+pub use sam_core::wire::{BootProgress, BootstrapRequest};
 
 /// The control-plane calls bootstrap needs.
 #[async_trait]
 pub trait ControlPlaneApi: Send + Sync + std::fmt::Debug {
-    /// Redeems the single-use bootstrap token.
-    async fn redeem(&self, token: &SecretString) -> Result<BootstrapGrant, BootstrapError>;
+    /// Redeems the single-use bootstrap token, with the agent's request.
+    async fn redeem(&self, token: &SecretString, request: &BootstrapRequest) -> Result<BootstrapGrant, BootstrapError>;
     /// Reports progress or failure.
     async fn report(&self, grant: &BootstrapGrant, progress: &BootProgress) -> Result<(), BootstrapError>;
 }
@@ -198,29 +207,37 @@ pub async fn run(
     token: &SecretString,
     options: &BootstrapOptions,
 ) -> Result<BootOutcome, BootstrapError> {
-    let grant = redeem(cp, token, options.state.as_ref()).await?;
+    let (grant, _) = redeem(cp, token, options.state.as_ref(), false).await?;
     let outcome = provision(cp, cloner, devcontainer, grant, options, Start::Fresh).await?;
     report_ready(cp, &outcome.grant).await;
     Ok(outcome)
 }
 
-/// Redeems the bootstrap token and saves the grant in `state` before
-/// anything else, so that a restart from here on resumes instead of
-/// presenting a spent token.
+/// Redeems the bootstrap token — with `tls`, sending a certificate request
+/// for a key made here — and saves the grant (and that key) in `state`
+/// before anything else, so that a restart from here on resumes instead of
+/// presenting a spent token. Returns the grant and the key.
 pub async fn redeem(
     cp: &dyn ControlPlaneApi,
     token: &SecretString,
     state: Option<&AgentState>,
-) -> Result<BootstrapGrant, BootstrapError> {
-    let grant = cp.redeem(token).await?;
+    tls: bool,
+) -> Result<(BootstrapGrant, Option<SecretString>), BootstrapError> {
+    let (tls_key, request) = if tls {
+        let (key, csr) = crate::tls::certificate_request().map_err(|e| BootstrapError::Io(e.to_string()))?;
+        (Some(key), BootstrapRequest { csr: Some(csr) })
+    } else {
+        (None, BootstrapRequest::default())
+    };
+    let grant = cp.redeem(token, &request).await?;
     if let Some(state) = state {
         let bootstrap_sha256 = Some(sam_core::secret::sha256_hex(token.expose().as_bytes()));
-        let saved = SavedGrant { grant: grant.clone(), cloned: false, bootstrap_sha256 };
+        let saved = SavedGrant { grant: grant.clone(), cloned: false, bootstrap_sha256, tls_key: tls_key.clone() };
         if let Err(error) = state.save(&saved).await {
             tracing::warn!(%error, "the grant could not be saved; a restarted agent will not resume");
         }
     }
-    Ok(grant)
+    Ok((grant, tls_key))
 }
 
 /// Clones the repository and starts the devcontainer (or prepares a host
@@ -251,8 +268,9 @@ pub async fn provision(
         let clone = cloner.clone_repo(&grant.clone_url, &grant.branch, &grant.clone_token, &dest);
         step(cp, &grant, "clone", quiet, clone).await?;
         if let Some(state) = &options.state {
-            let previous = state.load(None).await.ok().flatten().and_then(|s| s.bootstrap_sha256);
-            let saved = SavedGrant { grant: grant.clone(), cloned: true, bootstrap_sha256: previous };
+            let previous = state.load(None).await.ok().flatten();
+            let (bootstrap_sha256, tls_key) = previous.map_or((None, None), |p| (p.bootstrap_sha256, p.tls_key));
+            let saved = SavedGrant { grant: grant.clone(), cloned: true, bootstrap_sha256, tls_key };
             if let Err(error) = state.save(&saved).await {
                 tracing::warn!(%error, "could not record the finished clone");
             }
@@ -330,7 +348,7 @@ async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, Bootst
 
 #[async_trait]
 impl ControlPlaneApi for HttpControlPlane {
-    async fn redeem(&self, token: &SecretString) -> Result<BootstrapGrant, BootstrapError> {
+    async fn redeem(&self, token: &SecretString, request: &BootstrapRequest) -> Result<BootstrapGrant, BootstrapError> {
         // The token is a path segment; refuse anything that is not URL-safe.
         if token.is_empty() || !token.expose().bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
             return Err(BootstrapError::ControlPlane("malformed bootstrap token".into()));
@@ -338,6 +356,7 @@ impl ControlPlaneApi for HttpControlPlane {
         let response = self
             .http
             .post(format!("{}/api/bootstrap/{}", self.base, token.expose()))
+            .json(request)
             .send()
             .await
             .map_err(|e| BootstrapError::ControlPlane(e.without_url().to_string()))?;
@@ -354,6 +373,8 @@ impl ControlPlaneApi for HttpControlPlane {
             clone_token: SecretString::new(wire.clone_token),
             callback_token: SecretString::new(wire.callback_token),
             clone_url,
+            origin_certificate: wire.origin_certificate,
+            edge_client_ca: wire.edge_client_ca,
         })
     }
 
@@ -507,7 +528,7 @@ mod tests {
 
     #[async_trait]
     impl ControlPlaneApi for FakeCp {
-        async fn redeem(&self, token: &SecretString) -> Result<BootstrapGrant, BootstrapError> {
+        async fn redeem(&self, token: &SecretString, _: &BootstrapRequest) -> Result<BootstrapGrant, BootstrapError> {
             if token.expose() != "good" {
                 return Err(BootstrapError::ControlPlane("bootstrap token refused (410)".into()));
             }
@@ -518,6 +539,8 @@ mod tests {
                 clone_token: SecretString::new("ghs_secret"),
                 callback_token: SecretString::new("cb"),
                 clone_url: "https://github.com/octo/hello.git".into(),
+                origin_certificate: None,
+                edge_client_ca: None,
             })
         }
         async fn report(&self, _: &BootstrapGrant, progress: &BootProgress) -> Result<(), BootstrapError> {

@@ -59,6 +59,11 @@ pub struct Config {
     /// Login shell inside the container.
     #[arg(long, env = "SAM_AGENT_CONTAINER_SHELL", default_value = "/bin/bash")]
     pub container_shell: String,
+    /// Serve HTTPS: a key made here, its certificate signed at bootstrap by
+    /// the deployment's origin CA, connections only from holders of the
+    /// edge's client certificate (when the grant names its CA).
+    #[arg(long, env = "SAM_AGENT_TLS")]
+    pub tls: bool,
     /// Where the agent keeps its grant (callback credential, workspace) to
     /// resume after a restart or a reboot; root-only.
     #[arg(long, env = "SAM_AGENT_STATE_DIR", default_value = "/var/lib/sam-agent")]

@@ -50,25 +50,36 @@ async fn main() -> anyhow::Result<()> {
     // repository is cloned and the devcontainer starts.
     let state = AgentState::new(&config.state_dir);
     let mut pending = None;
+    let mut tls = None;
     let (workspace, callback) = match &config.bootstrap_token {
         Some(token) => {
             let cp_url =
                 config.control_plane.as_deref().context("--control-plane is required with a bootstrap token")?;
             let cp = HttpControlPlane::new(cp_url)?;
             let token = SecretString::new(token.clone());
-            let (grant, start) = match state.load(Some(&token)).await {
-                Ok(Some(saved)) => {
-                    tracing::info!(workspace = %saved.grant.workspace_id, "resuming from the saved grant");
-                    (saved.grant, Start::Resumed { cloned: saved.cloned })
-                }
-                Ok(None) => {
-                    (bootstrap::redeem(&cp, &token, Some(&state)).await.context("bootstrap token")?, Start::Fresh)
-                }
+            let saved = match state.load(Some(&token)).await {
+                Ok(saved) => saved,
                 Err(error) => {
                     tracing::warn!(%error, "the saved grant is unreadable; redeeming the bootstrap token");
-                    (bootstrap::redeem(&cp, &token, Some(&state)).await.context("bootstrap token")?, Start::Fresh)
+                    None
                 }
             };
+            let (grant, key, start) = match saved {
+                Some(saved) => {
+                    tracing::info!(workspace = %saved.grant.workspace_id, "resuming from the saved grant");
+                    (saved.grant, saved.tls_key, Start::Resumed { cloned: saved.cloned })
+                }
+                None => {
+                    let (grant, key) =
+                        bootstrap::redeem(&cp, &token, Some(&state), config.tls).await.context("bootstrap token")?;
+                    (grant, key, Start::Fresh)
+                }
+            };
+            if config.tls {
+                let certificate = grant.origin_certificate.as_deref().context("--tls: the grant has no certificate")?;
+                let key = key.context("--tls: no key for the certificate")?;
+                tls = Some(sam_agent::tls::server_config(certificate, &key, grant.edge_client_ca.as_deref())?);
+            }
             let ids = (grant.workspace_id, Some(grant.callback_token.clone()));
             pending = Some((cp, grant, start));
             ids
@@ -84,7 +95,13 @@ async fn main() -> anyhow::Result<()> {
         agent.is_ready() || pending.is_some(),
         "no shell: pass --host-shell, --container or a bootstrap token"
     );
-    let server = tokio::spawn(web::serve(listener, Arc::clone(&agent)));
+    let server = match tls {
+        Some(config) => {
+            let listener = sam_agent::tls::TlsListener::new(listener, config).context("TLS listener")?;
+            tokio::spawn(web::serve_tls(listener, Arc::clone(&agent)))
+        }
+        None => tokio::spawn(web::serve(listener, Arc::clone(&agent))),
+    };
     tracing::info!(%workspace, listen = %config.listen, "sam-agent serving");
 
     if let Some((cp, grant, start)) = pending {

@@ -6,6 +6,9 @@
 //! started again, the repository untouched) without a bootstrap token, which
 //! is spent once redeemed.
 //!
+//! With TLS, the file also keeps the agent's private key (made on the VM,
+//! never sent anywhere) and its certificate.
+//!
 //! The file names the bootstrap token it came from (its SHA-256): a file
 //! from another token (another boot) is ignored.
 
@@ -38,6 +41,8 @@ pub struct SavedGrant {
     pub cloned: bool,
     /// SHA-256 (hex) of the bootstrap token it was redeemed with.
     pub bootstrap_sha256: Option<String>,
+    /// The private key (PEM) of the agent's TLS certificate.
+    pub tls_key: Option<SecretString>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -53,6 +58,12 @@ struct Wire {
     cloned: bool,
     #[serde(default)]
     bootstrap_sha256: Option<String>,
+    #[serde(default)]
+    origin_certificate: Option<String>,
+    #[serde(default)]
+    edge_client_ca: Option<String>,
+    #[serde(default)]
+    tls_key: Option<String>,
 }
 
 /// The state directory (e.g. `/var/lib/sam-agent`).
@@ -102,8 +113,11 @@ impl AgentState {
             clone_token: SecretString::new(wire.clone_token.unwrap_or_default()),
             callback_token: SecretString::new(wire.callback_token),
             clone_url: wire.clone_url,
+            origin_certificate: wire.origin_certificate,
+            edge_client_ca: wire.edge_client_ca,
         };
-        Ok(Some(SavedGrant { grant, cloned: wire.cloned, bootstrap_sha256: wire.bootstrap_sha256 }))
+        let tls_key = wire.tls_key.map(SecretString::new);
+        Ok(Some(SavedGrant { grant, cloned: wire.cloned, bootstrap_sha256: wire.bootstrap_sha256, tls_key }))
     }
 
     /// Saves `saved` (replacing what was there, atomically).
@@ -118,6 +132,9 @@ impl AgentState {
             clone_token: (!saved.cloned).then(|| saved.grant.clone_token.expose().to_owned()),
             cloned: saved.cloned,
             bootstrap_sha256: saved.bootstrap_sha256.clone(),
+            origin_certificate: saved.grant.origin_certificate.clone(),
+            edge_client_ca: saved.grant.edge_client_ca.clone(),
+            tls_key: saved.tls_key.as_ref().map(|k| k.expose().to_owned()),
         };
         let bytes = serde_json::to_vec(&wire).map_err(|e| self.error(e))?;
         let this = self.clone();
@@ -162,6 +179,8 @@ mod tests {
             clone_token: SecretString::new("ghs_clone"),
             callback_token: SecretString::new("callback-jwt"),
             clone_url: "https://github.com/octo-org/hello-world.git".into(),
+            origin_certificate: None,
+            edge_client_ca: None,
         }
     }
 
@@ -171,8 +190,12 @@ mod tests {
         let state = AgentState::new(root.path().join("state"));
         let token = SecretString::new("bootstrap-1");
         assert!(state.load(Some(&token)).await.unwrap().is_none(), "nothing saved yet");
-        let saved =
-            SavedGrant { grant: grant(), cloned: false, bootstrap_sha256: Some(sha256_hex(token.expose().as_bytes())) };
+        let saved = SavedGrant {
+            grant: grant(),
+            cloned: false,
+            bootstrap_sha256: Some(sha256_hex(token.expose().as_bytes())),
+            tls_key: Some(SecretString::new("-----BEGIN PRIVATE KEY-----")),
+        };
         state.save(&saved).await.unwrap();
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(state.dir()), 0o700);
@@ -181,6 +204,7 @@ mod tests {
         assert_eq!(back.grant.workspace_id, saved.grant.workspace_id);
         assert_eq!(back.grant.callback_token.expose(), "callback-jwt");
         assert_eq!(back.grant.clone_token.expose(), "ghs_clone", "kept until the clone is done");
+        assert_eq!(back.tls_key.as_ref().map(SecretString::expose), Some("-----BEGIN PRIVATE KEY-----"));
         assert!(state.load(Some(&SecretString::new("bootstrap-2"))).await.unwrap().is_none(), "another boot's");
         assert!(state.load(None).await.unwrap().is_some());
 
