@@ -150,6 +150,7 @@ mod tests {
             bootstrap_token: "abc",
             agent_arch: "amd64",
             agent_sha256: None,
+            agent_tls: true,
         })
         .unwrap();
         let set: Vec<&str> = user_data

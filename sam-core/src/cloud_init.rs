@@ -27,6 +27,10 @@ pub struct CloudInitParams<'a> {
     /// Expected SHA-256 (hex) of the agent binary; the download is refused on
     /// mismatch.
     pub agent_sha256: Option<&'a str>,
+    /// The agent serves HTTPS on 443 behind the TLS edge (a key of its own,
+    /// a certificate signed at bootstrap, the edge's client certificate
+    /// required) instead of plain HTTP on 8080.
+    pub agent_tls: bool,
 }
 
 /// Why user data could not be rendered.
@@ -60,6 +64,7 @@ fn url_char(b: u8) -> bool {
 ///     bootstrap_token: "abcDEF123_-",
 ///     agent_arch: "amd64",
 ///     agent_sha256: None,
+///     agent_tls: true,
 /// }).unwrap();
 /// assert!(data.starts_with("#cloud-config\n"));
 /// ```
@@ -99,6 +104,11 @@ pub fn render(p: &CloudInitParams<'_>) -> Result<String, CloudInitError> {
     let _ = writeln!(out, "    content: |");
     let _ = writeln!(out, "      SAM_AGENT_CONTROL_PLANE={url}");
     let _ = writeln!(out, "      SAM_AGENT_BOOTSTRAP_TOKEN={}", p.bootstrap_token);
+    if p.agent_tls {
+        // 443: a port Cloudflare's edge proxies to, and the one Full (strict) uses.
+        let _ = writeln!(out, "      SAM_AGENT_TLS=true");
+        let _ = writeln!(out, "      SAM_AGENT_LISTEN=0.0.0.0:443");
+    }
     let _ = writeln!(out, "  - path: /etc/systemd/system/sam-agent.service");
     let _ = writeln!(out, "    permissions: '0644'");
     let _ = writeln!(out, "    content: |");
@@ -147,7 +157,15 @@ mod tests {
             bootstrap_token: "Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0Z2FycGx5",
             agent_arch: "amd64",
             agent_sha256: Some("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"),
+            agent_tls: false,
         }
+    }
+
+    #[test]
+    fn tls_agents_listen_on_443_with_tls() {
+        let data = render(&CloudInitParams { agent_tls: true, ..params() }).unwrap();
+        assert!(data.contains("      SAM_AGENT_TLS=true\n      SAM_AGENT_LISTEN=0.0.0.0:443\n"), "{data}");
+        assert!(!render(&params()).unwrap().contains("SAM_AGENT_TLS"));
     }
 
     #[test]

@@ -35,6 +35,7 @@ fn adapter_with(emu: &CloudflareEmulator, token: &str, zone_id: &str, http: Http
         api_token: SecretString::new(token),
         zone_id: zone_id.to_owned(),
         ttl: 60,
+        proxied: false,
         http,
     })
     .unwrap()
@@ -200,6 +201,7 @@ fn origin_ca(emu: &CloudflareEmulator) -> CloudflareOriginCa {
         api_token: SecretString::new(emu.token()),
         zone_id: emu.zone_id(),
         ttl: 60,
+        proxied: false,
         http: HttpConfig::fast(),
     })
     .unwrap()
@@ -286,4 +288,32 @@ async fn origin_ca_endpoints_answer_like_cloudflare() {
     assert_eq!(first["result"]["id"], id);
     assert!(first["result"]["revoked_at"].is_string());
     assert_eq!(revoke().await.unwrap().status(), 404);
+}
+
+/// With `proxied`, workspace records go through the edge (automatic TTL),
+/// and an upsert turns an existing unproxied record into a proxied one.
+#[tokio::test]
+async fn proxied_records_are_created_and_converted() {
+    let emu = emulator().await;
+    let plain = adapter_with(&emu, &emu.token(), &emu.zone_id(), HttpConfig::fast());
+    let proxied = CloudflareDns::new(CloudflareConfig {
+        base_url: emu.base_url().to_owned(),
+        proxied: true,
+        http: HttpConfig::fast(),
+        ..CloudflareConfig::new(SecretString::new(emu.token()), emu.zone_id())
+    })
+    .unwrap();
+    let zone = emu.zone_name();
+    let fresh = format!("{}.{zone}", WorkspaceId::new().dns_label());
+    proxied.upsert_a_record(&fresh, Ipv4Addr::new(192, 0, 2, 70), None).await.unwrap();
+    let old = format!("{}.{zone}", WorkspaceId::new().dns_label());
+    plain.upsert_a_record(&old, Ipv4Addr::new(192, 0, 2, 71), None).await.unwrap();
+    proxied.upsert_a_record(&old, Ipv4Addr::new(192, 0, 2, 71), None).await.unwrap();
+    let records = emu.records();
+    for name in [&fresh, &old] {
+        let record = records.iter().find(|r| &r.name == name).unwrap();
+        assert!(record.proxied, "{name} goes through the edge");
+        assert_eq!(record.ttl, 1, "automatic TTL for proxied records");
+    }
+    assert_eq!(records.len(), 2, "converted in place, no duplicate");
 }

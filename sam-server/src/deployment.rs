@@ -255,11 +255,6 @@ pub async fn build(config: &ServeConfig) -> Result<Deployment, ConfigProblems> {
     github_config.api_base_url = config.github_api_url.clone();
     let github = Arc::new(GithubApp::new(github_config).map_err(|e| ConfigProblems(vec![format!("GitHub: {e}")]))?);
     let (cf_token_for_ca, zone_for_ca) = (cf_token.clone(), zone.clone());
-    let dns = CloudflareDns::new(CloudflareConfig {
-        base_url: config.cloudflare_api_url.clone(),
-        ..CloudflareConfig::new(cf_token, zone)
-    })
-    .map_err(|e| ConfigProblems(vec![format!("Cloudflare: {e}")]))?;
     let edge_client_ca = match &config.edge_client_ca_file {
         Some(path) => Some(
             std::fs::read_to_string(path)
@@ -267,6 +262,13 @@ pub async fn build(config: &ServeConfig) -> Result<Deployment, ConfigProblems> {
         ),
         None => None,
     };
+    // With the TLS edge configured, workspace records go through it.
+    let dns = CloudflareDns::new(CloudflareConfig {
+        base_url: config.cloudflare_api_url.clone(),
+        proxied: edge_client_ca.is_some(),
+        ..CloudflareConfig::new(cf_token, zone)
+    })
+    .map_err(|e| ConfigProblems(vec![format!("Cloudflare: {e}")]))?;
     let agents = agent_dir(config);
 
     let mut engine_config = EngineConfig::new(base_domain, public_url.clone());

@@ -212,6 +212,7 @@ impl Engine {
             bootstrap_token: bootstrap.expose(),
             agent_arch: "amd64",
             agent_sha256: self.config.agent_sha256_amd64.as_deref(),
+            agent_tls: self.origin_ca.is_some(),
         }) {
             Ok(data) => data,
             Err(e) => return self.fail_provisioning(ws, format!("SAM is misconfigured: {e}")).await,

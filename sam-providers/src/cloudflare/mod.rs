@@ -65,6 +65,9 @@ pub struct CloudflareConfig {
     pub zone_id: String,
     /// TTL of created records (1 = automatic).
     pub ttl: u32,
+    /// Workspace records go through Cloudflare's edge (which terminates TLS
+    /// for the name and proxies WebSockets); the TTL is then automatic.
+    pub proxied: bool,
     /// Transport settings.
     pub http: HttpConfig,
 }
@@ -77,6 +80,7 @@ impl CloudflareConfig {
             api_token,
             zone_id: zone_id.into(),
             ttl: 60,
+            proxied: false,
             http: HttpConfig::default(),
         }
     }
@@ -90,6 +94,7 @@ pub struct CloudflareDns {
     token: SecretString,
     zone_id: String,
     ttl: u32,
+    proxied: bool,
 }
 
 #[derive(Deserialize)]
@@ -129,6 +134,8 @@ struct CfRecord {
     content: String,
     #[serde(default)]
     comment: Option<String>,
+    #[serde(default)]
+    proxied: bool,
 }
 
 /// The comment that marks a record as `owner`'s.
@@ -158,7 +165,8 @@ impl CloudflareDns {
             base,
             token: config.api_token,
             zone_id: config.zone_id,
-            ttl: config.ttl,
+            ttl: if config.proxied { 1 } else { config.ttl },
+            proxied: config.proxied,
         })
     }
 
@@ -224,7 +232,8 @@ impl CloudflareDns {
         let mut existing = self.list(("name.exact", name), true).await?;
         existing.retain(|r| r.name.eq_ignore_ascii_case(name));
         if existing.is_empty() {
-            let mut body = json!({"type": "A", "name": name, "content": address, "ttl": self.ttl, "proxied": false});
+            let mut body =
+                json!({"type": "A", "name": name, "content": address, "ttl": self.ttl, "proxied": self.proxied});
             if let Some(comment) = &comment {
                 body["comment"] = json!(comment);
             }
@@ -252,10 +261,10 @@ impl CloudflareDns {
             self.delete_id(&extra.id).await?;
         }
         let marked = comment.is_none() || keep.comment == comment;
-        if keep.content == address && marked {
+        if keep.content == address && marked && keep.proxied == self.proxied {
             return record(Some(keep));
         }
-        let mut body = json!({"content": address, "ttl": self.ttl, "proxied": false});
+        let mut body = json!({"content": address, "ttl": self.ttl, "proxied": self.proxied});
         if let Some(comment) = &comment {
             body["comment"] = json!(comment);
         }

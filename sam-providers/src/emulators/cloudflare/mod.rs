@@ -8,7 +8,9 @@
 //! | `GET /zones` | the zone (filter `name`) |
 //! | `GET /zones/{zone_id}` | the zone; another well-formed id → 403 code 9109; a malformed id → 400 code 7003 |
 //! | `GET /zones/{zone_id}/dns_records` | filters `type`, `name` / `name.exact`, `name.startswith`, `name.endswith`, `name.contains`, `content`, `comment.exact`, `comment.startswith`; `page`, `per_page` (default 100, 5..=5000); `result_info` |
-//! | `POST /zones/{zone_id}/dns_records` | creates; **a second record with the same name is accepted** (as on the real service), an identical one (same type, name, content) → 400 code 81058; keeps the record's `comment` (over 100 characters → 400) |
+//! | `POST /zones/{zone_id}/dns_records` | creates; **a second record with the same name is accepted** (as on the real service), an identical one (same type, name, content) → 400 code 81058; keeps the record's `comment` (over 100 characters → 400); `proxied` only for A, AAAA and CNAME (else 400 code 9004), with the TTL then automatic (1) |
+//! | `POST /certificates`, `GET /certificates?zone_id=` | the Origin CA: signs a CSR for `hostnames` in the zone (else 400 code 1010) with the emulator's own CA ([`CloudflareEmulator::origin_ca_pem`]); `request_type` `origin-ecc` (ECDSA key) or `origin-rsa` (RSA key), `requested_validity` 7, 30, 90, 365, 730, 1095 or 5475 (default) days; `expires_on` in Go's format |
+//! | `GET`, `DELETE /certificates/{id}` | one certificate; revoke (`{id, revoked_at}`), 404 code 1003 when unknown or revoked |
 //! | `GET`, `PATCH`, `PUT`, `DELETE /zones/{zone_id}/dns_records/{id}` | unknown id → 404 code 81044 `Record does not exist.`; `DELETE` answers `{result: {id}}` |
 //!
 //! Every response is the envelope `{success, errors: [{code, message}],
@@ -525,6 +527,11 @@ fn validate(body: RecordBody, zone: &str, current: Option<&EmulatedRecord>) -> R
             "Invalid TTL. Must be between 30 and 86400 or 1 for automatic.",
         ));
     }
+    if proxied && !["A", "AAAA", "CNAME"].contains(&record_type.as_str()) {
+        return Err(envelope_error(StatusCode::BAD_REQUEST, 9004, "This record type cannot be proxied."));
+    }
+    // A proxied record's TTL is automatic, whatever was sent.
+    let ttl = if proxied { 1 } else { ttl };
     Ok(Fields { record_type, name, content, ttl, proxied, comment })
 }
 
