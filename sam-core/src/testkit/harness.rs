@@ -72,31 +72,30 @@ impl Harness {
         let clock = ManualClock::new();
         let cloud = Arc::new(FakeCloud::with_clock(Arc::new(clock.clone())));
         cloud.add_token(CLOUD_TOKEN);
-        let h = Self {
-            clock,
-            store,
-            cloud,
-            dns: Arc::new(FakeDnsZone::new()),
-            github: Arc::new(FakeGithub::new(30)),
-            cipher: Arc::new(FakeCipher::new(1, "test key")),
-            tokens: Arc::new(FakeTokenAuthority::new("https://sam.test", "k1")),
-            agents: Arc::new(FakeAgents::new()),
-            origin_ca: Arc::new(FakeOriginCa::new(BASE_DOMAIN)),
-            config,
-            user: UserId::new(),
-        };
-        let user = h.add_user(4242).await;
-        Self { user, ..h }
+        Self::world(clock, store, cloud, Arc::new(FakeDnsZone::new()), config).await
     }
 
     /// A second deployment beside `other`: its own database and `config`, the
     /// same cloud project (the same user token), DNS zone and clock.
     pub async fn beside(other: &Harness, config: EngineConfig) -> Self {
+        let store = Arc::new(MemoryStore::new());
+        Self::world(other.clock.clone(), store, other.cloud.clone(), other.dns.clone(), config).await
+    }
+
+    /// A world around `clock`, `store`, `cloud` and `dns`, with fresh fakes
+    /// for the rest and the harness user signed in.
+    async fn world(
+        clock: ManualClock,
+        store: Arc<dyn Store>,
+        cloud: Arc<FakeCloud>,
+        dns: Arc<FakeDnsZone>,
+        config: EngineConfig,
+    ) -> Self {
         let h = Self {
-            clock: other.clock.clone(),
-            store: Arc::new(MemoryStore::new()),
-            cloud: other.cloud.clone(),
-            dns: other.dns.clone(),
+            clock,
+            store,
+            cloud,
+            dns,
             github: Arc::new(FakeGithub::new(30)),
             cipher: Arc::new(FakeCipher::new(1, "test key")),
             tokens: Arc::new(FakeTokenAuthority::new("https://sam.test", "k1")),
