@@ -535,20 +535,34 @@ fn master_fd(master: &(dyn MasterPty + Send)) -> Result<std::fs::File, SessionEr
 }
 
 /// Sends `SIGKILL` to the process group led by `pid` and to every process
-/// whose session id is `pid` (jobs the shell put in other process groups).
+/// whose session id is `pid` (jobs the shell put in other process groups),
+/// then waits (at most two seconds) until none of them is still running.
+///
+/// `kill` only queues the signal: returning before the processes are gone
+/// would let a shutdown report "no shells left" while their jobs still run.
+/// Blocking; call it off the async workers.
 pub fn kill_session_processes(pid: u32) {
     use rustix::process::{Pid, Signal, kill_process, kill_process_group};
     let Ok(raw) = i32::try_from(pid) else { return };
     let Some(leader) = Pid::from_raw(raw) else { return };
-    let _ = kill_process_group(leader, Signal::KILL);
-    for member in session_members(pid) {
-        if let Some(p) = i32::try_from(member).ok().and_then(Pid::from_raw) {
-            let _ = kill_process(p, Signal::KILL);
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        let _ = kill_process_group(leader, Signal::KILL);
+        let members = session_members(pid);
+        if members.is_empty() || std::time::Instant::now() >= deadline {
+            return;
         }
+        for member in members {
+            if let Some(p) = i32::try_from(member).ok().and_then(Pid::from_raw) {
+                let _ = kill_process(p, Signal::KILL);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
-/// Processes whose session id is `sid` (Linux `/proc`).
+/// Running processes whose session id is `sid` (Linux `/proc`); zombies,
+/// which are dead and only wait for their parent, are not counted.
 pub fn session_members(sid: u32) -> Vec<u32> {
     let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
     dir.filter_map(|entry| {
@@ -557,8 +571,10 @@ pub fn session_members(sid: u32) -> Vec<u32> {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
         // Fields after the command name: state ppid pgrp session ...
         let rest = &stat[stat.rfind(')')? + 1..];
-        let session: u32 = rest.split_whitespace().nth(3)?.parse().ok()?;
-        (session == sid).then_some(pid)
+        let mut fields = rest.split_whitespace();
+        let state = fields.next()?;
+        let session: u32 = fields.nth(2)?.parse().ok()?;
+        (session == sid && state != "Z" && state != "X").then_some(pid)
     })
     .collect()
 }

@@ -47,7 +47,7 @@ async fn start_dev(data: &std::path::Path, extra: &[&str]) -> (tokio::process::C
     let (port, workspace_port) = (sockets.port(0), sockets.port(1));
     let mut command = tokio::process::Command::new(&server_bin);
     sockets.hand_to(&mut command);
-    let child = command
+    let mut child = command
         .args(["dev", "--port", &port.to_string(), "--workspace-port", &workspace_port.to_string()])
         .arg("--data-dir")
         .arg(data)
@@ -61,8 +61,15 @@ async fn start_dev(data: &std::path::Path, extra: &[&str]) -> (tokio::process::C
         .spawn()
         .unwrap();
     let base = format!("http://localhost:{port}");
+    // This process keeps the handed sockets open, so a request to a child
+    // that died is accepted and never answered: bound each one, and stop
+    // waiting as soon as the child has exited.
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().unwrap();
     for _ in 0..400 {
-        if reqwest::get(format!("{base}/api/health")).await.is_ok_and(|r| r.status().is_success()) {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("dev mode exited before it came up: {status}");
+        }
+        if client.get(format!("{base}/api/health")).send().await.is_ok_and(|r| r.status().is_success()) {
             return (child, base);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

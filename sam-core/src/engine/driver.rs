@@ -68,14 +68,30 @@ impl Engine {
     pub async fn drive(&self, owner: UserId, id: WorkspaceId) -> Result<DriveOutcome, EngineError> {
         let key = lease_key(id);
         let holder = self.holder("drive");
-        if !self.ports.store.try_acquire_lease(&key, &holder, self.config.lease_ttl, self.now()).await? {
-            return Ok(DriveOutcome::Busy);
+        let mut rounds = 0;
+        loop {
+            if !self.ports.store.try_acquire_lease(&key, &holder, self.config.lease_ttl, self.now()).await? {
+                return Ok(DriveOutcome::Busy);
+            }
+            let outcome = self.drive_leased(owner, id, &key, &holder, None).await;
+            if let Err(e) = self.ports.store.release_lease(&key, &holder).await {
+                tracing::warn!(workspace_id = %id, error = %e, "lease release failed; it will expire");
+            }
+            // A user action recorded between our last look and the release
+            // found the lease taken and left its work to us (its own drive
+            // returned `Busy`): look once more rather than leave it for the
+            // reconciler's next pass.
+            rounds += 1;
+            if let Ok(DriveOutcome::Settled(settled)) = &outcome
+                && rounds < 3
+                && let Some(now) = self.ports.store.get_workspace(owner, id).await?
+                && now.version != settled.version
+                && !matches!(next_step(&now), Step::Nothing)
+            {
+                continue;
+            }
+            return outcome;
         }
-        let outcome = self.drive_leased(owner, id, &key, &holder, None).await;
-        if let Err(e) = self.ports.store.release_lease(&key, &holder).await {
-            tracing::warn!(workspace_id = %id, error = %e, "lease release failed; it will expire");
-        }
-        outcome
     }
 
     /// Drives a workspace whose lease `holder` already has, first applying

@@ -104,6 +104,22 @@ async fn agent_binary(options: &DevOptions) -> anyhow::Result<PathBuf> {
     Ok(beside)
 }
 
+/// Puts the agent binary where the control plane serves it from: a symbolic
+/// link to the build (a debug agent is large, and every dev start would copy
+/// it again), or a copy where links are not possible.
+fn place_agent(agent: &Path, served: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(served) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let target = std::fs::canonicalize(agent)?;
+    if std::os::unix::fs::symlink(&target, served).is_ok() {
+        return Ok(());
+    }
+    std::fs::copy(&target, served).map(drop)
+}
+
 /// `POST /dev/faults/hetzner-capacity` makes the emulated Hetzner answer
 /// every server creation with `resource_unavailable` (as when a location is
 /// out of capacity); `DELETE /dev/faults` clears it. For trying, and testing,
@@ -160,7 +176,7 @@ pub async fn run(options: DevOptions, mut sockets: crate::listeners::Sockets) ->
     let agents = data.join("agents");
     std::fs::create_dir_all(&agents)?;
     let agent = agent_binary(&options).await?;
-    std::fs::copy(&agent, crate::api::agent_path(&agents, "amd64")).context("copying the agent")?;
+    place_agent(&agent, &crate::api::agent_path(&agents, "amd64")).context("placing the agent")?;
 
     // Emulated clouds.
     let github_config = GithubEmulatorConfig {

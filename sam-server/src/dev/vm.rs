@@ -10,7 +10,7 @@
 //! it again, and a reboot does both: a "VM reboot".
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -128,6 +128,29 @@ impl Unit {
     }
 }
 
+/// Writes the downloaded agent as `binary`, executable. Every emulated VM
+/// gets its own file, but VMs of one data directory share the bytes: one copy
+/// per distinct agent is kept in `vm-agents/` beside the VMs' directory and
+/// hard-linked (a debug agent is large, and a test run boots dozens of VMs).
+fn install_binary(root: &Path, bytes: &[u8], binary: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let cache = root.with_file_name("vm-agents");
+    std::fs::create_dir_all(&cache)?;
+    let shared = cache.join(format!("sam-agent-{}", sha256_hex(bytes)));
+    if !shared.exists() {
+        let partial = binary.with_extension("partial");
+        std::fs::write(&partial, bytes)?;
+        std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o755))?;
+        std::fs::rename(&partial, &shared)?;
+    }
+    let _ = std::fs::remove_file(binary);
+    if std::fs::hard_link(&shared, binary).is_ok() {
+        return Ok(());
+    }
+    std::fs::write(binary, bytes)?;
+    std::fs::set_permissions(binary, std::fs::Permissions::from_mode(0o755))
+}
+
 /// Like cloud-init: fetch the agent of the server's version, check it, and
 /// write the unit.
 async fn install(
@@ -147,11 +170,7 @@ async fn install(
     let bytes = response.bytes().await?;
     anyhow::ensure!(expected.as_deref() == Some(sha256_hex(&bytes).as_str()), "agent checksum mismatch");
     let binary = dir.join("sam-agent");
-    std::fs::write(&binary, &bytes)?;
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755))?;
-    }
+    install_binary(&root, &bytes, &binary)?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let host = format!("ws-{workspace}.localhost");
     let env = vec![
