@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use sam_core::testkit::conformance;
 use sam_core::testkit::fakes::{
-    FakeAgents, FakeCipher, FakeCloud, FakeDnsZone, FakeOriginCa, FakeTokenAuthority, MemoryStore,
+    FakeAgents, FakeCipher, FakeCloud, FakeDnsZone, FakeEdge, FakeOriginCa, FakeTokenAuthority, MemoryStore,
 };
 
 #[tokio::test]
@@ -14,6 +14,11 @@ async fn fake_cloud_conforms() {
     let token = cloud.add_token("valid");
     conformance::compute::run(&cloud, &token, "fsn1").await;
     assert!(cloud.servers().is_empty(), "the suite cleans up after itself");
+}
+
+#[tokio::test]
+async fn fake_edge_conforms() {
+    conformance::edge::run(&FakeEdge::new(&["198.51.100.0/24"], &["2001:db8::/32"])).await;
 }
 
 #[tokio::test]

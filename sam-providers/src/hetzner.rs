@@ -8,7 +8,7 @@
 //! `GET /servers/{id}`, `PUT /servers/{id}` (labels: read, merged, written
 //! back, since Hetzner replaces the whole set), `DELETE /servers/{id}`,
 //! `POST /servers/{id}/actions/poweroff|poweron`, `GET /server_types`,
-//! `GET /locations`.
+//! `GET /locations`, and the deployment's firewall (see `firewalls`).
 //!
 //! Sizes map to server types from the live `/server_types` list with
 //! [`choose_server_type`] (deprecated types are skipped), never hard-coded
@@ -26,8 +26,12 @@
 //! | `resource_unavailable`, `placement_error`, `no_space_left_in_location` | `Capacity` (retryable) |
 //! | `invalid_input`, `uniqueness_error`, `json_error`, `unsupported_error`, `invalid_server_type`, `protected`, `server_not_stopped`, `deprecated_api_endpoint` | `InvalidConfig` |
 //! | `not_found` | `NotFound` |
-//! | `locked`, `conflict`, `service_error`, `maintenance`, `timeout`, `unavailable`, `server_error`, `robot_unavailable`, any other 5xx, network timeouts | `Transient` |
+//! | `firewall_already_applied`, `firewall_already_removed`, `firewall_managed_by_label_selector`, `server_already_added`, `incompatible_network_type`, `private_net_only_server` | `InvalidConfig` |
+//! | `firewall_resource_not_found` | `NotFound` |
+//! | `locked`, `conflict`, `service_error`, `maintenance`, `timeout`, `unavailable`, `server_error`, `robot_unavailable`, `resource_in_use`, any other 5xx, network timeouts | `Transient` |
 //! | anything else | by HTTP status |
+
+mod firewalls;
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -35,10 +39,12 @@ use std::net::Ipv4Addr;
 use async_trait::async_trait;
 use reqwest::{Method, Url};
 use sam_core::domain::{
-    Location, LocationCode, LocationPrice, ServerId, ServerTypeOffer, Timestamp, WorkspaceId, choose_server_type,
+    DeploymentId, Location, LocationCode, LocationPrice, ServerId, ServerTypeOffer, Timestamp, WorkspaceId,
+    choose_server_type,
 };
 use sam_core::ports::{
-    ComputeProvider, LABEL_MANAGED, LABEL_WORKSPACE, ProviderError, ProviderErrorKind, Server, ServerSpec, ServerStatus,
+    ComputeProvider, Firewall, FirewallPolicy, LABEL_MANAGED, LABEL_WORKSPACE, ProviderError, ProviderErrorKind,
+    Server, ServerSpec, ServerStatus,
 };
 use sam_core::secret::SecretString;
 use serde::Deserialize;
@@ -168,7 +174,7 @@ impl HetznerProvider {
                 format!("hetzner: no server type for size {} in location {}", spec.size, spec.location),
             )
         })?;
-        let body = json!({
+        let mut body = json!({
             "name": spec.name,
             "server_type": chosen.name,
             "location": spec.location,
@@ -177,6 +183,12 @@ impl HetznerProvider {
             "labels": spec.all_labels(),
             "start_after_create": true,
         });
+        if let Some(firewall) = &spec.firewall {
+            let id: u64 = firewall.parse().map_err(|_| {
+                ProviderError::new(ProviderErrorKind::InvalidConfig, format!("hetzner: firewall id {firewall:?}"))
+            })?;
+            body["firewalls"] = json!([{"firewall": id}]);
+        }
         let request = Request::new(Method::POST, self.url("servers", &[])?).bearer(token).json(body);
         let response = match self.http.send_once(&request, classify).await {
             Ok(response) => response,
@@ -305,6 +317,26 @@ impl ComputeProvider for HetznerProvider {
         self.server_types(token, false).await
     }
 
+    async fn ensure_firewall(
+        &self,
+        token: &SecretString,
+        policy: &FirewallPolicy,
+    ) -> Result<Option<String>, ProviderError> {
+        self.ensure_firewall_now(token, policy).await.map(Some)
+    }
+
+    async fn find_firewall(
+        &self,
+        token: &SecretString,
+        deployment: &DeploymentId,
+    ) -> Result<Option<Firewall>, ProviderError> {
+        self.find_firewall_now(token, deployment).await
+    }
+
+    async fn delete_firewall(&self, token: &SecretString, deployment: &DeploymentId) -> Result<(), ProviderError> {
+        self.delete_firewall_now(token, deployment).await
+    }
+
     async fn list_locations(&self, token: &SecretString) -> Result<Vec<Location>, ProviderError> {
         let response = self.get(token, "locations", &[("per_page", PER_PAGE.to_string())]).await?;
         let body: LocationsBody = response.json(PROVIDER)?;
@@ -375,8 +407,17 @@ pub fn kind_for_code(code: &str) -> Option<ProviderErrorKind> {
         | "server_not_stopped"
         | "deprecated_api_endpoint" => ProviderErrorKind::InvalidConfig,
         "not_found" => ProviderErrorKind::NotFound,
+        // `resource_in_use`: a firewall just removed from its resources is
+        // still being detached.
         "locked" | "conflict" | "service_error" | "maintenance" | "timeout" | "unavailable" | "server_error"
-        | "robot_unavailable" => ProviderErrorKind::Transient,
+        | "robot_unavailable" | "resource_in_use" => ProviderErrorKind::Transient,
+        "firewall_resource_not_found" => ProviderErrorKind::NotFound,
+        "firewall_already_applied"
+        | "firewall_already_removed"
+        | "firewall_managed_by_label_selector"
+        | "server_already_added"
+        | "incompatible_network_type"
+        | "private_net_only_server" => ProviderErrorKind::InvalidConfig,
         _ => return None,
     })
 }

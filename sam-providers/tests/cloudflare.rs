@@ -317,3 +317,28 @@ async fn proxied_records_are_created_and_converted() {
     }
     assert_eq!(records.len(), 2, "converted in place, no duplicate");
 }
+
+/// `GET /ips` needs no token: the edge adapter sends none, and the ranges it
+/// reads are the emulator's published ones (Cloudflare's list by default).
+#[tokio::test]
+async fn the_edge_ranges_conform_and_need_no_token() {
+    let emu = emulator().await;
+    // No token at all: the adapter sends none.
+    let edge = sam_providers::cloudflare::CloudflareEdge::new(emu.base_url(), HttpConfig::fast()).unwrap();
+    conformance::edge::run(&edge).await;
+    let ranges = sam_core::ports::EdgeNetwork::source_ranges(&edge).await.unwrap();
+    assert!(ranges.ipv4.contains(&"173.245.48.0/20".to_owned()));
+    assert!(ranges.ipv6.contains(&"2606:4700::/32".to_owned()));
+
+    // The raw answer is Cloudflare's envelope, without any authentication.
+    let raw: serde_json::Value = reqwest::get(format!("{}/ips", emu.base_url())).await.unwrap().json().await.unwrap();
+    assert_eq!(raw["success"], true);
+    assert!(raw["result"]["etag"].is_string());
+    assert_eq!(raw["result"]["ipv4_cidrs"].as_array().unwrap().len(), ranges.ipv4.len());
+
+    // An outage is an error of a retryable kind, so the engine defers.
+    emu.faults().always("GET", "/client/v4/ips", Fault::Error(InjectedError::Unavailable));
+    let no_retries = sam_providers::cloudflare::CloudflareEdge::new(emu.base_url(), no_retry()).unwrap();
+    let err = sam_core::ports::EdgeNetwork::source_ranges(&no_retries).await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+}

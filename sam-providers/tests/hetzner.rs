@@ -328,3 +328,177 @@ async fn a_wait_beyond_the_time_budget_returns_the_rate_limit_at_once() {
     assert!(started.elapsed() < Duration::from_millis(900), "did not wait for the refill");
     assert_eq!(emu.faults().count("GET", "/v1/locations"), 1);
 }
+
+/// The emulator's firewalls, over raw HTTP against the reference's shapes
+/// and errors (not through our adapter, which could share our assumptions).
+#[tokio::test]
+async fn firewalls_behave_as_the_api_reference_says() {
+    use serde_json::{Value, json};
+    let emu = emulator().await;
+    let http = reqwest::Client::new();
+    let url = |path: &str| format!("{}{path}", emu.base_url());
+    let call = |method: reqwest::Method, path: &str, body: Option<Value>| {
+        let mut request = http.request(method, url(path)).bearer_auth(emu.token());
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let text = response.text().await.unwrap();
+            (status, serde_json::from_str::<Value>(&text).unwrap_or(Value::Null))
+        }
+    };
+    let rules = json!([
+        {"direction": "in", "protocol": "tcp", "port": "443", "source_ips": ["173.245.48.0/20", "2400:cb00::/32"]},
+        {"direction": "in", "protocol": "icmp", "source_ips": ["0.0.0.0/0", "::/0"]}
+    ]);
+
+    // Bad rules are refused with invalid_input naming the field.
+    for bad in [
+        json!([{"direction": "in", "protocol": "tcp", "source_ips": ["0.0.0.0/0"]}]),
+        json!([{"direction": "in", "protocol": "icmp", "port": "1", "source_ips": ["0.0.0.0/0"]}]),
+        json!([{"direction": "in", "protocol": "tcp", "port": "22", "source_ips": ["10.0.0.1"]}]),
+        json!([{"direction": "sideways", "protocol": "tcp", "port": "22", "source_ips": ["0.0.0.0/0"]}]),
+        json!([{"direction": "in", "protocol": "tcp", "port": "22", "destination_ips": ["0.0.0.0/0"]}]),
+    ] {
+        let (status, body) = call(reqwest::Method::POST, "/firewalls", Some(json!({"name": "x", "rules": bad}))).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["error"]["code"], "invalid_input");
+        assert_eq!(body["error"]["details"]["fields"][0]["name"], "rules");
+    }
+
+    let (status, body) = call(
+        reqwest::Method::POST,
+        "/firewalls",
+        Some(json!({"name": "fw", "labels": {"team": "a"}, "rules": rules,
+                    "apply_to": [{"type": "label_selector", "label_selector": {"selector": "team=a"}}]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["firewall"]["id"].as_u64().unwrap();
+    assert_eq!(body["firewall"]["rules"].as_array().unwrap().len(), 2);
+    assert_eq!(body["firewall"]["applied_to"][0]["type"], "label_selector");
+    assert_eq!(body["actions"][0]["command"], "apply_firewall");
+    let (status, body) = call(reqwest::Method::POST, "/firewalls", Some(json!({"name": "fw"}))).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("uniqueness_error")));
+
+    // A server with matching labels is covered, and says so.
+    let server = emu.insert_server("web", BTreeMap::from([("team".to_owned(), "a".to_owned())]));
+    let (_, got) = call(reqwest::Method::GET, &format!("/servers/{server}"), None).await;
+    assert_eq!(got["server"]["public_net"]["firewalls"][0]["id"].as_u64(), Some(id));
+    let (_, got) = call(reqwest::Method::GET, &format!("/firewalls/{id}"), None).await;
+    assert_eq!(got["firewall"]["applied_to"][0]["applied_to_resources"][0]["server"]["id"].as_u64(), Some(server));
+
+    // Applying the same selector again, or to a server that does not exist.
+    let apply = |target: Value| json!({"apply_to": [target]});
+    let (status, body) = call(
+        reqwest::Method::POST,
+        &format!("/firewalls/{id}/actions/apply_to_resources"),
+        Some(apply(json!({"type": "label_selector", "label_selector": {"selector": "team=a"}}))),
+    )
+    .await;
+    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("firewall_already_applied")));
+    let (status, body) = call(
+        reqwest::Method::POST,
+        &format!("/firewalls/{id}/actions/apply_to_resources"),
+        Some(apply(json!({"type": "server", "server": {"id": 1}}))),
+    )
+    .await;
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("firewall_resource_not_found")));
+    // A server covered through the selector cannot be removed by itself.
+    let (status, body) = call(
+        reqwest::Method::POST,
+        &format!("/firewalls/{id}/actions/remove_from_resources"),
+        Some(json!({"remove_from": [{"type": "server", "server": {"id": server}}]})),
+    )
+    .await;
+    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("firewall_managed_by_label_selector")));
+
+    // set_rules replaces the rules and re-applies.
+    let (status, body) = call(
+        reqwest::Method::POST,
+        &format!("/firewalls/{id}/actions/set_rules"),
+        Some(json!({"rules": [{"direction": "in", "protocol": "tcp", "port": "80-85", "source_ips": ["::/0"]}]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["actions"][0]["command"], "set_firewall_rules");
+    assert_eq!(body["actions"][1]["command"], "apply_firewall");
+    assert_eq!(emu.firewalls()[0].rules.len(), 1);
+
+    // In use: not deleted. Removed from everything: 204, then 404.
+    let (status, body) = call(reqwest::Method::DELETE, &format!("/firewalls/{id}"), None).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("resource_in_use")));
+    let remove = json!({"remove_from": [{"type": "label_selector", "label_selector": {"selector": "team=a"}}]});
+    let path = format!("/firewalls/{id}/actions/remove_from_resources");
+    let (status, _) = call(reqwest::Method::POST, &path, Some(remove.clone())).await;
+    assert_eq!(status, 201);
+    let (status, body) = call(reqwest::Method::POST, &path, Some(remove)).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("firewall_already_removed")));
+    assert!(emu.firewalls_of(server).is_empty());
+    let (status, _) = call(reqwest::Method::DELETE, &format!("/firewalls/{id}"), None).await;
+    assert_eq!(status, 204);
+    let (status, body) = call(reqwest::Method::DELETE, &format!("/firewalls/{id}"), None).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")));
+}
+
+/// The adapter's firewall: created with the policy's rules on the
+/// deployment's selector, a server created with it is covered at once, and
+/// a firewall edited by hand is put back.
+#[tokio::test]
+async fn the_deployment_firewall_is_kept_as_the_policy_says() {
+    use sam_core::ports::{FirewallPolicy, FirewallProtocol, InboundRule};
+    let emu = emulator().await;
+    let provider = adapter(&emu, HttpConfig::fast());
+    let tok = token(&emu);
+    let deployment = sam_core::domain::DeploymentId::new("prod.sam.test").unwrap();
+    let policy = FirewallPolicy {
+        deployment: deployment.clone(),
+        rules: vec![InboundRule {
+            protocol: FirewallProtocol::Tcp,
+            port: Some(443),
+            sources: vec!["173.245.48.0/20".into()],
+            description: "edge".into(),
+        }],
+    };
+    let id = provider.ensure_firewall(&tok, &policy).await.unwrap().unwrap();
+    let fw = emu.firewalls().into_iter().next().unwrap();
+    assert_eq!(fw.id.to_string(), id);
+    assert_eq!(fw.name, "sam-prod.sam.test");
+    assert_eq!(fw.labels.get("sam-deployment").map(String::as_str), Some("prod.sam.test"));
+    assert_eq!(
+        fw.applied_to,
+        vec![sam_providers::emulators::FirewallTarget::LabelSelector(
+            "sam-managed=true,sam-deployment=prod.sam.test".into()
+        )]
+    );
+    assert_eq!(fw.rules.len(), 1);
+    assert_eq!((fw.rules[0].protocol.as_str(), fw.rules[0].port.as_deref()), ("tcp", Some("443")));
+
+    // Another deployment in the same project gets its own; nothing shared.
+    let other =
+        FirewallPolicy { deployment: sam_core::domain::DeploymentId::new("staging").unwrap(), ..policy.clone() };
+    let other_id = provider.ensure_firewall(&tok, &other).await.unwrap().unwrap();
+    assert_ne!(other_id, id);
+
+    // Someone opens SSH to the world in the console: the next ensure puts
+    // the policy back, in place.
+    let raw = reqwest::Client::new();
+    let opened = raw
+        .post(format!("{}/firewalls/{id}/actions/set_rules", emu.base_url()))
+        .bearer_auth(emu.token())
+        .json(&serde_json::json!({"rules": [{"direction": "in", "protocol": "tcp", "port": "22", "source_ips": ["0.0.0.0/0"]}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(opened.status(), 201);
+    assert_eq!(provider.ensure_firewall(&tok, &policy).await.unwrap(), Some(id.clone()));
+    let fw = emu.firewalls().into_iter().find(|f| f.id.to_string() == id).unwrap();
+    assert_eq!(fw.rules.len(), 1);
+    assert_eq!(fw.rules[0].port.as_deref(), Some("443"));
+
+    provider.delete_firewall(&tok, &deployment).await.unwrap();
+    assert_eq!(emu.firewalls().len(), 1, "only the other deployment's is left");
+    assert_eq!(emu.firewalls()[0].id.to_string(), other_id);
+}

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sam_core::accounts::{Accounts, AccountsConfig};
-use sam_core::engine::{Engine, EngineConfig, Ports};
+use sam_core::engine::{Engine, EngineConfig, Ports, WorkspaceFirewall};
 use sam_core::ports::{Store, SystemClock};
 use sam_core::secret::{SecretString, sha256_hex};
 use sam_providers::cipher::{AesGcmCipher, AesKey};
-use sam_providers::cloudflare::{CloudflareConfig, CloudflareDns, CloudflareOriginCa};
+use sam_providers::cloudflare::{CloudflareConfig, CloudflareDns, CloudflareEdge, CloudflareOriginCa};
 use sam_providers::github::{GithubApp, GithubConfig, StoreDeliveryLog, WebhookVerifier};
 use sam_providers::hetzner::{HetznerConfig, HetznerProvider};
 use sam_providers::jwt::{JwtIssuer, RsaSigningKey};
@@ -326,6 +326,10 @@ pub async fn build(config: &ServeConfig) -> Result<Deployment, ConfigProblems> {
         })
         .map_err(|e| ConfigProblems(vec![format!("Cloudflare Origin CA: {e}")]))?;
         engine = engine.with_origin_ca(Arc::new(origin_ca));
+        // Behind the edge, the agent's port needs to admit the edge only.
+        let edge = CloudflareEdge::new(&config.cloudflare_api_url, Default::default())
+            .map_err(|e| ConfigProblems(vec![format!("Cloudflare edge ranges: {e}")]))?;
+        engine = engine.with_firewall(WorkspaceFirewall::new(Arc::new(edge)));
     }
     let engine = Arc::new(engine);
     let webhooks = WebhookVerifier::new(

@@ -205,6 +205,15 @@ impl Engine {
             Ok(token) => token,
             Err(message) => return self.fail_provisioning(ws, message).await,
         };
+        // The firewall first: a server must never run without it.
+        let firewall = match self.ensure_firewall(&token, ws.id).await {
+            Ok(firewall) => firewall,
+            Err(e) if e.is_retryable() => {
+                tracing::warn!(workspace_id = %ws.id, error = %e, "firewall not ready; server creation deferred");
+                return Ok(false);
+            }
+            Err(e) => return self.fail_provisioning(ws, messages::firewall_failure(&e)).await,
+        };
         let bootstrap = match random_token() {
             Ok(token) => token,
             Err(e) => {
@@ -242,6 +251,7 @@ impl Engine {
             image: self.config.server_image.clone(),
             user_data,
             labels: Default::default(),
+            firewall,
         };
         let compute = &self.compute;
         let created =

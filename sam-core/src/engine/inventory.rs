@@ -11,7 +11,9 @@
 use std::collections::BTreeSet;
 
 use crate::domain::{DeploymentId, UserId, WorkspaceId};
-use crate::ports::{Cipher, ComputeProvider, DnsProvider, DnsRecord, Server, Store, StoreError, WorkspaceScan};
+use crate::ports::{
+    Cipher, ComputeProvider, DnsProvider, DnsRecord, Firewall, Server, Store, StoreError, WorkspaceScan,
+};
 use crate::secret::SecretString;
 
 use super::{Engine, credential_context};
@@ -46,6 +48,8 @@ pub struct AccountServers {
     /// servers carried a deployment id for a workspace this deployment does
     /// not know.
     pub others: Vec<Server>,
+    /// This deployment's firewall in the account, if there is one.
+    pub firewall: Option<Firewall>,
 }
 
 /// Everything found, and what could not be looked into.
@@ -108,10 +112,17 @@ impl Inventory {
                 self.unreadable.push(format!("user {owner}: the stored token does not decrypt with these keys"));
                 continue;
             };
+            let firewall = match ports.compute.find_firewall(&token, ports.deployment).await {
+                Ok(firewall) => firewall,
+                Err(e) => {
+                    self.unreadable.push(format!("user {owner}: looking for the firewall failed: {e}"));
+                    None
+                }
+            };
             match ports.compute.list_servers(&token).await {
                 Ok(all) => {
                     let (servers, others) = all.into_iter().partition(|s| is_ours(s, ports.deployment, known));
-                    self.accounts.push(AccountServers { owner, servers, others });
+                    self.accounts.push(AccountServers { owner, servers, others, firewall });
                 }
                 Err(e) => self.unreadable.push(format!("user {owner}: listing servers failed: {e}")),
             }
@@ -142,10 +153,25 @@ impl Inventory {
                     continue;
                 }
             };
+            let mut servers_left = false;
             for server in &account.servers {
                 match ports.compute.delete_server(&token, &server.id).await {
                     Ok(()) => deleted(&format!("server {}", server.name)),
-                    Err(e) => failures.push(format!("server {}: {e}", server.name)),
+                    Err(e) => {
+                        servers_left = true;
+                        failures.push(format!("server {}: {e}", server.name));
+                    }
+                }
+            }
+            // The firewall goes last: a server left running keeps it.
+            if let Some(firewall) = &account.firewall {
+                if servers_left {
+                    failures.push(format!("firewall {}: kept while servers are left", firewall.name));
+                } else {
+                    match ports.compute.delete_firewall(&token, ports.deployment).await {
+                        Ok(()) => deleted(&format!("firewall {}", firewall.name)),
+                        Err(e) => failures.push(format!("firewall {}: {e}", firewall.name)),
+                    }
                 }
             }
         }

@@ -37,6 +37,18 @@ pub(crate) fn provider_failure(e: &ProviderError, placement: Option<Placement<'_
     }
 }
 
+/// A message for a failure to set up the workspace firewall.
+pub(crate) fn firewall_failure(e: &ProviderError) -> String {
+    match e.kind() {
+        ProviderErrorKind::Unauthorized | ProviderErrorKind::QuotaExceeded => provider_failure(e, None),
+        _ => format!(
+            "The firewall for workspace servers could not be set up in your Hetzner project ({}): {}",
+            e.kind().code(),
+            e.message()
+        ),
+    }
+}
+
 /// A message for a DNS failure.
 pub(crate) fn dns_failure(e: &ProviderError) -> String {
     match e.kind() {

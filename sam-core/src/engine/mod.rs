@@ -35,6 +35,7 @@ mod agent;
 mod config;
 mod driver;
 mod error;
+mod firewall;
 mod idle;
 mod inventory;
 mod messages;
@@ -50,6 +51,7 @@ pub use agent::{AgentReport, AgentVersion, BootstrapGrant, TerminalAccess};
 pub use config::{EngineConfig, RetryPolicy};
 pub use driver::DriveOutcome;
 pub use error::{EngineError, EngineErrorKind};
+pub use firewall::WorkspaceFirewall;
 pub use idle::idle_decision;
 pub use inventory::{AccountServers, Inventory, InventoryPorts, is_workspace_record};
 pub use reconciler::ReconcileReport;
@@ -119,6 +121,10 @@ pub struct Engine {
     probe: Option<Arc<dyn AgentProbe>>,
     /// Signs agents' certificates ([`Engine::with_origin_ca`]).
     origin_ca: Option<Arc<dyn OriginCertificateAuthority>>,
+    /// The firewall in front of servers ([`Engine::with_firewall`]).
+    firewall: Option<WorkspaceFirewall>,
+    /// The edge's source ranges last fetched, and when.
+    edge_ranges: firewall::CachedRanges,
     /// When this engine last looked into each silent agent (the provider and
     /// the probe): once per heartbeat timeout is enough, and a region of
     /// silent agents must not spend the account's provider rate limit.
@@ -155,6 +161,8 @@ impl Engine {
             agent_versions: Mutex::new(HashMap::new()),
             probe: None,
             origin_ca: None,
+            firewall: None,
+            edge_ranges: std::sync::Mutex::new(None),
             agents_checked: Mutex::new(HashMap::new()),
         }
     }

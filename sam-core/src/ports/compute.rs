@@ -4,7 +4,7 @@ use std::net::Ipv4Addr;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::ProviderError;
+use super::{Firewall, FirewallPolicy, ProviderError};
 use crate::domain::{
     CredentialProvider, DeploymentId, Location, ServerId, ServerTypeOffer, Timestamp, VmSize, WorkspaceId,
 };
@@ -39,6 +39,9 @@ pub struct ServerSpec {
     /// Extra labels; the provider adds `sam-managed`, `sam-workspace` and
     /// `sam-deployment`.
     pub labels: BTreeMap<String, String>,
+    /// A firewall (from [`ComputeProvider::ensure_firewall`]) to apply as
+    /// the server is created, so it is never reachable unfiltered.
+    pub firewall: Option<String>,
 }
 
 impl ServerSpec {
@@ -119,6 +122,12 @@ impl Server {
 /// - `list_servers` returns only servers labelled `sam-managed=true`;
 /// - `add_labels` keeps the labels a server has and adds or overwrites the
 ///   given ones;
+/// - a cloud with firewalls: after `ensure_firewall` the deployment has
+///   exactly one firewall, with exactly the policy's rules, covering every
+///   server with its label (also one created with the returned id in
+///   [`ServerSpec::firewall`]); a second call with the same policy changes
+///   nothing, one with other rules replaces them; `delete_firewall` leaves
+///   none, and of an absent one succeeds;
 /// - an invalid token fails with [`ProviderErrorKind::Unauthorized`](super::ProviderErrorKind::Unauthorized).
 #[async_trait]
 pub trait ComputeProvider: Send + Sync + std::fmt::Debug {
@@ -169,4 +178,31 @@ pub trait ComputeProvider: Send + Sync + std::fmt::Debug {
 
     /// The locations the account can use.
     async fn list_locations(&self, token: &SecretString) -> Result<Vec<Location>, ProviderError>;
+
+    /// Makes the deployment's firewall in the token's project match `policy`
+    /// (creating it, or replacing rules that differ) and apply to every
+    /// server labelled with the deployment; returns its id, or `None` when
+    /// this cloud has no firewalls (the default).
+    async fn ensure_firewall(
+        &self,
+        _token: &SecretString,
+        _policy: &FirewallPolicy,
+    ) -> Result<Option<String>, ProviderError> {
+        Ok(None)
+    }
+
+    /// The deployment's firewall in the token's project, if there is one.
+    async fn find_firewall(
+        &self,
+        _token: &SecretString,
+        _deployment: &DeploymentId,
+    ) -> Result<Option<Firewall>, ProviderError> {
+        Ok(None)
+    }
+
+    /// Removes the deployment's firewall from everything it applies to and
+    /// deletes it; absent counts as success.
+    async fn delete_firewall(&self, _token: &SecretString, _deployment: &DeploymentId) -> Result<(), ProviderError> {
+        Ok(())
+    }
 }

@@ -9,6 +9,7 @@ mod cipher;
 mod clock;
 mod compute;
 mod dns;
+mod firewall;
 mod github;
 mod provider_error;
 mod store;
@@ -23,6 +24,9 @@ pub use compute::{
     ComputeProvider, LABEL_DEPLOYMENT, LABEL_MANAGED, LABEL_WORKSPACE, Server, ServerSpec, ServerStatus,
 };
 pub use dns::{DnsProvider, DnsRecord};
+pub use firewall::{
+    EdgeNetwork, EdgeRanges, Firewall, FirewallPolicy, FirewallProtocol, InboundRule, normalized as normalized_rules,
+};
 pub use github::{
     IdentityProvider, InstallationInfo, InstallationToken, Page, RepoAccess, Repository, VerifiedIdentity,
 };

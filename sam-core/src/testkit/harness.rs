@@ -415,6 +415,27 @@ impl ComputeProvider for ExclusiveCloud {
     async fn list_locations(&self, token: &SecretString) -> Result<Vec<Location>, ProviderError> {
         self.inner.list_locations(token).await
     }
+    async fn ensure_firewall(
+        &self,
+        token: &SecretString,
+        policy: &crate::ports::FirewallPolicy,
+    ) -> Result<Option<String>, ProviderError> {
+        self.inner.ensure_firewall(token, policy).await
+    }
+    async fn find_firewall(
+        &self,
+        token: &SecretString,
+        deployment: &crate::domain::DeploymentId,
+    ) -> Result<Option<crate::ports::Firewall>, ProviderError> {
+        self.inner.find_firewall(token, deployment).await
+    }
+    async fn delete_firewall(
+        &self,
+        token: &SecretString,
+        deployment: &crate::domain::DeploymentId,
+    ) -> Result<(), ProviderError> {
+        self.inner.delete_firewall(token, deployment).await
+    }
 }
 
 /// Two engines on one store drive `count` workspaces at once (creates, agent

@@ -42,9 +42,11 @@ use serde_json::json;
 
 use crate::http::{self, HttpClient, HttpConfig, Request, Response};
 
+mod edge;
 mod origin_ca;
 mod zones;
 
+pub use edge::CloudflareEdge;
 pub use origin_ca::CloudflareOriginCa;
 pub use zones::{CloudflareZones, Zone, ZoneRecord};
 

@@ -15,6 +15,7 @@
 //! | `GET /actions/{id}` | the action (finished: `success`, progress 100) |
 //! | `GET /server_types` | a catalogue with deprecated and ARM types and prices per location; paginated |
 //! | `GET /locations` | `fsn1`, `nbg1`, `hel1`, `ash` |
+//! | `/firewalls`, `/firewalls/{id}`, `/firewalls/{id}/actions/{action}` | create, list, set rules, apply to servers or label selectors, delete, with the reference's errors (the `firewalls` module) |
 //!
 //! Servers start `initializing` with a public IPv4 and become `running` after
 //! [`HetznerEmulatorConfig::boot_delay`]; `poweron` goes through `starting`.
@@ -41,6 +42,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
+
+mod firewalls;
+
+pub use firewalls::{EmulatedFirewall, EmulatedFirewallRule, FirewallTarget};
 
 use super::faults::{self, FaultPlan, InjectedError};
 use super::{Bucket, ServerTask, bearer, lock, rfc3339, serve, unix_now};
@@ -159,7 +164,8 @@ struct ServerRecord {
 struct ActionRecord {
     id: u64,
     command: String,
-    server: u64,
+    /// (id, type) of every resource the action touches.
+    resources: Vec<(u64, &'static str)>,
     started: time::OffsetDateTime,
 }
 
@@ -167,6 +173,7 @@ struct ActionRecord {
 struct HState {
     servers: BTreeMap<u64, ServerRecord>,
     actions: BTreeMap<u64, ActionRecord>,
+    firewalls: BTreeMap<u64, EmulatedFirewall>,
     buckets: HashMap<String, Bucket>,
     next_id: u64,
     next_action: u64,
@@ -203,6 +210,9 @@ impl HetznerEmulator {
             .route("/servers/{id}", get(get_server).put(update_server).delete(delete_server))
             .route("/servers/{id}/actions/{action}", post(server_action))
             .route("/actions/{id}", get(get_action))
+            .route("/firewalls", get(firewalls::list).post(firewalls::create))
+            .route("/firewalls/{id}", get(firewalls::get_one).put(firewalls::update).delete(firewalls::delete))
+            .route("/firewalls/{id}/actions/{action}", post(firewalls::action))
             .route("/server_types", get(server_types))
             .route("/locations", get(locations))
             .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
@@ -255,6 +265,18 @@ impl HetznerEmulator {
         let boot = lock(&self.inner.config).boot_delay;
         let mut state = lock(&self.inner.state);
         state.servers.values_mut().map(|r| refresh(r, boot).clone()).collect()
+    }
+
+    /// Every firewall.
+    pub fn firewalls(&self) -> Vec<EmulatedFirewall> {
+        lock(&self.inner.state).firewalls.values().cloned().collect()
+    }
+
+    /// The ids of the firewalls applying to server `id` (directly or through
+    /// a label selector); empty for an unknown server.
+    pub fn firewalls_of(&self, id: u64) -> Vec<u64> {
+        let state = lock(&self.inner.state);
+        state.servers.get(&id).map(|r| firewalls::firewalls_of(&state, id, &r.server.labels)).unwrap_or_default()
     }
 
     /// Adds a server directly (e.g. one that is not SAM's), returning its id.
@@ -540,7 +562,11 @@ fn type_json(t: &TypeDef) -> Value {
            "deprecated": t.deprecated, "deprecation": deprecation, "prices": prices})
 }
 
-fn server_json(s: &EmulatedServer) -> Value {
+fn server_json(state: &HState, s: &EmulatedServer) -> Value {
+    let firewalls: Vec<Value> = firewalls::firewalls_of(state, s.id, &s.labels)
+        .into_iter()
+        .map(|id| json!({"id": id, "status": "applied"}))
+        .collect();
     let t = TYPES.iter().find(|t| t.name == s.server_type).map_or(Value::Null, type_json);
     let l = LOCATIONS.iter().find(|l| l.name == s.location).map_or(Value::Null, location_json);
     json!({
@@ -548,7 +574,7 @@ fn server_json(s: &EmulatedServer) -> Value {
         "public_net": {
             "ipv4": {"id": s.id + 100_000, "ip": s.ipv4.to_string(), "blocked": false, "dns_ptr": format!("static.{}.clients.your-server.de", s.ipv4)},
             "ipv6": {"id": s.id + 200_000, "ip": "2001:db8::/64", "blocked": false, "dns_ptr": []},
-            "floating_ips": [], "firewalls": []
+            "floating_ips": [], "firewalls": firewalls
         },
         "private_net": [],
         "server_type": t,
@@ -562,17 +588,22 @@ fn server_json(s: &EmulatedServer) -> Value {
 }
 
 fn action_json(a: &ActionRecord) -> Value {
+    let resources: Vec<Value> = a.resources.iter().map(|(id, kind)| json!({"id": id, "type": kind})).collect();
     json!({"id": a.id, "command": a.command, "status": "success", "progress": 100,
            "started": rfc3339(a.started), "finished": rfc3339(a.started), "error": null,
-           "resources": [{"id": a.server, "type": "server"}]})
+           "resources": resources})
 }
 
 fn new_action(state: &mut HState, command: &str, server: u64) -> ActionRecord {
+    new_action_on(state, command, vec![(server, "server")])
+}
+
+fn new_action_on(state: &mut HState, command: &str, resources: Vec<(u64, &'static str)>) -> ActionRecord {
     state.next_action += 1;
     let action = ActionRecord {
         id: state.next_action,
         command: command.to_owned(),
-        server,
+        resources,
         started: time::OffsetDateTime::now_utc(),
     };
     state.actions.insert(action.id, action.clone());
@@ -714,15 +745,15 @@ async fn list_servers(State(inner): State<Arc<Inner>>, Query(q): Query<ListQuery
     let boot = lock(&inner.config).boot_delay;
     let matching: Vec<Value> = {
         let mut state = lock(&inner.state);
-        state
+        let servers: Vec<EmulatedServer> = state
             .servers
             .values_mut()
             .map(|r| refresh(r, boot).clone())
             .filter(|s| q.name.as_ref().is_none_or(|n| &s.name == n))
             .filter(|s| q.status.as_ref().is_none_or(|st| &s.status == st))
             .filter(|s| selector_matches(&terms, &s.labels))
-            .map(|s| server_json(&s))
-            .collect()
+            .collect();
+        servers.iter().map(|s| server_json(&state, s)).collect()
     };
     match paginate(&matching, &q.page, 25, 50) {
         Ok((items, meta)) => Json(json!({"servers": items, "meta": meta})).into_response(),
@@ -741,6 +772,13 @@ struct CreateBody {
     #[serde(default)]
     labels: BTreeMap<String, String>,
     start_after_create: Option<bool>,
+    #[serde(default)]
+    firewalls: Vec<FirewallRef>,
+}
+
+#[derive(Deserialize)]
+struct FirewallRef {
+    firewall: u64,
 }
 
 fn valid_hostname(name: &str) -> bool {
@@ -787,13 +825,20 @@ async fn create_server(
         let c = lock(&inner.config);
         (c.fixed_ipv4, c.max_servers)
     };
-    let (server, action) = {
+    let (server, action, server_value) = {
         let mut state = lock(&inner.state);
         if state.servers.values().any(|r| r.server.name == name) {
             return error(StatusCode::CONFLICT, "uniqueness_error", "server name is already used");
         }
         if state.servers.len() >= max_servers {
             return error(StatusCode::FORBIDDEN, "resource_limit_exceeded", "server limit exceeded");
+        }
+        if let Some(missing) = body.firewalls.iter().find(|f| !state.firewalls.contains_key(&f.firewall)) {
+            return error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                &format!("firewall with ID '{}' not found", missing.firewall),
+            );
         }
         let id = next_id(&mut state);
         let ipv4 = fixed.unwrap_or_else(|| next_ip(&mut state));
@@ -811,8 +856,16 @@ async fn create_server(
             created: time::OffsetDateTime::now_utc(),
         };
         state.servers.insert(id, ServerRecord { server: server.clone(), booting_since: start.then(Instant::now) });
+        for f in &body.firewalls {
+            if let Some(firewall) = state.firewalls.get_mut(&f.firewall)
+                && !firewall.applied_to.contains(&FirewallTarget::Server(id))
+            {
+                firewall.applied_to.push(FirewallTarget::Server(id));
+            }
+        }
         let action = new_action(&mut state, "create_server", id);
-        (server, action)
+        let value = server_json(&state, &server);
+        (server, action, value)
     };
     let hook = lock(&inner.hook).clone();
     if let Some(hook) = hook {
@@ -824,9 +877,7 @@ async fn create_server(
     action_value["finished"] = Value::Null;
     (
         StatusCode::CREATED,
-        Json(
-            json!({"server": server_json(&server), "action": action_value, "next_actions": [], "root_password": null}),
-        ),
+        Json(json!({"server": server_value, "action": action_value, "next_actions": [], "root_password": null})),
     )
         .into_response()
 }
@@ -900,7 +951,8 @@ async fn update_server(
     if let Some(labels) = body.labels {
         record.server.labels = labels;
     }
-    Json(json!({"server": server_json(refresh(record, boot))})).into_response()
+    let server = refresh(record, boot).clone();
+    Json(json!({"server": server_json(&state, &server)})).into_response()
 }
 
 fn parse_id(id: &str) -> Option<u64> {
@@ -910,8 +962,8 @@ fn parse_id(id: &str) -> Option<u64> {
 async fn get_server(State(inner): State<Arc<Inner>>, Path(id): Path<String>) -> Response {
     let boot = lock(&inner.config).boot_delay;
     let mut state = lock(&inner.state);
-    match parse_id(&id).and_then(|id| state.servers.get_mut(&id)) {
-        Some(record) => Json(json!({"server": server_json(refresh(record, boot))})).into_response(),
+    match parse_id(&id).and_then(|id| state.servers.get_mut(&id)).map(|record| refresh(record, boot).clone()) {
+        Some(server) => Json(json!({"server": server_json(&state, &server)})).into_response(),
         None => error(StatusCode::NOT_FOUND, "not_found", &format!("server with ID '{id}' not found")),
     }
 }
@@ -923,6 +975,10 @@ async fn delete_server(State(inner): State<Arc<Inner>>, Path(id): Path<String>) 
             return error(StatusCode::NOT_FOUND, "not_found", &format!("server with ID '{id}' not found"));
         };
         let action = new_action(&mut state, "delete_server", record.server.id);
+        let gone = FirewallTarget::Server(record.server.id);
+        for firewall in state.firewalls.values_mut() {
+            firewall.applied_to.retain(|t| *t != gone);
+        }
         (record.server, action)
     };
     let hook = lock(&inner.hook).clone();

@@ -38,7 +38,10 @@ pub use github::{
     GITHUB_WEBHOOK_SECRET, GithubEmulator, GithubEmulatorConfig, TEST_APP_PRIVATE_KEY_PEM, TEST_APP_PUBLIC_KEY_PEM,
     WebhookDelivery,
 };
-pub use hetzner::{EmulatedServer, HETZNER_TOKEN, HetznerEmulator, HetznerEmulatorConfig, ServerEvent, ServerHook};
+pub use hetzner::{
+    EmulatedFirewall, EmulatedFirewallRule, EmulatedServer, FirewallTarget, HETZNER_TOKEN, HetznerEmulator,
+    HetznerEmulatorConfig, ServerEvent, ServerHook,
+};
 
 /// All three emulators, started together.
 #[derive(Debug, Clone)]

@@ -193,6 +193,11 @@ fn show(plan: &Plan, options: &TeardownOptions) {
             println!("    - {} (id {}, user {})", server.name, server.id, account.owner);
         }
     }
+    let firewalls: Vec<_> = accounts.iter().filter_map(|a| a.firewall.as_ref().map(|f| (f, a.owner))).collect();
+    println!("  firewalls ({}):", firewalls.len());
+    for (firewall, owner) in firewalls {
+        println!("    - {} (id {}, user {owner})", firewall.name, firewall.id);
+    }
     let mut records: Vec<&str> = plan.inventory.records.iter().map(|r| r.name.as_str()).collect();
     records.extend(plan.api_host.as_deref());
     records.sort_unstable();

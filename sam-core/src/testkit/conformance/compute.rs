@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 
 use crate::domain::{DeploymentId, VmSize, WorkspaceId, choose_server_type};
 use crate::ports::{
-    ComputeProvider, LABEL_DEPLOYMENT, LABEL_MANAGED, LABEL_WORKSPACE, ProviderErrorKind, ServerSpec, ServerStatus,
+    ComputeProvider, FirewallPolicy, FirewallProtocol, InboundRule, LABEL_DEPLOYMENT, LABEL_MANAGED, LABEL_WORKSPACE,
+    ProviderErrorKind, ServerSpec, ServerStatus,
 };
 use crate::secret::SecretString;
 
@@ -19,6 +20,7 @@ pub fn spec(workspace: WorkspaceId, location: &str) -> ServerSpec {
         image: "ubuntu-24.04".into(),
         user_data: "#cloud-config\n{}\n".into(),
         labels: BTreeMap::from([("sam-test".to_owned(), "conformance".to_owned())]),
+        firewall: None,
     }
 }
 
@@ -36,6 +38,67 @@ pub async fn run(provider: &dyn ComputeProvider, token: &SecretString, location:
     power_cycle(provider, token, location).await;
     listing_returns_only_managed_servers(provider, token, location).await;
     labels_are_added_not_replaced(provider, token, location).await;
+    firewalls(provider, token, location).await;
+}
+
+fn firewall_policy(port: u16) -> FirewallPolicy {
+    FirewallPolicy {
+        deployment: conformance_deployment(),
+        rules: vec![
+            InboundRule {
+                protocol: FirewallProtocol::Tcp,
+                port: Some(port),
+                sources: vec!["198.51.100.0/24".into(), "2001:db8::/32".into(), "192.0.2.0/24".into()],
+                description: "the agent, from the edge".into(),
+            },
+            InboundRule {
+                protocol: FirewallProtocol::Icmp,
+                port: None,
+                sources: vec!["0.0.0.0/0".into(), "::/0".into()],
+                description: "ping".into(),
+            },
+        ],
+    }
+}
+
+/// The deployment's firewall: one, with exactly the policy's rules, on every
+/// server of the deployment; idempotent; rules replaced; deleted cleanly.
+async fn firewalls(provider: &dyn ComputeProvider, token: &SecretString, location: &str) {
+    let deployment = conformance_deployment();
+    let policy = firewall_policy(443);
+    let Some(id) = provider.ensure_firewall(token, &policy).await.expect("ensure_firewall") else {
+        assert_eq!(provider.find_firewall(token, &deployment).await.expect("find_firewall"), None);
+        return;
+    };
+    assert_eq!(
+        provider.ensure_firewall(token, &policy).await.expect("ensure_firewall again"),
+        Some(id.clone()),
+        "a second ensure keeps the same firewall"
+    );
+    let found = provider.find_firewall(token, &deployment).await.expect("find_firewall").expect("the firewall");
+    assert_eq!(found.id, id);
+    assert_eq!(found.name, policy.name());
+    assert!(found.covers_deployment, "applied to the deployment's label");
+    assert_eq!(crate::ports::normalized_rules(&found.rules), policy.normalized_rules());
+
+    // A server created with it carries it from the start.
+    let ws = WorkspaceId::new();
+    let mut with_firewall = spec(ws, location);
+    with_firewall.firewall = Some(id.clone());
+    let server = provider.create_server(token, &with_firewall).await.expect("create with firewall");
+    let found = provider.find_firewall(token, &deployment).await.expect("find_firewall").expect("the firewall");
+    assert!(found.servers.contains(&server.id), "the new server is behind the firewall: {found:?}");
+
+    // Other rules replace the old ones, in place.
+    let changed = firewall_policy(8443);
+    assert_eq!(provider.ensure_firewall(token, &changed).await.expect("ensure changed"), Some(id.clone()));
+    let found = provider.find_firewall(token, &deployment).await.expect("find_firewall").expect("the firewall");
+    assert_eq!(crate::ports::normalized_rules(&found.rules), changed.normalized_rules());
+
+    provider.delete_server(token, &server.id).await.expect("delete server");
+    provider.delete_firewall(token, &deployment).await.expect("delete_firewall");
+    assert_eq!(provider.find_firewall(token, &deployment).await.expect("find_firewall"), None);
+    provider.delete_firewall(token, &deployment).await.expect("delete of an absent firewall succeeds");
 }
 
 /// A valid token validates; a bogus one is `Unauthorized`.

@@ -9,5 +9,6 @@ pub mod certificates;
 pub mod cipher;
 pub mod compute;
 pub mod dns;
+pub mod edge;
 pub mod store;
 pub mod tokens;

@@ -7,11 +7,11 @@ use async_trait::async_trait;
 
 use super::faults::{FaultPlan, after};
 use crate::domain::{
-    Location, LocationCode, LocationPrice, ServerId, ServerTypeOffer, WorkspaceId, choose_server_type,
+    DeploymentId, Location, LocationCode, LocationPrice, ServerId, ServerTypeOffer, WorkspaceId, choose_server_type,
 };
 use crate::ports::{
-    Clock, ComputeProvider, LABEL_WORKSPACE, ProviderError, ProviderErrorKind, Server, ServerSpec, ServerStatus,
-    SystemClock,
+    Clock, ComputeProvider, Firewall, FirewallPolicy, InboundRule, LABEL_DEPLOYMENT, LABEL_WORKSPACE, ProviderError,
+    ProviderErrorKind, Server, ServerSpec, ServerStatus, SystemClock,
 };
 use crate::secret::SecretString;
 use crate::testkit::lock;
@@ -35,6 +35,17 @@ struct CloudState {
     servers: BTreeMap<u64, (String, Server)>,
     user_data: BTreeMap<u64, String>,
     creates: u64,
+    // (token, deployment) → the deployment's firewall in that account.
+    firewalls: BTreeMap<(String, String), FakeFirewall>,
+}
+
+#[derive(Debug, Clone)]
+struct FakeFirewall {
+    id: String,
+    name: String,
+    rules: Vec<InboundRule>,
+    /// Servers it was applied to directly at creation.
+    servers: HashSet<u64>,
 }
 
 impl FakeCloud {
@@ -219,6 +230,14 @@ impl ComputeProvider for FakeCloud {
             return after("create_server", pending, server.clone());
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        if let Some(firewall) = &spec.firewall {
+            let Some(fw) =
+                state.firewalls.iter_mut().find(|((owner, _), f)| owner == token.expose() && f.id == *firewall)
+            else {
+                return Err(ProviderError::new(ProviderErrorKind::NotFound, format!("firewall {firewall} not found")));
+            };
+            fw.1.servers.insert(id);
+        }
         let server =
             make_server(id, spec.name.clone(), &server_type, &spec.location, spec.all_labels(), self.clock.now());
         state.servers.insert(id, (token.expose().to_owned(), server.clone()));
@@ -294,6 +313,9 @@ impl ComputeProvider for FakeCloud {
             && state.servers.get(&n).is_some_and(|(owner, _)| owner == token.expose())
         {
             state.servers.remove(&n);
+            for firewall in state.firewalls.values_mut() {
+                firewall.servers.remove(&n);
+            }
         }
         after("delete_server", pending, ())
     }
@@ -310,6 +332,68 @@ impl ComputeProvider for FakeCloud {
         let pending = self.faults.before("list_server_types")?;
         self.authorize(token)?;
         after("list_server_types", pending, Self::catalogue())
+    }
+
+    async fn ensure_firewall(
+        &self,
+        token: &SecretString,
+        policy: &FirewallPolicy,
+    ) -> Result<Option<String>, ProviderError> {
+        let pending = self.faults.before("ensure_firewall")?;
+        self.authorize(token)?;
+        let id = {
+            let mut state = lock(&self.state);
+            let key = (token.expose().to_owned(), policy.deployment.to_string());
+            let next = format!("fw-{}", self.next_id.fetch_add(1, Ordering::Relaxed));
+            let firewall = state.firewalls.entry(key).or_insert_with(|| FakeFirewall {
+                id: next,
+                name: policy.name(),
+                rules: Vec::new(),
+                servers: HashSet::new(),
+            });
+            firewall.rules = policy.rules.clone();
+            firewall.id.clone()
+        };
+        after("ensure_firewall", pending, Some(id))
+    }
+
+    async fn find_firewall(
+        &self,
+        token: &SecretString,
+        deployment: &DeploymentId,
+    ) -> Result<Option<Firewall>, ProviderError> {
+        let pending = self.faults.before("find_firewall")?;
+        self.authorize(token)?;
+        let found = {
+            let state = lock(&self.state);
+            state.firewalls.get(&(token.expose().to_owned(), deployment.to_string())).map(|f| {
+                let servers = state
+                    .servers
+                    .iter()
+                    .filter(|(id, (owner, s))| {
+                        owner == token.expose()
+                            && (f.servers.contains(id)
+                                || s.labels.get(LABEL_DEPLOYMENT).map(String::as_str) == Some(deployment.as_str()))
+                    })
+                    .map(|(_, (_, s))| s.id.clone())
+                    .collect();
+                Firewall {
+                    id: f.id.clone(),
+                    name: f.name.clone(),
+                    rules: f.rules.clone(),
+                    covers_deployment: true,
+                    servers,
+                }
+            })
+        };
+        after("find_firewall", pending, found)
+    }
+
+    async fn delete_firewall(&self, token: &SecretString, deployment: &DeploymentId) -> Result<(), ProviderError> {
+        let pending = self.faults.before("delete_firewall")?;
+        self.authorize(token)?;
+        lock(&self.state).firewalls.remove(&(token.expose().to_owned(), deployment.to_string()));
+        after("delete_firewall", pending, ())
     }
 
     async fn list_locations(&self, token: &SecretString) -> Result<Vec<Location>, ProviderError> {

@@ -4,6 +4,7 @@
 //!
 //! | endpoint | behaviour |
 //! |---|---|
+//! | `GET /ips` | the edge's ranges `{ipv4_cidrs, ipv6_cidrs, etag}` ([`CloudflareEmulatorConfig::edge_ipv4`]); no token needed |
 //! | `GET /user/tokens/verify` | `{result: {id, status: "active"}}`; unknown token → 401, code 1000 `Invalid API Token` |
 //! | `GET /zones` | the zone (filter `name`) |
 //! | `GET /zones/{zone_id}` | the zone; another well-formed id → 403 code 9109; a malformed id → 400 code 7003 |
@@ -62,7 +63,42 @@ pub struct CloudflareEmulatorConfig {
     pub rate_limit: u32,
     /// Refill of the bucket per second (Cloudflare: 1200 per 300 s = 4).
     pub rate_refill_per_sec: f64,
+    /// The edge's IPv4 networks `GET /ips` publishes (default: Cloudflare's
+    /// published list; the dev mode's local edge is on loopback).
+    pub edge_ipv4: Vec<String>,
+    /// The edge's IPv6 networks `GET /ips` publishes.
+    pub edge_ipv6: Vec<String>,
 }
+
+/// Cloudflare's published IPv4 ranges (<https://www.cloudflare.com/ips-v4>).
+pub const CLOUDFLARE_IPV4: &[&str] = &[
+    "173.245.48.0/20",
+    "103.21.244.0/22",
+    "103.22.200.0/22",
+    "103.31.4.0/22",
+    "141.101.64.0/18",
+    "108.162.192.0/18",
+    "190.93.240.0/20",
+    "188.114.96.0/20",
+    "197.234.240.0/22",
+    "198.41.128.0/17",
+    "162.158.0.0/15",
+    "104.16.0.0/13",
+    "104.24.0.0/14",
+    "172.64.0.0/13",
+    "131.0.72.0/22",
+];
+
+/// Cloudflare's published IPv6 ranges (<https://www.cloudflare.com/ips-v6>).
+pub const CLOUDFLARE_IPV6: &[&str] = &[
+    "2400:cb00::/32",
+    "2606:4700::/32",
+    "2803:f800::/32",
+    "2405:b500::/32",
+    "2405:8100::/32",
+    "2a06:98c0::/29",
+    "2c0f:f248::/32",
+];
 
 impl Default for CloudflareEmulatorConfig {
     fn default() -> Self {
@@ -73,6 +109,8 @@ impl Default for CloudflareEmulatorConfig {
             zone_id: "5a3f1b2c4d5e6f708192a3b4c5d6e7f8".to_owned(),
             rate_limit: 1200,
             rate_refill_per_sec: 4.0,
+            edge_ipv4: CLOUDFLARE_IPV4.iter().map(|s| (*s).to_owned()).collect(),
+            edge_ipv6: CLOUDFLARE_IPV6.iter().map(|s| (*s).to_owned()).collect(),
         }
     }
 }
@@ -136,6 +174,7 @@ impl CloudflareEmulator {
         });
         let api = Router::new()
             .route("/user/tokens/verify", get(verify))
+            .route("/ips", get(ips))
             .route("/certificates", get(origin_ca::list).post(origin_ca::create))
             .route("/certificates/{id}", get(origin_ca::get).delete(origin_ca::revoke))
             .route("/zones", get(list_zones))
@@ -301,7 +340,20 @@ fn render_fault(fault: InjectedError) -> Response {
     }
 }
 
+/// `GET /ips`: the edge's address ranges; public, no token needed.
+async fn ips(State(inner): State<Arc<Inner>>) -> Response {
+    let (v4, v6) = {
+        let c = lock(&inner.config);
+        (c.edge_ipv4.clone(), c.edge_ipv6.clone())
+    };
+    let etag = sam_core::secret::sha256_hex(format!("{v4:?}{v6:?}").as_bytes());
+    ok(json!({"ipv4_cidrs": v4, "ipv6_cidrs": v6, "etag": etag}))
+}
+
 async fn auth_and_rate_limit(State(inner): State<Arc<Inner>>, request: Request, next: Next) -> Response {
+    if request.uri().path() == "/ips" {
+        return next.run(request).await;
+    }
     let token = bearer(request.headers());
     let (valid, read_only, limit, refill) = {
         let c = lock(&inner.config);
