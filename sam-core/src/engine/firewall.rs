@@ -10,7 +10,9 @@ use super::Engine;
 use super::metered::metered;
 use super::retry::with_retry;
 use crate::domain::{Timestamp, WorkspaceId};
-use crate::ports::{EdgeNetwork, EdgeRanges, FirewallPolicy, FirewallProtocol, InboundRule, ProviderError};
+use crate::ports::{
+    EdgeNetwork, EdgeRanges, FirewallPolicy, FirewallProtocol, InboundRule, ProviderError, ProviderErrorKind,
+};
 use crate::secret::SecretString;
 
 /// What the engine puts in front of workspace servers
@@ -92,15 +94,21 @@ impl Engine {
         {
             return Ok(ranges.clone());
         }
-        match metered("edge", "source_ranges", firewall.edge.source_ranges()).await {
-            Ok(ranges) if !ranges.all().is_empty() => {
+        // An empty list breaks the port's contract; a firewall built from it
+        // would shut the edge out, so it counts as a failed fetch.
+        let fetched = metered("edge", "source_ranges", firewall.edge.source_ranges()).await.and_then(|ranges| {
+            if ranges.all().is_empty() {
+                Err(ProviderError::new(ProviderErrorKind::Transient, "the edge published no address ranges"))
+            } else {
+                Ok(ranges)
+            }
+        });
+        match fetched {
+            Ok(ranges) => {
                 *self.edge_ranges.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
                     Some((ranges.clone(), now));
                 Ok(ranges)
             }
-            Ok(_) => cached.map(|(r, _)| r).ok_or_else(|| {
-                ProviderError::new(crate::ports::ProviderErrorKind::Transient, "the edge published no address ranges")
-            }),
             Err(e) => match cached {
                 Some((ranges, _)) => {
                     tracing::warn!(error = %e, "edge ranges not refreshed; keeping the last ones");

@@ -54,13 +54,36 @@ pub struct FirewallPolicy {
 impl FirewallPolicy {
     /// The firewall's name in the project: one per deployment.
     pub fn name(&self) -> String {
-        format!("sam-{}", self.deployment)
+        Self::name_for(&self.deployment)
+    }
+
+    /// The name of `deployment`'s firewall (`sam-<deployment>`).
+    pub fn name_for(deployment: &DeploymentId) -> String {
+        format!("sam-{deployment}")
     }
 
     /// The rules in a canonical order (for comparing with what a provider
     /// reports).
     pub fn normalized_rules(&self) -> Vec<InboundRule> {
         normalized(&self.rules)
+    }
+}
+
+/// Whether `text` is an address and a prefix length that fits its family
+/// (`192.0.2.0/24`, `2001:db8::/32`): the form firewall rules and edge
+/// ranges use.
+///
+/// ```
+/// use sam_core::ports::is_cidr;
+/// assert!(is_cidr("192.0.2.0/24") && is_cidr("::/0"));
+/// assert!(!is_cidr("192.0.2.1") && !is_cidr("192.0.2.0/33"));
+/// ```
+pub fn is_cidr(text: &str) -> bool {
+    let Some((addr, len)) = text.split_once('/') else { return false };
+    match (addr.parse::<std::net::IpAddr>(), len.parse::<u8>()) {
+        (Ok(std::net::IpAddr::V4(_)), Ok(n)) => n <= 32,
+        (Ok(std::net::IpAddr::V6(_)), Ok(n)) => n <= 128,
+        _ => false,
     }
 }
 

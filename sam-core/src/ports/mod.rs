@@ -25,7 +25,8 @@ pub use compute::{
 };
 pub use dns::{DnsProvider, DnsRecord};
 pub use firewall::{
-    EdgeNetwork, EdgeRanges, Firewall, FirewallPolicy, FirewallProtocol, InboundRule, normalized as normalized_rules,
+    EdgeNetwork, EdgeRanges, Firewall, FirewallPolicy, FirewallProtocol, InboundRule, is_cidr,
+    normalized as normalized_rules,
 };
 pub use github::{
     IdentityProvider, InstallationInfo, InstallationToken, Page, RepoAccess, Repository, VerifiedIdentity,

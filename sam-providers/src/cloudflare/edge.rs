@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use reqwest::{Method, Url};
-use sam_core::ports::{EdgeNetwork, EdgeRanges, ProviderError, ProviderErrorKind};
+use sam_core::ports::{EdgeNetwork, EdgeRanges, ProviderError, ProviderErrorKind, is_cidr};
 use serde::Deserialize;
 
 use super::{Envelope, PROVIDER, classify};
@@ -31,16 +31,6 @@ impl CloudflareEdge {
     pub fn new(base_url: &str, http: HttpConfig) -> Result<Self, ProviderError> {
         let base = http::parse_base(PROVIDER, base_url)?;
         Ok(Self { http: HttpClient::new(PROVIDER, http)?, base })
-    }
-}
-
-/// Whether `text` is an address and prefix length (`a.b.c.d/n`, `x::/n`).
-fn is_cidr(text: &str) -> bool {
-    let Some((addr, len)) = text.split_once('/') else { return false };
-    match (addr.parse::<std::net::IpAddr>(), len.parse::<u8>()) {
-        (Ok(std::net::IpAddr::V4(_)), Ok(n)) => n <= 32,
-        (Ok(std::net::IpAddr::V6(_)), Ok(n)) => n <= 128,
-        _ => false,
     }
 }
 

@@ -31,10 +31,6 @@ pub(super) fn deployment_selector(deployment: &DeploymentId) -> String {
     format!("{LABEL_MANAGED}=true,{LABEL_DEPLOYMENT}={deployment}")
 }
 
-fn firewall_name(deployment: &DeploymentId) -> String {
-    FirewallPolicy { deployment: deployment.clone(), rules: Vec::new() }.name()
-}
-
 fn rule_json(rule: &InboundRule) -> Value {
     let protocol = match rule.protocol {
         FirewallProtocol::Tcp => "tcp",
@@ -178,7 +174,7 @@ impl HetznerProvider {
         deployment: &DeploymentId,
     ) -> Result<Option<Firewall>, ProviderError> {
         let selector = deployment_selector(deployment);
-        Ok(self.firewall_named(token, &firewall_name(deployment)).await?.map(|f| f.into_firewall(&selector)))
+        Ok(self.firewall_named(token, &FirewallPolicy::name_for(deployment)).await?.map(|f| f.into_firewall(&selector)))
     }
 
     pub(super) async fn delete_firewall_now(
@@ -186,7 +182,9 @@ impl HetznerProvider {
         token: &SecretString,
         deployment: &DeploymentId,
     ) -> Result<(), ProviderError> {
-        let Some(firewall) = self.firewall_named(token, &firewall_name(deployment)).await? else { return Ok(()) };
+        let Some(firewall) = self.firewall_named(token, &FirewallPolicy::name_for(deployment)).await? else {
+            return Ok(());
+        };
         let targets: Vec<Value> = firewall
             .applied_to
             .iter()

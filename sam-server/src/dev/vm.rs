@@ -128,15 +128,16 @@ impl Unit {
     }
 }
 
-/// Writes the downloaded agent as `binary`, executable. Every emulated VM
-/// gets its own file, but VMs of one data directory share the bytes: one copy
-/// per distinct agent is kept in `vm-agents/` beside the VMs' directory and
-/// hard-linked (a debug agent is large, and a test run boots dozens of VMs).
-fn install_binary(root: &Path, bytes: &[u8], binary: &Path) -> std::io::Result<()> {
+/// Writes the downloaded agent (whose checksum is `sha256`) as `binary`,
+/// executable. Every emulated VM gets its own file, but VMs of one data
+/// directory share the bytes: one copy per distinct agent is kept in
+/// `vm-agents/` beside the VMs' directory and hard-linked (a debug agent is
+/// large, and a test run boots dozens of VMs).
+fn install_binary(root: &Path, bytes: &[u8], sha256: &str, binary: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt as _;
     let cache = root.with_file_name("vm-agents");
     std::fs::create_dir_all(&cache)?;
-    let shared = cache.join(format!("sam-agent-{}", sha256_hex(bytes)));
+    let shared = cache.join(format!("sam-agent-{sha256}"));
     if !shared.exists() {
         let partial = binary.with_extension("partial");
         std::fs::write(&partial, bytes)?;
@@ -168,9 +169,10 @@ async fn install(
     let response = reqwest::get(format!("{control_plane}/api/agent/download?arch=amd64")).await?.error_for_status()?;
     let expected = response.headers().get("x-agent-sha256").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let bytes = response.bytes().await?;
-    anyhow::ensure!(expected.as_deref() == Some(sha256_hex(&bytes).as_str()), "agent checksum mismatch");
+    let sha256 = sha256_hex(&bytes);
+    anyhow::ensure!(expected.as_deref() == Some(sha256.as_str()), "agent checksum mismatch");
     let binary = dir.join("sam-agent");
-    install_binary(&root, &bytes, &binary)?;
+    install_binary(&root, &bytes, &sha256, &binary)?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let host = format!("ws-{workspace}.localhost");
     let env = vec![

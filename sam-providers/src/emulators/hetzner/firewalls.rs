@@ -152,16 +152,6 @@ pub(super) struct SelectorRef {
     selector: Option<String>,
 }
 
-fn cidr_ok(value: &str) -> bool {
-    let Some((addr, prefix)) = value.split_once('/') else { return false };
-    let Ok(prefix) = prefix.parse::<u8>() else { return false };
-    match addr.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V4(_)) => prefix <= 32,
-        Ok(std::net::IpAddr::V6(_)) => prefix <= 128,
-        Err(_) => false,
-    }
-}
-
 fn port_ok(port: &str) -> bool {
     let one = |p: &str| p.parse::<u16>().ok().filter(|p| *p >= 1);
     port == "any"
@@ -201,7 +191,7 @@ fn check_rules(rules: &[RuleBody]) -> Result<Vec<EmulatedFirewallRule>, Response
             if needed.is_empty() || !unwanted.is_empty() {
                 return Err(bad(format!("rule {i}: a rule with direction {direction} needs {name}, and only those")));
             }
-            if let Some(ip) = needed.iter().find(|ip| !cidr_ok(ip)) {
+            if let Some(ip) = needed.iter().find(|ip| !sam_core::ports::is_cidr(ip)) {
                 return Err(bad(format!("rule {i}: {ip:?} is not in CIDR notation")));
             }
             if r.description.as_ref().is_some_and(|d| d.chars().count() > 255) {
