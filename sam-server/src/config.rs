@@ -26,7 +26,14 @@ pub struct ServeConfig {
     /// longer than 63 characters; keep it when the base domain changes.
     #[arg(long, env = "SAM_DEPLOYMENT_ID")]
     pub deployment_id: Option<String>,
-    /// How the browser reaches a workspace; `{host}` becomes `ws-<id>.<base-domain>`.
+    /// How workspace names are formed: `nested` (`ws-<id>.<base-domain>`) or
+    /// `flat` (`ws-<id>--<env>.<zone>` for a base domain `<env>.<zone>`: one
+    /// level below the zone, which Cloudflare's free Universal SSL
+    /// certificate covers; nested names below a base domain that is itself
+    /// below the zone need an advanced certificate for `*.<base-domain>`).
+    #[arg(long, env = "SAM_WORKSPACE_HOST_NAMING", default_value = "nested", value_parser = parse_host_naming)]
+    pub workspace_host_naming: sam_core::domain::HostNaming,
+    /// How the browser reaches a workspace; `{host}` becomes its host name.
     #[arg(long, env = "SAM_WORKSPACE_URL_TEMPLATE", default_value = "https://{host}")]
     pub workspace_url_template: String,
     /// `sqlite:<path>` (default) or `postgres://…` (several replicas).
@@ -110,12 +117,16 @@ pub struct ServeConfig {
     /// (default 300; tests).
     #[arg(long, env = "SAM_HEARTBEAT_TIMEOUT_SECONDS", hide = true)]
     pub heartbeat_timeout_seconds: Option<u64>,
-    /// (In progress, issue 17) The CA (PEM file) of the client certificates
-    /// the TLS edge presents to workspace agents. When set, an agent that
-    /// sends a certificate request at bootstrap gets an Origin CA
-    /// certificate for its workspace's name (the Cloudflare token then needs
-    /// "SSL and Certificates: Edit").
-    #[arg(long, env = "SAM_EDGE_CLIENT_CA_FILE", hide = true)]
+    /// The HTTPS path to workspaces: the CA (PEM file) of the client
+    /// certificate Cloudflare's edge presents to origins (Authenticated
+    /// Origin Pulls; `setup` writes Cloudflare's origin-pull CA and sets
+    /// this). When set, workspace records are proxied through the edge,
+    /// each agent serves TLS on port 443 with an Origin CA certificate for
+    /// its own name (the Cloudflare token then needs "SSL and Certificates:
+    /// Edit") and admits only clients of this CA, and every server gets a
+    /// firewall that lets in only the edge's published ranges. Unset: agents
+    /// serve plain HTTP behind unproxied records (dev mode only).
+    #[arg(long, env = "SAM_EDGE_CLIENT_CA_FILE")]
     pub edge_client_ca_file: Option<PathBuf>,
     /// Behind a load balancer that appends the client to X-Forwarded-For:
     /// rate-limit by that address instead of the balancer's.
@@ -130,7 +141,18 @@ pub struct ServeConfig {
     pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
+fn parse_host_naming(s: &str) -> Result<sam_core::domain::HostNaming, String> {
+    s.parse().map_err(|_| "nested or flat".to_owned())
+}
+
 impl ServeConfig {
+    /// The workspace names under the base domain, in the configured scheme.
+    pub fn workspace_hosts(&self) -> Result<sam_core::domain::WorkspaceHosts, String> {
+        let base = self.base_domain.as_deref().ok_or("SAM_BASE_DOMAIN is not set: which deployment is this?")?;
+        sam_core::domain::WorkspaceHosts::new(base, self.workspace_host_naming)
+            .map_err(|e| format!("SAM_WORKSPACE_HOST_NAMING={}: {}", self.workspace_host_naming, e.reason))
+    }
+
     /// The deployment id: `SAM_DEPLOYMENT_ID`, else the base domain.
     pub fn deployment_id(&self) -> Result<sam_core::domain::DeploymentId, String> {
         use sam_core::domain::DeploymentId;

@@ -108,6 +108,11 @@ impl PublicSection {
             }
         }
         let base_domain = require(problems, &config.base_domain, "the base domain", "SAM_BASE_DOMAIN").cloned();
+        if base_domain.is_some()
+            && let Err(why) = config.workspace_hosts()
+        {
+            problems.push(why);
+        }
         if !config.workspace_url_template.contains("{host}") {
             problems.push("SAM_WORKSPACE_URL_TEMPLATE must contain {host}".into());
         }
@@ -273,6 +278,7 @@ pub async fn build(config: &ServeConfig) -> Result<Deployment, ConfigProblems> {
 
     let mut engine_config = EngineConfig::new(base_domain, public_url.clone());
     engine_config.deployment = deployment;
+    engine_config.host_naming = config.workspace_host_naming;
     engine_config.workspace_url_template = config.workspace_url_template.clone();
     engine_config.git_base_url = config.git_base_url.clone();
     engine_config.max_active_per_user = config.max_workspaces_per_user;

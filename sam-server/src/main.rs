@@ -245,6 +245,8 @@ fn print_config(c: &ServeConfig) {
     println!("listen                  {}", c.listen);
     println!("public URL              {}", show(&c.public_url));
     println!("base domain             {}", show(&c.base_domain));
+    println!("workspace host naming   {}", c.workspace_host_naming);
+    println!("edge client CA          {}", file(&c.edge_client_ca_file));
     println!("workspace URL template  {}", c.workspace_url_template);
     println!("database                {}", redact_url(&c.database_url));
     println!("JWT signing key         {}", file(&c.jwt_private_key_file));

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, LOCATION};
 use sam_providers::emulators::{self, Emulators};
+use sam_providers::http::HttpConfig;
 use serde_json::{Value, json};
 
 fn free_port() -> u16 {
@@ -234,12 +235,19 @@ async fn readme_setup_then_serve() {
     // The operator creates the app; GitHub sends the browser back with a code.
     let back = create_app_in_browser(&emulators, &manifest).await;
     assert!(back.starts_with(&format!("{public}/setup/github-app?code=")), "{back}");
-    let second = argv(&[format!("--github-manifest-code={back}")]);
+    assert_eq!(emulators.cloudflare.zone_setting("ssl").as_deref(), Some("flexible"), "not changed without consent");
+    let second = argv(&[format!("--github-manifest-code={back}"), "--configure-zone".into()]);
     let printed =
         ok("setup --yes (with the manifest code)", sam(&second.iter().map(String::as_str).collect::<Vec<_>>(), &env));
     assert!(printed.contains("Setup complete"), "{printed}");
     assert!(!printed.contains(emulators::GITHUB_CLIENT_SECRET), "secrets are never printed");
     assert_eq!(emulators.github.created_apps().len(), 1);
+    for (id, wanted) in [("ssl", "strict"), ("always_use_https", "on"), ("websockets", "on"), ("tls_client_auth", "on")]
+    {
+        assert_eq!(emulators.cloudflare.zone_setting(id).as_deref(), Some(wanted), "{id} set by setup");
+    }
+    let edge_ca = setting(&config, "SAM_EDGE_CLIENT_CA_FILE").expect("the edge client CA is configured");
+    assert_eq!(std::fs::read_to_string(edge_ca).unwrap(), sam_providers::cloudflare::ORIGIN_PULL_CA_PEM);
     assert_eq!(setting(&config, "SAM_GITHUB_APP_ID").as_deref(), Some(emulators::GITHUB_APP_ID));
     for secret in ["github-client-secret", "github-app.pem", "github-webhook-secret", "cloudflare-api-token"] {
         assert_eq!(mode(&dir.path().join("etc/secrets").join(secret)), 0o600, "{secret}");
@@ -287,6 +295,13 @@ async fn readme_setup_then_serve() {
         "agent amd64",
         "agent arm64",
         "server",
+        "tls edge",
+        "ssl mode",
+        "https only",
+        "websockets",
+        "origin pulls",
+        "edge cert",
+        "origin ca",
     ] {
         assert!(printed.lines().any(|l| l.starts_with("ok") && l.contains(check)), "{check} ok in:\n{printed}");
     }
@@ -294,6 +309,13 @@ async fn readme_setup_then_serve() {
     serve.terminate().await;
 
     // Doctor names what is broken and exits non-zero.
+    emulators.cloudflare.configure(|c| c.zone_settings.retain(|(k, _)| k != "ssl"));
+    emulators.cloudflare.configure(|c| c.zone_settings.push(("ssl".into(), "flexible".into())));
+    let (output, _) = sam(&["doctor", "--config", config.to_str().unwrap(), "--resolver=cloudflare-api"], &[]);
+    let printed = text(&output);
+    assert!(!output.status.success());
+    let line = printed.lines().find(|l| l.contains("ssl mode")).unwrap_or_default();
+    assert!(line.starts_with("FAIL") && line.contains("flexible") && line.contains("Full (strict)"), "{printed}");
     std::fs::remove_file(agents.join("sam-agent-arm64")).unwrap();
     emulators.cloudflare.configure(|c| c.tokens.clear());
     let (output, _) = sam(&["doctor", "--config", config.to_str().unwrap(), "--resolver=cloudflare-api"], &[]);
@@ -332,6 +354,67 @@ async fn setup_names_a_missing_dns_permission() {
     assert!(printed.contains("DNS → Edit"), "{printed}");
     let (output, _) = sam(&args.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
     assert!(text(&output).contains("CLOUDFLARE_API_TOKEN"), "a missing token is named");
+}
+
+/// Universal SSL covers the zone apex and one level below it: nested names
+/// under a base domain below the zone need an advanced certificate, flat
+/// names do not. Doctor's check says which, and what to do.
+#[tokio::test]
+async fn edge_certificates_cover_the_workspace_names_of_either_scheme() {
+    use sam_core::domain::{HostNaming, WorkspaceHosts};
+    use sam_providers::cloudflare::CloudflareZones;
+    use sam_server::ops::doctor::Status;
+    use sam_server::ops::edge;
+    let emulators = Emulators::start().await.unwrap();
+    let api = CloudflareZones::new(
+        emulators.cloudflare.base_url(),
+        emulators.cloudflare.token().into(),
+        HttpConfig::default(),
+    )
+    .unwrap();
+    let zone = api.zone(&emulators.cloudflare.zone_id()).await.unwrap();
+    let nested = WorkspaceHosts::new("staging.sam.test", HostNaming::Nested).unwrap();
+    let flat = WorkspaceHosts::new("staging.sam.test", HostNaming::Flat).unwrap();
+    let apex = WorkspaceHosts::new("sam.test", HostNaming::Nested).unwrap();
+
+    let check = edge::certificate_check(&api, &zone, &nested).await;
+    assert_eq!(check.status, Status::Fail, "{check:?}");
+    let fix = check.fix.unwrap();
+    assert!(fix.contains("*.staging.sam.test") && fix.contains("SAM_WORKSPACE_HOST_NAMING=flat"), "{fix}");
+    for hosts in [&flat, &apex] {
+        let check = edge::certificate_check(&api, &zone, hosts).await;
+        assert_eq!(check.status, Status::Ok, "{check:?}");
+        assert!(check.detail.contains("universal"), "{check:?}");
+    }
+    emulators.cloudflare.configure(|c| c.advanced_certificates.push(vec!["*.staging.sam.test".into()]));
+    let check = edge::certificate_check(&api, &zone, &nested).await;
+    assert_eq!(check.status, Status::Ok, "{check:?}");
+    assert!(check.detail.contains("advanced"), "{check:?}");
+    emulators.cloudflare.configure(|c| {
+        c.universal_ssl = false;
+        c.advanced_certificates.clear();
+    });
+    assert_eq!(edge::certificate_check(&api, &zone, &apex).await.status, Status::Fail);
+
+    // Settings: a value read back, a wrong one named, a change applied, an
+    // unknown value refused as the API refuses it.
+    let ssl = &edge::REQUIRED[0];
+    assert_eq!(edge::current(&api, &zone, ssl).await.unwrap(), "flexible");
+    assert_eq!(edge::setting_checks(&api, &zone).await[0].status, Status::Fail);
+    edge::apply(&api, &zone, ssl).await.unwrap();
+    assert_eq!(edge::setting_checks(&api, &zone).await[0].status, Status::Ok);
+    let err = api.set_setting(&zone.id, "ssl", "very-strict").await.unwrap_err();
+    assert!(err.to_string().contains("1007"), "{err}");
+    let err = api.setting(&zone.id, "no_such_setting").await.unwrap_err();
+    assert!(err.to_string().contains("1006"), "{err}");
+    // A token without the permissions: the checks name the one to add.
+    let stranger =
+        CloudflareZones::new(emulators.cloudflare.base_url(), "no-access".into(), HttpConfig::default()).unwrap();
+    let checks = edge::setting_checks(&stranger, &zone).await;
+    assert!(checks[0].fix.as_deref().is_some_and(|f| f.contains("Zone Settings")), "{checks:?}");
+    let check = edge::origin_ca_check(&stranger, &zone).await;
+    assert!(check.fix.as_deref().is_some_and(|f| f.contains("SSL and Certificates")), "{check:?}");
+    assert_eq!(edge::origin_ca_check(&api, &zone).await.status, Status::Ok);
 }
 
 /// docs/configuration.md is what `config-reference` prints.

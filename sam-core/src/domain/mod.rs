@@ -1,12 +1,14 @@
 //! The domain: the things SAM talks about, each valid by construction.
 
 mod account;
+mod hosts;
 mod ids;
 mod names;
 mod vm;
 mod workspace;
 
 pub use account::{Credential, CredentialProvider, GithubInstallation, NewSession, NewUser, Session, User};
+pub use hosts::{HostNaming, WorkspaceHosts};
 pub use ids::{GithubUserId, InstallationId, ServerId, UserId, WorkspaceId};
 pub use names::{BranchName, DeploymentId, LocationCode, RepoFullName, WorkspaceName};
 pub use vm::{Location, LocationPrice, ServerTypeOffer, VmSize, choose_server_type};

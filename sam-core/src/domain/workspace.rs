@@ -119,7 +119,9 @@ impl Workspace {
         self.lifecycle.status
     }
 
-    /// The fully qualified DNS name under `base_domain`.
+    /// The fully qualified DNS name under `base_domain` in the nested
+    /// scheme ([`HostNaming::Nested`](super::HostNaming)); a deployment's
+    /// names come from `EngineConfig::hostname`, which knows its scheme.
     ///
     /// ```
     /// # use sam_core::domain::*;

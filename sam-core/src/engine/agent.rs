@@ -206,7 +206,7 @@ impl Engine {
             clone_token: clone.token,
             clone_token_expires_at: clone.expires_at,
             callback_token: callback.token,
-            hostname: ws.hostname(&self.config.base_domain),
+            hostname: self.config.hostname(&ws.id),
             idle_threshold: self.idle_threshold(&ws).as_secs(),
             origin_certificate,
             edge_client_ca: self.config.edge_client_ca_pem.clone(),
@@ -229,7 +229,7 @@ impl Engine {
                 field: Some("csr"),
             });
         }
-        let hostname = ws.hostname(&self.config.base_domain);
+        let hostname = self.config.hostname(&ws.id);
         let issued = super::retry::with_retry(self.config.retry, "issue_origin_certificate", ws.id, || {
             super::metered::metered("origin_ca", "issue_origin_certificate", ca.issue(csr, &hostname))
         })
@@ -375,7 +375,7 @@ impl Engine {
 
     /// Where the browser (and the agent probe) reaches the workspace.
     pub fn workspace_url(&self, ws: &Workspace) -> String {
-        self.config.workspace_url_template.replace("{host}", &ws.hostname(&self.config.base_domain))
+        self.config.workspace_url_template.replace("{host}", &self.config.hostname(&ws.id))
     }
 
     /// A short-lived token for opening the terminal of a running workspace.

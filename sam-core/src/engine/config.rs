@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use crate::domain::DeploymentId;
+use crate::domain::{DeploymentId, HostNaming, WorkspaceHosts, WorkspaceId};
 
 /// Deployment settings of the engine. [`EngineConfig::new`] gives the defaults
 /// the design names; every field can be overridden.
@@ -8,6 +8,9 @@ use crate::domain::DeploymentId;
 pub struct EngineConfig {
     /// Workspaces live at `ws-<id>.<base_domain>`.
     pub base_domain: String,
+    /// How workspace names are formed under the base domain (default
+    /// nested: `ws-<id>.<base_domain>`).
+    pub host_naming: HostNaming,
     /// This deployment's id, carried by every server (label) and DNS record
     /// (comment) it creates; its orphan sweeps touch nothing that carries
     /// another. Default: the base domain.
@@ -86,6 +89,7 @@ impl EngineConfig {
         Self {
             deployment: DeploymentId::from_base_domain(&base_domain).unwrap_or_else(|_| DeploymentId::fallback()),
             base_domain,
+            host_naming: HostNaming::Nested,
             workspace_url_template: "https://{host}".into(),
             control_plane_url: control_plane_url.into(),
             server_image: "ubuntu-24.04".into(),
@@ -108,6 +112,24 @@ impl EngineConfig {
             agent_sha256_amd64: None,
             agent_version: None,
         }
+    }
+}
+
+impl EngineConfig {
+    /// The deployment's workspace names. A base domain the scheme cannot use
+    /// (flat naming on a single label) falls back to nested names; a
+    /// deployment checks [`WorkspaceHosts::new`] when it starts.
+    pub fn hosts(&self) -> WorkspaceHosts {
+        WorkspaceHosts::new(&self.base_domain, self.host_naming)
+            .or_else(|_| WorkspaceHosts::new(&self.base_domain, HostNaming::Nested))
+            .unwrap_or_else(|_| {
+                WorkspaceHosts::new("invalid", HostNaming::Nested).unwrap_or_else(|_| unreachable!("a valid base"))
+            })
+    }
+
+    /// The host name of workspace `id`.
+    pub fn hostname(&self, id: &WorkspaceId) -> String {
+        self.hosts().host(id)
     }
 }
 

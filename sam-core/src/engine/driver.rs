@@ -295,7 +295,7 @@ impl Engine {
     }
 
     async fn upsert_dns(&self, ws: Workspace, ipv4: Ipv4Addr) -> Result<bool, EngineError> {
-        let name = ws.hostname(&self.config.base_domain);
+        let name = self.config.hostname(&ws.id);
         let dns = &self.dns;
         match with_retry(self.config.retry, "upsert_dns", ws.id, || {
             dns.upsert_a_record(&name, ipv4, &self.config.deployment)
@@ -347,7 +347,7 @@ impl Engine {
                 return Err(None);
             }
         }
-        let name = ws.hostname(&self.config.base_domain);
+        let name = self.config.hostname(&ws.id);
         let dns = &self.dns;
         if let Err(e) = with_retry(self.config.retry, "delete_dns", ws.id, || dns.delete_records(&name)).await {
             tracing::warn!(

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::domain::{DeploymentId, UserId, WorkspaceId};
+use crate::domain::{DeploymentId, UserId, WorkspaceHosts, WorkspaceId};
 use crate::ports::{
     Cipher, ComputeProvider, DnsProvider, DnsRecord, Firewall, Server, Store, StoreError, WorkspaceScan,
 };
@@ -31,8 +31,8 @@ pub struct InventoryPorts<'a> {
     pub dns: &'a dyn DnsProvider,
     /// Opens the sealed tokens.
     pub cipher: &'a dyn Cipher,
-    /// The deployment's base domain (records are `ws-<id>.<base>`).
-    pub base_domain: &'a str,
+    /// The deployment's workspace names (its records are named so).
+    pub hosts: &'a WorkspaceHosts,
     /// The deployment's id.
     pub deployment: &'a DeploymentId,
 }
@@ -87,9 +87,10 @@ impl Inventory {
         }
         match ports.dns.list_records("ws-").await {
             Ok(records) => {
-                let in_zone = records.into_iter().filter(|r| is_workspace_record(&r.name, ports.base_domain));
+                let hosts = ports.hosts;
+                let in_zone = records.into_iter().filter(|r| hosts.workspace_label(&r.name).is_some());
                 (inventory.records, inventory.other_records) = in_zone.partition(|r| {
-                    let named = || record_workspace(&r.name).is_some_and(|id| known.contains(&id));
+                    let named = || hosts.workspace_of(&r.name).is_some_and(|id| known.contains(&id));
                     r.owner.as_ref().map_or_else(named, |owner| owner == ports.deployment)
                 });
             }
@@ -217,7 +218,7 @@ impl Engine {
             compute: self.ports.compute.as_ref(),
             dns: self.ports.dns.as_ref(),
             cipher: self.ports.cipher.as_ref(),
-            base_domain: &self.config.base_domain,
+            hosts: &self.hosts,
             deployment: &self.config.deployment,
         }
     }
@@ -257,42 +258,5 @@ fn is_ours(server: &Server, deployment: &DeploymentId, workspaces: &BTreeSet<Wor
     match server.deployment() {
         Some(id) => id == deployment.as_str(),
         None => server.workspace_id().is_some_and(|w| workspaces.contains(&w)),
-    }
-}
-
-/// The workspace a `ws-<label>.<base>` record is named after.
-fn record_workspace(name: &str) -> Option<WorkspaceId> {
-    WorkspaceId::from_dns_label(name.split('.').next()?)
-}
-
-/// Whether `record` is `ws-<label>.<base>`: a single label starting with
-/// `ws-` directly under the base domain (case-insensitive), not a name under
-/// a sub-domain of the base, which may be another deployment's.
-///
-/// ```
-/// use sam_core::engine::is_workspace_record;
-/// assert!(is_workspace_record("ws-abc.sam.example.dev", "sam.example.dev"));
-/// assert!(!is_workspace_record("ws-x.staging.sam.example.dev", "sam.example.dev"));
-/// ```
-pub fn is_workspace_record(record: &str, base: &str) -> bool {
-    let record = record.to_ascii_lowercase();
-    let suffix = format!(".{}", base.to_ascii_lowercase());
-    record
-        .strip_suffix(&suffix)
-        .is_some_and(|label| label.len() > 3 && label.starts_with("ws-") && !label.contains('.'))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_workspace_record;
-
-    #[test]
-    fn workspace_records_are_single_labels_under_the_base() {
-        assert!(is_workspace_record("ws-abc.sam.example.dev", "sam.example.dev"));
-        assert!(is_workspace_record("WS-abc.Sam.Example.dev", "sam.example.dev"));
-        assert!(!is_workspace_record("ws-x.staging.sam.example.dev", "sam.example.dev"));
-        assert!(!is_workspace_record("ws-.sam.example.dev", "sam.example.dev"));
-        assert!(!is_workspace_record("ws-abc.other.dev", "sam.example.dev"));
-        assert!(!is_workspace_record("api.sam.example.dev", "sam.example.dev"));
     }
 }

@@ -53,7 +53,7 @@ pub use driver::DriveOutcome;
 pub use error::{EngineError, EngineErrorKind};
 pub use firewall::WorkspaceFirewall;
 pub use idle::idle_decision;
-pub use inventory::{AccountServers, Inventory, InventoryPorts, is_workspace_record};
+pub use inventory::{AccountServers, Inventory, InventoryPorts};
 pub use reconciler::ReconcileReport;
 
 use crate::domain::{
@@ -104,6 +104,8 @@ pub struct Engine {
     /// The engine's own calls to `ports.dns`, measured.
     dns: metered::MeteredDns,
     config: EngineConfig,
+    /// The deployment's workspace names (from `config`).
+    hosts: crate::domain::WorkspaceHosts,
     id: String,
     /// When this engine started: time before it, when no control plane may
     /// have been running, is no evidence against an agent.
@@ -154,6 +156,7 @@ impl Engine {
             dns: metered::MeteredDns(ports.dns.clone()),
             started_at: ports.clock.now(),
             ports,
+            hosts: config.hosts(),
             config,
             id: format!("engine-{}", uuid::Uuid::new_v4().simple()),
             dns_first_seen: Mutex::new(HashMap::new()),

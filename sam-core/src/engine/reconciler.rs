@@ -414,15 +414,13 @@ impl Engine {
             }
         };
         let now = self.now();
-        let suffix = format!(".{}", self.config.base_domain);
+        let hosts = &self.hosts;
         let mut seen_orphans = HashSet::new();
         for record in records {
-            let Some(label) = record.name.strip_suffix(&suffix) else { continue };
-            if label.contains('.') {
-                continue;
-            }
-            let expected =
-                WorkspaceId::from_dns_label(label).and_then(|id| owned.get(&id)).is_some_and(|o| match o.status {
+            let Some(label) = hosts.workspace_label(&record.name) else { continue };
+            let expected = WorkspaceId::from_dns_label(&label.to_ascii_lowercase())
+                .and_then(|id| owned.get(&id))
+                .is_some_and(|o| match o.status {
                     WorkspaceStatus::Error => o.has_dns,
                     _ => true,
                 });

@@ -27,6 +27,8 @@ use crate::testkit::{sample_new_user, sample_spec};
 
 /// The base domain of harness workspaces.
 pub const BASE_DOMAIN: &str = "ws.sam.test";
+/// The DNS zone the base domain is in (the origin CA signs names in it).
+pub const ZONE: &str = "sam.test";
 /// The harness user's cloud token.
 pub const CLOUD_TOKEN: &str = "hcloud-valid-token";
 
@@ -100,7 +102,7 @@ impl Harness {
             cipher: Arc::new(FakeCipher::new(1, "test key")),
             tokens: Arc::new(FakeTokenAuthority::new("https://sam.test", "k1")),
             agents: Arc::new(FakeAgents::new()),
-            origin_ca: Arc::new(FakeOriginCa::new(BASE_DOMAIN)),
+            origin_ca: Arc::new(FakeOriginCa::new(ZONE)),
             config,
             user: UserId::new(),
         };
@@ -278,7 +280,7 @@ impl Harness {
         for record in self.dns.records() {
             let ws = live
                 .iter()
-                .find(|w| w.hostname(BASE_DOMAIN) == record.name)
+                .find(|w| self.config.hostname(&w.id) == record.name)
                 .unwrap_or_else(|| panic!("DNS record {} belongs to no live workspace", record.name));
             assert!(
                 matches!(ws.status(), WorkspaceStatus::Running | WorkspaceStatus::Creating),

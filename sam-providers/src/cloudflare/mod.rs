@@ -44,11 +44,17 @@ use crate::http::{self, HttpClient, HttpConfig, Request, Response};
 
 mod edge;
 mod origin_ca;
+
+/// The CA of the client certificate Cloudflare's edge presents to origins
+/// with Authenticated Origin Pulls on (zone setting `tls_client_auth`), as
+/// Cloudflare publishes it (valid until 2029-11-01). Agents given it accept
+/// connections from Cloudflare's edge only.
+pub const ORIGIN_PULL_CA_PEM: &str = include_str!("origin_pull_ca.pem");
 mod zones;
 
 pub use edge::CloudflareEdge;
 pub use origin_ca::CloudflareOriginCa;
-pub use zones::{CloudflareZones, Zone, ZoneRecord};
+pub use zones::{CertificatePack, CloudflareZones, Zone, ZoneRecord, ZoneSetting, certificate_covers};
 
 /// The public API.
 pub const DEFAULT_BASE_URL: &str = "https://api.cloudflare.com/client/v4";

@@ -5,8 +5,11 @@
 //!
 //! Calls used: `GET /user/tokens/verify`, `GET /zones?name=`,
 //! `GET /zones/{zone_id}`, `GET /zones/{zone_id}/dns_records?name.exact=`,
-//! `POST /zones/{zone_id}/dns_records` and
-//! `DELETE /zones/{zone_id}/dns_records/{id}`. Errors are the adapter's
+//! `POST /zones/{zone_id}/dns_records`,
+//! `DELETE /zones/{zone_id}/dns_records/{id}`, `GET` and `PATCH
+//! /zones/{zone_id}/settings/{setting_id}` (token permission "Zone
+//! Settings") and `GET /zones/{zone_id}/ssl/certificate_packs` ("SSL and
+//! Certificates"), `GET /certificates?zone_id=` (Origin CA). Errors are the adapter's
 //! [`ProviderError`] kinds (see the [module](super) table); messages carry
 //! Cloudflare's code and message, never the token.
 
@@ -43,6 +46,63 @@ pub struct ZoneRecord {
     pub record_type: String,
     /// Content.
     pub content: String,
+}
+
+/// One zone setting (`ssl`, `always_use_https`, `websockets`,
+/// `tls_client_auth`, …).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ZoneSetting {
+    /// The setting's id.
+    pub id: String,
+    /// Its value: a string for the settings SAM reads (`strict`, `on`).
+    pub value: serde_json::Value,
+    /// Whether the zone's plan lets it be changed.
+    #[serde(default)]
+    pub editable: bool,
+}
+
+impl ZoneSetting {
+    /// The value when it is a string.
+    pub fn value_str(&self) -> Option<&str> {
+        self.value.as_str()
+    }
+}
+
+/// One of the zone's edge certificate packs.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct CertificatePack {
+    /// Pack id.
+    pub id: String,
+    /// `universal`, `advanced`, …
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The names it covers (`example.dev`, `*.example.dev`).
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// `active` once issued and deployed.
+    #[serde(default)]
+    pub status: String,
+}
+
+/// Whether a certificate for `hosts` is valid for `name`: an exact match,
+/// or a wildcard standing for exactly one label (`*.a.b` covers `x.a.b`, not
+/// `y.x.a.b`), as browsers match them.
+///
+/// ```
+/// use sam_providers::cloudflare::certificate_covers;
+/// let universal = ["sam.dev".to_owned(), "*.sam.dev".to_owned()];
+/// assert!(certificate_covers(&universal, "ws-1.sam.dev"));
+/// assert!(!certificate_covers(&universal, "ws-1.staging.sam.dev"));
+/// ```
+pub fn certificate_covers(hosts: &[String], name: &str) -> bool {
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    hosts.iter().any(|host| {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        match host.strip_prefix("*.") {
+            Some(parent) => name.split_once('.').is_some_and(|(label, rest)| !label.is_empty() && rest == parent),
+            None => host == name,
+        }
+    })
 }
 
 #[derive(Deserialize)]
@@ -148,6 +208,38 @@ impl CloudflareZones {
             .ok_or_else(|| ProviderError::new(ProviderErrorKind::Other, "cloudflare: answer without a record"))
     }
 
+    /// One zone setting (`GET /zones/{zone_id}/settings/{setting_id}`).
+    pub async fn setting(&self, zone: &str, setting: &str) -> Result<ZoneSetting, ProviderError> {
+        self.get(&format!("zones/{}/settings/{}", path_segment(zone)?, setting_segment(setting)?), &[]).await
+    }
+
+    /// Changes a zone setting to a string value (`PATCH
+    /// /zones/{zone_id}/settings/{setting_id}` with `{"value": …}`).
+    pub async fn set_setting(&self, zone: &str, setting: &str, value: &str) -> Result<ZoneSetting, ProviderError> {
+        let path = format!("zones/{}/settings/{}", path_segment(zone)?, setting_segment(setting)?);
+        let request = Request::new(Method::PATCH, http::join(&self.base, &path)?)
+            .bearer(&self.token)
+            .json(json!({"value": value}));
+        let envelope: Envelope<ZoneSetting> = self.http.send(&request, classify).await?.json(PROVIDER)?;
+        envelope
+            .result
+            .ok_or_else(|| ProviderError::new(ProviderErrorKind::Other, "cloudflare: answer without a setting"))
+    }
+
+    /// The zone's edge certificate packs
+    /// (`GET /zones/{zone_id}/ssl/certificate_packs`).
+    pub async fn certificate_packs(&self, zone: &str) -> Result<Vec<CertificatePack>, ProviderError> {
+        self.get(&format!("zones/{}/ssl/certificate_packs", path_segment(zone)?), &[("per_page", "50")]).await
+    }
+
+    /// How many Origin CA certificates the zone has (`GET
+    /// /certificates?zone_id=`, first page): whether the token may use the
+    /// Origin CA at all.
+    pub async fn origin_certificate_count(&self, zone: &str) -> Result<usize, ProviderError> {
+        let list: Vec<serde_json::Value> = self.get("certificates", &[("zone_id", path_segment(zone)?)]).await?;
+        Ok(list.len())
+    }
+
     /// Deletes a record by id; a record already gone is not an error.
     pub async fn delete_record(&self, zone: &str, id: &str) -> Result<(), ProviderError> {
         let path = format!("zones/{}/dns_records/{}", path_segment(zone)?, path_segment(id)?);
@@ -166,5 +258,14 @@ fn path_segment(id: &str) -> Result<&str, ProviderError> {
         Ok(id)
     } else {
         Err(ProviderError::new(ProviderErrorKind::InvalidConfig, "cloudflare: invalid zone or record id"))
+    }
+}
+
+/// Setting ids are lower-case words joined by `_`.
+fn setting_segment(id: &str) -> Result<&str, ProviderError> {
+    if !id.is_empty() && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+        Ok(id)
+    } else {
+        Err(ProviderError::new(ProviderErrorKind::InvalidConfig, "cloudflare: invalid zone setting id"))
     }
 }

@@ -67,7 +67,7 @@ impl WorkspaceView {
         let config = state.engine.config();
         let agent = state.engine.agent_version(ws.id);
         let url = (ws.status() == WorkspaceStatus::Running)
-            .then(|| config.workspace_url_template.replace("{host}", &ws.hostname(&config.base_domain)));
+            .then(|| config.workspace_url_template.replace("{host}", &config.hostname(&ws.id)));
         Self {
             id: ws.id,
             name: ws.spec.name.to_string(),

@@ -212,6 +212,7 @@ pub async fn run(options: DevOptions, mut sockets: crate::listeners::Sockets) ->
         public_url: Some(public_url.clone()),
         base_domain: Some("localhost".into()),
         deployment_id: None,
+        workspace_host_naming: sam_core::domain::HostNaming::Nested,
         workspace_url_template: format!("http://{{host}}:{}", options.workspace_port),
         database_url: format!("sqlite://{}", data.join("sam.db").display()),
         jwt_private_key_file: Some(keys.jwt_signing_key.clone()),

@@ -7,13 +7,14 @@ use std::time::Duration;
 
 use clap::Args;
 use sam_core::ports::DnsProvider as _;
-use sam_providers::cloudflare::{CloudflareConfig, CloudflareDns, CloudflareZones};
+use sam_providers::cloudflare::{CloudflareConfig, CloudflareDns, CloudflareZones, Zone};
 use sam_providers::github::{GithubApp, GithubConfig};
 use sam_providers::http::HttpConfig;
 use sam_providers::keys;
 use sam_providers::store::admin;
 use serde_json::Value;
 
+use super::edge;
 use crate::config::ServeConfig;
 
 /// The name `doctor` points at a documentation address (TEST-NET-1) and
@@ -73,13 +74,13 @@ pub struct Check {
 }
 
 impl Check {
-    fn ok(name: &'static str, detail: impl Into<String>) -> Self {
+    pub(crate) fn ok(name: &'static str, detail: impl Into<String>) -> Self {
         Self { name, status: Status::Ok, detail: detail.into(), fix: None }
     }
-    fn fail(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+    pub(crate) fn fail(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Self {
         Self { name, status: Status::Fail, detail: detail.into(), fix: Some(fix.into()) }
     }
-    fn skip(name: &'static str, detail: impl Into<String>) -> Self {
+    pub(crate) fn skip(name: &'static str, detail: impl Into<String>) -> Self {
         Self { name, status: Status::Skip, detail: detail.into(), fix: None }
     }
 
@@ -136,14 +137,20 @@ pub async fn run_checks(config: &ServeConfig, resolver: Resolver, dns_wait: Dura
         push(check);
     }
     push(database_check(&config.database_url).await);
-    let cloudflare = cloudflare_check(config).await;
-    let zone_ok = cloudflare.status == Status::Ok;
+    let (cloudflare, zone) = cloudflare_check(config).await;
     push(cloudflare);
-    push(if zone_ok {
-        dns_check(config, resolver, dns_wait).await
-    } else {
-        Check::skip("dns", "needs a working Cloudflare token and zone")
-    });
+    match &zone {
+        Some((api, zone)) => {
+            push(dns_check(config, resolver, dns_wait).await);
+            for check in tls_edge_checks(config, api, zone).await {
+                push(check);
+            }
+        }
+        None => {
+            push(Check::skip("dns", "needs a working Cloudflare token and zone"));
+            push(Check::skip("tls edge", "needs a working Cloudflare token and zone"));
+        }
+    }
     push(github_check(config).await);
     for check in agent_checks(&crate::deployment::agent_dir(config)) {
         push(check);
@@ -272,39 +279,94 @@ fn cloudflare_api(config: &ServeConfig) -> anyhow::Result<CloudflareZones> {
     Ok(CloudflareZones::new(&config.cloudflare_api_url, super::read_secret_file(path)?, HttpConfig::default())?)
 }
 
-async fn cloudflare_check(config: &ServeConfig) -> Check {
+/// The token and the zone; both, when they work.
+async fn cloudflare_check(config: &ServeConfig) -> (Check, Option<(CloudflareZones, Zone)>) {
     let fix_token = "create a token with Zone → DNS → Edit on the zone (dash.cloudflare.com/profile/api-tokens) and write it to SAM_CLOUDFLARE_API_TOKEN_FILE";
     let api = match cloudflare_api(config) {
         Ok(api) => api,
-        Err(e) => return Check::fail("cloudflare", format!("{e:#}"), fix_token),
+        Err(e) => return (Check::fail("cloudflare", format!("{e:#}"), fix_token), None),
     };
     match api.token_status().await {
         Ok(status) if status == "active" => {}
-        Ok(status) => return Check::fail("cloudflare", format!("the token is {status}"), fix_token),
-        Err(e) => return Check::fail("cloudflare", format!("{e:#}"), fix_token),
+        Ok(status) => return (Check::fail("cloudflare", format!("the token is {status}"), fix_token), None),
+        Err(e) => return (Check::fail("cloudflare", format!("{e:#}"), fix_token), None),
     }
     let Some(zone_id) = &config.cloudflare_zone_id else {
-        return Check::fail("cloudflare", "SAM_CLOUDFLARE_ZONE_ID is not set", "run sam-server setup, or set the id");
+        return (
+            Check::fail("cloudflare", "SAM_CLOUDFLARE_ZONE_ID is not set", "run sam-server setup, or set the id"),
+            None,
+        );
     };
     let zone = match api.zone(zone_id).await {
         Ok(zone) => zone,
         Err(e) => {
-            return Check::fail(
-                "cloudflare",
-                format!("zone {zone_id}: {e:#}"),
-                "set SAM_CLOUDFLARE_ZONE_ID to the zone of the base domain, and give the token access to it",
+            return (
+                Check::fail(
+                    "cloudflare",
+                    format!("zone {zone_id}: {e:#}"),
+                    "set SAM_CLOUDFLARE_ZONE_ID to the zone of the base domain, and give the token access to it",
+                ),
+                None,
             );
         }
     };
     let base = config.base_domain.clone().unwrap_or_default().to_ascii_lowercase();
     if base != zone.name && !base.ends_with(&format!(".{}", zone.name)) {
-        return Check::fail(
-            "cloudflare",
-            format!("zone {} does not hold the base domain {base}", zone.name),
-            "set SAM_CLOUDFLARE_ZONE_ID to the zone the base domain is in",
+        return (
+            Check::fail(
+                "cloudflare",
+                format!("zone {} does not hold the base domain {base}", zone.name),
+                "set SAM_CLOUDFLARE_ZONE_ID to the zone the base domain is in",
+            ),
+            None,
         );
     }
-    Check::ok("cloudflare", format!("token active, zone {} ({})", zone.name, zone.status))
+    (Check::ok("cloudflare", format!("token active, zone {} ({})", zone.name, zone.status)), Some((api, zone)))
+}
+
+/// The browser → edge → agent path: the client CA agents require, the
+/// zone's settings, the edge certificate for the workspace names and the
+/// Origin CA permission.
+async fn tls_edge_checks(config: &ServeConfig, api: &CloudflareZones, zone: &Zone) -> Vec<Check> {
+    let mut checks = vec![match &config.edge_client_ca_file {
+        None => Check::fail(
+            "tls edge",
+            "SAM_EDGE_CLIENT_CA_FILE is not set: workspace records are not proxied and agents serve plain HTTP, \
+             so browsers cannot open workspaces over HTTPS",
+            "run sam-server setup (it writes Cloudflare's origin-pull CA and sets it), or set SAM_EDGE_CLIENT_CA_FILE",
+        ),
+        Some(path) => edge_ca_check(path),
+    }];
+    checks.extend(edge::setting_checks(api, zone).await);
+    checks.push(match config.workspace_hosts() {
+        Ok(hosts) => edge::certificate_check(api, zone, &hosts).await,
+        Err(why) => Check::fail("edge cert", why, "set SAM_WORKSPACE_HOST_NAMING=nested"),
+    });
+    checks.push(edge::origin_ca_check(api, zone).await);
+    checks
+}
+
+fn edge_ca_check(path: &Path) -> Check {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject as _;
+    let fix = "point SAM_EDGE_CLIENT_CA_FILE at Cloudflare's origin-pull CA (sam-server setup writes it)";
+    let pem = match std::fs::read_to_string(path) {
+        Ok(pem) => pem,
+        Err(e) => return Check::fail("tls edge", format!("{}: {e}", path.display()), fix),
+    };
+    let certificates = CertificateDer::pem_slice_iter(pem.as_bytes()).filter_map(Result::ok).count();
+    if certificates == 0 {
+        return Check::fail("tls edge", format!("{} holds no PEM certificate", path.display()), fix);
+    }
+    let which = if pem.trim() == sam_providers::cloudflare::ORIGIN_PULL_CA_PEM.trim() {
+        "Cloudflare's origin-pull CA"
+    } else {
+        "a custom CA (not Cloudflare's origin-pull CA)"
+    };
+    Check::ok(
+        "tls edge",
+        format!("agents serve TLS behind proxied records and admit clients of {which} ({})", path.display()),
+    )
 }
 
 /// Points `ws-test.<base>` at [`PROBE_ADDRESS`], resolves it, deletes it.
@@ -314,7 +376,10 @@ async fn dns_check(config: &ServeConfig, resolver: Resolver, wait: Duration) -> 
     else {
         return Check::skip("dns", "base domain, zone or token missing");
     };
-    let name = format!("{PROBE_LABEL}.{}", base.to_ascii_lowercase());
+    let name = match config.workspace_hosts() {
+        Ok(hosts) => hosts.host_for_label(PROBE_LABEL),
+        Err(why) => return Check::fail("dns", why, "set SAM_WORKSPACE_HOST_NAMING=nested"),
+    };
     let token = match super::read_secret_file(token_file) {
         Ok(t) => t,
         Err(e) => return Check::fail("dns", format!("{e:#}"), "fix SAM_CLOUDFLARE_API_TOKEN_FILE"),

@@ -5,6 +5,7 @@
 
 pub mod backup;
 pub mod doctor;
+pub mod edge;
 pub mod github;
 pub mod reference;
 pub mod setup;
@@ -62,6 +63,12 @@ pub fn prompt(question: &str, default: Option<&str>) -> anyhow::Result<String> {
     std::io::stdin().lock().read_line(&mut line).context("reading the answer")?;
     let answer = line.trim();
     Ok(if answer.is_empty() { default.unwrap_or_default().to_owned() } else { answer.to_owned() })
+}
+
+/// Asks a yes/no question; an empty answer takes `default`.
+pub fn confirm(question: &str, default: bool) -> anyhow::Result<bool> {
+    let answer = prompt(&format!("{question} (y/n)"), Some(if default { "y" } else { "n" }))?;
+    Ok(matches!(answer.to_ascii_lowercase().as_str(), "y" | "yes"))
 }
 
 /// Asks for a secret; the terminal echo is turned off while it is typed

@@ -99,7 +99,8 @@ fn rows(out: &mut String, args: &[&clap::Arg]) {
         if !values.is_empty() && !matches!(arg.get_action(), clap::ArgAction::SetTrue) {
             let _ = write!(help, " One of {}.", values.join(", "));
         }
-        if env.ends_with("_FILE`") || env.ends_with("_FILES`") {
+        // A CA certificate is public; every other file setting holds a secret.
+        if (env.ends_with("_FILE`") || env.ends_with("_FILES`")) && !env.contains("_CA_FILE") {
             help.push_str(" (a file; its contents are secret)");
         }
         let _ = writeln!(out, "| {env} | {flag} | {default} | {} |", help.replace('|', "\\|"));

@@ -10,12 +10,14 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
+use sam_core::domain::{HostNaming, WorkspaceHosts};
 use sam_core::ports::{DnsProvider as _, ProviderErrorKind};
 use sam_core::secret::SecretString;
-use sam_providers::cloudflare::{CloudflareConfig, CloudflareDns, CloudflareZones};
+use sam_providers::cloudflare::{CloudflareConfig, CloudflareDns, CloudflareZones, Zone};
 use sam_providers::http::HttpConfig;
 
 use super::doctor::{self, Status};
+use super::edge;
 use super::{ConfigFile, create_private_dir, write_secret_file};
 use crate::config::ServeConfig;
 
@@ -47,6 +49,11 @@ pub struct SetupOptions {
     /// Name of the GitHub App (unique on GitHub; default `SAM <base-domain>`).
     #[arg(long, env = "SAM_SETUP_GITHUB_APP_NAME")]
     pub github_app_name: Option<String>,
+    /// Set the zone's SSL mode (Full (strict)), Always Use HTTPS, WebSockets
+    /// and Authenticated Origin Pulls where they differ, without asking
+    /// (interactive setup asks; `--yes` without this only reports them).
+    #[arg(long, env = "SAM_SETUP_CONFIGURE_ZONE")]
+    pub configure_zone: bool,
     /// How the final checks resolve `ws-test.<base-domain>` (see `doctor`).
     #[arg(long, env = "SAM_DOCTOR_RESOLVER", value_enum, default_value = "system")]
     pub resolver: doctor::Resolver,
@@ -355,7 +362,7 @@ async fn cloudflare_step(w: &mut Wizard) -> anyhow::Result<()> {
         })?;
     api.delete_record(&zone.id, &created.id).await.context("deleting the probe record")?;
     line("ok", "DNS edit", format!("created and deleted {probe}"));
-    line("ok", "workspace names", format!("ws-<id>.{base}: one A record per workspace, made by SAM (no wildcard)"));
+    tls_edge(w, &api, &zone).await?;
 
     // The API host.
     let public = w.cfg().public_url.clone().unwrap_or_default();
@@ -392,6 +399,87 @@ async fn cloudflare_step(w: &mut Wizard) -> anyhow::Result<()> {
             "API host",
             format!("no record for {host}: pass --server-ip <IPv4>, or create an A record for it"),
         ),
+    }
+    Ok(())
+}
+
+/// The zone's side of the HTTPS path: names the edge certificate covers,
+/// the settings, the client CA agents require, the Origin CA permission.
+async fn tls_edge(w: &mut Wizard, api: &CloudflareZones, zone: &Zone) -> anyhow::Result<()> {
+    let mut hosts = w.cfg().workspace_hosts().map_err(anyhow::Error::msg)?;
+    let mut coverage = edge::certificate_check(api, zone, &hosts).await;
+    if coverage.status == Status::Fail && hosts.naming() == HostNaming::Nested {
+        let flat = w.cfg().base_domain.as_deref().and_then(|b| WorkspaceHosts::new(b, HostNaming::Flat).ok());
+        if let Some(flat) = flat {
+            let flat_coverage = edge::certificate_check(api, zone, &flat).await;
+            let sample = flat.host_for_label("ws-<id>");
+            if flat_coverage.status == Status::Ok
+                && w.interactive()
+                && super::confirm(&format!("{}. Name workspaces {sample} instead?", coverage.detail), true)?
+            {
+                (hosts, coverage) = (flat, flat_coverage);
+                w.options.config.workspace_host_naming = HostNaming::Flat;
+            }
+        }
+    }
+    if hosts.naming() != HostNaming::Nested {
+        w.set("SAM_WORKSPACE_HOST_NAMING", hosts.naming().to_string());
+    }
+    let names = hosts.host_for_label("ws-<id>");
+    match coverage.status {
+        Status::Ok => line("ok", "workspace names", format!("{names}, {}", coverage.detail)),
+        _ => line(
+            "warn",
+            "workspace names",
+            format!("{names}: {} → fix: {}", coverage.detail, coverage.fix.unwrap_or_default()),
+        ),
+    }
+
+    let mut wrong = Vec::new();
+    for required in &edge::REQUIRED {
+        match edge::current(api, zone, required).await {
+            Ok(value) if value == required.wanted => line("ok", required.check, format!("{} is {value}", required.id)),
+            Ok(value) => wrong.push((required, value)),
+            Err(check) => {
+                line("warn", required.check, format!("{} → fix: {}", check.detail, check.fix.unwrap_or_default()))
+            }
+        }
+    }
+    if !wrong.is_empty() {
+        let list: Vec<String> = wrong.iter().map(|(r, v)| format!("{} {v} → {}", r.id, r.wanted)).collect();
+        let consent = w.options.configure_zone
+            || (w.interactive()
+                && super::confirm(&format!("Change the zone's settings ({})?", list.join(", ")), true)?);
+        for (required, value) in wrong {
+            if consent {
+                edge::apply(api, zone, required).await?;
+                line("new", required.check, format!("{} {value} → {}", required.id, required.wanted));
+            } else {
+                let check = edge::setting_check(required, &value);
+                line("warn", required.check, format!("{} → fix: {}", check.detail, check.fix.unwrap_or_default()));
+            }
+        }
+    }
+
+    // The client CA agents admit: Cloudflare's origin-pull CA.
+    match w.cfg().edge_client_ca_file.clone() {
+        Some(path) => {
+            line("kept", "edge client CA", path.display());
+            w.set_path("SAM_EDGE_CLIENT_CA_FILE", &path);
+        }
+        None => {
+            let path = w.dir.join("cloudflare-origin-pull-ca.pem");
+            std::fs::write(&path, sam_providers::cloudflare::ORIGIN_PULL_CA_PEM)
+                .with_context(|| format!("writing {}", path.display()))?;
+            line("new", "edge client CA", format!("{} (Cloudflare's origin-pull CA)", path.display()));
+            w.options.config.edge_client_ca_file = Some(path.clone());
+            w.set_path("SAM_EDGE_CLIENT_CA_FILE", &path);
+        }
+    }
+    let origin_ca = edge::origin_ca_check(api, zone).await;
+    match origin_ca.status {
+        Status::Ok => line("ok", "origin ca", origin_ca.detail),
+        _ => line("warn", "origin ca", format!("{} → fix: {}", origin_ca.detail, origin_ca.fix.unwrap_or_default())),
     }
     Ok(())
 }

@@ -42,6 +42,8 @@ struct Plan {
     name: String,
     /// The deployment's id (what its servers and records carry).
     deployment: sam_core::domain::DeploymentId,
+    /// Its workspace names.
+    hosts: sam_core::domain::WorkspaceHosts,
     hetzner: HetznerProvider,
     dns: CloudflareDns,
     cipher: AesGcmCipher,
@@ -62,7 +64,7 @@ impl Plan {
             compute: &self.hetzner,
             dns: &self.dns,
             cipher: &self.cipher,
-            base_domain: &self.name,
+            hosts: &self.hosts,
             deployment: &self.deployment,
         }
     }
@@ -112,6 +114,7 @@ pub async fn run(options: TeardownOptions) -> anyhow::Result<()> {
 async fn plan(config: &ServeConfig) -> anyhow::Result<Plan> {
     let name = config.base_domain.clone().context("SAM_BASE_DOMAIN is not set: which deployment is this?")?;
     let deployment = config.deployment_id().map_err(anyhow::Error::msg)?;
+    let hosts = config.workspace_hosts().map_err(anyhow::Error::msg)?;
     println!("teardown of deployment {name} (id {deployment})");
     println!("looking for what it made…");
     let hetzner =
@@ -130,6 +133,7 @@ async fn plan(config: &ServeConfig) -> anyhow::Result<Plan> {
     let mut plan = Plan {
         name,
         deployment,
+        hosts,
         hetzner,
         dns,
         cipher,

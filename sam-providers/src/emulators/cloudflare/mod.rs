@@ -12,6 +12,8 @@
 //! | `POST /zones/{zone_id}/dns_records` | creates; **a second record with the same name is accepted** (as on the real service), an identical one (same type, name, content) → 400 code 81058; keeps the record's `comment` (over 100 characters → 400); `proxied` only for A, AAAA and CNAME (else 400 code 9004), with the TTL then automatic (1) |
 //! | `POST /certificates`, `GET /certificates?zone_id=` | the Origin CA: signs a CSR for `hostnames` in the zone (else 400 code 1010) with the emulator's own CA ([`CloudflareEmulator::origin_ca_pem`]); `request_type` `origin-ecc` (ECDSA key) or `origin-rsa` (RSA key), `requested_validity` 7, 30, 90, 365, 730, 1095 or 5475 (default) days; `expires_on` in Go's format |
 //! | `GET`, `DELETE /certificates/{id}` | one certificate; revoke (`{id, revoked_at}`), 404 code 1003 when unknown or revoked |
+//! | `GET`, `PATCH /zones/{zone_id}/settings/{setting_id}` | `ssl` (`off`, `flexible`, `full`, `strict`), `always_use_https`, `websockets`, `tls_client_auth` (`on`, `off`), `min_tls_version`; `{id, value, editable, modified_on}`; unknown setting → 400 code 1006, a value it does not take → 400 code 1007 ([`CloudflareEmulatorConfig::zone_settings`]) |
+//! | `GET /zones/{zone_id}/ssl/certificate_packs` | the edge certificates: Universal SSL's pack (`zone`, `*.zone`) when [`CloudflareEmulatorConfig::universal_ssl`], plus [`CloudflareEmulatorConfig::advanced_certificates`] |
 //! | `GET`, `PATCH`, `PUT`, `DELETE /zones/{zone_id}/dns_records/{id}` | unknown id → 404 code 81044 `Record does not exist.`; `DELETE` answers `{result: {id}}` |
 //!
 //! Every response is the envelope `{success, errors: [{code, message}],
@@ -43,6 +45,7 @@ use super::faults::{self, FaultPlan, InjectedError};
 use super::{Bucket, ServerTask, bearer, lock, rfc3339, serve};
 
 mod origin_ca;
+mod settings;
 
 /// The token the default configuration accepts.
 pub const CLOUDFLARE_TOKEN: &str = "cloudflare-emulator-token";
@@ -68,6 +71,15 @@ pub struct CloudflareEmulatorConfig {
     pub edge_ipv4: Vec<String>,
     /// The edge's IPv6 networks `GET /ips` publishes.
     pub edge_ipv6: Vec<String>,
+    /// The zone's settings, `(id, value)` (default: a new zone's, SSL mode
+    /// `flexible`); `PATCH` changes them.
+    pub zone_settings: Vec<(String, String)>,
+    /// Universal SSL is on: an edge certificate for the apex and one level
+    /// below it.
+    pub universal_ssl: bool,
+    /// Advanced edge certificates, each its list of hosts (e.g.
+    /// `["*.staging.sam.test"]`).
+    pub advanced_certificates: Vec<Vec<String>>,
 }
 
 /// Cloudflare's published IPv4 ranges (<https://www.cloudflare.com/ips-v4>).
@@ -111,6 +123,9 @@ impl Default for CloudflareEmulatorConfig {
             rate_refill_per_sec: 4.0,
             edge_ipv4: CLOUDFLARE_IPV4.iter().map(|s| (*s).to_owned()).collect(),
             edge_ipv6: CLOUDFLARE_IPV6.iter().map(|s| (*s).to_owned()).collect(),
+            zone_settings: settings::defaults(),
+            universal_ssl: true,
+            advanced_certificates: Vec::new(),
         }
     }
 }
@@ -143,6 +158,7 @@ struct CState {
     records: Vec<EmulatedRecord>,
     certificates: Vec<origin_ca::Issued>,
     buckets: HashMap<String, Bucket>,
+    settings_modified: HashMap<String, time::OffsetDateTime>,
     next: u64,
 }
 
@@ -179,6 +195,8 @@ impl CloudflareEmulator {
             .route("/certificates/{id}", get(origin_ca::get).delete(origin_ca::revoke))
             .route("/zones", get(list_zones))
             .route("/zones/{zone}", get(get_zone))
+            .route("/zones/{zone}/settings/{setting}", get(settings::get).patch(settings::patch))
+            .route("/zones/{zone}/ssl/certificate_packs", get(settings::certificate_packs))
             .route("/zones/{zone}/dns_records", get(list_records).post(create_record))
             .route(
                 "/zones/{zone}/dns_records/{id}",
@@ -240,6 +258,11 @@ impl CloudflareEmulator {
     /// Changes the configuration from now on.
     pub fn configure(&self, change: impl FnOnce(&mut CloudflareEmulatorConfig)) {
         change(&mut lock(&self.inner.config));
+    }
+
+    /// The zone's current value of `setting` (`ssl`, `websockets`, …).
+    pub fn zone_setting(&self, setting: &str) -> Option<String> {
+        lock(&self.inner.config).zone_settings.iter().find(|(k, _)| k == setting).map(|(_, v)| v.clone())
     }
 
     /// Every record, oldest first.

@@ -1,0 +1,160 @@
+//! Where a workspace lives on the Internet: its host name under the
+//! deployment's base domain.
+//!
+//! Two schemes, because of what edge certificates cover: Cloudflare's free
+//! Universal SSL certificate is valid for the zone apex and one level below
+//! it (`*.zone`), so `ws-<id>.staging.sam.example.dev` (two levels below
+//! the zone `sam.example.dev`) gets no edge certificate without an advanced
+//! one for `*.staging.sam.example.dev`. The flat scheme folds the first
+//! label of the base domain into the workspace's label instead:
+//! `ws-<id>--staging.sam.example.dev`, one level below the zone.
+
+use std::fmt;
+use std::str::FromStr;
+
+use super::{ValidationError, WorkspaceId};
+
+/// How workspace host names are formed from the base domain.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HostNaming {
+    /// `ws-<id>.<base>`: one name per workspace below the base domain.
+    #[default]
+    Nested,
+    /// `ws-<id>--<first label of base>.<rest of base>`: for a base domain
+    /// one level below the zone, names one level below the zone, which
+    /// Universal SSL covers.
+    Flat,
+}
+
+impl fmt::Display for HostNaming {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Nested => "nested",
+            Self::Flat => "flat",
+        })
+    }
+}
+
+impl FromStr for HostNaming {
+    type Err = ValidationError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "nested" => Ok(Self::Nested),
+            "flat" => Ok(Self::Flat),
+            _ => Err(ValidationError::new("hostNaming", "must be nested or flat")),
+        }
+    }
+}
+
+/// The workspace host names of one deployment.
+///
+/// ```
+/// use sam_core::domain::{HostNaming, WorkspaceHosts};
+/// let nested = WorkspaceHosts::new("staging.sam.dev", HostNaming::Nested).unwrap();
+/// assert_eq!(nested.host_for_label("ws-1"), "ws-1.staging.sam.dev");
+/// let flat = WorkspaceHosts::new("staging.sam.dev", HostNaming::Flat).unwrap();
+/// assert_eq!(flat.host_for_label("ws-1"), "ws-1--staging.sam.dev");
+/// assert_eq!(flat.workspace_label("ws-1--staging.sam.dev"), Some("ws-1"));
+/// assert_eq!(nested.workspace_label("ws-1--staging.sam.dev"), None);
+/// ```
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct WorkspaceHosts {
+    naming: HostNaming,
+    /// What follows the workspace's label, including the separator:
+    /// `.staging.sam.dev` (nested) or `--staging.sam.dev` (flat).
+    suffix: String,
+}
+
+/// Separates a workspace's label from the folded base label (flat naming).
+/// A workspace label (`ws-` and a hyphenated UUID) never contains it.
+const FLAT_SEPARATOR: &str = "--";
+
+impl WorkspaceHosts {
+    /// The names under `base_domain`. Flat naming needs a base domain of at
+    /// least two labels, whose first label it folds in.
+    pub fn new(base_domain: &str, naming: HostNaming) -> Result<Self, ValidationError> {
+        let base = base_domain.trim().trim_end_matches('.').to_ascii_lowercase();
+        if base.is_empty() {
+            return Err(ValidationError::new("baseDomain", "must not be empty"));
+        }
+        let suffix = match naming {
+            HostNaming::Nested => format!(".{base}"),
+            HostNaming::Flat => {
+                if !base.contains('.') {
+                    return Err(ValidationError::new(
+                        "baseDomain",
+                        "flat naming needs a base domain below a zone (e.g. staging.example.dev)",
+                    ));
+                }
+                format!("{FLAT_SEPARATOR}{base}")
+            }
+        };
+        Ok(Self { naming, suffix })
+    }
+
+    /// The scheme.
+    pub fn naming(&self) -> HostNaming {
+        self.naming
+    }
+
+    /// The host name of a workspace.
+    pub fn host(&self, id: &WorkspaceId) -> String {
+        self.host_for_label(&id.dns_label())
+    }
+
+    /// The host name for a workspace-style label (`ws-<id>`, or the setup
+    /// probe's `ws-test`).
+    pub fn host_for_label(&self, label: &str) -> String {
+        format!("{label}{}", self.suffix)
+    }
+
+    /// The workspace label (`ws-…`) of `name` when it is a workspace host
+    /// name of this scheme and base domain (any case), else `None`.
+    pub fn workspace_label<'a>(&self, name: &'a str) -> Option<&'a str> {
+        let name = name.trim_end_matches('.');
+        let split = name.len().checked_sub(self.suffix.len())?;
+        let (label, suffix) = (name.get(..split)?, name.get(split..)?);
+        let is_label = label.len() > 3
+            && label.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("ws-"))
+            && !label.contains('.')
+            && !label.contains(FLAT_SEPARATOR);
+        (is_label && suffix.eq_ignore_ascii_case(&self.suffix)).then_some(label)
+    }
+
+    /// The workspace whose host `name` is, when it is one.
+    pub fn workspace_of(&self, name: &str) -> Option<WorkspaceId> {
+        self.workspace_label(name).and_then(|label| WorkspaceId::from_dns_label(&label.to_ascii_lowercase()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_schemes_round_trip_and_reject_each_other() {
+        let id: WorkspaceId = "0192f0c4-7d2e-7a31-9b1c-4c9d2a7e5f10".parse().unwrap();
+        let nested = WorkspaceHosts::new("Staging.Sam.dev.", HostNaming::Nested).unwrap();
+        let flat = WorkspaceHosts::new("staging.sam.dev", HostNaming::Flat).unwrap();
+        assert_eq!(nested.host(&id), format!("{}.staging.sam.dev", id.dns_label()));
+        assert_eq!(flat.host(&id), format!("{}--staging.sam.dev", id.dns_label()));
+        assert_eq!(nested.workspace_of(&nested.host(&id).to_ascii_uppercase()), Some(id));
+        assert_eq!(flat.workspace_of(&flat.host(&id)), Some(id));
+        // Another scheme's, another base's, deeper and non-workspace names.
+        assert_eq!(nested.workspace_label(&flat.host(&id)), None);
+        assert_eq!(flat.workspace_label(&nested.host(&id)), None);
+        assert_eq!(nested.workspace_label("ws-a.b.staging.sam.dev"), None);
+        assert_eq!(nested.workspace_label("api.staging.sam.dev"), None);
+        assert_eq!(nested.workspace_label("ws-.staging.sam.dev"), None);
+        assert_eq!(nested.workspace_label("ws-a.other.dev"), None);
+        // A nested deployment on the zone sees a flat one's names as not its own.
+        let apex = WorkspaceHosts::new("sam.dev", HostNaming::Nested).unwrap();
+        assert_eq!(apex.workspace_label(&flat.host(&id)), None);
+        assert!(WorkspaceHosts::new("localhost", HostNaming::Flat).is_err());
+        assert!(WorkspaceHosts::new("", HostNaming::Nested).is_err());
+        assert_eq!("FLAT".parse::<HostNaming>(), Ok(HostNaming::Flat));
+        assert!("deep".parse::<HostNaming>().is_err());
+    }
+}
