@@ -17,5 +17,10 @@ export const CHROMIUM_ARGS = [
  * @template T
  */
 export function launchChromium(chromium) {
-  return chromium.launch({ executablePath: process.env.SAM_CHROMIUM || "/usr/bin/chromium", args: CHROMIUM_ARGS });
+  // SAM_CHROMIUM_HOME: a home whose NSS database (.pki/nssdb) trusts a
+  // local CA, for the tests of the HTTPS path (Chromium reads its trust
+  // store there; nothing is made to ignore certificate errors).
+  const home = process.env.SAM_CHROMIUM_HOME;
+  const env = home ? { ...process.env, HOME: home } : process.env;
+  return chromium.launch({ executablePath: process.env.SAM_CHROMIUM || "/usr/bin/chromium", args: CHROMIUM_ARGS, env });
 }

@@ -9,88 +9,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
-#[path = "support/process.rs"]
-mod process;
+#[path = "support/dev.rs"]
+mod dev;
 
-fn agents_running(data: &std::path::Path) -> usize {
-    let needle = data.join("vms").display().to_string();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
-        .filter(|cmd| String::from_utf8_lossy(cmd).contains(&needle))
-        .count()
-}
-
-fn e2e_ready() -> Option<PathBuf> {
-    let e2e = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../e2e");
-    if !e2e.join("node_modules/playwright-core").exists() || std::fs::metadata("/usr/bin/chromium").is_err() {
-        if std::env::var("SAM_SKIP_BROWSER").as_deref() == Ok("1") {
-            eprintln!("SAM_SKIP_BROWSER=1: skipping the dev-mode browser test");
-            return None;
-        }
-        panic!("Chromium or e2e/node_modules missing: run through ./scripts/test (or set SAM_SKIP_BROWSER=1)");
-    }
-    Some(e2e)
-}
-
-/// `sam-server dev` on free ports in a fresh data directory.
-async fn start_dev(data: &std::path::Path, extra: &[&str]) -> (tokio::process::Child, String) {
-    let server_bin = PathBuf::from(env!("CARGO_BIN_EXE_sam-server"));
-    let agent_bin = server_bin.with_file_name("sam-agent");
-    assert!(agent_bin.exists(), "build the agent first (cargo build -p sam-agent): {}", agent_bin.display());
-    // The API's socket and the workspace port's, handed to the child bound.
-    let sockets = process::HandedSockets::bind(2);
-    let (port, workspace_port) = (sockets.port(0), sockets.port(1));
-    let mut command = tokio::process::Command::new(&server_bin);
-    sockets.hand_to(&mut command);
-    let mut child = command
-        .args(["dev", "--port", &port.to_string(), "--workspace-port", &workspace_port.to_string()])
-        .arg("--data-dir")
-        .arg(data)
-        .arg("--agent")
-        .arg(&agent_bin)
-        .args(extra)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let base = format!("http://localhost:{port}");
-    // This process keeps the handed sockets open, so a request to a child
-    // that died is accepted and never answered: bound each one, and stop
-    // waiting as soon as the child has exited.
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().unwrap();
-    for _ in 0..400 {
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("dev mode exited before it came up: {status}");
-        }
-        if client.get(format!("{base}/api/health")).send().await.is_ok_and(|r| r.status().is_success()) {
-            return (child, base);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("dev mode did not come up");
-}
-
-async fn browser(e2e: &std::path::Path, script: &str, base: &str) -> String {
-    let artifacts = e2e.join("artifacts");
-    std::fs::create_dir_all(&artifacts).unwrap();
-    let output = tokio::process::Command::new("node")
-        .current_dir(e2e)
-        .arg(script)
-        .args([base, sam_providers::emulators::HETZNER_TOKEN, artifacts.to_str().unwrap()])
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(output.status.success(), "{script} failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
-    stdout
-}
+use dev::{agents_running, browser, e2e_ready, start_dev};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_whole_product_runs_locally() {

@@ -12,8 +12,20 @@
 //!   HTTP by this server (`git`), so the agent really clones;
 //! - `http://ws-<id>.localhost:<workspace port>` reaches the agent through a
 //!   small Host-routing proxy (`proxy`); `*.localhost` resolves to loopback.
+//!
+//! With `--tls`, the production topology instead: a local edge (`edge`)
+//! plays Cloudflare's part with certificates from a local CA
+//! (`local_ca`, kept in the data directory for the browser to trust):
+//! `https://localhost:<port>` for the control plane,
+//! `https://ws-<id>.localhost:<workspace port>` for workspaces, whose
+//! records are proxied and whose agents serve TLS with certificates from the
+//! emulated Origin CA and admit only the edge's origin-pull certificate; the
+//! zone is set up as `setup --configure-zone` leaves it, and the session and
+//! terminal cookies are `Secure`.
 
+mod edge;
 mod git;
+mod local_ca;
 mod proxy;
 mod vm;
 
@@ -55,6 +67,12 @@ pub struct DevOptions {
     /// Seconds without a heartbeat before an agent is looked at (default 300).
     #[arg(long, env = "SAM_DEV_HEARTBEAT_TIMEOUT_SECONDS", hide = true)]
     pub heartbeat_timeout_seconds: Option<u64>,
+    /// The production topology: HTTPS everywhere through a local edge that
+    /// plays Cloudflare's part (proxied records, Full (strict) TLS to agents
+    /// with Origin CA certificates, Authenticated Origin Pulls). The browser
+    /// must trust `<data-dir>/tls/local-ca.pem`.
+    #[arg(long, env = "SAM_DEV_TLS")]
+    pub tls: bool,
     /// The sam-agent binary to hand out (default: beside this binary, built
     /// with cargo when missing).
     #[arg(long, env = "SAM_DEV_AGENT")]
@@ -156,6 +174,22 @@ fn faults_router(emulators: &Emulators) -> axum::Router {
         )
 }
 
+/// The emulated zone `localhost`. Behind the local edge it is set up the
+/// way `setup --configure-zone` leaves a real one, and the edge's published
+/// ranges (the firewall's sources) are loopback, where the edge is.
+fn cloudflare_config(tls: bool) -> CloudflareEmulatorConfig {
+    let mut config = CloudflareEmulatorConfig { zone_name: "localhost".into(), ..CloudflareEmulatorConfig::default() };
+    if tls {
+        for (id, value) in crate::ops::edge::REQUIRED.iter().map(|r| (r.id, r.wanted)) {
+            config.zone_settings.retain(|(k, _)| k != id);
+            config.zone_settings.push((id.to_owned(), value.to_owned()));
+        }
+        config.edge_ipv4 = vec!["127.0.0.1/32".into()];
+        config.edge_ipv6 = vec!["::1/128".into()];
+    }
+    config
+}
+
 /// Runs the dev mode until Ctrl-C.
 pub async fn run(options: DevOptions, mut sockets: crate::listeners::Sockets) -> anyhow::Result<()> {
     let data = std::fs::canonicalize({
@@ -163,7 +197,16 @@ pub async fn run(options: DevOptions, mut sockets: crate::listeners::Sockets) ->
             .with_context(|| format!("creating {}", options.data_dir.display()))?;
         &options.data_dir
     })?;
-    let public_url = format!("http://localhost:{}", options.port);
+    let scheme = if options.tls { "https" } else { "http" };
+    let public_url = format!("{scheme}://localhost:{}", options.port);
+    let tls_dir = data.join("tls");
+    let certificates = if options.tls {
+        let browser = local_ca::LocalCa::load_or_create(&tls_dir, "local-ca", "SAM dev local CA")?;
+        let origin_pull = local_ca::LocalCa::load_or_create(&tls_dir, "origin-pull-ca", "SAM dev origin-pull CA")?;
+        Some((browser, origin_pull))
+    } else {
+        None
+    };
 
     // Keys: generated once, reused.
     let keys_dir = data.join("keys");
@@ -187,7 +230,7 @@ pub async fn run(options: DevOptions, mut sockets: crate::listeners::Sockets) ->
     };
     let emulators = Emulators::start_with(
         HetznerEmulatorConfig { fixed_ipv4: Some([127, 0, 0, 1].into()), ..HetznerEmulatorConfig::default() },
-        CloudflareEmulatorConfig { zone_name: "localhost".into(), ..CloudflareEmulatorConfig::default() },
+        cloudflare_config(options.tls),
         github_config,
     )
     .await
@@ -208,12 +251,13 @@ pub async fn run(options: DevOptions, mut sockets: crate::listeners::Sockets) ->
     let secrets = data.join("secrets");
     std::fs::create_dir_all(&secrets)?;
     let config = ServeConfig {
-        listen: format!("127.0.0.1:{}", options.port),
+        // Behind the edge, the control plane listens on a loopback port of its own.
+        listen: if options.tls { "127.0.0.1:0".into() } else { format!("127.0.0.1:{}", options.port) },
         public_url: Some(public_url.clone()),
         base_domain: Some("localhost".into()),
         deployment_id: None,
         workspace_host_naming: sam_core::domain::HostNaming::Nested,
-        workspace_url_template: format!("http://{{host}}:{}", options.workspace_port),
+        workspace_url_template: format!("{scheme}://{{host}}:{}", options.workspace_port),
         database_url: format!("sqlite://{}", data.join("sam.db").display()),
         jwt_private_key_file: Some(keys.jwt_signing_key.clone()),
         jwt_previous_key_files: Vec::new(),
@@ -247,7 +291,7 @@ pub async fn run(options: DevOptions, mut sockets: crate::listeners::Sockets) ->
         unreachable_timeout_minutes: 120,
         unreachable_timeout_seconds: options.unreachable_seconds,
         heartbeat_timeout_seconds: options.heartbeat_timeout_seconds,
-        edge_client_ca_file: None,
+        edge_client_ca_file: certificates.as_ref().map(|(_, origin_pull)| origin_pull.path().to_path_buf()),
         trust_forwarded_for: false,
         reconcile_interval_seconds: 5,
         metrics_addr: None,
@@ -266,6 +310,7 @@ pub async fn run(options: DevOptions, mut sockets: crate::listeners::Sockets) ->
         routes.clone(),
         options.workspace_port,
         heartbeat,
+        certificates.as_ref().map(|(browser, _)| vm::VmTls { ca_file: browser.path().to_path_buf() }),
         tokio::runtime::Handle::current(),
     ));
     emulators.hetzner.set_hook(vms.clone());
@@ -274,9 +319,27 @@ pub async fn run(options: DevOptions, mut sockets: crate::listeners::Sockets) ->
         .tcp(1, &format!("127.0.0.1:{}", options.workspace_port))
         .await
         .with_context(|| format!("the workspace port {}", options.workspace_port))?;
-    tokio::spawn(proxy::serve(proxy_listener, routes));
-
-    let listener = sockets.tcp(0, &config.listen).await?;
+    let listener = match certificates {
+        None => {
+            tokio::spawn(proxy::serve(proxy_listener, routes));
+            sockets.tcp(0, &config.listen).await?
+        }
+        Some((browser, origin_pull)) => {
+            // Published, as Cloudflare publishes its Origin CA roots.
+            std::fs::write(tls_dir.join("origin-ca.pem"), emulators.cloudflare.origin_ca_pem())?;
+            let client = origin_pull.client_certificate("SAM dev edge (origin pull)")?;
+            let edge =
+                Arc::new(edge::LocalEdge::new(browser, "localhost", client, emulators.cloudflare.clone(), routes)?);
+            let public = sockets
+                .tcp(0, &format!("127.0.0.1:{}", options.port))
+                .await
+                .with_context(|| format!("the port {}", options.port))?;
+            let internal = tokio::net::TcpListener::bind(&config.listen).await.context("the control plane's port")?;
+            tokio::spawn(edge.clone().serve_control_plane(public, internal.local_addr()?));
+            tokio::spawn(edge.serve_workspaces(proxy_listener));
+            internal
+        }
+    };
     let engine = deployment.engine.clone();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let reconciler = tokio::spawn(async move {
@@ -295,6 +358,12 @@ pub async fn run(options: DevOptions, mut sockets: crate::listeners::Sockets) ->
     println!();
     println!("  SAM is running (dev mode)");
     println!("  Open            {public_url}");
+    if options.tls {
+        println!(
+            "  Trust           {} (the local CA of the edge's certificates)",
+            tls_dir.join("local-ca.pem").display()
+        );
+    }
     println!("  Sign in as      octocat (emulated GitHub: click \"Sign in\")");
     println!("  Hetzner token   {}", emulators.hetzner.token());
     println!("  Repositories    {}", repositories.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "));

@@ -23,14 +23,14 @@ impl Routes {
         self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(host);
     }
 
-    fn get(&self, host: &str) -> Option<u16> {
+    pub(super) fn get(&self, host: &str) -> Option<u16> {
         self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(host).copied()
     }
 }
 
 const MAX_HEAD: usize = 16 * 1024;
 
-fn host_of(head: &[u8]) -> Option<String> {
+pub(super) fn host_of(head: &[u8]) -> Option<String> {
     let text = std::str::from_utf8(head).ok()?;
     text.lines().skip(1).find_map(|line| {
         let (name, value) = line.split_once(':')?;
@@ -41,25 +41,39 @@ fn host_of(head: &[u8]) -> Option<String> {
     })
 }
 
-async fn handle(mut client: TcpStream, routes: Routes) {
+/// Reads a request head (up to the blank line, at most 16 KiB), with
+/// whatever of the body came with it.
+pub(super) async fn read_head<S: tokio::io::AsyncRead + Unpin>(client: &mut S) -> Option<Vec<u8>> {
     let mut head = Vec::with_capacity(1024);
     let mut buf = [0u8; 4096];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
         match client.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => return None,
             Ok(n) => head.extend_from_slice(&buf[..n]),
         }
         if head.len() > MAX_HEAD {
-            return;
+            return None;
         }
     }
+    Some(head)
+}
+
+/// A complete plain-text response that closes the connection.
+pub(super) fn plain_response(status: &str, body: &str) -> String {
+    format!(
+        "HTTP/1.1 {status}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// What answers a host no running workspace has.
+pub(super) const NO_WORKSPACE: &str =
+    "No running workspace answers at this address. Open the terminal from the dashboard.";
+
+async fn handle(mut client: TcpStream, routes: Routes) {
+    let Some(head) = read_head(&mut client).await else { return };
     let Some(port) = host_of(&head).and_then(|h| routes.get(&h)) else {
-        let body = "No running workspace answers at this address. Open the terminal from the dashboard.";
-        let response = format!(
-            "HTTP/1.1 404 Not Found\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        let _ = client.write_all(response.as_bytes()).await;
+        let _ = client.write_all(plain_response("404 Not Found", NO_WORKSPACE).as_bytes()).await;
         return;
     };
     let Ok(mut agent) = TcpStream::connect(("127.0.0.1", port)).await else {

@@ -46,6 +46,15 @@ struct Vm {
     task: tokio::task::JoinHandle<()>,
 }
 
+/// What VMs behind the local TLS edge (`dev --tls`) need: the local CA the
+/// control plane's certificate is from (a real VM trusts a public CA), so
+/// that the agent, and git under it, can reach `https://localhost`.
+#[derive(Debug, Clone)]
+pub struct VmTls {
+    /// The local CA's certificate (PEM file).
+    pub ca_file: PathBuf,
+}
+
 /// The local VMs, by emulated server id.
 #[derive(Debug)]
 pub struct LocalVms {
@@ -53,6 +62,7 @@ pub struct LocalVms {
     routes: Routes,
     workspace_port: u16,
     heartbeat_secs: u64,
+    tls: Option<VmTls>,
     runtime: tokio::runtime::Handle,
     vms: Arc<Mutex<HashMap<u64, Vm>>>,
 }
@@ -73,9 +83,10 @@ impl LocalVms {
         routes: Routes,
         workspace_port: u16,
         heartbeat_secs: u64,
+        tls: Option<VmTls>,
         runtime: tokio::runtime::Handle,
     ) -> Self {
-        Self { root, routes, workspace_port, heartbeat_secs, runtime, vms: Arc::default() }
+        Self { root, routes, workspace_port, heartbeat_secs, tls, runtime, vms: Arc::default() }
     }
 
     /// Stops every agent (SIGTERM, then SIGKILL after 3 s).
@@ -159,6 +170,7 @@ async fn install(
     root: PathBuf,
     workspace_port: u16,
     heartbeat_secs: u64,
+    tls: Option<VmTls>,
 ) -> anyhow::Result<(Unit, String, u16)> {
     let control_plane =
         env_value(&server.user_data, "SAM_AGENT_CONTROL_PLANE").context("no control plane in user data")?;
@@ -166,7 +178,15 @@ async fn install(
     let workspace = server.labels.get("sam-workspace").context("server without a workspace label")?;
     let dir = root.join(server.id.to_string());
     std::fs::create_dir_all(dir.join("work"))?;
-    let response = reqwest::get(format!("{control_plane}/api/agent/download?arch=amd64")).await?.error_for_status()?;
+    // Where cloud-init keeps it on a real VM (/var/lib/cloud/instance/user-data.txt).
+    crate::ops::write_secret_file(&dir.join("user-data.txt"), &server.user_data)?;
+    let mut http = reqwest::Client::builder();
+    if let Some(tls) = &tls {
+        let pem = std::fs::read(&tls.ca_file).with_context(|| format!("reading {}", tls.ca_file.display()))?;
+        http = http.add_root_certificate(reqwest::Certificate::from_pem(&pem)?);
+    }
+    let response =
+        http.build()?.get(format!("{control_plane}/api/agent/download?arch=amd64")).send().await?.error_for_status()?;
     let expected = response.headers().get("x-agent-sha256").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let bytes = response.bytes().await?;
     let sha256 = sha256_hex(&bytes);
@@ -175,17 +195,29 @@ async fn install(
     install_binary(&root, &bytes, &sha256, &binary)?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let host = format!("ws-{workspace}.localhost");
-    let env = vec![
+    // Cloud-init asks for TLS when the deployment has the edge (the agent
+    // then listens on 443; here on the port the edge knows).
+    let agent_tls = env_value(&server.user_data, "SAM_AGENT_TLS") == Some("true");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let mut env = vec![
         ("SAM_AGENT_CONTROL_PLANE", control_plane.to_owned()),
         ("SAM_AGENT_BOOTSTRAP_TOKEN", token.to_owned()),
         ("SAM_AGENT_LISTEN", format!("127.0.0.1:{port}")),
         ("SAM_AGENT_HOST_SHELL", "true".to_owned()),
-        ("SAM_AGENT_SECURE_COOKIE", "false".to_owned()),
+        ("SAM_AGENT_SECURE_COOKIE", tls.is_some().to_string()),
         ("SAM_AGENT_WORKDIR", dir.join("work").display().to_string()),
         ("SAM_AGENT_STATE_DIR", dir.join("state").display().to_string()),
-        ("SAM_AGENT_PUBLIC_URL", format!("http://{host}:{workspace_port}")),
+        ("SAM_AGENT_PUBLIC_URL", format!("{scheme}://{host}:{workspace_port}")),
         ("SAM_AGENT_HEARTBEAT_SECS", heartbeat_secs.to_string()),
     ];
+    if agent_tls {
+        env.push(("SAM_AGENT_TLS", "true".to_owned()));
+    }
+    if let Some(tls) = &tls {
+        // The agent's HTTP client (rustls-native-certs) and git both read these.
+        env.push(("SSL_CERT_FILE", tls.ca_file.display().to_string()));
+        env.push(("GIT_SSL_CAINFO", tls.ca_file.display().to_string()));
+    }
     Ok((Unit { binary, env, log: dir.join("agent.log") }, host, port))
 }
 
@@ -253,11 +285,17 @@ async fn supervise(
 impl ServerHook for LocalVms {
     fn server_created(&self, server: &EmulatedServer) {
         let (power, receiver) = watch::channel(Power::On(1));
-        let (server, root, routes, port, heartbeat) =
-            (server.clone(), self.root.clone(), self.routes.clone(), self.workspace_port, self.heartbeat_secs);
+        let (server, root, routes, port, heartbeat, tls) = (
+            server.clone(),
+            self.root.clone(),
+            self.routes.clone(),
+            self.workspace_port,
+            self.heartbeat_secs,
+            self.tls.clone(),
+        );
         let id = server.id;
         let task = self.runtime.spawn(async move {
-            match install(&server, root, port, heartbeat).await {
+            match install(&server, root, port, heartbeat, tls).await {
                 Ok((unit, host, agent_port)) => {
                     tracing::info!(server_id = id, port = agent_port, "local VM booted");
                     supervise(id, unit, host, agent_port, routes, receiver).await;
