@@ -656,3 +656,85 @@ async fn agents_get_an_origin_certificate_for_their_name_revoked_on_release() {
     assert_eq!(stopped.lifecycle.origin_certificate, None);
     assert!(h.origin_ca.valid_hostnames().is_empty(), "revoked on release");
 }
+
+fn tls_request() -> sam_core::wire::BootstrapRequest {
+    sam_core::wire::BootstrapRequest {
+        csr: Some(format!(
+            "-----BEGIN CERTIFICATE REQUEST-----\nMII{}\n-----END CERTIFICATE REQUEST-----\n",
+            "B".repeat(80)
+        )),
+    }
+}
+
+/// An Origin CA that refuses (here: the token lacks the permission) fails
+/// the workspace at once, saying what the operator must fix; what was made
+/// is released.
+#[tokio::test]
+async fn an_origin_ca_that_refuses_fails_the_workspace_with_the_fix() {
+    let h = Harness::new().await;
+    let engine = h.engine();
+    let ws = h.create(&engine, "no-permission").await;
+    engine.drive(h.user, ws.id).await.unwrap();
+    h.origin_ca.faults.push("issue", Fault::Fail(ProviderErrorKind::Unauthorized));
+    let err = engine.redeem_bootstrap_with(&h.bootstrap_token(ws.id).unwrap(), &tls_request()).await.unwrap_err();
+    assert_eq!(err.kind, EngineErrorKind::InvalidState, "{err:?}");
+    let failed = h.get(ws.id).await.unwrap();
+    assert_eq!(failed.status(), WorkspaceStatus::Error);
+    let message = failed.lifecycle.error_message.unwrap();
+    assert!(message.contains("SSL and Certificates: Edit"), "{message}");
+    let again = engine.redeem_bootstrap_with(&h.bootstrap_token(ws.id).unwrap(), &tls_request()).await;
+    assert_eq!(again.unwrap_err().kind, EngineErrorKind::Unauthorized, "the token is no use any more");
+    h.settle_everything(&engine).await;
+    h.assert_no_leaks(&[h.user]).await;
+    assert!(h.cloud.servers_of(ws.id).is_empty() && h.dns.records().is_empty());
+}
+
+/// An unavailable Origin CA: each redemption retries within the step, the
+/// agent retries the redemption, and after the last the workspace fails
+/// with a message and nothing left behind.
+#[tokio::test]
+async fn an_unavailable_origin_ca_is_retried_then_fails_the_workspace() {
+    let h = Harness::new().await;
+    let engine = h.engine();
+    let ws = h.create(&engine, "ca-down").await;
+    engine.drive(h.user, ws.id).await.unwrap();
+    let token = h.bootstrap_token(ws.id).unwrap();
+    let per_step = h.config.retry.max_attempts as usize;
+    for _ in 0..per_step * sam_core::engine::ORIGIN_CA_ATTEMPTS as usize {
+        h.origin_ca.faults.push("issue", Fault::Fail(ProviderErrorKind::Transient));
+    }
+    for attempt in 1..sam_core::engine::ORIGIN_CA_ATTEMPTS {
+        let err = engine.redeem_bootstrap_with(&token, &tls_request()).await.unwrap_err();
+        assert_eq!(err.kind, EngineErrorKind::Unavailable, "attempt {attempt}: {err:?}");
+        assert_eq!(h.status(ws.id).await, Some(WorkspaceStatus::Creating));
+    }
+    let err = engine.redeem_bootstrap_with(&token, &tls_request()).await.unwrap_err();
+    assert_eq!(err.kind, EngineErrorKind::InvalidState, "{err:?}");
+    let failed = h.get(ws.id).await.unwrap();
+    assert_eq!(failed.status(), WorkspaceStatus::Error);
+    assert!(failed.lifecycle.error_message.as_deref().is_some_and(|m| m.contains("Origin CA")), "{failed:?}");
+    h.settle_everything(&engine).await;
+    h.assert_no_leaks(&[h.user]).await;
+    assert!(h.origin_ca.valid_hostnames().is_empty());
+}
+
+/// A certificate issued but never recorded (the answer was lost, or a
+/// restart forgot it) is revoked with the workspace all the same.
+#[tokio::test]
+async fn release_revokes_certificates_nobody_recorded() {
+    use sam_core::ports::OriginCertificateAuthority as _;
+    let h = Harness::new().await;
+    let engine = h.engine();
+    let ws = h.create(&engine, "lost-answer").await;
+    engine.drive(h.user, ws.id).await.unwrap();
+    let host = h.config.hostname(&ws.id);
+    let csr = tls_request().csr.unwrap();
+    h.origin_ca.issue(&csr, &host).await.unwrap();
+    engine.redeem_bootstrap_with(&h.bootstrap_token(ws.id).unwrap(), &tls_request()).await.unwrap();
+    assert_eq!(h.origin_ca.valid_hostnames().len(), 2);
+    engine.report_agent(h.user, ws.id, &AgentReport::Ready).await.unwrap();
+    engine.delete(h.user, ws.id).await.unwrap();
+    h.settle_everything(&engine).await;
+    assert!(h.origin_ca.valid_hostnames().is_empty(), "both revoked");
+    h.assert_no_leaks(&[h.user]).await;
+}

@@ -216,6 +216,36 @@ async fn origin_ca_conforms_against_the_emulator() {
     assert!(emu.origin_certificates().is_empty(), "the suite revoked what it issued");
 }
 
+/// A zone with many origin certificates: the listing follows the pages
+/// (at most 50 each) and finds one name's among the others'.
+#[tokio::test]
+async fn origin_certificates_are_found_across_pages() {
+    let emu = emulator().await;
+    let ca = origin_ca(&emu);
+    let zone = emu.zone_name();
+    let request = csr();
+    let mut mine = Vec::new();
+    for n in 0..56 {
+        let host = if n % 8 == 0 { format!("ws-mine.{zone}") } else { format!("ws-{n}.{zone}") };
+        let issued = ca.issue(&request, &host).await.unwrap();
+        if n % 8 == 0 {
+            mine.push(issued.id);
+        }
+    }
+    let mut found = ca.certificates_for(&format!("WS-MINE.{zone}")).await.unwrap();
+    found.sort();
+    mine.sort();
+    assert_eq!(found, mine);
+    assert!(found.len() == 7);
+    let page = reqwest::Client::new()
+        .get(format!("{}/certificates?zone_id={}&per_page=51", emu.base_url(), emu.zone_id()))
+        .bearer_auth(emu.token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 400, "per_page is 5..=50");
+}
+
 /// The emulator's certificates are real X.509: valid, for the one name
 /// asked, chained to the emulator's Origin CA, as a TLS client checks them.
 #[tokio::test]

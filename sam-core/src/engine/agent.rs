@@ -9,7 +9,7 @@ use crate::domain::{
     BranchName, InstallationId, RepoFullName, Timestamp, UserId, Workspace, WorkspaceEvent, WorkspaceId,
 };
 use crate::lifecycle::{Event, Reason, WorkspaceStatus};
-use crate::ports::{Audience, OriginCertificateAuthority, StoreErrorKind, TokenRequest};
+use crate::ports::{Audience, OriginCertificateAuthority, ProviderError, StoreErrorKind, TokenRequest};
 use crate::secret::{SecretString, sha256_hex};
 use crate::wire::{
     BootProgress, BootstrapRequest, HeartbeatAction, HeartbeatAnswer, HeartbeatReport, agent_version_matches,
@@ -124,6 +124,10 @@ pub struct TerminalAccess {
 /// lines of a failed build are the useful ones).
 const MAX_REPORT: usize = 2000;
 
+/// Bootstrap redemptions an unavailable Origin CA gets before the workspace
+/// fails (each already retried within the step).
+pub const ORIGIN_CA_ATTEMPTS: u32 = 3;
+
 fn sanitize_report(text: &str) -> String {
     let clean: String = text.chars().map(|c| if c.is_control() && c != '\n' { ' ' } else { c }).collect();
     let clean = clean.trim();
@@ -233,15 +237,14 @@ impl Engine {
         let issued = super::retry::with_retry(self.config.retry, "issue_origin_certificate", ws.id, || {
             super::metered::metered("origin_ca", "issue_origin_certificate", ca.issue(csr, &hostname))
         })
-        .await
-        .map_err(|e| {
-            tracing::warn!(workspace_id = %ws.id, error = %e, "origin certificate not issued");
-            if e.kind() == crate::ports::ProviderErrorKind::InvalidConfig {
-                EngineError::new(EngineErrorKind::Invalid, "the origin CA refused the certificate request")
-            } else {
-                EngineError::new(EngineErrorKind::Unavailable, "the origin CA did not issue a certificate; try again")
+        .await;
+        let issued = match issued {
+            Ok(issued) => {
+                crate::sync::lock(&self.origin_ca_failures).remove(&ws.id);
+                issued
             }
-        })?;
+            Err(e) => return Err(self.origin_ca_failed(ws, &hostname, &e).await),
+        };
         let event = Event::OriginCertificateIssued { id: issued.id.clone() };
         if let Err(e) = self.act(ws.owner, ws.id, &event).await {
             if let Err(revoke) = ca.revoke(&issued.id).await {
@@ -251,6 +254,37 @@ impl Engine {
         }
         tracing::info!(workspace_id = %ws.id, certificate = %issued.id, "origin certificate issued");
         Ok(issued.certificate_pem)
+    }
+
+    /// The answer to an agent whose certificate was not issued (after the
+    /// step's retries). A refusal (a permission, a name outside the zone)
+    /// will not go away by itself: the workspace fails now, with what the
+    /// operator must fix. An unavailable or rate-limiting Origin CA gets
+    /// the agent's own retries, [`ORIGIN_CA_ATTEMPTS`] redemptions in all,
+    /// before the workspace fails. Failing releases what was made (server,
+    /// record, any certificate) like any provisioning failure.
+    async fn origin_ca_failed(&self, ws: &Workspace, hostname: &str, e: &ProviderError) -> EngineError {
+        use crate::ports::ProviderErrorKind as K;
+        tracing::warn!(workspace_id = %ws.id, error = %e, "origin certificate not issued");
+        let passing = matches!(e.kind(), K::Transient | K::RateLimited { .. });
+        let attempts = {
+            let mut failures = crate::sync::lock(&self.origin_ca_failures);
+            let n = failures.entry(ws.id).or_insert(0);
+            *n += 1;
+            *n
+        };
+        if passing && attempts < ORIGIN_CA_ATTEMPTS {
+            return EngineError::new(
+                EngineErrorKind::Unavailable,
+                "the origin CA did not issue a certificate; try again",
+            );
+        }
+        crate::sync::lock(&self.origin_ca_failures).remove(&ws.id);
+        let message = super::messages::origin_ca_failure(e, hostname);
+        if let Err(failed) = self.act(ws.owner, ws.id, &Event::ProvisioningFailed { message }).await {
+            tracing::warn!(workspace_id = %ws.id, error = %failed, "recording the certificate failure failed");
+        }
+        EngineError::new(EngineErrorKind::InvalidState, "the workspace failed: no certificate for its name")
     }
 
     /// Records a bootstrap report from the agent of `id` (authenticated by its

@@ -340,14 +340,29 @@ impl Engine {
         ws: &Workspace,
         token: Option<&SecretString>,
     ) -> Result<(), Option<String>> {
-        if let (Some(id), Some(ca)) = (&ws.lifecycle.origin_certificate, &self.origin_ca) {
-            let revoke = || super::metered::metered("origin_ca", "revoke_origin_certificate", ca.revoke(id));
-            if let Err(e) = with_retry(self.config.retry, "revoke_origin_certificate", ws.id, revoke).await {
-                tracing::warn!(workspace_id = %ws.id, error = %e, "origin certificate not revoked; retried");
-                return Err(None);
+        let name = self.config.hostname(&ws.id);
+        if let Some(ca) = &self.origin_ca {
+            // The recorded certificate, and any a lost answer or a restart
+            // left unrecorded: every one issued for the name.
+            let list = || super::metered::metered("origin_ca", "list_origin_certificates", ca.certificates_for(&name));
+            let mut ids = match with_retry(self.config.retry, "list_origin_certificates", ws.id, list).await {
+                Ok(ids) => ids,
+                Err(e) => {
+                    tracing::warn!(workspace_id = %ws.id, error = %e, "origin certificates not listed; retried");
+                    return Err(None);
+                }
+            };
+            ids.extend(
+                ws.lifecycle.origin_certificate.iter().filter(|id| !ids.contains(id)).cloned().collect::<Vec<_>>(),
+            );
+            for id in &ids {
+                let revoke = || super::metered::metered("origin_ca", "revoke_origin_certificate", ca.revoke(id));
+                if let Err(e) = with_retry(self.config.retry, "revoke_origin_certificate", ws.id, revoke).await {
+                    tracing::warn!(workspace_id = %ws.id, error = %e, "origin certificate not revoked; retried");
+                    return Err(None);
+                }
             }
         }
-        let name = self.config.hostname(&ws.id);
         let dns = &self.dns;
         if let Err(e) = with_retry(self.config.retry, "delete_dns", ws.id, || dns.delete_records(&name)).await {
             tracing::warn!(

@@ -59,6 +59,26 @@ pub(crate) fn dns_failure(e: &ProviderError) -> String {
     }
 }
 
+/// A message for a certificate the Origin CA did not issue.
+pub(crate) fn origin_ca_failure(e: &ProviderError, hostname: &str) -> String {
+    let what = format!("Cloudflare's Origin CA did not issue the certificate for {hostname}, which the terminal needs");
+    match e.kind() {
+        ProviderErrorKind::Unauthorized => format!(
+            "{what}: the operator must give the Cloudflare token \"SSL and Certificates: Edit\" on the zone. \
+             Restart the workspace afterwards."
+        ),
+        ProviderErrorKind::InvalidConfig => format!(
+            "{what}: it refused the request ({}). The operator must check that the base domain is in the \
+             Cloudflare zone (sam-server doctor). Restart the workspace afterwards.",
+            e.message()
+        ),
+        ProviderErrorKind::RateLimited { .. } | ProviderErrorKind::Transient => {
+            format!("{what}: it kept failing ({}). Restart the workspace to try again.", e.kind().code())
+        }
+        _ => format!("{what} ({}). Restart the workspace to try again.", e.kind().code()),
+    }
+}
+
 pub(crate) const NO_CREDENTIAL: &str = "Connect your Hetzner token in Settings before creating a workspace.";
 pub(crate) const CREDENTIAL_UNREADABLE: &str =
     "Your stored Hetzner token can no longer be read (the server's keys changed). Add it again in Settings.";

@@ -47,7 +47,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 pub use crate::wire::{HeartbeatAction, HeartbeatAnswer, HeartbeatReport};
-pub use agent::{AgentReport, AgentVersion, BootstrapGrant, TerminalAccess};
+pub use agent::{AgentReport, AgentVersion, BootstrapGrant, ORIGIN_CA_ATTEMPTS, TerminalAccess};
 pub use config::{EngineConfig, RetryPolicy};
 pub use driver::DriveOutcome;
 pub use error::{EngineError, EngineErrorKind};
@@ -123,6 +123,9 @@ pub struct Engine {
     probe: Option<Arc<dyn AgentProbe>>,
     /// Signs agents' certificates ([`Engine::with_origin_ca`]).
     origin_ca: Option<Arc<dyn OriginCertificateAuthority>>,
+    /// Redemptions that failed for want of a certificate, per workspace
+    /// being created.
+    origin_ca_failures: Mutex<HashMap<WorkspaceId, u32>>,
     /// The firewall in front of servers ([`Engine::with_firewall`]).
     firewall: Option<WorkspaceFirewall>,
     /// The edge's source ranges last fetched, and when.
@@ -164,6 +167,7 @@ impl Engine {
             agent_versions: Mutex::new(HashMap::new()),
             probe: None,
             origin_ca: None,
+            origin_ca_failures: Mutex::new(HashMap::new()),
             firewall: None,
             edge_ranges: std::sync::Mutex::new(None),
             agents_checked: Mutex::new(HashMap::new()),

@@ -23,7 +23,10 @@ pub struct OriginCertificate {
 /// - `issue` signs the request for exactly the one hostname asked, which
 ///   must be in the operator's zone (else `InvalidConfig`); a request that
 ///   is not a valid CSR is `InvalidConfig`;
-/// - `revoke` of a revoked or unknown id succeeds.
+/// - `revoke` of a revoked or unknown id succeeds;
+/// - `certificates_for` lists every certificate issued for the hostname and
+///   not revoked (so release can revoke what a lost answer or a restart
+///   left unrecorded), and nothing for another name.
 #[async_trait]
 pub trait OriginCertificateAuthority: Send + Sync + std::fmt::Debug {
     /// Signs `csr_pem` (PEM `CERTIFICATE REQUEST`) for `hostname` only.
@@ -32,4 +35,7 @@ pub trait OriginCertificateAuthority: Send + Sync + std::fmt::Debug {
     /// Revokes the certificate `id`; unknown or already revoked counts as
     /// success.
     async fn revoke(&self, id: &str) -> Result<(), ProviderError>;
+
+    /// The ids of the certificates issued for `hostname` and not revoked.
+    async fn certificates_for(&self, hostname: &str) -> Result<Vec<String>, ProviderError>;
 }

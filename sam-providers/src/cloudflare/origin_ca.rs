@@ -4,8 +4,9 @@
 //!
 //! Calls used: `POST /certificates` (`csr`, one hostname,
 //! `request_type: origin-ecc` — agents make ECDSA P-256 keys —,
-//! `requested_validity` 365 days) and `DELETE /certificates/{id}` (revoke;
-//! 404 counts as done). The token needs "SSL and Certificates: Edit" on the
+//! `requested_validity` 365 days), `DELETE /certificates/{id}` (revoke;
+//! 404 counts as done) and `GET /certificates?zone_id=` (pages of 50,
+//! filtered by hostname here). The token needs "SSL and Certificates: Edit" on the
 //! zone. Errors are the adapter's [`ProviderError`] kinds (see the
 //! [module](super) table): a name outside the zone (code 1010) or a bad
 //! request is `InvalidConfig`.
@@ -30,7 +31,18 @@ pub struct CloudflareOriginCa {
     http: HttpClient,
     base: Url,
     token: SecretString,
+    zone_id: String,
 }
+
+#[derive(Deserialize)]
+struct Listed {
+    id: String,
+    #[serde(default)]
+    hostnames: Vec<String>,
+}
+
+/// Pages of `GET /certificates` read at most (50 each).
+const MAX_PAGES: u32 = 100;
 
 #[derive(Deserialize)]
 struct Issued {
@@ -43,7 +55,12 @@ impl CloudflareOriginCa {
     /// The Origin CA reached with `config`'s base URL and token.
     pub fn new(config: CloudflareConfig) -> Result<Self, ProviderError> {
         let base = http::parse_base(PROVIDER, &config.base_url)?;
-        Ok(Self { http: HttpClient::new(PROVIDER, config.http)?, base, token: config.api_token })
+        Ok(Self {
+            http: HttpClient::new(PROVIDER, config.http)?,
+            base,
+            token: config.api_token,
+            zone_id: config.zone_id,
+        })
     }
 
     fn url(&self, path: &str) -> Result<Url, ProviderError> {
@@ -90,6 +107,31 @@ impl OriginCertificateAuthority for CloudflareOriginCa {
             Err(e) if e.kind() == ProviderErrorKind::NotFound => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    async fn certificates_for(&self, hostname: &str) -> Result<Vec<String>, ProviderError> {
+        let mut ids = Vec::new();
+        for page in 1..=MAX_PAGES {
+            let mut url = self.url("certificates")?;
+            url.query_pairs_mut()
+                .append_pair("zone_id", &self.zone_id)
+                .append_pair("page", &page.to_string())
+                .append_pair("per_page", "50");
+            let request = Request::new(Method::GET, url).bearer(&self.token);
+            let body: Envelope<Vec<Listed>> = self.http.send(&request, classify).await?.json(PROVIDER)?;
+            let listed = body.result.unwrap_or_default();
+            ids.extend(
+                listed
+                    .iter()
+                    .filter(|c| c.hostnames.iter().any(|h| h.eq_ignore_ascii_case(hostname)))
+                    .map(|c| c.id.clone()),
+            );
+            let total_pages = body.result_info.and_then(|i| i.total_pages).unwrap_or(1);
+            if page >= total_pages || listed.is_empty() {
+                return Ok(ids);
+            }
+        }
+        Err(ProviderError::new(ProviderErrorKind::Other, "cloudflare: too many pages of origin certificates"))
     }
 }
 

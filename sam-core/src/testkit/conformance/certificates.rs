@@ -20,9 +20,17 @@ pub async fn run(ca: &dyn OriginCertificateAuthority, csr_pem: &str, hostname: &
         .expect_err("garbage is not a request");
     assert_eq!(err.kind(), ProviderErrorKind::InvalidConfig, "{err}");
 
+    let mut found = ca.certificates_for(hostname).await.expect("list");
+    found.sort();
+    let mut expected = vec![issued.id.clone(), second.id.clone()];
+    expected.sort();
+    assert_eq!(found, expected, "both, and only them");
+    assert!(ca.certificates_for(&format!("other-{hostname}")).await.expect("list").is_empty());
+
     for id in [&issued.id, &second.id] {
         ca.revoke(id).await.expect("revoke");
         ca.revoke(id).await.expect("revoking again succeeds");
     }
+    assert!(ca.certificates_for(hostname).await.expect("list").is_empty(), "revoked ones are not listed");
     ca.revoke("123456789").await.expect("revoking an unknown id succeeds");
 }

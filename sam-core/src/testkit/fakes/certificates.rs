@@ -73,4 +73,16 @@ impl OriginCertificateAuthority for FakeOriginCa {
         }
         after("revoke", pending, ())
     }
+
+    async fn certificates_for(&self, hostname: &str) -> Result<Vec<String>, ProviderError> {
+        let pending = self.faults.before("certificates_for")?;
+        let host = hostname.to_ascii_lowercase();
+        let mut ids: Vec<String> = lock(&self.issued)
+            .iter()
+            .filter(|(_, (h, revoked))| *h == host && !revoked)
+            .map(|(id, _)| id.clone())
+            .collect();
+        ids.sort();
+        after("certificates_for", pending, ids)
+    }
 }

@@ -208,6 +208,8 @@ fn rand_serial() -> [u8; 16] {
 #[derive(Deserialize)]
 pub(super) struct ListQuery {
     zone_id: Option<String>,
+    page: Option<String>,
+    per_page: Option<String>,
 }
 
 pub(super) async fn list(State(inner): State<Arc<Inner>>, Query(q): Query<ListQuery>) -> Response {
@@ -215,10 +217,23 @@ pub(super) async fn list(State(inner): State<Arc<Inner>>, Query(q): Query<ListQu
     if q.zone_id.as_deref() != Some(zone_id.as_str()) {
         return envelope_error(StatusCode::BAD_REQUEST, 1002, "zone_id is required and must be a zone of the account");
     }
-    let items: Vec<Value> = lock(&inner.state).certificates.iter().filter(|c| !c.revoked).map(issued_json).collect();
+    let page = match q.page.as_deref().map(str::parse::<usize>) {
+        None => 1,
+        Some(Ok(p)) if p >= 1 => p,
+        Some(_) => return envelope_error(StatusCode::BAD_REQUEST, 1001, "page must be at least 1"),
+    };
+    let per_page = match q.per_page.as_deref().map(str::parse::<usize>) {
+        None => 20,
+        Some(Ok(p)) if (5..=50).contains(&p) => p,
+        Some(_) => return envelope_error(StatusCode::BAD_REQUEST, 1001, "per_page must be between 5 and 50"),
+    };
+    let all: Vec<Value> = lock(&inner.state).certificates.iter().filter(|c| !c.revoked).map(issued_json).collect();
+    let total = all.len();
+    let items: Vec<Value> = all.into_iter().skip((page - 1).saturating_mul(per_page)).take(per_page).collect();
     let count = items.len();
     Json(json!({"success": true, "errors": [], "messages": [], "result": items,
-                "result_info": {"page": 1, "per_page": count.max(1), "count": count, "total_count": count, "total_pages": 1}}))
+                "result_info": {"page": page, "per_page": per_page, "count": count, "total_count": total,
+                                "total_pages": total.div_ceil(per_page)}}))
     .into_response()
 }
 
