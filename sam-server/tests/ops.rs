@@ -453,6 +453,7 @@ fn scripted_setup(emulators: &Emulators, config: &Path, database_url: Option<&st
         "--base-domain=sam.test".into(),
         "--public-url=https://sam.sam.test".into(),
         "--server-ip=203.0.113.10".into(),
+        "--configure-zone".into(),
         format!("--agent-dir={}", agents.display()),
     ];
     if let Some(url) = database_url {
@@ -693,6 +694,7 @@ async fn install_and_upgrade_with_the_install_script() {
             "--base-domain=sam.test".into(),
             "--public-url=https://sam.sam.test".into(),
             "--server-ip=203.0.113.10".into(),
+            "--configure-zone".into(),
         ];
         args.extend(emulator_flags(&emulators));
         let output = std::process::Command::new("bash")
