@@ -12,7 +12,7 @@ export const CHROMIUM_ARGS = [
 
 /**
  * Starts headless Chromium.
- * @param {{ launch(options: { executablePath: string, args: string[] }): Promise<T> }} chromium playwright-core's `chromium`
+ * @param {{ launch(options: { executablePath: string, args: string[], env?: Record<string, string | undefined> }): Promise<T> }} chromium playwright-core's `chromium`
  * @returns {Promise<T>}
  * @template T
  */

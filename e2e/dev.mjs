@@ -5,6 +5,7 @@
 //   node dev.mjs <base-url> <hetzner-token> <artifacts-dir>
 import { chromium } from "playwright-core";
 import { launchChromium } from "./chromium.mjs";
+import { signIn } from "./flows.mjs";
 
 const [base, hetznerToken, artifacts] = process.argv.slice(2);
 const browser = await launchChromium(chromium);
@@ -14,10 +15,7 @@ try {
   const page = await context.newPage();
   page.on("pageerror", (e) => console.error("page error:", String(e)));
 
-  await page.goto(base + "/");
-  await page.getByRole("link", { name: "Sign in with GitHub" }).click();
-  await page.locator("#sign-in").click();
-  await page.getByRole("heading", { name: "Workspaces" }).waitFor();
+  await signIn(page, base);
 
   // Before a token: the create page says what to do first.
   await page.goto(base + "/workspaces/new");

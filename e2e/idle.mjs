@@ -4,20 +4,15 @@
 //   node idle.mjs <base-url> <hetzner-token> <artifacts-dir>
 import { chromium } from "playwright-core";
 import { launchChromium } from "./chromium.mjs";
+import { connectHetzner, signIn } from "./flows.mjs";
 
 const [base, hetznerToken, artifacts] = process.argv.slice(2);
 const browser = await launchChromium(chromium);
 try {
   const context = await browser.newContext({ viewport: { width: 1100, height: 700 } });
   const page = await context.newPage();
-  await page.goto(base + "/");
-  await page.getByRole("link", { name: "Sign in with GitHub" }).click();
-  await page.locator("#sign-in").click();
-  await page.getByRole("heading", { name: "Workspaces" }).waitFor();
-  await page.goto(base + "/settings");
-  await page.locator("#token").fill(hetznerToken);
-  await page.getByRole("button", { name: "Connect Hetzner" }).click();
-  await page.getByText("connected").waitFor();
+  await signIn(page, base);
+  await connectHetzner(page, base, hetznerToken);
   await page.goto(base + "/workspaces/new");
   await page.locator("#branch option").first().waitFor({ state: "attached" });
   await page.getByRole("button", { name: "Create workspace" }).click();

@@ -9,6 +9,7 @@
 //   SAM_TLS_RUNS=5 node tls.mjs <tls-base> <plain-base> <hetzner-token> <artifacts>
 import { chromium } from "playwright-core";
 import { launchChromium } from "./chromium.mjs";
+import { connectHetzner, signIn as signInPage } from "./flows.mjs";
 
 const [tlsBase, plainBase, hetznerToken, artifacts] = process.argv.slice(2);
 const runs = Number(process.env.SAM_TLS_RUNS || 5);
@@ -21,14 +22,8 @@ async function signIn(base) {
   const context = await browser.newContext({ viewport: { width: 1200, height: 800 } });
   const page = await context.newPage();
   page.on("pageerror", (e) => console.error("page error:", String(e)));
-  await page.goto(base + "/");
-  await page.getByRole("link", { name: "Sign in with GitHub" }).click();
-  await page.locator("#sign-in").click();
-  await page.getByRole("heading", { name: "Workspaces" }).waitFor();
-  await page.goto(base + "/settings");
-  await page.locator("#token").fill(hetznerToken);
-  await page.getByRole("button", { name: /Connect Hetzner|Replace token/ }).click();
-  await page.getByText("connected").waitFor();
+  await signInPage(page, base);
+  await connectHetzner(page, base, hetznerToken);
   return { context, page };
 }
 

@@ -185,8 +185,7 @@ impl LocalEdge {
     /// as behind any TLS-terminating proxy).
     pub async fn serve_control_plane(self: Arc<Self>, listener: TcpListener, upstream: SocketAddr) {
         loop {
-            let Ok((socket, _)) = listener.accept().await else { continue };
-            let _ = socket.set_nodelay(true);
+            let Some(socket) = proxy::accept_tcp(&listener).await else { continue };
             let edge = self.clone();
             tokio::spawn(async move {
                 let Some(mut browser) = edge.accept(socket).await else { return };
@@ -202,8 +201,7 @@ impl LocalEdge {
     /// zone's settings say.
     pub async fn serve_workspaces(self: Arc<Self>, listener: TcpListener) {
         loop {
-            let Ok((socket, _)) = listener.accept().await else { continue };
-            let _ = socket.set_nodelay(true);
+            let Some(socket) = proxy::accept_tcp(&listener).await else { continue };
             let edge = self.clone();
             tokio::spawn(async move {
                 if let Some(browser) = edge.accept(socket).await {
@@ -263,9 +261,10 @@ impl LocalEdge {
             relay(browser, tcp, &head, &host).await;
             return;
         };
-        let name = match ServerName::try_from(host.clone()) {
-            Ok(name) => name,
-            Err(_) => return,
+        let Ok(name) = ServerName::try_from(host.clone()) else {
+            let _ =
+                browser.write_all(answer("400 Bad Request", format!("{host} is not a host name.")).as_bytes()).await;
+            return;
         };
         match tokio::time::timeout(HANDSHAKE_TIMEOUT, connector.connect(name, tcp)).await {
             Ok(Ok(agent)) => relay(browser, agent, &head, &host).await,

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
@@ -86,11 +87,26 @@ async fn handle(mut client: TcpStream, routes: Routes) {
     let _ = tokio::io::copy_bidirectional(&mut client, &mut agent).await;
 }
 
+/// The next connection; `None` after a failed accept (out of descriptors,
+/// say), after a pause so a persistent failure does not spin.
+pub(super) async fn accept_tcp(listener: &TcpListener) -> Option<TcpStream> {
+    match listener.accept().await {
+        Ok((socket, _)) => {
+            let _ = socket.set_nodelay(true);
+            Some(socket)
+        }
+        Err(error) => {
+            tracing::debug!(%error, "accept failed");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            None
+        }
+    }
+}
+
 /// Accepts connections forever.
 pub async fn serve(listener: TcpListener, routes: Routes) {
     loop {
-        if let Ok((socket, _)) = listener.accept().await {
-            let _ = socket.set_nodelay(true);
+        if let Some(socket) = accept_tcp(&listener).await {
             tokio::spawn(handle(socket, routes.clone()));
         }
     }
