@@ -6,15 +6,19 @@
 //!
 //! | endpoint | behaviour |
 //! |---|---|
-//! | `GET /servers` | `name`, `label_selector` (`k=v`, `k==v`, `k!=v`, `k`, `!k`, `k in (a,b)`, `k notin (a,b)`, comma = and), `status`, `page`, `per_page` (default 25, max 50); `meta.pagination` |
+//! | `GET /servers` | `name`, `label_selector` (`k=v`, `k==v`, `k!=v`, `k`, `!k`, `k in (a,b)`, `k notin (a,b)`, comma = and), `status` (repeatable; an unknown one → 400 `invalid_input`), `sort` (`id`, `name`, `created`, `:asc`/`:desc`, repeatable), `page`, `per_page` (default 25, max 50); `meta.pagination` |
 //! | `POST /servers` | 201 `{server, action, next_actions, root_password}`; checks name (unique → 409 `uniqueness_error`), `server_type`, `location`, `image`, `user_data` ≤ 32 KiB (400 `invalid_input`), the server limit (403 `resource_limit_exceeded`), labels by Hetzner's rules (400 `invalid_input`) |
-//! | `GET /servers/{id}` | 404 `not_found` when absent |
+//! | `GET /servers/{id}` | the server with `location`, `datacenter`, `server_type`, `image`, `protection`; 404 `not_found` when absent |
 //! | `PUT /servers/{id}` | `{server}`; `name` (unique) and/or `labels` (the whole set is replaced) |
-//! | `DELETE /servers/{id}` | 200 `{action}`; 404 when absent |
-//! | `POST /servers/{id}/actions/{poweron,poweroff,shutdown,reboot}` | 201 `{action}` |
+//! | `DELETE /servers/{id}` | 200 `{action}`; 404 when absent; 403 `protected` with delete protection |
+//! | `POST /servers/{id}/actions/{poweron,poweroff,shutdown,reboot,reset}` | 201 `{action}` |
+//! | `POST /servers/{id}/actions/change_protection` | `{delete, rebuild}` (equal, as the reference requires) → 201 `{action}` |
+//! | `GET /servers/{id}/actions` | the server's actions: `status` (repeatable), `sort`, pages |
 //! | `GET /actions/{id}` | the action (finished: `success`, progress 100) |
-//! | `GET /server_types` | a catalogue with deprecated and ARM types and prices per location; paginated |
-//! | `GET /locations` | `fsn1`, `nbg1`, `hel1`, `ash` |
+//! | `GET /server_types`, `GET /server_types/{id}` | a catalogue with deprecated and ARM types, prices and `locations` per location; `name`, `sort`, pages |
+//! | `GET /locations`, `GET /locations/{id}` | `fsn1`, `nbg1`, `hel1`, `ash`; `name`, `sort`, pages |
+//! | `GET /datacenters`, `GET /datacenters/{id}` | one per location (`<location>-dc14`) with the types it supports; `recommendation` |
+//! | `GET /images`, `GET /images/{id}` | system images (Ubuntu 24.04/22.04, Debian 12/13; x86 and ARM); `name`, `type`, `architecture`, `sort`, pages |
 //! | `/firewalls`, `/firewalls/{id}`, `/firewalls/{id}/actions/{action}` | create, list, set rules, apply to servers or label selectors, delete, with the reference's errors (the `firewalls` module) |
 //!
 //! Servers start `initializing` with a public IPv4 and become `running` after
@@ -34,7 +38,7 @@ use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -43,6 +47,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+mod catalogue;
 mod firewalls;
 
 pub use firewalls::{EmulatedFirewall, EmulatedFirewallRule, FirewallTarget};
@@ -158,6 +163,8 @@ struct ServerRecord {
     server: EmulatedServer,
     /// When the current `initializing`/`starting` phase began.
     booting_since: Option<Instant>,
+    /// `change_protection`: (delete, rebuild).
+    protection: (bool, bool),
 }
 
 #[derive(Debug, Clone)]
@@ -208,13 +215,21 @@ impl HetznerEmulator {
         let api = Router::new()
             .route("/servers", get(list_servers).post(create_server))
             .route("/servers/{id}", get(get_server).put(update_server).delete(delete_server))
+            .route("/servers/{id}/actions", get(server_actions))
+            .route("/servers/{id}/actions/change_protection", post(change_protection))
             .route("/servers/{id}/actions/{action}", post(server_action))
             .route("/actions/{id}", get(get_action))
             .route("/firewalls", get(firewalls::list).post(firewalls::create))
             .route("/firewalls/{id}", get(firewalls::get_one).put(firewalls::update).delete(firewalls::delete))
             .route("/firewalls/{id}/actions/{action}", post(firewalls::action))
-            .route("/server_types", get(server_types))
-            .route("/locations", get(locations))
+            .route("/server_types", get(catalogue::server_types))
+            .route("/server_types/{id}", get(catalogue::server_type))
+            .route("/locations", get(catalogue::locations))
+            .route("/locations/{id}", get(catalogue::location))
+            .route("/datacenters", get(catalogue::datacenters))
+            .route("/datacenters/{id}", get(catalogue::datacenter))
+            .route("/images", get(catalogue::images))
+            .route("/images/{id}", get(catalogue::image))
             .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
             .layer(axum::middleware::from_fn_with_state(inner.clone(), auth_and_rate_limit))
             .with_state(inner.clone());
@@ -297,7 +312,7 @@ impl HetznerEmulator {
             ipv4,
             created: time::OffsetDateTime::now_utc(),
         };
-        state.servers.insert(id, ServerRecord { server, booting_since: None });
+        state.servers.insert(id, ServerRecord { server, booting_since: None, protection: (false, false) });
         id
     }
 }
@@ -403,172 +418,18 @@ async fn auth_and_rate_limit(State(inner): State<Arc<Inner>>, request: Request, 
     response
 }
 
-// ---- catalogue ----
-
-struct TypeDef {
-    id: u64,
-    name: &'static str,
-    cores: u32,
-    memory: f64,
-    disk: u32,
-    arch: &'static str,
-    deprecated: bool,
-    hourly: &'static str,
-    monthly: &'static str,
-}
-
-const TYPES: &[TypeDef] = &[
-    TypeDef {
-        id: 22,
-        name: "cx22",
-        cores: 2,
-        memory: 4.0,
-        disk: 40,
-        arch: "x86",
-        deprecated: true,
-        hourly: "0.0066",
-        monthly: "4.1500",
-    },
-    TypeDef {
-        id: 104,
-        name: "cx23",
-        cores: 2,
-        memory: 4.0,
-        disk: 40,
-        arch: "x86",
-        deprecated: false,
-        hourly: "0.0080",
-        monthly: "4.9900",
-    },
-    TypeDef {
-        id: 105,
-        name: "cx33",
-        cores: 4,
-        memory: 8.0,
-        disk: 80,
-        arch: "x86",
-        deprecated: false,
-        hourly: "0.0128",
-        monthly: "7.9900",
-    },
-    TypeDef {
-        id: 106,
-        name: "cx43",
-        cores: 8,
-        memory: 16.0,
-        disk: 160,
-        arch: "x86",
-        deprecated: false,
-        hourly: "0.0208",
-        monthly: "12.9900",
-    },
-    TypeDef {
-        id: 107,
-        name: "cx53",
-        cores: 16,
-        memory: 32.0,
-        disk: 320,
-        arch: "x86",
-        deprecated: false,
-        hourly: "0.0384",
-        monthly: "23.9900",
-    },
-    TypeDef {
-        id: 45,
-        name: "cax11",
-        cores: 2,
-        memory: 4.0,
-        disk: 40,
-        arch: "arm",
-        deprecated: false,
-        hourly: "0.0072",
-        monthly: "4.4900",
-    },
-    TypeDef {
-        id: 96,
-        name: "cpx22",
-        cores: 2,
-        memory: 4.0,
-        disk: 80,
-        arch: "x86",
-        deprecated: false,
-        hourly: "0.0120",
-        monthly: "7.4900",
-    },
-];
-
-struct LocationDef {
-    id: u64,
-    name: &'static str,
-    description: &'static str,
-    country: &'static str,
-    city: &'static str,
-    zone: &'static str,
-}
-
-const LOCATIONS: &[LocationDef] = &[
-    LocationDef {
-        id: 1,
-        name: "fsn1",
-        description: "Falkenstein DC Park 1",
-        country: "DE",
-        city: "Falkenstein",
-        zone: "eu-central",
-    },
-    LocationDef {
-        id: 2,
-        name: "nbg1",
-        description: "Nuremberg DC Park 1",
-        country: "DE",
-        city: "Nuremberg",
-        zone: "eu-central",
-    },
-    LocationDef {
-        id: 3,
-        name: "hel1",
-        description: "Helsinki DC Park 1",
-        country: "FI",
-        city: "Helsinki",
-        zone: "eu-central",
-    },
-    LocationDef { id: 4, name: "ash", description: "Ashburn, VA", country: "US", city: "Ashburn, VA", zone: "us-east" },
-];
-
-const IMAGES: &[&str] = &["ubuntu-24.04", "ubuntu-22.04", "debian-12", "debian-13"];
-
-fn location_json(l: &LocationDef) -> Value {
-    json!({"id": l.id, "name": l.name, "description": l.description, "country": l.country, "city": l.city,
-           "latitude": 50.0, "longitude": 12.0, "network_zone": l.zone})
-}
-
-fn type_json(t: &TypeDef) -> Value {
-    // ash offers no cx (shared Intel/AMD) types, as on the real service.
-    let prices: Vec<Value> = LOCATIONS
-        .iter()
-        .filter(|l| l.name != "ash" || t.name.starts_with("cpx"))
-        .map(|l| {
-            json!({"location": l.name,
-                   "price_hourly": {"net": t.hourly, "gross": t.hourly},
-                   "price_monthly": {"net": t.monthly, "gross": t.monthly},
-                   "included_traffic": 21_990_232_555_520_u64,
-                   "price_per_tb_traffic": {"net": "1.0000", "gross": "1.1900"}})
-        })
-        .collect();
-    let deprecation = t
-        .deprecated
-        .then(|| json!({"announced": "2025-10-16T06:00:00+00:00", "unavailable_after": "2026-01-16T06:00:00+00:00"}));
-    json!({"id": t.id, "name": t.name, "description": t.name.to_uppercase(), "cores": t.cores, "memory": t.memory,
-           "disk": t.disk, "storage_type": "local", "cpu_type": "shared", "architecture": t.arch,
-           "deprecated": t.deprecated, "deprecation": deprecation, "prices": prices})
-}
-
 fn server_json(state: &HState, s: &EmulatedServer) -> Value {
     let firewalls: Vec<Value> = firewalls::firewalls_of(state, s.id, &s.labels)
         .into_iter()
         .map(|id| json!({"id": id, "status": "applied"}))
         .collect();
-    let t = TYPES.iter().find(|t| t.name == s.server_type).map_or(Value::Null, type_json);
-    let l = LOCATIONS.iter().find(|l| l.name == s.location).map_or(Value::Null, location_json);
+    let server_type = catalogue::TYPES.iter().find(|t| t.name == s.server_type);
+    let arch = server_type.map_or("x86", |t| t.arch);
+    let t = server_type.map_or(Value::Null, catalogue::type_json);
+    let location = catalogue::LOCATIONS.iter().find(|l| l.name == s.location);
+    let image =
+        catalogue::IMAGES.iter().find(|i| i.1 == s.image && i.4 == arch).map_or(Value::Null, catalogue::image_json);
+    let (delete, rebuild) = state.servers.get(&s.id).map_or((false, false), |r| r.protection);
     json!({
         "id": s.id, "name": s.name, "status": s.status, "created": rfc3339(s.created),
         "public_net": {
@@ -578,11 +439,12 @@ fn server_json(state: &HState, s: &EmulatedServer) -> Value {
         },
         "private_net": [],
         "server_type": t,
-        "datacenter": {"id": 1, "name": format!("{}-dc14", s.location), "description": "emulated", "location": l},
-        "image": {"id": 161_547_269, "type": "system", "status": "available", "name": s.image, "os_flavor": "ubuntu"},
+        "location": location.map_or(Value::Null, catalogue::location_json),
+        "datacenter": location.map_or(Value::Null, catalogue::datacenter_json),
+        "image": image,
         "iso": null, "rescue_enabled": false, "locked": false, "backup_window": null,
         "outgoing_traffic": 0, "ingoing_traffic": 0, "included_traffic": 21_990_232_555_520_u64,
-        "protection": {"delete": false, "rebuild": false},
+        "protection": {"delete": delete, "rebuild": rebuild},
         "labels": s.labels, "volumes": [], "load_balancers": [], "primary_disk_size": 40, "placement_group": null
     })
 }
@@ -616,6 +478,58 @@ struct PageQuery {
     per_page: Option<String>,
 }
 
+/// A query string's pairs, decoded, repeated keys kept (`status=a&status=b`).
+fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
+    let Some(raw) = raw else { return Vec::new() };
+    reqwest::Url::parse(&format!("http://q/?{raw}"))
+        .map(|url| url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect())
+        .unwrap_or_default()
+}
+
+/// Every value of `key`, commas splitting values too (both forms are used).
+fn values_of(pairs: &[(String, String)], key: &str) -> Vec<String> {
+    pairs.iter().filter(|(k, _)| k == key).flat_map(|(_, v)| v.split(',').map(str::to_owned)).collect()
+}
+
+/// The one value of `key`, if given.
+fn value_of(pairs: &[(String, String)], key: &str) -> Option<String> {
+    pairs.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+}
+
+/// Sorts by `field[:asc|:desc]` terms (the reference's `sort` parameter),
+/// the first term first; a field outside `allowed` is `invalid_input`.
+fn sort_values(items: &mut [Value], sort: &[String], allowed: &[&str]) -> Result<(), Response> {
+    let mut keys = Vec::new();
+    for term in sort.iter().filter(|t| !t.is_empty()) {
+        let (field, direction) = term.split_once(':').unwrap_or((term.as_str(), "asc"));
+        if !allowed.contains(&field) || !["asc", "desc"].contains(&direction) {
+            return Err(invalid_field("sort", &format!("invalid sort {term:?}; allowed: {}", allowed.join(", "))));
+        }
+        keys.push((field.to_owned(), direction == "desc"));
+    }
+    items.sort_by(|a, b| {
+        for (field, descending) in &keys {
+            let ordering = match (&a[field], &b[field]) {
+                (Value::Number(x), Value::Number(y)) => {
+                    x.as_f64().partial_cmp(&y.as_f64()).unwrap_or(std::cmp::Ordering::Equal)
+                }
+                (x, y) => x.as_str().unwrap_or_default().cmp(y.as_str().unwrap_or_default()),
+            };
+            let ordering = if *descending { ordering.reverse() } else { ordering };
+            if ordering != std::cmp::Ordering::Equal {
+                return ordering;
+            }
+        }
+        std::cmp::Ordering::Equal
+    });
+    Ok(())
+}
+
+/// The page parameters of a query.
+fn page_of(pairs: &[(String, String)]) -> PageQuery {
+    PageQuery { page: value_of(pairs, "page"), per_page: value_of(pairs, "per_page") }
+}
+
 fn paginate<T: Clone>(
     items: &[T],
     query: &PageQuery,
@@ -641,22 +555,6 @@ fn paginate<T: Clone>(
         "last_page": last, "total_entries": total
     }});
     Ok((slice, meta))
-}
-
-async fn server_types(Query(q): Query<PageQuery>) -> Response {
-    let all: Vec<Value> = TYPES.iter().map(type_json).collect();
-    match paginate(&all, &q, 25, 50) {
-        Ok((items, meta)) => Json(json!({"server_types": items, "meta": meta})).into_response(),
-        Err((field, message)) => invalid_field(field, message),
-    }
-}
-
-async fn locations(Query(q): Query<PageQuery>) -> Response {
-    let all: Vec<Value> = LOCATIONS.iter().map(location_json).collect();
-    match paginate(&all, &q, 25, 50) {
-        Ok((items, meta)) => Json(json!({"locations": items, "meta": meta})).into_response(),
-        Err((field, message)) => invalid_field(field, message),
-    }
 }
 
 /// One term of a label selector.
@@ -728,34 +626,38 @@ fn selector_matches(terms: &[Term], labels: &BTreeMap<String, String>) -> bool {
     })
 }
 
-#[derive(Deserialize)]
-struct ListQuery {
-    name: Option<String>,
-    label_selector: Option<String>,
-    status: Option<String>,
-    #[serde(flatten)]
-    page: PageQuery,
-}
+/// The statuses a server can have (the reference's enumeration).
+const STATUSES: [&str; 9] =
+    ["initializing", "starting", "running", "stopping", "off", "deleting", "migrating", "rebuilding", "unknown"];
 
-async fn list_servers(State(inner): State<Arc<Inner>>, Query(q): Query<ListQuery>) -> Response {
-    let terms = match q.label_selector.as_deref().map(parse_selector).transpose() {
+async fn list_servers(State(inner): State<Arc<Inner>>, RawQuery(raw): RawQuery) -> Response {
+    let pairs = query_pairs(raw.as_deref());
+    let terms = match value_of(&pairs, "label_selector").as_deref().map(parse_selector).transpose() {
         Ok(t) => t.unwrap_or_default(),
         Err(message) => return invalid_field("label_selector", &message),
     };
+    let statuses = values_of(&pairs, "status");
+    if let Some(bad) = statuses.iter().find(|s| !STATUSES.contains(&s.as_str())) {
+        return invalid_field("status", &format!("unknown status {bad:?}"));
+    }
+    let name = value_of(&pairs, "name");
     let boot = lock(&inner.config).boot_delay;
-    let matching: Vec<Value> = {
+    let mut matching: Vec<Value> = {
         let mut state = lock(&inner.state);
         let servers: Vec<EmulatedServer> = state
             .servers
             .values_mut()
             .map(|r| refresh(r, boot).clone())
-            .filter(|s| q.name.as_ref().is_none_or(|n| &s.name == n))
-            .filter(|s| q.status.as_ref().is_none_or(|st| &s.status == st))
+            .filter(|s| name.as_ref().is_none_or(|n| &s.name == n))
+            .filter(|s| statuses.is_empty() || statuses.contains(&s.status))
             .filter(|s| selector_matches(&terms, &s.labels))
             .collect();
         servers.iter().map(|s| server_json(&state, s)).collect()
     };
-    match paginate(&matching, &q.page, 25, 50) {
+    if let Err(response) = sort_values(&mut matching, &values_of(&pairs, "sort"), &["id", "name", "created"]) {
+        return response;
+    }
+    match paginate(&matching, &page_of(&pairs), 25, 50) {
         Ok((items, meta)) => Json(json!({"servers": items, "meta": meta})).into_response(),
         Err((field, message)) => invalid_field(field, message),
     }
@@ -800,7 +702,7 @@ async fn create_server(
     let Some(name) = body.name.filter(|n| valid_hostname(n)) else {
         return invalid_field("name", "must be a valid hostname");
     };
-    let Some(server_type) = body.server_type.filter(|t| TYPES.iter().any(|d| d.name == t)) else {
+    let Some(server_type) = body.server_type.filter(|t| catalogue::TYPES.iter().any(|d| d.name == t)) else {
         return invalid_field("server_type", "server type not found");
     };
     let location = match (body.location, body.datacenter) {
@@ -808,10 +710,10 @@ async fn create_server(
         (None, Some(dc)) => dc.split('-').next().unwrap_or_default().to_owned(),
         (None, None) => "fsn1".to_owned(),
     };
-    if !LOCATIONS.iter().any(|l| l.name == location) {
+    if !catalogue::LOCATIONS.iter().any(|l| l.name == location) {
         return invalid_field("location", "location not found");
     }
-    let Some(image) = body.image.filter(|i| IMAGES.contains(&i.as_str())) else {
+    let Some(image) = body.image.filter(|i| catalogue::IMAGES.iter().any(|c| c.1 == i.as_str())) else {
         return invalid_field("image", "image not found");
     };
     let user_data = body.user_data.unwrap_or_default();
@@ -855,7 +757,14 @@ async fn create_server(
             ipv4,
             created: time::OffsetDateTime::now_utc(),
         };
-        state.servers.insert(id, ServerRecord { server: server.clone(), booting_since: start.then(Instant::now) });
+        state.servers.insert(
+            id,
+            ServerRecord {
+                server: server.clone(),
+                booting_since: start.then(Instant::now),
+                protection: (false, false),
+            },
+        );
         for f in &body.firewalls {
             if let Some(firewall) = state.firewalls.get_mut(&f.firewall)
                 && !firewall.applied_to.contains(&FirewallTarget::Server(id))
@@ -971,7 +880,11 @@ async fn get_server(State(inner): State<Arc<Inner>>, Path(id): Path<String>) -> 
 async fn delete_server(State(inner): State<Arc<Inner>>, Path(id): Path<String>) -> Response {
     let (server, action) = {
         let mut state = lock(&inner.state);
-        let Some(record) = parse_id(&id).and_then(|id| state.servers.remove(&id)) else {
+        let numeric = parse_id(&id).filter(|n| state.servers.contains_key(n));
+        if numeric.and_then(|n| state.servers.get(&n)).is_some_and(|r| r.protection.0) {
+            return error(StatusCode::FORBIDDEN, "protected", "server is protected against deletion");
+        }
+        let Some(record) = numeric.and_then(|id| state.servers.remove(&id)) else {
             return error(StatusCode::NOT_FOUND, "not_found", &format!("server with ID '{id}' not found"));
         };
         let action = new_action(&mut state, "delete_server", record.server.id);
@@ -994,6 +907,7 @@ async fn server_action(State(inner): State<Arc<Inner>>, Path((id, action)): Path
         "poweroff" => ("stop_server", false),
         "shutdown" => ("shutdown_server", false),
         "reboot" => ("reboot_server", true),
+        "reset" => ("reset_server", true),
         _ => return error(StatusCode::NOT_FOUND, "not_found", "no such action"),
     };
     let (server, record) = {
@@ -1016,13 +930,78 @@ async fn server_action(State(inner): State<Arc<Inner>>, Path((id, action)): Path
     };
     let hook = lock(&inner.hook).clone();
     if let Some(hook) = hook {
-        if command == "reboot_server" {
+        if command == "reboot_server" || command == "reset_server" {
             // A reboot takes the machine down before it comes back.
             hook.server_powered(&server, false);
         }
         hook.server_powered(&server, on);
     }
     (StatusCode::CREATED, Json(json!({"action": action_json(&record)}))).into_response()
+}
+
+#[derive(Deserialize)]
+struct ProtectionBody {
+    delete: Option<bool>,
+    rebuild: Option<bool>,
+}
+
+/// `POST /servers/{id}/actions/change_protection` with `{delete, rebuild}`.
+async fn change_protection(
+    State(inner): State<Arc<Inner>>,
+    Path(id): Path<String>,
+    body: Result<Json<ProtectionBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Ok(Json(body)) = body else {
+        return error(StatusCode::BAD_REQUEST, "json_error", "invalid JSON in request body");
+    };
+    if body.delete.is_none() && body.rebuild.is_none() {
+        return invalid_field("delete", "delete or rebuild is required");
+    }
+    let mut state = lock(&inner.state);
+    let Some(record) = parse_id(&id).and_then(|n| state.servers.get_mut(&n)) else {
+        return error(StatusCode::NOT_FOUND, "not_found", &format!("server with ID '{id}' not found"));
+    };
+    // The reference: rebuild protection needs delete protection with it.
+    let delete = body.delete.unwrap_or(record.protection.0);
+    let rebuild = body.rebuild.unwrap_or(record.protection.1);
+    if rebuild != delete {
+        return invalid_field("rebuild", "delete and rebuild protection must be set to the same value");
+    }
+    record.protection = (delete, rebuild);
+    let server = record.server.id;
+    let action = new_action(&mut state, "change_protection", server);
+    (StatusCode::CREATED, Json(json!({"action": action_json(&action)}))).into_response()
+}
+
+/// `GET /servers/{id}/actions`: the server's actions (`status`, `sort`, pages).
+async fn server_actions(State(inner): State<Arc<Inner>>, Path(id): Path<String>, RawQuery(raw): RawQuery) -> Response {
+    let pairs = query_pairs(raw.as_deref());
+    let statuses = values_of(&pairs, "status");
+    if let Some(bad) = statuses.iter().find(|s| !["running", "success", "error"].contains(&s.as_str())) {
+        return invalid_field("status", &format!("unknown status {bad:?}"));
+    }
+    let mut actions: Vec<Value> = {
+        let state = lock(&inner.state);
+        let Some(server) = parse_id(&id).filter(|n| state.servers.contains_key(n)) else {
+            return error(StatusCode::NOT_FOUND, "not_found", &format!("server with ID '{id}' not found"));
+        };
+        state
+            .actions
+            .values()
+            .filter(|a| a.resources.iter().any(|(rid, kind)| *rid == server && *kind == "server"))
+            .map(action_json)
+            .filter(|a| statuses.is_empty() || statuses.iter().any(|s| a["status"] == s.as_str()))
+            .collect()
+    };
+    let sort = values_of(&pairs, "sort");
+    let allowed = ["id", "command", "status", "started", "finished"];
+    if let Err(response) = sort_values(&mut actions, &sort, &allowed) {
+        return response;
+    }
+    match paginate(&actions, &page_of(&pairs), 25, 50) {
+        Ok((items, meta)) => Json(json!({"actions": items, "meta": meta})).into_response(),
+        Err((field, message)) => invalid_field(field, message),
+    }
 }
 
 async fn get_action(State(inner): State<Arc<Inner>>, Path(id): Path<String>) -> Response {

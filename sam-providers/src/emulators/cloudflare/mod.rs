@@ -6,10 +6,10 @@
 //! |---|---|
 //! | `GET /ips` | the edge's ranges `{ipv4_cidrs, ipv6_cidrs, etag}` ([`CloudflareEmulatorConfig::edge_ipv4`]); no token needed |
 //! | `GET /user/tokens/verify` | `{result: {id, status: "active"}}`; unknown token → 401, code 1000 `Invalid API Token` |
-//! | `GET /zones` | the zone (filter `name`) |
+//! | `GET /zones` | the zone: filters `name`, `status`, `match`; `order`, `direction`; `page`, `per_page` (5..=50, default 20) |
 //! | `GET /zones/{zone_id}` | the zone; another well-formed id → 403 code 9109; a malformed id → 400 code 7003 |
-//! | `GET /zones/{zone_id}/dns_records` | filters `type`, `name` / `name.exact`, `name.startswith`, `name.endswith`, `name.contains`, `content`, `comment.exact`, `comment.startswith`; `page`, `per_page` (default 100, 5..=5000); `result_info` |
-//! | `POST /zones/{zone_id}/dns_records` | creates; **a second record with the same name is accepted** (as on the real service), an identical one (same type, name, content) → 400 code 81058; keeps the record's `comment` (over 100 characters → 400); `proxied` only for A, AAAA and CNAME (else 400 code 9004), with the TTL then automatic (1) |
+//! | `GET /zones/{zone_id}/dns_records` | filters `type`, `name` / `name.exact`, `name.startswith`, `name.endswith`, `name.contains`, `content` / `content.exact`, `content.contains`, `content.startswith`, `content.endswith`, `comment.exact`, `comment.startswith`; `order` (`type`, `name`, `content`, `ttl`, `proxied`) and `direction`; `page`, `per_page` (default 100, 5..=5000); `result_info` |
+//! | `POST /zones/{zone_id}/dns_records` | types A, AAAA, CNAME, TXT, MX (with `priority`), NS, CAA; creates; **a second record with the same name is accepted** (as on the real service), an identical one (same type, name, content) → 400 code 81058; keeps the record's `comment` (over 100 characters → 400); `proxied` only for A, AAAA and CNAME (else 400 code 9004), with the TTL then automatic (1) |
 //! | `POST /certificates`, `GET /certificates?zone_id=` (`page`, `per_page` 5..=50, default 20) | the Origin CA: signs a CSR for `hostnames` in the zone (else 400 code 1010) with the emulator's own CA ([`CloudflareEmulator::origin_ca_pem`]); `request_type` `origin-ecc` (ECDSA key) or `origin-rsa` (RSA key), `requested_validity` 7, 30, 90, 365, 730, 1095 or 5475 (default) days; `expires_on` in Go's format |
 //! | `GET`, `DELETE /certificates/{id}` | one certificate; revoke (`{id, revoked_at}`), 404 code 1003 when unknown or revoked |
 //! | `GET`, `PATCH /zones/{zone_id}/settings/{setting_id}` | `ssl` (`off`, `flexible`, `full`, `strict`), `always_use_https`, `websockets`, `tls_client_auth` (`on`, `off`), `min_tls_version`; `{id, value, editable, modified_on}`; unknown setting → 400 code 1006, a value it does not take → 400 code 1007 ([`CloudflareEmulatorConfig::zone_settings`]) |
@@ -46,6 +46,7 @@ use super::{Bucket, ServerTask, bearer, lock, rfc3339, serve};
 
 mod origin_ca;
 mod settings;
+mod zones;
 
 /// The token the default configuration accepts.
 pub const CLOUDFLARE_TOKEN: &str = "cloudflare-emulator-token";
@@ -147,6 +148,8 @@ pub struct EmulatedRecord {
     pub proxied: bool,
     /// Free-text comment (at most 100 characters, as on the Free plan).
     pub comment: Option<String>,
+    /// MX priority.
+    pub priority: Option<u16>,
     /// Creation time.
     pub created_on: time::OffsetDateTime,
     /// Last change.
@@ -193,8 +196,8 @@ impl CloudflareEmulator {
             .route("/ips", get(ips))
             .route("/certificates", get(origin_ca::list).post(origin_ca::create))
             .route("/certificates/{id}", get(origin_ca::get).delete(origin_ca::revoke))
-            .route("/zones", get(list_zones))
-            .route("/zones/{zone}", get(get_zone))
+            .route("/zones", get(zones::list))
+            .route("/zones/{zone}", get(zones::get))
             .route("/zones/{zone}/settings/{setting}", get(settings::get).patch(settings::patch))
             .route("/zones/{zone}/ssl/certificate_packs", get(settings::certificate_packs))
             .route("/zones/{zone}/dns_records", get(list_records).post(create_record))
@@ -310,6 +313,7 @@ fn new_record(
         ttl,
         proxied,
         comment,
+        priority: None,
         created_on: now,
         modified_on: now,
     }
@@ -406,27 +410,9 @@ async fn auth_and_rate_limit(State(inner): State<Arc<Inner>>, request: Request, 
 }
 
 async fn verify() -> Response {
-    ok(json!({"id": "ed17574386854bf78a67040be0a770b0", "status": "active", "not_before": null, "expires_on": null}))
-}
-
-fn zone_json(config: &CloudflareEmulatorConfig) -> Value {
-    json!({"id": config.zone_id, "name": config.zone_name, "status": "active", "paused": false, "type": "full",
-           "name_servers": ["ada.ns.cloudflare.com", "bob.ns.cloudflare.com"]})
-}
-
-#[derive(Deserialize)]
-struct ZonesQuery {
-    name: Option<String>,
-}
-
-async fn list_zones(State(inner): State<Arc<Inner>>, Query(q): Query<ZonesQuery>) -> Response {
-    let config = lock(&inner.config).clone();
-    let zones: Vec<Value> =
-        if q.name.as_ref().is_none_or(|n| *n == config.zone_name) { vec![zone_json(&config)] } else { vec![] };
-    let count = zones.len();
-    Json(json!({"success": true, "errors": [], "messages": [], "result": zones,
-                "result_info": {"page": 1, "per_page": 20, "count": count, "total_count": count, "total_pages": 1}}))
-    .into_response()
+    // A token without a validity window has neither `not_before` nor
+    // `expires_on` (both are optional strings in the reference).
+    ok(json!({"id": "ed17574386854bf78a67040be0a770b0", "status": "active"}))
 }
 
 /// Checks the zone id of the path; returns the zone name.
@@ -446,18 +432,21 @@ fn check_zone(inner: &Inner, zone: &str) -> Result<String, Response> {
     }
 }
 
-async fn get_zone(State(inner): State<Arc<Inner>>, Path(zone): Path<String>) -> Response {
-    match check_zone(&inner, &zone) {
-        Ok(_) => ok(zone_json(&lock(&inner.config))),
-        Err(r) => r,
-    }
-}
-
 fn record_json(r: &EmulatedRecord, zone_id: &str, zone_name: &str) -> Value {
-    json!({"id": r.id, "zone_id": zone_id, "zone_name": zone_name, "name": r.name, "type": r.record_type,
-           "content": r.content, "proxiable": true, "proxied": r.proxied, "ttl": r.ttl, "locked": false,
+    let proxiable = ["A", "AAAA", "CNAME"].contains(&r.record_type.as_str());
+    let mut record = json!({"id": r.id, "zone_id": zone_id, "zone_name": zone_name, "name": r.name, "type": r.record_type,
+           "content": r.content, "proxiable": proxiable,
+           "proxied": r.proxied, "ttl": r.ttl, "locked": false,
            "meta": {"auto_added": false, "managed_by_apps": false, "managed_by_argo_tunnel": false},
-           "comment": r.comment, "tags": [], "created_on": rfc3339(r.created_on), "modified_on": rfc3339(r.modified_on)})
+           "tags": [], "created_on": rfc3339(r.created_on), "modified_on": rfc3339(r.modified_on)});
+    // The reference types `comment` as a string: absent when there is none.
+    if let Some(comment) = &r.comment {
+        record["comment"] = json!(comment);
+    }
+    if let Some(priority) = r.priority {
+        record["priority"] = json!(priority);
+    }
+    record
 }
 
 #[derive(Deserialize)]
@@ -474,6 +463,16 @@ struct ListQuery {
     #[serde(rename = "name.contains")]
     name_contains: Option<String>,
     content: Option<String>,
+    #[serde(rename = "content.exact")]
+    content_exact: Option<String>,
+    #[serde(rename = "content.contains")]
+    content_contains: Option<String>,
+    #[serde(rename = "content.startswith")]
+    content_startswith: Option<String>,
+    #[serde(rename = "content.endswith")]
+    content_endswith: Option<String>,
+    order: Option<String>,
+    direction: Option<String>,
     #[serde(rename = "comment.exact")]
     comment_exact: Option<String>,
     #[serde(rename = "comment.startswith")]
@@ -514,13 +513,40 @@ async fn list_records(
         .filter(|r| starts.as_ref().is_none_or(|p| r.name.starts_with(p.as_str())))
         .filter(|r| ends.as_ref().is_none_or(|p| r.name.ends_with(p.as_str())))
         .filter(|r| contains.as_ref().is_none_or(|p| r.name.contains(p.as_str())))
-        .filter(|r| q.content.as_ref().is_none_or(|c| *c == r.content))
+        .filter(|r| q.content.as_ref().or(q.content_exact.as_ref()).is_none_or(|c| *c == r.content))
+        .filter(|r| q.content_contains.as_ref().is_none_or(|c| r.content.contains(c.as_str())))
+        .filter(|r| q.content_startswith.as_ref().is_none_or(|c| r.content.starts_with(c.as_str())))
+        .filter(|r| q.content_endswith.as_ref().is_none_or(|c| r.content.ends_with(c.as_str())))
         .filter(|r| q.comment_exact.as_ref().is_none_or(|c| r.comment.as_ref() == Some(c)))
         .filter(|r| {
             q.comment_startswith.as_ref().is_none_or(|c| r.comment.as_ref().is_some_and(|r| r.starts_with(c.as_str())))
         })
         .cloned()
         .collect();
+    let mut matching = matching;
+    let descending = match q.direction.as_deref() {
+        None | Some("asc") => false,
+        Some("desc") => true,
+        Some(_) => {
+            return envelope_error(StatusCode::BAD_REQUEST, 1004, "DNS Validation Error: direction must be asc or desc");
+        }
+    };
+    match q.order.as_deref() {
+        None => {}
+        Some(order @ ("type" | "name" | "content" | "ttl" | "proxied")) => {
+            matching.sort_by(|a, b| {
+                let ordering = match order {
+                    "type" => a.record_type.cmp(&b.record_type),
+                    "name" => a.name.cmp(&b.name),
+                    "content" => a.content.cmp(&b.content),
+                    "ttl" => a.ttl.cmp(&b.ttl),
+                    _ => a.proxied.cmp(&b.proxied),
+                };
+                if descending { ordering.reverse() } else { ordering }
+            });
+        }
+        Some(_) => return envelope_error(StatusCode::BAD_REQUEST, 1004, "DNS Validation Error: invalid order"),
+    }
     let total = matching.len();
     let total_pages = total.div_ceil(per_page);
     let zone_id = lock(&inner.config).zone_id.clone();
@@ -545,6 +571,7 @@ struct RecordBody {
     ttl: Option<u32>,
     proxied: Option<bool>,
     comment: Option<String>,
+    priority: Option<u16>,
 }
 
 /// A record's fields as a request leaves them.
@@ -555,6 +582,7 @@ struct Fields {
     ttl: u32,
     proxied: bool,
     comment: Option<String>,
+    priority: Option<u16>,
 }
 
 /// The longest comment the Free plan accepts.
@@ -569,6 +597,7 @@ fn validate(body: RecordBody, zone: &str, current: Option<&EmulatedRecord>) -> R
     let ttl = body.ttl.or(current.map(|c| c.ttl)).unwrap_or(1);
     let proxied = body.proxied.or(current.map(|c| c.proxied)).unwrap_or(false);
     let comment = body.comment.or_else(|| current.and_then(|c| c.comment.clone())).filter(|c| !c.is_empty());
+    let priority = body.priority.or(current.and_then(|c| c.priority));
     if comment.as_ref().is_some_and(|c| c.chars().count() > MAX_COMMENT) {
         return Err(envelope_error(
             StatusCode::BAD_REQUEST,
@@ -576,8 +605,30 @@ fn validate(body: RecordBody, zone: &str, current: Option<&EmulatedRecord>) -> R
             "DNS Validation Error: comment must be at most 100 characters.",
         ));
     }
-    if !["A", "AAAA", "CNAME", "TXT"].contains(&record_type.as_str()) {
+    if !["A", "AAAA", "CNAME", "TXT", "MX", "NS", "CAA"].contains(&record_type.as_str()) {
         return Err(envelope_error(StatusCode::BAD_REQUEST, 9000, "DNS Validation Error: invalid type"));
+    }
+    if record_type == "AAAA" && content.parse::<std::net::Ipv6Addr>().is_err() {
+        return Err(envelope_error(
+            StatusCode::BAD_REQUEST,
+            9005,
+            "Content for AAAA record must be a valid IPv6 address.",
+        ));
+    }
+    if record_type == "MX" && priority.is_none() {
+        return Err(envelope_error(
+            StatusCode::BAD_REQUEST,
+            9100,
+            "DNS Validation Error: priority is required for MX.",
+        ));
+    }
+    if ["CNAME", "MX", "NS"].contains(&record_type.as_str())
+        && (content.is_empty() || !content.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c)))
+    {
+        return Err(envelope_error(StatusCode::BAD_REQUEST, 9005, "Content must be a valid hostname."));
+    }
+    if content.is_empty() {
+        return Err(envelope_error(StatusCode::BAD_REQUEST, 9005, "Content is required."));
     }
     if name.trim().is_empty() {
         return Err(envelope_error(StatusCode::BAD_REQUEST, 9007, "Content for name is required"));
@@ -607,7 +658,8 @@ fn validate(body: RecordBody, zone: &str, current: Option<&EmulatedRecord>) -> R
     }
     // A proxied record's TTL is automatic, whatever was sent.
     let ttl = if proxied { 1 } else { ttl };
-    Ok(Fields { record_type, name, content, ttl, proxied, comment })
+    let priority = if record_type == "MX" { priority } else { None };
+    Ok(Fields { record_type, name, content, ttl, proxied, comment, priority })
 }
 
 fn identical_exists(state: &CState, except: Option<&str>, record_type: &str, name: &str, content: &str) -> bool {
@@ -642,7 +694,8 @@ async fn create_record(
     if identical_exists(&state, None, &f.record_type, &f.name, &f.content) {
         return envelope_error(StatusCode::BAD_REQUEST, 81058, "An identical record already exists.");
     }
-    let record = new_record(&mut state, f.name, f.record_type, f.content, f.ttl, f.proxied, f.comment);
+    let mut record = new_record(&mut state, f.name, f.record_type, f.content, f.ttl, f.proxied, f.comment);
+    record.priority = f.priority;
     state.records.push(record.clone());
     ok(record_json(&record, &zone_id, &zone_name))
 }
@@ -688,6 +741,7 @@ async fn update(inner: &Inner, zone: &str, id: &str, body: RecordBody, replace: 
     record.ttl = f.ttl;
     record.proxied = f.proxied;
     record.comment = f.comment;
+    record.priority = f.priority;
     record.modified_on = time::OffsetDateTime::now_utc();
     ok(record_json(record, &zone_id, &zone_name))
 }
