@@ -248,3 +248,96 @@ async fn cloudflare_answers_as_its_description_says() {
     let uncovered = contract.uncovered();
     assert!(uncovered.is_empty(), "cloudflare: never answered successfully: {uncovered:#?}");
 }
+
+#[tokio::test]
+async fn github_answers_as_its_description_says() {
+    use sam_providers::emulators::{
+        GITHUB_APP_ID, GITHUB_CLIENT_ID, GITHUB_CLIENT_SECRET, GithubEmulator, GithubEmulatorConfig,
+        TEST_APP_PRIVATE_KEY_PEM,
+    };
+    let contract = openapi::load("github");
+    contract.tolerate(
+        "GET /app/installations",
+        "/account",
+        "this operation's inline installation combines the two account kinds with allOf [simple user, \
+         enterprise], which no account satisfies; the same object under GET /app/installations/{id} says anyOf",
+    );
+    let emu = GithubEmulator::start(GithubEmulatorConfig::default()).await.unwrap();
+    emu.add_installation(7, "octo-org", &[("octo-org/hello-world", &["main", "dev"]), ("octo-org/api", &["main"])]);
+    let http = reqwest::Client::new();
+    let base = emu.base_url().trim_end_matches('/').to_owned();
+
+    // The three credentials: a user's token, the app's JWT, an installation token.
+    let code = emu.approve("http://localhost/callback", None);
+    let exchanged: serde_json::Value = http
+        .post(format!("{base}/login/oauth/access_token"))
+        .header("accept", "application/json")
+        .form(&[("client_id", GITHUB_CLIENT_ID), ("client_secret", GITHUB_CLIENT_SECRET), ("code", code.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let user_token = exchanged["access_token"].as_str().unwrap().to_owned();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let claims = json!({"iat": now - 30, "exp": now + 540, "iss": GITHUB_APP_ID});
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(TEST_APP_PRIVATE_KEY_PEM.as_bytes()).unwrap();
+    let jwt = jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256), &claims, &key).unwrap();
+    let as_user = Checked { http: http.clone(), base: base.clone(), token: user_token, contract: &contract };
+    let as_app = Checked { token: jwt, ..as_user.clone_with_token() };
+
+    let (status, app) = as_app.call("GET", "/app", None).await;
+    assert_eq!(status, 200, "{app}");
+    assert_eq!(as_app.call("GET", "/app/installations", None).await.0, 200);
+    assert_eq!(as_app.call("GET", "/app/installations/7", None).await.0, 200);
+    assert_eq!(as_app.call("GET", "/app/installations/8", None).await.0, 404);
+    assert_eq!(as_app.call("GET", "/repos/octo-org/hello-world/installation", None).await.0, 200);
+    assert_eq!(as_app.call("GET", "/repos/octo-org/nothing/installation", None).await.0, 404);
+    let (status, minted) = as_app.call("POST", "/app/installations/7/access_tokens", None).await;
+    assert_eq!(status, 201, "{minted}");
+    let as_installation = Checked { token: minted["token"].as_str().unwrap().to_owned(), ..as_user.clone_with_token() };
+
+    // The user.
+    assert_eq!(as_user.call("GET", "/user", None).await.0, 200);
+    assert_eq!(as_user.call("GET", "/user/emails", None).await.0, 200);
+    assert_eq!(as_user.call("GET", "/user/installations", None).await.0, 200);
+    let (_, repos) = as_user.call("GET", "/user/installations/7/repositories?per_page=1", None).await;
+    assert_eq!(repos["total_count"], 2);
+    assert_eq!(as_user.call("GET", "/user/installations/8/repositories", None).await.0, 404);
+    let (_, own) = as_user.call("GET", "/user/repos", None).await;
+    assert_eq!(own.as_array().unwrap().len(), 2);
+
+    // Repositories and branches, with either token.
+    for who in [&as_user, &as_installation] {
+        let (status, repo) = who.call("GET", "/repos/octo-org/hello-world", None).await;
+        assert_eq!(status, 200, "{repo}");
+        assert_eq!(repo["default_branch"], "main");
+        assert_eq!(who.call("GET", "/repos/octo-org/private-elsewhere", None).await.0, 404);
+        let (_, branches) = who.call("GET", "/repos/octo-org/hello-world/branches", None).await;
+        assert_eq!(branches.as_array().unwrap().len(), 2);
+        assert_eq!(who.call("GET", "/repos/octo-org/hello-world/branches/dev", None).await.0, 200);
+        assert_eq!(who.call("GET", "/repos/octo-org/hello-world/branches/nope", None).await.0, 404);
+    }
+    assert_eq!(as_installation.call("GET", "/installation/repositories", None).await.0, 200);
+
+    // Rate limits: every API answer says where the caller stands.
+    let (status, limits) = as_user.call("GET", "/rate_limit", None).await;
+    assert_eq!(status, 200);
+    let used = limits["resources"]["core"]["used"].as_u64().unwrap();
+    assert!(used >= 10, "the calls above counted: {limits}");
+    let response = http.get(format!("{base}/user")).bearer_auth(&as_user.token).send().await.unwrap();
+    let remaining: u64 = response.headers()["x-ratelimit-remaining"].to_str().unwrap().parse().unwrap();
+    assert_eq!(remaining, 5000 - used - 1);
+    assert!(response.headers().contains_key("x-ratelimit-reset"));
+
+    // App manifests.
+    let code = emu.create_app_from_manifest(&json!({"url": "https://sam.example.dev", "name": "SAM test"}));
+    let anonymous = Checked { token: String::new(), ..as_user.clone_with_token() };
+    assert_eq!(anonymous.call("POST", &format!("/app-manifests/{code}/conversions"), None).await.0, 201);
+    assert_eq!(anonymous.call("POST", &format!("/app-manifests/{code}/conversions"), None).await.0, 404);
+    assert_eq!(anonymous.call("GET", "/user", None).await.0, 401);
+
+    let uncovered = contract.uncovered();
+    assert!(uncovered.is_empty(), "github: never answered successfully: {uncovered:#?}");
+}

@@ -13,7 +13,10 @@
 //! | `GET /app/installations/{id}` | app JWT |
 //! | `POST /app/installations/{id}/access_tokens` | app JWT (RS256 signature checked against the configured public key, `iss` = app id or client id, `iat` not in the future, `exp` ≤ now + 10 min, not expired) → 201 `{token, expires_at, permissions, repository_selection}`; unknown → 404, suspended → 403 |
 //! | `GET /installation/repositories` | installation token; `{total_count, repositories}`, `Link` pagination (`per_page` default 30, max 100) |
-//! | `GET /repos/{owner}/{repo}/branches` | installation token with access to the repository; array, `Link` pagination |
+//! | `GET /repos/{owner}/{repo}`, `…/branches` (array, `Link` pagination), `…/branches/{branch}` | an installation token of an installation with the repository, or a user token of a user who sees one; anyone else 404 (private repositories are hidden). Shapes `full-repository`, `short-branch`, `branch-with-protection` (the `repos` module) |
+//! | `GET /repos/{owner}/{repo}/installation`, `GET /app/installations` | app JWT; the installation holding the repository (else 404); every installation |
+//! | `GET /user/repos`, `GET /user/installations/{id}/repositories` | user token; the repositories of the installations the user sees (404 for one they do not) |
+//! | `GET /rate_limit` | `{resources: {core, search, graphql, integration_manifest}, rate}`; not counted |
 //! | `GET /apps/{slug}/installations/new` | the install page: lists the repositories it grants, button `#install` |
 //! | `POST /apps/{slug}/installations/new` | creates an installation for the test user (repositories from [`GithubEmulatorConfig::install_repositories`]), sends the signed `installation` `created` webhook to [`GithubEmulatorConfig::webhook_url`], redirects to [`GithubEmulatorConfig::setup_url`] with `installation_id` and `setup_action=install` |
 //! | `POST /settings/apps/new`, `POST /organizations/{org}/settings/apps/new` | the App *manifest* flow's first step: form field `manifest` (JSON with at least `url`; `redirect_url`, `hook_attributes.url`, `setup_url`, `callback_urls`, `default_permissions`), `state` in the query or the form; answers a confirmation page with button `#create`; a missing or invalid manifest → 422 page |
@@ -21,7 +24,11 @@
 //! | `POST /app-manifests/{code}/conversions` | no authentication; 201 with the app (`id`, `slug`, `node_id`, `owner`, `name`, `html_url`, `permissions`, `events`, …) and its credentials `client_id`, `client_secret`, `webhook_secret`, `pem`; unknown, used or expired code → 404. The emulator stands for one app, so the credentials are the configured ones (the private key is [`TEST_APP_PRIVATE_KEY_PEM`]); from then on the manifest's `hook_attributes.url` and `setup_url` become [`GithubEmulatorConfig::webhook_url`] and [`GithubEmulatorConfig::setup_url`] |
 //! | `GET /app` | app JWT; the authenticated app (`id`, `slug`, `client_id`, `permissions`, `installations_count`, …) |
 //!
-//! API errors are `{"message", "documentation_url"}`. Injected faults render
+//! Every REST answer carries `X-RateLimit-Limit` (5000 per token, 60
+//! without one), `-Remaining`, `-Used`, `-Reset` and `-Resource: core`;
+//! past the limit, 403 `API rate limit exceeded`. Bodies follow GitHub's
+//! REST description (`simple-user`, `private-user`, `installation`, …: the
+//! `shapes` module). API errors are `{"message", "documentation_url"}`. Injected faults render
 //! as 429 (with `x-ratelimit-remaining: 0`, `x-ratelimit-reset`, `retry-after`),
 //! 500 and 503.
 //!
@@ -44,6 +51,9 @@ use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+
+mod repos;
+mod shapes;
 
 use super::faults::{self, FaultPlan, InjectedError};
 use super::{ServerTask, bearer, lock, rfc3339, serve, unix_now};
@@ -231,6 +241,8 @@ struct GState {
     manifest_codes: HashMap<String, (Value, Instant)>,
     /// Manifests converted into "the" app, oldest first.
     created_apps: Vec<Value>,
+    /// Requests per credential in the current hour: (used, window end).
+    rate: HashMap<String, (u64, u64)>,
 }
 
 #[derive(Debug)]
@@ -291,10 +303,17 @@ impl GithubEmulator {
             .route("/user", get(user))
             .route("/user/emails", get(user_emails))
             .route("/user/installations", get(user_installations))
+            .route("/app/installations", get(repos::app_installations))
             .route("/app/installations/{id}", get(app_installation))
             .route("/app/installations/{id}/access_tokens", post(mint_token))
             .route("/installation/repositories", get(installation_repositories))
-            .route("/repos/{owner}/{repo}/branches", get(branches))
+            .route("/repos/{owner}/{repo}", get(repos::repository))
+            .route("/repos/{owner}/{repo}/installation", get(repos::repository_installation))
+            .route("/repos/{owner}/{repo}/branches", get(repos::branches))
+            .route("/repos/{owner}/{repo}/branches/{branch}", get(repos::branch))
+            .route("/user/repos", get(repos::user_repositories))
+            .route("/user/installations/{id}/repositories", get(repos::user_installation_repositories))
+            .route("/rate_limit", get(repos::rate_limit))
             .route("/apps/{slug}/installations/new", get(install_page).post(install_submit))
             .route("/settings/apps/new", post(manifest_page))
             .route("/organizations/{org}/settings/apps/new", post(manifest_page_org))
@@ -302,6 +321,7 @@ impl GithubEmulator {
             .route("/app-manifests/{code}/conversions", post(manifest_conversion))
             .route("/app", get(authenticated_app))
             .fallback(|| async { api_error(StatusCode::NOT_FOUND, "Not Found") })
+            .layer(axum::middleware::from_fn_with_state(inner.clone(), repos::rate_headers))
             .with_state(inner.clone())
             .layer(axum::middleware::from_fn_with_state(
                 (inner.faults.clone(), render_fault as faults::Renderer),
@@ -414,14 +434,12 @@ impl GithubEmulator {
     /// The payload of an `installation` event (`created`, `deleted`,
     /// `suspend`, `unsuspend`) for a known installation.
     pub fn installation_payload(&self, action: &str, installation: i64) -> Value {
+        let app = app_identity(&self.inner);
+        let user = lock(&self.inner.config).user.clone();
         let state = lock(&self.inner.state);
-        let (user, app_id) = {
-            let c = lock(&self.inner.config);
-            (c.user.clone(), c.app_id.clone())
-        };
         let inst = state.installations.get(&installation).map_or_else(
             || json!({"id": installation, "account": {"login": "ghost", "id": 1, "type": "User"}, "suspended_at": null}),
-            |i| installation_json(i, &app_id),
+            |i| installation_json(&app, i),
         );
         let repos: Vec<Value> = state
             .installations
@@ -802,10 +820,7 @@ async fn user(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Response {
         return bad_credentials();
     };
     let base = inner.base_url.get().cloned().unwrap_or_default();
-    Json(json!({"login": u.login, "id": u.id, "node_id": format!("MDQ6VXNlcj{}", u.id),
-        "avatar_url": format!("{base}/avatars/{}", u.id), "html_url": format!("{base}/{}", u.login),
-        "type": "User", "site_admin": false, "name": u.name, "email": null, "company": null}))
-    .into_response()
+    Json(shapes::private_user(&base, &u)).into_response()
 }
 
 async fn user_emails(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Response {
@@ -857,13 +872,26 @@ fn with_link(mut response: Response, link: Option<String>) -> Response {
     response
 }
 
-fn installation_json(i: &EmulatedInstallation, app_id: &str) -> Value {
-    json!({"id": i.id, "account": {"login": i.account_login, "id": i.account_id, "type": i.account_type},
-        "repository_selection": "selected", "app_id": app_id.parse::<i64>().unwrap_or(0), "target_id": i.account_id,
-        "target_type": i.account_type, "permissions": {"contents": "read", "metadata": "read"}, "events": [],
-        "created_at": "2025-01-01T00:00:00Z", "updated_at": "2025-01-01T00:00:00Z",
-        "suspended_at": if i.suspended { json!("2025-06-01T00:00:00Z") } else { Value::Null },
-        "suspended_by": Value::Null})
+/// What installations show of the app; read before locking the state.
+struct AppIdentity {
+    base: String,
+    app_id: String,
+    slug: String,
+    client_id: String,
+}
+
+fn app_identity(inner: &Inner) -> AppIdentity {
+    let c = lock(&inner.config);
+    AppIdentity {
+        base: inner.base_url.get().cloned().unwrap_or_default(),
+        app_id: c.app_id.clone(),
+        slug: c.app_slug.clone(),
+        client_id: c.client_id.clone(),
+    }
+}
+
+fn installation_json(app: &AppIdentity, i: &EmulatedInstallation) -> Value {
+    shapes::installation(&app.base, i, &app.app_id, &app.slug, &app.client_id)
 }
 
 fn repo_ref(full_name: &str) -> Value {
@@ -880,12 +908,12 @@ async fn user_installations(
     let Some(u) = user_for(&inner, &headers) else {
         return bad_credentials();
     };
-    let app_id = lock(&inner.config).app_id.clone();
+    let app = app_identity(&inner);
     let visible: Vec<Value> = lock(&inner.state)
         .installations
         .values()
         .filter(|i| i.visible_to.contains(&u.id))
-        .map(|i| installation_json(i, &app_id))
+        .map(|i| installation_json(&app, i))
         .collect();
     let total = visible.len();
     let (items, link) = paginate(&inner, "/user/installations", &visible, &q);
@@ -946,9 +974,9 @@ async fn app_installation(State(inner): State<Arc<Inner>>, headers: HeaderMap, P
     if let Err(r) = check_app_jwt(&inner, &headers) {
         return r;
     }
-    let app_id = lock(&inner.config).app_id.clone();
+    let app = app_identity(&inner);
     match lock(&inner.state).installations.get(&id) {
-        Some(i) => Json(installation_json(i, &app_id)).into_response(),
+        Some(i) => Json(installation_json(&app, i)).into_response(),
         None => api_error(StatusCode::NOT_FOUND, "Not Found"),
     }
 }
@@ -997,47 +1025,13 @@ async fn installation_repositories(
         Ok(i) => i,
         Err(r) => return r,
     };
-    let repos: Vec<Value> = installation
-        .repositories
-        .iter()
-        .map(|(name, branches)| {
-            let mut r = repo_ref(name);
-            r["owner"] = json!({"login": name.split('/').next().unwrap_or_default(), "id": installation.account_id, "type": installation.account_type});
-            r["default_branch"] = json!(branches.first().cloned().unwrap_or_else(|| "main".into()));
-            r
-        })
-        .collect();
+    let repos = repos::repositories_of(&inner, std::slice::from_ref(&installation), false);
     let total = repos.len();
     let (items, link) = paginate(&inner, "/installation/repositories", &repos, &q);
     with_link(
         Json(json!({"total_count": total, "repository_selection": "selected", "repositories": items})).into_response(),
         link,
     )
-}
-
-async fn branches(
-    State(inner): State<Arc<Inner>>,
-    headers: HeaderMap,
-    Path((owner, repo)): Path<(String, String)>,
-    Query(q): Query<PageQuery>,
-) -> Response {
-    let installation = match installation_for(&inner, &headers) {
-        Ok(i) => i,
-        Err(r) => return r,
-    };
-    let full = format!("{owner}/{repo}");
-    let Some(names) = installation.repositories.get(&full) else {
-        return api_error(StatusCode::NOT_FOUND, "Not Found");
-    };
-    let all: Vec<Value> = names
-        .iter()
-        .map(|b| {
-            let sha = sam_core::secret::sha256_hex(format!("{full}@{b}").as_bytes())[..40].to_owned();
-            json!({"name": b, "commit": {"sha": sha, "url": format!("/repos/{full}/commits/{sha}")}, "protected": false})
-        })
-        .collect();
-    let (items, link) = paginate(&inner, &format!("/repos/{full}/branches"), &all, &q);
-    with_link(Json(json!(items)).into_response(), link)
 }
 
 async fn install_page(State(inner): State<Arc<Inner>>, Path(slug): Path<String>) -> Response {
@@ -1085,7 +1079,7 @@ async fn install_submit(State(inner): State<Arc<Inner>>, Path(slug): Path<String
     };
     if let Some(url) = config.webhook_url.clone() {
         let repos: Vec<Value> = installation.repositories.keys().map(|n| repo_ref(n)).collect();
-        let payload = json!({"action": "created", "installation": installation_json(&installation, &config.app_id),
+        let payload = json!({"action": "created", "installation": installation_json(&app_identity(&inner), &installation),
             "repositories": repos, "sender": {"login": config.user.login, "id": config.user.id, "type": "User"}});
         let body = serde_json::to_vec(&payload).unwrap_or_default();
         let sig = signature(&config.webhook_secret, &body);
@@ -1196,7 +1190,7 @@ async fn manifest_confirm(State(inner): State<Arc<Inner>>, Form(form): Form<Mani
 fn app_json(config: &GithubEmulatorConfig, base: &str, name: &str, permissions: &Value) -> Value {
     json!({"id": config.app_id.parse::<i64>().unwrap_or(0), "slug": config.app_slug,
         "node_id": format!("A_{}", config.app_id), "client_id": config.client_id,
-        "owner": {"login": config.user.login, "id": config.user.id, "type": "User"},
+        "owner": shapes::simple_user(base, &config.user.login, config.user.id, "User"),
         "name": name, "description": "", "external_url": base, "html_url": format!("{base}/apps/{}", config.app_slug),
         "created_at": "2025-01-01T00:00:00Z", "updated_at": "2025-01-01T00:00:00Z",
         "permissions": permissions, "events": []})

@@ -528,7 +528,11 @@ async fn list_records(
         None | Some("asc") => false,
         Some("desc") => true,
         Some(_) => {
-            return envelope_error(StatusCode::BAD_REQUEST, 1004, "DNS Validation Error: direction must be asc or desc");
+            return envelope_error(
+                StatusCode::BAD_REQUEST,
+                1004,
+                "DNS Validation Error: direction must be asc or desc",
+            );
         }
     };
     match q.order.as_deref() {
