@@ -341,3 +341,56 @@ async fn github_answers_as_its_description_says() {
     let uncovered = contract.uncovered();
     assert!(uncovered.is_empty(), "github: never answered successfully: {uncovered:#?}");
 }
+
+/// What the emulators do not cover still answers in the provider's own error
+/// body: a method a route does not take, a path that does not parse, an
+/// unknown endpoint. Never an empty 405 or a plain-text 400.
+#[tokio::test]
+async fn uncovered_calls_get_the_providers_error_body() {
+    use sam_providers::emulators::Emulators;
+    let emu = Emulators::start().await.unwrap();
+    let http = reqwest::Client::new();
+    let call = |method: reqwest::Method, url: String, token: String| {
+        let http = http.clone();
+        async move {
+            let response = http.request(method, url).bearer_auth(token).send().await.unwrap();
+            let status = response.status().as_u16();
+            let kind =
+                response.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+            let body: serde_json::Value = response.json().await.unwrap_or(serde_json::Value::Null);
+            (status, kind, body)
+        }
+    };
+    let hetzner = |path: &str| format!("{}{path}", emu.hetzner.base_url());
+    for (method, path, status) in [
+        (reqwest::Method::PATCH, "/servers", 405),
+        (reqwest::Method::DELETE, "/server_types", 405),
+        (reqwest::Method::GET, "/volumes", 404),
+    ] {
+        let (got, kind, body) = call(method.clone(), hetzner(path), emu.hetzner.token()).await;
+        assert_eq!(got, status, "hetzner {method} {path}");
+        assert!(kind.contains("json"), "hetzner {method} {path}: {kind}");
+        assert!(body["error"]["code"].is_string() && body["error"]["message"].is_string(), "{body}");
+    }
+    let cloudflare = |path: &str| format!("{}{path}", emu.cloudflare.base_url());
+    for (method, path, status, code) in
+        [(reqwest::Method::POST, "/zones/x/settings/ssl", 405, 7001), (reqwest::Method::GET, "/accounts", 400, 7000)]
+    {
+        let (got, kind, body) = call(method.clone(), cloudflare(path), emu.cloudflare.token()).await;
+        assert_eq!(got, status, "cloudflare {method} {path}: {body}");
+        assert!(kind.contains("json"), "{kind}");
+        assert_eq!(body["success"], false);
+        assert_eq!(body["errors"][0]["code"], code, "{body}");
+    }
+    let github = |path: &str| format!("{}{path}", emu.github.base_url());
+    for (method, path, status) in [
+        (reqwest::Method::GET, "/app/installations/not-a-number", 400),
+        (reqwest::Method::DELETE, "/user", 405),
+        (reqwest::Method::GET, "/gists", 404),
+    ] {
+        let (got, kind, body) = call(method.clone(), github(path), "x".into()).await;
+        assert_eq!(got, status, "github {method} {path}: {body}");
+        assert!(kind.contains("json"), "{kind}");
+        assert!(body["message"].is_string() && body["documentation_url"].is_string(), "{body}");
+    }
+}

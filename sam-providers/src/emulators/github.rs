@@ -321,6 +321,7 @@ impl GithubEmulator {
             .route("/app-manifests/{code}/conversions", post(manifest_conversion))
             .route("/app", get(authenticated_app))
             .fallback(|| async { api_error(StatusCode::NOT_FOUND, "Not Found") })
+            .layer(axum::middleware::from_fn_with_state(api_error as super::ErrorRenderer, super::provider_errors))
             .layer(axum::middleware::from_fn_with_state(inner.clone(), repos::rate_headers))
             .with_state(inner.clone())
             .layer(axum::middleware::from_fn_with_state(

@@ -231,6 +231,7 @@ impl HetznerEmulator {
             .route("/images", get(catalogue::images))
             .route("/images/{id}", get(catalogue::image))
             .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
+            .layer(axum::middleware::from_fn_with_state(render_error as super::ErrorRenderer, super::provider_errors))
             .layer(axum::middleware::from_fn_with_state(inner.clone(), auth_and_rate_limit))
             .with_state(inner.clone());
         let router = Router::new().nest("/v1", api).layer(axum::middleware::from_fn_with_state(
@@ -337,6 +338,19 @@ fn refresh(record: &mut ServerRecord, boot: Duration) -> &EmulatedServer {
         record.booting_since = None;
     }
     &record.server
+}
+
+/// Hetzner's error body for a status the handlers did not answer
+/// themselves (a malformed path, a method the route does not take).
+fn render_error(status: StatusCode, message: &str) -> Response {
+    let code = match status {
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::UNAUTHORIZED => "unauthorized",
+        StatusCode::FORBIDDEN => "forbidden",
+        s if s.is_client_error() => "invalid_input",
+        _ => "server_error",
+    };
+    error(status, code, message)
 }
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response {

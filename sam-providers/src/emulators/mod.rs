@@ -101,6 +101,42 @@ async fn serve(router: axum::Router) -> io::Result<(SocketAddr, ServerTask)> {
     Ok((addr, ServerTask(task)))
 }
 
+/// Renders an error answer the provider's way, from a status and a message.
+type ErrorRenderer = fn(axum::http::StatusCode, &str) -> axum::response::Response;
+
+/// Gives every error answer that is not already the provider's (axum's
+/// plain-text rejections of a malformed path or query, an empty 405 for a
+/// method a route does not take) the provider's own error body, keeping the
+/// status and the other headers (`Allow`, `Retry-After`). HTML pages (the
+/// emulated GitHub's web flow) pass untouched.
+async fn provider_errors(
+    axum::extract::State(render): axum::extract::State<ErrorRenderer>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+    let response = next.run(request).await;
+    let status = response.status();
+    let kind = response.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    if !(status.is_client_error() || status.is_server_error()) || kind.contains("json") || kind.contains("html") {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024).await.map(|b| String::from_utf8_lossy(&b).into_owned());
+    let text = text.unwrap_or_default();
+    let message = match text.trim() {
+        "" => status.canonical_reason().unwrap_or("error").to_owned(),
+        text => text.to_owned(),
+    };
+    let mut rendered = render(status, &message);
+    for (name, value) in &parts.headers {
+        if name != CONTENT_TYPE && name != CONTENT_LENGTH {
+            rendered.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    rendered
+}
+
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

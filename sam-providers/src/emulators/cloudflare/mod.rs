@@ -206,6 +206,7 @@ impl CloudflareEmulator {
                 get(get_record).patch(patch_record).put(put_record).delete(delete_record),
             )
             .fallback(|| async { envelope_error(StatusCode::BAD_REQUEST, 7000, "No route for that URI") })
+            .layer(axum::middleware::from_fn_with_state(render_error as super::ErrorRenderer, super::provider_errors))
             .layer(axum::middleware::from_fn_with_state(inner.clone(), auth_and_rate_limit))
             .with_state(inner.clone());
         let router = Router::new().nest("/client/v4", api).layer(axum::middleware::from_fn_with_state(
@@ -336,6 +337,17 @@ fn envelope_error(status: StatusCode, code: u32, message: &str) -> Response {
         Json(json!({"success": false, "errors": [{"code": code, "message": message}], "messages": [], "result": null})),
     )
         .into_response()
+}
+
+/// Cloudflare's envelope for a status the handlers did not answer
+/// themselves: 7001 for a method the route does not take, 7003 for a path
+/// that does not parse, as the API answers them.
+fn render_error(status: StatusCode, message: &str) -> Response {
+    match status {
+        StatusCode::METHOD_NOT_ALLOWED => envelope_error(status, 7001, "Method not allowed for this route"),
+        StatusCode::BAD_REQUEST => envelope_error(status, 7003, &format!("Could not route: {message}")),
+        _ => envelope_error(status, 10000, message),
+    }
 }
 
 fn ok(result: Value) -> Response {
