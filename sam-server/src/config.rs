@@ -114,9 +114,21 @@ pub struct ServeConfig {
     #[arg(long, env = "SAM_UNREACHABLE_TIMEOUT_SECONDS", hide = true)]
     pub unreachable_timeout_seconds: Option<u64>,
     /// Seconds without a heartbeat before the control plane looks at an agent
-    /// (default 300; tests).
-    #[arg(long, env = "SAM_HEARTBEAT_TIMEOUT_SECONDS", hide = true)]
+    /// (default 300).
+    #[arg(long, env = "SAM_HEARTBEAT_TIMEOUT_SECONDS")]
     pub heartbeat_timeout_seconds: Option<u64>,
+    /// Seconds a workspace may take from `creating` to `running` before it
+    /// fails with a timeout (default 600).
+    #[arg(long, env = "SAM_PROVISION_TIMEOUT_SECONDS")]
+    pub provision_timeout_seconds: Option<u64>,
+    /// Seconds before the idle stop that the warning starts (default 300, at
+    /// most half the idle threshold).
+    #[arg(long, env = "SAM_IDLE_WARNING_SECONDS")]
+    pub idle_warning_seconds: Option<u64>,
+    /// Seconds a server or DNS record that belongs to no live workspace is
+    /// kept before the reconciler deletes it (default 600).
+    #[arg(long, env = "SAM_ORPHAN_GRACE_SECONDS")]
+    pub orphan_grace_seconds: Option<u64>,
     /// The HTTPS path to workspaces: the CA (PEM file) of the client
     /// certificate Cloudflare's edge presents to origins (Authenticated
     /// Origin Pulls; `setup` writes Cloudflare's origin-pull CA and sets

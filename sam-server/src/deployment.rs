@@ -286,7 +286,16 @@ pub async fn build(config: &ServeConfig) -> Result<Deployment, ConfigProblems> {
         Some(secs) => Duration::from_secs(secs.max(2)),
         None => Duration::from_secs(config.idle_timeout_minutes.max(6) * 60),
     };
+    if let Some(secs) = config.idle_warning_seconds {
+        engine_config.idle_warning = Duration::from_secs(secs.max(1));
+    }
     engine_config.idle_warning = engine_config.idle_warning.min(engine_config.idle_timeout / 2);
+    if let Some(secs) = config.provision_timeout_seconds {
+        engine_config.provision_timeout = Duration::from_secs(secs.max(5));
+    }
+    if let Some(secs) = config.orphan_grace_seconds {
+        engine_config.orphan_grace = Duration::from_secs(secs.max(1));
+    }
     engine_config.unreachable_timeout = match config.unreachable_timeout_seconds {
         Some(secs) => Duration::from_secs(secs.max(2)),
         None => Duration::from_secs(config.unreachable_timeout_minutes.max(10) * 60),

@@ -282,3 +282,83 @@ async fn agents_come_back_after_a_failed_bootstrap_a_crash_and_a_reboot() {
     user.call(reqwest::Method::DELETE, &format!("/api/workspaces/{id}"), None).await;
     eventually(30, "the agent gone", async || agents_running(data.path()) == 0).await;
 }
+
+/// The emulators' control API in dev mode, from outside the process: the
+/// next VM never starts its agent, so with a short provisioning timeout the
+/// workspace fails with the timeout message and its server and record are
+/// released; a Hetzner fault injected once makes one creation fail; the
+/// state lists what exists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_emulator_control_api_rehearses_a_vm_that_never_starts_its_agent() {
+    use tokio::io::AsyncBufReadExt as _;
+    let data = tempfile::tempdir().unwrap();
+    let (mut child, base) =
+        start_dev(data.path(), &["--provision-timeout-seconds", "6", "--reconcile-interval-seconds", "1"]).await;
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut control = None;
+    while control.is_none() {
+        let line = lines.next_line().await.unwrap().expect("dev mode prints its addresses");
+        control = line.trim().strip_prefix("Emulator control").map(|u| u.trim().split(' ').next().unwrap().to_owned());
+    }
+    let control = control.unwrap();
+    assert!(control.starts_with("http://127.0.0.1:"), "loopback only: {control}");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let http = reqwest::Client::new();
+    let index: serde_json::Value = http.get(&control).send().await.unwrap().json().await.unwrap();
+    assert!(index["services"]["hetzner"]["token"].is_string(), "{index}");
+    let answer =
+        http.post(format!("{control}/hetzner/agentless")).json(&serde_json::json!({"servers": 1})).send().await;
+    assert_eq!(answer.unwrap().status(), 204);
+    let bad = http.post(format!("{control}/faults")).json(&serde_json::json!({"service": "aws"})).send().await;
+    assert_eq!(bad.unwrap().status(), 400);
+
+    let user = DevUser::sign_in(&base).await;
+    user.call(
+        reqwest::Method::POST,
+        "/api/credentials",
+        Some(serde_json::json!({"provider": "hetzner", "token": sam_providers::emulators::HETZNER_TOKEN})),
+    )
+    .await;
+    let installations = user.call(reqwest::Method::GET, "/api/github/installations", None).await;
+    let installation = installations.as_array().unwrap()[0]["id"].clone();
+    let repository = "octo-org/hello-world";
+    let create = async |name: &str| {
+        user.call(
+            reqwest::Method::POST,
+            "/api/workspaces",
+            Some(serde_json::json!({"name": name, "repository": repository, "branch": "main", "vmSize": "small",
+                "vmLocation": "fsn1", "installationId": installation})),
+        )
+        .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let id = create("never-starts").await;
+    let get = async |id: &str| user.call(reqwest::Method::GET, &format!("/api/workspaces/{id}"), None).await;
+    eventually(60, "the provisioning timeout", async || get(&id).await["status"] == "error").await;
+    let failed = get(&id).await;
+    assert!(failed["errorMessage"].as_str().unwrap_or_default().contains("timed out"), "{failed}");
+    let state = async || -> serde_json::Value {
+        http.get(format!("{control}/state")).send().await.unwrap().json().await.unwrap()
+    };
+    eventually(30, "the failed workspace's server and record released", async || {
+        let s = state().await;
+        s["hetzner"]["servers"].as_array().unwrap().is_empty()
+            && s["cloudflare"]["records"].as_array().unwrap().is_empty()
+    })
+    .await;
+
+    // One Hetzner 503 on the next creation: the workspace still comes up
+    // (the adapter retries), and the control API saw the requests.
+    let fault = serde_json::json!({"service": "hetzner", "method": "POST", "path": "/v1/servers",
+                                   "fault": {"error": 503}, "times": 1});
+    assert_eq!(http.post(format!("{control}/faults")).json(&fault).send().await.unwrap().status(), 201);
+    let id = create("comes-up").await;
+    eventually(90, "running despite one 503", async || get(&id).await["status"] == "running").await;
+    let requests: serde_json::Value =
+        http.get(format!("{control}/requests?service=hetzner")).send().await.unwrap().json().await.unwrap();
+    let creates = requests.as_array().unwrap().iter().filter(|r| r["method"] == "POST" && r["path"] == "/v1/servers");
+    assert!(creates.count() >= 3, "two creations and a retry: {requests}");
+    assert_eq!(http.delete(format!("{control}/faults")).send().await.unwrap().status(), 204);
+}

@@ -115,6 +115,9 @@ pub struct EmulatedServer {
     pub ipv4: Ipv4Addr,
     /// Creation time.
     pub created: time::OffsetDateTime,
+    /// Whether the "VM" starts what its user data says (false: it boots but
+    /// its agent never starts; [`HetznerEmulator::fail_agent_starts`]).
+    pub starts_agent: bool,
 }
 
 /// What happened to a server, for [`ServerHook`] implementations that forward
@@ -185,6 +188,8 @@ struct HState {
     next_id: u64,
     next_action: u64,
     next_ip: u32,
+    /// Servers still to be created whose agent will never start.
+    agentless: u32,
 }
 
 #[derive(Debug)]
@@ -283,6 +288,13 @@ impl HetznerEmulator {
         state.servers.values_mut().map(|r| refresh(r, boot).clone()).collect()
     }
 
+    /// The next `servers` servers created boot, but never start their agent
+    /// (a broken image, a cloud-init that fails): for rehearsing provisioning
+    /// timeouts. A [`ServerHook`] reads [`EmulatedServer::starts_agent`].
+    pub fn fail_agent_starts(&self, servers: u32) {
+        lock(&self.inner.state).agentless = servers;
+    }
+
     /// Every firewall.
     pub fn firewalls(&self) -> Vec<EmulatedFirewall> {
         lock(&self.inner.state).firewalls.values().cloned().collect()
@@ -312,6 +324,7 @@ impl HetznerEmulator {
             user_data: String::new(),
             ipv4,
             created: time::OffsetDateTime::now_utc(),
+            starts_agent: true,
         };
         state.servers.insert(id, ServerRecord { server, booting_since: None, protection: (false, false) });
         id
@@ -770,6 +783,12 @@ async fn create_server(
             user_data,
             ipv4,
             created: time::OffsetDateTime::now_utc(),
+            starts_agent: if state.agentless > 0 {
+                state.agentless -= 1;
+                false
+            } else {
+                true
+            },
         };
         state.servers.insert(
             id,

@@ -24,6 +24,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod cloudflare;
+pub mod control;
 pub mod faults;
 pub mod github;
 pub mod hetzner;

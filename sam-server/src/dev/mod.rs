@@ -65,8 +65,32 @@ pub struct DevOptions {
     #[arg(long, env = "SAM_DEV_UNREACHABLE_SECONDS")]
     pub unreachable_seconds: Option<u64>,
     /// Seconds without a heartbeat before an agent is looked at (default 300).
-    #[arg(long, env = "SAM_DEV_HEARTBEAT_TIMEOUT_SECONDS", hide = true)]
+    #[arg(long, env = "SAM_DEV_HEARTBEAT_TIMEOUT_SECONDS")]
     pub heartbeat_timeout_seconds: Option<u64>,
+    /// Seconds between an agent's heartbeats (default: a quarter of the idle
+    /// threshold, at most 60, and a third of the heartbeat timeout).
+    #[arg(long, env = "SAM_DEV_HEARTBEAT_SECONDS")]
+    pub heartbeat_seconds: Option<u64>,
+    /// Seconds from `creating` to `running` before a workspace times out
+    /// (default 600).
+    #[arg(long, env = "SAM_DEV_PROVISION_TIMEOUT_SECONDS")]
+    pub provision_timeout_seconds: Option<u64>,
+    /// Seconds between reconciler passes.
+    #[arg(long, env = "SAM_DEV_RECONCILE_INTERVAL_SECONDS", default_value_t = 5)]
+    pub reconcile_interval_seconds: u64,
+    /// Seconds an orphaned server or record is kept (default 600).
+    #[arg(long, env = "SAM_DEV_ORPHAN_GRACE_SECONDS")]
+    pub orphan_grace_seconds: Option<u64>,
+    /// Seconds before the idle stop that the warning starts (default 300,
+    /// at most half the idle threshold).
+    #[arg(long, env = "SAM_DEV_IDLE_WARNING_SECONDS")]
+    pub idle_warning_seconds: Option<u64>,
+    /// Loopback port of the emulators' control API (0: any free port).
+    #[arg(long, env = "SAM_DEV_CONTROL_PORT", default_value_t = 0)]
+    pub control_port: u16,
+    /// Most active workspaces per user.
+    #[arg(long, env = "SAM_DEV_MAX_WORKSPACES", default_value_t = 10)]
+    pub max_workspaces: u32,
     /// The production topology: HTTPS everywhere through a local edge that
     /// plays Cloudflare's part (proxied records, Full (strict) TLS to agents
     /// with Origin CA certificates, Authenticated Origin Pulls). The browser
@@ -285,15 +309,18 @@ pub async fn run(options: DevOptions, mut sockets: crate::listeners::Sockets) ->
         cloudflare_api_url: emulators.cloudflare.base_url().to_owned(),
         hetzner_api_url: emulators.hetzner.base_url().to_owned(),
         agent_dir: Some(agents),
-        max_workspaces_per_user: 10,
+        max_workspaces_per_user: options.max_workspaces,
         idle_timeout_minutes: options.idle_minutes,
         idle_timeout_seconds: options.idle_seconds,
         unreachable_timeout_minutes: 120,
         unreachable_timeout_seconds: options.unreachable_seconds,
         heartbeat_timeout_seconds: options.heartbeat_timeout_seconds,
+        provision_timeout_seconds: options.provision_timeout_seconds,
+        idle_warning_seconds: options.idle_warning_seconds,
+        orphan_grace_seconds: options.orphan_grace_seconds,
         edge_client_ca_file: certificates.as_ref().map(|(_, origin_pull)| origin_pull.path().to_path_buf()),
         trust_forwarded_for: false,
-        reconcile_interval_seconds: 5,
+        reconcile_interval_seconds: options.reconcile_interval_seconds.max(1),
         metrics_addr: None,
     };
     let metrics = crate::metrics::install().context("installing the metrics recorder")?;
@@ -305,6 +332,7 @@ pub async fn run(options: DevOptions, mut sockets: crate::listeners::Sockets) ->
     // (And often enough for a shortened heartbeat timeout.)
     let heartbeat = options.idle_seconds.map_or(60, |s| (s / 4).clamp(1, 60));
     let heartbeat = options.heartbeat_timeout_seconds.map_or(heartbeat, |s| heartbeat.min((s / 3).max(1)));
+    let heartbeat = options.heartbeat_seconds.map_or(heartbeat, |s| s.max(1));
     let vms = Arc::new(vm::LocalVms::new(
         data.join("vms"),
         routes.clone(),
@@ -319,6 +347,18 @@ pub async fn run(options: DevOptions, mut sockets: crate::listeners::Sockets) ->
         .tcp(1, &format!("127.0.0.1:{}", options.workspace_port))
         .await
         .with_context(|| format!("the workspace port {}", options.workspace_port))?;
+    // The emulators' control API, on loopback only.
+    let control = tokio::net::TcpListener::bind(("127.0.0.1", options.control_port))
+        .await
+        .with_context(|| format!("the emulator control port {}", options.control_port))?;
+    let control_url = format!("http://{}", control.local_addr()?);
+    let control_app = sam_providers::emulators::control::router(emulators.clone());
+    tokio::spawn(async move {
+        if let Err(error) = axum::serve(control, control_app).await {
+            tracing::warn!(%error, "the emulator control API stopped");
+        }
+    });
+
     let listener = match certificates {
         None => {
             tokio::spawn(proxy::serve(proxy_listener, routes));
@@ -370,6 +410,8 @@ pub async fn run(options: DevOptions, mut sockets: crate::listeners::Sockets) ->
     println!("  Metrics         {public_url}/metrics");
     println!("  Hetzner API     {}", emulators.hetzner.base_url());
     println!("  Cloudflare API  {}", emulators.cloudflare.base_url());
+    println!("  GitHub          {}", emulators.github.base_url());
+    println!("  Emulator control {control_url} (state, faults, latency; see GET /)");
     println!("  Data            {}", data.display());
     println!("  Ctrl-C stops the server and every workspace agent.");
     println!();

@@ -295,6 +295,14 @@ impl ServerHook for LocalVms {
         );
         let id = server.id;
         let task = self.runtime.spawn(async move {
+            if !server.starts_agent {
+                // A VM whose agent never starts (the emulator's control API
+                // asked for it): it is up, and nothing answers.
+                tracing::warn!(server_id = id, "local VM booted without its agent, as asked");
+                let mut receiver = receiver;
+                while receiver.changed().await.is_ok() && *receiver.borrow() != Power::Gone {}
+                return;
+            }
             match install(&server, root, port, heartbeat, tls).await {
                 Ok((unit, host, agent_port)) => {
                     tracing::info!(server_id = id, port = agent_port, "local VM booted");
