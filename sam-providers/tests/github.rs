@@ -101,6 +101,19 @@ async fn click(url: &str, decision: &str) -> Vec<(String, String)> {
     reqwest::Url::parse(&location).unwrap().query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
 }
 
+/// Like [`click`], with another identity's button (`user=<login>`).
+async fn click_as(url: &str, login: &str) -> Vec<(String, String)> {
+    let client = browser();
+    let html = client.get(url).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains(&format!("id=\"sign-in-{login}\"")), "a button for {login}: {html}");
+    let mut form = hidden_fields(&html);
+    form.push(("user".into(), login.into()));
+    let action = reqwest::Url::parse(url).unwrap().join("/login/oauth/authorize").unwrap();
+    let answer = client.post(action).form(&form).send().await.unwrap();
+    let location = answer.headers()["location"].to_str().unwrap().to_owned();
+    reqwest::Url::parse(&location).unwrap().query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+}
+
 fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
     pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
@@ -430,4 +443,48 @@ async fn the_install_page_creates_an_installation_and_sends_the_webhook() {
             if i.id == InstallationId(installation) && repositories.len() == 2),
         "{events:?}"
     );
+}
+
+/// The consent page offers several test identities; each signs in as
+/// itself and sees the installations shared with it, nothing else.
+#[tokio::test]
+async fn the_consent_page_offers_several_identities() {
+    use sam_providers::emulators::EmulatedUser;
+    let member =
+        EmulatedUser { id: 2001, login: "mona-member".into(), name: None, email: Some("mona@example.com".into()) };
+    let outsider = EmulatedUser { id: 2002, login: "hubot-outsider".into(), name: None, email: None };
+    let emu = GithubEmulator::start(GithubEmulatorConfig {
+        other_users: vec![member.clone(), outsider.clone()],
+        ..GithubEmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    emu.add_installation(31, "octo-org", &[("octo-org/app", &["main"])]);
+    emu.share_installation(31, member.id);
+    let github = adapter(&emu);
+    for (who, sees) in [(&member, 1), (&outsider, 0)] {
+        let pkce = PkcePair::generate().unwrap();
+        let url = github.authorize_url("state", &pkce.challenge, REDIRECT);
+        let callback = click_as(&url, &who.login).await;
+        let code = param(&callback, "code").unwrap().to_owned();
+        let identity = github.exchange_code(&code, &pkce.verifier, REDIRECT).await.unwrap();
+        assert_eq!(identity.profile.github_id, GithubUserId(who.id), "signed in as {}", who.login);
+        assert_eq!(identity.profile.login, who.login);
+        let installations: serde_json::Value = reqwest::Client::new()
+            .get(format!("{}/user/installations", emu.base_url().trim_end_matches('/')))
+            .bearer_auth(identity.access_token.expose())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(installations["total_count"], sees, "{}: {installations}", who.login);
+    }
+    let url = github.authorize_url("state", &PkcePair::generate().unwrap().challenge, REDIRECT);
+    let html = browser().get(&url).send().await.unwrap().text().await.unwrap();
+    let mut form = hidden_fields(&html);
+    form.push(("user".into(), "nobody-configured".into()));
+    let action = reqwest::Url::parse(&url).unwrap().join("/login/oauth/authorize").unwrap();
+    assert_eq!(browser().post(action).form(&form).send().await.unwrap().status(), 422);
 }

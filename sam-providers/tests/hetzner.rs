@@ -502,3 +502,61 @@ async fn the_deployment_firewall_is_kept_as_the_policy_says() {
     assert_eq!(emu.firewalls().len(), 1, "only the other deployment's is left");
     assert_eq!(emu.firewalls()[0].id.to_string(), other_id);
 }
+
+/// Projects: each token sees its own project only, as on Hetzner. The same
+/// server name may exist in two projects; another project's server or
+/// firewall is 404; a label-selector firewall applies to its project's
+/// servers only.
+#[tokio::test]
+async fn projects_see_only_their_own_resources() {
+    let emu = HetznerEmulator::start(HetznerEmulatorConfig {
+        other_projects: vec![vec!["project-b".into()]],
+        readonly_tokens: vec!["project-a-readonly".into()],
+        boot_delay: Duration::ZERO,
+        ..HetznerEmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    let http = reqwest::Client::new();
+    let call = |token: &str, method: reqwest::Method, path: &str, body: Option<serde_json::Value>| {
+        let request = http.request(method, format!("{}{path}", emu.base_url())).bearer_auth(token);
+        let request = match body {
+            Some(b) => request.json(&b),
+            None => request,
+        };
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<serde_json::Value>().await.unwrap_or_default())
+        }
+    };
+    let a = emu.token();
+    let server = |name: &str| serde_json::json!({"name": name, "server_type": "cx23", "image": "ubuntu-24.04", "labels": {"sam-managed": "true"}});
+    let (status, in_a) = call(&a, reqwest::Method::POST, "/servers", Some(server("same-name"))).await;
+    assert_eq!(status, 201);
+    let (status, in_b) = call("project-b", reqwest::Method::POST, "/servers", Some(server("same-name"))).await;
+    assert_eq!(status, 201, "the same name in another project: {in_b}");
+    let (id_a, id_b) = (in_a["server"]["id"].as_u64().unwrap(), in_b["server"]["id"].as_u64().unwrap());
+    assert_ne!(id_a, id_b);
+    for (token, own, other) in [(a.as_str(), id_a, id_b), ("project-b", id_b, id_a)] {
+        let (_, listed) = call(token, reqwest::Method::GET, "/servers", None).await;
+        let ids: Vec<u64> = listed["servers"].as_array().unwrap().iter().map(|s| s["id"].as_u64().unwrap()).collect();
+        assert_eq!(ids, vec![own], "{token} sees its own server only");
+        assert_eq!(call(token, reqwest::Method::GET, &format!("/servers/{other}"), None).await.0, 404);
+        assert_eq!(call(token, reqwest::Method::DELETE, &format!("/servers/{other}"), None).await.0, 404);
+    }
+    let (_, readonly) = call("project-a-readonly", reqwest::Method::GET, "/servers", None).await;
+    assert_eq!(readonly["servers"][0]["id"].as_u64(), Some(id_a), "the read-only token reads project A");
+    assert_eq!(call("nobody", reqwest::Method::GET, "/servers", None).await.0, 401);
+
+    let firewall = serde_json::json!({"name": "fw", "apply_to": [{"type": "label_selector",
+        "label_selector": {"selector": "sam-managed=true"}}]});
+    let (status, created) = call(&a, reqwest::Method::POST, "/firewalls", Some(firewall)).await;
+    assert_eq!(status, 201, "{created}");
+    let fw = created["firewall"]["id"].as_u64().unwrap();
+    assert_eq!(emu.firewalls_of(id_a), vec![fw]);
+    assert!(emu.firewalls_of(id_b).is_empty(), "a selector never reaches another project");
+    assert_eq!(call("project-b", reqwest::Method::GET, &format!("/firewalls/{fw}"), None).await.0, 404);
+    assert_eq!(emu.servers().len(), 2, "the handle sees every project");
+    assert_eq!(emu.servers().iter().map(|s| s.project).collect::<Vec<_>>(), vec![0, 1]);
+}

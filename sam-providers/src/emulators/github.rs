@@ -5,7 +5,7 @@
 //!
 //! | endpoint | behaviour |
 //! |---|---|
-//! | `GET /login/oauth/authorize` | an HTML page with a form: button `#sign-in` ("Sign in as `<login>`") and `#cancel`; checks `client_id`, `redirect_uri` (prefix of the configured callback, when set) and `code_challenge_method=S256` |
+//! | `GET /login/oauth/authorize` | an HTML page with a form: button `#sign-in` ("Sign in as `<login>`"), one `#sign-in-<login>` per [`GithubEmulatorConfig::other_users`], and `#cancel`; checks `client_id`, `redirect_uri` (prefix of the configured callback, when set) and `code_challenge_method=S256` |
 //! | `POST /login/oauth/authorize` | the form's target: redirects (302) to `redirect_uri?code=…&state=…`, or `?error=access_denied&state=…` |
 //! | `POST /login/oauth/access_token` | form or JSON; JSON answer with `Accept: application/json`, else urlencoded. Errors are **HTTP 200** with `error`: `incorrect_client_credentials`, `bad_verification_code` (unknown, used, expired (10 min) code, or PKCE verifier not matching), `redirect_uri_mismatch`. Codes are single use |
 //! | `GET /user`, `GET /user/emails` | the test user (user token); 401 `Bad credentials` otherwise |
@@ -148,8 +148,12 @@ pub struct GithubEmulatorConfig {
     pub app_public_key_pem: String,
     /// Webhook secret for [`GithubEmulator::send_webhook`].
     pub webhook_secret: String,
-    /// The user the authorize page signs in.
+    /// The user the authorize page signs in (button `#sign-in`).
     pub user: EmulatedUser,
+    /// Further test identities the authorize page offers (a button
+    /// `#sign-in-<login>` each): other personal accounts, an organization's
+    /// member, someone without any installation.
+    pub other_users: Vec<EmulatedUser>,
     /// When set, `redirect_uri` must start with it.
     pub callback_prefix: Option<String>,
     /// Lifetime of installation tokens (GitHub: 1 hour).
@@ -175,6 +179,7 @@ impl Default for GithubEmulatorConfig {
             app_public_key_pem: TEST_APP_PUBLIC_KEY_PEM.into(),
             webhook_secret: GITHUB_WEBHOOK_SECRET.into(),
             user: EmulatedUser::default(),
+            other_users: Vec::new(),
             callback_prefix: None,
             installation_token_ttl: Duration::from_secs(3600),
             install_repositories: vec![
@@ -593,6 +598,8 @@ struct AuthorizeParams {
     code_challenge: Option<String>,
     code_challenge_method: Option<String>,
     decision: Option<String>,
+    /// Which identity signs in (a login of [`GithubEmulatorConfig::other_users`]).
+    user: Option<String>,
 }
 
 fn check_authorize(inner: &Inner, p: &AuthorizeParams) -> Result<(String, String), Response> {
@@ -625,7 +632,19 @@ async fn authorize_page(State(inner): State<Arc<Inner>>, Query(p): Query<Authori
     if let Err(r) = check_authorize(&inner, &p) {
         return r;
     }
-    let user = lock(&inner.config).user.clone();
+    let (user, others) = {
+        let c = lock(&inner.config);
+        (c.user.clone(), c.other_users.clone())
+    };
+    let other_buttons: String = others
+        .iter()
+        .map(|u| {
+            format!(
+                r#"<button type="submit" id="sign-in-{login}" name="user" value="{login}">Sign in as {login}</button>"#,
+                login = escape(&u.login)
+            )
+        })
+        .collect();
     let hidden = |name: &str, value: &Option<String>| {
         value
             .as_ref()
@@ -637,6 +656,7 @@ async fn authorize_page(State(inner): State<Arc<Inner>>, Query(p): Query<Authori
 <p>Signed in as <strong id="login">{login}</strong>{name}.</p>
 <form method="post" action="/login/oauth/authorize">{f1}{f2}{f3}{f4}{f5}{f6}
 <button type="submit" id="sign-in" name="decision" value="approve">Sign in as {login}</button>
+{other_buttons}
 <button type="submit" id="cancel" name="decision" value="deny">Cancel</button>
 </form></main></body></html>"#,
         login = escape(&user.login),
@@ -687,7 +707,15 @@ async fn authorize_submit(State(inner): State<Arc<Inner>>, Form(p): Form<Authori
         Err(r) => return r,
     };
     let state = p.state.clone().unwrap_or_default();
-    if p.decision.as_deref() != Some("approve") {
+    // Another identity's button carries its login instead of a decision.
+    let chosen = p.user.as_ref().and_then(|login| {
+        let c = lock(&inner.config);
+        c.other_users.iter().find(|u| &u.login == login).cloned()
+    });
+    if p.user.is_some() && chosen.is_none() {
+        return api_error(StatusCode::UNPROCESSABLE_ENTITY, "unknown test identity");
+    }
+    if chosen.is_none() && p.decision.as_deref() != Some("approve") {
         let target = with_query(
             &redirect,
             &[
@@ -698,7 +726,14 @@ async fn authorize_submit(State(inner): State<Arc<Inner>>, Form(p): Form<Authori
         );
         return Redirect::to(&target).into_response();
     }
-    let user_id = lock(&inner.config).user.id;
+    let user_id = match chosen {
+        Some(user) => {
+            let id = user.id;
+            lock(&inner.state).other_users.insert(id, user);
+            id
+        }
+        None => lock(&inner.config).user.id,
+    };
     let code = issue_code(&inner, &client_id, &redirect, p.code_challenge.clone(), user_id);
     Redirect::to(&with_query(&redirect, &[("code", &code), ("state", &state)])).into_response()
 }

@@ -38,7 +38,7 @@ use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::{Path, RawQuery, Request, State};
+use axum::extract::{Extension, Path, RawQuery, Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -61,13 +61,17 @@ pub const HETZNER_TOKEN: &str = "hetzner-emulator-token";
 /// Settings of the Hetzner emulator.
 #[derive(Debug, Clone)]
 pub struct HetznerEmulatorConfig {
-    /// Tokens that authenticate (one project).
+    /// Tokens that authenticate for the first project.
     pub tokens: Vec<String>,
-    /// Tokens that authenticate for `GET` only (others → 403 `token_readonly`).
+    /// Tokens of further projects, one list per project: each project sees
+    /// only its own servers, firewalls and actions, as on Hetzner.
+    pub other_projects: Vec<Vec<String>>,
+    /// Tokens of the first project that authenticate for `GET` only
+    /// (others → 403 `token_readonly`).
     pub readonly_tokens: Vec<String>,
     /// Time from `initializing` (or `starting`) to `running`.
     pub boot_delay: Duration,
-    /// Most servers the project may have (`resource_limit_exceeded` beyond).
+    /// Most servers a project may have (`resource_limit_exceeded` beyond).
     pub max_servers: usize,
     /// Size of the rate-limit bucket per token (Hetzner: 3600).
     pub rate_limit: u32,
@@ -82,6 +86,7 @@ impl Default for HetznerEmulatorConfig {
     fn default() -> Self {
         Self {
             tokens: vec![HETZNER_TOKEN.to_owned()],
+            other_projects: Vec::new(),
             readonly_tokens: Vec::new(),
             boot_delay: Duration::from_millis(200),
             max_servers: 25,
@@ -115,6 +120,8 @@ pub struct EmulatedServer {
     pub ipv4: Ipv4Addr,
     /// Creation time.
     pub created: time::OffsetDateTime,
+    /// The project it is in (0: the first; [`HetznerEmulatorConfig::other_projects`]).
+    pub project: u32,
     /// Whether the "VM" starts what its user data says (false: it boots but
     /// its agent never starts; [`HetznerEmulator::fail_agent_starts`]).
     pub starts_agent: bool,
@@ -184,20 +191,52 @@ struct HState {
     servers: BTreeMap<u64, ServerRecord>,
     actions: BTreeMap<u64, ActionRecord>,
     firewalls: BTreeMap<u64, EmulatedFirewall>,
-    buckets: HashMap<String, Bucket>,
+    project: u32,
     next_id: u64,
     next_action: u64,
     next_ip: u32,
-    /// Servers still to be created whose agent will never start.
-    agentless: u32,
 }
+
+/// One project's state, shared by the requests made with its tokens (the
+/// authentication middleware puts it in the request's extensions).
+#[derive(Debug, Clone)]
+struct Project(Arc<Mutex<HState>>);
 
 #[derive(Debug)]
 struct Inner {
     config: Mutex<HetznerEmulatorConfig>,
-    state: Mutex<HState>,
+    projects: Mutex<BTreeMap<u32, Arc<Mutex<HState>>>>,
+    buckets: Mutex<HashMap<String, Bucket>>,
+    /// Servers still to be created whose agent will never start.
+    agentless: Mutex<u32>,
     hook: Mutex<Option<Arc<dyn ServerHook>>>,
     faults: FaultPlan,
+}
+
+impl Inner {
+    /// Project `n`'s state, made on first use (ids never collide across
+    /// projects: each counts from its own million).
+    fn project(&self, n: u32) -> Arc<Mutex<HState>> {
+        lock(&self.projects)
+            .entry(n)
+            .or_insert_with(|| {
+                let base = 4_711_000 + u64::from(n) * 1_000_000;
+                Arc::new(Mutex::new(HState {
+                    project: n,
+                    next_id: base,
+                    next_action: 9_000_000 + u64::from(n) * 1_000_000,
+                    next_ip: n * 40,
+                    ..HState::default()
+                }))
+            })
+            .clone()
+    }
+
+    /// Every project's state, first project first.
+    fn all_projects(&self) -> Vec<Arc<Mutex<HState>>> {
+        let _ = self.project(0);
+        lock(&self.projects).values().cloned().collect()
+    }
 }
 
 /// Handle to a running Hetzner emulator: its URL, its state, its fault plan.
@@ -213,7 +252,9 @@ impl HetznerEmulator {
     pub async fn start(config: HetznerEmulatorConfig) -> std::io::Result<Self> {
         let inner = Arc::new(Inner {
             config: Mutex::new(config),
-            state: Mutex::new(HState { next_id: 4_711_000, next_action: 9_000_000, ..HState::default() }),
+            projects: Mutex::default(),
+            buckets: Mutex::default(),
+            agentless: Mutex::new(0),
             hook: Mutex::new(None),
             faults: FaultPlan::default(),
         });
@@ -274,43 +315,54 @@ impl HetznerEmulator {
 
     /// Empties every token's rate-limit bucket.
     pub fn exhaust_rate_limit(&self) {
-        let mut state = lock(&self.inner.state);
         let tokens = lock(&self.inner.config).tokens.clone();
+        let mut buckets = lock(&self.inner.buckets);
         for token in tokens {
-            state.buckets.insert(token, Bucket { remaining: 0.0, last: Instant::now() });
+            buckets.insert(token, Bucket { remaining: 0.0, last: Instant::now() });
         }
     }
 
-    /// Every server, with its current status.
+    /// Every server of every project, with its current status.
     pub fn servers(&self) -> Vec<EmulatedServer> {
         let boot = lock(&self.inner.config).boot_delay;
-        let mut state = lock(&self.inner.state);
-        state.servers.values_mut().map(|r| refresh(r, boot).clone()).collect()
+        let mut all = Vec::new();
+        for project in self.inner.all_projects() {
+            let mut state = lock(&project);
+            all.extend(state.servers.values_mut().map(|r| refresh(r, boot).clone()));
+        }
+        all
     }
 
     /// The next `servers` servers created boot, but never start their agent
     /// (a broken image, a cloud-init that fails): for rehearsing provisioning
     /// timeouts. A [`ServerHook`] reads [`EmulatedServer::starts_agent`].
     pub fn fail_agent_starts(&self, servers: u32) {
-        lock(&self.inner.state).agentless = servers;
+        *lock(&self.inner.agentless) = servers;
     }
 
-    /// Every firewall.
+    /// Every firewall of every project.
     pub fn firewalls(&self) -> Vec<EmulatedFirewall> {
-        lock(&self.inner.state).firewalls.values().cloned().collect()
+        self.inner.all_projects().iter().flat_map(|p| lock(p).firewalls.values().cloned().collect::<Vec<_>>()).collect()
     }
 
     /// The ids of the firewalls applying to server `id` (directly or through
-    /// a label selector); empty for an unknown server.
+    /// a label selector, in its project); empty for an unknown server.
     pub fn firewalls_of(&self, id: u64) -> Vec<u64> {
-        let state = lock(&self.inner.state);
-        state.servers.get(&id).map(|r| firewalls::firewalls_of(&state, id, &r.server.labels)).unwrap_or_default()
+        for project in self.inner.all_projects() {
+            let state = lock(&project);
+            if let Some(r) = state.servers.get(&id) {
+                return firewalls::firewalls_of(&state, id, &r.server.labels);
+            }
+        }
+        Vec::new()
     }
 
-    /// Adds a server directly (e.g. one that is not SAM's), returning its id.
+    /// Adds a server to the first project directly (e.g. one that is not
+    /// SAM's), returning its id.
     pub fn insert_server(&self, name: &str, labels: BTreeMap<String, String>) -> u64 {
         let fixed = lock(&self.inner.config).fixed_ipv4;
-        let mut state = lock(&self.inner.state);
+        let project = self.inner.project(0);
+        let mut state = lock(&project);
         let id = next_id(&mut state);
         let ipv4 = fixed.unwrap_or_else(|| next_ip(&mut state));
         let server = EmulatedServer {
@@ -324,6 +376,7 @@ impl HetznerEmulator {
             user_data: String::new(),
             ipv4,
             created: time::OffsetDateTime::now_utc(),
+            project: 0,
             starts_agent: true,
         };
         state.servers.insert(id, ServerRecord { server, booting_since: None, protection: (false, false) });
@@ -409,24 +462,27 @@ fn render_fault(fault: InjectedError) -> Response {
     }
 }
 
-async fn auth_and_rate_limit(State(inner): State<Arc<Inner>>, request: Request, next: Next) -> Response {
+async fn auth_and_rate_limit(State(inner): State<Arc<Inner>>, mut request: Request, next: Next) -> Response {
     let token = bearer(request.headers());
-    let (valid, readonly, limit, refill) = {
+    let (project, readonly, limit, refill) = {
         let config = lock(&inner.config);
-        let valid = token.as_ref().is_some_and(|t| config.tokens.iter().any(|c| c == t));
+        let project = token.as_ref().and_then(|t| {
+            if config.tokens.iter().any(|c| c == t) {
+                return Some(0);
+            }
+            config.other_projects.iter().position(|p| p.iter().any(|c| c == t)).and_then(|i| u32::try_from(i + 1).ok())
+        });
         let readonly = token.as_ref().is_some_and(|t| config.readonly_tokens.iter().any(|c| c == t));
-        (valid || readonly, readonly, config.rate_limit, config.rate_refill_per_sec)
+        (project.or(readonly.then_some(0)), readonly, config.rate_limit, config.rate_refill_per_sec)
     };
-    let Some(token) = token.filter(|_| valid) else {
+    let (Some(token), Some(project)) = (token, project) else {
         return error(StatusCode::UNAUTHORIZED, "unauthorized", "unable to authenticate");
     };
+    request.extensions_mut().insert(Project(inner.project(project)));
     if readonly && request.method() != axum::http::Method::GET {
         return error(StatusCode::FORBIDDEN, "token_readonly", "The token is only allowed to perform GET requests");
     }
-    let rate = {
-        let mut state = lock(&inner.state);
-        state.buckets.entry(token).or_insert_with(|| Bucket::new(limit)).take(limit, refill)
-    };
+    let rate = lock(&inner.buckets).entry(token).or_insert_with(|| Bucket::new(limit)).take(limit, refill);
     let mut response = if rate.allowed {
         next.run(request).await
     } else {
@@ -657,7 +713,11 @@ fn selector_matches(terms: &[Term], labels: &BTreeMap<String, String>) -> bool {
 const STATUSES: [&str; 9] =
     ["initializing", "starting", "running", "stopping", "off", "deleting", "migrating", "rebuilding", "unknown"];
 
-async fn list_servers(State(inner): State<Arc<Inner>>, RawQuery(raw): RawQuery) -> Response {
+async fn list_servers(
+    State(inner): State<Arc<Inner>>,
+    Extension(Project(project)): Extension<Project>,
+    RawQuery(raw): RawQuery,
+) -> Response {
     let pairs = query_pairs(raw.as_deref());
     let terms = match value_of(&pairs, "label_selector").as_deref().map(parse_selector).transpose() {
         Ok(t) => t.unwrap_or_default(),
@@ -670,7 +730,7 @@ async fn list_servers(State(inner): State<Arc<Inner>>, RawQuery(raw): RawQuery) 
     let name = value_of(&pairs, "name");
     let boot = lock(&inner.config).boot_delay;
     let mut matching: Vec<Value> = {
-        let mut state = lock(&inner.state);
+        let mut state = lock(&project);
         let servers: Vec<EmulatedServer> = state
             .servers
             .values_mut()
@@ -720,6 +780,7 @@ fn valid_hostname(name: &str) -> bool {
 
 async fn create_server(
     State(inner): State<Arc<Inner>>,
+    Extension(Project(project)): Extension<Project>,
     body: Result<Json<CreateBody>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
     let Json(body) = match body {
@@ -755,7 +816,7 @@ async fn create_server(
         (c.fixed_ipv4, c.max_servers)
     };
     let (server, action, server_value) = {
-        let mut state = lock(&inner.state);
+        let mut state = lock(&project);
         if state.servers.values().any(|r| r.server.name == name) {
             return error(StatusCode::CONFLICT, "uniqueness_error", "server name is already used");
         }
@@ -783,11 +844,12 @@ async fn create_server(
             user_data,
             ipv4,
             created: time::OffsetDateTime::now_utc(),
-            starts_agent: if state.agentless > 0 {
-                state.agentless -= 1;
-                false
-            } else {
-                true
+            project: state.project,
+            starts_agent: {
+                let mut agentless = lock(&inner.agentless);
+                let starts = *agentless == 0;
+                *agentless = agentless.saturating_sub(1);
+                starts
             },
         };
         state.servers.insert(
@@ -859,6 +921,7 @@ struct UpdateBody {
 /// whole set, as Hetzner does).
 async fn update_server(
     State(inner): State<Arc<Inner>>,
+    Extension(Project(project)): Extension<Project>,
     Path(id): Path<String>,
     body: Result<Json<UpdateBody>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
@@ -875,7 +938,7 @@ async fn update_server(
         return response;
     }
     let boot = lock(&inner.config).boot_delay;
-    let mut state = lock(&inner.state);
+    let mut state = lock(&project);
     let Some(numeric) = parse_id(&id).filter(|n| state.servers.contains_key(n)) else {
         return error(StatusCode::NOT_FOUND, "not_found", &format!("server with ID '{id}' not found"));
     };
@@ -901,18 +964,26 @@ fn parse_id(id: &str) -> Option<u64> {
     id.parse().ok()
 }
 
-async fn get_server(State(inner): State<Arc<Inner>>, Path(id): Path<String>) -> Response {
+async fn get_server(
+    State(inner): State<Arc<Inner>>,
+    Extension(Project(project)): Extension<Project>,
+    Path(id): Path<String>,
+) -> Response {
     let boot = lock(&inner.config).boot_delay;
-    let mut state = lock(&inner.state);
+    let mut state = lock(&project);
     match parse_id(&id).and_then(|id| state.servers.get_mut(&id)).map(|record| refresh(record, boot).clone()) {
         Some(server) => Json(json!({"server": server_json(&state, &server)})).into_response(),
         None => error(StatusCode::NOT_FOUND, "not_found", &format!("server with ID '{id}' not found")),
     }
 }
 
-async fn delete_server(State(inner): State<Arc<Inner>>, Path(id): Path<String>) -> Response {
+async fn delete_server(
+    State(inner): State<Arc<Inner>>,
+    Extension(Project(project)): Extension<Project>,
+    Path(id): Path<String>,
+) -> Response {
     let (server, action) = {
-        let mut state = lock(&inner.state);
+        let mut state = lock(&project);
         let numeric = parse_id(&id).filter(|n| state.servers.contains_key(n));
         if numeric.and_then(|n| state.servers.get(&n)).is_some_and(|r| r.protection.0) {
             return error(StatusCode::FORBIDDEN, "protected", "server is protected against deletion");
@@ -934,7 +1005,11 @@ async fn delete_server(State(inner): State<Arc<Inner>>, Path(id): Path<String>) 
     Json(json!({"action": action_json(&action)})).into_response()
 }
 
-async fn server_action(State(inner): State<Arc<Inner>>, Path((id, action)): Path<(String, String)>) -> Response {
+async fn server_action(
+    State(inner): State<Arc<Inner>>,
+    Extension(Project(project)): Extension<Project>,
+    Path((id, action)): Path<(String, String)>,
+) -> Response {
     let (command, on) = match action.as_str() {
         "poweron" => ("start_server", true),
         "poweroff" => ("stop_server", false),
@@ -944,7 +1019,7 @@ async fn server_action(State(inner): State<Arc<Inner>>, Path((id, action)): Path
         _ => return error(StatusCode::NOT_FOUND, "not_found", "no such action"),
     };
     let (server, record) = {
-        let mut state = lock(&inner.state);
+        let mut state = lock(&project);
         let Some(record) = parse_id(&id).and_then(|id| state.servers.get_mut(&id)) else {
             return error(StatusCode::NOT_FOUND, "not_found", &format!("server with ID '{id}' not found"));
         };
@@ -980,7 +1055,7 @@ struct ProtectionBody {
 
 /// `POST /servers/{id}/actions/change_protection` with `{delete, rebuild}`.
 async fn change_protection(
-    State(inner): State<Arc<Inner>>,
+    Extension(Project(project)): Extension<Project>,
     Path(id): Path<String>,
     body: Result<Json<ProtectionBody>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
@@ -990,7 +1065,7 @@ async fn change_protection(
     if body.delete.is_none() && body.rebuild.is_none() {
         return invalid_field("delete", "delete or rebuild is required");
     }
-    let mut state = lock(&inner.state);
+    let mut state = lock(&project);
     let Some(record) = parse_id(&id).and_then(|n| state.servers.get_mut(&n)) else {
         return error(StatusCode::NOT_FOUND, "not_found", &format!("server with ID '{id}' not found"));
     };
@@ -1007,14 +1082,18 @@ async fn change_protection(
 }
 
 /// `GET /servers/{id}/actions`: the server's actions (`status`, `sort`, pages).
-async fn server_actions(State(inner): State<Arc<Inner>>, Path(id): Path<String>, RawQuery(raw): RawQuery) -> Response {
+async fn server_actions(
+    Extension(Project(project)): Extension<Project>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
     let pairs = query_pairs(raw.as_deref());
     let statuses = values_of(&pairs, "status");
     if let Some(bad) = statuses.iter().find(|s| !["running", "success", "error"].contains(&s.as_str())) {
         return invalid_field("status", &format!("unknown status {bad:?}"));
     }
     let mut actions: Vec<Value> = {
-        let state = lock(&inner.state);
+        let state = lock(&project);
         let Some(server) = parse_id(&id).filter(|n| state.servers.contains_key(n)) else {
             return error(StatusCode::NOT_FOUND, "not_found", &format!("server with ID '{id}' not found"));
         };
@@ -1037,8 +1116,8 @@ async fn server_actions(State(inner): State<Arc<Inner>>, Path(id): Path<String>,
     }
 }
 
-async fn get_action(State(inner): State<Arc<Inner>>, Path(id): Path<String>) -> Response {
-    let state = lock(&inner.state);
+async fn get_action(Extension(Project(project)): Extension<Project>, Path(id): Path<String>) -> Response {
+    let state = lock(&project);
     match parse_id(&id).and_then(|id| state.actions.get(&id)) {
         Some(action) => Json(json!({"action": action_json(action)})).into_response(),
         None => error(StatusCode::NOT_FOUND, "not_found", &format!("action with ID '{id}' not found")),

@@ -35,7 +35,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use sam_providers::emulators::{
-    self, CloudflareEmulatorConfig, Emulators, GithubEmulatorConfig, HetznerEmulatorConfig,
+    self, CloudflareEmulatorConfig, EmulatedUser, Emulators, GithubEmulatorConfig, HetznerEmulatorConfig,
 };
 
 use crate::config::ServeConfig;
@@ -102,6 +102,14 @@ pub struct DevOptions {
     #[arg(long, env = "SAM_DEV_AGENT")]
     pub agent: Option<PathBuf>,
 }
+
+/// Test identities besides octocat: a member of the demo organization (who
+/// sees its installation) and someone without any installation.
+const ORG_MEMBER: &str = "mona-member";
+const OUTSIDER: &str = "hubot-outsider";
+/// A second Hetzner project's token, and a read-only token of the first.
+const HETZNER_SECOND_PROJECT: &str = "hetzner-emulator-token-project-b";
+const HETZNER_READ_ONLY: &str = "hetzner-emulator-token-read-only";
 
 /// Owner and repositories the emulated GitHub App is installed on.
 const DEMO_OWNER: &str = "octo-org";
@@ -247,13 +255,22 @@ pub async fn run(options: DevOptions, mut sockets: crate::listeners::Sockets) ->
 
     // Emulated clouds.
     let github_config = GithubEmulatorConfig {
+        other_users: vec![
+            EmulatedUser { id: 7_001, login: ORG_MEMBER.into(), name: Some("Mona Member".into()), email: None },
+            EmulatedUser { id: 7_002, login: OUTSIDER.into(), name: Some("Hubot Outsider".into()), email: None },
+        ],
         webhook_url: Some(format!("{public_url}/api/github/webhook")),
         setup_url: Some(format!("{public_url}/settings")),
         install_repositories: INSTALL_REPOSITORIES.iter().map(|r| ((*r).to_owned(), vec!["main".to_owned()])).collect(),
         ..GithubEmulatorConfig::default()
     };
     let emulators = Emulators::start_with(
-        HetznerEmulatorConfig { fixed_ipv4: Some([127, 0, 0, 1].into()), ..HetznerEmulatorConfig::default() },
+        HetznerEmulatorConfig {
+            fixed_ipv4: Some([127, 0, 0, 1].into()),
+            other_projects: vec![vec![HETZNER_SECOND_PROJECT.into()]],
+            readonly_tokens: vec![HETZNER_READ_ONLY.into()],
+            ..HetznerEmulatorConfig::default()
+        },
         cloudflare_config(options.tls),
         github_config,
     )
@@ -265,6 +282,7 @@ pub async fn run(options: DevOptions, mut sockets: crate::listeners::Sockets) ->
         repositories.iter().map(|(n, b)| (n.as_str(), b.iter().map(String::as_str).collect())).collect();
     let refs: Vec<(&str, &[&str])> = refs.iter().map(|(n, b)| (*n, b.as_slice())).collect();
     emulators.github.add_installation(1, DEMO_OWNER, &refs);
+    emulators.github.share_installation(1, 7_001);
 
     // Git repositories for the clone.
     let git_root = data.join("git");
@@ -404,8 +422,13 @@ pub async fn run(options: DevOptions, mut sockets: crate::listeners::Sockets) ->
             tls_dir.join("local-ca.pem").display()
         );
     }
-    println!("  Sign in as      octocat (emulated GitHub: click \"Sign in\")");
+    println!(
+        "  Sign in as      octocat (emulated GitHub: click \"Sign in\"); also {ORG_MEMBER} (an {DEMO_OWNER} member)"
+    );
+    println!("                  and {OUTSIDER} (no installation)");
     println!("  Hetzner token   {}", emulators.hetzner.token());
+    println!("  Other tokens    {HETZNER_SECOND_PROJECT} (a second project), {HETZNER_READ_ONLY} (read-only),");
+    println!("                  anything else (invalid)");
     println!("  Repositories    {}", repositories.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "));
     println!("  Metrics         {public_url}/metrics");
     println!("  Hetzner API     {}", emulators.hetzner.base_url());

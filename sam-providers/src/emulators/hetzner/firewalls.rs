@@ -21,17 +21,16 @@
 //! takes it off every firewall.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{
-    HState, Inner, PageQuery, check_labels, error, invalid_field, lock, new_action_on, paginate, parse_id,
+    HState, PageQuery, Project, check_labels, error, invalid_field, lock, new_action_on, paginate, parse_id,
     parse_selector, rfc3339, selector_matches,
 };
 
@@ -284,13 +283,13 @@ pub(super) struct ListQuery {
     page: PageQuery,
 }
 
-pub(super) async fn list(State(inner): State<Arc<Inner>>, Query(q): Query<ListQuery>) -> Response {
+pub(super) async fn list(Extension(Project(project)): Extension<Project>, Query(q): Query<ListQuery>) -> Response {
     let terms = match q.label_selector.as_deref().map(parse_selector).transpose() {
         Ok(t) => t.unwrap_or_default(),
         Err(message) => return invalid_field("label_selector", &message),
     };
     let matching: Vec<Value> = {
-        let state = lock(&inner.state);
+        let state = lock(&project);
         state
             .firewalls
             .values()
@@ -322,7 +321,7 @@ fn json_body<T>(body: JsonBody<T>) -> Result<T, Response> {
     body.map(|Json(b)| b).map_err(|_| error(StatusCode::BAD_REQUEST, "json_error", "invalid JSON in request body"))
 }
 
-pub(super) async fn create(State(inner): State<Arc<Inner>>, body: JsonBody<CreateBody>) -> Response {
+pub(super) async fn create(Extension(Project(project)): Extension<Project>, body: JsonBody<CreateBody>) -> Response {
     let body = match json_body(body) {
         Ok(b) => b,
         Err(r) => return r,
@@ -337,7 +336,7 @@ pub(super) async fn create(State(inner): State<Arc<Inner>>, body: JsonBody<Creat
         Ok(r) => r,
         Err(response) => return response,
     };
-    let mut state = lock(&inner.state);
+    let mut state = lock(&project);
     if state.firewalls.values().any(|f| f.name == name) {
         return error(StatusCode::CONFLICT, "uniqueness_error", "firewall name is already used");
     }
@@ -364,8 +363,8 @@ fn not_found(id: &str) -> Response {
     error(StatusCode::NOT_FOUND, "not_found", &format!("firewall with ID '{id}' not found"))
 }
 
-pub(super) async fn get_one(State(inner): State<Arc<Inner>>, Path(id): Path<String>) -> Response {
-    let state = lock(&inner.state);
+pub(super) async fn get_one(Extension(Project(project)): Extension<Project>, Path(id): Path<String>) -> Response {
+    let state = lock(&project);
     match parse_id(&id).and_then(|n| state.firewalls.get(&n)) {
         Some(f) => Json(json!({"firewall": firewall_json(&state, f)})).into_response(),
         None => not_found(&id),
@@ -379,7 +378,7 @@ pub(super) struct UpdateBody {
 }
 
 pub(super) async fn update(
-    State(inner): State<Arc<Inner>>,
+    Extension(Project(project)): Extension<Project>,
     Path(id): Path<String>,
     body: JsonBody<UpdateBody>,
 ) -> Response {
@@ -395,7 +394,7 @@ pub(super) async fn update(
     {
         return response;
     }
-    let mut state = lock(&inner.state);
+    let mut state = lock(&project);
     let Some(n) = parse_id(&id).filter(|n| state.firewalls.contains_key(n)) else { return not_found(&id) };
     if let Some(name) = &body.name
         && state.firewalls.values().any(|f| f.name == *name && f.id != n)
@@ -413,8 +412,8 @@ pub(super) async fn update(
     Json(json!({"firewall": firewall_json(&state, &firewall)})).into_response()
 }
 
-pub(super) async fn delete(State(inner): State<Arc<Inner>>, Path(id): Path<String>) -> Response {
-    let mut state = lock(&inner.state);
+pub(super) async fn delete(Extension(Project(project)): Extension<Project>, Path(id): Path<String>) -> Response {
+    let mut state = lock(&project);
     let Some(firewall) = parse_id(&id).and_then(|n| state.firewalls.get(&n)) else { return not_found(&id) };
     if !firewall.applied_to.is_empty() {
         return error(StatusCode::UNPROCESSABLE_ENTITY, "resource_in_use", "firewall must not be in use to be deleted");
@@ -432,7 +431,7 @@ pub(super) struct ActionBody {
 }
 
 pub(super) async fn action(
-    State(inner): State<Arc<Inner>>,
+    Extension(Project(project)): Extension<Project>,
     Path((id, action)): Path<(String, String)>,
     body: JsonBody<ActionBody>,
 ) -> Response {
@@ -440,7 +439,7 @@ pub(super) async fn action(
         Ok(b) => b,
         Err(r) => return r,
     };
-    let mut state = lock(&inner.state);
+    let mut state = lock(&project);
     let Some(current) = parse_id(&id).and_then(|n| state.firewalls.get(&n)).cloned() else { return not_found(&id) };
     let n = current.id;
     let actions: Vec<Value> = match action.as_str() {
