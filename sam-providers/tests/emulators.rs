@@ -299,3 +299,93 @@ async fn fault_rules_are_used_up() {
     assert!(elapsed >= Duration::from_millis(300) && elapsed < Duration::from_secs(2), "{elapsed:?}");
     assert_eq!(emu.faults().count("GET", "/v1/locations"), 3);
 }
+
+/// A snapshot restores the emulated world: the same servers (ids, labels,
+/// protection), firewalls, records, zone settings, Origin CA (a certificate
+/// issued before still verifies against the same root, and can be revoked),
+/// installations and signed-in users' tokens.
+#[tokio::test]
+async fn a_snapshot_restores_every_emulator() {
+    use sam_providers::emulators::{EmulatorAddresses, GITHUB_CLIENT_SECRET};
+    let emu = Emulators::start().await.unwrap();
+    let http = client();
+    let server: Value = body(
+        http.post(format!("{}/servers", emu.hetzner.base_url()))
+            .bearer_auth(emu.hetzner.token())
+            .json(&json!({"name": "kept", "server_type": "cx23", "image": "ubuntu-24.04", "labels": {"a": "b"}}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let server_id = server["server"]["id"].as_u64().unwrap();
+    let record = emu.cloudflare.create_raw("ws-kept", "198.51.100.9".parse().unwrap());
+    let cf = |path: &str| format!("{}{path}", emu.cloudflare.base_url());
+    http.patch(cf(&format!("/zones/{}/settings/ssl", emu.cloudflare.zone_id())))
+        .bearer_auth(emu.cloudflare.token())
+        .json(&json!({"value": "strict"}))
+        .send()
+        .await
+        .unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let csr = rcgen::CertificateParams::default().serialize_request(&key).unwrap().pem().unwrap();
+    let issued: Value = body(
+        http.post(cf("/certificates"))
+            .bearer_auth(emu.cloudflare.token())
+            .json(&json!({"csr": csr, "hostnames": [format!("ws-kept.{}", emu.cloudflare.zone_name())],
+                          "request_type": "origin-ecc", "requested_validity": 7}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let certificate = issued["result"]["id"].as_str().unwrap().to_owned();
+    emu.github.add_installation(12, "octo-org", &[("octo-org/kept", &["main"])]);
+    let code = emu.github.approve("http://localhost/cb", None);
+    let token: Value = body(
+        http.post(format!("{}/login/oauth/access_token", emu.github.base_url().trim_end_matches('/')))
+            .header("accept", "application/json")
+            .form(&[("client_id", GITHUB_CLIENT_ID), ("client_secret", GITHUB_CLIENT_SECRET), ("code", code.as_str())])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let user_token = token["access_token"].as_str().unwrap().to_owned();
+    let root = emu.cloudflare.origin_ca_pem();
+
+    // Through JSON text, as on disk.
+    let saved: Value = serde_json::from_str(&emu.snapshot().to_string()).unwrap();
+    drop(emu);
+    let configs =
+        (HetznerEmulatorConfig::default(), CloudflareEmulatorConfig::default(), GithubEmulatorConfig::default());
+    let back = Emulators::start_from(configs, Some(saved), EmulatorAddresses::default()).await.unwrap();
+    let servers = back.hetzner.servers();
+    assert_eq!(servers.len(), 1);
+    assert_eq!((servers[0].id, servers[0].labels.get("a").map(String::as_str)), (server_id, Some("b")));
+    assert_eq!(back.cloudflare.records().iter().map(|r| r.id.clone()).collect::<Vec<_>>(), vec![record]);
+    assert_eq!(back.cloudflare.zone_setting("ssl").as_deref(), Some("strict"));
+    assert_eq!(back.cloudflare.origin_ca_pem(), root, "the same Origin CA");
+    assert_eq!(back.cloudflare.origin_certificates().len(), 1);
+    let revoked = http
+        .delete(format!("{}/certificates/{certificate}", back.cloudflare.base_url()))
+        .bearer_auth(back.cloudflare.token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200, "a certificate from before is known");
+    assert_eq!(back.github.installations().len(), 1);
+    let me = http.get(format!("{}/user", back.github.base_url().trim_end_matches('/'))).bearer_auth(&user_token);
+    assert_eq!(me.send().await.unwrap().status(), 200, "a user token from before still works");
+    // New ids continue after the restored ones.
+    let next: Value = body(
+        http.post(format!("{}/servers", back.hetzner.base_url()))
+            .bearer_auth(back.hetzner.token())
+            .json(&json!({"name": "new", "server_type": "cx23", "image": "ubuntu-24.04"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(next["server"]["id"].as_u64().unwrap() > server_id);
+}

@@ -27,6 +27,10 @@ enum Command {
     /// Run the whole product on this machine: emulated GitHub, Hetzner and
     /// Cloudflare, workspace agents as local processes. No cloud account needed.
     Dev(sam_server::dev::DevOptions),
+    /// Run the emulated GitHub, Hetzner and Cloudflare alone, with their
+    /// state on disk, printing their addresses and test tokens and serving
+    /// their control API on loopback.
+    Emulators(sam_server::dev::service::EmulatorOptions),
     /// Run the control plane (production).
     Serve(ServeConfig),
     /// First-time setup wizard: domain, Cloudflare DNS, the GitHub App (from
@@ -132,6 +136,7 @@ fn parse_cli() -> anyhow::Result<Cli> {
 async fn run(cli: Cli, sockets: sam_server::listeners::Sockets) -> anyhow::Result<()> {
     match cli.command {
         Command::Dev(options) => sam_server::dev::run(options, sockets).await,
+        Command::Emulators(options) => sam_server::dev::service::run(options).await,
         Command::Serve(config) => serve(config, sockets).await,
         Command::Setup(options) => sam_server::ops::setup::run(*options, cli.config).await,
         Command::Doctor(options) => sam_server::ops::doctor::run(*options).await,

@@ -362,3 +362,96 @@ async fn the_emulator_control_api_rehearses_a_vm_that_never_starts_its_agent() {
     assert!(creates.count() >= 3, "two creations and a retry: {requests}");
     assert_eq!(http.delete(format!("{control}/faults")).send().await.unwrap().status(), 204);
 }
+
+/// `sam-server emulators` alone: addresses and tokens printed, the state
+/// kept on disk. A `kill -9` loses nothing older than a second: restarted on
+/// the same directory, the server and record made before are there; Ctrl-C
+/// saves and exits cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_emulator_service_keeps_its_state_across_a_kill() {
+    use tokio::io::AsyncBufReadExt as _;
+    let data = tempfile::tempdir().unwrap();
+    let bin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_sam-server"));
+    let start = async || {
+        let mut child = tokio::process::Command::new(&bin)
+            .args(["emulators", "--data-dir"])
+            .arg(data.path())
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut printed = Vec::new();
+        while !printed.last().is_some_and(|l: &String| l.trim().starts_with("State")) {
+            printed.push(lines.next_line().await.unwrap().expect("the service prints its addresses"));
+        }
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let value = |label: &str| {
+            printed.iter().find_map(|l| l.trim().strip_prefix(label).map(|v| v.trim().to_owned())).unwrap()
+        };
+        let restored = printed.iter().any(|l| l.contains("state restored"));
+        (
+            child,
+            value("Hetzner API"),
+            value("Hetzner token"),
+            value("Cloudflare API"),
+            value("Cloudflare token"),
+            restored,
+        )
+    };
+    let http = reqwest::Client::new();
+    let (child, hetzner, hetzner_token, cloudflare, cloudflare_token, restored) = start().await;
+    assert!(!restored);
+    let created = http
+        .post(format!("{hetzner}/servers"))
+        .bearer_auth(&hetzner_token)
+        .json(&serde_json::json!({"name": "outlives", "server_type": "cx23", "image": "ubuntu-24.04"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let zones: serde_json::Value = http
+        .get(format!("{cloudflare}/zones"))
+        .bearer_auth(&cloudflare_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let zone = zones["result"][0]["id"].as_str().unwrap().to_owned();
+    let record = http
+        .post(format!("{cloudflare}/zones/{zone}/dns_records"))
+        .bearer_auth(&cloudflare_token)
+        .json(&serde_json::json!({"type": "A", "name": "ws-outlives", "content": "198.51.100.4", "ttl": 60}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(record.status(), 200);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let pid = child.id().unwrap();
+    assert!(std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap().success());
+    drop(child);
+
+    let (mut child, hetzner, hetzner_token, cloudflare, cloudflare_token, restored) = start().await;
+    assert!(restored, "the restart says it continues");
+    let servers: serde_json::Value =
+        http.get(format!("{hetzner}/servers")).bearer_auth(&hetzner_token).send().await.unwrap().json().await.unwrap();
+    assert_eq!(servers["servers"][0]["name"], "outlives", "{servers}");
+    let records: serde_json::Value = http
+        .get(format!("{cloudflare}/zones/{zone}/dns_records"))
+        .bearer_auth(&cloudflare_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(records["result"][0]["name"], "ws-outlives.sam.test", "{records}");
+    let pid = child.id().unwrap();
+    assert!(std::process::Command::new("kill").args(["-INT", &pid.to_string()]).status().unwrap().success());
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(data.path().join("state.json").exists());
+}

@@ -56,7 +56,7 @@ mod repos;
 mod shapes;
 
 use super::faults::{self, FaultPlan, InjectedError};
-use super::{ServerTask, bearer, lock, rfc3339, serve, unix_now};
+use super::{ServerTask, bearer, lock, rfc3339, unix_now};
 
 /// OAuth client id of the emulated app.
 pub const GITHUB_CLIENT_ID: &str = "Iv1.emulatorclient01";
@@ -110,7 +110,7 @@ WQIDAQAB
 -----END PUBLIC KEY-----";
 
 /// The user who signs in on the authorize page.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub struct EmulatedUser {
     /// Numeric id.
     pub id: i64,
@@ -193,7 +193,7 @@ impl Default for GithubEmulatorConfig {
 }
 
 /// An installation of the emulated app.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub struct EmulatedInstallation {
     /// Installation id.
     pub id: i64,
@@ -294,11 +294,73 @@ pub(crate) fn signature(secret: &str, body: &[u8]) -> String {
 impl GithubEmulator {
     /// Starts an emulator on a random loopback port.
     pub async fn start(config: GithubEmulatorConfig) -> std::io::Result<Self> {
+        Self::start_from(config, None, std::net::SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    /// Installations, signed-in users and their tokens (user tokens, and
+    /// installation tokens with their expiry), the apps created from
+    /// manifests and where they send webhooks, as JSON, for
+    /// [`GithubEmulator::start_from`]. Authorization codes are not kept
+    /// (they live minutes).
+    pub fn snapshot(&self) -> Value {
+        let (webhook_url, setup_url) = {
+            let c = lock(&self.inner.config);
+            (c.webhook_url.clone(), c.setup_url.clone())
+        };
+        let state = lock(&self.inner.state);
+        let now = unix_now();
+        let installation_tokens: BTreeMap<&String, (i64, u64)> = state
+            .installation_tokens
+            .iter()
+            .map(|(token, (id, expires))| {
+                let left = expires.saturating_duration_since(Instant::now()).as_secs();
+                (token, (*id, now + left))
+            })
+            .collect();
+        json!({"installations": state.installations.values().collect::<Vec<_>>(),
+               "user_tokens": state.user_tokens, "installation_tokens": installation_tokens,
+               "other_users": state.other_users.values().collect::<Vec<_>>(), "created_apps": state.created_apps,
+               "webhook_url": webhook_url, "setup_url": setup_url})
+    }
+
+    /// Starts an emulator on `addr` (port 0: any free one) with the state of
+    /// a [`GithubEmulator::snapshot`], if given.
+    pub async fn start_from(
+        mut config: GithubEmulatorConfig,
+        snapshot: Option<Value>,
+        addr: std::net::SocketAddr,
+    ) -> std::io::Result<Self> {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         ensure_jwt_provider();
+        let mut state = GState::default();
+        if let Some(saved) = snapshot {
+            let field = |name: &str| saved.get(name).cloned().unwrap_or(Value::Null);
+            let installations: Vec<EmulatedInstallation> =
+                serde_json::from_value(field("installations")).map_err(std::io::Error::other)?;
+            state.installations = installations.into_iter().map(|i| (i.id, i)).collect();
+            state.user_tokens = serde_json::from_value(field("user_tokens")).unwrap_or_default();
+            let tokens: HashMap<String, (i64, u64)> =
+                serde_json::from_value(field("installation_tokens")).unwrap_or_default();
+            let now = unix_now();
+            state.installation_tokens = tokens
+                .into_iter()
+                .map(|(token, (id, expires))| {
+                    (token, (id, Instant::now() + Duration::from_secs(expires.saturating_sub(now))))
+                })
+                .collect();
+            let users: Vec<EmulatedUser> = serde_json::from_value(field("other_users")).unwrap_or_default();
+            state.other_users = users.into_iter().map(|u| (u.id, u)).collect();
+            state.created_apps = serde_json::from_value(field("created_apps")).unwrap_or_default();
+            if let Some(url) = saved["webhook_url"].as_str() {
+                config.webhook_url = Some(url.to_owned());
+            }
+            if let Some(url) = saved["setup_url"].as_str() {
+                config.setup_url = Some(url.to_owned());
+            }
+        }
         let inner = Arc::new(Inner {
             config: Mutex::new(config),
-            state: Mutex::default(),
+            state: Mutex::new(state),
             faults: FaultPlan::default(),
             base_url: OnceLock::new(),
         });
@@ -333,7 +395,7 @@ impl GithubEmulator {
                 (inner.faults.clone(), render_fault as faults::Renderer),
                 faults::middleware,
             ));
-        let (addr, task) = serve(router).await?;
+        let (addr, task) = super::serve_on(router, addr).await?;
         let base_url = format!("http://{addr}");
         let _ = inner.base_url.set(base_url.clone());
         let client =

@@ -53,7 +53,7 @@ mod firewalls;
 pub use firewalls::{EmulatedFirewall, EmulatedFirewallRule, FirewallTarget};
 
 use super::faults::{self, FaultPlan, InjectedError};
-use super::{Bucket, ServerTask, bearer, lock, rfc3339, serve, unix_now};
+use super::{Bucket, ServerTask, bearer, lock, rfc3339, unix_now};
 
 /// The token the default configuration accepts.
 pub const HETZNER_TOKEN: &str = "hetzner-emulator-token";
@@ -98,7 +98,7 @@ impl Default for HetznerEmulatorConfig {
 }
 
 /// A server as the emulator keeps it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub struct EmulatedServer {
     /// Id.
     pub id: u64,
@@ -121,6 +121,7 @@ pub struct EmulatedServer {
     /// Creation time.
     pub created: time::OffsetDateTime,
     /// The project it is in (0: the first; [`HetznerEmulatorConfig::other_projects`]).
+    #[serde(default)]
     pub project: u32,
     /// Whether the "VM" starts what its user data says (false: it boots but
     /// its agent never starts; [`HetznerEmulator::fail_agent_starts`]).
@@ -197,6 +198,19 @@ struct HState {
     next_ip: u32,
 }
 
+/// What survives a restart of one project ([`HetznerEmulator::snapshot`]):
+/// servers, firewalls and the id counters. Actions are not kept (they are
+/// finished by then).
+#[derive(Debug, serde::Serialize, Deserialize)]
+struct SavedProject {
+    project: u32,
+    servers: Vec<(EmulatedServer, (bool, bool))>,
+    firewalls: Vec<EmulatedFirewall>,
+    next_id: u64,
+    next_action: u64,
+    next_ip: u32,
+}
+
 /// One project's state, shared by the requests made with its tokens (the
 /// authentication middleware puts it in the request's extensions).
 #[derive(Debug, Clone)]
@@ -250,6 +264,59 @@ pub struct HetznerEmulator {
 impl HetznerEmulator {
     /// Starts an emulator on a random loopback port.
     pub async fn start(config: HetznerEmulatorConfig) -> std::io::Result<Self> {
+        Self::start_from(config, None, std::net::SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    /// Every project's servers and firewalls, as JSON, for
+    /// [`HetznerEmulator::start_from`].
+    pub fn snapshot(&self) -> Value {
+        let boot = lock(&self.inner.config).boot_delay;
+        let projects: Vec<SavedProject> = self
+            .inner
+            .all_projects()
+            .iter()
+            .map(|p| {
+                let mut state = lock(p);
+                let servers = state.servers.values_mut().map(|r| (refresh(r, boot).clone(), r.protection)).collect();
+                SavedProject {
+                    project: state.project,
+                    servers,
+                    firewalls: state.firewalls.values().cloned().collect(),
+                    next_id: state.next_id,
+                    next_action: state.next_action,
+                    next_ip: state.next_ip,
+                }
+            })
+            .collect();
+        serde_json::to_value(projects).unwrap_or(Value::Null)
+    }
+
+    /// Starts an emulator on `addr` (port 0: any free one) with the state of
+    /// a [`HetznerEmulator::snapshot`], if given.
+    pub async fn start_from(
+        config: HetznerEmulatorConfig,
+        snapshot: Option<Value>,
+        addr: std::net::SocketAddr,
+    ) -> std::io::Result<Self> {
+        let emulator = Self::launch(config, addr).await?;
+        if let Some(snapshot) = snapshot {
+            let projects: Vec<SavedProject> = serde_json::from_value(snapshot).map_err(std::io::Error::other)?;
+            for saved in projects {
+                let project = emulator.inner.project(saved.project);
+                let mut state = lock(&project);
+                state.servers = saved
+                    .servers
+                    .into_iter()
+                    .map(|(server, protection)| (server.id, ServerRecord { server, booting_since: None, protection }))
+                    .collect();
+                state.firewalls = saved.firewalls.into_iter().map(|f| (f.id, f)).collect();
+                (state.next_id, state.next_action, state.next_ip) = (saved.next_id, saved.next_action, saved.next_ip);
+            }
+        }
+        Ok(emulator)
+    }
+
+    async fn launch(config: HetznerEmulatorConfig, addr: std::net::SocketAddr) -> std::io::Result<Self> {
         let inner = Arc::new(Inner {
             config: Mutex::new(config),
             projects: Mutex::default(),
@@ -284,7 +351,7 @@ impl HetznerEmulator {
             (inner.faults.clone(), render_fault as faults::Renderer),
             faults::middleware,
         ));
-        let (addr, task) = serve(router).await?;
+        let (addr, task) = super::serve_on(router, addr).await?;
         Ok(Self { inner, base_url: format!("http://{addr}/v1"), _task: Arc::new(task) })
     }
 
@@ -336,6 +403,7 @@ impl HetznerEmulator {
     /// The next `servers` servers created boot, but never start their agent
     /// (a broken image, a cloud-init that fails): for rehearsing provisioning
     /// timeouts. A [`ServerHook`] reads [`EmulatedServer::starts_agent`].
+    /// (Kept across a restart from a snapshot: the servers' own flags are.)
     pub fn fail_agent_starts(&self, servers: u32) {
         *lock(&self.inner.agentless) = servers;
     }

@@ -81,6 +81,50 @@ impl Emulators {
     }
 }
 
+/// Where each emulator listens, for [`Emulators::start_from`] (port 0: any
+/// free port).
+#[derive(Debug, Clone, Copy)]
+pub struct EmulatorAddresses {
+    /// Hetzner's.
+    pub hetzner: SocketAddr,
+    /// Cloudflare's.
+    pub cloudflare: SocketAddr,
+    /// GitHub's.
+    pub github: SocketAddr,
+}
+
+impl Default for EmulatorAddresses {
+    fn default() -> Self {
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        Self { hetzner: any, cloudflare: any, github: any }
+    }
+}
+
+impl Emulators {
+    /// The three emulators' state as one JSON document (see each
+    /// emulator's `snapshot`): what `sam-server emulators` keeps on disk.
+    pub fn snapshot(&self) -> serde_json::Value {
+        serde_json::json!({"version": 1, "hetzner": self.hetzner.snapshot(),
+                           "cloudflare": self.cloudflare.snapshot(), "github": self.github.snapshot()})
+    }
+
+    /// Starts the three emulators on `addresses` with the state of an
+    /// [`Emulators::snapshot`], if given.
+    pub async fn start_from(
+        configs: (HetznerEmulatorConfig, CloudflareEmulatorConfig, GithubEmulatorConfig),
+        snapshot: Option<serde_json::Value>,
+        addresses: EmulatorAddresses,
+    ) -> io::Result<Self> {
+        let part = |name: &str| snapshot.as_ref().and_then(|s| s.get(name)).filter(|v| !v.is_null()).cloned();
+        let (hetzner, cloudflare, github) = configs;
+        Ok(Self {
+            hetzner: HetznerEmulator::start_from(hetzner, part("hetzner"), addresses.hetzner).await?,
+            cloudflare: CloudflareEmulator::start_from(cloudflare, part("cloudflare"), addresses.cloudflare).await?,
+            github: GithubEmulator::start_from(github, part("github"), addresses.github).await?,
+        })
+    }
+}
+
 /// Aborts the server task when the last handle is dropped.
 #[derive(Debug)]
 struct ServerTask(tokio::task::JoinHandle<()>);
@@ -91,8 +135,9 @@ impl Drop for ServerTask {
     }
 }
 
-async fn serve(router: axum::Router) -> io::Result<(SocketAddr, ServerTask)> {
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+/// Serves `router` on `addr` (port 0: any free port).
+async fn serve_on(router: axum::Router, addr: SocketAddr) -> io::Result<(SocketAddr, ServerTask)> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let task = tokio::spawn(async move {
         if let Err(err) = axum::serve(listener, router).await {

@@ -27,6 +27,7 @@ mod edge;
 mod git;
 mod local_ca;
 mod proxy;
+pub mod service;
 mod vm;
 
 use std::path::{Path, PathBuf};

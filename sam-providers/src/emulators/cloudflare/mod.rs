@@ -42,7 +42,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::faults::{self, FaultPlan, InjectedError};
-use super::{Bucket, ServerTask, bearer, lock, rfc3339, serve};
+use super::{Bucket, ServerTask, bearer, lock, rfc3339};
 
 mod origin_ca;
 mod settings;
@@ -132,7 +132,7 @@ impl Default for CloudflareEmulatorConfig {
 }
 
 /// A DNS record as the emulator keeps it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub struct EmulatedRecord {
     /// Record id (32 hex characters).
     pub id: String,
@@ -149,6 +149,7 @@ pub struct EmulatedRecord {
     /// Free-text comment (at most 100 characters, as on the Free plan).
     pub comment: Option<String>,
     /// MX priority.
+    #[serde(default)]
     pub priority: Option<u16>,
     /// Creation time.
     pub created_on: time::OffsetDateTime,
@@ -184,10 +185,48 @@ pub struct CloudflareEmulator {
 impl CloudflareEmulator {
     /// Starts an emulator on a random loopback port.
     pub async fn start(config: CloudflareEmulatorConfig) -> std::io::Result<Self> {
-        let origin_ca = origin_ca::OriginCa::generate().map_err(std::io::Error::other)?;
+        Self::start_from(config, None, std::net::SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    /// The zone's records and settings, the Origin CA (its key too) and the
+    /// certificates it issued, as JSON, for [`CloudflareEmulator::start_from`].
+    pub fn snapshot(&self) -> Value {
+        let state = lock(&self.inner.state);
+        let settings = lock(&self.inner.config).zone_settings.clone();
+        json!({"records": state.records, "certificates": state.certificates, "next": state.next,
+               "zone_settings": settings, "origin_ca": {"root": self.inner.origin_ca.root_pem(),
+               "key": self.inner.origin_ca.key_pem()}})
+    }
+
+    /// Starts an emulator on `addr` (port 0: any free one) with the state of
+    /// a [`CloudflareEmulator::snapshot`], if given: the same records,
+    /// settings and Origin CA, so certificates issued before still verify.
+    pub async fn start_from(
+        mut config: CloudflareEmulatorConfig,
+        snapshot: Option<Value>,
+        addr: std::net::SocketAddr,
+    ) -> std::io::Result<Self> {
+        let mut state = CState::default();
+        let origin_ca = match &snapshot {
+            Some(saved) => {
+                let (root, key) = (saved["origin_ca"]["root"].as_str(), saved["origin_ca"]["key"].as_str());
+                let (Some(root), Some(key)) = (root, key) else {
+                    return Err(std::io::Error::other("the snapshot has no Origin CA"));
+                };
+                state.records = serde_json::from_value(saved["records"].clone()).map_err(std::io::Error::other)?;
+                state.certificates =
+                    serde_json::from_value(saved["certificates"].clone()).map_err(std::io::Error::other)?;
+                state.next = saved["next"].as_u64().unwrap_or_default();
+                if let Ok(settings) = serde_json::from_value(saved["zone_settings"].clone()) {
+                    config.zone_settings = settings;
+                }
+                origin_ca::OriginCa::restore(root, key).map_err(std::io::Error::other)?
+            }
+            None => origin_ca::OriginCa::generate().map_err(std::io::Error::other)?,
+        };
         let inner = Arc::new(Inner {
             config: Mutex::new(config),
-            state: Mutex::default(),
+            state: Mutex::new(state),
             faults: FaultPlan::default(),
             origin_ca,
         });
@@ -213,7 +252,7 @@ impl CloudflareEmulator {
             (inner.faults.clone(), render_fault as faults::Renderer),
             faults::middleware,
         ));
-        let (addr, task) = serve(router).await?;
+        let (addr, task) = super::serve_on(router, addr).await?;
         Ok(Self { inner, base_url: format!("http://{addr}/client/v4"), _task: Arc::new(task) })
     }
 

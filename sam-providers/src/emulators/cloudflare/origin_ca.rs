@@ -10,8 +10,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse as _, Response};
 use rcgen::{
-    BasicConstraints, CertificateParams, CertificateSigningRequestParams, CertifiedIssuer, DnType,
-    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
+    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -25,7 +25,9 @@ const REQUEST_TYPES: [&str; 3] = ["origin-rsa", "origin-ecc", "keyless-certifica
 
 /// The emulator's Origin CA: its key and self-signed root.
 pub(super) struct OriginCa {
-    issuer: CertifiedIssuer<'static, KeyPair>,
+    issuer: Issuer<'static, KeyPair>,
+    root_pem: String,
+    key_pem: String,
 }
 
 impl std::fmt::Debug for OriginCa {
@@ -46,17 +48,31 @@ impl OriginCa {
         let now = time::OffsetDateTime::now_utc();
         params.not_before = now - time::Duration::days(1);
         params.not_after = now + time::Duration::days(20 * 365);
-        Ok(Self { issuer: CertifiedIssuer::self_signed(params, KeyPair::generate()?)? })
+        let key = KeyPair::generate()?;
+        let root_pem = params.self_signed(&key)?.pem();
+        let key_pem = key.serialize_pem();
+        Ok(Self { issuer: Issuer::new(params, key), root_pem, key_pem })
+    }
+
+    /// The CA of an earlier run (its root and key, PEM).
+    pub(super) fn restore(root_pem: &str, key_pem: &str) -> Result<Self, rcgen::Error> {
+        let issuer = Issuer::from_ca_cert_pem(root_pem, KeyPair::from_pem(key_pem)?)?;
+        Ok(Self { issuer, root_pem: root_pem.to_owned(), key_pem: key_pem.to_owned() })
     }
 
     /// The root certificate (PEM) that origin certificates chain to.
     pub(super) fn root_pem(&self) -> String {
-        self.issuer.pem()
+        self.root_pem.clone()
+    }
+
+    /// The CA's key (PEM), for a snapshot.
+    pub(super) fn key_pem(&self) -> &str {
+        &self.key_pem
     }
 }
 
 /// One issued certificate.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, Deserialize)]
 pub(super) struct Issued {
     pub(super) id: String,
     certificate: String,

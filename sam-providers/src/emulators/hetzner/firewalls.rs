@@ -35,7 +35,7 @@ use super::{
 };
 
 /// A firewall rule as the emulator keeps it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub struct EmulatedFirewallRule {
     /// `in` or `out`.
     pub direction: String,
@@ -52,7 +52,7 @@ pub struct EmulatedFirewallRule {
 }
 
 /// What a firewall is applied to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub enum FirewallTarget {
     /// One server, by id.
     Server(u64),
@@ -61,7 +61,7 @@ pub enum FirewallTarget {
 }
 
 /// A firewall as the emulator keeps it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub struct EmulatedFirewall {
     /// Id.
     pub id: u64,
