@@ -14,7 +14,7 @@ use std::time::Duration;
 #[path = "support/dev.rs"]
 mod dev;
 
-use dev::{agents_running, browser, e2e_ready, start_dev};
+use dev::{agents_running, browser, e2e_ready, start_dev, start_dev_on};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_whole_product_runs_locally() {
@@ -448,10 +448,95 @@ async fn the_emulator_service_keeps_its_state_across_a_kill() {
         .json()
         .await
         .unwrap();
-    assert_eq!(records["result"][0]["name"], "ws-outlives.sam.test", "{records}");
+    assert_eq!(records["result"][0]["name"], "ws-outlives.localhost", "{records}");
     let pid = child.id().unwrap();
     assert!(std::process::Command::new("kill").args(["-INT", &pid.to_string()]).status().unwrap().success());
     let status = tokio::time::timeout(Duration::from_secs(10), child.wait()).await.unwrap().unwrap();
     assert!(status.success(), "{status:?}");
     assert!(data.path().join("state.json").exists());
+}
+
+/// Starts `sam-server emulators` on `data`; returns it and its control API.
+async fn start_emulator_service(data: &std::path::Path) -> (tokio::process::Child, String) {
+    use tokio::io::AsyncBufReadExt as _;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sam-server"))
+        .args(["emulators", "--data-dir"])
+        .arg(data)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut control = None;
+    while control.is_none() {
+        let line = lines.next_line().await.unwrap().expect("the service prints its addresses");
+        control = line.trim().strip_prefix("Emulator control").map(|u| u.trim().split(' ').next().unwrap().to_owned());
+    }
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, control.unwrap())
+}
+
+/// The control plane crashes (`kill -9` of dev mode) while the emulated
+/// cloud runs on (`sam-server emulators`): nothing is lost. The server and
+/// record stay; dev mode started again on the same ports finds them, its
+/// VM boots again, the agent resumes from its saved grant, and the same
+/// workspace answers in its terminal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_control_plane_crash_loses_nothing_with_the_emulator_service() {
+    let (world, data) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (_service, control) = start_emulator_service(world.path()).await;
+    let sockets = dev::process::HandedSockets::bind(2);
+    let again = sockets.try_clone();
+    let (dev_mode, base) = start_dev_on(sockets, data.path(), &["--emulators", &control], None).await;
+    let user = DevUser::sign_in(&base).await;
+    user.call(
+        reqwest::Method::POST,
+        "/api/credentials",
+        Some(serde_json::json!({"provider": "hetzner", "token": sam_providers::emulators::HETZNER_TOKEN})),
+    )
+    .await;
+    let installations = user.call(reqwest::Method::GET, "/api/github/installations", None).await;
+    let installation =
+        installations.as_array().unwrap().iter().find(|i| i["accountLogin"] == "octo-org").unwrap()["id"].clone();
+    let ws = user
+        .call(
+            reqwest::Method::POST,
+            "/api/workspaces",
+            Some(serde_json::json!({"name": "outlives", "repository": "octo-org/hello-world", "branch": "main",
+                "vmSize": "small", "vmLocation": "fsn1", "installationId": installation})),
+        )
+        .await;
+    let id = ws["id"].as_str().unwrap().to_owned();
+    eventually(90, "running", async || {
+        user.call(reqwest::Method::GET, &format!("/api/workspaces/{id}"), None).await["status"] == "running"
+    })
+    .await;
+    user.terminal_echo(&id, "before").await;
+
+    // The control plane dies without a chance to clean up.
+    let pid = dev_mode.id().unwrap();
+    assert!(std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap().success());
+    drop(dev_mode);
+    let http = reqwest::Client::new();
+    let state: serde_json::Value = http.get(format!("{control}/state")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(state["hetzner"]["servers"].as_array().unwrap().len(), 1, "the server is still there: {state}");
+    assert_eq!(state["cloudflare"]["records"].as_array().unwrap().len(), 1, "and its record");
+
+    let started = std::time::Instant::now();
+    let (_dev_mode, base) = start_dev_on(again, data.path(), &["--emulators", &control], None).await;
+    let user = DevUser::sign_in(&base).await;
+    eventually(60, "the same workspace running again", async || {
+        user.call(reqwest::Method::GET, &format!("/api/workspaces/{id}"), None).await["status"] == "running"
+    })
+    .await;
+    eventually(60, "its terminal answering", async || {
+        let vm = std::fs::read_dir(data.path().join("vms")).unwrap().count();
+        vm == 1 && agents_running(data.path()) == 1
+    })
+    .await;
+    user.terminal_echo(&id, "after").await;
+    eprintln!("dev mode restart → terminal answering: {} ms", started.elapsed().as_millis());
+    let state: serde_json::Value = http.get(format!("{control}/state")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(state["hetzner"]["servers"].as_array().unwrap().len(), 1, "no second server: {state}");
 }

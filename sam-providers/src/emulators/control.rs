@@ -13,6 +13,9 @@
 //! | `POST /latency` | `{service, ms}`: every request of the service waits `ms` (until cleared) |
 //! | `POST /hetzner/agentless` | `{servers: n}`: the next `n` servers boot but never start their agent |
 //! | `GET /requests?service=` | the requests a service received (method, path, query) |
+//! | `GET /hetzner/servers` | every server in full, user data included (what a VM runtime boots from) |
+//! | `POST /github/installations` | `{id, account, repositories: {"owner/name": ["main", …]}, visible_to?: [user ids]}`: adds (or replaces) an installation |
+//! | `PUT /github/app` | `{webhook_url?, setup_url?, install_repositories?}`: where the app's webhooks and setup redirect go, what the install page grants |
 //!
 //! Answers are JSON; a bad request is 400 `{"error": "…"}`.
 
@@ -59,6 +62,9 @@ pub fn router(emulators: Emulators) -> Router {
         .route("/latency", post(latency))
         .route("/hetzner/agentless", post(agentless))
         .route("/requests", get(requests))
+        .route("/hetzner/servers", get(hetzner_servers))
+        .route("/github/installations", post(github_installation))
+        .route("/github/app", axum::routing::put(github_app))
         .fallback(|| async {
             (StatusCode::NOT_FOUND, Json(json!({"error": "no such control endpoint; GET / lists them"})))
         })
@@ -74,7 +80,7 @@ async fn index(State(e): State<Emulators>) -> Response {
             "github": {"base_url": e.github.base_url()},
         },
         "endpoints": ["GET /state", "POST /faults", "DELETE /faults", "POST /latency", "POST /hetzner/agentless",
-                      "GET /requests?service="],
+                      "GET /requests?service=", "GET /hetzner/servers", "POST /github/installations", "PUT /github/app"],
     }))
     .into_response()
 }
@@ -264,4 +270,63 @@ async fn requests(State(e): State<Emulators>, Query(q): Query<ServiceQuery>) -> 
         }
         Err(r) => r,
     }
+}
+
+async fn hetzner_servers(State(e): State<Emulators>) -> Response {
+    Json(json!(e.hetzner.servers())).into_response()
+}
+
+#[derive(Deserialize)]
+struct InstallationRequest {
+    id: i64,
+    account: String,
+    repositories: std::collections::BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    visible_to: Vec<i64>,
+}
+
+async fn github_installation(
+    State(e): State<Emulators>,
+    body: Result<Json<InstallationRequest>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Ok(Json(request)) = body else {
+        return bad("expected {id, account, repositories: {name: [branches]}, visible_to?}");
+    };
+    let repositories: Vec<(&str, Vec<&str>)> = request
+        .repositories
+        .iter()
+        .map(|(name, branches)| (name.as_str(), branches.iter().map(String::as_str).collect()))
+        .collect();
+    let refs: Vec<(&str, &[&str])> = repositories.iter().map(|(n, b)| (*n, b.as_slice())).collect();
+    e.github.add_installation(request.id, &request.account, &refs);
+    for user in request.visible_to {
+        e.github.share_installation(request.id, user);
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+#[derive(Deserialize)]
+struct AppRequest {
+    webhook_url: Option<String>,
+    setup_url: Option<String>,
+    install_repositories: Option<std::collections::BTreeMap<String, Vec<String>>>,
+}
+
+async fn github_app(
+    State(e): State<Emulators>,
+    body: Result<Json<AppRequest>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Ok(Json(request)) = body else { return bad("expected {webhook_url?, setup_url?, install_repositories?}") };
+    e.github.configure(|c| {
+        if let Some(url) = request.webhook_url {
+            c.webhook_url = Some(url);
+        }
+        if let Some(url) = request.setup_url {
+            c.setup_url = Some(url);
+        }
+        if let Some(repositories) = request.install_repositories {
+            c.install_repositories = repositories.into_iter().collect();
+        }
+    });
+    StatusCode::NO_CONTENT.into_response()
 }

@@ -29,14 +29,16 @@ mod local_ca;
 mod proxy;
 pub mod service;
 mod vm;
+pub mod world;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use sam_providers::emulators::{
-    self, CloudflareEmulatorConfig, EmulatedUser, Emulators, GithubEmulatorConfig, HetznerEmulatorConfig,
+use sam_providers::emulators::{self, Emulators};
+use world::{
+    DEMO_OWNER, HETZNER_READ_ONLY, HETZNER_SECOND_PROJECT, INSTALL_REPOSITORIES, ORG_MEMBER, OUTSIDER, WorldInfo,
 };
 
 use crate::config::ServeConfig;
@@ -89,6 +91,12 @@ pub struct DevOptions {
     /// Loopback port of the emulators' control API (0: any free port).
     #[arg(long, env = "SAM_DEV_CONTROL_PORT", default_value_t = 0)]
     pub control_port: u16,
+    /// Use a running `sam-server emulators` (its control API's URL, printed
+    /// at its start) instead of starting the emulators in this process: the
+    /// emulated cloud then outlives dev mode, and a restart finds it as it
+    /// was (the VMs of existing servers boot again).
+    #[arg(long, env = "SAM_DEV_EMULATORS")]
+    pub emulators: Option<String>,
     /// Most active workspaces per user.
     #[arg(long, env = "SAM_DEV_MAX_WORKSPACES", default_value_t = 10)]
     pub max_workspaces: u32,
@@ -103,21 +111,6 @@ pub struct DevOptions {
     #[arg(long, env = "SAM_DEV_AGENT")]
     pub agent: Option<PathBuf>,
 }
-
-/// Test identities besides octocat: a member of the demo organization (who
-/// sees its installation) and someone without any installation.
-const ORG_MEMBER: &str = "mona-member";
-const OUTSIDER: &str = "hubot-outsider";
-/// A second Hetzner project's token, and a read-only token of the first.
-const HETZNER_SECOND_PROJECT: &str = "hetzner-emulator-token-project-b";
-const HETZNER_READ_ONLY: &str = "hetzner-emulator-token-read-only";
-
-/// Owner and repositories the emulated GitHub App is installed on.
-const DEMO_OWNER: &str = "octo-org";
-const DEMO_REPOSITORIES: [&str; 2] = ["hello-world", "api-service"];
-/// What installing the app from the emulated install page grants (on the
-/// signed-in user's own account).
-const INSTALL_REPOSITORIES: [&str; 2] = ["octocat/dotfiles", "octocat/website"];
 
 fn write_secret(dir: &Path, name: &str, value: &str) -> anyhow::Result<PathBuf> {
     let path = dir.join(name);
@@ -207,22 +200,6 @@ fn faults_router(emulators: &Emulators) -> axum::Router {
         )
 }
 
-/// The emulated zone `localhost`. Behind the local edge it is set up the
-/// way `setup --configure-zone` leaves a real one, and the edge's published
-/// ranges (the firewall's sources) are loopback, where the edge is.
-fn cloudflare_config(tls: bool) -> CloudflareEmulatorConfig {
-    let mut config = CloudflareEmulatorConfig { zone_name: "localhost".into(), ..CloudflareEmulatorConfig::default() };
-    if tls {
-        for (id, value) in crate::ops::edge::REQUIRED.iter().map(|r| (r.id, r.wanted)) {
-            config.zone_settings.retain(|(k, _)| k != id);
-            config.zone_settings.push((id.to_owned(), value.to_owned()));
-        }
-        config.edge_ipv4 = vec!["127.0.0.1/32".into()];
-        config.edge_ipv6 = vec!["::1/128".into()];
-    }
-    config
-}
-
 /// Runs the dev mode until Ctrl-C.
 pub async fn run(options: DevOptions, mut sockets: crate::listeners::Sockets) -> anyhow::Result<()> {
     let data = std::fs::canonicalize({
@@ -254,36 +231,23 @@ pub async fn run(options: DevOptions, mut sockets: crate::listeners::Sockets) ->
     let agent = agent_binary(&options).await?;
     place_agent(&agent, &crate::api::agent_path(&agents, "amd64")).context("placing the agent")?;
 
-    // Emulated clouds.
-    let github_config = GithubEmulatorConfig {
-        other_users: vec![
-            EmulatedUser { id: 7_001, login: ORG_MEMBER.into(), name: Some("Mona Member".into()), email: None },
-            EmulatedUser { id: 7_002, login: OUTSIDER.into(), name: Some("Hubot Outsider".into()), email: None },
-        ],
-        webhook_url: Some(format!("{public_url}/api/github/webhook")),
-        setup_url: Some(format!("{public_url}/settings")),
-        install_repositories: INSTALL_REPOSITORIES.iter().map(|r| ((*r).to_owned(), vec!["main".to_owned()])).collect(),
-        ..GithubEmulatorConfig::default()
+    // Emulated clouds: in this process, or a running `sam-server emulators`.
+    let (world_info, in_process) = match &options.emulators {
+        None => {
+            let (hetzner, cloudflare, github) = world::configs(options.tls);
+            let emulators =
+                Emulators::start_with(hetzner, cloudflare, github).await.context("starting the emulators")?;
+            world::prepare_in_process(&emulators, &public_url);
+            (WorldInfo::of(&emulators), Some(emulators))
+        }
+        Some(control) => {
+            anyhow::ensure!(!options.tls, "--tls needs the emulators in this process (leave out --emulators)");
+            let info = WorldInfo::remote(control).await?;
+            world::prepare_remote(control, &public_url).await?;
+            (info, None)
+        }
     };
-    let emulators = Emulators::start_with(
-        HetznerEmulatorConfig {
-            fixed_ipv4: Some([127, 0, 0, 1].into()),
-            other_projects: vec![vec![HETZNER_SECOND_PROJECT.into()]],
-            readonly_tokens: vec![HETZNER_READ_ONLY.into()],
-            ..HetznerEmulatorConfig::default()
-        },
-        cloudflare_config(options.tls),
-        github_config,
-    )
-    .await
-    .context("starting the emulators")?;
-    let repositories: Vec<(String, Vec<String>)> =
-        DEMO_REPOSITORIES.iter().map(|r| (format!("{DEMO_OWNER}/{r}"), vec!["main".to_owned()])).collect();
-    let refs: Vec<(&str, Vec<&str>)> =
-        repositories.iter().map(|(n, b)| (n.as_str(), b.iter().map(String::as_str).collect())).collect();
-    let refs: Vec<(&str, &[&str])> = refs.iter().map(|(n, b)| (*n, b.as_slice())).collect();
-    emulators.github.add_installation(1, DEMO_OWNER, &refs);
-    emulators.github.share_installation(1, 7_001);
+    let repositories = world::demo_repositories();
 
     // Git repositories for the clone.
     let git_root = data.join("git");
@@ -320,13 +284,13 @@ pub async fn run(options: DevOptions, mut sockets: crate::listeners::Sockets) ->
             emulators::TEST_APP_PRIVATE_KEY_PEM,
         )?),
         github_webhook_secret_file: Some(write_secret(&secrets, "github-webhook", emulators::GITHUB_WEBHOOK_SECRET)?),
-        github_web_url: emulators.github.base_url().to_owned(),
-        github_api_url: emulators.github.base_url().to_owned(),
+        github_web_url: world_info.github_url.clone(),
+        github_api_url: world_info.github_url.clone(),
         git_base_url: format!("{public_url}{}", git::ROUTE_PREFIX),
-        cloudflare_api_token_file: Some(write_secret(&secrets, "cloudflare-token", &emulators.cloudflare.token())?),
-        cloudflare_zone_id: Some(emulators.cloudflare.zone_id()),
-        cloudflare_api_url: emulators.cloudflare.base_url().to_owned(),
-        hetzner_api_url: emulators.hetzner.base_url().to_owned(),
+        cloudflare_api_token_file: Some(write_secret(&secrets, "cloudflare-token", &world_info.cloudflare_token)?),
+        cloudflare_zone_id: Some(world_info.zone_id.clone()),
+        cloudflare_api_url: world_info.cloudflare_url.clone(),
+        hetzner_api_url: world_info.hetzner_url.clone(),
         agent_dir: Some(agents),
         max_workspaces_per_user: options.max_workspaces,
         idle_timeout_minutes: options.idle_minutes,
@@ -360,23 +324,36 @@ pub async fn run(options: DevOptions, mut sockets: crate::listeners::Sockets) ->
         certificates.as_ref().map(|(browser, _)| vm::VmTls { ca_file: browser.path().to_path_buf() }),
         tokio::runtime::Handle::current(),
     ));
-    emulators.hetzner.set_hook(vms.clone());
+    match (&in_process, &options.emulators) {
+        (Some(emulators), _) => emulators.hetzner.set_hook(vms.clone()),
+        (None, Some(control)) => {
+            tokio::spawn(world::watch_servers(control.clone(), vms.clone()));
+        }
+        (None, None) => {}
+    }
     // Handed-over sockets: the API first, then the workspace port.
     let proxy_listener = sockets
         .tcp(1, &format!("127.0.0.1:{}", options.workspace_port))
         .await
         .with_context(|| format!("the workspace port {}", options.workspace_port))?;
-    // The emulators' control API, on loopback only.
-    let control = tokio::net::TcpListener::bind(("127.0.0.1", options.control_port))
-        .await
-        .with_context(|| format!("the emulator control port {}", options.control_port))?;
-    let control_url = format!("http://{}", control.local_addr()?);
-    let control_app = sam_providers::emulators::control::router(emulators.clone());
-    tokio::spawn(async move {
-        if let Err(error) = axum::serve(control, control_app).await {
-            tracing::warn!(%error, "the emulator control API stopped");
+    // The emulators' control API, on loopback only (a running service has
+    // its own).
+    let control_url = match (&in_process, &options.emulators) {
+        (Some(emulators), _) => {
+            let control = tokio::net::TcpListener::bind(("127.0.0.1", options.control_port))
+                .await
+                .with_context(|| format!("the emulator control port {}", options.control_port))?;
+            let url = format!("http://{}", control.local_addr()?);
+            let control_app = sam_providers::emulators::control::router(emulators.clone());
+            tokio::spawn(async move {
+                if let Err(error) = axum::serve(control, control_app).await {
+                    tracing::warn!(%error, "the emulator control API stopped");
+                }
+            });
+            url
         }
-    });
+        (None, control) => control.clone().unwrap_or_default(),
+    };
 
     let listener = match certificates {
         None => {
@@ -384,6 +361,7 @@ pub async fn run(options: DevOptions, mut sockets: crate::listeners::Sockets) ->
             sockets.tcp(0, &config.listen).await?
         }
         Some((browser, origin_pull)) => {
+            let emulators = in_process.as_ref().context("--tls needs the emulators in this process")?;
             // Published, as Cloudflare publishes its Origin CA roots.
             std::fs::write(tls_dir.join("origin-ca.pem"), emulators.cloudflare.origin_ca_pem())?;
             let client = origin_pull.client_certificate("SAM dev edge (origin pull)")?;
@@ -409,10 +387,11 @@ pub async fn run(options: DevOptions, mut sockets: crate::listeners::Sockets) ->
             })
             .await;
     });
-    let app = crate::api::router(deployment.state)
-        .merge(crate::metrics::router(metrics))
-        .merge(git::router(git_root))
-        .merge(faults_router(&emulators));
+    let mut app =
+        crate::api::router(deployment.state).merge(crate::metrics::router(metrics)).merge(git::router(git_root));
+    if let Some(emulators) = &in_process {
+        app = app.merge(faults_router(emulators));
+    }
 
     println!();
     println!("  SAM is running (dev mode)");
@@ -427,14 +406,14 @@ pub async fn run(options: DevOptions, mut sockets: crate::listeners::Sockets) ->
         "  Sign in as      octocat (emulated GitHub: click \"Sign in\"); also {ORG_MEMBER} (an {DEMO_OWNER} member)"
     );
     println!("                  and {OUTSIDER} (no installation)");
-    println!("  Hetzner token   {}", emulators.hetzner.token());
+    println!("  Hetzner token   {}", world_info.hetzner_token);
     println!("  Other tokens    {HETZNER_SECOND_PROJECT} (a second project), {HETZNER_READ_ONLY} (read-only),");
     println!("                  anything else (invalid)");
     println!("  Repositories    {}", repositories.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "));
     println!("  Metrics         {public_url}/metrics");
-    println!("  Hetzner API     {}", emulators.hetzner.base_url());
-    println!("  Cloudflare API  {}", emulators.cloudflare.base_url());
-    println!("  GitHub          {}", emulators.github.base_url());
+    println!("  Hetzner API     {}", world_info.hetzner_url);
+    println!("  Cloudflare API  {}", world_info.cloudflare_url);
+    println!("  GitHub          {}", world_info.github_url);
     println!("  Emulator control {control_url} (state, faults, latency; see GET /)");
     println!("  Data            {}", data.display());
     println!("  Ctrl-C stops the server and every workspace agent.");
@@ -444,6 +423,6 @@ pub async fn run(options: DevOptions, mut sockets: crate::listeners::Sockets) ->
     let _ = stop_tx.send(true);
     let _ = reconciler.await;
     vms.shutdown().await;
-    drop(emulators);
+    drop(in_process);
     Ok(())
 }

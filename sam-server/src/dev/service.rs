@@ -12,9 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use sam_providers::emulators::{
-    CloudflareEmulatorConfig, EmulatorAddresses, Emulators, GithubEmulatorConfig, HetznerEmulatorConfig, control,
-};
+use sam_providers::emulators::{EmulatorAddresses, Emulators, control};
 
 /// Options of `sam-server emulators`.
 #[derive(clap::Args, Debug, Clone)]
@@ -59,8 +57,9 @@ pub async fn run(options: EmulatorOptions) -> anyhow::Result<()> {
     crate::ops::create_private_dir(&options.data_dir)?;
     let saved = read_state(&options.data_dir)?;
     let restored = saved.is_some();
-    let configs =
-        (HetznerEmulatorConfig::default(), CloudflareEmulatorConfig::default(), GithubEmulatorConfig::default());
+    // The dev mode's world: zone `localhost`, servers on loopback, the test
+    // identities (`dev --emulators` uses it as is).
+    let configs = super::world::configs(false);
     let addresses = EmulatorAddresses {
         hetzner: options.hetzner_addr,
         cloudflare: options.cloudflare_addr,

@@ -163,6 +163,26 @@ fn install_binary(root: &Path, bytes: &[u8], sha256: &str, binary: &Path) -> std
     std::fs::set_permissions(binary, std::fs::Permissions::from_mode(0o755))
 }
 
+/// Stops what is left of an earlier boot of the VM in `dir`: agents of a
+/// dev mode that was killed outlive it (as agents outlive a crashed control
+/// plane), but their "VM" went down with it, so a new boot starts clean.
+fn stop_leftovers(dir: &Path) {
+    let binary = dir.join("sam-agent");
+    let Ok(entries) = std::fs::read_dir("/proc") else { return };
+    for entry in entries.filter_map(Result::ok) {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        if pid == std::process::id() {
+            continue;
+        }
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let program = cmdline.split(|b| *b == 0).next().unwrap_or_default();
+        if Path::new(&*String::from_utf8_lossy(program)) == binary {
+            tracing::info!(pid, vm = %dir.display(), "stopping an agent left from an earlier boot");
+            let _ = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        }
+    }
+}
+
 /// Like cloud-init: fetch the agent of the server's version, check it, and
 /// write the unit.
 async fn install(
@@ -177,6 +197,7 @@ async fn install(
     let token = env_value(&server.user_data, "SAM_AGENT_BOOTSTRAP_TOKEN").context("no bootstrap token in user data")?;
     let workspace = server.labels.get("sam-workspace").context("server without a workspace label")?;
     let dir = root.join(server.id.to_string());
+    stop_leftovers(&dir);
     std::fs::create_dir_all(dir.join("work"))?;
     // Where cloud-init keeps it on a real VM (/var/lib/cloud/instance/user-data.txt).
     crate::ops::write_secret_file(&dir.join("user-data.txt"), &server.user_data)?;

@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 #[path = "process.rs"]
-mod process;
+pub mod process;
 
 pub fn agents_running(data: &std::path::Path) -> usize {
     let needle = data.join("vms").display().to_string();
@@ -43,11 +43,22 @@ pub async fn start_dev_with(
     extra: &[&str],
     log: Option<&std::path::Path>,
 ) -> (tokio::process::Child, String) {
+    start_dev_on(process::HandedSockets::bind(2), data, extra, log).await
+}
+
+/// Like [`start_dev_with`], on `sockets` (the API's, then the workspace
+/// port's): a restart handed a clone of the first start's sockets keeps the
+/// ports, as a restarted server keeps its address.
+pub async fn start_dev_on(
+    sockets: process::HandedSockets,
+    data: &std::path::Path,
+    extra: &[&str],
+    log: Option<&std::path::Path>,
+) -> (tokio::process::Child, String) {
     let server_bin = PathBuf::from(env!("CARGO_BIN_EXE_sam-server"));
     let agent_bin = server_bin.with_file_name("sam-agent");
     assert!(agent_bin.exists(), "build the agent first (cargo build -p sam-agent): {}", agent_bin.display());
     // The API's socket and the workspace port's, handed to the child bound.
-    let sockets = process::HandedSockets::bind(2);
     let (port, workspace_port) = (sockets.port(0), sockets.port(1));
     let mut command = tokio::process::Command::new(&server_bin);
     sockets.hand_to(&mut command);
