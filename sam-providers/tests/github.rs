@@ -461,6 +461,7 @@ async fn the_consent_page_offers_several_identities() {
     .unwrap();
     emu.add_installation(31, "octo-org", &[("octo-org/app", &["main"])]);
     emu.share_installation(31, member.id);
+    emu.set_role(31, member.id, "read");
     let github = adapter(&emu);
     for (who, sees) in [(&member, 1), (&outsider, 0)] {
         let pkce = PkcePair::generate().unwrap();
@@ -480,6 +481,19 @@ async fn the_consent_page_offers_several_identities() {
             .await
             .unwrap();
         assert_eq!(installations["total_count"], sees, "{}: {installations}", who.login);
+        let repo = reqwest::Client::new()
+            .get(format!("{}/repos/octo-org/app", emu.base_url().trim_end_matches('/')))
+            .bearer_auth(identity.access_token.expose())
+            .send()
+            .await
+            .unwrap();
+        if sees == 1 {
+            let repo: serde_json::Value = repo.json().await.unwrap();
+            assert_eq!(repo["permissions"]["push"], false, "a reader cannot push: {repo}");
+            assert_eq!(repo["permissions"]["pull"], true);
+        } else {
+            assert_eq!(repo.status(), 404, "an outsider does not see the repository");
+        }
     }
     let url = github.authorize_url("state", &PkcePair::generate().unwrap().challenge, REDIRECT);
     let html = browser().get(&url).send().await.unwrap().text().await.unwrap();

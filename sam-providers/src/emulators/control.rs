@@ -14,7 +14,7 @@
 //! | `POST /hetzner/agentless` | `{servers: n}`: the next `n` servers boot but never start their agent |
 //! | `GET /requests?service=` | the requests a service received (method, path, query) |
 //! | `GET /hetzner/servers` | every server in full, user data included (what a VM runtime boots from) |
-//! | `POST /github/installations` | `{id, account, repositories: {"owner/name": ["main", …]}, visible_to?: [user ids]}`: adds (or replaces) an installation |
+//! | `POST /github/installations` | `{id, account, repositories: {"owner/name": ["main", …]}, visible_to?: [user ids], roles?: {user id: role}}`: adds (or replaces) an installation |
 //! | `PUT /github/app` | `{webhook_url?, setup_url?, install_repositories?}`: where the app's webhooks and setup redirect go, what the install page grants |
 //!
 //! Answers are JSON; a bad request is 400 `{"error": "…"}`.
@@ -283,6 +283,9 @@ struct InstallationRequest {
     repositories: std::collections::BTreeMap<String, Vec<String>>,
     #[serde(default)]
     visible_to: Vec<i64>,
+    /// User id → role (`admin`, `maintain`, `write`, `triage`, `read`).
+    #[serde(default)]
+    roles: std::collections::BTreeMap<i64, String>,
 }
 
 async fn github_installation(
@@ -301,6 +304,9 @@ async fn github_installation(
     e.github.add_installation(request.id, &request.account, &refs);
     for user in request.visible_to {
         e.github.share_installation(request.id, user);
+    }
+    for (user, role) in request.roles {
+        e.github.set_role(request.id, user, &role);
     }
     StatusCode::NO_CONTENT.into_response()
 }

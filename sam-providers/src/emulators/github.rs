@@ -209,6 +209,11 @@ pub struct EmulatedInstallation {
     pub visible_to: Vec<i64>,
     /// Repositories: full name → branches (the first is the default branch).
     pub repositories: BTreeMap<String, Vec<String>>,
+    /// A user's role on the account's repositories (`admin`, `maintain`,
+    /// `write`, `triage`, `read`), by user id; a user not listed has `admin`
+    /// on a personal account and `write` on an organization's.
+    #[serde(default)]
+    pub roles: BTreeMap<i64, String>,
 }
 
 /// The outcome of [`GithubEmulator::send_webhook`].
@@ -438,6 +443,7 @@ impl GithubEmulator {
                 .iter()
                 .map(|(name, branches)| ((*name).to_owned(), branches.iter().map(|b| (*b).to_owned()).collect()))
                 .collect(),
+            roles: BTreeMap::new(),
         };
         lock(&self.inner.state).installations.insert(id, installation);
     }
@@ -488,6 +494,15 @@ impl GithubEmulator {
         let id = user.id;
         lock(&self.inner.state).other_users.insert(id, user);
         issue_code(&self.inner, &client_id, redirect_uri, code_challenge.map(str::to_owned), id)
+    }
+
+    /// Gives `user_id` `role` (`admin`, `maintain`, `write`, `triage`,
+    /// `read`) on installation `id`'s repositories, as the `permissions` of
+    /// the repositories the user reads show it.
+    pub fn set_role(&self, id: i64, user_id: i64, role: &str) {
+        if let Some(i) = lock(&self.inner.state).installations.get_mut(&id) {
+            i.roles.insert(user_id, role.to_owned());
+        }
     }
 
     /// Lets the user `user_id` see installation `id` in `/user/installations`.
@@ -1123,7 +1138,7 @@ async fn installation_repositories(
         Ok(i) => i,
         Err(r) => return r,
     };
-    let repos = repos::repositories_of(&inner, std::slice::from_ref(&installation), false);
+    let repos = repos::repositories_of(&inner, std::slice::from_ref(&installation), None);
     let total = repos.len();
     let (items, link) = paginate(&inner, "/installation/repositories", &repos, &q);
     with_link(
@@ -1171,6 +1186,7 @@ async fn install_submit(State(inner): State<Arc<Inner>>, Path(slug): Path<String
             suspended: false,
             visible_to: vec![config.user.id],
             repositories: config.install_repositories.iter().cloned().collect(),
+            roles: BTreeMap::new(),
         };
         state.installations.insert(id, installation.clone());
         installation

@@ -17,7 +17,8 @@ use sam_providers::emulators::{
 use serde_json::{Value, json};
 
 /// Test identities besides octocat: a member of the demo organization (who
-/// sees its installation) and someone without any installation.
+/// sees its installation, with read access only) and someone without any
+/// installation.
 pub(super) const ORG_MEMBER: &str = "mona-member";
 const ORG_MEMBER_ID: i64 = 7_001;
 pub(super) const OUTSIDER: &str = "hubot-outsider";
@@ -140,7 +141,8 @@ pub(super) async fn prepare_remote(control: &str, public_url: &str) -> anyhow::R
     let repositories: serde_json::Map<String, Value> =
         demo_repositories().into_iter().map(|(name, branches)| (name, json!(branches))).collect();
     http.post(format!("{control}/github/installations"))
-        .json(&json!({"id": 1, "account": DEMO_OWNER, "repositories": repositories, "visible_to": [ORG_MEMBER_ID]}))
+        .json(&json!({"id": 1, "account": DEMO_OWNER, "repositories": repositories, "visible_to": [ORG_MEMBER_ID],
+                      "roles": {ORG_MEMBER_ID.to_string(): "read"}}))
         .send()
         .await?
         .error_for_status()
@@ -160,6 +162,7 @@ pub(super) fn prepare_in_process(emulators: &sam_providers::emulators::Emulators
     let refs: Vec<(&str, &[&str])> = refs.iter().map(|(n, b)| (*n, b.as_slice())).collect();
     emulators.github.add_installation(1, DEMO_OWNER, &refs);
     emulators.github.share_installation(1, ORG_MEMBER_ID);
+    emulators.github.set_role(1, ORG_MEMBER_ID, "read");
 }
 
 /// Plays a running service's server changes to `hook` (the local VMs), as

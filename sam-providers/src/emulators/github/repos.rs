@@ -34,7 +34,8 @@ fn not_found() -> Response {
 
 /// Who may read repositories with these headers: the installations whose
 /// repositories they see, and whether it is a user (else an installation).
-fn readable(inner: &Inner, headers: &HeaderMap) -> Result<(Vec<EmulatedInstallation>, bool), Response> {
+/// The user id is `None` for an installation token.
+fn readable(inner: &Inner, headers: &HeaderMap) -> Result<(Vec<EmulatedInstallation>, Option<i64>), Response> {
     let token = bearer(headers).ok_or_else(bad_credentials)?;
     {
         let state = lock(&inner.state);
@@ -42,12 +43,12 @@ fn readable(inner: &Inner, headers: &HeaderMap) -> Result<(Vec<EmulatedInstallat
             if std::time::Instant::now() >= *expires {
                 return Err(bad_credentials());
             }
-            return Ok((state.installations.get(id).cloned().into_iter().collect(), false));
+            return Ok((state.installations.get(id).cloned().into_iter().collect(), None));
         }
     }
     let user = user_for(inner, headers).ok_or_else(bad_credentials)?;
     let state = lock(&inner.state);
-    Ok((state.installations.values().filter(|i| i.visible_to.contains(&user.id)).cloned().collect(), true))
+    Ok((state.installations.values().filter(|i| i.visible_to.contains(&user.id)).cloned().collect(), Some(user.id)))
 }
 
 fn owner_json(base: &str, installation: &EmulatedInstallation, owner: &str) -> Value {
@@ -69,15 +70,25 @@ fn repository_json(
     installation: &EmulatedInstallation,
     full: &str,
     branches: &[String],
-    user: bool,
+    user: Option<i64>,
     complete: bool,
 ) -> Value {
     let owner = owner_json(base, installation, full.split('/').next().unwrap_or_default());
     let default_branch = branches.first().map_or("main", String::as_str);
-    // A user who installed the app administers the account's repositories;
-    // an installation token reads only (contents: read).
-    let permissions = user.then_some((true, installation.account_type == "User"));
-    shapes::repository(base, full, &owner, default_branch, permissions.or(Some((false, false))), complete)
+    // An installation token reads (contents: read); a user has their role.
+    let role = match user {
+        None => "read",
+        Some(id) => installation
+            .roles
+            .get(&id)
+            .map_or_else(|| if installation.account_type == "User" { "admin" } else { "write" }, String::as_str),
+    };
+    let (push, admin) = match role {
+        "admin" => (true, true),
+        "maintain" | "write" => (true, false),
+        _ => (false, false),
+    };
+    shapes::repository(base, full, &owner, default_branch, Some((push, admin)), complete)
 }
 
 /// `GET /repos/{owner}/{repo}`.
@@ -161,7 +172,7 @@ pub(super) async fn branch(
 }
 
 /// Every repository of `installations`, as `repository` objects.
-pub(super) fn repositories_of(inner: &Inner, installations: &[EmulatedInstallation], user: bool) -> Vec<Value> {
+pub(super) fn repositories_of(inner: &Inner, installations: &[EmulatedInstallation], user: Option<i64>) -> Vec<Value> {
     let base = inner.base_url.get().cloned().unwrap_or_default();
     installations
         .iter()
@@ -203,7 +214,7 @@ pub(super) async fn user_installation_repositories(
     let Some(installation) = installation else {
         return not_found();
     };
-    let all = repositories_of(&inner, std::slice::from_ref(&installation), true);
+    let all = repositories_of(&inner, std::slice::from_ref(&installation), Some(user.id));
     let total = all.len();
     let (items, link) = paginate(&inner, &format!("/user/installations/{id}/repositories"), &all, &q);
     with_link(
