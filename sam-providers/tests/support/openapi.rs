@@ -13,6 +13,9 @@
 
 #![allow(dead_code)] // each test file uses part of it
 
+#[path = "path_template.rs"]
+mod path_template;
+
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
@@ -106,31 +109,7 @@ impl Contract {
 
     /// The documented template for a request path (literal segments win).
     pub fn template_for(&self, path: &str) -> Option<String> {
-        let segments: Vec<&str> = path.split('/').collect();
-        let paths = self.document["paths"].as_object()?;
-        paths
-            .keys()
-            .filter_map(|template| {
-                let parts: Vec<&str> = template.split('/').collect();
-                if parts.len() != segments.len() {
-                    return None;
-                }
-                let mut literal = 0;
-                for (part, segment) in parts.iter().zip(&segments) {
-                    if part.starts_with('{') && part.ends_with('}') {
-                        if segment.is_empty() {
-                            return None;
-                        }
-                    } else if part == segment {
-                        literal += 1;
-                    } else {
-                        return None;
-                    }
-                }
-                Some((literal, template.clone()))
-            })
-            .max_by_key(|(literal, _)| *literal)
-            .map(|(_, template)| template)
+        path_template::template_for(self.document["paths"].as_object()?.keys(), path)
     }
 
     /// The response object for `status`: exact, then `4XX`-style, then

@@ -2,6 +2,9 @@
 //! response's status is not documented for its operation, or its JSON body
 //! does not match the documented schema (JSON Schema 2020-12, formats checked).
 
+#[path = "../../../sam-providers/tests/support/path_template.rs"]
+mod path_template;
+
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -28,31 +31,7 @@ impl Contract {
     /// The documented path template for a request path (literal segments win
     /// over `{parameters}`), or `None`.
     pub fn template_for(&self, path: &str) -> Option<String> {
-        let segments: Vec<&str> = path.split('/').collect();
-        let paths = self.document["paths"].as_object()?;
-        paths
-            .keys()
-            .filter_map(|template| {
-                let parts: Vec<&str> = template.split('/').collect();
-                if parts.len() != segments.len() {
-                    return None;
-                }
-                let mut literal = 0;
-                for (part, segment) in parts.iter().zip(&segments) {
-                    if part.starts_with('{') && part.ends_with('}') {
-                        if segment.is_empty() {
-                            return None;
-                        }
-                    } else if part == segment {
-                        literal += 1;
-                    } else {
-                        return None;
-                    }
-                }
-                Some((literal, template.clone()))
-            })
-            .max_by_key(|(literal, _)| *literal)
-            .map(|(_, template)| template)
+        path_template::template_for(self.document["paths"].as_object()?.keys(), path)
     }
 
     /// Checks one exchange. `path` may carry a query string.
