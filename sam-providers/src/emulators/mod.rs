@@ -18,7 +18,16 @@
 //! errors (429, 500, 503, Hetzner's `resource_unavailable`) or a dropped
 //! response (the request takes effect but the client never sees the answer)
 //! per endpoint. A server stops when the last clone of its handle is dropped.
-//! Which endpoints each emulator covers is written in its module's doc.
+//! Which endpoints each emulator covers is written in its module's doc; every
+//! answer, success or error, is checked against the provider's own OpenAPI
+//! description by `tests/contracts.rs`, and what an emulator does not cover
+//! still answers in the provider's error body.
+//!
+//! [`Emulators::snapshot`] and [`Emulators::start_from`] keep the emulated
+//! world across restarts (`sam-server emulators` writes it to disk), and
+//! [`control`] is a loopback HTTP API over running emulators (state, faults,
+//! latency, VMs that never start their agent) for programs not written in
+//! Rust.
 
 // Handlers pass ready error responses around as `Err`.
 #![allow(clippy::result_large_err)]
