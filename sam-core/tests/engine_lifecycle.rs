@@ -738,3 +738,25 @@ async fn release_revokes_certificates_nobody_recorded() {
     assert!(h.origin_ca.valid_hostnames().is_empty(), "both revoked");
     h.assert_no_leaks(&[h.user]).await;
 }
+
+/// An Origin CA that refuses to list or revoke (the token lost the
+/// permission) does not hold up a release: the server and record go, the
+/// certificate is left to expire (only Cloudflare's edge trusts it).
+#[tokio::test]
+async fn a_refusing_origin_ca_does_not_hold_up_a_release() {
+    let h = Harness::new().await;
+    let engine = h.engine();
+    let ws = h.create(&engine, "refused").await;
+    engine.drive(h.user, ws.id).await.unwrap();
+    engine.redeem_bootstrap_with(&h.bootstrap_token(ws.id).unwrap(), &tls_request()).await.unwrap();
+    engine.report_agent(h.user, ws.id, &AgentReport::Ready).await.unwrap();
+    for _ in 0..10 {
+        h.origin_ca.faults.push("certificates_for", Fault::Fail(ProviderErrorKind::Unauthorized));
+        h.origin_ca.faults.push("revoke", Fault::Fail(ProviderErrorKind::Unauthorized));
+    }
+    engine.delete(h.user, ws.id).await.unwrap();
+    h.settle_everything(&engine).await;
+    h.assert_no_leaks(&[h.user]).await;
+    assert!(h.cloud.servers_of(ws.id).is_empty() && h.dns.records().is_empty(), "released");
+    assert_eq!(h.origin_ca.valid_hostnames().len(), 1, "left to expire");
+}

@@ -347,9 +347,16 @@ impl Engine {
             let list = || super::metered::metered("origin_ca", "list_origin_certificates", ca.certificates_for(&name));
             let mut ids = match with_retry(self.config.retry, "list_origin_certificates", ws.id, list).await {
                 Ok(ids) => ids,
-                Err(e) => {
+                Err(e) if e.kind().is_retryable() => {
                     tracing::warn!(workspace_id = %ws.id, error = %e, "origin certificates not listed; retried");
                     return Err(None);
+                }
+                // A refusal (the token lost the permission) will not pass:
+                // the recorded certificate is still revoked below, and the
+                // server and record are released regardless.
+                Err(e) => {
+                    tracing::warn!(workspace_id = %ws.id, error = %e, "origin certificates cannot be listed; releasing the rest");
+                    Vec::new()
                 }
             };
             ids.extend(
@@ -357,9 +364,16 @@ impl Engine {
             );
             for id in &ids {
                 let revoke = || super::metered::metered("origin_ca", "revoke_origin_certificate", ca.revoke(id));
-                if let Err(e) = with_retry(self.config.retry, "revoke_origin_certificate", ws.id, revoke).await {
-                    tracing::warn!(workspace_id = %ws.id, error = %e, "origin certificate not revoked; retried");
-                    return Err(None);
+                match with_retry(self.config.retry, "revoke_origin_certificate", ws.id, revoke).await {
+                    Ok(()) => {}
+                    Err(e) if e.kind().is_retryable() => {
+                        tracing::warn!(workspace_id = %ws.id, error = %e, "origin certificate not revoked; retried");
+                        return Err(None);
+                    }
+                    // Refused for good: it expires by itself, and only
+                    // Cloudflare's edge trusts it; the rest is released.
+                    Err(e) => tracing::warn!(workspace_id = %ws.id, certificate = %id, error = %e,
+                        "origin certificate cannot be revoked"),
                 }
             }
         }
