@@ -129,6 +129,14 @@ pub(super) async fn repository_installation(
     }
 }
 
+/// The full name and branches of `owner/repo`, when the credential reads it.
+fn branches_of(inner: &Inner, headers: &HeaderMap, owner: &str, repo: &str) -> Result<(String, Vec<String>), Response> {
+    let (installations, _) = readable(inner, headers)?;
+    let full = format!("{owner}/{repo}");
+    let names = find(&installations, &full).map(|(_, names)| names.clone()).ok_or_else(not_found)?;
+    Ok((full, names))
+}
+
 /// `GET /repos/{owner}/{repo}/branches` (installation or user token).
 pub(super) async fn branches(
     State(inner): State<Arc<Inner>>,
@@ -136,13 +144,9 @@ pub(super) async fn branches(
     Path((owner, repo)): Path<(String, String)>,
     Query(q): Query<PageQuery>,
 ) -> Response {
-    let (installations, _) = match readable(&inner, &headers) {
-        Ok(r) => r,
+    let (full, names) = match branches_of(&inner, &headers, &owner, &repo) {
+        Ok(found) => found,
         Err(r) => return r,
-    };
-    let full = format!("{owner}/{repo}");
-    let Some((_, names)) = find(&installations, &full) else {
-        return not_found();
     };
     let base = inner.base_url.get().cloned().unwrap_or_default();
     let all: Vec<Value> = names.iter().map(|b| shapes::short_branch(&base, &full, b)).collect();
@@ -156,13 +160,9 @@ pub(super) async fn branch(
     headers: HeaderMap,
     Path((owner, repo, branch)): Path<(String, String, String)>,
 ) -> Response {
-    let (installations, _) = match readable(&inner, &headers) {
-        Ok(r) => r,
+    let (full, names) = match branches_of(&inner, &headers, &owner, &repo) {
+        Ok(found) => found,
         Err(r) => return r,
-    };
-    let full = format!("{owner}/{repo}");
-    let Some((_, names)) = find(&installations, &full) else {
-        return not_found();
     };
     if !names.contains(&branch) {
         return api_error(StatusCode::NOT_FOUND, "Branch not found");
