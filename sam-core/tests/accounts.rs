@@ -147,16 +147,104 @@ async fn repositories_are_reached_only_through_the_users_installations() {
     assert!(page.items.iter().any(|r| r.full_name.as_str() == "octo-org/hello-world"));
     assert!(accounts.repositories(user, InstallationId(1), 1, Some("someone-else")).await.unwrap().items.is_empty());
     let repo = RepoFullName::new("octo-org/hello-world").unwrap();
-    assert!(!accounts.branches(user, InstallationId(1), &repo).await.unwrap().is_empty());
+    assert!(!accounts.branches(user, &repo).await.unwrap().is_empty());
     assert_eq!(accounts.installation_for(user, &repo, None).await.unwrap(), InstallationId(1));
 
     let stranger = signed_in(&h, 5).await.user.id;
     let e = accounts.repositories(stranger, InstallationId(1), 1, None).await.unwrap_err();
     assert_eq!(e.kind, AccountsErrorKind::NotFound);
-    let e = accounts.branches(stranger, InstallationId(1), &repo).await.unwrap_err();
+    let e = accounts.branches(stranger, &repo).await.unwrap_err();
     assert_eq!(e.kind, AccountsErrorKind::NotFound);
+    assert!(!e.message.contains("github:"), "no upstream text: {}", e.message);
     let e = accounts.installation_for(stranger, &repo, None).await.unwrap_err();
     assert_eq!(e.kind, AccountsErrorKind::AppNotInstalled);
+}
+
+#[tokio::test]
+async fn a_member_reaches_only_the_repositories_github_grants_them() {
+    let h = Harness::new().await;
+    let accounts = h.accounts();
+    let info = InstallationInfo {
+        id: InstallationId(5),
+        account_login: "acme".into(),
+        account_type: "Organization".into(),
+        account_id: GithubUserId(50),
+        suspended: false,
+    };
+    h.github.add_installation(info, 21, &["acme/open", "acme/secret"]);
+    h.github.share_installation(InstallationId(5), 22);
+    h.github.hide_repository(22, "acme/secret");
+    h.github.read_only(22, "acme/open");
+    let admin = signed_in(&h, 21).await.user.id;
+    let member = signed_in(&h, 22).await.user.id;
+
+    let names = |page: sam_core::ports::Page<sam_core::ports::Repository>| {
+        page.items.iter().map(|r| (r.full_name.to_string(), r.push)).collect::<Vec<_>>()
+    };
+    let all = names(accounts.repositories(admin, InstallationId(5), 1, None).await.unwrap());
+    assert_eq!(all, [("acme/open".to_owned(), true), ("acme/secret".to_owned(), true)]);
+    let seen = names(accounts.repositories(member, InstallationId(5), 1, None).await.unwrap());
+    assert_eq!(seen, [("acme/open".to_owned(), false)], "the hidden repository is not listed; no push");
+
+    let secret = RepoFullName::new("acme/secret").unwrap();
+    assert_eq!(accounts.branches(member, &secret).await.unwrap_err().kind, AccountsErrorKind::NotFound);
+    let e = accounts.installation_for(member, &secret, None).await.unwrap_err();
+    assert_eq!(e.kind, AccountsErrorKind::NotFound, "creating a workspace for it: 404, not 412");
+    assert_eq!(accounts.installation_for(admin, &secret, None).await.unwrap(), InstallationId(5));
+    let open = RepoFullName::new("acme/open").unwrap();
+    assert!(!accounts.repository(member, &open).await.unwrap().push);
+}
+
+#[tokio::test]
+async fn expiring_github_tokens_are_renewed_once_and_a_dead_refresh_token_asks_for_sign_in() {
+    let h = Harness::new().await;
+    // The fake dates its tokens by the real clock.
+    h.clock.set(time::OffsetDateTime::now_utc());
+    h.github.expire_tokens();
+    let accounts = h.accounts();
+    let user = signed_in(&h, 4242).await.user.id;
+    let before = h.store.get_credential(user, CredentialProvider::GITHUB).await.unwrap().unwrap();
+    assert!(!String::from_utf8_lossy(&before.ciphertext).contains("ghr_fake"), "the refresh token is sealed");
+
+    // Eight hours later GitHub rejects the access token: one refresh, and
+    // the call goes through.
+    h.github.expire_access_tokens();
+    assert_eq!(accounts.installations(user).await.unwrap().len(), 1);
+    assert_eq!(h.github.refreshes(), 1);
+    accounts.installations(user).await.unwrap();
+    assert_eq!(h.github.refreshes(), 1, "the renewed token is kept and reused");
+
+    // Close to its expiry (by the clock), the token is renewed before use.
+    h.clock.advance(Duration::from_secs(8 * 3600 - 120));
+    accounts.installations(user).await.unwrap();
+    assert_eq!(h.github.refreshes(), 2, "renewed before it expired");
+    h.clock.set(time::OffsetDateTime::now_utc());
+
+    // Two replicas meet the expired token at once: both calls succeed, and
+    // the user stays signed in.
+    h.github.expire_access_tokens();
+    let (a, b) = (h.accounts(), h.accounts());
+    let before = h.github.refreshes();
+    let (ra, rb) = tokio::join!(a.installations(user), b.installations(user));
+    ra.unwrap();
+    rb.unwrap();
+    assert_eq!(h.github.refreshes(), before + 1, "one refresh; the other replica used its result");
+    accounts.installations(user).await.unwrap();
+
+    // A dead refresh token: sign in again, with a message that says so.
+    h.github.expire_access_tokens();
+    h.github.revoke_refresh_tokens();
+    let e = accounts.installations(user).await.unwrap_err();
+    assert_eq!(e.kind, AccountsErrorKind::SignInRequired);
+    assert!(e.message.contains("sign in again"), "{}", e.message);
+
+    // A GitHub outage during the refresh is not a sign-out.
+    let user = signed_in(&h, 4242).await.user.id;
+    h.github.expire_access_tokens();
+    h.github.faults.push("refresh", Fault::Fail(ProviderErrorKind::Transient));
+    let e = accounts.installations(user).await.unwrap_err();
+    assert_eq!(e.kind, AccountsErrorKind::ProviderUnavailable);
+    accounts.installations(user).await.unwrap();
 }
 
 #[tokio::test]

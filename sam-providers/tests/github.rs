@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use sam_core::domain::{GithubUserId, InstallationId, RepoFullName};
-use sam_core::ports::{IdentityProvider, ProviderErrorKind, RepoAccess};
+use sam_core::ports::{IdentityProvider, ProviderErrorKind, RepoAccess, TokenScope};
 use sam_core::secret::{PkcePair, SecretString, random_token};
 use sam_providers::emulators::{
     Fault, GITHUB_CLIENT_ID, GITHUB_WEBHOOK_SECRET, GithubEmulator, GithubEmulatorConfig, InjectedError,
@@ -138,7 +138,12 @@ async fn oauth_round_trip_binds_the_numeric_id() {
     assert_eq!(identity.profile.github_id, GithubUserId(583_231));
     assert_eq!(identity.profile.login, "octocat");
     assert_eq!(identity.profile.email.as_deref(), Some("octocat@example.com"));
-    assert!(identity.access_token.expose().starts_with("gho_"));
+    assert!(identity.tokens.access_token.expose().starts_with("ghu_"));
+    let expires = identity.tokens.expires_at.expect("a GitHub App's user token expires");
+    let in_8h = time::OffsetDateTime::now_utc() + Duration::from_secs(8 * 3600);
+    assert!((expires - in_8h).abs() < time::Duration::minutes(1), "8 hours: {expires}");
+    assert!(identity.tokens.refresh_token.as_ref().unwrap().expose().starts_with("ghr_"));
+    assert!(identity.tokens.refresh_expires_at.unwrap() > in_8h + Duration::from_secs(100 * 24 * 3600));
 
     // Replaying the code fails: codes are single use.
     let err = github.exchange_code(&code, &pkce.verifier, REDIRECT).await.unwrap_err();
@@ -201,45 +206,126 @@ async fn cancel_redirects_with_access_denied() {
     assert_eq!(param(&callback, "code"), None);
 }
 
-#[tokio::test]
-async fn installation_tokens_are_cached_until_near_expiry() {
-    let emu = emulator().await;
-    emu.add_installation(77, "octocat", &[("octocat/hello", &["main"])]);
-    let github = adapter(&emu);
-    let a = github.installation_token(InstallationId(77)).await.unwrap();
-    let b = github.installation_token(InstallationId(77)).await.unwrap();
-    assert_eq!(a.token, b.token);
-    assert_eq!(emu.token_mints(), 1);
-    assert!(a.expires_at > time::OffsetDateTime::now_utc() + Duration::from_secs(3000));
+/// Signs the test user in through the adapter; their tokens.
+async fn user_tokens(emu: &GithubEmulator, github: &GithubApp) -> sam_core::ports::UserTokens {
+    let pkce = PkcePair::generate().unwrap();
+    let code = emu.approve(REDIRECT, Some(&pkce.challenge));
+    github.exchange_code(&code, &pkce.verifier, REDIRECT).await.unwrap().tokens
+}
 
-    // Tokens that live less than the refresh margin are never reused.
-    emu.configure(|c| c.installation_token_ttl = Duration::from_secs(240));
+fn scope(repository: &str, write: bool) -> TokenScope {
+    TokenScope { repository: RepoFullName::new(repository).unwrap(), write }
+}
+
+#[tokio::test]
+async fn a_refresh_token_works_once_and_rotates_the_pair() {
+    let emu = emulator().await;
+    emu.add_installation(1, "octocat", &[("octocat/a", &["main"])]);
     let github = adapter(&emu);
-    let c = github.installation_token(InstallationId(77)).await.unwrap();
-    let d = github.installation_token(InstallationId(77)).await.unwrap();
-    assert_ne!(c.token, d.token);
-    assert_eq!(emu.token_mints(), 3);
+    let first = user_tokens(&emu, &github).await;
+    github.list_installations(&first.access_token).await.unwrap();
+
+    let second = github.refresh(first.refresh_token.as_ref().unwrap()).await.unwrap();
+    assert_ne!(second.access_token.expose(), first.access_token.expose());
+    assert_ne!(second.refresh_token.as_ref().unwrap().expose(), first.refresh_token.as_ref().unwrap().expose());
+    github.list_installations(&second.access_token).await.unwrap();
+    let err = github.list_installations(&first.access_token).await.unwrap_err();
+    assert_eq!(err.kind(), ProviderErrorKind::Unauthorized, "the old access token died with the refresh");
+
+    // A used refresh token is dead; GitHub says so in a 200.
+    let err = github.refresh(first.refresh_token.as_ref().unwrap()).await.unwrap_err();
+    assert_eq!(err.kind(), ProviderErrorKind::Unauthorized);
+    assert!(err.message().contains("bad_refresh_token"), "{err}");
+    let raw: serde_json::Value = browser()
+        .post(format!("{}/login/oauth/access_token", emu.base_url()))
+        .header("accept", "application/json")
+        .form(&[
+            ("client_id", GITHUB_CLIENT_ID),
+            ("client_secret", sam_providers::emulators::GITHUB_CLIENT_SECRET),
+            ("grant_type", "refresh_token"),
+            ("refresh_token", first.refresh_token.as_ref().unwrap().expose()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(raw["error"], "bad_refresh_token");
+
+    // Expired access tokens are refused; the refresh token still works.
+    emu.expire_user_tokens();
+    let err = github.list_installations(&second.access_token).await.unwrap_err();
+    assert_eq!(err.kind(), ProviderErrorKind::Unauthorized);
+    let third = github.refresh(second.refresh_token.as_ref().unwrap()).await.unwrap();
+    github.list_installations(&third.access_token).await.unwrap();
+
+    // A refresh is never resent: an outage is an error, and the token is
+    // not spent by a retry.
+    let before = emu.faults().count("POST", "/login/oauth/access_token");
+    emu.faults().inject("POST", "/login/oauth/access_token", Fault::Error(InjectedError::Unavailable), 1);
+    let err = github.refresh(third.refresh_token.as_ref().unwrap()).await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert_eq!(emu.faults().count("POST", "/login/oauth/access_token"), before + 1, "sent once");
+    github.refresh(third.refresh_token.as_ref().unwrap()).await.unwrap();
+    assert_eq!(emu.refreshes(), 3);
+}
+
+#[tokio::test]
+async fn installation_tokens_are_per_repository_and_never_shared() {
+    let emu = emulator().await;
+    emu.add_installation(77, "octocat", &[("octocat/hello", &["main"]), ("octocat/other", &["main"])]);
+    let github = adapter(&emu);
+    let a = github.installation_token(InstallationId(77), &scope("octocat/hello", false)).await.unwrap();
+    let b = github.installation_token(InstallationId(77), &scope("octocat/hello", false)).await.unwrap();
+    assert_ne!(a.token.expose(), b.token.expose(), "each caller its own token");
+    assert_eq!(emu.token_mints(), 2);
+    assert!(a.expires_at > time::OffsetDateTime::now_utc() + Duration::from_secs(3000));
+    assert_eq!(emu.token_scope(a.token.expose()), Some((Some(vec!["octocat/hello".to_owned()]), "read".to_owned())));
+
+    // The token reads its repository and nothing else.
+    let client = browser();
+    let get = |path: &str, token: &SecretString| {
+        client.get(format!("{}{path}", emu.base_url())).bearer_auth(token.expose()).send()
+    };
+    assert_eq!(get("/repos/octocat/hello", &a.token).await.unwrap().status(), 200);
+    assert_eq!(get("/repos/octocat/other", &a.token).await.unwrap().status(), 404);
+    let listed: serde_json::Value = get("/installation/repositories", &a.token).await.unwrap().json().await.unwrap();
+    assert_eq!(listed["total_count"], 1);
+
+    let w = github.installation_token(InstallationId(77), &scope("octocat/hello", true)).await.unwrap();
+    assert_eq!(emu.token_scope(w.token.expose()).unwrap().1, "write");
+    // A repository outside the installation, or a permission the app lacks: 422.
+    let err = github.installation_token(InstallationId(77), &scope("octocat/elsewhere", false)).await.unwrap_err();
+    assert_eq!(err.kind(), ProviderErrorKind::InvalidConfig, "{err}");
+    emu.configure(|c| {
+        c.app_permissions.insert("contents".into(), "read".into());
+    });
+    let err = github.installation_token(InstallationId(77), &scope("octocat/hello", true)).await.unwrap_err();
+    assert_eq!(err.kind(), ProviderErrorKind::InvalidConfig, "{err}");
+    assert!(err.message().contains("not granted"), "{err}");
 }
 
 #[tokio::test]
 async fn app_jwt_signature_is_checked_by_the_emulator() {
     let emu = emulator().await;
-    emu.add_installation(5, "octocat", &[]);
+    emu.add_installation(5, "octocat", &[("octocat/hello", &["main"])]);
     let mut c = config(&emu);
     c.app_private_key_pem = SecretString::new(OTHER_PRIVATE_KEY_PEM);
-    let err = GithubApp::new(c).unwrap().installation_token(InstallationId(5)).await.unwrap_err();
+    let hello = scope("octocat/hello", false);
+    let err = GithubApp::new(c).unwrap().installation_token(InstallationId(5), &hello).await.unwrap_err();
     assert_eq!(err.kind(), ProviderErrorKind::Unauthorized);
 
     let mut c = config(&emu);
     c.app_id = "1".into();
-    let err = GithubApp::new(c).unwrap().installation_token(InstallationId(5)).await.unwrap_err();
+    let err = GithubApp::new(c).unwrap().installation_token(InstallationId(5), &hello).await.unwrap_err();
     assert_eq!(err.kind(), ProviderErrorKind::Unauthorized, "wrong issuer");
 
     let github = adapter(&emu);
-    let err = github.installation_token(InstallationId(6)).await.unwrap_err();
+    let err = github.installation_token(InstallationId(6), &hello).await.unwrap_err();
     assert_eq!(err.kind(), ProviderErrorKind::NotFound);
     emu.set_suspended(5, true);
-    let err = github.installation_token(InstallationId(5)).await.unwrap_err();
+    let err = github.installation_token(InstallationId(5), &hello).await.unwrap_err();
     assert_eq!(err.kind(), ProviderErrorKind::Unauthorized, "suspended");
     assert_eq!(emu.token_mints(), 0);
 }
@@ -260,29 +346,30 @@ async fn installations_repositories_and_branches_follow_pagination() {
     c.repositories_per_page = 2;
     let github = GithubApp::new(c).unwrap();
 
-    let pkce = PkcePair::generate().unwrap();
-    let code = emu.approve(REDIRECT, Some(&pkce.challenge));
-    let identity = github.exchange_code(&code, &pkce.verifier, REDIRECT).await.unwrap();
-    let installations = github.list_installations(&identity.access_token).await.unwrap();
+    let user = user_tokens(&emu, &github).await.access_token;
+    let installations = github.list_installations(&user).await.unwrap();
     assert_eq!(installations.len(), 2);
     assert_eq!(installations[1].account_type, "Organization");
     assert!(github.list_installations(&SecretString::new("gho_bogus")).await.is_err());
 
-    let first = github.list_repositories(InstallationId(1), 1).await.unwrap();
+    let first = github.list_repositories(&user, InstallationId(1), 1).await.unwrap();
     assert_eq!(first.items.len(), 2);
     assert_eq!(first.next_page, Some(2));
-    let second = github.list_repositories(InstallationId(1), 2).await.unwrap();
+    assert!(first.items.iter().all(|r| r.push), "the owner may push");
+    let second = github.list_repositories(&user, InstallationId(1), 2).await.unwrap();
     assert_eq!(second.items.len(), 1);
     assert_eq!(second.next_page, None);
     assert_eq!(second.items[0].default_branch, "dev");
+    let err = github.list_repositories(&user, InstallationId(3), 1).await.unwrap_err();
+    assert_eq!(err.kind(), ProviderErrorKind::NotFound, "an installation the user cannot see");
 
     let repo = RepoFullName::new("octocat/a").unwrap();
-    let names = github.list_branches(InstallationId(1), &repo).await.unwrap();
+    let names = github.list_branches(&user, &repo).await.unwrap();
     assert_eq!(names.len(), 151, "two pages of branches");
-    let other = RepoFullName::new("acme-org/x").unwrap();
-    let err = github.list_branches(InstallationId(1), &other).await.unwrap_err();
-    assert_eq!(err.kind(), ProviderErrorKind::NotFound, "another installation's repository");
-    assert_eq!(emu.token_mints(), 1, "one token served all calls");
+    let ghost = RepoFullName::new("ghost/x").unwrap();
+    let err = github.list_branches(&user, &ghost).await.unwrap_err();
+    assert_eq!(err.kind(), ProviderErrorKind::NotFound, "a repository of no installation");
+    assert_eq!(emu.token_mints(), 0, "listing acts as the user, never through an installation token");
     assert!(github.install_url().ends_with("/apps/sam-emulated/installations/new"));
 }
 
@@ -291,13 +378,15 @@ async fn api_errors_are_retried_or_not_by_kind() {
     let emu = emulator().await;
     emu.add_installation(1, "octocat", &[("octocat/a", &["main"])]);
     let github = adapter(&emu);
-    emu.faults().inject("GET", "/installation/repositories", Fault::Error(InjectedError::Unavailable), 2);
-    github.list_repositories(InstallationId(1), 1).await.unwrap();
-    assert_eq!(emu.faults().count("GET", "/installation/repositories"), 3);
-    emu.faults().inject("GET", "/installation/repositories", Fault::Error(InjectedError::TooManyRequests), 1);
-    github.list_repositories(InstallationId(1), 1).await.unwrap();
+    let user = user_tokens(&emu, &github).await.access_token;
+    let path = "/user/installations/1/repositories";
+    emu.faults().inject("GET", path, Fault::Error(InjectedError::Unavailable), 2);
+    github.list_repositories(&user, InstallationId(1), 1).await.unwrap();
+    assert_eq!(emu.faults().count("GET", path), 3);
+    emu.faults().inject("GET", path, Fault::Error(InjectedError::TooManyRequests), 1);
+    github.list_repositories(&user, InstallationId(1), 1).await.unwrap();
     emu.remove_installation(1);
-    let err = github.list_repositories(InstallationId(1), 1).await.unwrap_err();
+    let err = github.list_repositories(&user, InstallationId(1), 1).await.unwrap_err();
     assert_eq!(err.kind(), ProviderErrorKind::NotFound, "{err}");
 }
 
@@ -426,9 +515,9 @@ async fn the_install_page_creates_an_installation_and_sends_the_webhook() {
     let pkce = PkcePair::generate().unwrap();
     let code = emu.approve(REDIRECT, Some(&pkce.challenge));
     let identity = github.exchange_code(&code, &pkce.verifier, REDIRECT).await.unwrap();
-    let listed = github.list_installations(&identity.access_token).await.unwrap();
+    let listed = github.list_installations(&identity.tokens.access_token).await.unwrap();
     assert_eq!(listed[0].id, InstallationId(installation));
-    let repos = github.list_repositories(InstallationId(installation), 1).await.unwrap();
+    let repos = github.list_repositories(&identity.tokens.access_token, InstallationId(installation), 1).await.unwrap();
     assert_eq!(repos.items.len(), 2);
 
     for _ in 0..50 {
@@ -473,7 +562,7 @@ async fn the_consent_page_offers_several_identities() {
         assert_eq!(identity.profile.login, who.login);
         let installations: serde_json::Value = reqwest::Client::new()
             .get(format!("{}/user/installations", emu.base_url().trim_end_matches('/')))
-            .bearer_auth(identity.access_token.expose())
+            .bearer_auth(identity.tokens.access_token.expose())
             .send()
             .await
             .unwrap()
@@ -483,7 +572,7 @@ async fn the_consent_page_offers_several_identities() {
         assert_eq!(installations["total_count"], sees, "{}: {installations}", who.login);
         let repo = reqwest::Client::new()
             .get(format!("{}/repos/octo-org/app", emu.base_url().trim_end_matches('/')))
-            .bearer_auth(identity.access_token.expose())
+            .bearer_auth(identity.tokens.access_token.expose())
             .send()
             .await
             .unwrap();
@@ -501,4 +590,83 @@ async fn the_consent_page_offers_several_identities() {
     form.push(("user".into(), "nobody-configured".into()));
     let action = reqwest::Url::parse(&url).unwrap().join("/login/oauth/authorize").unwrap();
     assert_eq!(browser().post(action).form(&form).send().await.unwrap().status(), 422);
+}
+
+/// A public app installs on any account, a private one only on its owner's;
+/// a second user installs it on their organization and works through it.
+#[tokio::test]
+async fn only_a_public_app_installs_on_other_accounts() {
+    use sam_providers::emulators::EmulatedUser;
+    let other = EmulatedUser { id: 3001, login: "lena".into(), name: None, email: None };
+    let emu = GithubEmulator::start(GithubEmulatorConfig {
+        other_users: vec![other.clone()],
+        install_accounts: vec!["lena-org".into()],
+        ..GithubEmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    let github = adapter(&emu);
+    let install = |account: &str| {
+        browser().post(format!("{}?as=lena", github.install_url())).form(&[("account", account.to_owned())]).send()
+    };
+    let page = browser().get(format!("{}?as=lena", github.install_url())).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("id=\"install-on-lena-org\""), "{page}");
+
+    // GitHub's manifest default: a private app.
+    let code = emu.create_app_from_manifest(&serde_json::json!({"url": "http://x", "public": false}));
+    sam_providers::github::convert_manifest(emu.base_url(), &code, HttpConfig::fast()).await.unwrap();
+    let refused = install("lena-org").await.unwrap();
+    assert_eq!(refused.status(), 403);
+    assert!(refused.text().await.unwrap().contains("private GitHub App"));
+    assert!(emu.installations().is_empty());
+
+    let code = emu.create_app_from_manifest(&serde_json::json!({"url": "http://x", "public": true,
+        "default_permissions": {"contents": "write", "metadata": "read"}}));
+    sam_providers::github::convert_manifest(emu.base_url(), &code, HttpConfig::fast()).await.unwrap();
+    let done = install("lena-org").await.unwrap();
+    assert_eq!(done.status(), 200, "{}", done.text().await.unwrap());
+    let installation = emu.installations()[0].clone();
+    assert_eq!(installation.account_login, "lena-org");
+    assert_eq!(installation.account_type, "Organization");
+    assert!(installation.repositories.contains_key("lena-org/hello-world"));
+    assert_eq!(install("someone-elses-org").await.unwrap().status(), 403, "not an account lena may install on");
+
+    let pkce = PkcePair::generate().unwrap();
+    let code = emu.approve_as(other.clone(), REDIRECT, Some(&pkce.challenge));
+    let lena = github.exchange_code(&code, &pkce.verifier, REDIRECT).await.unwrap().tokens.access_token;
+    let listed = github.list_installations(&lena).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    let repos = github.list_repositories(&lena, listed[0].id, 1).await.unwrap();
+    assert_eq!(repos.items.len(), 2);
+    assert!(repos.items.iter().all(|r| r.push), "the installer administers the installation");
+}
+
+/// An organization member reaches only the repositories their teams grant.
+#[tokio::test]
+async fn a_member_reaches_only_the_repositories_granted_to_them() {
+    use sam_providers::emulators::EmulatedUser;
+    let member = EmulatedUser { id: 2001, login: "mona-member".into(), name: None, email: None };
+    let emu = GithubEmulator::start(GithubEmulatorConfig {
+        other_users: vec![member.clone()],
+        ..GithubEmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    emu.add_installation(31, "octo-org", &[("octo-org/app", &["main"]), ("octo-org/secret", &["main"])]);
+    emu.share_installation(31, member.id);
+    emu.restrict_user(31, member.id, &["octo-org/app"]);
+    emu.set_role(31, member.id, "read");
+    let github = adapter(&emu);
+    let pkce = PkcePair::generate().unwrap();
+    let code = emu.approve_as(member, REDIRECT, Some(&pkce.challenge));
+    let token = github.exchange_code(&code, &pkce.verifier, REDIRECT).await.unwrap().tokens.access_token;
+
+    let repos = github.list_repositories(&token, InstallationId(31), 1).await.unwrap();
+    let names: Vec<_> = repos.items.iter().map(|r| (r.full_name.to_string(), r.push)).collect();
+    assert_eq!(names, [("octo-org/app".to_owned(), false)]);
+    let secret = RepoFullName::new("octo-org/secret").unwrap();
+    assert_eq!(github.repository(&token, &secret).await.unwrap_err().kind(), ProviderErrorKind::NotFound);
+    assert_eq!(github.list_branches(&token, &secret).await.unwrap_err().kind(), ProviderErrorKind::NotFound);
+    let app = RepoFullName::new("octo-org/app").unwrap();
+    assert!(!github.repository(&token, &app).await.unwrap().push);
 }

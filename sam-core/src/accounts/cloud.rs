@@ -150,17 +150,6 @@ impl Accounts {
         Ok(credential)
     }
 
-    /// The user's token for `provider`, opened; `None` when there is none or
-    /// it does not open.
-    pub(crate) async fn open_credential(
-        &self,
-        user: UserId,
-        provider: CredentialProvider,
-    ) -> Result<Option<SecretString>, AccountsError> {
-        let Some(credential) = self.ports.store.get_credential(user, provider).await? else { return Ok(None) };
-        Ok(self.open(&credential))
-    }
-
     fn open(&self, credential: &Credential) -> Option<SecretString> {
         self.ports
             .cipher

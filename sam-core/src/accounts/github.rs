@@ -2,9 +2,8 @@
 //! the user can reach (refreshed from GitHub and recorded), their
 //! repositories and branches, and installation changes GitHub announces.
 
-use crate::domain::{CredentialProvider, GithubInstallation, InstallationId, RepoFullName, Timestamp, UserId};
+use crate::domain::{GithubInstallation, InstallationId, RepoFullName, Timestamp, UserId};
 use crate::ports::{InstallationChange, InstallationInfo, Page, Repository};
-use crate::secret::SecretString;
 
 use super::{Accounts, AccountsError, AccountsErrorKind};
 
@@ -21,8 +20,10 @@ impl Accounts {
     /// The app's installations the user can access, refreshed from GitHub
     /// and recorded (so creating a workspace can check them).
     pub async fn installations(&self, user: UserId) -> Result<Vec<InstallationInfo>, AccountsError> {
-        let token = self.github_token(user).await?;
-        let list = self.ports.repos.list_installations(&token).await?;
+        let repos = &self.ports.repos;
+        let list = self
+            .as_github_user(user, "installation", |token| async move { repos.list_installations(&token).await })
+            .await?;
         let now = self.ports.clock.now();
         for info in &list {
             // GitHub gives a reinstall a new id, so an uninstall recorded from
@@ -33,8 +34,9 @@ impl Accounts {
         Ok(list)
     }
 
-    /// One page (from 1) of the repositories of an installation the user can
-    /// access, optionally only those owned by `org`.
+    /// One page (from 1) of the repositories of an installation that the
+    /// user can access through it (GitHub decides, with the user's own
+    /// token), optionally only those owned by `org`.
     pub async fn repositories(
         &self,
         user: UserId,
@@ -42,8 +44,13 @@ impl Accounts {
         page: u32,
         org: Option<&str>,
     ) -> Result<Page<Repository>, AccountsError> {
-        self.authorize_installation(user, installation).await?;
-        let page = self.ports.repos.list_repositories(installation, page.clamp(1, MAX_PAGE)).await?;
+        let page = page.clamp(1, MAX_PAGE);
+        let repos = &self.ports.repos;
+        let page = self
+            .as_github_user(user, "installation", |token| async move {
+                repos.list_repositories(&token, installation, page).await
+            })
+            .await?;
         let items = page
             .items
             .into_iter()
@@ -52,16 +59,19 @@ impl Accounts {
         Ok(Page { items, next_page: page.next_page })
     }
 
-    /// Branch names of a repository through an installation the user can
-    /// access, the default first.
-    pub async fn branches(
-        &self,
-        user: UserId,
-        installation: InstallationId,
-        repository: &RepoFullName,
-    ) -> Result<Vec<String>, AccountsError> {
-        self.authorize_installation(user, installation).await?;
-        Ok(self.ports.repos.list_branches(installation, repository).await?)
+    /// One repository as the user sees it on GitHub, with their push
+    /// permission; `NotFound` when they cannot see it.
+    pub async fn repository(&self, user: UserId, repository: &RepoFullName) -> Result<Repository, AccountsError> {
+        let repos = &self.ports.repos;
+        self.as_github_user(user, "repository", |token| async move { repos.repository(&token, repository).await }).await
+    }
+
+    /// Branch names of a repository the user can see, the default first;
+    /// `NotFound` when they cannot see it.
+    pub async fn branches(&self, user: UserId, repository: &RepoFullName) -> Result<Vec<String>, AccountsError> {
+        let repos = &self.ports.repos;
+        self.as_github_user(user, "repository", |token| async move { repos.list_branches(&token, repository).await })
+            .await
     }
 
     /// Records what GitHub announced about an installation. Applying the same
@@ -81,41 +91,30 @@ impl Accounts {
         Ok(())
     }
 
-    /// The installation to clone `repository` through: one the user can
-    /// access (asked of GitHub, never taken on trust) on the repository's
-    /// owner account, and `requested` if given.
+    /// The installation to clone `repository` through, checked with the
+    /// user's own token (never taken on trust): the user must see the
+    /// repository (else `NotFound`, as GitHub hides it) and an installation
+    /// on its owner account (`requested`, if given; else `AppNotInstalled`).
     pub async fn installation_for(
         &self,
         user: UserId,
         repository: &RepoFullName,
         requested: Option<InstallationId>,
     ) -> Result<InstallationId, AccountsError> {
-        self.installations(user)
-            .await?
+        let installations = self.installations(user).await?;
+        let on_owner = installations
             .iter()
             .filter(|i| requested.is_none_or(|id| i.id == id))
             .find(|i| i.account_login.eq_ignore_ascii_case(repository.owner()))
-            .map(|i| i.id)
-            .ok_or_else(|| {
-                AccountsError::new(
-                    AccountsErrorKind::AppNotInstalled,
-                    format!("Install the SAM GitHub App on {} first.", repository.owner()),
-                )
-            })
-    }
-
-    async fn authorize_installation(&self, user: UserId, id: InstallationId) -> Result<(), AccountsError> {
-        if self.installations(user).await?.iter().any(|i| i.id == id) {
-            Ok(())
-        } else {
-            Err(AccountsError::not_found("installation"))
-        }
-    }
-
-    async fn github_token(&self, user: UserId) -> Result<SecretString, AccountsError> {
-        self.open_credential(user, CredentialProvider::GITHUB)
-            .await?
-            .ok_or_else(|| AccountsError::new(AccountsErrorKind::SignInRequired, "sign in with GitHub again"))
+            .map(|i| i.id);
+        let Some(installation) = on_owner else {
+            return Err(AccountsError::new(
+                AccountsErrorKind::AppNotInstalled,
+                format!("Install the SAM GitHub App on {} first.", repository.owner()),
+            ));
+        };
+        self.repository(user, repository).await?;
+        Ok(installation)
     }
 }
 

@@ -28,6 +28,7 @@
 mod cloud;
 mod error;
 mod github;
+mod github_auth;
 mod sessions;
 
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! caller hands to the browser (a cookie); the store keeps only its SHA-256,
 //! with a sliding expiry.
 
-use crate::domain::{CredentialProvider, NewSession, User, UserId};
+use crate::domain::{NewSession, User, UserId};
 use crate::secret::{SecretString, random_token, sha256_hex};
 
 use super::{Accounts, AccountsError, AccountsErrorKind};
@@ -56,7 +56,7 @@ impl Accounts {
         })?;
         let now = self.ports.clock.now();
         let user = self.ports.store.upsert_user(&identity.profile, now).await?;
-        self.store_credential(user.id, CredentialProvider::GITHUB, &identity.access_token).await?;
+        self.store_github_tokens(user.id, &identity.tokens).await?;
 
         let secret = random_token().map_err(|_| AccountsError::internal())?;
         let ttl = self.session_ttl();

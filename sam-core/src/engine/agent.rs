@@ -9,7 +9,10 @@ use crate::domain::{
     BranchName, InstallationId, RepoFullName, Timestamp, UserId, Workspace, WorkspaceEvent, WorkspaceId,
 };
 use crate::lifecycle::{Event, Reason, WorkspaceStatus};
-use crate::ports::{Audience, OriginCertificateAuthority, ProviderError, StoreErrorKind, TokenRequest};
+use crate::ports::{
+    Audience, InstallationToken, OriginCertificateAuthority, ProviderError, ProviderErrorKind, StoreErrorKind,
+    TokenRequest, TokenScope,
+};
 use crate::secret::{SecretString, sha256_hex};
 use crate::wire::{
     BootProgress, BootstrapRequest, HeartbeatAction, HeartbeatAnswer, HeartbeatReport, agent_version_matches,
@@ -178,7 +181,10 @@ impl Engine {
             tracing::warn!(workspace_id = %ws.id, status = %ws.status(), "bootstrap for a workspace not being created");
             return Err(refused());
         }
-        let clone = self.ports.repos.installation_token(ws.installation_id).await.map_err(|e| {
+        // The clone reads; pushing later goes through the credential helper,
+        // which asks for a token of its own.
+        let scope = TokenScope { repository: ws.spec.repository.clone(), write: false };
+        let clone = self.ports.repos.installation_token(ws.installation_id, &scope).await.map_err(|e| {
             tracing::warn!(workspace_id = %ws.id, error = %e, "installation token failed");
             EngineError::new(EngineErrorKind::Unavailable, "GitHub did not issue a clone token; try again")
         })?;
@@ -215,6 +221,40 @@ impl Engine {
             origin_certificate,
             edge_client_ca: self.config.edge_client_ca_pem.clone(),
         })
+    }
+
+    /// A fresh token for the workspace's one repository (read, or read and
+    /// write), for the git credential helper on its VM; never shared with
+    /// another workspace. Only while the workspace is being created or runs:
+    /// a stopped or deleted workspace's agent gets nothing.
+    pub async fn repository_token(
+        &self,
+        owner: UserId,
+        id: WorkspaceId,
+        write: bool,
+    ) -> Result<(RepoFullName, InstallationToken), EngineError> {
+        let ws = self.get(owner, id).await?;
+        if !matches!(ws.status(), WorkspaceStatus::Creating | WorkspaceStatus::Running) {
+            return Err(EngineError::new(
+                EngineErrorKind::InvalidState,
+                format!("workspace is {}: no repository token", ws.status()),
+            ));
+        }
+        let scope = TokenScope { repository: ws.spec.repository.clone(), write };
+        let token = self.ports.repos.installation_token(ws.installation_id, &scope).await.map_err(|e| {
+            tracing::warn!(workspace_id = %ws.id, kind = e.kind().code(), error = %e, "repository token failed");
+            match e.kind() {
+                ProviderErrorKind::NotFound | ProviderErrorKind::Unauthorized | ProviderErrorKind::InvalidConfig => {
+                    EngineError::new(
+                        EngineErrorKind::Precondition,
+                        "GitHub no longer grants this workspace's repository (was the app uninstalled or the repository removed from it?)",
+                    )
+                }
+                _ => EngineError::new(EngineErrorKind::Unavailable, "GitHub did not issue a token; try again"),
+            }
+        })?;
+        tracing::info!(workspace_id = %ws.id, write, "repository token issued");
+        Ok((ws.spec.repository, token))
     }
 
     /// Has the origin CA sign the agent's request for the workspace's name

@@ -29,7 +29,8 @@ pub use firewall::{
     normalized as normalized_rules,
 };
 pub use github::{
-    IdentityProvider, InstallationInfo, InstallationToken, Page, RepoAccess, Repository, VerifiedIdentity,
+    IdentityProvider, InstallationInfo, InstallationToken, Page, RepoAccess, Repository, TokenScope, UserTokens,
+    VerifiedIdentity,
 };
 pub use provider_error::{ProviderError, ProviderErrorKind};
 pub use store::{

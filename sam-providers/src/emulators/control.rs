@@ -14,8 +14,10 @@
 //! | `POST /hetzner/agentless` | `{servers: n}`: the next `n` servers boot but never start their agent |
 //! | `GET /requests?service=` | the requests a service received (method, path, query) |
 //! | `GET /hetzner/servers` | every server in full, user data included (what a VM runtime boots from) |
-//! | `POST /github/installations` | `{id, account, repositories: {"owner/name": ["main", …]}, visible_to?: [user ids], roles?: {user id: role}}`: adds (or replaces) an installation |
-//! | `PUT /github/app` | `{webhook_url?, setup_url?, install_repositories?}`: where the app's webhooks and setup redirect go, what the install page grants |
+//! | `POST /github/installations` | `{id, account, repositories: {"owner/name": ["main", …]}, visible_to?: [user ids], roles?: {user id: role}, user_repositories?: {user id: ["owner/name", …]}}`: adds (or replaces) an installation; `user_repositories` limits what a user accesses |
+//! | `PUT /github/app` | `{webhook_url?, setup_url?, install_repositories?, public?, user_token_ttl_seconds?, installation_token_ttl_seconds?}`: where the app's webhooks and setup redirect go, what the install page grants, whether other accounts may install it, token lifetimes |
+//! | `POST /github/expire-user-tokens` | every user access token expires now (refresh tokens still work) |
+//! | `POST /github/revoke-refresh-tokens` | every refresh token is dead (users must sign in again) |
 //!
 //! Answers are JSON; a bad request is 400 `{"error": "…"}`.
 
@@ -65,6 +67,8 @@ pub fn router(emulators: Emulators) -> Router {
         .route("/hetzner/servers", get(hetzner_servers))
         .route("/github/installations", post(github_installation))
         .route("/github/app", axum::routing::put(github_app))
+        .route("/github/expire-user-tokens", post(github_expire_user_tokens))
+        .route("/github/revoke-refresh-tokens", post(github_revoke_refresh_tokens))
         .fallback(|| async {
             (StatusCode::NOT_FOUND, Json(json!({"error": "no such control endpoint; GET / lists them"})))
         })
@@ -80,7 +84,8 @@ async fn index(State(e): State<Emulators>) -> Response {
             "github": {"base_url": e.github.base_url()},
         },
         "endpoints": ["GET /state", "POST /faults", "DELETE /faults", "POST /latency", "POST /hetzner/agentless",
-                      "GET /requests?service=", "GET /hetzner/servers", "POST /github/installations", "PUT /github/app"],
+                      "GET /requests?service=", "GET /hetzner/servers", "POST /github/installations", "PUT /github/app",
+                          "POST /github/expire-user-tokens", "POST /github/revoke-refresh-tokens"],
     }))
     .into_response()
 }
@@ -286,6 +291,9 @@ struct InstallationRequest {
     /// User id → role (`admin`, `maintain`, `write`, `triage`, `read`).
     #[serde(default)]
     roles: std::collections::BTreeMap<i64, String>,
+    /// User id → the repositories that user accesses.
+    #[serde(default)]
+    user_repositories: std::collections::BTreeMap<i64, Vec<String>>,
 }
 
 async fn github_installation(
@@ -308,6 +316,10 @@ async fn github_installation(
     for (user, role) in request.roles {
         e.github.set_role(request.id, user, &role);
     }
+    for (user, repositories) in request.user_repositories {
+        let names: Vec<&str> = repositories.iter().map(String::as_str).collect();
+        e.github.restrict_user(request.id, user, &names);
+    }
     StatusCode::NO_CONTENT.into_response()
 }
 
@@ -316,6 +328,9 @@ struct AppRequest {
     webhook_url: Option<String>,
     setup_url: Option<String>,
     install_repositories: Option<std::collections::BTreeMap<String, Vec<String>>>,
+    public: Option<bool>,
+    user_token_ttl_seconds: Option<u64>,
+    installation_token_ttl_seconds: Option<u64>,
 }
 
 async fn github_app(
@@ -333,6 +348,25 @@ async fn github_app(
         if let Some(repositories) = request.install_repositories {
             c.install_repositories = repositories.into_iter().collect();
         }
+        if let Some(public) = request.public {
+            c.app_public = public;
+        }
+        if let Some(seconds) = request.user_token_ttl_seconds {
+            c.user_token_ttl = Some(Duration::from_secs(seconds));
+        }
+        if let Some(seconds) = request.installation_token_ttl_seconds {
+            c.installation_token_ttl = Duration::from_secs(seconds);
+        }
     });
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn github_expire_user_tokens(State(e): State<Emulators>) -> Response {
+    e.github.expire_user_tokens();
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn github_revoke_refresh_tokens(State(e): State<Emulators>) -> Response {
+    e.github.revoke_refresh_tokens();
     StatusCode::NO_CONTENT.into_response()
 }

@@ -52,6 +52,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+mod git;
 mod repos;
 mod shapes;
 
@@ -158,6 +159,29 @@ pub struct GithubEmulatorConfig {
     pub callback_prefix: Option<String>,
     /// Lifetime of installation tokens (GitHub: 1 hour).
     pub installation_token_ttl: Duration,
+    /// Lifetime of user access tokens (`ghu_…`); `None` for tokens that do
+    /// not expire (an app that opted out). GitHub: 8 hours, with a refresh
+    /// token.
+    pub user_token_ttl: Option<Duration>,
+    /// Lifetime of refresh tokens (`ghr_…`; GitHub: 6 months).
+    pub refresh_token_ttl: Duration,
+    /// Whether any account may install the app (`public` in its manifest);
+    /// a private app installs only on [`GithubEmulatorConfig::app_owner`].
+    pub app_public: bool,
+    /// Login of the account that owns the app (default: the test user).
+    pub app_owner: Option<String>,
+    /// The app's permissions (`contents`, `metadata`, …: `read` or
+    /// `write`), which bound what an installation token may ask for. A
+    /// manifest converted later replaces them with its `default_permissions`.
+    pub app_permissions: BTreeMap<String, String>,
+    /// Organizations the install page offers as targets besides the test
+    /// user and [`GithubEmulatorConfig::other_users`] (button
+    /// `#install-on-<login>` each).
+    pub install_accounts: Vec<String>,
+    /// Where the emulated repositories live as bare git repositories, served
+    /// over git's smart HTTP protocol at `/{owner}/{repo}.git` (created on
+    /// first use with one commit per branch). `None`: no git endpoint.
+    pub git_root: Option<std::path::PathBuf>,
     /// Repositories (full name, branches) an installation made on the
     /// install page grants.
     pub install_repositories: Vec<(String, Vec<String>)>,
@@ -182,6 +206,16 @@ impl Default for GithubEmulatorConfig {
             other_users: Vec::new(),
             callback_prefix: None,
             installation_token_ttl: Duration::from_secs(3600),
+            user_token_ttl: Some(Duration::from_secs(8 * 3600)),
+            refresh_token_ttl: Duration::from_secs(184 * 24 * 3600),
+            app_public: true,
+            app_owner: None,
+            app_permissions: [("contents", "write"), ("metadata", "read")]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+            install_accounts: Vec::new(),
+            git_root: None,
             install_repositories: vec![
                 ("octocat/hello-world".into(), vec!["main".into(), "dev".into()]),
                 ("octocat/spoon-knife".into(), vec!["main".into()]),
@@ -214,6 +248,77 @@ pub struct EmulatedInstallation {
     /// on a personal account and `write` on an organization's.
     #[serde(default)]
     pub roles: BTreeMap<i64, String>,
+    /// The repositories of this installation a user can access, by user id
+    /// (an organization member sees only the repositories their teams
+    /// grant); a user not listed accesses all of them.
+    #[serde(default)]
+    pub user_repositories: BTreeMap<i64, Vec<String>>,
+}
+
+impl EmulatedInstallation {
+    /// `user`'s role on this installation's repositories.
+    pub fn role_of(&self, user: i64) -> &str {
+        self.roles
+            .get(&user)
+            .map_or_else(|| if self.account_type == "User" { "admin" } else { "write" }, String::as_str)
+    }
+
+    /// Whether `user` can read `full_name` through this installation.
+    pub fn user_reads(&self, user: i64, full_name: &str) -> bool {
+        self.visible_to.contains(&user)
+            && self.repositories.contains_key(full_name)
+            && self.user_repositories.get(&user).is_none_or(|only| only.iter().any(|r| r == full_name))
+    }
+
+    /// Whether `user` can push to repositories through their role.
+    pub fn user_pushes(&self, user: i64) -> bool {
+        matches!(self.role_of(user), "admin" | "maintain" | "write")
+    }
+
+    /// This installation as `user` sees it: only the repositories they access.
+    pub(crate) fn seen_by(&self, user: i64) -> Self {
+        let mut seen = self.clone();
+        seen.repositories.retain(|full, _| self.user_reads(user, full));
+        seen
+    }
+}
+
+/// What an installation token may do: the installation, its expiry, the
+/// repositories it is limited to (`None`: all of the installation's) and its
+/// `contents` permission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct InstallationGrant {
+    pub(crate) installation: i64,
+    pub(crate) expires: Instant,
+    pub(crate) repositories: Option<Vec<String>>,
+    pub(crate) contents: String,
+}
+
+impl InstallationGrant {
+    /// The installation as this token sees it.
+    pub(crate) fn scope(&self, installation: &EmulatedInstallation) -> EmulatedInstallation {
+        let mut seen = installation.clone();
+        if let Some(only) = &self.repositories {
+            seen.repositories.retain(|full, _| only.iter().any(|r| r == full));
+        }
+        seen
+    }
+}
+
+/// A user access token's owner and expiry (unix seconds; `None`: never).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize)]
+struct UserToken {
+    user: i64,
+    expires: Option<u64>,
+}
+
+/// A refresh token: its user, expiry (unix seconds) and the access token it
+/// was issued with (which dies with it).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+struct RefreshToken {
+    user: i64,
+    expires: u64,
+    access_token: String,
 }
 
 /// The outcome of [`GithubEmulator::send_webhook`].
@@ -239,8 +344,10 @@ struct CodeGrant {
 #[derive(Debug, Default)]
 struct GState {
     codes: HashMap<String, CodeGrant>,
-    user_tokens: HashMap<String, i64>,
-    installation_tokens: HashMap<String, (i64, Instant)>,
+    user_tokens: HashMap<String, UserToken>,
+    refresh_tokens: HashMap<String, RefreshToken>,
+    installation_tokens: HashMap<String, InstallationGrant>,
+    refreshes: u64,
     installations: BTreeMap<i64, EmulatedInstallation>,
     /// Users besides the configured one, who signed in through
     /// [`GithubEmulator::approve_as`].
@@ -261,6 +368,8 @@ struct Inner {
     state: Mutex<GState>,
     faults: FaultPlan,
     base_url: OnceLock<String>,
+    /// Held while a repository is created on disk.
+    git_lock: tokio::sync::Mutex<()>,
 }
 
 /// Handle to a running GitHub emulator.
@@ -314,16 +423,21 @@ impl GithubEmulator {
         };
         let state = lock(&self.inner.state);
         let now = unix_now();
-        let installation_tokens: BTreeMap<&String, (i64, u64)> = state
+        let installation_tokens: BTreeMap<&String, Value> = state
             .installation_tokens
             .iter()
-            .map(|(token, (id, expires))| {
-                let left = expires.saturating_duration_since(Instant::now()).as_secs();
-                (token, (*id, now + left))
+            .map(|(token, grant)| {
+                let left = grant.expires.saturating_duration_since(Instant::now()).as_secs();
+                (
+                    token,
+                    json!({"installation": grant.installation, "expires": now + left,
+                               "repositories": grant.repositories, "contents": grant.contents}),
+                )
             })
             .collect();
         json!({"installations": state.installations.values().collect::<Vec<_>>(),
-               "user_tokens": state.user_tokens, "installation_tokens": installation_tokens,
+               "user_tokens": state.user_tokens, "refresh_tokens": state.refresh_tokens,
+               "installation_tokens": installation_tokens,
                "other_users": state.other_users.values().collect::<Vec<_>>(), "created_apps": state.created_apps,
                "webhook_url": webhook_url, "setup_url": setup_url})
     }
@@ -344,18 +458,36 @@ impl GithubEmulator {
                 serde_json::from_value(field("installations")).map_err(std::io::Error::other)?;
             state.installations = installations.into_iter().map(|i| (i.id, i)).collect();
             state.user_tokens = serde_json::from_value(field("user_tokens")).unwrap_or_default();
-            let tokens: HashMap<String, (i64, u64)> =
+            state.refresh_tokens = serde_json::from_value(field("refresh_tokens")).unwrap_or_default();
+            #[derive(Deserialize)]
+            struct SavedGrant {
+                installation: i64,
+                expires: u64,
+                repositories: Option<Vec<String>>,
+                contents: String,
+            }
+            let tokens: HashMap<String, SavedGrant> =
                 serde_json::from_value(field("installation_tokens")).unwrap_or_default();
             let now = unix_now();
             state.installation_tokens = tokens
                 .into_iter()
-                .map(|(token, (id, expires))| {
-                    (token, (id, Instant::now() + Duration::from_secs(expires.saturating_sub(now))))
+                .map(|(token, g)| {
+                    let expires = Instant::now() + Duration::from_secs(g.expires.saturating_sub(now));
+                    let grant = InstallationGrant {
+                        installation: g.installation,
+                        expires,
+                        repositories: g.repositories,
+                        contents: g.contents,
+                    };
+                    (token, grant)
                 })
                 .collect();
             let users: Vec<EmulatedUser> = serde_json::from_value(field("other_users")).unwrap_or_default();
             state.other_users = users.into_iter().map(|u| (u.id, u)).collect();
             state.created_apps = serde_json::from_value(field("created_apps")).unwrap_or_default();
+            if let Some(manifest) = state.created_apps.last() {
+                adopt_manifest(&mut config, manifest);
+            }
             if let Some(url) = saved["webhook_url"].as_str() {
                 config.webhook_url = Some(url.to_owned());
             }
@@ -368,6 +500,7 @@ impl GithubEmulator {
             state: Mutex::new(state),
             faults: FaultPlan::default(),
             base_url: OnceLock::new(),
+            git_lock: tokio::sync::Mutex::new(()),
         });
         let router = Router::new()
             .route("/login/oauth/authorize", get(authorize_page).post(authorize_submit))
@@ -392,6 +525,9 @@ impl GithubEmulator {
             .route("/settings/apps/new/confirm", post(manifest_confirm))
             .route("/app-manifests/{code}/conversions", post(manifest_conversion))
             .route("/app", get(authenticated_app))
+            .route("/{owner}/{repo}/info/refs", get(git::info_refs))
+            .route("/{owner}/{repo}/git-upload-pack", post(git::upload_pack))
+            .route("/{owner}/{repo}/git-receive-pack", post(git::receive_pack))
             .fallback(|| async { api_error(StatusCode::NOT_FOUND, "Not Found") })
             .layer(axum::middleware::from_fn_with_state(api_error as super::ErrorRenderer, super::provider_errors))
             .layer(axum::middleware::from_fn_with_state(inner.clone(), repos::rate_headers))
@@ -444,6 +580,7 @@ impl GithubEmulator {
                 .map(|(name, branches)| ((*name).to_owned(), branches.iter().map(|b| (*b).to_owned()).collect()))
                 .collect(),
             roles: BTreeMap::new(),
+            user_repositories: BTreeMap::new(),
         };
         lock(&self.inner.state).installations.insert(id, installation);
     }
@@ -459,12 +596,48 @@ impl GithubEmulator {
     pub fn remove_installation(&self, id: i64) {
         let mut state = lock(&self.inner.state);
         state.installations.remove(&id);
-        state.installation_tokens.retain(|_, (inst, _)| *inst != id);
+        state.installation_tokens.retain(|_, grant| grant.installation != id);
     }
 
     /// Every installation.
     pub fn installations(&self) -> Vec<EmulatedInstallation> {
         lock(&self.inner.state).installations.values().cloned().collect()
+    }
+
+    /// Lets `user_id` access only `repositories` of installation `id` (as an
+    /// organization member whose teams grant just those).
+    pub fn restrict_user(&self, id: i64, user_id: i64, repositories: &[&str]) {
+        if let Some(i) = lock(&self.inner.state).installations.get_mut(&id) {
+            i.user_repositories.insert(user_id, repositories.iter().map(|r| (*r).to_owned()).collect());
+        }
+    }
+
+    /// Makes every user access token expire now, as if their 8 hours had
+    /// passed (refresh tokens keep working).
+    pub fn expire_user_tokens(&self) {
+        let now = unix_now();
+        for token in lock(&self.inner.state).user_tokens.values_mut() {
+            token.expires = Some(now.saturating_sub(1));
+        }
+    }
+
+    /// Makes every refresh token dead (expired or revoked: the user must
+    /// authorize again).
+    pub fn revoke_refresh_tokens(&self) {
+        lock(&self.inner.state).refresh_tokens.clear();
+    }
+
+    /// How many refresh-token exchanges succeeded.
+    pub fn refreshes(&self) -> u64 {
+        lock(&self.inner.state).refreshes
+    }
+
+    /// The repositories and `contents` permission of a live installation
+    /// token (`None` for an unknown or expired one).
+    pub fn token_scope(&self, token: &str) -> Option<(Option<Vec<String>>, String)> {
+        let state = lock(&self.inner.state);
+        let grant = state.installation_tokens.get(token).filter(|g| Instant::now() < g.expires)?;
+        Some((grant.repositories.clone(), grant.contents.clone()))
     }
 
     /// How many installation tokens were minted.
@@ -822,11 +995,18 @@ struct TokenParams {
     code: Option<String>,
     redirect_uri: Option<String>,
     code_verifier: Option<String>,
+    grant_type: Option<String>,
+    refresh_token: Option<String>,
 }
 
 fn oauth_answer(json_wanted: bool, fields: &[(&str, &str)]) -> Response {
     if json_wanted {
-        let map: serde_json::Map<String, Value> = fields.iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect();
+        // Lifetimes are numbers in GitHub's JSON answer.
+        let value = |k: &str, v: &str| match v.parse::<u64>() {
+            Ok(n) if k.ends_with("expires_in") => json!(n),
+            _ => json!(v),
+        };
+        let map: serde_json::Map<String, Value> = fields.iter().map(|(k, v)| ((*k).to_owned(), value(k, v))).collect();
         Json(Value::Object(map)).into_response()
     } else {
         let mut s = reqwest::Url::parse("http://x/").map(|mut u| {
@@ -862,6 +1042,19 @@ async fn access_token(State(inner): State<Arc<Inner>>, headers: HeaderMap, body:
             "The client_id and/or client_secret passed are incorrect.",
         );
     }
+    if params.grant_type.as_deref() == Some("refresh_token") {
+        // A refresh token works once: it and the access token issued with it
+        // die, whether or not the answer reaches the caller.
+        let now = unix_now();
+        let used = params.refresh_token.as_ref().and_then(|t| state.refresh_tokens.remove(t));
+        let Some(used) = used.filter(|r| r.expires > now) else {
+            return oauth_error(json_wanted, "bad_refresh_token", "The refresh token passed is incorrect or expired.");
+        };
+        state.user_tokens.remove(&used.access_token);
+        state.refreshes += 1;
+        let fields = issue_user_tokens(&mut state, &config, used.user);
+        return oauth_answer(json_wanted, &fields.iter().map(|(k, v)| (*k, v.as_str())).collect::<Vec<_>>());
+    }
     // A code is consumed by its first exchange, successful or not.
     let grant = params.code.as_ref().and_then(|c| state.codes.remove(c));
     let Some(grant) =
@@ -888,9 +1081,31 @@ async fn access_token(State(inner): State<Arc<Inner>>, headers: HeaderMap, body:
             );
         }
     }
-    let token = format!("gho_{}", random_hex(18));
-    state.user_tokens.insert(token.clone(), grant.user_id);
-    oauth_answer(json_wanted, &[("access_token", &token), ("token_type", "bearer"), ("scope", "")])
+    let fields = issue_user_tokens(&mut state, &config, grant.user_id);
+    oauth_answer(json_wanted, &fields.iter().map(|(k, v)| (*k, v.as_str())).collect::<Vec<_>>())
+}
+
+/// A new user access token for `user` (and, when user tokens expire, a
+/// refresh token), as the fields of GitHub's token answer.
+fn issue_user_tokens(state: &mut GState, config: &GithubEmulatorConfig, user: i64) -> Vec<(&'static str, String)> {
+    let now = unix_now();
+    let access = format!("ghu_{}", random_hex(18));
+    let expires = config.user_token_ttl.map(|ttl| now + ttl.as_secs());
+    state.user_tokens.insert(access.clone(), UserToken { user, expires });
+    let mut fields = vec![("access_token", access.clone())];
+    if let Some(ttl) = config.user_token_ttl {
+        let refresh = format!("ghr_{}", random_hex(30));
+        let refresh_ttl = config.refresh_token_ttl.as_secs();
+        state
+            .refresh_tokens
+            .insert(refresh.clone(), RefreshToken { user, expires: now + refresh_ttl, access_token: access });
+        fields.push(("expires_in", ttl.as_secs().to_string()));
+        fields.push(("refresh_token", refresh));
+        fields.push(("refresh_token_expires_in", refresh_ttl.to_string()));
+    }
+    fields.push(("token_type", "bearer".to_owned()));
+    fields.push(("scope", String::new()));
+    fields
 }
 
 fn serde_urlencoded_parse(body: &[u8]) -> TokenParams {
@@ -906,6 +1121,8 @@ fn serde_urlencoded_parse(body: &[u8]) -> TokenParams {
                 "code" => p.code = v,
                 "redirect_uri" => p.redirect_uri = v,
                 "code_verifier" => p.code_verifier = v,
+                "grant_type" => p.grant_type = v,
+                "refresh_token" => p.refresh_token = v,
                 _ => {}
             }
         }
@@ -917,8 +1134,11 @@ fn user_for(inner: &Inner, headers: &HeaderMap) -> Option<EmulatedUser> {
     let token = bearer(headers)?;
     let (id, other) = {
         let state = lock(&inner.state);
-        let id = *state.user_tokens.get(&token)?;
-        (id, state.other_users.get(&id).cloned())
+        let issued = *state.user_tokens.get(&token)?;
+        if issued.expires.is_some_and(|at| at <= unix_now()) {
+            return None;
+        }
+        (issued.user, state.other_users.get(&issued.user).cloned())
     };
     let user = lock(&inner.config).user.clone();
     if user.id == id { Some(user) } else { other }
@@ -1094,39 +1314,115 @@ async fn app_installation(State(inner): State<Arc<Inner>>, headers: HeaderMap, P
     }
 }
 
-async fn mint_token(State(inner): State<Arc<Inner>>, headers: HeaderMap, Path(id): Path<i64>) -> Response {
+/// The body of `POST /app/installations/{id}/access_tokens`.
+#[derive(Deserialize, Default)]
+struct MintRequest {
+    repositories: Option<Vec<String>>,
+    repository_ids: Option<Vec<i64>>,
+    permissions: Option<BTreeMap<String, String>>,
+}
+
+fn level(access: &str) -> u8 {
+    match access {
+        "read" => 1,
+        "write" => 2,
+        "admin" => 3,
+        _ => 0,
+    }
+}
+
+async fn mint_token(State(inner): State<Arc<Inner>>, headers: HeaderMap, Path(id): Path<i64>, body: Bytes) -> Response {
     if let Err(r) = check_app_jwt(&inner, &headers) {
         return r;
     }
-    let ttl = lock(&inner.config).installation_token_ttl;
+    let request: MintRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        MintRequest::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(r) => r,
+            Err(_) => return api_error(StatusCode::BAD_REQUEST, "Problems parsing JSON"),
+        }
+    };
+    let (ttl, app_permissions) = {
+        let c = lock(&inner.config);
+        (c.installation_token_ttl, c.app_permissions.clone())
+    };
+    let base = inner.base_url.get().cloned().unwrap_or_default();
     let mut state = lock(&inner.state);
-    let Some(installation) = state.installations.get(&id) else {
+    let Some(installation) = state.installations.get(&id).cloned() else {
         return api_error(StatusCode::NOT_FOUND, "Not Found");
     };
     if installation.suspended {
         return api_error(StatusCode::FORBIDDEN, "This installation has been suspended");
     }
+    // Names are without the owner; ids are the repositories' ids.
+    let mut scope: Option<Vec<String>> = None;
+    let requested = request.repositories.iter().flatten().map(|name| format!("{}/{name}", installation.account_login));
+    let by_id = request.repository_ids.iter().flatten().map(|wanted| {
+        installation.repositories.keys().find(|full| shapes::id_of(full) == *wanted).cloned().unwrap_or_default()
+    });
+    for full in requested.chain(by_id) {
+        if !installation.repositories.contains_key(&full) {
+            return api_error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "There is at least one repository that does not exist or is not accessible to the parent installation.",
+            );
+        }
+        scope.get_or_insert_with(Vec::new).push(full);
+    }
+    let mut permissions = app_permissions.clone();
+    if let Some(asked) = &request.permissions {
+        for (name, access) in asked {
+            let granted = app_permissions.get(name).map_or(0, |a| level(a));
+            if level(access) == 0 || level(access) > granted {
+                return api_error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "The permissions requested are not granted to this installation.",
+                );
+            }
+        }
+        permissions = asked.clone();
+    }
+    let contents = permissions.get("contents").cloned().unwrap_or_default();
     let token = format!("ghs_{}", random_hex(18));
     let expires = time::OffsetDateTime::now_utc() + ttl;
-    state.installation_tokens.insert(token.clone(), (id, Instant::now() + ttl));
+    let grant =
+        InstallationGrant { installation: id, expires: Instant::now() + ttl, repositories: scope.clone(), contents };
+    state.installation_tokens.insert(token.clone(), grant);
     state.token_mints += 1;
     let expires_at = rfc3339(expires.replace_nanosecond(0).unwrap_or(expires));
-    (
-        StatusCode::CREATED,
-        Json(json!({"token": token, "expires_at": expires_at,
-                    "permissions": {"contents": "read", "metadata": "read"}, "repository_selection": "selected"})),
-    )
-        .into_response()
+    let mut answer = json!({"token": token, "expires_at": expires_at, "permissions": permissions,
+                            "repository_selection": if scope.is_some() { "selected" } else { "all" }});
+    if let Some(scope) = &scope {
+        let owner = shapes::simple_user(
+            &base,
+            &installation.account_login,
+            installation.account_id,
+            &installation.account_type,
+        );
+        let repos: Vec<Value> = scope
+            .iter()
+            .map(|full| {
+                let default =
+                    installation.repositories.get(full).and_then(|b| b.first()).map_or("main", String::as_str);
+                shapes::repository(&base, full, &owner, default, None, false)
+            })
+            .collect();
+        answer["repositories"] = json!(repos);
+    }
+    (StatusCode::CREATED, Json(answer)).into_response()
 }
 
+/// The installation an installation token reads, limited to the token's
+/// repositories.
 fn installation_for(inner: &Inner, headers: &HeaderMap) -> Result<EmulatedInstallation, Response> {
     let token = bearer(headers).ok_or_else(bad_credentials)?;
     let state = lock(&inner.state);
-    let (id, expires) = *state.installation_tokens.get(&token).ok_or_else(bad_credentials)?;
-    if Instant::now() >= expires {
+    let grant = state.installation_tokens.get(&token).ok_or_else(bad_credentials)?;
+    if Instant::now() >= grant.expires {
         return Err(bad_credentials());
     }
-    state.installations.get(&id).cloned().ok_or_else(bad_credentials)
+    state.installations.get(&grant.installation).map(|i| grant.scope(i)).ok_or_else(bad_credentials)
 }
 
 async fn installation_repositories(
@@ -1147,54 +1443,138 @@ async fn installation_repositories(
     )
 }
 
-async fn install_page(State(inner): State<Arc<Inner>>, Path(slug): Path<String>) -> Response {
-    let (app_slug, login, repos) = {
-        let c = lock(&inner.config);
-        (c.app_slug.clone(), c.user.login.clone(), c.install_repositories.clone())
-    };
-    if slug != app_slug {
+/// The install page's query and form: who is signed in (`as`, a login of
+/// the test user or [`GithubEmulatorConfig::other_users`]) and, on submit,
+/// which account to install on.
+#[derive(Deserialize, Default)]
+struct InstallParams {
+    #[serde(rename = "as")]
+    acting: Option<String>,
+    account: Option<String>,
+}
+
+/// The signed-in user of the install page.
+fn acting_user(config: &GithubEmulatorConfig, login: Option<&str>) -> Option<EmulatedUser> {
+    match login {
+        None => Some(config.user.clone()),
+        Some(login) if login == config.user.login => Some(config.user.clone()),
+        Some(login) => config.other_users.iter().find(|u| u.login == login).cloned(),
+    }
+}
+
+fn app_owner(config: &GithubEmulatorConfig) -> String {
+    config.app_owner.clone().unwrap_or_else(|| config.user.login.clone())
+}
+
+async fn install_page(
+    State(inner): State<Arc<Inner>>,
+    Path(slug): Path<String>,
+    Query(q): Query<InstallParams>,
+) -> Response {
+    let config = lock(&inner.config).clone();
+    if slug != config.app_slug {
         return (StatusCode::NOT_FOUND, Html("<h1>404</h1>")).into_response();
     }
-    let list: String = repos.iter().map(|(name, _)| format!("<li>{}</li>", escape(name))).collect();
+    let Some(user) = acting_user(&config, q.acting.as_deref()) else {
+        return (StatusCode::NOT_FOUND, Html("<h1>404</h1><p>Unknown user.</p>")).into_response();
+    };
+    let list: String =
+        config.install_repositories.iter().map(|(name, _)| format!("<li>{}</li>", escape(repo_name(name)))).collect();
+    let accounts = std::iter::once(user.login.clone()).chain(config.install_accounts.iter().cloned());
+    let buttons: String = accounts
+        .map(|login| {
+            format!(
+                r#"<button type="submit" id="install-on-{l}" name="account" value="{l}">Install on {l}</button>"#,
+                l = escape(&login)
+            )
+        })
+        .collect();
+    let acting = escape(&user.login);
     Html(format!(
         r#"<!doctype html><html><head><meta charset="utf-8"><title>Install {slug}</title></head>
-<body><main><h1>Install {slug}</h1><p>Install on <strong>{login}</strong> with access to:</p><ul>{list}</ul>
-<form method="post" action="/apps/{slug}/installations/new"><button type="submit" id="install">Install</button></form>
+<body><main><h1>Install {slug}</h1><p>Signed in as <strong id="login">{acting}</strong>. Install on
+<strong>{acting}</strong> with access to:</p><ul>{list}</ul>
+<form method="post" action="/apps/{slug}/installations/new?as={acting}"><button type="submit" id="install">Install</button>{buttons}</form>
 </main></body></html>"#,
         slug = escape(&slug),
-        login = escape(&login),
     ))
     .into_response()
 }
 
-/// The install page's button: creates an installation for the test user,
-/// sends the `installation` `created` webhook (when a URL is configured),
-/// and redirects to the setup URL.
-async fn install_submit(State(inner): State<Arc<Inner>>, Path(slug): Path<String>) -> Response {
+/// `name` of `owner/name`.
+fn repo_name(full: &str) -> &str {
+    full.split_once('/').map_or(full, |(_, name)| name)
+}
+
+/// The install page's buttons: creates an installation on the chosen account
+/// (the signed-in user's own, or an organization of
+/// [`GithubEmulatorConfig::install_accounts`]) granting
+/// [`GithubEmulatorConfig::install_repositories`] under that account, sends
+/// the signed `installation` `created` webhook (when a URL is configured),
+/// and redirects to the setup URL. A private app installs only on its owner.
+async fn install_submit(
+    State(inner): State<Arc<Inner>>,
+    Path(slug): Path<String>,
+    Query(q): Query<InstallParams>,
+    body: Bytes,
+) -> Response {
+    // The form, if any (a bare POST installs on the signed-in user).
+    let mut form = InstallParams::default();
+    if let Ok(url) = reqwest::Url::parse(&format!("http://x/?{}", String::from_utf8_lossy(&body))) {
+        for (k, v) in url.query_pairs() {
+            match k.as_ref() {
+                "account" => form.account = Some(v.into_owned()),
+                "as" => form.acting = Some(v.into_owned()),
+                _ => {}
+            }
+        }
+    }
     let config = lock(&inner.config).clone();
     if slug != config.app_slug {
         return (StatusCode::NOT_FOUND, Html("<h1>404</h1>")).into_response();
+    }
+    let Some(user) = acting_user(&config, q.acting.as_deref().or(form.acting.as_deref())) else {
+        return (StatusCode::NOT_FOUND, Html("<h1>404</h1><p>Unknown user.</p>")).into_response();
+    };
+    let account = form.account.unwrap_or_else(|| user.login.clone());
+    let is_org = config.install_accounts.contains(&account);
+    if account != user.login && !is_org {
+        return (StatusCode::FORBIDDEN, Html("<p id=\"error\">You cannot install apps on that account.</p>"))
+            .into_response();
+    }
+    let owner = app_owner(&config);
+    if !config.app_public && !account.eq_ignore_ascii_case(&owner) {
+        let message = format!("{} is a private GitHub App: only its owner, {owner}, can install it.", config.app_slug);
+        return (StatusCode::FORBIDDEN, Html(format!("<p id=\"error\">{}</p>", escape(&message)))).into_response();
     }
     let installation = {
         let mut state = lock(&inner.state);
         let id = 1_000 + i64::try_from(state.installations.len()).unwrap_or(0) * 7 + 1;
         let installation = EmulatedInstallation {
             id,
-            account_login: config.user.login.clone(),
-            account_id: config.user.id,
-            account_type: "User".into(),
+            account_login: account.clone(),
+            account_id: if is_org { shapes::id_of(&account) } else { user.id },
+            account_type: if is_org { "Organization".into() } else { "User".into() },
             suspended: false,
-            visible_to: vec![config.user.id],
-            repositories: config.install_repositories.iter().cloned().collect(),
-            roles: BTreeMap::new(),
+            visible_to: vec![user.id],
+            repositories: config
+                .install_repositories
+                .iter()
+                .map(|(name, branches)| (format!("{account}/{}", repo_name(name)), branches.clone()))
+                .collect(),
+            roles: if is_org { BTreeMap::from([(user.id, "admin".to_owned())]) } else { BTreeMap::new() },
+            user_repositories: BTreeMap::new(),
         };
         state.installations.insert(id, installation.clone());
+        if user.id != config.user.id {
+            state.other_users.insert(user.id, user.clone());
+        }
         installation
     };
     if let Some(url) = config.webhook_url.clone() {
         let repos: Vec<Value> = installation.repositories.keys().map(|n| repo_ref(n)).collect();
         let payload = json!({"action": "created", "installation": installation_json(&app_identity(&inner), &installation),
-            "repositories": repos, "sender": {"login": config.user.login, "id": config.user.id, "type": "User"}});
+            "repositories": repos, "sender": {"login": user.login, "id": user.id, "type": "User"}});
         let body = serde_json::to_vec(&payload).unwrap_or_default();
         let sig = signature(&config.webhook_secret, &body);
         tokio::spawn(async move {
@@ -1301,10 +1681,21 @@ async fn manifest_confirm(State(inner): State<Arc<Inner>>, Form(form): Form<Mani
     Redirect::to(&with_query(&redirect, &[("code", &code), ("state", &state)])).into_response()
 }
 
+/// What the app created from `manifest` is: public or private, and its
+/// permissions.
+fn adopt_manifest(config: &mut GithubEmulatorConfig, manifest: &Value) {
+    // GitHub's manifest default is a private app.
+    config.app_public = manifest.get("public").and_then(Value::as_bool).unwrap_or(false);
+    if let Some(permissions) = manifest.get("default_permissions").and_then(Value::as_object) {
+        config.app_permissions =
+            permissions.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect();
+    }
+}
+
 fn app_json(config: &GithubEmulatorConfig, base: &str, name: &str, permissions: &Value) -> Value {
     json!({"id": config.app_id.parse::<i64>().unwrap_or(0), "slug": config.app_slug,
         "node_id": format!("A_{}", config.app_id), "client_id": config.client_id,
-        "owner": shapes::simple_user(base, &config.user.login, config.user.id, "User"),
+        "owner": shapes::simple_user(base, &app_owner(config), shapes::id_of(&app_owner(config)), "User"),
         "name": name, "description": "", "external_url": base, "html_url": format!("{base}/apps/{}", config.app_slug),
         "created_at": "2025-01-01T00:00:00Z", "updated_at": "2025-01-01T00:00:00Z",
         "permissions": permissions, "events": []})
@@ -1323,6 +1714,7 @@ async fn manifest_conversion(State(inner): State<Arc<Inner>>, Path(code): Path<S
         if let Some(url) = manifest.get("setup_url").and_then(Value::as_str) {
             c.setup_url = Some(url.to_owned());
         }
+        adopt_manifest(&mut c, &manifest);
         c.clone()
     };
     lock(&inner.state).created_apps.push(manifest.clone());
@@ -1349,9 +1741,7 @@ async fn authenticated_app(State(inner): State<Arc<Inner>>, headers: HeaderMap) 
         let last = state.created_apps.last();
         (
             last.and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or(&config.app_slug).to_owned(),
-            last.and_then(|m| m.get("default_permissions"))
-                .cloned()
-                .unwrap_or_else(|| json!({"contents": "read", "metadata": "read"})),
+            json!(config.app_permissions),
             state.installations.len(),
         )
     };

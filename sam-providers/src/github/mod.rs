@@ -7,13 +7,19 @@
 //!   (`Accept: application/json`; GitHub reports errors such as
 //!   `bad_verification_code` in an HTTP 200 body, and they are errors here);
 //!   then `GET /user` and `GET /user/emails`. Users are bound to the numeric
-//!   id, never the login.
+//!   id, never the login. Expiring user tokens (`expires_in`) come with a
+//!   `refresh_token`, traded once (`grant_type=refresh_token`, never
+//!   resent) for a new pair; `bad_refresh_token` is `Unauthorized`.
+//! - As the user (their token decides what they reach):
+//!   `GET /user/installations`, `GET
+//!   /user/installations/{id}/repositories` (with each repository's
+//!   `permissions.push`), `GET /repos/{owner}/{repo}` and `GET
+//!   /repos/{owner}/{repo}/branches`, following the `Link` header.
 //! - App: an RS256 app JWT (`iat` = now − 60 s, `exp` = now + 9 min, `iss` =
-//!   app id) for `POST /app/installations/{id}/access_tokens`; installation
-//!   tokens are cached per installation until 5 minutes before they expire.
-//!   `GET /user/installations` (user token), `GET /installation/repositories`
-//!   and `GET /repos/{owner}/{repo}/branches` (installation token) follow the
-//!   `Link` header.
+//!   app id) for `POST /app/installations/{id}/access_tokens` with
+//!   `repositories: [name]` and `permissions: {contents: read|write,
+//!   metadata: read}`: every token is for one repository and is never cached
+//!   or shared.
 //! - Webhooks: `X-Hub-Signature-256` checked in constant time, deliveries
 //!   de-duplicated by `X-GitHub-Delivery` through a [`DeliveryLog`], and
 //!   `installation` / `installation_repositories` events parsed into
@@ -34,7 +40,7 @@ use reqwest::{Method, Url};
 use sam_core::domain::{GithubUserId, InstallationId, NewUser, RepoFullName, Timestamp};
 use sam_core::ports::{
     IdentityProvider, InstallationChange, InstallationInfo, InstallationToken, Page, ProviderError, ProviderErrorKind,
-    RepoAccess, Repository, VerifiedIdentity, WebhookDelivery, WebhookRejection, WebhookSource,
+    RepoAccess, Repository, TokenScope, UserTokens, VerifiedIdentity, WebhookDelivery, WebhookRejection, WebhookSource,
 };
 use sam_core::secret::SecretString;
 use serde::Deserialize;
@@ -73,8 +79,6 @@ pub struct GithubConfig {
     pub app_private_key_pem: SecretString,
     /// OAuth scope to request (`None` for GitHub Apps, which use permissions).
     pub scope: Option<String>,
-    /// A cached installation token is replaced this long before it expires.
-    pub token_refresh_margin: Duration,
     /// Repositories per page in [`RepoAccess::list_repositories`] (≤ 100).
     pub repositories_per_page: u32,
     /// Transport settings.
@@ -99,7 +103,6 @@ impl GithubConfig {
             app_slug: app_slug.into(),
             app_private_key_pem,
             scope: None,
-            token_refresh_margin: Duration::from_secs(300),
             repositories_per_page: 100,
             http: HttpConfig::default(),
         }
@@ -138,9 +141,7 @@ pub struct GithubApp {
     app_slug: String,
     app_key: jsonwebtoken::EncodingKey,
     scope: Option<String>,
-    margin: Duration,
     per_page: u32,
-    tokens: tokio::sync::Mutex<HashMap<InstallationId, InstallationToken>>,
 }
 
 impl std::fmt::Debug for GithubApp {
@@ -174,8 +175,41 @@ struct AppClaims<'a> {
 #[derive(Deserialize)]
 struct OAuthAnswer {
     access_token: Option<String>,
+    expires_in: Option<i64>,
+    refresh_token: Option<String>,
+    refresh_token_expires_in: Option<i64>,
     error: Option<String>,
     error_description: Option<String>,
+}
+
+impl OAuthAnswer {
+    /// The tokens of a successful answer; the error of a failed one (GitHub
+    /// reports errors in an HTTP 200 body).
+    fn into_tokens(self) -> Result<UserTokens, ProviderError> {
+        if let Some(error) = self.error {
+            let kind = match error.as_str() {
+                "bad_verification_code" | "bad_refresh_token" | "unverified_user_email" | "access_denied" => {
+                    ProviderErrorKind::Unauthorized
+                }
+                "incorrect_client_credentials" | "redirect_uri_mismatch" => ProviderErrorKind::InvalidConfig,
+                _ => ProviderErrorKind::Other,
+            };
+            let description: String = self.error_description.unwrap_or_default().chars().take(200).collect();
+            return Err(ProviderError::new(kind, format!("github: OAuth error {error}: {description}")));
+        }
+        let access_token =
+            self.access_token.filter(|t| !t.is_empty()).map(SecretString::new).ok_or_else(|| {
+                ProviderError::new(ProviderErrorKind::Other, "github: token response without a token")
+            })?;
+        let now = time::OffsetDateTime::now_utc();
+        let after = |seconds: Option<i64>| seconds.filter(|s| *s > 0).map(|s| now + time::Duration::seconds(s));
+        Ok(UserTokens {
+            access_token,
+            expires_at: after(self.expires_in),
+            refresh_token: self.refresh_token.filter(|t| !t.is_empty()).map(SecretString::new),
+            refresh_expires_at: after(self.refresh_token_expires_in),
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -234,6 +268,25 @@ struct GhRepo {
     private: bool,
     #[serde(default)]
     default_branch: Option<String>,
+    #[serde(default)]
+    permissions: Option<GhPermissions>,
+}
+
+#[derive(Deserialize)]
+struct GhPermissions {
+    #[serde(default)]
+    push: bool,
+}
+
+impl GhRepo {
+    fn into_repository(self) -> Option<Repository> {
+        Some(Repository {
+            full_name: RepoFullName::new(self.full_name).ok()?,
+            private: self.private,
+            default_branch: self.default_branch.unwrap_or_else(|| "main".into()),
+            push: self.permissions.is_some_and(|p| p.push),
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -272,9 +325,7 @@ impl GithubApp {
             app_slug: config.app_slug,
             app_key,
             scope: config.scope,
-            margin: config.token_refresh_margin,
             per_page: config.repositories_per_page.clamp(1, 100),
-            tokens: tokio::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -310,11 +361,16 @@ impl GithubApp {
         self.http.send(&self.api_request(Method::GET, url, token), classify).await
     }
 
-    async fn mint(&self, installation: InstallationId) -> Result<InstallationToken, ProviderError> {
+    async fn mint(&self, installation: InstallationId, scope: &TokenScope) -> Result<InstallationToken, ProviderError> {
         let jwt = self.app_jwt()?;
         let url = self.api_url(&format!("app/installations/{installation}/access_tokens"), &[])?;
+        let contents = if scope.write { "write" } else { "read" };
+        let body = serde_json::json!({
+            "repositories": [scope.repository.name()],
+            "permissions": {"contents": contents, "metadata": "read"},
+        });
         // Minting is safe to repeat: a retry only yields another token.
-        let request = self.api_request(Method::POST, url, &jwt).json(serde_json::json!({}));
+        let request = self.api_request(Method::POST, url, &jwt).json(body);
         let response = self.http.send(&request, classify).await?;
         let token: GhToken = response.json(PROVIDER)?;
         let expires_at = Timestamp::parse(&token.expires_at, &time::format_description::well_known::Rfc3339)
@@ -322,51 +378,11 @@ impl GithubApp {
         Ok(InstallationToken { token: SecretString::new(token.token), expires_at })
     }
 
-    /// Forgets the cached token of an installation (after GitHub rejected it).
-    pub async fn forget_token(&self, installation: InstallationId) {
-        self.tokens.lock().await.remove(&installation);
-    }
-
-    /// Runs `call` with the installation's token; if GitHub rejects the
-    /// token (401), mints a new one and tries once more.
-    async fn with_installation<T, F, Fut>(&self, installation: InstallationId, call: F) -> Result<T, ProviderError>
-    where
-        F: Fn(SecretString) -> Fut,
-        Fut: std::future::Future<Output = Result<T, ProviderError>>,
-    {
-        let token = self.installation_token(installation).await?.token;
-        match call(token).await {
-            Err(err) if err.kind() == ProviderErrorKind::Unauthorized => {
-                self.forget_token(installation).await;
-                let token = self.installation_token(installation).await?.token;
-                call(token).await
-            }
-            other => other,
-        }
-    }
-
-    async fn repositories_page(&self, token: SecretString, page: u32) -> Result<Page<Repository>, ProviderError> {
-        let url = self.api_url(
-            "installation/repositories",
-            &[("per_page", self.per_page.to_string()), ("page", page.to_string())],
-        )?;
-        let response = self.get(&token, url).await?;
-        let body: GhRepos = response.json(PROVIDER)?;
-        let items = body
-            .repositories
-            .into_iter()
-            .filter_map(|r| {
-                Some(Repository {
-                    full_name: RepoFullName::new(r.full_name).ok()?,
-                    private: r.private,
-                    default_branch: r.default_branch.unwrap_or_else(|| "main".into()),
-                })
-            })
-            .collect();
-        Ok(Page { items, next_page: next_page(&response) })
-    }
-
-    async fn all_branches(&self, token: SecretString, repository: &RepoFullName) -> Result<Vec<String>, ProviderError> {
+    async fn all_branches(
+        &self,
+        token: &SecretString,
+        repository: &RepoFullName,
+    ) -> Result<Vec<String>, ProviderError> {
         let mut names = Vec::new();
         let mut page = 1u32;
         for _ in 0..MAX_PAGES {
@@ -374,7 +390,7 @@ impl GithubApp {
                 &format!("repos/{}/{}/branches", repository.owner(), repository.name()),
                 &[("per_page", "100".into()), ("page", page.to_string())],
             )?;
-            let response = self.get(&token, url).await?;
+            let response = self.get(token, url).await?;
             let branches: Vec<GhBranch> = response.json(PROVIDER)?;
             names.extend(branches.into_iter().map(|b| b.name));
             match next_page(&response) {
@@ -437,20 +453,8 @@ impl IdentityProvider for GithubApp {
         ]);
         // A code is single use: never resend the exchange.
         let response = self.http.send_once(&request, classify).await?;
-        let answer: OAuthAnswer = response.json(PROVIDER)?;
-        if let Some(error) = answer.error {
-            let kind = match error.as_str() {
-                "bad_verification_code" | "unverified_user_email" | "access_denied" => ProviderErrorKind::Unauthorized,
-                "incorrect_client_credentials" | "redirect_uri_mismatch" => ProviderErrorKind::InvalidConfig,
-                _ => ProviderErrorKind::Other,
-            };
-            let description: String = answer.error_description.unwrap_or_default().chars().take(200).collect();
-            return Err(ProviderError::new(kind, format!("github: OAuth error {error}: {description}")));
-        }
-        let token =
-            answer.access_token.filter(|t| !t.is_empty()).map(SecretString::new).ok_or_else(|| {
-                ProviderError::new(ProviderErrorKind::Other, "github: token response without a token")
-            })?;
+        let tokens = response.json::<OAuthAnswer>(PROVIDER)?.into_tokens()?;
+        let token = tokens.access_token.clone();
         let user: GhUser = self.get(&token, self.api_url("user", &[])?).await?.json(PROVIDER)?;
         let email = match self.get(&token, self.api_url("user/emails", &[])?).await {
             Ok(response) => {
@@ -468,8 +472,21 @@ impl IdentityProvider for GithubApp {
                 email: email.or(user.email),
                 avatar_url: user.avatar_url,
             },
-            access_token: token,
+            tokens,
         })
+    }
+
+    async fn refresh(&self, refresh_token: &SecretString) -> Result<UserTokens, ProviderError> {
+        let url = http::join(&self.web, "login/oauth/access_token")?;
+        let request = Request::new(Method::POST, url).header("accept", "application/json").form(vec![
+            ("client_id".into(), self.client_id.clone()),
+            ("client_secret".into(), self.client_secret.expose().to_owned()),
+            ("grant_type".into(), "refresh_token".into()),
+            ("refresh_token".into(), refresh_token.expose().to_owned()),
+        ]);
+        // A refresh token works once: a resent request would only meet a
+        // dead token and sign the user out.
+        self.http.send_once(&request, classify).await?.json::<OAuthAnswer>(PROVIDER)?.into_tokens()
     }
 }
 
@@ -499,37 +516,44 @@ impl RepoAccess for GithubApp {
 
     async fn list_repositories(
         &self,
+        user_token: &SecretString,
         installation: InstallationId,
         page: u32,
     ) -> Result<Page<Repository>, ProviderError> {
-        let page = page.max(1);
-        self.with_installation(installation, |token| self.repositories_page(token, page)).await
+        let url = self.api_url(
+            &format!("user/installations/{installation}/repositories"),
+            &[("per_page", self.per_page.to_string()), ("page", page.max(1).to_string())],
+        )?;
+        let response = self.get(user_token, url).await?;
+        let body: GhRepos = response.json(PROVIDER)?;
+        let items = body.repositories.into_iter().filter_map(GhRepo::into_repository).collect();
+        Ok(Page { items, next_page: next_page(&response) })
+    }
+
+    async fn repository(
+        &self,
+        user_token: &SecretString,
+        repository: &RepoFullName,
+    ) -> Result<Repository, ProviderError> {
+        let url = self.api_url(&format!("repos/{}/{}", repository.owner(), repository.name()), &[])?;
+        let repo: GhRepo = self.get(user_token, url).await?.json(PROVIDER)?;
+        repo.into_repository().ok_or_else(|| ProviderError::new(ProviderErrorKind::Other, "github: invalid repository"))
     }
 
     async fn list_branches(
         &self,
-        installation: InstallationId,
+        user_token: &SecretString,
         repository: &RepoFullName,
     ) -> Result<Vec<String>, ProviderError> {
-        self.with_installation(installation, |token| self.all_branches(token, repository)).await
+        self.all_branches(user_token, repository).await
     }
 
-    async fn installation_token(&self, installation: InstallationId) -> Result<InstallationToken, ProviderError> {
-        {
-            let cache = self.tokens.lock().await;
-            let now = time::OffsetDateTime::now_utc();
-            if let Some(cached) = cache.get(&installation)
-                && cached.expires_at - now > self.margin
-            {
-                return Ok(cached.clone());
-            }
-        }
-        // Minted without holding the lock, so a slow mint for one
-        // installation never blocks the others; two concurrent misses may
-        // mint twice, which is harmless.
-        let fresh = self.mint(installation).await?;
-        self.tokens.lock().await.insert(installation, fresh.clone());
-        Ok(fresh)
+    async fn installation_token(
+        &self,
+        installation: InstallationId,
+        scope: &TokenScope,
+    ) -> Result<InstallationToken, ProviderError> {
+        self.mint(installation, scope).await
     }
 }
 

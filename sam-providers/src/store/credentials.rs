@@ -29,6 +29,20 @@ impl<D: Dialect> CredentialStore for SqlStore<D> {
         Ok(())
     }
 
+    async fn replace_credential_if(&self, credential: &Credential, expected: &[u8]) -> Result<bool, StoreError> {
+        let statement = Statement::new(
+            "UPDATE credentials SET ciphertext = $3, validated_at = $4, updated_at = $5 \
+             WHERE user_id = $1 AND provider = $2 AND ciphertext = $6",
+        )
+        .text(credential.user_id.to_string())
+        .text(credential.provider.as_str())
+        .bytes(&credential.ciphertext)
+        .opt_time(credential.validated_at)?
+        .time(credential.updated_at)?
+        .bytes(expected);
+        Ok(self.execute(statement, "replace credential").await? == 1)
+    }
+
     async fn get_credential(
         &self,
         owner: UserId,

@@ -3,6 +3,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use sam_core::domain::{InstallationId, RepoFullName};
 use sam_core::ports::{InstallationInfo, Repository};
 use serde::{Deserialize, Serialize};
@@ -110,11 +111,13 @@ pub async fn repositories(
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct BranchesQuery {
-    /// The installation to list through.
-    installation_id: i64,
+    /// Accepted and ignored (older clients sent it): what the user can see
+    /// is decided by GitHub from their own authorization.
+    #[allow(dead_code)]
+    installation_id: Option<i64>,
 }
 
-/// `GET /api/github/repositories/{owner}/{repo}/branches?installation_id=`.
+/// `GET /api/github/repositories/{owner}/{repo}/branches`.
 #[utoipa::path(
     get,
     path = "/api/github/repositories/{owner}/{repo}/branches",
@@ -123,19 +126,19 @@ pub struct BranchesQuery {
     params(("owner" = String, Path), ("repo" = String, Path), BranchesQuery),
     responses(
         (status = 200, description = "Branch names, the default first", body = [String]),
-        (status = 401, description = "No valid session", body = ErrorBody),
-        (status = 404, description = "No such installation or repository", body = ErrorBody),
-        (status = 422, description = "Invalid repository name or query", body = ErrorBody),
-        (status = 503, description = "GitHub could not be reached", body = ErrorBody)
+        (status = 401, description = "No valid session, or the GitHub sign-in expired (`signin_required`: sign in again)", body = ErrorBody),
+        (status = 404, description = "No repository of that name that the user can see", body = ErrorBody),
+        (status = 503, description = "GitHub could not be reached; retry (`Retry-After`)", body = ErrorBody)
     )
 )]
 pub async fn branches(
     State(state): State<AppState>,
     current: CurrentUser,
     Path((owner, repo)): Path<(String, String)>,
-    extract::Query(query): extract::Query<BranchesQuery>,
+    extract::Query(_query): extract::Query<BranchesQuery>,
 ) -> Result<Json<Vec<String>>, ApiError> {
-    let repository =
-        RepoFullName::new(format!("{owner}/{repo}")).map_err(|e| ApiError::invalid("repository", e.to_string()))?;
-    Ok(Json(state.accounts.branches(current.user.id, InstallationId(query.installation_id), &repository).await?))
+    // A name GitHub cannot have names no repository the user can see.
+    let repository = RepoFullName::new(format!("{owner}/{repo}"))
+        .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "not_found", "repository not found"))?;
+    Ok(Json(state.accounts.branches(current.user.id, &repository).await?))
 }

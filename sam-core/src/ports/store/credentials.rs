@@ -28,6 +28,12 @@ pub enum CredentialRemoval {
 pub trait CredentialStore: Send + Sync {
     /// Adds or replaces the user's credential for its provider.
     async fn put_credential(&self, credential: &Credential) -> Result<(), StoreError>;
+    /// Replaces the user's credential for its provider only while the stored
+    /// ciphertext is still `expected` (compare-and-swap), so of two replicas
+    /// that renewed the same token at once, one wins and the other learns it
+    /// lost (`false`, also when there is no credential) instead of
+    /// overwriting a newer token with an older one.
+    async fn replace_credential_if(&self, credential: &Credential, expected: &[u8]) -> Result<bool, StoreError>;
     /// The user's credential for a provider.
     async fn get_credential(
         &self,

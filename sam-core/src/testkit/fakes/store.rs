@@ -146,6 +146,19 @@ impl CredentialStore for MemoryStore {
         Ok(())
     }
 
+    async fn replace_credential_if(&self, credential: &Credential, expected: &[u8]) -> Result<bool, StoreError> {
+        let mut state = lock(&self.state);
+        match state.credentials.get_mut(&(credential.user_id, credential.provider)) {
+            Some(stored) if stored.ciphertext == expected => {
+                stored.ciphertext.clone_from(&credential.ciphertext);
+                stored.validated_at = credential.validated_at;
+                stored.updated_at = credential.updated_at;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     async fn get_credential(
         &self,
         owner: UserId,

@@ -4,9 +4,11 @@
 //! `GET /user/installations/{id}/repositories`, `GET /app/installations`,
 //! `GET /rate_limit`, and the `X-RateLimit-*` headers every API answer
 //! carries. A repository is visible to an installation token of an
-//! installation that has it, and to a user token of a user who can see such
-//! an installation; to anyone else it does not exist (404, as GitHub hides
-//! private repositories).
+//! installation that has it (and, for a token minted for some repositories,
+//! is one of them), and to a user token of a user who can see such an
+//! installation and access the repository
+//! ([`EmulatedInstallation::user_repositories`]); to anyone else it does not
+//! exist (404, as GitHub hides private repositories).
 
 use std::sync::Arc;
 
@@ -39,16 +41,18 @@ fn readable(inner: &Inner, headers: &HeaderMap) -> Result<(Vec<EmulatedInstallat
     let token = bearer(headers).ok_or_else(bad_credentials)?;
     {
         let state = lock(&inner.state);
-        if let Some((id, expires)) = state.installation_tokens.get(&token) {
-            if std::time::Instant::now() >= *expires {
+        if let Some(grant) = state.installation_tokens.get(&token) {
+            if std::time::Instant::now() >= grant.expires {
                 return Err(bad_credentials());
             }
-            return Ok((state.installations.get(id).cloned().into_iter().collect(), None));
+            let seen = state.installations.get(&grant.installation).map(|i| grant.scope(i));
+            return Ok((seen.into_iter().collect(), None));
         }
     }
     let user = user_for(inner, headers).ok_or_else(bad_credentials)?;
     let state = lock(&inner.state);
-    Ok((state.installations.values().filter(|i| i.visible_to.contains(&user.id)).cloned().collect(), Some(user.id)))
+    let seen = state.installations.values().filter(|i| i.visible_to.contains(&user.id)).map(|i| i.seen_by(user.id));
+    Ok((seen.collect(), Some(user.id)))
 }
 
 fn owner_json(base: &str, installation: &EmulatedInstallation, owner: &str) -> Value {
@@ -78,10 +82,7 @@ fn repository_json(
     // An installation token reads (contents: read); a user has their role.
     let role = match user {
         None => "read",
-        Some(id) => installation
-            .roles
-            .get(&id)
-            .map_or_else(|| if installation.account_type == "User" { "admin" } else { "write" }, String::as_str),
+        Some(id) => installation.role_of(id),
     };
     let (push, admin) = match role {
         "admin" => (true, true),
@@ -210,7 +211,11 @@ pub(super) async fn user_installation_repositories(
     let Some(user) = user_for(&inner, &headers) else {
         return bad_credentials();
     };
-    let installation = lock(&inner.state).installations.get(&id).filter(|i| i.visible_to.contains(&user.id)).cloned();
+    let installation = lock(&inner.state)
+        .installations
+        .get(&id)
+        .filter(|i| i.visible_to.contains(&user.id))
+        .map(|i| i.seen_by(user.id));
     let Some(installation) = installation else {
         return not_found();
     };

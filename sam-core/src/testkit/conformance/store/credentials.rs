@@ -39,6 +39,25 @@ pub async fn credentials(store: &dyn Store) {
     assert!(store.get_credential(alice, CredentialProvider::HETZNER).await.expect("get").is_none());
 }
 
+/// A credential is replaced conditionally only while it is what the caller
+/// read: of two concurrent renewals one wins, the other sees it lost.
+pub async fn credential_compare_and_swap(store: &dyn Store) {
+    let alice = new_user(store, unique_github_id()).await;
+    let first = credential(alice, &[1, 1], T0);
+    assert!(!store.replace_credential_if(&first, &[1, 1]).await.expect("swap missing"), "nothing to replace");
+    assert!(store.get_credential(alice, CredentialProvider::HETZNER).await.expect("get").is_none(), "not created");
+    store.put_credential(&first).await.expect("put");
+    let second = credential(alice, &[2, 2, 0], at(10));
+    let third = credential(alice, &[3], at(11));
+    assert!(store.replace_credential_if(&second, &[1, 1]).await.expect("swap"), "the first renewal wins");
+    assert!(!store.replace_credential_if(&third, &[1, 1]).await.expect("swap stale"), "the second loses");
+    let got = store.get_credential(alice, CredentialProvider::HETZNER).await.expect("get").expect("stored");
+    assert_eq!(got.ciphertext, vec![2, 2, 0]);
+    assert_eq!(got.updated_at, at(10));
+    assert_eq!(got.created_at, T0, "creation time kept");
+    assert!(!store.replace_credential_if(&third, &[1]).await.expect("prefix"), "a prefix is not a match");
+}
+
 /// A credential is not removed while a workspace could need it to clean up,
 /// and a workspace that needs one is not inserted without it.
 pub async fn credentials_in_use(store: &dyn Store) {

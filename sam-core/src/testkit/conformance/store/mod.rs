@@ -19,7 +19,7 @@ mod webhooks;
 mod workspaces;
 
 pub use bootstrap::{bootstrap_tokens, concurrent_redemptions_succeed_once};
-pub use credentials::{credentials, credentials_in_use};
+pub use credentials::{credential_compare_and_swap, credentials, credentials_in_use};
 pub use installations::installations;
 pub use leases::leases;
 pub use users::{sessions, users};
@@ -41,6 +41,7 @@ pub async fn run(store: Arc<dyn Store>) {
     sessions(&*store).await;
     credentials(&*store).await;
     credentials_in_use(&*store).await;
+    credential_compare_and_swap(&*store).await;
     installations(&*store).await;
     workspaces(&*store).await;
     optimistic_concurrency(&*store).await;
