@@ -165,6 +165,8 @@ pub enum Start {
 pub struct BootOutcome {
     /// What the token granted.
     pub grant: BootstrapGrant,
+    /// Where the repository was cloned.
+    pub repository_dir: PathBuf,
     /// The shell terminals run.
     pub shell: ShellCommand,
     /// The devcontainer, if any.
@@ -290,7 +292,7 @@ pub async fn provision(
         );
         (shell, Some(info.container_id))
     };
-    Ok(BootOutcome { grant, shell, container })
+    Ok(BootOutcome { grant, shell, container, repository_dir: dest })
 }
 
 /// Tells the control plane the workspace is ready: call it once terminals
@@ -457,11 +459,25 @@ impl RepoCloner for GitCloner {
 pub struct DevcontainerCli {
     /// Path of the CLI.
     pub program: String,
+    /// Host paths bind-mounted into the container at the same path (the
+    /// agent binary and the git credential socket's directory, so the
+    /// clone's credential helper works inside as outside).
+    pub same_path_mounts: Vec<PathBuf>,
 }
 
 impl Default for DevcontainerCli {
     fn default() -> Self {
-        Self { program: "devcontainer".into() }
+        Self { program: "devcontainer".into(), same_path_mounts: Vec::new() }
+    }
+}
+
+impl DevcontainerCli {
+    /// The `--mount` arguments for [`DevcontainerCli::same_path_mounts`].
+    pub fn mount_args(&self) -> Vec<String> {
+        self.same_path_mounts
+            .iter()
+            .flat_map(|p| ["--mount".to_owned(), format!("type=bind,source={0},target={0}", p.display())])
+            .collect()
     }
 }
 
@@ -497,7 +513,7 @@ pub fn parse_up_output(stdout: &[u8]) -> Result<ContainerInfo, BootstrapError> {
 impl DevcontainerRunner for DevcontainerCli {
     async fn up(&self, dir: &Path) -> Result<ContainerInfo, BootstrapError> {
         let mut cmd = tokio::process::Command::new(&self.program);
-        cmd.arg("up").arg("--workspace-folder").arg(dir);
+        cmd.arg("up").arg("--workspace-folder").arg(dir).args(self.mount_args());
         let has_config = dir.join(".devcontainer").exists() || dir.join(".devcontainer.json").exists();
         let default_config = dir.with_extension("sam-default-devcontainer.json");
         if !has_config {

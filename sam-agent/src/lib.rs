@@ -128,6 +128,7 @@ pub mod agent;
 pub mod auth;
 pub mod bootstrap;
 pub mod config;
+pub mod git_credential;
 pub mod heartbeat;
 pub mod output;
 pub mod protocol;

@@ -26,6 +26,11 @@ fn init_logs(format: &str) {
 // thread of its own.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
+    // Run by git as the clone's credential helper.
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("git-credential") {
+        std::process::exit(sam_agent::git_credential::helper_main(&args[2..]));
+    }
     let config = Config::parse();
     init_logs(&config.log_format);
     sam_agent::ensure_tls_provider();
@@ -111,9 +116,31 @@ async fn main() -> anyhow::Result<()> {
             container_shell: config.container_shell.clone(),
             state: Some(state),
         };
-        let outcome = bootstrap::provision(&cp, &GitCloner, &DevcontainerCli::default(), grant, &options, start)
+        // Git asks this agent for repository tokens once the clone token
+        // has expired: a socket of its own, this binary as the helper.
+        let socket = sam_agent::git_credential::socket_path(&config.state_dir);
+        let credentials = sam_agent::git_credential::CredentialService::new(
+            control_plane,
+            grant.workspace_id,
+            grant.callback_token.clone(),
+            &grant.clone_url,
+        )
+        .context("git credentials")?;
+        let listener = sam_agent::git_credential::bind(&socket).context("the git credential socket")?;
+        tokio::spawn(Arc::new(credentials).serve(listener));
+        let agent_exe = std::env::current_exe().context("locating the agent binary")?;
+        let devcontainer = DevcontainerCli {
+            same_path_mounts: socket.parent().map(|dir| vec![agent_exe.clone(), dir.to_owned()]).unwrap_or_default(),
+            ..DevcontainerCli::default()
+        };
+        let outcome = bootstrap::provision(&cp, &GitCloner, &devcontainer, grant, &options, start)
             .await
             .context("bootstrap failed")?;
+        if let Err(error) =
+            sam_agent::git_credential::configure_clone(&outcome.repository_dir, &agent_exe, &socket).await
+        {
+            tracing::warn!(%error, "git credential helper not configured: pushing will ask for a password");
+        }
         agent.set_ready(outcome.shell, outcome.container);
         bootstrap::report_ready(&cp, &outcome.grant).await;
         tracing::info!(%workspace, "workspace ready");

@@ -82,13 +82,22 @@ struct DevUser {
 impl DevUser {
     /// Signs in through the emulated GitHub's authorize form.
     async fn sign_in(base: &str) -> Self {
+        Self::sign_in_as(base, None).await
+    }
+
+    /// Signs in as `login` (one of the consent page's other identities), or
+    /// as the default user.
+    async fn sign_in_as(base: &str, login: Option<&str>) -> Self {
         use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
         let start = client.get(format!("{base}/api/auth/github")).send().await.unwrap();
         let oauth_cookie = start.headers()[SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_owned();
         let authorize = reqwest::Url::parse(start.headers()[LOCATION].to_str().unwrap()).unwrap();
         let mut form: Vec<(String, String)> = authorize.query_pairs().into_owned().collect();
-        form.push(("decision".into(), "approve".into()));
+        match login {
+            Some(login) => form.push(("user".into(), login.into())),
+            None => form.push(("decision".into(), "approve".into())),
+        }
         let approved = client.post(authorize.as_str().split('?').next().unwrap()).form(&form).send().await.unwrap();
         let callback = approved.headers()[LOCATION].to_str().unwrap().to_owned();
         let done = client.get(callback).header(COOKIE, oauth_cookie).send().await.unwrap();
@@ -126,6 +135,12 @@ impl DevUser {
     /// does: terminal token, the agent's callback, the WebSocket) and runs a
     /// command in it.
     async fn terminal_echo(&self, workspace: &str, word: &str) {
+        self.terminal_run(workspace, &format!("echo {word}-$((40+2))"), &format!("{word}-42"), 10).await;
+    }
+
+    /// Runs `command` in a new terminal of the workspace until its output
+    /// shows `wanted` (within `secs`); returns everything the terminal sent.
+    async fn terminal_run(&self, workspace: &str, command: &str, wanted: &str, secs: u64) -> String {
         use futures_util::{SinkExt as _, StreamExt as _};
         use tokio_tungstenite::tungstenite::Message;
         use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
@@ -146,17 +161,19 @@ impl DevUser {
         headers.insert("origin", format!("http://{host}").parse().unwrap());
         headers.insert("cookie", cookie.parse().unwrap());
         let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-        ws.send(Message::Binary(format!("echo {word}-$((40+2))\r").into_bytes().into())).await.unwrap();
-        let wanted = format!("{word}-42");
+        ws.send(Message::Binary(format!("{command}\r").into_bytes().into())).await.unwrap();
         let mut seen = Vec::new();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while !String::from_utf8_lossy(&seen).contains(&wanted) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        // The echo of the command line itself does not count: `wanted` is
+        // built by the shell (`$((40+2))`), so only output matches.
+        while !String::from_utf8_lossy(&seen).contains(wanted) {
             match tokio::time::timeout_at(deadline, ws.next()).await {
                 Ok(Some(Ok(Message::Binary(bytes)))) => seen.extend_from_slice(&bytes),
                 Ok(Some(Ok(_))) => {}
                 other => panic!("no {wanted} from the terminal: {other:?}; saw {}", String::from_utf8_lossy(&seen)),
             }
         }
+        String::from_utf8_lossy(&seen).into_owned()
     }
 }
 
@@ -539,4 +556,86 @@ async fn a_control_plane_crash_loses_nothing_with_the_emulator_service() {
     eprintln!("dev mode restart → terminal answering: {} ms", started.elapsed().as_millis());
     let state: serde_json::Value = http.get(format!("{control}/state")).send().await.unwrap().json().await.unwrap();
     assert_eq!(state["hetzner"]["servers"].as_array().unwrap().len(), 1, "no second server: {state}");
+}
+
+/// Work gets back to GitHub: in a workspace's terminal the user commits and
+/// `git push`es, long after the clone token (shortened to seconds) expired,
+/// through the credential helper the agent configured; the commit is in
+/// the emulated repository. A member without push permission gets a clear
+/// refusal from the helper and GitHub's 403.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushes_from_the_terminal_reach_github_through_the_credential_helper() {
+    use tokio::io::AsyncBufReadExt as _;
+    let data = tempfile::tempdir().unwrap();
+    let (mut child, base) = start_dev(data.path(), &[]).await;
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut control = None;
+    while control.is_none() {
+        let line = lines.next_line().await.unwrap().expect("dev mode prints its addresses");
+        control = line.trim().strip_prefix("Emulator control").map(|u| u.trim().split(' ').next().unwrap().to_owned());
+    }
+    let control = control.unwrap();
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    // Installation tokens live 3 seconds: the clone token is long dead when
+    // the user pushes.
+    let shortened = reqwest::Client::new()
+        .put(format!("{control}/github/app"))
+        .json(&serde_json::json!({"installation_token_ttl_seconds": 3}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(shortened.status(), 204);
+
+    let workspace = async |user: &DevUser, name: &str| {
+        user.call(
+            reqwest::Method::POST,
+            "/api/credentials",
+            Some(serde_json::json!({"provider": "hetzner", "token": sam_providers::emulators::HETZNER_TOKEN})),
+        )
+        .await;
+        let ws = user
+            .call(
+                reqwest::Method::POST,
+                "/api/workspaces",
+                Some(serde_json::json!({"name": name, "repository": "octo-org/hello-world", "branch": "main",
+                    "vmSize": "small", "vmLocation": "fsn1"})),
+            )
+            .await;
+        let id = ws["id"].as_str().unwrap().to_owned();
+        let path = format!("/api/workspaces/{id}");
+        eventually(90, "the workspace running", async || {
+            user.call(reqwest::Method::GET, &path, None).await["status"] == "running"
+        })
+        .await;
+        id
+    };
+    let owner = DevUser::sign_in(&base).await;
+    let reader = DevUser::sign_in_as(&base, Some("mona-member")).await;
+    let (id, reader_id) = tokio::join!(workspace(&owner, "pusher"), workspace(&reader, "reader"));
+    tokio::time::sleep(Duration::from_secs(4)).await;
+
+    let commit = "echo pushed > pushed.txt && git add pushed.txt \
+        && git -c user.name=Octo -c user.email=octo@example.com commit -qm 'from the workspace'";
+    let push = format!("{commit} && git push -q origin HEAD:main && echo PUSHED-$((40+2))");
+    let out = owner.terminal_run(&id, &push, "PUSHED-42", 30).await;
+    assert!(!out.contains("ghs_"), "no token in the terminal");
+    let bare = data.path().join("git/octo-org/hello-world.git");
+    let head = std::process::Command::new("git")
+        .args(["--git-dir", bare.to_str().unwrap(), "log", "-1", "--format=%s", "main"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&head.stdout).trim(), "from the workspace");
+
+    // Later pulls and pushes keep working as tokens come and go.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let again = "git commit -q --allow-empty -m again && git pull -q --rebase origin main \
+        && git push -q origin HEAD:main && echo AGAIN-$((40+2))";
+    owner.terminal_run(&id, again, "AGAIN-42", 30).await;
+
+    // Read access only: the helper says why, GitHub refuses the push.
+    let refused = format!("{commit}; git push -q origin HEAD:main; echo EXIT-$((40+2))-$?");
+    let out = reader.terminal_run(&reader_id, &refused, "EXIT-42-", 30).await;
+    assert!(out.contains("no push permission on octo-org/hello-world"), "{out}");
+    assert!(out.contains("403"), "{out}");
+    assert!(!out.contains("EXIT-42-0"), "the push failed: {out}");
 }

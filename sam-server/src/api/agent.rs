@@ -9,8 +9,9 @@ use axum::extract::{Path, State};
 use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use sam_core::accounts::AccountsErrorKind;
 use sam_core::domain::{UserId, WorkspaceId};
-use sam_core::engine::{AgentReport, BootstrapGrant};
+use sam_core::engine::{AgentReport, BootstrapGrant, EngineErrorKind};
 use sam_core::ports::Audience;
 use sam_core::secret::sha256_hex;
 use sam_core::wire::{BootProgress, BootstrapRequest, HeartbeatAction, HeartbeatAnswer, HeartbeatReport};
@@ -151,6 +152,85 @@ pub async fn report(
         state.spawn_drive(owner, id);
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A credential for git on the workspace's VM, as the credential helper
+/// hands it to git.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GitCredential {
+    /// `owner/name`: the one repository the token reaches.
+    #[schema(example = "octo-org/hello-world")]
+    pub repository: String,
+    /// Always `x-access-token`.
+    pub username: String,
+    /// The repository token (GitHub: 1 hour).
+    pub password: String,
+    /// When it expires (RFC 3339).
+    pub expires_at: String,
+    /// Whether it may push.
+    pub write: bool,
+    /// Why it may not push, for the helper to tell the user.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notice: Option<String>,
+}
+
+/// `POST /api/workspaces/{id}/git-credential`: a fresh token for the
+/// workspace's one repository, for the git credential helper on its VM.
+/// It may push only when the owner has push permission on GitHub (checked
+/// now, with their own authorization) and the app may write contents.
+#[utoipa::path(
+    post,
+    path = "/api/workspaces/{id}/git-credential",
+    tag = "agent",
+    security(("agent" = [])),
+    params(("id" = String, Path, format = Uuid)),
+    responses(
+        (status = 200, description = "A token for the workspace's repository", body = GitCredential),
+        (status = 401, description = "No valid workspace credential for this workspace", body = ErrorBody),
+        (status = 404, description = "The workspace is gone", body = ErrorBody),
+        (status = 409, description = "The workspace is neither being created nor running", body = ErrorBody),
+        (status = 412, description = "GitHub no longer grants the workspace's repository", body = ErrorBody),
+        (status = 503, description = "GitHub could not be reached; retry", body = ErrorBody)
+    )
+)]
+pub async fn git_credential(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<GitCredential>, ApiError> {
+    let (owner, id) = authenticate_agent(&state, &headers, &id).await?;
+    let ws = state.engine.get(owner, id).await?;
+    let repository = ws.spec.repository;
+    let (push, mut notice) = match state.accounts.repository(owner, &repository).await {
+        Ok(seen) if seen.push => (true, None),
+        Ok(_) => (false, Some(format!("read-only: you have no push permission on {repository}"))),
+        Err(e) if e.kind == AccountsErrorKind::SignInRequired => {
+            (false, Some("read-only: sign in to SAM again to push (your GitHub sign-in expired)".to_owned()))
+        }
+        Err(e) if e.kind == AccountsErrorKind::NotFound => {
+            (false, Some(format!("read-only: {repository} is no longer visible to you on GitHub")))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let (repository, token) = match state.engine.repository_token(owner, id, push).await {
+        // The app may not write contents: its permissions predate push.
+        Err(e) if push && e.kind == EngineErrorKind::Precondition => {
+            notice = Some("read-only: the SAM GitHub App may not write repository contents".to_owned());
+            state.engine.repository_token(owner, id, false).await?
+        }
+        other => other?,
+    };
+    let expires_at =
+        token.expires_at.format(&time::format_description::well_known::Rfc3339).map_err(|_| ApiError::internal())?;
+    Ok(Json(GitCredential {
+        repository: repository.to_string(),
+        username: "x-access-token".into(),
+        password: token.token.expose().to_owned(),
+        expires_at,
+        write: push && notice.is_none(),
+        notice,
+    }))
 }
 
 /// Query of the agent download.

@@ -89,7 +89,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/bootstrap/{token}", post(agent::bootstrap))
         .route_layer(rate_limited())
         .route("/api/workspaces/{id}/heartbeat", post(agent::heartbeat))
-        .route("/api/workspaces/{id}/boot-progress", post(agent::report));
+        .route("/api/workspaces/{id}/boot-progress", post(agent::report))
+        .route("/api/workspaces/{id}/git-credential", post(agent::git_credential));
     // GitHub: HMAC-signed deliveries.
     let webhooks = Router::new().route("/api/github/webhook", post(webhook::receive));
 

@@ -49,6 +49,7 @@ use super::{agent, auth, credentials, github, system, webhook, workspaces};
         agent::bootstrap,
         agent::heartbeat,
         agent::report,
+        agent::git_credential,
         agent::download,
     ),
     modifiers(&Security),

@@ -24,7 +24,6 @@
 //! terminal cookies are `Secure`.
 
 mod edge;
-mod git;
 mod local_ca;
 mod proxy;
 pub mod service;
@@ -37,9 +36,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use sam_providers::emulators::{self, Emulators};
-use world::{
-    DEMO_OWNER, HETZNER_READ_ONLY, HETZNER_SECOND_PROJECT, INSTALL_REPOSITORIES, ORG_MEMBER, OUTSIDER, WorldInfo,
-};
+use world::{DEMO_OWNER, HETZNER_READ_ONLY, HETZNER_SECOND_PROJECT, ORG_MEMBER, OUTSIDER, WorldInfo};
 
 use crate::config::ServeConfig;
 use crate::deployment;
@@ -234,7 +231,7 @@ pub async fn run(options: DevOptions, mut sockets: crate::listeners::Sockets) ->
     // Emulated clouds: in this process, or a running `sam-server emulators`.
     let (world_info, in_process) = match &options.emulators {
         None => {
-            let (hetzner, cloudflare, github) = world::configs(options.tls);
+            let (hetzner, cloudflare, github) = world::configs(options.tls, &data.join("git"));
             let emulators =
                 Emulators::start_with(hetzner, cloudflare, github).await.context("starting the emulators")?;
             world::prepare_in_process(&emulators, &public_url);
@@ -248,12 +245,6 @@ pub async fn run(options: DevOptions, mut sockets: crate::listeners::Sockets) ->
         }
     };
     let repositories = world::demo_repositories();
-
-    // Git repositories for the clone.
-    let git_root = data.join("git");
-    for name in repositories.iter().map(|(n, _)| n.as_str()).chain(INSTALL_REPOSITORIES) {
-        git::ensure_repository(&git_root, name).await?;
-    }
 
     let secrets = data.join("secrets");
     std::fs::create_dir_all(&secrets)?;
@@ -286,7 +277,8 @@ pub async fn run(options: DevOptions, mut sockets: crate::listeners::Sockets) ->
         github_webhook_secret_file: Some(write_secret(&secrets, "github-webhook", emulators::GITHUB_WEBHOOK_SECRET)?),
         github_web_url: world_info.github_url.clone(),
         github_api_url: world_info.github_url.clone(),
-        git_base_url: format!("{public_url}{}", git::ROUTE_PREFIX),
+        // Cloned from the emulated GitHub, as from github.com.
+        git_base_url: world_info.github_url.clone(),
         cloudflare_api_token_file: Some(write_secret(&secrets, "cloudflare-token", &world_info.cloudflare_token)?),
         cloudflare_zone_id: Some(world_info.zone_id.clone()),
         cloudflare_api_url: world_info.cloudflare_url.clone(),
@@ -387,8 +379,7 @@ pub async fn run(options: DevOptions, mut sockets: crate::listeners::Sockets) ->
             })
             .await;
     });
-    let mut app =
-        crate::api::router(deployment.state).merge(crate::metrics::router(metrics)).merge(git::router(git_root));
+    let mut app = crate::api::router(deployment.state).merge(crate::metrics::router(metrics));
     if let Some(emulators) = &in_process {
         app = app.merge(faults_router(emulators));
     }

@@ -59,7 +59,7 @@ pub async fn run(options: EmulatorOptions) -> anyhow::Result<()> {
     let restored = saved.is_some();
     // The dev mode's world: zone `localhost`, servers on loopback, the test
     // identities (`dev --emulators` uses it as is).
-    let configs = super::world::configs(false);
+    let configs = super::world::configs(false, &options.data_dir.join("git"));
     let addresses = EmulatorAddresses {
         hetzner: options.hetzner_addr,
         cloudflare: options.cloudflare_addr,

@@ -34,10 +34,13 @@ pub(super) const INSTALL_REPOSITORIES: [&str; 2] = ["octocat/dotfiles", "octocat
 
 /// The emulators' configurations for dev mode: the zone `localhost` (whose
 /// names resolve to loopback), every server at 127.0.0.1, the test
-/// identities. Behind the TLS edge the zone is set up as
+/// identities, the repositories as git repositories under `git_root`. Behind the TLS edge the zone is set up as
 /// `setup --configure-zone` leaves a real one, and the edge's ranges are
 /// loopback.
-pub fn configs(tls: bool) -> (HetznerEmulatorConfig, CloudflareEmulatorConfig, GithubEmulatorConfig) {
+pub fn configs(
+    tls: bool,
+    git_root: &std::path::Path,
+) -> (HetznerEmulatorConfig, CloudflareEmulatorConfig, GithubEmulatorConfig) {
     let hetzner = HetznerEmulatorConfig {
         fixed_ipv4: Some([127, 0, 0, 1].into()),
         other_projects: vec![vec![HETZNER_SECOND_PROJECT.into()]],
@@ -60,6 +63,9 @@ pub fn configs(tls: bool) -> (HetznerEmulatorConfig, CloudflareEmulatorConfig, G
             EmulatedUser { id: 7_002, login: OUTSIDER.into(), name: Some("Hubot Outsider".into()), email: None },
         ],
         install_repositories: install_repositories(),
+        // The repositories as real git repositories, cloned and pushed to
+        // over smart HTTP with the tokens the emulator issues.
+        git_root: Some(git_root.to_owned()),
         ..GithubEmulatorConfig::default()
     };
     (hetzner, cloudflare, github)
