@@ -33,6 +33,7 @@ api_suite!(
     sign_in_and_token_endpoints_are_rate_limited,
     github_webhooks_are_verified_deduplicated_and_applied,
     a_workspace_cannot_clone_through_someone_elses_installation,
+    repository_access_is_per_user_and_per_workspace,
 );
 
 /// The document is OpenAPI 3.1 with valid JSON Schemas, every `$ref`
@@ -92,6 +93,7 @@ async fn the_openapi_document_is_valid_and_complete(backend: Backend) {
         "GET /api/workspaces/{id}/events",
         "POST /api/workspaces/{id}/heartbeat",
         "POST /api/workspaces/{id}/boot-progress",
+        "POST /api/workspaces/{id}/git-credential",
     ];
     expected.sort();
     assert_eq!(documented, expected);
@@ -369,7 +371,107 @@ async fn github_listing_is_scoped_to_the_users_installations(backend: Backend) {
     assert_eq!(status, StatusCode::NOT_FOUND, "another user's installation is not visible");
     let (status, body) =
         s.get("/api/github/repositories/octo-org/..%2F..%2Fetc/branches?installation_id=32", &other).await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(status, StatusCode::NOT_FOUND, "a name no repository can have: {body}");
+    // Branches need no installation: GitHub decides from the user's token.
+    let (status, branches) = s.get("/api/github/repositories/octo-org/hello-world/branches", &cookie).await;
+    assert_eq!((status, branches), (StatusCode::OK, json!(["main", "dev"])));
+    for (who, path) in [(&cookie, "ghost-org/nothing"), (&other, "octo-org/r001")] {
+        let (status, body) = s.get(&format!("/api/github/repositories/{path}/branches"), who).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
+        assert_eq!(body["message"], "repository not found", "no upstream text");
+    }
+}
+
+/// `POST /api/workspaces/{id}/git-credential` as the workspace's agent.
+async fn git_credential(s: &Server, id: &str, bearer: &str) -> (StatusCode, Value) {
+    let r = s.client.post(s.url(&format!("/api/workspaces/{id}/git-credential"))).bearer_auth(bearer).send();
+    let r = r.await.unwrap();
+    let status = r.status();
+    (status, r.json::<Value>().await.unwrap_or(Value::Null))
+}
+
+/// What a user reaches is what GitHub grants *them*; every workspace gets
+/// its own token for its one repository, which pushes only with the owner's
+/// permission; an expired GitHub sign-in renews itself, a dead one asks for
+/// a new sign-in; GitHub being down is a 503 with a retry hint.
+async fn repository_access_is_per_user_and_per_workspace(backend: Backend) {
+    let Some(server) = Server::start(backend).await else { return };
+    let s = &server;
+    let github = &s.emulators.github;
+    let owner = s.ready_user(101).await;
+    // A member of the organization whose team grants octo-org/api only, read.
+    github.share_installation(101, 102);
+    github.restrict_user(101, 102, &["octo-org/api"]);
+    github.set_role(101, 102, "read");
+    let member = s.sign_in(102).await;
+    let (status, body) =
+        s.post("/api/credentials", &member, json!({"provider": "hetzner", "token": HETZNER_TOKEN})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    let (_, listed) = s.get("/api/github/repositories?installation_id=101", &member).await;
+    assert_eq!(
+        listed["repositories"],
+        json!([{"fullName": "octo-org/api", "private": true, "defaultBranch": "main", "push": false}])
+    );
+    let (status, _) = s.get("/api/github/repositories/octo-org/hello-world/branches", &member).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let mut body = workspace_body("not-granted");
+    body["installationId"] = json!(101);
+    let (status, error) = s.post("/api/workspaces", &member, body).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{error}");
+
+    // Plays a workspace's agent up to its git credential.
+    let agent_credential = async |cookie: &str, name: &str, repository: &str| {
+        let mut body = workspace_body(name);
+        body["repository"] = json!(repository);
+        body["installationId"] = json!(101);
+        let (status, ws) = s.post("/api/workspaces", cookie, body).await;
+        assert_eq!(status, StatusCode::CREATED, "{ws}");
+        let id = ws["id"].as_str().unwrap().to_owned();
+        let token = s.bootstrap_token(&id).await;
+        let (_, grant) = s.send(reqwest::Method::POST, &format!("/api/bootstrap/{token}"), None, None).await;
+        let clone = grant["cloneToken"].as_str().unwrap().to_owned();
+        let scope = github.token_scope(&clone).unwrap();
+        assert_eq!(scope, (Some(vec![repository.to_owned()]), "read".to_owned()), "the clone reads one repository");
+        let callback = grant["callbackToken"].as_str().unwrap().to_owned();
+        let (status, _) = git_credential(s, &id, "forged").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let (status, credential) = git_credential(s, &id, &callback).await;
+        assert_eq!(status, StatusCode::OK, "{credential}");
+        assert_eq!(credential["repository"], repository);
+        assert_eq!(credential["username"], "x-access-token");
+        let password = credential["password"].as_str().unwrap();
+        assert_ne!(password, clone, "a token of its own");
+        (credential.clone(), github.token_scope(password).unwrap(), callback)
+    };
+    let (credential, scope, _) = agent_credential(&owner, "owned", "octo-org/hello-world").await;
+    assert_eq!(credential["write"], true);
+    assert_eq!(scope, (Some(vec!["octo-org/hello-world".to_owned()]), "write".to_owned()));
+    let (credential, scope, _) = agent_credential(&member, "granted", "octo-org/api").await;
+    assert_eq!(credential["write"], false);
+    assert!(credential["notice"].as_str().unwrap().contains("no push permission"), "{credential}");
+    assert_eq!(scope, (Some(vec!["octo-org/api".to_owned()]), "read".to_owned()));
+
+    // Eight hours on: the GitHub sign-in renews itself.
+    github.expire_user_tokens();
+    let refreshes = github.refreshes();
+    let (status, _) = s.get("/api/github/installations", &owner).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(github.refreshes(), refreshes + 1);
+    // GitHub down: 503 with a retry hint.
+    github.faults().inject("GET", "/user/installations/101/repositories", Fault::Error(InjectedError::Unavailable), 10);
+    let r = s.client.get(s.url("/api/github/repositories?installation_id=101")).header(COOKIE, &owner).send();
+    let r = r.await.unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.headers()["retry-after"], "5");
+    github.faults().clear();
+    // A dead refresh token: sign in again, said so.
+    github.expire_user_tokens();
+    github.revoke_refresh_tokens();
+    let (status, body) = s.get("/api/github/installations", &owner).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"], "signin_required");
+    assert!(body["message"].as_str().unwrap().contains("sign in again"), "{body}");
 }
 
 async fn workspace_lifecycle_over_http(backend: Backend) {

@@ -4,12 +4,16 @@
 use std::borrow::Cow;
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use sam_core::accounts::{AccountsError, AccountsErrorKind};
 use sam_core::engine::{EngineError, EngineErrorKind};
 use sam_core::ports::{ProviderError, StoreError};
 use serde::Serialize;
+
+/// What a 503 asks the client to wait before retrying, in seconds.
+const RETRY_AFTER_SECONDS: &str = "5";
 
 /// An error response.
 #[derive(Debug)]
@@ -71,7 +75,12 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody { error: self.code, message: &self.message, field: self.field.as_deref() };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            // Something it depends on is down: a hint for clients and proxies.
+            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+        }
+        response
     }
 }
 

@@ -22,8 +22,8 @@ use crate::state::AppState;
     security(("session" = [])),
     responses(
         (status = 200, description = "Installations of the SAM app the user can access", body = [InstallationInfo]),
-        (status = 401, description = "No valid session", body = ErrorBody),
-        (status = 503, description = "GitHub could not be reached", body = ErrorBody)
+        (status = 401, description = "No valid session, or the GitHub sign-in expired (`signin_required`: sign in again)", body = ErrorBody),
+        (status = 503, description = "GitHub could not be reached; retry (`Retry-After`)", body = ErrorBody)
     )
 )]
 pub async fn list_installations(
@@ -89,10 +89,10 @@ pub struct ReposPage {
     params(ReposQuery),
     responses(
         (status = 200, description = "One page of repositories", body = ReposPage),
-        (status = 401, description = "No valid session", body = ErrorBody),
+        (status = 401, description = "No valid session, or the GitHub sign-in expired (`signin_required`: sign in again)", body = ErrorBody),
         (status = 404, description = "No such installation visible to the user", body = ErrorBody),
         (status = 422, description = "Invalid query", body = ErrorBody),
-        (status = 503, description = "GitHub could not be reached", body = ErrorBody)
+        (status = 503, description = "GitHub could not be reached; retry (`Retry-After`)", body = ErrorBody)
     )
 )]
 pub async fn repositories(

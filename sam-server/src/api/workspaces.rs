@@ -152,13 +152,14 @@ pub struct CreateWorkspace {
     request_body = CreateWorkspace,
     responses(
         (status = 201, description = "Recorded; provisioning runs in the background", body = WorkspaceView),
-        (status = 401, description = "No valid session", body = ErrorBody),
+        (status = 401, description = "No valid session, or the GitHub sign-in expired (`signin_required`: sign in again)", body = ErrorBody),
         (status = 403, description = "Cross-origin request refused", body = ErrorBody),
+        (status = 404, description = "No repository of that name that the user can see on GitHub", body = ErrorBody),
         (status = 409, description = "Name taken, or the quota of active workspaces reached", body = ErrorBody),
         (status = 412, description = "No cloud credential, or the GitHub App is not installed (or uninstalled) on the owner", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 422, description = "Invalid body; `field` names the input", body = ErrorBody),
-        (status = 503, description = "GitHub or the store could not be reached", body = ErrorBody)
+        (status = 503, description = "GitHub or the store could not be reached; retry (`Retry-After`)", body = ErrorBody)
     )
 )]
 pub async fn create(
