@@ -276,3 +276,44 @@ async fn installation_changes_apply_idempotently_and_an_uninstall_sticks() {
     accounts.installations(user).await.unwrap();
     assert!(!h.store.get_installation(info.id).await.unwrap().unwrap().is_usable());
 }
+
+#[tokio::test]
+async fn the_sign_in_policy_is_checked_at_sign_in_and_again_while_sessions_are_used() {
+    use sam_core::accounts::{Accounts, AccountsConfig, RECHECK_EVERY, SignInPolicy};
+    let h = Harness::new().await;
+    let policy = SignInPolicy::new(["listed-login"], ["Acme"]);
+    let accounts = Accounts::new(h.ports(), h.github.clone(), AccountsConfig::default().with_sign_in_policy(policy));
+    let sign_in = async |github_id: i64, login: &str| {
+        let pkce = PkcePair::generate().unwrap();
+        let mut profile = sample_new_user(github_id);
+        profile.login = login.into();
+        let code = h.github.approve(&pkce.challenge, profile);
+        accounts.sign_in(&code, &pkce.verifier, "https://sam.test/cb").await
+    };
+    let acme = InstallationInfo {
+        id: InstallationId(61),
+        account_login: "acme".into(),
+        account_type: "Organization".into(),
+        account_id: GithubUserId(60),
+        suspended: false,
+    };
+    h.github.add_installation(acme, 31, &["acme/app"]);
+
+    // Listed by login; a member of a listed organization; nobody else (and
+    // nothing is stored for them).
+    sign_in(30, "Listed-Login").await.unwrap();
+    let member = sign_in(31, "member").await.unwrap();
+    let e = sign_in(32, "stranger").await.unwrap_err();
+    assert_eq!(e.kind, AccountsErrorKind::NotAllowed);
+    assert!(e.message.contains("operator"), "{}", e.message);
+
+    // The member leaves the organization: their session keeps working until
+    // the recheck is due, then ends.
+    let secret = member.session_secret.expose().to_owned();
+    h.github.unshare_installation(InstallationId(61), 31);
+    assert!(accounts.session(&secret).await.unwrap().is_some(), "the answer is kept for a while");
+    h.clock.advance((RECHECK_EVERY + time::Duration::seconds(1)).unsigned_abs());
+    let e = accounts.session(&secret).await.unwrap_err();
+    assert_eq!(e.kind, AccountsErrorKind::NotAllowed);
+    assert!(accounts.session(&secret).await.unwrap().is_none(), "the session is over");
+}

@@ -76,6 +76,21 @@ pub struct ServeConfig {
     /// GitHub API URL.
     #[arg(long, env = "SAM_GITHUB_API_URL", default_value = sam_providers::github::DEFAULT_API_URL)]
     pub github_api_url: String,
+    /// Whether any GitHub account may install the GitHub App (`true`: what
+    /// `setup` creates for a deployment others use) or only the account that
+    /// owns it (`false`); users looking for how to install it are told which.
+    #[arg(long, env = "SAM_GITHUB_APP_PUBLIC", default_value_t = true, action = clap::ArgAction::Set)]
+    pub github_app_public: bool,
+    /// GitHub users who may sign in: logins or numeric GitHub ids (which
+    /// survive a rename), comma-separated. With SAM_ALLOWED_ORGANIZATIONS
+    /// also empty, anyone with a GitHub account may.
+    #[arg(long, env = "SAM_ALLOWED_USERS", value_delimiter = ',')]
+    pub allowed_users: Vec<String>,
+    /// GitHub organizations whose members may sign in, comma-separated: a
+    /// member is someone who sees the app's installation on the
+    /// organization. Checked at sign-in and again every 10 minutes of use.
+    #[arg(long, env = "SAM_ALLOWED_ORGANIZATIONS", value_delimiter = ',')]
+    pub allowed_organizations: Vec<String>,
     /// Where repositories are cloned from (`<url>/<owner>/<name>.git`).
     #[arg(long, env = "SAM_GIT_BASE_URL", default_value = "https://github.com")]
     pub git_base_url: String,

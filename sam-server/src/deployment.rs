@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sam_core::accounts::{Accounts, AccountsConfig};
+use sam_core::accounts::{Accounts, AccountsConfig, SignInPolicy};
 use sam_core::engine::{Engine, EngineConfig, Ports, WorkspaceFirewall};
 use sam_core::ports::{Store, SystemClock};
 use sam_core::secret::{SecretString, sha256_hex};
@@ -353,13 +353,19 @@ pub async fn build(config: &ServeConfig) -> Result<Deployment, ConfigProblems> {
     );
     let state = AppState {
         engine: engine.clone(),
-        accounts: Arc::new(Accounts::new(ports.clone(), github, AccountsConfig::default())),
+        accounts: Arc::new(Accounts::new(
+            ports.clone(),
+            github,
+            AccountsConfig::default()
+                .with_sign_in_policy(SignInPolicy::new(&config.allowed_users, &config.allowed_organizations)),
+        )),
         issuer: issuer.clone(),
         verifier: issuer,
         webhooks: Some(Arc::new(webhooks)),
         http: HttpSettings {
             trust_forwarded_for: config.trust_forwarded_for,
             avatar_origin: avatar_origin(&config.github_api_url),
+            github_app_public: config.github_app_public,
             ..HttpSettings::new(public_url, agents)
         },
     };

@@ -30,6 +30,8 @@ pub struct HttpSettings {
     /// An origin the pages may load avatar images from besides GitHub's CDN:
     /// the GitHub Enterprise host (or an emulator). `None` for github.com.
     pub avatar_origin: Option<String>,
+    /// Whether any GitHub account may install the app (else only its owner).
+    pub github_app_public: bool,
 }
 
 impl HttpSettings {
@@ -38,7 +40,8 @@ impl HttpSettings {
     /// sees (scheme, host and port, no path, no trailing slash); cookies are
     /// `Secure` when it is `https`; JSON bodies up to
     /// 64 KiB; 30 sign-in/token/bootstrap requests per minute per client
-    /// address; `X-Forwarded-For` not trusted; avatars from github.com only.
+    /// address; `X-Forwarded-For` not trusted; avatars from github.com only;
+    /// a public GitHub App.
     /// `agent_dir` holds the
     /// `sam-agent-<arch>` binaries served to new workspaces. Change any field
     /// afterwards.
@@ -52,6 +55,7 @@ impl HttpSettings {
             rate_limit_per_minute: 30,
             trust_forwarded_for: false,
             avatar_origin: None,
+            github_app_public: true,
         }
     }
 

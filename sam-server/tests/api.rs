@@ -34,6 +34,7 @@ api_suite!(
     github_webhooks_are_verified_deduplicated_and_applied,
     a_workspace_cannot_clone_through_someone_elses_installation,
     repository_access_is_per_user_and_per_workspace,
+    the_sign_in_policy_admits_only_listed_users_and_organizations,
 );
 
 /// The document is OpenAPI 3.1 with valid JSON Schemas, every `$ref`
@@ -812,4 +813,37 @@ fn the_pages_label_every_status_reason_the_api_documents() {
     assert_eq!(labelled, documented);
     let schema = &document["components"]["schemas"]["WorkspaceView"]["properties"]["statusReason"];
     assert!(schema.to_string().contains("Reason"), "statusReason refers to the enum: {schema}");
+}
+
+/// An operator's list: a user by numeric id and an organization's members
+/// get in; anyone else is sent back to the landing page with the reason and
+/// no session, also someone who left the organization (the recheck of a
+/// live session is in `sam-core`'s accounts tests, on a manual clock). A
+/// private app's install URL says so.
+async fn the_sign_in_policy_admits_only_listed_users_and_organizations(backend: Backend) {
+    let extra = [("--allowed-users", "201"), ("--allowed-organizations", "acme-org"), ("--github-app-public", "false")];
+    let Some(s) = Server::start_with(backend, &extra).await else { return };
+    let listed = s.sign_in(201).await;
+    let (status, me) = s.get("/api/auth/me", &listed).await;
+    assert_eq!((status, me["login"].as_str()), (StatusCode::OK, Some("user201")));
+    let (_, install) = s.get("/api/github/install-url", &listed).await;
+    assert_eq!(install["public"], false, "{install}");
+
+    let refused = s.sign_in_callback(202).await;
+    assert_eq!(refused.status(), StatusCode::FOUND);
+    assert_eq!(refused.headers()["location"], "/?signin=refused");
+    assert!(
+        !refused.headers().get_all("set-cookie").iter().any(|c| c.to_str().unwrap().starts_with("sam_session=")),
+        "no session"
+    );
+
+    // A member of acme-org sees the app's installation there.
+    s.install_app(203, "acme-org", 203, &["acme-org/app"]);
+    let member = s.sign_in(203).await;
+    let (status, _) = s.get("/api/auth/me", &member).await;
+    assert_eq!(status, StatusCode::OK);
+    // Without the organization's installation, no way in.
+    s.emulators.github.remove_installation(203);
+    let again = s.sign_in_callback(203).await;
+    assert_eq!(again.headers()["location"], "/?signin=refused");
 }

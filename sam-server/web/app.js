@@ -17,6 +17,25 @@ export class ApiError extends Error {
 }
 
 /**
+ * The landing page's note for `?signin=<reason>`.
+ * @type {Record<string, string>}
+ */
+export const SIGNIN_NOTES = {
+  declined: "Sign-in was cancelled at GitHub.",
+  expired: "Your GitHub sign-in has expired: sign in again.",
+  refused: "This SAM deployment is limited to the GitHub users and organizations its operator listed. Ask the operator to add you.",
+};
+
+/**
+ * The note explaining a private GitHub App, or null for a public one.
+ * @param {{ public: boolean }} install
+ * @returns {string | null}
+ */
+export function privateAppNote(install) {
+  return install.public ? null : "This deployment's GitHub App is private: only the account that owns it can install it. To use SAM with another account or organization, ask the operator.";
+}
+
+/**
  * Calls the API; a non-2xx answer throws an {@link ApiError}.
  * @param {string} path
  * @param {{ method?: string, body?: unknown, headers?: Record<string, string> }} [options]
@@ -40,6 +59,13 @@ export async function api(path, options = {}) {
   let data = null;
   try { data = await response.json(); } catch { data = null; }
   if (!response.ok) {
+    // The GitHub sign-in died, or the deployment no longer admits the user:
+    // the session is over, and the landing page says why.
+    const over = { signin_required: "expired", not_allowed: "refused" }[data && data.error];
+    if (over && path !== "/api/auth/me") {
+      location.href = `/?signin=${over}`;
+      return new Promise(() => {});
+    }
     throw new ApiError(
       response.status,
       (data && data.message) || `Request failed (${response.status})`,

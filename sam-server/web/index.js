@@ -1,8 +1,8 @@
-import { api, el, when, reasonText, statusBadge, renderHeader, showError } from "/assets/app.js";
+import { api, el, when, reasonText, statusBadge, renderHeader, showError, SIGNIN_NOTES } from "/assets/app.js";
 
 const main = document.getElementById("main");
 let me = null;
-try { me = await api("/api/auth/me"); } catch (e) { if (e.status !== 401) { showError(main, e); } }
+try { me = await api("/api/auth/me"); } catch (e) { if (e.status !== 401 && e.status !== 403) { showError(main, e); } }
 
 if (!me) {
   renderHeader(null, "/");
@@ -10,7 +10,7 @@ if (!me) {
   main.replaceChildren(el("section", { class: "hero" },
     el("h1", {}, "Disposable cloud workspaces, a terminal in your browser"),
     el("p", {}, "Pick a repository and SAM boots a VM on your own Hetzner account, builds its devcontainer and opens a shell. Idle workspaces stop themselves."),
-    params.get("signin") === "declined" ? el("div", { class: "notice" }, "Sign-in was cancelled at GitHub.") : null,
+    SIGNIN_NOTES[params.get("signin") || ""] ? el("div", { class: "notice", id: "signin-note" }, SIGNIN_NOTES[params.get("signin") || ""]) : null,
     el("a", { class: "button primary", href: "/api/auth/github" }, "Sign in with GitHub")));
 } else {
   renderHeader(me, "/");

@@ -1,4 +1,4 @@
-import { api, el, requireUser, showError } from "/assets/app.js";
+import { api, el, privateAppNote, requireUser, showError } from "/assets/app.js";
 
 const main = document.getElementById("main");
 const me = await requireUser("/workspaces/new");
@@ -16,7 +16,9 @@ if (!hetzner) {
 } else if (!installations.length) {
   const install = await api("/api/github/install-url");
   main.replaceChildren(el("h1", {}, "New workspace"), el("div", { class: "panel" },
-    el("h2", {}, "Install the GitHub App first"), el("p", {}, "SAM clones repositories through its GitHub App. Install it on the account that owns your repository."), el("a", { class: "button primary", href: install.url }, "Install the GitHub App")));
+    el("h2", {}, "Install the GitHub App first"), el("p", {}, "SAM clones repositories through its GitHub App. Install it on the account that owns your repository."),
+    privateAppNote(install) ? el("p", { class: "notice", id: "private-app" }, privateAppNote(install)) : null,
+    el("a", { class: "button primary", href: install.url }, "Install the GitHub App")));
 } else {
   const error = el("div", { class: "error", role: "alert" });
   const field = (id, label, control, hint) => [el("label", { for: id }, label), control, hint ? el("div", { class: "hint" }, hint) : null];
@@ -63,7 +65,7 @@ if (!hetzner) {
     if (!full) return;
     const repo = repos.find((r) => r.fullName === full);
     try {
-      const branches = await api(`/api/github/repositories/${full}/branches?installation_id=${installation.value}`);
+      const branches = await api(`/api/github/repositories/${full}/branches`);
       branch.replaceChildren(...branches.map((b) => el("option", { value: b, selected: repo && b === repo.defaultBranch }, b)));
     } catch (e) { error.textContent = e.message; }
     if (!name.value && full) name.value = full.split("/")[1].replace(/[^A-Za-z0-9 ._-]/g, "-").slice(0, 64);

@@ -1,4 +1,4 @@
-import { api, el, requireUser, showError, when } from "/assets/app.js";
+import { api, el, privateAppNote, requireUser, showError, when } from "/assets/app.js";
 
 const main = document.getElementById("main");
 await requireUser("/settings");
@@ -62,6 +62,7 @@ async function renderGithub() {
       installations.length
         ? el("ul", {}, installations.map((i) => el("li", {}, `${i.accountLogin} (${i.accountType})`, i.suspended ? " — suspended" : "")))
         : el("p", { class: "muted" }, "The SAM GitHub App is not installed on any account you can access yet."),
+      privateAppNote(install) ? el("p", { class: "notice", id: "private-app" }, privateAppNote(install)) : null,
       el("a", { class: "button", href: install.url }, "Install on another account"));
   } catch (e) { showError(github, e); }
 }

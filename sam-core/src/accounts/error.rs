@@ -10,6 +10,8 @@ pub enum AccountsErrorKind {
     /// The user's GitHub authorization is missing or unreadable; they must
     /// sign in again. HTTP 401.
     SignInRequired,
+    /// The deployment's sign-in policy does not admit the user. HTTP 403.
+    NotAllowed,
     /// Input breaks a rule; `field` names it. HTTP 422.
     Invalid,
     /// The GitHub App is not installed where it is needed. HTTP 412.

@@ -147,7 +147,7 @@ impl Accounts {
         let now = self.ports.clock.now();
         let refresh =
             stored.tokens.refresh_token.clone().filter(|_| stored.tokens.refresh_expires_at.is_none_or(|at| at > now));
-        let Some(refresh) = refresh else { return Err(sign_in_again()) };
+        let Some(refresh) = refresh else { return Err(self.signed_out(user).await) };
         match self.identity.refresh(&refresh).await {
             Ok(fresh) => {
                 let credential = self.seal_github(user, &fresh, Some(created_at)).await?;
@@ -170,13 +170,23 @@ impl Accounts {
                         return Ok(current.tokens.access_token);
                     }
                     if tokio::time::Instant::now() >= deadline {
-                        tracing::info!(user_id = %user, "GitHub refresh token refused: the user must sign in again");
-                        return Err(sign_in_again());
+                        return Err(self.signed_out(user).await);
                     }
                     tokio::time::sleep(RACE_POLL).await;
                 }
             }
             Err(e) => Err(github_error(e, "GitHub authorization")),
+        }
+    }
+
+    /// The user's GitHub authorization is dead: every session depends on it,
+    /// so they end (each browser lands on the sign-in page instead of
+    /// failing call by call).
+    async fn signed_out(&self, user: UserId) -> AccountsError {
+        tracing::info!(user_id = %user, "GitHub authorization dead: the user must sign in again");
+        match self.ports.store.delete_user_sessions(user).await {
+            Ok(_) => sign_in_again(),
+            Err(e) => e.into(),
         }
     }
 

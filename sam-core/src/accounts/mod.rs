@@ -25,6 +25,7 @@
 //! # #[cfg(not(feature = "testkit"))] fn main() {}
 //! ```
 
+mod admission;
 mod cloud;
 mod error;
 mod github;
@@ -35,6 +36,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use crate::ports::InstallationChange;
+pub use admission::{RECHECK_EVERY, SignInPolicy};
 pub use cloud::{Catalogue, CloudAccount, SizeOffer};
 pub use error::{AccountsError, AccountsErrorKind};
 pub use sessions::{SessionUser, SignedIn};
@@ -48,18 +50,26 @@ use crate::ports::IdentityProvider;
 pub struct AccountsConfig {
     /// How long a session lasts without use (sliding). Default 7 days.
     pub session_ttl: Duration,
+    /// Who may sign in. Default: anyone.
+    pub sign_in_policy: SignInPolicy,
 }
 
 impl Default for AccountsConfig {
     fn default() -> Self {
-        Self { session_ttl: Duration::from_secs(7 * 24 * 3600) }
+        Self { session_ttl: Duration::from_secs(7 * 24 * 3600), sign_in_policy: SignInPolicy::default() }
     }
 }
 
 impl AccountsConfig {
     /// Sessions lasting `session_ttl` without use.
     pub fn with_session_ttl(session_ttl: Duration) -> Self {
-        Self { session_ttl }
+        Self { session_ttl, ..Self::default() }
+    }
+
+    /// The same settings, admitting only whom `policy` admits.
+    pub fn with_sign_in_policy(mut self, policy: SignInPolicy) -> Self {
+        self.sign_in_policy = policy;
+        self
     }
 }
 
@@ -70,13 +80,15 @@ pub struct Accounts {
     ports: Ports,
     identity: Arc<dyn IdentityProvider>,
     config: AccountsConfig,
+    /// The sign-in policy's last organization answers, per user.
+    admissions: std::sync::Mutex<std::collections::HashMap<crate::domain::UserId, (crate::domain::Timestamp, bool)>>,
 }
 
 impl Accounts {
     /// Accounts over the same `ports` as the engine, signing in through
     /// `identity`.
     pub fn new(ports: Ports, identity: Arc<dyn IdentityProvider>, config: AccountsConfig) -> Self {
-        Self { ports, identity, config }
+        Self { ports, identity, config, admissions: std::sync::Mutex::default() }
     }
 
     /// The configuration.

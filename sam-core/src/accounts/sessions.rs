@@ -54,8 +54,14 @@ impl Accounts {
             tracing::warn!(kind = e.kind().code(), "OAuth code exchange failed");
             AccountsError::new(AccountsErrorKind::SignInFailed, "GitHub did not confirm the sign-in; try again")
         })?;
+        let profile = &identity.profile;
+        let through_organization =
+            self.admit_new(&profile.login, profile.github_id.0, &identity.tokens.access_token).await?;
         let now = self.ports.clock.now();
         let user = self.ports.store.upsert_user(&identity.profile, now).await?;
+        if through_organization {
+            self.admitted(user.id);
+        }
         self.store_github_tokens(user.id, &identity.tokens).await?;
 
         let secret = random_token().map_err(|_| AccountsError::internal())?;
@@ -67,8 +73,9 @@ impl Accounts {
         Ok(SignedIn { user, session_secret: secret, session_ttl: ttl })
     }
 
-    /// The user behind a session secret, if the session is live; refreshes
-    /// its sliding expiry now and then.
+    /// The user behind a session secret, if the session is live and the
+    /// sign-in policy still admits them (else `NotAllowed`); refreshes its
+    /// sliding expiry now and then.
     pub async fn session(&self, secret: &str) -> Result<Option<SessionUser>, AccountsError> {
         if secret.is_empty() || secret.len() > MAX_SECRET_LEN {
             return Ok(None);
@@ -78,6 +85,13 @@ impl Accounts {
         let now = self.ports.clock.now();
         let Some(session) = store.get_session(&hash, now).await? else { return Ok(None) };
         let Some(user) = store.get_user(session.user_id).await? else { return Ok(None) };
+        if let Err(refused) = self.admit_again(&user).await {
+            if refused.kind == AccountsErrorKind::NotAllowed {
+                // No longer admitted: this session is over.
+                store.delete_session(&hash).await?;
+            }
+            return Err(refused);
+        }
         if now - session.last_seen_at >= TOUCH_EVERY {
             store.touch_session(&hash, now, now + self.session_ttl()).await?;
         }

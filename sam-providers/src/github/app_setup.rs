@@ -4,7 +4,7 @@
 //! as GitHub knows it for a JWT (`GET /app`).
 //!
 //! One GitHub App does both jobs SAM needs: its OAuth client signs users in,
-//! its installations grant read access to repositories.
+//! its installations grant access to repositories.
 
 use reqwest::{Method, Url};
 use sam_core::ports::{ProviderError, ProviderErrorKind};
@@ -20,9 +20,13 @@ use crate::http::{self, HttpClient, HttpConfig, Request};
 pub const MANIFEST_REDIRECT_PATH: &str = "/setup/github-app";
 
 /// The app manifest for a control plane at `public_url`: repository contents
-/// and metadata read-only, the sign-in callback, the post-install setup URL
-/// and the webhook (installation events are always delivered to an app).
-pub fn app_manifest(public_url: &str, name: &str) -> Value {
+/// read and write (workspaces clone, and push when the user may: each
+/// workspace's token is narrowed to its repository and, without the user's
+/// push permission, to read), metadata read, the sign-in callback, the
+/// post-install setup URL and the webhook (installation events are always
+/// delivered to an app). `public`: any account may install it (a shared
+/// deployment); else only the account that creates it.
+pub fn app_manifest(public_url: &str, name: &str, public: bool) -> Value {
     let public_url = public_url.trim_end_matches('/');
     json!({
         "name": name,
@@ -34,8 +38,8 @@ pub fn app_manifest(public_url: &str, name: &str) -> Value {
         "setup_url": format!("{public_url}/settings"),
         "setup_on_update": true,
         "request_oauth_on_install": false,
-        "public": false,
-        "default_permissions": {"contents": "read", "metadata": "read"},
+        "public": public,
+        "default_permissions": {"contents": "write", "metadata": "read"},
         "default_events": []
     })
 }

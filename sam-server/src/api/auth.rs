@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::http::header::{LOCATION, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use sam_core::accounts::AccountsErrorKind;
 use sam_core::secret::{PkcePair, constant_time_eq, random_token};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -67,7 +68,7 @@ pub struct CallbackQuery {
     tag = "auth",
     params(CallbackQuery),
     responses(
-        (status = 302, description = "Signed in (session cookie set), or declined at GitHub; to the dashboard"),
+        (status = 302, description = "Signed in (session cookie set), to the dashboard; declined at GitHub (`/?signin=declined`) or not admitted by the deployment's sign-in policy (`/?signin=refused`), to the landing page"),
         (status = 400, description = "Forged or expired state, or a code GitHub did not confirm", body = ErrorBody),
         (status = 429, description = "Too many requests from this address", body = ErrorBody)
     )
@@ -95,7 +96,14 @@ pub async fn callback(
         tracing::warn!("OAuth state mismatch");
         return Err(forged());
     }
-    let signed_in = state.accounts.sign_in(&code, &verifier.into(), &state.http.oauth_redirect_uri()).await?;
+    let signed_in = match state.accounts.sign_in(&code, &verifier.into(), &state.http.oauth_redirect_uri()).await {
+        Ok(signed_in) => signed_in,
+        // A browser navigation: the landing page says why.
+        Err(e) if e.kind == AccountsErrorKind::NotAllowed => {
+            return Ok(redirect("/?signin=refused", &[clear_oauth]));
+        }
+        Err(e) => return Err(e.into()),
+    };
     let session =
         state.http.session_cookie().set(signed_in.session_secret.expose(), signed_in.session_ttl.unsigned_abs());
     Ok(redirect("/", &[session, clear_oauth]))

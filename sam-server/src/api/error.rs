@@ -126,6 +126,7 @@ impl From<AccountsError> for ApiError {
         let (status, code) = match e.kind {
             AccountsErrorKind::SignInFailed => (StatusCode::BAD_REQUEST, "signin_failed"),
             AccountsErrorKind::SignInRequired => (StatusCode::UNAUTHORIZED, "signin_required"),
+            AccountsErrorKind::NotAllowed => (StatusCode::FORBIDDEN, "not_allowed"),
             AccountsErrorKind::Invalid => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
             AccountsErrorKind::AppNotInstalled => (StatusCode::PRECONDITION_FAILED, "app_not_installed"),
             AccountsErrorKind::TokenRejected => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_token"),

@@ -38,6 +38,9 @@ pub async fn list_installations(
 pub struct InstallUrl {
     /// GitHub's install page of the SAM app.
     url: String,
+    /// Whether any account may install it; `false`: only the account that
+    /// owns the app (others must ask the operator).
+    public: bool,
 }
 
 /// `GET /api/github/install-url`.
@@ -52,7 +55,7 @@ pub struct InstallUrl {
     )
 )]
 pub async fn install_url(State(state): State<AppState>, _current: CurrentUser) -> Json<InstallUrl> {
-    Json(InstallUrl { url: state.accounts.install_url() })
+    Json(InstallUrl { url: state.accounts.install_url(), public: state.http.github_app_public })
 }
 
 /// Query of the repository listing.

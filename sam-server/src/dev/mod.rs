@@ -279,6 +279,9 @@ pub async fn run(options: DevOptions, mut sockets: crate::listeners::Sockets) ->
         github_api_url: world_info.github_url.clone(),
         // Cloned from the emulated GitHub, as from github.com.
         git_base_url: world_info.github_url.clone(),
+        github_app_public: true,
+        allowed_users: Vec::new(),
+        allowed_organizations: Vec::new(),
         cloudflare_api_token_file: Some(write_secret(&secrets, "cloudflare-token", &world_info.cloudflare_token)?),
         cloudflare_zone_id: Some(world_info.zone_id.clone()),
         cloudflare_api_url: world_info.cloudflare_url.clone(),

@@ -523,7 +523,33 @@ async fn github_step(w: &mut Wizard) -> anyhow::Result<()> {
     let public = w.cfg().public_url.clone().unwrap_or_default();
     let base = w.cfg().base_domain.clone().unwrap_or_default();
     let name = w.options.github_app_name.clone().unwrap_or_else(|| format!("SAM {base}"));
-    let manifest = sam_providers::github::app_manifest(&public, &name);
+    // Who may install it: anyone (a deployment others use), or only the
+    // account that creates it. Asked unless the setting was given.
+    let given = w.file.get("SAM_GITHUB_APP_PUBLIC").is_some()
+        || std::env::var_os("SAM_GITHUB_APP_PUBLIC").is_some()
+        || std::env::args().any(|a| a.starts_with("--github-app-public"));
+    let app_public = if w.interactive() && !given {
+        let answer = w.ask(
+            "May any GitHub account or organization install the app (public), or only yours? [public/private]",
+            Some("public"),
+            "",
+        )?;
+        !answer.trim().eq_ignore_ascii_case("private")
+    } else {
+        w.cfg().github_app_public
+    };
+    w.options.config.github_app_public = app_public;
+    w.set("SAM_GITHUB_APP_PUBLIC", app_public.to_string());
+    line(
+        "ok",
+        "app visibility",
+        if app_public {
+            "public: any account may install it"
+        } else {
+            "private: only the owning account may install it"
+        },
+    );
+    let manifest = sam_providers::github::app_manifest(&public, &name, app_public);
     let mut state_bytes = [0u8; 12];
     sam_core::secret::fill_random(&mut state_bytes).map_err(|e| anyhow::anyhow!("randomness: {e}"))?;
     let state: String = state_bytes.iter().map(|b| format!("{b:02x}")).collect();
@@ -539,7 +565,10 @@ async fn github_step(w: &mut Wizard) -> anyhow::Result<()> {
     let code = match w.options.github_manifest_code.clone() {
         Some(code) => code,
         None => {
-            println!("  Create the app from its manifest (permissions: contents and metadata, read-only):");
+            println!(
+                "  Create the app from its manifest (permissions: contents read and write (pushing from a workspace), \
+                 metadata read):"
+            );
             println!("    1. open {} in a browser signed in to GitHub", html_path.display());
             println!("       (copy it to your laptop if this is a server) and press the button;");
             println!(
@@ -608,7 +637,10 @@ fn print_manual_values(public: &str) {
     println!("    Callback URL:        {public}/api/auth/callback/github");
     println!("    Setup URL:           {public}/settings   (Redirect on update: on)");
     println!("    Webhook URL:         {public}/api/github/webhook   (Active; generate a secret)");
-    println!("    Permissions:         Repository → Contents: Read-only, Metadata: Read-only");
+    println!("    Permissions:         Repository → Contents: Read and write, Metadata: Read-only");
+    println!(
+        "    Where can it be installed: Any account (or Only on this account, then set SAM_GITHUB_APP_PUBLIC=false)"
+    );
     println!("    Request user authorization (OAuth) during installation: off");
     println!("  then set SAM_GITHUB_APP_ID, SAM_GITHUB_APP_SLUG, SAM_GITHUB_CLIENT_ID and write the client secret,");
     println!("  the private key (PEM) and the webhook secret to files named by SAM_GITHUB_CLIENT_SECRET_FILE,");

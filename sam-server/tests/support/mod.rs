@@ -73,6 +73,15 @@ impl Server {
 
     /// `None` when the backend is PostgreSQL and skipping it was asked for.
     pub async fn start_with_rate_limit(backend: Backend, rate_limit_per_minute: u32) -> Option<Self> {
+        Self::start_configured(backend, rate_limit_per_minute, &[]).await
+    }
+
+    /// A server with more settings (`--flag`, value).
+    pub async fn start_with(backend: Backend, extra: &[(&str, &str)]) -> Option<Self> {
+        Self::start_configured(backend, 1000, extra).await
+    }
+
+    async fn start_configured(backend: Backend, rate_limit_per_minute: u32, extra: &[(&str, &str)]) -> Option<Self> {
         let _ = tracing_subscriber::fmt()
             .with_test_writer()
             .with_env_filter(std::env::var("SAM_TEST_LOG").unwrap_or_else(|_| "off".into()))
@@ -115,6 +124,7 @@ impl Server {
             ("--agent-dir", agent_dir.display().to_string()),
         ]
         .into_iter()
+        .chain(extra.iter().map(|(flag, value)| (*flag, (*value).to_owned())))
         .flat_map(|(flag, value)| [flag.to_owned(), value])
         .collect();
         let config = Cli::parse_from(std::iter::once("sam-server".to_owned()).chain(args)).serve;
@@ -165,15 +175,7 @@ impl Server {
     /// Signs in GitHub user `github_id` through the real OAuth flow; returns
     /// the session cookie (`name=value`).
     pub async fn sign_in(&self, github_id: i64) -> String {
-        let (authorize, oauth_cookie) = self.begin_sign_in().await;
-        let (code, state) = self.approve(github_id, &authorize);
-        let callback = self
-            .client
-            .get(self.url(&format!("/api/auth/callback/github?code={code}&state={state}")))
-            .header(COOKIE, &oauth_cookie)
-            .send()
-            .await
-            .unwrap();
+        let callback = self.sign_in_callback(github_id).await;
         assert_eq!(callback.status(), StatusCode::FOUND, "{:?}", callback.text().await);
         let session = callback
             .headers()
@@ -184,6 +186,18 @@ impl Server {
             .unwrap();
         assert!(session.contains("HttpOnly") && session.contains("SameSite=Lax"));
         session.split(';').next().unwrap().to_owned()
+    }
+
+    /// The OAuth flow up to the callback's answer, for GitHub user `github_id`.
+    pub async fn sign_in_callback(&self, github_id: i64) -> reqwest::Response {
+        let (authorize, oauth_cookie) = self.begin_sign_in().await;
+        let (code, state) = self.approve(github_id, &authorize);
+        self.client
+            .get(self.url(&format!("/api/auth/callback/github?code={code}&state={state}")))
+            .header(COOKIE, &oauth_cookie)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn send(

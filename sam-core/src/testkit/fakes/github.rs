@@ -140,6 +140,14 @@ impl FakeGithub {
         lock(&self.state).visible.entry(github_id).or_default().push(id);
     }
 
+    /// The GitHub user `github_id` no longer sees installation `id` (they
+    /// left the organization).
+    pub fn unshare_installation(&self, id: InstallationId, github_id: i64) {
+        if let Some(ids) = lock(&self.state).visible.get_mut(&github_id) {
+            ids.retain(|i| *i != id);
+        }
+    }
+
     /// The user `github_id` cannot see `repository` (their teams do not grant it).
     pub fn hide_repository(&self, github_id: i64, repository: &str) {
         lock(&self.state).hidden.insert((github_id, repository.to_owned()));
