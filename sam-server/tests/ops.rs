@@ -226,7 +226,8 @@ async fn readme_setup_then_serve() {
     let manifest: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("etc/github-app-manifest.json")).unwrap())
             .unwrap();
-    assert_eq!(manifest["default_permissions"], json!({"contents": "read", "metadata": "read"}));
+    assert_eq!(manifest["default_permissions"], json!({"contents": "write", "metadata": "read"}), "push needs write");
+    assert_eq!(manifest["public"], true, "--yes: any account may install it");
     assert_eq!(manifest["hook_attributes"]["url"], format!("{public}/api/github/webhook"));
     assert_eq!(manifest["callback_urls"][0], format!("{public}/api/auth/callback/github"));
     assert_eq!(setting(&config, "SAM_CLOUDFLARE_ZONE_ID"), Some(emulators.cloudflare.zone_id()), "zone found by name");
@@ -249,6 +250,8 @@ async fn readme_setup_then_serve() {
     let edge_ca = setting(&config, "SAM_EDGE_CLIENT_CA_FILE").expect("the edge client CA is configured");
     assert_eq!(std::fs::read_to_string(edge_ca).unwrap(), sam_providers::cloudflare::ORIGIN_PULL_CA_PEM);
     assert_eq!(setting(&config, "SAM_GITHUB_APP_ID").as_deref(), Some(emulators::GITHUB_APP_ID));
+    assert_eq!(setting(&config, "SAM_GITHUB_APP_PUBLIC").as_deref(), Some("true"));
+    assert!(emulators.github.config().app_public, "GitHub created a public app from the manifest");
     for secret in ["github-client-secret", "github-app.pem", "github-webhook-secret", "cloudflare-api-token"] {
         assert_eq!(mode(&dir.path().join("etc/secrets").join(secret)), 0o600, "{secret}");
     }

@@ -548,3 +548,33 @@ async fn a_control_plane_killed_mid_flight_destroys_nothing() {
     assert_eq!(emulators.cloudflare.records().len(), 20, "no record deleted");
     serve.terminate().await;
 }
+
+/// One delivery id reaching both replicas at once (GitHub redelivers, or a
+/// load balancer retries) is applied once: the delivery log lives in the
+/// shared database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_delivery_is_applied_once_across_replicas() {
+    let Some(url) = postgres::fresh_database_url().await else { return };
+    let emulators = Emulators::start().await.unwrap();
+    let keys_dir = tempfile::tempdir().unwrap();
+    let keys = sam_providers::keys::generate_key_files(&keys_dir.path().join("keys")).unwrap();
+    let a = Serve::start_with_keys(&emulators, Some(url.clone()), &keys, &[]).await;
+    let b = Serve::start_with_keys(&emulators, Some(url), &keys, &[]).await;
+    let github = &emulators.github;
+    for n in 0..10 {
+        let payload = github.installation_payload("created", 900 + n);
+        let body = serde_json::to_vec(&payload).unwrap();
+        let signature = github.sign(&body);
+        let delivery = format!("replicated-{n}");
+        let (to_a, to_b) = (format!("{}/api/github/webhook", a.base), format!("{}/api/github/webhook", b.base));
+        let (x, y) = tokio::join!(
+            github.send_webhook_raw(&to_a, "installation", &delivery, &body, Some(&signature)),
+            github.send_webhook_raw(&to_b, "installation", &delivery, &body, Some(&signature)),
+        );
+        let (x, y) = (x.unwrap(), y.unwrap());
+        assert_eq!((x.status, y.status), (200, 200));
+        let mut answers = [x.body.contains("duplicate"), y.body.contains("duplicate")];
+        answers.sort_unstable();
+        assert_eq!(answers, [false, true], "one applied, one recognised as a duplicate: {} / {}", x.body, y.body);
+    }
+}
