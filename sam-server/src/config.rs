@@ -78,7 +78,8 @@ pub struct ServeConfig {
     pub github_api_url: String,
     /// Whether any GitHub account may install the GitHub App (`true`: what
     /// `setup` creates for a deployment others use) or only the account that
-    /// owns it (`false`); users looking for how to install it are told which.
+    /// owns it (`false`); users looking for how to install it are told
+    /// which.
     #[arg(long, env = "SAM_GITHUB_APP_PUBLIC", default_value_t = true, action = clap::ArgAction::Set)]
     pub github_app_public: bool,
     /// GitHub users who may sign in: logins or numeric GitHub ids (which
