@@ -35,6 +35,7 @@ api_suite!(
     a_workspace_cannot_clone_through_someone_elses_installation,
     repository_access_is_per_user_and_per_workspace,
     the_sign_in_policy_admits_only_listed_users_and_organizations,
+    another_organization_installs_the_public_app_and_works_through_it,
 );
 
 /// The document is OpenAPI 3.1 with valid JSON Schemas, every `$ref`
@@ -453,12 +454,17 @@ async fn repository_access_is_per_user_and_per_workspace(backend: Backend) {
     assert!(credential["notice"].as_str().unwrap().contains("no push permission"), "{credential}");
     assert_eq!(scope, (Some(vec!["octo-org/api".to_owned()]), "read".to_owned()));
 
-    // Eight hours on: the GitHub sign-in renews itself.
+    // Eight hours on: the GitHub sign-in renews itself, once, and listing
+    // and creating work.
     github.expire_user_tokens();
     let refreshes = github.refreshes();
-    let (status, _) = s.get("/api/github/installations", &owner).await;
+    let (status, _) = s.get("/api/github/repositories?installation_id=101", &owner).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(github.refreshes(), refreshes + 1);
+    let mut body = workspace_body("after-eight-hours");
+    body["installationId"] = json!(101);
+    let (status, ws) = s.post("/api/workspaces", &owner, body).await;
+    assert_eq!(status, StatusCode::CREATED, "{ws}");
+    assert_eq!(github.refreshes(), refreshes + 1, "one refresh");
     // GitHub down: 503 with a retry hint.
     github.faults().inject("GET", "/user/installations/101/repositories", Fault::Error(InjectedError::Unavailable), 10);
     let r = s.client.get(s.url("/api/github/repositories?installation_id=101")).header(COOKIE, &owner).send();
@@ -846,4 +852,52 @@ async fn the_sign_in_policy_admits_only_listed_users_and_organizations(backend: 
     s.emulators.github.remove_installation(203);
     let again = s.sign_in_callback(203).await;
     assert_eq!(again.headers()["location"], "/?signin=refused");
+}
+
+/// Someone from another organization installs the (public) app on their
+/// organization on GitHub's install page and creates a workspace through
+/// it; a private app refuses them there, and SAM's install URL says why.
+async fn another_organization_installs_the_public_app_and_works_through_it(backend: Backend) {
+    let Some(s) = Server::start(backend).await else { return };
+    let github = &s.emulators.github;
+    github.configure(|c| c.install_accounts = vec!["far-org".into()]);
+    let cookie = s.sign_in(301).await;
+    let (status, body) =
+        s.post("/api/credentials", &cookie, json!({"provider": "hetzner", "token": HETZNER_TOKEN})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (_, install) = s.get("/api/github/install-url", &cookie).await;
+    assert_eq!(install["public"], true);
+    let install_on = async |account: &str| {
+        let url = format!("{}?as=user301", install["url"].as_str().unwrap());
+        let r = s.client.post(url).form(&[("account", account)]).send().await.unwrap();
+        (r.status(), r.text().await.unwrap())
+    };
+
+    // A private app: GitHub refuses, naming the reason.
+    github.configure(|c| c.app_public = false);
+    let (status, page) = install_on("far-org").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(page.contains("private GitHub App"), "{page}");
+
+    github.configure(|c| c.app_public = true);
+    let (status, page) = install_on("far-org").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let (_, installations) = s.get("/api/github/installations", &cookie).await;
+    let far = installations.as_array().unwrap().iter().find(|i| i["accountLogin"] == "far-org").expect("listed");
+    assert_eq!(far["accountType"], "Organization");
+    let mut body = workspace_body("far");
+    body["repository"] = json!("far-org/hello-world");
+    let (status, ws) = s.post("/api/workspaces", &cookie, body).await;
+    assert_eq!(status, StatusCode::CREATED, "{ws}");
+    let token = s.bootstrap_token(ws["id"].as_str().unwrap()).await;
+    let (status, grant) = s.send(reqwest::Method::POST, &format!("/api/bootstrap/{token}"), None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let scope = github.token_scope(grant["cloneToken"].as_str().unwrap()).unwrap();
+    assert_eq!(scope.0, Some(vec!["far-org/hello-world".to_owned()]));
+
+    // SAM configured with a private app tells its users.
+    let Some(private) = Server::start_with(backend, &[("--github-app-public", "false")]).await else { return };
+    let cookie = private.sign_in(302).await;
+    let (_, install) = private.get("/api/github/install-url", &cookie).await;
+    assert_eq!(install["public"], false);
 }

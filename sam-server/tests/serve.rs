@@ -578,3 +578,31 @@ async fn a_webhook_delivery_is_applied_once_across_replicas() {
         assert_eq!(answers, [false, true], "one applied, one recognised as a duplicate: {} / {}", x.body, y.body);
     }
 }
+
+/// Eight hours after sign-in both replicas meet the expired GitHub token at
+/// once: each call succeeds, GitHub sees one refresh (the other replica
+/// picks up the renewed pair from the database), and the user stays signed
+/// in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_renew_an_expired_github_sign_in_once() {
+    let Some(url) = postgres::fresh_database_url().await else { return };
+    let emulators = Emulators::start().await.unwrap();
+    emulators.github.add_installation(5, "octo-org", &[("octo-org/hello-world", &["main"])]);
+    let keys_dir = tempfile::tempdir().unwrap();
+    let keys = sam_providers::keys::generate_key_files(&keys_dir.path().join("keys")).unwrap();
+    let a = Serve::start_with_keys(&emulators, Some(url.clone()), &keys, &[]).await;
+    let b = Serve::start_with_keys(&emulators, Some(url), &keys, &[]).await;
+    let cookie = a.sign_in(&emulators).await;
+    for round in 1..=3 {
+        emulators.github.expire_user_tokens();
+        let path = "/api/github/repositories?installation_id=5";
+        let (x, y) = tokio::join!(
+            a.call(reqwest::Method::GET, path, &cookie, None),
+            b.call(reqwest::Method::GET, path, &cookie, None)
+        );
+        assert_eq!((x.0, y.0), (StatusCode::OK, StatusCode::OK), "round {round}: {} / {}", x.1, y.1);
+        assert_eq!(emulators.github.refreshes(), round, "one refresh per expiry");
+        let (status, _) = b.call(reqwest::Method::GET, "/api/auth/me", &cookie, None).await;
+        assert_eq!(status, StatusCode::OK, "still signed in");
+    }
+}

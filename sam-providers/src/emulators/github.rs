@@ -1454,12 +1454,19 @@ struct InstallParams {
     account: Option<String>,
 }
 
-/// The signed-in user of the install page.
-fn acting_user(config: &GithubEmulatorConfig, login: Option<&str>) -> Option<EmulatedUser> {
+/// The signed-in user of the install page: the test user, one of
+/// [`GithubEmulatorConfig::other_users`], or someone who signed in through
+/// [`GithubEmulator::approve_as`].
+fn acting_user(inner: &Inner, config: &GithubEmulatorConfig, login: Option<&str>) -> Option<EmulatedUser> {
     match login {
         None => Some(config.user.clone()),
         Some(login) if login == config.user.login => Some(config.user.clone()),
-        Some(login) => config.other_users.iter().find(|u| u.login == login).cloned(),
+        Some(login) => config
+            .other_users
+            .iter()
+            .find(|u| u.login == login)
+            .cloned()
+            .or_else(|| lock(&inner.state).other_users.values().find(|u| u.login == login).cloned()),
     }
 }
 
@@ -1476,7 +1483,7 @@ async fn install_page(
     if slug != config.app_slug {
         return (StatusCode::NOT_FOUND, Html("<h1>404</h1>")).into_response();
     }
-    let Some(user) = acting_user(&config, q.acting.as_deref()) else {
+    let Some(user) = acting_user(&inner, &config, q.acting.as_deref()) else {
         return (StatusCode::NOT_FOUND, Html("<h1>404</h1><p>Unknown user.</p>")).into_response();
     };
     let list: String =
@@ -1534,7 +1541,7 @@ async fn install_submit(
     if slug != config.app_slug {
         return (StatusCode::NOT_FOUND, Html("<h1>404</h1>")).into_response();
     }
-    let Some(user) = acting_user(&config, q.acting.as_deref().or(form.acting.as_deref())) else {
+    let Some(user) = acting_user(&inner, &config, q.acting.as_deref().or(form.acting.as_deref())) else {
         return (StatusCode::NOT_FOUND, Html("<h1>404</h1><p>Unknown user.</p>")).into_response();
     };
     let account = form.account.unwrap_or_else(|| user.login.clone());
