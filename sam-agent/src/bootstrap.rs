@@ -652,6 +652,23 @@ mod tests {
     }
 
     #[test]
+    fn the_credential_helper_is_mounted_at_the_same_path_in_the_devcontainer() {
+        let cli = DevcontainerCli {
+            same_path_mounts: vec![PathBuf::from("/usr/local/bin/sam-agent"), PathBuf::from("/var/lib/sam-agent/git")],
+            ..DevcontainerCli::default()
+        };
+        assert_eq!(
+            cli.mount_args(),
+            [
+                "--mount",
+                "type=bind,source=/usr/local/bin/sam-agent,target=/usr/local/bin/sam-agent",
+                "--mount",
+                "type=bind,source=/var/lib/sam-agent/git,target=/var/lib/sam-agent/git"
+            ]
+        );
+    }
+
+    #[test]
     fn parses_devcontainer_up() {
         let out = b"log line\n{\"outcome\":\"success\",\"containerId\":\"c1\",\"remoteUser\":\"vscode\",\"remoteWorkspaceFolder\":\"/workspaces/x\"}\n";
         assert_eq!(parse_up_output(out).unwrap().container_id, "c1");

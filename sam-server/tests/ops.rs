@@ -308,6 +308,7 @@ async fn readme_setup_then_serve() {
     ] {
         assert!(printed.lines().any(|l| l.starts_with("ok") && l.contains(check)), "{check} ok in:\n{printed}");
     }
+    assert!(printed.contains("contents write: workspaces can push"), "{printed}");
     assert!(emulators.cloudflare.records().is_empty(), "the ws-test probe was deleted");
     serve.terminate().await;
 

@@ -113,6 +113,9 @@ pub struct AppInfo {
     /// OAuth client id (absent on very old apps).
     #[serde(default)]
     pub client_id: String,
+    /// What installations grant it (`contents` → `read` or `write`, …).
+    #[serde(default)]
+    pub permissions: std::collections::BTreeMap<String, String>,
 }
 
 impl GithubApp {

@@ -488,7 +488,14 @@ async fn github_check(config: &ServeConfig) -> Check {
                     format!("set SAM_GITHUB_CLIENT_ID={client_id}"),
                 );
             }
-            Check::ok("github app", format!("app {app_id} ({slug}) accepts its JWT"))
+            let contents = match known.permissions.get("contents").map(String::as_str) {
+                Some("write") => "contents write: workspaces can push".to_owned(),
+                Some(other) => format!(
+                    "contents {other}: pushing from workspaces is off (give the app Contents: Read and write on GitHub)"
+                ),
+                None => "no contents permission: workspaces cannot clone".to_owned(),
+            };
+            Check::ok("github app", format!("app {app_id} ({slug}) accepts its JWT; {contents}"))
         }
         Err(e) => Check::fail("github app", format!("{e:#}"), fix),
     }
