@@ -639,3 +639,24 @@ async fn pushes_from_the_terminal_reach_github_through_the_credential_helper() {
     assert!(out.contains("403"), "{out}");
     assert!(!out.contains("EXIT-42-0"), "the push failed: {out}");
 }
+
+/// In the browser: a dead GitHub sign-in (expired token, revoked refresh
+/// token) sends the user to the front page with the reason; signing in
+/// again works; someone without an installation is shown how to install.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_github_sign_in_leads_back_to_the_sign_in_page() {
+    use tokio::io::AsyncBufReadExt as _;
+    let Some(e2e) = e2e_ready() else { return };
+    let data = tempfile::tempdir().unwrap();
+    let (mut child, base) = start_dev(data.path(), &[]).await;
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut control = None;
+    while control.is_none() {
+        let line = lines.next_line().await.unwrap().expect("dev mode prints its addresses");
+        control = line.trim().strip_prefix("Emulator control").map(|u| u.trim().split(' ').next().unwrap().to_owned());
+    }
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let control = control.unwrap();
+    let token = sam_providers::emulators::HETZNER_TOKEN;
+    dev::browser_with(&e2e, "github.mjs", &[&base, &control], &[("SAM_HETZNER_TOKEN", token)]).await;
+}
