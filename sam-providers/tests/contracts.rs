@@ -297,6 +297,14 @@ async fn github_answers_as_its_description_says() {
     let (status, minted) = as_app.call("POST", "/app/installations/7/access_tokens", None).await;
     assert_eq!(status, 201, "{minted}");
     let as_installation = Checked { token: minted["token"].as_str().unwrap().to_owned(), ..as_user.clone_with_token() };
+    // A token for one repository and chosen permissions, as SAM mints them.
+    let scoped = json!({"repositories": ["hello-world"], "permissions": {"contents": "write", "metadata": "read"}});
+    let (status, one) = as_app.call("POST", "/app/installations/7/access_tokens", Some(scoped)).await;
+    assert_eq!(status, 201, "{one}");
+    assert_eq!(one["repositories"][0]["full_name"], "octo-org/hello-world");
+    assert_eq!(one["permissions"]["contents"], "write");
+    let elsewhere = json!({"repositories": ["elsewhere"]});
+    assert_eq!(as_app.call("POST", "/app/installations/7/access_tokens", Some(elsewhere)).await.0, 422);
 
     // The user.
     assert_eq!(as_user.call("GET", "/user", None).await.0, 200);
