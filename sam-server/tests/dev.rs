@@ -61,6 +61,21 @@ fn agent_pids(vm: &std::path::Path) -> Vec<u32> {
         .collect()
 }
 
+/// Dev mode and its emulator control API's address (read from what it
+/// prints; the rest of its output is drained).
+async fn start_dev_with_control(data: &std::path::Path, extra: &[&str]) -> (tokio::process::Child, String, String) {
+    use tokio::io::AsyncBufReadExt as _;
+    let (mut child, base) = start_dev(data, extra).await;
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut control = None;
+    while control.is_none() {
+        let line = lines.next_line().await.unwrap().expect("dev mode prints its addresses");
+        control = line.trim().strip_prefix("Emulator control").map(|u| u.trim().split(' ').next().unwrap().to_owned());
+    }
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, base, control.unwrap_or_default())
+}
+
 /// Waits (up to `secs`) until `check` holds.
 async fn eventually(secs: u64, what: &str, mut check: impl AsyncFnMut() -> bool) {
     for _ in 0..secs * 10 {
@@ -307,19 +322,11 @@ async fn agents_come_back_after_a_failed_bootstrap_a_crash_and_a_reboot() {
 /// state lists what exists.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_emulator_control_api_rehearses_a_vm_that_never_starts_its_agent() {
-    use tokio::io::AsyncBufReadExt as _;
     let data = tempfile::tempdir().unwrap();
-    let (mut child, base) =
-        start_dev(data.path(), &["--provision-timeout-seconds", "6", "--reconcile-interval-seconds", "1"]).await;
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut control = None;
-    while control.is_none() {
-        let line = lines.next_line().await.unwrap().expect("dev mode prints its addresses");
-        control = line.trim().strip_prefix("Emulator control").map(|u| u.trim().split(' ').next().unwrap().to_owned());
-    }
-    let control = control.unwrap();
+    let (_child, base, control) =
+        start_dev_with_control(data.path(), &["--provision-timeout-seconds", "6", "--reconcile-interval-seconds", "1"])
+            .await;
     assert!(control.starts_with("http://127.0.0.1:"), "loopback only: {control}");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     let http = reqwest::Client::new();
     let index: serde_json::Value = http.get(&control).send().await.unwrap().json().await.unwrap();
     assert!(index["services"]["hetzner"]["token"].is_string(), "{index}");
@@ -565,17 +572,8 @@ async fn a_control_plane_crash_loses_nothing_with_the_emulator_service() {
 /// refusal from the helper and GitHub's 403.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pushes_from_the_terminal_reach_github_through_the_credential_helper() {
-    use tokio::io::AsyncBufReadExt as _;
     let data = tempfile::tempdir().unwrap();
-    let (mut child, base) = start_dev(data.path(), &[]).await;
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut control = None;
-    while control.is_none() {
-        let line = lines.next_line().await.unwrap().expect("dev mode prints its addresses");
-        control = line.trim().strip_prefix("Emulator control").map(|u| u.trim().split(' ').next().unwrap().to_owned());
-    }
-    let control = control.unwrap();
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let (_child, base, control) = start_dev_with_control(data.path(), &[]).await;
     // Installation tokens live 3 seconds: the clone token is long dead when
     // the user pushes.
     let shortened = reqwest::Client::new()
@@ -645,18 +643,9 @@ async fn pushes_from_the_terminal_reach_github_through_the_credential_helper() {
 /// again works; someone without an installation is shown how to install.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_github_sign_in_leads_back_to_the_sign_in_page() {
-    use tokio::io::AsyncBufReadExt as _;
     let Some(e2e) = e2e_ready() else { return };
     let data = tempfile::tempdir().unwrap();
-    let (mut child, base) = start_dev(data.path(), &[]).await;
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut control = None;
-    while control.is_none() {
-        let line = lines.next_line().await.unwrap().expect("dev mode prints its addresses");
-        control = line.trim().strip_prefix("Emulator control").map(|u| u.trim().split(' ').next().unwrap().to_owned());
-    }
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    let control = control.unwrap();
+    let (_child, base, control) = start_dev_with_control(data.path(), &[]).await;
     let token = sam_providers::emulators::HETZNER_TOKEN;
     dev::browser_with(&e2e, "github.mjs", &[&base, &control], &[("SAM_HETZNER_TOKEN", token)]).await;
 }
