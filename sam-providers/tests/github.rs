@@ -326,7 +326,7 @@ async fn app_jwt_signature_is_checked_by_the_emulator() {
     assert_eq!(err.kind(), ProviderErrorKind::NotFound);
     emu.set_suspended(5, true);
     let err = github.installation_token(InstallationId(5), &hello).await.unwrap_err();
-    assert_eq!(err.kind(), ProviderErrorKind::Unauthorized, "suspended");
+    assert_eq!(err.kind(), ProviderErrorKind::Forbidden, "suspended");
     assert_eq!(emu.token_mints(), 0);
 }
 

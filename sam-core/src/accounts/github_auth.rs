@@ -61,6 +61,13 @@ pub(super) fn github_error(e: ProviderError, what: &str) -> AccountsError {
     match e.kind() {
         ProviderErrorKind::NotFound => AccountsError::not_found(what),
         ProviderErrorKind::Unauthorized => sign_in_again(),
+        ProviderErrorKind::Forbidden => {
+            tracing::warn!(error = %e, "GitHub forbade a request");
+            AccountsError::new(
+                AccountsErrorKind::Provider,
+                "GitHub refused: the SAM app lacks a permission, or an organization's policy blocks it.",
+            )
+        }
         _ if e.is_retryable() => {
             tracing::warn!(kind = e.kind().code(), error = %e, "GitHub unavailable");
             AccountsError::new(AccountsErrorKind::ProviderUnavailable, "GitHub is unavailable; try again shortly.")

@@ -244,7 +244,10 @@ impl Engine {
         let token = self.ports.repos.installation_token(ws.installation_id, &scope).await.map_err(|e| {
             tracing::warn!(workspace_id = %ws.id, kind = e.kind().code(), error = %e, "repository token failed");
             match e.kind() {
-                ProviderErrorKind::NotFound | ProviderErrorKind::Unauthorized | ProviderErrorKind::InvalidConfig => {
+                ProviderErrorKind::NotFound
+                | ProviderErrorKind::Unauthorized
+                | ProviderErrorKind::Forbidden
+                | ProviderErrorKind::InvalidConfig => {
                     EngineError::new(
                         EngineErrorKind::Precondition,
                         "GitHub no longer grants this workspace's repository (was the app uninstalled or the repository removed from it?)",

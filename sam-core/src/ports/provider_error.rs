@@ -11,6 +11,11 @@ pub enum ProviderErrorKind {
     /// The credential was rejected, revoked, or lacks a permission (e.g. a
     /// read-only Hetzner token).
     Unauthorized,
+    /// The credential is valid but may not do this, and asking again with a
+    /// renewed one will not change that (GitHub's 403: a permission the app
+    /// lacks, an organization's policy). Adapters whose provider does not
+    /// tell the two apart report [`ProviderErrorKind::Unauthorized`].
+    Forbidden,
     /// An account limit was reached (server limit, resource limit).
     QuotaExceeded,
     /// Too many requests; wait `retry_after` when the service said how long.
@@ -44,6 +49,7 @@ impl ProviderErrorKind {
         match self {
             ProviderErrorKind::NotFound => "not_found",
             ProviderErrorKind::Unauthorized => "unauthorized",
+            ProviderErrorKind::Forbidden => "forbidden",
             ProviderErrorKind::QuotaExceeded => "quota_exceeded",
             ProviderErrorKind::RateLimited { .. } => "rate_limited",
             ProviderErrorKind::Capacity => "capacity",

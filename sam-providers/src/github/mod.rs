@@ -25,9 +25,10 @@
 //!   `installation` / `installation_repositories` events parsed into
 //!   [`WebhookEvent`].
 //!
-//! API errors map to kinds: 401 → `Unauthorized`; 403/429 with
-//! `x-ratelimit-remaining: 0` or a `retry-after` → `RateLimited` (wait from
-//! `retry-after` / `x-ratelimit-reset`), other 403 → `Unauthorized`; 404 →
+//! API errors map to kinds: 401 → `Unauthorized` (the token is dead: renew
+//! it); 403/429 with `x-ratelimit-remaining: 0` or a `retry-after` →
+//! `RateLimited` (wait from `retry-after` / `x-ratelimit-reset`), other 403
+//! → `Forbidden` (a permission or policy; a new token will not help); 404 →
 //! `NotFound`; 422 → `InvalidConfig`; 5xx and timeouts → `Transient`.
 
 use std::collections::HashMap;
@@ -461,7 +462,14 @@ impl IdentityProvider for GithubApp {
                 response.json::<Vec<GhEmail>>(PROVIDER)?.into_iter().find(|e| e.primary && e.verified).map(|e| e.email)
             }
             // Without the email permission GitHub answers 403/404: fall back.
-            Err(err) if matches!(err.kind(), ProviderErrorKind::NotFound | ProviderErrorKind::Unauthorized) => None,
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    ProviderErrorKind::NotFound | ProviderErrorKind::Unauthorized | ProviderErrorKind::Forbidden
+                ) =>
+            {
+                None
+            }
             Err(err) => return Err(err),
         };
         Ok(VerifiedIdentity {
@@ -575,7 +583,7 @@ pub fn classify(response: &Response) -> Result<(), ProviderError> {
         403 | 429 if exhausted || response.header("retry-after").is_some() || status.as_u16() == 429 => {
             ProviderErrorKind::RateLimited { retry_after: http::server_wait(&response.headers) }
         }
-        403 => ProviderErrorKind::Unauthorized,
+        403 => ProviderErrorKind::Forbidden,
         404 => ProviderErrorKind::NotFound,
         422 => ProviderErrorKind::InvalidConfig,
         _ => http::kind_for_status(status, &response.headers),
@@ -931,7 +939,7 @@ mod tests {
             kind(response(403, &[("x-ratelimit-remaining", "0"), ("retry-after", "3")], "{}")),
             ProviderErrorKind::RateLimited { retry_after: Some(Duration::from_secs(3)) }
         );
-        assert_eq!(kind(response(403, &[], r#"{"message":"suspended"}"#)), ProviderErrorKind::Unauthorized);
+        assert_eq!(kind(response(403, &[], r#"{"message":"suspended"}"#)), ProviderErrorKind::Forbidden);
         assert_eq!(kind(response(404, &[], "{}")), ProviderErrorKind::NotFound);
         assert_eq!(kind(response(422, &[], "{}")), ProviderErrorKind::InvalidConfig);
         assert_eq!(kind(response(502, &[], "")), ProviderErrorKind::Transient);
