@@ -2,7 +2,8 @@
 // sam-server/tests/dev.rs): after GitHub's token expires and its refresh
 // token dies, the next page that needs GitHub lands on the front page,
 // which says to sign in again; signing in again works. Someone without an
-// installation is shown how to install the app.
+// installation is shown how to install the app. The repository picker says
+// whether work can be pushed back.
 //   node github.mjs <base-url> <emulator-control-url> <artifacts-dir>
 import { chromium } from "playwright-core";
 import { launchChromium } from "./chromium.mjs";
@@ -18,6 +19,8 @@ try {
   await connectHetzner(page, base, hetznerToken);
   await page.goto(base + "/workspaces/new");
   await page.locator("#branch option").first().waitFor({ state: "attached" });
+  await page.locator("#repository-access").getByText("You can push from the workspace").waitFor();
+  await page.screenshot({ path: `${artifacts}/dev-github-new.png` });
 
   // Six months on: GitHub refuses the access token and the refresh token.
   for (const path of ["/github/expire-user-tokens", "/github/revoke-refresh-tokens"]) {
@@ -47,6 +50,17 @@ try {
   await other.goto(base + "/workspaces/new");
   await other.getByRole("heading", { name: "Install the GitHub App first" }).waitFor();
   await other.screenshot({ path: `${artifacts}/dev-github-install.png` });
+
+  // An organization member with read access is told the workspace cannot push.
+  const reader = await (await browser.newContext({ viewport: { width: 1100, height: 700 } })).newPage();
+  await reader.goto(base + "/");
+  await reader.getByRole("link", { name: "Sign in with GitHub" }).click();
+  await reader.locator("#sign-in-mona-member").click();
+  await reader.getByRole("heading", { name: "Workspaces" }).waitFor();
+  await connectHetzner(reader, base, hetznerToken);
+  await reader.goto(base + "/workspaces/new");
+  await reader.locator("#repository-access").getByText("Read-only").waitFor();
+  await reader.screenshot({ path: `${artifacts}/dev-github-read-only.png` });
   console.log("github ok");
 } catch (e) {
   console.error(String(e && e.stack || e));

@@ -25,6 +25,9 @@ if (!hetzner) {
   const installation = el("select", { id: "installation", name: "installation" }, installations.map((i) => el("option", { value: i.id }, i.accountLogin)));
   const search = el("input", { type: "search", id: "search", placeholder: "Filter repositories", autocomplete: "off" });
   const repository = el("select", { id: "repository", name: "repository", required: true, "aria-label": "Repository" });
+  // Whether work can be pushed back from the workspace: the user's own
+  // permission on GitHub.
+  const access = el("div", { class: "hint", id: "repository-access" });
   const branch = el("select", { id: "branch", name: "branch", required: true });
   const name = el("input", { type: "text", id: "name", name: "name", required: true, maxlength: 64, pattern: "[A-Za-z0-9][A-Za-z0-9 ._-]*" });
   const size = el("select", { id: "vmSize", name: "vmSize" });
@@ -64,6 +67,9 @@ if (!hetzner) {
     const full = repository.value;
     if (!full) return;
     const repo = repos.find((r) => r.fullName === full);
+    access.textContent = !repo ? "" : repo.push
+      ? "You can push from the workspace: git push works in its terminal."
+      : "Read-only: you have no push permission on this repository, so the workspace can pull but not push.";
     try {
       const branches = await api(`/api/github/repositories/${full}/branches`);
       branch.replaceChildren(...branches.map((b) => el("option", { value: b, selected: repo && b === repo.defaultBranch }, b)));
@@ -94,6 +100,7 @@ if (!hetzner) {
     field("installation", "GitHub account", installation),
     field("search", "Repository", search),
     repository,
+    access,
     field("branch", "Branch", branch),
     field("name", "Workspace name", name, "Letters, digits, spaces, '-', '_' and '.'; unique among your workspaces."),
     field("vmLocation", "Location", locationSelect),
