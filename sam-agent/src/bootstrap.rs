@@ -463,11 +463,14 @@ pub struct DevcontainerCli {
     /// agent binary and the git credential socket's directory, so the
     /// clone's credential helper works inside as outside).
     pub same_path_mounts: Vec<PathBuf>,
+    /// The container CLI the devcontainer CLI drives (`--docker-path`);
+    /// `None`: its default, `docker`.
+    pub docker_path: Option<String>,
 }
 
 impl Default for DevcontainerCli {
     fn default() -> Self {
-        Self { program: "devcontainer".into(), same_path_mounts: Vec::new() }
+        Self { program: "devcontainer".into(), same_path_mounts: Vec::new(), docker_path: None }
     }
 }
 
@@ -514,6 +517,9 @@ impl DevcontainerRunner for DevcontainerCli {
     async fn up(&self, dir: &Path) -> Result<ContainerInfo, BootstrapError> {
         let mut cmd = tokio::process::Command::new(&self.program);
         cmd.arg("up").arg("--workspace-folder").arg(dir).args(self.mount_args());
+        if let Some(docker) = &self.docker_path {
+            cmd.arg("--docker-path").arg(docker);
+        }
         let has_config = dir.join(".devcontainer").exists() || dir.join(".devcontainer.json").exists();
         let default_config = dir.with_extension("sam-default-devcontainer.json");
         if !has_config {

@@ -76,7 +76,7 @@
 //! `SAM_SHELL_ID=<id>` is in the environment of everything it starts.
 //! Killing the local `docker exec` client does not end processes in the
 //! container, so closing a tab (or the shell exiting) also runs
-//! `docker exec -u root <container> /bin/sh -c <kill script> sam-kill <id>`,
+//! `docker exec -u <the shell's user> <container> /bin/sh -c <kill script> sam-kill <id>`,
 //! which kills that session (jobs included) and every process still marked
 //! with the id ([`session::ContainerShell`]).
 //!

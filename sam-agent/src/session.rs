@@ -110,14 +110,30 @@ pub struct ContainerShell {
     pub docker: String,
     /// Container id or name.
     pub container: String,
+    /// The user the shell runs as.
+    pub user: String,
 }
 
 impl ContainerShell {
     /// The command that ends shell `shell_id` inside the container:
-    /// `docker exec -u root <container> /bin/sh -c <kill script> sam-kill <id>`.
+    /// `docker exec -u <the shell's user> <container> /bin/sh -c <kill
+    /// script> sam-kill <id>`. As the shell's own user, not root: without
+    /// `CAP_SYS_PTRACE` (no container has it by default) root cannot read
+    /// another user's `/proc/<pid>/environ`, so it would find nothing to
+    /// kill; the user can read and kill their own processes.
     pub fn kill_command(&self, shell_id: &str) -> std::process::Command {
         let mut cmd = std::process::Command::new(&self.docker);
-        cmd.args(["exec", "-u", "root", &self.container, "/bin/sh", "-c", CONTAINER_KILL_SCRIPT, "sam-kill", shell_id]);
+        cmd.args([
+            "exec",
+            "-u",
+            &self.user,
+            &self.container,
+            "/bin/sh",
+            "-c",
+            CONTAINER_KILL_SCRIPT,
+            "sam-kill",
+            shell_id,
+        ]);
         cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
         cmd
     }
@@ -227,7 +243,8 @@ impl ShellCommand {
                 "-l",
             ],
         );
-        cmd.container = Some(ContainerShell { docker: docker.to_owned(), container: container.to_owned() });
+        cmd.container =
+            Some(ContainerShell { docker: docker.to_owned(), container: container.to_owned(), user: user.to_owned() });
         cmd
     }
 

@@ -11,9 +11,12 @@
 //!   its jobs by pid file and by `SAM_SHELL_ID`. It does not give the
 //!   "container" process its own terminal (no job control inside), and
 //!   "inside the container" is this machine's `/proc`.
-//! * a real Docker daemon, when `docker info` answers and the image named by
-//!   `SAM_TEST_DOCKER_IMAGE` exists locally (nothing is pulled); otherwise it
-//!   prints why it was skipped. The image needs `/bin/sh`, `bash`, `sleep`,
+//! * a real container runtime (`scripts/test` starts podman with its Docker
+//!   API; `SAM_TEST_DOCKER_CLI` names the CLI) and the local images named by
+//!   `SAM_TEST_DOCKER_IMAGE` (root) and `SAM_TEST_USER_IMAGE` (user
+//!   `vscode`), nothing pulled: the same checks with real containers, as
+//!   root and as a user who is not. Without them the tests fail unless
+//!   `SAM_SKIP_CONTAINERS=1`. The images need `/bin/sh`, `bash`, `sleep`,
 //!   `cat`, `tr` and `grep`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -143,13 +146,14 @@ fn docker_exec_command_line() {
         ]
     );
     let target = shell.container.clone().unwrap();
-    assert_eq!(target, ContainerShell { docker: "docker".into(), container: "abc123".into() });
+    assert_eq!(target, ContainerShell { docker: "docker".into(), container: "abc123".into(), user: "vscode".into() });
     let kill = target.kill_command("0123abcd");
     let kill_args: Vec<String> = kill.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
     assert_eq!(kill.get_program(), "docker");
     assert_eq!(
         kill_args,
-        ["exec", "-u", "root", "abc123", "/bin/sh", "-c", CONTAINER_KILL_SCRIPT, "sam-kill", "0123abcd"]
+        ["exec", "-u", "vscode", "abc123", "/bin/sh", "-c", CONTAINER_KILL_SCRIPT, "sam-kill", "0123abcd"],
+        "the kill script runs as the shell's user, who can see its processes"
     );
 }
 
@@ -182,7 +186,11 @@ async fn closing_a_container_shell_ends_it_and_its_jobs_in_the_container() {
     wait_for("the kill script to remove the pid file", || !Path::new(&pid_file).exists()).await;
     let log = std::fs::read_to_string(dir.path().join("docker.log")).unwrap();
     // The kill script spans lines in the log.
-    assert_eq!(log.matches("argv: [exec] [-u] [root] [ctr-test] [/bin/sh] [-c] [id=$1").count(), 1, "one kill: {log}");
+    assert_eq!(
+        log.matches("argv: [exec] [-u] [vscode] [ctr-test] [/bin/sh] [-c] [id=$1").count(),
+        1,
+        "one kill: {log}"
+    );
     assert!(log.trim_end().ends_with(&format!("[sam-kill] [{shell_id}]")), "{log}");
 }
 
@@ -243,20 +251,37 @@ impl Drop for Container {
     }
 }
 
-fn docker_ready(docker: &str) -> Result<String, String> {
-    let info = std::process::Command::new(docker).args(["info", "--format", "{{.ServerVersion}}"]).output();
-    match info {
-        Err(e) => return Err(format!("no docker CLI ({e})")),
-        Ok(o) if !o.status.success() => {
-            return Err(format!("no Docker daemon: {}", String::from_utf8_lossy(&o.stderr).trim()));
+/// The Docker CLI's daemon (podman's Docker API in `scripts/test`) and the
+/// test image named by `variable`, which must be present locally (nothing
+/// is pulled). Without them the test fails, unless `SAM_SKIP_CONTAINERS=1`
+/// asked to skip container tests (`None`).
+fn docker_ready(docker: &str, variable: &str) -> Option<String> {
+    let ready = || -> Result<String, String> {
+        let info = std::process::Command::new(docker).arg("info").output();
+        match info {
+            Err(e) => return Err(format!("no docker CLI ({e})")),
+            Ok(o) if !o.status.success() => {
+                return Err(format!("no Docker daemon: {}", String::from_utf8_lossy(&o.stderr).trim()));
+            }
+            Ok(_) => {}
         }
-        Ok(_) => {}
-    }
-    let image = std::env::var("SAM_TEST_DOCKER_IMAGE").map_err(|_| "SAM_TEST_DOCKER_IMAGE is not set".to_owned())?;
-    let inspect = std::process::Command::new(docker).args(["image", "inspect", &image]).output();
-    match inspect {
-        Ok(o) if o.status.success() => Ok(image),
-        _ => Err(format!("image {image} is not present locally (nothing is pulled)")),
+        let image = std::env::var(variable).map_err(|_| format!("{variable} is not set"))?;
+        let inspect = std::process::Command::new(docker).args(["image", "inspect", &image]).output();
+        match inspect {
+            Ok(o) if o.status.success() => Ok(image),
+            _ => Err(format!("image {image} is not present locally (nothing is pulled)")),
+        }
+    };
+    match ready() {
+        Ok(image) => Some(image),
+        Err(reason) if std::env::var("SAM_SKIP_CONTAINERS").as_deref() == Ok("1") => {
+            eprintln!("SKIPPED (SAM_SKIP_CONTAINERS=1): {reason}");
+            None
+        }
+        Err(reason) => panic!(
+            "{reason}: run ./scripts/test (scripts/test.d/40-containers.sh starts podman and builds the images), \
+             or set SAM_SKIP_CONTAINERS=1 to skip container tests"
+        ),
     }
 }
 
@@ -269,27 +294,39 @@ fn container_processes(docker: &str, container: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_docker_close_ends_the_shell_inside_the_container() {
-    let docker = "docker".to_owned();
-    let image = match docker_ready(&docker) {
-        Ok(image) => image,
-        Err(reason) => {
-            eprintln!("SKIPPED real_docker_close_ends_the_shell_inside_the_container: {reason}");
-            return;
-        }
-    };
+    close_ends_the_shell_inside_a_real_container("SAM_TEST_DOCKER_IMAGE", "root").await;
+}
+
+/// The default case of devcontainer images (`devcontainers/base` runs as
+/// `vscode`): the shell's processes belong to another user than root, whose
+/// environment root cannot read without `CAP_SYS_PTRACE`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_docker_close_ends_a_non_root_shell_inside_the_container() {
+    close_ends_the_shell_inside_a_real_container("SAM_TEST_USER_IMAGE", "vscode").await;
+}
+
+/// The container CLI the real-container tests drive: `SAM_TEST_DOCKER_CLI`
+/// (`scripts/test` sets it), else `docker`.
+fn docker_cli() -> String {
+    std::env::var("SAM_TEST_DOCKER_CLI").unwrap_or_else(|_| "docker".to_owned())
+}
+
+async fn close_ends_the_shell_inside_a_real_container(image_variable: &str, user: &str) {
+    let docker = docker_cli();
+    let Some(image) = docker_ready(&docker, image_variable) else { return };
     let run = std::process::Command::new(&docker)
         .args(["run", "-d", "--network", "none", &image, "sleep", "100000"])
         .output()
         .unwrap();
     assert!(run.status.success(), "docker run: {}", String::from_utf8_lossy(&run.stderr));
     let container = Container { docker: docker.clone(), id: String::from_utf8_lossy(&run.stdout).trim().to_owned() };
-    let shell = ShellCommand::docker_exec_via(&docker, &container.id, "root", "/", "/bin/bash");
+    let shell = ShellCommand::docker_exec_via(&docker, &container.id, user, "/", "/bin/bash");
     let m = Arc::new(SessionManager::new(Some(shell), SessionConfig::default(), Arc::new(Activity::new())));
     let jobs = |procs: &[String]| procs.iter().filter(|c| *c == "sleep 1001" || *c == "sleep 1002").count();
 
     // Killing only the local client (what closing a tab did before) leaves
     // the shell and its jobs running in the container: the problem.
-    let shell = ShellCommand::docker_exec_via(&docker, &container.id, "root", "/", "/bin/bash");
+    let shell = ShellCommand::docker_exec_via(&docker, &container.id, user, "/", "/bin/bash");
     let shell_id = &uuid::Uuid::new_v4().simple().to_string();
     let mut client = raw_client(&shell, shell_id);
     client.writer.write_all(b"sleep 1001 & sleep 1002\r").unwrap();
