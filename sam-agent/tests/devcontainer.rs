@@ -5,6 +5,8 @@
 //! opened through the agent's session manager runs inside the container as
 //! that user, in the workspace folder, sees the container's environment;
 //! `postCreateCommand` ran once; closing the terminal ends the shell inside.
+//! And git's credential helper works inside: `git push` as the container's
+//! user goes through the agent's socket to the emulated GitHub.
 //! Fails without a runtime unless `SAM_SKIP_CONTAINERS=1`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -132,4 +134,90 @@ async fn devcontainer_up_runs_terminals_inside_as_the_remote_user() {
     assert!(sleeping());
     m.close("t4");
     wait_for("the job gone", || !sleeping()).await;
+}
+
+/// The git credential helper inside a real devcontainer: the agent's binary
+/// and its credential socket are mounted at the same paths, so `git push`
+/// as the container's user reaches the (emulated) GitHub with a token the
+/// agent fetched from the control plane, long after the clone token died.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn git_push_inside_the_devcontainer_goes_through_the_agent() {
+    use sam_agent::bootstrap::{GitCloner, RepoCloner};
+    use sam_agent::git_credential::{self, CredentialService};
+    use sam_core::domain::{InstallationId, RepoFullName, WorkspaceId};
+    use sam_core::ports::{RepoAccess, TokenScope};
+    use sam_providers::emulators::{GithubEmulator, GithubEmulatorConfig};
+    use sam_providers::github::{GithubApp, GithubConfig};
+
+    let Some((cli, docker, image)) = tools() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let github = GithubEmulator::start(GithubEmulatorConfig {
+        git_root: Some(dir.path().join("github")),
+        installation_token_ttl: Duration::from_secs(2),
+        ..GithubEmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    github.add_installation(9, "octo-org", &[("octo-org/sample", &["main"])]);
+    let app = Arc::new(GithubApp::new(GithubConfig::emulated(github.base_url())).unwrap());
+    let scope = |write| TokenScope { repository: RepoFullName::new("octo-org/sample").unwrap(), write };
+
+    // The control plane's git-credential endpoint, as far as the agent sees it.
+    let control = {
+        let app = Arc::clone(&app);
+        let mint = axum::routing::post(move || {
+            let app = Arc::clone(&app);
+            async move {
+                let token = app.installation_token(InstallationId(9), &scope(true)).await.unwrap();
+                let expires = token.expires_at.format(&time::format_description::well_known::Rfc3339).unwrap();
+                axum::Json(serde_json::json!({"repository": "octo-org/sample", "username": "x-access-token",
+                    "password": token.token.expose(), "expiresAt": expires, "write": true}))
+            }
+        });
+        let router = axum::Router::new().route("/api/workspaces/{id}/git-credential", mint);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        url
+    };
+
+    // Clone with a read token, as bootstrap does; the image's user owns it.
+    let repo = dir.path().join("work/sample");
+    let clone_url = format!("{}/octo-org/sample.git", github.base_url());
+    let read = app.installation_token(InstallationId(9), &scope(false)).await.unwrap();
+    GitCloner.clone_repo(&clone_url, "main", &read.token, &repo).await.unwrap();
+    std::fs::create_dir_all(repo.join(".devcontainer")).unwrap();
+    let config = serde_json::json!({"image": image, "remoteUser": "vscode", "runArgs": ["--network=host"]});
+    std::fs::write(repo.join(".devcontainer/devcontainer.json"), config.to_string()).unwrap();
+    let socket = git_credential::socket_path(&dir.path().join("state"));
+    let service = CredentialService::new(&control, WorkspaceId::new(), "cb".into(), &clone_url).unwrap();
+    tokio::spawn(Arc::new(service).serve(git_credential::bind(&socket).unwrap()));
+    let agent = std::path::PathBuf::from(env!("CARGO_BIN_EXE_sam-agent"));
+    git_credential::configure_clone(&repo, &agent, &socket).await.unwrap();
+    // The container's user works in the clone (here: given to it; on a VM
+    // the clone is root's, which issue 20 takes up).
+    let chown = std::process::Command::new("chown").args(["-R", "1000:1000"]).arg(&repo).status().unwrap();
+    assert!(chown.success());
+
+    let runner = DevcontainerCli {
+        program: cli,
+        docker_path: Some(docker.clone()),
+        same_path_mounts: vec![agent.clone(), socket.parent().unwrap().to_owned()],
+    };
+    let info = runner.up(&repo).await.unwrap();
+    let _removed = Removed { docker: docker.clone(), id: info.container_id.clone() };
+    tokio::time::sleep(Duration::from_secs(3)).await; // the clone token is dead by now
+    let shell =
+        ShellCommand::docker_exec_via(&docker, &info.container_id, "vscode", &info.workspace_folder, "/bin/bash");
+    let m = Arc::new(SessionManager::new(Some(shell), SessionConfig::default(), Arc::new(Activity::new())));
+    let push = "git -c user.name=V -c user.email=v@example.com commit -q --allow-empty -m 'from the container' \
+        && git push -q origin HEAD:main && echo PUSHED-$((40+2))";
+    let out = run_in(&m, "t1", push, "PUSHED-42").await;
+    assert!(!out.contains("ghs_"), "no token in the terminal: {out}");
+    let bare = dir.path().join("github/octo-org/sample.git");
+    let head = std::process::Command::new("git")
+        .args(["--git-dir", bare.to_str().unwrap(), "log", "-1", "--format=%s", "main"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&head.stdout).trim(), "from the container");
 }
