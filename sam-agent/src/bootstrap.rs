@@ -530,10 +530,45 @@ impl DevcontainerRunner for DevcontainerCli {
         let output = crate::reaper::output_tracked(cmd.kill_on_drop(true))
             .await
             .map_err(|e| BootstrapError::Devcontainer(format!("could not run devcontainer: {e}")))?;
-        match parse_up_output(&output.stdout) {
-            Ok(info) => Ok(info),
-            Err(error) if output.status.success() => Err(error),
-            Err(_) => Err(BootstrapError::Devcontainer(tail(&output.stderr))),
+        let info = match parse_up_output(&output.stdout) {
+            Ok(info) => info,
+            Err(error) if output.status.success() => return Err(error),
+            Err(_) => return Err(BootstrapError::Devcontainer(tail(&output.stderr))),
+        };
+        self.hand_over(&info).await?;
+        Ok(info)
+    }
+}
+
+impl DevcontainerCli {
+    /// Gives the workspace folder to the container's user: the agent cloned
+    /// it as root, and a `remoteUser` such as `vscode` could not write to it
+    /// (or run git in it) otherwise. The folder is the clone, bind-mounted:
+    /// its owner changes on the host too.
+    async fn hand_over(&self, info: &ContainerInfo) -> Result<(), BootstrapError> {
+        if info.remote_user == "root" || info.remote_user == "0" {
+            return Ok(());
+        }
+        let docker = self.docker_path.as_deref().unwrap_or("docker");
+        let mut cmd = tokio::process::Command::new(docker);
+        // The user and the folder reach the script as arguments, never as
+        // code: they come from the repository's devcontainer.json.
+        cmd.args(["exec", "-u", "root", &info.container_id, "/bin/sh", "-c"])
+            .arg(r#"chown -R -- "$(id -u -- "$1"):$(id -g -- "$1")" "$2""#)
+            .args(["sam-hand-over", &info.remote_user, &info.workspace_folder])
+            .kill_on_drop(true);
+        let output = crate::reaper::output_tracked(&mut cmd)
+            .await
+            .map_err(|e| BootstrapError::Devcontainer(format!("could not run {docker}: {e}")))?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(BootstrapError::Devcontainer(format!(
+                "giving {} to {}: {}",
+                info.workspace_folder,
+                info.remote_user,
+                tail(&output.stderr)
+            )))
         }
     }
 }

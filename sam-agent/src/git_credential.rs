@@ -259,13 +259,17 @@ pub fn helper_command(agent: &Path, socket: &Path) -> String {
 }
 
 /// Configures the clone at `repo` to ask this agent for credentials (its
-/// own config only; earlier helpers are reset for it).
+/// own config only; earlier helpers are reset for it). The clone may belong
+/// to the container's user by now: git is told to trust it for this call.
 pub async fn configure_clone(repo: &Path, agent: &Path, socket: &Path) -> std::io::Result<()> {
+    let trusted = format!("safe.directory={}", repo.display());
     for args in [
         vec!["config", "--local", "--replace-all", "credential.helper", ""],
         vec!["config", "--local", "--add", "credential.helper", &helper_command(agent, socket)],
     ] {
         let status = tokio::process::Command::new("git")
+            .arg("-c")
+            .arg(&trusted)
             .args(&args)
             .current_dir(repo)
             .stdin(std::process::Stdio::null())

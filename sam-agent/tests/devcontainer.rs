@@ -78,6 +78,8 @@ async fn devcontainer_up_runs_terminals_inside_as_the_remote_user() {
     let repo = dir.path().join("sample");
     std::fs::create_dir_all(repo.join(".devcontainer")).unwrap();
     std::fs::write(repo.join("README.md"), "sample\n").unwrap();
+    // Created by root, as the agent clones.
+    assert!(std::process::Command::new("git").args(["init", "-q"]).current_dir(&repo).status().unwrap().success());
     let config = serde_json::json!({
         "name": "sample",
         "image": image,
@@ -112,6 +114,8 @@ async fn devcontainer_up_runs_terminals_inside_as_the_remote_user() {
     )
     .await;
     assert!(out.contains("who=vscode at=/workspaces/sample env=container-env posts=1"), "{out}");
+    let out = run_in(&m, "t0", "touch mine.txt && git status --short && echo W-$((40+2))", "W-42").await;
+    assert!(out.contains("mine.txt"), "the user writes in the workspace folder: {out}");
     assert!(run_in(&m, "t2", "ls; echo LS-$((40+2))", "LS-42").await.contains("README.md"), "the clone is there");
 
     // A second `up` (the agent restarted) finds the container and does not
@@ -193,11 +197,6 @@ async fn git_push_inside_the_devcontainer_goes_through_the_agent() {
     let service = CredentialService::new(&control, WorkspaceId::new(), "cb".into(), &clone_url).unwrap();
     tokio::spawn(Arc::new(service).serve(git_credential::bind(&socket).unwrap()));
     let agent = std::path::PathBuf::from(env!("CARGO_BIN_EXE_sam-agent"));
-    git_credential::configure_clone(&repo, &agent, &socket).await.unwrap();
-    // The container's user works in the clone (here: given to it; on a VM
-    // the clone is root's, which issue 20 takes up).
-    let chown = std::process::Command::new("chown").args(["-R", "1000:1000"]).arg(&repo).status().unwrap();
-    assert!(chown.success());
 
     let runner = DevcontainerCli {
         program: cli,
@@ -206,6 +205,8 @@ async fn git_push_inside_the_devcontainer_goes_through_the_agent() {
     };
     let info = runner.up(&repo).await.unwrap();
     let _removed = Removed { docker: docker.clone(), id: info.container_id.clone() };
+    // As the agent does: after `up`, which gave the clone to the container's user.
+    git_credential::configure_clone(&repo, &agent, &socket).await.unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await; // the clone token is dead by now
     let shell =
         ShellCommand::docker_exec_via(&docker, &info.container_id, "vscode", &info.workspace_folder, "/bin/bash");
