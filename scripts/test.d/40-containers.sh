@@ -3,7 +3,8 @@
 # missing, starts its Docker-compatible API socket when it does not answer,
 # builds the small local test images offline from the Debian mirror only
 # when podman's store lacks them (cached between runs), and installs the
-# pinned devcontainer CLI from scripts/devcontainer's lockfile.
+# pinned devcontainer CLI from scripts/devcontainer's lockfile; and
+# cloud-init and shellcheck, which check the rendered user-data.
 # Exports DOCKER_HOST, SAM_TEST_DOCKER_CLI (the Docker CLI), SAM_TEST_DOCKER_IMAGE
 # (root), SAM_TEST_USER_IMAGE (user `vscode`, uid 1000) and
 # SAM_DEVCONTAINER_CLI.
@@ -13,6 +14,11 @@ if [[ "${SAM_SKIP_CONTAINERS:-}" != "1" ]]; then
     echo "installing podman and mmdebstrap (Debian packages)"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
       podman runc uidmap slirp4netns fuse-overlayfs mmdebstrap >/dev/null
+  fi
+  # The tools that check the rendered cloud-init user-data.
+  if ! command -v cloud-init >/dev/null 2>&1 || ! command -v shellcheck >/dev/null 2>&1; then
+    echo "installing cloud-init and shellcheck (Debian packages)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cloud-init shellcheck >/dev/null
   fi
   # crun refuses hybrid cgroups; podman's default ulimits exceed the hard
   # limits of CI machines (nofile 20000).
