@@ -72,6 +72,9 @@ pub struct BootstrapGrant {
     pub origin_certificate: Option<String>,
     /// The CA (PEM) of the edge's client certificates.
     pub edge_client_ca: Option<String>,
+    /// The devcontainer image for a repository without a
+    /// `devcontainer.json` (`None`: [`DEFAULT_IMAGE`]).
+    pub default_image: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -88,6 +91,8 @@ struct GrantWire {
     origin_certificate: Option<String>,
     #[serde(default)]
     edge_client_ca: Option<String>,
+    #[serde(default)]
+    default_image: Option<String>,
 }
 
 /// One progress report (the control plane's own type: `sam_core::wire`).
@@ -377,6 +382,7 @@ impl ControlPlaneApi for HttpControlPlane {
             clone_url,
             origin_certificate: wire.origin_certificate,
             edge_client_ca: wire.edge_client_ca,
+            default_image: wire.default_image,
         })
     }
 
@@ -466,11 +472,18 @@ pub struct DevcontainerCli {
     /// The container CLI the devcontainer CLI drives (`--docker-path`);
     /// `None`: its default, `docker`.
     pub docker_path: Option<String>,
+    /// The image for a repository without a `devcontainer.json`.
+    pub default_image: String,
 }
 
 impl Default for DevcontainerCli {
     fn default() -> Self {
-        Self { program: "devcontainer".into(), same_path_mounts: Vec::new(), docker_path: None }
+        Self {
+            program: "devcontainer".into(),
+            same_path_mounts: Vec::new(),
+            docker_path: None,
+            default_image: DEFAULT_IMAGE.into(),
+        }
     }
 }
 
@@ -523,7 +536,7 @@ impl DevcontainerRunner for DevcontainerCli {
         let has_config = dir.join(".devcontainer").exists() || dir.join(".devcontainer.json").exists();
         let default_config = dir.with_extension("sam-default-devcontainer.json");
         if !has_config {
-            let config = serde_json::json!({ "image": DEFAULT_IMAGE }).to_string();
+            let config = serde_json::json!({ "image": self.default_image }).to_string();
             std::fs::write(&default_config, config).map_err(|e| BootstrapError::Io(e.to_string()))?;
             cmd.arg("--override-config").arg(&default_config);
         }
@@ -598,6 +611,7 @@ mod tests {
                 clone_url: "https://github.com/octo/hello.git".into(),
                 origin_certificate: None,
                 edge_client_ca: None,
+                default_image: None,
             })
         }
         async fn report(&self, _: &BootstrapGrant, progress: &BootProgress) -> Result<(), BootstrapError> {

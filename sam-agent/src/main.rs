@@ -129,10 +129,13 @@ async fn main() -> anyhow::Result<()> {
         let listener = sam_agent::git_credential::bind(&socket).context("the git credential socket")?;
         tokio::spawn(Arc::new(credentials).serve(listener));
         let agent_exe = std::env::current_exe().context("locating the agent binary")?;
-        let devcontainer = DevcontainerCli {
+        let mut devcontainer = DevcontainerCli {
             same_path_mounts: socket.parent().map(|dir| vec![agent_exe.clone(), dir.to_owned()]).unwrap_or_default(),
             ..DevcontainerCli::default()
         };
+        if let Some(image) = &grant.default_image {
+            devcontainer.default_image.clone_from(image);
+        }
         let outcome = bootstrap::provision(&cp, &GitCloner, &devcontainer, grant, &options, start)
             .await
             .context("bootstrap failed")?;

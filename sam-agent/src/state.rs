@@ -62,6 +62,8 @@ struct Wire {
     origin_certificate: Option<String>,
     #[serde(default)]
     edge_client_ca: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    default_image: Option<String>,
     #[serde(default)]
     tls_key: Option<String>,
 }
@@ -115,6 +117,7 @@ impl AgentState {
             clone_url: wire.clone_url,
             origin_certificate: wire.origin_certificate,
             edge_client_ca: wire.edge_client_ca,
+            default_image: wire.default_image,
         };
         let tls_key = wire.tls_key.map(SecretString::new);
         Ok(Some(SavedGrant { grant, cloned: wire.cloned, bootstrap_sha256: wire.bootstrap_sha256, tls_key }))
@@ -134,6 +137,7 @@ impl AgentState {
             bootstrap_sha256: saved.bootstrap_sha256.clone(),
             origin_certificate: saved.grant.origin_certificate.clone(),
             edge_client_ca: saved.grant.edge_client_ca.clone(),
+            default_image: saved.grant.default_image.clone(),
             tls_key: saved.tls_key.as_ref().map(|k| k.expose().to_owned()),
         };
         let bytes = serde_json::to_vec(&wire).map_err(|e| self.error(e))?;
@@ -181,6 +185,7 @@ mod tests {
             clone_url: "https://github.com/octo-org/hello-world.git".into(),
             origin_certificate: None,
             edge_client_ca: None,
+            default_image: None,
         }
     }
 

@@ -202,6 +202,7 @@ async fn git_push_inside_the_devcontainer_goes_through_the_agent() {
         program: cli,
         docker_path: Some(docker.clone()),
         same_path_mounts: vec![agent.clone(), socket.parent().unwrap().to_owned()],
+        ..DevcontainerCli::default()
     };
     let info = runner.up(&repo).await.unwrap();
     let _removed = Removed { docker: docker.clone(), id: info.container_id.clone() };
@@ -221,4 +222,35 @@ async fn git_push_inside_the_devcontainer_goes_through_the_agent() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&head.stdout).trim(), "from the container");
+}
+
+/// A repository without a `devcontainer.json` gets the configured default
+/// image (here the local test image), not a failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repository_without_a_devcontainer_json_gets_the_default_image() {
+    let Some((cli, docker, image)) = tools() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("plain");
+    std::fs::create_dir_all(&repo).unwrap();
+    std::fs::write(repo.join("main.c"), "int main(void) { return 0; }\n").unwrap();
+    let runner = DevcontainerCli {
+        program: cli,
+        docker_path: Some(docker.clone()),
+        default_image: image,
+        ..DevcontainerCli::default()
+    };
+    let info = runner.up(&repo).await.unwrap();
+    let _removed = Removed { docker: docker.clone(), id: info.container_id.clone() };
+    assert_eq!(info.workspace_folder, "/workspaces/plain");
+    let shell = ShellCommand::docker_exec_via(
+        &docker,
+        &info.container_id,
+        &info.remote_user,
+        &info.workspace_folder,
+        "/bin/bash",
+    );
+    let m = Arc::new(SessionManager::new(Some(shell), SessionConfig::default(), Arc::new(Activity::new())));
+    let out = run_in(&m, "t1", "ls; cat /etc/debian_version; echo D-$((40+2))", "D-42").await;
+    assert!(out.contains("main.c"), "{out}");
+    assert!(out.contains("12."), "the local bookworm image: {out}");
 }

@@ -92,6 +92,11 @@ pub struct ServeConfig {
     /// organization. Checked at sign-in and again every 10 minutes of use.
     #[arg(long, env = "SAM_ALLOWED_ORGANIZATIONS", value_delimiter = ',')]
     pub allowed_organizations: Vec<String>,
+    /// The devcontainer image for repositories without a
+    /// `devcontainer.json` (default: the agent's,
+    /// `mcr.microsoft.com/devcontainers/base:bookworm`).
+    #[arg(long, env = "SAM_DEFAULT_DEVCONTAINER_IMAGE")]
+    pub default_devcontainer_image: Option<String>,
     /// Where repositories are cloned from (`<url>/<owner>/<name>.git`).
     #[arg(long, env = "SAM_GIT_BASE_URL", default_value = "https://github.com")]
     pub git_base_url: String,

@@ -65,6 +65,10 @@ pub struct BootstrapGrant {
     /// accepts TLS connections only from holders of one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub edge_client_ca: Option<String>,
+    /// The devcontainer image for a repository without a
+    /// `devcontainer.json` (absent: the agent's default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_image: Option<String>,
 }
 
 fn expose_secret<S: serde::Serializer>(secret: &SecretString, s: S) -> Result<S::Ok, S::Error> {
@@ -220,6 +224,7 @@ impl Engine {
             idle_threshold: self.idle_threshold(&ws).as_secs(),
             origin_certificate,
             edge_client_ca: self.config.edge_client_ca_pem.clone(),
+            default_image: self.config.default_devcontainer_image.clone(),
         })
     }
 

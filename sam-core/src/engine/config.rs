@@ -50,6 +50,10 @@ pub struct EngineConfig {
     /// dev edge's): handed to agents in their grant, which then accept
     /// connections from its holders only.
     pub edge_client_ca_pem: Option<String>,
+    /// The image of the devcontainer for repositories without a
+    /// `devcontainer.json`, handed to agents in the grant; `None`: the
+    /// agent's own default (`mcr.microsoft.com/devcontainers/base:bookworm`).
+    pub default_devcontainer_image: Option<String>,
     /// Lifetime of a bootstrap token.
     pub bootstrap_token_ttl: Duration,
     /// Lifetime of a terminal token (browser → agent).
@@ -102,6 +106,7 @@ impl EngineConfig {
             heartbeat_timeout: Duration::from_secs(5 * 60),
             unreachable_timeout: Duration::from_secs(2 * 3600),
             edge_client_ca_pem: None,
+            default_devcontainer_image: None,
             bootstrap_token_ttl: Duration::from_secs(15 * 60),
             terminal_token_ttl: Duration::from_secs(60),
             callback_token_ttl: Duration::from_secs(30 * 24 * 3600),

@@ -280,6 +280,7 @@ pub async fn run(options: DevOptions, mut sockets: crate::listeners::Sockets) ->
         // Cloned from the emulated GitHub, as from github.com.
         git_base_url: world_info.github_url.clone(),
         github_app_public: true,
+        default_devcontainer_image: None,
         allowed_users: Vec::new(),
         allowed_organizations: Vec::new(),
         cloudflare_api_token_file: Some(write_secret(&secrets, "cloudflare-token", &world_info.cloudflare_token)?),
