@@ -254,3 +254,43 @@ async fn a_repository_without_a_devcontainer_json_gets_the_default_image() {
     assert!(out.contains("main.c"), "{out}");
     assert!(out.contains("12."), "the local bookworm image: {out}");
 }
+
+/// What users get wrong fails the step with the CLI's own explanation (the
+/// agent reports it; the workspace goes to `error` with it, and its VM is
+/// released): a malformed `devcontainer.json`, an image that does not
+/// exist (nothing is pulled: no registry is reachable here, as on a VM
+/// without network), a `postCreateCommand` that fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_devcontainer_fails_with_its_reason() {
+    let Some((cli, docker, image)) = tools() else { return };
+    let runner = DevcontainerCli { program: cli, docker_path: Some(docker.clone()), ..DevcontainerCli::default() };
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("malformed", "{ \"image\": ".to_owned()),
+        ("no-image", serde_json::json!({"image": "localhost/sam-test-does-not-exist:never"}).to_string()),
+        (
+            "post-create-fails",
+            serde_json::json!({"image": image, "runArgs": ["--network=host"], "postCreateCommand": "echo broken-step >&2; exit 3"})
+                .to_string(),
+        ),
+    ];
+    for (name, config) in cases {
+        let repo = dir.path().join(name);
+        std::fs::create_dir_all(repo.join(".devcontainer")).unwrap();
+        std::fs::write(repo.join(".devcontainer/devcontainer.json"), config).unwrap();
+        let err = runner.up(&repo).await.expect_err(name).to_string();
+        assert!(err.starts_with("devcontainer"), "{name}: {err}");
+        assert!(err.len() > 20, "{name}: says why: {err}");
+        if name == "post-create-fails" {
+            assert!(err.contains("postCreateCommand") || err.contains("broken-step"), "{name}: {err}");
+        }
+        // On a VM whatever the CLI left goes with the server; here, remove it.
+        let left = std::process::Command::new(&docker)
+            .args(["ps", "-aq", "--filter", &format!("label=devcontainer.local_folder={}", repo.display())])
+            .output()
+            .unwrap();
+        for id in String::from_utf8_lossy(&left.stdout).split_whitespace() {
+            let _ = std::process::Command::new(&docker).args(["rm", "-f", id]).output();
+        }
+    }
+}
