@@ -175,7 +175,20 @@ impl DevUser {
         headers.insert("host", host.parse().unwrap());
         headers.insert("origin", format!("http://{host}").parse().unwrap());
         headers.insert("cookie", cookie.parse().unwrap());
-        let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        // A restarted agent serves its page before its terminals are ready
+        // (503 for a moment), as the browser's reconnect knows.
+        let started = tokio::time::Instant::now();
+        let (mut ws, _) = loop {
+            match tokio_tungstenite::connect_async(request.clone()).await {
+                Ok(connected) => break connected,
+                Err(tokio_tungstenite::tungstenite::Error::Http(r))
+                    if r.status() == 503 && started.elapsed() < Duration::from_secs(15) =>
+                {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("terminal WebSocket: {e:?}"),
+            }
+        };
         ws.send(Message::Binary(format!("{command}\r").into_bytes().into())).await.unwrap();
         let mut seen = Vec::new();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
@@ -626,8 +639,9 @@ async fn pushes_from_the_terminal_reach_github_through_the_credential_helper() {
 
     // Later pulls and pushes keep working as tokens come and go.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let again = "git commit -q --allow-empty -m again && git pull -q --rebase origin main \
-        && git push -q origin HEAD:main && echo AGAIN-$((40+2))";
+    let again = "export GIT_AUTHOR_NAME=Octo GIT_AUTHOR_EMAIL=octo@example.com GIT_COMMITTER_NAME=Octo \
+        GIT_COMMITTER_EMAIL=octo@example.com; git commit -q --allow-empty -m again \
+        && git pull -q --rebase origin main && git push -q origin HEAD:main && echo AGAIN-$((40+2))";
     owner.terminal_run(&id, again, "AGAIN-42", 30).await;
 
     // Read access only: the helper says why, GitHub refuses the push.

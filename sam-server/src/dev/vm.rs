@@ -199,6 +199,7 @@ async fn install(
     let dir = root.join(server.id.to_string());
     stop_leftovers(&dir);
     std::fs::create_dir_all(dir.join("work"))?;
+    std::fs::create_dir_all(dir.join("home"))?;
     // Where cloud-init keeps it on a real VM (/var/lib/cloud/instance/user-data.txt).
     crate::ops::write_secret_file(&dir.join("user-data.txt"), &server.user_data)?;
     let mut http = reqwest::Client::builder();
@@ -228,6 +229,9 @@ async fn install(
         ("SAM_AGENT_SECURE_COOKIE", tls.is_some().to_string()),
         ("SAM_AGENT_WORKDIR", dir.join("work").display().to_string()),
         ("SAM_AGENT_STATE_DIR", dir.join("state").display().to_string()),
+        // A fresh VM's home: the shells do not run the developer's shell
+        // start-up files (which may wait on locks of their own tools).
+        ("HOME", dir.join("home").display().to_string()),
         ("SAM_AGENT_PUBLIC_URL", format!("{scheme}://{host}:{workspace_port}")),
         ("SAM_AGENT_HEARTBEAT_SECS", heartbeat_secs.to_string()),
     ];
