@@ -220,7 +220,15 @@ impl CredentialService {
     /// Serves requests on `listener` until the task is dropped.
     pub async fn serve(self: Arc<Self>, listener: tokio::net::UnixListener) {
         loop {
-            let Ok((mut stream, _)) = listener.accept().await else { continue };
+            let mut stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    // Out of descriptors, say: wait instead of spinning.
+                    tracing::warn!(%error, "git credential socket: accept failed");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            };
             let service = Arc::clone(&self);
             tokio::spawn(async move {
                 let mut request = Vec::new();
