@@ -129,6 +129,45 @@ pub struct ContainerInfo {
     pub remote_user: String,
     /// Working directory inside the container.
     pub workspace_folder: String,
+    /// What a terminal's environment adds to `docker exec`'s: the
+    /// devcontainer's `remoteEnv` and the user's probed login environment
+    /// (`userEnvProbe`), as `devcontainer exec` computes them.
+    pub env: Vec<(String, String)>,
+}
+
+/// Variables a terminal gets otherwise (`docker exec`, the shell itself,
+/// the agent), never taken from the probed environment.
+const NOT_FORWARDED: &[&str] =
+    &["HOSTNAME", "HOME", "PWD", "OLDPWD", "SHLVL", "_", "TERM", "COLORTERM", "SAM_SHELL_ID", "container"];
+
+/// `env --null` output as variables a terminal should get: names of
+/// letters, digits and `_`, values without line breaks (an env file has
+/// one variable a line), minus [`NOT_FORWARDED`].
+pub fn parse_env(output: &[u8]) -> Vec<(String, String)> {
+    output
+        .split(|b| *b == 0)
+        .filter_map(|entry| {
+            let entry = std::str::from_utf8(entry).ok()?;
+            let (name, value) = entry.split_once('=')?;
+            let valid = !name.is_empty()
+                && !name.starts_with(|c: char| c.is_ascii_digit())
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            (valid && !NOT_FORWARDED.contains(&name) && !value.contains(['\n', '\r']))
+                .then(|| (name.to_owned(), value.to_owned()))
+        })
+        .collect()
+}
+
+/// Writes `env` as an env file (`KEY=VALUE` lines, mode 0600: it may hold
+/// what the user keeps in their environment).
+pub fn write_env_file(path: &Path, env: &[(String, String)]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    for (name, value) in env {
+        writeln!(file, "{name}={value}")?;
+    }
+    Ok(())
 }
 
 /// Starts the devcontainer of a checked-out repository.
@@ -289,12 +328,17 @@ pub async fn provision(
         (shell, None)
     } else {
         let info = step(cp, &grant, "devcontainer", quiet, devcontainer.up(&dest)).await?;
-        let shell = ShellCommand::docker_exec(
+        let mut shell = ShellCommand::docker_exec(
             &info.container_id,
             &info.remote_user,
             &info.workspace_folder,
             &options.container_shell,
         );
+        let env_file = options.workdir.join(".sam-terminal.env");
+        match write_env_file(&env_file, &info.env) {
+            Ok(()) => shell = shell.with_env_file(&env_file),
+            Err(error) => tracing::warn!(%error, "terminals will lack the devcontainer's remoteEnv"),
+        }
         (shell, Some(info.container_id))
     };
     Ok(BootOutcome { grant, shell, container, repository_dir: dest })
@@ -522,6 +566,7 @@ pub fn parse_up_output(stdout: &[u8]) -> Result<ContainerInfo, BootstrapError> {
         container_id: result.container_id.ok_or_else(|| BootstrapError::Devcontainer("no container id".into()))?,
         remote_user: result.remote_user.unwrap_or_else(|| "root".into()),
         workspace_folder: result.remote_workspace_folder.unwrap_or_else(|| "/workspaces".into()),
+        env: Vec::new(),
     })
 }
 
@@ -549,11 +594,45 @@ impl DevcontainerRunner for DevcontainerCli {
             Err(_) => return Err(BootstrapError::Devcontainer(tail(&output.stderr))),
         };
         self.hand_over(&info).await?;
-        Ok(info)
+        let env = self.terminal_env(dir, (!has_config).then_some(default_config.as_path())).await;
+        Ok(ContainerInfo { env, ..info })
     }
 }
 
 impl DevcontainerCli {
+    /// The environment a terminal needs besides `docker exec`'s, as
+    /// `devcontainer exec` computes it (`remoteEnv`, `userEnvProbe`). Empty,
+    /// with a warning, when it cannot be had in a minute (a user's broken
+    /// shell start-up file must not fail the workspace: the terminal shows
+    /// it).
+    async fn terminal_env(&self, dir: &Path, override_config: Option<&Path>) -> Vec<(String, String)> {
+        let mut cmd = tokio::process::Command::new(&self.program);
+        cmd.arg("exec").arg("--workspace-folder").arg(dir);
+        if let Some(config) = override_config {
+            cmd.arg("--override-config").arg(config);
+        }
+        if let Some(docker) = &self.docker_path {
+            cmd.arg("--docker-path").arg(docker);
+        }
+        cmd.args(["env", "--null"]).kill_on_drop(true);
+        let ran = tokio::time::timeout(Duration::from_secs(60), crate::reaper::output_tracked(&mut cmd)).await;
+        match ran {
+            Ok(Ok(output)) if output.status.success() => parse_env(&output.stdout),
+            Ok(Ok(output)) => {
+                tracing::warn!(stderr = %tail(&output.stderr), "devcontainer exec env failed: terminals lack remoteEnv");
+                Vec::new()
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "could not run devcontainer exec: terminals lack remoteEnv");
+                Vec::new()
+            }
+            Err(_) => {
+                tracing::warn!("devcontainer exec env took over a minute: terminals lack remoteEnv");
+                Vec::new()
+            }
+        }
+    }
+
     /// Gives the workspace folder to the container's user: the agent cloned
     /// it as root, and a `remoteUser` such as `vscode` could not write to it
     /// (or run git in it) otherwise. The folder is the clone, bind-mounted:
@@ -639,6 +718,7 @@ mod tests {
                     container_id: "abc123".into(),
                     remote_user: "vscode".into(),
                     workspace_folder: "/workspaces/hello".into(),
+                    env: vec![("SAM_TEST".into(), "yes".into())],
                 })
             } else {
                 Err(BootstrapError::Devcontainer("Step 3/7: apt-get failed".into()))
@@ -704,6 +784,21 @@ mod tests {
         let cmd = GitCloner::command("https://x", "main", &token, &dest);
         let args: Vec<String> = cmd.as_std().get_args().map(|a| a.to_string_lossy().into_owned()).collect();
         assert!(args.iter().all(|a| !a.contains("supersecret")), "token must not be on the command line");
+    }
+
+    #[test]
+    fn the_probed_environment_keeps_what_terminals_need_and_nothing_unsafe() {
+        let probed = b"PATH=/usr/bin:/opt/x\0HOME=/home/vscode\0SAM_REMOTE=a b=c\0MULTI=one\ntwo\0bad name=1\0\0_=/usr/bin/env\0";
+        assert_eq!(
+            parse_env(probed),
+            [("PATH".to_owned(), "/usr/bin:/opt/x".to_owned()), ("SAM_REMOTE".to_owned(), "a b=c".to_owned())]
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("env");
+        write_env_file(&file, &parse_env(probed)).unwrap();
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "PATH=/usr/bin:/opt/x\nSAM_REMOTE=a b=c\n");
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
     }
 
     #[test]

@@ -217,6 +217,18 @@ impl ShellCommand {
         Self::docker_exec_via("docker", container, user, workdir, shell)
     }
 
+    /// The same command with the variables of `env_file` (`KEY=VALUE`
+    /// lines, what `docker exec --env-file` reads) in the shell's
+    /// environment: a devcontainer's `remoteEnv` and probed user
+    /// environment.
+    pub fn with_env_file(mut self, env_file: &std::path::Path) -> Self {
+        if self.args.first().is_some_and(|a| a == "exec") {
+            self.args.insert(1, "--env-file".into());
+            self.args.insert(2, env_file.display().to_string());
+        }
+        self
+    }
+
     /// [`docker_exec`](Self::docker_exec) with another Docker CLI.
     pub fn docker_exec_via(docker: &str, container: &str, user: &str, workdir: &str, shell: &str) -> Self {
         let mut cmd = Self::new(

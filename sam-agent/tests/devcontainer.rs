@@ -4,7 +4,8 @@
 //! as a user who is not root. The agent's runner brings it up; a terminal
 //! opened through the agent's session manager runs inside the container as
 //! that user, in the workspace folder, sees the container's environment;
-//! `postCreateCommand` ran once; closing the terminal ends the shell inside.
+//! `remoteEnv` applied (as `devcontainer exec` computes it); `postCreateCommand`
+//! ran once; closing the terminal ends the shell inside.
 //! And git's credential helper works inside: `git push` as the container's
 //! user goes through the agent's socket to the emulated GitHub.
 //! Fails without a runtime unless `SAM_SKIP_CONTAINERS=1`.
@@ -85,6 +86,7 @@ async fn devcontainer_up_runs_terminals_inside_as_the_remote_user() {
         "image": image,
         "remoteUser": "vscode",
         "containerEnv": {"SAM_TEST_FROM_CONFIG": "container-env"},
+        "remoteEnv": {"SAM_TEST_REMOTE": "remote env", "PATH": "${containerEnv:PATH}:/opt/sam-test/bin"},
         "runArgs": ["--network=host"],
         "postCreateCommand": "echo created >> /home/vscode/post-create.log",
     });
