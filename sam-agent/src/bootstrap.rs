@@ -158,6 +158,34 @@ pub fn parse_env(output: &[u8]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The `postAttachCommand`s of `devcontainer read-configuration
+/// --include-merged-configuration` output as one `sh` script (`None`: there
+/// are none). A string is a shell command; an array is a command and its
+/// arguments, quoted here; an object's values run one after the other.
+pub fn post_attach_script(read_configuration: &[u8]) -> Option<String> {
+    fn quote(word: &str) -> String {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+    fn command(value: &serde_json::Value) -> Vec<String> {
+        match value {
+            serde_json::Value::String(s) if !s.trim().is_empty() => vec![s.clone()],
+            serde_json::Value::Array(words) => {
+                let words: Vec<String> = words.iter().filter_map(|w| w.as_str()).map(quote).collect();
+                if words.is_empty() { Vec::new() } else { vec![words.join(" ")] }
+            }
+            serde_json::Value::Object(named) => named.values().flat_map(command).collect(),
+            _ => Vec::new(),
+        }
+    }
+    let parsed: serde_json::Value = serde_json::from_slice(read_configuration).ok()?;
+    let merged = parsed.pointer("/mergedConfiguration/postAttachCommands").and_then(|v| v.as_array());
+    let commands: Vec<String> = match merged {
+        Some(all) => all.iter().flat_map(command).collect(),
+        None => parsed.pointer("/configuration/postAttachCommand").map(command).unwrap_or_default(),
+    };
+    (!commands.is_empty()).then(|| commands.join("\n") + "\n")
+}
+
 /// Writes `env` as an env file (`KEY=VALUE` lines, mode 0600: it may hold
 /// what the user keeps in their environment).
 pub fn write_env_file(path: &Path, env: &[(String, String)]) -> std::io::Result<()> {
@@ -574,7 +602,9 @@ pub fn parse_up_output(stdout: &[u8]) -> Result<ContainerInfo, BootstrapError> {
 impl DevcontainerRunner for DevcontainerCli {
     async fn up(&self, dir: &Path) -> Result<ContainerInfo, BootstrapError> {
         let mut cmd = tokio::process::Command::new(&self.program);
-        cmd.arg("up").arg("--workspace-folder").arg(dir).args(self.mount_args());
+        // postAttachCommand runs for each terminal (the shell wrapper), not
+        // once here.
+        cmd.arg("up").arg("--workspace-folder").arg(dir).arg("--skip-post-attach").args(self.mount_args());
         if let Some(docker) = &self.docker_path {
             cmd.arg("--docker-path").arg(docker);
         }
@@ -594,7 +624,9 @@ impl DevcontainerRunner for DevcontainerCli {
             Err(_) => return Err(BootstrapError::Devcontainer(tail(&output.stderr))),
         };
         self.hand_over(&info).await?;
-        let env = self.terminal_env(dir, (!has_config).then_some(default_config.as_path())).await;
+        let override_config = (!has_config).then_some(default_config.as_path());
+        let env = self.terminal_env(dir, override_config).await;
+        self.install_post_attach(dir, override_config, &info).await?;
         Ok(ContainerInfo { env, ..info })
     }
 }
@@ -630,6 +662,60 @@ impl DevcontainerCli {
                 tracing::warn!("devcontainer exec env took over a minute: terminals lack remoteEnv");
                 Vec::new()
             }
+        }
+    }
+
+    /// Puts the devcontainer's `postAttachCommand` (from the configuration
+    /// `up` merged: the file's, the image's and its features') where every
+    /// terminal's wrapper runs it, or removes a stale one.
+    async fn install_post_attach(
+        &self,
+        dir: &Path,
+        override_config: Option<&Path>,
+        info: &ContainerInfo,
+    ) -> Result<(), BootstrapError> {
+        let mut cmd = tokio::process::Command::new(&self.program);
+        cmd.arg("read-configuration").arg("--workspace-folder").arg(dir).arg("--include-merged-configuration");
+        if let Some(config) = override_config {
+            cmd.arg("--override-config").arg(config);
+        }
+        if let Some(docker) = &self.docker_path {
+            cmd.arg("--docker-path").arg(docker);
+        }
+        let output = crate::reaper::output_tracked(cmd.kill_on_drop(true))
+            .await
+            .map_err(|e| BootstrapError::Devcontainer(format!("could not run devcontainer: {e}")))?;
+        if !output.status.success() {
+            return Err(BootstrapError::Devcontainer(format!("reading the configuration: {}", tail(&output.stderr))));
+        }
+        let script = post_attach_script(&output.stdout);
+        let docker = self.docker_path.as_deref().unwrap_or("docker");
+        let mut cmd = tokio::process::Command::new(docker);
+        cmd.args(["exec", "-i", "-u", "root", &info.container_id, "/bin/sh", "-c"])
+            .arg(r#"if [ -n "$2" ]; then cat > "$1" && chmod 0644 "$1"; else rm -f "$1"; fi"#)
+            .args(["sam-post-attach", crate::session::POST_ATTACH_SCRIPT, if script.is_some() { "1" } else { "" }])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child =
+            cmd.spawn().map_err(|e| BootstrapError::Devcontainer(format!("could not run {docker}: {e}")))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            use tokio::io::AsyncWriteExt as _;
+            let _ = stdin.write_all(script.unwrap_or_default().as_bytes()).await;
+        }
+        let pid = child.id();
+        if let Some(pid) = pid {
+            crate::reaper::track(pid);
+        }
+        let done = child.wait_with_output().await;
+        if let Some(pid) = pid {
+            crate::reaper::untrack(pid);
+        }
+        match done {
+            Ok(out) if out.status.success() => Ok(()),
+            Ok(out) => Err(BootstrapError::Devcontainer(format!("postAttachCommand: {}", tail(&out.stderr)))),
+            Err(e) => Err(BootstrapError::Devcontainer(format!("postAttachCommand: {e}"))),
         }
     }
 
@@ -784,6 +870,23 @@ mod tests {
         let cmd = GitCloner::command("https://x", "main", &token, &dest);
         let args: Vec<String> = cmd.as_std().get_args().map(|a| a.to_string_lossy().into_owned()).collect();
         assert!(args.iter().all(|a| !a.contains("supersecret")), "token must not be on the command line");
+    }
+
+    #[test]
+    fn post_attach_commands_become_one_script() {
+        let merged = serde_json::json!({"mergedConfiguration": {"postAttachCommands": [
+            "echo one",
+            ["printf", "%s\\n", "it's"],
+            {"a": "echo a", "b": ["echo", "b"]},
+            "",
+        ]}});
+        let script = post_attach_script(merged.to_string().as_bytes()).unwrap();
+        assert_eq!(script, "echo one\n'printf' '%s\\n' 'it'\\''s'\necho a\n'echo' 'b'\n");
+        let none = serde_json::json!({"mergedConfiguration": {"postAttachCommands": []}});
+        assert_eq!(post_attach_script(none.to_string().as_bytes()), None);
+        let plain = serde_json::json!({"configuration": {"postAttachCommand": "date"}});
+        assert_eq!(post_attach_script(plain.to_string().as_bytes()).as_deref(), Some("date\n"));
+        assert_eq!(post_attach_script(b"not json"), None);
     }
 
     #[test]

@@ -60,12 +60,17 @@ pub struct ShellCommand {
 pub const SHELL_ID_ENV: &str = "SAM_SHELL_ID";
 
 /// Runs inside the container before the login shell: records its pid in a
-/// file named after the shell id, then becomes the shell. `docker exec -t`
-/// makes this process a session leader, so the pid is the session id of
-/// everything the shell starts (job control moves jobs to other process
-/// groups, not other sessions).
-pub const CONTAINER_SHELL_WRAPPER: &str =
-    r#"{ echo "$$" > "/tmp/sam-shell-$SAM_SHELL_ID.pid"; } 2>/dev/null; exec "$@""#;
+/// file named after the shell id, runs the devcontainer's
+/// `postAttachCommand` ([`POST_ATTACH_SCRIPT`], when there is one: every
+/// terminal is an attach; its output is the terminal's first lines), then
+/// becomes the shell. `docker exec -t` makes this process a session leader,
+/// so the pid is the session id of everything the shell starts (job control
+/// moves jobs to other process groups, not other sessions).
+pub const CONTAINER_SHELL_WRAPPER: &str = r#"{ echo "$$" > "/tmp/sam-shell-$SAM_SHELL_ID.pid"; } 2>/dev/null; [ -r /tmp/sam-post-attach.sh ] && sh /tmp/sam-post-attach.sh; exec "$@""#;
+
+/// Where the agent puts the devcontainer's `postAttachCommand` inside the
+/// container (for [`CONTAINER_SHELL_WRAPPER`]).
+pub const POST_ATTACH_SCRIPT: &str = "/tmp/sam-post-attach.sh";
 
 /// Runs inside the container (as root) to end shell `$1`: kills the
 /// recorded session (its process group and every member, jobs included)

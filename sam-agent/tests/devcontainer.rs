@@ -89,6 +89,7 @@ async fn devcontainer_up_runs_terminals_inside_as_the_remote_user() {
         "remoteEnv": {"SAM_TEST_REMOTE": "remote env", "PATH": "${containerEnv:PATH}:/opt/sam-test/bin"},
         "runArgs": ["--network=host"],
         "postCreateCommand": "echo created >> /home/vscode/post-create.log",
+        "postAttachCommand": "echo attached >> /home/vscode/attach.log",
     });
     std::fs::write(repo.join(".devcontainer/devcontainer.json"), config.to_string()).unwrap();
 
@@ -100,14 +101,20 @@ async fn devcontainer_up_runs_terminals_inside_as_the_remote_user() {
     assert_eq!(info.remote_user, "vscode");
     assert_eq!(info.workspace_folder, "/workspaces/sample");
 
+    // As the agent's bootstrap does: the probed environment in an env file.
+    let env_file = dir.path().join("terminal.env");
+    sam_agent::bootstrap::write_env_file(&env_file, &info.env).unwrap();
     let shell = ShellCommand::docker_exec_via(
         &docker,
         &info.container_id,
         &info.remote_user,
         &info.workspace_folder,
         "/bin/bash",
-    );
+    )
+    .with_env_file(&env_file);
     let m = Arc::new(SessionManager::new(Some(shell), SessionConfig::default(), Arc::new(Activity::new())));
+    let out = run_in(&m, "tr", "echo \"[$SAM_TEST_REMOTE] [$PATH]\" R-$((40+2))", "R-42").await;
+    assert!(out.contains("[remote env] [") && out.contains(":/opt/sam-test/bin]"), "remoteEnv applied: {out}");
     let out = run_in(
         &m,
         "t1",
@@ -116,6 +123,8 @@ async fn devcontainer_up_runs_terminals_inside_as_the_remote_user() {
     )
     .await;
     assert!(out.contains("who=vscode at=/workspaces/sample env=container-env posts=1"), "{out}");
+    let out = run_in(&m, "ta", "echo attaches=$(wc -l < ~/attach.log) A-$((40+2))", "A-42").await;
+    assert!(out.contains("attaches=3"), "postAttachCommand ran for each of the 3 terminals, not at up: {out}");
     let out = run_in(&m, "t0", "touch mine.txt && git status --short && echo W-$((40+2))", "W-42").await;
     assert!(out.contains("mine.txt"), "the user writes in the workspace folder: {out}");
     assert!(run_in(&m, "t2", "ls; echo LS-$((40+2))", "LS-42").await.contains("README.md"), "the clone is there");
