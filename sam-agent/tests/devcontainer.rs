@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use sam_agent::activity::Activity;
-use sam_agent::bootstrap::{DevcontainerCli, DevcontainerRunner};
+use sam_agent::bootstrap::{ContainerInfo, DevcontainerCli, DevcontainerRunner};
 use sam_agent::protocol::WindowSize;
 use sam_agent::session::SessionManager;
 use sam_agent::{SessionConfig, ShellCommand};
@@ -64,6 +64,23 @@ async fn run_in(m: &Arc<SessionManager>, id: &str, command: &str, marker: &str) 
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Terminals of the devcontainer `info` describes, as the agent's bootstrap
+/// sets them up: `docker exec` as the remote user in the workspace folder,
+/// with the probed environment in an env file (written in `dir`).
+fn terminals(docker: &str, info: &ContainerInfo, dir: &std::path::Path) -> Arc<SessionManager> {
+    let env_file = dir.join("terminal.env");
+    sam_agent::bootstrap::write_env_file(&env_file, &info.env).unwrap();
+    let shell = ShellCommand::docker_exec_via(
+        docker,
+        &info.container_id,
+        &info.remote_user,
+        &info.workspace_folder,
+        "/bin/bash",
+    )
+    .with_env_file(&env_file);
+    Arc::new(SessionManager::new(Some(shell), SessionConfig::default(), Arc::new(Activity::new())))
+}
+
 async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + T;
     while !done() {
@@ -101,18 +118,7 @@ async fn devcontainer_up_runs_terminals_inside_as_the_remote_user() {
     assert_eq!(info.remote_user, "vscode");
     assert_eq!(info.workspace_folder, "/workspaces/sample");
 
-    // As the agent's bootstrap does: the probed environment in an env file.
-    let env_file = dir.path().join("terminal.env");
-    sam_agent::bootstrap::write_env_file(&env_file, &info.env).unwrap();
-    let shell = ShellCommand::docker_exec_via(
-        &docker,
-        &info.container_id,
-        &info.remote_user,
-        &info.workspace_folder,
-        "/bin/bash",
-    )
-    .with_env_file(&env_file);
-    let m = Arc::new(SessionManager::new(Some(shell), SessionConfig::default(), Arc::new(Activity::new())));
+    let m = terminals(&docker, &info, dir.path());
     let out = run_in(&m, "tr", "echo \"[$SAM_TEST_REMOTE] [$PATH]\" R-$((40+2))", "R-42").await;
     assert!(out.contains("[remote env] [") && out.contains(":/opt/sam-test/bin]"), "remoteEnv applied: {out}");
     let out = run_in(
@@ -220,9 +226,8 @@ async fn git_push_inside_the_devcontainer_goes_through_the_agent() {
     // As the agent does: after `up`, which gave the clone to the container's user.
     git_credential::configure_clone(&repo, &agent, &socket).await.unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await; // the clone token is dead by now
-    let shell =
-        ShellCommand::docker_exec_via(&docker, &info.container_id, "vscode", &info.workspace_folder, "/bin/bash");
-    let m = Arc::new(SessionManager::new(Some(shell), SessionConfig::default(), Arc::new(Activity::new())));
+    assert_eq!(info.remote_user, "vscode");
+    let m = terminals(&docker, &info, dir.path());
     let push = "git -c user.name=V -c user.email=v@example.com commit -q --allow-empty -m 'from the container' \
         && git push -q origin HEAD:main && echo PUSHED-$((40+2))";
     let out = run_in(&m, "t1", push, "PUSHED-42").await;
@@ -253,14 +258,7 @@ async fn a_repository_without_a_devcontainer_json_gets_the_default_image() {
     let info = runner.up(&repo).await.unwrap();
     let _removed = Removed { docker: docker.clone(), id: info.container_id.clone() };
     assert_eq!(info.workspace_folder, "/workspaces/plain");
-    let shell = ShellCommand::docker_exec_via(
-        &docker,
-        &info.container_id,
-        &info.remote_user,
-        &info.workspace_folder,
-        "/bin/bash",
-    );
-    let m = Arc::new(SessionManager::new(Some(shell), SessionConfig::default(), Arc::new(Activity::new())));
+    let m = terminals(&docker, &info, dir.path());
     let out = run_in(&m, "t1", "ls; cat /etc/debian_version; echo D-$((40+2))", "D-42").await;
     assert!(out.contains("main.c"), "{out}");
     assert!(out.contains("12."), "the local bookworm image: {out}");
