@@ -142,7 +142,8 @@ const NOT_FORWARDED: &[&str] =
 
 /// `env --null` output as variables a terminal should get: names of
 /// letters, digits and `_`, values without line breaks (an env file has
-/// one variable a line), minus [`NOT_FORWARDED`].
+/// one variable a line), minus the names a terminal gets otherwise (`HOME`,
+/// `TERM`, `SAM_SHELL_ID`, …).
 pub fn parse_env(output: &[u8]) -> Vec<(String, String)> {
     output
         .split(|b| *b == 0)
