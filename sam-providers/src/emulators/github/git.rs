@@ -37,11 +37,9 @@ use crate::emulators::lock;
 /// Largest request body a push may send.
 const MAX_BODY: usize = 64 * 1024 * 1024;
 
-/// What a credential may do with one repository.
+/// What a credential may do with a repository it can see.
 #[derive(Debug, PartialEq, Eq)]
 enum Access {
-    /// Nothing: the repository does not exist for it.
-    None,
     Read,
     ReadWrite,
 }
@@ -98,7 +96,11 @@ fn full_name(owner: &str, repo: &str) -> Option<String> {
 /// holding it; `Err` is the answer to give instead.
 fn authorize(inner: &Inner, headers: &HeaderMap, full: &str) -> Result<(Caller, EmulatedInstallation), Response> {
     let token = token_of(headers).ok_or_else(ask_for_credentials)?;
-    let app_writes = lock(&inner.config).app_permissions.get("contents").is_some_and(|a| a == "write");
+    // The configuration is read before the state is locked, never while.
+    let (app_writes, test_user) = {
+        let config = lock(&inner.config);
+        (config.app_permissions.get("contents").is_some_and(|a| a == "write"), config.user.clone())
+    };
     let state = lock(&inner.state);
     let holder = state.installations.values().find(|i| i.repositories.contains_key(full)).cloned();
     if let Some(grant) = state.installation_tokens.get(&token) {
@@ -116,8 +118,8 @@ fn authorize(inner: &Inner, headers: &HeaderMap, full: &str) -> Result<(Caller, 
     if user.expires.is_some_and(|at| at <= crate::emulators::unix_now()) {
         return Err(ask_for_credentials());
     }
-    let login = if lock(&inner.config).user.id == user.user {
-        lock(&inner.config).user.login.clone()
+    let login = if test_user.id == user.user {
+        test_user.login
     } else {
         state.other_users.get(&user.user).map(|u| u.login.clone()).unwrap_or_default()
     };
@@ -194,9 +196,6 @@ async fn serve(
         Ok(found) => found,
         Err(response) => return response,
     };
-    if caller.access == Access::None {
-        return not_found();
-    }
     if push && caller.access != Access::ReadWrite {
         let message = if caller.name == "x-access-token" {
             "Write access to repository not granted.".to_owned()
