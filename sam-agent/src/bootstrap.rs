@@ -602,21 +602,18 @@ pub fn parse_up_output(stdout: &[u8]) -> Result<ContainerInfo, BootstrapError> {
 #[async_trait]
 impl DevcontainerRunner for DevcontainerCli {
     async fn up(&self, dir: &Path) -> Result<ContainerInfo, BootstrapError> {
-        let mut cmd = tokio::process::Command::new(&self.program);
-        // postAttachCommand runs for each terminal (the shell wrapper), not
-        // once here.
-        cmd.arg("up").arg("--workspace-folder").arg(dir).arg("--skip-post-attach").args(self.mount_args());
-        if let Some(docker) = &self.docker_path {
-            cmd.arg("--docker-path").arg(docker);
-        }
         let has_config = dir.join(".devcontainer").exists() || dir.join(".devcontainer.json").exists();
         let default_config = dir.with_extension("sam-default-devcontainer.json");
         if !has_config {
             let config = serde_json::json!({ "image": self.default_image }).to_string();
             std::fs::write(&default_config, config).map_err(|e| BootstrapError::Io(e.to_string()))?;
-            cmd.arg("--override-config").arg(&default_config);
         }
-        let output = crate::reaper::output_tracked(cmd.kill_on_drop(true))
+        let override_config = (!has_config).then_some(default_config.as_path());
+        let mut cmd = self.command("up", dir, override_config);
+        // postAttachCommand runs for each terminal (the shell wrapper), not
+        // once here.
+        cmd.arg("--skip-post-attach").args(self.mount_args());
+        let output = crate::reaper::output_tracked(&mut cmd)
             .await
             .map_err(|e| BootstrapError::Devcontainer(format!("could not run devcontainer: {e}")))?;
         let info = match parse_up_output(&output.stdout) {
@@ -625,7 +622,6 @@ impl DevcontainerRunner for DevcontainerCli {
             Err(_) => return Err(BootstrapError::Devcontainer(tail(&output.stderr))),
         };
         self.hand_over(&info).await?;
-        let override_config = (!has_config).then_some(default_config.as_path());
         let env = self.terminal_env(dir, override_config).await;
         self.install_post_attach(dir, override_config, &info).await?;
         Ok(ContainerInfo { env, ..info })
@@ -639,15 +635,8 @@ impl DevcontainerCli {
     /// shell start-up file must not fail the workspace: the terminal shows
     /// it).
     async fn terminal_env(&self, dir: &Path, override_config: Option<&Path>) -> Vec<(String, String)> {
-        let mut cmd = tokio::process::Command::new(&self.program);
-        cmd.arg("exec").arg("--workspace-folder").arg(dir);
-        if let Some(config) = override_config {
-            cmd.arg("--override-config").arg(config);
-        }
-        if let Some(docker) = &self.docker_path {
-            cmd.arg("--docker-path").arg(docker);
-        }
-        cmd.args(["env", "--null"]).kill_on_drop(true);
+        let mut cmd = self.command("exec", dir, override_config);
+        cmd.args(["env", "--null"]);
         let ran = tokio::time::timeout(Duration::from_secs(60), crate::reaper::output_tracked(&mut cmd)).await;
         match ran {
             Ok(Ok(output)) if output.status.success() => parse_env(&output.stdout),
@@ -666,6 +655,21 @@ impl DevcontainerCli {
         }
     }
 
+    /// `devcontainer <subcommand> --workspace-folder <dir>`, with the
+    /// override configuration (a repository without its own) and the
+    /// container CLI, as every subcommand must see the same container.
+    fn command(&self, subcommand: &str, dir: &Path, override_config: Option<&Path>) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(&self.program);
+        cmd.arg(subcommand).arg("--workspace-folder").arg(dir).kill_on_drop(true);
+        if let Some(config) = override_config {
+            cmd.arg("--override-config").arg(config);
+        }
+        if let Some(docker) = &self.docker_path {
+            cmd.arg("--docker-path").arg(docker);
+        }
+        cmd
+    }
+
     /// Puts the devcontainer's `postAttachCommand` (from the configuration
     /// `up` merged: the file's, the image's and its features') where every
     /// terminal's wrapper runs it, or removes a stale one.
@@ -675,15 +679,9 @@ impl DevcontainerCli {
         override_config: Option<&Path>,
         info: &ContainerInfo,
     ) -> Result<(), BootstrapError> {
-        let mut cmd = tokio::process::Command::new(&self.program);
-        cmd.arg("read-configuration").arg("--workspace-folder").arg(dir).arg("--include-merged-configuration");
-        if let Some(config) = override_config {
-            cmd.arg("--override-config").arg(config);
-        }
-        if let Some(docker) = &self.docker_path {
-            cmd.arg("--docker-path").arg(docker);
-        }
-        let output = crate::reaper::output_tracked(cmd.kill_on_drop(true))
+        let mut cmd = self.command("read-configuration", dir, override_config);
+        cmd.arg("--include-merged-configuration");
+        let output = crate::reaper::output_tracked(&mut cmd)
             .await
             .map_err(|e| BootstrapError::Devcontainer(format!("could not run devcontainer: {e}")))?;
         if !output.status.success() {
@@ -695,25 +693,9 @@ impl DevcontainerCli {
         cmd.args(["exec", "-i", "-u", "root", &info.container_id, "/bin/sh", "-c"])
             .arg(r#"if [ -n "$2" ]; then cat > "$1" && chmod 0644 "$1"; else rm -f "$1"; fi"#)
             .args(["sam-post-attach", crate::session::POST_ATTACH_SCRIPT, if script.is_some() { "1" } else { "" }])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
             .kill_on_drop(true);
-        let mut child =
-            cmd.spawn().map_err(|e| BootstrapError::Devcontainer(format!("could not run {docker}: {e}")))?;
-        if let Some(mut stdin) = child.stdin.take() {
-            use tokio::io::AsyncWriteExt as _;
-            let _ = stdin.write_all(script.unwrap_or_default().as_bytes()).await;
-        }
-        let pid = child.id();
-        if let Some(pid) = pid {
-            crate::reaper::track(pid);
-        }
-        let done = child.wait_with_output().await;
-        if let Some(pid) = pid {
-            crate::reaper::untrack(pid);
-        }
-        match done {
+        let input = script.unwrap_or_default();
+        match crate::reaper::output_tracked_with_input(&mut cmd, input.as_bytes()).await {
             Ok(out) if out.status.success() => Ok(()),
             Ok(out) => Err(BootstrapError::Devcontainer(format!("postAttachCommand: {}", tail(&out.stderr)))),
             Err(e) => Err(BootstrapError::Devcontainer(format!("postAttachCommand: {e}"))),

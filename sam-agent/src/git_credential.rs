@@ -275,17 +275,14 @@ pub async fn configure_clone(repo: &Path, agent: &Path, socket: &Path) -> std::i
         vec!["config", "--local", "--replace-all", "credential.helper", ""],
         vec!["config", "--local", "--add", "credential.helper", &helper_command(agent, socket)],
     ] {
-        let status = tokio::process::Command::new("git")
-            .arg("-c")
-            .arg(&trusted)
-            .args(&args)
-            .current_dir(repo)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .status()
-            .await?;
-        if !status.success() {
-            return Err(std::io::Error::other(format!("git {} failed", args.join(" "))));
+        // Tracked: as a container's PID 1 the agent's reaper must not take
+        // git's exit status.
+        let mut git = tokio::process::Command::new("git");
+        git.arg("-c").arg(&trusted).args(&args).current_dir(repo).kill_on_drop(true);
+        let output = crate::reaper::output_tracked(&mut git).await?;
+        if !output.status.success() {
+            let why = String::from_utf8_lossy(&output.stderr);
+            return Err(std::io::Error::other(format!("git {} failed: {}", args.join(" "), why.trim())));
         }
     }
     Ok(())

@@ -37,15 +37,34 @@ pub fn untrack(pid: u32) {
 /// (stdin null, stdout and stderr captured), with its pid tracked while it
 /// runs, so a PID 1 reaper never takes the exit status its caller waits for.
 pub async fn output_tracked(cmd: &mut tokio::process::Command) -> std::io::Result<std::process::Output> {
+    output_tracked_with_input(cmd, &[]).await
+}
+
+/// [`output_tracked`] with `input` written to the command's stdin (then
+/// closed; empty: stdin is null), while its output is read.
+pub async fn output_tracked_with_input(
+    cmd: &mut tokio::process::Command,
+    input: &[u8],
+) -> std::io::Result<std::process::Output> {
     use std::process::Stdio;
-    let child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    use tokio::io::AsyncWriteExt as _;
+    let stdin = if input.is_empty() { Stdio::null() } else { Stdio::piped() };
+    let mut child = cmd.stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
     // The reaper leaves an untracked zombie alone for a second, so tracking
     // right after the spawn is in time.
     let pid = child.id();
     if let Some(pid) = pid {
         track(pid);
     }
-    let output = child.wait_with_output().await;
+    let writer = child.stdin.take();
+    let write = async move {
+        if let Some(mut writer) = writer {
+            // A command that exits without reading all of it is answered
+            // by its exit status, not by the broken pipe.
+            let _ = writer.write_all(input).await;
+        }
+    };
+    let ((), output) = tokio::join!(write, child.wait_with_output());
     if let Some(pid) = pid {
         untrack(pid);
     }
