@@ -58,7 +58,12 @@ try {
   await page.getByRole("heading", { name: "History" }).waitFor();
   await page.locator(".status.running").waitFor({ timeout: 90000 });
   timings.createToRunningMs = Date.now() - created;
+  // Where terminals run, as the agent reported it (host shells here).
+  await page.getByRole("row", { name: /Terminals\s+on the host \(no container\)/ }).waitFor();
   await page.screenshot({ path: `${artifacts}/dev-workspace.png`, fullPage: true });
+  if ((await page.locator("main").innerText()).split("\n").some((line) => line.trim() === "null")) {
+    throw new Error("the workspace page shows a stray \"null\"");
+  }
 
   const opened = Date.now();
   const [terminal] = await Promise.all([context.waitForEvent("page"), page.getByRole("button", { name: "Open Terminal" }).click()]);

@@ -204,7 +204,17 @@ pub fn write_env_file(path: &Path, env: &[(String, String)]) -> std::io::Result<
 pub trait DevcontainerRunner: Send + Sync + std::fmt::Debug {
     /// `devcontainer up` for `dir`.
     async fn up(&self, dir: &Path) -> Result<ContainerInfo, BootstrapError>;
+
+    /// The Docker-compatible CLI terminals enter the container with.
+    fn docker_cli(&self) -> &str {
+        "docker"
+    }
 }
+
+/// The progress step that says where terminals run (its message: "in the
+/// devcontainer <id> as <user>" or "on the host (no container)"), for the
+/// dashboard.
+pub const SHELL_STEP: &str = "shell";
 
 /// Bootstrap options.
 #[derive(Debug, Clone)]
@@ -357,7 +367,8 @@ pub async fn provision(
         (shell, None)
     } else {
         let info = step(cp, &grant, "devcontainer", quiet, devcontainer.up(&dest)).await?;
-        let mut shell = ShellCommand::docker_exec(
+        let mut shell = ShellCommand::docker_exec_via(
+            devcontainer.docker_cli(),
             &info.container_id,
             &info.remote_user,
             &info.workspace_folder,
@@ -370,6 +381,20 @@ pub async fn provision(
         }
         (shell, Some(info.container_id))
     };
+    if !quiet {
+        let message = match &container {
+            Some(id) => format!(
+                "in the devcontainer {} as {}",
+                id.get(..12).unwrap_or(id),
+                shell.container.as_ref().map_or("root", |c| c.user.as_str())
+            ),
+            None => "on the host (no container)".to_owned(),
+        };
+        let report = BootProgress { step: SHELL_STEP.into(), status: "done".into(), message };
+        if let Err(error) = cp.report(&grant, &report).await {
+            tracing::warn!(%error, "shell report failed");
+        }
+    }
     Ok(BootOutcome { grant, shell, container, repository_dir: dest })
 }
 
@@ -547,6 +572,10 @@ pub struct DevcontainerCli {
     pub docker_path: Option<String>,
     /// The image for a repository without a `devcontainer.json`.
     pub default_image: String,
+    /// The network (`docker run --network`) of that default container:
+    /// `host` where the git server is on the machine's loopback (dev mode).
+    /// `None`: the runtime's default.
+    pub default_network: Option<String>,
 }
 
 impl Default for DevcontainerCli {
@@ -556,6 +585,7 @@ impl Default for DevcontainerCli {
             same_path_mounts: Vec::new(),
             docker_path: None,
             default_image: DEFAULT_IMAGE.into(),
+            default_network: None,
         }
     }
 }
@@ -605,7 +635,11 @@ impl DevcontainerRunner for DevcontainerCli {
         let has_config = dir.join(".devcontainer").exists() || dir.join(".devcontainer.json").exists();
         let default_config = dir.with_extension("sam-default-devcontainer.json");
         if !has_config {
-            let config = serde_json::json!({ "image": self.default_image }).to_string();
+            let mut config = serde_json::json!({ "image": self.default_image });
+            if let Some(network) = &self.default_network {
+                config["runArgs"] = serde_json::json!([format!("--network={network}")]);
+            }
+            let config = config.to_string();
             std::fs::write(&default_config, config).map_err(|e| BootstrapError::Io(e.to_string()))?;
         }
         let override_config = (!has_config).then_some(default_config.as_path());
@@ -625,6 +659,10 @@ impl DevcontainerRunner for DevcontainerCli {
         let env = self.terminal_env(dir, override_config).await;
         self.install_post_attach(dir, override_config, &info).await?;
         Ok(ContainerInfo { env, ..info })
+    }
+
+    fn docker_cli(&self) -> &str {
+        self.docker_path.as_deref().unwrap_or("docker")
     }
 }
 
@@ -688,8 +726,7 @@ impl DevcontainerCli {
             return Err(BootstrapError::Devcontainer(format!("reading the configuration: {}", tail(&output.stderr))));
         }
         let script = post_attach_script(&output.stdout);
-        let docker = self.docker_path.as_deref().unwrap_or("docker");
-        let mut cmd = tokio::process::Command::new(docker);
+        let mut cmd = tokio::process::Command::new(self.docker_cli());
         cmd.args(["exec", "-i", "-u", "root", &info.container_id, "/bin/sh", "-c"])
             .arg(r#"if [ -n "$2" ]; then cat > "$1" && chmod 0644 "$1"; else rm -f "$1"; fi"#)
             .args(["sam-post-attach", crate::session::POST_ATTACH_SCRIPT, if script.is_some() { "1" } else { "" }])
@@ -710,7 +747,7 @@ impl DevcontainerCli {
         if info.remote_user == "root" || info.remote_user == "0" {
             return Ok(());
         }
-        let docker = self.docker_path.as_deref().unwrap_or("docker");
+        let docker = self.docker_cli();
         let mut cmd = tokio::process::Command::new(docker);
         // The user and the folder reach the script as arguments, never as
         // code: they come from the repository's devcontainer.json.
@@ -809,7 +846,12 @@ mod tests {
         assert!(out.shell.args.windows(2).any(|w| w == ["-w", "/workspaces/hello"]));
         let steps: Vec<String> =
             cp.reports.lock().unwrap().iter().map(|r| format!("{}:{}", r.step, r.status)).collect();
-        assert_eq!(steps, ["clone:running", "clone:done", "devcontainer:running", "devcontainer:done", "ready:done"]);
+        assert_eq!(
+            steps,
+            ["clone:running", "clone:done", "devcontainer:running", "devcontainer:done", "shell:done", "ready:done"]
+        );
+        let shell = cp.reports.lock().unwrap().iter().find(|r| r.step == SHELL_STEP).map(|r| r.message.clone());
+        assert_eq!(shell.as_deref(), Some("in the devcontainer abc123 as vscode"));
     }
 
     #[tokio::test]

@@ -47,6 +47,18 @@ pub struct Config {
     /// Shell program for host shells (default: `$SHELL -l`).
     #[arg(long, env = "SAM_AGENT_SHELL")]
     pub shell: Option<String>,
+    /// The devcontainer CLI.
+    #[arg(long, env = "SAM_AGENT_DEVCONTAINER_CLI", default_value = "devcontainer")]
+    pub devcontainer_cli: String,
+    /// The Docker-compatible CLI: terminals enter containers with it, and
+    /// the devcontainer CLI drives it.
+    #[arg(long, env = "SAM_AGENT_DOCKER", default_value = "docker")]
+    pub docker: String,
+    /// Network of the default devcontainer (a repository without
+    /// `devcontainer.json`), e.g. `host` where the git server is on this
+    /// machine's loopback (dev mode). Default: the runtime's.
+    #[arg(long, env = "SAM_AGENT_DEFAULT_CONTAINER_NETWORK")]
+    pub default_container_network: Option<String>,
     /// Run shells in this existing container (skips `devcontainer up`).
     #[arg(long, env = "SAM_AGENT_CONTAINER")]
     pub container: Option<String>,
@@ -115,7 +127,8 @@ impl Config {
     /// The shell when it is known without bootstrap.
     pub fn static_shell(&self) -> Option<ShellCommand> {
         if let Some(container) = &self.container {
-            return Some(ShellCommand::docker_exec(
+            return Some(ShellCommand::docker_exec_via(
+                &self.docker,
                 container,
                 &self.container_user,
                 &self.container_workdir,

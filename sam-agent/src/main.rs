@@ -130,7 +130,10 @@ async fn main() -> anyhow::Result<()> {
         tokio::spawn(Arc::new(credentials).serve(listener));
         let agent_exe = std::env::current_exe().context("locating the agent binary")?;
         let mut devcontainer = DevcontainerCli {
+            program: config.devcontainer_cli.clone(),
             same_path_mounts: socket.parent().map(|dir| vec![agent_exe.clone(), dir.to_owned()]).unwrap_or_default(),
+            docker_path: Some(config.docker.clone()),
+            default_network: config.default_container_network.clone(),
             ..DevcontainerCli::default()
         };
         if let Some(image) = &grant.default_image {

@@ -103,7 +103,8 @@ async fn redeem_clone_and_report() {
         .iter()
         .map(|(_, _, b)| format!("{}:{}", b["step"].as_str().unwrap(), b["status"].as_str().unwrap()))
         .collect();
-    assert_eq!(steps, ["clone:running", "clone:done", "ready:done"]);
+    assert_eq!(steps, ["clone:running", "clone:done", "shell:done", "ready:done"]);
+    assert_eq!(reports[2].2["message"], "on the host (no container)");
     assert!(reports.iter().all(|(id, auth, _)| *id == workspace.to_string() && auth == "Bearer cb_secret"));
 
     // A restart resumes from the saved grant: no bootstrap token, the
@@ -120,7 +121,7 @@ async fn redeem_clone_and_report() {
     assert_eq!(out.shell.cwd.as_deref(), checkout.to_str());
     assert_eq!(std::fs::read_to_string(checkout.join("work-in-progress.txt")).unwrap(), "unsaved");
     let reports = state.lock().unwrap().reports.clone();
-    assert_eq!(reports.len(), 4, "only ready:done more: {reports:?}");
+    assert_eq!(reports.len(), 5, "only ready:done more: {reports:?}");
     // A restart during the clone clones again from scratch.
     let mut unfinished = saved.load(None).await.unwrap().unwrap();
     unfinished.cloned = false;

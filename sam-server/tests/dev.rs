@@ -663,3 +663,119 @@ async fn a_dead_github_sign_in_leads_back_to_the_sign_in_page() {
     let token = sam_providers::emulators::HETZNER_TOKEN;
     dev::browser_with(&e2e, "github.mjs", &[&base, &control], &[("SAM_HETZNER_TOKEN", token)]).await;
 }
+
+/// The container runtime `scripts/test.d/40-containers.sh` set up: the
+/// Docker CLI and the local image with user `vscode`; `None` when the
+/// container tests are skipped explicitly (`SAM_SKIP_CONTAINERS=1`).
+fn container_runtime() -> Option<(String, String)> {
+    if std::env::var("SAM_SKIP_CONTAINERS").as_deref() == Ok("1") {
+        eprintln!("SAM_SKIP_CONTAINERS=1: skipping the dev-mode devcontainer test");
+        return None;
+    }
+    let (Ok(docker), Ok(image)) = (std::env::var("SAM_TEST_DOCKER_CLI"), std::env::var("SAM_TEST_USER_IMAGE")) else {
+        panic!("no container runtime: run through ./scripts/test (or set SAM_SKIP_CONTAINERS=1)");
+    };
+    Some((docker, image))
+}
+
+/// The containers whose clone lies under `vm` (the devcontainer CLI's
+/// `devcontainer.local_folder` label), with their state.
+fn containers_of(docker: &str, vm: &std::path::Path) -> Vec<(String, String)> {
+    let out = std::process::Command::new(docker)
+        .args(["ps", "--all", "--no-trunc", "--filter", "label=devcontainer.local_folder"])
+        .args(["--format", "{{.ID}}\t{{.State}}\t{{.Label \"devcontainer.local_folder\"}}"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.split('\t');
+            let (id, state, folder) = (parts.next()?, parts.next()?, parts.next()?);
+            std::path::Path::new(folder).starts_with(vm).then(|| (id.to_owned(), state.to_owned()))
+        })
+        .collect()
+}
+
+/// Issue 20 in dev mode: with a container runtime, a workspace's terminals
+/// run in its devcontainer (a repository without `devcontainer.json` gets
+/// the configured default image), as on a VM; the dashboard's history says
+/// so; a push from inside reaches the emulated GitHub through the agent's
+/// credential helper; the container survives a killed agent (the same
+/// container serves the next terminal) and is removed with the workspace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_mode_terminals_run_in_a_devcontainer_that_outlives_its_agent() {
+    let Some((docker, image)) = container_runtime() else { return };
+    let data = tempfile::tempdir().unwrap();
+    let (_child, base, _control) = start_dev_with_control(
+        data.path(),
+        &["--containers", "on", "--docker", &docker, "--devcontainer-image", &image],
+    )
+    .await;
+    let user = DevUser::sign_in(&base).await;
+    user.call(
+        reqwest::Method::POST,
+        "/api/credentials",
+        Some(serde_json::json!({"provider": "hetzner", "token": sam_providers::emulators::HETZNER_TOKEN})),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let ws = user
+        .call(
+            reqwest::Method::POST,
+            "/api/workspaces",
+            Some(serde_json::json!({"name": "contained", "repository": "octo-org/hello-world", "branch": "main",
+                "vmSize": "small", "vmLocation": "fsn1"})),
+        )
+        .await;
+    let id = ws["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/workspaces/{id}");
+    eventually(240, "the workspace running", async || {
+        let ws = user.call(reqwest::Method::GET, &path, None).await;
+        assert_ne!(ws["status"], "error", "{ws}");
+        ws["status"] == "running"
+    })
+    .await;
+    eprintln!("create → running in a devcontainer: {} ms", started.elapsed().as_millis());
+    let vm = std::fs::read_dir(data.path().join("vms")).unwrap().next().unwrap().unwrap().path();
+    let containers = containers_of(&docker, &vm);
+    assert_eq!(containers.len(), 1, "{containers:?}");
+    assert_eq!(containers[0].1, "running");
+
+    let events = user.call(reqwest::Method::GET, &format!("{path}/events"), None).await;
+    let shell =
+        events.as_array().unwrap().iter().filter_map(|e| e["message"].as_str()).find(|m| m.starts_with("shell done: "));
+    assert!(shell.is_some_and(|m| m.contains("in the devcontainer") && m.contains(&containers[0].0[..12])), "{events}");
+
+    // /tmp is the container's own: the marker tells this container apart
+    // from any other, later.
+    let inside = "test -e /run/.containerenv -o -e /.dockerenv && echo kept > /tmp/sam-marker \
+        && echo INSIDE-$((40+2)) \"$(pwd)\" \"$(id -un)\"";
+    let out = user.terminal_run(&id, inside, "INSIDE-42", 30).await;
+    assert!(out.contains("INSIDE-42 /workspaces/hello-world root"), "{out}");
+
+    let push = "echo contained > contained.txt && git add contained.txt \
+        && git -c user.name=Octo -c user.email=octo@example.com commit -qm 'from the container' \
+        && git push -q origin HEAD:main && echo PUSHED-$((40+2))";
+    user.terminal_run(&id, push, "PUSHED-42", 60).await;
+    let bare = data.path().join("git/octo-org/hello-world.git");
+    let head = std::process::Command::new("git")
+        .args(["--git-dir", bare.to_str().unwrap(), "log", "-1", "--format=%s", "main"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&head.stdout).trim(), "from the container");
+
+    // SIGKILL the agent: its supervisor starts it again, it resumes, and
+    // the same container serves the next terminal.
+    let pids = agent_pids(&vm);
+    assert_eq!(pids.len(), 1, "{pids:?}");
+    assert!(std::process::Command::new("kill").args(["-KILL", &pids[0].to_string()]).status().unwrap().success());
+    eventually(30, "a new agent process", async || agent_pids(&vm).first().is_some_and(|p| *p != pids[0])).await;
+    let out = user.terminal_run(&id, "echo AGAIN-$((40+2)) $(cat /tmp/sam-marker)", "AGAIN-42", 60).await;
+    assert!(out.contains("AGAIN-42 kept"), "the same container's /tmp: {out}");
+    assert_eq!(containers_of(&docker, &vm), containers, "the same container, still running");
+
+    // Deleting the workspace removes the container with the VM.
+    user.call(reqwest::Method::DELETE, &path, None).await;
+    eventually(60, "the container removed", async || containers_of(&docker, &vm).is_empty()).await;
+}

@@ -11,6 +11,13 @@ function eventText(e) {
 }
 const message = el("div");
 
+// Where terminals run, as the agent reported it at its last boot
+// ("shell done: in the devcontainer <id> as <user>", "…: on the host").
+function shellText(events) {
+  const shell = events.filter((e) => e.event === "agent_progress" && e.message?.startsWith("shell done: ")).pop();
+  return shell ? shell.message.slice("shell done: ".length) : "known once the workspace has started";
+}
+
 async function render() {
   let ws, events;
   try {
@@ -23,7 +30,8 @@ async function render() {
     try { const access = await api("/api/terminal/token", { method: "POST", body: { workspaceId: id } }); window.open(access.url, "_blank", "noopener"); }
     catch (e) { showError(message, e); }
   } }, "Open Terminal");
-  main.replaceChildren(
+  // replaceChildren would show a null child as the text "null".
+  main.replaceChildren(...[
     el("p", {}, el("a", { href: "/" }, "← Workspaces")),
     el("div", { class: "row" }, el("h1", {}, ws.name), el("span", { class: "spacer" }), open),
     ws.status === "running" ? null : el("p", { class: "hint", id: "terminal-hint" },
@@ -35,13 +43,13 @@ async function render() {
       el("p", {}, statusBadge(ws.status), " ", el("span", { class: "muted" }, reasonText(ws))),
       ws.errorMessage ? el("div", { class: "notice bad", role: "alert" }, ws.errorMessage) : null,
       el("table", {}, el("tbody", {},
-        [["Repository", `${ws.repository} @ ${ws.branch}`], ["Size", ws.vmSize], ["Location", ws.vmLocation],
+        [["Repository", `${ws.repository} @ ${ws.branch}`], ["Terminals", shellText(events)], ["Size", ws.vmSize], ["Location", ws.vmLocation],
          ["Terminal URL", ws.url || "available while running"], ["Last activity", when(ws.lastActivityAt)], ["Created", new Date(ws.createdAt).toLocaleString()]]
           .map(([k, v]) => el("tr", {}, el("th", { scope: "row" }, k), el("td", {}, v)))))),
     el("section", { class: "panel" }, el("h2", {}, "History"),
       el("ol", { class: "timeline" }, events.slice().reverse().map((e) => el("li", {},
         el("strong", {}, `${e.from} → ${e.to}`), " ", el("span", { class: "muted" }, `${eventText(e)} · ${REASONS[e.reason] || e.reason} · ${new Date(e.at).toLocaleString()}`),
-        e.message ? el("div", { class: e.to === "error" ? "error" : "hint" }, e.message) : null)))));
+        e.message ? el("div", { class: e.to === "error" ? "error" : "hint" }, e.message) : null))))].filter(Boolean));
   return true;
 }
 

@@ -77,12 +77,18 @@ fn expose_secret<S: serde::Serializer>(secret: &SecretString, s: S) -> Result<S:
 
 impl From<BootProgress> for AgentReport {
     /// Any failed step fails the boot; `ready` done makes the workspace
-    /// running; everything else is progress for the history.
+    /// running; everything else is progress for the history ("clone done",
+    /// "shell done: in the devcontainer 1a2b3c4d5e6f as vscode").
     fn from(progress: BootProgress) -> Self {
         match (progress.step.as_str(), progress.status.as_str()) {
             (_, "failed") => AgentReport::Failed { message: format!("{} failed: {}", progress.step, progress.message) },
             ("ready", "done") => AgentReport::Ready,
-            _ => AgentReport::Progress { step: format!("{} {}", progress.step, progress.status) },
+            _ if progress.message.trim().is_empty() => {
+                AgentReport::Progress { step: format!("{} {}", progress.step, progress.status) }
+            }
+            _ => AgentReport::Progress {
+                step: format!("{} {}: {}", progress.step, progress.status, progress.message.trim()),
+            },
         }
     }
 }

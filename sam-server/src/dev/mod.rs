@@ -7,7 +7,9 @@
 //! - every server the emulated Hetzner "boots" becomes a local VM: the
 //!   `vm` module plays cloud-init (downloads the agent from the control
 //!   plane, checks its SHA-256, starts it with the bootstrap token), so the
-//!   agent goes through the real bootstrap path with host shells;
+//!   agent goes through the real bootstrap path; its terminals run in
+//!   devcontainers when a container runtime and the devcontainer CLI are
+//!   here (`containers`), else on the host;
 //! - the emulated GitHub's repositories are served as git repositories over
 //!   HTTP by this server (`git`), so the agent really clones;
 //! - `http://ws-<id>.localhost:<workspace port>` reaches the agent through a
@@ -23,6 +25,7 @@
 //! zone is set up as `setup --configure-zone` leaves it, and the session and
 //! terminal cookies are `Secure`.
 
+pub mod containers;
 mod edge;
 mod local_ca;
 mod proxy;
@@ -103,6 +106,23 @@ pub struct DevOptions {
     /// must trust `<data-dir>/tls/local-ca.pem`.
     #[arg(long, env = "SAM_DEV_TLS")]
     pub tls: bool,
+    /// Where terminals run: `auto` (in devcontainers when a container
+    /// runtime and the devcontainer CLI answer, else on the host), `on`
+    /// (devcontainers, or dev mode does not start) or `off` (on the host).
+    #[arg(long, env = "SAM_DEV_CONTAINERS", value_enum, default_value_t = containers::ContainerMode::Auto)]
+    pub containers: containers::ContainerMode,
+    /// The Docker-compatible CLI of the container runtime (its `DOCKER_HOST`
+    /// is used as it is).
+    #[arg(long, env = "SAM_DEV_DOCKER", default_value = "docker")]
+    pub docker: String,
+    /// The devcontainer CLI (default: `devcontainer` on `PATH`, else the one
+    /// `scripts/test` installs in the source tree).
+    #[arg(long, env = "SAM_DEVCONTAINER_CLI")]
+    pub devcontainer_cli: Option<PathBuf>,
+    /// The image of a repository without a `devcontainer.json` (the
+    /// deployment setting `SAM_DEFAULT_DEVCONTAINER_IMAGE`).
+    #[arg(long, env = "SAM_DEV_DEVCONTAINER_IMAGE")]
+    pub devcontainer_image: Option<String>,
     /// The sam-agent binary to hand out (default: beside this binary, built
     /// with cargo when missing).
     #[arg(long, env = "SAM_DEV_AGENT")]
@@ -280,7 +300,7 @@ pub async fn run(options: DevOptions, mut sockets: crate::listeners::Sockets) ->
         // Cloned from the emulated GitHub, as from github.com.
         git_base_url: world_info.github_url.clone(),
         github_app_public: true,
-        default_devcontainer_image: None,
+        default_devcontainer_image: options.devcontainer_image.clone(),
         allowed_users: Vec::new(),
         allowed_organizations: Vec::new(),
         cloudflare_api_token_file: Some(write_secret(&secrets, "cloudflare-token", &world_info.cloudflare_token)?),
@@ -306,6 +326,18 @@ pub async fn run(options: DevOptions, mut sockets: crate::listeners::Sockets) ->
     let deployment = deployment::build(&config).await.map_err(|p| anyhow::anyhow!("dev configuration:\n{p}"))?;
 
     // Local "VMs" and the route to their terminals.
+    let terminals =
+        containers::detect(options.containers, &options.docker, options.devcontainer_cli.as_deref()).await?;
+    let runtime = match &terminals {
+        containers::Detected::Containers(runtime) => {
+            tracing::info!(runtime = %runtime.description, cli = %runtime.devcontainer_cli.display(), "terminals run in devcontainers");
+            Some(runtime.clone())
+        }
+        containers::Detected::Host(reason) => {
+            tracing::info!(%reason, "terminals run on the host");
+            None
+        }
+    };
     let routes = proxy::Routes::default();
     // Agents heartbeat often enough to see a short idle threshold through.
     // (And often enough for a shortened heartbeat timeout.)
@@ -318,6 +350,7 @@ pub async fn run(options: DevOptions, mut sockets: crate::listeners::Sockets) ->
         options.workspace_port,
         heartbeat,
         certificates.as_ref().map(|(browser, _)| vm::VmTls { ca_file: browser.path().to_path_buf() }),
+        runtime,
         tokio::runtime::Handle::current(),
     ));
     match (&in_process, &options.emulators) {
@@ -405,6 +438,18 @@ pub async fn run(options: DevOptions, mut sockets: crate::listeners::Sockets) ->
     println!("  Other tokens    {HETZNER_SECOND_PROJECT} (a second project), {HETZNER_READ_ONLY} (read-only),");
     println!("                  anything else (invalid)");
     println!("  Repositories    {}", repositories.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "));
+    match &terminals {
+        containers::Detected::Containers(runtime) => {
+            let image = options.devcontainer_image.as_deref().unwrap_or("the agent's default image");
+            println!(
+                "  Terminals       in devcontainers ({}; without a devcontainer.json: {image})",
+                runtime.description
+            );
+        }
+        containers::Detected::Host(reason) => {
+            println!("  Terminals       on the host: {reason}");
+        }
+    }
     println!("  Metrics         {public_url}/metrics");
     println!("  Hetzner API     {}", world_info.hetzner_url);
     println!("  Cloudflare API  {}", world_info.cloudflare_url);

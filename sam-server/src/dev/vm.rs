@@ -1,7 +1,9 @@
 //! Local "VMs": every server the emulated Hetzner creates is booted the way
 //! cloud-init boots a real one — download the agent from the control plane,
 //! check its SHA-256, start it with the single-use bootstrap token — except
-//! that the agent runs as a process here, with host shells.
+//! that the agent runs as a process here. Its terminals run in
+//! devcontainers of the developer's container runtime (`containers`), or
+//! on the host when there is none.
 //!
 //! Each VM is supervised the way systemd runs the agent's unit
 //! (`Restart=on-failure`, `RestartSec`): an agent that crashes or is killed
@@ -20,6 +22,7 @@ use sam_providers::emulators::{EmulatedServer, ServerHook};
 use tokio::process::Child;
 use tokio::sync::watch;
 
+use super::containers::ContainerRuntime;
 use super::proxy::Routes;
 
 /// systemd's `RestartSec` for the agent's unit (5 s on a real VM).
@@ -36,8 +39,11 @@ enum Power {
     On(u64),
     /// Powered off.
     Off,
-    /// Deleted.
+    /// Deleted: its containers are removed.
     Gone,
+    /// Dev mode is stopping: the VM goes down as in a power cut (its
+    /// containers stop) and boots again at the next start.
+    Exit,
 }
 
 #[derive(Debug)]
@@ -63,6 +69,7 @@ pub struct LocalVms {
     workspace_port: u16,
     heartbeat_secs: u64,
     tls: Option<VmTls>,
+    containers: Option<ContainerRuntime>,
     runtime: tokio::runtime::Handle,
     vms: Arc<Mutex<HashMap<u64, Vm>>>,
 }
@@ -84,16 +91,18 @@ impl LocalVms {
         workspace_port: u16,
         heartbeat_secs: u64,
         tls: Option<VmTls>,
+        containers: Option<ContainerRuntime>,
         runtime: tokio::runtime::Handle,
     ) -> Self {
-        Self { root, routes, workspace_port, heartbeat_secs, tls, runtime, vms: Arc::default() }
+        Self { root, routes, workspace_port, heartbeat_secs, tls, containers, runtime, vms: Arc::default() }
     }
 
-    /// Stops every agent (SIGTERM, then SIGKILL after 3 s).
+    /// Stops every agent (SIGTERM, then SIGKILL after 3 s) and its
+    /// containers.
     pub async fn shutdown(&self) {
         let vms: Vec<Vm> = lock(&self.vms).drain().map(|(_, vm)| vm).collect();
         for vm in vms {
-            vm.power.send_replace(Power::Gone);
+            vm.power.send_replace(Power::Exit);
             let _ = vm.task.await;
         }
     }
@@ -191,13 +200,18 @@ async fn install(
     workspace_port: u16,
     heartbeat_secs: u64,
     tls: Option<VmTls>,
-) -> anyhow::Result<(Unit, String, u16)> {
+    containers: Option<&ContainerRuntime>,
+) -> anyhow::Result<Booted> {
     let control_plane =
         env_value(&server.user_data, "SAM_AGENT_CONTROL_PLANE").context("no control plane in user data")?;
     let token = env_value(&server.user_data, "SAM_AGENT_BOOTSTRAP_TOKEN").context("no bootstrap token in user data")?;
     let workspace = server.labels.get("sam-workspace").context("server without a workspace label")?;
     let dir = root.join(server.id.to_string());
     stop_leftovers(&dir);
+    if let Some(runtime) = containers {
+        // They went down with the earlier boot's "VM".
+        runtime.end_containers(server.id, &dir, false).await;
+    }
     std::fs::create_dir_all(dir.join("work"))?;
     std::fs::create_dir_all(dir.join("home"))?;
     // Where cloud-init keeps it on a real VM (/var/lib/cloud/instance/user-data.txt).
@@ -225,7 +239,6 @@ async fn install(
         ("SAM_AGENT_CONTROL_PLANE", control_plane.to_owned()),
         ("SAM_AGENT_BOOTSTRAP_TOKEN", token.to_owned()),
         ("SAM_AGENT_LISTEN", format!("127.0.0.1:{port}")),
-        ("SAM_AGENT_HOST_SHELL", "true".to_owned()),
         ("SAM_AGENT_SECURE_COOKIE", tls.is_some().to_string()),
         ("SAM_AGENT_WORKDIR", dir.join("work").display().to_string()),
         ("SAM_AGENT_STATE_DIR", dir.join("state").display().to_string()),
@@ -238,27 +251,56 @@ async fn install(
     if agent_tls {
         env.push(("SAM_AGENT_TLS", "true".to_owned()));
     }
+    match containers {
+        Some(runtime) => {
+            env.push(("SAM_AGENT_DEVCONTAINER_CLI", runtime.devcontainer_cli.display().to_string()));
+            env.push(("SAM_AGENT_DOCKER", runtime.docker.clone()));
+            // The emulated GitHub (pushes from the terminal) is on this
+            // machine's loopback.
+            env.push(("SAM_AGENT_DEFAULT_CONTAINER_NETWORK", "host".to_owned()));
+        }
+        None => env.push(("SAM_AGENT_HOST_SHELL", "true".to_owned())),
+    }
     if let Some(tls) = &tls {
         // The agent's HTTP client (rustls-native-certs) and git both read these.
         env.push(("SSL_CERT_FILE", tls.ca_file.display().to_string()));
         env.push(("GIT_SSL_CAINFO", tls.ca_file.display().to_string()));
     }
-    Ok((Unit { binary, env, log: dir.join("agent.log") }, host, port))
+    Ok(Booted { unit: Unit { binary, env, log: dir.join("agent.log") }, dir, host, port })
 }
 
-/// Runs the unit while the VM is on, restarting it when it fails.
-async fn supervise(
-    server: u64,
+/// A booted VM: its agent's unit, its directory, and where its terminals
+/// are reached.
+#[derive(Debug)]
+struct Booted {
     unit: Unit,
+    dir: PathBuf,
     host: String,
     port: u16,
+}
+
+/// Runs the unit while the VM is on, restarting it when it fails; its
+/// containers stop when it goes down and are removed when it is deleted.
+async fn supervise(
+    server: u64,
+    booted: Booted,
     routes: Routes,
+    containers: Option<ContainerRuntime>,
     mut power: watch::Receiver<Power>,
 ) {
+    let Booted { unit, dir, host, port } = booted;
+    let end_containers = async |power: Power| {
+        if let Some(runtime) = &containers {
+            runtime.end_containers(server, &dir, power == Power::Gone).await;
+        }
+    };
     loop {
         let boot = *power.borrow_and_update();
         match boot {
-            Power::Gone => break,
+            Power::Gone | Power::Exit => {
+                end_containers(boot).await;
+                break;
+            }
             Power::Off => {
                 if power.changed().await.is_err() {
                     break;
@@ -298,9 +340,14 @@ async fn supervise(
                 }
             }
             _ = power.changed() => {
-                // Off, deleted or rebooted: the agent goes down with the VM.
+                // Off, deleted or rebooted: the agent goes down with the VM,
+                // and so do its containers.
                 stop(&mut child).await;
-                tracing::info!(server_id = server, power = ?*power.borrow(), "local VM: agent stopped");
+                let now = *power.borrow();
+                tracing::info!(server_id = server, power = ?now, "local VM: agent stopped");
+                if now != Power::Gone && now != Power::Exit {
+                    end_containers(now).await;
+                }
             }
         }
     }
@@ -310,13 +357,14 @@ async fn supervise(
 impl ServerHook for LocalVms {
     fn server_created(&self, server: &EmulatedServer) {
         let (power, receiver) = watch::channel(Power::On(1));
-        let (server, root, routes, port, heartbeat, tls) = (
+        let (server, root, routes, port, heartbeat, tls, containers) = (
             server.clone(),
             self.root.clone(),
             self.routes.clone(),
             self.workspace_port,
             self.heartbeat_secs,
             self.tls.clone(),
+            self.containers.clone(),
         );
         let id = server.id;
         let task = self.runtime.spawn(async move {
@@ -325,13 +373,13 @@ impl ServerHook for LocalVms {
                 // asked for it): it is up, and nothing answers.
                 tracing::warn!(server_id = id, "local VM booted without its agent, as asked");
                 let mut receiver = receiver;
-                while receiver.changed().await.is_ok() && *receiver.borrow() != Power::Gone {}
+                while receiver.changed().await.is_ok() && !matches!(*receiver.borrow(), Power::Gone | Power::Exit) {}
                 return;
             }
-            match install(&server, root, port, heartbeat, tls).await {
-                Ok((unit, host, agent_port)) => {
-                    tracing::info!(server_id = id, port = agent_port, "local VM booted");
-                    supervise(id, unit, host, agent_port, routes, receiver).await;
+            match install(&server, root, port, heartbeat, tls, containers.as_ref()).await {
+                Ok(booted) => {
+                    tracing::info!(server_id = id, port = booted.port, "local VM booted");
+                    supervise(id, booted, routes, containers, receiver).await;
                 }
                 Err(e) => tracing::warn!(server_id = id, error = %e, "local VM did not boot"),
             }
@@ -350,7 +398,7 @@ impl ServerHook for LocalVms {
         // A reboot arrives as off, then on: the agent goes down and comes
         // back from its unit's command line, in a new boot.
         self.set_power(server.id, |now| match (now, on) {
-            (Power::Gone, _) => Power::Gone,
+            (Power::Gone | Power::Exit, _) => now,
             (_, false) => Power::Off,
             (Power::On(n), true) => Power::On(n),
             (Power::Off, true) => Power::On(BOOTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)),

@@ -70,6 +70,9 @@ pub async fn start_dev_on(
         .arg(&agent_bin)
         .args(extra)
         .env("RUST_LOG", if log.is_some() { "info" } else { "warn" })
+        // Host shells unless a test asks for devcontainers (`--containers on`
+        // wins over this).
+        .env("SAM_DEV_CONTAINERS", "off")
         .stdout(Stdio::piped())
         .stderr(log.map_or_else(Stdio::inherit, |path| std::fs::File::create(path).unwrap().into()))
         .kill_on_drop(true)
