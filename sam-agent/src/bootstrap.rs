@@ -27,9 +27,15 @@ use serde::Deserialize;
 
 use crate::session::ShellCommand;
 use crate::state::{AgentState, SavedGrant};
+use crate::step_output::{KEPT_LINES, StepOutput, output_streamed};
 
-/// Lines of a failing command's output kept for the failure report.
-const TAIL_LINES: usize = 20;
+/// Lines of a failing command's output in its error (the reason); the
+/// failure report adds the step's last [`KEPT_LINES`] lines.
+const TAIL_LINES: usize = 3;
+/// How often a running step's new output is reported.
+const OUTPUT_EVERY: Duration = Duration::from_secs(3);
+/// Lines of a running step's output each report carries.
+const LIVE_LINES: usize = 8;
 /// Largest control-plane answer read.
 const MAX_RESPONSE: usize = 64 * 1024;
 /// Default image when the repository has no devcontainer configuration.
@@ -50,6 +56,16 @@ pub enum BootstrapError {
     /// Local I/O.
     #[error("{0}")]
     Io(String),
+}
+
+impl BootstrapError {
+    /// What went wrong, without the kind [`Display`](std::fmt::Display)
+    /// puts first.
+    pub fn reason(&self) -> &str {
+        match self {
+            Self::ControlPlane(reason) | Self::Clone(reason) | Self::Devcontainer(reason) | Self::Io(reason) => reason,
+        }
+    }
 }
 
 /// What redeeming the bootstrap token yields.
@@ -110,13 +126,15 @@ pub trait ControlPlaneApi: Send + Sync + std::fmt::Debug {
 /// Clones a repository.
 #[async_trait]
 pub trait RepoCloner: Send + Sync + std::fmt::Debug {
-    /// Clones `url` at `branch` into `dest`, authenticating with `token`.
+    /// Clones `url` at `branch` into `dest`, authenticating with `token`;
+    /// what git prints goes to `output`.
     async fn clone_repo(
         &self,
         url: &str,
         branch: &str,
         token: &SecretString,
         dest: &Path,
+        output: &StepOutput,
     ) -> Result<(), BootstrapError>;
 }
 
@@ -202,8 +220,8 @@ pub fn write_env_file(path: &Path, env: &[(String, String)]) -> std::io::Result<
 /// Starts the devcontainer of a checked-out repository.
 #[async_trait]
 pub trait DevcontainerRunner: Send + Sync + std::fmt::Debug {
-    /// `devcontainer up` for `dir`.
-    async fn up(&self, dir: &Path) -> Result<ContainerInfo, BootstrapError>;
+    /// `devcontainer up` for `dir`; what it prints goes to `output`.
+    async fn up(&self, dir: &Path, output: &StepOutput) -> Result<ContainerInfo, BootstrapError>;
 
     /// The Docker-compatible CLI terminals enter the container with.
     fn docker_cli(&self) -> &str {
@@ -256,18 +274,47 @@ pub struct BootOutcome {
     pub container: Option<String>,
 }
 
+/// Runs one boot step: reports it running, its new output every
+/// [`OUTPUT_EVERY`] while it runs, then done — or failed, with the reason
+/// and the step's last [`KEPT_LINES`] lines of output. `quiet` (a resumed
+/// boot) reports failures only.
 async fn step<T>(
     cp: &dyn ControlPlaneApi,
     grant: &BootstrapGrant,
     name: &str,
     quiet: bool,
+    output: &StepOutput,
     work: impl std::future::Future<Output = Result<T, BootstrapError>>,
 ) -> Result<T, BootstrapError> {
     let report = |status: &str, message: String| BootProgress { step: name.into(), status: status.into(), message };
     if !quiet && let Err(error) = cp.report(grant, &report("running", String::new())).await {
         tracing::warn!(%error, step = name, "progress report failed");
     }
-    match work.await {
+    let mut work = std::pin::pin!(work);
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + OUTPUT_EVERY, OUTPUT_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut reported = 0;
+    let result = loop {
+        tokio::select! {
+            result = &mut work => break result,
+            _ = ticks.tick() => {
+                let changes = output.changes();
+                if quiet || changes == reported {
+                    continue;
+                }
+                reported = changes;
+                // Bounded: the step's commands keep running (their pipes
+                // are read by the work itself only while this waits).
+                let live = report("output", output.tail(LIVE_LINES));
+                match tokio::time::timeout(Duration::from_secs(5), cp.report(grant, &live)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => tracing::debug!(%error, step = name, "output report failed"),
+                    Err(_) => tracing::debug!(step = name, "output report timed out"),
+                }
+            }
+        }
+    };
+    match result {
         Ok(value) => {
             if !quiet && let Err(error) = cp.report(grant, &report("done", String::new())).await {
                 tracing::warn!(%error, step = name, "progress report failed");
@@ -276,7 +323,12 @@ async fn step<T>(
         }
         Err(failure) => {
             tracing::error!(workspace = %grant.workspace_id, step = name, error = %failure, "bootstrap step failed");
-            if let Err(error) = cp.report(grant, &report("failed", failure.to_string())).await {
+            // The control plane says which step failed.
+            let mut message = failure.reason().to_owned();
+            if !output.is_empty() {
+                message = format!("{message}\n{}", output.tail(KEPT_LINES));
+            }
+            if let Err(error) = cp.report(grant, &report("failed", message)).await {
                 tracing::warn!(%error, step = name, "failure report failed");
             }
             Err(failure)
@@ -350,8 +402,9 @@ pub async fn provision(
                 .map_err(|e| BootstrapError::Io(e.to_string()))?
                 .map_err(|e| BootstrapError::Io(format!("removing an unfinished clone: {e}")))?;
         }
-        let clone = cloner.clone_repo(&grant.clone_url, &grant.branch, &grant.clone_token, &dest);
-        step(cp, &grant, "clone", quiet, clone).await?;
+        let output = StepOutput::default();
+        let clone = cloner.clone_repo(&grant.clone_url, &grant.branch, &grant.clone_token, &dest, &output);
+        step(cp, &grant, "clone", quiet, &output, clone).await?;
         if let Some(state) = &options.state {
             let previous = state.load(None).await.ok().flatten();
             let (bootstrap_sha256, tls_key) = previous.map_or((None, None), |p| (p.bootstrap_sha256, p.tls_key));
@@ -366,7 +419,8 @@ pub async fn provision(
         shell.cwd = Some(dest.to_string_lossy().into_owned());
         (shell, None)
     } else {
-        let info = step(cp, &grant, "devcontainer", quiet, devcontainer.up(&dest)).await?;
+        let output = StepOutput::default();
+        let info = step(cp, &grant, "devcontainer", quiet, &output, devcontainer.up(&dest, &output)).await?;
         let mut shell = ShellCommand::docker_exec_via(
             devcontainer.docker_cli(),
             &info.container_id,
@@ -411,6 +465,15 @@ fn repo_dir_name(repository: &str) -> String {
     let name = repository.rsplit('/').next().unwrap_or("workspace");
     let clean: String = name.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')).collect();
     if clean.is_empty() || clean.starts_with('.') { "workspace".into() } else { clean }
+}
+
+/// A failed command's reason: its output joins the step's (for the failure
+/// report), its last lines are the error.
+fn failure_reason(stderr: &[u8], output: &StepOutput) -> String {
+    for line in String::from_utf8_lossy(stderr).lines() {
+        output.push_line(line);
+    }
+    tail(stderr)
 }
 
 fn tail(text: &[u8]) -> String {
@@ -510,7 +573,9 @@ impl GitCloner {
     pub fn command(url: &str, branch: &str, token: &SecretString, dest: &Path) -> tokio::process::Command {
         let basic = STANDARD.encode(format!("x-access-token:{}", token.expose()));
         let mut cmd = tokio::process::Command::new("git");
-        cmd.arg("clone").arg("--single-branch");
+        // Progress meters even without a terminal: the dashboard shows them
+        // while a large clone runs.
+        cmd.arg("clone").arg("--single-branch").arg("--progress");
         if !branch.is_empty() {
             cmd.arg("--branch").arg(branch);
         }
@@ -535,6 +600,7 @@ impl RepoCloner for GitCloner {
         branch: &str,
         token: &SecretString,
         dest: &Path,
+        output: &StepOutput,
     ) -> Result<(), BootstrapError> {
         if dest.join(".git").exists() {
             return Ok(());
@@ -542,7 +608,7 @@ impl RepoCloner for GitCloner {
         if let Some(parent) = dest.parent() {
             std::fs::create_dir_all(parent).map_err(|e| BootstrapError::Io(e.to_string()))?;
         }
-        let output = crate::reaper::output_tracked(&mut Self::command(url, branch, token, dest))
+        let output = output_streamed(&mut Self::command(url, branch, token, dest), output)
             .await
             .map_err(|e| BootstrapError::Clone(format!("could not run git: {e}")))?;
         if output.status.success() {
@@ -608,18 +674,27 @@ struct UpResult {
     remote_user: Option<String>,
     remote_workspace_folder: Option<String>,
     message: Option<String>,
+    description: Option<String>,
+}
+
+/// The last JSON line `devcontainer up` printed, if any.
+fn up_result(stdout: &[u8]) -> Option<UpResult> {
+    String::from_utf8_lossy(stdout).lines().rev().find_map(|line| serde_json::from_str(line.trim()).ok())
 }
 
 /// Parses the last JSON line `devcontainer up` prints.
 pub fn parse_up_output(stdout: &[u8]) -> Result<ContainerInfo, BootstrapError> {
-    let text = String::from_utf8_lossy(stdout);
-    let result: UpResult = text
-        .lines()
-        .rev()
-        .find_map(|line| serde_json::from_str(line.trim()).ok())
-        .ok_or_else(|| BootstrapError::Devcontainer("no result from devcontainer up".into()))?;
+    let result =
+        up_result(stdout).ok_or_else(|| BootstrapError::Devcontainer("no result from devcontainer up".into()))?;
     if result.outcome != "success" {
-        return Err(BootstrapError::Devcontainer(result.message.unwrap_or(result.outcome)));
+        // "The postCreateCommand in the devcontainer.json failed." and the
+        // command's error, or whichever of them there is.
+        let reason = match (result.description, result.message) {
+            (Some(description), Some(message)) => format!("{description} {message}"),
+            (Some(one), None) | (None, Some(one)) => one,
+            (None, None) => result.outcome,
+        };
+        return Err(BootstrapError::Devcontainer(reason));
     }
     Ok(ContainerInfo {
         container_id: result.container_id.ok_or_else(|| BootstrapError::Devcontainer("no container id".into()))?,
@@ -631,7 +706,7 @@ pub fn parse_up_output(stdout: &[u8]) -> Result<ContainerInfo, BootstrapError> {
 
 #[async_trait]
 impl DevcontainerRunner for DevcontainerCli {
-    async fn up(&self, dir: &Path) -> Result<ContainerInfo, BootstrapError> {
+    async fn up(&self, dir: &Path, output: &StepOutput) -> Result<ContainerInfo, BootstrapError> {
         let has_config = dir.join(".devcontainer").exists() || dir.join(".devcontainer.json").exists();
         let default_config = dir.with_extension("sam-default-devcontainer.json");
         if !has_config {
@@ -647,17 +722,17 @@ impl DevcontainerRunner for DevcontainerCli {
         // postAttachCommand runs for each terminal (the shell wrapper), not
         // once here.
         cmd.arg("--skip-post-attach").args(self.mount_args());
-        let output = crate::reaper::output_tracked(&mut cmd)
+        let up = output_streamed(&mut cmd, output)
             .await
             .map_err(|e| BootstrapError::Devcontainer(format!("could not run devcontainer: {e}")))?;
-        let info = match parse_up_output(&output.stdout) {
+        let info = match parse_up_output(&up.stdout) {
             Ok(info) => info,
-            Err(error) if output.status.success() => return Err(error),
-            Err(_) => return Err(BootstrapError::Devcontainer(tail(&output.stderr))),
+            Err(error) if up.status.success() || up_result(&up.stdout).is_some() => return Err(error),
+            Err(_) => return Err(BootstrapError::Devcontainer(tail(&up.stderr))),
         };
-        self.hand_over(&info).await?;
+        self.hand_over(&info, output).await?;
         let env = self.terminal_env(dir, override_config).await;
-        self.install_post_attach(dir, override_config, &info).await?;
+        self.install_post_attach(dir, override_config, &info, output).await?;
         Ok(ContainerInfo { env, ..info })
     }
 
@@ -716,6 +791,7 @@ impl DevcontainerCli {
         dir: &Path,
         override_config: Option<&Path>,
         info: &ContainerInfo,
+        step_output: &StepOutput,
     ) -> Result<(), BootstrapError> {
         let mut cmd = self.command("read-configuration", dir, override_config);
         cmd.arg("--include-merged-configuration");
@@ -723,7 +799,8 @@ impl DevcontainerCli {
             .await
             .map_err(|e| BootstrapError::Devcontainer(format!("could not run devcontainer: {e}")))?;
         if !output.status.success() {
-            return Err(BootstrapError::Devcontainer(format!("reading the configuration: {}", tail(&output.stderr))));
+            let reason = failure_reason(&output.stderr, step_output);
+            return Err(BootstrapError::Devcontainer(format!("reading the configuration: {reason}")));
         }
         let script = post_attach_script(&output.stdout);
         let mut cmd = tokio::process::Command::new(self.docker_cli());
@@ -734,7 +811,10 @@ impl DevcontainerCli {
         let input = script.unwrap_or_default();
         match crate::reaper::output_tracked_with_input(&mut cmd, input.as_bytes()).await {
             Ok(out) if out.status.success() => Ok(()),
-            Ok(out) => Err(BootstrapError::Devcontainer(format!("postAttachCommand: {}", tail(&out.stderr)))),
+            Ok(out) => Err(BootstrapError::Devcontainer(format!(
+                "postAttachCommand: {}",
+                failure_reason(&out.stderr, step_output)
+            ))),
             Err(e) => Err(BootstrapError::Devcontainer(format!("postAttachCommand: {e}"))),
         }
     }
@@ -743,7 +823,7 @@ impl DevcontainerCli {
     /// it as root, and a `remoteUser` such as `vscode` could not write to it
     /// (or run git in it) otherwise. The folder is the clone, bind-mounted:
     /// its owner changes on the host too.
-    async fn hand_over(&self, info: &ContainerInfo) -> Result<(), BootstrapError> {
+    async fn hand_over(&self, info: &ContainerInfo, step_output: &StepOutput) -> Result<(), BootstrapError> {
         if info.remote_user == "root" || info.remote_user == "0" {
             return Ok(());
         }
@@ -765,7 +845,7 @@ impl DevcontainerCli {
                 "giving {} to {}: {}",
                 info.workspace_folder,
                 info.remote_user,
-                tail(&output.stderr)
+                failure_reason(&output.stderr, step_output)
             )))
         }
     }
@@ -809,7 +889,14 @@ mod tests {
     struct FakeClone(bool);
     #[async_trait]
     impl RepoCloner for FakeClone {
-        async fn clone_repo(&self, _: &str, _: &str, _: &SecretString, _: &Path) -> Result<(), BootstrapError> {
+        async fn clone_repo(
+            &self,
+            _: &str,
+            _: &str,
+            _: &SecretString,
+            _: &Path,
+            _: &StepOutput,
+        ) -> Result<(), BootstrapError> {
             if self.0 { Ok(()) } else { Err(BootstrapError::Clone("remote: Repository not found".into())) }
         }
     }
@@ -818,7 +905,7 @@ mod tests {
     struct FakeDevc(bool);
     #[async_trait]
     impl DevcontainerRunner for FakeDevc {
-        async fn up(&self, _: &Path) -> Result<ContainerInfo, BootstrapError> {
+        async fn up(&self, _: &Path, output: &StepOutput) -> Result<ContainerInfo, BootstrapError> {
             if self.0 {
                 Ok(ContainerInfo {
                     container_id: "abc123".into(),
@@ -827,6 +914,11 @@ mod tests {
                     env: vec![("SAM_TEST".into(), "yes".into())],
                 })
             } else {
+                // A build that prints for a while, then fails.
+                for i in 0..60 {
+                    output.push_line(&format!("build line {i}"));
+                }
+                tokio::time::sleep(Duration::from_secs(4)).await;
                 Err(BootstrapError::Devcontainer("Step 3/7: apt-get failed".into()))
             }
         }
@@ -862,14 +954,26 @@ mod tests {
         assert_eq!(out.shell.cwd.as_deref(), Some("/tmp/ws/hello"));
     }
 
-    #[tokio::test]
-    async fn failures_are_reported_with_reason() {
+    /// A running step's output is reported as it comes; a failure carries
+    /// the reason and the step's last 50 lines.
+    #[tokio::test(start_paused = true)]
+    async fn failures_are_reported_with_reason_and_output() {
         let cp = FakeCp::default();
         let err = run(&cp, &FakeClone(true), &FakeDevc(false), &"good".into(), &options(false)).await.unwrap_err();
         assert!(err.to_string().starts_with("devcontainer build failed: Step 3/7"));
-        let last = cp.reports.lock().unwrap().last().cloned().unwrap();
+        let reports = cp.reports.lock().unwrap().clone();
+        let live: Vec<&BootProgress> = reports.iter().filter(|r| r.status == "output").collect();
+        assert_eq!(live.len(), 1, "{reports:?}");
+        assert_eq!(live[0].step, "devcontainer");
+        assert_eq!(
+            live[0].message.lines().collect::<Vec<_>>(),
+            (52..60).map(|i| format!("build line {i}")).collect::<Vec<_>>()
+        );
+        let last = reports.last().cloned().unwrap();
         assert_eq!((last.step.as_str(), last.status.as_str()), ("devcontainer", "failed"));
-        assert!(last.message.contains("apt-get failed"));
+        let mut lines = last.message.lines();
+        assert_eq!(lines.next(), Some("Step 3/7: apt-get failed"));
+        assert_eq!(lines.collect::<Vec<_>>(), (10..60).map(|i| format!("build line {i}")).collect::<Vec<_>>());
         assert!(run(&cp, &FakeClone(true), &FakeDevc(true), &"bad".into(), &options(false)).await.is_err());
     }
 
@@ -888,7 +992,7 @@ mod tests {
         sh(&["-c", "user.email=a@b", "-c", "user.name=t", "commit", "-qm", "init"], &origin);
         let dest = dir.path().join("clone");
         let token = SecretString::new("ghs_supersecret_token");
-        GitCloner.clone_repo(origin.to_str().unwrap(), "main", &token, &dest).await.unwrap();
+        GitCloner.clone_repo(origin.to_str().unwrap(), "main", &token, &dest, &StepOutput::default()).await.unwrap();
         assert!(dest.join("README").exists());
         let config = std::fs::read_to_string(dest.join(".git/config")).unwrap();
         assert!(!config.contains("ghs_supersecret_token") && !config.contains("extraHeader"));

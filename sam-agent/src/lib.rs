@@ -136,6 +136,7 @@ pub mod pty_io;
 pub mod reaper;
 pub mod session;
 pub mod state;
+pub mod step_output;
 pub mod tls;
 pub mod web;
 

@@ -21,6 +21,7 @@ use sam_agent::activity::Activity;
 use sam_agent::bootstrap::{ContainerInfo, DevcontainerCli, DevcontainerRunner};
 use sam_agent::protocol::WindowSize;
 use sam_agent::session::SessionManager;
+use sam_agent::step_output::StepOutput;
 use sam_agent::{SessionConfig, ShellCommand};
 
 /// The CLI, the container CLI and the user image, or `None` when container
@@ -112,7 +113,7 @@ async fn devcontainer_up_runs_terminals_inside_as_the_remote_user() {
 
     let runner = DevcontainerCli { program: cli, docker_path: Some(docker.clone()), ..DevcontainerCli::default() };
     let started = Instant::now();
-    let info = runner.up(&repo).await.unwrap();
+    let info = runner.up(&repo, &StepOutput::default()).await.unwrap();
     eprintln!("devcontainer up: {} ms", started.elapsed().as_millis());
     let _removed = Removed { docker: docker.clone(), id: info.container_id.clone() };
     assert_eq!(info.remote_user, "vscode");
@@ -137,7 +138,7 @@ async fn devcontainer_up_runs_terminals_inside_as_the_remote_user() {
 
     // A second `up` (the agent restarted) finds the container and does not
     // run postCreateCommand again.
-    let again = runner.up(&repo).await.unwrap();
+    let again = runner.up(&repo, &StepOutput::default()).await.unwrap();
     assert_eq!(again.container_id, info.container_id, "the same container");
     let out = run_in(&m, "t3", "echo posts=$(wc -l < ~/post-create.log) P-$((40+2))", "P-42").await;
     assert!(out.contains("posts=1"), "{out}");
@@ -206,7 +207,7 @@ async fn git_push_inside_the_devcontainer_goes_through_the_agent() {
     let repo = dir.path().join("work/sample");
     let clone_url = format!("{}/octo-org/sample.git", github.base_url());
     let read = app.installation_token(InstallationId(9), &scope(false)).await.unwrap();
-    GitCloner.clone_repo(&clone_url, "main", &read.token, &repo).await.unwrap();
+    GitCloner.clone_repo(&clone_url, "main", &read.token, &repo, &StepOutput::default()).await.unwrap();
     std::fs::create_dir_all(repo.join(".devcontainer")).unwrap();
     let config = serde_json::json!({"image": image, "remoteUser": "vscode", "runArgs": ["--network=host"]});
     std::fs::write(repo.join(".devcontainer/devcontainer.json"), config.to_string()).unwrap();
@@ -221,7 +222,7 @@ async fn git_push_inside_the_devcontainer_goes_through_the_agent() {
         same_path_mounts: vec![agent.clone(), socket.parent().unwrap().to_owned()],
         ..DevcontainerCli::default()
     };
-    let info = runner.up(&repo).await.unwrap();
+    let info = runner.up(&repo, &StepOutput::default()).await.unwrap();
     let _removed = Removed { docker: docker.clone(), id: info.container_id.clone() };
     // As the agent does: after `up`, which gave the clone to the container's user.
     git_credential::configure_clone(&repo, &agent, &socket).await.unwrap();
@@ -255,7 +256,7 @@ async fn a_repository_without_a_devcontainer_json_gets_the_default_image() {
         default_image: image,
         ..DevcontainerCli::default()
     };
-    let info = runner.up(&repo).await.unwrap();
+    let info = runner.up(&repo, &StepOutput::default()).await.unwrap();
     let _removed = Removed { docker: docker.clone(), id: info.container_id.clone() };
     assert_eq!(info.workspace_folder, "/workspaces/plain");
     let m = terminals(&docker, &info, dir.path());
@@ -287,11 +288,16 @@ async fn a_broken_devcontainer_fails_with_its_reason() {
         let repo = dir.path().join(name);
         std::fs::create_dir_all(repo.join(".devcontainer")).unwrap();
         std::fs::write(repo.join(".devcontainer/devcontainer.json"), config).unwrap();
-        let err = runner.up(&repo).await.expect_err(name).to_string();
+        let output = StepOutput::default();
+        let err = runner.up(&repo, &output).await.expect_err(name).to_string();
         assert!(err.starts_with("devcontainer"), "{name}: {err}");
         assert!(err.len() > 20, "{name}: says why: {err}");
+        // What the failure report adds: the CLI's last lines, as printed.
+        let printed = output.tail(sam_agent::step_output::KEPT_LINES);
+        assert!(!printed.is_empty(), "{name}: output kept");
         if name == "post-create-fails" {
             assert!(err.contains("postCreateCommand") || err.contains("broken-step"), "{name}: {err}");
+            assert!(printed.contains("broken-step"), "{name}: the command's own output: {printed}");
         }
         // On a VM whatever the CLI left goes with the server; here, remove it.
         let left = std::process::Command::new(&docker)

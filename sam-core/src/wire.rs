@@ -94,9 +94,12 @@ pub struct HeartbeatAnswer {
 pub struct BootProgress {
     /// `redeem`, `clone`, `devcontainer`, `ready`, ...
     pub step: String,
-    /// `running`, `done` or `failed`.
+    /// `running`, `done`, `failed`, or `output` (the running step's newest
+    /// lines, sent every few seconds while there are new ones).
     pub status: String,
-    /// What went wrong (for `failed`) or what is happening.
+    /// What went wrong (for `failed`: the reason, then the step's last
+    /// lines of output), the newest lines (for `output`), or what is
+    /// happening.
     #[serde(default)]
     pub message: String,
 }

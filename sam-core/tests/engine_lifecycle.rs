@@ -375,7 +375,10 @@ async fn agent_failure_report_shows_why() {
     let token = h.bootstrap_token(ws.id).unwrap();
     engine.redeem_bootstrap(&token).await.unwrap();
     engine.report_agent(h.user, ws.id, &AgentReport::Progress { step: "cloning".into() }).await.unwrap();
-    let long = format!("{}\nerror: devcontainer build failed: npm ERR! \u{1b}[31mE404\u{1b}[0m", "x".repeat(5000));
+    let output =
+        AgentReport::Output { step: "clone".into(), lines: "Receiving objects: 100%\nResolving deltas".into() };
+    engine.report_agent(h.user, ws.id, &output).await.unwrap();
+    let long = format!("{}\nerror: devcontainer build failed: npm ERR! \u{1b}[31mE404\u{1b}[0m", "x".repeat(10_000));
     engine.report_agent(h.user, ws.id, &AgentReport::Failed { message: long }).await.unwrap();
     let ws = h.get(ws.id).await.unwrap();
     assert_eq!(ws.status(), WorkspaceStatus::Error);
@@ -385,10 +388,15 @@ async fn agent_failure_report_shows_why() {
     let message = ws.lifecycle.error_message.unwrap();
     assert!(message.starts_with("The workspace failed to start: "));
     assert!(message.ends_with("devcontainer build failed: npm ERR!  [31mE404 [0m"), "{message}");
-    assert!(message.len() < 2200);
+    assert!(message.len() < 8 * 1024 + 100, "cut, keeping the end: {}", message.len());
     assert!(h.cloud.servers().is_empty(), "failed workspace cleaned up");
     let history = engine.events(h.user, ws.id).await.unwrap();
     assert!(history.iter().any(|e| e.event == "agent_progress" && e.message.as_deref() == Some("cloning")));
+    assert!(history.iter().any(|e| e.event == "agent_output"
+        && e.message.as_deref() == Some("clone\nReceiving objects: 100%\nResolving deltas")));
+    // Output of a boot that is over is refused.
+    let late = engine.report_agent(h.user, ws.id, &output).await.unwrap_err();
+    assert_eq!(late.kind, sam_core::engine::EngineErrorKind::InvalidState);
 }
 
 #[tokio::test]

@@ -706,6 +706,7 @@ fn containers_of(docker: &str, vm: &std::path::Path) -> Vec<(String, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dev_mode_terminals_run_in_a_devcontainer_that_outlives_its_agent() {
     let Some((docker, image)) = container_runtime() else { return };
+    let Some(e2e) = e2e_ready() else { return };
     let data = tempfile::tempdir().unwrap();
     let (_child, base, _control) = start_dev_with_control(
         data.path(),
@@ -775,7 +776,74 @@ async fn dev_mode_terminals_run_in_a_devcontainer_that_outlives_its_agent() {
     assert!(out.contains("AGAIN-42 kept"), "the same container's /tmp: {out}");
     assert_eq!(containers_of(&docker, &vm), containers, "the same container, still running");
 
+    // The repository gets a devcontainer.json whose postCreateCommand
+    // prints for a while, then fails (pushed from the terminal, as a user
+    // would).
+    let broken = serde_json::json!({"image": image, "runArgs": ["--network=host"],
+        "postCreateCommand": "for i in $(seq 1 60); do echo build line $i; sleep 0.1; done; exit 3"});
+    let broken = broken.to_string();
+    assert!(!broken.contains('\''), "single-quoted for the shell");
+    let push = format!(
+        "mkdir -p .devcontainer && printf '%s' '{broken}' > .devcontainer/devcontainer.json && git add -A \
+         && git -c user.name=Octo -c user.email=octo@example.com commit -qm 'a devcontainer' \
+         && git push -q origin HEAD:main && echo BROKEN-$((40+2))"
+    );
+    user.terminal_run(&id, &push, "BROKEN-42", 60).await;
+
     // Deleting the workspace removes the container with the VM.
     user.call(reqwest::Method::DELETE, &path, None).await;
     eventually(60, "the container removed", async || containers_of(&docker, &vm).is_empty()).await;
+
+    // A workspace of the broken configuration: its boot shows the step's
+    // output while it runs, fails with the step and its last lines, and
+    // leaves nothing behind.
+    let create = async |name: &str, repository: &str| {
+        // (The browser created the failing one.)
+        let ws = user
+            .call(
+                reqwest::Method::POST,
+                "/api/workspaces",
+                Some(serde_json::json!({"name": name, "repository": repository, "branch": "main",
+                    "vmSize": "small", "vmLocation": "fsn1"})),
+            )
+            .await;
+        format!("/api/workspaces/{}", ws["id"].as_str().unwrap())
+    };
+    // In the browser: the boot panel with the live output, then the
+    // failure with the step's last lines (e2e/boot.mjs).
+    let token = sam_providers::emulators::HETZNER_TOKEN;
+    let out =
+        dev::browser_with(&e2e, "boot.mjs", &[&base, "octo-org/hello-world"], &[("SAM_HETZNER_TOKEN", token)]).await;
+    let failed = out.lines().find_map(|l| l.strip_prefix("WORKSPACE ")).expect("boot.mjs prints the workspace");
+    let failing = format!("/api/workspaces/{failed}");
+    let ws = user.call(reqwest::Method::GET, &failing, None).await;
+    let message = ws["errorMessage"].as_str().unwrap();
+    assert!(message.starts_with("The workspace failed to start: devcontainer failed: "), "{message}");
+    assert!(message.contains("postCreateCommand"), "{message}");
+    assert!(message.lines().any(|l| l.trim().ends_with("build line 60")), "the step's last lines: {message}");
+    let events = user.call(reqwest::Method::GET, &format!("{failing}/events"), None).await;
+    let live: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "agent_output")
+        .filter_map(|e| e["message"].as_str())
+        .collect();
+    assert!(live.iter().any(|m| m.starts_with("devcontainer\n") && m.contains("build line")), "live output: {events}");
+    eventually(60, "the failed workspace's VM and container released", async || {
+        let vms = std::fs::read_dir(data.path().join("vms")).unwrap().count();
+        let left: usize = std::fs::read_dir(data.path().join("vms"))
+            .unwrap()
+            .map(|vm| containers_of(&docker, &vm.unwrap().path()).len())
+            .sum();
+        agents_running(data.path()) == 0 && left == 0 && vms >= 2
+    })
+    .await;
+
+    // The next create works (a repository without devcontainer.json).
+    let next = create("after", "octo-org/api-service").await;
+    eventually(240, "the next workspace running", async || {
+        user.call(reqwest::Method::GET, &next, None).await["status"] == "running"
+    })
+    .await;
 }

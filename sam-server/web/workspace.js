@@ -11,6 +11,34 @@ function eventText(e) {
 }
 const message = el("div");
 
+// The events of the last boot: from the last time the workspace entered
+// `creating` (a create or a restart).
+function lastBoot(events) {
+  let start = 0;
+  events.forEach((e, i) => { if (e.to === "creating" && e.from !== "creating") start = i; });
+  return events.slice(start);
+}
+
+// While the workspace boots: the step it is at and what that step printed
+// last (the agent sends its newest lines every few seconds).
+function bootPanel(ws, events) {
+  if (ws.status !== "creating") return null;
+  const boot = lastBoot(events);
+  const step = boot.filter((e) => e.event === "agent_progress").pop();
+  const output = boot.filter((e) => e.event === "agent_output").pop();
+  const [outputStep, ...lines] = (output?.message || "").split("\n");
+  return el("section", { class: "panel", id: "boot" }, el("h2", {}, "Boot"),
+    el("p", { class: "muted" }, step ? step.message : "waiting for the VM to start its agent"),
+    output ? el("pre", { class: "boot-output", "aria-label": `output of ${outputStep}` }, lines.join("\n")) : null);
+}
+
+// A message of one line, or its first line and the output below it (a
+// failed step carries its last 50 lines).
+function messageBlock(text, attrs) {
+  const [first, ...rest] = text.split("\n");
+  return el("div", attrs, first, rest.length ? el("pre", { class: "boot-output" }, rest.join("\n")) : null);
+}
+
 // Where terminals run, as the agent reported it at its last boot
 // ("shell done: in the devcontainer <id> as <user>", "…: on the host").
 function shellText(events) {
@@ -41,15 +69,19 @@ async function render() {
     message,
     el("section", { class: "panel" },
       el("p", {}, statusBadge(ws.status), " ", el("span", { class: "muted" }, reasonText(ws))),
-      ws.errorMessage ? el("div", { class: "notice bad", role: "alert" }, ws.errorMessage) : null,
+      ws.errorMessage ? messageBlock(ws.errorMessage, { class: "notice bad", role: "alert" }) : null,
       el("table", {}, el("tbody", {},
         [["Repository", `${ws.repository} @ ${ws.branch}`], ["Terminals", shellText(events)], ["Size", ws.vmSize], ["Location", ws.vmLocation],
          ["Terminal URL", ws.url || "available while running"], ["Last activity", when(ws.lastActivityAt)], ["Created", new Date(ws.createdAt).toLocaleString()]]
           .map(([k, v]) => el("tr", {}, el("th", { scope: "row" }, k), el("td", {}, v)))))),
+    bootPanel(ws, events),
     el("section", { class: "panel" }, el("h2", {}, "History"),
-      el("ol", { class: "timeline" }, events.slice().reverse().map((e) => el("li", {},
+      // A step's live output is shown while it runs (above), not kept here.
+      el("ol", { class: "timeline" }, events.filter((e) => e.event !== "agent_output").reverse().map((e) => el("li", {},
         el("strong", {}, `${e.from} → ${e.to}`), " ", el("span", { class: "muted" }, `${eventText(e)} · ${REASONS[e.reason] || e.reason} · ${new Date(e.at).toLocaleString()}`),
-        e.message ? el("div", { class: e.to === "error" ? "error" : "hint" }, e.message) : null))))].filter(Boolean));
+        e.message ? messageBlock(e.message, { class: e.to === "error" ? "error" : "hint" }) : null))))].filter(Boolean));
+  // The newest lines are the useful ones: show the end of each output.
+  for (const pre of main.querySelectorAll("pre.boot-output")) pre.scrollTop = pre.scrollHeight;
   return true;
 }
 

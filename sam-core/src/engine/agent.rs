@@ -82,6 +82,7 @@ impl From<BootProgress> for AgentReport {
     fn from(progress: BootProgress) -> Self {
         match (progress.step.as_str(), progress.status.as_str()) {
             (_, "failed") => AgentReport::Failed { message: format!("{} failed: {}", progress.step, progress.message) },
+            (_, "output") => AgentReport::Output { step: progress.step, lines: progress.message },
             ("ready", "done") => AgentReport::Ready,
             _ if progress.message.trim().is_empty() => {
                 AgentReport::Progress { step: format!("{} {}", progress.step, progress.status) }
@@ -113,6 +114,14 @@ pub enum AgentReport {
         /// The step, for the workspace history.
         step: String,
     },
+    /// The latest lines a running step printed (the agent sends them every
+    /// few seconds while there is news).
+    Output {
+        /// The step (`clone`, `devcontainer`, …).
+        step: String,
+        /// Its last lines.
+        lines: String,
+    },
     /// The devcontainer is up; terminals can be served.
     Ready,
     /// Bootstrap failed for good.
@@ -134,12 +143,29 @@ pub struct TerminalAccess {
 }
 
 /// Longest report text kept; longer text is cut, keeping the end (the last
-/// lines of a failed build are the useful ones).
-const MAX_REPORT: usize = 2000;
+/// lines of a failed build are the useful ones: a failure carries 50).
+const MAX_REPORT: usize = 8 * 1024;
 
 /// Bootstrap redemptions an unavailable Origin CA gets before the workspace
 /// fails (each already retried within the step).
 pub const ORIGIN_CA_ATTEMPTS: u32 = 3;
+
+/// A boot report for the history of `ws`, which must be being created.
+fn boot_event(ws: &mut Workspace, now: Timestamp, event: &str, message: String) -> Result<WorkspaceEvent, EngineError> {
+    if ws.status() != WorkspaceStatus::Creating {
+        return Err(EngineError::new(EngineErrorKind::InvalidState, "the workspace is not being created"));
+    }
+    ws.updated_at = now;
+    Ok(WorkspaceEvent {
+        workspace_id: ws.id,
+        from: ws.status(),
+        to: ws.status(),
+        event: event.into(),
+        reason: Reason::Provisioning,
+        message: Some(sanitize_report(&message)),
+        at: now,
+    })
+}
 
 fn sanitize_report(text: &str) -> String {
     let clean: String = text.chars().map(|c| if c.is_control() && c != '\n' { ' ' } else { c }).collect();
@@ -361,23 +387,10 @@ impl Engine {
                     let message = format!("The workspace failed to start: {}", sanitize_report(message));
                     ws.apply(&Event::ProvisioningFailed { message }, now)?.0
                 }
-                AgentReport::Progress { step } => {
-                    if ws.status() != WorkspaceStatus::Creating {
-                        return Err(EngineError::new(
-                            EngineErrorKind::InvalidState,
-                            "the workspace is not being created",
-                        ));
-                    }
-                    ws.updated_at = now;
-                    WorkspaceEvent {
-                        workspace_id: ws.id,
-                        from: ws.status(),
-                        to: ws.status(),
-                        event: "agent_progress".into(),
-                        reason: Reason::Provisioning,
-                        message: Some(sanitize_report(step)),
-                        at: now,
-                    }
+                AgentReport::Progress { step } => boot_event(&mut ws, now, "agent_progress", step.clone())?,
+                // The step on the first line, its output below.
+                AgentReport::Output { step, lines } => {
+                    boot_event(&mut ws, now, "agent_output", format!("{step}\n{lines}"))?
                 }
             };
             match self.ports.store.update_workspace(&ws, &[entry]).await {
