@@ -43,10 +43,18 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     cp target/x86_64-unknown-linux-musl/release/sam-agent /out/sam-agent-amd64; \
     cp target/aarch64-unknown-linux-musl/release/sam-agent /out/sam-agent-arm64
 
+# The devcontainer CLI VMs unpack (served at /api/agent/devcontainer-cli):
+# its npm package, which has no dependencies. The version is the one
+# sam_core::cloud_init::DEVCONTAINER_CLI_VERSION pins (a test compares them).
+FROM --platform=$BUILDPLATFORM node:20-bookworm-slim AS devcontainer-cli
+ARG DEVCONTAINER_CLI_VERSION=0.80.1
+RUN mkdir /out && npm pack --pack-destination /out "@devcontainers/cli@${DEVCONTAINER_CLI_VERSION}"
+
 FROM gcr.io/distroless/static-debian12:nonroot
 # One directory per image: the agents served are always this server's own,
 # so during a rolling upgrade each replica serves the agent of its version.
 COPY --from=build /out/sam-server /out/sam-agent-amd64 /out/sam-agent-arm64 /opt/sam/
+COPY --from=devcontainer-cli /out/ /opt/sam/
 # SQLite data (when SAM_DATABASE_URL is sqlite) and the configuration
 # written by `setup` (mount both as volumes).
 COPY --from=build --chown=65532:65532 /out/data /var/lib/sam

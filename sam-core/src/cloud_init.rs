@@ -5,15 +5,33 @@
 //! and a single-use, short-lived bootstrap token. The repository, branch and
 //! clone token reach the agent when it redeems the token, so a hostile
 //! repository or branch name never appears in this file at all; the values that
-//! do appear are checked against strict character sets and single-quoted.
+//! do appear are checked against strict character sets (they land in
+//! environment files the boot script and the agent read).
+//!
+//! The user data writes the files and runs [`BOOT_SCRIPT`], a fixed script
+//! (checked by `shellcheck` in the tests) rather than commands assembled
+//! here: it installs only what the image lacks, so on an image that has
+//! Docker (Hetzner's `docker-ce`) a boot installs nothing but Node.js, and
+//! it reports every step to the control plane.
 
 use std::fmt::Write as _;
 
 /// The largest user data Hetzner accepts.
 pub const MAX_USER_DATA: usize = 32 * 1024;
 
-/// Version of the devcontainer CLI installed on every VM.
+/// Version of the devcontainer CLI installed on every VM (the control
+/// plane serves its npm package; VMs fall back to npm without it).
 pub const DEVCONTAINER_CLI_VERSION: &str = "0.80.1";
+
+/// The script cloud-init runs once on a workspace VM: it installs only what
+/// the image lacks, unpacks the devcontainer CLI and the agent from the
+/// control plane (checksums checked), starts the agent, and reports each
+/// step to the control plane with the bootstrap token (not spent by it).
+/// Written to [`BOOT_SCRIPT_PATH`] as it is here.
+pub const BOOT_SCRIPT: &str = include_str!("cloud_init_boot.sh");
+
+/// Where the user data writes [`BOOT_SCRIPT`].
+pub const BOOT_SCRIPT_PATH: &str = "/var/lib/sam/boot.sh";
 
 /// What goes into the user data.
 #[derive(Clone, Debug)]
@@ -85,19 +103,9 @@ pub fn render(p: &CloudInitParams<'_>) -> Result<String, CloudInitError> {
         }
     }
 
-    let download = format!("{url}/api/agent/download?arch={}", p.agent_arch);
-    // With a known checksum it is compared to the download; otherwise to the
-    // checksum the control plane sends alongside the binary.
-    let verify = match p.agent_sha256 {
-        Some(sha) => format!("echo '{sha}  /usr/local/bin/sam-agent.download' | sha256sum -c -"),
-        None => "echo \"$(sed -n 's/^x-agent-sha256: *\\([0-9a-f]\\{64\\}\\).*/\\1/ip' /tmp/sam-agent.headers)  /usr/local/bin/sam-agent.download\" | sha256sum -c -".to_owned(),
-    };
-
-    let mut out = String::with_capacity(4096);
+    let mut out = String::with_capacity(8192);
     // `writeln!` into a String cannot fail; the results are ignored on purpose.
     let _ = writeln!(out, "#cloud-config");
-    let _ = writeln!(out, "package_update: true");
-    let _ = writeln!(out, "packages: [ca-certificates, curl, git, docker.io, nodejs, npm]");
     let _ = writeln!(out, "write_files:");
     let _ = writeln!(out, "  - path: /etc/sam/agent.env");
     let _ = writeln!(out, "    permissions: '0600'");
@@ -108,6 +116,26 @@ pub fn render(p: &CloudInitParams<'_>) -> Result<String, CloudInitError> {
         // 443: a port Cloudflare's edge proxies to, and the one Full (strict) uses.
         let _ = writeln!(out, "      SAM_AGENT_TLS=true");
         let _ = writeln!(out, "      SAM_AGENT_LISTEN=0.0.0.0:443");
+    }
+    // What only the boot script reads.
+    let _ = writeln!(out, "  - path: /etc/sam/boot.env");
+    let _ = writeln!(out, "    permissions: '0600'");
+    let _ = writeln!(out, "    content: |");
+    let _ = writeln!(out, "      SAM_BOOT_ARCH={}", p.agent_arch);
+    let _ = writeln!(out, "      SAM_BOOT_DEVCONTAINER_CLI_VERSION={DEVCONTAINER_CLI_VERSION}");
+    if let Some(sha) = p.agent_sha256 {
+        // Otherwise the checksum the control plane sends with the binary.
+        let _ = writeln!(out, "      SAM_BOOT_AGENT_SHA256={sha}");
+    }
+    let _ = writeln!(out, "  - path: {BOOT_SCRIPT_PATH}");
+    let _ = writeln!(out, "    permissions: '0700'");
+    let _ = writeln!(out, "    content: |");
+    for line in BOOT_SCRIPT.lines() {
+        if line.is_empty() {
+            let _ = writeln!(out);
+        } else {
+            let _ = writeln!(out, "      {line}");
+        }
     }
     let _ = writeln!(out, "  - path: /etc/systemd/system/sam-agent.service");
     let _ = writeln!(out, "    permissions: '0644'");
@@ -128,18 +156,7 @@ pub fn render(p: &CloudInitParams<'_>) -> Result<String, CloudInitError> {
     let _ = writeln!(out, "      [Install]");
     let _ = writeln!(out, "      WantedBy=multi-user.target");
     let _ = writeln!(out, "runcmd:");
-    // One shell for download, check and install: if the checksum does not
-    // match, nothing is installed (runcmd lines do not stop each other).
-    let install = format!(
-        "set -eu; curl -fsS --retry 10 --retry-all-errors -D /tmp/sam-agent.headers \
-         -o /usr/local/bin/sam-agent.download \"{download}\"; {verify}; \
-         install -m 0755 /usr/local/bin/sam-agent.download /usr/local/bin/sam-agent; \
-         rm -f /usr/local/bin/sam-agent.download /tmp/sam-agent.headers"
-    );
-    let _ = writeln!(out, "  - [sh, -c, '{}']", install.replace('\'', "''"));
-    let _ = writeln!(out, "  - [npm, install, -g, '@devcontainers/cli@{DEVCONTAINER_CLI_VERSION}']");
-    let _ = writeln!(out, "  - [systemctl, daemon-reload]");
-    let _ = writeln!(out, "  - [systemctl, enable, --now, sam-agent.service]");
+    let _ = writeln!(out, "  - [sh, {BOOT_SCRIPT_PATH}]");
 
     if out.len() > MAX_USER_DATA {
         return Err(CloudInitError::TooLarge(out.len()));
@@ -166,6 +183,22 @@ mod tests {
         let data = render(&CloudInitParams { agent_tls: true, ..params() }).unwrap();
         assert!(data.contains("      SAM_AGENT_TLS=true\n      SAM_AGENT_LISTEN=0.0.0.0:443\n"), "{data}");
         assert!(!render(&params()).unwrap().contains("SAM_AGENT_TLS"));
+    }
+
+    /// The script cloud-init writes is [`BOOT_SCRIPT`], byte for byte.
+    #[test]
+    fn the_boot_script_is_written_verbatim() {
+        let data = render(&params()).unwrap();
+        let start = data.find(&format!("  - path: {BOOT_SCRIPT_PATH}\n")).unwrap();
+        let block: String = data[start..]
+            .lines()
+            .skip(3)
+            .take_while(|l| l.is_empty() || l.starts_with("      "))
+            .map(|l| format!("{}\n", l.strip_prefix("      ").unwrap_or(l)))
+            .collect();
+        assert_eq!(block, BOOT_SCRIPT);
+        assert!(data.ends_with(&format!("runcmd:\n  - [sh, {BOOT_SCRIPT_PATH}]\n")), "{data}");
+        assert!(!data.contains("packages:"), "nothing installed by cloud-init itself: {data}");
     }
 
     #[test]
@@ -206,8 +239,10 @@ mod tests {
         let out = render(&params()).unwrap();
         assert!(out.len() < MAX_USER_DATA);
         assert!(out.contains("SAM_AGENT_BOOTSTRAP_TOKEN=Zm9vYmFy"));
-        assert!(out.contains("https://sam.example.dev/api/agent/download?arch=amd64"));
-        assert!(!out.contains("sam.example.dev//"), "trailing slash trimmed");
+        assert!(out.contains("SAM_AGENT_CONTROL_PLANE=https://sam.example.dev\n"), "trailing slash trimmed");
+        assert!(out.contains("SAM_BOOT_ARCH=amd64\n"));
+        assert!(out.contains("SAM_BOOT_AGENT_SHA256=9f86d081"));
+        assert!(out.contains("$control_plane/api/agent/download?arch=$SAM_BOOT_ARCH"));
         assert!(out.contains("sha256sum -c"));
     }
 }

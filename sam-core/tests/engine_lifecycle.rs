@@ -32,7 +32,7 @@ async fn create_goes_to_running() {
     assert_eq!(ws.lifecycle.dns_record.as_deref(), Some(records[0].id.as_str()));
 
     let data = h.cloud.user_data_of(ws.id).unwrap();
-    assert!(data.contains("https://sam.test/api/agent/download?arch=amd64"));
+    assert!(data.contains("SAM_AGENT_CONTROL_PLANE=https://sam.test\n") && data.contains("SAM_BOOT_ARCH=amd64\n"));
     assert!(!data.contains("hello-world"), "no repository data in cloud-init");
 
     let ws = h.boot_agent(&engine, ws.id).await;
@@ -268,10 +268,65 @@ async fn provisioning_timeout_names_the_step_and_cleans_up() {
     let ws = h.get(ws.id).await.unwrap();
     assert_eq!(ws.status(), WorkspaceStatus::Error);
     assert_eq!(ws.lifecycle.reason, Reason::ProvisionTimeout);
-    assert!(ws.lifecycle.error_message.as_deref().unwrap().contains("waiting for the workspace agent"));
+    let message = ws.lifecycle.error_message.as_deref().unwrap();
+    assert!(message.contains("waiting for the workspace agent"));
+    assert!(
+        message.ends_with("Nothing was heard from the VM: it did not boot, or could not reach this control plane.")
+    );
     assert!(h.cloud.servers().is_empty());
     assert!(h.dns.records().is_empty());
     h.assert_converged(&[h.user]).await;
+}
+
+/// The VM's own boot reports (cloud-init, before the agent exists): with
+/// the bootstrap token, which they do not spend; the last one is what a
+/// provisioning timeout names; a failed one fails the workspace at once;
+/// once the agent has redeemed the token, it reports instead.
+#[tokio::test]
+async fn vm_boot_reports_use_the_bootstrap_token_without_spending_it() {
+    use sam_core::wire::BootProgress;
+    let report = |step: &str, status: &str, message: &str| BootProgress {
+        step: step.into(),
+        status: status.into(),
+        message: message.into(),
+    };
+    let h = Harness::new().await;
+    let engine = h.engine();
+    let stuck = h.create(&engine, "stuck").await;
+    engine.drive(h.user, stuck.id).await.unwrap();
+    let token = h.bootstrap_token(stuck.id).unwrap();
+    engine.report_vm_boot(&token, report("packages", "done", "in 3 s")).await.unwrap();
+    engine.report_vm_boot(&token, report("agent-start", "running", "")).await.unwrap();
+    let refused = engine.report_vm_boot("not-a-token", report("packages", "done", "")).await.unwrap_err();
+    assert_eq!(refused.kind, EngineErrorKind::Unauthorized);
+    let history = engine.events(h.user, stuck.id).await.unwrap();
+    assert!(history.iter().any(|e| e.message.as_deref() == Some("packages done: in 3 s")), "{history:?}");
+
+    // A second workspace: its VM's failed step fails it now.
+    let broken = h.create(&engine, "broken").await;
+    engine.drive(h.user, broken.id).await.unwrap();
+    let broken_token = h.bootstrap_token(broken.id).unwrap();
+    let failed =
+        report("packages", "failed", "exit status 100 after 2 s; its last lines:\nE: Unable to locate package");
+    engine.report_vm_boot(&broken_token, failed).await.unwrap();
+    let ws = h.get(broken.id).await.unwrap();
+    assert_eq!(ws.status(), WorkspaceStatus::Error);
+    assert!(ws.lifecycle.error_message.unwrap().ends_with("E: Unable to locate package"));
+
+    // Not spent: the agent still redeems it, and then the VM's reports stop.
+    let third = h.create(&engine, "third").await;
+    engine.drive(h.user, third.id).await.unwrap();
+    let third_token = h.bootstrap_token(third.id).unwrap();
+    engine.report_vm_boot(&third_token, report("agent-download", "done", "")).await.unwrap();
+    engine.redeem_bootstrap(&third_token).await.unwrap();
+    let late = engine.report_vm_boot(&third_token, report("agent-start", "done", "")).await.unwrap_err();
+    assert_eq!(late.kind, EngineErrorKind::Unauthorized);
+
+    h.clock.advance(h.config.provision_timeout);
+    engine.reconcile_once().await.unwrap();
+    let ws = h.get(stuck.id).await.unwrap();
+    assert_eq!(ws.lifecycle.reason, Reason::ProvisionTimeout);
+    assert!(ws.lifecycle.error_message.unwrap().ends_with("Last seen: agent-start running."));
 }
 
 #[tokio::test]

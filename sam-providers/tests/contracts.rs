@@ -50,6 +50,18 @@ async fn hetzner_answers_as_its_description_says() {
     let (_, images) = api.call("GET", "/images?name=ubuntu-24.04", None).await;
     let image_id = images["images"][0]["id"].as_u64().unwrap();
     assert_eq!(api.call("GET", &format!("/images/{image_id}"), None).await.0, 200);
+    // The app image SAM boots by default: Ubuntu with Docker CE.
+    let (_, apps) = api.call("GET", "/images?type=app&name=docker-ce&architecture=x86", None).await;
+    let apps = apps["images"].as_array().unwrap();
+    assert!(apps.len() == 1 && apps[0]["type"] == "app" && apps[0]["os_flavor"] == "ubuntu", "{apps:?}");
+    let (_, systems) = api.call("GET", "/images?type=system", None).await;
+    assert!(systems["images"].as_array().unwrap().iter().all(|i| i["type"] == "system"));
+    let app = json!({"name": "contract-app", "server_type": "cx23", "location": "fsn1", "image": "docker-ce"});
+    let (status, created) = api.call("POST", "/servers", Some(app)).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["server"]["image"]["name"], "docker-ce");
+    let app_server = created["server"]["id"].as_u64().unwrap();
+    assert_eq!(api.call("DELETE", &format!("/servers/{app_server}"), None).await.0, 200);
 
     // Servers: create, read, list with filters, update, actions, delete.
     let body = json!({"name": "contract-1", "server_type": "cx23", "location": "fsn1", "image": "ubuntu-24.04",

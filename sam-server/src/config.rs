@@ -92,6 +92,11 @@ pub struct ServeConfig {
     /// organization. Checked at sign-in and again every 10 minutes of use.
     #[arg(long, env = "SAM_ALLOWED_ORGANIZATIONS", value_delimiter = ',')]
     pub allowed_organizations: Vec<String>,
+    /// The image of workspace servers (a Hetzner image name or id): the
+    /// default `docker-ce` app image has Docker, so a boot installs only
+    /// Node.js; a snapshot of your own with Node.js too installs nothing.
+    #[arg(long, env = "SAM_HETZNER_IMAGE", default_value = sam_core::engine::DEFAULT_SERVER_IMAGE)]
+    pub hetzner_image: String,
     /// The devcontainer image for repositories without a
     /// `devcontainer.json` (default: the agent's,
     /// `mcr.microsoft.com/devcontainers/base:bookworm`).

@@ -306,6 +306,7 @@ pub async fn build(config: &ServeConfig) -> Result<Deployment, ConfigProblems> {
     engine_config.agent_version = Some(env!("CARGO_PKG_VERSION").to_owned());
     engine_config.edge_client_ca_pem = edge_client_ca.clone();
     engine_config.default_devcontainer_image = config.default_devcontainer_image.clone();
+    engine_config.server_image = config.hetzner_image.clone();
     engine_config.agent_sha256_amd64 =
         std::fs::read(crate::api::agent_path(&agents, "amd64")).ok().map(|b| sha256_hex(&b));
     // Earlier keys stay published until every token they may have signed has

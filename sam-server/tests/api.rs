@@ -68,6 +68,8 @@ async fn the_openapi_document_is_valid_and_complete(backend: Backend) {
     let mut expected: Vec<&str> = vec![
         "GET /.well-known/jwks.json",
         "GET /api/agent/download",
+        "GET /api/agent/devcontainer-cli",
+        "POST /api/bootstrap/{token}/progress",
         "GET /api/auth/callback/github",
         "GET /api/auth/github",
         "GET /api/auth/me",
@@ -499,6 +501,33 @@ async fn workspace_lifecycle_over_http(backend: Backend) {
         s.send(reqwest::Method::POST, "/api/terminal/token", Some(&cookie), Some(json!({"workspaceId": id}))).await;
     assert_eq!(status, StatusCode::CONFLICT, "not running yet");
 
+    // The VM reports its own boot with the token, which that does not
+    // spend; odd steps and forged tokens are refused.
+    let progress = format!("/api/bootstrap/{token}/progress");
+    let (status, _) = s
+        .send(
+            reqwest::Method::POST,
+            &progress,
+            None,
+            Some(json!({"step": "packages", "status": "done", "message": "in 2 s"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) =
+        s.send(reqwest::Method::POST, &progress, None, Some(json!({"step": "a step; rm -rf", "status": "done"}))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, _) = s
+        .send(
+            reqwest::Method::POST,
+            "/api/bootstrap/forged-token/progress",
+            None,
+            Some(json!({"step": "packages", "status": "done"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (_, events) = s.get(&format!("/api/workspaces/{id}/events"), &cookie).await;
+    assert!(events.as_array().unwrap().iter().any(|e| e["message"] == "packages done: in 2 s"), "{events}");
+
     // A body that is not the request's shape is refused, and spends nothing.
     let bad = s.client.post(s.url(&format!("/api/bootstrap/{token}"))).body("{\"csr\": 42}").send().await.unwrap();
     assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
@@ -509,6 +538,9 @@ async fn workspace_lifecycle_over_http(backend: Backend) {
     assert_eq!(grant["repository"], "octo-org/hello-world");
     let (status, _) = s.send(reqwest::Method::POST, &format!("/api/bootstrap/{token}"), None, None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "single use");
+    let (status, _) =
+        s.send(reqwest::Method::POST, &progress, None, Some(json!({"step": "agent-start", "status": "done"}))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "the agent reports once it has redeemed the token");
     let callback = grant["callbackToken"].as_str().unwrap().to_owned();
 
     let agent = |path: String, bearer: String, body: Value| {
@@ -695,6 +727,34 @@ async fn agent_download_serves_the_binary_with_its_checksum(backend: Backend) {
     let bytes = response.bytes().await.unwrap();
     assert_eq!(bytes.as_ref(), binary.as_slice());
     assert_eq!(sha, sam_core::secret::sha256_hex(&binary));
+
+    // The devcontainer CLI bundle: a 404 that says so (VMs then use npm),
+    // or the pinned package with its checksum.
+    let (status, body) = s.send(reqwest::Method::GET, "/api/agent/devcontainer-cli", None, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"], "devcontainer_cli_not_found");
+    let bundle = b"\x1f\x8b fake package".repeat(100);
+    std::fs::write(s.agent_dir.join(sam_server::api::devcontainer_cli_file()), &bundle).unwrap();
+    let response = s.client.get(s.url("/api/agent/devcontainer-cli")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["x-devcontainer-cli-version"], sam_core::cloud_init::DEVCONTAINER_CLI_VERSION);
+    let sha = response.headers()["x-sha256"].to_str().unwrap().to_owned();
+    assert_eq!(sha, sam_core::secret::sha256_hex(&response.bytes().await.unwrap()));
+    assert_eq!(sha, sam_core::secret::sha256_hex(&bundle));
+}
+
+/// The version the image's `npm pack` stage, the test tools and cloud-init
+/// use is one.
+#[test]
+fn one_devcontainer_cli_version_everywhere() {
+    let pinned = sam_core::cloud_init::DEVCONTAINER_CLI_VERSION;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dockerfile = std::fs::read_to_string(root.join("Dockerfile")).unwrap();
+    assert!(dockerfile.contains(&format!("ARG DEVCONTAINER_CLI_VERSION={pinned}\n")), "Dockerfile");
+    let package: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("scripts/devcontainer/package.json")).unwrap())
+            .unwrap();
+    assert_eq!(package["dependencies"]["@devcontainers/cli"], pinned, "scripts/devcontainer/package.json");
 }
 
 async fn the_stream_sends_workspace_changes(backend: Backend) {

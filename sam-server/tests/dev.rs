@@ -375,7 +375,10 @@ async fn the_emulator_control_api_rehearses_a_vm_that_never_starts_its_agent() {
     let get = async |id: &str| user.call(reqwest::Method::GET, &format!("/api/workspaces/{id}"), None).await;
     eventually(60, "the provisioning timeout", async || get(&id).await["status"] == "error").await;
     let failed = get(&id).await;
-    assert!(failed["errorMessage"].as_str().unwrap_or_default().contains("timed out"), "{failed}");
+    let message = failed["errorMessage"].as_str().unwrap_or_default();
+    assert!(message.contains("timed out"), "{failed}");
+    // How far the VM got, from its own boot reports.
+    assert!(message.ends_with("Last seen: agent-start running."), "{failed}");
     let state = async || -> serde_json::Value {
         http.get(format!("{control}/state")).send().await.unwrap().json().await.unwrap()
     };

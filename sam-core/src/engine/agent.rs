@@ -150,6 +150,15 @@ const MAX_REPORT: usize = 8 * 1024;
 /// fails (each already retried within the step).
 pub const ORIGIN_CA_ATTEMPTS: u32 = 3;
 
+/// The stored hash of a bootstrap token; `None` for anything that cannot be
+/// one (checked before the store is asked).
+fn bootstrap_token_hash(token: &str) -> Option<String> {
+    let well_formed = !token.is_empty()
+        && token.len() <= 128
+        && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    well_formed.then(|| sha256_hex(token.as_bytes()))
+}
+
 /// A boot report for the history of `ws`, which must be being created.
 fn boot_event(ws: &mut Workspace, now: Timestamp, event: &str, message: String) -> Result<WorkspaceEvent, EngineError> {
     if ws.status() != WorkspaceStatus::Creating {
@@ -199,14 +208,8 @@ impl Engine {
         request: &BootstrapRequest,
     ) -> Result<BootstrapGrant, EngineError> {
         let refused = || EngineError::new(EngineErrorKind::Unauthorized, "bootstrap token invalid, used or expired");
-        if token.is_empty()
-            || token.len() > 128
-            || !token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            return Err(refused());
-        }
+        let hash = bootstrap_token_hash(token).ok_or_else(refused)?;
         let now = self.now();
-        let hash = sha256_hex(token.as_bytes());
         // The token is consumed only once the grant is ready: if GitHub does
         // not issue a clone token now, the agent retries with the same token.
         let Some(grant) = self.ports.store.find_bootstrap_token(&hash, now).await? else {
@@ -258,6 +261,20 @@ impl Engine {
             edge_client_ca: self.config.edge_client_ca_pem.clone(),
             default_image: self.config.default_devcontainer_image.clone(),
         })
+    }
+
+    /// Records a step of the VM's own boot — what cloud-init does before the
+    /// agent exists (installing what the image lacks, fetching the agent) —
+    /// authenticated by the workspace's bootstrap token, which this does not
+    /// spend. A failed step fails the workspace at once, with its output,
+    /// instead of at the provisioning timeout; the last step seen is what
+    /// that timeout names. Once the agent has redeemed the token, reports
+    /// with it are refused (`Unauthorized`): the agent reports from then on.
+    pub async fn report_vm_boot(&self, token: &str, progress: BootProgress) -> Result<Workspace, EngineError> {
+        let refused = || EngineError::new(EngineErrorKind::Unauthorized, "bootstrap token invalid, used or expired");
+        let hash = bootstrap_token_hash(token).ok_or_else(refused)?;
+        let grant = self.ports.store.find_bootstrap_token(&hash, self.now()).await?.ok_or_else(refused)?;
+        self.report_agent(grant.owner, grant.workspace_id, &AgentReport::from(progress)).await
     }
 
     /// A fresh token for the workspace's one repository (read, or read and

@@ -2,6 +2,10 @@ use std::time::Duration;
 
 use crate::domain::{DeploymentId, HostNaming, WorkspaceHosts, WorkspaceId};
 
+/// The image of new servers unless configured: Hetzner's `docker-ce` app
+/// (see [`EngineConfig::server_image`]).
+pub const DEFAULT_SERVER_IMAGE: &str = "docker-ce";
+
 /// Deployment settings of the engine. [`EngineConfig::new`] gives the defaults
 /// the design names; every field can be overridden.
 #[derive(Clone, Debug)]
@@ -21,7 +25,11 @@ pub struct EngineConfig {
     /// Public URL of the control plane (agents download themselves and call
     /// back here).
     pub control_plane_url: String,
-    /// OS image for new servers.
+    /// Image of new servers (a Hetzner image name or id). The default,
+    /// `docker-ce`, is Hetzner's Ubuntu 24.04 app image with Docker CE
+    /// installed, so a boot installs nothing but Node.js; any image with
+    /// `apt-get` works, and an operator's snapshot with Node.js too
+    /// installs nothing.
     pub server_image: String,
     /// Where repositories are cloned from: `<git_base_url>/<owner>/<name>.git`.
     pub git_base_url: String,
@@ -96,7 +104,7 @@ impl EngineConfig {
             host_naming: HostNaming::Nested,
             workspace_url_template: "https://{host}".into(),
             control_plane_url: control_plane_url.into(),
-            server_image: "ubuntu-24.04".into(),
+            server_image: DEFAULT_SERVER_IMAGE.into(),
             git_base_url: "https://github.com".into(),
             max_active_per_user: 10,
             idle_timeout: Duration::from_secs(30 * 60),

@@ -48,7 +48,7 @@ use std::sync::{Arc, Mutex};
 
 pub use crate::wire::{HeartbeatAction, HeartbeatAnswer, HeartbeatReport};
 pub use agent::{AgentReport, AgentVersion, BootstrapGrant, ORIGIN_CA_ATTEMPTS, TerminalAccess};
-pub use config::{EngineConfig, RetryPolicy};
+pub use config::{DEFAULT_SERVER_IMAGE, EngineConfig, RetryPolicy};
 pub use driver::DriveOutcome;
 pub use error::{EngineError, EngineErrorKind};
 pub use firewall::WorkspaceFirewall;

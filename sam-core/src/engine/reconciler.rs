@@ -220,6 +220,10 @@ impl Engine {
         };
         if let Some((fresh, decision)) = decision {
             let (planned, event) = match decision {
+                Decision::Drive(Some(Event::ProvisioningTimedOut { message })) => (
+                    true,
+                    Some(Event::ProvisioningTimedOut { message: self.with_last_boot_step(&fresh, message).await }),
+                ),
                 Decision::Drive(event) => (true, event),
                 Decision::CheckAgent => (false, self.check_agent(&fresh).await),
             };
@@ -244,6 +248,37 @@ impl Engine {
         }
         if let Err(e) = self.ports.store.release_lease(&key, &holder).await {
             tracing::warn!(workspace_id = %ws.id, error = %e, "lease release failed; it will expire");
+        }
+    }
+
+    /// `message` with the last boot step the VM or its agent reported in
+    /// this boot ("Last seen: agent-start running."), or that none was:
+    /// the difference between a VM that never booted and an agent stuck
+    /// on a step.
+    async fn with_last_boot_step(&self, ws: &Workspace, message: String) -> String {
+        if ws.lifecycle.server.is_none() || ws.lifecycle.dns_record.is_none() {
+            return message;
+        }
+        let events = match self.ports.store.list_workspace_events(ws.owner, ws.id).await {
+            Ok(events) => events,
+            Err(e) => {
+                tracing::warn!(workspace_id = %ws.id, error = %e, "the boot history is unreadable");
+                return message;
+            }
+        };
+        // This boot: from the last time the workspace entered `creating`.
+        let boot =
+            events.iter().rposition(|e| e.to == WorkspaceStatus::Creating && e.from != WorkspaceStatus::Creating);
+        let last = events[boot.unwrap_or(0)..]
+            .iter()
+            .rev()
+            .find(|e| e.event == "agent_progress")
+            .and_then(|e| e.message.as_deref());
+        match last {
+            Some(step) => format!("{message} Last seen: {step}."),
+            None => format!(
+                "{message} Nothing was heard from the VM: it did not boot, or could not reach this control plane."
+            ),
         }
     }
 

@@ -18,7 +18,7 @@
 //! | `GET /server_types`, `GET /server_types/{id}` | a catalogue with deprecated and ARM types, prices and `locations` per location; `name`, `sort`, pages |
 //! | `GET /locations`, `GET /locations/{id}` | `fsn1`, `nbg1`, `hel1`, `ash`; `name`, `sort`, pages |
 //! | `GET /datacenters`, `GET /datacenters/{id}` | one per location (`<location>-dc14`) with the types it supports; `recommendation` |
-//! | `GET /images`, `GET /images/{id}` | system images (Ubuntu 24.04/22.04, Debian 12/13; x86 and ARM); `name`, `type`, `architecture`, `sort`, pages |
+//! | `GET /images`, `GET /images/{id}` | system images (Ubuntu 24.04/22.04, Debian 12/13; x86 and ARM) and the `docker-ce` app (`type: app`); `name`, `type`, `architecture`, `sort`, pages |
 //! | `/firewalls`, `/firewalls/{id}`, `/firewalls/{id}/actions/{action}` | create, list, set rules, apply to servers or label selectors, delete, with the reference's errors (the `firewalls` module) |
 //!
 //! Servers start `initializing` with a public IPv4 and become `running` after
@@ -578,8 +578,7 @@ fn server_json(state: &HState, s: &EmulatedServer) -> Value {
     let arch = server_type.map_or("x86", |t| t.arch);
     let t = server_type.map_or(Value::Null, catalogue::type_json);
     let location = catalogue::LOCATIONS.iter().find(|l| l.name == s.location);
-    let image =
-        catalogue::IMAGES.iter().find(|i| i.1 == s.image && i.4 == arch).map_or(Value::Null, catalogue::image_json);
+    let image = catalogue::find_image(&s.image, arch).map_or(Value::Null, catalogue::image_json);
     let (delete, rebuild) = state.servers.get(&s.id).map_or((false, false), |r| r.protection);
     json!({
         "id": s.id, "name": s.name, "status": s.status, "created": rfc3339(s.created),
@@ -869,7 +868,9 @@ async fn create_server(
     if !catalogue::LOCATIONS.iter().any(|l| l.name == location) {
         return invalid_field("location", "location not found");
     }
-    let Some(image) = body.image.filter(|i| catalogue::IMAGES.iter().any(|c| c.1 == i.as_str())) else {
+    let Some(image) =
+        body.image.filter(|i| catalogue::IMAGES.iter().any(|c| c.1 == i.as_str() || c.0.to_string() == *i))
+    else {
         return invalid_field("image", "image not found");
     };
     let user_data = body.user_data.unwrap_or_default();

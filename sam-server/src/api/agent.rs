@@ -88,6 +88,49 @@ pub async fn bootstrap(
     Ok(Json(grant))
 }
 
+/// `POST /api/bootstrap/{token}/progress`: a step of the VM's own boot
+/// (cloud-init, before the agent exists), with the bootstrap token, which
+/// this does not spend.
+#[utoipa::path(
+    post,
+    path = "/api/bootstrap/{token}/progress",
+    tag = "agent",
+    params(("token" = String, Path, description = "The bootstrap token from cloud-init (not spent)")),
+    request_body = BootProgress,
+    responses(
+        (status = 204, description = "Recorded"),
+        (status = 401, description = "Unknown, spent or expired bootstrap token (once the agent redeemed it, it reports)", body = ErrorBody),
+        (status = 404, description = "The workspace is gone", body = ErrorBody),
+        (status = 409, description = "The workspace is no longer being created", body = ErrorBody),
+        (status = 422, description = "Invalid body", body = ErrorBody),
+        (status = 429, description = "Too many reports from this address", body = ErrorBody)
+    )
+)]
+pub async fn vm_boot_progress(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    extract::Json(progress): extract::Json<BootProgress>,
+) -> Result<StatusCode, ApiError> {
+    check_progress(&progress)?;
+    let failed = progress.status == "failed";
+    let ws = state.engine.report_vm_boot(&token, progress).await?;
+    if failed {
+        state.spawn_drive(ws.owner, ws.id);
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Step and status are short words.
+fn check_progress(progress: &BootProgress) -> Result<(), ApiError> {
+    let word = |s: &str, max: usize| {
+        !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if !word(&progress.step, 64) || !word(&progress.status, 16) {
+        return Err(ApiError::invalid("step", "step and status are short words (letters, digits, - and _)"));
+    }
+    Ok(())
+}
+
 /// `POST /api/workspaces/{id}/heartbeat`.
 #[utoipa::path(
     post,
@@ -143,9 +186,7 @@ pub async fn report(
     extract::Json(progress): extract::Json<BootProgress>,
 ) -> Result<StatusCode, ApiError> {
     let (owner, id) = authenticate_agent(&state, &headers, &id).await?;
-    if progress.step.len() > 64 || progress.status.len() > 16 {
-        return Err(ApiError::invalid("step", "step or status too long"));
-    }
+    check_progress(&progress)?;
     let report = AgentReport::from(progress);
     state.engine.report_agent(owner, id, &report).await?;
     if matches!(report, AgentReport::Failed { .. }) {
@@ -272,32 +313,80 @@ pub async fn download(
         return Err(ApiError::invalid("arch", "arch must be amd64 or arm64"));
     }
     let path = agent_path(&state.http.agent_dir, &arch);
-    let bytes = match tokio::fs::read(&path).await {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "agent_not_found",
-                format!("this server has no agent binary for {arch}"),
-            ));
-        }
-        Err(e) => {
-            tracing::error!(path = %path.display(), error = %e, "agent binary unreadable");
-            return Err(ApiError::internal());
-        }
-    };
-    let sha = tokio::task::spawn_blocking({
-        let bytes = bytes.clone();
-        move || sha256_hex(&bytes)
-    })
-    .await
-    .map_err(|_| ApiError::internal())?;
+    let missing = format!("this server has no agent binary for {arch}");
+    let (bytes, sha) = read_served(&path, "agent_not_found", missing).await?;
     let mut headers = HeaderMap::new();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
-    headers.insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
     headers.insert("x-agent-version", HeaderValue::from_static(env!("CARGO_PKG_VERSION")));
     if let Ok(v) = HeaderValue::from_str(&sha) {
         headers.insert("x-agent-sha256", v);
     }
-    Ok((StatusCode::OK, headers, Body::from(bytes)).into_response())
+    Ok(served(headers, bytes))
+}
+
+/// A file this server hands to VMs, and its SHA-256 (hex): a missing file
+/// is a 404 with `code` and `missing`.
+async fn read_served(
+    path: &std::path::Path,
+    code: &'static str,
+    missing: String,
+) -> Result<(Vec<u8>, String), ApiError> {
+    let bytes = match tokio::fs::read(path).await {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ApiError::new(StatusCode::NOT_FOUND, code, missing));
+        }
+        Err(e) => {
+            tracing::error!(path = %path.display(), error = %e, "a file served to VMs is unreadable");
+            return Err(ApiError::internal());
+        }
+    };
+    tokio::task::spawn_blocking(move || {
+        let sha = sha256_hex(&bytes);
+        (bytes, sha)
+    })
+    .await
+    .map_err(|_| ApiError::internal())
+}
+
+fn served(mut headers: HeaderMap, bytes: Vec<u8>) -> Response {
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+    (StatusCode::OK, headers, Body::from(bytes)).into_response()
+}
+
+/// The file name of the devcontainer CLI bundle in the agent directory:
+/// the npm package of the pinned version
+/// ([`DEVCONTAINER_CLI_VERSION`](sam_core::cloud_init::DEVCONTAINER_CLI_VERSION)),
+/// as `npm pack @devcontainers/cli@<version>` writes it.
+pub fn devcontainer_cli_file() -> String {
+    format!("devcontainers-cli-{}.tgz", sam_core::cloud_init::DEVCONTAINER_CLI_VERSION)
+}
+
+/// `GET /api/agent/devcontainer-cli`: the pinned devcontainer CLI (its npm
+/// package, which has no dependencies) for VMs to unpack instead of
+/// installing npm and the CLI from the registry at every boot.
+#[utoipa::path(
+    get,
+    path = "/api/agent/devcontainer-cli",
+    tag = "agent",
+    responses(
+        (status = 200, description = "The devcontainer CLI's npm package (gzipped tar)", content_type = "application/octet-stream", body = Vec<u8>,
+            headers(
+                ("X-Devcontainer-Cli-Version" = String, description = "Its version, the one cloud-init pins"),
+                ("X-Sha256" = String, description = "Hex SHA-256 of the body, checked by cloud-init"),
+            )),
+        (status = 404, description = "This server has no bundle (VMs then install the CLI with npm)", body = ErrorBody)
+    )
+)]
+pub async fn devcontainer_cli(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let path = state.http.agent_dir.join(devcontainer_cli_file());
+    let missing = "this server has no devcontainer CLI bundle".to_owned();
+    let (bytes, sha) = read_served(&path, "devcontainer_cli_not_found", missing).await?;
+    let mut headers = HeaderMap::new();
+    headers
+        .insert("x-devcontainer-cli-version", HeaderValue::from_static(sam_core::cloud_init::DEVCONTAINER_CLI_VERSION));
+    if let Ok(v) = HeaderValue::from_str(&sha) {
+        headers.insert("x-sha256", v);
+    }
+    Ok(served(headers, bytes))
 }

@@ -24,7 +24,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-pub use agent::agent_path;
+pub use agent::{agent_path, devcontainer_cli_file};
 
 use crate::state::AppState;
 
@@ -33,6 +33,10 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The longest a request may take; provider calls inside a request have their
 /// own, shorter timeouts and retry budgets.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Boot reports (`POST /api/bootstrap/{token}/progress`) per client
+/// address and minute: a VM sends about ten.
+const VM_REPORTS_PER_MINUTE: u32 = 120;
 
 /// The whole API with its middleware. Serve it with
 /// `into_make_service_with_connect_info::<SocketAddr>()` so rate limits are per
@@ -49,6 +53,13 @@ pub fn router(state: AppState) -> Router {
         trust_forwarded_for: state.http.trust_forwarded_for,
     };
     let rate_limited = || axum::middleware::from_fn_with_state(limits.clone(), ratelimit::limit);
+    // VMs reporting their own boot (a few reports each): a budget of their
+    // own, so that many VMs booting behind one address (dev mode) never
+    // take the sign-in budget.
+    let vm_reports = ratelimit::Limits {
+        limiter: std::sync::Arc::new(ratelimit::RateLimiter::new(VM_REPORTS_PER_MINUTE, Duration::from_secs(60))),
+        trust_forwarded_for: state.http.trust_forwarded_for,
+    };
     let same_origin = axum::middleware::from_fn_with_state(state.clone(), csrf::same_origin);
 
     // Anyone: liveness, keys, the contract, the agent binary.
@@ -57,7 +68,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/ready", get(system::ready))
         .route("/.well-known/jwks.json", get(system::jwks))
         .route("/api/openapi.json", get(openapi::openapi_json))
-        .route("/api/agent/download", get(agent::download));
+        .route("/api/agent/download", get(agent::download))
+        .route("/api/agent/devcontainer-cli", get(agent::devcontainer_cli));
     // Browsers on their way in: rate-limited.
     let sign_in = Router::new()
         .route("/api/auth/github", get(auth::start))
@@ -88,6 +100,11 @@ pub fn router(state: AppState) -> Router {
     let agents = Router::new()
         .route("/api/bootstrap/{token}", post(agent::bootstrap))
         .route_layer(rate_limited())
+        .route(
+            "/api/bootstrap/{token}/progress",
+            post(agent::vm_boot_progress)
+                .route_layer(axum::middleware::from_fn_with_state(vm_reports, ratelimit::limit)),
+        )
         .route("/api/workspaces/{id}/heartbeat", post(agent::heartbeat))
         .route("/api/workspaces/{id}/boot-progress", post(agent::report))
         .route("/api/workspaces/{id}/git-credential", post(agent::git_credential));

@@ -47,10 +47,12 @@ use super::{agent, auth, credentials, github, system, webhook, workspaces};
         workspaces::events,
         workspaces::stream,
         agent::bootstrap,
+        agent::vm_boot_progress,
         agent::heartbeat,
         agent::report,
         agent::git_credential,
         agent::download,
+        agent::devcontainer_cli,
     ),
     modifiers(&Security),
     tags(

@@ -181,6 +181,35 @@ fn place_agent(agent: &Path, served: &Path) -> std::io::Result<()> {
     std::fs::copy(&target, served).map(drop)
 }
 
+/// Serves the pinned devcontainer CLI as a VM fetches it (what the image's
+/// `npm pack` stage does in production): the source tree's copy
+/// (`scripts/devcontainer`, installed by `./scripts/test`), packed as npm
+/// packs it, when its version is the pinned one.
+async fn place_devcontainer_cli(agents: &Path) -> anyhow::Result<()> {
+    let scope = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/devcontainer/node_modules/@devcontainers");
+    let manifest = std::fs::read(scope.join("cli/package.json")).context("the source tree has no devcontainer CLI")?;
+    let version: serde_json::Value = serde_json::from_slice(&manifest)?;
+    let pinned = sam_core::cloud_init::DEVCONTAINER_CLI_VERSION;
+    anyhow::ensure!(version["version"] == pinned, "the source tree's devcontainer CLI is not {pinned}");
+    let bundle = agents.join(crate::api::devcontainer_cli_file());
+    if bundle.exists() {
+        return Ok(());
+    }
+    let partial = bundle.with_extension("partial");
+    let status = tokio::process::Command::new("tar")
+        .arg("-czf")
+        .arg(&partial)
+        .arg("-C")
+        .arg(&scope)
+        .args(["--transform", "s,^cli,package,", "cli"])
+        .status()
+        .await
+        .context("running tar")?;
+    anyhow::ensure!(status.success(), "tar failed: {status}");
+    std::fs::rename(&partial, &bundle)?;
+    Ok(())
+}
+
 /// `POST /dev/faults/hetzner-capacity` makes the emulated Hetzner answer
 /// every server creation with `resource_unavailable` (as when a location is
 /// out of capacity); `DELETE /dev/faults` clears it. For trying, and testing,
@@ -247,6 +276,9 @@ pub async fn run(options: DevOptions, mut sockets: crate::listeners::Sockets) ->
     std::fs::create_dir_all(&agents)?;
     let agent = agent_binary(&options).await?;
     place_agent(&agent, &crate::api::agent_path(&agents, "amd64")).context("placing the agent")?;
+    if let Err(error) = place_devcontainer_cli(&agents).await {
+        tracing::warn!(%error, "no devcontainer CLI bundle: VMs would install it with npm");
+    }
 
     // Emulated clouds: in this process, or a running `sam-server emulators`.
     let (world_info, in_process) = match &options.emulators {
@@ -301,6 +333,7 @@ pub async fn run(options: DevOptions, mut sockets: crate::listeners::Sockets) ->
         git_base_url: world_info.github_url.clone(),
         github_app_public: true,
         default_devcontainer_image: options.devcontainer_image.clone(),
+        hetzner_image: sam_core::engine::DEFAULT_SERVER_IMAGE.into(),
         allowed_users: Vec::new(),
         allowed_organizations: Vec::new(),
         cloudflare_api_token_file: Some(write_secret(&secrets, "cloudflare-token", &world_info.cloudflare_token)?),

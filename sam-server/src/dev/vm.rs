@@ -192,6 +192,42 @@ fn stop_leftovers(dir: &Path) {
     }
 }
 
+/// The HTTP client of a local VM: trusting the local CA behind the TLS edge.
+fn vm_client(tls: Option<&VmTls>) -> anyhow::Result<reqwest::Client> {
+    let mut http = reqwest::Client::builder().timeout(Duration::from_secs(30));
+    if let Some(tls) = tls {
+        let pem = std::fs::read(&tls.ca_file).with_context(|| format!("reading {}", tls.ca_file.display()))?;
+        http = http.add_root_certificate(reqwest::Certificate::from_pem(&pem)?);
+    }
+    Ok(http.build()?)
+}
+
+/// The boot script's reports (`POST /api/bootstrap/{token}/progress`): a
+/// local VM says how far its "cloud-init" got, as a real one does.
+struct BootReports {
+    http: reqwest::Client,
+    control_plane: String,
+    token: String,
+}
+
+impl BootReports {
+    /// Best effort, like the script's.
+    async fn send(&self, step: &str, status: &str) {
+        let url = format!("{}/api/bootstrap/{}/progress", self.control_plane, self.token);
+        let body = serde_json::json!({"step": step, "status": status, "message": ""});
+        if let Err(error) = self.http.post(url).json(&body).send().await.and_then(reqwest::Response::error_for_status) {
+            tracing::debug!(%error, step, "boot report not recorded");
+        }
+    }
+
+    /// Of a VM's user data.
+    fn of(server: &EmulatedServer, tls: Option<&VmTls>) -> anyhow::Result<Self> {
+        let control_plane = env_value(&server.user_data, "SAM_AGENT_CONTROL_PLANE").context("no control plane")?;
+        let token = env_value(&server.user_data, "SAM_AGENT_BOOTSTRAP_TOKEN").context("no bootstrap token")?;
+        Ok(Self { http: vm_client(tls)?, control_plane: control_plane.to_owned(), token: token.to_owned() })
+    }
+}
+
 /// Like cloud-init: fetch the agent of the server's version, check it, and
 /// write the unit.
 async fn install(
@@ -216,19 +252,20 @@ async fn install(
     std::fs::create_dir_all(dir.join("home"))?;
     // Where cloud-init keeps it on a real VM (/var/lib/cloud/instance/user-data.txt).
     crate::ops::write_secret_file(&dir.join("user-data.txt"), &server.user_data)?;
-    let mut http = reqwest::Client::builder();
-    if let Some(tls) = &tls {
-        let pem = std::fs::read(&tls.ca_file).with_context(|| format!("reading {}", tls.ca_file.display()))?;
-        http = http.add_root_certificate(reqwest::Certificate::from_pem(&pem)?);
-    }
+    let http = vm_client(tls.as_ref())?;
+    let boot = BootReports { http: http.clone(), control_plane: control_plane.to_owned(), token: token.to_owned() };
+    boot.send("agent-download", "running").await;
     let response =
-        http.build()?.get(format!("{control_plane}/api/agent/download?arch=amd64")).send().await?.error_for_status()?;
+        http.get(format!("{control_plane}/api/agent/download?arch=amd64")).send().await?.error_for_status()?;
     let expected = response.headers().get("x-agent-sha256").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let bytes = response.bytes().await?;
     let sha256 = sha256_hex(&bytes);
     anyhow::ensure!(expected.as_deref() == Some(sha256.as_str()), "agent checksum mismatch");
     let binary = dir.join("sam-agent");
     install_binary(&root, &bytes, &sha256, &binary)?;
+    boot.send("agent-download", "done").await;
+    // The last report with the bootstrap token, as the boot script's.
+    boot.send("agent-start", "running").await;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let host = format!("ws-{workspace}.localhost");
     // Cloud-init asks for TLS when the deployment has the edge (the agent
@@ -370,8 +407,19 @@ impl ServerHook for LocalVms {
         let task = self.runtime.spawn(async move {
             if !server.starts_agent {
                 // A VM whose agent never starts (the emulator's control API
-                // asked for it): it is up, and nothing answers.
+                // asked for it): it boots as far as starting the agent, says
+                // so, and then nothing answers.
                 tracing::warn!(server_id = id, "local VM booted without its agent, as asked");
+                match BootReports::of(&server, tls.as_ref()) {
+                    Ok(boot) => {
+                        for (step, status) in
+                            [("agent-download", "running"), ("agent-download", "done"), ("agent-start", "running")]
+                        {
+                            boot.send(step, status).await;
+                        }
+                    }
+                    Err(error) => tracing::warn!(server_id = id, %error, "local VM without boot reports"),
+                }
                 let mut receiver = receiver;
                 while receiver.changed().await.is_ok() && !matches!(*receiver.borrow(), Power::Gone | Power::Exit) {}
                 return;

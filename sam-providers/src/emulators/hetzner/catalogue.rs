@@ -98,14 +98,28 @@ pub(super) const LOCATIONS: &[LocationDef] = &[
     },
 ];
 
-/// `(id, name, os_flavor, os_version, architecture)`.
-pub(super) const IMAGES: &[(u64, &str, &str, &str, &str)] = &[
-    (161_547_269, "ubuntu-24.04", "ubuntu", "24.04", "x86"),
-    (103_908_070, "ubuntu-22.04", "ubuntu", "22.04", "x86"),
-    (114_690_387, "debian-12", "debian", "12", "x86"),
-    (262_230_512, "debian-13", "debian", "13", "x86"),
-    (161_547_270, "ubuntu-24.04", "ubuntu", "24.04", "arm"),
+/// `(id, name, os_flavor, os_version, architecture, type)`: system images,
+/// and the `docker-ce` app (Ubuntu 24.04 with Docker CE installed, as
+/// Hetzner's apps repository builds it).
+pub(super) const IMAGES: &[(u64, &str, &str, &str, &str, &str)] = &[
+    (161_547_269, "ubuntu-24.04", "ubuntu", "24.04", "x86", "system"),
+    (103_908_070, "ubuntu-22.04", "ubuntu", "22.04", "x86", "system"),
+    (114_690_387, "debian-12", "debian", "12", "x86", "system"),
+    (262_230_512, "debian-13", "debian", "13", "x86", "system"),
+    (161_547_270, "ubuntu-24.04", "ubuntu", "24.04", "arm", "system"),
+    (187_562_941, "docker-ce", "ubuntu", "24.04", "x86", "app"),
+    (187_562_942, "docker-ce", "ubuntu", "24.04", "arm", "app"),
 ];
+
+/// The image `name_or_id` (the reference's `image` of a server: an ID or a
+/// name) for `architecture`.
+pub(super) fn find_image(
+    name_or_id: &str,
+    architecture: &str,
+) -> Option<&'static (u64, &'static str, &'static str, &'static str, &'static str, &'static str)> {
+    let id = name_or_id.parse::<u64>().ok();
+    IMAGES.iter().find(|i| (Some(i.0) == id || i.1 == name_or_id) && i.4 == architecture)
+}
 
 /// Whether a type is offered in a location (ash has no shared x86 types
 /// but the cpx line, as on the real service).
@@ -154,10 +168,15 @@ pub(super) fn datacenter_json(l: &LocationDef) -> Value {
            "server_types": {"supported": ids, "available": available, "available_for_migration": available}})
 }
 
-pub(super) fn image_json(image: &(u64, &str, &str, &str, &str)) -> Value {
-    let (id, name, flavor, version, arch) = *image;
-    json!({"id": id, "type": "system", "status": "available", "name": name,
-           "description": format!("{} {}", flavor[..1].to_uppercase() + &flavor[1..], version),
+pub(super) fn image_json(image: &(u64, &str, &str, &str, &str, &str)) -> Value {
+    let (id, name, flavor, version, arch, kind) = *image;
+    let description = if kind == "app" {
+        name.to_owned()
+    } else {
+        format!("{} {}", flavor[..1].to_uppercase() + &flavor[1..], version)
+    };
+    json!({"id": id, "type": kind, "status": "available", "name": name,
+           "description": description,
            "image_size": null, "disk_size": 5, "created": "2024-04-25T00:00:00+00:00", "created_from": null,
            "bound_to": null, "os_flavor": flavor, "os_version": version, "rapid_deploy": true,
            "protection": {"delete": false}, "deprecated": null, "deleted": null, "labels": {}, "architecture": arch})
@@ -248,12 +267,8 @@ pub(super) async fn images(q: CatalogueParams) -> Response {
     if q.kind.as_deref().is_some_and(|k| !["system", "snapshot", "backup", "app"].contains(&k)) {
         return invalid_field("type", "must be one of system, snapshot, backup, app");
     }
-    // Only system images exist here (no snapshots or backups).
-    let all = if q.kind.as_deref().is_some_and(|k| k != "system") {
-        Vec::new()
-    } else {
-        IMAGES.iter().map(image_json).collect()
-    };
+    // System and app images exist here (no snapshots or backups).
+    let all = IMAGES.iter().filter(|i| q.kind.as_deref().is_none_or(|k| k == i.5)).map(image_json).collect();
     answer(listing("images", all, &q))
 }
 
