@@ -229,8 +229,8 @@ pub trait DevcontainerRunner: Send + Sync + std::fmt::Debug {
     }
 }
 
-/// The progress step that says where terminals run (its message: "in the
-/// devcontainer <id> as <user>" or "on the host (no container)"), for the
+/// The progress step that says where terminals run (its message: `in the
+/// devcontainer <id> as <user>` or `on the host (no container)`), for the
 /// dashboard.
 pub const SHELL_STEP: &str = "shell";
 

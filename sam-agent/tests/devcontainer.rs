@@ -49,7 +49,21 @@ struct Removed {
 
 impl Drop for Removed {
     fn drop(&mut self) {
-        let _ = std::process::Command::new(&self.docker).args(["rm", "-f", &self.id]).output();
+        remove_container(&self.docker, &self.id);
+    }
+}
+
+/// Removes a container and the image the devcontainer CLI built for it
+/// (`vsc-…`, the remote user's uid layered on the image): on a VM both go
+/// with the disk; on a test machine they would pile up.
+fn remove_container(docker: &str, id: &str) {
+    let image = std::process::Command::new(docker).args(["inspect", "--format", "{{.Config.Image}}", id]).output();
+    let _ = std::process::Command::new(docker).args(["rm", "-f", id]).output();
+    if let Ok(image) = image {
+        let image = String::from_utf8_lossy(&image.stdout).trim().to_owned();
+        if image.rsplit('/').next().is_some_and(|name| name.starts_with("vsc-")) {
+            let _ = std::process::Command::new(docker).args(["rmi", &image]).output();
+        }
     }
 }
 
@@ -305,7 +319,7 @@ async fn a_broken_devcontainer_fails_with_its_reason() {
             .output()
             .unwrap();
         for id in String::from_utf8_lossy(&left.stdout).split_whitespace() {
-            let _ = std::process::Command::new(&docker).args(["rm", "-f", id]).output();
+            remove_container(&docker, id);
         }
     }
 }

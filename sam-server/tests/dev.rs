@@ -711,6 +711,8 @@ async fn dev_mode_terminals_run_in_a_devcontainer_that_outlives_its_agent() {
     let Some((docker, image)) = container_runtime() else { return };
     let Some(e2e) = e2e_ready() else { return };
     let data = tempfile::tempdir().unwrap();
+    // Whatever happens, no container of this test outlives it.
+    let _cleanup = ContainersRemoved { docker: docker.clone(), under: data.path().to_owned() };
     let (_child, base, _control) = start_dev_with_control(
         data.path(),
         &["--containers", "on", "--docker", &docker, "--devcontainer-image", &image],
@@ -782,7 +784,9 @@ async fn dev_mode_terminals_run_in_a_devcontainer_that_outlives_its_agent() {
     // The repository gets a devcontainer.json whose postCreateCommand
     // prints for a while, then fails (pushed from the terminal, as a user
     // would).
-    let broken = serde_json::json!({"image": image, "runArgs": ["--network=host"],
+    // (As `vscode`: the devcontainer CLI builds an image with the user's
+    // uid for it, which must go with the VM.)
+    let broken = serde_json::json!({"image": image, "runArgs": ["--network=host"], "remoteUser": "vscode",
         "postCreateCommand": "for i in $(seq 1 60); do echo build line $i; sleep 0.1; done; exit 3"});
     let broken = broken.to_string();
     assert!(!broken.contains('\''), "single-quoted for the shell");
@@ -842,6 +846,11 @@ async fn dev_mode_terminals_run_in_a_devcontainer_that_outlives_its_agent() {
         agents_running(data.path()) == 0 && left == 0 && vms >= 2
     })
     .await;
+    // And the image the devcontainer CLI built for the clone (its uid
+    // layer), as a VM's disk would take it.
+    let images = std::process::Command::new(&docker).args(["images", "--format", "{{.Repository}}"]).output().unwrap();
+    let images = String::from_utf8_lossy(&images.stdout).into_owned();
+    assert!(!images.lines().any(|i| i.rsplit('/').next().unwrap().starts_with("vsc-hello-world-")), "{images}");
 
     // The next create works (a repository without devcontainer.json).
     let next = create("after", "octo-org/api-service").await;
@@ -849,4 +858,20 @@ async fn dev_mode_terminals_run_in_a_devcontainer_that_outlives_its_agent() {
         user.call(reqwest::Method::GET, &next, None).await["status"] == "running"
     })
     .await;
+    user.call(reqwest::Method::DELETE, &next, None).await;
+    eventually(60, "every container removed", async || containers_of(&docker, data.path()).is_empty()).await;
+}
+
+/// Removes the containers whose clone lies under `under` when dropped.
+struct ContainersRemoved {
+    docker: String,
+    under: std::path::PathBuf,
+}
+
+impl Drop for ContainersRemoved {
+    fn drop(&mut self) {
+        for (id, _) in containers_of(&self.docker, &self.under) {
+            let _ = std::process::Command::new(&self.docker).args(["rm", "-f", &id]).output();
+        }
+    }
 }

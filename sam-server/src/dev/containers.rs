@@ -144,6 +144,23 @@ impl ContainerRuntime {
             .collect())
     }
 
+    /// The images of `ids` the devcontainer CLI built (named `vsc-…`).
+    async fn built_images(&self, ids: &[String]) -> Vec<String> {
+        let output = tokio::process::Command::new(&self.docker)
+            .args(["inspect", "--format", "{{.Config.Image}}"])
+            .args(ids)
+            .kill_on_drop(true)
+            .output()
+            .await;
+        let Ok(output) = output else { return Vec::new() };
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(str::trim)
+            .filter(|image| image.rsplit('/').next().is_some_and(|name| name.starts_with("vsc-")))
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// Stops (`remove: false`, a power-off) or removes (a deleted VM) the
     /// containers of the VM in `dir`. Failures are logged: a VM's end must
     /// not wait on its runtime.
@@ -158,8 +175,17 @@ impl ContainerRuntime {
         if ids.is_empty() {
             return;
         }
+        // The images the devcontainer CLI built for them (`vsc-…`: the
+        // user's uid layered on the image) go too when they are removed:
+        // on a VM they went with the disk.
+        let built = if remove { self.built_images(&ids).await } else { Vec::new() };
         let args: &[&str] = if remove { &["rm", "--force", "--volumes"] } else { &["stop", "--time", "2"] };
         let ended = tokio::process::Command::new(&self.docker).args(args).args(&ids).kill_on_drop(true).output().await;
+        if !built.is_empty() {
+            // In use by another VM's container: kept, and that is fine.
+            let _ =
+                tokio::process::Command::new(&self.docker).arg("rmi").args(&built).kill_on_drop(true).output().await;
+        }
         match ended {
             Ok(output) if output.status.success() => {
                 tracing::info!(
