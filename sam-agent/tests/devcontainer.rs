@@ -283,7 +283,9 @@ async fn a_repository_without_a_devcontainer_json_gets_the_default_image() {
 /// agent reports it; the workspace goes to `error` with it, and its VM is
 /// released): a malformed `devcontainer.json`, an image that does not
 /// exist (nothing is pulled: no registry is reachable here, as on a VM
-/// without network), a `postCreateCommand` that fails.
+/// without network), a `postCreateCommand` that fails, a container that
+/// exits at once, and a hostile `remoteUser` (data to the agent's own
+/// commands, never code: nothing runs).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_devcontainer_fails_with_its_reason() {
     let Some((cli, docker, image)) = tools() else { return };
@@ -297,13 +299,23 @@ async fn a_broken_devcontainer_fails_with_its_reason() {
             serde_json::json!({"image": image, "runArgs": ["--network=host"], "postCreateCommand": "echo broken-step >&2; exit 3"})
                 .to_string(),
         ),
+        // The image's own command (bash without a terminal) ends at once.
+        ("exits-at-once", serde_json::json!({"image": image, "overrideCommand": false}).to_string()),
+        (
+            "hostile-user",
+            serde_json::json!({"image": image, "runArgs": ["--network=host"],
+                "remoteUser": "root\"; touch /tmp/sam-pwned; echo \"$(touch /tmp/sam-pwned)"})
+            .to_string(),
+        ),
     ];
+    let _ = std::fs::remove_file("/tmp/sam-pwned");
     for (name, config) in cases {
         let repo = dir.path().join(name);
         std::fs::create_dir_all(repo.join(".devcontainer")).unwrap();
         std::fs::write(repo.join(".devcontainer/devcontainer.json"), config).unwrap();
         let output = StepOutput::default();
         let err = runner.up(&repo, &output).await.expect_err(name).to_string();
+        assert!(!std::path::Path::new("/tmp/sam-pwned").exists(), "{name}: nothing of the configuration ran here");
         assert!(err.starts_with("devcontainer"), "{name}: {err}");
         assert!(err.len() > 20, "{name}: says why: {err}");
         // What the failure report adds: the CLI's last lines, as printed.

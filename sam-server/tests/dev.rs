@@ -156,6 +156,20 @@ impl DevUser {
     /// Runs `command` in a new terminal of the workspace until its output
     /// shows `wanted` (within `secs`); returns everything the terminal sent.
     async fn terminal_run(&self, workspace: &str, command: &str, wanted: &str, secs: u64) -> String {
+        self.terminal_run_via(workspace, None, command, wanted, secs).await
+    }
+
+    /// [`DevUser::terminal_run`], reaching the agent on loopback `port`
+    /// instead of the workspace URL's (an agent the dev proxy does not know:
+    /// the cloud-init rehearsal's).
+    async fn terminal_run_via(
+        &self,
+        workspace: &str,
+        port: Option<u16>,
+        command: &str,
+        wanted: &str,
+        secs: u64,
+    ) -> String {
         use futures_util::{SinkExt as _, StreamExt as _};
         use tokio_tungstenite::tungstenite::Message;
         use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
@@ -164,7 +178,7 @@ impl DevUser {
             .await;
         let url = reqwest::Url::parse(access["url"].as_str().unwrap()).unwrap();
         let host = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap());
-        let port = url.port().unwrap();
+        let port = port.unwrap_or_else(|| url.port().unwrap());
         // `*.localhost` is loopback (the browser knows; the resolver may not).
         let callback = format!("http://127.0.0.1:{port}{}?{}", url.path(), url.query().unwrap());
         let login = self.client.get(callback).header("host", &host).send().await.unwrap();
@@ -874,4 +888,170 @@ impl Drop for ContainersRemoved {
             let _ = std::process::Command::new(&self.docker).args(["rm", "-f", &id]).output();
         }
     }
+}
+
+/// Issue 20's cloud-init rehearsal (`scripts/rehearse-boot`; not in the
+/// default suite: it installs Node.js in the "VM" from the Debian mirror).
+/// Dev mode creates the server; its user data — the exact bytes Hetzner
+/// would get — boots a systemd container with the real cloud-init (NoCloud
+/// seed), as on Hetzner's `docker-ce` image: Docker (the host's runtime,
+/// through its socket), git, no Node.js. The workspace goes to `running`
+/// and its terminal shows a prompt inside the devcontainer; the boot steps'
+/// times are printed. The one difference from a VM: the agent's binary,
+/// state and clones live in a directory shared with the host's container
+/// runtime (a drop-in for its unit), since that runtime starts the
+/// devcontainer and mounts them by their paths.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the cloud-init rehearsal: run scripts/rehearse-boot"]
+async fn rehearse_a_vm_boot_with_real_cloud_init() {
+    let vm_image = std::env::var("SAM_REHEARSAL_VM_IMAGE").expect("run through scripts/rehearse-boot");
+    let (docker, image) = container_runtime().expect("run through scripts/rehearse-boot");
+    let socket = std::env::var("DOCKER_HOST").unwrap().strip_prefix("unix://").unwrap().to_owned();
+    // Not under /tmp: the systemd container has a /tmp of its own.
+    let data = tempfile::tempdir_in("/var/tmp").unwrap();
+    let shared = data.path().join("vm-shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    let _cleanup = ContainersRemoved { docker: docker.clone(), under: shared.clone() };
+    let (_child, base, control) =
+        start_dev_with_control(data.path(), &["--vms", "none", "--devcontainer-image", &image]).await;
+    // SAM_REHEARSAL_WITHOUT_BUNDLE=1: a control plane without the
+    // devcontainer CLI bundle, whose VMs install npm and the CLI instead.
+    let without_bundle = std::env::var("SAM_REHEARSAL_WITHOUT_BUNDLE").as_deref() == Ok("1");
+    if without_bundle {
+        std::fs::remove_file(data.path().join("agents").join(sam_server::api::devcontainer_cli_file())).unwrap();
+    }
+    let user = DevUser::sign_in(&base).await;
+    user.call(
+        reqwest::Method::POST,
+        "/api/credentials",
+        Some(serde_json::json!({"provider": "hetzner", "token": sam_providers::emulators::HETZNER_TOKEN})),
+    )
+    .await;
+    let created = std::time::Instant::now();
+    let ws = user
+        .call(
+            reqwest::Method::POST,
+            "/api/workspaces",
+            Some(serde_json::json!({"name": "rehearsed", "repository": "octo-org/hello-world", "branch": "main",
+                "vmSize": "small", "vmLocation": "fsn1"})),
+        )
+        .await;
+    let id = ws["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/workspaces/{id}");
+
+    // The server's user data, as Hetzner holds it.
+    let mut server = serde_json::Value::Null;
+    eventually(60, "the server", async || {
+        let servers: serde_json::Value =
+            reqwest::get(format!("{control}/hetzner/servers")).await.unwrap().json().await.unwrap();
+        server = servers[0].clone();
+        !server.is_null()
+    })
+    .await;
+    let user_data = server["user_data"].as_str().unwrap();
+    assert!(user_data.starts_with("#cloud-config\n"), "{user_data}");
+    let seed = data.path().join("seed");
+    std::fs::create_dir_all(&seed).unwrap();
+    std::fs::write(seed.join("user-data"), user_data).unwrap();
+    std::fs::write(seed.join("meta-data"), format!("instance-id: sam-{}\nlocal-hostname: rehearsal\n", server["id"]))
+        .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let s = shared.display();
+    let drop_in = format!(
+        "[Service]\nEnvironment=DOCKER_HOST=unix:///sam-host/docker.sock\nEnvironment=SAM_AGENT_WORKDIR={s}/workspace\n\
+         Environment=SAM_AGENT_STATE_DIR={s}/state\nEnvironment=SAM_AGENT_LISTEN=127.0.0.1:{port}\n\
+         ExecStartPre=/bin/mkdir -p {s}/bin\nExecStartPre=/bin/cp /usr/local/bin/sam-agent {s}/bin/sam-agent\n\
+         ExecStart=\nExecStart={s}/bin/sam-agent\n"
+    );
+    std::fs::write(data.path().join("rehearsal.conf"), drop_in).unwrap();
+
+    let name = format!("sam-rehearsal-{}", std::process::id());
+    let booted = std::time::Instant::now();
+    let run = std::process::Command::new("podman")
+        .args(["run", "-d", "--name", &name, "--privileged", "--systemd=always", "--network=host"])
+        .arg("-v")
+        .arg(format!("{}:/var/lib/cloud/seed/nocloud:ro", seed.display()))
+        .arg("-v")
+        .arg(format!("{docker}:/usr/local/bin/docker:ro"))
+        .arg("-v")
+        .arg(format!("{socket}:/sam-host/docker.sock"))
+        .arg("-v")
+        .arg(format!("{s}:{s}"))
+        .arg("-v")
+        .arg(format!(
+            "{}:/etc/systemd/system/sam-agent.service.d/rehearsal.conf:ro",
+            data.path().join("rehearsal.conf").display()
+        ))
+        .args([&vm_image, "/sbin/init"])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    struct Vm(String);
+    impl Drop for Vm {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("podman").args(["rm", "-f", "-t", "2", &self.0]).output();
+        }
+    }
+    let vm = Vm(name);
+    let vm_log = |file: &str| {
+        let out = std::process::Command::new("podman").args(["exec", &vm.0, "cat", file]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+
+    let mut last = serde_json::Value::Null;
+    let waited = tokio::time::timeout(Duration::from_secs(900), async {
+        loop {
+            last = user.call(reqwest::Method::GET, &path, None).await;
+            if last["status"] == "running" || last["status"] == "error" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    })
+    .await;
+    let boot_log = vm_log("/var/log/sam-boot.log");
+    assert!(
+        waited.is_ok() && last["status"] == "running",
+        "{last}\n--- sam-boot.log\n{boot_log}\n--- cloud-init-output.log\n{}",
+        vm_log("/var/log/cloud-init-output.log")
+    );
+    let running = booted.elapsed();
+    let out = user
+        .terminal_run_via(
+            &id,
+            Some(port),
+            "test -e /run/.containerenv && echo PROMPT-$((40+2)) $(pwd)",
+            "PROMPT-42",
+            60,
+        )
+        .await;
+    assert!(out.contains("PROMPT-42 /workspaces/hello-world"), "{out}");
+    let prompt = booted.elapsed();
+
+    // The timings, from the VM's start.
+    let events = user.call(reqwest::Method::GET, &format!("{path}/events"), None).await;
+    let start = time::OffsetDateTime::now_utc() - time::Duration::try_from(prompt).unwrap();
+    println!(
+        "\ncloud-init rehearsal: seconds from the VM's start (create → server: {:.1} s)",
+        (booted - created).as_secs_f64()
+    );
+    for e in events.as_array().unwrap() {
+        let (Some(message), Some(at)) = (e["message"].as_str(), e["at"].as_str()) else { continue };
+        if e["event"] != "agent_progress" {
+            continue;
+        }
+        let at = time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).unwrap();
+        println!("  {:>6.1}  {message}", (at - start).as_seconds_f64());
+    }
+    println!("  {:>6.1}  running", running.as_secs_f64());
+    println!("  {:>6.1}  first prompt in the terminal", prompt.as_secs_f64());
+    let summary: Vec<&str> = boot_log
+        .lines()
+        .filter(|l| l.starts_with("== ") || l.starts_with("installing") || l.starts_with("nothing to install"))
+        .collect();
+    println!("--- /var/log/sam-boot.log (steps)\n{}", summary.join("\n"));
+    assert!(summary.iter().any(|l| l.starts_with("installing: nodejs")), "the boot installed Node.js: {boot_log}");
+    assert_eq!(boot_log.contains("installing npm and the CLI (slow)"), without_bundle, "{boot_log}");
+
+    user.call(reqwest::Method::DELETE, &path, None).await;
 }

@@ -123,10 +123,25 @@ pub struct DevOptions {
     /// deployment setting `SAM_DEFAULT_DEVCONTAINER_IMAGE`).
     #[arg(long, env = "SAM_DEV_DEVCONTAINER_IMAGE")]
     pub devcontainer_image: Option<String>,
+    /// Whether the servers the emulated Hetzner creates boot here as local
+    /// VMs (`local`), or boot nowhere unless something else boots them from
+    /// their user data (`none`: `scripts/rehearse-boot` boots one with the
+    /// real cloud-init in a systemd container).
+    #[arg(long, env = "SAM_DEV_VMS", value_enum, default_value_t = VmMode::Local)]
+    pub vms: VmMode,
     /// The sam-agent binary to hand out (default: beside this binary, built
     /// with cargo when missing).
     #[arg(long, env = "SAM_DEV_AGENT")]
     pub agent: Option<PathBuf>,
+}
+
+/// Who boots the servers of the emulated Hetzner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum VmMode {
+    /// Dev mode, as local VMs.
+    Local,
+    /// Nobody here: an outside runner boots them from their user data.
+    None,
 }
 
 fn write_secret(dir: &Path, name: &str, value: &str) -> anyhow::Result<PathBuf> {
@@ -387,6 +402,9 @@ pub async fn run(options: DevOptions, mut sockets: crate::listeners::Sockets) ->
         tokio::runtime::Handle::current(),
     ));
     match (&in_process, &options.emulators) {
+        _ if options.vms == VmMode::None => {
+            tracing::info!("--vms none: servers boot only where something else boots them");
+        }
         (Some(emulators), _) => emulators.hetzner.set_hook(vms.clone()),
         (None, Some(control)) => {
             tokio::spawn(world::watch_servers(control.clone(), vms.clone()));
