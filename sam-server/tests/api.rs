@@ -728,6 +728,34 @@ async fn agent_download_serves_the_binary_with_its_checksum(backend: Backend) {
     assert_eq!(bytes.as_ref(), binary.as_slice());
     assert_eq!(sha, sam_core::secret::sha256_hex(&binary));
 
+    // Streamed from disk, at most 16 at once: slow readers (bodies not
+    // read) hold their slot; the next one is told to retry.
+    let big = vec![7u8; 8 * 1024 * 1024];
+    std::fs::write(sam_server::api::agent_path(&s.agent_dir, "amd64"), &big).unwrap();
+    let mut held = Vec::new();
+    for _ in 0..16 {
+        let response = s.client.get(s.url("/api/agent/download?arch=amd64")).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        held.push(response);
+    }
+    let busy = s.client.get(s.url("/api/agent/download?arch=amd64")).send().await.unwrap();
+    assert_eq!(busy.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(busy.headers()["retry-after"], "2");
+    drop(held);
+    // A replaced binary is hashed again.
+    let mut freed = None;
+    for _ in 0..50 {
+        let response = s.client.get(s.url("/api/agent/download?arch=amd64")).send().await.unwrap();
+        if response.status() == StatusCode::OK {
+            freed = Some(response);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let freed = freed.expect("slots freed once the readers left");
+    assert_eq!(freed.headers()["x-agent-sha256"].to_str().unwrap(), sam_core::secret::sha256_hex(&big));
+    assert_eq!(freed.bytes().await.unwrap().len(), big.len());
+
     // The devcontainer CLI bundle: a 404 that says so (VMs then use npm),
     // or the pinned package with its checksum.
     let (status, body) = s.send(reqwest::Method::GET, "/api/agent/devcontainer-cli", None, None).await;

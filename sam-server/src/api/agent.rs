@@ -13,7 +13,6 @@ use sam_core::accounts::AccountsErrorKind;
 use sam_core::domain::{UserId, WorkspaceId};
 use sam_core::engine::{AgentReport, BootstrapGrant, EngineErrorKind};
 use sam_core::ports::Audience;
-use sam_core::secret::sha256_hex;
 use sam_core::wire::{BootProgress, BootstrapRequest, HeartbeatAction, HeartbeatAnswer, HeartbeatReport};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -314,24 +313,92 @@ pub async fn download(
     }
     let path = agent_path(&state.http.agent_dir, &arch);
     let missing = format!("this server has no agent binary for {arch}");
-    let (bytes, sha) = read_served(&path, "agent_not_found", missing).await?;
     let mut headers = HeaderMap::new();
     headers.insert("x-agent-version", HeaderValue::from_static(env!("CARGO_PKG_VERSION")));
-    if let Ok(v) = HeaderValue::from_str(&sha) {
-        headers.insert("x-agent-sha256", v);
-    }
-    Ok(served(headers, bytes))
+    serve_file(path, "agent_not_found", missing, headers, "x-agent-sha256").await
 }
 
-/// A file this server hands to VMs, and its SHA-256 (hex): a missing file
-/// is a 404 with `code` and `missing`.
-async fn read_served(
-    path: &std::path::Path,
+/// Downloads served at once (agent binaries, the devcontainer CLI): each
+/// holds an open file and a connection; more wait for a moment's 503.
+const MAX_DOWNLOADS: usize = 16;
+
+fn downloads() -> &'static tokio::sync::Semaphore {
+    static DOWNLOADS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    DOWNLOADS.get_or_init(|| tokio::sync::Semaphore::new(MAX_DOWNLOADS))
+}
+
+/// Served files' SHA-256 (hex) by path, with the length and modification
+/// time they were hashed at.
+type Hashes = std::sync::Mutex<std::collections::HashMap<PathBuf, (u64, std::time::SystemTime, String)>>;
+
+/// SHA-256 (hex) of the files served, valid while the file has the length
+/// and modification time it was hashed at: a file is hashed once, not per
+/// download.
+fn hashes() -> &'static Hashes {
+    static HASHES: std::sync::OnceLock<Hashes> = std::sync::OnceLock::new();
+    HASHES.get_or_init(Default::default)
+}
+
+/// Opens `path` and learns its SHA-256 (cached; computed from the opened
+/// file itself, so the hash is of the bytes sent even while an upgrade
+/// replaces the file). Blocking.
+fn open_served(path: &std::path::Path) -> std::io::Result<(std::fs::File, u64, String)> {
+    use sha2::Digest as _;
+    use std::io::{Read as _, Seek as _};
+    let mut file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
+    let (len, modified) = (meta.len(), meta.modified()?);
+    let cached = hashes()
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(path)
+        .filter(|(l, m, _)| *l == len && *m == modified)
+        .cloned();
+    if let Some((_, _, sha)) = cached {
+        return Ok((file, len, sha));
+    }
+    let mut hasher = sha2::Sha256::new();
+    let mut chunk = vec![0u8; 256 * 1024];
+    loop {
+        let n = file.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&chunk[..n]);
+    }
+    file.rewind()?;
+    let sha: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    hashes()
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(path.to_owned(), (len, modified, sha.clone()));
+    Ok((file, len, sha))
+}
+
+/// A file this server hands to VMs, streamed from disk, with its SHA-256
+/// (hex) in `sha_header`: a missing file is a 404 with `code` and
+/// `missing`; more than [`MAX_DOWNLOADS`] at once, a 503 to retry.
+async fn serve_file(
+    path: PathBuf,
     code: &'static str,
     missing: String,
-) -> Result<(Vec<u8>, String), ApiError> {
-    let bytes = match tokio::fs::read(path).await {
-        Ok(bytes) => bytes,
+    mut headers: HeaderMap,
+    sha_header: &'static str,
+) -> Result<Response, ApiError> {
+    let Ok(permit) = downloads().try_acquire() else {
+        let mut busy =
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", "too many downloads; retry shortly").into_response();
+        busy.headers_mut().insert(axum::http::header::RETRY_AFTER, HeaderValue::from_static("2"));
+        return Ok(busy);
+    };
+    let opened = tokio::task::spawn_blocking({
+        let path = path.clone();
+        move || open_served(&path)
+    })
+    .await
+    .map_err(|_| ApiError::internal())?;
+    let (file, len, sha) = match opened {
+        Ok(opened) => opened,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(ApiError::new(StatusCode::NOT_FOUND, code, missing));
         }
@@ -340,18 +407,18 @@ async fn read_served(
             return Err(ApiError::internal());
         }
     };
-    tokio::task::spawn_blocking(move || {
-        let sha = sha256_hex(&bytes);
-        (bytes, sha)
-    })
-    .await
-    .map_err(|_| ApiError::internal())
-}
-
-fn served(mut headers: HeaderMap, bytes: Vec<u8>) -> Response {
+    if let Ok(v) = HeaderValue::from_str(&sha) {
+        headers.insert(sha_header, v);
+    }
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
-    headers.insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
-    (StatusCode::OK, headers, Body::from(bytes)).into_response()
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
+    // The permit is held until the body is sent (or the client leaves).
+    let stream = tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file));
+    let stream = futures_util::StreamExt::map(stream, move |chunk| {
+        let _held = &permit;
+        chunk
+    });
+    Ok((StatusCode::OK, headers, Body::from_stream(stream)).into_response())
 }
 
 /// The file name of the devcontainer CLI bundle in the agent directory:
@@ -381,12 +448,8 @@ pub fn devcontainer_cli_file() -> String {
 pub async fn devcontainer_cli(State(state): State<AppState>) -> Result<Response, ApiError> {
     let path = state.http.agent_dir.join(devcontainer_cli_file());
     let missing = "this server has no devcontainer CLI bundle".to_owned();
-    let (bytes, sha) = read_served(&path, "devcontainer_cli_not_found", missing).await?;
     let mut headers = HeaderMap::new();
     headers
         .insert("x-devcontainer-cli-version", HeaderValue::from_static(sam_core::cloud_init::DEVCONTAINER_CLI_VERSION));
-    if let Ok(v) = HeaderValue::from_str(&sha) {
-        headers.insert("x-sha256", v);
-    }
-    Ok(served(headers, bytes))
+    serve_file(path, "devcontainer_cli_not_found", missing, headers, "x-sha256").await
 }

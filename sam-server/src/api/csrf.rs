@@ -26,7 +26,7 @@ pub async fn same_origin(State(state): State<AppState>, request: Request, next: 
     if allowed {
         next.run(request).await
     } else {
-        tracing::warn!(path = %request.uri().path(), "cross-origin state-changing request refused");
+        tracing::warn!(path = %super::loggable_path(request.uri().path()), "cross-origin state-changing request refused");
         ApiError::new(StatusCode::FORBIDDEN, "forbidden_origin", "cross-origin requests are not allowed")
             .into_response()
     }

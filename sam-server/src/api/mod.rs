@@ -38,6 +38,19 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// address and minute: a VM sends about ten.
 const VM_REPORTS_PER_MINUTE: u32 = 120;
 
+/// `path` as logs may show it: a bootstrap token in the path
+/// (`/api/bootstrap/{token}`, `…/{token}/progress`) is replaced by `***`,
+/// since it is redeemable while the request is logged.
+pub fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    match path.strip_prefix("/api/bootstrap/") {
+        Some(rest) => {
+            let after = rest.find('/').map_or("", |i| &rest[i..]);
+            format!("/api/bootstrap/***{after}").into()
+        }
+        None => path.into(),
+    }
+}
+
 /// The whole API with its middleware. Serve it with
 /// `into_make_service_with_connect_info::<SocketAddr>()` so rate limits are per
 /// client address.
@@ -132,11 +145,28 @@ pub fn router(state: AppState) -> Router {
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request<_>| {
                     let request_id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
-                    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %request_id)
+                    let path = loggable_path(request.uri().path());
+                    tracing::info_span!("request", method = %request.method(), path = %path, request_id = %request_id)
                 })
                 .on_response(|response: &axum::http::Response<_>, latency: Duration, _span: &tracing::Span| {
-                    tracing::info!(status = response.status().as_u16(), latency_ms = latency.as_millis() as u64, "response");
+                    tracing::info!(
+                        status = response.status().as_u16(),
+                        latency_ms = latency.as_millis() as u64,
+                        "response"
+                    );
                 }),
         )
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loggable_path;
+
+    #[test]
+    fn bootstrap_tokens_never_reach_a_logged_path() {
+        assert_eq!(loggable_path("/api/bootstrap/AbC-123_x"), "/api/bootstrap/***");
+        assert_eq!(loggable_path("/api/bootstrap/AbC-123_x/progress"), "/api/bootstrap/***/progress");
+        assert_eq!(loggable_path("/api/workspaces/1/events"), "/api/workspaces/1/events");
+    }
 }

@@ -88,7 +88,7 @@ pub async fn limit(State(limits): State<Limits>, request: Request, next: Next) -
     match limiter.check(key, Instant::now()) {
         Ok(()) => next.run(request).await,
         Err(wait) => {
-            tracing::warn!(path = %request.uri().path(), client = ?key, "rate limited");
+            tracing::warn!(path = %super::loggable_path(request.uri().path()), client = ?key, "rate limited");
             let mut response =
                 ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests; slow down")
                     .into_response();
