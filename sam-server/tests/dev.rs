@@ -1055,3 +1055,171 @@ async fn rehearse_a_vm_boot_with_real_cloud_init() {
 
     user.call(reqwest::Method::DELETE, &path, None).await;
 }
+
+/// Issue 21: no secret issued during a whole user journey — sign-in,
+/// a Hetzner credential, a workspace booted and its terminal used, a
+/// webhook, stop, restart, delete, a backup — appears in any log line of
+/// the control plane, the emulators or the agents, logging at `debug`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_of_a_whole_journey_reaches_a_log() {
+    let data = tempfile::tempdir().unwrap();
+    let log = data.path().join("dev.log");
+    let (child, base) = dev::start_dev_filtered(
+        dev::process::HandedSockets::bind(2),
+        data.path(),
+        &["--heartbeat-seconds", "1"],
+        Some(&log),
+        "debug,hyper=info,h2=info,rustls=info,sqlx=info",
+    )
+    .await;
+    let mut child = child;
+    // The logs go to stdout (the banner too, which shows the test tokens
+    // on purpose and is not a log: only what follows it is kept).
+    let logged = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let (control, reader) = {
+        use tokio::io::AsyncBufReadExt as _;
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut control = None;
+        while control.is_none() {
+            let line = lines.next_line().await.unwrap().expect("dev mode prints its addresses");
+            control =
+                line.trim().strip_prefix("Emulator control").map(|u| u.trim().split(' ').next().unwrap().to_owned());
+        }
+        let logged = logged.clone();
+        let reader = tokio::spawn(async move {
+            let mut banner = true;
+            while let Ok(Some(line)) = lines.next_line().await {
+                banner = banner && !line.contains("Ctrl-C stops the server");
+                if !banner || line.contains("INFO") || line.contains("DEBUG") || line.contains("WARN") {
+                    let mut all = logged.lock().unwrap();
+                    all.push_str(&line);
+                    all.push('\n');
+                }
+            }
+        });
+        (control.unwrap(), reader)
+    };
+    let mut secrets: Vec<(String, String)> = Vec::new();
+    let user = DevUser::sign_in(&base).await;
+    secrets.push(("session".into(), user.cookie.split_once('=').unwrap().1.to_owned()));
+    let hetzner = sam_providers::emulators::HETZNER_TOKEN;
+    secrets.push(("Hetzner token".into(), hetzner.to_owned()));
+    user.call(
+        reqwest::Method::POST,
+        "/api/credentials",
+        Some(serde_json::json!({"provider": "hetzner", "token": hetzner})),
+    )
+    .await;
+    let ws = user
+        .call(
+            reqwest::Method::POST,
+            "/api/workspaces",
+            Some(serde_json::json!({"name": "secretive", "repository": "octo-org/hello-world", "branch": "main",
+                "vmSize": "small", "vmLocation": "fsn1"})),
+        )
+        .await;
+    let id = ws["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/workspaces/{id}");
+    eventually(90, "running", async || user.call(reqwest::Method::GET, &path, None).await["status"] == "running").await;
+    let servers: serde_json::Value =
+        reqwest::get(format!("{control}/hetzner/servers")).await.unwrap().json().await.unwrap();
+    let user_data = servers[0]["user_data"].as_str().unwrap();
+    let bootstrap = user_data.lines().find_map(|l| l.trim().strip_prefix("SAM_AGENT_BOOTSTRAP_TOKEN=")).unwrap();
+    secrets.push(("bootstrap token".into(), bootstrap.to_owned()));
+    let vm = std::fs::read_dir(data.path().join("vms")).unwrap().next().unwrap().unwrap().path();
+    let grant = std::fs::read_to_string(vm.join("state/grant.json")).unwrap();
+    for key in ["callback_token", "callbackToken", "clone_token", "cloneToken", "tls_key"] {
+        let needle = format!("\"{key}\":\"");
+        if let Some(start) = grant.find(&needle) {
+            let value = &grant[start + needle.len()..];
+            secrets.push((key.into(), value[..value.find('"').unwrap()].to_owned()));
+        }
+    }
+    assert!(secrets.iter().any(|(k, _)| k.starts_with("callback")), "the grant's callback credential: {grant}");
+    let access =
+        user.call(reqwest::Method::POST, "/api/terminal/token", Some(serde_json::json!({"workspaceId": id}))).await;
+    let url = reqwest::Url::parse(access["url"].as_str().unwrap()).unwrap();
+    let terminal = url.query_pairs().find(|(k, _)| k == "token").unwrap().1.into_owned();
+    secrets.push(("terminal token".into(), terminal));
+    user.terminal_echo(&id, "journey").await;
+
+    // A webhook, signed as GitHub signs it.
+    let github =
+        sam_providers::emulators::GithubEmulator::start(sam_providers::emulators::GithubEmulatorConfig::default())
+            .await
+            .unwrap();
+    let delivery = github
+        .send_webhook(
+            &format!("{base}/api/github/webhook"),
+            "installation",
+            &serde_json::json!({"action": "new_permissions_accepted", "installation": {"id": 1, "account": {"login": "octo-org"}}}),
+        )
+        .await
+        .unwrap();
+    assert!(delivery.status < 500, "{delivery:?}");
+    secrets.push(("webhook secret".into(), sam_providers::emulators::GITHUB_WEBHOOK_SECRET.into()));
+
+    for action in ["stop", "restart"] {
+        user.call(reqwest::Method::POST, &format!("{path}/{action}"), None).await;
+        let wanted = if action == "stop" { "stopped" } else { "running" };
+        eventually(90, wanted, async || user.call(reqwest::Method::GET, &path, None).await["status"] == wanted).await;
+    }
+    user.call(reqwest::Method::DELETE, &path, None).await;
+    eventually(60, "deleted", async || {
+        let list = user.call(reqwest::Method::GET, "/api/workspaces", None).await;
+        list.as_array().unwrap().is_empty()
+    })
+    .await;
+    let keys = sam_providers::keys::KeyFiles::in_dir(&data.path().join("keys"));
+    let backup = std::process::Command::new(env!("CARGO_BIN_EXE_sam-server"))
+        .arg("backup")
+        .arg("--out")
+        .arg(data.path().join("backup"))
+        .env("SAM_DATABASE_URL", format!("sqlite://{}", data.path().join("sam.db").display()))
+        .env("SAM_JWT_PRIVATE_KEY_FILE", &keys.jwt_signing_key)
+        .env("SAM_ENCRYPTION_KEY_FILE", &keys.credentials_key)
+        .env("RUST_LOG", "debug")
+        .output()
+        .unwrap();
+    let backup_log = format!("{}{}", String::from_utf8_lossy(&backup.stdout), String::from_utf8_lossy(&backup.stderr));
+    assert!(backup.status.success(), "{backup_log}");
+
+    // The keys dev mode generated, and the secrets GitHub issued (their
+    // prefixes: installation, user and refresh tokens).
+    for file in [&keys.jwt_signing_key, &keys.credentials_key] {
+        let text = std::fs::read_to_string(file).unwrap();
+        // A line of the key's body (PEM lines, or the whole key).
+        let body = text.lines().find(|l| !l.starts_with("-----") && l.len() >= 16).unwrap();
+        secrets.push((file.display().to_string(), body.to_owned()));
+    }
+    let _ = child.kill().await;
+    let _ = tokio::time::timeout(Duration::from_secs(10), reader).await;
+    let stdout = logged.lock().unwrap().clone();
+    let mut logs = vec![
+        ("dev mode's log".to_owned(), stdout),
+        ("dev mode's stderr".to_owned(), std::fs::read_to_string(&log).unwrap()),
+        ("backup".to_owned(), backup_log),
+    ];
+    for vm in std::fs::read_dir(data.path().join("vms")).unwrap() {
+        let agent_log = vm.unwrap().path().join("agent.log");
+        if let Ok(text) = std::fs::read_to_string(&agent_log) {
+            logs.push((agent_log.display().to_string(), text));
+        }
+    }
+    assert!(logs[0].1.lines().count() > 100, "debug logging on: {}", logs[0].1.lines().count());
+    let mut found = Vec::new();
+    for (name, text) in &logs {
+        for (what, secret) in &secrets {
+            if secret.len() >= 8 && text.contains(secret.as_str()) {
+                let line = text.lines().find(|l| l.contains(secret.as_str())).unwrap_or_default();
+                found.push(format!("{what} in {name}: {line}"));
+            }
+        }
+        for prefix in ["ghs_", "ghu_", "ghr_"] {
+            if let Some(line) = text.lines().find(|l| l.contains(prefix)) {
+                found.push(format!("a GitHub token ({prefix}…) in {name}: {line}"));
+            }
+        }
+    }
+    assert!(found.is_empty(), "secrets in logs:\n{}", found.join("\n"));
+}

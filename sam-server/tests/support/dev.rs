@@ -55,6 +55,18 @@ pub async fn start_dev_on(
     extra: &[&str],
     log: Option<&std::path::Path>,
 ) -> (tokio::process::Child, String) {
+    start_dev_filtered(sockets, data, extra, log, "info").await
+}
+
+/// Like [`start_dev_on`], logging at `filter` (`RUST_LOG`, which the
+/// VMs' agents inherit) into `log`.
+pub async fn start_dev_filtered(
+    sockets: process::HandedSockets,
+    data: &std::path::Path,
+    extra: &[&str],
+    log: Option<&std::path::Path>,
+    filter: &str,
+) -> (tokio::process::Child, String) {
     let server_bin = PathBuf::from(env!("CARGO_BIN_EXE_sam-server"));
     let agent_bin = server_bin.with_file_name("sam-agent");
     assert!(agent_bin.exists(), "build the agent first (cargo build -p sam-agent): {}", agent_bin.display());
@@ -69,7 +81,7 @@ pub async fn start_dev_on(
         .arg("--agent")
         .arg(&agent_bin)
         .args(extra)
-        .env("RUST_LOG", if log.is_some() { "info" } else { "warn" })
+        .env("RUST_LOG", if log.is_some() { filter } else { "warn" })
         // Host shells unless a test asks for devcontainers (`--containers on`
         // wins over this).
         .env("SAM_DEV_CONTAINERS", "off")
