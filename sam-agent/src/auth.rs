@@ -29,6 +29,9 @@ pub enum AuthError {
     /// Valid token for a different workspace.
     #[error("token is for another workspace")]
     WrongWorkspace,
+    /// The token was redeemed before: terminal tokens work once.
+    #[error("token already used")]
+    Replayed,
     /// Empty or oversized token.
     #[error("missing or oversized token")]
     BadRequest,
@@ -70,13 +73,27 @@ pub struct Authenticator {
     /// from the workspace's own page.
     session_cookie: Cookie,
     sessions: Mutex<HashMap<[u8; 32], BrowserSession>>,
+    /// The ids (`jti`) of the terminal tokens redeemed, until they expire:
+    /// a token opens one session (a leaked URL cannot open another).
+    redeemed: Mutex<HashMap<String, time::OffsetDateTime>>,
 }
+
+/// Token ids remembered at most (tokens live a minute: far more than a
+/// minute's worth of legitimate terminals).
+const MAX_REDEEMED: usize = 4096;
 
 impl Authenticator {
     /// An authenticator for `workspace`.
     pub fn new(verifier: Arc<dyn TokenVerifier>, workspace: WorkspaceId, cookie: CookieConfig) -> Self {
         let session_cookie = Cookie::new("sam_session", cookie.secure, SameSite::Strict);
-        Self { verifier, workspace, cookie, session_cookie, sessions: Mutex::new(HashMap::new()) }
+        Self {
+            verifier,
+            workspace,
+            cookie,
+            session_cookie,
+            sessions: Mutex::new(HashMap::new()),
+            redeemed: Mutex::new(HashMap::new()),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<[u8; 32], BrowserSession>> {
@@ -101,6 +118,20 @@ impl Authenticator {
             .map_err(|e| AuthError::Token(e.kind))?;
         if verified.workspace != self.workspace {
             return Err(AuthError::WrongWorkspace);
+        }
+        {
+            let mut redeemed = self.redeemed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            redeemed.retain(|_, expires| *expires > now);
+            if redeemed.contains_key(&verified.id) {
+                tracing::warn!(workspace = %self.workspace, "a terminal token was presented again");
+                return Err(AuthError::Replayed);
+            }
+            if redeemed.len() >= MAX_REDEEMED {
+                // Refusing is safe (the user asks for a new token); forgetting
+                // ids would let a token work twice.
+                return Err(AuthError::Internal);
+            }
+            redeemed.insert(verified.id.clone(), verified.expires_at);
         }
         let mut raw = [0u8; 32];
         getrandom::fill(&mut raw).map_err(|_| AuthError::Internal)?;

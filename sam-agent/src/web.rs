@@ -186,37 +186,48 @@ const CALLBACK_PAGE: &str = "<!doctype html><html lang=\"en\"><head><meta charse
 <meta http-equiv=\"refresh\" content=\"0; url=/\"><title>Opening the terminal</title></head>\
 <body><p>Opening the terminal… <a href=\"/\">continue</a></p></body></html>";
 
+/// A page that moves on by itself rather than a redirect: the callback is
+/// reached from the dashboard's site, and a browser does not send a
+/// SameSite=Strict cookie on a redirect chain that started cross-site. The
+/// refresh starts from this origin, so it carries the (new) cookie.
+fn callback_page(set_cookie: Option<&str>) -> Response {
+    let mut response = Response::new(Body::from(CALLBACK_PAGE));
+    *response.status_mut() = StatusCode::OK;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    if let Some(cookie) = set_cookie.and_then(|c| HeaderValue::from_str(c).ok()) {
+        headers.insert(SET_COOKIE, cookie);
+    }
+    response
+}
+
 #[derive(Deserialize)]
 struct CallbackQuery {
     token: Option<String>,
 }
 
-async fn auth_callback(State(agent): State<Arc<Agent>>, Query(q): Query<CallbackQuery>) -> Response {
+async fn auth_callback(
+    State(agent): State<Arc<Agent>>,
+    headers: HeaderMap,
+    Query(q): Query<CallbackQuery>,
+) -> Response {
     let token = q.token.unwrap_or_default();
-    match agent.auth.redeem(&token).await {
-        Ok(value) => {
-            // A page that moves on by itself rather than a redirect: the
-            // callback is reached from the dashboard's site, and a browser
-            // does not send a SameSite=Strict cookie on a redirect chain that
-            // started cross-site. The refresh starts from this origin, so it
-            // carries the new cookie.
-            let mut response = Response::new(Body::from(CALLBACK_PAGE));
-            *response.status_mut() = StatusCode::OK;
-            let headers = response.headers_mut();
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-            headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-            if let Ok(cookie) = HeaderValue::from_str(&agent.auth.set_cookie(&value)) {
-                headers.insert(SET_COOKIE, cookie);
-            }
-            response
-        }
+    let redeemed = agent.auth.redeem(&token).await;
+    // The callback page reloaded (its token spent) by a browser that has
+    // the session it opened: on to the terminal, no new session.
+    if redeemed == Err(AuthError::Replayed) && agent.auth.check(&headers).is_some() {
+        return callback_page(None);
+    }
+    match redeemed {
+        Ok(value) => callback_page(Some(&agent.auth.set_cookie(&value))),
         Err(error) => {
             tracing::warn!(workspace = %agent.workspace(), %error, "terminal token refused");
             let status = match error {
                 AuthError::BadRequest => StatusCode::BAD_REQUEST,
                 AuthError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-                AuthError::Token(_) | AuthError::WrongWorkspace => StatusCode::UNAUTHORIZED,
+                AuthError::Token(_) | AuthError::WrongWorkspace | AuthError::Replayed => StatusCode::UNAUTHORIZED,
             };
             page(status, "unauthorized.html")
         }

@@ -114,8 +114,22 @@ async fn bad_tokens_are_rejected() {
     let cb = sam_core::ports::TokenRequest { audience: sam_core::ports::Audience::WorkspaceCallback, ..req };
     let cb = sam_core::ports::TokenIssuer::issue(&t.authority, cb, time::OffsetDateTime::now_utc()).unwrap();
     assert_eq!(t.login(cb.token.expose()).await, Err(401));
-    // The good one still works.
-    assert!(t.login(&good).await.is_ok());
+    // The good one still works, once: a replayed token (a leaked URL)
+    // opens no second session.
+    let cookie = t.login(&good).await.unwrap();
+    assert_eq!(t.login(&good).await, Err(401), "terminal tokens work once");
+    // Reloading the callback page with the session it opened moves on to
+    // the terminal, opening no second session.
+    let reload = reqwest::Client::new()
+        .get(format!("http://{}/auth/callback?token={good}", t.addr))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reload.status(), 200);
+    assert!(reload.headers().get("set-cookie").is_none());
+    let fresh = t.token(t.workspace, Duration::from_secs(60));
+    assert!(t.login(&fresh).await.is_ok(), "a new token works");
 }
 
 async fn assert_violation_closes(t: &TestAgent, send: Message, expected: u16) {
