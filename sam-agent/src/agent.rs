@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use sam_core::domain::WorkspaceId;
+use sam_core::domain::{UserId, WorkspaceId};
 use sam_core::ports::TokenVerifier;
 use tokio::sync::{broadcast, watch};
 
@@ -21,6 +21,9 @@ pub const DEFAULT_MAX_FRAME_IN: usize = 64 * 1024;
 pub struct AgentConfig {
     /// The workspace this agent serves; terminal tokens must name it.
     pub workspace: WorkspaceId,
+    /// Its owner, when known (from the bootstrap grant): terminal tokens
+    /// must be theirs.
+    pub owner: Option<UserId>,
     /// Origins allowed on the WebSocket (empty: same origin as `Host`).
     pub allowed_origins: Vec<String>,
     /// Largest inbound WebSocket frame/message.
@@ -41,6 +44,7 @@ impl AgentConfig {
     pub fn new(workspace: WorkspaceId) -> Self {
         Self {
             workspace,
+            owner: None,
             allowed_origins: Vec::new(),
             max_frame_in: DEFAULT_MAX_FRAME_IN,
             cookie: CookieConfig::default(),
@@ -85,7 +89,7 @@ impl Agent {
         let activity = Arc::new(Activity::new());
         let ready = shell.is_some();
         let sessions = Arc::new(SessionManager::new(shell, config.sessions.clone(), Arc::clone(&activity)));
-        let auth = Authenticator::new(verifier, config.workspace, config.cookie.clone());
+        let auth = Authenticator::new(verifier, config.workspace, config.cookie.clone()).owned_by(config.owner);
         let (notices, _) = broadcast::channel(16);
         let (shutdown, _) = watch::channel(None);
         Arc::new(Self {

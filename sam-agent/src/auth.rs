@@ -29,6 +29,9 @@ pub enum AuthError {
     /// Valid token for a different workspace.
     #[error("token is for another workspace")]
     WrongWorkspace,
+    /// Valid token of a user who does not own the workspace.
+    #[error("token is of another user")]
+    NotOwner,
     /// The token was redeemed before: terminal tokens work once.
     #[error("token already used")]
     Replayed,
@@ -76,6 +79,7 @@ pub struct Authenticator {
     /// The ids (`jti`) of the terminal tokens redeemed, until they expire:
     /// a token opens one session (a leaked URL cannot open another).
     redeemed: Mutex<HashMap<String, time::OffsetDateTime>>,
+    owner: Option<UserId>,
 }
 
 /// Token ids remembered at most (tokens live a minute: far more than a
@@ -93,7 +97,16 @@ impl Authenticator {
             session_cookie,
             sessions: Mutex::new(HashMap::new()),
             redeemed: Mutex::new(HashMap::new()),
+            owner: None,
         }
+    }
+
+    /// Accepts only tokens of `owner` (when known): the control plane
+    /// issues them only to the owner, and the agent checks it again.
+    #[must_use]
+    pub fn owned_by(mut self, owner: Option<UserId>) -> Self {
+        self.owner = owner;
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<[u8; 32], BrowserSession>> {
@@ -118,6 +131,10 @@ impl Authenticator {
             .map_err(|e| AuthError::Token(e.kind))?;
         if verified.workspace != self.workspace {
             return Err(AuthError::WrongWorkspace);
+        }
+        if self.owner.is_some_and(|owner| owner != verified.subject) {
+            tracing::warn!(workspace = %self.workspace, user = %verified.subject, "a terminal token of another user");
+            return Err(AuthError::NotOwner);
         }
         {
             let mut redeemed = self.redeemed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

@@ -21,7 +21,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use sam_core::domain::WorkspaceId;
+use sam_core::domain::{UserId, WorkspaceId};
 use sam_core::secret::SecretString;
 use serde::Deserialize;
 
@@ -73,6 +73,9 @@ impl BootstrapError {
 pub struct BootstrapGrant {
     /// The workspace.
     pub workspace_id: WorkspaceId,
+    /// Its owner: the only user whose terminal tokens the agent accepts
+    /// (absent from a grant saved by an older agent).
+    pub owner: Option<UserId>,
     /// `owner/name`.
     pub repository: String,
     /// Branch.
@@ -97,6 +100,8 @@ pub struct BootstrapGrant {
 #[serde(rename_all = "camelCase")]
 struct GrantWire {
     workspace_id: WorkspaceId,
+    #[serde(default)]
+    owner: Option<UserId>,
     repository: String,
     branch: String,
     clone_token: String,
@@ -536,6 +541,7 @@ impl ControlPlaneApi for HttpControlPlane {
         let clone_url = wire.clone_url.unwrap_or_else(|| format!("https://github.com/{}.git", wire.repository));
         Ok(BootstrapGrant {
             workspace_id: wire.workspace_id,
+            owner: wire.owner,
             repository: wire.repository,
             branch: wire.branch,
             clone_token: SecretString::new(wire.clone_token),
@@ -869,6 +875,7 @@ mod tests {
             }
             Ok(BootstrapGrant {
                 workspace_id: WorkspaceId::new(),
+                owner: Some(UserId::new()),
                 repository: "octo/hello".into(),
                 branch: "main".into(),
                 clone_token: SecretString::new("ghs_secret"),

@@ -95,7 +95,10 @@ async fn main() -> anyhow::Result<()> {
         ),
     };
 
-    let agent = Agent::new(config.agent_config(workspace), verifier, config.static_shell());
+    let mut agent_config = config.agent_config(workspace);
+    // Terminal tokens must be the owner's (the control plane checks it too).
+    agent_config.owner = pending.as_ref().and_then(|(_, grant, _)| grant.owner);
+    let agent = Agent::new(agent_config, verifier, config.static_shell());
     anyhow::ensure!(
         agent.is_ready() || pending.is_some(),
         "no shell: pass --host-shell, --container or a bootstrap token"

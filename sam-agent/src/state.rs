@@ -16,7 +16,7 @@ use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
-use sam_core::domain::WorkspaceId;
+use sam_core::domain::{UserId, WorkspaceId};
 use sam_core::secret::{SecretString, sha256_hex};
 use serde::{Deserialize, Serialize};
 
@@ -49,6 +49,8 @@ pub struct SavedGrant {
 #[serde(rename_all = "camelCase")]
 struct Wire {
     workspace_id: WorkspaceId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    owner: Option<UserId>,
     repository: String,
     branch: String,
     clone_url: String,
@@ -110,6 +112,7 @@ impl AgentState {
         }
         let grant = BootstrapGrant {
             workspace_id: wire.workspace_id,
+            owner: wire.owner,
             repository: wire.repository,
             branch: wire.branch,
             clone_token: SecretString::new(wire.clone_token.unwrap_or_default()),
@@ -127,6 +130,7 @@ impl AgentState {
     pub async fn save(&self, saved: &SavedGrant) -> Result<(), StateError> {
         let wire = Wire {
             workspace_id: saved.grant.workspace_id,
+            owner: saved.grant.owner,
             repository: saved.grant.repository.clone(),
             branch: saved.grant.branch.clone(),
             clone_url: saved.grant.clone_url.clone(),
@@ -178,6 +182,7 @@ mod tests {
     fn grant() -> BootstrapGrant {
         BootstrapGrant {
             workspace_id: WorkspaceId::new(),
+            owner: Some(UserId::new()),
             repository: "octo-org/hello-world".into(),
             branch: "main".into(),
             clone_token: SecretString::new("ghs_clone"),

@@ -227,7 +227,9 @@ async fn auth_callback(
             let status = match error {
                 AuthError::BadRequest => StatusCode::BAD_REQUEST,
                 AuthError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-                AuthError::Token(_) | AuthError::WrongWorkspace | AuthError::Replayed => StatusCode::UNAUTHORIZED,
+                AuthError::Token(_) | AuthError::WrongWorkspace | AuthError::NotOwner | AuthError::Replayed => {
+                    StatusCode::UNAUTHORIZED
+                }
             };
             page(status, "unauthorized.html")
         }

@@ -37,9 +37,11 @@ async fn redeem_clone_and_report() {
     git(&["-c", "user.email=a@b", "-c", "user.name=t", "commit", "-qm", "init"], &origin);
 
     let workspace = WorkspaceId::new();
+    let owner = sam_core::domain::UserId::new();
     let state = Arc::new(Mutex::new(Cp::default()));
     let grant = serde_json::json!({
         "workspaceId": workspace.to_string(),
+        "owner": owner.to_string(),
         "repository": "octo/hello",
         "branch": "dev",
         "cloneToken": "ghs_clone_secret",
@@ -91,6 +93,8 @@ async fn redeem_clone_and_report() {
     let token = SecretString::new("boot123");
     let out = bootstrap::run(&cp, &GitCloner, &DevcontainerCli::default(), &token, &options).await.unwrap();
     assert_eq!(out.grant.workspace_id, workspace);
+    assert_eq!(out.grant.owner, Some(owner), "the owner, whose terminal tokens alone are accepted");
+    assert_eq!(saved.load(None).await.unwrap().unwrap().grant.owner, Some(owner), "kept for a restart");
     assert!(out.container.is_none());
     let checkout = dir.path().join("work/hello");
     assert_eq!(out.shell.cwd.as_deref(), checkout.to_str());

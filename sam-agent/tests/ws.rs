@@ -302,3 +302,35 @@ async fn a_new_tab_gets_the_spare_its_predecessor_prepared() {
         assert_eq!(close_code(ws, T).await, Some(1000));
     }
 }
+
+/// An agent that knows its workspace's owner (from its bootstrap grant)
+/// opens terminals only for that user's tokens, however valid another
+/// user's token for the workspace is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_owners_tokens_open_terminals() {
+    let owner = sam_core::domain::UserId::new();
+    let t = start(|_| {}).await;
+    let agent = sam_agent::Agent::new(
+        {
+            let mut config = sam_agent::AgentConfig::new(t.workspace);
+            config.cookie.secure = false;
+            config.owner = Some(owner);
+            config
+        },
+        std::sync::Arc::new(t.authority.clone()),
+        Some(test_shell()),
+    );
+    let token = |subject| {
+        let request = sam_core::ports::TokenRequest {
+            audience: sam_core::ports::Audience::WorkspaceTerminal,
+            subject,
+            workspace: t.workspace,
+            ttl: Duration::from_secs(60),
+        };
+        let issued = sam_core::ports::TokenIssuer::issue(&t.authority, request, time::OffsetDateTime::now_utc());
+        issued.unwrap().token.expose().to_owned()
+    };
+    let stranger = agent.auth.redeem(&token(sam_core::domain::UserId::new())).await;
+    assert_eq!(stranger, Err(sam_agent::auth::AuthError::NotOwner));
+    assert!(agent.auth.redeem(&token(owner)).await.is_ok());
+}
