@@ -2,6 +2,7 @@
 
 mod agent;
 mod auth;
+mod body;
 mod credentials;
 mod csrf;
 pub mod error;
@@ -33,6 +34,9 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The longest a request may take; provider calls inside a request have their
 /// own, shorter timeouts and retry budgets.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The largest webhook delivery taken (what the webhook verifier reads).
+const WEBHOOK_MAX_BODY: usize = 1024 * 1024;
 
 /// Boot reports (`POST /api/bootstrap/{token}/progress`) per client
 /// address and minute: a VM sends about ten.
@@ -121,8 +125,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/workspaces/{id}/heartbeat", post(agent::heartbeat))
         .route("/api/workspaces/{id}/boot-progress", post(agent::report))
         .route("/api/workspaces/{id}/git-credential", post(agent::git_credential));
-    // GitHub: HMAC-signed deliveries.
-    let webhooks = Router::new().route("/api/github/webhook", post(webhook::receive));
+    // GitHub: HMAC-signed deliveries, up to the webhook verifier's 1 MiB.
+    let webhooks = Router::new()
+        .route("/api/github/webhook", post(webhook::receive))
+        .layer(DefaultBodyLimit::max(WEBHOOK_MAX_BODY));
 
     let api = Router::new()
         .merge(public)
@@ -138,7 +144,9 @@ pub fn router(state: AppState) -> Router {
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, REQUEST_TIMEOUT))
         .route("/api/workspaces/stream", get(workspaces::stream))
         .layer(DefaultBodyLimit::max(max_body))
-        .with_state(state);
+        .with_state(state)
+        // Outermost: every body is read before anything answers.
+        .layer(axum::middleware::from_fn_with_state(max_body.max(WEBHOOK_MAX_BODY), body::read_first));
 
     api.layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(
