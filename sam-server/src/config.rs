@@ -170,6 +170,12 @@ pub struct ServeConfig {
     /// rate-limit by that address instead of the balancer's.
     #[arg(long, env = "SAM_TRUST_FORWARDED_FOR")]
     pub trust_forwarded_for: bool,
+    /// Behind a proxy that names the client in a header of its own —
+    /// Cloudflare's `CF-Connecting-IP` when the API's host is proxied —
+    /// rate-limit by that header. Set it only behind such a proxy (and with
+    /// the origin reachable only through it): a client can send any header.
+    #[arg(long, env = "SAM_CLIENT_IP_HEADER")]
+    pub client_ip_header: Option<String>,
     /// Seconds between reconciler passes.
     #[arg(long, env = "SAM_RECONCILE_INTERVAL_SECONDS", default_value_t = 15)]
     pub reconcile_interval_seconds: u64,

@@ -366,6 +366,7 @@ pub async fn build(config: &ServeConfig) -> Result<Deployment, ConfigProblems> {
         webhooks: Some(Arc::new(webhooks)),
         http: HttpSettings {
             trust_forwarded_for: config.trust_forwarded_for,
+            client_ip_header: config.client_ip_header.clone(),
             avatar_origin: avatar_origin(&config.github_api_url),
             github_app_public: config.github_app_public,
             ..HttpSettings::new(public_url, agents)

@@ -27,6 +27,9 @@ pub struct HttpSettings {
     /// Behind a load balancer: take the client address for rate limits from
     /// the right-most `X-Forwarded-For` entry.
     pub trust_forwarded_for: bool,
+    /// Behind a proxy that names the client in a header of its own
+    /// (Cloudflare: `CF-Connecting-IP`): rate-limit by it.
+    pub client_ip_header: Option<String>,
     /// An origin the pages may load avatar images from besides GitHub's CDN:
     /// the GitHub Enterprise host (or an emulator). `None` for github.com.
     pub avatar_origin: Option<String>,
@@ -54,6 +57,7 @@ impl HttpSettings {
             max_body_bytes: 64 * 1024,
             rate_limit_per_minute: 30,
             trust_forwarded_for: false,
+            client_ip_header: None,
             avatar_origin: None,
             github_app_public: true,
         }

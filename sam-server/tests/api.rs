@@ -818,6 +818,34 @@ async fn sign_in_and_token_endpoints_are_rate_limited(backend: Backend) {
     assert_eq!(statuses.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count(), 2);
     let (status, _) = s.send(reqwest::Method::GET, "/api/health", None, None).await;
     assert_eq!(status, StatusCode::OK, "other endpoints are not limited");
+
+    // Behind a proxy naming the client (Cloudflare's CF-Connecting-IP),
+    // each client has its own budget: one client's loop locks out no one
+    // else, though every request comes from the proxy's address.
+    let Some(s) = Server::start_configured(backend, 5, &[("--client-ip-header", "CF-Connecting-IP")]).await else {
+        return;
+    };
+    let from = async |ip: &str| {
+        s.client.get(s.url("/api/auth/github")).header("cf-connecting-ip", ip).send().await.unwrap().status()
+    };
+    for _ in 0..5 {
+        assert_eq!(from("198.51.100.1").await, StatusCode::FOUND);
+    }
+    assert_eq!(from("198.51.100.1").await, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(from("198.51.100.2").await, StatusCode::FOUND, "another client is not locked out");
+
+    // An agent's heartbeats and reports: a budget per workspace.
+    let path = format!("/api/workspaces/{}/heartbeat", sam_core::domain::WorkspaceId::new());
+    let mut limited = None;
+    for n in 0..130 {
+        let response =
+            s.client.post(s.url(&path)).json(&json!({"idleSeconds": 1, "activeSessions": 0})).send().await.unwrap();
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some(n);
+            break;
+        }
+    }
+    assert_eq!(limited, Some(120), "120 a minute per workspace");
 }
 
 async fn github_webhooks_are_verified_deduplicated_and_applied(backend: Backend) {

@@ -35,6 +35,9 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// own, shorter timeouts and retry budgets.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Heartbeats and boot reports per workspace (each its own path) and minute.
+const AGENT_REPORTS_PER_MINUTE: u32 = 120;
+
 /// The largest webhook delivery taken (what the webhook verifier reads).
 const WEBHOOK_MAX_BODY: usize = 1024 * 1024;
 
@@ -67,6 +70,7 @@ pub fn router(state: AppState) -> Router {
             state.http.rate_limit_per_minute,
             Duration::from_secs(60),
         )),
+        client_ip_header: state.http.client_ip_header.clone(),
         trust_forwarded_for: state.http.trust_forwarded_for,
     };
     let rate_limited = || axum::middleware::from_fn_with_state(limits.clone(), ratelimit::limit);
@@ -75,6 +79,7 @@ pub fn router(state: AppState) -> Router {
     // take the sign-in budget.
     let vm_reports = ratelimit::Limits {
         limiter: std::sync::Arc::new(ratelimit::RateLimiter::new(VM_REPORTS_PER_MINUTE, Duration::from_secs(60))),
+        client_ip_header: state.http.client_ip_header.clone(),
         trust_forwarded_for: state.http.trust_forwarded_for,
     };
     let same_origin = axum::middleware::from_fn_with_state(state.clone(), csrf::same_origin);
@@ -124,6 +129,15 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/workspaces/{id}/heartbeat", post(agent::heartbeat))
         .route("/api/workspaces/{id}/boot-progress", post(agent::report))
+        // What one agent sends (a heartbeat a minute at most twice as
+        // often, a boot report every few seconds) has a budget per workspace.
+        .route_layer(axum::middleware::from_fn_with_state(
+            std::sync::Arc::new(ratelimit::RateLimiter::<String>::new(
+                AGENT_REPORTS_PER_MINUTE,
+                Duration::from_secs(60),
+            )),
+            ratelimit::limit_by_path,
+        ))
         .route("/api/workspaces/{id}/git-credential", post(agent::git_credential));
     // GitHub: HMAC-signed deliveries, up to the webhook verifier's 1 MiB.
     let webhooks = Router::new()

@@ -367,6 +367,7 @@ pub async fn run(options: DevOptions, mut sockets: crate::listeners::Sockets) ->
         orphan_grace_seconds: options.orphan_grace_seconds,
         edge_client_ca_file: certificates.as_ref().map(|(_, origin_pull)| origin_pull.path().to_path_buf()),
         trust_forwarded_for: false,
+        client_ip_header: None,
         reconcile_interval_seconds: options.reconcile_interval_seconds.max(1),
         metrics_addr: None,
     };

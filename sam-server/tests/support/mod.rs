@@ -81,7 +81,11 @@ impl Server {
         Self::start_configured(backend, 1000, extra).await
     }
 
-    async fn start_configured(backend: Backend, rate_limit_per_minute: u32, extra: &[(&str, &str)]) -> Option<Self> {
+    pub async fn start_configured(
+        backend: Backend,
+        rate_limit_per_minute: u32,
+        extra: &[(&str, &str)],
+    ) -> Option<Self> {
         let _ = tracing_subscriber::fmt()
             .with_test_writer()
             .with_env_filter(std::env::var("SAM_TEST_LOG").unwrap_or_else(|_| "off".into()))
