@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use sam_core::domain::WorkspaceId;
+use sam_core::secret::SecretString;
 
 use crate::agent::AgentConfig;
 use crate::auth::CookieConfig;
@@ -30,10 +31,10 @@ pub struct Config {
     pub workspace_id: Option<WorkspaceId>,
     /// Single-use bootstrap token; redeemed at start.
     #[arg(long, env = "SAM_AGENT_BOOTSTRAP_TOKEN", hide_env_values = true)]
-    pub bootstrap_token: Option<String>,
+    pub bootstrap_token: Option<SecretString>,
     /// Callback credential for heartbeats when not bootstrapping.
     #[arg(long, env = "SAM_AGENT_CALLBACK_TOKEN", hide_env_values = true)]
-    pub callback_token: Option<String>,
+    pub callback_token: Option<SecretString>,
     /// Public origin of the terminal (e.g. `https://ws-<id>.example.com`);
     /// the only `Origin` accepted. Default: same origin as the `Host` header.
     #[arg(long, env = "SAM_AGENT_PUBLIC_URL", value_delimiter = ',')]
@@ -192,6 +193,9 @@ mod tests {
         ])
         .unwrap();
         assert!(cfg.host_shell && !cfg.secure_cookie);
+        // Tokens are secrets: never in a `Debug` print of the configuration.
+        let secret = Config::try_parse_from(["sam-agent", "--bootstrap-token", "boot-secret-123"]).unwrap();
+        assert!(!format!("{secret:?}").contains("boot-secret-123"));
         let agent = cfg.agent_config(id);
         assert_eq!(agent.sessions.grace, Duration::from_secs(5));
         assert!(cfg.static_shell().is_some());

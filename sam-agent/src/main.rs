@@ -11,7 +11,6 @@ use sam_agent::heartbeat::{self, HeartbeatClient};
 use sam_agent::state::AgentState;
 use sam_agent::{Agent, web};
 use sam_core::ports::TokenVerifier;
-use sam_core::secret::SecretString;
 
 fn init_logs(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -61,7 +60,7 @@ async fn main() -> anyhow::Result<()> {
             let cp_url =
                 config.control_plane.as_deref().context("--control-plane is required with a bootstrap token")?;
             let cp = HttpControlPlane::new(cp_url)?;
-            let token = SecretString::new(token.clone());
+            let token = token.clone();
             let saved = match state.load(Some(&token)).await {
                 Ok(saved) => saved,
                 Err(error) => {
@@ -91,7 +90,7 @@ async fn main() -> anyhow::Result<()> {
         }
         None => (
             config.workspace_id.context("--workspace-id is required without a bootstrap token")?,
-            config.callback_token.clone().map(SecretString::new),
+            config.callback_token.clone(),
         ),
     };
 
