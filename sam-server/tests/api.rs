@@ -559,6 +559,13 @@ async fn workspace_lifecycle_over_http(backend: Backend) {
     )
     .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // The credential is checked before the body is looked at: without one,
+    // a 401 whatever the body (not a 422 telling a stranger what it expects).
+    for path in ["heartbeat", "boot-progress"] {
+        let (status, _) =
+            agent(format!("/api/workspaces/{id}/{path}"), "forged".into(), json!({"no": "such field"})).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+    }
     let (status, _) = agent(
         format!("/api/workspaces/{id}/boot-progress"),
         callback.clone(),

@@ -49,6 +49,27 @@ async fn authenticate_agent(
     Ok((claims.subject, id))
 }
 
+/// The agent calling, authenticated by its callback credential for the
+/// workspace in the path (owner, workspace). An extractor of the request's
+/// head, so a handler checks the credential before it reads the body: an
+/// unauthenticated call is a 401 whatever it sends.
+pub struct AgentCaller(pub UserId, pub WorkspaceId);
+
+impl axum::extract::FromRequestParts<AppState> for AgentCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let unauthorized =
+            || ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "a valid workspace credential is required");
+        let Path(id) = Path::<String>::from_request_parts(parts, state).await.map_err(|_| unauthorized())?;
+        let (owner, id) = authenticate_agent(state, &parts.headers, &id).await?;
+        Ok(Self(owner, id))
+    }
+}
+
 /// `POST /api/bootstrap/{token}`: single use.
 #[utoipa::path(
     post,
@@ -148,11 +169,9 @@ fn check_progress(progress: &BootProgress) -> Result<(), ApiError> {
 )]
 pub async fn heartbeat(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    AgentCaller(owner, id): AgentCaller,
     extract::Json(report): extract::Json<HeartbeatReport>,
 ) -> Result<Json<HeartbeatAnswer>, ApiError> {
-    let (owner, id) = authenticate_agent(&state, &headers, &id).await?;
     let answer = state.engine.record_heartbeat(owner, id, report).await?;
     if answer.action == HeartbeatAction::Shutdown {
         state.spawn_drive(owner, id);
@@ -180,11 +199,9 @@ pub async fn heartbeat(
 )]
 pub async fn report(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    AgentCaller(owner, id): AgentCaller,
     extract::Json(progress): extract::Json<BootProgress>,
 ) -> Result<StatusCode, ApiError> {
-    let (owner, id) = authenticate_agent(&state, &headers, &id).await?;
     check_progress(&progress)?;
     let report = AgentReport::from(progress);
     state.engine.report_agent(owner, id, &report).await?;
@@ -236,10 +253,8 @@ pub struct GitCredential {
 )]
 pub async fn git_credential(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    AgentCaller(owner, id): AgentCaller,
 ) -> Result<Json<GitCredential>, ApiError> {
-    let (owner, id) = authenticate_agent(&state, &headers, &id).await?;
     let ws = state.engine.get(owner, id).await?;
     let repository = ws.spec.repository;
     let (push, mut notice) = match state.accounts.repository(owner, &repository).await {
