@@ -389,3 +389,23 @@ async fn a_snapshot_restores_every_emulator() {
     .await;
     assert!(next["server"]["id"].as_u64().unwrap() > server_id);
 }
+
+#[path = "support/keep_alive.rs"]
+mod keep_alive;
+
+/// Early answers (401 without a token, 404 for no route) to requests with
+/// bodies keep the kept-alive connection usable in every emulator, as on
+/// the real services: thousands on reused connections, not one reset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn early_answers_keep_the_connection_usable() {
+    let emu = Emulators::start().await.unwrap();
+    for base in [emu.hetzner.base_url(), emu.cloudflare.base_url(), emu.github.base_url()] {
+        let url = reqwest::Url::parse(base).unwrap();
+        let addr = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap());
+        let prefix = url.path().trim_end_matches('/');
+        let paths = [format!("{prefix}/servers"), format!("{prefix}/no-such-route"), format!("{prefix}/zones")];
+        let requests: Vec<(&str, &str, &str)> = paths.iter().map(|p| ("POST", p.as_str(), "")).collect();
+        let outcome = keep_alive::hammer(&addr, &requests, &[4096, 60_000], 600).await;
+        assert_eq!(outcome, keep_alive::Outcome { answered: 600, closed: 0, resets: 0 }, "{base}");
+    }
+}

@@ -6,6 +6,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
+#[path = "../../sam-providers/tests/support/keep_alive.rs"]
+mod keep_alive;
+
 #[macro_use]
 mod support;
 
@@ -1037,72 +1040,20 @@ async fn another_organization_installs_the_public_app_and_works_through_it(backe
 
 /// Issue 21: answers sent before the request's body is read (405, 401,
 /// 403, 404) must not break the kept-alive connection (before the fix,
-/// every one with a 60 kB body did): thousands of them,
-/// each with a body, on reused connections, and not one reset. (A server
-/// may close a connection, but only by saying `Connection: close`.)
+/// every one with a 60 kB body did): thousands of them, each with a body,
+/// on reused connections, and not one reset. (A server may close a
+/// connection, but only by saying `Connection: close`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn early_answers_keep_the_connection_usable() {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let Some(s) = Server::start(Backend::Sqlite).await else { return };
-    let addr = s.base.strip_prefix("http://").unwrap().to_owned();
-    // Small bodies, and bodies larger than what the server drains by itself.
-    let bodies = ["x".repeat(4096), "x".repeat(60_000)];
+    let addr = s.base.strip_prefix("http://").unwrap();
     let requests = [
-        ("POST", "/api/health", None),
-        ("POST", "/api/workspaces", None),
-        ("POST", "/api/no-such-route", None),
-        ("POST", "/api/credentials", Some("https://evil.example")),
-        ("DELETE", "/api/workspaces/not-an-id", None),
+        ("POST", "/api/health", ""),
+        ("POST", "/api/workspaces", ""),
+        ("POST", "/api/no-such-route", ""),
+        ("POST", "/api/credentials", "Origin: https://evil.example\r\n"),
+        ("DELETE", "/api/workspaces/not-an-id", ""),
     ];
-    let (mut resets, mut closes, mut answered) = (0, 0, 0);
-    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    for n in 0..2000 {
-        let (method, path, origin) = requests[n % requests.len()];
-        let body = &bodies[(n / requests.len()) % bodies.len()];
-        let origin = origin.map(|o| format!("Origin: {o}\r\n")).unwrap_or_default();
-        let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{origin}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        if stream.write_all(request.as_bytes()).await.is_err() {
-            resets += 1;
-            stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
-            continue;
-        }
-        // One response: headers, then Content-Length bytes.
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        let complete = loop {
-            match stream.read(&mut byte).await {
-                Ok(1) => {
-                    head.push(byte[0]);
-                    if head.ends_with(b"\r\n\r\n") {
-                        break true;
-                    }
-                }
-                _ => break false,
-            }
-        };
-        if !complete {
-            resets += 1;
-            stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
-            continue;
-        }
-        let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
-        let length: usize =
-            head.lines().find_map(|l| l.strip_prefix("content-length:")).map_or(0, |v| v.trim().parse().unwrap());
-        let mut rest = vec![0u8; length];
-        if stream.read_exact(&mut rest).await.is_err() {
-            resets += 1;
-            stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
-            continue;
-        }
-        answered += 1;
-        if head.lines().any(|l| l.trim() == "connection: close") {
-            closes += 1;
-            stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
-        }
-    }
-    eprintln!("answered {answered}, closed with Connection: close {closes}, reset {resets}");
-    assert_eq!(resets, 0, "connections broken without notice ({answered} answered, {closes} closed cleanly)");
+    let outcome = keep_alive::hammer(addr, &requests, &[4096, 60_000], 2000).await;
+    assert_eq!(outcome, keep_alive::Outcome { answered: 2000, closed: 0, resets: 0 });
 }

@@ -32,6 +32,7 @@
 // Handlers pass ready error responses around as `Err`.
 #![allow(clippy::result_large_err)]
 
+pub mod body;
 pub mod cloudflare;
 pub mod control;
 pub mod faults;
@@ -144,8 +145,15 @@ impl Drop for ServerTask {
     }
 }
 
-/// Serves `router` on `addr` (port 0: any free port).
+/// Serves `router` on `addr` (port 0: any free port), reading each body
+/// (up to 32 MiB) before anything answers.
 async fn serve_on(router: axum::Router, addr: SocketAddr) -> io::Result<(SocketAddr, ServerTask)> {
+    fn too_large() -> axum::response::Response {
+        use axum::response::IntoResponse as _;
+        (axum::http::StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response()
+    }
+    let first = body::BodyFirst { limit: 32 * 1024 * 1024, too_large };
+    let router = router.layer(axum::middleware::from_fn_with_state(first, body::read_first));
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let task = tokio::spawn(async move {

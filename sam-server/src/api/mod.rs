@@ -160,7 +160,10 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
         // Outermost: every body is read before anything answers.
-        .layer(axum::middleware::from_fn_with_state(max_body.max(WEBHOOK_MAX_BODY), body::read_first));
+        .layer(axum::middleware::from_fn_with_state(
+            body::body_first(max_body.max(WEBHOOK_MAX_BODY)),
+            sam_providers::emulators::body::read_first,
+        ));
 
     api.layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(
