@@ -146,6 +146,33 @@ impl DevUser {
         value
     }
 
+    /// Connects the emulated Hetzner project's token in Settings.
+    async fn connect_hetzner(&self) {
+        let token = sam_providers::emulators::HETZNER_TOKEN;
+        self.call(
+            reqwest::Method::POST,
+            "/api/credentials",
+            Some(serde_json::json!({"provider": "hetzner", "token": token})),
+        )
+        .await;
+    }
+
+    /// Creates a workspace `name` of `repository` (branch `main`, small,
+    /// fsn1): its id and its API path.
+    async fn create_workspace(&self, name: &str, repository: &str) -> (String, String) {
+        let ws = self
+            .call(
+                reqwest::Method::POST,
+                "/api/workspaces",
+                Some(serde_json::json!({"name": name, "repository": repository, "branch": "main",
+                    "vmSize": "small", "vmLocation": "fsn1"})),
+            )
+            .await;
+        let id = ws["id"].as_str().unwrap().to_owned();
+        let path = format!("/api/workspaces/{id}");
+        (id, path)
+    }
+
     /// Opens the workspace's terminal through the dev proxy (as the browser
     /// does: terminal token, the agent's callback, the WebSocket) and runs a
     /// command in it.
@@ -364,12 +391,7 @@ async fn the_emulator_control_api_rehearses_a_vm_that_never_starts_its_agent() {
     assert_eq!(bad.unwrap().status(), 400);
 
     let user = DevUser::sign_in(&base).await;
-    user.call(
-        reqwest::Method::POST,
-        "/api/credentials",
-        Some(serde_json::json!({"provider": "hetzner", "token": sam_providers::emulators::HETZNER_TOKEN})),
-    )
-    .await;
+    user.connect_hetzner().await;
     let installations = user.call(reqwest::Method::GET, "/api/github/installations", None).await;
     let installation = installations.as_array().unwrap()[0]["id"].clone();
     let repository = "octo-org/hello-world";
@@ -544,12 +566,7 @@ async fn a_control_plane_crash_loses_nothing_with_the_emulator_service() {
     let again = sockets.try_clone();
     let (dev_mode, base) = start_dev_on(sockets, data.path(), &["--emulators", &control], None).await;
     let user = DevUser::sign_in(&base).await;
-    user.call(
-        reqwest::Method::POST,
-        "/api/credentials",
-        Some(serde_json::json!({"provider": "hetzner", "token": sam_providers::emulators::HETZNER_TOKEN})),
-    )
-    .await;
+    user.connect_hetzner().await;
     let installations = user.call(reqwest::Method::GET, "/api/github/installations", None).await;
     let installation =
         installations.as_array().unwrap().iter().find(|i| i["accountLogin"] == "octo-org").unwrap()["id"].clone();
@@ -733,23 +750,9 @@ async fn dev_mode_terminals_run_in_a_devcontainer_that_outlives_its_agent() {
     )
     .await;
     let user = DevUser::sign_in(&base).await;
-    user.call(
-        reqwest::Method::POST,
-        "/api/credentials",
-        Some(serde_json::json!({"provider": "hetzner", "token": sam_providers::emulators::HETZNER_TOKEN})),
-    )
-    .await;
+    user.connect_hetzner().await;
     let started = std::time::Instant::now();
-    let ws = user
-        .call(
-            reqwest::Method::POST,
-            "/api/workspaces",
-            Some(serde_json::json!({"name": "contained", "repository": "octo-org/hello-world", "branch": "main",
-                "vmSize": "small", "vmLocation": "fsn1"})),
-        )
-        .await;
-    let id = ws["id"].as_str().unwrap().to_owned();
-    let path = format!("/api/workspaces/{id}");
+    let (id, path) = user.create_workspace("contained", "octo-org/hello-world").await;
     eventually(240, "the workspace running", async || {
         let ws = user.call(reqwest::Method::GET, &path, None).await;
         assert_ne!(ws["status"], "error", "{ws}");
@@ -818,18 +821,8 @@ async fn dev_mode_terminals_run_in_a_devcontainer_that_outlives_its_agent() {
     // A workspace of the broken configuration: its boot shows the step's
     // output while it runs, fails with the step and its last lines, and
     // leaves nothing behind.
-    let create = async |name: &str, repository: &str| {
-        // (The browser created the failing one.)
-        let ws = user
-            .call(
-                reqwest::Method::POST,
-                "/api/workspaces",
-                Some(serde_json::json!({"name": name, "repository": repository, "branch": "main",
-                    "vmSize": "small", "vmLocation": "fsn1"})),
-            )
-            .await;
-        format!("/api/workspaces/{}", ws["id"].as_str().unwrap())
-    };
+    // (The browser created the failing one.)
+    let create = async |name: &str, repository: &str| user.create_workspace(name, repository).await.1;
     // In the browser: the boot panel with the live output, then the
     // failure with the step's last lines (e2e/boot.mjs).
     let token = sam_providers::emulators::HETZNER_TOKEN;
@@ -921,23 +914,9 @@ async fn rehearse_a_vm_boot_with_real_cloud_init() {
         std::fs::remove_file(data.path().join("agents").join(sam_server::api::devcontainer_cli_file())).unwrap();
     }
     let user = DevUser::sign_in(&base).await;
-    user.call(
-        reqwest::Method::POST,
-        "/api/credentials",
-        Some(serde_json::json!({"provider": "hetzner", "token": sam_providers::emulators::HETZNER_TOKEN})),
-    )
-    .await;
+    user.connect_hetzner().await;
     let created = std::time::Instant::now();
-    let ws = user
-        .call(
-            reqwest::Method::POST,
-            "/api/workspaces",
-            Some(serde_json::json!({"name": "rehearsed", "repository": "octo-org/hello-world", "branch": "main",
-                "vmSize": "small", "vmLocation": "fsn1"})),
-        )
-        .await;
-    let id = ws["id"].as_str().unwrap().to_owned();
-    let path = format!("/api/workspaces/{id}");
+    let (id, path) = user.create_workspace("rehearsed", "octo-org/hello-world").await;
 
     // The server's user data, as Hetzner holds it.
     let mut server = serde_json::Value::Null;
@@ -1110,16 +1089,7 @@ async fn no_secret_of_a_whole_journey_reaches_a_log() {
         Some(serde_json::json!({"provider": "hetzner", "token": hetzner})),
     )
     .await;
-    let ws = user
-        .call(
-            reqwest::Method::POST,
-            "/api/workspaces",
-            Some(serde_json::json!({"name": "secretive", "repository": "octo-org/hello-world", "branch": "main",
-                "vmSize": "small", "vmLocation": "fsn1"})),
-        )
-        .await;
-    let id = ws["id"].as_str().unwrap().to_owned();
-    let path = format!("/api/workspaces/{id}");
+    let (id, path) = user.create_workspace("secretive", "octo-org/hello-world").await;
     eventually(90, "running", async || user.call(reqwest::Method::GET, &path, None).await["status"] == "running").await;
     let servers: serde_json::Value =
         reqwest::get(format!("{control}/hetzner/servers")).await.unwrap().json().await.unwrap();
