@@ -76,6 +76,19 @@ async fn sessions_slide_expire_and_end() {
     assert!(accounts.session(b.session_secret.expose()).await.unwrap().is_some(), "only that session ended");
     accounts.sign_out(session_a.user.id, &session_a.session_hash, true).await.unwrap();
     assert!(accounts.session(b.session_secret.expose()).await.unwrap().is_none(), "everywhere");
+
+    // However often it is used, a session ends 30 days after sign-in (a
+    // stolen cookie kept alive does not last forever).
+    let kept = signed_in(&h, 9).await;
+    let kept = kept.session_secret.expose().to_owned();
+    for _ in 0..5 {
+        h.clock.advance(Duration::from_secs(5 * 24 * 3600));
+        assert!(accounts.session(&kept).await.unwrap().is_some(), "used every 5 days, within 30");
+    }
+    // Day 30: the sliding expiry would keep it two more days; the maximum
+    // age does not.
+    h.clock.advance(Duration::from_secs(5 * 24 * 3600));
+    assert!(accounts.session(&kept).await.unwrap().is_none(), "30 days after sign-in");
 }
 
 #[tokio::test]

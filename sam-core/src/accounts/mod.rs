@@ -50,13 +50,20 @@ use crate::ports::IdentityProvider;
 pub struct AccountsConfig {
     /// How long a session lasts without use (sliding). Default 7 days.
     pub session_ttl: Duration,
+    /// How long a session lasts at most, however often it is used (then
+    /// the user signs in again). Default 30 days.
+    pub session_max_age: Duration,
     /// Who may sign in. Default: anyone.
     pub sign_in_policy: SignInPolicy,
 }
 
 impl Default for AccountsConfig {
     fn default() -> Self {
-        Self { session_ttl: Duration::from_secs(7 * 24 * 3600), sign_in_policy: SignInPolicy::default() }
+        Self {
+            session_ttl: Duration::from_secs(7 * 24 * 3600),
+            session_max_age: Duration::from_secs(30 * 24 * 3600),
+            sign_in_policy: SignInPolicy::default(),
+        }
     }
 }
 
@@ -64,6 +71,13 @@ impl AccountsConfig {
     /// Sessions lasting `session_ttl` without use.
     pub fn with_session_ttl(session_ttl: Duration) -> Self {
         Self { session_ttl, ..Self::default() }
+    }
+
+    /// The same settings, sessions ending `max_age` after sign-in at the
+    /// latest.
+    pub fn with_session_max_age(mut self, max_age: Duration) -> Self {
+        self.session_max_age = max_age;
+        self
     }
 
     /// The same settings, admitting only whom `policy` admits.

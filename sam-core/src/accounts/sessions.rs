@@ -1,6 +1,7 @@
 //! Sign-in, sessions and sign-out. A session is an opaque random secret the
 //! caller hands to the browser (a cookie); the store keeps only its SHA-256,
-//! with a sliding expiry.
+//! with a sliding expiry, and an absolute one (`session_max_age` after
+//! sign-in) however often it is used.
 
 use crate::domain::{NewSession, User, UserId};
 use crate::secret::{SecretString, random_token, sha256_hex};
@@ -65,7 +66,7 @@ impl Accounts {
         self.store_github_tokens(user.id, &identity.tokens).await?;
 
         let secret = random_token().map_err(|_| AccountsError::internal())?;
-        let ttl = self.session_ttl();
+        let ttl = self.session_ttl().min(self.session_max_age());
         let session =
             NewSession { id_hash: sha256_hex(secret.expose().as_bytes()), user_id: user.id, expires_at: now + ttl };
         self.ports.store.create_session(&session, now).await?;
@@ -84,6 +85,13 @@ impl Accounts {
         let store = &self.ports.store;
         let now = self.ports.clock.now();
         let Some(session) = store.get_session(&hash, now).await? else { return Ok(None) };
+        let ends = session.created_at + self.session_max_age();
+        if now >= ends {
+            // However active: a stolen cookie does not last forever.
+            store.delete_session(&hash).await?;
+            tracing::info!(user_id = %session.user_id, "session reached its maximum age");
+            return Ok(None);
+        }
         let Some(user) = store.get_user(session.user_id).await? else { return Ok(None) };
         if let Err(refused) = self.admit_again(&user).await {
             if refused.kind == AccountsErrorKind::NotAllowed {
@@ -93,7 +101,7 @@ impl Accounts {
             return Err(refused);
         }
         if now - session.last_seen_at >= TOUCH_EVERY {
-            store.touch_session(&hash, now, now + self.session_ttl()).await?;
+            store.touch_session(&hash, now, (now + self.session_ttl()).min(ends)).await?;
         }
         Ok(Some(SessionUser { user, session_hash: hash }))
     }
@@ -111,5 +119,9 @@ impl Accounts {
 
     pub(crate) fn session_ttl(&self) -> time::Duration {
         time::Duration::try_from(self.config.session_ttl).unwrap_or(time::Duration::days(7))
+    }
+
+    fn session_max_age(&self) -> time::Duration {
+        time::Duration::try_from(self.config.session_max_age).unwrap_or(time::Duration::days(30))
     }
 }
