@@ -222,8 +222,10 @@ impl BootReports {
 
     /// Of a VM's user data.
     fn of(server: &EmulatedServer, tls: Option<&VmTls>) -> anyhow::Result<Self> {
-        let control_plane = env_value(&server.user_data, "SAM_AGENT_CONTROL_PLANE").context("no control plane")?;
-        let token = env_value(&server.user_data, "SAM_AGENT_BOOTSTRAP_TOKEN").context("no bootstrap token")?;
+        let control_plane =
+            env_value(&server.user_data, "SAM_AGENT_CONTROL_PLANE").context("no control plane in user data")?;
+        let token =
+            env_value(&server.user_data, "SAM_AGENT_BOOTSTRAP_TOKEN").context("no bootstrap token in user data")?;
         Ok(Self { http: vm_client(tls)?, control_plane: control_plane.to_owned(), token: token.to_owned() })
     }
 }
@@ -238,9 +240,8 @@ async fn install(
     tls: Option<VmTls>,
     containers: Option<&ContainerRuntime>,
 ) -> anyhow::Result<Booted> {
-    let control_plane =
-        env_value(&server.user_data, "SAM_AGENT_CONTROL_PLANE").context("no control plane in user data")?;
-    let token = env_value(&server.user_data, "SAM_AGENT_BOOTSTRAP_TOKEN").context("no bootstrap token in user data")?;
+    let boot = BootReports::of(server, tls.as_ref())?;
+    let (control_plane, token) = (boot.control_plane.as_str(), boot.token.as_str());
     let workspace = server.labels.get("sam-workspace").context("server without a workspace label")?;
     let dir = root.join(server.id.to_string());
     stop_leftovers(&dir);
@@ -252,11 +253,9 @@ async fn install(
     std::fs::create_dir_all(dir.join("home"))?;
     // Where cloud-init keeps it on a real VM (/var/lib/cloud/instance/user-data.txt).
     crate::ops::write_secret_file(&dir.join("user-data.txt"), &server.user_data)?;
-    let http = vm_client(tls.as_ref())?;
-    let boot = BootReports { http: http.clone(), control_plane: control_plane.to_owned(), token: token.to_owned() };
     boot.send("agent-download", "running").await;
     let response =
-        http.get(format!("{control_plane}/api/agent/download?arch=amd64")).send().await?.error_for_status()?;
+        boot.http.get(format!("{control_plane}/api/agent/download?arch=amd64")).send().await?.error_for_status()?;
     let expected = response.headers().get("x-agent-sha256").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let bytes = response.bytes().await?;
     let sha256 = sha256_hex(&bytes);
