@@ -601,9 +601,19 @@ async fn a_control_plane_crash_loses_nothing_with_the_emulator_service() {
         user.call(reqwest::Method::GET, &format!("/api/workspaces/{id}"), None).await["status"] == "running"
     })
     .await;
+    // Its VM boots again (the agent left from before is stopped first, so
+    // counting agents is not enough): wait for the new agent's route.
+    let url = user.call(reqwest::Method::GET, &format!("/api/workspaces/{id}"), None).await["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let url = reqwest::Url::parse(&url).unwrap();
+    let host = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap());
+    let health = format!("http://127.0.0.1:{}/health", url.port().unwrap());
     eventually(60, "its terminal answering", async || {
         let vm = std::fs::read_dir(data.path().join("vms")).unwrap().count();
-        vm == 1 && agents_running(data.path()) == 1
+        let routed = http.get(&health).header("host", &host).send().await.is_ok_and(|r| r.status() != 404);
+        vm == 1 && routed && agents_running(data.path()) == 1
     })
     .await;
     user.terminal_echo(&id, "after").await;
