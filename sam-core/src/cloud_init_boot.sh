@@ -10,7 +10,8 @@
 # which reporting does not spend: the dashboard shows the boot before the
 # agent exists, a failed step fails the workspace at once with its last 50
 # lines, and a VM whose agent never starts says how far it got. Each
-# step's output and time go to /var/log/sam-boot.log.
+# step's output and time go to /var/log/sam-boot.log. Installing waits for
+# the package lock (a fresh Ubuntu runs its own upgrades at first boot).
 set -u
 # shellcheck source=/dev/null
 . /etc/sam/agent.env
@@ -81,9 +82,9 @@ packages() {
   fi
   echo "installing:$missing"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q || return 1
+  apt-get update -q -o DPkg::Lock::Timeout=300 || return 1
   # shellcheck disable=SC2086 # one word per package
-  apt-get install -y -q --no-install-recommends $missing || return 1
+  apt-get install -y -q -o DPkg::Lock::Timeout=300 --no-install-recommends $missing || return 1
   systemctl enable --now docker.service 2>/dev/null || true
 }
 
@@ -97,7 +98,7 @@ devcontainer_cli() {
   else
     echo "the control plane has no devcontainer CLI bundle: installing npm and the CLI (slow)"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -q npm || return 1
+    apt-get install -y -q -o DPkg::Lock::Timeout=300 npm || return 1
     npm install -g "@devcontainers/cli@$SAM_BOOT_DEVCONTAINER_CLI_VERSION" || return 1
   fi
   devcontainer --version
