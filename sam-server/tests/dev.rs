@@ -217,13 +217,15 @@ impl DevUser {
         headers.insert("origin", format!("http://{host}").parse().unwrap());
         headers.insert("cookie", cookie.parse().unwrap());
         // A restarted agent serves its page before its terminals are ready
-        // (503 for a moment), as the browser's reconnect knows.
+        // (503 for a moment), and one its supervisor is starting again is
+        // not there at all for a moment (the proxy's 502), as the
+        // browser's reconnect knows.
         let started = tokio::time::Instant::now();
         let (mut ws, _) = loop {
             match tokio_tungstenite::connect_async(request.clone()).await {
                 Ok(connected) => break connected,
                 Err(tokio_tungstenite::tungstenite::Error::Http(r))
-                    if r.status() == 503 && started.elapsed() < Duration::from_secs(15) =>
+                    if (r.status() == 503 || r.status() == 502) && started.elapsed() < Duration::from_secs(15) =>
                 {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
