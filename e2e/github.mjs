@@ -42,10 +42,7 @@ try {
 
   // Someone without an installation is sent to install the app.
   const other = await (await browser.newContext({ viewport: { width: 1100, height: 700 } })).newPage();
-  await other.goto(base + "/");
-  await other.getByRole("link", { name: "Sign in with GitHub" }).click();
-  await other.locator("#sign-in-hubot-outsider").click();
-  await other.getByRole("heading", { name: "Workspaces" }).waitFor();
+  await signIn(other, base, "hubot-outsider");
   await connectHetzner(other, base, hetznerToken);
   await other.goto(base + "/workspaces/new");
   await other.getByRole("heading", { name: "Install the GitHub App first" }).waitFor();
@@ -53,10 +50,7 @@ try {
 
   // An organization member with read access is told the workspace cannot push.
   const reader = await (await browser.newContext({ viewport: { width: 1100, height: 700 } })).newPage();
-  await reader.goto(base + "/");
-  await reader.getByRole("link", { name: "Sign in with GitHub" }).click();
-  await reader.locator("#sign-in-mona-member").click();
-  await reader.getByRole("heading", { name: "Workspaces" }).waitFor();
+  await signIn(reader, base, "mona-member");
   await connectHetzner(reader, base, hetznerToken);
   await reader.goto(base + "/workspaces/new");
   await reader.locator("#repository-access").getByText("Read-only").waitFor();

@@ -61,19 +61,51 @@ fn agent_pids(vm: &std::path::Path) -> Vec<u32> {
         .collect()
 }
 
+/// What a child prints on stdout, line by line.
+type Printed = tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>;
+
+/// The lines `child` prints on stdout (taken from it).
+fn printed(child: &mut tokio::process::Child) -> Printed {
+    use tokio::io::AsyncBufReadExt as _;
+    tokio::io::BufReader::new(child.stdout.take().unwrap()).lines()
+}
+
+/// The address a child prints after `label` (`Emulator control`,
+/// `Hetzner API`): the first word after it, read up to that line.
+async fn address(lines: &mut Printed, label: &str) -> String {
+    loop {
+        let line = lines.next_line().await.unwrap().expect("the child prints its addresses");
+        if let Some(rest) = line.trim().strip_prefix(label) {
+            return rest.split_whitespace().next().unwrap_or_default().to_owned();
+        }
+    }
+}
+
+/// Reads the rest and throws it away, so the child never blocks on a full
+/// pipe.
+fn drain(mut lines: Printed) {
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+}
+
 /// Dev mode and its emulator control API's address (read from what it
 /// prints; the rest of its output is drained).
 async fn start_dev_with_control(data: &std::path::Path, extra: &[&str]) -> (tokio::process::Child, String, String) {
-    use tokio::io::AsyncBufReadExt as _;
     let (mut child, base) = start_dev(data, extra).await;
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut control = None;
-    while control.is_none() {
-        let line = lines.next_line().await.unwrap().expect("dev mode prints its addresses");
-        control = line.trim().strip_prefix("Emulator control").map(|u| u.trim().split(' ').next().unwrap().to_owned());
-    }
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, base, control.unwrap_or_default())
+    let mut lines = printed(&mut child);
+    let control = address(&mut lines, "Emulator control").await;
+    drain(lines);
+    (child, base, control)
+}
+
+/// The subject of the last commit on `main` of the emulated GitHub's
+/// `repository` in dev mode's data directory `data`.
+fn last_commit_on_main(data: &std::path::Path, repository: &str) -> String {
+    let bare = data.join(format!("git/{repository}.git"));
+    let head = std::process::Command::new("git")
+        .args(["--git-dir", bare.to_str().unwrap(), "log", "-1", "--format=%s", "main"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&head.stdout).trim().to_owned()
 }
 
 /// Waits (up to `secs`) until `check` holds.
@@ -256,25 +288,14 @@ impl DevUser {
 /// workspace keeps running with a usable terminal; nothing leaks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agents_come_back_after_a_failed_bootstrap_a_crash_and_a_reboot() {
-    use tokio::io::AsyncBufReadExt as _;
     let data = tempfile::tempdir().unwrap();
     let (mut child, base) = start_dev(data.path(), &["--heartbeat-timeout-seconds", "6"]).await;
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut hetzner = None;
-    while hetzner.is_none() {
-        let line = lines.next_line().await.unwrap().expect("dev mode prints its addresses");
-        hetzner = line.trim().strip_prefix("Hetzner API").map(|u| u.trim().to_owned());
-    }
-    let hetzner = hetzner.unwrap();
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let mut lines = printed(&mut child);
+    let hetzner = address(&mut lines, "Hetzner API").await;
+    drain(lines);
     let user = DevUser::sign_in(&base).await;
     let hetzner_token = sam_providers::emulators::HETZNER_TOKEN;
-    user.call(
-        reqwest::Method::POST,
-        "/api/credentials",
-        Some(serde_json::json!({"provider": "hetzner", "token": hetzner_token})),
-    )
-    .await;
+    user.connect_hetzner().await;
     let installations = user.call(reqwest::Method::GET, "/api/github/installations", None).await;
     let installation = installations
         .as_array()
@@ -536,7 +557,6 @@ async fn the_emulator_service_keeps_its_state_across_a_kill() {
 
 /// Starts `sam-server emulators` on `data`; returns it and its control API.
 async fn start_emulator_service(data: &std::path::Path) -> (tokio::process::Child, String) {
-    use tokio::io::AsyncBufReadExt as _;
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sam-server"))
         .args(["emulators", "--data-dir"])
         .arg(data)
@@ -545,14 +565,10 @@ async fn start_emulator_service(data: &std::path::Path) -> (tokio::process::Chil
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut control = None;
-    while control.is_none() {
-        let line = lines.next_line().await.unwrap().expect("the service prints its addresses");
-        control = line.trim().strip_prefix("Emulator control").map(|u| u.trim().split(' ').next().unwrap().to_owned());
-    }
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, control.unwrap())
+    let mut lines = printed(&mut child);
+    let control = address(&mut lines, "Emulator control").await;
+    drain(lines);
+    (child, control)
 }
 
 /// The control plane crashes (`kill -9` of dev mode) while the emulated
@@ -644,22 +660,8 @@ async fn pushes_from_the_terminal_reach_github_through_the_credential_helper() {
     assert_eq!(shortened.status(), 204);
 
     let workspace = async |user: &DevUser, name: &str| {
-        user.call(
-            reqwest::Method::POST,
-            "/api/credentials",
-            Some(serde_json::json!({"provider": "hetzner", "token": sam_providers::emulators::HETZNER_TOKEN})),
-        )
-        .await;
-        let ws = user
-            .call(
-                reqwest::Method::POST,
-                "/api/workspaces",
-                Some(serde_json::json!({"name": name, "repository": "octo-org/hello-world", "branch": "main",
-                    "vmSize": "small", "vmLocation": "fsn1"})),
-            )
-            .await;
-        let id = ws["id"].as_str().unwrap().to_owned();
-        let path = format!("/api/workspaces/{id}");
+        user.connect_hetzner().await;
+        let (id, path) = user.create_workspace(name, "octo-org/hello-world").await;
         eventually(90, "the workspace running", async || {
             user.call(reqwest::Method::GET, &path, None).await["status"] == "running"
         })
@@ -676,12 +678,7 @@ async fn pushes_from_the_terminal_reach_github_through_the_credential_helper() {
     let push = format!("{commit} && git push -q origin HEAD:main && echo PUSHED-$((40+2))");
     let out = owner.terminal_run(&id, &push, "PUSHED-42", 30).await;
     assert!(!out.contains("ghs_"), "no token in the terminal");
-    let bare = data.path().join("git/octo-org/hello-world.git");
-    let head = std::process::Command::new("git")
-        .args(["--git-dir", bare.to_str().unwrap(), "log", "-1", "--format=%s", "main"])
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&head.stdout).trim(), "from the workspace");
+    assert_eq!(last_commit_on_main(data.path(), "octo-org/hello-world"), "from the workspace");
 
     // Later pulls and pushes keep working as tokens come and go.
     tokio::time::sleep(Duration::from_secs(4)).await;
@@ -793,12 +790,7 @@ async fn dev_mode_terminals_run_in_a_devcontainer_that_outlives_its_agent() {
         && git -c user.name=Octo -c user.email=octo@example.com commit -qm 'from the container' \
         && git push -q origin HEAD:main && echo PUSHED-$((40+2))";
     user.terminal_run(&id, push, "PUSHED-42", 60).await;
-    let bare = data.path().join("git/octo-org/hello-world.git");
-    let head = std::process::Command::new("git")
-        .args(["--git-dir", bare.to_str().unwrap(), "log", "-1", "--format=%s", "main"])
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&head.stdout).trim(), "from the container");
+    assert_eq!(last_commit_on_main(data.path(), "octo-org/hello-world"), "from the container");
 
     // SIGKILL the agent: its supervisor starts it again, it resumes, and
     // the same container serves the next terminal.
@@ -1068,14 +1060,8 @@ async fn no_secret_of_a_whole_journey_reaches_a_log() {
     // on purpose and is not a log: only what follows it is kept).
     let logged = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let (control, reader) = {
-        use tokio::io::AsyncBufReadExt as _;
-        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut control = None;
-        while control.is_none() {
-            let line = lines.next_line().await.unwrap().expect("dev mode prints its addresses");
-            control =
-                line.trim().strip_prefix("Emulator control").map(|u| u.trim().split(' ').next().unwrap().to_owned());
-        }
+        let mut lines = printed(&mut child);
+        let control = address(&mut lines, "Emulator control").await;
         let logged = logged.clone();
         let reader = tokio::spawn(async move {
             let mut banner = true;
@@ -1088,19 +1074,14 @@ async fn no_secret_of_a_whole_journey_reaches_a_log() {
                 }
             }
         });
-        (control.unwrap(), reader)
+        (control, reader)
     };
     let mut secrets: Vec<(String, String)> = Vec::new();
     let user = DevUser::sign_in(&base).await;
     secrets.push(("session".into(), user.cookie.split_once('=').unwrap().1.to_owned()));
     let hetzner = sam_providers::emulators::HETZNER_TOKEN;
     secrets.push(("Hetzner token".into(), hetzner.to_owned()));
-    user.call(
-        reqwest::Method::POST,
-        "/api/credentials",
-        Some(serde_json::json!({"provider": "hetzner", "token": hetzner})),
-    )
-    .await;
+    user.connect_hetzner().await;
     let (id, path) = user.create_workspace("secretive", "octo-org/hello-world").await;
     eventually(90, "running", async || user.call(reqwest::Method::GET, &path, None).await["status"] == "running").await;
     let servers: serde_json::Value =
