@@ -214,7 +214,30 @@ fn read_manifest(from: &Path) -> anyhow::Result<Manifest> {
     )
     .context("manifest.json")?;
     anyhow::ensure!(manifest.format == FORMAT, "backup format {} is not supported by this version", manifest.format);
+    let named = [&manifest.database_file, &manifest.jwt_signing_key, &manifest.encryption_key];
+    for name in named.into_iter().chain(&manifest.previous_jwt_keys).chain(&manifest.old_encryption_keys) {
+        inside_backup(from, name)?;
+    }
     Ok(manifest)
+}
+
+/// A manifest is data from wherever the backup came from: each file it
+/// names must be a regular file inside the backup directory (no `..`, no
+/// absolute path, no symbolic link), so a tampered manifest cannot make
+/// `restore` read — and install as a key — a file from elsewhere.
+fn inside_backup(from: &Path, name: &str) -> anyhow::Result<PathBuf> {
+    let relative = Path::new(name);
+    let plain = !name.is_empty() && relative.components().all(|c| matches!(c, std::path::Component::Normal(_)));
+    anyhow::ensure!(plain, "manifest.json names {name:?}, which is not a file inside the backup: nothing was changed");
+    let mut path = from.to_path_buf();
+    for component in relative.components() {
+        path.push(component);
+        let meta = std::fs::symlink_metadata(&path);
+        if meta.as_ref().is_ok_and(|m| m.file_type().is_symlink()) {
+            anyhow::bail!("the backup's {name} is a symbolic link: nothing was changed");
+        }
+    }
+    Ok(path)
 }
 
 /// Checks that every file the backup names is there and parses (and that
@@ -344,4 +367,50 @@ async fn verify_restore(config: &ServeConfig, aes_target: &Path, restored_old: &
         counts.users, counts.workspaces
     );
     Ok(failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backup_with(names: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("keys")).unwrap();
+        let mut manifest = serde_json::json!({
+            "format": FORMAT, "created_at": "2026-12-04T00:00:00Z", "sam_version": "0",
+            "database": "sqlite", "database_file": "database.sqlite", "migration_version": 1,
+            "jwt_signing_key": "keys/jwt-signing-key.pem", "encryption_key": "keys/credentials-key.b64",
+            "previous_jwt_keys": [], "old_encryption_keys": [],
+        });
+        for (field, value) in names {
+            manifest[*field] =
+                if field.ends_with("keys") { serde_json::json!([value]) } else { serde_json::json!(value) };
+        }
+        std::fs::write(dir.path().join("manifest.json"), manifest.to_string()).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_manifest_names_only_files_inside_the_backup() {
+        assert!(read_manifest(backup_with(&[]).path()).is_ok());
+        for (field, name) in [
+            ("database_file", "/etc/passwd"),
+            ("jwt_signing_key", "../../etc/ssh/ssh_host_rsa_key"),
+            ("encryption_key", "keys/../../secret"),
+            ("previous_jwt_keys", "/root/.ssh/id_rsa"),
+            ("old_encryption_keys", ""),
+        ] {
+            let error = read_manifest(backup_with(&[(field, name)]).path()).unwrap_err().to_string();
+            assert!(error.contains("not a file inside the backup"), "{field} = {name:?}: {error}");
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_key_that_is_a_symbolic_link_is_refused() {
+        let dir = backup_with(&[]);
+        std::os::unix::fs::symlink("/etc/hostname", dir.path().join("keys/credentials-key.b64")).unwrap();
+        let error = read_manifest(dir.path()).unwrap_err().to_string();
+        assert!(error.contains("symbolic link"), "{error}");
+    }
 }
