@@ -180,9 +180,14 @@ pub struct ServeConfig {
     #[arg(long, env = "SAM_RECONCILE_INTERVAL_SECONDS", default_value_t = 15)]
     pub reconcile_interval_seconds: u64,
     /// Serve `GET /metrics` (Prometheus) on this separate address, e.g.
-    /// `127.0.0.1:9090`; unset: on the main listener, next to the API.
+    /// `127.0.0.1:9090` (no token asked there: keep it private).
     #[arg(long, env = "SAM_METRICS_ADDR")]
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// File holding a scraper's token: `GET /metrics` on the main listener
+    /// answers only `Authorization: Bearer <token>` (404 otherwise). With
+    /// neither this nor `SAM_METRICS_ADDR`, metrics are not served.
+    #[arg(long, env = "SAM_METRICS_TOKEN_FILE")]
+    pub metrics_token_file: Option<PathBuf>,
 }
 
 fn parse_host_naming(s: &str) -> Result<sam_core::domain::HostNaming, String> {

@@ -294,18 +294,19 @@ async fn serve(config: ServeConfig, mut sockets: sam_server::listeners::Sockets)
             .await;
     });
     let mut app = sam_server::api::router(deployment.state);
-    match config.metrics_addr {
-        Some(addr) => {
-            let metrics_listener =
-                tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
-            tracing::info!(address = %addr, "metrics listening");
-            tokio::spawn(async move {
-                if let Err(e) = sam_server::metrics::serve(metrics_listener, metrics).await {
-                    tracing::error!(error = %e, "metrics listener stopped");
-                }
-            });
-        }
-        None => app = app.merge(sam_server::metrics::router(metrics)),
+    if let Some(addr) = config.metrics_addr {
+        let metrics_listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+        tracing::info!(address = %addr, "metrics listening");
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            if let Err(e) = sam_server::metrics::serve(metrics_listener, metrics).await {
+                tracing::error!(error = %e, "metrics listener stopped");
+            }
+        });
+    }
+    if let Some(file) = &config.metrics_token_file {
+        let token = sam_server::ops::read_secret_file(file).context("SAM_METRICS_TOKEN_FILE")?;
+        app = app.merge(sam_server::metrics::router_with_token(metrics, token));
     }
     sam_server::serve_until_shutdown(listener, app).await.context("serving")?;
     tracing::info!("HTTP drained; stopping the reconciler");

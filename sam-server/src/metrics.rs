@@ -3,9 +3,10 @@
 //! `sam-core` records its series through the `metrics` facade (names and
 //! meanings in [`sam_core::metrics`]); this module installs the process-wide
 //! recorder that collects them and serves the scrape. Mount [`router`] on the
-//! API router (`api::router(state).merge(metrics::router(handle))`) or serve it
-//! on a separate, private address with [`serve`] (`SAM_METRICS_ADDR`), which
-//! keeps operational data off the public port.
+//! API router behind a scraper's token ([`router_with_token`],
+//! `SAM_METRICS_TOKEN_FILE`) or serve it on a separate, private address with
+//! [`serve`] (`SAM_METRICS_ADDR`); with neither, `sam-server serve` keeps it
+//! off the public port altogether.
 //!
 //! The recorder is global to the process and can be installed only once, so
 //! [`install`] is idempotent: every call returns a handle to the same
@@ -100,6 +101,39 @@ pub fn router<S: Clone + Send + Sync + 'static>(handle: MetricsHandle) -> Router
         get(move || {
             let handle = handle.clone();
             async move { (StatusCode::OK, [(CONTENT_TYPE, CONTENT_TYPE_TEXT)], handle.render()).into_response() }
+        }),
+    )
+}
+
+/// `GET /metrics` for the public listener: only with `Authorization: Bearer
+/// <token>` (a scraper's secret, `SAM_METRICS_TOKEN_FILE`); anything else is a
+/// 404, as if there were no such route, so the public port tells nobody what
+/// the deployment runs or how busy it is. The comparison takes the same time
+/// whatever the guess.
+pub fn router_with_token<S: Clone + Send + Sync + 'static>(
+    handle: MetricsHandle,
+    token: sam_core::secret::SecretString,
+) -> Router<S> {
+    use sha2::Digest as _;
+    let expected: [u8; 32] = sha2::Sha256::digest(token.expose().as_bytes()).into();
+    Router::new().route(
+        "/metrics",
+        get(move |headers: axum::http::HeaderMap| {
+            let handle = handle.clone();
+            async move {
+                let presented = headers
+                    .get(axum::http::header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.strip_prefix("Bearer "))
+                    .unwrap_or_default();
+                let digest: [u8; 32] = sha2::Sha256::digest(presented.as_bytes()).into();
+                // Digests of equal length, compared without an early exit.
+                let differs = digest.iter().zip(expected.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+                if differs != 0 {
+                    return StatusCode::NOT_FOUND.into_response();
+                }
+                (StatusCode::OK, [(CONTENT_TYPE, CONTENT_TYPE_TEXT)], handle.render()).into_response()
+            }
         }),
     )
 }

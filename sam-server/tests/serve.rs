@@ -20,6 +20,9 @@ use reqwest::header::COOKIE;
 use sam_providers::emulators::{self, Emulators};
 use serde_json::{Value, json};
 
+/// The scraper's token every test server is given (`SAM_METRICS_TOKEN_FILE`).
+const METRICS_TOKEN: &str = "metrics-token-of-the-test-scraper";
+
 struct Serve {
     child: tokio::process::Child,
     base: String,
@@ -92,6 +95,7 @@ impl Serve {
             ("SAM_HETZNER_API_URL", emulators.hetzner.base_url().to_owned()),
             ("SAM_AGENT_DIR", d.display().to_string()),
             ("SAM_RECONCILE_INTERVAL_SECONDS", "1".into()),
+            ("SAM_METRICS_TOKEN_FILE", secret("metrics-token", METRICS_TOKEN).display().to_string()),
         ];
         let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_sam-server"));
         command
@@ -216,8 +220,13 @@ async fn full_flow(database_url: Option<String>) {
     assert!(emulators.hetzner.servers().is_empty(), "server deleted");
     assert!(!emulators.cloudflare.records().iter().any(|r| r.name == hostname), "record deleted");
 
-    // Prometheus metrics on the main listener (no SAM_METRICS_ADDR set).
-    let scrape = serve.client.get(format!("{}/metrics", serve.base)).send().await.unwrap();
+    // Prometheus metrics on the main listener: only for the scraper's token
+    // (SAM_METRICS_TOKEN_FILE); anyone else sees no such route.
+    let metrics = format!("{}/metrics", serve.base);
+    assert_eq!(serve.client.get(&metrics).send().await.unwrap().status(), StatusCode::NOT_FOUND);
+    let wrong = serve.client.get(&metrics).bearer_auth("metrics-tokem").send().await.unwrap();
+    assert_eq!(wrong.status(), StatusCode::NOT_FOUND);
+    let scrape = serve.client.get(&metrics).bearer_auth(METRICS_TOKEN).send().await.unwrap();
     assert_eq!(scrape.status(), StatusCode::OK);
     let text = scrape.text().await.unwrap();
     for series in [

@@ -370,6 +370,7 @@ pub async fn run(options: DevOptions, mut sockets: crate::listeners::Sockets) ->
         client_ip_header: None,
         reconcile_interval_seconds: options.reconcile_interval_seconds.max(1),
         metrics_addr: None,
+        metrics_token_file: Some(write_secret(&secrets, "metrics-token", &uuid::Uuid::new_v4().simple().to_string())?),
     };
     let metrics = crate::metrics::install().context("installing the metrics recorder")?;
     let deployment = deployment::build(&config).await.map_err(|p| anyhow::anyhow!("dev configuration:\n{p}"))?;
@@ -468,7 +469,9 @@ pub async fn run(options: DevOptions, mut sockets: crate::listeners::Sockets) ->
             })
             .await;
     });
-    let mut app = crate::api::router(deployment.state).merge(crate::metrics::router(metrics));
+    let metrics_token_file = config.metrics_token_file.clone().unwrap_or_default();
+    let metrics_token = crate::ops::read_secret_file(&metrics_token_file)?;
+    let mut app = crate::api::router(deployment.state).merge(crate::metrics::router_with_token(metrics, metrics_token));
     if let Some(emulators) = &in_process {
         app = app.merge(faults_router(emulators));
     }
@@ -502,7 +505,7 @@ pub async fn run(options: DevOptions, mut sockets: crate::listeners::Sockets) ->
             println!("  Terminals       on the host: {reason}");
         }
     }
-    println!("  Metrics         {public_url}/metrics");
+    println!("  Metrics         {public_url}/metrics (Authorization: Bearer <{}>)", metrics_token_file.display());
     println!("  Hetzner API     {}", world_info.hetzner_url);
     println!("  Cloudflare API  {}", world_info.cloudflare_url);
     println!("  GitHub          {}", world_info.github_url);
