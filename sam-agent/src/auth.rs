@@ -166,6 +166,25 @@ impl Authenticator {
         Ok(value)
     }
 
+    /// Whether `headers` carry a `workspace-probe` token of this workspace
+    /// (and its owner): the control plane asking for the health details.
+    pub async fn probe_allowed(&self, authorization: &str) -> bool {
+        let Some(token) = authorization.strip_prefix("Bearer ") else { return false };
+        if token.is_empty() || token.len() > MAX_TOKEN_LEN {
+            return false;
+        }
+        let now = time::OffsetDateTime::now_utc();
+        match self.verifier.verify(token, Audience::WorkspaceProbe, now).await {
+            Ok(verified) => {
+                verified.workspace == self.workspace && self.owner.is_none_or(|owner| owner == verified.subject)
+            }
+            Err(e) => {
+                tracing::debug!(workspace = %self.workspace, kind = ?e.kind, "a health probe's token was refused");
+                false
+            }
+        }
+    }
+
     /// The `Set-Cookie` value for a new session.
     pub fn set_cookie(&self, value: &str) -> String {
         self.session_cookie.set(value, self.cookie.ttl)

@@ -2,7 +2,7 @@
 //!
 //! | route | what |
 //! |---|---|
-//! | `GET /health` | `{status, version, uptime, devcontainer, activeSessions, lastActivity, idleSeconds}` |
+//! | `GET /health` | `{status}`; with a `workspace-probe` bearer token also `version, uptime, devcontainer, activeSessions, lastActivity, idleSeconds` (401 if the token is refused) |
 //! | `GET /ready` | 200 once terminals can be opened, else 503 |
 //! | `GET /` | the terminal page (valid cookie) or a page explaining how to open it |
 //! | `GET /assets/{path}` | embedded static files only (no file system access) |
@@ -106,13 +106,33 @@ fn json_response(status: StatusCode, value: &serde_json::Value) -> Response {
     (status, [(CONTENT_TYPE, "application/json"), (CACHE_CONTROL, "no-store")], value.to_string()).into_response()
 }
 
-async fn health(State(agent): State<Arc<Agent>>) -> Response {
+/// Anyone may learn whether the agent is up; its version, sessions and
+/// activity only the control plane (a `workspace-probe` token), since they
+/// tell a stranger what runs there and whether its user is at the keyboard.
+async fn health(State(agent): State<Arc<Agent>>, headers: axum::http::HeaderMap) -> Response {
+    let status = if agent.is_shutting_down() {
+        "stopping"
+    } else if agent.is_ready() {
+        "ok"
+    } else {
+        "starting"
+    };
+    let Some(authorization) = headers.get(axum::http::header::AUTHORIZATION) else {
+        return json_response(StatusCode::OK, &serde_json::json!({ "status": status }));
+    };
+    let allowed = match authorization.to_str() {
+        Ok(value) => agent.auth.probe_allowed(value).await,
+        Err(_) => false,
+    };
+    if !allowed {
+        return json_response(StatusCode::UNAUTHORIZED, &serde_json::json!({ "status": status }));
+    }
     let last =
         agent.activity.last_activity_at().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
     json_response(
         StatusCode::OK,
         &serde_json::json!({
-            "status": if agent.is_shutting_down() { "stopping" } else if agent.is_ready() { "ok" } else { "starting" },
+            "status": status,
             "version": env!("CARGO_PKG_VERSION"),
             "uptime": agent.activity.uptime().as_secs(),
             "devcontainer": agent.devcontainer(),

@@ -18,6 +18,7 @@ async fn the_http_probe_conforms_against_a_live_agent() {
     };
     // The way dev mode names a workspace: a *.localhost name, reached on loopback.
     let live = format!("http://ws-{}.localhost:{}", agent.workspace, agent.addr.port());
-    conformance::agent_probe::run(&probe, &live, 0, &dead).await;
-    conformance::agent_probe::run(&probe, &agent.origin(), 0, &dead).await;
+    let credential = sam_core::secret::SecretString::from(agent.probe_token(agent.workspace));
+    conformance::agent_probe::run(&probe, &live, &credential, 0, &dead).await;
+    conformance::agent_probe::run(&probe, &agent.origin(), &credential, 0, &dead).await;
 }

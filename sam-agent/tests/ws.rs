@@ -39,10 +39,24 @@ async fn http_routes() {
     let t = start(|_| {}).await;
     let client = reqwest::Client::new();
     let base = format!("http://{}", t.addr);
+    // Anyone learns that the agent is up, and nothing more.
     let health: serde_json::Value = client.get(format!("{base}/health")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(health, serde_json::json!({"status": "ok"}));
+    // The details only for the control plane's probe token of this workspace.
+    let details = ["version", "uptime", "devcontainer", "activeSessions", "lastActivity", "idleSeconds"];
+    let probe = t.probe_token(t.workspace);
+    let health: serde_json::Value =
+        client.get(format!("{base}/health")).bearer_auth(&probe).send().await.unwrap().json().await.unwrap();
     assert_eq!(health["status"], "ok");
-    for key in ["version", "uptime", "devcontainer", "activeSessions", "lastActivity", "idleSeconds"] {
+    for key in details {
         assert!(health.get(key).is_some(), "{key} missing from /health");
+    }
+    let terminal = t.token(t.workspace, Duration::from_secs(60));
+    for refused in [t.probe_token(WorkspaceId::new()), terminal, "garbage".into(), String::new()] {
+        let response = client.get(format!("{base}/health")).bearer_auth(&refused).send().await.unwrap();
+        assert_eq!(response.status(), 401, "{refused:.20}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body, serde_json::json!({"status": "ok"}), "no details for {refused:.20}");
     }
     assert_eq!(client.get(format!("{base}/ready")).send().await.unwrap().status(), 200);
     // No cookie: the page explains how to get in.
@@ -229,7 +243,7 @@ async fn not_ready_until_a_shell_is_set() {
     let authority = sam_core::testkit::fakes::FakeTokenAuthority::new("sam-test", "k1");
     let mut config = sam_agent::AgentConfig::new(workspace);
     config.cookie.secure = true;
-    let agent = sam_agent::Agent::new(config, Arc::new(authority), None);
+    let agent = sam_agent::Agent::new(config, Arc::new(authority.clone()), None);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let server = tokio::spawn(sam_agent::web::serve(listener, Arc::clone(&agent)));
@@ -240,7 +254,16 @@ async fn not_ready_until_a_shell_is_set() {
     assert_eq!(agent.auth.cookie_name(), "__Host-sam_session", "secure cookies use the __Host- prefix");
     agent.set_ready(common::test_shell(), Some("c0ffee".into()));
     assert_eq!(client.get(format!("{base}/ready")).send().await.unwrap().status(), 200);
-    let health: serde_json::Value = client.get(format!("{base}/health")).send().await.unwrap().json().await.unwrap();
+    let request = sam_core::ports::TokenRequest {
+        audience: sam_core::ports::Audience::WorkspaceProbe,
+        subject: sam_core::domain::UserId::new(),
+        workspace,
+        ttl: Duration::from_secs(60),
+    };
+    use sam_core::ports::TokenIssuer as _;
+    let probe = authority.issue(request, time::OffsetDateTime::now_utc()).unwrap().token;
+    let health: serde_json::Value =
+        client.get(format!("{base}/health")).bearer_auth(probe.expose()).send().await.unwrap().json().await.unwrap();
     assert_eq!(health["devcontainer"], "c0ffee");
     agent.shutdown("test");
     tokio::time::timeout(T, server).await.unwrap().unwrap().unwrap();

@@ -2,7 +2,10 @@
 //! real adapters run in `sam-providers`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use sam_core::domain::{UserId, WorkspaceId};
+use sam_core::ports::{Audience, Clock as _, SystemClock, TokenIssuer as _, TokenRequest};
 use sam_core::testkit::conformance;
 use sam_core::testkit::fakes::{
     FakeAgents, FakeCipher, FakeCloud, FakeDnsZone, FakeEdge, FakeOriginCa, FakeTokenAuthority, MemoryStore,
@@ -39,9 +42,17 @@ async fn fake_origin_ca_conforms() {
 
 #[tokio::test]
 async fn fake_agents_conform() {
-    let agents = FakeAgents::new();
+    let tokens = Arc::new(FakeTokenAuthority::new("https://sam.test", "k1"));
+    let agents = FakeAgents::new(tokens.clone(), Arc::new(SystemClock));
     agents.answer("http://ws-a.sam.test", 7);
-    conformance::agent_probe::run(&agents, "http://ws-a.sam.test", 7, "http://ws-b.sam.test").await;
+    let request = TokenRequest {
+        audience: Audience::WorkspaceProbe,
+        subject: UserId::new(),
+        workspace: WorkspaceId::new(),
+        ttl: Duration::from_secs(60),
+    };
+    let credential = tokens.issue(request, SystemClock.now()).unwrap().token;
+    conformance::agent_probe::run(&agents, "http://ws-a.sam.test", &credential, 7, "http://ws-b.sam.test").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

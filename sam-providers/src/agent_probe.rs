@@ -7,6 +7,7 @@
 use async_trait::async_trait;
 use reqwest::{Method, Url};
 use sam_core::ports::{AgentHealth, AgentProbe, ProviderError, ProviderErrorKind};
+use sam_core::secret::SecretString;
 use serde::Deserialize;
 
 use crate::http::{self, HttpClient, HttpConfig, Request, Response, RetryPolicy};
@@ -69,9 +70,10 @@ fn target(workspace_url: &str) -> Result<(Url, Option<String>), ProviderError> {
 
 #[async_trait]
 impl AgentProbe for HttpAgentProbe {
-    async fn health(&self, workspace_url: &str) -> Result<AgentHealth, ProviderError> {
+    async fn health(&self, workspace_url: &str, credential: &SecretString) -> Result<AgentHealth, ProviderError> {
         let (url, host) = target(workspace_url)?;
-        let mut request = Request::new(Method::GET, url);
+        let mut request =
+            Request::new(Method::GET, url).header("authorization", format!("Bearer {}", credential.expose()));
         if let Some(host) = host {
             request = request.header("host", host);
         }

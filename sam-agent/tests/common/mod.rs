@@ -77,6 +77,17 @@ impl TestAgent {
         self.authority.issue(req, time::OffsetDateTime::now_utc()).unwrap().token.expose().to_owned()
     }
 
+    /// A `workspace-probe` token (the control plane's, for `/health`).
+    pub fn probe_token(&self, workspace: WorkspaceId) -> String {
+        let req = TokenRequest {
+            audience: Audience::WorkspaceProbe,
+            subject: UserId::new(),
+            workspace,
+            ttl: Duration::from_secs(60),
+        };
+        self.authority.issue(req, time::OffsetDateTime::now_utc()).unwrap().token.expose().to_owned()
+    }
+
     /// GET /auth/callback; the cookie (`name=value`) on success, else the status.
     pub async fn login(&self, token: &str) -> Result<String, u16> {
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();

@@ -13,7 +13,7 @@ use super::messages;
 use super::{Engine, EngineError};
 use crate::domain::{ServerId, Timestamp, UserId, Workspace, WorkspaceId};
 use crate::lifecycle::{Event, Reason, WorkspaceStatus};
-use crate::ports::{DnsRecord, LABEL_DEPLOYMENT, Server, WorkspaceScan};
+use crate::ports::{Audience, DnsRecord, LABEL_DEPLOYMENT, Server, TokenRequest, WorkspaceScan};
 use crate::secret::SecretString;
 use crate::wire::HeartbeatAction;
 
@@ -70,6 +70,9 @@ struct Ownership {
     server: Option<ServerId>,
     has_dns: bool,
 }
+
+/// A probe token's lifetime: one request, sent at once.
+const PROBE_TOKEN_TTL: Duration = Duration::from_secs(60);
 
 const STATUSES: [WorkspaceStatus; 5] = [
     WorkspaceStatus::Creating,
@@ -307,7 +310,20 @@ impl Engine {
         let url = self.workspace_url(ws);
         let now = self.now();
         if let Some(probe) = &self.probe {
-            match probe.health(&url).await {
+            let request = TokenRequest {
+                audience: Audience::WorkspaceProbe,
+                subject: ws.owner,
+                workspace: ws.id,
+                ttl: PROBE_TOKEN_TTL,
+            };
+            let answer = match self.ports.tokens.issue(request, now) {
+                Ok(issued) => probe.health(&url, &issued.token).await,
+                Err(e) => Err(crate::ports::ProviderError::new(
+                    crate::ports::ProviderErrorKind::InvalidConfig,
+                    format!("no probe token: {e}"),
+                )),
+            };
+            match answer {
                 Ok(health) => {
                     if marked {
                         tracing::info!(workspace_id = %ws.id, "a silent agent answers its health check again");

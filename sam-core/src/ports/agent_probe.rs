@@ -1,6 +1,7 @@
 use async_trait::async_trait;
 
 use super::ProviderError;
+use crate::secret::SecretString;
 
 /// What a workspace agent says about itself when asked directly.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -22,6 +23,9 @@ pub struct AgentHealth {
 #[async_trait]
 pub trait AgentProbe: Send + Sync + std::fmt::Debug {
     /// The agent's own health report from `workspace_url` (the address the
-    /// browser opens, without a path); any error means "no answer".
-    async fn health(&self, workspace_url: &str) -> Result<AgentHealth, ProviderError>;
+    /// browser opens, without a path), asked with `credential` (a
+    /// `workspace-probe` token for that workspace: an agent gives its details
+    /// to nobody else). An agent that refuses the credential is an error of
+    /// kind `Unauthorized`; any error means "no answer".
+    async fn health(&self, workspace_url: &str, credential: &SecretString) -> Result<AgentHealth, ProviderError>;
 }

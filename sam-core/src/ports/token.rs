@@ -13,6 +13,10 @@ pub enum Audience {
     /// The agent calling back to the control plane (`workspace-callback`).
     #[serde(rename = "workspace-callback")]
     WorkspaceCallback,
+    /// The control plane asking an agent for its health details
+    /// (`workspace-probe`): without one, an agent tells only whether it is up.
+    #[serde(rename = "workspace-probe")]
+    WorkspaceProbe,
 }
 
 impl Audience {
@@ -21,6 +25,7 @@ impl Audience {
         match self {
             Audience::WorkspaceTerminal => "workspace-terminal",
             Audience::WorkspaceCallback => "workspace-callback",
+            Audience::WorkspaceProbe => "workspace-probe",
         }
     }
 }

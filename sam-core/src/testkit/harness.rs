@@ -93,15 +93,16 @@ impl Harness {
         dns: Arc<FakeDnsZone>,
         config: EngineConfig,
     ) -> Self {
+        let tokens = Arc::new(FakeTokenAuthority::new("https://sam.test", "k1"));
         let h = Self {
+            agents: Arc::new(FakeAgents::new(tokens.clone(), Arc::new(clock.clone()))),
+            tokens,
             clock,
             store,
             cloud,
             dns,
             github: Arc::new(FakeGithub::new(30)),
             cipher: Arc::new(FakeCipher::new(1, "test key")),
-            tokens: Arc::new(FakeTokenAuthority::new("https://sam.test", "k1")),
-            agents: Arc::new(FakeAgents::new()),
             origin_ca: Arc::new(FakeOriginCa::new(ZONE)),
             config,
             user: UserId::new(),

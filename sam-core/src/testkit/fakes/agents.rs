@@ -3,21 +3,28 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use crate::ports::{AgentHealth, AgentProbe, ProviderError, ProviderErrorKind};
+use std::sync::Arc;
+
+use crate::ports::{AgentHealth, AgentProbe, Audience, Clock, ProviderError, ProviderErrorKind, TokenVerifier};
+use crate::secret::SecretString;
 use crate::testkit::lock;
 
 /// Agents reachable by URL: the ones told to [`answer`](FakeAgents::answer)
-/// report their idle time; every other URL gets no answer.
-#[derive(Debug, Default)]
+/// report their idle time to a `workspace-probe` token `verifier` accepts
+/// (as real agents do); every other URL gets no answer.
+#[derive(Debug)]
 pub struct FakeAgents {
+    verifier: Arc<dyn TokenVerifier>,
+    clock: Arc<dyn Clock>,
     answering: Mutex<HashMap<String, AgentHealth>>,
     probes: Mutex<Vec<String>>,
 }
 
 impl FakeAgents {
-    /// No agent answers.
-    pub fn new() -> Self {
-        Self::default()
+    /// No agent answers yet; those that will accept the tokens `verifier`
+    /// verifies at `clock`'s time.
+    pub fn new(verifier: Arc<dyn TokenVerifier>, clock: Arc<dyn Clock>) -> Self {
+        Self { verifier, clock, answering: Mutex::default(), probes: Mutex::default() }
     }
 
     /// The agent at `workspace_url` answers, idle for `idle_seconds`.
@@ -39,12 +46,17 @@ impl FakeAgents {
 
 #[async_trait]
 impl AgentProbe for FakeAgents {
-    async fn health(&self, workspace_url: &str) -> Result<AgentHealth, ProviderError> {
+    async fn health(&self, workspace_url: &str, credential: &SecretString) -> Result<AgentHealth, ProviderError> {
         let url = workspace_url.trim_end_matches('/').to_owned();
         lock(&self.probes).push(url.clone());
-        lock(&self.answering)
+        let health = lock(&self.answering)
             .get(&url)
             .cloned()
-            .ok_or_else(|| ProviderError::new(ProviderErrorKind::Transient, format!("no answer from {url}")))
+            .ok_or_else(|| ProviderError::new(ProviderErrorKind::Transient, format!("no answer from {url}")))?;
+        let now = self.clock.now();
+        match self.verifier.verify(credential.expose(), Audience::WorkspaceProbe, now).await {
+            Ok(_) => Ok(health),
+            Err(e) => Err(ProviderError::new(ProviderErrorKind::Unauthorized, format!("agent: {:?}", e.kind))),
+        }
     }
 }
