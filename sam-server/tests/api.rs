@@ -477,6 +477,23 @@ async fn repository_access_is_per_user_and_per_workspace(backend: Backend) {
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(r.headers()["retry-after"], "5");
     github.faults().clear();
+    // Other failures say what they mean, never GitHub's own text: a refusal
+    // is a 403, a missing thing a 404, and only an answer nobody
+    // understands a 502.
+    for (upstream, status, code) in [
+        (403, StatusCode::FORBIDDEN, "not_allowed"),
+        (404, StatusCode::NOT_FOUND, "not_found"),
+        (422, StatusCode::BAD_GATEWAY, "provider_error"),
+        (418, StatusCode::BAD_GATEWAY, "provider_error"),
+    ] {
+        let path = "/user/installations/101/repositories";
+        github.faults().inject("GET", path, Fault::Error(InjectedError::Status(upstream)), 1);
+        let (got, body) = s.get("/api/github/repositories?installation_id=101", &owner).await;
+        assert_eq!((got, body["error"].as_str()), (status, Some(code)), "GitHub {upstream}: {body}");
+        let message = body["message"].as_str().unwrap();
+        assert!(!message.contains("Injected") && !message.contains(&upstream.to_string()), "upstream text: {message}");
+    }
+    github.faults().clear();
     // A dead refresh token: sign in again, said so.
     github.expire_user_tokens();
     github.revoke_refresh_tokens();

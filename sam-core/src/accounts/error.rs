@@ -1,4 +1,4 @@
-use crate::ports::{ProviderError, StoreError, StoreErrorKind};
+use crate::ports::{ProviderError, ProviderErrorKind, StoreError, StoreErrorKind};
 
 /// What went wrong in an account operation, for a caller to map onto a
 /// response.
@@ -81,10 +81,15 @@ impl From<StoreError> for AccountsError {
 impl From<ProviderError> for AccountsError {
     fn from(e: ProviderError) -> Self {
         tracing::warn!(kind = e.kind().code(), error = %e, "provider call failed");
-        if e.is_retryable() {
-            Self::new(AccountsErrorKind::ProviderUnavailable, "the provider is unavailable; try again")
-        } else {
-            Self::new(AccountsErrorKind::Provider, e.message().to_owned())
-        }
+        let kind = match e.kind() {
+            kind if kind.is_retryable() => AccountsErrorKind::ProviderUnavailable,
+            ProviderErrorKind::NotFound => AccountsErrorKind::NotFound,
+            ProviderErrorKind::Unauthorized | ProviderErrorKind::Forbidden | ProviderErrorKind::QuotaExceeded => {
+                AccountsErrorKind::NotAllowed
+            }
+            ProviderErrorKind::InvalidConfig => AccountsErrorKind::Internal,
+            _ => AccountsErrorKind::Provider,
+        };
+        Self::new(kind, e.public_message())
     }
 }

@@ -64,7 +64,7 @@ pub(super) fn github_error(e: ProviderError, what: &str) -> AccountsError {
         ProviderErrorKind::Forbidden => {
             tracing::warn!(error = %e, "GitHub forbade a request");
             AccountsError::new(
-                AccountsErrorKind::Provider,
+                AccountsErrorKind::NotAllowed,
                 "GitHub refused: the SAM app lacks a permission, or an organization's policy blocks it.",
             )
         }

@@ -212,7 +212,10 @@ impl Engine {
                 tracing::warn!(workspace_id = %ws.id, error = %e, "firewall not ready; server creation deferred");
                 return Ok(false);
             }
-            Err(e) => return self.fail_provisioning(ws, messages::firewall_failure(&e)).await,
+            Err(e) => {
+                tracing::warn!(workspace_id = %ws.id, error = %e, "firewall failed");
+                return self.fail_provisioning(ws, messages::firewall_failure(&e)).await;
+            }
         };
         let bootstrap = match random_token() {
             Ok(token) => token,
@@ -265,6 +268,7 @@ impl Engine {
                 return Ok(false);
             }
             Err(e) => {
+                tracing::warn!(workspace_id = %ws.id, error = %e, "server creation failed");
                 let placement = Placement { size: ws.spec.vm_size.as_str(), location: ws.spec.vm_location.as_str() };
                 let message = messages::provider_failure(&e, Some(placement));
                 return self.fail_provisioning(ws, message).await;
@@ -304,7 +308,10 @@ impl Engine {
         {
             Ok(record) => Ok(self.record(ws, &Event::DnsRecordSet { record_id: record.id }).await?.is_some()),
             Err(e) if e.is_retryable() => Ok(false),
-            Err(e) => self.fail_provisioning(ws, messages::dns_failure(&e)).await,
+            Err(e) => {
+                tracing::warn!(workspace_id = %ws.id, error = %e, "DNS record failed");
+                self.fail_provisioning(ws, messages::dns_failure(&e)).await
+            }
         }
     }
 

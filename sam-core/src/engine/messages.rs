@@ -27,13 +27,17 @@ pub(crate) fn provider_failure(e: &ProviderError, placement: Option<Placement<'_
             }
             None => "Hetzner has no capacity for this server right now; try another location.".into(),
         },
-        ProviderErrorKind::InvalidConfig => format!("Hetzner refused the request: {}", e.message()),
-        ProviderErrorKind::NotFound => format!("Hetzner could not find a resource: {}", e.message()),
+        ProviderErrorKind::InvalidConfig => {
+            "Hetzner refused the request as invalid (the server type, image or location may no longer be offered); \
+             the operator has the details in the log."
+                .into()
+        }
+        ProviderErrorKind::NotFound => "Hetzner could not find a resource the workspace needs.".into(),
         ProviderErrorKind::RateLimited { .. } => {
             "Hetzner is rate-limiting this account; SAM will retry. If this persists, wait a few minutes.".into()
         }
         ProviderErrorKind::Transient => "Hetzner is not responding; SAM will retry.".into(),
-        _ => format!("The cloud provider failed: {}", e.message()),
+        _ => format!("The cloud provider failed ({}).", e.kind().code()),
     }
 }
 
@@ -42,9 +46,8 @@ pub(crate) fn firewall_failure(e: &ProviderError) -> String {
     match e.kind() {
         ProviderErrorKind::Unauthorized | ProviderErrorKind::QuotaExceeded => provider_failure(e, None),
         _ => format!(
-            "The firewall for workspace servers could not be set up in your Hetzner project ({}): {}",
-            e.kind().code(),
-            e.message()
+            "The firewall for workspace servers could not be set up in your Hetzner project ({}).",
+            e.kind().code()
         ),
     }
 }
@@ -68,9 +71,8 @@ pub(crate) fn origin_ca_failure(e: &ProviderError, hostname: &str) -> String {
              Restart the workspace afterwards."
         ),
         ProviderErrorKind::InvalidConfig => format!(
-            "{what}: it refused the request ({}). The operator must check that the base domain is in the \
-             Cloudflare zone (sam-server doctor). Restart the workspace afterwards.",
-            e.message()
+            "{what}: it refused the request. The operator must check that the base domain is in the \
+             Cloudflare zone (sam-server doctor). Restart the workspace afterwards."
         ),
         ProviderErrorKind::RateLimited { .. } | ProviderErrorKind::Transient => {
             format!("{what}: it kept failing ({}). Restart the workspace to try again.", e.kind().code())

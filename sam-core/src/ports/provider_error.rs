@@ -129,6 +129,49 @@ impl ProviderError {
         &self.message
     }
 
+    /// The provider the adapter named at the start of its message
+    /// (`hetzner: …`, `github: …`), as users know it.
+    pub fn provider(&self) -> &'static str {
+        match self.message.split_once(':').map(|(name, _)| name.trim()) {
+            Some("hetzner") => "Hetzner",
+            Some("github") => "GitHub",
+            Some("cloudflare") => "Cloudflare",
+            Some("agent") => "The workspace's agent",
+            _ => "The provider",
+        }
+    }
+
+    /// What the failure means, for a user or an API client: the kind in
+    /// words and who failed, never the provider's own text (which can echo
+    /// anything back: names, ids, input). The whole [`message`](Self::message)
+    /// belongs in the log.
+    ///
+    /// ```
+    /// use sam_core::ports::{ProviderError, ProviderErrorKind};
+    /// let e = ProviderError::new(ProviderErrorKind::NotFound, "github: 404: Not Found");
+    /// assert_eq!(e.public_message(), "GitHub has no such resource, or does not show it to this account.");
+    /// ```
+    pub fn public_message(&self) -> String {
+        let who = self.provider();
+        match self.kind {
+            ProviderErrorKind::NotFound => format!("{who} has no such resource, or does not show it to this account."),
+            ProviderErrorKind::Unauthorized => {
+                format!("{who} refused the credential SAM holds for it: sign in again or replace it in Settings.")
+            }
+            ProviderErrorKind::Forbidden => format!("{who} does not allow this with the credential SAM holds for it."),
+            ProviderErrorKind::QuotaExceeded => format!("{who} reports a quota or limit reached."),
+            ProviderErrorKind::RateLimited { .. } => {
+                format!("{who} is limiting the rate of requests; try again later.")
+            }
+            ProviderErrorKind::Capacity => format!("{who} has no capacity for this right now; try again later."),
+            ProviderErrorKind::Transient => format!("{who} is not responding; try again."),
+            ProviderErrorKind::InvalidConfig => {
+                format!("{who} refused SAM's request as invalid; the operator must check the deployment's settings.")
+            }
+            ProviderErrorKind::Other => format!("{who} gave an answer SAM does not understand."),
+        }
+    }
+
     /// Whether retrying may help.
     pub fn is_retryable(&self) -> bool {
         self.kind.is_retryable()

@@ -9,7 +9,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use sam_core::accounts::{AccountsError, AccountsErrorKind};
 use sam_core::engine::{EngineError, EngineErrorKind};
-use sam_core::ports::{ProviderError, StoreError};
+use sam_core::ports::{ProviderError, ProviderErrorKind, StoreError};
 use serde::Serialize;
 
 /// What a 503 asks the client to wait before retrying, in seconds.
@@ -113,11 +113,15 @@ impl From<StoreError> for ApiError {
 impl From<ProviderError> for ApiError {
     fn from(e: ProviderError) -> Self {
         tracing::warn!(kind = e.kind().code(), error = %e, "provider call failed");
-        if e.is_retryable() {
-            Self::new(StatusCode::SERVICE_UNAVAILABLE, "provider_unavailable", "the provider is unavailable; try again")
-        } else {
-            Self::new(StatusCode::BAD_GATEWAY, "provider_error", e.message().to_owned())
-        }
+        let (status, code) = match e.kind() {
+            kind if kind.is_retryable() => (StatusCode::SERVICE_UNAVAILABLE, "provider_unavailable"),
+            ProviderErrorKind::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            ProviderErrorKind::Unauthorized | ProviderErrorKind::Forbidden => (StatusCode::FORBIDDEN, "not_allowed"),
+            ProviderErrorKind::QuotaExceeded => (StatusCode::CONFLICT, "quota_exceeded"),
+            ProviderErrorKind::InvalidConfig => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            _ => (StatusCode::BAD_GATEWAY, "provider_error"),
+        };
+        Self::new(status, code, e.public_message())
     }
 }
 

@@ -23,6 +23,8 @@ use crate::state::AppState;
     responses(
         (status = 200, description = "Installations of the SAM app the user can access", body = [InstallationInfo]),
         (status = 401, description = "No valid session, or the GitHub sign-in expired (`signin_required`: sign in again)", body = ErrorBody),
+        (status = 403, description = "GitHub refused the request with the user's authorization (`not_allowed`)", body = ErrorBody),
+        (status = 502, description = "GitHub answered in a way SAM does not understand (`provider_error`)", body = ErrorBody),
         (status = 503, description = "GitHub could not be reached; retry (`Retry-After`)", body = ErrorBody)
     )
 )]
@@ -95,6 +97,8 @@ pub struct ReposPage {
         (status = 401, description = "No valid session, or the GitHub sign-in expired (`signin_required`: sign in again)", body = ErrorBody),
         (status = 404, description = "No such installation visible to the user", body = ErrorBody),
         (status = 422, description = "Invalid query", body = ErrorBody),
+        (status = 403, description = "GitHub refused the request with the user's authorization (`not_allowed`)", body = ErrorBody),
+        (status = 502, description = "GitHub answered in a way SAM does not understand (`provider_error`)", body = ErrorBody),
         (status = 503, description = "GitHub could not be reached; retry (`Retry-After`)", body = ErrorBody)
     )
 )]
@@ -131,6 +135,8 @@ pub struct BranchesQuery {
         (status = 200, description = "Branch names, the default first", body = [String]),
         (status = 401, description = "No valid session, or the GitHub sign-in expired (`signin_required`: sign in again)", body = ErrorBody),
         (status = 404, description = "No repository of that name that the user can see", body = ErrorBody),
+        (status = 403, description = "GitHub refused the request with the user's authorization (`not_allowed`)", body = ErrorBody),
+        (status = 502, description = "GitHub answered in a way SAM does not understand (`provider_error`)", body = ErrorBody),
         (status = 503, description = "GitHub could not be reached; retry (`Retry-After`)", body = ErrorBody)
     )
 )]
