@@ -360,6 +360,52 @@ async fn setup_names_a_missing_dns_permission() {
     assert!(text(&output).contains("CLOUDFLARE_API_TOKEN"), "a missing token is named");
 }
 
+/// Behind a proxy every request comes from the proxy: setup finds the one in
+/// front and tells the rate limits where the client's address is —
+/// `CF-Connecting-IP` when Cloudflare proxies the API host, the right-most
+/// `X-Forwarded-For` entry when the server listens on loopback behind an
+/// https URL (a local TLS proxy), the peer's address otherwise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_finds_the_proxy_in_front_for_the_rate_limits() {
+    let emulators = Emulators::start().await.unwrap();
+    let cloudflare = &emulators.cloudflare;
+    let created = reqwest::Client::new()
+        .post(format!("{}/zones/{}/dns_records", cloudflare.base_url(), cloudflare.zone_id()))
+        .bearer_auth(cloudflare.token())
+        .json(&json!({"type": "A", "name": "sam.sam.test", "content": "203.0.113.10", "proxied": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::OK);
+    let dir = tempfile::tempdir().unwrap();
+    let run = |name: &str, public: &str, listen: &str| {
+        let config = dir.path().join(name);
+        let mut args = vec![
+            "setup".to_owned(),
+            "--yes".into(),
+            format!("--config={}", config.display()),
+            "--base-domain=sam.test".into(),
+            format!("--public-url={public}"),
+            format!("--listen={listen}"),
+        ];
+        args.extend(emulator_flags(&emulators));
+        let (output, _) =
+            sam(&args.iter().map(String::as_str).collect::<Vec<_>>(), &[("CLOUDFLARE_API_TOKEN", cloudflare.token())]);
+        let printed = text(&output);
+        assert!(printed.contains("client address"), "{printed}");
+        (setting(&config, "SAM_CLIENT_IP_HEADER"), setting(&config, "SAM_TRUST_FORWARDED_FOR"))
+    };
+    let proxied = run("proxied.env", "https://sam.sam.test", "0.0.0.0:8080");
+    assert_eq!(proxied, (Some("CF-Connecting-IP".into()), None), "Cloudflare proxies sam.sam.test");
+    let local_proxy = run("local.env", "https://api.sam.test", "127.0.0.1:8080");
+    assert_eq!(local_proxy, (None, Some("true".into())), "a TLS proxy on this machine");
+    let direct = run("direct.env", "https://api.sam.test", "0.0.0.0:8443");
+    assert_eq!(direct, (None, None), "no proxy found");
+    // What the operator set is kept.
+    let again = run("local.env", "https://sam.sam.test", "127.0.0.1:8080");
+    assert_eq!(again, (None, Some("true".into())));
+}
+
 /// Universal SSL covers the zone apex and one level below it: nested names
 /// under a base domain below the zone need an advanced certificate, flat
 /// names do not. Doctor's check says which, and what to do.

@@ -46,6 +46,10 @@ pub struct ZoneRecord {
     pub record_type: String,
     /// Content.
     pub content: String,
+    /// Whether Cloudflare's edge answers for the name (and forwards to the
+    /// origin, naming the client in `CF-Connecting-IP`).
+    #[serde(default)]
+    pub proxied: bool,
 }
 
 /// One zone setting (`ssl`, `always_use_https`, `websockets`,

@@ -369,8 +369,11 @@ async fn cloudflare_step(w: &mut Wizard) -> anyhow::Result<()> {
     let Some(host) = super::url_host(&public) else { return Ok(()) };
     if host != zone.name && !host.ends_with(&format!(".{}", zone.name)) {
         line("note", "API host", format!("{host} is not in zone {}: point it at this machine yourself", zone.name));
+        client_address(w, &host, false);
         return Ok(());
     }
+    let proxied = api.records_named(&zone.id, &host).await.unwrap_or_default().iter().any(|r| r.proxied);
+    client_address(w, &host, proxied);
     let dns = CloudflareDns::new(CloudflareConfig {
         base_url: w.cfg().cloudflare_api_url.clone(),
         ..CloudflareConfig::new(token, zone.id.clone())
@@ -401,6 +404,46 @@ async fn cloudflare_step(w: &mut Wizard) -> anyhow::Result<()> {
         ),
     }
     Ok(())
+}
+
+/// Where the rate limits find the client's address. Behind a proxy every
+/// request comes from the proxy, so keyed by the peer all clients would share
+/// one budget (one loop of requests would lock everybody out): a proxied API
+/// host (Cloudflare's edge) names the client in `CF-Connecting-IP`; a control
+/// plane listening on loopback behind an https public URL has a local TLS
+/// proxy in front, which appends it to `X-Forwarded-For`.
+fn client_address(w: &mut Wizard, host: &str, proxied: bool) {
+    if let Some(header) = w.cfg().client_ip_header.clone() {
+        line("kept", "client address", format!("from {header}"));
+        w.set("SAM_CLIENT_IP_HEADER", header);
+        return;
+    }
+    if w.cfg().trust_forwarded_for {
+        line("kept", "client address", "the right-most X-Forwarded-For entry");
+        w.set("SAM_TRUST_FORWARDED_FOR", "true");
+        return;
+    }
+    let behind_local_proxy = w.cfg().public_url.as_deref().is_some_and(|u| u.starts_with("https://"))
+        && w.cfg().listen.parse::<std::net::SocketAddr>().is_ok_and(|a| a.ip().is_loopback());
+    if proxied {
+        w.options.config.client_ip_header = Some("CF-Connecting-IP".into());
+        w.set("SAM_CLIENT_IP_HEADER", "CF-Connecting-IP");
+        line(
+            "new",
+            "client address",
+            format!("from CF-Connecting-IP ({host} is proxied by Cloudflare: let only Cloudflare reach the origin)"),
+        );
+    } else if behind_local_proxy {
+        w.options.config.trust_forwarded_for = true;
+        w.set("SAM_TRUST_FORWARDED_FOR", "true");
+        line(
+            "new",
+            "client address",
+            "the right-most X-Forwarded-For entry (listening on loopback behind https: the proxy must append it)",
+        );
+    } else {
+        line("note", "client address", "the peer's (no proxy in front found)");
+    }
 }
 
 /// The zone's side of the HTTPS path: names the edge certificate covers,
