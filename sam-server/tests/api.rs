@@ -343,6 +343,18 @@ async fn credentials_are_validated_and_never_returned(backend: Backend) {
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (status, _) = s.send(reqwest::Method::DELETE, "/api/credentials/hetzner", Some(&cookie), None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Each write asks Hetzner: at most 10 a minute per user.
+    let hetzner_calls = s.emulators.hetzner.faults().requests().len();
+    let mut answers = Vec::new();
+    for _ in 0..12 {
+        answers.push(s.post("/api/credentials", &cookie, json!({"provider": "hetzner", "token": HETZNER_TOKEN})).await);
+    }
+    let refused = answers.iter().filter(|(status, _)| *status == StatusCode::TOO_MANY_REQUESTS).count();
+    assert!((2..=12).contains(&refused), "{answers:?}");
+    assert!(answers.iter().any(|(_, body)| body["error"] == "rate_limited"));
+    let asked = s.emulators.hetzner.faults().requests().len() - hetzner_calls;
+    assert!(asked <= 10 * 2, "refused writes do not reach Hetzner ({asked} calls)");
 }
 
 async fn github_listing_is_scoped_to_the_users_installations(backend: Backend) {
@@ -828,6 +840,40 @@ async fn the_stream_sends_workspace_changes(backend: Backend) {
     }
     assert!(seen.contains("event: workspace"), "{seen}");
     assert!(seen.contains(ws["id"].as_str().unwrap()));
+
+    // A user holds at most 8 live streams; closing one frees its place.
+    let open = |cookie: String| {
+        let request = s.client.get(s.url("/api/workspaces/stream")).header(COOKIE, cookie);
+        async move { request.send().await.unwrap() }
+    };
+    let mut more = Vec::new();
+    for _ in 1..8 {
+        let r = open(cookie.clone()).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        more.push(r);
+    }
+    let refused = open(cookie.clone()).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.json::<Value>().await.unwrap()["error"], "too_many_streams");
+    drop(more.pop());
+    let mut freed = None;
+    for _ in 0..50 {
+        let r = open(cookie.clone()).await;
+        if r.status() == StatusCode::OK {
+            freed = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(freed.is_some(), "a closed stream gives its place back");
+    drop((freed, more));
+
+    // Signing out ends the session's streams (within a few seconds).
+    let (status, _) = s.send(reqwest::Method::POST, "/api/auth/logout", Some(&cookie), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let ended =
+        tokio::time::timeout(Duration::from_secs(8), async { while let Ok(Some(_)) = response.chunk().await {} }).await;
+    assert!(ended.is_ok(), "the stream of a signed-out session ends");
 }
 
 async fn sign_in_and_token_endpoints_are_rate_limited(backend: Backend) {

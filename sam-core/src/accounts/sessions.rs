@@ -106,6 +106,16 @@ impl Accounts {
         Ok(Some(SessionUser { user, session_hash: hash }))
     }
 
+    /// Whether the session with `session_hash` still exists and is within
+    /// its lifetimes, without counting as use (a page left open must not
+    /// keep a session alive): for long-lived connections that check now
+    /// and then that their sign-in still holds.
+    pub async fn session_alive(&self, session_hash: &str) -> Result<bool, AccountsError> {
+        let now = self.ports.clock.now();
+        let Some(session) = self.ports.store.get_session(session_hash, now).await? else { return Ok(false) };
+        Ok(now < session.created_at + self.session_max_age())
+    }
+
     /// Ends the session with `session_hash` ([`SessionUser::session_hash`]),
     /// or with `everywhere` every session of `user`.
     pub async fn sign_out(&self, user: UserId, session_hash: &str, everywhere: bool) -> Result<(), AccountsError> {

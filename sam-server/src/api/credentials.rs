@@ -131,14 +131,17 @@ pub struct AddCredential {
         (status = 403, description = "Cross-origin request refused", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 422, description = "Invalid body, or the provider rejected the token", body = ErrorBody),
+        (status = 429, description = "More than 10 token changes by this user in a minute", body = ErrorBody),
         (status = 503, description = "The provider could not be reached; nothing stored", body = ErrorBody)
     )
 )]
 pub async fn add(
     State(state): State<AppState>,
+    axum::Extension(limits): axum::Extension<std::sync::Arc<super::user_limits::UserLimits>>,
     current: CurrentUser,
     extract::Json(body): extract::Json<AddCredential>,
 ) -> Result<(StatusCode, Json<CredentialView>), ApiError> {
+    limits.credential_write(current.user.id)?;
     let provider = body.provider.parse().map_err(|_| ApiError::invalid("provider", "provider must be 'hetzner'"))?;
     let account = state.accounts.connect_cloud(current.user.id, provider, &body.token).await?;
     Ok((StatusCode::CREATED, Json(account.into())))

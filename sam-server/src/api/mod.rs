@@ -12,6 +12,7 @@ pub mod openapi;
 pub mod ratelimit;
 pub mod session;
 mod system;
+pub mod user_limits;
 mod webhook;
 mod workspaces;
 
@@ -157,6 +158,7 @@ pub fn router(state: AppState) -> Router {
         // origin check has nothing to refuse).
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, REQUEST_TIMEOUT))
         .route("/api/workspaces/stream", get(workspaces::stream))
+        .layer(axum::Extension(std::sync::Arc::new(user_limits::UserLimits::default())))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
         // Outermost: every body is read before anything answers.

@@ -340,6 +340,10 @@ pub async fn events(
 /// in-process channel) sees changes made by every replica and the reconciler.
 const STREAM_POLL: Duration = Duration::from_secs(1);
 
+/// Every this many polls the stream checks that its session still exists:
+/// signing out (on any replica) ends the session's streams within seconds.
+const SESSION_CHECK_POLLS: u32 = 3;
+
 /// `GET /api/workspaces/stream`: `event: workspace` with a workspace's JSON
 /// whenever it changes, `event: removed` with `{"id"}` when it is gone.
 #[utoipa::path(
@@ -349,43 +353,56 @@ const STREAM_POLL: Duration = Duration::from_secs(1);
     security(("session" = [])),
     responses(
         (status = 200, description = "Server-sent events: `workspace` (a WorkspaceView) on every change, `removed` (`{\"id\"}`) when one is gone", content_type = "text/event-stream", body = String),
-        (status = 401, description = "No valid session", body = ErrorBody)
+        (status = 401, description = "No valid session", body = ErrorBody),
+        (status = 429, description = "The user holds 8 live streams already (`too_many_streams`)", body = ErrorBody)
     )
 )]
 pub async fn stream(
     State(state): State<AppState>,
+    axum::Extension(limits): axum::Extension<std::sync::Arc<super::user_limits::UserLimits>>,
     current: CurrentUser,
-) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     let owner = current.user.id;
-    let initial: (HashMap<WorkspaceId, (u64, time::OffsetDateTime)>, bool) = (HashMap::new(), true);
+    let slot = limits.open_stream(owner)?;
+    let session = current.session_hash;
+    let initial: (HashMap<WorkspaceId, (u64, time::OffsetDateTime)>, u32) = (HashMap::new(), 0);
     let stream = futures_util::stream::unfold(
-        (state, initial, Vec::<SseEvent>::new()),
-        move |(state, (mut seen, mut first), mut pending)| async move {
-            loop {
-                if let Some(event) = pending.pop() {
-                    return Some((Ok(event), (state, (seen, first), pending)));
-                }
-                if !first {
-                    tokio::time::sleep(STREAM_POLL).await;
-                }
-                first = false;
-                let Ok(list) = state.engine.list(owner, None).await else { continue };
-                let now_ids: std::collections::HashSet<WorkspaceId> = list.iter().map(|w| w.id).collect();
-                for id in seen.keys().copied().filter(|id| !now_ids.contains(id)).collect::<Vec<_>>() {
-                    seen.remove(&id);
-                    pending.push(SseEvent::default().event("removed").data(format!("{{\"id\":\"{id}\"}}")));
-                }
-                for ws in &list {
-                    let marker = (ws.version, ws.last_activity_at.unwrap_or(ws.updated_at));
-                    if seen.get(&ws.id) != Some(&marker) {
-                        seen.insert(ws.id, marker);
-                        if let Ok(json) = serde_json::to_string(&WorkspaceView::new(&state, ws)) {
-                            pending.push(SseEvent::default().event("workspace").data(json));
+        (state, initial, Vec::<SseEvent>::new(), slot),
+        move |(state, (mut seen, mut polls), mut pending, slot)| {
+            let session = session.clone();
+            async move {
+                loop {
+                    if let Some(event) = pending.pop() {
+                        return Some((Ok(event), (state, (seen, polls), pending, slot)));
+                    }
+                    if polls > 0 {
+                        tokio::time::sleep(STREAM_POLL).await;
+                    }
+                    polls = polls.wrapping_add(1);
+                    if polls % SESSION_CHECK_POLLS == 0
+                        && matches!(state.accounts.session_alive(&session).await, Ok(false))
+                    {
+                        tracing::info!(user_id = %owner, "session ended; closing its stream");
+                        return None;
+                    }
+                    let Ok(list) = state.engine.list(owner, None).await else { continue };
+                    let now_ids: std::collections::HashSet<WorkspaceId> = list.iter().map(|w| w.id).collect();
+                    for id in seen.keys().copied().filter(|id| !now_ids.contains(id)).collect::<Vec<_>>() {
+                        seen.remove(&id);
+                        pending.push(SseEvent::default().event("removed").data(format!("{{\"id\":\"{id}\"}}")));
+                    }
+                    for ws in &list {
+                        let marker = (ws.version, ws.last_activity_at.unwrap_or(ws.updated_at));
+                        if seen.get(&ws.id) != Some(&marker) {
+                            seen.insert(ws.id, marker);
+                            if let Ok(json) = serde_json::to_string(&WorkspaceView::new(&state, ws)) {
+                                pending.push(SseEvent::default().event("workspace").data(json));
+                            }
                         }
                     }
                 }
             }
         },
     );
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
