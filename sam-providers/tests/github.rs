@@ -408,6 +408,7 @@ async fn receiver(
     match verifier.verify(hook, &body).await {
         Ok(delivery) => {
             seen.lock().unwrap().push(delivery.event);
+            assert!(verifier.handled(&delivery.delivery_id).await.unwrap());
             StatusCode::NO_CONTENT
         }
         Err(WebhookError::Duplicate) => StatusCode::OK,
@@ -427,6 +428,26 @@ async fn start_receiver() -> (String, Seen) {
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (url, seen)
+}
+
+/// A delivery becomes a duplicate only once it is marked handled: one whose
+/// effects were never applied (the process died, the store failed) is taken
+/// again when GitHub redelivers it.
+#[tokio::test]
+async fn a_delivery_not_yet_handled_is_taken_again() {
+    let emu = emulator().await;
+    emu.add_installation(32, "octocat", &[("octocat/a", &["main"])]);
+    let verifier =
+        WebhookVerifier::new(SecretString::new(GITHUB_WEBHOOK_SECRET), Arc::new(InMemoryDeliveryLog::default()));
+    let body = serde_json::to_vec(&emu.installation_payload("created", 32)).unwrap();
+    let signature = emu.sign(&body);
+    let headers = WebhookHeaders { event: Some("installation"), delivery: Some("d-32"), signature: Some(&signature) };
+    let first = verifier.verify(headers, &body).await.unwrap();
+    // ... and the process dies before applying it: GitHub redelivers.
+    let again = verifier.verify(headers, &body).await.unwrap();
+    assert_eq!(again.delivery_id, first.delivery_id);
+    assert!(verifier.handled(&again.delivery_id).await.unwrap());
+    assert!(matches!(verifier.verify(headers, &body).await, Err(WebhookError::Duplicate)));
 }
 
 #[tokio::test]

@@ -559,8 +559,10 @@ async fn a_control_plane_killed_mid_flight_destroys_nothing() {
 }
 
 /// One delivery id reaching both replicas at once (GitHub redelivers, or a
-/// load balancer retries) is applied once: the delivery log lives in the
-/// shared database.
+/// load balancer retries) is acknowledged once, the other copy as a
+/// duplicate: the delivery log lives in the shared database (both may apply
+/// it — installation changes are idempotent — since a delivery is recorded
+/// only after it is applied).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_webhook_delivery_is_applied_once_across_replicas() {
     let Some(url) = postgres::fresh_database_url().await else { return };

@@ -63,6 +63,14 @@ pub enum WebhookRejection {
 /// is `sam_providers::github::WebhookVerifier`.
 #[async_trait]
 pub trait WebhookSource: Send + Sync + std::fmt::Debug {
-    /// Verifies `body` with its `headers`; a delivery is accepted at most once.
+    /// Verifies `body` with its `headers`; a delivery marked
+    /// [`handled`](Self::handled) before is a duplicate.
     async fn receive(&self, headers: WebhookHeaders<'_>, body: &[u8]) -> Result<WebhookDelivery, WebhookRejection>;
+
+    /// Marks a delivery handled, after its effects were applied: a crash
+    /// between the two leaves it to be applied again (when the sender
+    /// redelivers) instead of lost; later copies are duplicates. `false` when
+    /// a concurrent handler of the same delivery recorded it first (both
+    /// applied it: installation changes are idempotent).
+    async fn handled(&self, delivery_id: &str) -> Result<bool, WebhookRejection>;
 }

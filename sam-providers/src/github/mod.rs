@@ -598,8 +598,13 @@ pub fn classify(response: &Response) -> Result<(), ProviderError> {
 /// handled once. Implement it over the store to de-duplicate across replicas.
 #[async_trait]
 pub trait DeliveryLog: Send + Sync + std::fmt::Debug {
-    /// Records `delivery_id`; `true` when it was not seen before.
-    async fn first_delivery(&self, delivery_id: &str) -> Result<bool, ProviderError>;
+    /// Whether `delivery_id` was handled before (and not yet forgotten).
+    async fn handled_before(&self, delivery_id: &str) -> Result<bool, ProviderError>;
+    /// Records `delivery_id` as handled: called once its effects are applied,
+    /// so a crash before leaves the delivery to be applied again, not lost.
+    /// `false` when another handler (a replica given the same delivery at
+    /// once) recorded it first.
+    async fn mark_handled(&self, delivery_id: &str) -> Result<bool, ProviderError>;
 }
 
 /// An in-memory [`DeliveryLog`] that forgets ids after a TTL and holds at
@@ -627,7 +632,12 @@ impl Default for InMemoryDeliveryLog {
 
 #[async_trait]
 impl DeliveryLog for InMemoryDeliveryLog {
-    async fn first_delivery(&self, delivery_id: &str) -> Result<bool, ProviderError> {
+    async fn handled_before(&self, delivery_id: &str) -> Result<bool, ProviderError> {
+        let seen = self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        Ok(seen.get(delivery_id).is_some_and(|at| at.elapsed() < self.ttl))
+    }
+
+    async fn mark_handled(&self, delivery_id: &str) -> Result<bool, ProviderError> {
         let mut seen = self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let now = Instant::now();
         seen.retain(|_, at| now.duration_since(*at) < self.ttl);
@@ -670,7 +680,15 @@ impl StoreDeliveryLog {
 
 #[async_trait]
 impl DeliveryLog for StoreDeliveryLog {
-    async fn first_delivery(&self, delivery_id: &str) -> Result<bool, ProviderError> {
+    async fn handled_before(&self, delivery_id: &str) -> Result<bool, ProviderError> {
+        let now = self.clock.now();
+        self.store
+            .webhook_delivery_seen(delivery_id, now - self.retention)
+            .await
+            .map_err(|e| ProviderError::new(ProviderErrorKind::Transient, format!("webhook delivery log: {e}")))
+    }
+
+    async fn mark_handled(&self, delivery_id: &str) -> Result<bool, ProviderError> {
         let now = self.clock.now();
         self.store
             .record_webhook_delivery(delivery_id, now, now - self.retention)
@@ -830,9 +848,10 @@ impl WebhookVerifier {
         self
     }
 
-    /// Verifies the signature, parses the event, and records the delivery id
-    /// (a delivery id seen before is [`WebhookError::Duplicate`]). Nothing is
-    /// recorded for a delivery that fails verification or parsing.
+    /// Verifies the signature, parses the event, and checks the delivery id
+    /// (one handled before is [`WebhookError::Duplicate`]). Nothing is
+    /// recorded: call [`handled`](Self::handled) once the delivery's effects
+    /// are applied.
     pub async fn verify(&self, headers: WebhookHeaders<'_>, body: &[u8]) -> Result<VerifiedDelivery, WebhookError> {
         if body.len() > self.max_body_bytes {
             return Err(WebhookError::TooLarge);
@@ -842,10 +861,16 @@ impl WebhookVerifier {
         let delivery =
             headers.delivery.filter(|d| !d.is_empty()).ok_or(WebhookError::MissingHeader("X-GitHub-Delivery"))?;
         let parsed = parse_event(event, body)?;
-        if !self.log.first_delivery(delivery).await.map_err(WebhookError::Log)? {
+        if self.log.handled_before(delivery).await.map_err(WebhookError::Log)? {
             return Err(WebhookError::Duplicate);
         }
         Ok(VerifiedDelivery { delivery_id: delivery.to_owned(), event: parsed })
+    }
+
+    /// Records a verified delivery as handled: later ones with its id are
+    /// duplicates. `false` when a concurrent handler recorded it first.
+    pub async fn handled(&self, delivery_id: &str) -> Result<bool, WebhookError> {
+        self.log.mark_handled(delivery_id).await.map_err(WebhookError::Log)
     }
 }
 
@@ -885,6 +910,10 @@ pub fn parse_event(event: &str, body: &[u8]) -> Result<WebhookEvent, WebhookErro
 
 #[async_trait]
 impl WebhookSource for WebhookVerifier {
+    async fn handled(&self, delivery_id: &str) -> Result<bool, WebhookRejection> {
+        WebhookVerifier::handled(self, delivery_id).await.map_err(|e| WebhookRejection::Unavailable(e.to_string()))
+    }
+
     async fn receive(&self, headers: WebhookHeaders<'_>, body: &[u8]) -> Result<WebhookDelivery, WebhookRejection> {
         let verified = self.verify(headers, body).await.map_err(|e| match e {
             WebhookError::MissingSignature | WebhookError::MalformedSignature | WebhookError::BadSignature => {

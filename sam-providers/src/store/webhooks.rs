@@ -25,4 +25,12 @@ impl<D: Dialect> WebhookDeliveryStore for SqlStore<D> {
         .time(now)?;
         Ok(self.execute(record, "record webhook delivery").await? > 0)
     }
+
+    async fn webhook_delivery_seen(&self, delivery_id: &str, forget_before: Timestamp) -> Result<bool, StoreError> {
+        let seen =
+            Statement::new("SELECT delivery_id FROM webhook_deliveries WHERE delivery_id = $1 AND received_at >= $2")
+                .text(delivery_id)
+                .time(forget_before)?;
+        Ok(self.fetch_optional(seen, "webhook delivery seen").await?.is_some())
+    }
 }

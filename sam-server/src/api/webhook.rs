@@ -81,6 +81,18 @@ pub async fn receive(
     if let Some((installation, change)) = &delivery.change {
         state.accounts.apply_installation_change(installation, *change).await?;
     }
+    // Only now: a delivery whose change was not applied stays new.
+    match source.handled(&delivery.delivery_id).await {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::info!(delivery = %delivery.delivery_id, "a concurrent copy of this delivery was handled first");
+            return Ok((StatusCode::OK, Json(WebhookAck { status: "duplicate" })));
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "webhook delivery log failed after applying");
+            return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "try again"));
+        }
+    }
     tracing::info!(delivery = %delivery.delivery_id, event = %delivery.event, "webhook handled");
     Ok((StatusCode::OK, Json(WebhookAck { status: "ok" })))
 }

@@ -20,4 +20,10 @@ pub trait WebhookDeliveryStore: Send + Sync {
         now: Timestamp,
         forget_before: Timestamp,
     ) -> Result<bool, StoreError>;
+
+    /// Whether `delivery_id` was recorded at or after `forget_before`,
+    /// without recording it: a delivery is checked before it is applied and
+    /// recorded only after, so a crash in between leaves it to be applied
+    /// again (its effects are idempotent) rather than lost.
+    async fn webhook_delivery_seen(&self, delivery_id: &str, forget_before: Timestamp) -> Result<bool, StoreError>;
 }

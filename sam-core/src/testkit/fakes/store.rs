@@ -461,4 +461,8 @@ impl WebhookDeliveryStore for MemoryStore {
         state.webhook_deliveries.insert(delivery_id.to_owned(), now);
         Ok(true)
     }
+
+    async fn webhook_delivery_seen(&self, delivery_id: &str, forget_before: Timestamp) -> Result<bool, StoreError> {
+        Ok(lock(&self.state).webhook_deliveries.get(delivery_id).is_some_and(|received| *received >= forget_before))
+    }
 }
