@@ -39,7 +39,10 @@ async fn create_goes_to_running() {
     assert_eq!(ws.status(), WorkspaceStatus::Running);
     let events = engine.events(h.user, ws.id).await.unwrap();
     let names: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
-    assert_eq!(names, ["create_requested", "server_created", "dns_record_set", "agent_ready"]);
+    assert_eq!(
+        names,
+        ["create_requested", "server_created", "dns_record_set", "agent_credential_issued", "agent_ready"]
+    );
     h.assert_converged(&[h.user]).await;
 }
 

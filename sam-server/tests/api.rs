@@ -678,6 +678,13 @@ async fn workspace_lifecycle_over_http(backend: Backend) {
     assert_eq!(ws["status"], "stopping");
     let ws = s.wait_for(&cookie, &id, |w| w["status"] == "stopped").await;
     assert_eq!(ws["statusReason"], "user");
+    // Its server is gone, and with it the credential its agent was given
+    // (which still had 30 days to live): a copy of it speaks for nothing.
+    for path in ["heartbeat", "git-credential"] {
+        let (status, _) =
+            agent(format!("/api/workspaces/{id}/{path}"), callback.clone(), json!({"idleSeconds": 0})).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path} with a stopped server's credential");
+    }
     let (status, body) =
         s.send(reqwest::Method::POST, &format!("/api/workspaces/{id}/stop"), Some(&cookie), None).await;
     assert_eq!(status, StatusCode::CONFLICT);
@@ -708,6 +715,9 @@ async fn workspace_lifecycle_over_http(backend: Backend) {
     }
     let (status, _) = s.get(&format!("/api/workspaces/{id}"), &cookie).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "never deleted; last seen {last}");
+    let (status, _) =
+        agent(format!("/api/workspaces/{id}/heartbeat"), callback.clone(), json!({"idleSeconds": 0})).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "a deleted workspace's credential");
     assert!(s.emulators.hetzner.servers().is_empty(), "nothing left at the provider");
     assert!(s.emulators.cloudflare.records().is_empty(), "nothing left in the zone");
 }

@@ -245,6 +245,8 @@ impl Engine {
             return Err(refused());
         }
         tracing::info!(workspace_id = %ws.id, "bootstrap token redeemed");
+        // From now on only this credential speaks for the workspace.
+        self.act(ws.owner, ws.id, &Event::AgentCredentialIssued { id: callback.id.clone() }).await?;
         Ok(BootstrapGrant {
             workspace_id: ws.id,
             owner: ws.owner,

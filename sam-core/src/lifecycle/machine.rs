@@ -25,6 +25,12 @@ pub struct LifecycleState {
     /// name (its id), revoked when the workspace is released.
     #[serde(default)]
     pub origin_certificate: Option<String>,
+    /// The id (`jti`) of the callback credential the current server's agent
+    /// was given: the only one accepted from it. Forgotten with the server,
+    /// so a deleted workspace's or an earlier VM's credential no longer
+    /// works, however long it has to live.
+    #[serde(default)]
+    pub agent_credential: Option<String>,
     /// What went wrong, for `error` (kept on the way out of it until the next
     /// restart so the user can still read it); what is wrong now for a
     /// `running` workspace whose agent is unreachable, or a `stopping` or
@@ -42,6 +48,7 @@ impl LifecycleState {
             dns_record: None,
             agent_ready: false,
             origin_certificate: None,
+            agent_credential: None,
             error_message: None,
         }
     }
@@ -110,6 +117,12 @@ pub enum Event {
     /// The agent redeemed its bootstrap token, cloned and started the
     /// devcontainer.
     AgentReady,
+    /// The agent of the current server redeemed its bootstrap token and was
+    /// given a callback credential.
+    AgentCredentialIssued {
+        /// The credential's id (`jti`).
+        id: String,
+    },
     /// An origin certificate was issued to the agent (at its bootstrap).
     OriginCertificateIssued {
         /// The authority's id of the certificate.
@@ -167,6 +180,7 @@ impl Event {
             Event::DnsRecordSet { .. } => "dns_record_set",
             Event::AgentReady => "agent_ready",
             Event::OriginCertificateIssued { .. } => "origin_certificate_issued",
+            Event::AgentCredentialIssued { .. } => "agent_credential_issued",
             Event::ProvisioningFailed { .. } => "provisioning_failed",
             Event::ProvisioningTimedOut { .. } => "provisioning_timed_out",
             Event::StopRequested => "stop_requested",
@@ -283,6 +297,12 @@ pub fn transition(state: &LifecycleState, event: &Event) -> Result<Transition, T
             if state.dns_record.is_some() {
                 next.status = S::Running;
             }
+        }
+        (S::Creating | S::Running, Event::AgentCredentialIssued { id }) => {
+            if state.server.is_none() {
+                return Err(reject("no server is recorded for this workspace yet"));
+            }
+            next.agent_credential = Some(id.clone());
         }
         (S::Creating, Event::OriginCertificateIssued { id }) => {
             if state.server.is_none() {
@@ -412,6 +432,7 @@ fn enter_error(next: &mut LifecycleState, reason: Reason, message: &str) {
 fn forget_server(next: &mut LifecycleState) {
     next.server = None;
     next.agent_ready = false;
+    next.agent_credential = None;
 }
 
 fn release_all(next: &mut LifecycleState) {

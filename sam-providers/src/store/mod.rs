@@ -135,7 +135,8 @@ macro_rules! workspace_columns {
     () => {
         "id, owner, name, repository, branch, vm_size, vm_location, installation_id, status, reason, server_id, \
          server_ipv4, dns_record, agent_ready, error_message, idle_timeout_secs, last_activity_at, \
-         last_heartbeat_at, status_changed_at, created_at, updated_at, version, origin_certificate"
+         last_heartbeat_at, status_changed_at, created_at, updated_at, version, origin_certificate, \
+         agent_credential"
     };
 }
 use workspace_columns;

@@ -144,6 +144,7 @@ pub(super) fn workspace<D: Dialect>(row: &D::Row) -> Result<Workspace, StoreErro
             dns_record: c.opt_text("dns_record")?,
             agent_ready: c.flag("agent_ready")?,
             origin_certificate: c.opt_text("origin_certificate")?,
+            agent_credential: c.opt_text("agent_credential")?,
             error_message: c.opt_text("error_message")?,
         },
         idle_timeout_secs,

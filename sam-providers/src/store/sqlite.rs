@@ -70,6 +70,13 @@ pub(crate) fn migrator() -> Migrator {
             include_str!("../../migrations/sqlite/0003_origin_certificates.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            4,
+            "agent credentials".into(),
+            MigrationType::Simple,
+            include_str!("../../migrations/sqlite/0004_agent_credentials.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 

@@ -36,14 +36,15 @@ impl<D: Dialect> WorkspaceStore for SqlStore<D> {
                 "INSERT INTO workspaces (",
                 workspace_columns!(),
                 ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $20, $21, \
-                 $17, $18, $19, 1, $22) RETURNING ",
+                 $17, $18, $19, 1, $22, $23) RETURNING ",
                 workspace_columns!()
             )),
             workspace,
         )?
         .opt_time(workspace.last_activity_at)?
         .opt_time(workspace.last_heartbeat_at)?
-        .opt_text(workspace.lifecycle.origin_certificate.as_deref());
+        .opt_text(workspace.lifecycle.origin_certificate.as_deref())
+        .opt_text(workspace.lifecycle.agent_credential.as_deref());
         let row = D::fetch_optional(&mut tx, insert).await.map_err(|err| {
             if is_unique_violation(&err) {
                 StoreError::new(StoreErrorKind::NameTaken, "a workspace with this name or id already exists")
@@ -96,14 +97,15 @@ impl<D: Dialect> WorkspaceStore for SqlStore<D> {
                  vm_location = $7, installation_id = $8, status = $9, reason = $10, server_id = $11, \
                  server_ipv4 = $12, dns_record = $13, agent_ready = $14, error_message = $15, \
                  idle_timeout_secs = $16, status_changed_at = $17, created_at = $18, updated_at = $19, \
-                 origin_certificate = $21, version = version + 1 \
+                 origin_certificate = $21, agent_credential = $22, version = version + 1 \
                  WHERE id = $1 AND owner = $2 AND version = $20 RETURNING ",
                 workspace_columns!()
             )),
             workspace,
         )?
         .int(version)
-        .opt_text(workspace.lifecycle.origin_certificate.as_deref());
+        .opt_text(workspace.lifecycle.origin_certificate.as_deref())
+        .opt_text(workspace.lifecycle.agent_credential.as_deref());
         let mut tx = self.begin_write().await?;
         let row = D::fetch_optional(&mut tx, update).await.map_err(|err| {
             if is_unique_violation(&err) {

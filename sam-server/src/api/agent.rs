@@ -46,6 +46,27 @@ async fn authenticate_agent(
         tracing::warn!(workspace_id = %id, claimed = %claims.workspace, "agent credential for another workspace");
         return Err(unauthorized());
     }
+    // Signed is not enough: it must be the credential of the workspace's
+    // current server. A deleted workspace's, or an earlier VM's, is refused
+    // however long it still has to live.
+    let ws = match state.engine.get(claims.subject, id).await {
+        Ok(ws) => ws,
+        Err(e) if e.kind == sam_core::engine::EngineErrorKind::NotFound => {
+            tracing::warn!(workspace_id = %id, "agent credential of a workspace that no longer exists");
+            return Err(unauthorized());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let current = match &ws.lifecycle.agent_credential {
+        Some(current) => *current == claims.id,
+        // Bootstrapped before credentials were recorded (an upgrade): its
+        // credential holds while that server runs; a restart records one.
+        None => ws.lifecycle.server.is_some() && ws.status() == sam_core::lifecycle::WorkspaceStatus::Running,
+    };
+    if !current {
+        tracing::warn!(workspace_id = %id, "agent credential of an earlier server, or revoked");
+        return Err(unauthorized());
+    }
     Ok((claims.subject, id))
 }
 

@@ -64,12 +64,14 @@ pub async fn optimistic_concurrency(store: &dyn Store) {
     assert_eq!(updated.version, 2);
     assert_eq!(updated.status(), WorkspaceStatus::Creating);
     // Every lifecycle field survives a round trip (here the origin
-    // certificate, which only an update writes).
+    // certificate and the agent's credential, which only an update writes).
     let mut certified = updated.clone();
     certified.lifecycle.origin_certificate = Some("4711".into());
+    certified.lifecycle.agent_credential = Some("jti-4711".into());
     let certified = store.update_workspace(&certified, &[]).await.expect("update");
     let read = store.get_workspace(owner, ws.id).await.expect("get").expect("exists");
     assert_eq!(read.lifecycle.origin_certificate.as_deref(), Some("4711"));
+    assert_eq!(read.lifecycle.agent_credential.as_deref(), Some("jti-4711"));
     assert_eq!(read, certified);
 
     let mut stale = ws.clone();
