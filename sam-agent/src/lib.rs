@@ -131,7 +131,9 @@ pub mod config;
 pub mod git_credential;
 pub mod heartbeat;
 pub mod output;
-pub mod protocol;
+/// The terminal protocol's messages ([`sam_core::terminal`], shared with
+/// other clients).
+pub use sam_core::terminal as protocol;
 pub mod pty_io;
 pub mod reaper;
 pub mod session;

@@ -22,6 +22,7 @@
 //!   concern with [`ports::Store`] as their union);
 //! - [`secret`]: secret strings, random tokens and hashes;
 //! - [`wire`]: the messages between the agent and the control plane;
+//! - [`terminal`]: the control messages of the terminal's WebSocket protocol;
 //! - [`metrics`]: the series the engine records through the `metrics` facade;
 //! - `testkit` (feature `testkit`): in-memory fakes of every port and the
 //!   conformance suites every adapter must pass.
@@ -86,7 +87,7 @@
 //! # Stability
 //!
 //! Before 1.0, minor releases may change the API. [`domain`], [`lifecycle`],
-//! [`ports`], [`engine`], [`accounts`], [`wire`], [`cloud_init`], [`secret`]
+//! [`ports`], [`engine`], [`accounts`], [`wire`], [`terminal`], [`cloud_init`], [`secret`]
 //! and the series names in [`metrics`] are the public API; `testkit` serves
 //! adapter authors and tests and may change in any minor release. MSRV: Rust
 //! 1.94.
@@ -102,6 +103,7 @@ pub mod metrics;
 pub mod ports;
 pub mod secret;
 mod sync;
+pub mod terminal;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod wire;

@@ -26,6 +26,8 @@ pub mod cookie;
 pub mod emulators;
 #[cfg(feature = "github")]
 pub mod github;
+#[cfg(feature = "github-webhooks")]
+pub mod github_webhooks;
 #[cfg(feature = "hetzner")]
 pub mod hetzner;
 #[cfg(any(feature = "hetzner", feature = "cloudflare", feature = "github", feature = "agent-probe"))]

@@ -1,5 +1,8 @@
-//! The `/ws/terminal` wire protocol. See the crate documentation for the
-//! full description; this module holds the types and their validation.
+//! The terminal's wire protocol (the agent's `/ws/terminal`): its control
+//! messages and their validation, shared by every end that speaks it (the
+//! agent, and clients other than the browser page). The whole exchange —
+//! binary frames for the shell's bytes, offsets, reattach, flow control —
+//! is described in `sam-agent`'s crate documentation.
 
 use serde::{Deserialize, Serialize};
 
