@@ -79,6 +79,20 @@ impl WorkspaceHosts {
         if base.is_empty() {
             return Err(ValidationError::new("baseDomain", "must not be empty"));
         }
+        // A DNS name (RFC 1123 labels): it becomes host names, certificate
+        // names and record names, so nothing else may pass.
+        let label_ok = |l: &str| {
+            (1..=63).contains(&l.len())
+                && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        };
+        if !base.split('.').all(label_ok) {
+            return Err(ValidationError::new(
+                "baseDomain",
+                "must be a DNS name: labels of letters, digits and inner hyphens, separated by dots",
+            ));
+        }
         let suffix = match naming {
             HostNaming::Nested => format!(".{base}"),
             HostNaming::Flat => {
@@ -91,6 +105,13 @@ impl WorkspaceHosts {
                 format!("{FLAT_SEPARATOR}{base}")
             }
         };
+        // The longest workspace label, then the suffix: a name of at most 253
+        // characters whose first label (flat naming folds one in) fits 63.
+        let longest = format!("ws-{}", "0".repeat(36));
+        let first_label = suffix.split('.').next().unwrap_or_default();
+        if longest.len() + suffix.len() > 253 || (!first_label.is_empty() && longest.len() + first_label.len() > 63) {
+            return Err(ValidationError::new("baseDomain", "too long for workspace names under it"));
+        }
         Ok(Self { naming, suffix })
     }
 
@@ -132,6 +153,25 @@ impl WorkspaceHosts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the `domain_names` fuzz target: any text was a base domain,
+    /// so `ws-<id>.../etc/passwd` was a workspace's host name.
+    #[test]
+    fn a_base_domain_is_a_dns_name() {
+        for bad in ["../etc/passwd", "sam example.dev", "sam_example.dev", "-sam.dev", "sam-.dev", "a..b", "é.dev"] {
+            for naming in [HostNaming::Nested, HostNaming::Flat] {
+                assert!(WorkspaceHosts::new(bad, naming).is_err(), "{bad:?} {naming}");
+            }
+        }
+        let long = format!("{}.dev", "a".repeat(63));
+        assert!(WorkspaceHosts::new(&long, HostNaming::Nested).is_ok());
+        assert!(WorkspaceHosts::new(&long, HostNaming::Flat).is_err(), "the folded label would pass 63");
+        let deep = vec!["abcdefghij"; 20].join(".");
+        assert!(WorkspaceHosts::new(&deep, HostNaming::Nested).is_err(), "over 253 with the workspace label");
+        for good in ["localhost", "sam.example.dev", "127.0.0.1.nip.io", "Staging.SAM.dev."] {
+            assert!(WorkspaceHosts::new(good, HostNaming::Nested).is_ok(), "{good}");
+        }
+    }
 
     #[test]
     fn both_schemes_round_trip_and_reject_each_other() {
