@@ -92,10 +92,14 @@ pub struct HeartbeatAnswer {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct BootProgress {
-    /// `redeem`, `clone`, `devcontainer`, `ready`, ...
+    /// `redeem`, `clone`, `devcontainer`, `ready`, ...: a word of letters,
+    /// digits, `-` and `_`.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9_-]{1,64}$", min_length = 1, max_length = 64))]
     pub step: String,
     /// `running`, `done`, `failed`, or `output` (the running step's newest
-    /// lines, sent every few seconds while there are new ones).
+    /// lines, sent every few seconds while there are new ones); other words
+    /// are recorded as progress.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9_-]{1,16}$", min_length = 1, max_length = 16))]
     pub status: String,
     /// What went wrong (for `failed`: the reason, then the step's last
     /// lines of output), the newest lines (for `output`), or what is

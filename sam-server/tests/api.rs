@@ -205,10 +205,10 @@ async fn forged_state_and_replayed_code_are_refused(backend: Backend) {
         .send()
         .await
         .unwrap();
-    assert_eq!(forged.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
     let no_cookie =
         s.client.get(s.url(&format!("/api/auth/callback/github?code={code}&state={state}"))).send().await.unwrap();
-    assert_eq!(no_cookie.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(no_cookie.status(), StatusCode::FORBIDDEN);
 
     let ok = s
         .client

@@ -117,7 +117,8 @@ pub async fn bootstrap(
     let request: BootstrapRequest = if body.iter().all(u8::is_ascii_whitespace) {
         BootstrapRequest::default()
     } else {
-        serde_json::from_slice(&body).map_err(|_| {
+        // `null` is "no request" too (the document's body is optional).
+        serde_json::from_slice::<Option<BootstrapRequest>>(&body).map(Option::unwrap_or_default).map_err(|_| {
             ApiError::from(sam_core::engine::EngineError {
                 kind: sam_core::engine::EngineErrorKind::Invalid,
                 message: "the body must be a JSON object with an optional csr".into(),
@@ -185,7 +186,8 @@ fn check_progress(progress: &BootProgress) -> Result<(), ApiError> {
         (status = 401, description = "No valid workspace credential for this workspace", body = ErrorBody),
         (status = 404, description = "The workspace is gone", body = ErrorBody),
         (status = 409, description = "The workspace is not running", body = ErrorBody),
-        (status = 422, description = "Invalid body", body = ErrorBody)
+        (status = 422, description = "Invalid body", body = ErrorBody),
+        (status = 429, description = "Over the workspace's 120 reports a minute", body = ErrorBody)
     )
 )]
 pub async fn heartbeat(
@@ -215,7 +217,8 @@ pub async fn heartbeat(
         (status = 401, description = "No valid workspace credential for this workspace", body = ErrorBody),
         (status = 404, description = "The workspace is gone", body = ErrorBody),
         (status = 409, description = "The workspace is no longer being created", body = ErrorBody),
-        (status = 422, description = "Invalid body", body = ErrorBody)
+        (status = 422, description = "Invalid body", body = ErrorBody),
+        (status = 429, description = "Over the workspace's 120 reports a minute", body = ErrorBody)
     )
 )]
 pub async fn report(
@@ -314,6 +317,7 @@ pub async fn git_credential(
 #[into_params(parameter_in = Query)]
 pub struct DownloadQuery {
     /// `amd64` (default) or `arm64`.
+    #[param(pattern = "^(amd64|arm64)$")]
     arch: Option<String>,
 }
 

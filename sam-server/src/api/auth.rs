@@ -69,7 +69,8 @@ pub struct CallbackQuery {
     params(CallbackQuery),
     responses(
         (status = 302, description = "Signed in (session cookie set), to the dashboard; declined at GitHub (`/?signin=declined`) or not admitted by the deployment's sign-in policy (`/?signin=refused`), to the landing page"),
-        (status = 400, description = "Forged or expired state, or a code GitHub did not confirm", body = ErrorBody),
+        (status = 400, description = "A code GitHub did not confirm (`signin_failed`)", body = ErrorBody),
+        (status = 403, description = "Not the end of a sign-in this browser started: no or another state, or no code (`invalid_state`)", body = ErrorBody),
         (status = 429, description = "Too many requests from this address", body = ErrorBody)
     )
 )]
@@ -83,9 +84,10 @@ pub async fn callback(
         tracing::info!(error = %error.chars().take(64).collect::<String>(), "sign-in declined at GitHub");
         return Ok(redirect("/?signin=declined", &[clear_oauth]));
     }
-    let forged = || {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_state", "sign-in expired or was not started here; try again")
-    };
+    // Refused, not malformed: only the browser that started the sign-in
+    // (the OAuth cookie with its state) may finish it.
+    let forged =
+        || ApiError::new(StatusCode::FORBIDDEN, "invalid_state", "sign-in expired or was not started here; try again");
     let (code, returned_state) = match (query.code, query.state) {
         (Some(c), Some(s)) if c.len() <= 256 && s.len() <= 128 => (c, s),
         _ => return Err(forged()),

@@ -113,8 +113,11 @@ pub async fn list(State(state): State<AppState>, current: CurrentUser) -> Result
 #[serde(deny_unknown_fields)]
 pub struct AddCredential {
     /// `hetzner`.
-    #[schema(example = "hetzner")]
+    #[schema(example = "hetzner", pattern = "^hetzner$")]
     provider: String,
+    /// The provider's API token: printable ASCII without spaces (leading
+    /// and trailing whitespace is trimmed).
+    #[schema(min_length = 1, max_length = 256, pattern = "^[!-~]{1,256}$")]
     token: String,
 }
 

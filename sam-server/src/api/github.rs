@@ -68,6 +68,7 @@ pub struct ReposQuery {
     installation_id: i64,
     /// Page number, from 1.
     #[serde(default = "first_page")]
+    #[param(minimum = 1)]
     page: u32,
     /// Only repositories owned by this account (organisation filter).
     org: Option<String>,
@@ -135,6 +136,7 @@ pub struct BranchesQuery {
         (status = 200, description = "Branch names, the default first", body = [String]),
         (status = 401, description = "No valid session, or the GitHub sign-in expired (`signin_required`: sign in again)", body = ErrorBody),
         (status = 404, description = "No repository of that name that the user can see", body = ErrorBody),
+        (status = 422, description = "Invalid query", body = ErrorBody),
         (status = 403, description = "GitHub refused the request with the user's authorization (`not_allowed`)", body = ErrorBody),
         (status = 502, description = "GitHub answered in a way SAM does not understand (`provider_error`)", body = ErrorBody),
         (status = 503, description = "GitHub could not be reached; retry (`Retry-After`)", body = ErrorBody)

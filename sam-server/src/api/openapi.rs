@@ -98,8 +98,49 @@ pub fn document() -> &'static str {
     DOCUMENT.get_or_init(|| {
         let mut doc = ApiDoc::openapi();
         doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
-        doc.to_json().unwrap_or_else(|e| format!("{{\"error\":\"internal\",\"message\":\"{e}\"}}"))
+        let rendered = serde_json::to_value(&doc).map(|mut value| {
+            add_common_responses(&mut value);
+            value.to_string()
+        });
+        rendered.unwrap_or_else(|e| format!("{{\"error\":\"internal\",\"message\":\"{e}\"}}"))
     })
+}
+
+/// What every operation with a JSON body answers to a body it cannot take —
+/// the body extractor's and the size limit's answers, the same everywhere,
+/// so written once here rather than on each handler.
+const BODY_RESPONSES: [(&str, &str); 3] = [
+    ("400", "The body is not JSON (`invalid_json`)"),
+    ("413", "The body is larger than the limit (`Connection: close`)"),
+    ("415", "The body is not `application/json` (`unsupported_media_type`)"),
+];
+
+fn add_common_responses(doc: &mut serde_json::Value) {
+    let error_body = serde_json::json!({
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    });
+    let Some(paths) = doc.get_mut("paths").and_then(serde_json::Value::as_object_mut) else { return };
+    for item in paths.values_mut().filter_map(serde_json::Value::as_object_mut) {
+        for operation in item.values_mut().filter_map(serde_json::Value::as_object_mut) {
+            let json_body = operation
+                .get("requestBody")
+                .and_then(|b| b.get("content"))
+                .is_some_and(|c| c.get("application/json").is_some());
+            if !json_body {
+                continue;
+            }
+            let Some(responses) = operation.get_mut("responses").and_then(serde_json::Value::as_object_mut) else {
+                continue;
+            };
+            for (status, description) in BODY_RESPONSES {
+                responses.entry(status).or_insert_with(|| {
+                    let mut response = error_body.clone();
+                    response["description"] = serde_json::Value::from(description);
+                    response
+                });
+            }
+        }
+    }
 }
 
 /// `GET /api/openapi.json`.

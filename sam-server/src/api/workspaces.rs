@@ -93,6 +93,7 @@ impl WorkspaceView {
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only workspaces in this status.
+    #[param(pattern = "^(pending|creating|running|stopping|stopped|deleting|error)$")]
     status: Option<String>,
 }
 
@@ -126,20 +127,33 @@ pub async fn list(
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateWorkspace {
-    /// Letters, digits, spaces, `-` and `_`; unique among the user's workspaces.
+    /// 1–64 letters, digits, spaces, `-`, `_` and `.`, starting with a
+    /// letter or digit and not ending in a space; unique among the user's
+    /// workspaces.
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9]([A-Za-z0-9 ._-]{0,62}[A-Za-z0-9._-])?$")]
     name: String,
-    /// `owner/name`.
-    #[schema(example = "octo-org/hello-world")]
+    /// `owner/name`, as GitHub names them.
+    #[schema(
+        example = "octo-org/hello-world",
+        max_length = 140,
+        pattern = "^[A-Za-z0-9](-?[A-Za-z0-9]){0,38}/[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$"
+    )]
     repository: String,
+    /// A branch of the repository. The pattern is the common case; the
+    /// server takes any name `git check-ref-format --branch` takes, except
+    /// one starting with `-`.
+    #[schema(example = "main", min_length = 1, max_length = 255, pattern = "^[A-Za-z0-9_]+(/[A-Za-z0-9_-]+)*$")]
     branch: String,
     /// `small`, `medium` or `large`.
-    #[schema(example = "small")]
+    #[schema(example = "small", pattern = "^(small|medium|large)$")]
     vm_size: String,
-    /// A location code of the user's cloud account, e.g. `fsn1`.
-    #[schema(example = "fsn1")]
+    /// A location code of the user's cloud account, e.g. `fsn1` (one it
+    /// does not offer: 422).
+    #[schema(example = "fsn1", pattern = "^[a-z0-9-]{1,32}$")]
     vm_location: String,
     /// Optional: the installation to clone through; found from the
     /// repository's owner when absent.
+    #[schema(minimum = 1)]
     installation_id: Option<i64>,
 }
 
@@ -253,7 +267,8 @@ pub async fn stop(
         (status = 401, description = "No valid session", body = ErrorBody),
         (status = 403, description = "Cross-origin request refused", body = ErrorBody),
         (status = 404, description = "No such workspace of yours (never 403)", body = ErrorBody),
-        (status = 409, description = "Not possible in its current status", body = ErrorBody)
+        (status = 409, description = "Not possible in its current status", body = ErrorBody),
+        (status = 412, description = "No cloud token connected (`precondition_failed`)", body = ErrorBody)
     )
 )]
 pub async fn restart(
