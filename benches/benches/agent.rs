@@ -78,6 +78,7 @@ fn agent_child() {
                     subject: sam_core::domain::UserId::new(),
                     workspace,
                     ttl: Duration::from_secs(3600),
+                    session: None,
                 },
                 time::OffsetDateTime::now_utc(),
             )

@@ -113,6 +113,7 @@ async fn measure(label: &str, store: Arc<dyn Store>) {
                 subject: user,
                 workspace: id,
                 ttl: Duration::from_secs(3600),
+                session: None,
             },
             now,
         )

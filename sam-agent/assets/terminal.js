@@ -69,6 +69,9 @@ function connect() {
       return;
     }
     if (ev.code === 1001) { finished = true; setStatus('stopped', 'workspace stopped'); return; }
+    // Signed out of SAM: reconnecting would only be refused; open it again
+    // from the dashboard after signing in (the shell is still there).
+    if (ev.code === 4003) { finished = true; setStatus('stopped', 'signed out — open the terminal from SAM again'); return; }
     attempts += 1;
     const delay = Math.min(10000, 250 * 2 ** Math.min(attempts, 6)) * (0.75 + Math.random() * 0.5);
     setStatus('reconnecting', `reconnecting in ${Math.ceil(delay / 1000)} s…`);

@@ -64,7 +64,14 @@ impl Default for CookieConfig {
 struct BrowserSession {
     user: UserId,
     expires: Instant,
+    /// The control plane's sign-in the terminal token was issued under
+    /// (`sid`); when it ends there, this session ends here.
+    sign_in: Option<String>,
 }
+
+/// Sign-ins a heartbeat asks about at most (the newest first): far more
+/// than the browsers one user has open on one workspace.
+pub const MAX_SIGN_INS_REPORTED: usize = 32;
 
 /// Verifies terminal tokens and tracks browser sessions.
 #[derive(Debug)]
@@ -80,6 +87,9 @@ pub struct Authenticator {
     /// a token opens one session (a leaked URL cannot open another).
     redeemed: Mutex<HashMap<String, time::OffsetDateTime>>,
     owner: Option<UserId>,
+    /// Bumped whenever sessions are ended from outside (a sign-out), so
+    /// open connections look whether theirs is still there.
+    ended: tokio::sync::watch::Sender<u64>,
 }
 
 /// Token ids remembered at most (tokens live a minute: far more than a
@@ -98,6 +108,7 @@ impl Authenticator {
             sessions: Mutex::new(HashMap::new()),
             redeemed: Mutex::new(HashMap::new()),
             owner: None,
+            ended: tokio::sync::watch::Sender::new(0),
         }
     }
 
@@ -161,7 +172,10 @@ impl Authenticator {
         {
             sessions.remove(&oldest);
         }
-        sessions.insert(digest(&value), BrowserSession { user: verified.subject, expires: now + self.cookie.ttl });
+        sessions.insert(
+            digest(&value),
+            BrowserSession { user: verified.subject, expires: now + self.cookie.ttl, sign_in: verified.session },
+        );
         tracing::info!(user = %verified.subject, workspace = %self.workspace, "terminal session opened");
         Ok(value)
     }
@@ -201,6 +215,60 @@ impl Authenticator {
         let sessions = self.lock();
         let session = sessions.get(&digest(value))?;
         (session.expires > Instant::now()).then_some(session.user)
+    }
+
+    /// The key of the valid session cookie in `headers`, which a
+    /// connection keeps to ask [`still_signed_in`](Self::still_signed_in).
+    pub fn session_key(&self, headers: &HeaderMap) -> Option<[u8; 32]> {
+        let key = digest(cookie_value(headers, &self.session_cookie)?);
+        let sessions = self.lock();
+        sessions.get(&key).is_some_and(|s| s.expires > Instant::now()).then_some(key)
+    }
+
+    /// Whether the session with `key` still exists.
+    pub fn still_signed_in(&self, key: &[u8; 32]) -> bool {
+        self.lock().get(key).is_some_and(|s| s.expires > Instant::now())
+    }
+
+    /// Changes whenever sessions were ended by [`end_sign_ins`](Self::end_sign_ins).
+    pub fn watch_ended(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.ended.subscribe()
+    }
+
+    /// The control plane's sign-ins the live sessions were opened under,
+    /// for the heartbeat to ask about (at most [`MAX_SIGN_INS_REPORTED`]).
+    pub fn sign_ins(&self) -> Vec<String> {
+        let now = Instant::now();
+        let sessions = self.lock();
+        let mut live: Vec<(&Instant, &String)> = sessions
+            .values()
+            .filter(|s| s.expires > now)
+            .filter_map(|s| s.sign_in.as_ref().map(|id| (&s.expires, id)))
+            .collect();
+        live.sort_by(|a, b| b.0.cmp(a.0));
+        let mut out: Vec<String> = Vec::new();
+        for (_, id) in live {
+            if !out.contains(id) && out.len() < MAX_SIGN_INS_REPORTED {
+                out.push(id.clone());
+            }
+        }
+        out
+    }
+
+    /// Ends every session opened under one of `sign_ins` (signed out at the
+    /// control plane); their connections close. Returns how many ended.
+    pub fn end_sign_ins(&self, sign_ins: &[String]) -> usize {
+        let ended = {
+            let mut sessions = self.lock();
+            let before = sessions.len();
+            sessions.retain(|_, s| !s.sign_in.as_ref().is_some_and(|id| sign_ins.contains(id)));
+            before - sessions.len()
+        };
+        if ended > 0 {
+            tracing::info!(workspace = %self.workspace, ended, "terminal sessions ended: their sign-in ended");
+            self.ended.send_modify(|n| *n = n.wrapping_add(1));
+        }
+        ended
     }
 
     /// Ends the session of the cookie in `headers`.

@@ -89,11 +89,15 @@ pub fn report(agent: &Agent) -> HeartbeatReport {
         active_sessions: u32::try_from(agent.sessions.len()).unwrap_or(u32::MAX),
         last_activity_at: Some(agent.activity.last_activity_at()),
         agent_version: Some(env!("CARGO_PKG_VERSION").to_owned()),
+        sign_ins: agent.auth.sign_ins(),
     }
 }
 
 /// Acts on an answer. Returns true when the agent must stop.
 pub fn apply(agent: &Agent, response: &HeartbeatAnswer) -> bool {
+    if !response.ended_sign_ins.is_empty() {
+        agent.auth.end_sign_ins(&response.ended_sign_ins);
+    }
     match response.action {
         HeartbeatAction::Continue => {
             agent.clear_warning();

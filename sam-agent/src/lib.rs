@@ -54,7 +54,9 @@
 //! stopping, `1007` malformed control message or size out of range, `1009`
 //! frame or message larger than the limit (64 KiB by default), `1011` the
 //! shell could not start, `1013` too many sessions or not ready, `4001` the
-//! session was attached from another connection.
+//! session was attached from another connection, `4003` the sign-in the
+//! terminal was opened under ended at the control plane (the heartbeat
+//! learns it; the shell stays for a new sign-in to reattach).
 //!
 //! **Reattach.** A connection that drops without `close` leaves the shell
 //! running for a grace period (5 minutes by default) while its output goes

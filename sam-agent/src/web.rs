@@ -288,9 +288,9 @@ async fn terminal(
     if !origin_allowed(&headers, &agent.config.allowed_origins) {
         return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
     }
-    if agent.auth.check(&headers).is_none() {
+    let Some(signed_in) = agent.auth.session_key(&headers) else {
         return (StatusCode::UNAUTHORIZED, "open the terminal from the SAM dashboard").into_response();
-    }
+    };
     let ws = match ws {
         Ok(ws) => ws,
         Err(rejection) => return rejection.into_response(),
@@ -313,10 +313,9 @@ async fn terminal(
     let acks = q.ack == Some(1);
     let max = agent.config.max_frame_in;
     let span = tracing::info_span!("terminal", workspace = %agent.workspace(), session = %session_id);
-    ws.max_frame_size(max)
-        .max_message_size(max)
-        .read_buffer_size(8 * 1024)
-        .on_upgrade(move |socket| run_terminal(socket, agent, session_id, size, q.offset, acks).instrument(span))
+    ws.max_frame_size(max).max_message_size(max).read_buffer_size(8 * 1024).on_upgrade(move |socket| {
+        run_terminal(socket, agent, Terminal { id: session_id, size, from: q.offset, acks, signed_in }).instrument(span)
+    })
 }
 
 enum Outgoing {
@@ -336,14 +335,19 @@ async fn close_with(sink: &mut SplitSink<WebSocket, Message>, code: u16, reason:
     let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
 }
 
-async fn run_terminal(
-    socket: WebSocket,
-    agent: Arc<Agent>,
+/// What a terminal connection asked for, and the session cookie it came in
+/// with (checked again whenever sessions are ended from outside).
+struct Terminal {
     id: String,
     size: WindowSize,
     from: Option<u64>,
     acks: bool,
-) {
+    signed_in: [u8; 32],
+}
+
+async fn run_terminal(socket: WebSocket, agent: Arc<Agent>, terminal: Terminal) {
+    let Terminal { id, size, from, acks, signed_in } = terminal;
+    let mut ended = agent.auth.watch_ended();
     let (mut sink, mut stream) = socket.split();
     // Starting a shell forks and execs: keep that off the async thread.
     let sessions = Arc::clone(&agent.sessions);
@@ -407,6 +411,7 @@ async fn run_terminal(
 
     enum InputEnd {
         Dropped,
+        SignedOut,
         Violation,
         Closed,
         ClosedAfter(Duration),
@@ -414,6 +419,14 @@ async fn run_terminal(
     }
     let end = loop {
         tokio::select! {
+            changed = ended.changed() => {
+                if changed.is_ok() && agent.auth.still_signed_in(&signed_in) {
+                    continue;
+                }
+                tracing::info!("the sign-in this terminal was opened under ended; closing");
+                let _ = ctl_tx.send(Outgoing::Close(close_code::SIGNED_OUT, "signed out")).await;
+                break InputEnd::SignedOut;
+            }
             () = &mut silence => {
                 if last_seen.elapsed() < client_timeout {
                     silence.as_mut().reset(last_seen + client_timeout);
@@ -488,7 +501,7 @@ async fn run_terminal(
     match end {
         InputEnd::Closed | InputEnd::Violation | InputEnd::Output(OutputEnd::Exited) => agent.sessions.close(&id),
         InputEnd::ClosedAfter(delay) => agent.sessions.detach_for(&session, generation, delay),
-        InputEnd::Dropped | InputEnd::Output(OutputEnd::SocketError | OutputEnd::Closed) => {
+        InputEnd::Dropped | InputEnd::SignedOut | InputEnd::Output(OutputEnd::SocketError | OutputEnd::Closed) => {
             agent.sessions.detach(&session, generation);
         }
         InputEnd::Output(OutputEnd::TakenOver | OutputEnd::Shutdown) => {}

@@ -119,8 +119,9 @@ async fn bad_tokens_are_rejected() {
         subject: sam_core::domain::UserId::new(),
         workspace: t.workspace,
         ttl: Duration::from_secs(60),
+        session: None,
     };
-    let foreign = sam_core::ports::TokenIssuer::issue(&stranger, req, time::OffsetDateTime::now_utc()).unwrap();
+    let foreign = sam_core::ports::TokenIssuer::issue(&stranger, req.clone(), time::OffsetDateTime::now_utc()).unwrap();
     assert_eq!(t.login(foreign.token.expose()).await, Err(401));
     assert_eq!(t.login("garbage").await, Err(401));
     assert_eq!(t.login("").await, Err(400));
@@ -259,6 +260,7 @@ async fn not_ready_until_a_shell_is_set() {
         subject: sam_core::domain::UserId::new(),
         workspace,
         ttl: Duration::from_secs(60),
+        session: None,
     };
     use sam_core::ports::TokenIssuer as _;
     let probe = authority.issue(request, time::OffsetDateTime::now_utc()).unwrap().token;
@@ -349,6 +351,7 @@ async fn only_the_owners_tokens_open_terminals() {
             subject,
             workspace: t.workspace,
             ttl: Duration::from_secs(60),
+            session: None,
         };
         let issued = sam_core::ports::TokenIssuer::issue(&t.authority, request, time::OffsetDateTime::now_utc());
         issued.unwrap().token.expose().to_owned()
@@ -356,4 +359,45 @@ async fn only_the_owners_tokens_open_terminals() {
     let stranger = agent.auth.redeem(&token(sam_core::domain::UserId::new())).await;
     assert_eq!(stranger, Err(sam_agent::auth::AuthError::NotOwner));
     assert!(agent.auth.redeem(&token(owner)).await.is_ok());
+}
+
+/// Signing out at the control plane ends the terminals opened under that
+/// sign-in: the heartbeat reports the sign-ins its sessions came from, the
+/// answer names the ended ones, their connections close (4003) and their
+/// cookies stop working; the shell stays for a new sign-in to reattach.
+/// Another sign-in's terminal is left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_out_ends_the_terminals_opened_under_it() {
+    let t = start(|_| {}).await;
+    let (gone, kept) = ("a".repeat(64), "b".repeat(64));
+    let gone_cookie = t.login(&t.token_signed_in(&gone)).await.unwrap();
+    let kept_cookie = t.login(&t.token_signed_in(&kept)).await.unwrap();
+    let mut ws = t.connect_with("session=signed-out", Some(&gone_cookie), Some(&t.origin())).await.unwrap();
+    hello(&mut ws).await;
+    let mut other = t.connect_with("session=still-in", Some(&kept_cookie), Some(&t.origin())).await.unwrap();
+    hello(&mut other).await;
+    let mut reported = sam_agent::heartbeat::report(&t.agent).sign_ins;
+    reported.sort();
+    assert_eq!(reported, vec![gone.clone(), kept.clone()], "the heartbeat asks about both sign-ins");
+
+    let answer = sam_core::wire::HeartbeatAnswer {
+        action: sam_core::wire::HeartbeatAction::Continue,
+        idle_threshold: 1800,
+        shutdown_at: None,
+        ended_sign_ins: vec![gone.clone()],
+    };
+    assert!(!sam_agent::heartbeat::apply(&t.agent, &answer));
+    assert_eq!(close_code(&mut ws, T).await, Some(4003), "the signed-out terminal closes");
+    let client = reqwest::Client::new();
+    let page = client.get(format!("{}/", t.origin())).header("cookie", &gone_cookie).send().await.unwrap();
+    assert_eq!(page.status(), 401, "its cookie no longer opens the terminal");
+    assert_eq!(refused_status(t.connect_with("session=signed-out", Some(&gone_cookie), Some(&t.origin())).await), 401);
+    assert_eq!(sam_agent::heartbeat::report(&t.agent).sign_ins, vec![kept.clone()]);
+
+    // The other sign-in's terminal goes on, and may take over the shell.
+    send_text(&mut other, "echo still''here\r").await;
+    let mut out = Vec::new();
+    read_until(&mut other, &mut out, b"stillhere", T).await;
+    let mut back = t.connect_with("session=signed-out", Some(&kept_cookie), Some(&t.origin())).await.unwrap();
+    assert_eq!(hello(&mut back).await["resumed"], true, "the shell was kept for a new sign-in");
 }

@@ -33,6 +33,9 @@ pub mod close_code {
     pub const TAKEN_OVER: u16 = 4001;
     /// The requested session id is not acceptable.
     pub const BAD_SESSION: u16 = 4002;
+    /// The sign-in the terminal was opened under ended (signed out at the
+    /// control plane); the shell stays for a new sign-in to reattach.
+    pub const SIGNED_OUT: u16 = 4003;
 }
 
 /// A terminal size, validated to `1..=500` in both dimensions.

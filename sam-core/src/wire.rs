@@ -34,13 +34,19 @@ pub struct HeartbeatReport {
     /// The agent's version, compared with the control plane's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_version: Option<String>,
+    /// The sign-ins (`sid` of their terminal tokens) the agent's open
+    /// terminal sessions were opened under: the answer names those that
+    /// ended. At most 32 are looked at.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(max_items = 32))]
+    pub sign_ins: Vec<String>,
 }
 
 impl HeartbeatReport {
     /// A report of `idle_seconds` and `active_sessions`, without the
     /// optional fields.
     pub fn new(idle_seconds: u64, active_sessions: u32) -> Self {
-        Self { idle_seconds, active_sessions, last_activity_at: None, agent_version: None }
+        Self { idle_seconds, active_sessions, last_activity_at: None, agent_version: None, sign_ins: Vec::new() }
     }
 }
 
@@ -73,7 +79,7 @@ pub struct BootstrapRequest {
 
 /// The answer to a heartbeat.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HeartbeatAnswer {
     /// What to do.
@@ -86,6 +92,10 @@ pub struct HeartbeatAnswer {
     #[serde(default, with = "time::serde::rfc3339::option")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub shutdown_at: Option<Timestamp>,
+    /// Of the reported `signIns`, those that ended (signed out, expired):
+    /// the agent ends the terminal sessions opened under them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ended_sign_ins: Vec<String>,
 }
 
 /// `POST /api/workspaces/{id}/boot-progress`: one step of the agent's boot.
@@ -135,6 +145,7 @@ mod tests {
             active_sessions: 2,
             last_activity_at: Some(datetime!(2026-01-01 00:00:00 UTC)),
             agent_version: Some("0.1.0".into()),
+            sign_ins: Vec::new(),
         };
         assert_eq!(serde_json::to_string(&report).unwrap(), HEARTBEAT_REPORT);
         assert_eq!(serde_json::from_str::<HeartbeatReport>(HEARTBEAT_REPORT).unwrap(), report);
@@ -151,6 +162,7 @@ mod tests {
             action: HeartbeatAction::Warn,
             idle_threshold: 1800,
             shutdown_at: Some(datetime!(2026-01-01 00:30:00 UTC)),
+            ended_sign_ins: Vec::new(),
         };
         assert_eq!(serde_json::to_string(&answer).unwrap(), HEARTBEAT_ANSWER);
         assert_eq!(serde_json::from_str::<HeartbeatAnswer>(HEARTBEAT_ANSWER).unwrap(), answer);

@@ -50,6 +50,7 @@ async fn fake_agents_conform() {
         subject: UserId::new(),
         workspace: WorkspaceId::new(),
         ttl: Duration::from_secs(60),
+        session: None,
     };
     let credential = tokens.issue(request, SystemClock.now()).unwrap().token;
     conformance::agent_probe::run(&agents, "http://ws-a.sam.test", &credential, 7, "http://ws-b.sam.test").await;
@@ -85,8 +86,9 @@ async fn fake_tokens_rotate_with_overlap() {
         subject: sam_core::domain::UserId::new(),
         workspace: sam_core::domain::WorkspaceId::new(),
         ttl: std::time::Duration::from_secs(60),
+        session: None,
     };
-    let old = authority.issue(request, now).unwrap();
+    let old = authority.issue(request.clone(), now).unwrap();
     authority.rotate("k2");
     let new = authority.issue(request, now).unwrap();
     assert!(authority.verify(old.token.expose(), Audience::WorkspaceCallback, now).await.is_ok());

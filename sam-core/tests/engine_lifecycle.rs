@@ -399,7 +399,7 @@ async fn other_users_cannot_touch_a_workspace() {
         engine.stop(other, ws.id).await.unwrap_err(),
         engine.delete(other, ws.id).await.unwrap_err(),
         engine.restart(other, ws.id).await.unwrap_err(),
-        engine.issue_terminal_token(other, ws.id).await.unwrap_err(),
+        engine.issue_terminal_token(other, ws.id, None).await.unwrap_err(),
         engine.record_heartbeat(other, ws.id, HeartbeatReport::new(0, 0)).await.unwrap_err(),
     ] {
         assert_eq!(err.kind, EngineErrorKind::NotFound);
@@ -412,12 +412,12 @@ async fn terminal_tokens_only_for_running_workspaces() {
     let h = Harness::new().await;
     let engine = h.engine();
     let ws = h.create(&engine, "t").await;
-    let err = engine.issue_terminal_token(h.user, ws.id).await.unwrap_err();
+    let err = engine.issue_terminal_token(h.user, ws.id, None).await.unwrap_err();
     assert_eq!(err.kind, EngineErrorKind::InvalidState);
     assert!(err.message.contains("start it first"));
     engine.drive(h.user, ws.id).await.unwrap();
     h.boot_agent(&engine, ws.id).await;
-    let access = engine.issue_terminal_token(h.user, ws.id).await.unwrap();
+    let access = engine.issue_terminal_token(h.user, ws.id, None).await.unwrap();
     assert!(access.url.starts_with(&format!("https://ws-{}.{BASE_DOMAIN}/auth/callback?token=", ws.id)));
     let claims = h.tokens.verify(access.token.expose(), Audience::WorkspaceTerminal, h.now()).await.unwrap();
     assert_eq!(claims.workspace, ws.id);

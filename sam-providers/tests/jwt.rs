@@ -35,6 +35,7 @@ fn request() -> TokenRequest {
         subject: UserId::new(),
         workspace: WorkspaceId::new(),
         ttl: Duration::from_secs(300),
+        session: None,
     }
 }
 
@@ -148,7 +149,7 @@ async fn every_rejection_has_its_own_kind() {
 async fn tokens_carry_the_documented_claims() {
     let issuer = JwtIssuer::new(ISSUER, key(0));
     let req = request();
-    let issued = issuer.issue(req, T0).unwrap();
+    let issued = issuer.issue(req.clone(), T0).unwrap();
     let parts: Vec<&str> = issued.token.expose().split('.').collect();
     let header: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
     assert_eq!(header["alg"], "RS256");

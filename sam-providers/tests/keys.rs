@@ -48,6 +48,7 @@ fn generated_files_have_the_documented_format_and_modes() {
         subject: UserId::new(),
         workspace: sam_core::domain::WorkspaceId::new(),
         ttl: std::time::Duration::from_secs(60),
+        session: None,
     };
     let token = issuer.issue(request, now).unwrap();
     let verifier = JwtVerifier::from_jwks("https://sam.test", &issuer.jwks());

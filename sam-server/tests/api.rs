@@ -401,6 +401,11 @@ async fn github_listing_is_scoped_to_the_users_installations(backend: Backend) {
     }
 }
 
+/// The GitHub id of the user signed in with `cookie`.
+async fn id_owner_github(s: &Server, cookie: &str) -> i64 {
+    s.get("/api/auth/me", cookie).await.1["githubId"].as_i64().unwrap()
+}
+
 /// `POST /api/workspaces/{id}/git-credential` as the workspace's agent.
 async fn git_credential(s: &Server, id: &str, bearer: &str) -> (StatusCode, Value) {
     let r = s.client.post(s.url(&format!("/api/workspaces/{id}/git-credential"))).bearer_auth(bearer).send();
@@ -640,6 +645,19 @@ async fn workspace_lifecycle_over_http(backend: Backend) {
     .await;
     let (_, ws) = s.get(&format!("/api/workspaces/{id}"), &cookie).await;
     assert_eq!((&ws["agentVersion"], &ws["agentCurrent"]), (&json!(current), &json!(true)), "{ws}");
+    // The heartbeat asks which sign-ins its terminals were opened under
+    // have ended: a signed-out one, a stranger's, and garbage are; the
+    // owner's live one is not.
+    let hash = |cookie: &str| sam_core::secret::sha256_hex(cookie.split_once('=').unwrap().1.as_bytes());
+    let second = s.sign_in(id_owner_github(&s, &cookie).await).await;
+    let (live, signed_out) = (hash(&cookie), hash(&second));
+    let (status, _) = s.send(reqwest::Method::POST, "/api/auth/logout", Some(&second), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let stranger = hash(&s.sign_in(4343).await);
+    let asked = json!({"idleSeconds": 1, "signIns": [live, signed_out, stranger, "not-a-sign-in"]});
+    let (status, answer) = agent(format!("/api/workspaces/{id}/heartbeat"), callback.clone(), asked).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(answer["endedSignIns"], json!([signed_out, stranger, "not-a-sign-in"]), "{answer}");
     let other_id = sam_core::domain::WorkspaceId::new();
     let (status, _) =
         agent(format!("/api/workspaces/{other_id}/heartbeat"), callback.clone(), json!({"idleSeconds": 0})).await;

@@ -73,7 +73,25 @@ impl TestAgent {
     }
 
     pub fn token(&self, workspace: WorkspaceId, ttl: Duration) -> String {
-        let req = TokenRequest { audience: Audience::WorkspaceTerminal, subject: UserId::new(), workspace, ttl };
+        let req = TokenRequest {
+            audience: Audience::WorkspaceTerminal,
+            subject: UserId::new(),
+            workspace,
+            ttl,
+            session: None,
+        };
+        self.authority.issue(req, time::OffsetDateTime::now_utc()).unwrap().token.expose().to_owned()
+    }
+
+    /// A terminal token issued under the control plane's sign-in `sign_in`.
+    pub fn token_signed_in(&self, sign_in: &str) -> String {
+        let req = TokenRequest {
+            audience: Audience::WorkspaceTerminal,
+            subject: UserId::new(),
+            workspace: self.workspace,
+            ttl: Duration::from_secs(60),
+            session: Some(sign_in.to_owned()),
+        };
         self.authority.issue(req, time::OffsetDateTime::now_utc()).unwrap().token.expose().to_owned()
     }
 
@@ -84,6 +102,7 @@ impl TestAgent {
             subject: UserId::new(),
             workspace,
             ttl: Duration::from_secs(60),
+            session: None,
         };
         self.authority.issue(req, time::OffsetDateTime::now_utc()).unwrap().token.expose().to_owned()
     }

@@ -146,6 +146,9 @@ pub struct TerminalAccess {
 /// lines of a failed build are the useful ones: a failure carries 50).
 const MAX_REPORT: usize = 8 * 1024;
 
+/// Sign-ins a heartbeat may ask about (as many as the agent reports).
+const MAX_SIGN_INS: usize = 32;
+
 /// Bootstrap redemptions an unavailable Origin CA gets before the workspace
 /// fails (each already retried within the step).
 pub const ORIGIN_CA_ATTEMPTS: u32 = 3;
@@ -233,6 +236,7 @@ impl Engine {
                 subject: ws.owner,
                 workspace: ws.id,
                 ttl: self.config.callback_token_ttl,
+                session: None,
             },
             now,
         )?;
@@ -435,6 +439,27 @@ impl Engine {
         ws.idle_timeout_secs.map(|s| std::time::Duration::from_secs(u64::from(s))).unwrap_or(self.config.idle_timeout)
     }
 
+    /// Of the sign-ins an agent's terminals were opened under, those that are
+    /// over (signed out, expired, or never the owner's): the agent ends
+    /// their terminal sessions. Each is a session hash, looked up as is.
+    async fn ended_sign_ins(
+        &self,
+        owner: UserId,
+        sign_ins: &[String],
+        now: Timestamp,
+    ) -> Result<Vec<String>, EngineError> {
+        let mut ended = Vec::new();
+        for sign_in in sign_ins.iter().take(MAX_SIGN_INS) {
+            let plausible = sign_in.len() == 64 && sign_in.bytes().all(|b| b.is_ascii_hexdigit());
+            let live = plausible
+                && self.ports.store.get_session(sign_in, now).await?.is_some_and(|session| session.user_id == owner);
+            if !live {
+                ended.push(sign_in.clone());
+            }
+        }
+        Ok(ended)
+    }
+
     /// Records a heartbeat and answers it: `continue`, `warn` with the deadline,
     /// or `shutdown` (and then the workspace is already `stopping`: the caller
     /// should [`drive`](Engine::drive) it).
@@ -451,7 +476,13 @@ impl Engine {
         // stopped for idleness it had before.
         let idle = std::time::Duration::from_secs(report.idle_seconds.min(10 * 365 * 24 * 3600));
         let last_activity = (now - idle).max(ws.status_changed_at);
-        let answer = |action, shutdown_at| HeartbeatAnswer { action, idle_threshold: threshold.as_secs(), shutdown_at };
+        let ended_sign_ins = self.ended_sign_ins(owner, &report.sign_ins, now).await?;
+        let answer = |action, shutdown_at| HeartbeatAnswer {
+            action,
+            idle_threshold: threshold.as_secs(),
+            shutdown_at,
+            ended_sign_ins: ended_sign_ins.clone(),
+        };
         match ws.status() {
             WorkspaceStatus::Running | WorkspaceStatus::Creating => {}
             _ => {
@@ -498,8 +529,16 @@ impl Engine {
         self.config.workspace_url_template.replace("{host}", &self.config.hostname(&ws.id))
     }
 
-    /// A short-lived token for opening the terminal of a running workspace.
-    pub async fn issue_terminal_token(&self, owner: UserId, id: WorkspaceId) -> Result<TerminalAccess, EngineError> {
+    /// A short-lived token for opening the terminal of a running workspace,
+    /// under the sign-in `session` (its hash), which the agent checks with
+    /// its heartbeats: when that sign-in ends, so do its terminals' cookies
+    /// and connections.
+    pub async fn issue_terminal_token(
+        &self,
+        owner: UserId,
+        id: WorkspaceId,
+        session: Option<&str>,
+    ) -> Result<TerminalAccess, EngineError> {
         let ws = self.get(owner, id).await?;
         if ws.status() != WorkspaceStatus::Running {
             return Err(EngineError::new(
@@ -513,6 +552,7 @@ impl Engine {
                 subject: owner,
                 workspace: id,
                 ttl: self.config.terminal_token_ttl,
+                session: session.map(str::to_owned),
             },
             self.now(),
         )?;

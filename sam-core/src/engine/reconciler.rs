@@ -315,6 +315,7 @@ impl Engine {
                 subject: ws.owner,
                 workspace: ws.id,
                 ttl: PROBE_TOKEN_TTL,
+                session: None,
             };
             let answer = match self.ports.tokens.issue(request, now) {
                 Ok(issued) => probe.health(&url, &issued.token).await,

@@ -31,7 +31,7 @@ impl Audience {
 }
 
 /// What to put in a token.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Debug)]
 pub struct TokenRequest {
     /// Audience.
     pub audience: Audience,
@@ -41,6 +41,9 @@ pub struct TokenRequest {
     pub workspace: WorkspaceId,
     /// Lifetime.
     pub ttl: std::time::Duration,
+    /// The sign-in it was issued under (`sid`: the session's hash), for a
+    /// terminal token: the agent ends what it opened when that sign-in ends.
+    pub session: Option<String>,
 }
 
 /// A signed token.
@@ -67,6 +70,8 @@ pub struct VerifiedToken {
     pub id: String,
     /// `exp`.
     pub expires_at: Timestamp,
+    /// `sid`, when the token carries one.
+    pub session: Option<String>,
 }
 
 /// Why a token was refused. Each failure has its own kind so logs and tests

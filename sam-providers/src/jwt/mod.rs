@@ -199,6 +199,9 @@ struct Claims {
     nbf: i64,
     exp: i64,
     jti: String,
+    /// The sign-in a terminal token was issued under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sid: Option<String>,
 }
 
 /// The fields of a JOSE header SAM reads before choosing a key.
@@ -283,6 +286,7 @@ fn verify_with_key(
         id: claims.jti,
         expires_at: Timestamp::from_unix_timestamp(claims.exp)
             .map_err(|_| err(TokenErrorKind::Malformed, "exp out of range"))?,
+        session: claims.sid,
     })
 }
 
@@ -401,6 +405,7 @@ impl TokenIssuer for JwtIssuer {
             nbf: now.unix_timestamp(),
             exp: expires_at.unix_timestamp(),
             jti: jti.expose().to_owned(),
+            sid: request.session.clone(),
         };
         let mut header = Header::new(Algorithm::RS256);
         header.kid = Some(key.kid.clone());

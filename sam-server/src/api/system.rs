@@ -120,7 +120,7 @@ pub async fn terminal_token(
     extract::Json(body): extract::Json<TerminalTokenRequest>,
 ) -> Result<Json<TerminalTokenResponse>, ApiError> {
     let id = body.workspace_id.parse().map_err(|_| ApiError::not_found("workspace"))?;
-    let access = state.engine.issue_terminal_token(current.user.id, id).await?;
+    let access = state.engine.issue_terminal_token(current.user.id, id, Some(&current.session_hash)).await?;
     Ok(Json(TerminalTokenResponse {
         token: access.token.expose().to_owned(),
         expires_at: access.expires_at,

@@ -18,8 +18,9 @@ pub async fn run(issuer: &dyn TokenIssuer, verifier: &dyn TokenVerifier, foreign
         subject: UserId::new(),
         workspace: WorkspaceId::new(),
         ttl: Duration::from_secs(300),
+        session: Some("5e55".repeat(16)),
     };
-    let issued = issuer.issue(request, T0).expect("issue");
+    let issued = issuer.issue(request.clone(), T0).expect("issue");
     assert_eq!(issued.expires_at, T0 + Duration::from_secs(300));
 
     let ok = verifier
@@ -30,8 +31,13 @@ pub async fn run(issuer: &dyn TokenIssuer, verifier: &dyn TokenVerifier, foreign
     assert_eq!(ok.workspace, request.workspace);
     assert_eq!(ok.audience, Audience::WorkspaceTerminal);
     assert_eq!(ok.id, issued.id);
+    assert_eq!(ok.session, request.session, "the sign-in it was issued under");
+    let without = TokenRequest { session: None, ..request.clone() };
+    let plain = issuer.issue(without, T0).expect("issue");
+    let plain = verifier.verify(plain.token.expose(), Audience::WorkspaceTerminal, T0).await.expect("valid");
+    assert_eq!(plain.session, None);
 
-    let second = issuer.issue(request, T0).expect("issue");
+    let second = issuer.issue(request.clone(), T0).expect("issue");
     assert_ne!(second.id, issued.id, "every token has its own jti");
 
     let kind = |r: Result<_, crate::ports::TokenError>| r.expect_err("must be rejected").kind;

@@ -64,7 +64,7 @@ impl TokenIssuer for FakeTokenAuthority {
         let jti = random_token().map_err(|e| TokenError::new(TokenErrorKind::Unavailable, e.to_string()))?;
         let expires_at = now + request.ttl;
         let claims = format!(
-            "{}|{}|{}|{}|{}|{}|{}|{}",
+            "{}|{}|{}|{}|{}|{}|{}|{}|{}",
             self.issuer,
             request.audience.as_str(),
             request.subject,
@@ -72,7 +72,8 @@ impl TokenIssuer for FakeTokenAuthority {
             unix(now),
             unix(now),
             unix(expires_at),
-            jti.expose()
+            jti.expose(),
+            request.session.as_deref().unwrap_or_default()
         );
         let encoded = URL_SAFE_NO_PAD.encode(claims.as_bytes());
         let signature = Self::sign(key, &self.active, &encoded);
@@ -107,7 +108,7 @@ impl TokenVerifier for FakeTokenAuthority {
         let claims = URL_SAFE_NO_PAD.decode(encoded).map_err(|_| malformed())?;
         let claims = String::from_utf8(claims).map_err(|_| malformed())?;
         let fields: Vec<&str> = claims.split('|').collect();
-        let [iss, aud, sub, ws, _iat, nbf, exp, jti] = fields.as_slice() else {
+        let [iss, aud, sub, ws, _iat, nbf, exp, jti, sid] = fields.as_slice() else {
             return Err(malformed());
         };
         if *iss != self.issuer {
@@ -130,6 +131,7 @@ impl TokenVerifier for FakeTokenAuthority {
             audience,
             id: (*jti).to_owned(),
             expires_at: Timestamp::from_unix_timestamp(exp).map_err(|_| malformed())?,
+            session: (!sid.is_empty()).then(|| (*sid).to_owned()),
         })
     }
 }
