@@ -1155,6 +1155,14 @@ async fn no_secret_of_a_whole_journey_reaches_a_log() {
         let body = text.lines().find(|l| !l.starts_with("-----") && l.len() >= 16).unwrap();
         secrets.push((file.display().to_string(), body.to_owned()));
     }
+    // The metrics, scraped with the scraper's token (itself a secret).
+    let metrics_token = std::fs::read_to_string(data.path().join("secrets/metrics-token")).unwrap();
+    let scrape = reqwest::Client::new().get(format!("{base}/metrics")).bearer_auth(metrics_token.trim()).send();
+    let scrape = scrape.await.unwrap();
+    assert_eq!(scrape.status(), 200);
+    let metrics = scrape.text().await.unwrap();
+    assert!(metrics.contains("sam_"), "{metrics}");
+    secrets.push(("metrics token".into(), metrics_token.trim().to_owned()));
     let _ = child.kill().await;
     let _ = tokio::time::timeout(Duration::from_secs(10), reader).await;
     let stdout = logged.lock().unwrap().clone();
@@ -1162,6 +1170,7 @@ async fn no_secret_of_a_whole_journey_reaches_a_log() {
         ("dev mode's log".to_owned(), stdout),
         ("dev mode's stderr".to_owned(), std::fs::read_to_string(&log).unwrap()),
         ("backup".to_owned(), backup_log),
+        ("the metrics".to_owned(), metrics),
     ];
     for vm in std::fs::read_dir(data.path().join("vms")).unwrap() {
         let agent_log = vm.unwrap().path().join("agent.log");
