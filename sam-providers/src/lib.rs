@@ -11,7 +11,7 @@
 //! used by tests and by `sam-server dev`. Every adapter passes the same
 //! conformance suites as the in-memory fakes in `sam_core::testkit`.
 //!
-//! Enable only the adapters you use: `sqlite`, `postgres`, `cipher`, `jwt`,
+//! Enable only the adapters you use: `sqlite`, `postgres`, `cipher`, `jwt` (`jwt-verify`: verifiers only),
 //! `keys`, `hetzner`, `cloudflare`, `github`, `emulators` (the crate's
 //! README has the table).
 
@@ -32,7 +32,7 @@ pub mod github_webhooks;
 pub mod hetzner;
 #[cfg(any(feature = "hetzner", feature = "cloudflare", feature = "github", feature = "agent-probe"))]
 pub mod http;
-#[cfg(feature = "jwt")]
+#[cfg(feature = "jwt-verify")]
 pub mod jwt;
 #[cfg(feature = "keys")]
 pub mod keys;

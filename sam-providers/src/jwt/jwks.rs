@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use jsonwebtoken::DecodingKey;
+use super::rs256::RsaPublicKey;
 use sam_core::domain::Timestamp;
 use sam_core::ports::{Audience, Clock, JwkSet, SystemClock, TokenError, TokenErrorKind, TokenVerifier, VerifiedToken};
 use tokio::sync::Mutex;
@@ -35,7 +35,7 @@ pub struct JwksVerifier {
 
 #[derive(Default)]
 struct Cache {
-    keys: Arc<HashMap<String, DecodingKey>>,
+    keys: Arc<HashMap<String, RsaPublicKey>>,
     last_fetch: Option<Timestamp>,
     last_fetch_failed: bool,
     fetches: u64,
@@ -118,7 +118,7 @@ impl JwksVerifier {
     }
 
     /// The key for `kid`: from the cache, or after one rate-limited refetch.
-    async fn key_for(&self, kid: &str) -> Result<DecodingKey, TokenError> {
+    async fn key_for(&self, kid: &str) -> Result<RsaPublicKey, TokenError> {
         let mut cache = self.cache.lock().await;
         if let Some(key) = cache.keys.get(kid) {
             return Ok(key.clone());
