@@ -35,13 +35,13 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
       arm64) server_target=aarch64-unknown-linux-musl ;; \
       *) echo "unsupported architecture $TARGETARCH" >&2; exit 1 ;; \
     esac; \
-    cargo zigbuild --release --locked --target x86_64-unknown-linux-musl -p sam-agent; \
-    cargo zigbuild --release --locked --target aarch64-unknown-linux-musl -p sam-agent; \
+    cargo zigbuild --profile agent --locked --target x86_64-unknown-linux-musl -p sam-agent; \
+    cargo zigbuild --profile agent --locked --target aarch64-unknown-linux-musl -p sam-agent; \
     cargo zigbuild --release --locked --target "$server_target" -p sam-server; \
     mkdir -p /out /out/data; \
     cp "target/$server_target/release/sam-server" /out/sam-server; \
-    cp target/x86_64-unknown-linux-musl/release/sam-agent /out/sam-agent-amd64; \
-    cp target/aarch64-unknown-linux-musl/release/sam-agent /out/sam-agent-arm64
+    cp target/x86_64-unknown-linux-musl/agent/sam-agent /out/sam-agent-amd64; \
+    cp target/aarch64-unknown-linux-musl/agent/sam-agent /out/sam-agent-arm64
 
 # The devcontainer CLI VMs unpack (served at /api/agent/devcontainer-cli):
 # its npm package, which has no dependencies. The version is the one

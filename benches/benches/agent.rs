@@ -17,7 +17,8 @@
 //!   → prompt, with its spare shell and, from a second agent, without), next
 //!   to the WebSocket handshake alone;
 //! * agent RSS idle and with 20 sessions;
-//! * size of `target/release/sam-agent` if it was built.
+//! * size of the agent binary as built by the `agent` profile (what VMs
+//!   download) and by `--release`, where built.
 //!
 //! `SAM_BENCH_MB` (default 64), `SAM_BENCH_RUNS` (3), `SAM_BENCH_ECHOES`
 //! (4000) and `SAM_BENCH_ONLY` (comma list of `throughput`, `echo`,
@@ -529,11 +530,14 @@ fn main() {
         ));
     }
 
-    let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/sam-agent");
-    match std::fs::metadata(&bin) {
-        Ok(m) => rows.push(("release binary sam-agent (MiB)".into(), format!("{:.2}", m.len() as f64 / 1048576.0))),
-        Err(_) => {
-            rows.push(("release binary sam-agent".into(), "not built (cargo build --release -p sam-agent)".into()))
+    // What each workspace VM downloads: the size-optimised `agent` profile
+    // (and the plain release build next to it, when built).
+    for (profile, how) in [("agent", "--profile agent"), ("release", "--release")] {
+        let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../target/{profile}/sam-agent"));
+        let label = format!("sam-agent binary, {profile} profile (MiB)");
+        match std::fs::metadata(&bin) {
+            Ok(m) => rows.push((label, format!("{:.2}", m.len() as f64 / 1048576.0))),
+            Err(_) => rows.push((label, format!("not built (cargo build {how} -p sam-agent)"))),
         }
     }
 
