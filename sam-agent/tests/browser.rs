@@ -9,6 +9,8 @@ mod common;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use tokio::io::AsyncBufReadExt as _;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn terminal_renders_in_headless_chromium() {
     if std::env::var("SAM_SKIP_BROWSER").as_deref() == Ok("1") {
@@ -32,19 +34,37 @@ async fn terminal_renders_in_headless_chromium() {
     let _ = std::fs::remove_file(&shot);
 
     let t = common::start(|_| {}).await;
+    // Signed in through a terminal token of a control-plane sign-in, which
+    // the test ends at the page's signal.
+    let sign_in = "c".repeat(64);
+    let cookie = t.login(&t.token_signed_in(&sign_in)).await.unwrap();
     // An idle warning in force: the page must show it on connect.
     t.agent.warn_idle(time::OffsetDateTime::now_utc() + Duration::from_secs(300));
-    let (name, value) = t.cookie.split_once('=').unwrap();
+    let (name, value) = cookie.split_once('=').unwrap();
     let base = format!("http://{}", t.addr);
-    let child = tokio::process::Command::new("node")
+    let mut child = tokio::process::Command::new("node")
         .arg(web.join("browser-test.mjs"))
         .args([base.as_str(), name, value, shot.to_str().unwrap()])
         .env("SAM_CHROMIUM", &chromium)
         .current_dir(&web)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(90), child).await.expect("browser test timed out").unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut stdout = String::new();
+    let run = async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line == "SIGN_OUT_NOW" {
+                assert_eq!(t.agent.auth.end_sign_ins(std::slice::from_ref(&sign_in)), 1);
+            }
+            stdout.push_str(&line);
+            stdout.push('\n');
+        }
+        child.wait_with_output().await.unwrap()
+    };
+    let out = tokio::time::timeout(Duration::from_secs(90), run).await.expect("browser test timed out");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "browser test failed\nstdout: {stdout}\nstderr: {stderr}");
     assert!(stdout.contains("\"ok\":true"), "{stdout}");

@@ -61,6 +61,11 @@ try {
   const shared = await second.evaluate(() => (document.querySelector('.xterm-rows')?.textContent ?? '').includes('after-42'));
   if (shared) throw new Error('a new tab reattached the first tab\'s shell');
   const status = await page.textContent('#status');
+  // Signed out of SAM (the Rust test ends the sign-in when it reads this
+  // line): the page says so and stops reconnecting.
+  console.log('SIGN_OUT_NOW');
+  await page.waitForFunction(() => (document.getElementById('status')?.textContent ?? '').includes('signed out'), null, { timeout: 10000 });
+  await page.screenshot({ path: shot.replace(/\.png$/, '-signed-out.png') });
   console.log(JSON.stringify({ ok: true, status, size: size && size.slice(-1)[0], ctrlC, errors }));
   const real = errors.filter((e) => !e.includes('.map'));
   if (real.length) { console.error('page errors:', real); failed = true; }
