@@ -8,7 +8,10 @@
 //! Schemathesis is a Python tool: `scripts/test.d/50-schemathesis.sh`
 //! installs it (pinned) into a virtual environment and sets
 //! `SAM_TEST_SCHEMATHESIS`; without it the test fails unless
-//! `SAM_SKIP_SCHEMATHESIS=1`. `SAM_API_FUZZ_SECONDS` bounds the run (60).
+//! `SAM_SKIP_SCHEMATHESIS=1`. `SAM_API_FUZZ_SECONDS` bounds the run (60);
+//! `SAM_API_FUZZ_SEED` picks the generator's seed (1, so that a run of the
+//! suite does not fail by chance; `random` for a new one each time, which is
+//! what to run by hand when looking for new failures).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -28,6 +31,7 @@ async fn the_api_keeps_its_contract_under_a_property_based_fuzzer() {
         return;
     };
     let seconds: u64 = std::env::var("SAM_API_FUZZ_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
+    let seed = std::env::var("SAM_API_FUZZ_SEED").unwrap_or_else(|_| "1".into());
     let s = Server::start(Backend::Sqlite).await.unwrap();
     let cookie = s.ready_user(71).await;
     // Something for the path parameters to find besides random ids.
@@ -81,6 +85,7 @@ checks.positive_data_acceptance.expected-statuses = ["201", "401", "404", "409",
              response_headers_conformance,positive_data_acceptance,ignored_auth,ensure_resource_availability",
         ])
         .args(["--max-time", &seconds.to_string()])
+        .args(if seed == "random" { vec![] } else { vec!["--seed".to_owned(), seed.clone()] })
         .args(["--workers", "2", "--request-timeout", "20", "--no-color"])
         .args(["-H", &format!("Origin: {}", s.base)])
         // The event stream never ends by design: a response time check would
