@@ -127,6 +127,9 @@ async fn measure(label: &str, store: Arc<dyn Store>) {
         webhooks: None,
         http: HttpSettings {
             rate_limit_per_minute: 1_000_000,
+            // One workspace's heartbeats at full speed: past the budget of a
+            // real agent.
+            agent_reports_per_minute: 1_000_000,
             ..HttpSettings::new("http://127.0.0.1", std::env::temp_dir())
         },
     };

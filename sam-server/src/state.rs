@@ -24,6 +24,10 @@ pub struct HttpSettings {
     /// Requests per minute per client address to sign-in, terminal-token and
     /// bootstrap endpoints.
     pub rate_limit_per_minute: u32,
+    /// Heartbeats, and boot reports, per workspace and minute (each its own
+    /// budget; an agent sends a heartbeat a minute and a boot report every
+    /// few seconds).
+    pub agent_reports_per_minute: u32,
     /// Behind a load balancer: take the client address for rate limits from
     /// the right-most `X-Forwarded-For` entry.
     pub trust_forwarded_for: bool,
@@ -43,7 +47,7 @@ impl HttpSettings {
     /// sees (scheme, host and port, no path, no trailing slash); cookies are
     /// `Secure` when it is `https`; JSON bodies up to
     /// 64 KiB; 30 sign-in/token/bootstrap requests per minute per client
-    /// address; `X-Forwarded-For` not trusted; avatars from github.com only;
+    /// address; 120 heartbeats and boot reports per workspace and minute; `X-Forwarded-For` not trusted; avatars from github.com only;
     /// a public GitHub App.
     /// `agent_dir` holds the
     /// `sam-agent-<arch>` binaries served to new workspaces. Change any field
@@ -56,6 +60,7 @@ impl HttpSettings {
             agent_dir: agent_dir.into(),
             max_body_bytes: 64 * 1024,
             rate_limit_per_minute: 30,
+            agent_reports_per_minute: 120,
             trust_forwarded_for: false,
             client_ip_header: None,
             avatar_origin: None,

@@ -470,6 +470,18 @@ impl Engine {
         report: HeartbeatReport,
     ) -> Result<HeartbeatAnswer, EngineError> {
         let ws = self.get(owner, id).await?;
+        self.record_heartbeat_of(ws, report).await
+    }
+
+    /// [`record_heartbeat`](Self::record_heartbeat) for a workspace the
+    /// caller has just read (to authenticate its agent): one store read per
+    /// heartbeat instead of two.
+    pub async fn record_heartbeat_of(
+        &self,
+        ws: Workspace,
+        report: HeartbeatReport,
+    ) -> Result<HeartbeatAnswer, EngineError> {
+        let (owner, id) = (ws.owner, ws.id);
         let now = self.now();
         let threshold = self.idle_threshold(&ws);
         // Becoming ready counts as activity, so a restarted workspace is never

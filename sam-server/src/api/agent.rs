@@ -10,7 +10,7 @@ use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use sam_core::accounts::AccountsErrorKind;
-use sam_core::domain::{UserId, WorkspaceId};
+use sam_core::domain::{UserId, Workspace, WorkspaceId};
 use sam_core::engine::{AgentReport, BootstrapGrant, EngineErrorKind};
 use sam_core::ports::Audience;
 use sam_core::wire::{BootProgress, BootstrapRequest, HeartbeatAction, HeartbeatAnswer, HeartbeatReport};
@@ -27,7 +27,7 @@ async fn authenticate_agent(
     state: &AppState,
     headers: &HeaderMap,
     path_id: &str,
-) -> Result<(UserId, WorkspaceId), ApiError> {
+) -> Result<(UserId, WorkspaceId, Workspace), ApiError> {
     let unauthorized =
         || ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "a valid workspace credential is required");
     let id: WorkspaceId = path_id.parse().map_err(|_| unauthorized())?;
@@ -67,14 +67,15 @@ async fn authenticate_agent(
         tracing::warn!(workspace_id = %id, "agent credential of an earlier server, or revoked");
         return Err(unauthorized());
     }
-    Ok((claims.subject, id))
+    Ok((claims.subject, id, ws))
 }
 
 /// The agent calling, authenticated by its callback credential for the
-/// workspace in the path (owner, workspace). An extractor of the request's
+/// workspace in the path (owner, workspace, and the workspace as read to
+/// check the credential). An extractor of the request's
 /// head, so a handler checks the credential before it reads the body: an
 /// unauthenticated call is a 401 whatever it sends.
-pub struct AgentCaller(pub UserId, pub WorkspaceId);
+pub struct AgentCaller(pub UserId, pub WorkspaceId, pub Workspace);
 
 impl axum::extract::FromRequestParts<AppState> for AgentCaller {
     type Rejection = ApiError;
@@ -86,8 +87,8 @@ impl axum::extract::FromRequestParts<AppState> for AgentCaller {
         let unauthorized =
             || ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "a valid workspace credential is required");
         let Path(id) = Path::<String>::from_request_parts(parts, state).await.map_err(|_| unauthorized())?;
-        let (owner, id) = authenticate_agent(state, &parts.headers, &id).await?;
-        Ok(Self(owner, id))
+        let (owner, id, ws) = authenticate_agent(state, &parts.headers, &id).await?;
+        Ok(Self(owner, id, ws))
     }
 }
 
@@ -192,10 +193,10 @@ fn check_progress(progress: &BootProgress) -> Result<(), ApiError> {
 )]
 pub async fn heartbeat(
     State(state): State<AppState>,
-    AgentCaller(owner, id): AgentCaller,
+    AgentCaller(owner, id, ws): AgentCaller,
     extract::Json(report): extract::Json<HeartbeatReport>,
 ) -> Result<Json<HeartbeatAnswer>, ApiError> {
-    let answer = state.engine.record_heartbeat(owner, id, report).await?;
+    let answer = state.engine.record_heartbeat_of(ws, report).await?;
     if answer.action == HeartbeatAction::Shutdown {
         state.spawn_drive(owner, id);
     }
@@ -223,7 +224,7 @@ pub async fn heartbeat(
 )]
 pub async fn report(
     State(state): State<AppState>,
-    AgentCaller(owner, id): AgentCaller,
+    AgentCaller(owner, id, _): AgentCaller,
     extract::Json(progress): extract::Json<BootProgress>,
 ) -> Result<StatusCode, ApiError> {
     check_progress(&progress)?;
@@ -277,7 +278,7 @@ pub struct GitCredential {
 )]
 pub async fn git_credential(
     State(state): State<AppState>,
-    AgentCaller(owner, id): AgentCaller,
+    AgentCaller(owner, id, _): AgentCaller,
 ) -> Result<Json<GitCredential>, ApiError> {
     let ws = state.engine.get(owner, id).await?;
     let repository = ws.spec.repository;

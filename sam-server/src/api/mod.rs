@@ -36,9 +36,6 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// own, shorter timeouts and retry budgets.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Heartbeats and boot reports per workspace (each its own path) and minute.
-const AGENT_REPORTS_PER_MINUTE: u32 = 120;
-
 /// The largest webhook delivery taken (what the webhook verifier reads).
 const WEBHOOK_MAX_BODY: usize = 1024 * 1024;
 
@@ -134,7 +131,7 @@ pub fn router(state: AppState) -> Router {
         // often, a boot report every few seconds) has a budget per workspace.
         .route_layer(axum::middleware::from_fn_with_state(
             std::sync::Arc::new(ratelimit::RateLimiter::<String>::new(
-                AGENT_REPORTS_PER_MINUTE,
+                state.http.agent_reports_per_minute,
                 Duration::from_secs(60),
             )),
             ratelimit::limit_by_path,
