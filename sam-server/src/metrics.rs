@@ -126,10 +126,9 @@ pub fn router_with_token<S: Clone + Send + Sync + 'static>(
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.strip_prefix("Bearer "))
                     .unwrap_or_default();
+                // Digests, so the comparison's length is the same whatever was sent.
                 let digest: [u8; 32] = sha2::Sha256::digest(presented.as_bytes()).into();
-                // Digests of equal length, compared without an early exit.
-                let differs = digest.iter().zip(expected.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
-                if differs != 0 {
+                if !sam_core::secret::constant_time_eq(&digest, &expected) {
                     return StatusCode::NOT_FOUND.into_response();
                 }
                 (StatusCode::OK, [(CONTENT_TYPE, CONTENT_TYPE_TEXT)], handle.render()).into_response()
