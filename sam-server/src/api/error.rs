@@ -9,7 +9,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use sam_core::accounts::{AccountsError, AccountsErrorKind};
 use sam_core::engine::{EngineError, EngineErrorKind};
-use sam_core::ports::{ProviderError, ProviderErrorKind, StoreError};
+use sam_core::ports::StoreError;
 use serde::Serialize;
 
 /// What a 503 asks the client to wait before retrying, in seconds.
@@ -107,21 +107,6 @@ impl From<EngineError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         EngineError::from(e).into()
-    }
-}
-
-impl From<ProviderError> for ApiError {
-    fn from(e: ProviderError) -> Self {
-        tracing::warn!(kind = e.kind().code(), error = %e, "provider call failed");
-        let (status, code) = match e.kind() {
-            kind if kind.is_retryable() => (StatusCode::SERVICE_UNAVAILABLE, "provider_unavailable"),
-            ProviderErrorKind::NotFound => (StatusCode::NOT_FOUND, "not_found"),
-            ProviderErrorKind::Unauthorized | ProviderErrorKind::Forbidden => (StatusCode::FORBIDDEN, "not_allowed"),
-            ProviderErrorKind::QuotaExceeded => (StatusCode::CONFLICT, "quota_exceeded"),
-            ProviderErrorKind::InvalidConfig => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-            _ => (StatusCode::BAD_GATEWAY, "provider_error"),
-        };
-        Self::new(status, code, e.public_message())
     }
 }
 
