@@ -1,4 +1,6 @@
-//! The terminal agent against a raw PTY read loop measured in the same run.
+//! The terminal agent against a raw PTY read loop and, when
+//! `SAM_BENCH_TTYD` names a ttyd binary, ttyd — all measured in the same run
+//! by the same WebSocket client.
 //!
 //! `cargo bench -p sam-benches --bench agent` prints one table:
 //!
@@ -16,13 +18,22 @@
 //! * time to the first prompt (raw: spawn → prompt; agent: WebSocket connect
 //!   → prompt, with its spare shell and, from a second agent, without), next
 //!   to the WebSocket handshake alone;
-//! * agent RSS idle and with 20 sessions;
+//! * Ctrl-C during an endless flood: time to the prompt and the output that
+//!   still arrives after the keystroke (the client acks, as the page does);
+//! * agent (and ttyd) RSS idle and with 20 sessions;
 //! * size of the agent binary as built by the `agent` profile (what VMs
 //!   download) and by `--release`, where built.
 //!
+//! With ttyd, a last table puts the three side by side with a verdict per
+//! figure. ttyd runs the same shell with `-W` (writable); its framing (a
+//! command byte before every frame, a JSON hello that starts the shell) is
+//! spoken by the same client. ttyd is not in Debian 12; build it from its
+//! source (`cmake` with Debian's `libwebsockets-dev`, `libjson-c-dev`,
+//! `libuv1-dev`), see `docs/performance.md`.
+//!
 //! `SAM_BENCH_MB` (default 64), `SAM_BENCH_RUNS` (3), `SAM_BENCH_ECHOES`
 //! (4000) and `SAM_BENCH_ONLY` (comma list of `throughput`, `echo`,
-//! `prompt`, `rss`) tune a run.
+//! `prompt`, `interrupt`, `rss`) tune a run.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_debug_implementations)]
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -119,10 +130,23 @@ fn echo_child() {
     });
 }
 
+/// How a terminal server frames a session on its WebSocket: SAM's agent
+/// carries PTY bytes as plain binary frames (control as JSON text); ttyd
+/// prefixes every frame with a command byte (`0` input/output) and starts
+/// the shell on a JSON hello.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    Agent,
+    Ttyd,
+}
+
+/// A terminal server running as a child process (the agent: this binary
+/// with `--agent-child`; ttyd: the binary named by `SAM_BENCH_TTYD`).
 struct AgentProc {
     child: Child,
     addr: SocketAddr,
     cookie: String,
+    framing: Framing,
 }
 
 impl AgentProc {
@@ -146,10 +170,31 @@ impl AgentProc {
         let mut parts = line.split_whitespace().skip(1);
         let addr = parts.next().unwrap().parse().unwrap();
         let cookie = parts.next().unwrap().to_owned();
-        Self { child, addr, cookie }
+        Self { child, addr, cookie, framing: Framing::Agent }
     }
 
-    /// CPU time of the agent process in ms: user + system time from
+    /// ttyd serving the same shell (`-W`: writable, as the agent's
+    /// terminal is), on a free loopback port, logs off.
+    fn start_ttyd(bin: &str) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new(bin)
+            .args(["-W", "-d", "0", "-i", "127.0.0.1", "-p", &port.to_string(), "/bin/bash", "--noprofile", "--norc"])
+            .env("PS1", "$ ")
+            .env("HISTFILE", "/dev/null")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(addr).is_err() {
+            assert!(Instant::now() < deadline, "ttyd did not listen on {addr}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Self { child, addr, cookie: String::new(), framing: Framing::Ttyd }
+    }
+
+    /// CPU time of the server process in ms: user + system time from
     /// `/proc/<pid>/stat`, which, unlike a sum over `/proc/<pid>/task`,
     /// keeps the time of threads that ended (blocking-pool threads, shell
     /// waiters). The kernel reports it in clock ticks (10 ms here), so the
@@ -162,7 +207,7 @@ impl AgentProc {
         ticks as f64 * 1e3 / clock_ticks_per_second()
     }
 
-    /// Times the agent's threads went to sleep (voluntary context switches).
+    /// Times the server's threads went to sleep (voluntary context switches).
     fn sleeps(&self) -> u64 {
         std::fs::read_dir(format!("/proc/{}/task", self.child.id()))
             .unwrap()
@@ -175,13 +220,28 @@ impl AgentProc {
         status_field(std::path::Path::new(&format!("/proc/{}/status", self.child.id())), "VmRSS:").unwrap_or(0)
     }
 
-    async fn connect(&self, query: &str) -> Ws {
-        let mut req = format!("ws://{}/ws/terminal?{query}", self.addr).into_client_request().unwrap();
-        req.headers_mut().insert("cookie", HeaderValue::from_str(&self.cookie).unwrap());
+    /// Opens a terminal session. `query` names the agent's session (and
+    /// asks for acks with `ack=1`); ttyd has one session per connection.
+    async fn connect(&self, query: &str) -> Conn {
+        let url = match self.framing {
+            Framing::Agent => format!("ws://{}/ws/terminal?{query}", self.addr),
+            Framing::Ttyd => format!("ws://{}/ws", self.addr),
+        };
+        let mut req = url.into_client_request().unwrap();
+        if !self.cookie.is_empty() {
+            req.headers_mut().insert("cookie", HeaderValue::from_str(&self.cookie).unwrap());
+        }
         req.headers_mut().insert("origin", HeaderValue::from_str(&format!("http://{}", self.addr)).unwrap());
+        if self.framing == Framing::Ttyd {
+            req.headers_mut().insert("sec-websocket-protocol", HeaderValue::from_static("tty"));
+        }
         // Browsers set TCP_NODELAY; so does this client.
-        let (ws, _) = tokio_tungstenite::connect_async_with_config(req, None, true).await.unwrap();
-        ws
+        let (mut ws, _) = tokio_tungstenite::connect_async_with_config(req, None, true).await.unwrap();
+        if self.framing == Framing::Ttyd {
+            let hello = r#"{"AuthToken":"","columns":80,"rows":24}"#;
+            ws.send(Message::Binary(hello.as_bytes().to_vec().into())).await.unwrap();
+        }
+        Conn { ws, framing: self.framing, ack: query.contains("ack=1"), offset: 0, last_ack: 0 }
     }
 }
 
@@ -192,54 +252,104 @@ impl Drop for AgentProc {
     }
 }
 
+/// One terminal session seen by the benchmark's client, whichever server.
+struct Conn {
+    ws: Ws,
+    framing: Framing,
+    /// Acknowledge every 64 KiB (the agent's flow control, as the page does).
+    ack: bool,
+    offset: u64,
+    last_ack: u64,
+}
+
+impl Conn {
+    /// Types `bytes` into the shell.
+    async fn send(&mut self, bytes: &[u8]) {
+        let frame = match self.framing {
+            Framing::Agent => bytes.to_vec(),
+            Framing::Ttyd => [b"0", bytes].concat(),
+        };
+        self.ws.send(Message::Binary(frame.into())).await.unwrap();
+    }
+
+    /// The next chunk of terminal output (control frames are handled here).
+    async fn output(&mut self) -> Vec<u8> {
+        loop {
+            match self.ws.next().await.unwrap().unwrap() {
+                Message::Binary(b) => match self.framing {
+                    Framing::Agent => {
+                        self.offset += b.len() as u64;
+                        if self.ack && self.offset - self.last_ack >= 64 * 1024 {
+                            self.last_ack = self.offset;
+                            let msg = format!(r#"{{"type":"ack","offset":{}}}"#, self.offset);
+                            self.ws.send(Message::Text(msg.into())).await.unwrap();
+                        }
+                        return b.to_vec();
+                    }
+                    Framing::Ttyd if b.first() == Some(&b'0') => return b[1..].to_vec(),
+                    Framing::Ttyd => {}
+                },
+                Message::Text(t) if self.framing == Framing::Agent && t.contains("\"hello\"") => {
+                    let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+                    self.offset = v["offset"].as_u64().unwrap();
+                    self.last_ack = self.offset;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Reads until `needle`; returns the bytes read.
+    async fn read_until(&mut self, needle: &[u8]) -> usize {
+        let mut total = 0;
+        let mut window: Vec<u8> = Vec::new();
+        loop {
+            let b = self.output().await;
+            total += b.len();
+            window.extend_from_slice(&b);
+            if contains(&window, needle) {
+                return total;
+            }
+            let keep = window.len().saturating_sub(needle.len());
+            window.drain(..keep);
+        }
+    }
+
+    /// One keystroke: send a byte, wait for output back (µs).
+    async fn echo(&mut self) -> f64 {
+        let t0 = Instant::now();
+        self.send(b"a").await;
+        self.output().await;
+        t0.elapsed().as_secs_f64() * 1e6
+    }
+
+    /// Ends the session (the agent keeps detached shells unless told).
+    async fn close(mut self) {
+        if self.framing == Framing::Agent {
+            self.ws.send(Message::Text(r#"{"type":"close"}"#.into())).await.unwrap();
+        }
+        let _ = self.ws.close(None).await;
+    }
+
+    /// Interrupts a flood: waits for `warmup` bytes of it, sends Ctrl-C
+    /// and returns (ms to the next prompt, bytes received meanwhile). The
+    /// flood is base64, which never holds the prompt's `$ `.
+    async fn interrupt(&mut self, warmup: usize) -> (f64, usize) {
+        let mut seen = 0;
+        while seen < warmup {
+            seen += self.output().await.len();
+        }
+        let t0 = Instant::now();
+        self.send(b"\x03").await;
+        let bytes = self.read_until(PROMPT).await;
+        (t0.elapsed().as_secs_f64() * 1e3, bytes)
+    }
+}
+
 /// The first number after `key` in a `/proc` status file (`VmRSS:  4242 kB`).
 fn status_field(path: &std::path::Path, key: &str) -> Option<u64> {
     let status = std::fs::read_to_string(path).ok()?;
     status.lines().find_map(|l| l.strip_prefix(key))?.split_whitespace().next()?.parse().ok()
-}
-
-/// Reads until `needle`; returns bytes read. Acks every 64 KiB when `ack`.
-async fn ws_read_until(ws: &mut Ws, needle: &[u8], ack: bool, offset: &mut u64) -> usize {
-    let mut total = 0;
-    let mut window: Vec<u8> = Vec::new();
-    let mut last_ack = *offset;
-    loop {
-        match ws.next().await.unwrap().unwrap() {
-            Message::Binary(b) => {
-                total += b.len();
-                *offset += b.len() as u64;
-                window.extend_from_slice(&b);
-                if contains(&window, needle) {
-                    return total;
-                }
-                let keep = window.len().saturating_sub(needle.len());
-                window.drain(..keep);
-                if ack && *offset - last_ack >= 64 * 1024 {
-                    last_ack = *offset;
-                    let msg = format!(r#"{{"type":"ack","offset":{offset}}}"#);
-                    ws.send(Message::Text(msg.into())).await.unwrap();
-                }
-            }
-            Message::Text(t) if t.contains("\"hello\"") => {
-                let v: serde_json::Value = serde_json::from_str(&t).unwrap();
-                *offset = v["offset"].as_u64().unwrap();
-                last_ack = *offset;
-            }
-            _ => {}
-        }
-    }
-}
-
-/// One keystroke over `ws`: send a byte, wait for the binary frame back (µs).
-async fn ws_echo(ws: &mut Ws) -> f64 {
-    let t0 = Instant::now();
-    ws.send(Message::Binary(b"a".to_vec().into())).await.unwrap();
-    loop {
-        if let Message::Binary(_) = ws.next().await.unwrap().unwrap() {
-            break;
-        }
-    }
-    t0.elapsed().as_secs_f64() * 1e6
 }
 
 // ---------------------------------------------------------------- raw PTY
@@ -323,6 +433,14 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 // ---------------------------------------------------------------- main
 
+/// Medians of one figure for each contender (`None`: not measured).
+#[derive(Default, Clone, Copy)]
+struct Figure {
+    raw: Option<f64>,
+    agent: Option<f64>,
+    ttyd: Option<f64>,
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--agent-child") {
         agent_child();
@@ -341,9 +459,15 @@ fn main() {
     // `SAM_BENCH_ONLY=echo,throughput` runs a subset (quicker A/B runs).
     let only = std::env::var("SAM_BENCH_ONLY").unwrap_or_default();
     let enabled = |part: &str| only.is_empty() || only.split(',').any(|p| p.trim() == part);
+    let ttyd_bin = std::env::var("SAM_BENCH_TTYD").ok().filter(|p| !p.is_empty());
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let agent = AgentProc::start();
+    let ttyd = ttyd_bin.as_deref().map(AgentProc::start_ttyd);
     let mut rows: Vec<(String, String)> = Vec::new();
+    let (mut throughput, mut cpu, mut echo_p50, mut echo_p99) =
+        (Figure::default(), Figure::default(), Figure::default(), Figure::default());
+    let (mut prompt, mut rss_idle, mut rss_session) = (Figure::default(), Figure::default(), Figure::default());
+    let (mut ctrl_c_ms, mut ctrl_c_kb) = (Figure::default(), Figure::default());
 
     // Throughput.
     if enabled("throughput") {
@@ -352,6 +476,7 @@ fn main() {
         let mut ws_rates = Vec::new();
         let mut ack_rates = Vec::new();
         let mut cpu_per_mb = Vec::new();
+        let (mut ttyd_rates, mut ttyd_cpu) = (Vec::new(), Vec::new());
         for run in 0..runs {
             let mut raw = RawPty::spawn();
             raw.read_until(PROMPT);
@@ -363,25 +488,30 @@ fn main() {
             raw_cpu_per_mb.push((thread_cpu_ms() - cpu0) / (bytes as f64 / 1e6));
             drop(raw);
 
-            for ack in [false, true] {
+            let servers = [(&agent, false), (&agent, true)].into_iter().chain(ttyd.as_ref().map(|t| (t, false)));
+            for (server, ack) in servers {
                 let (rate, cpu) = rt.block_on(async {
-                    let mut ws = agent.connect(&format!("session=tp{run}{ack}&ack={}", u8::from(ack))).await;
-                    let mut offset = 0;
-                    ws_read_until(&mut ws, PROMPT, ack, &mut offset).await;
-                    let cpu0 = agent.cpu_ms();
-                    ws.send(Message::Binary(flood_command(mb).into_bytes().into())).await.unwrap();
+                    let mut ws = server.connect(&format!("session=tp{run}{ack}&ack={}", u8::from(ack))).await;
+                    ws.read_until(PROMPT).await;
+                    let cpu0 = server.cpu_ms();
+                    ws.send(flood_command(mb).as_bytes()).await;
                     let t0 = Instant::now();
-                    let bytes = ws_read_until(&mut ws, b"DONE-42", ack, &mut offset).await;
+                    let bytes = ws.read_until(b"DONE-42").await;
                     let secs = t0.elapsed().as_secs_f64();
-                    let cpu = agent.cpu_ms() - cpu0;
-                    ws.send(Message::Text(r#"{"type":"close"}"#.into())).await.unwrap();
+                    let cpu = server.cpu_ms() - cpu0;
+                    ws.close().await;
                     (bytes as f64 / secs / 1e6, cpu / (bytes as f64 / 1e6))
                 });
-                if ack {
-                    ack_rates.push(rate);
-                } else {
-                    ws_rates.push(rate);
-                    cpu_per_mb.push(cpu);
+                match (server.framing, ack) {
+                    (Framing::Ttyd, _) => {
+                        ttyd_rates.push(rate);
+                        ttyd_cpu.push(cpu);
+                    }
+                    (Framing::Agent, true) => ack_rates.push(rate),
+                    (Framing::Agent, false) => {
+                        ws_rates.push(rate);
+                        cpu_per_mb.push(cpu);
+                    }
                 }
             }
         }
@@ -394,12 +524,20 @@ fn main() {
             "throughput agent WS, acks (MB/s)".into(),
             format!("{ack_rate:.1}  = {:.2}x raw", ack_rate / raw_rate),
         ));
-        rows.push(("agent CPU per MB (ms)".into(), format!("{:.2}", median(cpu_per_mb))));
-        rows.push(("raw PTY read loop CPU per MB (ms)".into(), format!("{:.2}", median(raw_cpu_per_mb))));
+        rows.push(("agent CPU per MB (ms)".into(), format!("{:.2}", median(cpu_per_mb.clone()))));
+        rows.push(("raw PTY read loop CPU per MB (ms)".into(), format!("{:.2}", median(raw_cpu_per_mb.clone()))));
+        throughput = Figure { raw: Some(raw_rate), agent: Some(ws_rate), ttyd: None };
+        cpu = Figure { raw: Some(median(raw_cpu_per_mb)), agent: Some(median(cpu_per_mb)), ttyd: None };
+        if ttyd.is_some() {
+            let rate = median(ttyd_rates);
+            rows.push(("throughput ttyd (MB/s)".into(), format!("{rate:.1}  = {:.2}x raw", rate / raw_rate)));
+            throughput.ttyd = Some(rate);
+            cpu.ttyd = Some(median(ttyd_cpu));
+        }
     }
 
-    // Echo latency: raw and agent samples alternate, so both see the same
-    // background load (this machine is shared; a block of raw samples
+    // Echo latency: raw, agent and ttyd samples alternate, so all see the
+    // same background load (this machine is shared; a block of raw samples
     // followed by a block of agent samples would compare different minutes).
     if enabled("echo") {
         let mut raw = RawPty::spawn();
@@ -411,16 +549,19 @@ fn main() {
         // reads its own echo, not the one before.
         raw.writer.write_all(ECHO_SYNC).unwrap();
         raw.read_until(ECHO_SYNC);
-        let mut ws = rt.block_on(async {
-            let mut ws = agent.connect("session=echo").await;
-            let mut offset = 0;
-            ws_read_until(&mut ws, PROMPT, false, &mut offset).await;
-            ws.send(Message::Binary(b"stty raw -echo; exec cat\r".to_vec().into())).await.unwrap();
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            ws.send(Message::Binary(ECHO_SYNC.to_vec().into())).await.unwrap();
-            ws_read_until(&mut ws, ECHO_SYNC, false, &mut offset).await;
-            ws
-        });
+        let start_cat = |server: &AgentProc| {
+            rt.block_on(async {
+                let mut ws = server.connect("session=echo").await;
+                ws.read_until(PROMPT).await;
+                ws.send(b"stty raw -echo; exec cat\r").await;
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                ws.send(ECHO_SYNC).await;
+                ws.read_until(ECHO_SYNC).await;
+                ws
+            })
+        };
+        let mut ws = start_cat(&agent);
+        let mut ttyd_ws = ttyd.as_ref().map(start_cat);
         let floor = AgentProc::start_as("--echo-child");
         let mut floor_ws = rt.block_on(floor.connect("session=floor"));
         let echo_cpu0 = agent.cpu_ms();
@@ -428,6 +569,7 @@ fn main() {
         let mut raw_lat = Vec::with_capacity(echo_n);
         let mut ws_lat = Vec::with_capacity(echo_n);
         let mut floor_lat = Vec::with_capacity(echo_n);
+        let mut ttyd_lat = Vec::with_capacity(echo_n);
         let mut buf = [0u8; 64];
         for _ in 0..echo_n {
             let t0 = Instant::now();
@@ -437,17 +579,23 @@ fn main() {
                 got = raw.reader.read(&mut buf).unwrap();
             }
             raw_lat.push(t0.elapsed().as_secs_f64() * 1e6);
-            ws_lat.push(rt.block_on(ws_echo(&mut ws)));
-            floor_lat.push(rt.block_on(ws_echo(&mut floor_ws)));
+            ws_lat.push(rt.block_on(ws.echo()));
+            floor_lat.push(rt.block_on(floor_ws.echo()));
+            if let Some(t) = ttyd_ws.as_mut() {
+                ttyd_lat.push(rt.block_on(t.echo()));
+            }
         }
         let echo_cpu_us = (agent.cpu_ms() - echo_cpu0) * 1e3 / echo_n as f64;
         let echo_sleeps = (agent.sleeps() - echo_sleeps0) as f64 / echo_n as f64;
         drop(floor);
         drop(raw);
-        rt.block_on(async { ws.send(Message::Text(r#"{"type":"close"}"#.into())).await.unwrap() });
-        raw_lat.sort_by(f64::total_cmp);
-        ws_lat.sort_by(f64::total_cmp);
-        floor_lat.sort_by(f64::total_cmp);
+        rt.block_on(ws.close());
+        if let Some(t) = ttyd_ws {
+            rt.block_on(t.close());
+        }
+        for v in [&mut raw_lat, &mut ws_lat, &mut floor_lat, &mut ttyd_lat] {
+            v.sort_by(f64::total_cmp);
+        }
         let (rp50, rp99) = (percentile(&raw_lat, 0.5), percentile(&raw_lat, 0.99));
         let (wp50, wp99) = (percentile(&ws_lat, 0.5), percentile(&ws_lat, 0.99));
         rows.push(("echo raw PTY p50/p99 (µs)".into(), format!("{rp50:.0} / {rp99:.0}")));
@@ -464,6 +612,17 @@ fn main() {
                 percentile(&floor_lat, 0.99)
             ),
         ));
+        echo_p50 = Figure { raw: Some(rp50), agent: Some(wp50), ttyd: None };
+        echo_p99 = Figure { raw: Some(rp99), agent: Some(wp99), ttyd: None };
+        if !ttyd_lat.is_empty() {
+            let (tp50, tp99) = (percentile(&ttyd_lat, 0.5), percentile(&ttyd_lat, 0.99));
+            rows.push((
+                "echo ttyd p50/p99 (µs)".into(),
+                format!("{tp50:.0} / {tp99:.0}  = {:.2}x / {:.2}x raw", tp50 / rp50, tp99 / rp99),
+            ));
+            echo_p50.ttyd = Some(tp50);
+            echo_p99.ttyd = Some(tp99);
+        }
     }
 
     // Time to first prompt.
@@ -475,6 +634,7 @@ fn main() {
         let floor = AgentProc::start_as("--echo-child");
         let cold = AgentProc::start_with(&["--agent-child", "--no-spare"]);
         let (mut raw_prompt, mut warm, mut cold_prompt, mut handshake) = (vec![], vec![], vec![], vec![]);
+        let mut ttyd_prompt = vec![];
         for i in 0..20 {
             std::thread::sleep(Duration::from_millis(100));
             let t0 = Instant::now();
@@ -483,13 +643,15 @@ fn main() {
             raw_prompt.push(t0.elapsed().as_secs_f64() * 1e3);
             drop(raw);
             rt.block_on(async {
-                for (proc, samples) in [(&agent, &mut warm), (&cold, &mut cold_prompt)] {
+                let contenders = [(&agent, &mut warm), (&cold, &mut cold_prompt)]
+                    .into_iter()
+                    .chain(ttyd.as_ref().map(|t| (t, &mut ttyd_prompt)));
+                for (proc, samples) in contenders {
                     let t0 = Instant::now();
                     let mut ws = proc.connect(&format!("session=prompt{i}")).await;
-                    let mut offset = 0;
-                    ws_read_until(&mut ws, PROMPT, false, &mut offset).await;
+                    ws.read_until(PROMPT).await;
                     samples.push(t0.elapsed().as_secs_f64() * 1e3);
-                    ws.send(Message::Text(r#"{"type":"close"}"#.into())).await.unwrap();
+                    ws.close().await;
                 }
                 let t0 = Instant::now();
                 let ws = floor.connect("session=handshake").await;
@@ -503,31 +665,97 @@ fn main() {
         rows.push(("first prompt agent WS connect (ms)".into(), format!("{wp:.2}  = {:.2}x raw", wp / rp)));
         rows.push(("  the same without a spare shell (ms)".into(), format!("{cp:.2}  = {:.2}x raw", cp / rp)));
         rows.push(("WebSocket handshake alone (ms)".into(), format!("{:.2}", median(handshake))));
+        // The comparison uses the agent without a spare shell: ttyd keeps none.
+        prompt = Figure { raw: Some(rp), agent: Some(cp), ttyd: None };
+        if !ttyd_prompt.is_empty() {
+            let tp = median(ttyd_prompt);
+            rows.push(("first prompt ttyd (ms)".into(), format!("{tp:.2}  = {:.2}x raw", tp / rp)));
+            prompt.ttyd = Some(tp);
+        }
     }
 
-    // RSS: a fresh agent, idle, then 20 sessions.
-    if enabled("rss") {
-        let fresh = AgentProc::start();
-        std::thread::sleep(Duration::from_millis(300));
-        let idle = fresh.rss_kib();
-        let with20 = rt.block_on(async {
-            let mut sockets = Vec::new();
-            for i in 0..20 {
-                let mut ws = fresh.connect(&format!("session=rss{i}")).await;
-                let mut offset = 0;
-                ws_read_until(&mut ws, PROMPT, false, &mut offset).await;
-                sockets.push(ws);
+    // Ctrl-C in a flood: how long until the prompt is back, and how much
+    // output still arrives after the keystroke (what the user scrolls past).
+    if enabled("interrupt") {
+        let endless = b"head -c 100000M /dev/zero | base64\r";
+        let (mut raw_ms, mut raw_bytes, mut agent_ms, mut agent_bytes) = (vec![], vec![], vec![], vec![]);
+        let (mut ttyd_ms, mut ttyd_bytes) = (vec![], vec![]);
+        for run in 0..runs.max(5) {
+            let mut raw = RawPty::spawn();
+            raw.read_until(PROMPT);
+            raw.writer.write_all(endless).unwrap();
+            let mut seen = 0;
+            let mut buf = vec![0u8; 64 * 1024];
+            while seen < 4 << 20 {
+                seen += raw.reader.read(&mut buf).unwrap();
             }
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            let rss = fresh.rss_kib();
-            drop(sockets);
-            rss
-        });
-        rows.push(("agent RSS idle (MiB)".into(), format!("{:.1}", idle as f64 / 1024.0)));
-        rows.push((
-            "agent RSS with 20 sessions (MiB)".into(),
-            format!("{:.1}  (+{:.3} MiB/session)", with20 as f64 / 1024.0, (with20 - idle) as f64 / 1024.0 / 20.0),
-        ));
+            let t0 = Instant::now();
+            raw.writer.write_all(b"\x03").unwrap();
+            raw_bytes.push(raw.read_until(PROMPT) as f64);
+            raw_ms.push(t0.elapsed().as_secs_f64() * 1e3);
+            drop(raw);
+            let contenders = [(&agent, &mut agent_ms, &mut agent_bytes)]
+                .into_iter()
+                .chain(ttyd.as_ref().map(|t| (t, &mut ttyd_ms, &mut ttyd_bytes)));
+            for (server, ms, bytes) in contenders {
+                let (t, b) = rt.block_on(async {
+                    let mut ws = server.connect(&format!("session=int{run}&ack=1")).await;
+                    ws.read_until(PROMPT).await;
+                    ws.send(endless).await;
+                    let r = ws.interrupt(4 << 20).await;
+                    ws.close().await;
+                    r
+                });
+                ms.push(t);
+                bytes.push(b as f64);
+            }
+        }
+        ctrl_c_ms = Figure { raw: Some(median(raw_ms)), agent: Some(median(agent_ms)), ttyd: None };
+        ctrl_c_kb =
+            Figure { raw: Some(median(raw_bytes) / 1024.0), agent: Some(median(agent_bytes) / 1024.0), ttyd: None };
+        if !ttyd_ms.is_empty() {
+            ctrl_c_ms.ttyd = Some(median(ttyd_ms));
+            ctrl_c_kb.ttyd = Some(median(ttyd_bytes) / 1024.0);
+        }
+        let who = [("raw PTY", ctrl_c_ms.raw, ctrl_c_kb.raw), ("agent", ctrl_c_ms.agent, ctrl_c_kb.agent)];
+        for (who, ms, kb) in who.into_iter().chain([("ttyd", ctrl_c_ms.ttyd, ctrl_c_kb.ttyd)]) {
+            if let (Some(ms), Some(kb)) = (ms, kb) {
+                rows.push((format!("Ctrl-C in a flood, {who}: ms; KiB after"), format!("{ms:.2}; {kb:.0}")));
+            }
+        }
+    }
+
+    // RSS: a fresh server, idle, then 20 sessions.
+    if enabled("rss") {
+        let fresh = [Some(AgentProc::start()), ttyd_bin.as_deref().map(AgentProc::start_ttyd)];
+        for server in fresh.iter().flatten() {
+            std::thread::sleep(Duration::from_millis(300));
+            let idle = server.rss_kib();
+            let with20 = rt.block_on(async {
+                let mut sockets = Vec::new();
+                for i in 0..20 {
+                    let mut ws = server.connect(&format!("session=rss{i}")).await;
+                    ws.read_until(PROMPT).await;
+                    sockets.push(ws);
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                let rss = server.rss_kib();
+                drop(sockets);
+                rss
+            });
+            let (idle_mib, per) = (idle as f64 / 1024.0, with20.saturating_sub(idle) as f64 / 1024.0 / 20.0);
+            let who = if server.framing == Framing::Agent { "agent" } else { "ttyd" };
+            rows.push((format!("{who} RSS idle (MiB)"), format!("{idle_mib:.1}")));
+            rows.push((
+                format!("{who} RSS with 20 sessions (MiB)"),
+                format!("{:.1}  (+{per:.3} MiB/session)", with20 as f64 / 1024.0),
+            ));
+            if server.framing == Framing::Agent {
+                (rss_idle.agent, rss_session.agent) = (Some(idle_mib), Some(per));
+            } else {
+                (rss_idle.ttyd, rss_session.ttyd) = (Some(idle_mib), Some(per));
+            }
+        }
     }
 
     // What each workspace VM downloads: the size-optimised `agent` profile
@@ -545,4 +773,42 @@ fn main() {
     for (k, v) in rows {
         println!("  {k:<38} {v}");
     }
+
+    // Side by side, as the issue's table: lower is better except throughput.
+    let Some(version) = ttyd_bin.as_deref().map(ttyd_version) else {
+        println!("\n(set SAM_BENCH_TTYD to a ttyd binary to measure it side by side)");
+        return;
+    };
+    println!("\nside by side, one run ({version}); the last column compares the agent with ttyd");
+    println!("  {:<34} {:>10} {:>10} {:>10}  agent vs ttyd", "figure", "raw PTY", "sam-agent", "ttyd");
+    let table = [
+        ("throughput, MB/s", throughput, true),
+        ("server CPU per MB, ms", cpu, false),
+        ("echo p50, µs", echo_p50, false),
+        ("echo p99, µs", echo_p99, false),
+        ("first prompt (no spare shell), ms", prompt, false),
+        ("RSS idle, MiB", rss_idle, false),
+        ("RSS per session, MiB", rss_session, false),
+        ("Ctrl-C in a flood → prompt, ms", ctrl_c_ms, false),
+        ("output after Ctrl-C, KiB", ctrl_c_kb, false),
+    ];
+    let cell = |v: Option<f64>| v.map_or_else(|| "—".to_owned(), |v| format!("{v:.3}"));
+    for (name, f, higher_better) in table {
+        let verdict = match (f.agent, f.ttyd) {
+            (Some(a), Some(t)) if a == t => "ties",
+            (Some(a), Some(t)) if (a > t) == higher_better => "ahead",
+            (Some(_), Some(_)) => "behind",
+            _ => "",
+        };
+        println!("  {name:<34} {:>10} {:>10} {:>10}  {verdict}", cell(f.raw), cell(f.agent), cell(f.ttyd));
+    }
+}
+
+fn ttyd_version(bin: &str) -> String {
+    Command::new(bin)
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map_or_else(|| "ttyd".to_owned(), |s| s.trim().to_owned())
 }

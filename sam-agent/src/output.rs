@@ -23,6 +23,11 @@ use tokio::sync::Notify;
 /// Largest single PTY read; the reader waits until this much fits.
 pub const READ_MAX: usize = 16 * 1024;
 
+/// Output the reader may hold that the attached tab has not taken yet.
+/// Everything read ahead still reaches the screen after a Ctrl-C, so this
+/// is kept small; the PTY's own buffer keeps the shell busy meanwhile.
+pub const READ_AHEAD: usize = 64 * 1024;
+
 /// What the consumer gets from [`OutputBuffer::take`].
 #[derive(Debug)]
 pub enum Take {
@@ -121,7 +126,7 @@ impl OutputBuffer {
             return false;
         }
         let unsent = (s.end - s.sent) as usize + pending;
-        if unsent + READ_MAX > self.capacity {
+        if unsent + READ_MAX > self.capacity.min(READ_AHEAD) {
             return true;
         }
         matches!(s.acked, Some(acked) if (s.end + pending as u64).saturating_sub(acked) >= self.ack_window)
