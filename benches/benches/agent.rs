@@ -21,6 +21,10 @@
 //! * Ctrl-C during an endless flood: time to the prompt and the output that
 //!   still arrives after the keystroke (the client acks, as the page does);
 //! * agent (and ttyd) RSS idle and with 20 sessions;
+//! * the browser side: 50 MB (`SAM_BENCH_BROWSER_MB`) through the terminal
+//!   page's xterm.js in headless Chromium (`sam-agent/web/flood-bench.mjs`):
+//!   the page's main-thread stalls and round trips during the flood next to
+//!   the idle page's, the rendered rate, Ctrl-C → echo on screen;
 //! * size of the agent binary as built by the `agent` profile (what VMs
 //!   download) and by `--release`, where built.
 //!
@@ -33,7 +37,7 @@
 //!
 //! `SAM_BENCH_MB` (default 64), `SAM_BENCH_RUNS` (3), `SAM_BENCH_ECHOES`
 //! (4000) and `SAM_BENCH_ONLY` (comma list of `throughput`, `echo`,
-//! `prompt`, `interrupt`, `rss`) tune a run.
+//! `prompt`, `interrupt`, `rss`, `browser`) tune a run.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_debug_implementations)]
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -755,6 +759,46 @@ fn main() {
             } else {
                 (rss_idle.ttyd, rss_session.ttyd) = (Some(idle_mib), Some(per));
             }
+        }
+    }
+
+    // The browser side: 50 MB through the page's xterm.js in Chromium.
+    if enabled("browser") {
+        let web = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../sam-agent/web");
+        if web.join("node_modules/playwright-core").exists() {
+            let browser_mb = std::env::var("SAM_BENCH_BROWSER_MB").unwrap_or_else(|_| "50".into());
+            let fresh = AgentProc::start();
+            let (name, value) = fresh.cookie.split_once('=').unwrap();
+            let out = Command::new("node")
+                .arg(web.join("flood-bench.mjs"))
+                .args([&format!("http://{}", fresh.addr), name, value, &browser_mb])
+                .current_dir(&web)
+                .stderr(Stdio::inherit())
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            let v: serde_json::Value = serde_json::from_str(text.lines().last().unwrap_or_default())
+                .unwrap_or_else(|e| panic!("flood-bench.mjs: {e}: {text}"));
+            let f = |path: &str| v.pointer(path).and_then(serde_json::Value::as_f64).unwrap_or(f64::NAN);
+            rows.push((
+                "page idle: longest stall; round trip p50/p99 (ms)".into(),
+                format!("{:.0}; {:.1} / {:.1}", f("/idle/maxStall"), f("/idle/tripP50"), f("/idle/tripP99")),
+            ));
+            rows.push((
+                format!("page, {browser_mb} MB flood: rendered (MB/s)"),
+                format!("{:.1}  ({:.1} s)", f("/flood/mbPerS"), f("/flood/ms") / 1e3),
+            ));
+            rows.push((
+                "  longest stall; time in stalls > 50 ms".into(),
+                format!("{:.0} ms; {:.0} ms", f("/flood/maxStall"), f("/flood/blocked")),
+            ));
+            rows.push((
+                "  round trip p50/p99/max (ms)".into(),
+                format!("{:.1} / {:.1} / {:.1}", f("/flood/tripP50"), f("/flood/tripP99"), f("/flood/tripMax")),
+            ));
+            rows.push(("page: Ctrl-C in a flood -> echo shown (ms)".into(), format!("{:.0}", f("/ctrlC"))));
+        } else {
+            rows.push(("browser part".into(), "skipped (npm ci in sam-agent/web, and Chromium)".into()));
         }
     }
 

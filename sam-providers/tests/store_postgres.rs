@@ -62,3 +62,39 @@ async fn events_are_append_only() {
     let err = sqlx::query("UPDATE workspace_events SET reason = 'idle_timeout'").execute(store.pool()).await;
     assert!(err.is_err(), "history cannot be rewritten");
 }
+
+/// Two replicas on one database: a write through one is announced to the
+/// other's subscribers (through the database, not the process), and a
+/// listener whose connection is killed resynchronises its subscribers and
+/// goes on announcing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn changes_reach_every_replica_and_survive_a_lost_connection() {
+    use sam_core::ports::{ChangeFeed, StoreChange};
+    use std::time::Duration;
+    async fn next(feed: &mut tokio::sync::broadcast::Receiver<StoreChange>) -> StoreChange {
+        tokio::time::timeout(Duration::from_secs(10), feed.recv()).await.expect("announced in time").unwrap()
+    }
+    let Some(options) = postgres::fresh_database().await else { return };
+    let replica = |options: sqlx::postgres::PgConnectOptions| async move {
+        let pool = sqlx::postgres::PgPoolOptions::new().max_connections(2).connect_with(options).await.unwrap();
+        sam_providers::store::PostgresStore::from_pool(pool).await.unwrap()
+    };
+    let (a, b) = (replica(options.clone()).await, replica(options).await);
+    let mut feed = a.subscribe_changes().await;
+    let now = time::OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000);
+    let user = b.upsert_user(&sam_core::testkit::sample_new_user(9), now).await.unwrap();
+    let ws = sam_core::testkit::sample_workspace(user.id, "replicated", now);
+    b.insert_workspace(&ws, None, Default::default()).await.unwrap();
+    assert_eq!(next(&mut feed).await, StoreChange::Workspaces(user.id), "b's insert reaches a's subscriber");
+
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+    )
+    .fetch_all(b.pool())
+    .await
+    .unwrap();
+    assert_eq!(killed, vec![true], "one listener: a's");
+    assert_eq!(next(&mut feed).await, StoreChange::Resync, "subscribers re-read what they may have missed");
+    b.record_heartbeat(user.id, ws.id, now, now).await.unwrap();
+    assert_eq!(next(&mut feed).await, StoreChange::Workspaces(user.id), "announcing again after the reconnection");
+}

@@ -280,6 +280,14 @@ impl Engine {
         Ok(self.ports.store.list_workspaces(owner, status).await?)
     }
 
+    /// The store's change feed (see [`ChangeFeed`](crate::ports::ChangeFeed)):
+    /// which owners' workspaces and sign-ins changed, committed by this
+    /// process or another replica. A live view subscribes once per process
+    /// and re-reads through [`Engine::list`] on a change of its owner.
+    pub async fn subscribe_changes(&self) -> tokio::sync::broadcast::Receiver<crate::ports::StoreChange> {
+        self.ports.store.subscribe_changes().await
+    }
+
     /// The transition history of one of `owner`'s workspaces.
     pub async fn events(&self, owner: UserId, id: WorkspaceId) -> Result<Vec<WorkspaceEvent>, EngineError> {
         Ok(self.ports.store.list_workspace_events(owner, id).await?)

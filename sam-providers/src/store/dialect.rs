@@ -25,6 +25,20 @@ pub trait Dialect: sqlx::Database + sealed::Sealed {
     #[doc(hidden)]
     const LOCK_OWNER_SQL: &'static str;
 
+    /// Whether the database announces committed writes itself (triggers
+    /// and `NOTIFY`); otherwise the store announces its own.
+    #[doc(hidden)]
+    const ANNOUNCES_CHANGES: bool;
+
+    /// Starts forwarding the database's announcements to `changes`, when it
+    /// makes them, once it listens (or failed to: it keeps trying); the
+    /// task runs until aborted.
+    #[doc(hidden)]
+    fn forward_changes(
+        pool: &Pool<Self>,
+        changes: tokio::sync::broadcast::Sender<sam_core::ports::StoreChange>,
+    ) -> impl Future<Output = Option<tokio::task::AbortHandle>> + Send;
+
     /// Starts a transaction that will write.
     #[doc(hidden)]
     fn begin_write(pool: &Pool<Self>) -> impl Future<Output = Result<Transaction<'static, Self>, sqlx::Error>> + Send;

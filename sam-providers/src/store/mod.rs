@@ -28,6 +28,7 @@
 #![warn(missing_docs)]
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use sam_core::ports::StoreError;
 use sqlx::Pool;
@@ -38,6 +39,7 @@ mod bootstrap;
 mod credentials;
 mod dialect;
 mod errors;
+mod feed;
 mod installations;
 mod leases;
 mod rows;
@@ -69,12 +71,14 @@ pub struct SqlStore<D: Dialect> {
     pool: Pool<D>,
     /// The database file, for a file-backed SQLite store.
     file: Option<PathBuf>,
+    /// The change feed, shared by every handle.
+    shared: Arc<feed::Shared>,
 }
 
 // By hand: a derive would ask `D: Clone`, and the dialects are marker types.
 impl<D: Dialect> Clone for SqlStore<D> {
     fn clone(&self) -> Self {
-        Self { pool: self.pool.clone(), file: self.file.clone() }
+        Self { pool: self.pool.clone(), file: self.file.clone(), shared: self.shared.clone() }
     }
 }
 

@@ -3,14 +3,17 @@
 use std::future::Future;
 use std::str::FromStr;
 
-use sam_core::ports::{StoreError, StoreErrorKind};
+use std::time::Duration;
+
+use sam_core::ports::{StoreChange, StoreError, StoreErrorKind};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions};
 use sqlx::{Pool, Postgres, Row as _, SqlSafeStr as _, Transaction};
+use tokio::sync::broadcast;
 
 use super::dialect::sealed::Sealed;
 use super::statement::Statement;
-use super::{Dialect, SqlStore, db_error};
+use super::{Dialect, SqlStore, db_error, feed};
 
 /// [`Store`](sam_core::ports::Store) on PostgreSQL. Transactions run at READ
 /// COMMITTED: version checks, token redemption and lease takeover are single
@@ -57,6 +60,13 @@ pub(crate) fn migrator() -> Migrator {
             include_str!("../../migrations/postgres/0004_agent_credentials.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            5,
+            "change feed".into(),
+            MigrationType::Simple,
+            include_str!("../../migrations/postgres/0005_change_feed.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 
@@ -84,7 +94,7 @@ impl SqlStore<Postgres> {
 
     /// Wraps an existing pool and applies pending migrations.
     pub async fn from_pool(pool: PgPool) -> Result<Self, StoreError> {
-        let store = Self { pool, file: None };
+        let store = Self { pool, file: None, shared: Default::default() };
         store.migrate().await?;
         Ok(store)
     }
@@ -98,10 +108,84 @@ impl SqlStore<Postgres> {
     }
 }
 
+/// Forwards the triggers' notifications to `changes`, on a connection of
+/// its own (a pool of one, so the store's pool keeps all its connections),
+/// until aborted, starting with `first` when it already listens. After every
+/// reconnection subscribers are told to resynchronise: whatever was committed
+/// while nobody listened is re-read.
+async fn forward_notifications(
+    options: PgConnectOptions,
+    mut first: Option<PgListener>,
+    changes: broadcast::Sender<StoreChange>,
+) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let listener = match first.take() {
+            Some(listener) => Ok(listener),
+            None => listen(&options).await.inspect(|_| {
+                let _ = changes.send(StoreChange::Resync);
+            }),
+        };
+        match listener {
+            Ok(mut listener) => {
+                backoff = Duration::from_millis(100);
+                loop {
+                    match listener.try_recv().await {
+                        Ok(Some(notification)) => {
+                            let _ = changes.send(feed::parse_payload(notification.payload()));
+                        }
+                        // The connection dropped and was re-established:
+                        // notifications in between are lost.
+                        Ok(None) => {
+                            tracing::warn!("change feed reconnected to PostgreSQL; live views resynchronise");
+                            let _ = changes.send(StoreChange::Resync);
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "change feed lost PostgreSQL; reconnecting");
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "change feed cannot listen on PostgreSQL; retrying"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
+}
+
+async fn listen(options: &PgConnectOptions) -> Result<PgListener, sqlx::Error> {
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .max_lifetime(None)
+        .idle_timeout(None)
+        .connect_with(options.clone())
+        .await?;
+    let mut listener = PgListener::connect_with(&pool).await?;
+    listener.listen(feed::CHANNEL).await?;
+    Ok(listener)
+}
+
 impl Sealed for Postgres {}
 
 impl Dialect for Postgres {
     const LOCK_OWNER_SQL: &'static str = "SELECT id FROM users WHERE id = $1 FOR UPDATE";
+    const ANNOUNCES_CHANGES: bool = true;
+
+    async fn forward_changes(
+        pool: &Pool<Self>,
+        changes: broadcast::Sender<StoreChange>,
+    ) -> Option<tokio::task::AbortHandle> {
+        let options = (*pool.connect_options()).clone();
+        let first = match listen(&options).await {
+            Ok(listener) => Some(listener),
+            Err(e) => {
+                tracing::warn!(error = %e, "change feed cannot listen on PostgreSQL; retrying");
+                None
+            }
+        };
+        Some(tokio::spawn(forward_notifications(options, first, changes)).abort_handle())
+    }
 
     fn begin_write(pool: &Pool<Self>) -> impl Future<Output = Result<Transaction<'static, Self>, sqlx::Error>> + Send {
         pool.begin()

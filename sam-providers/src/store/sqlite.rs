@@ -103,7 +103,7 @@ impl SqlStore<Sqlite> {
             .connect_with(connect)
             .await
             .map_err(db_error("open SQLite database"))?;
-        let store = Self { pool, file: Some(path.to_owned()) };
+        let store = Self { pool, file: Some(path.to_owned()), shared: Default::default() };
         store.migrate().await?;
         Ok(store)
     }
@@ -122,7 +122,7 @@ impl SqlStore<Sqlite> {
             .connect_with(connect)
             .await
             .map_err(db_error("open in-memory SQLite database"))?;
-        let store = Self { pool, file: None };
+        let store = Self { pool, file: None, shared: Default::default() };
         store.migrate().await?;
         Ok(store)
     }
@@ -160,6 +160,15 @@ impl Sealed for Sqlite {}
 
 impl Dialect for Sqlite {
     const LOCK_OWNER_SQL: &'static str = "SELECT id FROM users WHERE id = $1";
+    // One process owns the file: the store announces its own writes.
+    const ANNOUNCES_CHANGES: bool = false;
+
+    async fn forward_changes(
+        _pool: &Pool<Self>,
+        _changes: tokio::sync::broadcast::Sender<sam_core::ports::StoreChange>,
+    ) -> Option<tokio::task::AbortHandle> {
+        None
+    }
 
     fn begin_write(pool: &Pool<Self>) -> impl Future<Output = Result<Transaction<'static, Self>, sqlx::Error>> + Send {
         pool.begin_with("BEGIN IMMEDIATE")

@@ -2,8 +2,9 @@
 
 use async_trait::async_trait;
 use sam_core::domain::{NewSession, NewUser, Session, Timestamp, User, UserId};
-use sam_core::ports::{StoreError, UserStore};
+use sam_core::ports::{StoreChange, StoreError, UserStore};
 
+use super::errors::db_error;
 use super::statement::Statement;
 use super::{Dialect, SqlStore, rows, user_columns};
 
@@ -70,13 +71,23 @@ impl<D: Dialect> UserStore for SqlStore<D> {
     }
 
     async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
-        let statement = Statement::new("DELETE FROM sessions WHERE id_hash = $1").text(id_hash);
-        self.execute(statement, "delete session").await?;
+        let statement = Statement::new("DELETE FROM sessions WHERE id_hash = $1 RETURNING user_id").text(id_hash);
+        if let Some(row) = self.fetch_optional(statement, "delete session").await? {
+            let user = D::text(&row, "user_id").map_err(db_error("read deleted session"))?;
+            match user.as_deref().map(str::parse::<UserId>) {
+                Some(Ok(user)) => self.changed(StoreChange::SignIns(user)),
+                _ => self.changed(StoreChange::Resync),
+            }
+        }
         Ok(())
     }
 
     async fn delete_user_sessions(&self, user: UserId) -> Result<u64, StoreError> {
         let statement = Statement::new("DELETE FROM sessions WHERE user_id = $1").text(user.to_string());
-        self.execute(statement, "delete user sessions").await
+        let removed = self.execute(statement, "delete user sessions").await?;
+        if removed > 0 {
+            self.changed(StoreChange::SignIns(user));
+        }
+        Ok(removed)
     }
 }

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use sam_core::domain::{Timestamp, UserId, Workspace, WorkspaceEvent, WorkspaceId};
 use sam_core::lifecycle::WorkspaceStatus;
-use sam_core::ports::{StoreError, StoreErrorKind, WorkspaceLimits, WorkspaceScan, WorkspaceStore};
+use sam_core::ports::{StoreChange, StoreError, StoreErrorKind, WorkspaceLimits, WorkspaceScan, WorkspaceStore};
 use sqlx::Transaction;
 
 use super::errors::{db_error, is_unique_violation};
@@ -57,6 +57,7 @@ impl<D: Dialect> WorkspaceStore for SqlStore<D> {
             insert_event::<D>(&mut tx, workspace.id, event).await?;
         }
         tx.commit().await.map_err(db_error("commit workspace insert"))?;
+        self.changed(StoreChange::Workspaces(stored.owner));
         Ok(stored)
     }
 
@@ -123,6 +124,7 @@ impl<D: Dialect> WorkspaceStore for SqlStore<D> {
             insert_event::<D>(&mut tx, workspace.id, event).await?;
         }
         tx.commit().await.map_err(db_error("commit workspace update"))?;
+        self.changed(StoreChange::Workspaces(stored.owner));
         Ok(stored)
     }
 
@@ -143,7 +145,11 @@ impl<D: Dialect> WorkspaceStore for SqlStore<D> {
         .text(owner.to_string())
         .time(at)?
         .time(last_activity_at)?;
-        Ok(self.execute(statement, "record heartbeat").await? > 0)
+        let found = self.execute(statement, "record heartbeat").await? > 0;
+        if found {
+            self.changed(StoreChange::Workspaces(owner));
+        }
+        Ok(found)
     }
 
     async fn delete_workspace(&self, owner: UserId, id: WorkspaceId, expected_version: u64) -> Result<(), StoreError> {
@@ -155,6 +161,7 @@ impl<D: Dialect> WorkspaceStore for SqlStore<D> {
             .text(owner.to_string())
             .int(version);
         if self.execute(statement, "delete workspace").await? > 0 {
+            self.changed(StoreChange::Workspaces(owner));
             return Ok(());
         }
         Err(self.stale_or_missing(owner, id).await)

@@ -8,6 +8,7 @@ mod csrf;
 pub mod error;
 pub mod extract;
 mod github;
+pub mod live_updates;
 pub mod openapi;
 pub mod ratelimit;
 pub mod session;
@@ -156,6 +157,7 @@ pub fn router(state: AppState) -> Router {
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, REQUEST_TIMEOUT))
         .route("/api/workspaces/stream", get(workspaces::stream))
         .layer(axum::Extension(std::sync::Arc::new(user_limits::UserLimits::default())))
+        .layer(axum::Extension(std::sync::Arc::new(live_updates::LiveUpdates::default())))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
         // Outermost: every body is read before anything answers.

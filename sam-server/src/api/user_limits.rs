@@ -1,7 +1,7 @@
 //! Budgets per signed-in user rather than per address (one user behind many
 //! addresses, or many users behind one, are both normal): live event streams
-//! open at once — each polls the store every second for as long as it is
-//! open — and writes of a cloud credential, each of which asks the provider
+//! open at once — each holds a connection and re-reads the user's
+//! workspaces on every change — and writes of a cloud credential, each of which asks the provider
 //! whether the token works. In-process, like the address limits: each
 //! replica bounds what it serves.
 

@@ -351,13 +351,9 @@ pub async fn events(
     ))
 }
 
-/// How often the stream looks for changes. Polling the store (rather than an
-/// in-process channel) sees changes made by every replica and the reconciler.
-const STREAM_POLL: Duration = Duration::from_secs(1);
-
-/// Every this many polls the stream checks that its session still exists:
-/// signing out (on any replica) ends the session's streams within seconds.
-const SESSION_CHECK_POLLS: u32 = 3;
+/// How often a stream checks that its sign-in still exists. A sign-out is
+/// announced at once (the change feed); this catches a sign-in that expired.
+const SESSION_CHECK: Duration = Duration::from_secs(30);
 
 /// `GET /api/workspaces/stream`: `event: workspace` with a workspace's JSON
 /// whenever it changes, `event: removed` with `{"id"}` when it is gone.
@@ -375,49 +371,82 @@ const SESSION_CHECK_POLLS: u32 = 3;
 pub async fn stream(
     State(state): State<AppState>,
     axum::Extension(limits): axum::Extension<std::sync::Arc<super::user_limits::UserLimits>>,
+    axum::Extension(live): axum::Extension<std::sync::Arc<super::live_updates::LiveUpdates>>,
     current: CurrentUser,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     let owner = current.user.id;
     let slot = limits.open_stream(owner)?;
     let session = current.session_hash;
-    let initial: (HashMap<WorkspaceId, (u64, time::OffsetDateTime)>, u32) = (HashMap::new(), 0);
-    let stream = futures_util::stream::unfold(
-        (state, initial, Vec::<SseEvent>::new(), slot),
-        move |(state, (mut seen, mut polls), mut pending, slot)| {
-            let session = session.clone();
-            async move {
-                loop {
-                    if let Some(event) = pending.pop() {
-                        return Some((Ok(event), (state, (seen, polls), pending, slot)));
-                    }
-                    if polls > 0 {
-                        tokio::time::sleep(STREAM_POLL).await;
-                    }
-                    polls = polls.wrapping_add(1);
-                    if polls % SESSION_CHECK_POLLS == 0
-                        && matches!(state.accounts.session_alive(&session).await, Ok(false))
-                    {
-                        tracing::info!(user_id = %owner, "session ended; closing its stream");
-                        return None;
-                    }
-                    let Ok(list) = state.engine.list(owner, None).await else { continue };
-                    let now_ids: std::collections::HashSet<WorkspaceId> = list.iter().map(|w| w.id).collect();
-                    for id in seen.keys().copied().filter(|id| !now_ids.contains(id)).collect::<Vec<_>>() {
-                        seen.remove(&id);
-                        pending.push(SseEvent::default().event("removed").data(format!("{{\"id\":\"{id}\"}}")));
-                    }
-                    for ws in &list {
-                        let marker = (ws.version, ws.last_activity_at.unwrap_or(ws.updated_at));
-                        if seen.get(&ws.id) != Some(&marker) {
-                            seen.insert(ws.id, marker);
-                            if let Ok(json) = serde_json::to_string(&WorkspaceView::new(&state, ws)) {
-                                pending.push(SseEvent::default().event("workspace").data(json));
-                            }
+    // Watching before the first read: a change committed in between is seen.
+    let mut changes = live.watch(&state.engine, owner).await;
+    let last = changes.current();
+    let watcher = StreamWatch { state, changes, last, first: true, seen: HashMap::new(), _slot: slot };
+    let stream = futures_util::stream::unfold((watcher, Vec::<SseEvent>::new()), move |(mut w, mut pending)| {
+        let session = session.clone();
+        async move {
+            loop {
+                if let Some(event) = pending.pop() {
+                    return Some((Ok(event), (w, pending)));
+                }
+                let (list, check_session) = if std::mem::take(&mut w.first) {
+                    (true, false)
+                } else {
+                    tokio::select! {
+                        epochs = w.changes.next() => {
+                            let epochs = epochs?;
+                            let what = (epochs.workspaces != w.last.workspaces, epochs.sign_ins != w.last.sign_ins);
+                            w.last = epochs;
+                            what
                         }
+                        () = tokio::time::sleep(SESSION_CHECK) => (false, true),
                     }
+                };
+                if check_session && matches!(w.state.accounts.session_alive(&session).await, Ok(false)) {
+                    tracing::info!(user_id = %owner, "session ended; closing its stream");
+                    return None;
+                }
+                if list {
+                    w.diff(owner, &mut pending).await;
                 }
             }
-        },
-    );
+        }
+    });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// What one event stream knows: its user's changes, what it last sent.
+struct StreamWatch {
+    state: AppState,
+    changes: super::live_updates::UserChanges,
+    last: super::live_updates::Epochs,
+    first: bool,
+    /// Each workspace's version and last activity as last sent.
+    seen: HashMap<WorkspaceId, (u64, time::OffsetDateTime)>,
+    /// The user's place among their streams, given back when the stream ends.
+    _slot: super::user_limits::StreamSlot,
+}
+
+impl StreamWatch {
+    /// Re-reads the user's workspaces and queues an event for each that
+    /// changed or went since the last read.
+    async fn diff(&mut self, owner: sam_core::domain::UserId, pending: &mut Vec<SseEvent>) {
+        let Ok(list) = self.state.engine.list(owner, None).await else {
+            // A failed read is retried on the next change (or never needed).
+            return;
+        };
+        let now_ids: std::collections::HashSet<WorkspaceId> = list.iter().map(|w| w.id).collect();
+        for id in self.seen.keys().copied().filter(|id| !now_ids.contains(id)).collect::<Vec<_>>() {
+            self.seen.remove(&id);
+            pending.push(SseEvent::default().event("removed").data(format!("{{\"id\":\"{id}\"}}")));
+        }
+        for ws in &list {
+            let marker = (ws.version, ws.last_activity_at.unwrap_or(ws.updated_at));
+            if self.seen.get(&ws.id) != Some(&marker) {
+                self.seen.insert(ws.id, marker);
+                if let Ok(json) = serde_json::to_string(&WorkspaceView::new(&self.state, ws)) {
+                    pending.push(SseEvent::default().event("workspace").data(json));
+                }
+            }
+        }
+    }
 }

@@ -7,6 +7,7 @@
 //! `testkit::conformance::store`, run against every implementation.
 
 mod bootstrap;
+mod changes;
 mod credentials;
 mod installations;
 mod leases;
@@ -15,6 +16,7 @@ mod webhooks;
 mod workspaces;
 
 pub use bootstrap::{BootstrapToken, BootstrapTokenStore};
+pub use changes::{CHANGE_FEED_CAPACITY, ChangeFeed, StoreChange};
 pub use credentials::{CredentialRemoval, CredentialStore};
 pub use installations::InstallationStore;
 pub use leases::LeaseStore;
@@ -94,6 +96,7 @@ pub trait Store:
     + BootstrapTokenStore
     + LeaseStore
     + WebhookDeliveryStore
+    + ChangeFeed
     + std::fmt::Debug
 {
 }
@@ -106,6 +109,7 @@ impl<T> Store for T where
         + BootstrapTokenStore
         + LeaseStore
         + WebhookDeliveryStore
+        + ChangeFeed
         + std::fmt::Debug
 {
 }

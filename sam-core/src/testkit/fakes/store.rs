@@ -10,17 +10,33 @@ use crate::domain::{
 };
 use crate::lifecycle::WorkspaceStatus;
 use crate::ports::{
-    BootstrapToken, BootstrapTokenStore, CredentialRemoval, CredentialStore, InstallationStore, LeaseStore, StoreError,
-    StoreErrorKind, UserStore, WebhookDeliveryStore, WorkspaceLimits, WorkspaceScan, WorkspaceStore,
+    BootstrapToken, BootstrapTokenStore, CHANGE_FEED_CAPACITY, ChangeFeed, CredentialRemoval, CredentialStore,
+    InstallationStore, LeaseStore, StoreChange, StoreError, StoreErrorKind, UserStore, WebhookDeliveryStore,
+    WorkspaceLimits, WorkspaceScan, WorkspaceStore,
 };
 use crate::testkit::lock;
 
 /// An in-memory [`Store`](crate::ports::Store) with the same semantics a database has: one lock
 /// around everything plays the role of a serialisable transaction, versions are
-/// checked and bumped, tokens are consumed atomically.
-#[derive(Debug, Default)]
+/// checked and bumped, tokens are consumed atomically; changes are announced
+/// on its [`ChangeFeed`] after they are made.
+#[derive(Debug)]
 pub struct MemoryStore {
     state: Mutex<State>,
+    changes: tokio::sync::broadcast::Sender<StoreChange>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self { state: Mutex::default(), changes: tokio::sync::broadcast::Sender::new(CHANGE_FEED_CAPACITY) }
+    }
+}
+
+#[async_trait]
+impl ChangeFeed for MemoryStore {
+    async fn subscribe_changes(&self) -> tokio::sync::broadcast::Receiver<StoreChange> {
+        self.changes.subscribe()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -47,6 +63,11 @@ impl MemoryStore {
     /// For tests of what the engine does when a credential disappears.
     pub fn remove_credential(&self, owner: UserId, provider: CredentialProvider) -> bool {
         lock(&self.state).credentials.remove(&(owner, provider)).is_some()
+    }
+
+    /// Announces a change (no subscriber is not an error).
+    fn changed(&self, change: StoreChange) {
+        let _ = self.changes.send(change);
     }
 }
 
@@ -123,15 +144,24 @@ impl UserStore for MemoryStore {
     }
 
     async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
-        lock(&self.state).sessions.remove(id_hash);
+        let removed = lock(&self.state).sessions.remove(id_hash);
+        if let Some(session) = removed {
+            self.changed(StoreChange::SignIns(session.user_id));
+        }
         Ok(())
     }
 
     async fn delete_user_sessions(&self, user: UserId) -> Result<u64, StoreError> {
-        let mut state = lock(&self.state);
-        let before = state.sessions.len();
-        state.sessions.retain(|_, s| s.user_id != user);
-        Ok((before - state.sessions.len()) as u64)
+        let removed = {
+            let mut state = lock(&self.state);
+            let before = state.sessions.len();
+            state.sessions.retain(|_, s| s.user_id != user);
+            (before - state.sessions.len()) as u64
+        };
+        if removed > 0 {
+            self.changed(StoreChange::SignIns(user));
+        }
+        Ok(removed)
     }
 }
 
@@ -260,6 +290,8 @@ impl WorkspaceStore for MemoryStore {
         stored.version = 1;
         state.workspaces.insert(stored.id, stored.clone());
         state.events.insert(stored.id, event.into_iter().cloned().collect());
+        drop(state);
+        self.changed(StoreChange::Workspaces(stored.owner));
         Ok(stored)
     }
 
@@ -308,6 +340,8 @@ impl WorkspaceStore for MemoryStore {
         stored.last_heartbeat_at = current.last_heartbeat_at;
         *current = stored.clone();
         state.events.entry(stored.id).or_default().extend(events.iter().cloned());
+        drop(state);
+        self.changed(StoreChange::Workspaces(stored.owner));
         Ok(stored)
     }
 
@@ -322,7 +356,14 @@ impl WorkspaceStore for MemoryStore {
         match state.workspaces.get_mut(&id).filter(|w| w.owner == owner) {
             Some(w) => {
                 w.last_heartbeat_at = Some(at);
+                let before = w.last_activity_at;
                 w.last_activity_at = Some(last_activity_at.max(w.last_activity_at.unwrap_or(last_activity_at)));
+                let active = w.last_activity_at != before;
+                drop(state);
+                // Only new activity is news: a heartbeat alone changes nothing a view shows.
+                if active {
+                    self.changed(StoreChange::Workspaces(owner));
+                }
                 Ok(true)
             }
             None => Ok(false),
@@ -338,6 +379,8 @@ impl WorkspaceStore for MemoryStore {
         state.workspaces.remove(&id);
         state.events.remove(&id);
         state.bootstrap.retain(|_, (t, _)| t.workspace_id != id);
+        drop(state);
+        self.changed(StoreChange::Workspaces(owner));
         Ok(())
     }
 

@@ -11,6 +11,7 @@ use crate::ports::{Store, UserStore};
 use crate::testkit::sample_new_user;
 
 mod bootstrap;
+mod changes;
 mod credentials;
 mod installations;
 mod leases;
@@ -19,6 +20,7 @@ mod webhooks;
 mod workspaces;
 
 pub use bootstrap::{bootstrap_tokens, concurrent_redemptions_succeed_once};
+pub use changes::change_feed;
 pub use credentials::{credential_compare_and_swap, credentials, credentials_in_use};
 pub use installations::installations;
 pub use leases::leases;
@@ -51,6 +53,7 @@ pub async fn run(store: Arc<dyn Store>) {
     bootstrap_tokens(&*store).await;
     leases(&*store).await;
     webhook_deliveries(&*store).await;
+    change_feed(&*store).await;
     concurrent_updates_lose_nothing(store.clone(), 50).await;
     concurrent_inserts_respect_quota(store.clone()).await;
     concurrent_redemptions_succeed_once(store).await;
