@@ -789,14 +789,21 @@ fn main() {
                 format!("{:.1}  ({:.1} s)", f("/flood/mbPerS"), f("/flood/ms") / 1e3),
             ));
             rows.push((
-                "  longest stall; time in stalls > 50 ms".into(),
+                "  page's long tasks (> 50 ms): count; longest".into(),
+                format!("{:.0}; {:.0} ms", f("/flood/longTasks"), f("/flood/longestTask")),
+            ));
+            rows.push((
+                "  5-ms timer: longest stall; time in > 50 ms".into(),
                 format!("{:.0} ms; {:.0} ms", f("/flood/maxStall"), f("/flood/blocked")),
             ));
             rows.push((
                 "  round trip p50/p99/max (ms)".into(),
                 format!("{:.1} / {:.1} / {:.1}", f("/flood/tripP50"), f("/flood/tripP99"), f("/flood/tripMax")),
             ));
-            rows.push(("page: Ctrl-C in a flood -> echo shown (ms)".into(), format!("{:.0}", f("/ctrlC"))));
+            rows.push((
+                "page: Ctrl-C + command -> answer shown (ms)".into(),
+                format!("{:.0} in a flood; {:.0} idle (baseline)", f("/ctrlC"), f("/idleCtrlC")),
+            ));
         } else {
             rows.push(("browser part".into(), "skipped (npm ci in sam-agent/web, and Chromium)".into()));
         }

@@ -1,11 +1,15 @@
 // The browser side of a flood (run by `cargo bench -p sam-benches --bench
 // agent`, part `browser`): 50 MB of output streamed through the terminal
 // page's xterm.js in headless Chromium. Prints one JSON line with
-//   - the page's main-thread stalls: the longest gap of a 5-ms timer, and
-//     the time in gaps over 50 ms, idle (the baseline) and during the flood;
+//   - the page's own long tasks (over 50 ms, PerformanceObserver) during
+//     the flood, and the stalls a 5-ms timer sees (its longest gap, the
+//     time in gaps over 50 ms: the page's work and, on a small machine, the
+//     CPU taken by the shell, the agent and the browser's other processes),
+//     idle (the baseline) and during the flood;
 //   - how long the page takes to answer (a round trip through its main
 //     thread, what a keypress waits for) during the flood, p50/p99/max;
-//   - the flood's rate as rendered, and Ctrl-C → prompt during a flood.
+//   - the flood's rate as rendered, and Ctrl-C → a command's answer on
+//     screen during a flood, next to the same at an idle prompt.
 //   node flood-bench.mjs <base-url> <cookie-name> <cookie-value> <mb>
 import { chromium } from 'playwright-core';
 import { launchChromium } from '../../e2e/chromium.mjs';
@@ -24,7 +28,10 @@ try {
   // The stall probe: a 5-ms timer; a late tick is a main thread that was busy.
   await page.evaluate(() => {
     const w = /** @type {any} */ (window);
-    w.__probe = { last: performance.now(), max: 0, blocked: 0 };
+    w.__probe = { last: performance.now(), max: 0, blocked: 0, longTasks: [] };
+    new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) w.__probe.longTasks.push(e.duration);
+    }).observe({ type: 'longtask' });
     setInterval(() => {
       const now = performance.now();
       const gap = now - w.__probe.last - 5;
@@ -33,8 +40,24 @@ try {
       if (gap > 50) w.__probe.blocked += gap;
     }, 5);
   });
-  const resetProbe = () => page.evaluate(() => { const p = /** @type {any} */ (window).__probe; p.max = 0; p.blocked = 0; });
-  const readProbe = () => page.evaluate(() => { const p = /** @type {any} */ (window).__probe; return { max: p.max, blocked: p.blocked }; });
+  const resetProbe = () => page.evaluate(() => { const p = /** @type {any} */ (window).__probe; p.max = 0; p.blocked = 0; p.longTasks = []; });
+  const readProbe = () => page.evaluate(() => {
+    const p = /** @type {any} */ (window).__probe;
+    return { max: p.max, blocked: p.blocked, longTasks: p.longTasks.length, longestTask: Math.max(0, ...p.longTasks) };
+  });
+  // Ctrl-C, then a command pasted in one go: the time until its answer is
+  // on screen (typing it key by key would measure the test's keystrokes).
+  let answers = 0;
+  const interrupt = async () => {
+    answers += 1;
+    const c0 = performance.now();
+    await page.keyboard.press('Control+C');
+    await page.keyboard.insertText(`echo answer-$((${answers}*1000+42))`);
+    await page.keyboard.press('Enter');
+    const want = `answer-${answers * 1000 + 42}`;
+    await page.waitForFunction((w) => (document.querySelector('.xterm-rows')?.textContent ?? '').includes(w), want, { timeout: 60000, polling: 'raf' });
+    return performance.now() - c0;
+  };
   const roundTrip = async () => { const t = performance.now(); await page.evaluate(() => 0); return performance.now() - t; };
 
   await resetProbe();
@@ -43,6 +66,7 @@ try {
   const idle = await readProbe();
 
   await page.click('#terminal');
+  const idleCtrlC = await interrupt();
   // base64 turns 3 bytes into 4 (and a newline every 76): `mb` MB of text.
   const input = Math.round(mb * 1e6 * 3 / 4 * 76 / 77);
   await page.keyboard.type(`head -c ${input} /dev/zero | base64; echo FLOOD-$((40+2))`);
@@ -63,21 +87,17 @@ try {
   await page.keyboard.type(`head -c ${input * 10} /dev/zero | base64`);
   await page.keyboard.press('Enter');
   await page.waitForTimeout(1500);
-  const c0 = performance.now();
-  await page.keyboard.press('Control+C');
-  await page.keyboard.type('echo after-$((40+2))');
-  await page.keyboard.press('Enter');
-  await page.waitForFunction(() => (document.querySelector('.xterm-rows')?.textContent ?? '').includes('after-42'), null, { timeout: 60000 });
-  const ctrlC = performance.now() - c0;
+  const ctrlC = await interrupt();
 
   console.log(JSON.stringify({
     mb,
     idle: { maxStall: idle.max, blocked: idle.blocked, tripP50: percentile(idleTrips, 0.5), tripP99: percentile(idleTrips, 0.99) },
     flood: {
       ms: floodMs, mbPerS: mb / (floodMs / 1000), maxStall: flood.max, blocked: flood.blocked,
+      longTasks: flood.longTasks, longestTask: flood.longestTask,
       tripP50: percentile(trips, 0.5), tripP99: percentile(trips, 0.99), tripMax: Math.max(...trips), trips: trips.length,
     },
-    ctrlC,
+    ctrlC, idleCtrlC,
   }));
 } finally {
   await browser.close();
