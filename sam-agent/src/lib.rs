@@ -122,8 +122,8 @@
 //!   (`.bashrc`) long ago. It is not an active session and does not count
 //!   towards the limit.
 //! * The binary runs a current-thread runtime: everything on the data path
-//!   is one thread; only each shell's waiter (a blocking `waitpid`) is a
-//!   thread of its own.
+//!   is one thread; a shell's exit is awaited on it too (a pidfd), and only
+//!   starting and cleaning up after a shell run on the blocking pool.
 
 pub mod activity;
 pub mod agent;

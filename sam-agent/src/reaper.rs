@@ -3,8 +3,8 @@
 //! that exits stays a zombie until PID 1 waits for it.
 //!
 //! A plain `waitpid(-1)` loop would also take the exit status of children
-//! that have their own waiter (a session's shell is waited for by its
-//! waiter thread, whose exit code the terminal reports; `docker exec` kill
+//! that have their own waiter (a session's shell is waited for when its
+//! pidfd says it exited, and its exit code is what the terminal reports; `docker exec` kill
 //! commands and bootstrap's `git`/`devcontainer` are waited for by their
 //! callers). So the reaper only waits for a *specific* pid, and only for a
 //! zombie child that is not a [tracked](track) session shell and has stayed

@@ -5,10 +5,11 @@
 //! neither direction of the echo path crosses a thread: the socket task
 //! writes keystrokes straight into the PTY, and a small **reader task** per
 //! session moves PTY output into the [`OutputBuffer`] and wakes the attached
-//! socket task (same runtime, no system call). Only the **waiter** is a
-//! dedicated thread, because `portable-pty` waits for the child with a
-//! blocking `waitpid`; it reaps the shell and then kills whatever is left of
-//! its session, so no zombie or orphan outlives a tab.
+//! socket task (same runtime, no system call). The shell's exit is awaited
+//! on the runtime too (a pidfd becomes readable; kernels before 5.3 get a
+//! waiter thread instead); then the shell is reaped and whatever is left of
+//! its session killed, on the blocking pool, so no zombie or orphan outlives
+//! a tab.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -521,31 +522,67 @@ impl Session {
         runtime.spawn(pty_io::read_loop(reader, Arc::clone(&output), activity));
         runtime.spawn(pty_io::input_loop(input, queued, backlog_rx));
         let out = Arc::clone(&output);
-        let waiter_thread =
-            std::thread::Builder::new().name(format!("pty-wait-{id}")).stack_size(THREAD_STACK).spawn(move || {
-                let code = child.wait().ok().map(|status| status.exit_code());
-                // Whatever the shell left behind in its session goes too, so
-                // the PTY closes and the reader sees EOF. Right after the
-                // wait the session id is still held by those members (Linux
-                // does not reuse a pid that is some process's session id);
-                // later kills skip the pid altogether.
-                reaped.store(true, Ordering::SeqCst);
-                if let Some(pid) = pid {
-                    crate::reaper::untrack(pid);
-                    kill_session_processes(pid);
+        // What follows the shell's exit (blocking: it reads /proc, kills,
+        // may run `docker`).
+        let finish = move |code: Option<u32>| {
+            // Whatever the shell left behind in its session goes too, so
+            // the PTY closes and the reader sees EOF. Right after the wait
+            // the session id is still held by those members (Linux does not
+            // reuse a pid that is some process's session id); later kills
+            // skip the pid altogether.
+            reaped.store(true, Ordering::SeqCst);
+            if let Some(pid) = pid {
+                crate::reaper::untrack(pid);
+                kill_session_processes(pid);
+            }
+            out.set_exit(code);
+            // Jobs the shell left running inside the container.
+            if let Some(remote) = remote {
+                remote.end();
+            }
+        };
+        // The exit is awaited on the runtime through a pidfd (readable once
+        // the process exits), not by a thread per session: a thread's stack
+        // and allocator arena were most of what a session cost in memory.
+        // Kernels without pidfds (before 5.3) get the thread.
+        let notifier = pid.map(|pid| {
+            let _runtime = runtime.enter();
+            exit_notifier(pid)
+        });
+        match notifier.transpose() {
+            Ok(Some(exited)) => {
+                runtime.spawn(async move {
+                    // Readable: the shell exited and its wait returns at
+                    // once. (Should the descriptor break instead, the wait
+                    // blocks a pool thread until the exit: still correct.)
+                    let _ = exited.readable().await;
+                    let wait = move || finish(child.wait().ok().map(|status| status.exit_code()));
+                    let _ = tokio::task::spawn_blocking(wait).await;
+                });
+            }
+            _ => {
+                let waiter_thread = std::thread::Builder::new()
+                    .name(format!("pty-wait-{id}"))
+                    .stack_size(THREAD_STACK)
+                    .spawn(move || finish(child.wait().ok().map(|status| status.exit_code())));
+                if let Err(error) = waiter_thread {
+                    session.kill();
+                    return Err(SessionError::Spawn(error.to_string()));
                 }
-                out.set_exit(code);
-                // Jobs the shell left running inside the container.
-                if let Some(remote) = remote {
-                    remote.end();
-                }
-            });
-        if let Err(error) = waiter_thread {
-            session.kill();
-            return Err(SessionError::Spawn(error.to_string()));
+            }
         }
         Ok(session)
     }
+}
+
+/// A descriptor, registered with the runtime, that becomes readable when
+/// process `pid` exits (a pidfd). Registered the way the PTY is (a "pipe"
+/// receiver that only polls it: nothing is read from it).
+fn exit_notifier(pid: u32) -> std::io::Result<tokio::net::unix::pipe::Receiver> {
+    let raw = i32::try_from(pid).map_err(|_| std::io::Error::other("pid out of range"))?;
+    let pid = rustix::process::Pid::from_raw(raw).ok_or_else(|| std::io::Error::other("pid 0"))?;
+    let fd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::NONBLOCK)?;
+    tokio::net::unix::pipe::Receiver::from_file_unchecked(std::fs::File::from(fd))
 }
 
 fn pty_size(size: WindowSize) -> PtySize {

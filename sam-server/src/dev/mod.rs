@@ -169,7 +169,9 @@ async fn agent_binary(options: &DevOptions) -> anyhow::Result<PathBuf> {
         // target/<profile>/sam-server → target/<profile>/sam-agent
         let built = exe.parent().and_then(Path::parent).map(|target| target.join(profile).join("sam-agent"));
         let mut build = tokio::process::Command::new(cargo);
-        build.args(["build", "-q", "-p", "sam-agent", "--profile", profile, "--manifest-path"]).arg(&workspace_manifest);
+        build
+            .args(["build", "-q", "-p", "sam-agent", "--profile", profile, "--manifest-path"])
+            .arg(&workspace_manifest);
         tracing::info!(profile, "building sam-agent (the first time takes a minute or two)");
         match build.status().await {
             Ok(status) if status.success() => {
