@@ -9,7 +9,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark reports failure by panicking
 
-use std::str::FromStr as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,9 +21,8 @@ use sam_core::secret::sha256_hex;
 use sam_core::testkit::fakes::{FakeCipher, FakeCloud, FakeDnsZone, FakeGithub};
 use sam_core::testkit::{sample_new_user, sample_workspace};
 use sam_providers::jwt::{JwtIssuer, RsaSigningKey};
-use sam_providers::store::{PostgresStore, SqliteStore};
+use sam_providers::store::SqliteStore;
 use sam_server::state::{AppState, HttpSettings};
-use sqlx::{AssertSqlSafe, Connection as _};
 
 struct Figure {
     rps: f64,
@@ -176,16 +174,6 @@ async fn measure(label: &str, store: Arc<dyn Store>) {
     }
 }
 
-async fn fresh_postgres(url: &str) -> PostgresStore {
-    let admin = sqlx::postgres::PgConnectOptions::from_str(url).unwrap();
-    let name = format!("sam_http_bench_{}", std::process::id());
-    let mut conn = sqlx::PgConnection::connect_with(&admin).await.unwrap();
-    sqlx::query(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}"))).execute(&mut conn).await.unwrap();
-    sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.unwrap();
-    conn.close().await.unwrap();
-    PostgresStore::connect_with(admin.database(&name), 10).await.unwrap()
-}
-
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
@@ -195,7 +183,7 @@ fn main() {
         measure("SQLite", Arc::new(sqlite)).await;
         let _ = std::fs::remove_dir_all(&dir);
         match std::env::var("SAM_TEST_POSTGRES_URL") {
-            Ok(url) => measure("PostgreSQL", Arc::new(fresh_postgres(&url).await)).await,
+            Ok(url) => measure("PostgreSQL", Arc::new(sam_benches::fresh_postgres(&url, "sam_http_bench").await)).await,
             Err(_) => {
                 println!("PostgreSQL: skipped (set SAM_TEST_POSTGRES_URL, e.g. source scripts/test.d/10-postgres.sh)")
             }

@@ -16,7 +16,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark reports failure by panicking
 
-use std::str::FromStr as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,7 +30,6 @@ use sam_core::testkit::{sample_new_user, sample_workspace};
 use sam_providers::jwt::{JwtIssuer, RsaSigningKey};
 use sam_providers::store::{PostgresStore, SqliteStore};
 use sam_server::state::{AppState, HttpSettings};
-use sqlx::{AssertSqlSafe, Connection as _};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 const STREAMS_PER_USER: usize = 8;
@@ -252,16 +250,6 @@ async fn measure(label: &str, store: Arc<dyn Store>, postgres: Option<PostgresSt
     );
 }
 
-async fn fresh_postgres(url: &str) -> PostgresStore {
-    let admin = sqlx::postgres::PgConnectOptions::from_str(url).unwrap();
-    let name = format!("sam_live_bench_{}", std::process::id());
-    let mut conn = sqlx::PgConnection::connect_with(&admin).await.unwrap();
-    sqlx::query(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}"))).execute(&mut conn).await.unwrap();
-    sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.unwrap();
-    conn.close().await.unwrap();
-    PostgresStore::connect_with(admin.database(&name), 10).await.unwrap()
-}
-
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
@@ -272,7 +260,7 @@ fn main() {
         let _ = std::fs::remove_dir_all(&dir);
         match std::env::var("SAM_TEST_POSTGRES_URL") {
             Ok(url) => {
-                let pg = fresh_postgres(&url).await;
+                let pg = sam_benches::fresh_postgres(&url, "sam_live_bench").await;
                 measure("PostgreSQL", Arc::new(pg.clone()), Some(pg)).await;
             }
             Err(_) => {

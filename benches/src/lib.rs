@@ -21,3 +21,24 @@ pub fn median_per_iteration(rounds: usize, iterations: u32, mut f: impl FnMut())
     samples.sort();
     samples[samples.len() / 2]
 }
+
+/// A store on a fresh PostgreSQL database named `<prefix>_<pid>` (dropped
+/// first if a run before left it), in the cluster at `url` (as
+/// `SAM_TEST_POSTGRES_URL` gives it), with a pool of 10.
+///
+/// # Panics
+/// When the cluster cannot be reached or the database not created: a
+/// benchmark reports failure by panicking.
+#[allow(clippy::unwrap_used)]
+pub async fn fresh_postgres(url: &str, prefix: &str) -> sam_providers::store::PostgresStore {
+    use sqlx::Connection as _;
+    use std::str::FromStr as _;
+    let admin = sqlx::postgres::PgConnectOptions::from_str(url).unwrap();
+    let name = format!("{prefix}_{}", std::process::id());
+    let mut conn = sqlx::PgConnection::connect_with(&admin).await.unwrap();
+    for statement in [format!("DROP DATABASE IF EXISTS {name}"), format!("CREATE DATABASE {name}")] {
+        sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&mut conn).await.unwrap();
+    }
+    conn.close().await.unwrap();
+    sam_providers::store::PostgresStore::connect_with(admin.database(&name), 10).await.unwrap()
+}

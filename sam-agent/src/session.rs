@@ -549,23 +549,39 @@ impl Session {
             let _runtime = runtime.enter();
             exit_notifier(pid)
         });
+        // A waiter thread, where pidfds are missing or fail: detached, so it
+        // never holds up the process's exit (the runtime waits for its
+        // blocking pool when it shuts down, not for this thread).
+        let waiter_thread = move |id: &str,
+                                  child: Box<dyn portable_pty::Child + Send + Sync>,
+                                  finish: Box<dyn FnOnce(Option<u32>) + Send>| {
+            std::thread::Builder::new()
+                .name(format!("pty-wait-{id}"))
+                .stack_size(THREAD_STACK)
+                .spawn(move || {
+                    let mut child = child;
+                    finish(child.wait().ok().map(|status| status.exit_code()));
+                })
+                .map(drop)
+        };
+        let finish: Box<dyn FnOnce(Option<u32>) + Send> = Box::new(finish);
         match notifier.transpose() {
             Ok(Some(exited)) => {
+                let id = id.clone();
                 runtime.spawn(async move {
-                    // Readable: the shell exited and its wait returns at
-                    // once. (Should the descriptor break instead, the wait
-                    // blocks a pool thread until the exit: still correct.)
-                    let _ = exited.readable().await;
-                    let wait = move || finish(child.wait().ok().map(|status| status.exit_code()));
-                    let _ = tokio::task::spawn_blocking(wait).await;
+                    if exited.readable().await.is_ok() {
+                        // The shell exited: its wait returns at once.
+                        let wait = move || finish(child.wait().ok().map(|status| status.exit_code()));
+                        let _ = tokio::task::spawn_blocking(wait).await;
+                    } else if let Err(error) = waiter_thread(&id, child, finish) {
+                        // The runtime is going away (or the descriptor
+                        // broke): wait on a thread instead.
+                        tracing::warn!(%error, "could not wait for a shell");
+                    }
                 });
             }
             _ => {
-                let waiter_thread = std::thread::Builder::new()
-                    .name(format!("pty-wait-{id}"))
-                    .stack_size(THREAD_STACK)
-                    .spawn(move || finish(child.wait().ok().map(|status| status.exit_code())));
-                if let Err(error) = waiter_thread {
+                if let Err(error) = waiter_thread(&id, child, finish) {
                     session.kill();
                     return Err(SessionError::Spawn(error.to_string()));
                 }

@@ -19,7 +19,7 @@ use dev::{agents_running, browser, e2e_ready, start_dev, start_dev_on};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_whole_product_runs_locally() {
     let Some(e2e) = e2e_ready() else { return };
-    let data = tempfile::tempdir().unwrap();
+    let data = dev::DevData::new();
     let (mut child, base) = start_dev(data.path(), &[]).await;
     let stdout = browser(&e2e, "dev.mjs", &base).await;
     let timings: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
@@ -41,9 +41,16 @@ async fn the_whole_product_runs_locally() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_workspaces_warn_then_stop() {
     let Some(e2e) = e2e_ready() else { return };
-    let data = tempfile::tempdir().unwrap();
+    let data = dev::DevData::new();
     let (_child, base) = start_dev(data.path(), &["--idle-seconds", "20"]).await;
     browser(&e2e, "idle.mjs", &base).await;
+    // The page shows "stopped" as soon as the server is deleted (the live
+    // stream is immediate); the VM's agent then gets SIGTERM, and SIGKILL
+    // after 3 s.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while agents_running(data.path()) > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!(agents_running(data.path()), 0, "the stopped workspace's agent is gone");
 }
 
@@ -288,7 +295,7 @@ impl DevUser {
 /// workspace keeps running with a usable terminal; nothing leaks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agents_come_back_after_a_failed_bootstrap_a_crash_and_a_reboot() {
-    let data = tempfile::tempdir().unwrap();
+    let data = dev::DevData::new();
     let (mut child, base) = start_dev(data.path(), &["--heartbeat-timeout-seconds", "6"]).await;
     let mut lines = printed(&mut child);
     let hetzner = address(&mut lines, "Hetzner API").await;
@@ -399,7 +406,7 @@ async fn agents_come_back_after_a_failed_bootstrap_a_crash_and_a_reboot() {
 /// state lists what exists.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_emulator_control_api_rehearses_a_vm_that_never_starts_its_agent() {
-    let data = tempfile::tempdir().unwrap();
+    let data = dev::DevData::new();
     let (_child, base, control) =
         start_dev_with_control(data.path(), &["--provision-timeout-seconds", "6", "--reconcile-interval-seconds", "1"])
             .await;
@@ -469,7 +476,7 @@ async fn the_emulator_control_api_rehearses_a_vm_that_never_starts_its_agent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_emulator_service_keeps_its_state_across_a_kill() {
     use tokio::io::AsyncBufReadExt as _;
-    let data = tempfile::tempdir().unwrap();
+    let data = dev::DevData::new();
     let bin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_sam-server"));
     let start = async || {
         let mut child = tokio::process::Command::new(&bin)
@@ -578,7 +585,7 @@ async fn start_emulator_service(data: &std::path::Path) -> (tokio::process::Chil
 /// workspace answers in its terminal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_control_plane_crash_loses_nothing_with_the_emulator_service() {
-    let (world, data) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (world, data) = (dev::DevData::new(), dev::DevData::new());
     let (_service, control) = start_emulator_service(world.path()).await;
     let sockets = dev::process::HandedSockets::bind(2);
     let again = sockets.try_clone();
@@ -647,7 +654,7 @@ async fn a_control_plane_crash_loses_nothing_with_the_emulator_service() {
 /// refusal from the helper and GitHub's 403.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pushes_from_the_terminal_reach_github_through_the_credential_helper() {
-    let data = tempfile::tempdir().unwrap();
+    let data = dev::DevData::new();
     let (_child, base, control) = start_dev_with_control(data.path(), &[]).await;
     // Installation tokens live 3 seconds: the clone token is long dead when
     // the user pushes.
@@ -701,7 +708,7 @@ async fn pushes_from_the_terminal_reach_github_through_the_credential_helper() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_github_sign_in_leads_back_to_the_sign_in_page() {
     let Some(e2e) = e2e_ready() else { return };
-    let data = tempfile::tempdir().unwrap();
+    let data = dev::DevData::new();
     let (_child, base, control) = start_dev_with_control(data.path(), &[]).await;
     let token = sam_providers::emulators::HETZNER_TOKEN;
     dev::browser_with(&e2e, "github.mjs", &[&base, &control], &[("SAM_HETZNER_TOKEN", token)]).await;
@@ -750,7 +757,7 @@ fn containers_of(docker: &str, vm: &std::path::Path) -> Vec<(String, String)> {
 async fn dev_mode_terminals_run_in_a_devcontainer_that_outlives_its_agent() {
     let Some((docker, image)) = container_runtime() else { return };
     let Some(e2e) = e2e_ready() else { return };
-    let data = tempfile::tempdir().unwrap();
+    let data = dev::DevData::new();
     // Whatever happens, no container of this test outlives it.
     let _cleanup = ContainersRemoved { docker: docker.clone(), under: data.path().to_owned() };
     let (_child, base, _control) = start_dev_with_control(
@@ -1045,7 +1052,7 @@ async fn rehearse_a_vm_boot_with_real_cloud_init() {
 /// the control plane, the emulators or the agents, logging at `debug`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_of_a_whole_journey_reaches_a_log() {
-    let data = tempfile::tempdir().unwrap();
+    let data = dev::DevData::new();
     let log = data.path().join("dev.log");
     let (child, base) = dev::start_dev_filtered(
         dev::process::HandedSockets::bind(2),

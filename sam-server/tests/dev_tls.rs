@@ -212,8 +212,7 @@ fn fingerprint(pem: &str) -> String {
 async fn the_production_path_runs_over_tls_through_the_edge() {
     use tokio::io::AsyncBufReadExt as _;
     let Some(e2e) = e2e_ready() else { return };
-    let (plain_data, data, logs) =
-        (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (plain_data, data, logs) = (dev::DevData::new(), dev::DevData::new(), dev::DevData::new());
     let data = data.path();
     let log = logs.path().join("server.log");
     let (_plain, plain_base) = start_dev(plain_data.path(), &[]).await;

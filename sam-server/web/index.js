@@ -54,7 +54,19 @@ if (!me) {
     } catch (e) { showError(message, e); }
   }
 
+  // The stream and the answers to this page's own requests race: a
+  // delete's answer ("deleting") can arrive after the stream said the
+  // workspace is gone, a stop's after the stream said "stopped". A
+  // workspace once removed never comes back, and an older state never
+  // replaces a newer one.
+  const gone = new Set();
+  const shownAt = new Map();
+
   function render(ws) {
+    if (gone.has(ws.id)) return;
+    const at = Date.parse(ws.updatedAt);
+    if (at < (shownAt.get(ws.id) ?? -Infinity)) return;
+    shownAt.set(ws.id, at);
     const actions = el("div", { class: "actions" },
       ws.status === "running" ? el("button", { type: "button", class: "primary", onclick: () => act(ws, "open") }, "Open Terminal") : null,
       ["running", "creating"].includes(ws.status) ? el("button", { type: "button", onclick: () => act(ws, "stop") }, "Stop") : null,
@@ -77,6 +89,8 @@ if (!me) {
   }
 
   function remove(id) {
+    gone.add(id);
+    shownAt.delete(id);
     rows.get(id)?.remove();
     rows.delete(id);
     empty.hidden = rows.size > 0;

@@ -11,12 +11,43 @@ use std::time::Duration;
 pub mod process;
 
 pub fn agents_running(data: &std::path::Path) -> usize {
+    agent_pids_under(data).len()
+}
+
+/// The processes of the local VMs under a data directory (their agents).
+fn agent_pids_under(data: &std::path::Path) -> Vec<u32> {
     let needle = data.join("vms").display().to_string();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
-        .filter(|cmd| String::from_utf8_lossy(cmd).contains(&needle))
-        .count()
+    let Ok(proc) = std::fs::read_dir("/proc") else { return Vec::new() };
+    proc.filter_map(|e| {
+        let entry = e.ok()?;
+        let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+        let cmd = std::fs::read(entry.path().join("cmdline")).ok()?;
+        String::from_utf8_lossy(&cmd).contains(&needle).then_some(pid)
+    })
+    .collect()
+}
+
+/// A data directory for dev mode (or the emulator service) that ends the
+/// agents of its local VMs when dropped: a test that ends by killing dev
+/// mode, or fails, leaves no agent running after it.
+pub struct DevData(tempfile::TempDir);
+
+impl DevData {
+    pub fn new() -> Self {
+        Self(tempfile::tempdir().unwrap())
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        self.0.path()
+    }
+}
+
+impl Drop for DevData {
+    fn drop(&mut self) {
+        for pid in agent_pids_under(self.0.path()) {
+            let _ = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        }
+    }
 }
 
 pub fn e2e_ready() -> Option<PathBuf> {
