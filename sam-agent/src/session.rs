@@ -573,9 +573,11 @@ impl Session {
                         // The shell exited: its wait returns at once.
                         let wait = move || finish(child.wait().ok().map(|status| status.exit_code()));
                         let _ = tokio::task::spawn_blocking(wait).await;
-                    } else if let Err(error) = waiter_thread(&id, child, finish) {
-                        // The runtime is going away (or the descriptor
-                        // broke): wait on a thread instead.
+                        return;
+                    }
+                    // The runtime is going away (or the descriptor broke):
+                    // wait on a thread instead.
+                    if let Err(error) = waiter_thread(&id, child, finish) {
                         tracing::warn!(%error, "could not wait for a shell");
                     }
                 });

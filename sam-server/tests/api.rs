@@ -353,6 +353,19 @@ async fn credentials_are_validated_and_never_returned(backend: Backend) {
     let refused = answers.iter().filter(|(status, _)| *status == StatusCode::TOO_MANY_REQUESTS).count();
     assert!((2..=12).contains(&refused), "{answers:?}");
     assert!(answers.iter().any(|(_, body)| body["error"] == "rate_limited"));
+    // The refusal says when to come back, as the address limiter's does.
+    let refused = s
+        .client
+        .post(s.url("/api/credentials"))
+        .header("origin", &s.base)
+        .header(COOKIE, &cookie)
+        .json(&json!({"provider": "hetzner", "token": HETZNER_TOKEN}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = refused.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "Retry-After: {wait}");
     let asked = s.emulators.hetzner.faults().requests().len() - hetzner_calls;
     assert!(asked <= 10 * 2, "refused writes do not reach Hetzner ({asked} calls)");
 }

@@ -26,6 +26,9 @@ pub struct ApiError {
     pub message: String,
     /// Offending input field (422).
     pub field: Option<Cow<'static, str>>,
+    /// Seconds to wait before retrying, sent as `Retry-After` (429; a 503
+    /// without one gets 5).
+    pub retry_after: Option<u64>,
 }
 
 /// The body of every error response.
@@ -45,7 +48,15 @@ pub struct ErrorBody<'a> {
 impl ApiError {
     /// An error with a status, code and message.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), field: None }
+        Self { status, code, message: message.into(), field: None, retry_after: None }
+    }
+
+    /// 429: past a budget; `wait` until it allows again (at least a second).
+    pub fn rate_limited(message: impl Into<String>, wait: std::time::Duration) -> Self {
+        Self {
+            retry_after: Some(wait.as_secs().max(1)),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
+        }
     }
 
     /// 401: no valid session or credential.
@@ -76,7 +87,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody { error: self.code, message: &self.message, field: self.field.as_deref() };
         let mut response = (self.status, Json(body)).into_response();
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(seconds));
+        } else if self.status == StatusCode::SERVICE_UNAVAILABLE {
             // Something it depends on is down: a hint for clients and proxies.
             response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
         }
@@ -100,7 +113,7 @@ impl From<EngineError> for ApiError {
         if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
             tracing::error!(error = %e, "engine error");
         }
-        Self { status, code, message: e.message, field: e.field.map(Cow::Borrowed) }
+        Self { status, code, message: e.message, field: e.field.map(Cow::Borrowed), retry_after: None }
     }
 }
 
@@ -126,6 +139,6 @@ impl From<AccountsError> for ApiError {
             AccountsErrorKind::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
-        Self { status, code, message: e.message, field: e.field.map(Cow::Borrowed) }
+        Self { status, code, message: e.message, field: e.field.map(Cow::Borrowed), retry_after: None }
     }
 }

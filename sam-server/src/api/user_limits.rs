@@ -81,11 +81,7 @@ impl UserLimits {
     pub fn credential_write(&self, user: UserId) -> Result<(), ApiError> {
         self.credential_writes.check(user, Instant::now()).map_err(|wait| {
             tracing::warn!(user_id = %user, "too many credential writes");
-            ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                format!("too many token changes; try again in {} s", wait.as_secs().max(1)),
-            )
+            ApiError::rate_limited(format!("too many token changes; try again in {} s", wait.as_secs().max(1)), wait)
         })
     }
 

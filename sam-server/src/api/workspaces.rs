@@ -355,6 +355,9 @@ pub async fn events(
 /// announced at once (the change feed); this catches a sign-in that expired.
 const SESSION_CHECK: Duration = Duration::from_secs(30);
 
+/// How soon a stream whose read failed reads again.
+const STREAM_RETRY: Duration = Duration::from_secs(1);
+
 /// `GET /api/workspaces/stream`: `event: workspace` with a workspace's JSON
 /// whenever it changes, `event: removed` with `{"id"}` when it is gone.
 #[utoipa::path(
@@ -380,7 +383,16 @@ pub async fn stream(
     // Watching before the first read: a change committed in between is seen.
     let mut changes = live.watch(&state.engine, owner).await;
     let last = changes.current();
-    let watcher = StreamWatch { state, changes, last, first: true, seen: HashMap::new(), _slot: slot };
+    let watcher = StreamWatch {
+        state,
+        changes,
+        last,
+        first: true,
+        seen: HashMap::new(),
+        session_check: tokio::time::Instant::now() + SESSION_CHECK,
+        retry: None,
+        _slot: slot,
+    };
     let stream = futures_util::stream::unfold((watcher, Vec::<SseEvent>::new()), move |(mut w, mut pending)| {
         let session = session.clone();
         async move {
@@ -388,6 +400,7 @@ pub async fn stream(
                 if let Some(event) = pending.pop() {
                     return Some((Ok(event), (w, pending)));
                 }
+                let retry = w.retry;
                 let (list, check_session) = if std::mem::take(&mut w.first) {
                     (true, false)
                 } else {
@@ -398,15 +411,26 @@ pub async fn stream(
                             w.last = epochs;
                             what
                         }
-                        () = tokio::time::sleep(SESSION_CHECK) => (false, true),
+                        // A deadline, not a sleep per wait: a user whose
+                        // workspaces change more often than this still gets
+                        // the check.
+                        () = tokio::time::sleep_until(w.session_check) => (false, true),
+                        () = tokio::time::sleep_until(retry.unwrap_or_else(tokio::time::Instant::now)), if retry.is_some() => {
+                            (true, false)
+                        }
                     }
                 };
-                if check_session && matches!(w.state.accounts.session_alive(&session).await, Ok(false)) {
-                    tracing::info!(user_id = %owner, "session ended; closing its stream");
-                    return None;
+                if check_session {
+                    w.session_check = tokio::time::Instant::now() + SESSION_CHECK;
+                    if matches!(w.state.accounts.session_alive(&session).await, Ok(false)) {
+                        tracing::info!(user_id = %owner, "session ended; closing its stream");
+                        return None;
+                    }
                 }
                 if list {
-                    w.diff(owner, &mut pending).await;
+                    // A failed read (the database busy or away) is tried
+                    // again shortly, not left until the next change.
+                    w.retry = (!w.diff(owner, &mut pending).await).then(|| tokio::time::Instant::now() + STREAM_RETRY);
                 }
             }
         }
@@ -422,17 +446,20 @@ struct StreamWatch {
     first: bool,
     /// Each workspace's version and last activity as last sent.
     seen: HashMap<WorkspaceId, (u64, time::OffsetDateTime)>,
+    /// When the sign-in is checked next.
+    session_check: tokio::time::Instant,
+    /// When a failed read is tried again.
+    retry: Option<tokio::time::Instant>,
     /// The user's place among their streams, given back when the stream ends.
     _slot: super::user_limits::StreamSlot,
 }
 
 impl StreamWatch {
     /// Re-reads the user's workspaces and queues an event for each that
-    /// changed or went since the last read.
-    async fn diff(&mut self, owner: sam_core::domain::UserId, pending: &mut Vec<SseEvent>) {
+    /// changed or went since the last read; false when the read failed.
+    async fn diff(&mut self, owner: sam_core::domain::UserId, pending: &mut Vec<SseEvent>) -> bool {
         let Ok(list) = self.state.engine.list(owner, None).await else {
-            // A failed read is retried on the next change (or never needed).
-            return;
+            return false;
         };
         let now_ids: std::collections::HashSet<WorkspaceId> = list.iter().map(|w| w.id).collect();
         for id in self.seen.keys().copied().filter(|id| !now_ids.contains(id)).collect::<Vec<_>>() {
@@ -448,5 +475,6 @@ impl StreamWatch {
                 }
             }
         }
+        true
     }
 }
