@@ -12,17 +12,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sam_core::accounts::{Accounts, AccountsConfig};
 use sam_core::domain::NewSession;
-use sam_core::engine::{Engine, EngineConfig, Ports};
 use sam_core::lifecycle::{ServerRef, WorkspaceStatus};
-use sam_core::ports::{Audience, Store, SystemClock, TokenIssuer, TokenRequest, WorkspaceLimits};
+use sam_core::ports::{Audience, Store, TokenIssuer, TokenRequest, WorkspaceLimits};
 use sam_core::secret::sha256_hex;
-use sam_core::testkit::fakes::{FakeCipher, FakeCloud, FakeDnsZone, FakeGithub};
 use sam_core::testkit::{sample_new_user, sample_workspace};
-use sam_providers::jwt::{JwtIssuer, RsaSigningKey};
 use sam_providers::store::SqliteStore;
-use sam_server::state::{AppState, HttpSettings};
 
 struct Figure {
     rps: f64,
@@ -65,19 +60,8 @@ fn wrk(url: &str, script: Option<&std::path::Path>, headers: &[String]) -> Figur
 }
 
 async fn measure(label: &str, store: Arc<dyn Store>) {
-    let key = RsaSigningKey::generate(2048).unwrap();
-    let issuer = Arc::new(JwtIssuer::new("http://127.0.0.1", key));
-    let github = Arc::new(FakeGithub::new(30));
-    let ports = Ports {
-        store: store.clone(),
-        compute: Arc::new(FakeCloud::new()),
-        dns: Arc::new(FakeDnsZone::new()),
-        repos: github.clone(),
-        cipher: Arc::new(FakeCipher::new(1, "bench")),
-        tokens: issuer.clone(),
-        clock: Arc::new(SystemClock),
-    };
-    let engine = Arc::new(Engine::new(ports.clone(), EngineConfig::new("ws.bench.test", "http://127.0.0.1")));
+    let control_plane = sam_benches::ControlPlane::start(store.clone()).await;
+    let issuer = control_plane.issuer.clone();
     let now = time::OffsetDateTime::now_utc();
     let user = store.upsert_user(&sample_new_user(1), now).await.unwrap().id;
     let secret = "bench-session-secret";
@@ -117,29 +101,7 @@ async fn measure(label: &str, store: Arc<dyn Store>) {
         )
         .unwrap();
 
-    let state = AppState {
-        engine,
-        accounts: Arc::new(Accounts::new(ports, github, AccountsConfig::default())),
-        issuer: issuer.clone(),
-        verifier: issuer,
-        webhooks: None,
-        http: HttpSettings {
-            rate_limit_per_minute: 1_000_000,
-            // One workspace's heartbeats at full speed: past the budget of a
-            // real agent.
-            agent_reports_per_minute: 1_000_000,
-            ..HttpSettings::new("http://127.0.0.1", std::env::temp_dir())
-        },
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let server = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            sam_server::api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .await
-    });
+    let base = format!("http://{}", control_plane.addr);
 
     let script = std::env::temp_dir().join(format!("sam-heartbeat-{}.lua", std::process::id()));
     std::fs::write(
@@ -161,7 +123,7 @@ async fn measure(label: &str, store: Arc<dyn Store>) {
     })
     .await
     .unwrap();
-    server.abort();
+    drop(control_plane);
     println!("{label}: GET /api/health {:.0} req/s p99 {:.2} ms (baseline)", health.rps, health.p99_ms);
     for (name, f) in [("GET /api/workspaces (10 workspaces)", &list), ("POST heartbeat (RS256 credential)", &heartbeat)]
     {

@@ -19,20 +19,17 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sam_core::accounts::{Accounts, AccountsConfig};
 use sam_core::domain::{NewSession, UserId, Workspace};
-use sam_core::engine::{Engine, EngineConfig, Ports};
 use sam_core::lifecycle::{ServerRef, WorkspaceStatus};
-use sam_core::ports::{Store, SystemClock, WorkspaceLimits};
+use sam_core::ports::{Store, WorkspaceLimits};
 use sam_core::secret::sha256_hex;
-use sam_core::testkit::fakes::{FakeCipher, FakeCloud, FakeDnsZone, FakeGithub};
 use sam_core::testkit::{sample_new_user, sample_workspace};
-use sam_providers::jwt::{JwtIssuer, RsaSigningKey};
 use sam_providers::store::{PostgresStore, SqliteStore};
-use sam_server::state::{AppState, HttpSettings};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 const STREAMS_PER_USER: usize = 8;
+/// How long PostgreSQL may take to publish a backend's counts.
+const STATS_FLUSH: Duration = Duration::from_secs(11);
 const MARKER: &[u8] = b"\"errorMessage\":\"round-";
 
 /// One stream's arrivals: (user, round, when).
@@ -77,8 +74,9 @@ async fn read_stream(
     }
 }
 
-/// Transactions PostgreSQL committed in this database so far (its
-/// statistics are flushed about once a second, so windows are long).
+/// Transactions PostgreSQL committed in this database so far. A backend
+/// flushes its counts at most once a second while busy and within 10 s once
+/// idle (PostgreSQL 15), so a window starts and ends after 11 quiet seconds.
 async fn pg_transactions(store: &PostgresStore) -> i64 {
     sqlx::query_scalar("SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()")
         .fetch_one(store.pool())
@@ -93,18 +91,8 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 async fn measure(label: &str, store: Arc<dyn Store>, postgres: Option<PostgresStore>) {
     let users: usize = std::env::var("SAM_BENCH_USERS").ok().and_then(|v| v.parse().ok()).unwrap_or(125);
     let rounds: u32 = std::env::var("SAM_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
-    let issuer = Arc::new(JwtIssuer::new("http://127.0.0.1", RsaSigningKey::generate(2048).unwrap()));
-    let github = Arc::new(FakeGithub::new(30));
-    let ports = Ports {
-        store: store.clone(),
-        compute: Arc::new(FakeCloud::new()),
-        dns: Arc::new(FakeDnsZone::new()),
-        repos: github.clone(),
-        cipher: Arc::new(FakeCipher::new(1, "bench")),
-        tokens: issuer.clone(),
-        clock: Arc::new(SystemClock),
-    };
-    let engine = Arc::new(Engine::new(ports.clone(), EngineConfig::new("ws.bench.test", "http://127.0.0.1")));
+    let control_plane = sam_benches::ControlPlane::start(store.clone()).await;
+    let addr = control_plane.addr;
     let now = time::OffsetDateTime::now_utc();
     let mut owners: Vec<(UserId, String, Workspace)> = Vec::new();
     for u in 0..users {
@@ -125,27 +113,6 @@ async fn measure(label: &str, store: Arc<dyn Store>, postgres: Option<PostgresSt
         let ws = store.insert_workspace(&ws, None, WorkspaceLimits::default()).await.unwrap();
         owners.push((user, secret, ws));
     }
-    let state = AppState {
-        engine,
-        accounts: Arc::new(Accounts::new(ports, github, AccountsConfig::default())),
-        issuer: issuer.clone(),
-        verifier: issuer,
-        webhooks: None,
-        http: HttpSettings {
-            rate_limit_per_minute: 1_000_000,
-            ..HttpSettings::new("http://127.0.0.1", std::env::temp_dir())
-        },
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            sam_server::api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .await
-    });
-
     // Open every stream and wait for each one's first event.
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Arrival>();
     let streams = users * STREAMS_PER_USER;
@@ -166,11 +133,12 @@ async fn measure(label: &str, store: Arc<dyn Store>, postgres: Option<PostgresSt
     }
     let open_secs = opened.elapsed().as_secs_f64();
 
-    // Idle: what the open streams cost the database.
-    let idle_window = Duration::from_secs(10);
+    // Idle: what the open streams cost the database, over a window as long
+    // as a stream's sign-in check period (each stream checks once in it).
+    let idle_window = Duration::from_secs(30);
     let idle_qps = match &postgres {
         Some(pg) => {
-            tokio::time::sleep(Duration::from_secs(2)).await;
+            tokio::time::sleep(STATS_FLUSH).await;
             let before = pg_transactions(pg).await;
             tokio::time::sleep(idle_window).await;
             Some((pg_transactions(pg).await - before - 1) as f64 / idle_window.as_secs_f64())
@@ -212,8 +180,8 @@ async fn measure(label: &str, store: Arc<dyn Store>, postgres: Option<PostgresSt
     let per_change = match (&postgres, tx_before) {
         (Some(pg), Some(before)) => {
             // Let the statistics of the last round's reads be flushed.
-            tokio::time::sleep(Duration::from_secs(2)).await;
-            let idle_share = idle_qps.unwrap_or(0.0) * (rounds_secs + 2.0);
+            tokio::time::sleep(STATS_FLUSH).await;
+            let idle_share = idle_qps.unwrap_or(0.0) * (rounds_secs + STATS_FLUSH.as_secs_f64());
             let changes = (users * rounds as usize) as f64;
             // Each change is one write and one read-back by the bench itself.
             Some(((pg_transactions(pg).await - before) as f64 - idle_share) / changes - 2.0)
@@ -223,7 +191,7 @@ async fn measure(label: &str, store: Arc<dyn Store>, postgres: Option<PostgresSt
     for c in clients {
         c.abort();
     }
-    server.abort();
+    drop(control_plane);
 
     latencies.sort_by(f64::total_cmp);
     writes.sort_by(f64::total_cmp);
