@@ -57,15 +57,7 @@ async fn idle_workspaces_warn_then_stop() {
 /// The pids of the agent processes of one local VM.
 fn agent_pids(vm: &std::path::Path) -> Vec<u32> {
     let needle = vm.join("sam-agent").display().to_string();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| {
-            let entry = e.ok()?;
-            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-            let cmd = std::fs::read(entry.path().join("cmdline")).ok()?;
-            String::from_utf8_lossy(&cmd).split('\0').next().is_some_and(|c| c == needle).then_some(pid)
-        })
-        .collect()
+    dev::pids_where(|cmdline| cmdline.split('\0').next() == Some(needle.as_str()))
 }
 
 /// What a child prints on stdout, line by line.

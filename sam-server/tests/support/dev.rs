@@ -17,12 +17,17 @@ pub fn agents_running(data: &std::path::Path) -> usize {
 /// The processes of the local VMs under a data directory (their agents).
 fn agent_pids_under(data: &std::path::Path) -> Vec<u32> {
     let needle = data.join("vms").display().to_string();
+    pids_where(|cmdline| cmdline.contains(&needle))
+}
+
+/// The processes whose command line (arguments joined by NUL) `matches`.
+pub fn pids_where(matches: impl Fn(&str) -> bool) -> Vec<u32> {
     let Ok(proc) = std::fs::read_dir("/proc") else { return Vec::new() };
     proc.filter_map(|e| {
         let entry = e.ok()?;
         let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
         let cmd = std::fs::read(entry.path().join("cmdline")).ok()?;
-        String::from_utf8_lossy(&cmd).contains(&needle).then_some(pid)
+        matches(&String::from_utf8_lossy(&cmd)).then_some(pid)
     })
     .collect()
 }
