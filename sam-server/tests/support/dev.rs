@@ -20,16 +20,27 @@ fn agent_pids_under(data: &std::path::Path) -> Vec<u32> {
     pids_where(|cmdline| cmdline.contains(&needle))
 }
 
-/// The processes whose command line (arguments joined by NUL) `matches`.
+/// The processes whose command line (arguments joined by NUL) `matches`,
+/// without their children that still show it: a child forked to start a
+/// shell carries its parent's command line until its `exec`, and a scan
+/// at that instant would count one agent twice.
 pub fn pids_where(matches: impl Fn(&str) -> bool) -> Vec<u32> {
     let Ok(proc) = std::fs::read_dir("/proc") else { return Vec::new() };
-    proc.filter_map(|e| {
-        let entry = e.ok()?;
-        let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-        let cmd = std::fs::read(entry.path().join("cmdline")).ok()?;
-        matches(&String::from_utf8_lossy(&cmd)).then_some(pid)
-    })
-    .collect()
+    let found: Vec<(u32, Option<u32>)> = proc
+        .filter_map(|e| {
+            let entry = e.ok()?;
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let cmd = std::fs::read(entry.path().join("cmdline")).ok()?;
+            if !matches(&String::from_utf8_lossy(&cmd)) {
+                return None;
+            }
+            // `pid (comm) state ppid …`; comm may hold spaces and parentheses.
+            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+            let ppid = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse().ok());
+            Some((pid, ppid))
+        })
+        .collect();
+    found.iter().filter(|(_, ppid)| !found.iter().any(|(p, _)| Some(*p) == *ppid)).map(|(pid, _)| *pid).collect()
 }
 
 /// A data directory for dev mode (or the emulator service) that ends the
@@ -49,6 +60,25 @@ impl DevData {
 
 impl Drop for DevData {
     fn drop(&mut self) {
+        // A failed test shows what its agents said (their logs go with the
+        // directory).
+        if std::thread::panicking()
+            && let Ok(vms) = std::fs::read_dir(self.0.path().join("vms"))
+        {
+            for vm in vms.flatten() {
+                let log = std::fs::read_to_string(vm.path().join("agent.log")).unwrap_or_default();
+                // Without the backtraces of errors (RUST_BACKTRACE in tests).
+                let frame = |l: &&str| {
+                    let t = l.trim_start();
+                    t.starts_with("at ") || t.split_once(": ").is_some_and(|(n, _)| n.parse::<u32>().is_ok())
+                };
+                let tail: Vec<&str> = log.lines().filter(|l| !frame(l)).rev().take(80).collect();
+                eprintln!("--- {} (last {} lines)", vm.path().join("agent.log").display(), tail.len());
+                for line in tail.iter().rev() {
+                    eprintln!("{line}");
+                }
+            }
+        }
         for pid in agent_pids_under(self.0.path()) {
             let _ = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status();
         }
