@@ -69,33 +69,33 @@ try {
   const [terminal] = await Promise.all([context.waitForEvent("page"), page.getByRole("button", { name: "Open Terminal" }).click()]);
   await terminal.waitForLoadState();
   await terminal.waitForFunction(() => document.getElementById("status")?.dataset.state === "connected", null, { timeout: 30000 });
-  await terminal.waitForFunction(() => /[$#]/.test(document.querySelector(".xterm-rows")?.textContent ?? ""), null, { timeout: 30000 });
+  await terminal.waitForFunction(() => /[$#]/.test(document.querySelector(".pane.active .xterm-rows")?.textContent ?? ""), null, { timeout: 30000 });
   timings.openToPromptMs = Date.now() - opened;
   await terminal.click("#terminal");
   await terminal.keyboard.type("ls && pwd");
   await terminal.keyboard.press("Enter");
-  await terminal.waitForFunction(() => (document.querySelector(".xterm-rows")?.textContent ?? "").includes("README.md"), null, { timeout: 15000 });
+  await terminal.waitForFunction(() => (document.querySelector(".pane.active .xterm-rows")?.textContent ?? "").includes("README.md"), null, { timeout: 15000 });
   await terminal.screenshot({ path: `${artifacts}/dev-terminal.png` });
 
   // Resizing the window reaches the shell.
-  const rows = () => terminal.evaluate(() => document.querySelector(".xterm-rows")?.textContent ?? "");
+  const rows = () => terminal.evaluate(() => document.querySelector(".pane.active .xterm-rows")?.textContent ?? "");
   await terminal.keyboard.type("echo size-$(stty size | tr ' ' x)");
   await terminal.keyboard.press("Enter");
-  await terminal.waitForFunction(() => /size-\d+x\d+/.test(document.querySelector(".xterm-rows")?.textContent ?? ""));
+  await terminal.waitForFunction(() => /size-\d+x\d+/.test(document.querySelector(".pane.active .xterm-rows")?.textContent ?? ""));
   const before = (await rows()).match(/size-(\d+x\d+)/g).pop();
   await terminal.setViewportSize({ width: 700, height: 400 });
   await terminal.waitForTimeout(600);
   await terminal.keyboard.type("clear; echo size-$(stty size | tr ' ' x)");
   await terminal.keyboard.press("Enter");
   await terminal.waitForFunction((b) => {
-    const all = (document.querySelector(".xterm-rows")?.textContent ?? "").match(/size-\d+x\d+/g) || [];
+    const all = (document.querySelector(".pane.active .xterm-rows")?.textContent ?? "").match(/size-\d+x\d+/g) || [];
     return all.length && all[all.length - 1] !== b;
   }, before, { timeout: 10000 });
 
   // Closing the tab ends its shell; opening the terminal again gives a new one.
   await terminal.keyboard.type("echo pid-$$");
   await terminal.keyboard.press("Enter");
-  await terminal.waitForFunction(() => /pid-\d+/.test(document.querySelector(".xterm-rows")?.textContent ?? ""));
+  await terminal.waitForFunction(() => /pid-\d+/.test(document.querySelector(".pane.active .xterm-rows")?.textContent ?? ""));
   const firstPid = (await rows()).match(/pid-(\d+)/)[1];
   await terminal.close();
   const [again] = await Promise.all([context.waitForEvent("page"), page.getByRole("button", { name: "Open Terminal" }).click()]);
@@ -103,8 +103,8 @@ try {
   await again.click("#terminal");
   await again.keyboard.type("echo pid-$$");
   await again.keyboard.press("Enter");
-  await again.waitForFunction(() => /pid-\d+/.test(document.querySelector(".xterm-rows")?.textContent ?? ""));
-  const secondPid = (await again.evaluate(() => document.querySelector(".xterm-rows")?.textContent ?? "")).match(/pid-(\d+)/)[1];
+  await again.waitForFunction(() => /pid-\d+/.test(document.querySelector(".pane.active .xterm-rows")?.textContent ?? ""));
+  const secondPid = (await again.evaluate(() => document.querySelector(".pane.active .xterm-rows")?.textContent ?? "")).match(/pid-(\d+)/)[1];
   if (firstPid === secondPid) throw new Error("a reopened terminal reused the closed tab's shell");
   await again.close();
 

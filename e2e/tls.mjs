@@ -14,8 +14,8 @@ import { connectHetzner, signIn as signInPage } from "./flows.mjs";
 const [tlsBase, plainBase, hetznerToken, artifacts] = process.argv.slice(2);
 const runs = Number(process.env.SAM_TLS_RUNS || 5);
 const browser = await launchChromium(chromium);
-const rows = (page) => page.evaluate(() => document.querySelector(".xterm-rows")?.textContent ?? "");
-const prompt = (page) => page.waitForFunction(() => /[$#]/.test(document.querySelector(".xterm-rows")?.textContent ?? ""), null, { timeout: 30000 });
+const rows = (page) => page.evaluate(() => document.querySelector(".pane.active .xterm-rows")?.textContent ?? "");
+const prompt = (page) => page.waitForFunction(() => /[$#]/.test(document.querySelector(".pane.active .xterm-rows")?.textContent ?? ""), null, { timeout: 30000 });
 const connected = (page) => page.waitForFunction(() => document.getElementById("status")?.dataset.state === "connected", null, { timeout: 30000 });
 
 async function signIn(base) {
@@ -82,18 +82,18 @@ try {
   await terminal.click("#terminal");
   await terminal.keyboard.type("echo tls-$((6*7)) && echo pid-$$");
   await terminal.keyboard.press("Enter");
-  await terminal.waitForFunction(() => /tls-42/.test(document.querySelector(".xterm-rows")?.textContent ?? ""), null, { timeout: 15000 });
-  await terminal.waitForFunction(() => /pid-\d+/.test(document.querySelector(".xterm-rows")?.textContent ?? ""));
+  await terminal.waitForFunction(() => /tls-42/.test(document.querySelector(".pane.active .xterm-rows")?.textContent ?? ""), null, { timeout: 15000 });
+  await terminal.waitForFunction(() => /pid-\d+/.test(document.querySelector(".pane.active .xterm-rows")?.textContent ?? ""));
   const pid = (await rows(terminal)).match(/pid-(\d+)/)[1];
   await terminal.screenshot({ path: `${artifacts}/tls-terminal.png` });
   // Reload: the same shell, its output replayed.
   await terminal.reload();
   await connected(terminal);
-  await terminal.waitForFunction(() => /tls-42/.test(document.querySelector(".xterm-rows")?.textContent ?? ""), null, { timeout: 15000 });
+  await terminal.waitForFunction(() => /tls-42/.test(document.querySelector(".pane.active .xterm-rows")?.textContent ?? ""), null, { timeout: 15000 });
   await terminal.click("#terminal");
   await terminal.keyboard.type("echo again-$$");
   await terminal.keyboard.press("Enter");
-  await terminal.waitForFunction(() => /again-\d+/.test(document.querySelector(".xterm-rows")?.textContent ?? ""));
+  await terminal.waitForFunction(() => /again-\d+/.test(document.querySelector(".pane.active .xterm-rows")?.textContent ?? ""));
   const again = (await rows(terminal)).match(/again-(\d+)/)[1];
   if (again !== pid) throw new Error(`reload did not reattach: shell ${pid}, then ${again}`);
   await terminal.screenshot({ path: `${artifacts}/tls-terminal-reattached.png` });

@@ -1,108 +1,383 @@
-// SAM terminal page: xterm.js over /ws/terminal (protocol in the sam-agent crate docs).
+// SAM terminal page: named terminal tabs, each an xterm.js over its own
+// /ws/terminal session (protocol in the sam-agent crate docs).
 import { Terminal } from '/assets/vendor/xterm.mjs';
 import { FitAddon } from '/assets/vendor/addon-fit.mjs';
 
 const statusEl = document.getElementById('status');
 const warningEl = document.getElementById('idle-warning');
+const warningText = document.getElementById('idle-text');
+const stillHere = document.getElementById('still-here');
+const tabsEl = document.getElementById('tabs');
+const panesEl = document.getElementById('terminal');
+const noticeEl = document.getElementById('notice');
+const emptyEl = document.getElementById('empty');
 const ACK_EVERY = 64 * 1024;
-
-const term = new Terminal({ cursorBlink: true, scrollback: 5000, convertEol: false });
-const fit = new FitAddon();
-term.loadAddon(fit);
-term.open(document.getElementById('terminal'));
-fit.fit();
-term.focus();
+const MAX_NAME = 40;
+// Close codes (sam_core::terminal::close_code).
+const TAKEN_OVER = 4001;
+const SIGNED_OUT = 4003;
+const TOO_MANY = 4004;
 
 const encoder = new TextEncoder();
-const SESSION_KEY = 'sam.session';
+// This browser tab's terminals survive a reload: their ids and names are
+// kept for the tab (sessionStorage), and the agent keeps each shell for a
+// while after its connection drops.
+const TABS_KEY = 'sam.tabs';
+const ACTIVE_KEY = 'sam.active';
+const LEGACY_KEY = 'sam.session';
+
 function newSessionId() {
   const bytes = crypto.getRandomValues(new Uint8Array(16));
   return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
 }
-let sessionId = sessionStorage.getItem(SESSION_KEY);
-if (!sessionId) { sessionId = newSessionId(); sessionStorage.setItem(SESSION_KEY, sessionId); }
 
-let ws = null;
-let received = null;     // stream offset of the next byte; null = unknown (fresh page)
-let acked = 0;
-let attempts = 0;
-let reconnectTimer = null;
-let finished = false;     // shell exited or workspace stopped: no automatic reconnect
+/** A name the agent accepts (sam_core::terminal::session_name), or null. */
+function validName(raw) {
+  const name = raw.trim();
+  const chars = [...name].length;
+  // eslint-disable-next-line no-control-regex
+  return chars >= 1 && chars <= MAX_NAME && !/[\u0000-\u001f\u007f-\u009f]/.test(name) ? name : null;
+}
+
+const tabs = [];
+let active = null;
 let warningTimer = null;
+let noticeTimer = null;
+let opened = 0;
 
-function setStatus(state, text) {
-  statusEl.dataset.state = state;
-  statusEl.textContent = text;
+function save() {
+  sessionStorage.setItem(TABS_KEY, JSON.stringify(tabs.map((t) => ({ id: t.id, name: t.name }))));
+  if (active) sessionStorage.setItem(ACTIVE_KEY, active.id);
 }
 
-function send(obj) {
-  if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(obj));
+function showNotice(text) {
+  noticeEl.textContent = text;
+  noticeEl.hidden = false;
+  clearTimeout(noticeTimer);
+  noticeTimer = setTimeout(() => { noticeEl.hidden = true; }, 8000);
 }
 
-function connect() {
-  clearTimeout(reconnectTimer);
-  setStatus(attempts ? 'reconnecting' : 'connecting', attempts ? 'reconnecting…' : 'connecting…');
-  const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  const params = new URLSearchParams({ session: sessionId, rows: String(term.rows), cols: String(term.cols), ack: '1' });
-  if (received !== null) params.set('offset', String(received));
-  const socket = new WebSocket(`${proto}//${location.host}/ws/terminal?${params}`);
-  socket.binaryType = 'arraybuffer';
-  ws = socket;
-  socket.onmessage = (ev) => {
-    if (ws !== socket) return;
-    if (typeof ev.data === 'string') { control(JSON.parse(ev.data)); return; }
-    const bytes = new Uint8Array(ev.data);
-    received += bytes.length;
-    const end = received;
-    // xterm.js decodes UTF-8 as a stream, so frames may split code points.
-    term.write(bytes, () => {
-      if (end - acked >= ACK_EVERY) { acked = end; send({ type: 'ack', offset: end }); }
+class Tab {
+  constructor(id, name) {
+    this.id = id;
+    this.name = name;
+    this.ws = null;
+    this.received = null; // stream offset of the next byte; null = unknown (fresh page)
+    this.acked = 0;
+    this.attempts = 0;
+    this.reconnectTimer = null;
+    this.finished = false; // shell exited, refused or workspace stopped: no automatic reconnect
+    this.state = 'connecting';
+    this.statusText = 'connecting…';
+
+    this.pane = document.createElement('div');
+    this.pane.className = 'pane';
+    panesEl.appendChild(this.pane);
+    this.term = new Terminal({ cursorBlink: true, scrollback: 5000, convertEol: false });
+    this.fit = new FitAddon();
+    this.term.loadAddon(this.fit);
+    this.term.open(this.pane);
+
+    this.button = document.createElement('div');
+    this.button.className = 'tab';
+    this.button.setAttribute('role', 'tab');
+    this.label = document.createElement('span');
+    this.label.className = 'name';
+    this.closer = document.createElement('button');
+    this.closer.className = 'close';
+    this.closer.title = 'Close terminal (Alt+Shift+W)';
+    this.closer.setAttribute('aria-label', 'Close terminal');
+    this.closer.textContent = '×';
+    this.button.append(this.label, this.closer);
+    tabsEl.appendChild(this.button);
+    this.button.addEventListener('click', (ev) => { if (ev.target !== this.closer) activate(this); });
+    this.label.addEventListener('dblclick', () => startRename(this));
+    this.closer.addEventListener('click', () => closeTab(this));
+    this.showName();
+
+    this.term.onData((data) => this.input(data));
+    this.term.onBinary((data) => {
+      const bytes = new Uint8Array(data.length);
+      for (let i = 0; i < data.length; i++) bytes[i] = data.charCodeAt(i) & 0xff;
+      this.sendBytes(bytes);
     });
-  };
-  socket.onclose = (ev) => {
-    if (ws !== socket) return;
-    ws = null;
-    if (finished) return;
-    if (ev.code === 1000 || ev.code === 4001) {
-      finished = true;
-      setStatus('exited', ev.code === 4001 ? 'opened in another tab' : 'shell ended — press Enter for a new shell');
+    this.term.attachCustomKeyEventHandler((ev) => keys(ev, this));
+    this.term.onResize(() => this.sendSize());
+  }
+
+  showName() {
+    this.label.textContent = this.name;
+    this.button.title = `${this.name} — double-click to rename`;
+  }
+
+  setStatus(state, text) {
+    this.state = state;
+    this.statusText = text;
+    this.button.dataset.state = state;
+    if (this === active) { statusEl.dataset.state = state; statusEl.textContent = text; }
+  }
+
+  send(obj) {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(obj));
+  }
+
+  sendBytes(bytes) {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(bytes);
+  }
+
+  sendSize() { this.send({ type: 'resize', rows: this.term.rows, cols: this.term.cols }); }
+
+  input(data) {
+    dismissWarning();
+    if (this.finished && this.state === 'exited' && data === '\r') {
+      // A new shell in this tab, under a new id.
+      this.finished = false;
+      this.id = newSessionId();
+      this.received = null;
+      this.term.reset();
+      save();
+      this.connect();
       return;
     }
-    if (ev.code === 1001) { finished = true; setStatus('stopped', 'workspace stopped'); return; }
-    // Signed out of SAM: reconnecting would only be refused; open it again
-    // from the dashboard after signing in (the shell is still there).
-    if (ev.code === 4003) { finished = true; setStatus('stopped', 'signed out — open the terminal from SAM again'); return; }
-    attempts += 1;
-    const delay = Math.min(10000, 250 * 2 ** Math.min(attempts, 6)) * (0.75 + Math.random() * 0.5);
-    setStatus('reconnecting', `reconnecting in ${Math.ceil(delay / 1000)} s…`);
-    reconnectTimer = setTimeout(connect, delay);
-  };
-}
+    this.sendBytes(encoder.encode(data));
+  }
 
-function control(msg) {
-  switch (msg.type) {
-    case 'hello':
-      attempts = 0;
-      if (received !== null && msg.offset !== received && !msg.resumed) term.reset();
-      if (msg.lostBytes > 0) term.write('\r\n\x1b[33m[output lost while disconnected]\x1b[0m\r\n');
-      received = msg.offset;
-      acked = msg.offset;
-      setStatus('connected', msg.resumed ? 'connected (resumed)' : 'connected');
-      sendSize();
-      break;
-    case 'idle_warning': showWarning(msg); break;
-    case 'shutdown': finished = true; setStatus('stopped', 'workspace stopping'); break;
-    case 'exit': finished = true; setStatus('exited', 'shell ended — press Enter for a new shell'); break;
-    case 'pong': break;
+  connect() {
+    clearTimeout(this.reconnectTimer);
+    this.setStatus(this.attempts ? 'reconnecting' : 'connecting', this.attempts ? 'reconnecting…' : 'connecting…');
+    const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    const params = new URLSearchParams({
+      session: this.id, name: this.name, rows: String(this.term.rows), cols: String(this.term.cols), ack: '1',
+    });
+    if (this.received !== null) params.set('offset', String(this.received));
+    const socket = new WebSocket(`${proto}//${location.host}/ws/terminal?${params}`);
+    socket.binaryType = 'arraybuffer';
+    this.ws = socket;
+    socket.onmessage = (ev) => {
+      if (this.ws !== socket) return;
+      if (typeof ev.data === 'string') { this.control(JSON.parse(ev.data)); return; }
+      const bytes = new Uint8Array(ev.data);
+      this.received += bytes.length;
+      const end = this.received;
+      // xterm.js decodes UTF-8 as a stream, so frames may split code points.
+      this.term.write(bytes, () => {
+        if (end - this.acked >= ACK_EVERY) { this.acked = end; this.send({ type: 'ack', offset: end }); }
+      });
+    };
+    socket.onclose = (ev) => {
+      if (this.ws !== socket) return;
+      this.ws = null;
+      if (this.finished) return;
+      if (ev.code === 1000 || ev.code === TAKEN_OVER) {
+        this.finished = true;
+        this.setStatus('exited', ev.code === TAKEN_OVER ? 'opened in another tab' : 'shell ended — press Enter for a new shell');
+        return;
+      }
+      if (ev.code === 1001) { this.finished = true; this.setStatus('stopped', 'workspace stopped'); return; }
+      // Signed out of SAM: reconnecting would only be refused; open it again
+      // from the dashboard after signing in (the shell is still there).
+      if (ev.code === SIGNED_OUT) { this.finished = true; this.setStatus('stopped', 'signed out — open the terminal from SAM again'); return; }
+      if (ev.code === TOO_MANY) {
+        // Never had a shell: the tab goes, the reason stays on screen.
+        this.finished = true;
+        showNotice(`No new terminal: ${ev.reason || 'this workspace has as many terminals as it allows'}.`);
+        closeTab(this, { end: false });
+        return;
+      }
+      this.attempts += 1;
+      const delay = Math.min(10000, 250 * 2 ** Math.min(this.attempts, 6)) * (0.75 + Math.random() * 0.5);
+      this.setStatus('reconnecting', `reconnecting in ${Math.ceil(delay / 1000)} s…`);
+      this.reconnectTimer = setTimeout(() => this.connect(), delay);
+    };
+  }
+
+  control(msg) {
+    switch (msg.type) {
+      case 'hello':
+        this.attempts = 0;
+        if (this.received !== null && msg.offset !== this.received && !msg.resumed) this.term.reset();
+        if (msg.lostBytes > 0) this.term.write('\r\n\x1b[33m[output lost while disconnected]\x1b[0m\r\n');
+        this.received = msg.offset;
+        this.acked = msg.offset;
+        if (msg.name && msg.name !== this.name) { this.name = msg.name; this.showName(); save(); }
+        this.setStatus('connected', msg.resumed ? 'connected (resumed)' : 'connected');
+        this.sendSize();
+        break;
+      case 'idle_warning': showWarning(msg); break;
+      case 'shutdown': this.finished = true; this.setStatus('stopped', 'workspace stopping'); break;
+      case 'exit': this.finished = true; this.setStatus('exited', 'shell ended — press Enter for a new shell'); break;
+      case 'pong': break;
+    }
+  }
+
+  /** Ends the shell (unless `end` is false) and removes the tab. */
+  dispose(end) {
+    clearTimeout(this.reconnectTimer);
+    this.finished = true;
+    if (end) this.send({ type: 'close' });
+    const socket = this.ws;
+    this.ws = null;
+    if (socket) setTimeout(() => socket.close(), end ? 200 : 0);
+    this.term.dispose();
+    this.pane.remove();
+    this.button.remove();
   }
 }
+
+function activate(tab) {
+  if (!tab) return;
+  active = tab;
+  for (const t of tabs) {
+    const on = t === tab;
+    t.pane.classList.toggle('active', on);
+    t.button.classList.toggle('active', on);
+    t.button.setAttribute('aria-selected', String(on));
+  }
+  emptyEl.hidden = true;
+  statusEl.dataset.state = tab.state;
+  statusEl.textContent = tab.statusText;
+  // A pane measures only once shown.
+  tab.fit.fit();
+  tab.term.focus();
+  save();
+}
+
+function openTab(id, name, { connect = true } = {}) {
+  opened += 1;
+  const tab = new Tab(id, name || `Terminal ${opened}`);
+  tabs.push(tab);
+  activate(tab);
+  if (connect) tab.connect();
+  return tab;
+}
+
+function newTab() {
+  // The lowest number not shown, so closing "Terminal 2" frees its name.
+  const names = new Set(tabs.map((t) => t.name));
+  let n = 1;
+  while (names.has(`Terminal ${n}`)) n += 1;
+  openTab(newSessionId(), `Terminal ${n}`);
+}
+
+function closeTab(tab, { end = true } = {}) {
+  const at = tabs.indexOf(tab);
+  if (at < 0) return;
+  tabs.splice(at, 1);
+  tab.dispose(end);
+  if (active === tab) {
+    active = null;
+    if (tabs.length) activate(tabs[Math.min(at, tabs.length - 1)]);
+  }
+  if (!tabs.length) {
+    emptyEl.hidden = false;
+    statusEl.dataset.state = 'stopped';
+    statusEl.textContent = 'no terminal open';
+    sessionStorage.removeItem(ACTIVE_KEY);
+    emptyEl.querySelector('button').focus();
+  }
+  save();
+}
+
+function startRename(tab) {
+  if (tab.button.querySelector('input')) return;
+  const input = document.createElement('input');
+  input.className = 'rename';
+  input.value = tab.name;
+  input.maxLength = MAX_NAME * 2;
+  input.setAttribute('aria-label', 'Terminal name');
+  tab.label.replaceWith(input);
+  input.select();
+  input.focus();
+  let done = false;
+  const finish = (commit) => {
+    if (done) return;
+    done = true;
+    const name = commit ? validName(input.value) : null;
+    if (name && name !== tab.name) {
+      tab.name = name;
+      tab.send({ type: 'rename', name });
+      save();
+    } else if (commit && !name) {
+      showNotice(`A terminal name is 1 to ${MAX_NAME} characters.`);
+    }
+    input.replaceWith(tab.label);
+    tab.showName();
+    if (tab === active) tab.term.focus();
+  };
+  input.addEventListener('keydown', (ev) => {
+    if (ev.key === 'Enter') { ev.preventDefault(); finish(true); }
+    if (ev.key === 'Escape') { ev.preventDefault(); finish(false); }
+    ev.stopPropagation();
+  });
+  input.addEventListener('blur', () => finish(true));
+}
+
+function step(by) {
+  if (!tabs.length) return;
+  const at = tabs.indexOf(active);
+  activate(tabs[(at + by + tabs.length) % tabs.length]);
+}
+
+/**
+ * Tab shortcuts (also when focus is outside the terminals): Alt+Shift+N
+ * new, Alt+Shift+W close, Alt+Shift+R rename, Alt+1…9 the n-th tab,
+ * Alt+Shift+←/→ the previous/next one. Returns false when the key was used.
+ */
+function shortcut(ev) {
+  if (!ev.altKey || ev.ctrlKey || ev.metaKey) return true;
+  if (ev.shiftKey) {
+    switch (ev.code) {
+      case 'KeyN': newTab(); break;
+      case 'KeyW': if (active) closeTab(active); break;
+      case 'KeyR': if (active) startRename(active); break;
+      case 'ArrowLeft': step(-1); break;
+      case 'ArrowRight': step(1); break;
+      default: return true;
+    }
+  } else {
+    const digit = /^Digit([1-9])$/.exec(ev.code);
+    if (!digit) return true;
+    const tab = tabs[Number(digit[1]) - 1];
+    if (!tab) return true;
+    activate(tab);
+  }
+  ev.preventDefault();
+  return false;
+}
+
+function keys(ev, tab) {
+  if (ev.type !== 'keydown') return true;
+  if (!shortcut(ev)) return false;
+  const key = ev.key.toLowerCase();
+  // Copy: Ctrl+Shift+C, or Ctrl+C while text is selected (otherwise Ctrl+C
+  // is an interrupt). Paste: Ctrl+V / Ctrl+Shift+V go through the
+  // browser's paste event, which xterm.js turns into input.
+  if (ev.ctrlKey && key === 'c' && (ev.shiftKey || tab.term.hasSelection())) {
+    const text = tab.term.getSelection();
+    if (text && navigator.clipboard) navigator.clipboard.writeText(text).catch(() => {});
+    tab.term.clearSelection();
+    ev.preventDefault();
+    return false;
+  }
+  if (ev.ctrlKey && ev.shiftKey && key === 'v') return false;
+  // Any key dismisses the idle warning (keys that send no data included).
+  dismissWarning();
+  return true;
+}
+
+document.addEventListener('keydown', (ev) => {
+  // Keys in a terminal went through its own handler already (which may
+  // have closed that terminal: its element is then out of the page).
+  if (ev.defaultPrevented || (ev.target instanceof Element && ev.target.closest('.xterm'))) return;
+  shortcut(ev);
+});
 
 function showWarning(msg) {
   const deadline = new Date(msg.deadline);
   const update = () => {
     const mins = Math.max(0, Math.ceil((deadline.getTime() - Date.now()) / 60000));
-    warningEl.textContent = `This workspace is idle and stops in ${mins} min. Press any key to keep it running.`;
-    setStatus('stopping', `stopping in ${mins} min`);
+    warningText.textContent = `This workspace is idle and stops in ${mins} min. Press any key to keep it running.`;
+    for (const t of tabs) if (t.state === 'connected' || t.state === 'stopping') t.setStatus('stopping', `stopping in ${mins} min`);
   };
   update();
   warningEl.hidden = false;
@@ -116,65 +391,65 @@ function dismissWarning() {
   warningEl.hidden = true;
   scheduleFit();
   clearInterval(warningTimer);
-  if (ws) setStatus('connected', 'connected');
+  for (const t of tabs) if (t.state === 'stopping' && t.ws) t.setStatus('connected', 'connected');
 }
 
-term.onData((data) => {
+stillHere.addEventListener('click', () => {
+  // Counts as activity at the agent without typing into a shell.
+  for (const t of tabs) t.send({ type: 'active' });
   dismissWarning();
-  if (finished && statusEl.dataset.state === 'exited' && data === '\r') {
-    // Start a new shell in this tab.
-    finished = false;
-    sessionId = newSessionId();
-    sessionStorage.setItem(SESSION_KEY, sessionId);
-    received = null;
-    term.reset();
-    connect();
-    return;
-  }
-  if (ws && ws.readyState === WebSocket.OPEN) ws.send(encoder.encode(data));
-});
-term.onBinary((data) => {
-  if (!ws || ws.readyState !== WebSocket.OPEN) return;
-  const bytes = new Uint8Array(data.length);
-  for (let i = 0; i < data.length; i++) bytes[i] = data.charCodeAt(i) & 0xff;
-  ws.send(bytes);
+  if (active) active.term.focus();
 });
 
-// Copy: Ctrl+Shift+C, or Ctrl+C while text is selected (otherwise Ctrl+C is
-// an interrupt). Paste: Ctrl+V / Ctrl+Shift+V go through the browser's paste
-// event, which xterm.js turns into input.
-term.attachCustomKeyEventHandler((ev) => {
-  if (ev.type !== 'keydown') return true;
-  const key = ev.key.toLowerCase();
-  if (ev.ctrlKey && key === 'c' && (ev.shiftKey || term.hasSelection())) {
-    const text = term.getSelection();
-    if (text && navigator.clipboard) navigator.clipboard.writeText(text).catch(() => {});
-    term.clearSelection();
-    ev.preventDefault();
-    return false;
-  }
-  if (ev.ctrlKey && ev.shiftKey && key === 'v') return false;
-  // Any key dismisses the idle warning (keys that send no data included).
-  dismissWarning();
-  return true;
-});
-
-function sendSize() { send({ type: 'resize', rows: term.rows, cols: term.cols }); }
 let resizeTimer = null;
 function scheduleFit() {
   clearTimeout(resizeTimer);
-  resizeTimer = setTimeout(() => fit.fit(), 100);
+  resizeTimer = setTimeout(() => { if (active) active.fit.fit(); }, 100);
 }
 window.addEventListener('resize', scheduleFit);
-term.onResize(() => sendSize());
 
-// A tab closed on purpose ends its shell; a reload reattaches within the
-// short delay the agent waits before ending it.
+document.getElementById('new-tab').addEventListener('click', () => newTab());
+emptyEl.querySelector('button').addEventListener('click', () => newTab());
+
+// A tab closed on purpose ends its shells; a reload reattaches within the
+// short delay the agent waits before ending them.
 window.addEventListener('pagehide', (ev) => {
-  if (!ev.persisted) send({ type: 'close', after: 3 });
+  if (!ev.persisted) for (const t of tabs) t.send({ type: 'close', after: 3 });
 });
 
 // Keep NATs and proxies from dropping an idle socket.
-setInterval(() => send({ type: 'ping', id: Date.now() }), 30000);
+setInterval(() => { for (const t of tabs) t.send({ type: 'ping', id: Date.now() }); }, 30000);
 
-connect();
+function restored() {
+  try {
+    const saved = JSON.parse(sessionStorage.getItem(TABS_KEY) || '[]');
+    if (Array.isArray(saved)) {
+      const ok = saved.filter((t) => t && typeof t.id === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(t.id));
+      if (ok.length) return ok.map((t) => ({ id: t.id, name: typeof t.name === 'string' ? validName(t.name) : null }));
+    }
+  } catch { /* a damaged entry: start afresh */ }
+  const legacy = sessionStorage.getItem(LEGACY_KEY);
+  return legacy ? [{ id: legacy, name: null }] : [];
+}
+
+async function start() {
+  const saved = restored();
+  // Names the agent holds win (renamed from another connection); failing
+  // to ask is not fatal, the sockets will say what is wrong.
+  try {
+    const res = await fetch('/api/sessions', { credentials: 'same-origin' });
+    if (res.ok) {
+      const { sessions } = await res.json();
+      for (const t of saved) {
+        const live = sessions.find((s) => s.id === t.id);
+        if (live) t.name = live.name;
+      }
+    }
+  } catch { /* offline for a moment */ }
+  if (!saved.length) { newTab(); return; }
+  const wanted = sessionStorage.getItem(ACTIVE_KEY);
+  for (const t of saved) openTab(t.id, t.name);
+  activate(tabs.find((t) => t.id === wanted) ?? tabs[0]);
+}
+
+start();

@@ -19,6 +19,7 @@
 //! | parameter | meaning |
 //! |---|---|
 //! | `session` | the tab's session id, `[A-Za-z0-9_-]{1,64}`; an unknown id starts a new shell under that id, a live one is reattached; absent: a fresh id |
+//! | `name` | a new session's name (1–40 characters, no control characters; else **400**); ignored on reattach; absent: `Terminal <n>` |
 //! | `offset` | reattach only: the stream offset the client has received up to (bytes since the shell started); output is replayed from there |
 //! | `rows`, `cols` | initial size, `1..=500` |
 //! | `ack` | `1`: the client acknowledges output (flow control, below) |
@@ -38,10 +39,14 @@
 //!   `{"type":"close","after":S}` (`S` ≤ 10) ends it after `S` seconds unless
 //!   the same session reattaches first: the page sends this on `pagehide`,
 //!   so a reload keeps its shell while a closed tab's shell ends promptly.
+//! * `{"type":"rename","name":S}`: renames the session (`S` as for `name`
+//!   above, without surrounding spaces; else the socket closes with `1007`).
+//! * `{"type":"active"}`: the user is there (the idle warning's "I'm still
+//!   here"): counts as activity without input to the shell.
 //!
 //! Agent → client:
 //!
-//! * `{"type":"hello","session":ID,"offset":N,"resumed":B,"lostBytes":L,"ackWindow":W}`:
+//! * `{"type":"hello","session":ID,"name":S,"offset":N,"resumed":B,"lostBytes":L,"ackWindow":W}`:
 //!   always the first frame. `N` is the stream offset of the next binary byte;
 //!   `L` counts requested bytes that had already left the ring buffer.
 //! * `{"type":"pong","id":N}`.
@@ -53,10 +58,18 @@
 //! Close codes: `1000` shell exited or closed on request, `1001` workspace
 //! stopping, `1007` malformed control message or size out of range, `1009`
 //! frame or message larger than the limit (64 KiB by default), `1011` the
-//! shell could not start, `1013` too many sessions or not ready, `4001` the
+//! shell could not start, `1013` the workspace is not ready yet, `4001` the
 //! session was attached from another connection, `4003` the sign-in the
 //! terminal was opened under ended at the control plane (the heartbeat
-//! learns it; the shell stays for a new sign-in to reattach).
+//! learns it; the shell stays for a new sign-in to reattach), `4004` the
+//! workspace runs as many sessions as it allows (32 by default,
+//! `SAM_AGENT_MAX_SESSIONS`): close one first.
+//!
+//! **Sessions of a page.** `GET /api/sessions` (same cookie) lists the live
+//! sessions, oldest first, with their names, whether a connection is
+//! attached, and the limit: `{"limit":32,"sessions":[{"id":…,"name":…,"attached":true}]}`.
+//! The page keeps its tabs' session ids for the browser tab (a reload
+//! reattaches every one of them) and takes the names from this list.
 //!
 //! **Reattach.** A connection that drops without `close` leaves the shell
 //! running for a grace period (5 minutes by default) while its output goes

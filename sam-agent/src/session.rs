@@ -322,6 +322,8 @@ impl Default for SessionConfig {
 pub struct Session {
     /// Assigned when a tab takes a spare shell.
     id: Mutex<String>,
+    /// What the user calls it (a tab's title), see [`crate::protocol::session_name`].
+    name: Mutex<String>,
     output: Arc<OutputBuffer>,
     /// The PTY master for input; the lock keeps two connections' writes
     /// (during a takeover) from interleaving mid-chunk.
@@ -362,6 +364,17 @@ impl Session {
 
     fn set_id(&self, id: &str) {
         *self.id.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = id.to_owned();
+    }
+
+    /// The session's name.
+    pub fn name(&self) -> String {
+        self.name.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Renames the session; `name` must already be valid
+    /// ([`crate::protocol::session_name`]).
+    pub fn set_name(&self, name: String) {
+        *self.name.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = name;
     }
 
     /// Process id of the shell.
@@ -507,6 +520,7 @@ impl Session {
         let reaped = Arc::new(AtomicBool::new(false));
         let session = Arc::new(Self {
             id: Mutex::new(id.clone()),
+            name: Mutex::new(String::new()),
             output: Arc::clone(&output),
             input: Arc::clone(&input),
             backlog,
@@ -673,6 +687,20 @@ struct Entry {
     session: Arc<Session>,
     /// Bumped on every attach and detach so a stale grace timer does nothing.
     epoch: u64,
+    /// Order of opening, for listings.
+    opened: u64,
+}
+
+/// A live session, as [`SessionManager::list`] describes it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionSummary {
+    /// Session id (the one a client reattaches with).
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Whether a connection is attached to it now.
+    pub attached: bool,
 }
 
 /// A shell started ahead of the next tab.
@@ -692,6 +720,8 @@ pub struct SessionManager {
     spare: Mutex<Option<Spare>>,
     /// Set by [`close_all`](Self::close_all) (shutdown): no more spares.
     closed: AtomicBool,
+    /// Sessions opened so far (numbers default names and orders listings).
+    opened: std::sync::atomic::AtomicU64,
     shell: Mutex<Option<ShellCommand>>,
     config: SessionConfig,
     activity: Arc<Activity>,
@@ -725,6 +755,7 @@ impl SessionManager {
             starting: std::sync::atomic::AtomicUsize::new(0),
             spare: Mutex::new(None),
             closed: AtomicBool::new(false),
+            opened: std::sync::atomic::AtomicU64::new(0),
             shell: Mutex::new(shell),
             config,
             activity,
@@ -765,10 +796,39 @@ impl SessionManager {
         self.lock().get(id).map(|e| Arc::clone(&e.session))
     }
 
+    /// The live sessions, oldest first.
+    pub fn list(&self) -> Vec<SessionSummary> {
+        let sessions = self.lock();
+        let mut live: Vec<(&u64, SessionSummary)> = sessions
+            .iter()
+            .filter(|(_, e)| !e.session.is_killed())
+            .map(|(id, e)| {
+                let summary =
+                    SessionSummary { id: id.clone(), name: e.session.name(), attached: e.session.output.is_attached() };
+                (&e.opened, summary)
+            })
+            .collect();
+        live.sort_by_key(|(opened, _)| **opened);
+        live.into_iter().map(|(_, s)| s).collect()
+    }
+
     /// Reattaches session `id` if it is alive, else starts a new shell under
     /// that id (or hands it the spare shell). `from` is the offset the client
     /// has already received. Blocking: starting a shell forks and execs.
     pub fn attach(&self, id: &str, size: WindowSize, from: Option<u64>, acks: bool) -> Result<Attached, SessionError> {
+        self.attach_named(id, None, size, from, acks)
+    }
+
+    /// [`attach`](Self::attach); a new shell is named `name` (else
+    /// `Terminal <n>`, `n` counting the sessions opened).
+    pub fn attach_named(
+        &self,
+        id: &str,
+        name: Option<String>,
+        size: WindowSize,
+        from: Option<u64>,
+        acks: bool,
+    ) -> Result<Attached, SessionError> {
         let starting = {
             let mut sessions = self.lock();
             if let Some(attached) = Self::resume(&mut sessions, id, size, from, acks) {
@@ -800,7 +860,9 @@ impl SessionManager {
             return Ok(attached);
         }
         let attachment = session.output.attach(None, acks);
-        sessions.insert(id.to_owned(), Entry { session: Arc::clone(&session), epoch: 0 });
+        let opened = self.opened.fetch_add(1, Ordering::SeqCst) + 1;
+        session.set_name(name.unwrap_or_else(|| format!("Terminal {opened}")));
+        sessions.insert(id.to_owned(), Entry { session: Arc::clone(&session), epoch: 0, opened });
         tracing::info!(session = %id, pid = ?session.pid, spare, "shell started");
         Ok(Attached { session, attachment, resumed: false })
     }

@@ -9,6 +9,7 @@
 //! | `GET /auth/callback?token=` | verify a terminal token, set the session cookie, move on to `/` (a refresh page, so the SameSite=Strict cookie is sent) |
 //! | `POST /auth/logout` | drop the session cookie |
 //! | `GET /ws/terminal` | the terminal WebSocket (cookie **and** `Origin` checked) |
+//! | `GET /api/sessions` | `{limit, sessions: [{id, name, attached}]}`: the live terminal sessions, oldest first, and how many may run (cookie checked) |
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,7 +34,7 @@ use crate::agent::{Agent, Notice};
 use crate::auth::{AuthError, origin_allowed};
 use crate::output::{Attachment, Take};
 use crate::protocol::{
-    ClientControl, ControlError, ServerControl, WindowSize, close_code, parse_client, valid_session_id,
+    ClientControl, ControlError, ServerControl, WindowSize, close_code, parse_client, session_name, valid_session_id,
 };
 use crate::session::{Session, SessionError};
 
@@ -62,6 +63,7 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/auth/callback", get(auth_callback))
         .route("/auth/logout", post(logout))
         .route("/ws/terminal", get(terminal))
+        .route("/api/sessions", get(list_sessions))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(agent)
 }
@@ -270,9 +272,21 @@ async fn logout(State(agent): State<Arc<Agent>>, headers: HeaderMap) -> Response
     response
 }
 
+/// The sessions a page (or another client) can reattach to: the tab bar
+/// learns the names and which shells are still there.
+async fn list_sessions(State(agent): State<Arc<Agent>>, headers: HeaderMap) -> Response {
+    if agent.auth.check(&headers).is_none() {
+        return (StatusCode::UNAUTHORIZED, "open the terminal from the SAM dashboard").into_response();
+    }
+    let sessions = serde_json::to_value(agent.sessions.list()).unwrap_or_default();
+    let limit = agent.sessions.config().max_sessions;
+    json_response(StatusCode::OK, &serde_json::json!({ "limit": limit, "sessions": sessions }))
+}
+
 #[derive(Deserialize, Debug)]
 struct TerminalQuery {
     session: Option<String>,
+    name: Option<String>,
     offset: Option<u64>,
     rows: Option<u32>,
     cols: Option<u32>,
@@ -310,11 +324,17 @@ async fn terminal(
         },
         _ => WindowSize::default(),
     };
+    let name = match q.name.as_deref().map(session_name) {
+        None => None,
+        Some(Some(name)) => Some(name),
+        Some(None) => return (StatusCode::BAD_REQUEST, "invalid session name").into_response(),
+    };
     let acks = q.ack == Some(1);
     let max = agent.config.max_frame_in;
     let span = tracing::info_span!("terminal", workspace = %agent.workspace(), session = %session_id);
     ws.max_frame_size(max).max_message_size(max).read_buffer_size(8 * 1024).on_upgrade(move |socket| {
-        run_terminal(socket, agent, Terminal { id: session_id, size, from: q.offset, acks, signed_in }).instrument(span)
+        run_terminal(socket, agent, Terminal { id: session_id, name, size, from: q.offset, acks, signed_in })
+            .instrument(span)
     })
 }
 
@@ -339,6 +359,7 @@ async fn close_with(sink: &mut SplitSink<WebSocket, Message>, code: u16, reason:
 /// with (checked again whenever sessions are ended from outside).
 struct Terminal {
     id: String,
+    name: Option<String>,
     size: WindowSize,
     from: Option<u64>,
     acks: bool,
@@ -346,24 +367,27 @@ struct Terminal {
 }
 
 async fn run_terminal(socket: WebSocket, agent: Arc<Agent>, terminal: Terminal) {
-    let Terminal { id, size, from, acks, signed_in } = terminal;
+    let Terminal { id, name, size, from, acks, signed_in } = terminal;
     let mut ended = agent.auth.watch_ended();
     let (mut sink, mut stream) = socket.split();
     // Starting a shell forks and execs: keep that off the async thread.
     let sessions = Arc::clone(&agent.sessions);
     let session_id = id.clone();
-    let attached = tokio::task::spawn_blocking(move || sessions.attach(&session_id, size, from, acks))
+    let attached = tokio::task::spawn_blocking(move || sessions.attach_named(&session_id, name, size, from, acks))
         .await
         .unwrap_or_else(|e| Err(SessionError::Spawn(e.to_string())));
     let attached = match attached {
         Ok(a) => a,
         Err(error) => {
             tracing::warn!(%error, "could not open a terminal");
-            let code = match error {
-                SessionError::TooMany(_) | SessionError::NotReady => close_code::TRY_AGAIN_LATER,
-                SessionError::Spawn(_) => close_code::INTERNAL,
+            let (code, reason) = match error {
+                SessionError::TooMany(_) => {
+                    (close_code::TOO_MANY_SESSIONS, "this workspace has as many terminals as it allows: close one")
+                }
+                SessionError::NotReady => (close_code::TRY_AGAIN_LATER, "the workspace is not ready yet"),
+                SessionError::Spawn(_) => (close_code::INTERNAL, "could not open a terminal"),
             };
-            close_with(&mut sink, code, "could not open a terminal").await;
+            close_with(&mut sink, code, reason).await;
             return;
         }
     };
@@ -380,6 +404,7 @@ async fn run_terminal(socket: WebSocket, agent: Arc<Agent>, terminal: Terminal) 
     tracing::info!(resumed = attached.resumed, offset = attachment.offset, lost = attachment.lost, "terminal attached");
     let hello = ServerControl::Hello {
         session: id.clone(),
+        name: session.name(),
         offset: attachment.offset,
         resumed: attached.resumed,
         lost_bytes: attachment.lost,
@@ -467,6 +492,8 @@ async fn run_terminal(socket: WebSocket, agent: Arc<Agent>, terminal: Terminal) 
                     }
                     Ok(ClientControl::Pong { .. }) => {}
                     Ok(ClientControl::Ack { offset }) => session.output().ack(generation, offset),
+                    Ok(ClientControl::Rename { name }) => session.set_name(name),
+                    Ok(ClientControl::Active) => agent.activity.touch(),
                     Ok(ClientControl::Close { after }) => {
                         let _ = ctl_tx.send(Outgoing::Close(close_code::NORMAL, "closed")).await;
                         match after {
@@ -479,6 +506,7 @@ async fn run_terminal(socket: WebSocket, agent: Arc<Agent>, terminal: Terminal) 
                         let reason = match error {
                             ControlError::Malformed => "malformed control message",
                             ControlError::SizeOutOfRange => "terminal size out of range",
+                            ControlError::BadName => "invalid session name",
                         };
                         let _ = ctl_tx.send(Outgoing::Close(close_code::INVALID_CONTROL, reason)).await;
                         break InputEnd::Violation;

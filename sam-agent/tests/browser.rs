@@ -33,7 +33,8 @@ async fn terminal_renders_in_headless_chromium() {
     let shot = artifacts.join("terminal.png");
     let _ = std::fs::remove_file(&shot);
 
-    let t = common::start(|_| {}).await;
+    // Three terminals at most: the page's limit message is part of the run.
+    let t = common::start(|c| c.sessions.max_sessions = 3).await;
     // Signed in through a terminal token of a control-plane sign-in, which
     // the test ends at the page's signal.
     let sign_in = "c".repeat(64);

@@ -186,12 +186,77 @@ async fn session_limit() {
     hello(&mut a).await;
     let mut b = t.connect("session=b").await;
     hello(&mut b).await;
+    // The third is refused with its own code and a reason a page can show
+    // (not 1013: retrying would not help).
     let mut c = t.connect("session=c").await;
-    assert_eq!(close_code(&mut c, T).await, Some(1013));
+    let (code, reason) = close_frame(&mut c, T).await.unwrap();
+    assert_eq!(code, 4004);
+    assert!(reason.contains("as many terminals as it allows"), "{reason}");
+    assert_eq!(t.sessions().await["limit"], 2);
     // Reattaching an existing one is still allowed.
     let mut a2 = t.connect("session=a").await;
     assert_eq!(hello(&mut a2).await["resumed"], true);
     assert_eq!(close_code(&mut a, T).await, Some(4001), "the old connection is told it was taken over");
+    // Closing one makes room.
+    send_control(&mut b, r#"{"type":"close"}"#).await;
+    assert_eq!(close_code(&mut b, T).await, Some(1000));
+    let mut c = t.connect("session=c").await;
+    assert_eq!(hello(&mut c).await["resumed"], false);
+}
+
+/// Terminal tabs: a session has a name (given at creation, else numbered),
+/// a rename sticks across reattach, and the list shows the live ones in
+/// the order they were opened, with whether a connection is attached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_have_names_and_a_list() {
+    let t = start(|c| c.sessions.spare_for = Duration::ZERO).await;
+    assert_eq!(t.sessions().await, serde_json::json!({"limit": 32, "sessions": []}));
+    let mut build = t.connect("session=one&name=build%20%E2%9C%93").await;
+    assert_eq!(hello(&mut build).await["name"], "build ✓");
+    let mut plain = t.connect("session=two").await;
+    assert_eq!(hello(&mut plain).await["name"], "Terminal 2");
+    let list = t.sessions().await;
+    assert_eq!(
+        list["sessions"],
+        serde_json::json!([
+            {"id": "one", "name": "build ✓", "attached": true},
+            {"id": "two", "name": "Terminal 2", "attached": true},
+        ])
+    );
+    send_control(&mut plain, r#"{"type":"rename","name":"logs"}"#).await;
+    // "I'm still here": activity without a keystroke.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = t.agent.activity.idle();
+    send_control(&mut plain, r#"{"type":"active"}"#).await;
+    send_control(&mut plain, r#"{"type":"ping","id":1}"#).await;
+    let pong = loop {
+        match tokio::time::timeout(T, futures_util::StreamExt::next(&mut plain)).await.unwrap() {
+            Some(Ok(Message::Text(text))) if text.contains("pong") => break text,
+            Some(Ok(_)) => {}
+            other => panic!("{other:?}"),
+        }
+    };
+    assert!(pong.contains("\"id\":1"));
+    assert!(t.agent.activity.idle() < before, "{:?} then {:?}", before, t.agent.activity.idle());
+    // A reattach keeps the name (the name it asks for is for a new shell).
+    drop(plain);
+    let mut again = t.connect("session=two&name=ignored").await;
+    let h = hello(&mut again).await;
+    assert_eq!((h["resumed"].as_bool(), h["name"].as_str()), (Some(true), Some("logs")));
+    send_control(&mut build, r#"{"type":"close"}"#).await;
+    assert_eq!(close_code(&mut build, T).await, Some(1000));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(t.sessions().await["sessions"], serde_json::json!([{"id": "two", "name": "logs", "attached": true}]));
+    // Bad names: refused before a shell starts, or the socket closes.
+    for bad in ["", "%20", "a%07b", &"x".repeat(41)] {
+        let refused = t.connect_with(&format!("session=three&name={bad}"), Some(&t.cookie), Some(&t.origin())).await;
+        assert_eq!(refused_status(refused), 400, "name {bad:?}");
+    }
+    send_control(&mut again, r#"{"type":"rename","name":"\u001b[2J"}"#).await;
+    assert_eq!(close_code(&mut again, T).await, Some(1007));
+    // The list needs the cookie.
+    let anonymous = reqwest::get(format!("http://{}/api/sessions", t.addr)).await.unwrap();
+    assert_eq!(anonymous.status(), 401);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -24,7 +24,7 @@ try {
   const page = await context.newPage();
   await page.goto(base + '/');
   await page.waitForFunction(() => document.getElementById('status')?.dataset.state === 'connected', null, { timeout: 10000 });
-  await page.waitForFunction(() => (document.querySelector('.xterm-rows')?.textContent ?? '').includes('$'), null, { timeout: 10000 });
+  await page.waitForFunction(() => (document.querySelector('.pane.active .xterm-rows')?.textContent ?? '').includes('$'), null, { timeout: 10000 });
   // The stall probe: a 5-ms timer; a late tick is a main thread that was busy.
   await page.evaluate(() => {
     const w = /** @type {any} */ (window);
@@ -55,7 +55,7 @@ try {
     await page.keyboard.insertText(`echo answer-$((${answers}*1000+42))`);
     await page.keyboard.press('Enter');
     const want = `answer-${answers * 1000 + 42}`;
-    await page.waitForFunction((w) => (document.querySelector('.xterm-rows')?.textContent ?? '').includes(w), want, { timeout: 60000, polling: 'raf' });
+    await page.waitForFunction((w) => (document.querySelector('.pane.active .xterm-rows')?.textContent ?? '').includes(w), want, { timeout: 60000, polling: 'raf' });
     return performance.now() - c0;
   };
   const roundTrip = async () => { const t = performance.now(); await page.evaluate(() => 0); return performance.now() - t; };
@@ -76,7 +76,7 @@ try {
   const trips = [];
   for (;;) {
     trips.push(await roundTrip());
-    if (await page.evaluate(() => (document.querySelector('.xterm-rows')?.textContent ?? '').includes('FLOOD-42'))) break;
+    if (await page.evaluate(() => (document.querySelector('.pane.active .xterm-rows')?.textContent ?? '').includes('FLOOD-42'))) break;
     await page.waitForTimeout(100);
     if (performance.now() - t0 > 300000) throw new Error('the flood did not finish in 5 minutes');
   }

@@ -14,6 +14,8 @@ pub const MAX_DIMENSION: u16 = 500;
 pub const MAX_SESSION_ID_LEN: usize = 64;
 /// Longest delay a `close` may ask for, in seconds.
 pub const MAX_CLOSE_DELAY: u32 = 10;
+/// Longest session name, in characters.
+pub const MAX_SESSION_NAME_CHARS: usize = 40;
 
 /// WebSocket close codes the agent uses.
 pub mod close_code {
@@ -36,6 +38,9 @@ pub mod close_code {
     /// The sign-in the terminal was opened under ended (signed out at the
     /// control plane); the shell stays for a new sign-in to reattach.
     pub const SIGNED_OUT: u16 = 4003;
+    /// The workspace already runs as many terminal sessions as it allows:
+    /// close one before opening another (retrying will not help).
+    pub const TOO_MANY_SESSIONS: u16 = 4004;
 }
 
 /// A terminal size, validated to `1..=500` in both dimensions.
@@ -101,6 +106,14 @@ pub enum ClientControl {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         after: Option<u32>,
     },
+    /// A new name for the session (see [`session_name`]).
+    Rename {
+        /// The name, 1 to 40 characters without control characters.
+        name: String,
+    },
+    /// The user said they are still there: counts as activity for the idle
+    /// timer without sending anything to the shell.
+    Active,
 }
 
 /// A control message to the browser (a text frame).
@@ -112,6 +125,8 @@ pub enum ServerControl {
     Hello {
         /// Session id.
         session: String,
+        /// The session's name.
+        name: String,
         /// Stream offset of the first binary byte that follows.
         offset: u64,
         /// True when an existing shell was reattached.
@@ -166,6 +181,9 @@ pub enum ControlError {
     /// A resize outside `1..=500`.
     #[error("terminal size out of range")]
     SizeOutOfRange,
+    /// A rename whose name [`session_name`] does not accept as it is.
+    #[error("a session name is 1 to 40 characters, without control characters or surrounding spaces")]
+    BadName,
 }
 
 /// Parses and validates a client control frame.
@@ -181,7 +199,29 @@ pub fn parse_client(text: &str) -> Result<ClientControl, ControlError> {
     {
         return Err(ControlError::Malformed);
     }
+    if let ClientControl::Rename { name } = &msg
+        && session_name(name).as_deref() != Some(name.as_str())
+    {
+        return Err(ControlError::BadName);
+    }
     Ok(msg)
+}
+
+/// A session name as the agent keeps it: `raw` without surrounding white
+/// space, if that is 1 to [`MAX_SESSION_NAME_CHARS`] characters and holds no
+/// control characters (a name is shown in tab bars and listings, never
+/// interpreted).
+///
+/// ```
+/// use sam_core::terminal::session_name;
+/// assert_eq!(session_name("  build  ").as_deref(), Some("build"));
+/// assert_eq!(session_name("a\u{1b}[31m"), None);
+/// assert_eq!(session_name(" "), None);
+/// ```
+pub fn session_name(raw: &str) -> Option<String> {
+    let name = raw.trim();
+    let chars = name.chars().count();
+    ((1..=MAX_SESSION_NAME_CHARS).contains(&chars) && !name.chars().any(char::is_control)).then(|| name.to_owned())
 }
 
 /// True for a session id the agent accepts: 1..=64 characters of
@@ -206,6 +246,11 @@ mod tests {
         assert_eq!(parse_client(r#"{"type":"ack","offset":65536}"#), Ok(ClientControl::Ack { offset: 65536 }));
         assert_eq!(parse_client(r#"{"type":"close"}"#), Ok(ClientControl::Close { after: None }));
         assert_eq!(parse_client(r#"{"type":"close","after":3}"#), Ok(ClientControl::Close { after: Some(3) }));
+        assert_eq!(
+            parse_client(r#"{"type":"rename","name":"build ✓"}"#),
+            Ok(ClientControl::Rename { name: "build ✓".into() })
+        );
+        assert_eq!(parse_client(r#"{"type":"active"}"#), Ok(ClientControl::Active));
     }
 
     #[test]
@@ -217,6 +262,13 @@ mod tests {
         assert_eq!(parse_client(r#"{"type":"resize","rows":100000,"cols":80}"#), Err(ControlError::SizeOutOfRange));
         assert_eq!(parse_client(r#"{"type":"resize","rows":24,"cols":501}"#), Err(ControlError::SizeOutOfRange));
         assert_eq!(parse_client(r#"{"type":"close","x":1}"#), Err(ControlError::Malformed));
+        assert_eq!(parse_client(r#"{"type":"rename","name":""}"#), Err(ControlError::BadName));
+        assert_eq!(parse_client(r#"{"type":"rename","name":" x"}"#), Err(ControlError::BadName));
+        assert_eq!(parse_client(r#"{"type":"rename","name":"a\u0007"}"#), Err(ControlError::BadName));
+        let long = format!(r#"{{"type":"rename","name":"{}"}}"#, "é".repeat(41));
+        assert_eq!(parse_client(&long), Err(ControlError::BadName));
+        let longest = format!(r#"{{"type":"rename","name":"{}"}}"#, "é".repeat(40));
+        assert!(parse_client(&longest).is_ok());
     }
 
     #[test]
@@ -229,9 +281,18 @@ mod tests {
 
     #[test]
     fn server_messages_serialise() {
-        let hello =
-            ServerControl::Hello { session: "s1".into(), offset: 10, resumed: true, lost_bytes: 0, ack_window: None };
-        assert_eq!(hello.to_json(), r#"{"type":"hello","session":"s1","offset":10,"resumed":true,"lostBytes":0}"#);
+        let hello = ServerControl::Hello {
+            session: "s1".into(),
+            name: "build".into(),
+            offset: 10,
+            resumed: true,
+            lost_bytes: 0,
+            ack_window: None,
+        };
+        assert_eq!(
+            hello.to_json(),
+            r#"{"type":"hello","session":"s1","name":"build","offset":10,"resumed":true,"lostBytes":0}"#
+        );
         let warn = ServerControl::IdleWarning { deadline: "2026-01-01T00:00:00Z".into(), seconds_left: 300 };
         assert_eq!(warn.to_json(), r#"{"type":"idle_warning","deadline":"2026-01-01T00:00:00Z","secondsLeft":300}"#);
     }

@@ -119,6 +119,18 @@ impl TestAgent {
         Ok(set.split(';').next().unwrap().to_owned())
     }
 
+    /// `GET /api/sessions` with this agent's cookie.
+    pub async fn sessions(&self) -> serde_json::Value {
+        let res = reqwest::Client::new()
+            .get(format!("http://{}/api/sessions", self.addr))
+            .header("cookie", &self.cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        res.json().await.unwrap()
+    }
+
     pub async fn connect(&self, query: &str) -> Ws {
         self.connect_with(query, Some(&self.cookie), Some(&self.origin())).await.expect("websocket connect")
     }
@@ -188,12 +200,17 @@ pub async fn read_until(ws: &mut Ws, out: &mut Vec<u8>, needle: &[u8], timeout: 
 
 /// Waits for the close frame; returns its code.
 pub async fn close_code(ws: &mut Ws, timeout: Duration) -> Option<u16> {
+    close_frame(ws, timeout).await.map(|(code, _)| code)
+}
+
+/// Waits for the close frame; returns its code and reason.
+pub async fn close_frame(ws: &mut Ws, timeout: Duration) -> Option<(u16, String)> {
     let deadline = Instant::now() + timeout;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(left, ws.next()).await {
             Err(_) => panic!("no close within {timeout:?}"),
-            Ok(Some(Ok(Message::Close(frame)))) => return frame.map(|f| u16::from(f.code)),
+            Ok(Some(Ok(Message::Close(frame)))) => return frame.map(|f| (u16::from(f.code), f.reason.to_string())),
             Ok(Some(Ok(_))) => {}
             Ok(Some(Err(e))) => panic!("socket error before close: {e}"),
             Ok(None) => return None,
