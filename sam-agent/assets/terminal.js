@@ -204,6 +204,7 @@ class Tab {
         this.sendSize();
         break;
       case 'idle_warning': showWarning(msg); break;
+      case 'idle_cleared': dismissWarning(); break;
       case 'shutdown': this.finished = true; this.setStatus('stopped', 'workspace stopping'); break;
       case 'exit': this.finished = true; this.setStatus('exited', 'shell ended — press Enter for a new shell'); break;
       case 'pong': break;
@@ -381,7 +382,6 @@ function showWarning(msg) {
   };
   update();
   warningEl.hidden = false;
-  scheduleFit();
   clearInterval(warningTimer);
   warningTimer = setInterval(update, 15000);
 }
@@ -389,7 +389,6 @@ function showWarning(msg) {
 function dismissWarning() {
   if (warningEl.hidden) return;
   warningEl.hidden = true;
-  scheduleFit();
   clearInterval(warningTimer);
   for (const t of tabs) if (t.state === 'stopping' && t.ws) t.setStatus('connected', 'connected');
 }

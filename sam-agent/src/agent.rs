@@ -60,6 +60,8 @@ impl AgentConfig {
 pub enum Notice {
     /// Idle warning (already serialised).
     IdleWarning(ServerControl),
+    /// The idle warning is over.
+    IdleCleared,
     /// The workspace is stopping.
     Shutdown(String),
 }
@@ -138,9 +140,13 @@ impl Agent {
         let _ = self.notices.send(Notice::IdleWarning(msg));
     }
 
-    /// Forgets the idle warning (activity resumed).
+    /// Forgets the idle warning (activity resumed) and tells the open
+    /// terminals, if there was one.
     pub fn clear_warning(&self) {
-        *self.warning.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        let had = self.warning.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take().is_some();
+        if had {
+            let _ = self.notices.send(Notice::IdleCleared);
+        }
     }
 
     /// The idle warning in force.

@@ -52,6 +52,9 @@
 //! * `{"type":"pong","id":N}`.
 //! * `{"type":"idle_warning","deadline":RFC3339,"secondsLeft":S}`: the workspace
 //!   stops at `deadline` unless there is input or output.
+//! * `{"type":"idle_cleared"}`: the idle warning is over (activity here or
+//!   elsewhere, or "I'm still here" on the dashboard, learnt with the next
+//!   heartbeat's answer).
 //! * `{"type":"shutdown","reason":R}`: the workspace is stopping; a close follows.
 //! * `{"type":"exit","code":C}`: the shell exited; a close follows.
 //!

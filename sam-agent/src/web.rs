@@ -606,6 +606,11 @@ async fn output_loop(
                         return OutputEnd::SocketError;
                     }
                 }
+                Ok(Notice::IdleCleared) => {
+                    if sink.send(Message::Text(ServerControl::IdleCleared.to_json().into())).await.is_err() {
+                        return OutputEnd::SocketError;
+                    }
+                }
                 Ok(Notice::Shutdown(reason)) => {
                     let _ = sink.send(Message::Text(ServerControl::Shutdown { reason }.to_json().into())).await;
                     close_with(&mut sink, close_code::GOING_AWAY, "workspace stopping").await;

@@ -99,6 +99,14 @@ async fn warn_reaches_every_open_terminal() {
         time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).unwrap();
     }
     task.abort();
+    // Activity (here, elsewhere, or "I'm still here" on the dashboard):
+    // the next answer is `continue`, and every terminal drops its warning.
+    let answer = serde_json::from_value(serde_json::json!({"action": "continue", "idleThreshold": 1800})).unwrap();
+    assert!(!heartbeat::apply(&t.agent, &answer));
+    for ws in [&mut a, &mut b, &mut c] {
+        assert_eq!(next_text(ws).await["type"], "idle_cleared");
+    }
+    assert!(t.agent.current_warning().is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -151,6 +151,9 @@ pub enum ServerControl {
         #[serde(rename = "secondsLeft")]
         seconds_left: u64,
     },
+    /// The idle warning is over: there was activity (here, in another
+    /// terminal, or the user said so on the dashboard).
+    IdleCleared,
     /// The workspace is stopping; the socket closes right after.
     Shutdown {
         /// Why (e.g. `idle_timeout`).
@@ -295,5 +298,6 @@ mod tests {
         );
         let warn = ServerControl::IdleWarning { deadline: "2026-01-01T00:00:00Z".into(), seconds_left: 300 };
         assert_eq!(warn.to_json(), r#"{"type":"idle_warning","deadline":"2026-01-01T00:00:00Z","secondsLeft":300}"#);
+        assert_eq!(ServerControl::IdleCleared.to_json(), r#"{"type":"idle_cleared"}"#);
     }
 }

@@ -130,6 +130,12 @@ pub struct ServeConfig {
     /// the warning then comes at half the threshold when that is under 5 minutes).
     #[arg(long, env = "SAM_IDLE_TIMEOUT_SECONDS", hide = true)]
     pub idle_timeout_seconds: Option<u64>,
+    /// The shortest idle timeout a user may choose for a workspace, in minutes.
+    #[arg(long, env = "SAM_IDLE_TIMEOUT_MIN_MINUTES", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=10080))]
+    pub idle_timeout_min_minutes: u64,
+    /// The longest idle timeout a user may choose for a workspace, in minutes.
+    #[arg(long, env = "SAM_IDLE_TIMEOUT_MAX_MINUTES", default_value_t = 480, value_parser = clap::value_parser!(u64).range(1..=10080))]
+    pub idle_timeout_max_minutes: u64,
     /// Minutes a running workspace's agent may stay silent (no heartbeat, no
     /// answer to a direct health check) before the workspace is released.
     /// Until then it is shown as "agent unreachable" and kept: a control-plane

@@ -286,6 +286,9 @@ pub async fn build(config: &ServeConfig) -> Result<Deployment, ConfigProblems> {
         Some(secs) => Duration::from_secs(secs.max(2)),
         None => Duration::from_secs(config.idle_timeout_minutes.max(6) * 60),
     };
+    engine_config.idle_timeout_min = Duration::from_secs(config.idle_timeout_min_minutes * 60);
+    engine_config.idle_timeout_max =
+        Duration::from_secs(config.idle_timeout_max_minutes.max(config.idle_timeout_min_minutes) * 60);
     if let Some(secs) = config.idle_warning_seconds {
         engine_config.idle_warning = Duration::from_secs(secs.max(1));
     }

@@ -90,6 +90,7 @@ async fn the_openapi_document_is_valid_and_complete(backend: Backend) {
         "GET /api/ready",
         "POST /api/bootstrap/{token}",
         "POST /api/terminal/token",
+        "GET /api/workspace-options",
         "GET /api/workspaces",
         "POST /api/workspaces",
         "GET /api/workspaces/stream",
@@ -99,6 +100,7 @@ async fn the_openapi_document_is_valid_and_complete(backend: Backend) {
         "POST /api/workspaces/{id}/restart",
         "GET /api/workspaces/{id}/events",
         "POST /api/workspaces/{id}/heartbeat",
+        "POST /api/workspaces/{id}/activity",
         "POST /api/workspaces/{id}/boot-progress",
         "POST /api/workspaces/{id}/git-credential",
     ];
@@ -544,6 +546,33 @@ async fn workspace_lifecycle_over_http(backend: Backend) {
     let (status, body) = s.post("/api/workspaces", &cookie, workspace_body("api")).await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(body["error"], "name_taken");
+    // A workspace's own idle timeout, within the deployment's bounds.
+    let (status, options) = s.get("/api/workspace-options", &cookie).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        options,
+        json!({"idleTimeoutSeconds": {"default": 1800, "min": 600, "max": 28800}, "idleWarningSeconds": 300})
+    );
+    for (seconds, accepted) in [(599, false), (600, true), (28800, true), (28801, false)] {
+        let mut body = workspace_body(&format!("idle-{seconds}"));
+        body["idleTimeoutSeconds"] = json!(seconds);
+        let (status, answer) = s.post("/api/workspaces", &cookie, body).await;
+        if accepted {
+            assert_eq!(status, StatusCode::CREATED, "{answer}");
+            assert_eq!(answer["idleTimeoutSeconds"], seconds);
+            assert!(answer["idleStopAt"].is_null(), "no countdown before it runs");
+            let other = answer["id"].as_str().unwrap();
+            let (status, _) = s.post(&format!("/api/workspaces/{other}/activity"), &cookie, json!({})).await;
+            assert_eq!(status, StatusCode::CONFLICT, "only a running workspace is kept running");
+            let (status, _) =
+                s.send(reqwest::Method::DELETE, &format!("/api/workspaces/{other}"), Some(&cookie), None).await;
+            assert_eq!(status, StatusCode::ACCEPTED);
+        } else {
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+            assert_eq!(answer["field"], "idleTimeoutSeconds");
+            assert!(answer["message"].as_str().unwrap().contains("between 10 and 480 minutes"), "{answer}");
+        }
+    }
 
     // The background drive creates the server; play the agent.
     let token = s.bootstrap_token(&id).await;
@@ -681,6 +710,32 @@ async fn workspace_lifecycle_over_http(backend: Backend) {
     assert_eq!(status, StatusCode::OK);
     assert!(access["url"].as_str().unwrap().contains("/auth/callback?token="));
     assert!(access["expiresAt"].is_string());
+
+    // The idle countdown: the deployment's default threshold, a warning 5
+    // minutes before the stop, measured from the last reported activity;
+    // "I'm still here" (the dashboard) moves it to now, and the agent's
+    // next heartbeat, which knows nothing of it, does not move it back.
+    let (_, ws) = s.get(&format!("/api/workspaces/{id}"), &cookie).await;
+    let at = |v: &Value| {
+        time::OffsetDateTime::parse(v.as_str().unwrap(), &time::format_description::well_known::Rfc3339).unwrap()
+    };
+    assert_eq!(ws["idleTimeoutSeconds"], 1800);
+    assert_eq!(at(&ws["idleStopAt"]) - at(&ws["idleWarningAt"]), time::Duration::minutes(5));
+    let before = at(&ws["idleStopAt"]);
+    agent(format!("/api/workspaces/{id}/heartbeat"), callback.clone(), json!({"idleSeconds": 1500})).await;
+    let (status, ws) = s.post(&format!("/api/workspaces/{id}/activity"), &cookie, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{ws}");
+    let extended = at(&ws["idleStopAt"]);
+    assert!(extended >= before, "{before} then {extended}");
+    assert!(extended - time::OffsetDateTime::now_utc() > time::Duration::minutes(29), "{extended}");
+    let (status, answer) =
+        agent(format!("/api/workspaces/{id}/heartbeat"), callback.clone(), json!({"idleSeconds": 1700})).await;
+    assert_eq!((status, answer["action"].as_str()), (StatusCode::OK, Some("continue")), "{answer}");
+    let (_, ws) = s.get(&format!("/api/workspaces/{id}"), &cookie).await;
+    assert_eq!(at(&ws["idleStopAt"]), extended);
+    let (status, _) =
+        s.post(&format!("/api/workspaces/{}/activity", sam_core::domain::WorkspaceId::new()), &cookie, json!({})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 
     let (status, list) = s.get("/api/workspaces?status=running", &cookie).await;
     assert_eq!(status, StatusCode::OK);

@@ -17,11 +17,13 @@ if (!me) {
   const rows = new Map();
   const tbody = el("tbody");
   const table = el("table", { class: "responsive" },
-    el("thead", {}, el("tr", {}, ["Name", "Status", "Repository", "Size", "Location", "Last activity", ""].map((h) => el("th", { scope: "col" }, h)))),
+    el("thead", {}, el("tr", {}, ["Name", "Status", "Repository", "Size", "Location", "Idle", ""].map((h) => el("th", { scope: "col" }, h)))),
     tbody);
   const empty = el("div", { class: "empty" }, el("p", {}, "No workspaces yet."), el("a", { class: "button primary", href: "/workspaces/new" }, "Create your first workspace"));
   const message = el("div");
-  main.replaceChildren(el("div", { class: "row" }, el("h1", {}, "Workspaces"), el("span", { class: "spacer" }), el("a", { class: "button primary", href: "/workspaces/new" }, "New workspace")), message, el("div", { class: "panel" }, table, empty));
+  const warnings = el("div", { id: "idle-warnings" });
+  const notifyButton = el("button", { type: "button", id: "notify", title: "A browser notification when a workspace is about to stop for idleness" }, "Notify me before idle stops");
+  main.replaceChildren(el("div", { class: "row" }, el("h1", {}, "Workspaces"), el("span", { class: "spacer" }), notifyButton, el("a", { class: "button primary", href: "/workspaces/new" }, "New workspace")), warnings, message, el("div", { class: "panel" }, table, empty));
 
   const confirmDialog = el("dialog", { "aria-labelledby": "confirm-title" });
   document.body.append(confirmDialog);
@@ -80,16 +82,87 @@ if (!me) {
       el("td", { "data-label": "Repository" }, ws.repository, el("div", { class: "hint" }, ws.branch)),
       el("td", { "data-label": "Size" }, ws.vmSize),
       el("td", { "data-label": "Location" }, ws.vmLocation),
-      el("td", { "data-label": "Last activity" }, when(ws.lastActivityAt)),
+      el("td", { "data-label": "Idle" }, idleCell(ws)),
       el("td", {}, actions));
     const old = rows.get(ws.id);
     if (old) old.replaceWith(row); else tbody.prepend(row);
     rows.set(ws.id, row);
+    states.set(ws.id, ws);
     empty.hidden = rows.size > 0;
+    tick();
   }
+
+  // The idle countdown of running workspaces: when the warning starts and
+  // when the workspace stops, as of its last reported activity (the stream
+  // sends a new state whenever a heartbeat reports activity).
+  const states = new Map();
+  const notified = new Set();
+  function idleCell(ws) {
+    if (!ws.idleStopAt) return el("span", { class: "hint" }, when(ws.lastActivityAt));
+    return el("div", { class: "idle", "data-id": ws.id },
+      el("span", { class: "countdown" }),
+      el("div", { class: "hint" }, `stops after ${minutes(ws.idleTimeoutSeconds)} idle`),
+      el("button", { type: "button", class: "still-here", hidden: true, onclick: () => stillHere(ws) }, "I'm still here"));
+  }
+  function minutes(secs) {
+    return secs % 60 === 0 ? `${secs / 60} min` : `${secs} s`;
+  }
+  function left(ms) {
+    const secs = Math.max(0, Math.ceil(ms / 1000));
+    if (secs < 120) return `${secs} s`;
+    const mins = Math.ceil(secs / 60);
+    return mins < 120 ? `${mins} min` : `${Math.floor(mins / 60)} h ${mins % 60} min`;
+  }
+  async function stillHere(ws) {
+    message.replaceChildren();
+    try { render(await api(`/api/workspaces/${ws.id}/activity`, { method: "POST" })); } catch (e) { showError(message, e); }
+  }
+  function tick() {
+    const now = Date.now();
+    const warned = [];
+    for (const [id, ws] of states) {
+      const cell = rows.get(id)?.querySelector(".idle");
+      if (!cell || !ws.idleStopAt) continue;
+      const stop = Date.parse(ws.idleStopAt);
+      const warning = now >= Date.parse(ws.idleWarningAt);
+      cell.classList.toggle("warning", warning);
+      cell.querySelector(".countdown").textContent = now >= stop ? "stopping…" : `stops in ${left(stop - now)}`;
+      cell.querySelector(".still-here").hidden = !warning;
+      if (warning) {
+        warned.push(ws);
+        const key = `${id}@${ws.idleStopAt}`;
+        if (!notified.has(key) && notifyOn()) {
+          notified.add(key);
+          new Notification(`${ws.name} stops in ${left(stop - now)}`, { body: "It is idle. Open SAM and click \"I'm still here\" to keep it running.", tag: `sam-idle-${id}` });
+        }
+      }
+    }
+    warnings.replaceChildren(...warned.map((ws) => el("div", { class: "notice idle-warning", role: "alert" },
+      el("strong", {}, ws.name), ` is idle and stops in ${left(Date.parse(ws.idleStopAt) - now)}. `,
+      el("button", { type: "button", class: "still-here", onclick: () => stillHere(ws) }, "I'm still here"))));
+  }
+  setInterval(tick, 1000);
+
+  function notifyOn() {
+    return "Notification" in window && Notification.permission === "granted" && localStorage.getItem("sam.notify") === "1";
+  }
+  function showNotify() {
+    if (!("Notification" in window)) { notifyButton.hidden = true; return; }
+    notifyButton.textContent = notifyOn() ? "Notifications on" : "Notify me before idle stops";
+    notifyButton.setAttribute("aria-pressed", String(notifyOn()));
+  }
+  notifyButton.addEventListener("click", async () => {
+    if (notifyOn()) { localStorage.removeItem("sam.notify"); showNotify(); return; }
+    const permission = await Notification.requestPermission();
+    if (permission === "granted") localStorage.setItem("sam.notify", "1");
+    else showError(message, new Error("The browser did not allow notifications for this site."));
+    showNotify();
+  });
+  showNotify();
 
   function remove(id) {
     gone.add(id);
+    states.delete(id);
     shownAt.delete(id);
     rows.get(id)?.remove();
     rows.delete(id);

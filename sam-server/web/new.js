@@ -4,9 +4,9 @@ const main = document.getElementById("main");
 const me = await requireUser("/workspaces/new");
 main.replaceChildren(el("h1", {}, "New workspace"), el("p", { class: "muted" }, "Loading your accounts…"));
 
-let credentials = [], installations = [], workspaces = [];
+let credentials = [], installations = [], workspaces = [], options = null;
 try {
-  [credentials, installations, workspaces] = await Promise.all([api("/api/credentials"), api("/api/github/installations"), api("/api/workspaces")]);
+  [credentials, installations, workspaces, options] = await Promise.all([api("/api/credentials"), api("/api/github/installations"), api("/api/workspaces"), api("/api/workspace-options")]);
 } catch (e) { showError(main, e); throw e; }
 const hetzner = credentials.find((c) => c.provider === "hetzner");
 
@@ -32,6 +32,14 @@ if (!hetzner) {
   const name = el("input", { type: "text", id: "name", name: "name", required: true, maxlength: 64, pattern: "[A-Za-z0-9][A-Za-z0-9 ._-]*" });
   const size = el("select", { id: "vmSize", name: "vmSize" });
   const locationSelect = el("select", { id: "vmLocation", name: "vmLocation" }, hetzner.locations.map((l) => el("option", { value: l.code }, `${l.code} — ${l.city}, ${l.country}`)));
+  // Idle timeouts the deployment allows: common choices within its bounds,
+  // its default among them.
+  const bounds = options.idleTimeoutSeconds;
+  const choices = [...new Set([5, 10, 15, 30, 60, 120, 240, 480, 720, 1440].map((m) => m * 60).concat([bounds.default]))]
+    .filter((s) => s >= bounds.min && s <= bounds.max).sort((a, b) => a - b);
+  const label = (s) => (s % 3600 === 0 ? `${s / 3600} h` : s % 60 === 0 ? `${s / 60} min` : `${s} s`);
+  const idle = el("select", { id: "idleTimeoutSeconds", name: "idleTimeoutSeconds" },
+    choices.map((s) => el("option", { value: s, selected: s === bounds.default }, s === bounds.default ? `${label(s)} (default)` : label(s))));
   let repos = [];
 
   function priceFor(s, loc) {
@@ -89,7 +97,7 @@ if (!hetzner) {
     try {
       const ws = await api("/api/workspaces", { method: "POST", body: {
         name: name.value.trim(), repository: repository.value, branch: branch.value, vmSize: size.value, vmLocation: locationSelect.value,
-        installationId: Number(installation.value) } });
+        installationId: Number(installation.value), idleTimeoutSeconds: Number(idle.value) } });
       location.href = `/workspaces/${ws.id}`;
     } catch (e) {
       error.textContent = e.message;
@@ -105,6 +113,7 @@ if (!hetzner) {
     field("name", "Workspace name", name, "Letters, digits, spaces, '-', '_' and '.'; unique among your workspaces."),
     field("vmLocation", "Location", locationSelect),
     field("vmSize", "Size", size),
+    field("idleTimeoutSeconds", "Stop when idle for", idle, `No terminal input or output for this long stops the workspace (a warning comes ${label(options.idleWarningSeconds)} before).`),
     error,
     el("div", { class: "row spaced" }, submit, el("a", { href: "/" }, "Cancel")));
   const active = workspaces.filter((w) => ["pending", "creating", "running", "stopping"].includes(w.status)).length;

@@ -434,6 +434,41 @@ impl Engine {
         Err(EngineError::new(EngineErrorKind::Unavailable, "the workspace is changing too quickly; try again"))
     }
 
+    /// The idle countdown of a running workspace (`None` in any other
+    /// status): its last activity, or the moment it became running if that
+    /// is later, plus its threshold.
+    pub fn idle_window(&self, ws: &Workspace) -> Option<super::IdleWindow> {
+        if ws.status() != WorkspaceStatus::Running {
+            return None;
+        }
+        let threshold = self.idle_threshold(ws);
+        let last = ws.last_activity_at.map_or(ws.status_changed_at, |at| at.max(ws.status_changed_at));
+        let stop_at = last + threshold;
+        Some(super::IdleWindow { threshold, warn_at: stop_at - self.config.idle_warning, stop_at })
+    }
+
+    /// The user says they are still there (the dashboard's "I'm still
+    /// here"): counts as activity of running workspace `id` now, as a
+    /// keystroke would. Its agent learns it with its next heartbeat (whose
+    /// answer then clears the warning in its terminals).
+    pub async fn record_user_activity(&self, owner: UserId, id: WorkspaceId) -> Result<Workspace, EngineError> {
+        let ws = self.get(owner, id).await?;
+        if ws.status() != WorkspaceStatus::Running {
+            return Err(EngineError::new(
+                EngineErrorKind::InvalidState,
+                format!("The workspace is {}; only a running workspace can be kept running.", ws.status()),
+            ));
+        }
+        let now = self.now();
+        // Not a heartbeat: the agent's last one stays the last one.
+        let heartbeat = ws.last_heartbeat_at.unwrap_or(ws.status_changed_at);
+        if !self.ports.store.record_heartbeat(owner, id, heartbeat, now).await? {
+            return Err(EngineError::not_found());
+        }
+        tracing::info!(workspace_id = %id, "the user is still there");
+        self.get(owner, id).await
+    }
+
     /// The idle threshold of a workspace.
     pub fn idle_threshold(&self, ws: &Workspace) -> std::time::Duration {
         ws.idle_timeout_secs.map(|s| std::time::Duration::from_secs(u64::from(s))).unwrap_or(self.config.idle_timeout)
@@ -487,7 +522,10 @@ impl Engine {
         // Becoming ready counts as activity, so a restarted workspace is never
         // stopped for idleness it had before.
         let idle = std::time::Duration::from_secs(report.idle_seconds.min(10 * 365 * 24 * 3600));
-        let last_activity = (now - idle).max(ws.status_changed_at);
+        // The user may have said they are still there on the dashboard
+        // since (recorded activity the agent does not know about).
+        let recorded = ws.last_activity_at.unwrap_or(ws.status_changed_at);
+        let last_activity = (now - idle).max(ws.status_changed_at).max(recorded);
         let ended_sign_ins = self.ended_sign_ins(owner, &report.sign_ins, now).await?;
         let answer = |action, shutdown_at| HeartbeatAnswer {
             action,

@@ -39,6 +39,10 @@ pub struct EngineConfig {
     pub idle_timeout: Duration,
     /// How long before the idle deadline the warning starts.
     pub idle_warning: Duration,
+    /// The shortest idle timeout a user may choose for a workspace.
+    pub idle_timeout_min: Duration,
+    /// The longest idle timeout a user may choose for a workspace.
+    pub idle_timeout_max: Duration,
     /// Provisioning deadline, counted from entering `creating`.
     pub provision_timeout: Duration,
     /// After this long in `stopping`, a workspace is reported as stuck (cleanup
@@ -89,7 +93,15 @@ pub struct EngineConfig {
 }
 
 impl EngineConfig {
-    /// Defaults: idle 30 min with a 5 min warning, provisioning 10 min,
+    /// The idle timeouts a user may choose, widened to take in the
+    /// deployment's default (an operator's short default for demos is still
+    /// a valid choice).
+    pub fn idle_timeout_bounds(&self) -> (Duration, Duration) {
+        (self.idle_timeout_min.min(self.idle_timeout), self.idle_timeout_max.max(self.idle_timeout))
+    }
+
+    /// Defaults: idle 30 min with a 5 min warning (users may choose 10 min
+    /// to 8 h per workspace), provisioning 10 min,
     /// heartbeats overdue after 5 min, a silent agent released after 2 h,
     /// quota 10.
     ///
@@ -109,6 +121,8 @@ impl EngineConfig {
             max_active_per_user: 10,
             idle_timeout: Duration::from_secs(30 * 60),
             idle_warning: Duration::from_secs(5 * 60),
+            idle_timeout_min: Duration::from_secs(10 * 60),
+            idle_timeout_max: Duration::from_secs(8 * 3600),
             provision_timeout: Duration::from_secs(10 * 60),
             stop_timeout: Duration::from_secs(5 * 60),
             heartbeat_timeout: Duration::from_secs(5 * 60),

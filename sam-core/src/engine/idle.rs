@@ -34,3 +34,22 @@ pub fn idle_decision(
     };
     (action, deadline)
 }
+
+/// What a user chose at create beyond the workspace's spec.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CreateOptions {
+    /// The workspace's idle timeout (the deployment's default when `None`).
+    pub idle_timeout: Option<Duration>,
+}
+
+/// When a running workspace stops for idleness, as known from its last
+/// reported activity: the dashboard's countdown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IdleWindow {
+    /// The idle timeout that applies to it.
+    pub threshold: Duration,
+    /// When the warning starts (unless there is activity before).
+    pub warn_at: Timestamp,
+    /// When it stops (unless there is activity before).
+    pub stop_at: Timestamp,
+}

@@ -53,6 +53,7 @@ pub use driver::DriveOutcome;
 pub use error::{EngineError, EngineErrorKind};
 pub use firewall::WorkspaceFirewall;
 pub use idle::idle_decision;
+pub use idle::{CreateOptions, IdleWindow};
 pub use inventory::{AccountServers, Inventory, InventoryPorts};
 pub use reconciler::ReconcileReport;
 
@@ -218,6 +219,38 @@ impl Engine {
         spec: WorkspaceSpec,
         installation: InstallationId,
     ) -> Result<Workspace, EngineError> {
+        self.create_with(owner, spec, installation, CreateOptions::default()).await
+    }
+
+    /// [`create`](Self::create) with the user's choices beyond the spec: an
+    /// idle timeout within [`EngineConfig::idle_timeout_min`] and
+    /// [`EngineConfig::idle_timeout_max`] (else `Invalid`, field
+    /// `idleTimeoutSeconds`).
+    pub async fn create_with(
+        &self,
+        owner: UserId,
+        spec: WorkspaceSpec,
+        installation: InstallationId,
+        options: CreateOptions,
+    ) -> Result<Workspace, EngineError> {
+        let idle_timeout_secs = match options.idle_timeout {
+            None => None,
+            Some(chosen) => {
+                let (min, max) = self.config.idle_timeout_bounds();
+                if chosen < min || chosen > max {
+                    return Err(EngineError {
+                        kind: EngineErrorKind::Invalid,
+                        message: format!(
+                            "The idle timeout is between {} and {} minutes.",
+                            min.as_secs().div_ceil(60),
+                            max.as_secs() / 60
+                        ),
+                        field: Some("idleTimeoutSeconds"),
+                    });
+                }
+                Some(u32::try_from(chosen.as_secs()).unwrap_or(u32::MAX))
+            }
+        };
         let token = self.cloud_token(owner).await.map_err(|m| EngineError::new(EngineErrorKind::Precondition, m))?;
         match self.ports.store.get_installation(installation).await? {
             Some(i) if i.is_usable() => {}
@@ -245,7 +278,7 @@ impl Engine {
 
         let now = self.now();
         let mut workspace =
-            Workspace::new(NewWorkspace { owner, spec, installation_id: installation, idle_timeout_secs: None }, now);
+            Workspace::new(NewWorkspace { owner, spec, installation_id: installation, idle_timeout_secs }, now);
         let (event, _) = workspace.apply(&Event::CreateRequested, now)?;
         let limits = WorkspaceLimits {
             max_active_per_user: self.config.max_active_per_user,

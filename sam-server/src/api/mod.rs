@@ -115,6 +115,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/workspaces/{id}", guard(get(workspaces::get).delete(workspaces::delete)))
         .route("/api/workspaces/{id}/stop", guard(post(workspaces::stop)))
         .route("/api/workspaces/{id}/restart", guard(post(workspaces::restart)))
+        .route("/api/workspaces/{id}/activity", guard(post(workspaces::still_here)))
+        .route("/api/workspace-options", guard(get(workspaces::options)))
         .route("/api/workspaces/{id}/events", guard(get(workspaces::events)));
     // Workspace agents: their own credentials (bootstrap token, callback
     // credential), no cookies, so no origin check.

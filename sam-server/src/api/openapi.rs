@@ -43,6 +43,8 @@ use super::{agent, auth, credentials, github, system, webhook, workspaces};
         workspaces::get,
         workspaces::stop,
         workspaces::restart,
+        workspaces::still_here,
+        workspaces::options,
         workspaces::delete,
         workspaces::events,
         workspaces::stream,

@@ -41,6 +41,17 @@ pub struct WorkspaceView {
     #[serde(with = "time::serde::rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
     last_activity_at: Option<time::OffsetDateTime>,
+    /// The idle timeout that applies to it (its own, else the deployment's).
+    idle_timeout_seconds: u64,
+    /// While running: when its idle warning starts and when it stops for
+    /// idleness, unless there is activity before (the countdown; it moves
+    /// later with every heartbeat that reports activity).
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    idle_warning_at: Option<time::OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    idle_stop_at: Option<time::OffsetDateTime>,
     /// Why it failed, in words the user can act on (status `error`); or what
     /// is wrong now: a `running` workspace whose agent is unreachable (kept,
     /// and released at the time the message names), a `stopping` or
@@ -68,6 +79,7 @@ impl WorkspaceView {
         let agent = state.engine.agent_version(ws.id);
         let url = (ws.status() == WorkspaceStatus::Running)
             .then(|| config.workspace_url_template.replace("{host}", &config.hostname(&ws.id)));
+        let idle = state.engine.idle_window(ws);
         Self {
             id: ws.id,
             name: ws.spec.name.to_string(),
@@ -78,6 +90,9 @@ impl WorkspaceView {
             vm_location: ws.spec.vm_location.to_string(),
             url,
             last_activity_at: ws.last_activity_at,
+            idle_timeout_seconds: state.engine.idle_threshold(ws).as_secs(),
+            idle_warning_at: idle.map(|w| w.warn_at),
+            idle_stop_at: idle.map(|w| w.stop_at),
             error_message: ws.lifecycle.error_message.clone(),
             status_reason: ws.lifecycle.reason,
             agent_version: agent.as_ref().map(|a| a.reported.clone()),
@@ -155,6 +170,11 @@ pub struct CreateWorkspace {
     /// repository's owner when absent.
     #[schema(minimum = 1)]
     installation_id: Option<i64>,
+    /// Optional: seconds without terminal activity before it stops, within
+    /// the bounds of `GET /api/workspace-options` (else 422); the
+    /// deployment's default when absent.
+    #[schema(minimum = 1)]
+    idle_timeout_seconds: Option<u64>,
 }
 
 /// `POST /api/workspaces`.
@@ -193,7 +213,8 @@ pub async fn create(
         .accounts
         .installation_for(current.user.id, &spec.repository, body.installation_id.map(InstallationId))
         .await?;
-    let ws = state.engine.create(current.user.id, spec, installation).await?;
+    let options = sam_core::engine::CreateOptions { idle_timeout: body.idle_timeout_seconds.map(Duration::from_secs) };
+    let ws = state.engine.create_with(current.user.id, spec, installation, options).await?;
     state.spawn_drive(ws.owner, ws.id);
     Ok((StatusCode::CREATED, Json(WorkspaceView::new(&state, &ws))))
 }
@@ -277,6 +298,73 @@ pub async fn restart(
     extract::WorkspacePath(id): extract::WorkspacePath,
 ) -> Result<(StatusCode, Json<WorkspaceView>), ApiError> {
     action(state, current, id, WorkspaceAction::Restart).await
+}
+
+/// `POST /api/workspaces/{id}/activity`.
+#[utoipa::path(
+    post,
+    path = "/api/workspaces/{id}/activity",
+    tag = "workspaces",
+    security(("session" = [])),
+    params(("id" = String, Path, format = Uuid)),
+    responses(
+        (status = 200, description = "Counted as activity now: the idle countdown starts again", body = WorkspaceView),
+        (status = 401, description = "No valid session", body = ErrorBody),
+        (status = 403, description = "Cross-origin request refused", body = ErrorBody),
+        (status = 404, description = "No such workspace of yours (never 403)", body = ErrorBody),
+        (status = 409, description = "Not running", body = ErrorBody)
+    )
+)]
+pub async fn still_here(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    extract::WorkspacePath(id): extract::WorkspacePath,
+) -> Result<Json<WorkspaceView>, ApiError> {
+    let ws = state.engine.record_user_activity(current.user.id, id).await?;
+    Ok(Json(WorkspaceView::new(&state, &ws)))
+}
+
+/// What a user may choose when creating a workspace.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkspaceOptions {
+    /// Idle timeout: the deployment's default and the bounds a workspace's
+    /// own must lie in, in seconds.
+    idle_timeout_seconds: IdleTimeoutOptions,
+    /// How long before an idle stop the warning comes, in seconds.
+    idle_warning_seconds: u64,
+}
+
+/// Bounds of a workspace's idle timeout, in seconds.
+#[derive(Serialize, ToSchema)]
+pub struct IdleTimeoutOptions {
+    default: u64,
+    min: u64,
+    max: u64,
+}
+
+/// `GET /api/workspace-options`.
+#[utoipa::path(
+    get,
+    path = "/api/workspace-options",
+    tag = "workspaces",
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The choices a new workspace offers", body = WorkspaceOptions),
+        (status = 401, description = "No valid session", body = ErrorBody)
+    )
+)]
+pub async fn options(State(state): State<AppState>, _current: CurrentUser) -> Json<WorkspaceOptions> {
+    let config = state.engine.config();
+    let (min, max) = config.idle_timeout_bounds();
+    Json(WorkspaceOptions {
+        idle_timeout_seconds: IdleTimeoutOptions {
+            default: config.idle_timeout.as_secs(),
+            min: min.as_secs(),
+            max: max.as_secs(),
+        },
+        idle_warning_seconds: config.idle_warning.as_secs(),
+    })
 }
 
 /// `DELETE /api/workspaces/{id}`.

@@ -369,6 +369,9 @@ pub async fn run(options: DevOptions, mut sockets: crate::listeners::Sockets) ->
         max_workspaces_per_user: options.max_workspaces,
         idle_timeout_minutes: options.idle_minutes,
         idle_timeout_seconds: options.idle_seconds,
+        // Dev mode is for trying things: a one-minute idle stop is allowed.
+        idle_timeout_min_minutes: 1,
+        idle_timeout_max_minutes: 480,
         unreachable_timeout_minutes: 120,
         unreachable_timeout_seconds: options.unreachable_seconds,
         heartbeat_timeout_seconds: options.heartbeat_timeout_seconds,
