@@ -407,6 +407,146 @@ function scheduleFit() {
 }
 window.addEventListener('resize', scheduleFit);
 
+// Files: uploads into the active terminal's current directory (picker or
+// drop), downloads of a file or a folder (.tar.gz) by path.
+const transfersEl = document.getElementById('transfers');
+const dropZone = document.getElementById('drop-zone');
+const picker = /** @type {HTMLInputElement} */ (document.getElementById('upload-picker'));
+const dialog = /** @type {HTMLDialogElement} */ (document.getElementById('download-dialog'));
+const pathInput = /** @type {HTMLInputElement} */ (document.getElementById('download-path'));
+const downloadError = document.getElementById('download-error');
+
+function fileQuery(extra) {
+  const params = new URLSearchParams(extra);
+  if (active) params.set('session', active.id);
+  return params;
+}
+
+async function currentDirectory() {
+  try {
+    const res = await fetch(`/api/files/directory?${fileQuery({})}`, { credentials: 'same-origin' });
+    if (res.ok) return (await res.json()).directory;
+  } catch { /* shown as unknown */ }
+  return 'the workspace folder';
+}
+
+function megabytes(n) { return `${(n / 1048576).toFixed(n < 10485760 ? 1 : 0)} MB`; }
+
+function transferRow(name) {
+  const row = document.createElement('div');
+  row.className = 'transfer';
+  const line = document.createElement('div');
+  line.className = 'line';
+  const what = document.createElement('span');
+  what.className = 'what';
+  what.textContent = name;
+  const state = document.createElement('span');
+  state.className = 'state';
+  const bar = document.createElement('progress');
+  bar.max = 1;
+  bar.value = 0;
+  line.append(what, state);
+  row.append(line, bar);
+  transfersEl.append(row);
+  return { row, what, state, bar };
+}
+
+function finishRow(t, ok, text) {
+  t.row.classList.add(ok ? 'done' : 'failed');
+  t.state.textContent = text;
+  t.bar.remove();
+  setTimeout(() => t.row.remove(), ok ? 6000 : 15000);
+}
+
+/** Uploads one file with progress; asks before replacing an existing one. */
+function uploadFile(file, session, overwrite = false) {
+  const t = transferRow(`↑ ${file.name}`);
+  const started = performance.now();
+  const params = new URLSearchParams({ name: file.name });
+  if (session) params.set('session', session);
+  if (overwrite) params.set('overwrite', '1');
+  const xhr = new XMLHttpRequest();
+  xhr.open('POST', `/api/files/upload?${params}`);
+  xhr.upload.onprogress = (ev) => {
+    if (!ev.lengthComputable) return;
+    t.bar.value = ev.loaded / ev.total;
+    const secs = (performance.now() - started) / 1000;
+    t.state.textContent = `${Math.floor(100 * ev.loaded / ev.total)} % · ${megabytes(ev.loaded / Math.max(secs, 0.001))}/s`;
+  };
+  xhr.onload = () => {
+    let body = {};
+    try { body = JSON.parse(xhr.responseText); } catch { /* not JSON */ }
+    if (xhr.status === 201) { finishRow(t, true, `saved: ${body.path}`); return; }
+    if (xhr.status === 409 && !overwrite) {
+      t.row.remove();
+      if (confirm(`${file.name} exists there. Replace it?`)) uploadFile(file, session, true);
+      return;
+    }
+    finishRow(t, false, body.error || `failed (${xhr.status})`);
+  };
+  xhr.onerror = () => finishRow(t, false, 'the connection failed');
+  xhr.send(file);
+}
+
+function uploadAll(files) {
+  if (!files || !files.length) return;
+  const session = active ? active.id : null;
+  for (const file of files) uploadFile(file, session);
+}
+
+document.getElementById('upload').addEventListener('click', () => picker.click());
+picker.addEventListener('change', () => { uploadAll(picker.files); picker.value = ''; });
+
+let dragDepth = 0;
+window.addEventListener('dragenter', async (ev) => {
+  if (!ev.dataTransfer || !ev.dataTransfer.types.includes('Files')) return;
+  ev.preventDefault();
+  dragDepth += 1;
+  if (dragDepth === 1) {
+    dropZone.hidden = false;
+    document.getElementById('drop-dir').textContent = await currentDirectory();
+  }
+});
+window.addEventListener('dragover', (ev) => { if (ev.dataTransfer && ev.dataTransfer.types.includes('Files')) ev.preventDefault(); });
+window.addEventListener('dragleave', () => { dragDepth = Math.max(0, dragDepth - 1); if (!dragDepth) dropZone.hidden = true; });
+window.addEventListener('drop', (ev) => {
+  if (!ev.dataTransfer || !ev.dataTransfer.files.length) return;
+  ev.preventDefault();
+  dragDepth = 0;
+  dropZone.hidden = true;
+  uploadAll(ev.dataTransfer.files);
+});
+
+document.getElementById('download').addEventListener('click', async () => {
+  downloadError.textContent = '';
+  document.getElementById('download-dir').textContent = await currentDirectory();
+  dialog.showModal();
+  pathInput.select();
+});
+document.getElementById('download-form').addEventListener('submit', async (ev) => {
+  const submitter = /** @type {HTMLButtonElement | null} */ (/** @type {SubmitEvent} */ (ev).submitter);
+  if (submitter && submitter.value === 'cancel') return;
+  ev.preventDefault();
+  const path = pathInput.value.trim();
+  if (!path) return;
+  const params = fileQuery({ path });
+  const res = await fetch(`/api/files/stat?${params}`, { credentials: 'same-origin' });
+  const body = await res.json().catch(() => ({}));
+  if (!res.ok) { downloadError.textContent = body.error || `failed (${res.status})`; return; }
+  dialog.close();
+  // The browser's own download, with its progress.
+  const link = document.createElement('a');
+  link.href = `/api/files/download?${params}`;
+  link.download = '';
+  document.body.append(link);
+  link.click();
+  link.remove();
+  const t = transferRow(`↓ ${body.path}`);
+  finishRow(t, true, body.kind === 'directory' ? 'downloading as .tar.gz' : `downloading ${megabytes(body.size)}`);
+  if (active) active.term.focus();
+});
+dialog.addEventListener('close', () => { if (active) active.term.focus(); });
+
 document.getElementById('new-tab').addEventListener('click', () => newTab());
 emptyEl.querySelector('button').addEventListener('click', () => newTab());
 

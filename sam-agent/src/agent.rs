@@ -37,6 +37,8 @@ pub struct AgentConfig {
     /// A socket silent this long (no frame, not even a pong) counts as
     /// dropped: its shell goes into the grace period.
     pub client_timeout: std::time::Duration,
+    /// The largest file an upload may bring, in bytes.
+    pub max_upload: u64,
 }
 
 impl AgentConfig {
@@ -51,6 +53,7 @@ impl AgentConfig {
             sessions: SessionConfig::default(),
             keepalive: std::time::Duration::from_secs(30),
             client_timeout: std::time::Duration::from_secs(75),
+            max_upload: 2 * 1024 * 1024 * 1024,
         }
     }
 }

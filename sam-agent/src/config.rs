@@ -100,6 +100,9 @@ pub struct Config {
     /// Largest inbound WebSocket frame/message in KiB.
     #[arg(long, env = "SAM_AGENT_MAX_FRAME_KIB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=16384))]
     pub max_frame_kib: u64,
+    /// The largest file a browser may upload into the workspace, in MiB.
+    #[arg(long, env = "SAM_AGENT_MAX_UPLOAD_MIB", default_value_t = 2048, value_parser = clap::value_parser!(u64).range(1..=1048576))]
+    pub max_upload_mib: u64,
     /// Seconds between heartbeats.
     #[arg(long, env = "SAM_AGENT_HEARTBEAT_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     pub heartbeat_secs: u64,
@@ -115,6 +118,7 @@ impl Config {
         cfg.allowed_origins = self.public_url.iter().map(|u| u.trim_end_matches('/').to_owned()).collect();
         cfg.max_frame_in = usize::try_from(self.max_frame_kib * 1024).unwrap_or(64 * 1024);
         cfg.cookie = CookieConfig { secure: self.secure_cookie, ..CookieConfig::default() };
+        cfg.max_upload = self.max_upload_mib * 1024 * 1024;
         cfg.sessions = SessionConfig {
             ring_capacity: usize::try_from(self.ring_kib * 1024).unwrap_or(256 * 1024),
             grace: Duration::from_secs(self.grace_secs),

@@ -146,6 +146,7 @@ pub mod agent;
 pub mod auth;
 pub mod bootstrap;
 pub mod config;
+pub mod files;
 pub mod git_credential;
 pub mod heartbeat;
 pub mod output;

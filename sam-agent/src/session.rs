@@ -118,6 +118,8 @@ pub struct ContainerShell {
     pub container: String,
     /// The user the shell runs as.
     pub user: String,
+    /// The directory shells start in (the workspace folder).
+    pub workdir: String,
 }
 
 impl ContainerShell {
@@ -261,8 +263,12 @@ impl ShellCommand {
                 "-l",
             ],
         );
-        cmd.container =
-            Some(ContainerShell { docker: docker.to_owned(), container: container.to_owned(), user: user.to_owned() });
+        cmd.container = Some(ContainerShell {
+            docker: docker.to_owned(),
+            container: container.to_owned(),
+            user: user.to_owned(),
+            workdir: workdir.to_owned(),
+        });
         cmd
     }
 
@@ -375,6 +381,12 @@ impl Session {
     /// ([`crate::protocol::session_name`]).
     pub fn set_name(&self, name: String) {
         *self.name.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = name;
+    }
+
+    /// For a shell in a container: the container and the shell's id there
+    /// (its pid is in `/tmp/sam-shell-<id>.pid` inside).
+    pub fn container(&self) -> Option<(&ContainerShell, &str)> {
+        self.remote.as_ref().map(|r| (&r.target, r.id.as_str()))
     }
 
     /// Process id of the shell.
@@ -769,6 +781,11 @@ impl SessionManager {
     /// Sets the shell new sessions run (after bootstrap).
     pub fn set_shell(&self, shell: ShellCommand) {
         *self.shell.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(shell);
+    }
+
+    /// The shell new sessions run, once configured.
+    pub fn shell(&self) -> Option<ShellCommand> {
+        self.shell.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     /// True once a shell is configured.

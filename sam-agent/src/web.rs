@@ -9,6 +9,10 @@
 //! | `GET /auth/callback?token=` | verify a terminal token, set the session cookie, move on to `/` (a refresh page, so the SameSite=Strict cookie is sent) |
 //! | `POST /auth/logout` | drop the session cookie |
 //! | `GET /ws/terminal` | the terminal WebSocket (cookie **and** `Origin` checked) |
+//! | `GET /api/files/directory?session=` | `{directory}`: where an upload for that terminal lands (its shell's current directory, else the workspace folder) |
+//! | `POST /api/files/upload?session=&name=&overwrite=` | the body (raw bytes, `Content-Length` required, at most `SAM_AGENT_MAX_UPLOAD_MIB`) becomes file `name` there: 201 `{path, size}`; 409 if it exists without `overwrite=1`; 411, 413, 400 bad name (cookie **and** `Origin` checked) |
+//! | `GET /api/files/stat?session=&path=` | `{path, kind: "file"|"directory", size}` (404 if nothing is there), before a download (cookie checked) |
+//! | `GET /api/files/download?session=&path=` | a file (`Content-Length`), or a directory as `<name>.tar.gz`; a relative path starts at that terminal's directory (cookie checked) |
 //! | `GET /api/sessions` | `{limit, sessions: [{id, name, attached}]}`: the live terminal sessions, oldest first, and how many may run (cookie checked) |
 
 use std::sync::Arc;
@@ -64,6 +68,10 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/auth/logout", post(logout))
         .route("/ws/terminal", get(terminal))
         .route("/api/sessions", get(list_sessions))
+        .route("/api/files/directory", get(file_directory))
+        .route("/api/files/upload", post(upload))
+        .route("/api/files/download", get(download))
+        .route("/api/files/stat", get(file_stat))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(agent)
 }
@@ -281,6 +289,166 @@ async fn list_sessions(State(agent): State<Arc<Agent>>, headers: HeaderMap) -> R
     let sessions = serde_json::to_value(agent.sessions.list()).unwrap_or_default();
     let limit = agent.sessions.config().max_sessions;
     json_response(StatusCode::OK, &serde_json::json!({ "limit": limit, "sessions": sessions }))
+}
+
+#[derive(Deserialize, Debug)]
+struct FileQuery {
+    session: Option<String>,
+    name: Option<String>,
+    path: Option<String>,
+    overwrite: Option<u8>,
+}
+
+fn file_error(error: &crate::files::FileError) -> Response {
+    use crate::files::FileError;
+    let status = match error {
+        FileError::BadPath(_) => StatusCode::BAD_REQUEST,
+        FileError::NotFound => StatusCode::NOT_FOUND,
+        FileError::Exists => StatusCode::CONFLICT,
+        FileError::Denied => StatusCode::FORBIDDEN,
+        FileError::Incomplete => StatusCode::BAD_REQUEST,
+        FileError::Failed(detail) => {
+            tracing::warn!(%detail, "file operation failed");
+            return json_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &serde_json::json!({"error": "the file operation failed"}),
+            );
+        }
+    };
+    json_response(status, &serde_json::json!({"error": error.to_string()}))
+}
+
+/// Where files go and come from for the terminal `session` (its shell's
+/// directory), once the workspace has a shell.
+async fn file_place(agent: &Agent, session: Option<&str>) -> Result<(crate::files::FileTarget, String), Response> {
+    let Some(shell) = agent.sessions.shell() else {
+        return Err((StatusCode::SERVICE_UNAVAILABLE, "workspace not ready").into_response());
+    };
+    let target = crate::files::FileTarget::of(&shell);
+    let live = session.and_then(|id| agent.sessions.get(id));
+    let dir = target.directory_of(live.as_deref()).await;
+    Ok((target, dir))
+}
+
+async fn file_directory(State(agent): State<Arc<Agent>>, headers: HeaderMap, Query(q): Query<FileQuery>) -> Response {
+    if agent.auth.check(&headers).is_none() {
+        return (StatusCode::UNAUTHORIZED, "open the terminal from the SAM dashboard").into_response();
+    }
+    match file_place(&agent, q.session.as_deref()).await {
+        Ok((_, dir)) => json_response(StatusCode::OK, &serde_json::json!({ "directory": dir })),
+        Err(response) => response,
+    }
+}
+
+/// An upload streams into the workspace: nothing is held in memory beyond
+/// a chunk, and the file appears only once complete.
+async fn upload(
+    State(agent): State<Arc<Agent>>,
+    headers: HeaderMap,
+    Query(q): Query<FileQuery>,
+    body: Body,
+) -> Response {
+    if !origin_allowed(&headers, &agent.config.allowed_origins) {
+        return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
+    }
+    if agent.auth.check(&headers).is_none() {
+        return (StatusCode::UNAUTHORIZED, "open the terminal from the SAM dashboard").into_response();
+    }
+    let Some(size) = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    else {
+        return json_response(StatusCode::LENGTH_REQUIRED, &serde_json::json!({"error": "Content-Length is required"}));
+    };
+    if size > agent.config.max_upload {
+        let limit = agent.config.max_upload / (1024 * 1024);
+        return json_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &serde_json::json!({ "error": format!("a file may be at most {limit} MiB") }),
+        );
+    }
+    let name = q.name.unwrap_or_default();
+    if let Err(error) = crate::files::check_name(&name) {
+        return file_error(&error);
+    }
+    let (target, dir) = match file_place(&agent, q.session.as_deref()).await {
+        Ok(place) => place,
+        Err(response) => return response,
+    };
+    let started = std::time::Instant::now();
+    match target.write(&dir, &name, size, q.overwrite == Some(1), body.into_data_stream()).await {
+        Ok(()) => {
+            let path = format!("{}/{name}", dir.trim_end_matches('/'));
+            tracing::info!(workspace = %agent.workspace(), %path, size, ms = started.elapsed().as_millis(), "file uploaded");
+            agent.activity.touch();
+            json_response(StatusCode::CREATED, &serde_json::json!({ "path": path, "size": size }))
+        }
+        Err(error) => file_error(&error),
+    }
+}
+
+async fn file_stat(State(agent): State<Arc<Agent>>, headers: HeaderMap, Query(q): Query<FileQuery>) -> Response {
+    use crate::files::Entry;
+    if agent.auth.check(&headers).is_none() {
+        return (StatusCode::UNAUTHORIZED, "open the terminal from the SAM dashboard").into_response();
+    }
+    let path = q.path.unwrap_or_default();
+    let (target, dir) = match file_place(&agent, q.session.as_deref()).await {
+        Ok(place) => place,
+        Err(response) => return response,
+    };
+    let shown = if path.starts_with('/') { path.clone() } else { format!("{}/{path}", dir.trim_end_matches('/')) };
+    match target.stat(&dir, &path).await {
+        Ok(Entry::Directory) => json_response(StatusCode::OK, &serde_json::json!({"path": shown, "kind": "directory"})),
+        Ok(Entry::File(size)) => {
+            json_response(StatusCode::OK, &serde_json::json!({"path": shown, "kind": "file", "size": size}))
+        }
+        Err(error) => file_error(&error),
+    }
+}
+
+async fn download(State(agent): State<Arc<Agent>>, headers: HeaderMap, Query(q): Query<FileQuery>) -> Response {
+    use crate::files::{Entry, download_name};
+    if agent.auth.check(&headers).is_none() {
+        return (StatusCode::UNAUTHORIZED, "open the terminal from the SAM dashboard").into_response();
+    }
+    let path = q.path.unwrap_or_default();
+    let (target, dir) = match file_place(&agent, q.session.as_deref()).await {
+        Ok(place) => place,
+        Err(response) => return response,
+    };
+    let entry = match target.stat(&dir, &path).await {
+        Ok(entry) => entry,
+        Err(error) => return file_error(&error),
+    };
+    let mut child = match target.read(&dir, &path) {
+        Ok(child) => child,
+        Err(error) => return file_error(&error),
+    };
+    let Some(stdout) = child.stdout.take() else {
+        return file_error(&crate::files::FileError::Failed("no output".into()));
+    };
+    // The child is reaped when its output ends (or the download is
+    // abandoned: kill_on_drop).
+    tokio::spawn(async move {
+        let _ = child.wait().await;
+    });
+    agent.activity.touch();
+    let name = download_name(&path, entry);
+    let stream = tokio_util::io::ReaderStream::with_capacity(stdout, 64 * 1024);
+    let mut response = Response::new(Body::from_stream(stream));
+    let h = response.headers_mut();
+    let kind = if entry == Entry::Directory { "application/gzip" } else { "application/octet-stream" };
+    h.insert(CONTENT_TYPE, HeaderValue::from_static(kind));
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        h.insert(axum::http::header::CONTENT_DISPOSITION, v);
+    }
+    if let Entry::File(size) = entry {
+        h.insert(axum::http::header::CONTENT_LENGTH, HeaderValue::from(size));
+    }
+    response
 }
 
 #[derive(Deserialize, Debug)]

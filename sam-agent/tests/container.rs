@@ -146,7 +146,15 @@ fn docker_exec_command_line() {
         ]
     );
     let target = shell.container.clone().unwrap();
-    assert_eq!(target, ContainerShell { docker: "docker".into(), container: "abc123".into(), user: "vscode".into() });
+    assert_eq!(
+        target,
+        ContainerShell {
+            docker: "docker".into(),
+            container: "abc123".into(),
+            user: "vscode".into(),
+            workdir: "/workspaces/hello".into()
+        }
+    );
     let kill = target.kill_command("0123abcd");
     let kill_args: Vec<String> = kill.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
     assert_eq!(kill.get_program(), "docker");
@@ -348,4 +356,62 @@ async fn close_ends_the_shell_inside_a_real_container(image_variable: &str, user
         jobs(&procs) == 0 && !procs.iter().any(|c| c.contains("bash"))
     })
     .await;
+}
+
+/// Files in and out of a real container go through the terminal's own
+/// user: an upload into the shell's current directory belongs to `vscode`,
+/// and a download reads it back, byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_move_in_and_out_of_a_real_container_as_the_workspace_user() {
+    use sam_agent::files::{Entry, FileTarget};
+    use tokio::io::AsyncReadExt as _;
+    let docker = docker_cli();
+    let Some(image) = docker_ready(&docker, "SAM_TEST_USER_IMAGE") else { return };
+    let run = std::process::Command::new(&docker)
+        .args(["run", "-d", "--network", "none", &image, "sleep", "100000"])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "docker run: {}", String::from_utf8_lossy(&run.stderr));
+    let container = Container { docker: docker.clone(), id: String::from_utf8_lossy(&run.stdout).trim().to_owned() };
+    let shell = ShellCommand::docker_exec_via(&docker, &container.id, "vscode", "/tmp", "/bin/bash");
+    let target = FileTarget::of(&shell);
+    assert_eq!(target.workdir, "/tmp");
+    let m = Arc::new(SessionManager::new(Some(shell), SessionConfig::default(), Arc::new(Activity::new())));
+    let a = m.attach("files", WindowSize::default(), None, false).unwrap();
+    let (g, w) = (a.attachment.generation, Arc::clone(&a.attachment.waker));
+    let mut out = Vec::new();
+    a.session.write(b"mkdir -p /tmp/proj && cd /tmp/proj && echo in-$((6*7))\r").await;
+    session_read_until(&a.session, g, &w, &mut out, b"in-42", T).await;
+    let dir = target.directory_of(Some(&a.session)).await;
+    assert_eq!(dir, "/tmp/proj");
+
+    let data: Vec<u8> = (0..2_000_000u32).map(|i| (i % 241) as u8).collect();
+    let chunks: Vec<Result<bytes::Bytes, std::io::Error>> =
+        data.chunks(64 * 1024).map(|c| Ok(bytes::Bytes::copy_from_slice(c))).collect();
+    target.write(&dir, "up.bin", data.len() as u64, false, futures_util::stream::iter(chunks)).await.unwrap();
+    let owner = std::process::Command::new(&docker)
+        .args(["exec", &container.id, "stat", "-c", "%U %s", "/tmp/proj/up.bin"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&owner.stdout).trim(), format!("vscode {}", data.len()));
+
+    assert_eq!(target.stat(&dir, "up.bin").await.unwrap(), Entry::File(data.len() as u64));
+    let mut child = target.read(&dir, "up.bin").unwrap();
+    let mut back = Vec::new();
+    child.stdout.take().unwrap().read_to_end(&mut back).await.unwrap();
+    assert!(child.wait().await.unwrap().success());
+    assert_eq!(back.len(), data.len());
+    assert!(back == data, "the same bytes");
+    // A directory the user may not write: refused, nothing written.
+    let denied = target
+        .write(
+            "/",
+            "x",
+            1,
+            false,
+            futures_util::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"x"))]),
+        )
+        .await;
+    assert_eq!(denied, Err(sam_agent::files::FileError::Denied));
+    m.close("files");
 }

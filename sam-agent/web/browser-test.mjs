@@ -11,7 +11,7 @@ let failed = false;
 let stage = 'start';
 const at = (name) => { stage = name; };
 try {
-  const context = await browser.newContext({ viewport: { width: 1000, height: 560 } });
+  const context = await browser.newContext({ viewport: { width: 1000, height: 560 }, acceptDownloads: true });
   await context.addCookies([{ name: cookieName, value: cookieValue, url: base, httpOnly: true, sameSite: 'Strict' }]);
   const page = await context.newPage();
   const errors = [];
@@ -114,6 +114,47 @@ try {
   await page.click('.tab:nth-child(2) .close');
   await page.waitForFunction(() => document.querySelectorAll('.tab').length === 1, null, { timeout: 5000 });
   await page.waitForFunction(async () => (await (await fetch('/api/sessions')).json()).sessions.length === 1, null, { timeout: 5000, polling: 200 });
+  at('files');
+  // Files: into the terminal's current directory by the picker and by a
+  // drop, with progress rows; out by path through the download dialog.
+  await page.click('#terminal');
+  await page.keyboard.type('cd "$(mktemp -d)" && echo "dir=$PWD"');
+  await page.keyboard.press('Enter');
+  await page.waitForFunction(() => /dir=\/tmp\/tmp\./.test(document.querySelector('.pane.active .xterm-rows')?.textContent ?? ''), null, { timeout: 10000 });
+  const big = Buffer.alloc(3 * 1024 * 1024, 'sam-upload ');
+  await page.setInputFiles('#upload-picker', { name: 'picked.txt', mimeType: 'text/plain', buffer: big });
+  await page.waitForSelector('.transfer.done >> text=saved:', { timeout: 20000 });
+  const dropped = await page.evaluateHandle(() => {
+    const data = new DataTransfer();
+    data.items.add(new File(['dropped-content-42'], 'dropped.txt', { type: 'text/plain' }));
+    return data;
+  });
+  await page.dispatchEvent('#terminal', 'dragenter', { dataTransfer: dropped });
+  await page.waitForSelector('#drop-zone:not([hidden])', { timeout: 5000 });
+  await page.screenshot({ path: shot.replace(/\.png$/, '-drop.png') });
+  await page.dispatchEvent('#terminal', 'drop', { dataTransfer: dropped });
+  await page.waitForFunction(() => document.querySelectorAll('.transfer.done').length >= 2, null, { timeout: 20000 });
+  await page.screenshot({ path: shot.replace(/\.png$/, '-uploads.png') });
+  await page.click('#terminal');
+  await page.keyboard.type('wc -c < picked.txt; cat dropped.txt; echo');
+  await page.keyboard.press('Enter');
+  await page.waitForFunction(() => { const t = document.querySelector('.pane.active .xterm-rows')?.textContent ?? ''; return t.includes('3145728') && t.includes('dropped-content-42'); }, null, { timeout: 10000 });
+  await page.click('#download');
+  await page.fill('#download-path', 'nothing-here');
+  await page.click('#download-go');
+  await page.waitForFunction(() => /no such file/.test(document.getElementById('download-error')?.textContent ?? ''), null, { timeout: 5000 });
+  // That 404 was asked for (the console reports every failed request).
+  for (let i = errors.length - 1; i >= 0; i--) if (/status of 404/.test(errors[i])) { errors.splice(i, 1); break; }
+  await page.fill('#download-path', 'picked.txt');
+  await page.screenshot({ path: shot.replace(/\.png$/, '-download.png') });
+  const [download] = await Promise.all([page.waitForEvent('download', { timeout: 10000 }), page.click('#download-go')]);
+  if (download.suggestedFilename() !== 'picked.txt') throw new Error(`download name ${download.suggestedFilename()}`);
+  const got = await download.createReadStream().then(async (stream) => { const parts = []; for await (const c of stream) parts.push(c); return Buffer.concat(parts); });
+  if (!got.equals(big)) throw new Error(`downloaded ${got.length} bytes, not the uploaded ones`);
+  await page.click('#terminal');
+  await page.keyboard.type('rm -r "$PWD" && cd / && echo cleaned-$((1+1))');
+  await page.keyboard.press('Enter');
+  await page.waitForFunction(() => (document.querySelector('.pane.active .xterm-rows')?.textContent ?? '').includes('cleaned-2'), null, { timeout: 10000 });
   at('second page');
   // A new browser tab gets its own shell.
   const second = await context.newPage();
