@@ -436,7 +436,7 @@ async fn download(State(agent): State<Arc<Agent>>, headers: HeaderMap, Query(q):
     });
     agent.activity.touch();
     let name = download_name(&path, entry);
-    let stream = tokio_util::io::ReaderStream::with_capacity(stdout, 64 * 1024);
+    let stream = tokio_util::io::ReaderStream::with_capacity(stdout, 256 * 1024);
     let mut response = Response::new(Body::from_stream(stream));
     let h = response.headers_mut();
     let kind = if entry == Entry::Directory { "application/gzip" } else { "application/octet-stream" };
