@@ -14,8 +14,8 @@ use sam_core::cloud_init::{CloudInitParams, MAX_USER_DATA, render};
 struct Input<'a> {
     url: &'a str,
     token: &'a str,
-    arch: &'a str,
     sha256: Option<&'a str>,
+    sha256_arm64: Option<&'a str>,
     tls: bool,
 }
 
@@ -23,8 +23,8 @@ fuzz_target!(|input: Input<'_>| {
     let params = CloudInitParams {
         control_plane_url: input.url,
         bootstrap_token: input.token,
-        agent_arch: input.arch,
         agent_sha256: input.sha256,
+        agent_sha256_arm64: input.sha256_arm64,
         agent_tls: input.tls,
     };
     let Ok(data) = render(&params) else { return };
@@ -33,8 +33,8 @@ fuzz_target!(|input: Input<'_>| {
     let plain = CloudInitParams {
         control_plane_url: "https://sam.example.dev",
         bootstrap_token: "token",
-        agent_arch: "amd64",
         agent_sha256: input.sha256.map(|_| sha.as_str()),
+        agent_sha256_arm64: input.sha256_arm64.map(|_| sha.as_str()),
         agent_tls: input.tls,
     };
     let reference = render(&plain).expect("the reference renders");

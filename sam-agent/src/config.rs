@@ -166,8 +166,8 @@ mod tests {
         let user_data = sam_core::cloud_init::render(&sam_core::cloud_init::CloudInitParams {
             control_plane_url: "https://sam.example.dev",
             bootstrap_token: "abc",
-            agent_arch: "amd64",
             agent_sha256: None,
+            agent_sha256_arm64: None,
             agent_tls: true,
         })
         .unwrap();

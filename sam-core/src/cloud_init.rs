@@ -40,11 +40,13 @@ pub struct CloudInitParams<'a> {
     pub control_plane_url: &'a str,
     /// The single-use bootstrap token (base64url).
     pub bootstrap_token: &'a str,
-    /// Agent architecture: `amd64` or `arm64`.
-    pub agent_arch: &'a str,
-    /// Expected SHA-256 (hex) of the agent binary; the download is refused on
-    /// mismatch.
+    /// Expected SHA-256 (hex) of the `amd64` agent binary; the download is
+    /// refused on mismatch. The VM downloads the agent for its own
+    /// architecture (`uname -m`), so the provider may pick an x86 or an Arm
+    /// type after this is rendered.
     pub agent_sha256: Option<&'a str>,
+    /// The same for the `arm64` agent (Arm server types).
+    pub agent_sha256_arm64: Option<&'a str>,
     /// The agent serves HTTPS on 443 behind the TLS edge (a key of its own,
     /// a certificate signed at bootstrap, the edge's client certificate
     /// required) instead of plain HTTP on 8080.
@@ -80,8 +82,8 @@ fn url_char(b: u8) -> bool {
 /// let data = render(&CloudInitParams {
 ///     control_plane_url: "https://sam.example.dev",
 ///     bootstrap_token: "abcDEF123_-",
-///     agent_arch: "amd64",
 ///     agent_sha256: None,
+///     agent_sha256_arm64: None,
 ///     agent_tls: true,
 /// }).unwrap();
 /// assert!(data.starts_with("#cloud-config\n"));
@@ -93,10 +95,7 @@ pub fn render(p: &CloudInitParams<'_>) -> Result<String, CloudInitError> {
         return Err(CloudInitError::InvalidValue("control-plane URL"));
     }
     check("bootstrap token", p.bootstrap_token, |b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_', 128)?;
-    if !matches!(p.agent_arch, "amd64" | "arm64") {
-        return Err(CloudInitError::InvalidValue("agent architecture"));
-    }
-    if let Some(sha) = p.agent_sha256 {
+    for sha in [p.agent_sha256, p.agent_sha256_arm64].into_iter().flatten() {
         check("agent checksum", sha, |b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b), 64)?;
         if sha.len() != 64 {
             return Err(CloudInitError::InvalidValue("agent checksum"));
@@ -121,11 +120,13 @@ pub fn render(p: &CloudInitParams<'_>) -> Result<String, CloudInitError> {
     let _ = writeln!(out, "  - path: /etc/sam/boot.env");
     let _ = writeln!(out, "    permissions: '0600'");
     let _ = writeln!(out, "    content: |");
-    let _ = writeln!(out, "      SAM_BOOT_ARCH={}", p.agent_arch);
     let _ = writeln!(out, "      SAM_BOOT_DEVCONTAINER_CLI_VERSION={DEVCONTAINER_CLI_VERSION}");
+    // Otherwise the checksum the control plane sends with the binary.
     if let Some(sha) = p.agent_sha256 {
-        // Otherwise the checksum the control plane sends with the binary.
-        let _ = writeln!(out, "      SAM_BOOT_AGENT_SHA256={sha}");
+        let _ = writeln!(out, "      SAM_BOOT_AGENT_SHA256_AMD64={sha}");
+    }
+    if let Some(sha) = p.agent_sha256_arm64 {
+        let _ = writeln!(out, "      SAM_BOOT_AGENT_SHA256_ARM64={sha}");
     }
     let _ = writeln!(out, "  - path: {BOOT_SCRIPT_PATH}");
     let _ = writeln!(out, "    permissions: '0700'");
@@ -172,8 +173,8 @@ mod tests {
         CloudInitParams {
             control_plane_url: "https://sam.example.dev/",
             bootstrap_token: "Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0Z2FycGx5",
-            agent_arch: "amd64",
             agent_sha256: Some("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"),
+            agent_sha256_arm64: Some("60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752"),
             agent_tls: false,
         }
     }
@@ -229,7 +230,7 @@ mod tests {
         for token in ["a'b", "a b", "a\nb", "a$b", "", &"a".repeat(200)] {
             assert!(render(&CloudInitParams { bootstrap_token: token, ..params() }).is_err(), "{token:?}");
         }
-        assert!(render(&CloudInitParams { agent_arch: "x86", ..params() }).is_err());
+        assert!(render(&CloudInitParams { agent_sha256_arm64: Some("abc"), ..params() }).is_err());
         assert!(render(&CloudInitParams { agent_sha256: Some("ABC"), ..params() }).is_err());
         assert!(render(&CloudInitParams { agent_sha256: Some(&"g".repeat(64)), ..params() }).is_err());
     }
@@ -240,9 +241,10 @@ mod tests {
         assert!(out.len() < MAX_USER_DATA);
         assert!(out.contains("SAM_AGENT_BOOTSTRAP_TOKEN=Zm9vYmFy"));
         assert!(out.contains("SAM_AGENT_CONTROL_PLANE=https://sam.example.dev\n"), "trailing slash trimmed");
-        assert!(out.contains("SAM_BOOT_ARCH=amd64\n"));
-        assert!(out.contains("SAM_BOOT_AGENT_SHA256=9f86d081"));
-        assert!(out.contains("$control_plane/api/agent/download?arch=$SAM_BOOT_ARCH"));
+        assert!(out.contains("SAM_BOOT_AGENT_SHA256_AMD64=9f86d081"));
+        assert!(out.contains("SAM_BOOT_AGENT_SHA256_ARM64=60303ae2"));
+        assert!(out.contains("aarch64 | arm64) arch=arm64"), "the VM picks its own agent");
+        assert!(out.contains("$control_plane/api/agent/download?arch=$arch"));
         assert!(out.contains("sha256sum -c"));
     }
 }

@@ -105,8 +105,16 @@ devcontainer_cli() {
 }
 
 agent() {
-  fetch "$control_plane/api/agent/download?arch=$SAM_BOOT_ARCH" "$work/sam-agent" || return 1
-  check_sha256 "$work/sam-agent" x-agent-sha256 "${SAM_BOOT_AGENT_SHA256:-}" || return 1
+  # The agent for this machine's architecture: the provider chose the
+  # server type (x86 or Arm) after this file was written.
+  case "$(uname -m)" in
+    x86_64) arch=amd64 expected="${SAM_BOOT_AGENT_SHA256_AMD64:-}" ;;
+    aarch64 | arm64) arch=arm64 expected="${SAM_BOOT_AGENT_SHA256_ARM64:-}" ;;
+    *) echo "no SAM agent for architecture $(uname -m)"; return 1 ;;
+  esac
+  echo "agent for $arch"
+  fetch "$control_plane/api/agent/download?arch=$arch" "$work/sam-agent" || return 1
+  check_sha256 "$work/sam-agent" x-agent-sha256 "$expected" || return 1
   install -m 0755 "$work/sam-agent" /usr/local/bin/sam-agent
 }
 

@@ -45,16 +45,16 @@ fn every_variant_passes_cloud_init_schema_and_shellcheck() {
     }
     let dir = tempfile::tempdir().unwrap();
     let sha = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
-    for (n, (sha256, tls, arch)) in
-        [(Some(sha), true, "amd64"), (None, false, "arm64"), (Some(sha), false, "amd64"), (None, true, "arm64")]
+    for (n, (sha256, tls, arm)) in
+        [(Some(sha), true, Some(sha)), (None, false, None), (Some(sha), false, None), (None, true, Some(sha))]
             .into_iter()
             .enumerate()
     {
         let data = render(&CloudInitParams {
             control_plane_url: "https://sam.example.dev",
             bootstrap_token: "Zm9vYmFyYmF6cXV4cXV1eGNvcmdl_-",
-            agent_arch: arch,
             agent_sha256: sha256,
+            agent_sha256_arm64: arm,
             agent_tls: tls,
         })
         .unwrap();

@@ -32,7 +32,7 @@ async fn create_goes_to_running() {
     assert_eq!(ws.lifecycle.dns_record.as_deref(), Some(records[0].id.as_str()));
 
     let data = h.cloud.user_data_of(ws.id).unwrap();
-    assert!(data.contains("SAM_AGENT_CONTROL_PLANE=https://sam.test\n") && data.contains("SAM_BOOT_ARCH=amd64\n"));
+    assert!(data.contains("SAM_AGENT_CONTROL_PLANE=https://sam.test\n") && data.contains("arch=amd64"));
     assert!(!data.contains("hello-world"), "no repository data in cloud-init");
 
     let ws = h.boot_agent(&engine, ws.id).await;
@@ -825,4 +825,47 @@ async fn a_refusing_origin_ca_does_not_hold_up_a_release() {
     h.assert_no_leaks(&[h.user]).await;
     assert!(h.cloud.servers_of(ws.id).is_empty() && h.dns.records().is_empty(), "released");
     assert_eq!(h.origin_ca.valid_hostnames().len(), 1, "left to expire");
+}
+
+/// Issue 22: once an arm64 agent is served, a size maps to an Arm type
+/// where the location offers a cheaper one; the server's user data carries
+/// both agents' checksums (the VM fetches its own), and the price shown
+/// for that size and location is the Arm type's, the one billed.
+#[tokio::test]
+async fn sizes_map_to_cheaper_arm_types_once_an_arm64_agent_is_served() {
+    let arm_sha = "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752";
+    let mut h = Harness::new().await;
+    let engine = h.engine();
+    let ws = h.create(&engine, "x86-only").await;
+    engine.drive(h.user, ws.id).await.unwrap();
+    assert_eq!(h.cloud.servers_of(ws.id)[0].server_type, "cx23", "no arm64 agent: x86");
+
+    h.config.agent_sha256_arm64 = Some(arm_sha.into());
+    let engine = h.engine();
+    let ws = h.create(&engine, "arm").await;
+    engine.drive(h.user, ws.id).await.unwrap();
+    assert_eq!(h.cloud.servers_of(ws.id)[0].server_type, "cax11");
+    let data = h.cloud.user_data_of(ws.id).unwrap();
+    assert!(data.contains(&format!("SAM_BOOT_AGENT_SHA256_ARM64={arm_sha}")), "{data}");
+    assert!(data.contains("aarch64 | arm64) arch=arm64"));
+
+    let accounts = sam_core::accounts::Accounts::new(
+        h.ports(),
+        h.github.clone(),
+        sam_core::accounts::AccountsConfig::default().with_server_architectures(engine.config().server_architectures()),
+    );
+    let account = accounts.cloud_accounts(h.user).await.unwrap().remove(0);
+    let sizes = account.catalogue.unwrap().sizes;
+    let small = |location: &str| {
+        sizes.iter().find(|o| o.size == sam_core::domain::VmSize::Small && o.location == location).unwrap().clone()
+    };
+    assert_eq!((small("fsn1").server_type.as_str(), small("fsn1").hourly.as_str()), ("cax11", "0.0055"));
+    assert_eq!((small("hel1").server_type.as_str(), small("hel1").hourly.as_str()), ("cx23", "0.0060"));
+
+    // An operator whose image is x86 only turns it off.
+    h.config.arm_servers = false;
+    let engine = h.engine();
+    let ws = h.create(&engine, "x86-again").await;
+    engine.drive(h.user, ws.id).await.unwrap();
+    assert_eq!(h.cloud.servers_of(ws.id)[0].server_type, "cx23");
 }

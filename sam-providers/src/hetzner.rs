@@ -40,7 +40,7 @@ use async_trait::async_trait;
 use reqwest::{Method, Url};
 use sam_core::domain::{
     DeploymentId, Location, LocationCode, LocationPrice, ServerId, ServerTypeOffer, Timestamp, WorkspaceId,
-    choose_server_type,
+    choose_server_type_of,
 };
 use sam_core::ports::{
     ComputeProvider, Firewall, FirewallPolicy, LABEL_MANAGED, LABEL_WORKSPACE, ProviderError, ProviderErrorKind,
@@ -168,7 +168,7 @@ impl HetznerProvider {
             return Ok(existing);
         }
         let types = self.server_types(token, true).await?;
-        let chosen = choose_server_type(spec.size, &spec.location, &types).ok_or_else(|| {
+        let chosen = choose_server_type_of(spec.size, &spec.location, &types, spec.architectures).ok_or_else(|| {
             ProviderError::new(
                 ProviderErrorKind::InvalidConfig,
                 format!("hetzner: no server type for size {} in location {}", spec.size, spec.location),

@@ -560,3 +560,24 @@ async fn projects_see_only_their_own_resources() {
     assert_eq!(emu.servers().len(), 2, "the handle sees every project");
     assert_eq!(emu.servers().iter().map(|s| s.project).collect::<Vec<_>>(), vec![0, 1]);
 }
+
+/// Issue 22: with Arm allowed, the adapter picks Hetzner's CAX type where a
+/// location offers it cheaper (the emulator's catalogue, as the live one,
+/// prices `cax11` below `cx23` in Europe and offers no CAX in Ashburn), and
+/// the emulator boots it with the image of that architecture.
+#[tokio::test]
+async fn arm_types_are_chosen_where_cheaper_when_allowed() {
+    let emu = emulator().await;
+    let provider = adapter(&emu, no_retry());
+    let tok = token(&emu);
+    let create = async |location: &str, architectures: &'static [&'static str]| {
+        let mut spec = conformance::compute::spec(WorkspaceId::new(), location);
+        spec.architectures = architectures;
+        let server = provider.create_server(&tok, &spec).await.unwrap();
+        provider.delete_server(&tok, &server.id).await.unwrap();
+        server.server_type
+    };
+    assert_eq!(create("fsn1", sam_core::domain::arch::ANY).await, "cax11");
+    assert_eq!(create("fsn1", sam_core::domain::arch::X86_ONLY).await, "cx23");
+    assert_eq!(create("ash", sam_core::domain::arch::ANY).await, "cpx22", "no Arm type in Ashburn");
+}

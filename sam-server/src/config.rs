@@ -120,6 +120,11 @@ pub struct ServeConfig {
     /// Directory with sam-agent-amd64 / sam-agent-arm64 (default: beside this binary).
     #[arg(long, env = "SAM_AGENT_DIR")]
     pub agent_dir: Option<PathBuf>,
+    /// Whether sizes may map to Arm server types (Hetzner's CAX) where they
+    /// are cheaper, when an arm64 agent is beside the amd64 one (see
+    /// `SAM_AGENT_DIR`). Turn off for a server image built for x86 only.
+    #[arg(long, env = "SAM_ARM_SERVERS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub arm_servers: bool,
     /// Active workspaces per user.
     #[arg(long, env = "SAM_MAX_WORKSPACES_PER_USER", default_value_t = 10)]
     pub max_workspaces_per_user: u32,

@@ -312,6 +312,9 @@ pub async fn build(config: &ServeConfig) -> Result<Deployment, ConfigProblems> {
     engine_config.server_image = config.hetzner_image.clone();
     engine_config.agent_sha256_amd64 =
         std::fs::read(crate::api::agent_path(&agents, "amd64")).ok().map(|b| sha256_hex(&b));
+    engine_config.agent_sha256_arm64 =
+        std::fs::read(crate::api::agent_path(&agents, "arm64")).ok().map(|b| sha256_hex(&b));
+    engine_config.arm_servers = config.arm_servers;
     // Earlier keys stay published until every token they may have signed has
     // expired; the longest-lived tokens are the agents' callback credentials.
     let issuer = match previous_jwt.split_first() {
@@ -362,7 +365,8 @@ pub async fn build(config: &ServeConfig) -> Result<Deployment, ConfigProblems> {
             ports.clone(),
             github,
             AccountsConfig::default()
-                .with_sign_in_policy(SignInPolicy::new(&config.allowed_users, &config.allowed_organizations)),
+                .with_sign_in_policy(SignInPolicy::new(&config.allowed_users, &config.allowed_organizations))
+                .with_server_architectures(engine.config().server_architectures()),
         )),
         issuer: issuer.clone(),
         verifier: issuer,

@@ -44,7 +44,8 @@ if (!hetzner) {
 
   function priceFor(s, loc) {
     const offer = hetzner.sizes.find((o) => o.size === s && o.location === loc);
-    return offer ? `${offer.serverType}, ${offer.cores} vCPU / ${offer.memoryGb} GB, €${Number(offer.hourly).toFixed(4)}/h` : "not offered here";
+    const arm = offer && offer.architecture === "arm" ? " Arm64" : "";
+    return offer ? `${offer.serverType},${arm} ${offer.cores} vCPU / ${offer.memoryGb} GB, €${Number(offer.hourly).toFixed(4)}/h` : "not offered here";
   }
   function renderSizes() {
     const current = size.value || "small";

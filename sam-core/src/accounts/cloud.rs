@@ -1,7 +1,7 @@
 //! Cloud accounts: a user's API token for the compute provider, validated
 //! with the provider before it is stored sealed, never returned.
 
-use crate::domain::{Credential, CredentialProvider, Location, Timestamp, UserId, VmSize, choose_server_type};
+use crate::domain::{Credential, CredentialProvider, Location, Timestamp, UserId, VmSize, choose_server_type_of};
 use crate::engine::credential_context;
 use crate::ports::{CredentialRemoval, ProviderErrorKind};
 use crate::secret::SecretString;
@@ -43,6 +43,8 @@ pub struct SizeOffer {
     pub location: String,
     /// The provider's server type.
     pub server_type: String,
+    /// Its CPU architecture (`x86` or `arm`, see [`crate::domain::arch`]).
+    pub architecture: String,
     /// Virtual cores.
     pub cores: u32,
     /// Memory in GB.
@@ -186,13 +188,15 @@ impl Accounts {
         let mut sizes = Vec::new();
         for location in &locations {
             for size in VmSize::ALL {
-                if let Some(offer) = choose_server_type(size, location.code.as_str(), &types)
+                if let Some(offer) =
+                    choose_server_type_of(size, location.code.as_str(), &types, self.config.server_architectures)
                     && let Some(price) = offer.prices.iter().find(|p| p.location == location.code.as_str())
                 {
                     sizes.push(SizeOffer {
                         size,
                         location: location.code.to_string(),
                         server_type: offer.name.clone(),
+                        architecture: offer.architecture.clone(),
                         cores: offer.cores,
                         memory_gb: offer.memory_gb,
                         hourly: price.hourly.clone(),

@@ -55,6 +55,10 @@ pub struct AccountsConfig {
     pub session_max_age: Duration,
     /// Who may sign in. Default: anyone.
     pub sign_in_policy: SignInPolicy,
+    /// The server architectures the sizes and prices shown map to: the
+    /// engine's ([`EngineConfig::server_architectures`](crate::engine::EngineConfig::server_architectures)),
+    /// so the price shown is the one billed. Default x86 only.
+    pub server_architectures: &'static [&'static str],
 }
 
 impl Default for AccountsConfig {
@@ -63,6 +67,7 @@ impl Default for AccountsConfig {
             session_ttl: Duration::from_secs(7 * 24 * 3600),
             session_max_age: Duration::from_secs(30 * 24 * 3600),
             sign_in_policy: SignInPolicy::default(),
+            server_architectures: crate::domain::arch::X86_ONLY,
         }
     }
 }
@@ -71,6 +76,12 @@ impl AccountsConfig {
     /// Sessions lasting `session_ttl` without use.
     pub fn with_session_ttl(session_ttl: Duration) -> Self {
         Self { session_ttl, ..Self::default() }
+    }
+
+    /// The same settings, sizes mapped to server types of `architectures`.
+    pub fn with_server_architectures(mut self, architectures: &'static [&'static str]) -> Self {
+        self.server_architectures = architectures;
+        self
     }
 
     /// The same settings, sessions ending `max_age` after sign-in at the

@@ -11,7 +11,7 @@ pub use account::{Credential, CredentialProvider, GithubInstallation, NewSession
 pub use hosts::{HostNaming, WorkspaceHosts};
 pub use ids::{GithubUserId, InstallationId, ServerId, UserId, WorkspaceId};
 pub use names::{BranchName, DeploymentId, LocationCode, RepoFullName, WorkspaceName};
-pub use vm::{Location, LocationPrice, ServerTypeOffer, VmSize, choose_server_type};
+pub use vm::{Location, LocationPrice, ServerTypeOffer, VmSize, arch, choose_server_type, choose_server_type_of};
 pub use workspace::{NewWorkspace, Workspace, WorkspaceEvent, WorkspaceSpec};
 
 /// A point in time, always UTC.

@@ -111,6 +111,18 @@ pub struct Location {
     pub city: String,
 }
 
+/// CPU architectures of server types, as Hetzner names them.
+pub mod arch {
+    /// x86-64 (the agent's `amd64` build).
+    pub const X86: &str = "x86";
+    /// 64-bit Arm (the agent's `arm64` build; Hetzner's CAX types).
+    pub const ARM: &str = "arm";
+    /// x86 only: where no arm64 agent is served.
+    pub const X86_ONLY: &[&str] = &[X86];
+    /// Either: the cheaper wins, x86 on a tie.
+    pub const ANY: &[&str] = &[X86, ARM];
+}
+
 /// Picks the server type for `size` in `location`: the cheapest non-deprecated
 /// x86 type offered there that meets the size's minimum cores and memory (ties
 /// broken by fewer cores, then name, so the choice is stable).
@@ -131,17 +143,45 @@ pub fn choose_server_type<'a>(
     location: &str,
     offers: &'a [ServerTypeOffer],
 ) -> Option<&'a ServerTypeOffer> {
+    choose_server_type_of(size, location, offers, arch::X86_ONLY)
+}
+
+/// [`choose_server_type`] among the types of `architectures` (see
+/// [`arch`]): with [`arch::ANY`], an Arm type where the location offers one
+/// that is cheaper for the same size; on equal prices the one listed first
+/// in `architectures` wins (x86: every image and tool has it).
+///
+/// ```
+/// use sam_core::domain::{arch, choose_server_type_of, LocationPrice, ServerTypeOffer, VmSize};
+/// let offer = |name: &str, architecture: &str, price: &str| ServerTypeOffer {
+///     name: name.into(), cores: 2, memory_gb: 4.0, disk_gb: 40, architecture: architecture.into(),
+///     deprecated: false,
+///     prices: vec![LocationPrice { location: "fsn1".into(), hourly: price.into(), monthly: "0".into() }],
+/// };
+/// let types = [offer("cx23", "x86", "0.0080"), offer("cax11", "arm", "0.0072")];
+/// assert_eq!(choose_server_type_of(VmSize::Small, "fsn1", &types, arch::ANY).unwrap().name, "cax11");
+/// assert_eq!(choose_server_type_of(VmSize::Small, "fsn1", &types, arch::X86_ONLY).unwrap().name, "cx23");
+/// ```
+pub fn choose_server_type_of<'a>(
+    size: VmSize,
+    location: &str,
+    offers: &'a [ServerTypeOffer],
+    architectures: &[&str],
+) -> Option<&'a ServerTypeOffer> {
     let (min_cores, min_memory) = size.minimum();
+    let rank = |o: &ServerTypeOffer| architectures.iter().position(|a| *a == o.architecture);
     offers
         .iter()
-        .filter(|o| !o.deprecated && o.architecture == "x86")
+        .filter(|o| !o.deprecated && rank(o).is_some())
         .filter(|o| o.cores >= min_cores && o.memory_gb >= min_memory)
         .filter_map(|o| {
             let price = o.prices.iter().find(|p| p.location == location)?;
             let hourly: f64 = price.hourly.parse().ok()?;
             Some((hourly, o))
         })
-        .min_by(|(pa, a), (pb, b)| pa.total_cmp(pb).then(a.cores.cmp(&b.cores)).then(a.name.cmp(&b.name)))
+        .min_by(|(pa, a), (pb, b)| {
+            pa.total_cmp(pb).then(rank(a).cmp(&rank(b))).then(a.cores.cmp(&b.cores)).then(a.name.cmp(&b.name))
+        })
         .map(|(_, o)| o)
 }
 
@@ -186,6 +226,22 @@ mod tests {
         assert_eq!(choose_server_type(VmSize::Large, "fsn1", &types).unwrap().name, "cx43");
         assert!(choose_server_type(VmSize::Medium, "hel1", &types).is_none());
         assert!(choose_server_type(VmSize::Small, "ash", &types).is_none());
+    }
+
+    #[test]
+    fn arm_types_win_where_offered_and_cheaper() {
+        let types = vec![
+            offer("cx23", 2, 4.0, "x86", false, &[("fsn1", "0.0080"), ("ash", "0.0080")]),
+            offer("cax11", 2, 4.0, "arm", false, &[("fsn1", "0.0072")]),
+            offer("cx33", 4, 8.0, "x86", false, &[("fsn1", "0.0128")]),
+            offer("cax21", 4, 8.0, "arm", false, &[("fsn1", "0.0128")]),
+        ];
+        let pick = |size, location, arches| choose_server_type_of(size, location, &types, arches).map(|o| &*o.name);
+        assert_eq!(pick(VmSize::Small, "fsn1", arch::ANY), Some("cax11"), "cheaper");
+        assert_eq!(pick(VmSize::Small, "ash", arch::ANY), Some("cx23"), "no Arm type there");
+        assert_eq!(pick(VmSize::Medium, "fsn1", arch::ANY), Some("cx33"), "a tie goes to x86");
+        assert_eq!(pick(VmSize::Small, "fsn1", arch::X86_ONLY), Some("cx23"), "no arm64 agent");
+        assert_eq!(pick(VmSize::Small, "fsn1", &[arch::ARM]), Some("cax11"));
     }
 
     #[test]

@@ -85,6 +85,12 @@ pub struct EngineConfig {
     /// verify the download. `None` skips nothing: the download is then
     /// verified against the `X-Agent-Sha256` header only.
     pub agent_sha256_amd64: Option<String>,
+    /// The same for the `arm64` agent. Without it no Arm server type is
+    /// chosen (there would be no agent to run on it).
+    pub agent_sha256_arm64: Option<String>,
+    /// Whether Arm server types may be chosen when cheaper (and an arm64
+    /// agent is served): off for an x86-only server image.
+    pub arm_servers: bool,
     /// The agent version this control plane serves (a server serves its own
     /// version). A heartbeat from another version is logged once and shown
     /// with the workspace ([`Engine::agent_version`](super::Engine::agent_version)).
@@ -93,6 +99,16 @@ pub struct EngineConfig {
 }
 
 impl EngineConfig {
+    /// The architectures a new server may have: Arm too when allowed and an
+    /// arm64 agent is served.
+    pub fn server_architectures(&self) -> &'static [&'static str] {
+        if self.arm_servers && self.agent_sha256_arm64.is_some() {
+            crate::domain::arch::ANY
+        } else {
+            crate::domain::arch::X86_ONLY
+        }
+    }
+
     /// The idle timeouts a user may choose, widened to take in the
     /// deployment's default (an operator's short default for demos is still
     /// a valid choice).
@@ -137,6 +153,8 @@ impl EngineConfig {
             scan_page_size: 1000,
             retry: RetryPolicy::default(),
             agent_sha256_amd64: None,
+            agent_sha256_arm64: None,
+            arm_servers: true,
             agent_version: None,
         }
     }

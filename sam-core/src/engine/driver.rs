@@ -238,8 +238,8 @@ impl Engine {
         let user_data = match render(&CloudInitParams {
             control_plane_url: &self.config.control_plane_url,
             bootstrap_token: bootstrap.expose(),
-            agent_arch: "amd64",
             agent_sha256: self.config.agent_sha256_amd64.as_deref(),
+            agent_sha256_arm64: self.config.agent_sha256_arm64.as_deref(),
             agent_tls: self.origin_ca.is_some(),
         }) {
             Ok(data) => data,
@@ -250,6 +250,7 @@ impl Engine {
             deployment: self.config.deployment.clone(),
             name: ws.id.dns_label(),
             size: ws.spec.vm_size,
+            architectures: self.config.server_architectures(),
             location: ws.spec.vm_location.to_string(),
             image: self.config.server_image.clone(),
             user_data,

@@ -29,6 +29,11 @@ pub struct ServerSpec {
     pub name: String,
     /// Size; the provider maps it to one of its live server types.
     pub size: VmSize,
+    /// The CPU architectures the server may have ([`crate::domain::arch`]):
+    /// the ones an agent is served for (and the image exists in). The
+    /// provider picks the cheapest type of these for the size
+    /// ([`crate::domain::choose_server_type_of`]).
+    pub architectures: &'static [&'static str],
     /// Location code.
     pub location: String,
     /// OS image, e.g. `ubuntu-24.04`.

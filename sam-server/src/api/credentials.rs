@@ -50,6 +50,8 @@ struct SizeOffer {
     size: VmSize,
     location: String,
     server_type: String,
+    /// `x86` or `arm`: the workspace runs on that CPU architecture.
+    architecture: String,
     cores: u32,
     memory_gb: f64,
     /// Gross price per hour, as the provider quotes it (a decimal string).
@@ -81,6 +83,7 @@ impl From<CloudAccount> for CredentialView {
                     size: o.size,
                     location: o.location,
                     server_type: o.server_type,
+                    architecture: o.architecture,
                     cores: o.cores,
                     memory_gb: o.memory_gb,
                     hourly: o.hourly,

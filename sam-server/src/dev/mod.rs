@@ -371,6 +371,8 @@ pub async fn run(options: DevOptions, mut sockets: crate::listeners::Sockets) ->
         idle_timeout_seconds: options.idle_seconds,
         // Dev mode is for trying things: a one-minute idle stop is allowed.
         idle_timeout_min_minutes: 1,
+        // Dev mode builds only this machine's agent; the local VMs run it.
+        arm_servers: false,
         idle_timeout_max_minutes: 480,
         unreachable_timeout_minutes: 120,
         unreachable_timeout_seconds: options.unreachable_seconds,

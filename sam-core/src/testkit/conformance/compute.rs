@@ -16,6 +16,7 @@ pub fn spec(workspace: WorkspaceId, location: &str) -> ServerSpec {
         deployment: conformance_deployment(),
         name: workspace.dns_label(),
         size: VmSize::Small,
+        architectures: crate::domain::arch::X86_ONLY,
         location: location.to_owned(),
         image: "ubuntu-24.04".into(),
         user_data: "#cloud-config\n{}\n".into(),

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 
 use super::faults::{FaultPlan, after};
 use crate::domain::{
-    DeploymentId, Location, LocationCode, LocationPrice, ServerId, ServerTypeOffer, WorkspaceId, choose_server_type,
+    DeploymentId, Location, LocationCode, LocationPrice, ServerId, ServerTypeOffer, WorkspaceId, choose_server_type_of,
 };
 use crate::ports::{
     Clock, ComputeProvider, Firewall, FirewallPolicy, InboundRule, LABEL_DEPLOYMENT, LABEL_WORKSPACE, ProviderError,
@@ -141,23 +141,29 @@ impl FakeCloud {
     }
 
     fn catalogue() -> Vec<ServerTypeOffer> {
-        let offer = |name: &str, cores, memory_gb, hourly: &str, deprecated| ServerTypeOffer {
-            name: name.into(),
-            cores,
-            memory_gb,
-            disk_gb: 40,
-            architecture: "x86".into(),
-            deprecated,
-            prices: ["fsn1", "nbg1", "hel1"]
-                .iter()
-                .map(|l| LocationPrice { location: (*l).into(), hourly: hourly.into(), monthly: "0".into() })
-                .collect(),
-        };
+        let priced =
+            |name: &str, cores, memory_gb, architecture: &str, hourly: &str, deprecated, locations: &[&str]| {
+                ServerTypeOffer {
+                    name: name.into(),
+                    cores,
+                    memory_gb,
+                    disk_gb: 40,
+                    architecture: architecture.into(),
+                    deprecated,
+                    prices: locations
+                        .iter()
+                        .map(|l| LocationPrice { location: (*l).into(), hourly: hourly.into(), monthly: "0".into() })
+                        .collect(),
+                }
+            };
+        let everywhere = ["fsn1", "nbg1", "hel1"];
         vec![
-            offer("cx22", 2, 4.0, "0.0050", true),
-            offer("cx23", 2, 4.0, "0.0060", false),
-            offer("cx33", 4, 8.0, "0.0100", false),
-            offer("cx43", 8, 16.0, "0.0190", false),
+            priced("cx22", 2, 4.0, "x86", "0.0050", true, &everywhere),
+            priced("cx23", 2, 4.0, "x86", "0.0060", false, &everywhere),
+            priced("cx33", 4, 8.0, "x86", "0.0100", false, &everywhere),
+            priced("cx43", 8, 16.0, "x86", "0.0190", false, &everywhere),
+            // Arm, cheaper for the small size, in two of the locations.
+            priced("cax11", 2, 4.0, "arm", "0.0055", false, &["fsn1", "nbg1"]),
         ]
     }
 }
@@ -211,7 +217,7 @@ impl ComputeProvider for FakeCloud {
     async fn create_server(&self, token: &SecretString, spec: &ServerSpec) -> Result<Server, ProviderError> {
         let pending = self.faults.before("create_server")?;
         self.authorize(token)?;
-        let server_type = choose_server_type(spec.size, &spec.location, &Self::catalogue())
+        let server_type = choose_server_type_of(spec.size, &spec.location, &Self::catalogue(), spec.architectures)
             .map(|o| o.name.clone())
             .ok_or_else(|| {
                 ProviderError::new(
