@@ -38,6 +38,20 @@ try {
   await page.getByText("connected").waitFor();
   await page.getByRole("cell", { name: "cx23" }).first().waitFor();
   await page.screenshot({ path: `${artifacts}/settings.png`, fullPage: true });
+  // A personal access token: shown once, listed without it, works as a
+  // bearer, revoked from the list.
+  await page.fill("#pat-name", "ui test");
+  await page.selectOption("#pat-scope", "read");
+  await page.getByRole("button", { name: "Create token" }).click();
+  const token = (await page.locator("#new-token").textContent()) ?? "";
+  if (!token.startsWith("sam_pat_")) throw new Error(`new token: ${token}`);
+  await page.locator("tr[data-token]").first().waitFor();
+  await page.screenshot({ path: `${artifacts}/settings-token.png`, fullPage: true });
+  const asProgram = async () => (await fetch(`${base}/api/workspaces`, { headers: { authorization: `Bearer ${token}` } })).status;
+  if ((await asProgram()) !== 200) throw new Error("the new token does not read");
+  await page.getByRole("button", { name: "Revoke" }).first().click();
+  await page.locator("tr[data-token]").first().waitFor({ state: "detached" });
+  if ((await asProgram()) !== 401) throw new Error("a revoked token still works");
 
   await page.goto(base + "/workspaces/new");
   await page.locator("#repository option").first().waitFor({ state: "attached" });

@@ -11,7 +11,7 @@
 //! `GET /locations`, and the deployment's firewall (see `firewalls`).
 //!
 //! Sizes map to server types from the live `/server_types` list with
-//! [`choose_server_type`] (deprecated types are skipped), never hard-coded
+//! [`choose_server_type_of`] (deprecated types are skipped; Arm types only when the spec allows them), never hard-coded
 //! names. Create is idempotent: it looks the workspace's server up by the
 //! `sam-workspace=<id>` label first, and a retry after a lost response finds
 //! the server the first attempt created.

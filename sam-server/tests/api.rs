@@ -39,6 +39,7 @@ api_suite!(
     repository_access_is_per_user_and_per_workspace,
     the_sign_in_policy_admits_only_listed_users_and_organizations,
     another_organization_installs_the_public_app_and_works_through_it,
+    personal_access_tokens_are_scoped_revocable_and_never_stored,
 );
 
 /// The document is OpenAPI 3.1 with valid JSON Schemas, every `$ref`
@@ -80,6 +81,7 @@ async fn the_openapi_document_is_valid_and_complete(backend: Backend) {
         "GET /api/credentials",
         "POST /api/credentials",
         "DELETE /api/credentials/{provider}",
+        "DELETE /api/tokens/{id}",
         "GET /api/github/install-url",
         "GET /api/github/installations",
         "GET /api/github/repositories",
@@ -88,8 +90,10 @@ async fn the_openapi_document_is_valid_and_complete(backend: Backend) {
         "GET /api/health",
         "GET /api/openapi.json",
         "GET /api/ready",
+        "GET /api/tokens",
         "POST /api/bootstrap/{token}",
         "POST /api/terminal/token",
+        "POST /api/tokens",
         "GET /api/workspace-options",
         "GET /api/workspaces",
         "POST /api/workspaces",
@@ -252,6 +256,11 @@ async fn every_user_endpoint_needs_a_session(backend: Backend) {
         ("GET", format!("/api/workspaces/{id}/events")),
         ("POST", "/api/terminal/token".to_owned()),
         ("POST", "/api/auth/logout".to_owned()),
+        ("GET", "/api/workspace-options".to_owned()),
+        ("POST", format!("/api/workspaces/{id}/activity")),
+        ("GET", "/api/tokens".to_owned()),
+        ("POST", "/api/tokens".to_owned()),
+        ("DELETE", "/api/tokens/abc".to_owned()),
     ] {
         let body = (method == "POST").then(|| json!({}));
         let (status, error) = s.send(method.parse().unwrap(), &path, Some("sam_session=forged"), body.clone()).await;
@@ -1231,4 +1240,134 @@ async fn early_answers_keep_the_connection_usable() {
     ];
     let outcome = keep_alive::hammer(addr, &requests, &[4096, 60_000], 2000).await;
     assert_eq!(outcome, keep_alive::Outcome { answered: 2000, closed: 0, resets: 0 });
+}
+
+/// Issue 22: a personal access token, created from the dashboard's session
+/// and shown once, lets a program call the API without a cookie or an
+/// Origin; `read` tokens only read; a token cannot manage tokens or sign
+/// out; a revoked token stops working at once, and so do the terminals
+/// opened with it (the agent's heartbeat learns it).
+async fn personal_access_tokens_are_scoped_revocable_and_never_stored(backend: Backend) {
+    let Some(s) = Server::start(backend).await else { return };
+    let cookie = s.ready_user(61).await;
+    let bearer = |method: reqwest::Method, path: &str, token: &str, body: Option<Value>| {
+        // No cookie and no Origin: a program, not a browser.
+        let mut request = s.client.request(method, s.url(path)).bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status();
+            (status, response.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (status, write) =
+        s.post("/api/tokens", &cookie, json!({"name": "laptop CLI", "scope": "write", "expiresInDays": 30})).await;
+    assert_eq!(status, StatusCode::CREATED, "{write}");
+    let write_token = write["token"].as_str().unwrap().to_owned();
+    assert!(write_token.starts_with("sam_pat_") && write_token.len() > 40, "{write_token}");
+    let (_, read) = s.post("/api/tokens", &cookie, json!({"name": "dashboard script", "scope": "read"})).await;
+    let read_token = read["token"].as_str().unwrap().to_owned();
+    assert!(read["expiresAt"].is_null(), "no expiry asked: until revoked");
+    let (status, list) = s.get("/api/tokens", &cookie).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    assert!(!list.to_string().contains(&write_token[8..]), "listed without the token");
+    for (body, field) in [
+        (json!({"name": "", "scope": "read"}), "name"),
+        (json!({"name": "x", "scope": "admin"}), "scope"),
+        (json!({"name": "x", "scope": "read", "expiresInDays": 0}), "expiresInDays"),
+        (json!({"name": "x", "scope": "read", "expiresInDays": 367}), "expiresInDays"),
+    ] {
+        let (status, answer) = s.post("/api/tokens", &cookie, body).await;
+        assert_eq!((status, answer["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some(field)), "{answer}");
+    }
+
+    // Programs: reading with either, writing only with the write token.
+    let (status, me) = bearer(reqwest::Method::GET, "/api/auth/me", &read_token, None).await;
+    assert_eq!((status, me["login"].is_string()), (StatusCode::OK, true), "{me}");
+    let (status, answer) =
+        bearer(reqwest::Method::POST, "/api/workspaces", &read_token, Some(workspace_body("cli"))).await;
+    assert_eq!((status, answer["error"].as_str()), (StatusCode::FORBIDDEN, Some("insufficient_scope")));
+    let (status, ws) =
+        bearer(reqwest::Method::POST, "/api/workspaces", &write_token, Some(workspace_body("cli"))).await;
+    assert_eq!(status, StatusCode::CREATED, "no Origin needed with a token: {ws}");
+    let id = ws["id"].as_str().unwrap().to_owned();
+    let (status, list) = bearer(reqwest::Method::GET, "/api/workspaces", &read_token, None).await;
+    assert_eq!((status, list.as_array().map(Vec::len)), (StatusCode::OK, Some(1)));
+    // A token cannot make tokens, nor sign a browser out.
+    let (status, answer) =
+        bearer(reqwest::Method::POST, "/api/tokens", &write_token, Some(json!({"name": "x", "scope": "write"}))).await;
+    assert_eq!((status, answer["error"].as_str()), (StatusCode::FORBIDDEN, Some("browser_session_required")));
+    let (status, _) = bearer(reqwest::Method::POST, "/api/auth/logout", &write_token, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // Garbage, and a bad token beside a good cookie: the token decides.
+    for token in ["sam_pat_forged", "not-a-token", &"sam_pat_x".repeat(40)] {
+        let (status, _) = bearer(reqwest::Method::GET, "/api/workspaces", token, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{token:.20}");
+    }
+    let mixed = s
+        .client
+        .get(s.url("/api/workspaces"))
+        .header(reqwest::header::COOKIE, &cookie)
+        .bearer_auth("sam_pat_forged")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(mixed.status(), StatusCode::UNAUTHORIZED);
+
+    // A terminal opened with the token is tied to it: the agent's heartbeat
+    // asks, and learns when it is revoked.
+    let token = s.bootstrap_token(&id).await;
+    let (status, grant) = s.send(reqwest::Method::POST, &format!("/api/bootstrap/{token}"), None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let callback = grant["callbackToken"].as_str().unwrap().to_owned();
+    let ready = s
+        .client
+        .post(s.url(&format!("/api/workspaces/{id}/boot-progress")))
+        .bearer_auth(&callback)
+        .json(&json!({"step": "ready", "status": "done", "message": ""}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), StatusCode::NO_CONTENT);
+    s.wait_for(&cookie, &id, |w| w["status"] == "running").await;
+    let (status, access) =
+        bearer(reqwest::Method::POST, "/api/terminal/token", &write_token, Some(json!({"workspaceId": id}))).await;
+    assert_eq!(status, StatusCode::OK, "{access}");
+    let sign_in = sam_core::secret::sha256_hex(write_token.as_bytes());
+    let heartbeat = async || {
+        let answer: Value = s
+            .client
+            .post(s.url(&format!("/api/workspaces/{id}/heartbeat")))
+            .bearer_auth(&callback)
+            .json(&json!({"idleSeconds": 1, "signIns": [sign_in]}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        // Absent when nothing ended.
+        answer["endedSignIns"].as_array().cloned().unwrap_or_default()
+    };
+    assert_eq!(heartbeat().await, Vec::<Value>::new(), "the token is live");
+
+    // Revoked: at once for the API, at the next heartbeat for terminals.
+    let token_id = write["id"].as_str().unwrap();
+    let (status, _) = s.send(reqwest::Method::DELETE, &format!("/api/tokens/{token_id}"), Some(&cookie), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = bearer(reqwest::Method::GET, "/api/workspaces", &write_token, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(heartbeat().await, vec![json!(sign_in)]);
+    let (status, _) = s.send(reqwest::Method::DELETE, &format!("/api/tokens/{token_id}"), Some(&cookie), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Another user cannot revoke the read token.
+    let other = s.ready_user(62).await;
+    let read_id = read["id"].as_str().unwrap();
+    let (status, _) = s.send(reqwest::Method::DELETE, &format!("/api/tokens/{read_id}"), Some(&other), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = bearer(reqwest::Method::GET, "/api/workspaces", &read_token, None).await;
+    assert_eq!(status, StatusCode::OK);
 }

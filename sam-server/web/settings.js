@@ -5,7 +5,8 @@ await requireUser("/settings");
 
 const cloud = el("section", { class: "panel", "aria-labelledby": "cloud-title" });
 const github = el("section", { class: "panel", "aria-labelledby": "github-title" });
-main.replaceChildren(el("h1", {}, "Settings"), cloud, github);
+const tokens = el("section", { class: "panel", "aria-labelledby": "tokens-title" });
+main.replaceChildren(el("h1", {}, "Settings"), cloud, github, tokens);
 
 async function renderCloud() {
   let credentials = [];
@@ -57,14 +58,72 @@ async function renderCloud() {
 async function renderGithub() {
   try {
     const [installations, install] = await Promise.all([api("/api/github/installations"), api("/api/github/install-url")]);
-    github.replaceChildren(
+    // replaceChildren would print a null as "null".
+    github.replaceChildren(...[
       el("h2", { id: "github-title" }, "GitHub App"),
       installations.length
         ? el("ul", {}, installations.map((i) => el("li", {}, `${i.accountLogin} (${i.accountType})`, i.suspended ? " — suspended" : "")))
         : el("p", { class: "muted" }, "The SAM GitHub App is not installed on any account you can access yet."),
       privateAppNote(install) ? el("p", { class: "notice", id: "private-app" }, privateAppNote(install)) : null,
-      el("a", { class: "button", href: install.url }, "Install on another account"));
+      el("a", { class: "button", href: install.url }, "Install on another account")].filter((n) => n !== null));
   } catch (e) { showError(github, e); }
 }
 
-await Promise.all([renderCloud(), renderGithub()]);
+// Personal access tokens: for the `sam` command and scripts. A new token is
+// shown once, here, and never again.
+async function renderTokens(created) {
+  let list = [];
+  try { list = await api("/api/tokens"); } catch (e) { showError(tokens, e); return; }
+  const error = el("div", { class: "error", id: "pat-error", role: "alert" });
+  const name = el("input", { type: "text", id: "pat-name", name: "name", maxlength: 64, required: true, placeholder: "laptop CLI" });
+  const scope = el("select", { id: "pat-scope", name: "scope" },
+    el("option", { value: "write" }, "Read and write: create, stop, delete workspaces, open terminals"),
+    el("option", { value: "read" }, "Read only: list workspaces and their history"));
+  const expiry = el("select", { id: "pat-expiry", name: "expiry" },
+    [["7", "7 days"], ["30", "30 days"], ["90", "90 days", true], ["366", "1 year"], ["", "Never (until revoked)"]]
+      .map(([v, label, selected]) => el("option", { value: v, selected: !!selected }, label)));
+  const submit = el("button", { type: "submit", class: "primary" }, "Create token");
+  const form = el("form", { onsubmit: async (event) => {
+    event.preventDefault();
+    error.textContent = "";
+    submit.disabled = true;
+    try {
+      const body = { name: name.value.trim(), scope: scope.value };
+      if (expiry.value) body.expiresInDays = Number(expiry.value);
+      await renderTokens(await api("/api/tokens", { method: "POST", body }));
+    } catch (e) { error.textContent = e.message; submit.disabled = false; }
+  } },
+    el("label", { for: "pat-name" }, "Name"), name,
+    el("label", { for: "pat-scope" }, "Scope"), scope,
+    el("label", { for: "pat-expiry" }, "Expires"), expiry,
+    error,
+    el("div", { class: "row spaced" }, submit));
+  const parts = [el("h2", { id: "tokens-title" }, "Personal access tokens"),
+    el("p", { class: "muted" }, "For the sam command (sam login) and your scripts: they call the API as you. Revoking one ends its use at once, and the terminals opened with it.")];
+  if (created) {
+    const value = el("code", { id: "new-token" }, created.token);
+    const copy = el("button", { type: "button", onclick: async () => {
+      try { await navigator.clipboard.writeText(created.token); copy.textContent = "Copied"; } catch { copy.textContent = "Select and copy it"; }
+    } }, "Copy");
+    parts.push(el("div", { class: "notice", role: "status" },
+      el("p", {}, el("strong", {}, `Token "${created.name}" created.`), " Copy it now: it is not shown again."),
+      el("div", { class: "row" }, value, copy)));
+  }
+  if (list.length) {
+    parts.push(el("table", { class: "responsive" },
+      el("thead", {}, el("tr", {}, ["Name", "Scope", "Created", "Expires", "Last used", ""].map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, list.map((t) => el("tr", { "data-token": t.id },
+        el("td", { "data-label": "Name" }, t.name),
+        el("td", { "data-label": "Scope" }, t.scope),
+        el("td", { "data-label": "Created" }, when(t.createdAt)),
+        el("td", { "data-label": "Expires" }, t.expiresAt ? (Date.parse(t.expiresAt) < Date.now() ? "expired" : new Date(t.expiresAt).toLocaleDateString()) : "never"),
+        el("td", { "data-label": "Last used" }, t.lastUsedAt ? when(t.lastUsedAt) : "never"),
+        el("td", {}, el("button", { type: "button", class: "danger", onclick: async () => {
+          try { await api(`/api/tokens/${encodeURIComponent(t.id)}`, { method: "DELETE" }); await renderTokens(); } catch (e) { error.textContent = e.message; }
+        } }, "Revoke")))))));
+  }
+  parts.push(form);
+  tokens.replaceChildren(...parts);
+}
+
+await Promise.all([renderCloud(), renderGithub(), renderTokens()]);

@@ -25,6 +25,7 @@
 //! # #[cfg(not(feature = "testkit"))] fn main() {}
 //! ```
 
+mod access_tokens;
 mod admission;
 mod cloud;
 mod error;
@@ -36,6 +37,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use crate::ports::InstallationChange;
+pub use access_tokens::{MAX_ACCESS_TOKEN_DAYS, MAX_ACCESS_TOKENS, NewAccessToken};
 pub use admission::{RECHECK_EVERY, SignInPolicy};
 pub use cloud::{Catalogue, CloudAccount, SizeOffer};
 pub use error::{AccountsError, AccountsErrorKind};

@@ -112,7 +112,11 @@ impl Accounts {
     /// and then that their sign-in still holds.
     pub async fn session_alive(&self, session_hash: &str) -> Result<bool, AccountsError> {
         let now = self.ports.clock.now();
-        let Some(session) = self.ports.store.get_session(session_hash, now).await? else { return Ok(false) };
+        let Some(session) = self.ports.store.get_session(session_hash, now).await? else {
+            // A program signed in with a personal access token (its digest
+            // stands for the sign-in).
+            return Ok(self.ports.store.find_access_token(session_hash, now).await?.is_some());
+        };
         Ok(now < session.created_at + self.session_max_age())
     }
 

@@ -1,5 +1,6 @@
 //! The domain: the things SAM talks about, each valid by construction.
 
+mod access_token;
 mod account;
 mod hosts;
 mod ids;
@@ -7,6 +8,7 @@ mod names;
 mod vm;
 mod workspace;
 
+pub use access_token::{ACCESS_TOKEN_PREFIX, AccessToken, TokenScope};
 pub use account::{Credential, CredentialProvider, GithubInstallation, NewSession, NewUser, Session, User};
 pub use hosts::{HostNaming, WorkspaceHosts};
 pub use ids::{GithubUserId, InstallationId, ServerId, UserId, WorkspaceId};

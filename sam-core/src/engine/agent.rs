@@ -486,8 +486,11 @@ impl Engine {
         let mut ended = Vec::new();
         for sign_in in sign_ins.iter().take(MAX_SIGN_INS) {
             let plausible = sign_in.len() == 64 && sign_in.bytes().all(|b| b.is_ascii_hexdigit());
+            let store = &self.ports.store;
+            // A browser's sign-in, or a program's personal access token.
             let live = plausible
-                && self.ports.store.get_session(sign_in, now).await?.is_some_and(|session| session.user_id == owner);
+                && (store.get_session(sign_in, now).await?.is_some_and(|session| session.user_id == owner)
+                    || store.find_access_token(sign_in, now).await?.is_some_and(|token| token.user_id == owner));
             if !live {
                 ended.push(sign_in.clone());
             }

@@ -34,9 +34,9 @@ pub use github::{
 };
 pub use provider_error::{ProviderError, ProviderErrorKind};
 pub use store::{
-    BootstrapToken, BootstrapTokenStore, CHANGE_FEED_CAPACITY, ChangeFeed, CredentialRemoval, CredentialStore,
-    InstallationStore, LeaseStore, Store, StoreChange, StoreError, StoreErrorKind, UserStore, WebhookDeliveryStore,
-    WorkspaceLimits, WorkspaceScan, WorkspaceStore,
+    AccessTokenStore, BootstrapToken, BootstrapTokenStore, CHANGE_FEED_CAPACITY, ChangeFeed, CredentialRemoval,
+    CredentialStore, InstallationStore, LeaseStore, Store, StoreChange, StoreError, StoreErrorKind, UserStore,
+    WebhookDeliveryStore, WorkspaceLimits, WorkspaceScan, WorkspaceStore,
 };
 pub use token::{
     Audience, IssuedToken, Jwk, JwkSet, TokenError, TokenErrorKind, TokenIssuer, TokenRequest, TokenVerifier,

@@ -34,6 +34,7 @@ use sam_core::ports::StoreError;
 use sqlx::Pool;
 
 #[cfg(all(feature = "sqlite", feature = "postgres"))]
+mod access_tokens;
 pub mod admin;
 mod bootstrap;
 mod credentials;

@@ -67,6 +67,13 @@ pub(crate) fn migrator() -> Migrator {
             include_str!("../../migrations/postgres/0005_change_feed.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            6,
+            "access tokens".into(),
+            MigrationType::Simple,
+            include_str!("../../migrations/postgres/0006_access_tokens.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 

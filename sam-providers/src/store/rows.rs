@@ -7,8 +7,8 @@
 use std::str::FromStr;
 
 use sam_core::domain::{
-    Credential, GithubInstallation, GithubUserId, InstallationId, ServerId, Session, Timestamp, User, Workspace,
-    WorkspaceEvent, WorkspaceSpec,
+    AccessToken, Credential, GithubInstallation, GithubUserId, InstallationId, ServerId, Session, Timestamp, User,
+    Workspace, WorkspaceEvent, WorkspaceSpec,
 };
 use sam_core::lifecycle::{LifecycleState, ServerRef};
 use sam_core::ports::{BootstrapToken, StoreError};
@@ -76,6 +76,20 @@ pub(super) fn user<D: Dialect>(row: &D::Row) -> Result<User, StoreError> {
         avatar_url: c.opt_text("avatar_url")?,
         created_at: c.time("created_at")?,
         updated_at: c.time("updated_at")?,
+    })
+}
+
+pub(super) fn access_token<D: Dialect>(row: &D::Row) -> Result<AccessToken, StoreError> {
+    let c = Columns::<D>::new(row, "decode access token");
+    Ok(AccessToken {
+        token_hash: c.text("token_hash")?,
+        id: c.text("id")?,
+        user_id: c.parsed("user_id")?,
+        name: c.text("name")?,
+        scope: c.parsed("scope")?,
+        created_at: c.time("created_at")?,
+        expires_at: c.opt_time("expires_at")?,
+        last_used_at: c.opt_time("last_used_at")?,
     })
 }
 

@@ -77,6 +77,13 @@ pub(crate) fn migrator() -> Migrator {
             include_str!("../../migrations/sqlite/0004_agent_credentials.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            5,
+            "access tokens".into(),
+            MigrationType::Simple,
+            include_str!("../../migrations/sqlite/0005_access_tokens.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 

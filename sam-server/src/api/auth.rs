@@ -138,6 +138,7 @@ pub async fn logout(
     current: CurrentUser,
     extract::Query(query): extract::Query<LogoutQuery>,
 ) -> Result<Response, ApiError> {
+    current.require_browser()?;
     state.accounts.sign_out(current.user.id, &current.session_hash, query.everywhere).await?;
     let clear = state.http.session_cookie().clear();
     let mut headers = HeaderMap::new();

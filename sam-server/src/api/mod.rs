@@ -13,6 +13,7 @@ pub mod openapi;
 pub mod ratelimit;
 pub mod session;
 mod system;
+mod tokens;
 pub mod user_limits;
 mod webhook;
 mod workspaces;
@@ -106,6 +107,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/auth/logout", guard(post(auth::logout)))
         .route("/api/auth/me", guard(get(auth::me)))
         .route("/api/credentials", guard(get(credentials::list).post(credentials::add)))
+        .route("/api/tokens", guard(get(tokens::list).post(tokens::create)))
+        .route("/api/tokens/{id}", guard(delete(tokens::revoke)))
         .route("/api/credentials/{provider}", guard(delete(credentials::remove)))
         .route("/api/github/installations", guard(get(github::list_installations)))
         .route("/api/github/install-url", guard(get(github::install_url)))

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{agent, auth, credentials, github, system, webhook, workspaces};
+use super::{agent, auth, credentials, github, system, tokens, webhook, workspaces};
 
 /// The document.
 #[derive(OpenApi)]
@@ -30,6 +30,9 @@ use super::{agent, auth, credentials, github, system, webhook, workspaces};
         auth::callback,
         auth::logout,
         auth::me,
+        tokens::list,
+        tokens::create,
+        tokens::revoke,
         credentials::list,
         credentials::add,
         credentials::remove,

@@ -6,6 +6,7 @@
 //! implements every concern. Each concern has its own conformance module in
 //! `testkit::conformance::store`, run against every implementation.
 
+mod access_tokens;
 mod bootstrap;
 mod changes;
 mod credentials;
@@ -15,6 +16,7 @@ mod users;
 mod webhooks;
 mod workspaces;
 
+pub use access_tokens::AccessTokenStore;
 pub use bootstrap::{BootstrapToken, BootstrapTokenStore};
 pub use changes::{CHANGE_FEED_CAPACITY, ChangeFeed, StoreChange};
 pub use credentials::{CredentialRemoval, CredentialStore};
@@ -90,6 +92,7 @@ impl StoreError {
 /// implements the concern traits and never this one.
 pub trait Store:
     UserStore
+    + AccessTokenStore
     + CredentialStore
     + InstallationStore
     + WorkspaceStore
@@ -103,6 +106,7 @@ pub trait Store:
 
 impl<T> Store for T where
     T: UserStore
+        + AccessTokenStore
         + CredentialStore
         + InstallationStore
         + WorkspaceStore

@@ -5,14 +5,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::domain::{
-    Credential, CredentialProvider, GithubInstallation, InstallationId, NewSession, NewUser, Session, Timestamp, User,
-    UserId, Workspace, WorkspaceEvent, WorkspaceId,
+    AccessToken, Credential, CredentialProvider, GithubInstallation, InstallationId, NewSession, NewUser, Session,
+    Timestamp, User, UserId, Workspace, WorkspaceEvent, WorkspaceId,
 };
 use crate::lifecycle::WorkspaceStatus;
 use crate::ports::{
-    BootstrapToken, BootstrapTokenStore, CHANGE_FEED_CAPACITY, ChangeFeed, CredentialRemoval, CredentialStore,
-    InstallationStore, LeaseStore, StoreChange, StoreError, StoreErrorKind, UserStore, WebhookDeliveryStore,
-    WorkspaceLimits, WorkspaceScan, WorkspaceStore,
+    AccessTokenStore, BootstrapToken, BootstrapTokenStore, CHANGE_FEED_CAPACITY, ChangeFeed, CredentialRemoval,
+    CredentialStore, InstallationStore, LeaseStore, StoreChange, StoreError, StoreErrorKind, UserStore,
+    WebhookDeliveryStore, WorkspaceLimits, WorkspaceScan, WorkspaceStore,
 };
 use crate::testkit::lock;
 
@@ -43,6 +43,7 @@ impl ChangeFeed for MemoryStore {
 struct State {
     users: HashMap<UserId, User>,
     sessions: HashMap<String, Session>,
+    access_tokens: BTreeMap<String, AccessToken>,
     credentials: BTreeMap<(UserId, CredentialProvider), Credential>,
     installations: HashMap<InstallationId, GithubInstallation>,
     workspaces: BTreeMap<WorkspaceId, Workspace>,
@@ -73,6 +74,48 @@ impl MemoryStore {
 
 fn not_found(what: &str) -> StoreError {
     StoreError::new(StoreErrorKind::NotFound, format!("{what} not found"))
+}
+
+#[async_trait]
+impl AccessTokenStore for MemoryStore {
+    async fn insert_access_token(&self, token: &AccessToken, limit: u32) -> Result<(), StoreError> {
+        let mut state = lock(&self.state);
+        let owned = state.access_tokens.values().filter(|t| t.user_id == token.user_id).count();
+        if owned >= limit as usize {
+            return Err(StoreError::new(StoreErrorKind::QuotaExceeded, "access token limit reached"));
+        }
+        if state.access_tokens.values().any(|t| t.id == token.id) || state.access_tokens.contains_key(&token.token_hash)
+        {
+            return Err(StoreError::new(StoreErrorKind::Other, "access token exists"));
+        }
+        state.access_tokens.insert(token.token_hash.clone(), token.clone());
+        Ok(())
+    }
+
+    async fn list_access_tokens(&self, owner: UserId) -> Result<Vec<AccessToken>, StoreError> {
+        let mut tokens: Vec<AccessToken> =
+            lock(&self.state).access_tokens.values().filter(|t| t.user_id == owner).cloned().collect();
+        tokens.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+        Ok(tokens)
+    }
+
+    async fn find_access_token(&self, token_hash: &str, now: Timestamp) -> Result<Option<AccessToken>, StoreError> {
+        Ok(lock(&self.state).access_tokens.get(token_hash).filter(|t| t.is_live(now)).cloned())
+    }
+
+    async fn touch_access_token(&self, token_hash: &str, at: Timestamp) -> Result<(), StoreError> {
+        if let Some(token) = lock(&self.state).access_tokens.get_mut(token_hash) {
+            token.last_used_at = Some(at);
+        }
+        Ok(())
+    }
+
+    async fn delete_access_token(&self, owner: UserId, id: &str) -> Result<bool, StoreError> {
+        let mut state = lock(&self.state);
+        let before = state.access_tokens.len();
+        state.access_tokens.retain(|_, t| !(t.user_id == owner && t.id == id));
+        Ok(state.access_tokens.len() < before)
+    }
 }
 
 #[async_trait]

@@ -10,6 +10,7 @@ use crate::domain::{Timestamp, UserId, WorkspaceId};
 use crate::ports::{Store, UserStore};
 use crate::testkit::sample_new_user;
 
+mod access_tokens;
 mod bootstrap;
 mod changes;
 mod credentials;
@@ -19,6 +20,7 @@ mod users;
 mod webhooks;
 mod workspaces;
 
+pub use access_tokens::access_tokens;
 pub use bootstrap::{bootstrap_tokens, concurrent_redemptions_succeed_once};
 pub use changes::change_feed;
 pub use credentials::{credential_compare_and_swap, credentials, credentials_in_use};
@@ -41,6 +43,7 @@ fn at(secs: i64) -> Timestamp {
 pub async fn run(store: Arc<dyn Store>) {
     users(&*store).await;
     sessions(&*store).await;
+    access_tokens(&*store).await;
     credentials(&*store).await;
     credentials_in_use(&*store).await;
     credential_compare_and_swap(&*store).await;
