@@ -71,7 +71,7 @@ async fn sqlite_survives_sigkill_mid_write() {
         .fetch_one(store.pool())
         .await
         .unwrap();
-    assert_eq!(migrations, 4, "the schema is intact (every migration applied once)");
+    assert_eq!(migrations, 5, "the schema is intact (every migration applied once)");
     for id in &committed {
         let ws = store.get_workspace(owner, *id).await.unwrap();
         assert!(ws.is_some(), "committed workspace {id} survived");

@@ -1194,3 +1194,120 @@ async fn no_secret_of_a_whole_journey_reaches_a_log() {
     }
     assert!(found.is_empty(), "secrets in logs:\n{}", found.join("\n"));
 }
+
+/// The `sam` binary beside the server's (the workspace builds it).
+fn sam_cli() -> std::path::PathBuf {
+    let cli = std::path::PathBuf::from(env!("CARGO_BIN_EXE_sam-server")).with_file_name("sam");
+    assert!(cli.exists(), "build the CLI first (cargo build -p sam-cli): {}", cli.display());
+    cli
+}
+
+/// Runs `sam args…` with its login in `config`; returns (success, stdout + stderr).
+async fn sam(config: &std::path::Path, args: &[&str]) -> (bool, String) {
+    let out = tokio::process::Command::new(sam_cli())
+        .args(args)
+        .env("SAM_CONFIG", config)
+        .env_remove("SAM_URL")
+        .env_remove("SAM_TOKEN")
+        .output()
+        .await
+        .unwrap();
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+/// Issue 22: the CLI as a process against dev mode, with a personal access
+/// token from the settings API: login, create (waits for running), list,
+/// open, and `shell` in a pseudo-terminal — type and see the output, resize,
+/// Ctrl-C during a flood, exit — then delete; a revoked token is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_drives_a_workspace_from_a_local_terminal() {
+    use portable_pty::{CommandBuilder, PtySize, native_pty_system};
+    let data = dev::DevData::new();
+    let (_child, base) = start_dev(data.path(), &[]).await;
+    let user = DevUser::sign_in(&base).await;
+    user.connect_hetzner().await;
+    let created = user
+        .call(reqwest::Method::POST, "/api/tokens", Some(serde_json::json!({"name": "cli test", "scope": "write"})))
+        .await;
+    let token = created["token"].as_str().unwrap().to_owned();
+    let config = data.path().join("cli-login.json");
+
+    let (ok, out) = sam(&config, &["login", "--url", &base, "--token", &token]).await;
+    assert!(ok && out.contains("as octocat"), "{out}");
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(std::fs::metadata(&config).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    let started = std::time::Instant::now();
+    let (ok, out) = sam(&config, &["create", "cli-ws", "--repo", "octo-org/hello-world", "--idle-minutes", "30"]).await;
+    assert!(ok && out.contains("cli-ws running at http://ws-"), "{out}");
+    eprintln!("sam create → running: {} ms", started.elapsed().as_millis());
+    let (ok, out) = sam(&config, &["list"]).await;
+    assert!(ok && out.lines().any(|l| l.starts_with("cli-ws") && l.contains("running")), "{out}");
+    let (ok, out) = sam(&config, &["open", "cli-ws"]).await;
+    assert!(ok && out.contains("/auth/callback?token="), "{out}");
+
+    // `sam shell` in a pseudo-terminal, as a person's terminal runs it.
+    let pty = native_pty_system().openpty(PtySize { rows: 30, cols: 100, pixel_width: 0, pixel_height: 0 }).unwrap();
+    let mut command = CommandBuilder::new(sam_cli());
+    command.args(["shell", "cli-ws"]);
+    command.env("SAM_CONFIG", &config);
+    let mut child = pty.slave.spawn_command(command).unwrap();
+    drop(pty.slave);
+    let mut reader = pty.master.try_clone_reader().unwrap();
+    let mut writer = pty.master.take_writer().unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 16 * 1024];
+        while let Ok(n) = std::io::Read::read(&mut reader, &mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let mut wait_for = async |what: &str, secs: u64| {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        while !String::from_utf8_lossy(&seen).contains(what) {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(chunk)) => seen.extend_from_slice(&chunk),
+                other => panic!("no {what:?} from sam shell ({other:?}); saw {}", String::from_utf8_lossy(&seen)),
+            }
+        }
+        // Later waits look at what follows.
+        seen.clear();
+    };
+    let mut send = |bytes: &[u8]| {
+        std::io::Write::write_all(&mut writer, bytes).unwrap();
+        std::io::Write::flush(&mut writer).unwrap();
+    };
+    send(b"echo cli-$((6*7)); stty size\r");
+    wait_for("cli-42", 20).await;
+    wait_for("30 100", 5).await;
+    // A resize of the local terminal reaches the shell (SIGWINCH → resize).
+    pty.master.resize(PtySize { rows: 40, cols: 120, pixel_width: 0, pixel_height: 0 }).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    send(b"stty size\r");
+    wait_for("40 120", 5).await;
+    // Ctrl-C during a flood stops it promptly (raw mode: the byte goes to
+    // the remote shell, not to the CLI).
+    send(b"yes flood-line\r");
+    wait_for("flood-line\r\nflood-line", 10).await;
+    let interrupted = std::time::Instant::now();
+    send(b"\x03");
+    send(b"echo after-$((1+1))\r");
+    wait_for("after-2", 10).await;
+    eprintln!("sam shell: Ctrl-C in a flood → answer {} ms", interrupted.elapsed().as_millis());
+    send(b"exit\r");
+    wait_for("[sam: the shell", 10).await;
+    let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "{status:?}");
+
+    let (ok, out) = sam(&config, &["delete", "cli-ws"]).await;
+    assert!(ok && out.contains("cli-ws deleting"), "{out}");
+    // Revoked in the settings: refused at once.
+    let id = created["id"].as_str().unwrap();
+    user.call(reqwest::Method::DELETE, &format!("/api/tokens/{id}"), None).await;
+    let (ok, out) = sam(&config, &["list"]).await;
+    assert!(!ok && out.contains("the token was refused"), "{out}");
+}

@@ -63,8 +63,14 @@ pub struct CreatedToken {
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateToken {
-    /// 1–64 characters.
-    #[schema(min_length = 1, max_length = 64, example = "laptop CLI")]
+    /// 1–64 characters, no control characters, not starting or ending with
+    /// white space.
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        example = "laptop CLI",
+        pattern = "^[^\\s\\u0000-\\u001f\\u007f-\\u009f]([^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f])?$"
+    )]
     name: String,
     /// `read` or `write`.
     #[schema(pattern = "^(read|write)$", example = "write")]
