@@ -77,15 +77,8 @@ async fn read_head(tcp: &mut TcpStream, rest: &mut Vec<u8>) -> (u16, Option<u64>
     }
 }
 
-async fn upload(addr: &str, cookie: &str, file: &Path, name: &str) -> Duration {
-    let size = std::fs::metadata(file).unwrap().len();
-    let started = Instant::now();
-    let mut tcp = TcpStream::connect(addr).await.unwrap();
-    tcp.set_nodelay(true).unwrap();
-    let head = format!(
-        "POST /api/files/upload?name={name}&overwrite=1 HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\nOrigin: http://{addr}\r\nContent-Length: {size}\r\n\r\n"
-    );
-    tcp.write_all(head.as_bytes()).await.unwrap();
+/// Sends `file` on `tcp` in pieces of [`PIECE`].
+async fn send_file(tcp: &mut TcpStream, file: &Path) {
     let mut source = tokio::fs::File::open(file).await.unwrap();
     let mut piece = vec![0u8; PIECE];
     loop {
@@ -95,6 +88,18 @@ async fn upload(addr: &str, cookie: &str, file: &Path, name: &str) -> Duration {
         }
         tcp.write_all(&piece[..n]).await.unwrap();
     }
+}
+
+async fn upload(addr: &str, cookie: &str, file: &Path, name: &str) -> Duration {
+    let size = std::fs::metadata(file).unwrap().len();
+    let started = Instant::now();
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    tcp.set_nodelay(true).unwrap();
+    let head = format!(
+        "POST /api/files/upload?name={name}&overwrite=1 HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\nOrigin: http://{addr}\r\nContent-Length: {size}\r\n\r\n"
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    send_file(&mut tcp, file).await;
     let mut rest = Vec::new();
     let (status, _) = read_head(&mut tcp, &mut rest).await;
     assert_eq!(status, 201, "upload answered {status}");
@@ -138,15 +143,7 @@ async fn loopback(file: &Path) -> Duration {
     });
     let started = Instant::now();
     let mut tcp = TcpStream::connect(addr).await.unwrap();
-    let mut source = tokio::fs::File::open(file).await.unwrap();
-    let mut piece = vec![0u8; PIECE];
-    loop {
-        let n = source.read(&mut piece).await.unwrap();
-        if n == 0 {
-            break;
-        }
-        tcp.write_all(&piece[..n]).await.unwrap();
-    }
+    send_file(&mut tcp, file).await;
     tcp.shutdown().await.unwrap();
     let mut done = [0u8; 1];
     tcp.read_exact(&mut done).await.unwrap();

@@ -422,10 +422,16 @@ function fileQuery(extra) {
   return params;
 }
 
+let maxUpload = Infinity;
+
 async function currentDirectory() {
   try {
     const res = await fetch(`/api/files/directory?${fileQuery({})}`, { credentials: 'same-origin' });
-    if (res.ok) return (await res.json()).directory;
+    if (res.ok) {
+      const place = await res.json();
+      maxUpload = place.maxUploadBytes ?? Infinity;
+      return place.directory;
+    }
   } catch { /* shown as unknown */ }
   return 'the workspace folder';
 }
@@ -488,14 +494,24 @@ function uploadFile(file, session, overwrite = false) {
   xhr.send(file);
 }
 
-function uploadAll(files) {
+async function uploadAll(files) {
   if (!files || !files.length) return;
   const session = active ? active.id : null;
-  for (const file of files) uploadFile(file, session);
+  // The agent refuses a file over its limit before reading it; say so
+  // here rather than as a broken connection.
+  if (maxUpload === Infinity) await currentDirectory();
+  for (const file of files) {
+    if (file.size > maxUpload) {
+      finishRow(transferRow(`↑ ${file.name}`), false, `over the ${megabytes(maxUpload)} limit`);
+      continue;
+    }
+    uploadFile(file, session);
+  }
 }
 
 document.getElementById('upload').addEventListener('click', () => picker.click());
-picker.addEventListener('change', () => { uploadAll(picker.files); picker.value = ''; });
+// Copied first: clearing the picker (or the drop event ending) empties its list.
+picker.addEventListener('change', () => { uploadAll([...(picker.files ?? [])]); picker.value = ''; });
 
 let dragDepth = 0;
 window.addEventListener('dragenter', async (ev) => {
@@ -514,7 +530,7 @@ window.addEventListener('drop', (ev) => {
   ev.preventDefault();
   dragDepth = 0;
   dropZone.hidden = true;
-  uploadAll(ev.dataTransfer.files);
+  uploadAll([...ev.dataTransfer.files]);
 });
 
 document.getElementById('download').addEventListener('click', async () => {

@@ -9,7 +9,7 @@
 //! | `GET /auth/callback?token=` | verify a terminal token, set the session cookie, move on to `/` (a refresh page, so the SameSite=Strict cookie is sent) |
 //! | `POST /auth/logout` | drop the session cookie |
 //! | `GET /ws/terminal` | the terminal WebSocket (cookie **and** `Origin` checked) |
-//! | `GET /api/files/directory?session=` | `{directory}`: where an upload for that terminal lands (its shell's current directory, else the workspace folder) |
+//! | `GET /api/files/directory?session=` | `{directory, maxUploadBytes}`: where an upload for that terminal lands (its shell's current directory, else the workspace folder), and the largest file it takes |
 //! | `POST /api/files/upload?session=&name=&overwrite=` | the body (raw bytes, `Content-Length` required, at most `SAM_AGENT_MAX_UPLOAD_MIB`) becomes file `name` there: 201 `{path, size}`; 409 if it exists without `overwrite=1`; 411, 413, 400 bad name (cookie **and** `Origin` checked) |
 //! | `GET /api/files/stat?session=&path=` | `{path, kind: "file"|"directory", size}` (404 if nothing is there), before a download (cookie checked) |
 //! | `GET /api/files/download?session=&path=` | a file (`Content-Length`), or a directory as `<name>.tar.gz`; a relative path starts at that terminal's directory (cookie checked) |
@@ -335,7 +335,10 @@ async fn file_directory(State(agent): State<Arc<Agent>>, headers: HeaderMap, Que
         return (StatusCode::UNAUTHORIZED, "open the terminal from the SAM dashboard").into_response();
     }
     match file_place(&agent, q.session.as_deref()).await {
-        Ok((_, dir)) => json_response(StatusCode::OK, &serde_json::json!({ "directory": dir })),
+        Ok((_, dir)) => json_response(
+            StatusCode::OK,
+            &serde_json::json!({ "directory": dir, "maxUploadBytes": agent.config.max_upload }),
+        ),
         Err(response) => response,
     }
 }
@@ -388,39 +391,42 @@ async fn upload(
     }
 }
 
-async fn file_stat(State(agent): State<Arc<Agent>>, headers: HeaderMap, Query(q): Query<FileQuery>) -> Response {
-    use crate::files::Entry;
-    if agent.auth.check(&headers).is_none() {
-        return (StatusCode::UNAUTHORIZED, "open the terminal from the SAM dashboard").into_response();
+/// A signed-in request for what is at `path`: where to look and what is
+/// there.
+async fn file_entry(
+    agent: &Agent,
+    headers: &HeaderMap,
+    q: FileQuery,
+) -> Result<(crate::files::FileTarget, String, String, crate::files::Entry), Response> {
+    if agent.auth.check(headers).is_none() {
+        return Err((StatusCode::UNAUTHORIZED, "open the terminal from the SAM dashboard").into_response());
     }
     let path = q.path.unwrap_or_default();
-    let (target, dir) = match file_place(&agent, q.session.as_deref()).await {
-        Ok(place) => place,
+    let (target, dir) = file_place(agent, q.session.as_deref()).await?;
+    let entry = target.stat(&dir, &path).await.map_err(|error| file_error(&error))?;
+    Ok((target, dir, path, entry))
+}
+
+async fn file_stat(State(agent): State<Arc<Agent>>, headers: HeaderMap, Query(q): Query<FileQuery>) -> Response {
+    use crate::files::Entry;
+    let (_, dir, path, entry) = match file_entry(&agent, &headers, q).await {
+        Ok(found) => found,
         Err(response) => return response,
     };
-    let shown = if path.starts_with('/') { path.clone() } else { format!("{}/{path}", dir.trim_end_matches('/')) };
-    match target.stat(&dir, &path).await {
-        Ok(Entry::Directory) => json_response(StatusCode::OK, &serde_json::json!({"path": shown, "kind": "directory"})),
-        Ok(Entry::File(size)) => {
+    let shown = if path.starts_with('/') { path } else { format!("{}/{path}", dir.trim_end_matches('/')) };
+    match entry {
+        Entry::Directory => json_response(StatusCode::OK, &serde_json::json!({"path": shown, "kind": "directory"})),
+        Entry::File(size) => {
             json_response(StatusCode::OK, &serde_json::json!({"path": shown, "kind": "file", "size": size}))
         }
-        Err(error) => file_error(&error),
     }
 }
 
 async fn download(State(agent): State<Arc<Agent>>, headers: HeaderMap, Query(q): Query<FileQuery>) -> Response {
     use crate::files::{Entry, download_name};
-    if agent.auth.check(&headers).is_none() {
-        return (StatusCode::UNAUTHORIZED, "open the terminal from the SAM dashboard").into_response();
-    }
-    let path = q.path.unwrap_or_default();
-    let (target, dir) = match file_place(&agent, q.session.as_deref()).await {
-        Ok(place) => place,
+    let (target, dir, path, entry) = match file_entry(&agent, &headers, q).await {
+        Ok(found) => found,
         Err(response) => return response,
-    };
-    let entry = match target.stat(&dir, &path).await {
-        Ok(entry) => entry,
-        Err(error) => return file_error(&error),
     };
     let mut child = match target.read(&dir, &path) {
         Ok(child) => child,
