@@ -118,7 +118,8 @@ pub async fn attach(api: &Api, id: &str, session: Option<String>) -> anyhow::Res
                 });
                 attempts += 1;
                 if attempts > 30 {
-                    break End::Done(format!("the workspace did not answer: {error:#}"));
+                    eprintln!("\r\n[sam: the workspace did not answer: {error:#}]");
+                    break End::Dropped;
                 }
                 if refused == Some(401) {
                     (origin, cookie) = api.terminal_cookie(id).await?;
