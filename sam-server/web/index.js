@@ -97,6 +97,7 @@ if (!me) {
   // sends a new state whenever a heartbeat reports activity).
   const states = new Map();
   const notified = new Set();
+  const banners = new Map();
   function idleCell(ws) {
     if (!ws.idleStopAt) return el("span", { class: "hint" }, when(ws.lastActivityAt));
     return el("div", { class: "idle", "data-id": ws.id },
@@ -137,9 +138,22 @@ if (!me) {
         }
       }
     }
-    warnings.replaceChildren(...warned.map((ws) => el("div", { class: "notice idle-warning", role: "alert" },
-      el("strong", {}, ws.name), ` is idle and stops in ${left(Date.parse(ws.idleStopAt) - now)}. `,
-      el("button", { type: "button", class: "still-here", onclick: () => stillHere(ws) }, "I'm still here"))));
+    // Banners are kept and only their text changes: a button replaced
+    // every second could swallow a click.
+    for (const [id, banner] of banners) {
+      if (!warned.some((ws) => ws.id === id)) { banner.remove(); banners.delete(id); }
+    }
+    for (const ws of warned) {
+      let banner = banners.get(ws.id);
+      if (!banner) {
+        banner = el("div", { class: "notice idle-warning", role: "alert" },
+          el("strong", {}, ws.name), el("span", { class: "left" }),
+          el("button", { type: "button", class: "still-here", onclick: () => stillHere(states.get(ws.id) ?? ws) }, "I'm still here"));
+        banners.set(ws.id, banner);
+        warnings.append(banner);
+      }
+      banner.querySelector(".left").textContent = ` is idle and stops in ${left(Date.parse(ws.idleStopAt) - now)}. `;
+    }
   }
   setInterval(tick, 1000);
 
