@@ -77,6 +77,7 @@ pub struct CreateToken {
     scope: String,
     /// 1–366 days; absent: until revoked.
     #[schema(minimum = 1, maximum = 366)]
+    #[serde(default, deserialize_with = "extract::whole_number")]
     expires_in_days: Option<u32>,
 }
 

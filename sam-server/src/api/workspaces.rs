@@ -169,11 +169,13 @@ pub struct CreateWorkspace {
     /// Optional: the installation to clone through; found from the
     /// repository's owner when absent.
     #[schema(minimum = 1)]
+    #[serde(default, deserialize_with = "extract::whole_number")]
     installation_id: Option<i64>,
     /// Optional: seconds without terminal activity before it stops, within
     /// the bounds of `GET /api/workspace-options` (else 422); the
     /// deployment's default when absent.
     #[schema(minimum = 1)]
+    #[serde(default, deserialize_with = "extract::whole_number")]
     idle_timeout_seconds: Option<u64>,
 }
 
