@@ -280,11 +280,16 @@ async fn logout(State(agent): State<Arc<Agent>>, headers: HeaderMap) -> Response
     response
 }
 
+/// The answer to a request without a valid terminal cookie.
+fn not_signed_in() -> Response {
+    (StatusCode::UNAUTHORIZED, "open the terminal from the SAM dashboard").into_response()
+}
+
 /// The sessions a page (or another client) can reattach to: the tab bar
 /// learns the names and which shells are still there.
 async fn list_sessions(State(agent): State<Arc<Agent>>, headers: HeaderMap) -> Response {
     if agent.auth.check(&headers).is_none() {
-        return (StatusCode::UNAUTHORIZED, "open the terminal from the SAM dashboard").into_response();
+        return not_signed_in();
     }
     let sessions = serde_json::to_value(agent.sessions.list()).unwrap_or_default();
     let limit = agent.sessions.config().max_sessions;
@@ -332,7 +337,7 @@ async fn file_place(agent: &Agent, session: Option<&str>) -> Result<(crate::file
 
 async fn file_directory(State(agent): State<Arc<Agent>>, headers: HeaderMap, Query(q): Query<FileQuery>) -> Response {
     if agent.auth.check(&headers).is_none() {
-        return (StatusCode::UNAUTHORIZED, "open the terminal from the SAM dashboard").into_response();
+        return not_signed_in();
     }
     match file_place(&agent, q.session.as_deref()).await {
         Ok((_, dir)) => json_response(
@@ -355,7 +360,7 @@ async fn upload(
         return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
     }
     if agent.auth.check(&headers).is_none() {
-        return (StatusCode::UNAUTHORIZED, "open the terminal from the SAM dashboard").into_response();
+        return not_signed_in();
     }
     let Some(size) = headers
         .get(axum::http::header::CONTENT_LENGTH)
@@ -399,7 +404,7 @@ async fn file_entry(
     q: FileQuery,
 ) -> Result<(crate::files::FileTarget, String, String, crate::files::Entry), Response> {
     if agent.auth.check(headers).is_none() {
-        return Err((StatusCode::UNAUTHORIZED, "open the terminal from the SAM dashboard").into_response());
+        return Err(not_signed_in());
     }
     let path = q.path.unwrap_or_default();
     let (target, dir) = file_place(agent, q.session.as_deref()).await?;
@@ -477,7 +482,7 @@ async fn terminal(
         return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
     }
     let Some(signed_in) = agent.auth.session_key(&headers) else {
-        return (StatusCode::UNAUTHORIZED, "open the terminal from the SAM dashboard").into_response();
+        return not_signed_in();
     };
     let ws = match ws {
         Ok(ws) => ws,

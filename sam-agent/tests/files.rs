@@ -18,6 +18,23 @@ fn client() -> reqwest::Client {
     reqwest::Client::new()
 }
 
+/// A terminal (session `session`) whose shell has moved to `dir`, and
+/// what it printed so far.
+async fn terminal_in(t: &TestAgent, session: &str, dir: &std::path::Path) -> (Ws, Vec<u8>) {
+    let mut ws = t.connect(&format!("session={session}")).await;
+    hello(&mut ws).await;
+    let mut out = Vec::new();
+    send_text(&mut ws, &format!("cd '{}' && echo moved-$((1+1))\r", dir.display())).await;
+    read_until(&mut ws, &mut out, b"moved-2", T).await;
+    (ws, out)
+}
+
+/// `GET /api/files/directory?session=`: where an upload for it lands.
+async fn directory(t: &TestAgent, session: &str) -> serde_json::Value {
+    let url = format!("http://{}/api/files/directory?session={session}", t.addr);
+    client().get(url).header("cookie", &t.cookie).send().await.unwrap().json().await.unwrap()
+}
+
 async fn upload(t: &TestAgent, query: &str, body: Vec<u8>) -> (StatusCode, serde_json::Value) {
     let res = client()
         .post(format!("http://{}/api/files/upload?{query}", t.addr))
@@ -36,22 +53,10 @@ async fn uploads_land_in_the_terminals_directory_whole_or_not_at_all() {
     let t = start(|c| c.max_upload = 8 * 1024 * 1024).await;
     let dir = tempfile::tempdir().unwrap();
     let here = dir.path().canonicalize().unwrap();
-    let mut ws = t.connect("session=files").await;
-    hello(&mut ws).await;
-    let mut out = Vec::new();
-    send_text(&mut ws, &format!("cd '{}' && echo moved-$((1+1))\r", here.display())).await;
-    read_until(&mut ws, &mut out, b"moved-2", T).await;
+    let (mut ws, mut out) = terminal_in(&t, "files", &here).await;
 
     // Where the next upload for that terminal goes.
-    let answer: serde_json::Value = client()
-        .get(format!("http://{}/api/files/directory?session=files", t.addr))
-        .header("cookie", &t.cookie)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answer = directory(&t, "files").await;
     assert_eq!(answer["directory"], here.display().to_string());
     assert_eq!(answer["maxUploadBytes"], 8 * 1024 * 1024, "a page checks a file's size before sending it");
 
@@ -126,15 +131,7 @@ async fn uploads_land_in_the_terminals_directory_whole_or_not_at_all() {
     assert_eq!(names, ["-rf", "data file.bin"], "nothing of the cut upload");
 
     // Without a live session: the workspace folder.
-    let answer: serde_json::Value = client()
-        .get(format!("http://{}/api/files/directory?session=gone", t.addr))
-        .header("cookie", &t.cookie)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answer = directory(&t, "gone").await;
     assert_eq!(answer["directory"], std::env::var("HOME").unwrap());
 }
 
@@ -147,11 +144,7 @@ async fn downloads_bring_a_file_or_a_folder_as_a_tarball() {
     let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 253) as u8).collect();
     std::fs::write(here.join("src/nested/blob.bin"), &data).unwrap();
     std::fs::write(here.join("src/main.rs"), "fn main() {}\n").unwrap();
-    let mut ws = t.connect("session=dl").await;
-    hello(&mut ws).await;
-    let mut out = Vec::new();
-    send_text(&mut ws, &format!("cd '{}' && echo moved-$((1+1))\r", here.display())).await;
-    read_until(&mut ws, &mut out, b"moved-2", T).await;
+    let (_ws, _) = terminal_in(&t, "dl", &here).await;
 
     let get = |query: String, cookie: bool| {
         let mut req = client().get(format!("http://{}/api/files/download?{query}", t.addr));

@@ -118,7 +118,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     let login = config::load()?;
     let api = Api::new(&login)?;
     match cli.command {
-        Command::Login { .. } => unreachable_login(),
+        Command::Login { .. } => unreachable!("login is handled above"),
         Command::List => {
             let list = api.list().await?;
             println!("{:<24} {:<10} {:<32} {:<7} {:<6} ID", "NAME", "STATUS", "REPOSITORY", "SIZE", "WHERE");
@@ -162,9 +162,4 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         }
     }
     Ok(std::process::ExitCode::SUCCESS)
-}
-
-fn unreachable_login() -> ! {
-    // `login` returned above; clap cannot produce it twice.
-    std::process::exit(2)
 }
