@@ -10,6 +10,7 @@ use tokio::sync::{broadcast, watch};
 
 use crate::activity::Activity;
 use crate::auth::{Authenticator, CookieConfig};
+use crate::ports::{PortScope, Ports};
 use crate::protocol::ServerControl;
 use crate::session::{SessionConfig, SessionManager, ShellCommand};
 
@@ -39,6 +40,9 @@ pub struct AgentConfig {
     pub client_timeout: std::time::Duration,
     /// The largest file an upload may bring, in bytes.
     pub max_upload: u64,
+    /// The control plane's public URL: a preview opened without its cookie
+    /// is sent there to be signed in.
+    pub control_plane: Option<String>,
 }
 
 impl AgentConfig {
@@ -54,6 +58,7 @@ impl AgentConfig {
             keepalive: std::time::Duration::from_secs(30),
             client_timeout: std::time::Duration::from_secs(75),
             max_upload: 2 * 1024 * 1024 * 1024,
+            control_plane: None,
         }
     }
 }
@@ -85,6 +90,7 @@ pub struct Agent {
     shutdown: watch::Sender<Option<String>>,
     ready: AtomicBool,
     devcontainer: Mutex<Option<String>>,
+    ports: Ports,
 }
 
 impl Agent {
@@ -107,6 +113,7 @@ impl Agent {
             shutdown,
             ready: AtomicBool::new(ready),
             devcontainer: Mutex::new(None),
+            ports: Ports::default(),
         })
     }
 
@@ -130,6 +137,52 @@ impl Agent {
     /// The devcontainer id, if shells run in one.
     pub fn devcontainer(&self) -> Option<String> {
         self.devcontainer.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Where the workspace's servers run: the devcontainer's network (its
+    /// first process, asked of Docker once per container), or the host.
+    /// `None` when the container's process cannot be found (not running).
+    pub async fn port_scope(&self) -> Option<PortScope> {
+        let Some(container) = self.devcontainer() else { return Some(PortScope::Host) };
+        if let Some(pid) = self.ports.container_pid(&container)
+            && std::path::Path::new(&format!("/proc/{pid}/ns/net")).exists()
+        {
+            return Some(PortScope::Container { pid });
+        }
+        let docker = self.sessions.shell().and_then(|s| s.container).map_or_else(|| "docker".to_owned(), |c| c.docker);
+        let mut inspect = tokio::process::Command::new(docker);
+        inspect.args(["inspect", "--format", "{{.State.Pid}}", "--", &container]);
+        let output = match crate::reaper::output_tracked(&mut inspect).await {
+            Ok(output) if output.status.success() => output,
+            Ok(output) => {
+                tracing::debug!(workspace = %self.workspace(), status = %output.status, "docker inspect failed");
+                return None;
+            }
+            Err(error) => {
+                tracing::debug!(workspace = %self.workspace(), %error, "docker inspect failed");
+                return None;
+            }
+        };
+        let pid = String::from_utf8_lossy(&output.stdout).trim().parse::<u32>().ok().filter(|pid| *pid > 0)?;
+        self.ports.set_container_pid(&container, pid);
+        Some(PortScope::Container { pid })
+    }
+
+    /// The ports the workspace's processes listen on (a scan at most a
+    /// second old).
+    pub async fn listening_ports(&self, scope: PortScope) -> Vec<sam_core::wire::ListeningPort> {
+        if let Some(ports) = self.ports.cached() {
+            return ports;
+        }
+        let agent = std::process::id();
+        let ports = tokio::task::spawn_blocking(move || crate::ports::scan(scope, agent)).await.unwrap_or_default();
+        self.ports.store(ports.clone());
+        ports
+    }
+
+    /// The ports found by the last scan, however old.
+    pub fn last_listening_ports(&self) -> Vec<sam_core::wire::ListeningPort> {
+        self.ports.last()
     }
 
     /// Shows an idle warning in every open terminal (and in terminals opened

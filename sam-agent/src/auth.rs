@@ -60,9 +60,20 @@ impl Default for CookieConfig {
     }
 }
 
+/// What a browser session opens: the terminal, or the preview of one port
+/// (each on its own host name, with its own cookie).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Scope {
+    /// The terminal page, its WebSocket and files.
+    Terminal,
+    /// The preview of this port.
+    Preview(u16),
+}
+
 #[derive(Debug)]
 struct BrowserSession {
     user: UserId,
+    scope: Scope,
     expires: Instant,
     /// The control plane's sign-in the terminal token was issued under
     /// (`sid`); when it ends there, this session ends here.
@@ -82,6 +93,10 @@ pub struct Authenticator {
     /// The terminal cookie: Strict, since the terminal is only ever opened
     /// from the workspace's own page.
     session_cookie: Cookie,
+    /// The preview cookie: Lax, since a preview is opened by following a
+    /// link (from the dashboard, the terminal, a chat), and host-only, so
+    /// each preview host has its own.
+    preview_cookie: Cookie,
     sessions: Mutex<HashMap<[u8; 32], BrowserSession>>,
     /// The ids (`jti`) of the terminal tokens redeemed, until they expire:
     /// a token opens one session (a leaked URL cannot open another).
@@ -100,11 +115,13 @@ impl Authenticator {
     /// An authenticator for `workspace`.
     pub fn new(verifier: Arc<dyn TokenVerifier>, workspace: WorkspaceId, cookie: CookieConfig) -> Self {
         let session_cookie = Cookie::new("sam_session", cookie.secure, SameSite::Strict);
+        let preview_cookie = Cookie::new("sam_preview", cookie.secure, SameSite::Lax);
         Self {
             verifier,
             workspace,
             cookie,
             session_cookie,
+            preview_cookie,
             sessions: Mutex::new(HashMap::new()),
             redeemed: Mutex::new(HashMap::new()),
             owner: None,
@@ -129,17 +146,32 @@ impl Authenticator {
         self.session_cookie.name()
     }
 
-    /// Verifies `token` and returns a new cookie value.
+    /// The preview cookie's name (`__Host-sam_preview` when secure).
+    pub fn preview_cookie_name(&self) -> &str {
+        self.preview_cookie.name()
+    }
+
+    /// Verifies a terminal `token` and returns a new cookie value.
     pub async fn redeem(&self, token: &str) -> Result<String, AuthError> {
+        self.redeem_for(token, Scope::Terminal).await
+    }
+
+    /// Verifies a `workspace-preview` token and returns the value of a new
+    /// cookie for the preview of `port` (and nothing else).
+    pub async fn redeem_preview(&self, token: &str, port: u16) -> Result<String, AuthError> {
+        self.redeem_for(token, Scope::Preview(port)).await
+    }
+
+    async fn redeem_for(&self, token: &str, scope: Scope) -> Result<String, AuthError> {
         if token.is_empty() || token.len() > MAX_TOKEN_LEN {
             return Err(AuthError::BadRequest);
         }
         let now = time::OffsetDateTime::now_utc();
-        let verified = self
-            .verifier
-            .verify(token, Audience::WorkspaceTerminal, now)
-            .await
-            .map_err(|e| AuthError::Token(e.kind))?;
+        let audience = match scope {
+            Scope::Terminal => Audience::WorkspaceTerminal,
+            Scope::Preview(_) => Audience::WorkspacePreview,
+        };
+        let verified = self.verifier.verify(token, audience, now).await.map_err(|e| AuthError::Token(e.kind))?;
         if verified.workspace != self.workspace {
             return Err(AuthError::WrongWorkspace);
         }
@@ -174,9 +206,9 @@ impl Authenticator {
         }
         sessions.insert(
             digest(&value),
-            BrowserSession { user: verified.subject, expires: now + self.cookie.ttl, sign_in: verified.session },
+            BrowserSession { user: verified.subject, scope, expires: now + self.cookie.ttl, sign_in: verified.session },
         );
-        tracing::info!(user = %verified.subject, workspace = %self.workspace, "terminal session opened");
+        tracing::info!(user = %verified.subject, workspace = %self.workspace, ?scope, "browser session opened");
         Ok(value)
     }
 
@@ -204,25 +236,65 @@ impl Authenticator {
         self.session_cookie.set(value, self.cookie.ttl)
     }
 
+    /// The `Set-Cookie` value for a new preview session.
+    pub fn set_preview_cookie(&self, value: &str) -> String {
+        self.preview_cookie.set(value, self.cookie.ttl)
+    }
+
     /// The `Set-Cookie` value that removes the cookie.
     pub fn clear_cookie(&self) -> String {
         self.session_cookie.clear()
     }
 
-    /// The user of a valid session cookie in `headers`.
+    /// The user of a valid terminal session cookie in `headers`.
     pub fn check(&self, headers: &HeaderMap) -> Option<UserId> {
         let value = cookie_value(headers, &self.session_cookie)?;
-        let sessions = self.lock();
-        let session = sessions.get(&digest(value))?;
-        (session.expires > Instant::now()).then_some(session.user)
+        self.user_of(value, Scope::Terminal)
     }
 
-    /// The key of the valid session cookie in `headers`, which a
+    /// The user of a valid preview cookie for `port` in `headers`.
+    pub fn check_preview(&self, headers: &HeaderMap, port: u16) -> Option<UserId> {
+        let value = cookie_value(headers, &self.preview_cookie)?;
+        self.user_of(value, Scope::Preview(port))
+    }
+
+    fn user_of(&self, value: &str, scope: Scope) -> Option<UserId> {
+        let sessions = self.lock();
+        let session = sessions.get(&digest(value))?;
+        (session.expires > Instant::now() && session.scope == scope).then_some(session.user)
+    }
+
+    /// The key of the valid terminal session cookie in `headers`, which a
     /// connection keeps to ask [`still_signed_in`](Self::still_signed_in).
     pub fn session_key(&self, headers: &HeaderMap) -> Option<[u8; 32]> {
         let key = digest(cookie_value(headers, &self.session_cookie)?);
         let sessions = self.lock();
-        sessions.get(&key).is_some_and(|s| s.expires > Instant::now()).then_some(key)
+        sessions.get(&key).is_some_and(|s| s.expires > Instant::now() && s.scope == Scope::Terminal).then_some(key)
+    }
+
+    /// The key of the valid preview cookie for `port` in `headers` (for a
+    /// proxied WebSocket to watch, like a terminal's).
+    pub fn preview_session_key(&self, headers: &HeaderMap, port: u16) -> Option<[u8; 32]> {
+        let key = digest(cookie_value(headers, &self.preview_cookie)?);
+        let sessions = self.lock();
+        sessions.get(&key).is_some_and(|s| s.expires > Instant::now() && s.scope == Scope::Preview(port)).then_some(key)
+    }
+
+    /// `Cookie` header values without the preview cookie: what a previewed
+    /// server receives (our session is none of its business).
+    pub fn cookies_without_preview(&self, headers: &HeaderMap) -> Option<String> {
+        let kept: Vec<&str> = headers
+            .get_all(COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .map(str::trim)
+            .filter(|pair| {
+                !pair.is_empty()
+                    && pair.split_once('=').is_none_or(|(name, _)| name.trim() != self.preview_cookie.name())
+            })
+            .collect();
+        (!kept.is_empty()).then(|| kept.join("; "))
     }
 
     /// Whether the session with `key` still exists.

@@ -119,6 +119,7 @@ impl Config {
         cfg.max_frame_in = usize::try_from(self.max_frame_kib * 1024).unwrap_or(64 * 1024);
         cfg.cookie = CookieConfig { secure: self.secure_cookie, ..CookieConfig::default() };
         cfg.max_upload = self.max_upload_mib * 1024 * 1024;
+        cfg.control_plane = self.control_plane.as_ref().map(|u| u.trim_end_matches('/').to_owned());
         cfg.sessions = SessionConfig {
             ring_capacity: usize::try_from(self.ring_kib * 1024).unwrap_or(256 * 1024),
             grace: Duration::from_secs(self.grace_secs),

@@ -90,6 +90,7 @@ pub fn report(agent: &Agent) -> HeartbeatReport {
         last_activity_at: Some(agent.activity.last_activity_at()),
         agent_version: Some(env!("CARGO_PKG_VERSION").to_owned()),
         sign_ins: agent.auth.sign_ins(),
+        ports: agent.last_listening_ports(),
     }
 }
 
@@ -117,17 +118,37 @@ pub fn apply(agent: &Agent, response: &HeartbeatAnswer) -> bool {
     }
 }
 
+/// How often the listening ports are looked at between heartbeats.
+pub const PORT_SCAN_INTERVAL: Duration = Duration::from_secs(3);
+
 /// Heartbeats every `interval` until the agent shuts down (or the control
-/// plane says so). Failures are logged and retried at the next tick.
+/// plane says so). Failures are logged and retried at the next tick. The
+/// workspace's listening ports are scanned every [`PORT_SCAN_INTERVAL`]; a
+/// change is reported at once (so the dashboard lists a new dev server
+/// within seconds), at most one extra heartbeat per scan.
 pub async fn run(agent: Arc<Agent>, client: HeartbeatClient, interval: Duration) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut scans = tokio::time::interval(PORT_SCAN_INTERVAL);
+    scans.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut reported_ports = Vec::new();
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
+            _ = scans.tick() => {
+                if !agent.is_ready() {
+                    continue;
+                }
+                let Some(scope) = agent.port_scope().await else { continue };
+                if agent.listening_ports(scope).await == reported_ports {
+                    continue;
+                }
+            }
             _ = agent.shutdown_requested() => return,
         }
-        match client.send(&report(&agent)).await {
+        let report = report(&agent);
+        reported_ports.clone_from(&report.ports);
+        match client.send(&report).await {
             Ok(answer) => {
                 if apply(&agent, &answer) {
                     return;

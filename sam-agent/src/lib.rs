@@ -150,6 +150,8 @@ pub mod files;
 pub mod git_credential;
 pub mod heartbeat;
 pub mod output;
+pub mod ports;
+pub mod preview;
 /// The terminal protocol's messages ([`sam_core::terminal`], shared with
 /// other clients).
 pub use sam_core::terminal as protocol;

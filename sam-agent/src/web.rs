@@ -13,6 +13,8 @@
 //! | `POST /api/files/upload?session=&name=&overwrite=` | the body (raw bytes, `Content-Length` required, at most `SAM_AGENT_MAX_UPLOAD_MIB`) becomes file `name` there: 201 `{path, size}`; 409 if it exists without `overwrite=1`; 411, 413, 400 bad name (cookie **and** `Origin` checked) |
 //! | `GET /api/files/stat?session=&path=` | `{path, kind: "file"|"directory", size}` (404 if nothing is there), before a download (cookie checked) |
 //! | `GET /api/files/download?session=&path=` | a file (`Content-Length`), or a directory as `<name>.tar.gz`; a relative path starts at that terminal's directory (cookie checked) |
+//! | `GET /api/ports` | `{ports: [{port, process}]}`: the TCP ports the workspace's processes listen on, each previewable at `p<port>-<this host>` (cookie checked) |
+//! | any request to `p<port>-ws-<id>.…` | the preview of that port ([`crate::preview`]): forwarded, WebSockets included, to the server on it, for its owner only |
 //! | `GET /api/sessions` | `{limit, sessions: [{id, name, attached}]}`: the live terminal sessions, oldest first, and how many may run (cookie checked) |
 
 use std::sync::Arc;
@@ -68,12 +70,28 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/auth/logout", post(logout))
         .route("/ws/terminal", get(terminal))
         .route("/api/sessions", get(list_sessions))
+        .route("/api/ports", get(list_ports))
         .route("/api/files/directory", get(file_directory))
         .route("/api/files/upload", post(upload))
         .route("/api/files/download", get(download))
         .route("/api/files/stat", get(file_stat))
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(Arc::clone(&agent), previews))
         .with_state(agent)
+}
+
+/// Requests for a preview host (`p<port>-ws-<id>…`) go to the preview, not
+/// to the terminal's routes: the two never share a path.
+async fn previews(
+    State(agent): State<Arc<Agent>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let host = request.headers().get(axum::http::header::HOST).and_then(|h| h.to_str().ok());
+    match host.and_then(|h| sam_core::domain::preview_port_of(h, &agent.workspace())) {
+        Some(port) => crate::preview::handle(agent, port, request).await,
+        None => next.run(request).await,
+    }
 }
 
 /// Serves `agent` on `listener` until [`Agent::shutdown`] is called; then
@@ -294,6 +312,18 @@ async fn list_sessions(State(agent): State<Arc<Agent>>, headers: HeaderMap) -> R
     let sessions = serde_json::to_value(agent.sessions.list()).unwrap_or_default();
     let limit = agent.sessions.config().max_sessions;
     json_response(StatusCode::OK, &serde_json::json!({ "limit": limit, "sessions": sessions }))
+}
+
+/// The ports a preview can open: the page lists them beside the tabs.
+async fn list_ports(State(agent): State<Arc<Agent>>, headers: HeaderMap) -> Response {
+    if agent.auth.check(&headers).is_none() {
+        return not_signed_in();
+    }
+    let ports = match agent.port_scope().await {
+        Some(scope) => agent.listening_ports(scope).await,
+        None => Vec::new(),
+    };
+    json_response(StatusCode::OK, &serde_json::json!({ "ports": ports }))
 }
 
 #[derive(Deserialize, Debug)]

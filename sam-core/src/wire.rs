@@ -40,13 +40,43 @@ pub struct HeartbeatReport {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[cfg_attr(feature = "openapi", schema(max_items = 32))]
     pub sign_ins: Vec<String>,
+    /// The TCP ports processes in the workspace listen on (the dev servers
+    /// a preview can open), lowest first; at most 64 are looked at.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(max_items = 64))]
+    pub ports: Vec<ListeningPort>,
+}
+
+/// Listening ports a heartbeat reports at most.
+pub const MAX_LISTENING_PORTS: usize = 64;
+
+/// A TCP port a process in the workspace listens on.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListeningPort {
+    /// The port (1–65535).
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 65535))]
+    pub port: u16,
+    /// The listening process's command name (`comm`, at most 15
+    /// characters), when the agent could tell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 64))]
+    pub process: Option<String>,
 }
 
 impl HeartbeatReport {
     /// A report of `idle_seconds` and `active_sessions`, without the
     /// optional fields.
     pub fn new(idle_seconds: u64, active_sessions: u32) -> Self {
-        Self { idle_seconds, active_sessions, last_activity_at: None, agent_version: None, sign_ins: Vec::new() }
+        Self {
+            idle_seconds,
+            active_sessions,
+            last_activity_at: None,
+            agent_version: None,
+            sign_ins: Vec::new(),
+            ports: Vec::new(),
+        }
     }
 }
 
@@ -146,6 +176,7 @@ mod tests {
             last_activity_at: Some(datetime!(2026-01-01 00:00:00 UTC)),
             agent_version: Some("0.1.0".into()),
             sign_ins: Vec::new(),
+            ports: Vec::new(),
         };
         assert_eq!(serde_json::to_string(&report).unwrap(), HEARTBEAT_REPORT);
         assert_eq!(serde_json::from_str::<HeartbeatReport>(HEARTBEAT_REPORT).unwrap(), report);

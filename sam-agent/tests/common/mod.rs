@@ -72,10 +72,11 @@ impl TestAgent {
         format!("http://{}", self.addr)
     }
 
+    /// A terminal token of the agent's owner (a new user when it has none).
     pub fn token(&self, workspace: WorkspaceId, ttl: Duration) -> String {
         let req = TokenRequest {
             audience: Audience::WorkspaceTerminal,
-            subject: UserId::new(),
+            subject: self.agent.config.owner.unwrap_or_default(),
             workspace,
             ttl,
             session: None,

@@ -148,6 +148,48 @@ impl WorkspaceHosts {
     pub fn workspace_of(&self, name: &str) -> Option<WorkspaceId> {
         self.workspace_label(name).and_then(|label| WorkspaceId::from_dns_label(&label.to_ascii_lowercase()))
     }
+
+    /// The host name of the preview of `port` in workspace `id`
+    /// (`p<port>-` before the workspace's host name: one level below the
+    /// same zone, so the same edge certificate covers it); `None` when its
+    /// first label would pass 63 characters (flat naming under a long label).
+    ///
+    /// ```
+    /// use sam_core::domain::{HostNaming, WorkspaceHosts, WorkspaceId, preview_port_of};
+    /// let id: WorkspaceId = "0192f0c4-7d2e-7a31-9b1c-4c9d2a7e5f10".parse().unwrap();
+    /// let hosts = WorkspaceHosts::new("sam.dev", HostNaming::Nested).unwrap();
+    /// let host = hosts.preview_host(&id, 3000).unwrap();
+    /// assert_eq!(host, format!("p3000-{}", hosts.host(&id)));
+    /// assert_eq!(preview_port_of(&host, &id), Some(3000));
+    /// ```
+    pub fn preview_host(&self, id: &WorkspaceId, port: u16) -> Option<String> {
+        let host = format!("p{port}-{}", self.host(id));
+        let first = host.split('.').next().unwrap_or_default();
+        (port > 0 && first.len() <= 63 && host.len() <= 253).then_some(host)
+    }
+}
+
+/// The port a preview host name of workspace `id` stands for: its first
+/// label is `p<port>-<workspace label>` (followed by `.`, or by `--` under
+/// flat naming). Case-insensitive; a port of 0, above 65535 or with a
+/// leading zero is not one. What follows the label is not checked: an
+/// agent serves only its own workspace, and the edge routes only names of
+/// the zone to it.
+pub fn preview_port_of(host: &str, id: &WorkspaceId) -> Option<u16> {
+    let host = host.rsplit_once(':').filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit())).map_or(host, |(h, _)| h);
+    let rest = host.strip_prefix('p').or_else(|| host.strip_prefix('P'))?;
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let (number, rest) = rest.split_at(digits);
+    if number.is_empty() || number.len() > 5 || number.starts_with('0') {
+        return None;
+    }
+    let port: u16 = number.parse().ok().filter(|p| *p > 0)?;
+    let rest = rest.strip_prefix('-')?;
+    let label = id.dns_label();
+    let after = rest.get(label.len()..)?;
+    let ok = rest.get(..label.len()).is_some_and(|l| l.eq_ignore_ascii_case(&label))
+        && (after.starts_with('.') || after.starts_with(FLAT_SEPARATOR) || after.is_empty());
+    ok.then_some(port)
 }
 
 #[cfg(test)]
@@ -195,6 +237,31 @@ mod tests {
         assert!(WorkspaceHosts::new("localhost", HostNaming::Flat).is_err());
         assert!(WorkspaceHosts::new("", HostNaming::Nested).is_err());
         assert_eq!("FLAT".parse::<HostNaming>(), Ok(HostNaming::Flat));
+        // Previews: `p<port>-` before either scheme's name.
+        for hosts in [&nested, &flat] {
+            let preview = hosts.preview_host(&id, 5173).unwrap();
+            assert_eq!(preview_port_of(&preview, &id), Some(5173));
+            assert_eq!(preview_port_of(&format!("{}:8443", preview.to_ascii_uppercase()), &id), Some(5173));
+            assert_eq!(hosts.workspace_of(&preview), None, "a preview is not the workspace's own name");
+        }
+        let label = id.dns_label();
+        let other: WorkspaceId = "0192f0c4-7d2e-7a31-9b1c-4c9d2a7e5f11".parse().unwrap();
+        for bad in [
+            format!("{label}.sam.dev"),
+            format!("p0-{label}.sam.dev"),
+            format!("p03000-{label}.sam.dev"),
+            format!("p65536-{label}.sam.dev"),
+            format!("p-{label}.sam.dev"),
+            format!("p3000{label}.sam.dev"),
+            format!("p3000-{label}x.sam.dev"),
+            format!("p3000-{}.sam.dev", other.dns_label()),
+            format!("x.p3000-{label}.sam.dev"),
+        ] {
+            assert_eq!(preview_port_of(&bad, &id), None, "{bad}");
+        }
+        assert_eq!(nested.preview_host(&id, 0), None);
+        let long_flat = WorkspaceHosts::new(&format!("{}.dev", "a".repeat(20)), HostNaming::Flat).unwrap();
+        assert_eq!(long_flat.preview_host(&id, 65535), None, "a first label over 63");
         assert!("deep".parse::<HostNaming>().is_err());
     }
 }

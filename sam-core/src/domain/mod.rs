@@ -10,7 +10,7 @@ mod workspace;
 
 pub use access_token::{ACCESS_TOKEN_PREFIX, AccessToken, TokenScope};
 pub use account::{Credential, CredentialProvider, GithubInstallation, NewSession, NewUser, Session, User};
-pub use hosts::{HostNaming, WorkspaceHosts};
+pub use hosts::{HostNaming, WorkspaceHosts, preview_port_of};
 pub use ids::{GithubUserId, InstallationId, ServerId, UserId, WorkspaceId};
 pub use names::{BranchName, DeploymentId, LocationCode, RepoFullName, WorkspaceName};
 pub use vm::{Location, LocationPrice, ServerTypeOffer, VmSize, arch, choose_server_type, choose_server_type_of};

@@ -17,6 +17,11 @@ pub enum Audience {
     /// (`workspace-probe`): without one, an agent tells only whether it is up.
     #[serde(rename = "workspace-probe")]
     WorkspaceProbe,
+    /// The browser opening a preview of a port the workspace serves
+    /// (`workspace-preview`): a separate audience, so a preview link never
+    /// opens a terminal.
+    #[serde(rename = "workspace-preview")]
+    WorkspacePreview,
 }
 
 impl Audience {
@@ -26,6 +31,7 @@ impl Audience {
             Audience::WorkspaceTerminal => "workspace-terminal",
             Audience::WorkspaceCallback => "workspace-callback",
             Audience::WorkspaceProbe => "workspace-probe",
+            Audience::WorkspacePreview => "workspace-preview",
         }
     }
 }
