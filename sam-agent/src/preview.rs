@@ -27,7 +27,7 @@ use crate::ports::PortScope;
 
 /// Where a preview token is redeemed, on the preview's own host. Under a
 /// prefix a web application is unlikely to use.
-pub const CALLBACK_PATH: &str = "/__sam/preview/callback";
+pub const CALLBACK_PATH: &str = sam_core::wire::PREVIEW_CALLBACK_PATH;
 
 /// Longest `next` path the callback moves on to.
 const MAX_NEXT: usize = 2048;
@@ -150,18 +150,6 @@ fn percent_decode(text: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// Without the cookie: a page request goes to the control plane to be
 /// signed in (it comes back through the callback), anything else is 401.
 fn not_signed_in(agent: &Agent, port: u16, request: &Request) -> Response {
@@ -173,7 +161,7 @@ fn not_signed_in(agent: &Agent, port: u16, request: &Request) -> Response {
                 "{}/api/workspaces/{}/ports/{port}/open?path={}",
                 control_plane.trim_end_matches('/'),
                 agent.workspace(),
-                percent_encode(path)
+                sam_core::wire::url_encode(path)
             );
             let mut response = StatusCode::SEE_OTHER.into_response();
             if let Ok(value) = HeaderValue::from_str(&location) {
@@ -311,11 +299,10 @@ mod tests {
     }
 
     #[test]
-    fn query_values_are_decoded_and_paths_encoded() {
+    fn query_values_are_decoded() {
         let pairs: Vec<_> = url_pairs("token=a.b-c&next=%2Fx%3Fy%3D1+2").collect();
         assert_eq!(pairs, vec![("token".into(), "a.b-c".into()), ("next".into(), "/x?y=1 2".into())]);
         assert_eq!(url_pairs("next=%zz").count(), 0, "a bad escape is dropped");
-        assert_eq!(percent_encode("/app?x=1&y=é"), "/app%3Fx%3D1%26y%3D%C3%A9");
     }
 
     #[test]

@@ -47,6 +47,32 @@ pub struct HeartbeatReport {
     pub ports: Vec<ListeningPort>,
 }
 
+/// The preview callback's path on a preview host (`p<port>-ws-<id>…`):
+/// `?token=<workspace-preview token>&next=<path on that host>`.
+pub const PREVIEW_CALLBACK_PATH: &str = "/__sam/preview/callback";
+
+/// Percent-encodes `text` for a query value (and a path, where `/` stays):
+/// everything but unreserved characters and `/`.
+///
+/// ```
+/// assert_eq!(sam_core::wire::url_encode("/app?x=1&y=é"), "/app%3Fx%3D1%26y%3D%C3%A9");
+/// ```
+pub fn url_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push('%');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 15)]));
+        }
+    }
+    out
+}
+
+const HEX: &[u8; 16] = b"0123456789ABCDEF";
+
 /// Listening ports a heartbeat reports at most.
 pub const MAX_LISTENING_PORTS: usize = 64;
 

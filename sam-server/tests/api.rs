@@ -105,6 +105,7 @@ async fn the_openapi_document_is_valid_and_complete(backend: Backend) {
         "GET /api/workspaces/{id}/events",
         "POST /api/workspaces/{id}/heartbeat",
         "POST /api/workspaces/{id}/activity",
+        "GET /api/workspaces/{id}/ports/{port}/open",
         "POST /api/workspaces/{id}/boot-progress",
         "POST /api/workspaces/{id}/git-credential",
     ];
@@ -258,6 +259,7 @@ async fn every_user_endpoint_needs_a_session(backend: Backend) {
         ("POST", "/api/auth/logout".to_owned()),
         ("GET", "/api/workspace-options".to_owned()),
         ("POST", format!("/api/workspaces/{id}/activity")),
+        ("GET", format!("/api/workspaces/{id}/ports/3000/open")),
         ("GET", "/api/tokens".to_owned()),
         ("POST", "/api/tokens".to_owned()),
         ("DELETE", "/api/tokens/abc".to_owned()),
@@ -720,6 +722,65 @@ async fn workspace_lifecycle_over_http(backend: Backend) {
     assert!(access["url"].as_str().unwrap().contains("/auth/callback?token="));
     assert!(access["expiresAt"].is_string());
 
+    // Previews: the ports a heartbeat reports are listed with the
+    // workspace, each opened through a one-time `workspace-preview` token
+    // on its own host, for the owner only.
+    let ports =
+        json!([{"port": 5173, "process": "node"}, {"port": 3000}, {"port": 0}, {"port": 3000, "process": "dup"}]);
+    let (status, _) =
+        agent(format!("/api/workspaces/{id}/heartbeat"), callback.clone(), json!({"idleSeconds": 1, "ports": ports}))
+            .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, ws) = s.get(&format!("/api/workspaces/{id}"), &cookie).await;
+    assert_eq!(
+        ws["ports"],
+        json!([
+            {"port": 3000, "process": null, "openUrl": format!("/api/workspaces/{id}/ports/3000/open")},
+            {"port": 5173, "process": "node", "openUrl": format!("/api/workspaces/{id}/ports/5173/open")},
+        ]),
+        "valid ports, once each, lowest first"
+    );
+    let open = |path: String, cookie: Option<String>| {
+        let mut request = s.client.get(s.url(&path));
+        if let Some(cookie) = cookie {
+            request = request.header(COOKIE, cookie);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let location = response.headers().get("location").map(|l| l.to_str().unwrap().to_owned());
+            (response.status(), location)
+        }
+    };
+    let (status, location) =
+        open(format!("/api/workspaces/{id}/ports/5173/open?path=%2Fapp%3Fx%3D1"), Some(cookie.clone())).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let location = location.unwrap();
+    let preview = format!("https://p5173-{host}/__sam/preview/callback?token=");
+    assert!(location.starts_with(&preview), "{location}");
+    assert!(location.ends_with("&next=/app%3Fx%3D1"), "{location}");
+    let token = location[preview.len()..].split('&').next().unwrap();
+    let claims: Value = {
+        use base64::Engine as _;
+        let payload = token.split('.').nth(1).unwrap();
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+    };
+    assert_eq!(claims["aud"], "workspace-preview", "never a terminal token: {claims}");
+    assert_eq!(claims["workspace"], id.as_str());
+    // Another site's path is not followed there.
+    let (_, location) =
+        open(format!("/api/workspaces/{id}/ports/5173/open?path=//evil.example"), Some(cookie.clone())).await;
+    assert!(location.unwrap().ends_with("&next=/"));
+    for (path, expected) in [
+        (format!("/api/workspaces/{id}/ports/0/open"), StatusCode::UNPROCESSABLE_ENTITY),
+        (format!("/api/workspaces/{id}/ports/65536/open"), StatusCode::UNPROCESSABLE_ENTITY),
+        (format!("/api/workspaces/{id}/ports/http/open"), StatusCode::UNPROCESSABLE_ENTITY),
+        (format!("/api/workspaces/{}/ports/3000/open", sam_core::domain::WorkspaceId::new()), StatusCode::NOT_FOUND),
+        ("/api/workspaces/not-an-id/ports/3000/open".to_owned(), StatusCode::NOT_FOUND),
+    ] {
+        assert_eq!(open(path.clone(), Some(cookie.clone())).await.0, expected, "{path}");
+    }
+    assert_eq!(open(format!("/api/workspaces/{id}/ports/3000/open"), None).await.0, StatusCode::UNAUTHORIZED);
+
     // The idle countdown: the deployment's default threshold, a warning 5
     // minutes before the stop, measured from the last reported activity;
     // "I'm still here" (the dashboard) moves it to now, and the agent's
@@ -760,6 +821,7 @@ async fn workspace_lifecycle_over_http(backend: Backend) {
         (reqwest::Method::POST, format!("/api/workspaces/{id}/stop")),
         (reqwest::Method::DELETE, format!("/api/workspaces/{id}")),
         (reqwest::Method::GET, format!("/api/workspaces/{id}/events")),
+        (reqwest::Method::GET, format!("/api/workspaces/{id}/ports/3000/open")),
     ] {
         let (status, _) = s.send(method, &path, Some(&other), None).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
@@ -770,6 +832,9 @@ async fn workspace_lifecycle_over_http(backend: Backend) {
 
     let (status, ws) = s.send(reqwest::Method::POST, &format!("/api/workspaces/{id}/stop"), Some(&cookie), None).await;
     assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(ws["ports"], json!([]), "a workspace that is not running lists no ports");
+    let (status, _) = s.get(&format!("/api/workspaces/{id}/ports/3000/open"), &cookie).await;
+    assert_eq!(status, StatusCode::CONFLICT, "no preview of a workspace that is not running");
     assert_eq!(ws["status"], "stopping");
     let ws = s.wait_for(&cookie, &id, |w| w["status"] == "stopped").await;
     assert_eq!(ws["statusReason"], "user");

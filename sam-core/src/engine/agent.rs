@@ -548,6 +548,7 @@ impl Engine {
             return Err(EngineError::not_found());
         }
         self.note_terminal_sessions(id, report.active_sessions, now);
+        self.note_listening_ports(id, report.ports);
         if let Some(version) = report.agent_version {
             self.note_agent_version(id, version);
         }
@@ -648,9 +649,88 @@ impl Engine {
         seen.insert(id, version);
     }
 
+    /// Remembers the listening ports a heartbeat reported (at most
+    /// [`MAX_LISTENING_PORTS`](crate::wire::MAX_LISTENING_PORTS), valid ones,
+    /// each once, lowest first).
+    fn note_listening_ports(&self, id: WorkspaceId, mut ports: Vec<crate::wire::ListeningPort>) {
+        ports.retain(|p| p.port > 0);
+        ports.sort_by_key(|p| p.port);
+        ports.dedup_by_key(|p| p.port);
+        ports.truncate(crate::wire::MAX_LISTENING_PORTS);
+        for port in &mut ports {
+            port.process = port
+                .process
+                .take()
+                .map(|name| name.chars().filter(|c| !c.is_control()).take(64).collect::<String>())
+                .filter(|name| !name.is_empty());
+        }
+        let mut seen = crate::sync::lock(&self.listening_ports);
+        if ports.is_empty() {
+            seen.remove(&id);
+        } else {
+            seen.insert(id, ports);
+        }
+    }
+
+    /// The ports workspace `id`'s processes listen on, as its last
+    /// heartbeat to this engine reported (empty when none did).
+    pub fn listening_ports(&self, id: WorkspaceId) -> Vec<crate::wire::ListeningPort> {
+        crate::sync::lock(&self.listening_ports).get(&id).cloned().unwrap_or_default()
+    }
+
+    /// A short-lived `workspace-preview` token of the owner for the preview
+    /// of `port`, and where to redeem it: the preview host's callback,
+    /// moving on to `path` there. The workspace must be running; the port
+    /// need not be reported yet (a server started a moment ago). The
+    /// token is single-use, tied to the sign-in `session` like a terminal's.
+    pub async fn issue_preview_token(
+        &self,
+        owner: UserId,
+        id: WorkspaceId,
+        port: u16,
+        path: &str,
+        session: Option<&str>,
+    ) -> Result<TerminalAccess, EngineError> {
+        let ws = self.get(owner, id).await?;
+        if ws.status() != WorkspaceStatus::Running {
+            return Err(EngineError::new(
+                EngineErrorKind::InvalidState,
+                format!("The workspace is {}; start it first.", ws.status()),
+            ));
+        }
+        let Some(host) = self.config.hosts().preview_host(&id, port) else {
+            return Err(EngineError {
+                kind: EngineErrorKind::Invalid,
+                message: "port must be a TCP port (1-65535)".into(),
+                field: Some("port"),
+            });
+        };
+        let path =
+            if path.starts_with('/') && !path.starts_with("//") && !path.starts_with("/\\") { path } else { "/" };
+        let issued = self.ports.tokens.issue(
+            TokenRequest {
+                audience: Audience::WorkspacePreview,
+                subject: owner,
+                workspace: id,
+                ttl: self.config.terminal_token_ttl,
+                session: session.map(str::to_owned),
+            },
+            self.now(),
+        )?;
+        let origin = self.config.workspace_url_template.replace("{host}", &host);
+        let url = format!(
+            "{origin}{}?token={}&next={}",
+            crate::wire::PREVIEW_CALLBACK_PATH,
+            issued.token.expose(),
+            crate::wire::url_encode(path)
+        );
+        Ok(TerminalAccess { token: issued.token, expires_at: issued.expires_at, url })
+    }
+
     /// Forgets a workspace's sessions (it stopped or is gone).
     fn forget_terminal_sessions(&self, id: WorkspaceId) {
         crate::sync::lock(&self.agent_versions).remove(&id);
+        crate::sync::lock(&self.listening_ports).remove(&id);
         let mut seen = crate::sync::lock(&self.terminal_sessions);
         if seen.remove(&id).is_some() {
             publish_terminal_sessions(&seen);
@@ -665,6 +745,7 @@ impl Engine {
         seen.retain(|id, (_, at)| live(*id) && now - *at < timeout);
         publish_terminal_sessions(&seen);
         crate::sync::lock(&self.agent_versions).retain(|id, _| seen.contains_key(id));
+        crate::sync::lock(&self.listening_ports).retain(|id, _| seen.contains_key(id));
     }
 }
 

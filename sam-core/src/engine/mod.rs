@@ -120,6 +120,9 @@ pub struct Engine {
     /// The agent version each workspace's last heartbeat to this engine
     /// reported.
     agent_versions: Mutex<HashMap<WorkspaceId, String>>,
+    /// The ports each workspace's last heartbeat to this engine reported
+    /// its processes listen on (what a preview can open).
+    listening_ports: Mutex<HashMap<WorkspaceId, Vec<crate::wire::ListeningPort>>>,
     /// Asks silent agents directly ([`Engine::with_agent_probe`]).
     probe: Option<Arc<dyn AgentProbe>>,
     /// Signs agents' certificates ([`Engine::with_origin_ca`]).
@@ -166,6 +169,7 @@ impl Engine {
             dns_first_seen: Mutex::new(HashMap::new()),
             terminal_sessions: Mutex::new(HashMap::new()),
             agent_versions: Mutex::new(HashMap::new()),
+            listening_ports: Mutex::new(HashMap::new()),
             probe: None,
             origin_ca: None,
             origin_ca_failures: Mutex::new(HashMap::new()),

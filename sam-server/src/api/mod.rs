@@ -103,6 +103,7 @@ pub fn router(state: AppState) -> Router {
     let guard = |route: MethodRouter<AppState>| route.route_layer(same_origin.clone());
     let browser = Router::new()
         .route("/api/terminal/token", guard(post(system::terminal_token)))
+        .route("/api/workspaces/{id}/ports/{port}/open", guard(get(workspaces::open_preview)))
         .route_layer(rate_limited())
         .route("/api/auth/logout", guard(post(auth::logout)))
         .route("/api/auth/me", guard(get(auth::me)))

@@ -47,6 +47,7 @@ use super::{agent, auth, credentials, github, system, tokens, webhook, workspace
         workspaces::stop,
         workspaces::restart,
         workspaces::still_here,
+        workspaces::open_preview,
         workspaces::options,
         workspaces::delete,
         workspaces::events,

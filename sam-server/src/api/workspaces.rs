@@ -8,6 +8,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::IntoResponse as _;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures_util::Stream;
 use sam_core::domain::{
@@ -64,6 +65,9 @@ pub struct WorkspaceView {
     /// Whether that is the version this control plane serves (`false`: an
     /// older or newer agent; restart the workspace to get the current one).
     agent_current: Option<bool>,
+    /// While running: the TCP ports its processes listen on (as its agent
+    /// last reported), each with where to open its preview.
+    ports: Vec<PortView>,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     created_at: time::OffsetDateTime,
@@ -80,6 +84,20 @@ impl WorkspaceView {
         let url = (ws.status() == WorkspaceStatus::Running)
             .then(|| config.workspace_url_template.replace("{host}", &config.hostname(&ws.id)));
         let idle = state.engine.idle_window(ws);
+        let ports = if ws.status() == WorkspaceStatus::Running {
+            state
+                .engine
+                .listening_ports(ws.id)
+                .into_iter()
+                .map(|p| PortView {
+                    open_url: format!("/api/workspaces/{}/ports/{}/open", ws.id, p.port),
+                    port: p.port,
+                    process: p.process,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         Self {
             id: ws.id,
             name: ws.spec.name.to_string(),
@@ -97,10 +115,24 @@ impl WorkspaceView {
             status_reason: ws.lifecycle.reason,
             agent_version: agent.as_ref().map(|a| a.reported.clone()),
             agent_current: agent.and_then(|a| a.current),
+            ports,
             created_at: ws.created_at,
             updated_at: ws.updated_at,
         }
     }
+}
+
+/// A port a workspace's process listens on.
+#[derive(Serialize, Clone, PartialEq, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PortView {
+    #[schema(minimum = 1, maximum = 65535)]
+    port: u16,
+    /// The listening process's name, when the agent could tell.
+    process: Option<String>,
+    /// Opens its preview (this API's `GET …/ports/{port}/open`, relative to
+    /// the control plane).
+    open_url: String,
 }
 
 /// Query of the list.
@@ -324,6 +356,63 @@ pub async fn still_here(
 ) -> Result<Json<WorkspaceView>, ApiError> {
     let ws = state.engine.record_user_activity(current.user.id, id).await?;
     Ok(Json(WorkspaceView::new(&state, &ws)))
+}
+
+/// Query of a preview's opening.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OpenPreviewQuery {
+    /// The path to open on the preview (default `/`).
+    #[param(max_length = 2048)]
+    path: Option<String>,
+}
+
+/// `GET /api/workspaces/{id}/ports/{port}/open?path=`: signs the browser
+/// in to the preview of `port` (a one-time `workspace-preview` token of the
+/// owner) and sends it there. A preview opened without its cookie comes
+/// here, so a preview URL can be bookmarked and shared with oneself only.
+#[utoipa::path(
+    get,
+    path = "/api/workspaces/{id}/ports/{port}/open",
+    tag = "workspaces",
+    security(("session" = [])),
+    params(("id" = String, Path, format = Uuid), ("port" = u16, Path, minimum = 1, maximum = 65535), OpenPreviewQuery),
+    responses(
+        (status = 303, description = "On to the preview's host with a one-time token"),
+        (status = 401, description = "No valid session", body = ErrorBody),
+        (status = 404, description = "No such workspace of yours (never 403)", body = ErrorBody),
+        (status = 409, description = "Not running", body = ErrorBody),
+        (status = 422, description = "Not a port", body = ErrorBody),
+        (status = 429, description = "Too many tokens asked for", body = ErrorBody)
+    )
+)]
+pub async fn open_preview(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    axum::extract::Path((id, port)): axum::extract::Path<(String, String)>,
+    extract::Query(query): extract::Query<OpenPreviewQuery>,
+) -> Result<axum::response::Response, ApiError> {
+    let id: WorkspaceId = id.parse().map_err(|_| ApiError::not_found("workspace"))?;
+    let port: u16 = port
+        .parse()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| ApiError::invalid("port", "must be a TCP port (1-65535)"))?;
+    let path = query.path.unwrap_or_else(|| "/".to_owned());
+    if path.len() > 2048 {
+        return Err(ApiError::invalid("path", "must be at most 2048 characters"));
+    }
+    let access =
+        state.engine.issue_preview_token(current.user.id, id, port, &path, Some(&current.session_hash)).await?;
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    let location = axum::http::HeaderValue::from_str(&access.url).map_err(|_| ApiError::internal())?;
+    response.headers_mut().insert(axum::http::header::LOCATION, location);
+    response.headers_mut().insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+    // The token is in the URL: not for the preview's own pages to see.
+    response
+        .headers_mut()
+        .insert(axum::http::header::REFERRER_POLICY, axum::http::HeaderValue::from_static("no-referrer"));
+    Ok(response)
 }
 
 /// What a user may choose when creating a workspace.
