@@ -607,4 +607,37 @@ async function start() {
   activate(tabs.find((t) => t.id === wanted) ?? tabs[0]);
 }
 
+// The servers listening in the workspace, each a link to its private
+// preview at p<port>-<this host> (signed in there through SAM).
+const portsEl = document.getElementById('ports');
+let shownPorts = '';
+async function refreshPorts() {
+  if (document.hidden) return;
+  let ports = [];
+  try {
+    const res = await fetch('/api/ports', { credentials: 'same-origin' });
+    if (!res.ok) return;
+    ports = (await res.json()).ports ?? [];
+  } catch { return; }
+  const key = JSON.stringify(ports);
+  if (key === shownPorts) return;
+  shownPorts = key;
+  portsEl.replaceChildren(document.createTextNode('Ports:'));
+  for (const p of ports) {
+    if (!Number.isInteger(p.port)) continue;
+    const link = document.createElement('a');
+    link.href = `${location.protocol}//p${p.port}-${location.host}/`;
+    link.target = '_blank';
+    link.rel = 'noopener';
+    link.className = 'port';
+    link.textContent = p.process ? `${p.port} (${p.process})` : String(p.port);
+    link.title = `Open the preview of port ${p.port}`;
+    portsEl.append(link);
+  }
+  portsEl.hidden = ports.length === 0;
+}
+setInterval(refreshPorts, 3000);
+document.addEventListener('visibilitychange', refreshPorts);
+
 start();
+refreshPorts();

@@ -54,6 +54,20 @@ async fn idle_workspaces_warn_then_stop() {
     assert_eq!(agents_running(data.path()), 0, "the stopped workspace's agent is gone");
 }
 
+/// A dev server started in a workspace's terminal is listed in the
+/// terminal and on the dashboard, and previewed at its own name for its
+/// owner (HTTP and the page's WebSocket), not for a stranger.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dev_server_in_a_workspace_is_previewed_for_its_owner() {
+    let Some(e2e) = e2e_ready() else { return };
+    let data = dev::DevData::new();
+    let (_child, base) = start_dev(data.path(), &[]).await;
+    let server = concat!(env!("CARGO_MANIFEST_DIR"), "/../sam-agent/tests/fixtures/preview_server.py");
+    let stdout =
+        dev::browser_with(&e2e, "preview.mjs", &[&base, sam_providers::emulators::HETZNER_TOKEN, server], &[]).await;
+    eprintln!("{}", stdout.trim());
+}
+
 /// The pids of the agent processes of one local VM.
 fn agent_pids(vm: &std::path::Path) -> Vec<u32> {
     let needle = vm.join("sam-agent").display().to_string();

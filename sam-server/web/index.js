@@ -76,7 +76,7 @@ if (!me) {
       ws.status !== "deleting" ? el("button", { type: "button", class: "danger", onclick: () => act(ws, "delete") }, "Delete") : null);
     const reason = reasonText(ws);
     const row = el("tr", { "data-id": ws.id },
-      el("td", { "data-label": "Name" }, el("a", { href: `/workspaces/${ws.id}` }, ws.name)),
+      el("td", { "data-label": "Name" }, el("a", { href: `/workspaces/${ws.id}` }, ws.name), portLinks(ws)),
       el("td", { "data-label": "Status" }, statusBadge(ws.status), el("div", { class: "hint" }, reason), ws.errorMessage ? el("div", { class: "error" }, ws.errorMessage) : null,
         ws.agentCurrent === false ? el("div", { class: "hint", title: "Restart the workspace to get the agent this server serves." }, `agent ${ws.agentVersion} (not this server's version)`) : null),
       el("td", { "data-label": "Repository" }, ws.repository, el("div", { class: "hint" }, ws.branch)),
@@ -90,6 +90,15 @@ if (!me) {
     states.set(ws.id, ws);
     empty.hidden = rows.size > 0;
     tick();
+  }
+
+  // The ports the workspace's processes listen on, each a link to its
+  // private preview (signed in through the control plane).
+  function portLinks(ws) {
+    if (!ws.ports?.length) return null;
+    return el("div", { class: "ports hint" }, "Ports: ",
+      ...ws.ports.map((p) => el("a", { href: p.openUrl, target: "_blank", rel: "noopener", class: "port", title: `Open the preview of port ${p.port}` },
+        p.process ? `${p.port} (${p.process})` : String(p.port))));
   }
 
   // The idle countdown of running workspaces: when the warning starts and

@@ -72,7 +72,11 @@ async function render() {
       ws.errorMessage ? messageBlock(ws.errorMessage, { class: "notice bad", role: "alert" }) : null,
       el("table", {}, el("tbody", {},
         [["Repository", `${ws.repository} @ ${ws.branch}`], ["Terminals", shellText(events)], ["Size", ws.vmSize], ["Location", ws.vmLocation],
-         ["Terminal URL", ws.url || "available while running"], ["Last activity", when(ws.lastActivityAt)], ["Created", new Date(ws.createdAt).toLocaleString()]]
+         ["Terminal URL", ws.url || "available while running"],
+         ["Ports", ws.ports?.length
+           ? el("span", { class: "ports" }, ...ws.ports.map((p) => el("a", { href: p.openUrl, target: "_blank", rel: "noopener", class: "port" }, p.process ? `${p.port} (${p.process})` : String(p.port))))
+           : (ws.status === "running" ? "none listening (a server started in the workspace appears here)" : "available while running")],
+         ["Last activity", when(ws.lastActivityAt)], ["Created", new Date(ws.createdAt).toLocaleString()]]
           .map(([k, v]) => el("tr", {}, el("th", { scope: "row" }, k), el("td", {}, v)))))),
     bootPanel(ws, events),
     el("section", { class: "panel" }, el("h2", {}, "History"),

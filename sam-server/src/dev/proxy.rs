@@ -24,8 +24,16 @@ impl Routes {
         self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(host);
     }
 
+    /// The agent for `host`: a workspace's own name, or one of its
+    /// previews (`p<port>-<its name>`), which the same agent answers.
     pub(super) fn get(&self, host: &str) -> Option<u16> {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(host).copied()
+        let routes = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        routes.get(host).copied().or_else(|| {
+            let rest = host.strip_prefix('p')?;
+            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+            let workspace = rest.get(digits..)?.strip_prefix('-')?;
+            (digits > 0).then(|| routes.get(workspace).copied()).flatten()
+        })
     }
 }
 
@@ -121,5 +129,16 @@ mod tests {
         let head = b"GET / HTTP/1.1\r\nUser-Agent: x\r\nHost: WS-abc.localhost:8081\r\n\r\n";
         assert_eq!(host_of(head).as_deref(), Some("ws-abc.localhost"));
         assert_eq!(host_of(b"GET / HTTP/1.1\r\n\r\n"), None);
+    }
+
+    #[test]
+    fn previews_go_to_their_workspaces_agent() {
+        let routes = Routes::default();
+        routes.insert("ws-abc.localhost".into(), 4000);
+        assert_eq!(routes.get("ws-abc.localhost"), Some(4000));
+        assert_eq!(routes.get("p3000-ws-abc.localhost"), Some(4000));
+        for other in ["p-ws-abc.localhost", "px-ws-abc.localhost", "p3000ws-abc.localhost", "p3000-ws-abd.localhost"] {
+            assert_eq!(routes.get(other), None, "{other}");
+        }
     }
 }
