@@ -133,6 +133,36 @@ pub struct BootstrapRequest {
     pub csr: Option<String>,
 }
 
+/// `POST /api/workspaces/{id}/preview-certificate`: the agent asks for the
+/// preview name of a port its workspace listens on (the edge's DNS record)
+/// and, serving TLS, a certificate for it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PreviewCertificateRequest {
+    /// The port (1–65535).
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 65535))]
+    pub port: u16,
+    /// A certificate signing request (PEM), made with a key that never
+    /// leaves the VM, as at bootstrap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 16384))]
+    pub csr: Option<String>,
+}
+
+/// The answer to a [`PreviewCertificateRequest`].
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PreviewCertificateAnswer {
+    /// The preview's host name (`p<port>-ws-<id>…`).
+    pub hostname: String,
+    /// The certificate (PEM) for exactly that name, when a request was sent
+    /// and the deployment has an origin CA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
+}
+
 /// The answer to a heartbeat.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]

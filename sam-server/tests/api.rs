@@ -107,6 +107,7 @@ async fn the_openapi_document_is_valid_and_complete(backend: Backend) {
         "POST /api/workspaces/{id}/activity",
         "GET /api/workspaces/{id}/ports/{port}/open",
         "POST /api/workspaces/{id}/boot-progress",
+        "POST /api/workspaces/{id}/preview-certificate",
         "POST /api/workspaces/{id}/git-credential",
     ];
     expected.sort();
@@ -780,6 +781,30 @@ async fn workspace_lifecycle_over_http(backend: Backend) {
         assert_eq!(open(path.clone(), Some(cookie.clone())).await.0, expected, "{path}");
     }
     assert_eq!(open(format!("/api/workspaces/{id}/ports/3000/open"), None).await.0, StatusCode::UNAUTHORIZED);
+    // The agent asks for the preview name of a port (the edge's record,
+    // where the workspace's own points); with its own credential only.
+    let (status, answer) =
+        agent(format!("/api/workspaces/{id}/preview-certificate"), callback.clone(), json!({"port": 5173})).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["hostname"], format!("p5173-{host}"));
+    let records = s.emulators.cloudflare.records();
+    let own = records.iter().find(|r| r.name == host).unwrap();
+    let preview = records.iter().find(|r| r.name == format!("p5173-{host}")).expect("the preview's record");
+    assert_eq!(
+        (preview.content.as_str(), preview.proxied),
+        (own.content.as_str(), own.proxied),
+        "like the workspace's own"
+    );
+    for (credential, body, expected) in [
+        ("forged".to_owned(), json!({"port": 5173}), StatusCode::UNAUTHORIZED),
+        (callback.clone(), json!({"port": 0}), StatusCode::UNPROCESSABLE_ENTITY),
+        (callback.clone(), json!({"port": 5173, "csr": "hello"}), StatusCode::UNPROCESSABLE_ENTITY),
+        (callback.clone(), json!({"port": "http"}), StatusCode::UNPROCESSABLE_ENTITY),
+    ] {
+        let (status, answer) =
+            agent(format!("/api/workspaces/{id}/preview-certificate"), credential, body.clone()).await;
+        assert_eq!(status, expected, "{body}: {answer}");
+    }
 
     // The idle countdown: the deployment's default threshold, a warning 5
     // minutes before the stop, measured from the last reported activity;
@@ -838,6 +863,10 @@ async fn workspace_lifecycle_over_http(backend: Backend) {
     assert_eq!(ws["status"], "stopping");
     let ws = s.wait_for(&cookie, &id, |w| w["status"] == "stopped").await;
     assert_eq!(ws["statusReason"], "user");
+    assert!(
+        !s.emulators.cloudflare.records().iter().any(|r| r.name.starts_with('p')),
+        "the preview's record went with the workspace"
+    );
     // Its server is gone, and with it the credential its agent was given
     // (which still had 30 days to live): a copy of it speaks for nothing.
     for path in ["heartbeat", "git-credential"] {

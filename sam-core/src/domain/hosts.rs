@@ -167,6 +167,26 @@ impl WorkspaceHosts {
         let first = host.split('.').next().unwrap_or_default();
         (port > 0 && first.len() <= 63 && host.len() <= 253).then_some(host)
     }
+
+    /// The workspace and port of a preview host name of this scheme and
+    /// base domain (`p<port>-` before a workspace's host name), else `None`.
+    pub fn preview_of(&self, name: &str) -> Option<(WorkspaceId, u16)> {
+        let id = self.workspace_of(strip_port_prefix(name)?)?;
+        preview_port_of(name.trim_end_matches('.'), &id).map(|port| (id, port))
+    }
+
+    /// The workspace a name of this deployment belongs to: the workspace's
+    /// own host name or one of its previews.
+    pub fn owner_of(&self, name: &str) -> Option<WorkspaceId> {
+        self.workspace_of(name).or_else(|| self.preview_of(name).map(|(id, _)| id))
+    }
+}
+
+/// `name` without a leading `p<digits>-`.
+fn strip_port_prefix(name: &str) -> Option<&str> {
+    let rest = name.strip_prefix('p').or_else(|| name.strip_prefix('P'))?;
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    (digits > 0).then(|| rest.get(digits..)?.strip_prefix('-')).flatten()
 }
 
 /// The port a preview host name of workspace `id` stands for: its first
@@ -243,6 +263,10 @@ mod tests {
             assert_eq!(preview_port_of(&preview, &id), Some(5173));
             assert_eq!(preview_port_of(&format!("{}:8443", preview.to_ascii_uppercase()), &id), Some(5173));
             assert_eq!(hosts.workspace_of(&preview), None, "a preview is not the workspace's own name");
+            assert_eq!(hosts.preview_of(&preview), Some((id, 5173)));
+            assert_eq!(hosts.owner_of(&preview), Some(id));
+            assert_eq!(hosts.owner_of(&hosts.host(&id)), Some(id));
+            assert_eq!(hosts.preview_of(&hosts.host(&id)), None);
         }
         let label = id.dns_label();
         let other: WorkspaceId = "0192f0c4-7d2e-7a31-9b1c-4c9d2a7e5f11".parse().unwrap();
@@ -260,6 +284,9 @@ mod tests {
             assert_eq!(preview_port_of(&bad, &id), None, "{bad}");
         }
         assert_eq!(nested.preview_host(&id, 0), None);
+        assert_eq!(nested.preview_of(&flat.preview_host(&id, 3000).unwrap()), None, "another scheme's");
+        assert_eq!(nested.preview_of(&format!("p3000-{label}.other.dev")), None, "another base's");
+        assert_eq!(nested.preview_of(&format!("p03000-{label}.staging.sam.dev")), None);
         let long_flat = WorkspaceHosts::new(&format!("{}.dev", "a".repeat(20)), HostNaming::Flat).unwrap();
         assert_eq!(long_flat.preview_host(&id, 65535), None, "a first label over 63");
         assert!("deep".parse::<HostNaming>().is_err());

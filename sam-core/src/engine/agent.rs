@@ -678,55 +678,6 @@ impl Engine {
         crate::sync::lock(&self.listening_ports).get(&id).cloned().unwrap_or_default()
     }
 
-    /// A short-lived `workspace-preview` token of the owner for the preview
-    /// of `port`, and where to redeem it: the preview host's callback,
-    /// moving on to `path` there. The workspace must be running; the port
-    /// need not be reported yet (a server started a moment ago). The
-    /// token is single-use, tied to the sign-in `session` like a terminal's.
-    pub async fn issue_preview_token(
-        &self,
-        owner: UserId,
-        id: WorkspaceId,
-        port: u16,
-        path: &str,
-        session: Option<&str>,
-    ) -> Result<TerminalAccess, EngineError> {
-        let ws = self.get(owner, id).await?;
-        if ws.status() != WorkspaceStatus::Running {
-            return Err(EngineError::new(
-                EngineErrorKind::InvalidState,
-                format!("The workspace is {}; start it first.", ws.status()),
-            ));
-        }
-        let Some(host) = self.config.hosts().preview_host(&id, port) else {
-            return Err(EngineError {
-                kind: EngineErrorKind::Invalid,
-                message: "port must be a TCP port (1-65535)".into(),
-                field: Some("port"),
-            });
-        };
-        let path =
-            if path.starts_with('/') && !path.starts_with("//") && !path.starts_with("/\\") { path } else { "/" };
-        let issued = self.ports.tokens.issue(
-            TokenRequest {
-                audience: Audience::WorkspacePreview,
-                subject: owner,
-                workspace: id,
-                ttl: self.config.terminal_token_ttl,
-                session: session.map(str::to_owned),
-            },
-            self.now(),
-        )?;
-        let origin = self.config.workspace_url_template.replace("{host}", &host);
-        let url = format!(
-            "{origin}{}?token={}&next={}",
-            crate::wire::PREVIEW_CALLBACK_PATH,
-            issued.token.expose(),
-            crate::wire::url_encode(path)
-        );
-        Ok(TerminalAccess { token: issued.token, expires_at: issued.expires_at, url })
-    }
-
     /// Forgets a workspace's sessions (it stopped or is gone).
     fn forget_terminal_sessions(&self, id: WorkspaceId) {
         crate::sync::lock(&self.agent_versions).remove(&id);

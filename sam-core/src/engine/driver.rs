@@ -336,8 +336,8 @@ impl Engine {
         self.record(ws, &event).await
     }
 
-    /// Revokes the agent's origin certificate, deletes the workspace's DNS
-    /// records, then every server labelled for it
+    /// Revokes the agent's origin certificates, deletes the workspace's DNS
+    /// records (its previews' and its own), then every server labelled for it
     /// (and the recorded one). DNS goes first: a server is deleted only once
     /// no record points at it, so its address, which the provider may give to
     /// someone else, is never left behind a `ws-<id>` name. `true` when both
@@ -384,6 +384,11 @@ impl Engine {
                         "origin certificate cannot be revoked"),
                 }
             }
+        }
+        // Preview names point at the same address: they go first too.
+        if let Err(e) = self.release_previews(ws).await {
+            tracing::warn!(workspace_id = %ws.id, error = %e, "preview names not released; the server is kept, retried");
+            return Err((!e.is_retryable()).then(|| messages::cleanup_blocked(&format!("p<port>-{name}"), &e)));
         }
         let dns = &self.dns;
         if let Err(e) = with_retry(self.config.retry, "delete_dns", ws.id, || dns.delete_records(&name)).await {

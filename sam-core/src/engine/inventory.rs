@@ -85,12 +85,20 @@ impl Inventory {
             Some(store) => inventory.find_servers(ports, store, &known).await,
             None => inventory.unreadable.push("no database: servers cannot be looked up".to_owned()),
         }
-        match ports.dns.list_records("ws-").await {
+        // Workspaces' own names and their previews' (`p<port>-ws-…`).
+        let listed = match ports.dns.list_records("ws-").await {
+            Ok(mut records) => ports.dns.list_records("p").await.map(|previews| {
+                records.extend(previews);
+                records
+            }),
+            Err(e) => Err(e),
+        };
+        match listed {
             Ok(records) => {
                 let hosts = ports.hosts;
-                let in_zone = records.into_iter().filter(|r| hosts.workspace_label(&r.name).is_some());
+                let in_zone = records.into_iter().filter(|r| hosts.owner_of(&r.name).is_some());
                 (inventory.records, inventory.other_records) = in_zone.partition(|r| {
-                    let named = || hosts.workspace_of(&r.name).is_some_and(|id| known.contains(&id));
+                    let named = || hosts.owner_of(&r.name).is_some_and(|id| known.contains(&id));
                     r.owner.as_ref().map_or_else(named, |owner| owner == ports.deployment)
                 });
             }

@@ -40,6 +40,7 @@ mod idle;
 mod inventory;
 mod messages;
 mod metered;
+mod previews;
 mod reconciler;
 mod retry;
 
@@ -55,6 +56,7 @@ pub use firewall::WorkspaceFirewall;
 pub use idle::idle_decision;
 pub use idle::{CreateOptions, IdleWindow};
 pub use inventory::{AccountServers, Inventory, InventoryPorts};
+pub use previews::{MAX_PREVIEW_HOSTS, PreviewCertificate};
 pub use reconciler::ReconcileReport;
 
 use crate::domain::{

@@ -511,9 +511,57 @@ impl Engine {
                 }
             }
         }
+        self.sweep_orphan_previews(owned, report, &mut seen_orphans).await;
         crate::sync::lock(&self.dns_first_seen).retain(|name, _| seen_orphans.contains(name));
         let _ = self.ports.store.release_lease(key, &holder).await;
         Ok(())
+    }
+
+    /// Preview names (`p<port>-ws-<id>`) of this deployment whose workspace
+    /// is not running: their certificates revoked and records deleted after
+    /// the orphan grace (a cleanup that crashed between two steps, a
+    /// preview asked for while the workspace stopped).
+    async fn sweep_orphan_previews(
+        &self,
+        owned: &HashMap<WorkspaceId, Ownership>,
+        report: &mut ReconcileReport,
+        seen_orphans: &mut HashSet<String>,
+    ) {
+        let records = match self.dns.list_records("p").await {
+            Ok(records) => records,
+            Err(e) => {
+                tracing::warn!(error = %e, "listing preview DNS records for the orphan sweep failed");
+                report.failures += 1;
+                return;
+            }
+        };
+        let now = self.now();
+        for record in records {
+            let Some((id, _)) = self.hosts.preview_of(&record.name) else { continue };
+            if record.owner.as_ref() != Some(&self.config.deployment) {
+                continue;
+            }
+            if owned.get(&id).is_some_and(|o| o.status == WorkspaceStatus::Running) {
+                continue;
+            }
+            seen_orphans.insert(record.name.clone());
+            let first_seen = *crate::sync::lock(&self.dns_first_seen).entry(record.name.clone()).or_insert(now);
+            if now - first_seen < self.config.orphan_grace {
+                continue;
+            }
+            match self.release_preview_name(id, &record.name).await {
+                Ok(()) => {
+                    tracing::warn!(name = %record.name, "orphan preview DNS record deleted");
+                    report.orphan_records_deleted += 1;
+                    metrics::counter!(crate::metrics::ORPHANS_FOUND, "resource" => "dns_record").increment(1);
+                    crate::sync::lock(&self.dns_first_seen).remove(&record.name);
+                }
+                Err(e) => {
+                    tracing::warn!(name = %record.name, error = %e, "orphan preview DNS record deletion failed");
+                    report.failures += 1;
+                }
+            }
+        }
     }
 
     async fn adopt_record(&self, record: &DnsRecord, report: &mut ReconcileReport) {

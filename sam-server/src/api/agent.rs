@@ -13,7 +13,10 @@ use sam_core::accounts::AccountsErrorKind;
 use sam_core::domain::{UserId, Workspace, WorkspaceId};
 use sam_core::engine::{AgentReport, BootstrapGrant, EngineErrorKind};
 use sam_core::ports::Audience;
-use sam_core::wire::{BootProgress, BootstrapRequest, HeartbeatAction, HeartbeatAnswer, HeartbeatReport};
+use sam_core::wire::{
+    BootProgress, BootstrapRequest, HeartbeatAction, HeartbeatAnswer, HeartbeatReport, PreviewCertificateAnswer,
+    PreviewCertificateRequest,
+};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -172,6 +175,35 @@ fn check_progress(progress: &BootProgress) -> Result<(), ApiError> {
         return Err(ApiError::invalid("step", "step and status are short words (letters, digits, - and _)"));
     }
     Ok(())
+}
+
+/// `POST /api/workspaces/{id}/preview-certificate`: the preview name of a
+/// port the workspace listens on (its DNS record at the edge) and, for a
+/// certificate request, an origin certificate for it.
+#[utoipa::path(
+    post,
+    path = "/api/workspaces/{id}/preview-certificate",
+    tag = "agent",
+    security(("agent" = [])),
+    params(("id" = String, Path, format = Uuid)),
+    request_body = PreviewCertificateRequest,
+    responses(
+        (status = 200, description = "The name, and the certificate when one was asked for", body = PreviewCertificateAnswer),
+        (status = 401, description = "No valid workspace credential for this workspace", body = ErrorBody),
+        (status = 404, description = "The workspace is gone", body = ErrorBody),
+        (status = 409, description = "The workspace is not running, or has all the preview names it may have", body = ErrorBody),
+        (status = 422, description = "Invalid port or request", body = ErrorBody),
+        (status = 429, description = "Over the workspace's 120 reports a minute", body = ErrorBody),
+        (status = 503, description = "The DNS zone or the origin CA is unavailable; try again", body = ErrorBody)
+    )
+)]
+pub async fn preview_certificate(
+    State(state): State<AppState>,
+    AgentCaller(_, _, ws): AgentCaller,
+    extract::Json(request): extract::Json<PreviewCertificateRequest>,
+) -> Result<Json<PreviewCertificateAnswer>, ApiError> {
+    let issued = state.engine.issue_preview_certificate(ws, request.port, request.csr.as_deref()).await?;
+    Ok(Json(PreviewCertificateAnswer { hostname: issued.hostname, certificate: issued.certificate_pem }))
 }
 
 /// `POST /api/workspaces/{id}/heartbeat`.

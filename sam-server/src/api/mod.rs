@@ -134,6 +134,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/workspaces/{id}/heartbeat", post(agent::heartbeat))
         .route("/api/workspaces/{id}/boot-progress", post(agent::report))
+        .route("/api/workspaces/{id}/preview-certificate", post(agent::preview_certificate))
         // What one agent sends (a heartbeat a minute at most twice as
         // often, a boot report every few seconds) has a budget per workspace.
         .route_layer(axum::middleware::from_fn_with_state(

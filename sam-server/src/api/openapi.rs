@@ -55,6 +55,7 @@ use super::{agent, auth, credentials, github, system, tokens, webhook, workspace
         agent::bootstrap,
         agent::vm_boot_progress,
         agent::heartbeat,
+        agent::preview_certificate,
         agent::report,
         agent::git_credential,
         agent::download,
