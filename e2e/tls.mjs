@@ -6,12 +6,14 @@
 // reattach. Then the time from opening the terminal's address to the first
 // prompt, over TLS and against plain-HTTP dev mode, `runs` times each, each
 // in a fresh browser context (a new connection, a new handshake).
-//   SAM_TLS_RUNS=5 node tls.mjs <tls-base> <plain-base> <hetzner-token> <artifacts>
+// A dev server started in the terminal opens as a preview at its own name
+// through the same edge, for the owner only.
+//   SAM_TLS_RUNS=5 node tls.mjs <tls-base> <plain-base> <hetzner-token> <preview-server.py> <artifacts>
 import { chromium } from "playwright-core";
 import { launchChromium } from "./chromium.mjs";
 import { connectHetzner, signIn as signInPage } from "./flows.mjs";
 
-const [tlsBase, plainBase, hetznerToken, artifacts] = process.argv.slice(2);
+const [tlsBase, plainBase, hetznerToken, previewServer, artifacts] = process.argv.slice(2);
 const runs = Number(process.env.SAM_TLS_RUNS || 5);
 const browser = await launchChromium(chromium);
 const rows = (page) => page.evaluate(() => document.querySelector(".pane.active .xterm-rows")?.textContent ?? "");
@@ -97,6 +99,26 @@ try {
   const again = (await rows(terminal)).match(/again-(\d+)/)[1];
   if (again !== pid) throw new Error(`reload did not reattach: shell ${pid}, then ${again}`);
   await terminal.screenshot({ path: `${artifacts}/tls-terminal-reattached.png` });
+  // A dev server in the workspace, previewed at its own name through the
+  // same edge: the agent got a certificate for p<port>-ws-<id> (strict
+  // mode checks it), the owner is signed in through SAM, and the page's
+  // WebSocket (wss) answers.
+  await terminal.keyboard.type(`python3 ${previewServer} 0`);
+  await terminal.keyboard.press("Enter");
+  const portLink = terminal.locator("#ports a.port").first();
+  await portLink.waitFor({ timeout: 30000 });
+  const previewUrl = await portLink.getAttribute("href") ?? "";
+  const previewHost = new URL(previewUrl);
+  if (previewHost.protocol !== "https:" || !previewHost.hostname.startsWith(`p${Number.parseInt(await portLink.textContent() ?? "", 10)}-ws-`)) throw new Error(`preview link ${previewUrl}`);
+  const [preview] = await Promise.all([tls.context.waitForEvent("page"), portLink.click()]);
+  await preview.getByText("echo: hello from the page").waitFor({ timeout: 30000 });
+  if (new URL(preview.url()).host !== previewHost.host) throw new Error(`preview ended at ${preview.url()}`);
+  await preview.screenshot({ path: `${artifacts}/tls-preview.png` });
+  await preview.close();
+  const anonymous = await browser.newContext();
+  const refused = await (await anonymous.newPage()).goto(previewUrl);
+  if (refused?.status() !== 401) throw new Error(`an anonymous preview got ${refused?.status()}`);
+  await anonymous.close();
   const insecure = (await tls.context.cookies()).filter((c) => !c.secure).map((c) => `${c.domain} ${c.name}`);
   if (insecure.length) throw new Error(`cookies without Secure: ${insecure.join(", ")}`);
   await terminal.close();
@@ -120,7 +142,7 @@ try {
     for (const id of ids) texts.push(await (await fetch(`/api/workspaces/${id}`)).text());
     return texts.join("\n");
   }, [first, second]);
-  console.log(JSON.stringify({ workspaces: [first, second], api, ...timings }));
+  console.log(JSON.stringify({ workspaces: [first, second], previewHost: previewHost.hostname, api, ...timings }));
 } catch (e) {
   for (const c of browser.contexts()) for (const [i, p] of c.pages().entries()) {
     await p.screenshot({ path: `${artifacts}/tls-failure-${i}.png` }).catch(() => {});

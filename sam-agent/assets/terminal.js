@@ -619,12 +619,13 @@ async function refreshPorts() {
     if (!res.ok) return;
     ports = (await res.json()).ports ?? [];
   } catch { return; }
+  // A port whose name is still being made at the edge waits a scan or two.
+  ports = ports.filter((p) => Number.isInteger(p.port) && p.ready !== false);
   const key = JSON.stringify(ports);
   if (key === shownPorts) return;
   shownPorts = key;
   portsEl.replaceChildren(document.createTextNode('Ports:'));
   for (const p of ports) {
-    if (!Number.isInteger(p.port)) continue;
     const link = document.createElement('a');
     link.href = `${location.protocol}//p${p.port}-${location.host}/`;
     link.target = '_blank';

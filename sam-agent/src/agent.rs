@@ -91,6 +91,12 @@ pub struct Agent {
     ready: AtomicBool,
     devcontainer: Mutex<Option<String>>,
     ports: Ports,
+    /// The names served over TLS (none when serving plain HTTP).
+    server_names: Mutex<Option<crate::tls::ServerNames>>,
+    /// The ports whose preview name the control plane has made (DNS, and
+    /// a certificate under TLS); `None` while nobody asks for names (no
+    /// control plane): every port is then ready.
+    named_ports: Mutex<Option<std::collections::BTreeSet<u16>>>,
 }
 
 impl Agent {
@@ -114,6 +120,8 @@ impl Agent {
             ready: AtomicBool::new(ready),
             devcontainer: Mutex::new(None),
             ports: Ports::default(),
+            server_names: Mutex::new(None),
+            named_ports: Mutex::new(None),
         })
     }
 
@@ -178,6 +186,36 @@ impl Agent {
         let ports = tokio::task::spawn_blocking(move || crate::ports::scan(scope, agent)).await.unwrap_or_default();
         self.ports.store(ports.clone());
         ports
+    }
+
+    /// Serving TLS for `names`: preview names get certificates of their own.
+    pub fn set_server_names(&self, names: crate::tls::ServerNames) {
+        *self.server_names.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(names);
+    }
+
+    /// The names served over TLS, when serving TLS.
+    pub fn server_names(&self) -> Option<crate::tls::ServerNames> {
+        self.server_names.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// From now on a port's preview is ready only once its name was made
+    /// ([`Self::preview_named`]).
+    pub fn await_preview_names(&self) {
+        let mut named = self.named_ports.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        named.get_or_insert_with(Default::default);
+    }
+
+    /// The preview name of `port` was made.
+    pub fn preview_named(&self, port: u16) {
+        let mut named = self.named_ports.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        named.get_or_insert_with(Default::default).insert(port);
+    }
+
+    /// Whether the preview of `port` can be opened: its name exists (or no
+    /// names are made here).
+    pub fn preview_ready(&self, port: u16) -> bool {
+        let named = self.named_ports.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        named.as_ref().is_none_or(|ports| ports.contains(&port))
     }
 
     /// The ports found by the last scan, however old.

@@ -13,8 +13,8 @@ use sam_core::secret::SecretString;
 
 use crate::agent::Agent;
 
-/// Largest heartbeat answer read.
-const MAX_RESPONSE: usize = 16 * 1024;
+/// Largest answer read (a certificate chain fits many times).
+const MAX_RESPONSE: usize = 64 * 1024;
 
 /// Heartbeat failures.
 #[derive(Debug, thiserror::Error)]
@@ -33,12 +33,14 @@ pub enum HeartbeatError {
 /// What the agent reports and what the control plane answers: one
 /// definition for both sides.
 pub use sam_core::wire::{HeartbeatAction, HeartbeatAnswer, HeartbeatReport};
+use sam_core::wire::{PreviewCertificateAnswer, PreviewCertificateRequest};
 
 /// Client for the heartbeat endpoint.
 #[derive(Debug, Clone)]
 pub struct HeartbeatClient {
     http: reqwest::Client,
     url: String,
+    preview_url: String,
     credential: SecretString,
 }
 
@@ -54,15 +56,33 @@ impl HeartbeatClient {
         Ok(Self {
             http,
             url: format!("{}/api/workspaces/{id}/heartbeat", control_plane.trim_end_matches('/')),
+            preview_url: format!("{}/api/workspaces/{id}/preview-certificate", control_plane.trim_end_matches('/')),
             credential,
         })
     }
 
     /// Sends one heartbeat.
     pub async fn send(&self, request: &HeartbeatReport) -> Result<HeartbeatAnswer, HeartbeatError> {
+        self.post(&self.url, request).await
+    }
+
+    /// Asks for the preview name of a port (and, with a request, its
+    /// certificate).
+    pub async fn preview_certificate(
+        &self,
+        request: &PreviewCertificateRequest,
+    ) -> Result<PreviewCertificateAnswer, HeartbeatError> {
+        self.post(&self.preview_url, request).await
+    }
+
+    async fn post<T: serde::Serialize, A: serde::de::DeserializeOwned>(
+        &self,
+        url: &str,
+        request: &T,
+    ) -> Result<A, HeartbeatError> {
         let mut response = self
             .http
-            .post(&self.url)
+            .post(url)
             .bearer_auth(self.credential.expose())
             .json(request)
             .send()
@@ -92,6 +112,58 @@ pub fn report(agent: &Agent) -> HeartbeatReport {
         sign_ins: agent.auth.sign_ins(),
         ports: agent.last_listening_ports(),
     }
+}
+
+/// The preview names this agent has: asked for once per port (again after
+/// a failure that may pass), at most [`MAX_PREVIEW_HOSTS`].
+///
+/// [`MAX_PREVIEW_HOSTS`]: sam_core::engine::MAX_PREVIEW_HOSTS
+#[derive(Debug, Default)]
+struct PreviewNames {
+    /// Ports whose name exists (or was refused for good).
+    done: std::collections::BTreeSet<u16>,
+}
+
+impl PreviewNames {
+    async fn ensure(&mut self, agent: &Agent, client: &HeartbeatClient, ports: &[sam_core::wire::ListeningPort]) {
+        for port in ports.iter().map(|p| p.port) {
+            if self.done.contains(&port) || self.done.len() >= sam_core::engine::MAX_PREVIEW_HOSTS {
+                continue;
+            }
+            match preview_name(agent, client, port).await {
+                Ok(hostname) => {
+                    tracing::info!(workspace = %agent.workspace(), port, %hostname, "preview name ready");
+                    agent.preview_named(port);
+                    self.done.insert(port);
+                }
+                // Refused for good (the limit, a port the names cannot carry,
+                // a control plane without previews).
+                Err(HeartbeatError::Status(404 | 409 | 422)) => {
+                    tracing::warn!(workspace = %agent.workspace(), port, "no preview name for this port");
+                    self.done.insert(port);
+                }
+                Err(error) => {
+                    tracing::warn!(workspace = %agent.workspace(), port, %error, "preview name not ready; retried");
+                }
+            }
+        }
+    }
+}
+
+/// Asks for the preview name of `port` and, serving TLS, a certificate for
+/// it (made from a key that stays here), then serves it.
+async fn preview_name(agent: &Agent, client: &HeartbeatClient, port: u16) -> Result<String, HeartbeatError> {
+    let names = agent.server_names();
+    let key_and_request = match &names {
+        Some(_) => Some(crate::tls::certificate_request().map_err(|e| HeartbeatError::Http(e.to_string()))?),
+        None => None,
+    };
+    let request = PreviewCertificateRequest { port, csr: key_and_request.as_ref().map(|(_, csr)| csr.clone()) };
+    let answer = client.preview_certificate(&request).await?;
+    if let (Some(names), Some((key, _)), Some(certificate)) = (names, key_and_request, answer.certificate.as_deref()) {
+        names.add(&answer.hostname, certificate, &key).map_err(|e| HeartbeatError::Http(e.to_string()))?;
+    }
+    Ok(answer.hostname)
 }
 
 /// Acts on an answer. Returns true when the agent must stop.
@@ -132,6 +204,8 @@ pub async fn run(agent: Arc<Agent>, client: HeartbeatClient, interval: Duration)
     let mut scans = tokio::time::interval(PORT_SCAN_INTERVAL);
     scans.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut reported_ports = Vec::new();
+    let mut previews = PreviewNames::default();
+    agent.await_preview_names();
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
@@ -146,6 +220,9 @@ pub async fn run(agent: Arc<Agent>, client: HeartbeatClient, interval: Duration)
             }
             _ = agent.shutdown_requested() => return,
         }
+        // Names (and certificates) first, so a port the dashboard lists
+        // opens at once.
+        previews.ensure(&agent, &client, &agent.last_listening_ports()).await;
         let report = report(&agent);
         reported_ports.clone_from(&report.ports);
         match client.send(&report).await {

@@ -82,7 +82,8 @@ async fn main() -> anyhow::Result<()> {
             if config.tls {
                 let certificate = grant.origin_certificate.as_deref().context("--tls: the grant has no certificate")?;
                 let key = key.context("--tls: no key for the certificate")?;
-                tls = Some(sam_agent::tls::server_config(certificate, &key, grant.edge_client_ca.as_deref())?);
+                tls =
+                    Some(sam_agent::tls::server_config_with_names(certificate, &key, grant.edge_client_ca.as_deref())?);
             }
             let ids = (grant.workspace_id, Some(grant.callback_token.clone()));
             pending = Some((cp, grant, start));
@@ -103,7 +104,8 @@ async fn main() -> anyhow::Result<()> {
         "no shell: pass --host-shell, --container or a bootstrap token"
     );
     let server = match tls {
-        Some(config) => {
+        Some((config, names)) => {
+            agent.set_server_names(names);
             let listener = sam_agent::tls::TlsListener::new(listener, config).context("TLS listener")?;
             tokio::spawn(web::serve_tls(listener, Arc::clone(&agent)))
         }

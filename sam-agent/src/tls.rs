@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::sign::CertifiedKey;
 use sam_core::secret::SecretString;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -43,14 +44,18 @@ pub fn server_config(
     key: &SecretString,
     client_ca: Option<&str>,
 ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(certificate.as_bytes())
-        .collect::<Result<_, _>>()
-        .map_err(|_| TlsError("the certificate is not PEM".into()))?;
-    if chain.is_empty() {
-        return Err(TlsError("no certificate".into()));
-    }
-    let key =
-        PrivateKeyDer::from_pem_slice(key.expose().as_bytes()).map_err(|_| TlsError("the key is not PEM".into()))?;
+    server_config_with_names(certificate, key, client_ca).map(|(config, _)| config)
+}
+
+/// [`server_config`], and the [`ServerNames`] it serves: the workspace's
+/// own name (`certificate`, also for any name without one of its own) and
+/// the preview names added later.
+pub fn server_config_with_names(
+    certificate: &str,
+    key: &SecretString,
+    client_ca: Option<&str>,
+) -> Result<(Arc<rustls::ServerConfig>, ServerNames), TlsError> {
+    let names = ServerNames { default: certified_key(certificate, key)?, named: Arc::default() };
     let builder = rustls::ServerConfig::builder();
     let builder = match client_ca {
         Some(ca) => {
@@ -66,9 +71,73 @@ pub fn server_config(
         }
         None => builder.with_no_client_auth(),
     };
-    let mut config = builder.with_single_cert(chain, key).map_err(|e| TlsError(format!("certificate: {e}")))?;
+    let mut config = builder.with_cert_resolver(Arc::new(names.clone()));
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    Ok((Arc::new(config), names))
+}
+
+fn certified_key(certificate: &str, key: &SecretString) -> Result<Arc<CertifiedKey>, TlsError> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(certificate.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|_| TlsError("the certificate is not PEM".into()))?;
+    if chain.is_empty() {
+        return Err(TlsError("no certificate".into()));
+    }
+    let key =
+        PrivateKeyDer::from_pem_slice(key.expose().as_bytes()).map_err(|_| TlsError("the key is not PEM".into()))?;
+    let provider = rustls::crypto::CryptoProvider::get_default()
+        .cloned()
+        .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()));
+    CertifiedKey::from_der(chain, key, &provider).map(Arc::new).map_err(|e| TlsError(format!("certificate: {e}")))
+}
+
+/// The names the agent serves TLS for: the workspace's own (the default,
+/// for any name without a certificate of its own) and its preview names
+/// (`p<port>-ws-<id>…`), each with its own certificate, added while the
+/// agent runs. Cheap to clone (shared).
+#[derive(Clone)]
+pub struct ServerNames {
+    default: Arc<CertifiedKey>,
+    named: Arc<std::sync::RwLock<std::collections::HashMap<String, Arc<CertifiedKey>>>>,
+}
+
+impl std::fmt::Debug for ServerNames {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerNames").field("named", &self.names()).finish_non_exhaustive()
+    }
+}
+
+impl ServerNames {
+    /// Serves `hostname` with `certificate` (PEM) and `key` (PEM) from now on.
+    pub fn add(&self, hostname: &str, certificate: &str, key: &SecretString) -> Result<(), TlsError> {
+        let certified = certified_key(certificate, key)?;
+        self.named
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(hostname.to_ascii_lowercase(), certified);
+        Ok(())
+    }
+
+    /// Whether `hostname` has a certificate of its own.
+    pub fn has(&self, hostname: &str) -> bool {
+        self.named
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains_key(&hostname.to_ascii_lowercase())
+    }
+
+    /// The names with a certificate of their own.
+    pub fn names(&self) -> Vec<String> {
+        self.named.read().unwrap_or_else(std::sync::PoisonError::into_inner).keys().cloned().collect()
+    }
+}
+
+impl rustls::server::ResolvesServerCert for ServerNames {
+    fn resolve(&self, hello: rustls::server::ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let named = self.named.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let own = hello.server_name().and_then(|name| named.get(&name.to_ascii_lowercase()).cloned());
+        Some(own.unwrap_or_else(|| self.default.clone()))
+    }
 }
 
 /// A listener whose connections have completed a TLS handshake. Handshakes

@@ -13,7 +13,7 @@
 //! | `POST /api/files/upload?session=&name=&overwrite=` | the body (raw bytes, `Content-Length` required, at most `SAM_AGENT_MAX_UPLOAD_MIB`) becomes file `name` there: 201 `{path, size}`; 409 if it exists without `overwrite=1`; 411, 413, 400 bad name (cookie **and** `Origin` checked) |
 //! | `GET /api/files/stat?session=&path=` | `{path, kind: "file"|"directory", size}` (404 if nothing is there), before a download (cookie checked) |
 //! | `GET /api/files/download?session=&path=` | a file (`Content-Length`), or a directory as `<name>.tar.gz`; a relative path starts at that terminal's directory (cookie checked) |
-//! | `GET /api/ports` | `{ports: [{port, process}]}`: the TCP ports the workspace's processes listen on, each previewable at `p<port>-<this host>` (cookie checked) |
+//! | `GET /api/ports` | `{ports: [{port, process, ready}]}`: the TCP ports the workspace's processes listen on, each previewable at `p<port>-<this host>` once `ready` (its name made at the edge) (cookie checked) |
 //! | any request to `p<port>-ws-<id>.…` | the preview of that port ([`crate::preview`]): forwarded, WebSockets included, to the server on it, for its owner only |
 //! | `GET /api/sessions` | `{limit, sessions: [{id, name, attached}]}`: the live terminal sessions, oldest first, and how many may run (cookie checked) |
 
@@ -323,6 +323,10 @@ async fn list_ports(State(agent): State<Arc<Agent>>, headers: HeaderMap) -> Resp
         Some(scope) => agent.listening_ports(scope).await,
         None => Vec::new(),
     };
+    let ports: Vec<serde_json::Value> = ports
+        .into_iter()
+        .map(|p| serde_json::json!({ "port": p.port, "process": p.process, "ready": agent.preview_ready(p.port) }))
+        .collect();
     json_response(StatusCode::OK, &serde_json::json!({ "ports": ports }))
 }
 

@@ -415,3 +415,102 @@ async fn files_move_in_and_out_of_a_real_container_as_the_workspace_user() {
     assert_eq!(denied, Err(sam_agent::files::FileError::Denied));
     m.close("files");
 }
+
+/// Previews of a real container: a server bound to the container's own
+/// loopback (unreachable from the host) is listed with its process, and
+/// reached through the container's network namespace; a listener on the
+/// host is neither.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_on_the_containers_loopback_is_previewed() {
+    use sam_core::ports::{Audience, TokenIssuer as _, TokenRequest};
+    let docker = docker_cli();
+    let Some(image) = docker_ready(&docker, "SAM_TEST_DOCKER_IMAGE") else { return };
+    let run = std::process::Command::new(&docker)
+        .args(["run", "-d", "--network", "none", &image, "sleep", "100000"])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "docker run: {}", String::from_utf8_lossy(&run.stderr));
+    let container = Container { docker: docker.clone(), id: String::from_utf8_lossy(&run.stdout).trim().to_owned() };
+    // A one-line HTTP server on the container's 127.0.0.1 (perl is in
+    // Debian's base system).
+    let server = r#"$s=IO::Socket::INET->new(LocalAddr=>"127.0.0.1",LocalPort=>8123,Listen=>5,ReuseAddr=>1) or die; while($c=$s->accept){ while(<$c>){ last if /^\r?$/ } print $c "HTTP/1.1 200 OK\r\nContent-Length: 24\r\nConnection: close\r\n\r\nhello from the container"; close $c }"#;
+    let started = std::process::Command::new(&docker)
+        .args(["exec", "-d", &container.id, "perl", "-MIO::Socket::INET", "-e", server])
+        .output()
+        .unwrap();
+    assert!(started.status.success(), "{}", String::from_utf8_lossy(&started.stderr));
+
+    sam_agent::ensure_tls_provider();
+    let workspace = sam_core::domain::WorkspaceId::new();
+    let owner = sam_core::domain::UserId::new();
+    let authority = sam_core::testkit::fakes::FakeTokenAuthority::new("sam-test", "k1");
+    let mut config = sam_agent::AgentConfig::new(workspace);
+    config.cookie.secure = false;
+    config.owner = Some(owner);
+    let shell = ShellCommand::docker_exec_via(&docker, &container.id, "root", "/", "/bin/bash");
+    let agent = sam_agent::Agent::new(config, Arc::new(authority.clone()), None);
+    agent.set_ready(shell, Some(container.id.clone()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let served = tokio::spawn(sam_agent::web::serve(listener, Arc::clone(&agent)));
+
+    let scope = agent.port_scope().await.expect("the container's process");
+    assert!(matches!(scope, sam_agent::ports::PortScope::Container { .. }), "{scope:?}");
+    let mut listed = Vec::new();
+    for _ in 0..50 {
+        listed = agent.listening_ports(scope).await;
+        if !listed.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!((listed[0].port, listed[0].process.as_deref()), (8123, Some("perl")));
+    let host_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host_port = host_listener.local_addr().unwrap().port();
+    assert!(agent.listening_ports(scope).await.iter().all(|p| p.port != host_port), "the host's are not listed");
+
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let preview = |port: u16| format!("p{port}-{}.localhost", workspace.dns_label());
+    let token = |_| {
+        let request = TokenRequest {
+            audience: Audience::WorkspacePreview,
+            subject: owner,
+            workspace,
+            ttl: Duration::from_secs(60),
+            session: None,
+        };
+        authority.issue(request, time::OffsetDateTime::now_utc()).unwrap().token.expose().to_owned()
+    };
+    let sign_in = async |port: u16| {
+        let res = client
+            .get(format!("http://{addr}/__sam/preview/callback?token={}", token(port)))
+            .header("host", preview(port))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 303);
+        res.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned()
+    };
+    let cookie = sign_in(8123).await;
+    let res = client
+        .get(format!("http://{addr}/"))
+        .header("host", preview(8123))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.unwrap(), "hello from the container");
+    let cookie = sign_in(host_port).await;
+    let res = client
+        .get(format!("http://{addr}/"))
+        .header("host", preview(host_port))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 502, "a host port is not the workspace's");
+    served.abort();
+    drop(host_listener);
+}

@@ -83,7 +83,7 @@ async fn a_dev_server_in_the_workspace_is_previewed_for_its_owner_only() {
         .await
         .unwrap();
     let listed = ports["ports"].as_array().unwrap();
-    assert!(listed.iter().any(|p| p["port"] == port && p["process"] == "python3"), "{ports}");
+    assert!(listed.iter().any(|p| p["port"] == port && p["process"] == "python3" && p["ready"] == true), "{ports}");
     assert_eq!(client().get(format!("http://{}/api/ports", t.addr)).send().await.unwrap().status(), 401);
 
     let host = preview_host(&t, port);

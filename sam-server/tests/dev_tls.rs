@@ -259,7 +259,12 @@ async fn the_production_path_runs_over_tls_through_the_edge() {
     let stdout = browser_with(
         &e2e,
         "tls.mjs",
-        &[&base, &plain_base, HETZNER_TOKEN],
+        &[
+            &base,
+            &plain_base,
+            HETZNER_TOKEN,
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../sam-agent/tests/fixtures/preview_server.py"),
+        ],
         &[("SAM_CHROMIUM_HOME", home.path().to_str().unwrap()), ("SAM_TLS_RUNS", "5")],
     )
     .await;
@@ -282,9 +287,12 @@ async fn the_production_path_runs_over_tls_through_the_edge() {
             .unwrap()
     };
 
-    // Records are proxied; the firewall admits the edge on 443, and ICMP.
+    // Records are proxied (the two workspaces' and the preview's); the
+    // firewall admits the edge on 443, and ICMP.
+    let preview_host = result["previewHost"].as_str().unwrap().to_owned();
     let records = clouds.records().await;
-    assert_eq!(records.len(), 2, "{records:?}");
+    assert_eq!(records.len(), 3, "{records:?}");
+    assert!(records.iter().any(|r| r["name"] == preview_host.as_str()), "{records:?}");
     assert!(records.iter().all(|r| r["proxied"] == true), "{records:?}");
     let firewalls = clouds.hetzner("/firewalls").await;
     let firewalls = firewalls["firewalls"].as_array().unwrap();
@@ -320,6 +328,9 @@ async fn the_production_path_runs_over_tls_through_the_edge() {
     let edge = edge_client_certificate(data);
     let own = direct(data, a.port, &a.host, Some((edge.0.clone(), edge.1.clone_key()))).await;
     assert!(own.as_deref().is_ok_and(|l| l.starts_with("HTTP/1.1")), "{own:?}");
+    // The preview's name has a certificate of its own on A's agent.
+    let preview = direct(data, a.port, &preview_host, Some((edge.0.clone(), edge.1.clone_key()))).await;
+    assert!(preview.as_deref().is_ok_and(|l| l.starts_with("HTTP/1.1")), "{preview:?}");
     let other = direct(data, a.port, &b.host, Some((edge.0.clone(), edge.1.clone_key()))).await;
     assert!(
         other.as_ref().is_err_and(|e| e.contains("not valid for name")),
