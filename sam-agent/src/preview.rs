@@ -52,9 +52,9 @@ pub async fn handle(agent: Arc<Agent>, port: u16, request: Request) -> Response 
         let (parts, _) = request.into_parts();
         return callback(&agent, port, &query, &parts.headers).await;
     }
-    if agent.auth.check_preview(request.headers(), port).is_none() {
+    let Some(session) = agent.auth.preview_session_key(request.headers(), port) else {
         return not_signed_in(&agent, port, &request);
-    }
+    };
     if !agent.is_ready() {
         return message(StatusCode::SERVICE_UNAVAILABLE, "The workspace is still starting. Try again in a moment.");
     }
@@ -68,7 +68,7 @@ pub async fn handle(agent: Arc<Agent>, port: u16, request: Request) -> Response 
         );
     }
     agent.activity.touch();
-    forward(&agent, scope, port, request).await
+    forward(agent, session, scope, port, request).await
 }
 
 /// Redeems a preview token and moves on to `next` with the cookie set.
@@ -208,7 +208,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 
 /// Sends `request` to the server on `port` and its answer back; a
 /// WebSocket (any upgrade) is spliced once both sides switched.
-async fn forward(agent: &Agent, scope: PortScope, port: u16, mut request: Request) -> Response {
+async fn forward(agent: Arc<Agent>, session: [u8; 32], scope: PortScope, port: u16, mut request: Request) -> Response {
     let upgrade = is_upgrade(request.headers()).then(|| request.headers().get(UPGRADE).cloned()).flatten();
     let client_side = upgrade.is_some().then(|| hyper::upgrade::on(&mut request));
     let original_host = request.headers().get(HOST).cloned();
@@ -267,13 +267,29 @@ async fn forward(agent: &Agent, scope: PortScope, port: u16, mut request: Reques
         };
         let server_side = hyper::upgrade::on(&mut answer);
         let workspace = agent.workspace();
+        let mut ended = agent.auth.watch_ended();
         tokio::spawn(async move {
-            match tokio::try_join!(client_side, server_side) {
-                Ok((client, server)) => {
-                    let (mut client, mut server) = (TokioIo::new(client), TokioIo::new(server));
-                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+            let (client, server) = match tokio::try_join!(client_side, server_side) {
+                Ok(pair) => pair,
+                Err(error) => {
+                    tracing::debug!(%workspace, port, %error, "preview upgrade failed");
+                    return;
                 }
-                Err(error) => tracing::debug!(%workspace, port, %error, "preview upgrade failed"),
+            };
+            let (mut client, mut server) = (TokioIo::new(client), TokioIo::new(server));
+            // Open until either side closes, or the sign-in it was opened
+            // under ends (signed out at SAM): then both sides are dropped.
+            let signed_out = async {
+                while ended.changed().await.is_ok() {
+                    if !agent.auth.still_signed_in(&session) {
+                        return;
+                    }
+                }
+                std::future::pending::<()>().await;
+            };
+            tokio::select! {
+                _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                () = signed_out => tracing::info!(%workspace, port, "a preview's WebSocket closed: its sign-in ended"),
             }
         });
         let (parts, _) = answer.into_parts();

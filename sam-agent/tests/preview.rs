@@ -165,6 +165,29 @@ async fn a_dev_server_in_the_workspace_is_previewed_for_its_owner_only() {
         other => panic!("expected a refusal, got {other:?}"),
     }
 
+    // Signed out at SAM: the preview's cookie and open WebSocket end with
+    // the sign-in they were opened under.
+    let req = TokenRequest {
+        audience: Audience::WorkspacePreview,
+        subject: owner,
+        workspace: t.workspace,
+        ttl: T,
+        session: Some("sign-in-1".into()),
+    };
+    let token = t.authority.issue(req, time::OffsetDateTime::now_utc()).unwrap().token.expose().to_owned();
+    let signed_in = open(&t, &host, &token, "/").await.unwrap();
+    let mut req = format!("ws://{}/ws", t.addr).into_client_request().unwrap();
+    req.headers_mut().insert("host", HeaderValue::from_str(&host).unwrap());
+    req.headers_mut().insert("cookie", HeaderValue::from_str(&signed_in).unwrap());
+    let (mut live, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    live.send(Message::text("still there?")).await.unwrap();
+    assert!(tokio::time::timeout(T, live.next()).await.unwrap().unwrap().is_ok());
+    assert_eq!(t.agent.auth.sign_ins(), vec!["sign-in-1".to_owned()]);
+    assert_eq!(t.agent.auth.end_sign_ins(&["sign-in-1".into()]), 1);
+    let closed = tokio::time::timeout(T, live.next()).await.expect("closed at once");
+    assert!(!matches!(closed, Some(Ok(Message::Text(_)))), "{closed:?}");
+    assert_eq!(get(&t, &host, "/headers", Some(&signed_in)).await.status(), 303, "the cookie is gone too");
+
     // A cookie opens its own port only, and never the terminal (nor the
     // terminal's cookie a preview).
     let elsewhere = preview_host(&t, port.wrapping_add(1).max(1));
