@@ -1396,6 +1396,10 @@ async fn personal_access_tokens_are_scoped_revocable_and_never_stored(backend: B
     assert_eq!((status, answer["error"].as_str()), (StatusCode::FORBIDDEN, Some("browser_session_required")));
     let (status, _) = bearer(reqwest::Method::POST, "/api/auth/logout", &write_token, None).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+    // Nor open a preview (it runs the user's app: a signed-in browser only).
+    let (status, answer) =
+        bearer(reqwest::Method::GET, &format!("/api/workspaces/{id}/ports/3000/open"), &write_token, None).await;
+    assert_eq!((status, answer["error"].as_str()), (StatusCode::FORBIDDEN, Some("browser_session_required")));
     // Garbage, and a bad token beside a good cookie: the token decides.
     for token in ["sam_pat_forged", "not-a-token", &"sam_pat_x".repeat(40)] {
         let (status, _) = bearer(reqwest::Method::GET, "/api/workspaces", token, None).await;

@@ -380,6 +380,7 @@ pub struct OpenPreviewQuery {
     responses(
         (status = 303, description = "On to the preview's host with a one-time token"),
         (status = 401, description = "No valid session", body = ErrorBody),
+        (status = 403, description = "An access token: previews open from a signed-in browser", body = ErrorBody),
         (status = 404, description = "No such workspace of yours (never 403)", body = ErrorBody),
         (status = 409, description = "Not running", body = ErrorBody),
         (status = 422, description = "Not a port", body = ErrorBody),
@@ -392,6 +393,9 @@ pub async fn open_preview(
     axum::extract::Path((id, port)): axum::extract::Path<(String, String)>,
     extract::Query(query): extract::Query<OpenPreviewQuery>,
 ) -> Result<axum::response::Response, ApiError> {
+    // A preview runs the user's app: opened from a browser signed in to
+    // SAM, never with an access token (a `read` one least of all).
+    current.require_browser()?;
     let id: WorkspaceId = id.parse().map_err(|_| ApiError::not_found("workspace"))?;
     let port: u16 = port
         .parse()
