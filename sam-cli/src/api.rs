@@ -3,24 +3,15 @@
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use sam_core::api::{CreateWorkspace, Me, TerminalTokenRequest, TerminalTokenResponse};
+use sam_core::domain::WorkspaceId;
+use sam_core::lifecycle::WorkspaceStatus;
+use serde_json::Value;
 
 use crate::config::Login;
 
-/// A workspace as `GET /api/workspaces` shows it (the fields the CLI uses).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Workspace {
-    pub id: String,
-    pub name: String,
-    pub repository: String,
-    pub status: String,
-    pub vm_size: String,
-    pub vm_location: String,
-    pub url: Option<String>,
-    pub error_message: Option<String>,
-}
+/// A workspace as the API shows it: the server's own type.
+pub use sam_core::api::WorkspaceView as Workspace;
 
 /// The API of one control plane.
 pub struct Api {
@@ -70,8 +61,8 @@ impl Api {
 
     /// The login of the token's user.
     pub async fn me(&self) -> anyhow::Result<String> {
-        let me = self.call(reqwest::Method::GET, "/api/auth/me", None).await?;
-        Ok(me["login"].as_str().unwrap_or("?").to_owned())
+        let me: Me = serde_json::from_value(self.call(reqwest::Method::GET, "/api/auth/me", None).await?)?;
+        Ok(me.login)
     }
 
     pub async fn list(&self) -> anyhow::Result<Vec<Workspace>> {
@@ -83,12 +74,12 @@ impl Api {
         let list = self.list().await?;
         list.iter()
             .find(|w| w.name == name_or_id)
-            .or_else(|| list.iter().find(|w| w.id == name_or_id))
+            .or_else(|| list.iter().find(|w| w.id.to_string() == name_or_id))
             .cloned()
             .ok_or_else(|| anyhow!("no workspace named {name_or_id:?} (sam list shows them)"))
     }
 
-    pub async fn get(&self, id: &str) -> anyhow::Result<Workspace> {
+    pub async fn get(&self, id: WorkspaceId) -> anyhow::Result<Workspace> {
         Ok(serde_json::from_value(self.call(reqwest::Method::GET, &format!("/api/workspaces/{id}"), None).await?)?)
     }
 
@@ -101,27 +92,32 @@ impl Api {
         location: &str,
         idle_timeout_seconds: Option<u64>,
     ) -> anyhow::Result<Workspace> {
-        let mut body = json!({"name": name, "repository": repository, "branch": branch, "vmSize": size,
-            "vmLocation": location});
-        if let Some(secs) = idle_timeout_seconds {
-            body["idleTimeoutSeconds"] = json!(secs);
-        }
+        let body = CreateWorkspace {
+            name: name.to_owned(),
+            repository: repository.to_owned(),
+            branch: branch.to_owned(),
+            vm_size: size.to_owned(),
+            vm_location: location.to_owned(),
+            installation_id: None,
+            idle_timeout_seconds,
+        };
+        let body = serde_json::to_value(body)?;
         Ok(serde_json::from_value(self.call(reqwest::Method::POST, "/api/workspaces", Some(body)).await?)?)
     }
 
     /// Follows a workspace until it runs (or fails), printing each status.
-    pub async fn wait_running(&self, id: &str) -> anyhow::Result<Workspace> {
+    pub async fn wait_running(&self, id: WorkspaceId) -> anyhow::Result<Workspace> {
         let started = std::time::Instant::now();
-        let mut last = String::new();
+        let mut last = None;
         loop {
             let ws = self.get(id).await?;
-            if ws.status != last {
+            if Some(ws.status) != last {
                 eprintln!("  {:>5.1} s  {}", started.elapsed().as_secs_f64(), ws.status);
-                last.clone_from(&ws.status);
+                last = Some(ws.status);
             }
-            match ws.status.as_str() {
-                "running" => return Ok(ws),
-                "error" | "stopped" | "deleting" => {
+            match ws.status {
+                WorkspaceStatus::Running => return Ok(ws),
+                WorkspaceStatus::Error | WorkspaceStatus::Stopped | WorkspaceStatus::Deleting => {
                     bail!("{} is {}: {}", ws.name, ws.status, ws.error_message.unwrap_or_default())
                 }
                 _ => {}
@@ -133,25 +129,28 @@ impl Api {
         }
     }
 
-    pub async fn action(&self, id: &str, action: &str) -> anyhow::Result<Workspace> {
+    pub async fn action(&self, id: WorkspaceId, action: &str) -> anyhow::Result<Workspace> {
         let path = format!("/api/workspaces/{id}/{action}");
         Ok(serde_json::from_value(self.call(reqwest::Method::POST, &path, None).await?)?)
     }
 
-    pub async fn delete(&self, id: &str) -> anyhow::Result<Workspace> {
+    pub async fn delete(&self, id: WorkspaceId) -> anyhow::Result<Workspace> {
         Ok(serde_json::from_value(self.call(reqwest::Method::DELETE, &format!("/api/workspaces/{id}"), None).await?)?)
     }
 
     /// A one-time URL that opens the terminal (valid for a minute).
-    pub async fn terminal_url(&self, id: &str) -> anyhow::Result<String> {
-        let access = self.call(reqwest::Method::POST, "/api/terminal/token", Some(json!({"workspaceId": id}))).await?;
-        access["url"].as_str().map(str::to_owned).ok_or_else(|| anyhow!("no terminal URL in the answer"))
+    pub async fn terminal_url(&self, id: WorkspaceId) -> anyhow::Result<String> {
+        let body = serde_json::to_value(TerminalTokenRequest { workspace_id: id.to_string() })?;
+        let access: TerminalTokenResponse =
+            serde_json::from_value(self.call(reqwest::Method::POST, "/api/terminal/token", Some(body)).await?)
+                .context("the terminal token's answer")?;
+        Ok(access.url)
     }
 
     /// Signs in to the workspace's agent with a fresh terminal token, as the
     /// browser does (its callback sets the terminal cookie): returns the
     /// workspace's origin and the cookie (`name=value`).
-    pub async fn terminal_cookie(&self, id: &str) -> anyhow::Result<(reqwest::Url, String)> {
+    pub async fn terminal_cookie(&self, id: WorkspaceId) -> anyhow::Result<(reqwest::Url, String)> {
         let url = reqwest::Url::parse(&self.terminal_url(id).await?).context("the terminal URL")?;
         let mut client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
         if let (Some(addr), Some(host)) = (loopback_alias(&url), url.host_str()) {

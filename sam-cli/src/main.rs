@@ -133,32 +133,32 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let created = api.create(&name, &repo, &branch, &size, &location, idle_minutes.map(|m| m * 60)).await?;
             println!("{} {} ({})", created.name, created.status, created.id);
             if !no_wait {
-                let running = api.wait_running(&created.id).await?;
+                let running = api.wait_running(created.id).await?;
                 println!("{} running at {}", running.name, running.url.unwrap_or_default());
             }
         }
         Command::Stop { workspace } => {
             let ws = api.find(&workspace).await?;
-            println!("{} {}", ws.name, api.action(&ws.id, "stop").await?.status);
+            println!("{} {}", ws.name, api.action(ws.id, "stop").await?.status);
         }
         Command::Restart { workspace } => {
             let ws = api.find(&workspace).await?;
-            println!("{} {}", ws.name, api.action(&ws.id, "restart").await?.status);
+            println!("{} {}", ws.name, api.action(ws.id, "restart").await?.status);
         }
         Command::Delete { workspace } => {
             let ws = api.find(&workspace).await?;
-            println!("{} {}", ws.name, api.delete(&ws.id).await?.status);
+            println!("{} {}", ws.name, api.delete(ws.id).await?.status);
         }
         Command::Open { workspace } => {
             let ws = api.find(&workspace).await?;
-            println!("{}", api.terminal_url(&ws.id).await?);
+            println!("{}", api.terminal_url(ws.id).await?);
         }
         Command::Shell { workspace, session } => {
             let ws = api.find(&workspace).await?;
-            if ws.status != "running" {
+            if ws.status != sam_core::lifecycle::WorkspaceStatus::Running {
                 bail!("{} is {}; start it first (sam restart {})", ws.name, ws.status, ws.name);
             }
-            return shell::attach(&api, &ws.id, session).await;
+            return shell::attach(&api, ws.id, session).await;
         }
     }
     Ok(std::process::ExitCode::SUCCESS)

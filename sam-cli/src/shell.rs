@@ -98,7 +98,11 @@ enum End {
 }
 
 /// Attaches to shell `session` (a new one when `None`) of workspace `id`.
-pub async fn attach(api: &Api, id: &str, session: Option<String>) -> anyhow::Result<std::process::ExitCode> {
+pub async fn attach(
+    api: &Api,
+    id: sam_core::domain::WorkspaceId,
+    session: Option<String>,
+) -> anyhow::Result<std::process::ExitCode> {
     let session = session.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
     let (mut origin, mut cookie) = api.terminal_cookie(id).await?;
     let raw = RawMode::enter();

@@ -95,6 +95,7 @@
 #![warn(missing_docs)]
 
 pub mod accounts;
+pub mod api;
 pub mod cloud_init;
 pub mod domain;
 pub mod engine;

@@ -1419,7 +1419,7 @@ async fn personal_access_tokens_are_scoped_revocable_and_never_stored(backend: B
     // asks, and learns when it is revoked.
     let token = s.bootstrap_token(&id).await;
     let (status, grant) = s.send(reqwest::Method::POST, &format!("/api/bootstrap/{token}"), None, None).await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(status, StatusCode::OK, "{grant}");
     let callback = grant["callbackToken"].as_str().unwrap().to_owned();
     let ready = s
         .client

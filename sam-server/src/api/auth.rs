@@ -7,9 +7,10 @@ use axum::http::header::{LOCATION, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use sam_core::accounts::AccountsErrorKind;
+use sam_core::api::Me;
 use sam_core::secret::{PkcePair, constant_time_eq, random_token};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use utoipa::IntoParams;
 
 use super::error::{ApiError, ErrorBody};
 use super::extract;
@@ -146,21 +147,6 @@ pub async fn logout(
         headers.insert(SET_COOKIE, v);
     }
     Ok((StatusCode::NO_CONTENT, headers).into_response())
-}
-
-/// The current user, as `GET /api/auth/me` returns it.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Me {
-    #[schema(format = Uuid)]
-    id: String,
-    github_id: i64,
-    login: String,
-    name: Option<String>,
-    email: Option<String>,
-    avatar_url: Option<String>,
-    /// How many active workspaces the user may have.
-    max_active_workspaces: u32,
 }
 
 /// `GET /api/auth/me`.

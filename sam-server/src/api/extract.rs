@@ -13,6 +13,8 @@ use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 
+pub use sam_core::api::whole_number;
+
 /// A JSON body; see the module docs.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Json<T>(pub T);
@@ -124,59 +126,5 @@ mod tests {
         assert_eq!(field_of("unknown field `nme`, expected one of `name`").as_deref(), Some("nme"));
         assert_eq!(field_of("name: invalid type: integer `1`, expected a string").as_deref(), Some("name"));
         assert_eq!(field_of("expected value at line 1 column 1"), None);
-    }
-}
-
-/// An optional integer field as JSON Schema means it: `2` and `2.0` are the
-/// same integer (the OpenAPI document says `integer`, and generic clients
-/// send either), `2.5` is not one. For `#[serde(default, deserialize_with)]`.
-pub fn whole_number<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: TryFrom<i64> + TryFrom<u64>,
-{
-    use serde::Deserialize as _;
-    use serde::de::Error as _;
-    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else { return Ok(None) };
-    let out_of_range = || D::Error::custom(format!("{number} is out of range"));
-    if let Some(n) = number.as_u64() {
-        return T::try_from(n).map(Some).map_err(|_| out_of_range());
-    }
-    if let Some(n) = number.as_i64() {
-        return T::try_from(n).map(Some).map_err(|_| out_of_range());
-    }
-    match number.as_f64() {
-        // Exactly representable whole numbers only (|n| < 2^53).
-        Some(f) if f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 => {
-            #[allow(clippy::cast_possible_truncation)]
-            let n = f as i64;
-            T::try_from(n).map(Some).map_err(|_| out_of_range())
-        }
-        _ => Err(D::Error::custom(format!("{number} is not a whole number"))),
-    }
-}
-
-#[cfg(test)]
-mod whole_number_tests {
-    #[derive(serde::Deserialize, Debug)]
-    struct Body {
-        #[serde(default, deserialize_with = "super::whole_number")]
-        days: Option<u32>,
-    }
-
-    fn days(json: &str) -> Result<Option<u32>, String> {
-        serde_json::from_str::<Body>(json).map(|b| b.days).map_err(|e| e.to_string())
-    }
-
-    #[test]
-    fn integers_with_or_without_a_fraction_of_zero() {
-        assert_eq!(days(r#"{"days": 2}"#), Ok(Some(2)));
-        assert_eq!(days(r#"{"days": 2.0}"#), Ok(Some(2)));
-        assert_eq!(days(r#"{}"#), Ok(None));
-        assert_eq!(days(r#"{"days": null}"#), Ok(None));
-        assert!(days(r#"{"days": 2.5}"#).is_err());
-        assert!(days(r#"{"days": -1}"#).is_err());
-        assert!(days(r#"{"days": 1e300}"#).is_err());
-        assert!(days(r#"{"days": "2"}"#).is_err());
     }
 }

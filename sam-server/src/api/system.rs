@@ -3,8 +3,9 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use sam_core::api::{TerminalTokenRequest, TerminalTokenResponse};
 use sam_core::ports::JwkSet;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
@@ -74,27 +75,6 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<Readiness>, Api
 )]
 pub async fn jwks(State(state): State<AppState>) -> Json<JwkSet> {
     Json(state.issuer.jwks())
-}
-
-/// Body of `POST /api/terminal/token`.
-#[derive(Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct TerminalTokenRequest {
-    #[schema(format = Uuid)]
-    workspace_id: String,
-}
-
-/// Answer of `POST /api/terminal/token`.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct TerminalTokenResponse {
-    /// RS256 JWT, audience `workspace-terminal`.
-    token: String,
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    expires_at: time::OffsetDateTime,
-    /// The agent URL to open (carries the token).
-    url: String,
 }
 
 /// `POST /api/terminal/token`: 409 "start it first" unless running.

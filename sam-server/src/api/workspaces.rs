@@ -16,123 +16,59 @@ use sam_core::domain::{
     WorkspaceSpec,
 };
 use sam_core::engine::WorkspaceAction;
-use sam_core::lifecycle::{Reason, WorkspaceStatus};
+use sam_core::lifecycle::WorkspaceStatus;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+
+use sam_core::api::{CreateWorkspace, PortView, WorkspaceView};
 
 use super::error::{ApiError, ErrorBody};
 use super::extract;
 use super::session::CurrentUser;
 use crate::state::AppState;
 
-/// A workspace as the API shows it.
-#[derive(Serialize, Clone, PartialEq, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct WorkspaceView {
-    #[schema(value_type = String, format = Uuid)]
-    id: WorkspaceId,
-    name: String,
-    repository: String,
-    branch: String,
-    status: WorkspaceStatus,
-    vm_size: VmSize,
-    vm_location: String,
-    /// Where the terminal is served, while running.
-    url: Option<String>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
-    last_activity_at: Option<time::OffsetDateTime>,
-    /// The idle timeout that applies to it (its own, else the deployment's).
-    idle_timeout_seconds: u64,
-    /// While running: when its idle warning starts and when it stops for
-    /// idleness, unless there is activity before (the countdown; it moves
-    /// later with every heartbeat that reports activity).
-    #[serde(with = "time::serde::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
-    idle_warning_at: Option<time::OffsetDateTime>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
-    idle_stop_at: Option<time::OffsetDateTime>,
-    /// Why it failed, in words the user can act on (status `error`); or what
-    /// is wrong now: a `running` workspace whose agent is unreachable (kept,
-    /// and released at the time the message names), a `stopping` or
-    /// `deleting` one whose cleanup is blocked (retried).
-    error_message: Option<String>,
-    /// Why it is in its status.
-    status_reason: Reason,
-    /// The version the workspace's agent last reported, while it reports.
-    agent_version: Option<String>,
-    /// Whether that is the version this control plane serves (`false`: an
-    /// older or newer agent; restart the workspace to get the current one).
-    agent_current: Option<bool>,
-    /// While running: the TCP ports its processes listen on (as its agent
-    /// last reported), each with where to open its preview.
-    ports: Vec<PortView>,
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    created_at: time::OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    updated_at: time::OffsetDateTime,
-}
-
-impl WorkspaceView {
-    /// The view of `ws` under the deployment's URL scheme.
-    pub fn new(state: &AppState, ws: &Workspace) -> Self {
-        let config = state.engine.config();
-        let agent = state.engine.agent_version(ws.id);
-        let url = (ws.status() == WorkspaceStatus::Running)
-            .then(|| config.workspace_url_template.replace("{host}", &config.hostname(&ws.id)));
-        let idle = state.engine.idle_window(ws);
-        let ports = if ws.status() == WorkspaceStatus::Running {
-            state
-                .engine
-                .listening_ports(ws.id)
-                .into_iter()
-                .map(|p| PortView {
-                    open_url: format!("/api/workspaces/{}/ports/{}/open", ws.id, p.port),
-                    port: p.port,
-                    process: p.process,
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
-        Self {
-            id: ws.id,
-            name: ws.spec.name.to_string(),
-            repository: ws.spec.repository.to_string(),
-            branch: ws.spec.branch.to_string(),
-            status: ws.status(),
-            vm_size: ws.spec.vm_size,
-            vm_location: ws.spec.vm_location.to_string(),
-            url,
-            last_activity_at: ws.last_activity_at,
-            idle_timeout_seconds: state.engine.idle_threshold(ws).as_secs(),
-            idle_warning_at: idle.map(|w| w.warn_at),
-            idle_stop_at: idle.map(|w| w.stop_at),
-            error_message: ws.lifecycle.error_message.clone(),
-            status_reason: ws.lifecycle.reason,
-            agent_version: agent.as_ref().map(|a| a.reported.clone()),
-            agent_current: agent.and_then(|a| a.current),
-            ports,
-            created_at: ws.created_at,
-            updated_at: ws.updated_at,
-        }
+/// The view of `ws` under the deployment's URL scheme.
+pub fn view(state: &AppState, ws: &Workspace) -> WorkspaceView {
+    let config = state.engine.config();
+    let agent = state.engine.agent_version(ws.id);
+    let url = (ws.status() == WorkspaceStatus::Running)
+        .then(|| config.workspace_url_template.replace("{host}", &config.hostname(&ws.id)));
+    let idle = state.engine.idle_window(ws);
+    let ports = if ws.status() == WorkspaceStatus::Running {
+        state
+            .engine
+            .listening_ports(ws.id)
+            .into_iter()
+            .map(|p| PortView {
+                open_url: format!("/api/workspaces/{}/ports/{}/open", ws.id, p.port),
+                port: p.port,
+                process: p.process,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    WorkspaceView {
+        id: ws.id,
+        name: ws.spec.name.to_string(),
+        repository: ws.spec.repository.to_string(),
+        branch: ws.spec.branch.to_string(),
+        status: ws.status(),
+        vm_size: ws.spec.vm_size,
+        vm_location: ws.spec.vm_location.to_string(),
+        url,
+        last_activity_at: ws.last_activity_at,
+        idle_timeout_seconds: state.engine.idle_threshold(ws).as_secs(),
+        idle_warning_at: idle.map(|w| w.warn_at),
+        idle_stop_at: idle.map(|w| w.stop_at),
+        error_message: ws.lifecycle.error_message.clone(),
+        status_reason: ws.lifecycle.reason,
+        agent_version: agent.as_ref().map(|a| a.reported.clone()),
+        agent_current: agent.and_then(|a| a.current),
+        ports,
+        created_at: ws.created_at,
+        updated_at: ws.updated_at,
     }
-}
-
-/// A port a workspace's process listens on.
-#[derive(Serialize, Clone, PartialEq, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PortView {
-    #[schema(minimum = 1, maximum = 65535)]
-    port: u16,
-    /// The listening process's name, when the agent could tell.
-    process: Option<String>,
-    /// Opens its preview (this API's `GET …/ports/{port}/open`, relative to
-    /// the control plane).
-    open_url: String,
 }
 
 /// Query of the list.
@@ -167,48 +103,7 @@ pub async fn list(
         Some(s) => Some(s.parse::<WorkspaceStatus>().map_err(|_| ApiError::invalid("status", "unknown status"))?),
     };
     let list = state.engine.list(current.user.id, status).await?;
-    Ok(Json(list.iter().map(|w| WorkspaceView::new(&state, w)).collect()))
-}
-
-/// Body of `POST /api/workspaces`.
-#[derive(Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CreateWorkspace {
-    /// 1–64 letters, digits, spaces, `-`, `_` and `.`, starting with a
-    /// letter or digit and not ending in a space; unique among the user's
-    /// workspaces.
-    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9]([A-Za-z0-9 ._-]{0,62}[A-Za-z0-9._-])?$")]
-    name: String,
-    /// `owner/name`, as GitHub names them.
-    #[schema(
-        example = "octo-org/hello-world",
-        max_length = 140,
-        pattern = "^[A-Za-z0-9](-?[A-Za-z0-9]){0,38}/[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$"
-    )]
-    repository: String,
-    /// A branch of the repository. The pattern is the common case; the
-    /// server takes any name `git check-ref-format --branch` takes, except
-    /// one starting with `-`.
-    #[schema(example = "main", min_length = 1, max_length = 255, pattern = "^[A-Za-z0-9_]+(/[A-Za-z0-9_-]+)*$")]
-    branch: String,
-    /// `small`, `medium` or `large`.
-    #[schema(example = "small", pattern = "^(small|medium|large)$")]
-    vm_size: String,
-    /// A location code of the user's cloud account, e.g. `fsn1` (one it
-    /// does not offer: 422).
-    #[schema(example = "fsn1", pattern = "^[a-z0-9-]{1,32}$")]
-    vm_location: String,
-    /// Optional: the installation to clone through; found from the
-    /// repository's owner when absent.
-    #[schema(minimum = 1)]
-    #[serde(default, deserialize_with = "extract::whole_number")]
-    installation_id: Option<i64>,
-    /// Optional: seconds without terminal activity before it stops, within
-    /// the bounds of `GET /api/workspace-options` (else 422); the
-    /// deployment's default when absent.
-    #[schema(minimum = 1)]
-    #[serde(default, deserialize_with = "extract::whole_number")]
-    idle_timeout_seconds: Option<u64>,
+    Ok(Json(list.iter().map(|w| view(&state, w)).collect()))
 }
 
 /// `POST /api/workspaces`.
@@ -250,7 +145,7 @@ pub async fn create(
     let options = sam_core::engine::CreateOptions { idle_timeout: body.idle_timeout_seconds.map(Duration::from_secs) };
     let ws = state.engine.create_with(current.user.id, spec, installation, options).await?;
     state.spawn_drive(ws.owner, ws.id);
-    Ok((StatusCode::CREATED, Json(WorkspaceView::new(&state, &ws))))
+    Ok((StatusCode::CREATED, Json(view(&state, &ws))))
 }
 
 /// `GET /api/workspaces/{id}`.
@@ -272,7 +167,7 @@ pub async fn get(
     extract::WorkspacePath(id): extract::WorkspacePath,
 ) -> Result<Json<WorkspaceView>, ApiError> {
     let ws = state.engine.get(current.user.id, id).await?;
-    Ok(Json(WorkspaceView::new(&state, &ws)))
+    Ok(Json(view(&state, &ws)))
 }
 
 async fn action(
@@ -284,7 +179,7 @@ async fn action(
     let owner = current.user.id;
     let ws = state.engine.perform(owner, id, action).await?;
     state.spawn_drive(owner, id);
-    Ok((StatusCode::ACCEPTED, Json(WorkspaceView::new(&state, &ws))))
+    Ok((StatusCode::ACCEPTED, Json(view(&state, &ws))))
 }
 
 /// `POST /api/workspaces/{id}/stop`.
@@ -355,7 +250,7 @@ pub async fn still_here(
     extract::WorkspacePath(id): extract::WorkspacePath,
 ) -> Result<Json<WorkspaceView>, ApiError> {
     let ws = state.engine.record_user_activity(current.user.id, id).await?;
-    Ok(Json(WorkspaceView::new(&state, &ws)))
+    Ok(Json(view(&state, &ws)))
 }
 
 /// Query of a preview's opening.
@@ -653,7 +548,7 @@ impl StreamWatch {
             let marker = (ws.version, ws.last_activity_at.unwrap_or(ws.updated_at));
             if self.seen.get(&ws.id) != Some(&marker) {
                 self.seen.insert(ws.id, marker);
-                if let Ok(json) = serde_json::to_string(&WorkspaceView::new(&self.state, ws)) {
+                if let Ok(json) = serde_json::to_string(&view(&self.state, ws)) {
                     pending.push(SseEvent::default().event("workspace").data(json));
                 }
             }

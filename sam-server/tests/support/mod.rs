@@ -286,6 +286,7 @@ impl Server {
         for _ in 0..1000 {
             let servers = self.emulators.hetzner.servers();
             if let Some(server) = servers.iter().find(|s| s.labels.get("sam-workspace").map(String::as_str) == Some(id))
+                && self.server_recorded(id).await
             {
                 return server
                     .user_data
@@ -298,6 +299,19 @@ impl Server {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         panic!("no server was created for workspace {id}");
+    }
+
+    /// Whether the engine has recorded workspace `id`'s server (a real VM
+    /// boots, and redeems its token, seconds after that; the emulator's
+    /// server exists a moment before).
+    async fn server_recorded(&self, id: &str) -> bool {
+        let scan = sam_core::ports::WorkspaceScan {
+            statuses: vec![sam_core::lifecycle::WorkspaceStatus::Creating],
+            after: None,
+            limit: 1000,
+        };
+        let creating = self.store.scan_workspaces(&scan).await.unwrap_or_default();
+        creating.iter().any(|w| w.id.to_string() == id && w.lifecycle.server.is_some())
     }
 }
 
