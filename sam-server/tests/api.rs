@@ -139,9 +139,17 @@ async fn the_openapi_document_is_valid_and_complete(backend: Backend) {
         let pointer = r.strip_prefix('#').unwrap_or_else(|| panic!("external $ref {r}"));
         assert!(doc.pointer(pointer).is_some(), "$ref {r} does not resolve");
     }
-    for scheme in ["session", "agent"] {
+    for scheme in ["session", "token", "agent"] {
         assert!(doc["components"]["securitySchemes"][scheme].is_object(), "security scheme {scheme}");
     }
+    // An access token opens what a session opens, except what needs the
+    // browser itself.
+    let security = |method: &str, path: &str| doc["paths"][path][method]["security"].clone();
+    assert_eq!(security("get", "/api/workspaces"), json!([{"session": []}, {"token": []}]));
+    assert_eq!(security("post", "/api/workspaces/{id}/stop"), json!([{"session": []}, {"token": []}]));
+    assert_eq!(security("post", "/api/tokens"), json!([{"session": []}]));
+    assert_eq!(security("get", "/api/workspaces/{id}/ports/{port}/open"), json!([{"session": []}]));
+    assert_eq!(security("post", "/api/workspaces/{id}/heartbeat"), json!([{"agent": []}]));
 
     // The checker every response goes through does catch drift.
     let json = Some("application/json");

@@ -87,6 +87,19 @@ impl Modify for Security {
             ))),
         );
         components.add_security_scheme(
+            "token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("sam_pat_…")
+                    .description(Some(
+                        "A personal access token (Settings): `read` for GET and HEAD, `write` for everything else; \
+                         never for managing tokens, signing out or opening a preview (403 `browser_session_required`).",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
             "agent",
             SecurityScheme::Http(
                 HttpBuilder::new()
@@ -107,6 +120,7 @@ pub fn document() -> &'static str {
         doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
         let rendered = serde_json::to_value(&doc).map(|mut value| {
             add_common_responses(&mut value);
+            add_token_security(&mut value);
             value.to_string()
         });
         rendered.unwrap_or_else(|e| format!("{{\"error\":\"internal\",\"message\":\"{e}\"}}"))
@@ -145,6 +159,35 @@ fn add_common_responses(doc: &mut serde_json::Value) {
                     response["description"] = serde_json::Value::from(description);
                     response
                 });
+            }
+        }
+    }
+}
+
+/// What needs the signed-in browser itself, not an access token.
+const BROWSER_ONLY: [(&str, &str); 5] = [
+    ("post", "/api/auth/logout"),
+    ("get", "/api/tokens"),
+    ("post", "/api/tokens"),
+    ("delete", "/api/tokens/{id}"),
+    ("get", "/api/workspaces/{id}/ports/{port}/open"),
+];
+
+/// Every operation a session opens, a personal access token opens too,
+/// except [`BROWSER_ONLY`]: said once here rather than on each handler.
+fn add_token_security(doc: &mut serde_json::Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(serde_json::Value::as_object_mut) else { return };
+    for (path, item) in paths.iter_mut() {
+        let Some(item) = item.as_object_mut() else { continue };
+        for (method, operation) in item.iter_mut() {
+            if BROWSER_ONLY.contains(&(method.as_str(), path.as_str())) {
+                continue;
+            }
+            let Some(security) = operation.get_mut("security").and_then(serde_json::Value::as_array_mut) else {
+                continue;
+            };
+            if security.iter().any(|s| s.get("session").is_some()) {
+                security.push(serde_json::json!({"token": []}));
             }
         }
     }
