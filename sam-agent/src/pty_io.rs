@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::{BufMut as _, BytesMut};
+use bytes::{BufMut as _, Bytes, BytesMut};
 use tokio::net::unix::pipe;
 
 use crate::activity::Activity;
@@ -38,6 +38,17 @@ const READ_BLOCK: usize = 64 * 1024;
 /// that drains the PTY pushes at once, so interactive output is never held
 /// back.
 const PUSH_BATCH: usize = 32 * 1024;
+/// A session gets its read block with its first read longer than this.
+/// Until then (a prompt, echoes, short answers) reads land in [`SCRATCH`]
+/// and are copied out at their size: an idle or interactive shell then
+/// holds no 64-KiB block, whose first page alone, with the allocations
+/// around it, cost more than the rest of a quiet session.
+const COPY_MAX: usize = 4 * 1024;
+
+thread_local! {
+    /// Where reads of sessions without a block land; one per runtime thread.
+    static SCRATCH: std::cell::RefCell<Box<[u8]>> = std::cell::RefCell::new(vec![0; READ_MAX].into_boxed_slice());
+}
 /// Output faster than this many bytes per [`FLOOD_WINDOW`] is a flood.
 pub const FLOOD_BYTES: usize = 16 * 1024;
 /// See [`FLOOD_BYTES`].
@@ -198,7 +209,7 @@ impl Burst {
 /// consumer wake-up per batch.
 pub async fn read_loop(pty: PtyReader, output: Arc<OutputBuffer>, activity: Arc<Activity>) {
     let pty = pty.0;
-    let mut block = BytesMut::with_capacity(READ_BLOCK);
+    let mut block = BytesMut::new();
     let push = |block: &mut BytesMut| {
         if !block.is_empty() {
             output.push(block.split().freeze());
@@ -231,7 +242,7 @@ pub async fn read_loop(pty: PtyReader, output: Arc<OutputBuffer>, activity: Arc<
                 }
                 continue;
             }
-            if block.capacity() - block.len() < READ_MAX {
+            if block.capacity() != 0 && block.capacity() - block.len() < READ_MAX {
                 push(&mut block);
                 // Reclaims the block when every chunk split off it was dropped.
                 block.reserve(READ_BLOCK);
@@ -242,9 +253,26 @@ pub async fn read_loop(pty: PtyReader, output: Arc<OutputBuffer>, activity: Arc<
             // for a read that would fail. During a flood the PTY is read
             // until it is really empty, then again after a pause.
             let read = pty.try_io(|| {
-                let n = pty.try_read_buf(&mut (&mut block).limit(READ_MAX))?;
-                got = n;
-                let flood = n > 0 && burst.record(n);
+                let (n, flood) = if block.capacity() == 0 {
+                    SCRATCH.with_borrow_mut(|scratch| -> std::io::Result<(usize, bool)> {
+                        let n = pty.try_read(scratch)?;
+                        got = n;
+                        let flood = n > 0 && burst.record(n);
+                        if n > 0 && n <= COPY_MAX && n < READ_MAX && !flood {
+                            output.push(Bytes::copy_from_slice(&scratch[..n]));
+                            return Err(std::io::ErrorKind::WouldBlock.into());
+                        }
+                        if n > 0 {
+                            block.reserve(READ_BLOCK);
+                            block.extend_from_slice(&scratch[..n]);
+                        }
+                        Ok((n, flood))
+                    })?
+                } else {
+                    let n = pty.try_read_buf(&mut (&mut block).limit(READ_MAX))?;
+                    got = n;
+                    (n, n > 0 && burst.record(n))
+                };
                 if n > 0 && n < READ_MAX && !flood { Err(std::io::ErrorKind::WouldBlock.into()) } else { Ok(n) }
             });
             match read {

@@ -478,53 +478,38 @@ impl Session {
         self.killed.load(Ordering::SeqCst)
     }
 
-    fn spawn(
+    /// Starts `shell` on a new PTY (on `starter`'s thread) and makes it a
+    /// session. The session itself (its buffers, its tasks, their
+    /// registrations) is built here, on the runtime's thread, so what lives
+    /// as long as the session is allocated where the runtime allocates.
+    async fn spawn(
         id: String,
+        starter: &ShellStarter,
         shell: &ShellCommand,
         size: WindowSize,
         cfg: &SessionConfig,
         activity: Arc<Activity>,
     ) -> Result<Arc<Self>, SessionError> {
+        let process = starter.start(shell.clone(), size).await?;
+        Self::from_process(id, process, cfg, activity)
+    }
+
+    fn from_process(
+        id: String,
+        mut process: Process,
+        cfg: &SessionConfig,
+        activity: Arc<Activity>,
+    ) -> Result<Arc<Self>, SessionError> {
         // The PTY is driven by this runtime's reactor.
         let runtime = tokio::runtime::Handle::try_current().map_err(|e| SessionError::Spawn(e.to_string()))?;
-        let remote = shell.container.clone().map(|target| {
-            Arc::new(RemoteShell {
-                target,
-                id: uuid::Uuid::new_v4().simple().to_string(),
-                ended: AtomicBool::new(false),
-            })
-        });
-        let pty = native_pty_system().openpty(pty_size(size)).map_err(|e| SessionError::Spawn(e.to_string()))?;
-        let mut child = pty
-            .slave
-            .spawn_command(shell.builder(remote.as_ref().map(|r| r.id.as_str())))
-            .map_err(|e| SessionError::Spawn(e.to_string()))?;
-        // The parent must not keep the slave open, or EOF never comes.
-        drop(pty.slave);
-        let pid = child.process_id();
-        // Its waiter below reports the exit code: a PID 1 reaper must not take it.
-        if let Some(pid) = pid {
-            crate::reaper::track(pid);
-        }
-        let io = match master_fd(pty.master.as_ref())
-            .and_then(|fd| pty_io::split(fd, &runtime).map_err(|e| SessionError::Spawn(e.to_string())))
-        {
-            Ok(io) => io,
-            Err(e) => {
-                if let Some(pid) = pid {
-                    kill_session_processes(pid);
-                }
-                let _ = child.wait();
-                if let Some(pid) = pid {
-                    crate::reaper::untrack(pid);
-                }
-                if let Some(remote) = &remote {
-                    remote.end();
-                }
-                return Err(e);
-            }
+        let taken = || SessionError::Spawn("the shell was already taken".into());
+        // A failure here drops `process`, which ends the shell.
+        let (reader, writer) = master_fd(process.master.as_deref().ok_or_else(taken)?)
+            .and_then(|fd| pty_io::split(fd, &runtime).map_err(|e| SessionError::Spawn(e.to_string())))?;
+        let (pid, remote) = (process.pid, process.remote.clone());
+        let (Some(master), Some(mut child)) = (process.master.take(), process.child.take()) else {
+            return Err(taken());
         };
-        let (reader, writer) = io;
         let output = Arc::new(OutputBuffer::new(cfg.ring_capacity, cfg.ack_window, cfg.max_output_frame));
         let input = Arc::new(tokio::sync::Mutex::new(writer));
         let queued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -537,7 +522,7 @@ impl Session {
             input: Arc::clone(&input),
             backlog,
             queued: Arc::clone(&queued),
-            master: Mutex::new(pty.master),
+            master: Mutex::new(master),
             pid,
             remote: remote.clone(),
             killed: AtomicBool::new(false),
@@ -616,6 +601,115 @@ impl Session {
             }
         }
         Ok(session)
+    }
+}
+
+/// Starts shells one at a time on a thread of its own, created with the
+/// first shell and ended with its manager.
+///
+/// Not on the runtime's thread: a start blocks until the exec (0.6–1 ms
+/// here, more on a busy machine), and every terminal would stall meanwhile.
+/// Not on the runtime's blocking pool either: with glibc every thread that
+/// allocates gets a malloc arena of its own, the pool grows a thread
+/// whenever a start overlaps other blocking work (five at once were seen
+/// while tabs opened), and each such thread kept about 100 KiB of arena and
+/// stack, while each session left a few KiB in whichever arena started it
+/// (sessions cost 18–21 KiB of RSS each that way, 14–16 with this thread).
+#[derive(Debug, Default)]
+struct ShellStarter(std::sync::OnceLock<std::sync::mpsc::Sender<StartJob>>);
+
+type StartJob = Box<dyn FnOnce() + Send>;
+
+impl ShellStarter {
+    async fn start(&self, shell: ShellCommand, size: WindowSize) -> Result<Process, SessionError> {
+        let (done, started) = tokio::sync::oneshot::channel();
+        let job: StartJob = Box::new(move || {
+            // Nobody waits any more (the task was cancelled): the process
+            // comes back and is dropped, which ends the shell.
+            let _ = done.send(Process::start(&shell, size));
+        });
+        let gone = || SessionError::Spawn("the thread that starts shells is gone".into());
+        self.thread()?.send(job).map_err(|_| gone())?;
+        started.await.map_err(|_| gone())?
+    }
+
+    fn thread(&self) -> Result<&std::sync::mpsc::Sender<StartJob>, SessionError> {
+        if let Some(jobs) = self.0.get() {
+            return Ok(jobs);
+        }
+        let (jobs, queue) = std::sync::mpsc::channel::<StartJob>();
+        std::thread::Builder::new()
+            .name("shell-starter".into())
+            .stack_size(THREAD_STACK)
+            .spawn(move || {
+                for job in queue {
+                    job();
+                }
+            })
+            .map_err(|e| SessionError::Spawn(e.to_string()))?;
+        // Two first starts at once: the loser's sender is dropped here and
+        // its thread ends.
+        Ok(self.0.get_or_init(|| jobs))
+    }
+}
+
+/// A shell just started on its PTY, not yet a session: the blocking half
+/// of opening one.
+struct Process {
+    master: Option<Box<dyn MasterPty + Send>>,
+    /// Taken when the process becomes a session; still here when dropped
+    /// means it never did (the task starting it was cancelled), and the
+    /// drop ends it.
+    child: Option<Box<dyn portable_pty::Child + Send + Sync>>,
+    pid: Option<u32>,
+    remote: Option<Arc<RemoteShell>>,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let Some(mut child) = self.child.take() else { return };
+        let pid = self.pid;
+        let remote = self.remote.take();
+        let _ = std::thread::Builder::new().name("pty-abandoned".into()).stack_size(THREAD_STACK).spawn(move || {
+            if let Some(pid) = pid {
+                kill_session_processes(pid);
+            }
+            let _ = child.wait();
+            if let Some(pid) = pid {
+                crate::reaper::untrack(pid);
+            }
+            if let Some(remote) = remote {
+                remote.end();
+            }
+        });
+    }
+}
+
+impl Process {
+    /// Opens a PTY and starts `shell` on it. Blocking: it forks, and waits
+    /// for the exec.
+    fn start(shell: &ShellCommand, size: WindowSize) -> Result<Self, SessionError> {
+        let remote = shell.container.clone().map(|target| {
+            Arc::new(RemoteShell {
+                target,
+                id: uuid::Uuid::new_v4().simple().to_string(),
+                ended: AtomicBool::new(false),
+            })
+        });
+        let pty = native_pty_system().openpty(pty_size(size)).map_err(|e| SessionError::Spawn(e.to_string()))?;
+        let child = pty
+            .slave
+            .spawn_command(shell.builder(remote.as_ref().map(|r| r.id.as_str())))
+            .map_err(|e| SessionError::Spawn(e.to_string()))?;
+        // The parent must not keep the slave open, or EOF never comes.
+        drop(pty.slave);
+        let pid = child.process_id();
+        // The session's waiter reports the exit code: a PID 1 reaper must
+        // not take it.
+        if let Some(pid) = pid {
+            crate::reaper::track(pid);
+        }
+        Ok(Self { master: Some(pty.master), child: Some(child), pid, remote })
     }
 }
 
@@ -730,6 +824,8 @@ pub struct SessionManager {
     /// Shells being started outside the lock, counted against the limit.
     starting: std::sync::atomic::AtomicUsize,
     spare: Mutex<Option<Spare>>,
+    /// A spare shell is being started.
+    spare_starting: AtomicBool,
     /// Set by [`close_all`](Self::close_all) (shutdown): no more spares.
     closed: AtomicBool,
     /// Sessions opened so far (numbers default names and orders listings).
@@ -737,6 +833,16 @@ pub struct SessionManager {
     shell: Mutex<Option<ShellCommand>>,
     config: SessionConfig,
     activity: Arc<Activity>,
+    starter: ShellStarter,
+}
+
+/// Marks a spare shell as being started until dropped.
+struct SpareStarting<'a>(&'a AtomicBool);
+
+impl Drop for SpareStarting<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
 }
 
 /// Counts one shell start against the session limit until dropped.
@@ -766,11 +872,13 @@ impl SessionManager {
             sessions: Mutex::new(HashMap::new()),
             starting: std::sync::atomic::AtomicUsize::new(0),
             spare: Mutex::new(None),
+            spare_starting: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             opened: std::sync::atomic::AtomicU64::new(0),
             shell: Mutex::new(shell),
             config,
             activity,
+            starter: ShellStarter::default(),
         }
     }
 
@@ -831,14 +939,21 @@ impl SessionManager {
 
     /// Reattaches session `id` if it is alive, else starts a new shell under
     /// that id (or hands it the spare shell). `from` is the offset the client
-    /// has already received. Blocking: starting a shell forks and execs.
-    pub fn attach(&self, id: &str, size: WindowSize, from: Option<u64>, acks: bool) -> Result<Attached, SessionError> {
-        self.attach_named(id, None, size, from, acks)
+    /// has already received. A new shell is forked and exec'd on a blocking
+    /// thread.
+    pub async fn attach(
+        &self,
+        id: &str,
+        size: WindowSize,
+        from: Option<u64>,
+        acks: bool,
+    ) -> Result<Attached, SessionError> {
+        self.attach_named(id, None, size, from, acks).await
     }
 
     /// [`attach`](Self::attach); a new shell is named `name` (else
     /// `Terminal <n>`, `n` counting the sessions opened).
-    pub fn attach_named(
+    pub async fn attach_named(
         &self,
         id: &str,
         name: Option<String>,
@@ -867,7 +982,11 @@ impl SessionManager {
                 session.resize(size);
                 (session, true)
             }
-            None => (Session::spawn(id.to_owned(), &shell, size, &self.config, Arc::clone(&self.activity))?, false),
+            None => (
+                Session::spawn(id.to_owned(), &self.starter, &shell, size, &self.config, Arc::clone(&self.activity))
+                    .await?,
+                false,
+            ),
         };
         let mut sessions = self.lock();
         drop(starting);
@@ -926,8 +1045,8 @@ impl SessionManager {
     /// ([`SessionConfig::spare_for`] is zero) or the session limit would be
     /// reached. It is ended when no tab took it within `spare_for`, so a new
     /// tab never gets a shell that read its startup files long ago.
-    /// Blocking: call it from a blocking thread inside the runtime.
-    pub fn prepare_spare(self: &Arc<Self>, size: WindowSize) {
+    /// Forks and execs on a blocking thread.
+    pub async fn prepare_spare(self: &Arc<Self>, size: WindowSize) {
         if self.config.spare_for.is_zero() || self.closed.load(Ordering::SeqCst) {
             return;
         }
@@ -943,13 +1062,22 @@ impl SessionManager {
         if self.len() + self.starting.load(Ordering::SeqCst) + 1 >= self.config.max_sessions {
             return;
         }
-        let session = match Session::spawn("spare".into(), &shell, size, &self.config, Arc::clone(&self.activity)) {
-            Ok(session) => session,
-            Err(error) => {
-                tracing::debug!(%error, "could not start a spare shell");
-                return;
-            }
-        };
+        // One spare at a time: two tabs opened together would otherwise each
+        // start one, and the second would end the first.
+        if self.spare_starting.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let _starting = SpareStarting(&self.spare_starting);
+        let session =
+            match Session::spawn("spare".into(), &self.starter, &shell, size, &self.config, Arc::clone(&self.activity))
+                .await
+            {
+                Ok(session) => session,
+                Err(error) => {
+                    tracing::debug!(%error, "could not start a spare shell");
+                    return;
+                }
+            };
         let born = std::time::Instant::now();
         let old = self.spare.lock().unwrap_or_else(std::sync::PoisonError::into_inner).replace(Spare {
             session,
@@ -1044,6 +1172,28 @@ impl SessionManager {
         let waits = futures_util::future::join_all(all.iter().map(|s| s.ended()));
         if tokio::time::timeout(limit, waits).await.is_err() {
             tracing::warn!(sessions = all.len(), "shells still ending at shutdown");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A shell started for a tab that went away before it was handed over
+    /// (the task waiting for it was dropped) is ended, not left running.
+    #[test]
+    fn a_started_shell_nobody_took_is_ended() {
+        let shell = ShellCommand::new("/bin/sleep", &["30"]);
+        let process = Process::start(&shell, WindowSize::default()).expect("sleep starts");
+        let pid = process.pid.expect("a pid");
+        let alive = || std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| !stat.contains(") Z"));
+        assert!(alive());
+        drop(process);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while alive() {
+            assert!(std::time::Instant::now() < deadline, "the shell nobody took is still running");
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 }

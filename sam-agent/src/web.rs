@@ -30,7 +30,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures_util::SinkExt;
-use futures_util::stream::{SplitSink, StreamExt};
+use futures_util::stream::{SplitSink, SplitStream, StreamExt};
 use rust_embed::RustEmbed;
 use serde::Deserialize;
 use tokio::sync::{broadcast, mpsc};
@@ -46,6 +46,10 @@ use crate::session::{Session, SessionError};
 
 /// Request bodies are tiny (none of the endpoints takes a body).
 const MAX_BODY: usize = 16 * 1024;
+/// What a terminal socket reads from the network at a time. Input is
+/// keystrokes and the odd paste (read in several pieces); tungstenite zeroes
+/// the whole buffer, so every open terminal keeps all of it in memory.
+const TERMINAL_READ_BUFFER: usize = 1024;
 /// How long after a new tab's shell started the spare for the next tab is.
 const SPARE_DELAY: Duration = Duration::from_millis(25);
 /// Output frames sent before control messages are looked at again.
@@ -545,7 +549,7 @@ async fn terminal(
     let acks = q.ack == Some(1);
     let max = agent.config.max_frame_in;
     let span = tracing::info_span!("terminal", workspace = %agent.workspace(), session = %session_id);
-    ws.max_frame_size(max).max_message_size(max).read_buffer_size(8 * 1024).on_upgrade(move |socket| {
+    ws.max_frame_size(max).max_message_size(max).read_buffer_size(TERMINAL_READ_BUFFER).on_upgrade(move |socket| {
         run_terminal(socket, agent, Terminal { id: session_id, name, size, from: q.offset, acks, signed_in })
             .instrument(span)
     })
@@ -579,16 +583,24 @@ struct Terminal {
     signed_in: [u8; 32],
 }
 
-async fn run_terminal(socket: WebSocket, agent: Arc<Agent>, terminal: Terminal) {
+/// A terminal connection, from the attach to the close. The socket is split
+/// before the connection's future is made: a `WebSocket` moved into an
+/// async fn keeps its 368 bytes in that future for the connection's life
+/// (the future is the largest part of what a session costs in memory).
+fn run_terminal(socket: WebSocket, agent: Arc<Agent>, terminal: Terminal) -> impl Future<Output = ()> + Send {
+    let (sink, stream) = socket.split();
+    terminal_connection(sink, stream, agent, terminal)
+}
+
+async fn terminal_connection(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut stream: SplitStream<WebSocket>,
+    agent: Arc<Agent>,
+    terminal: Terminal,
+) {
     let Terminal { id, name, size, from, acks, signed_in } = terminal;
     let mut ended = agent.auth.watch_ended();
-    let (mut sink, mut stream) = socket.split();
-    // Starting a shell forks and execs: keep that off the async thread.
-    let sessions = Arc::clone(&agent.sessions);
-    let session_id = id.clone();
-    let attached = tokio::task::spawn_blocking(move || sessions.attach_named(&session_id, name, size, from, acks))
-        .await
-        .unwrap_or_else(|e| Err(SessionError::Spawn(e.to_string())));
+    let attached = Box::pin(agent.sessions.attach_named(&id, name, size, from, acks)).await;
     let attached = match attached {
         Ok(a) => a,
         Err(error) => {
@@ -609,7 +621,7 @@ async fn run_terminal(socket: WebSocket, agent: Arc<Agent>, terminal: Terminal) 
         tokio::spawn(async move {
             // Once this tab's own shell has had the CPU to print its prompt.
             tokio::time::sleep(SPARE_DELAY).await;
-            let _ = tokio::task::spawn_blocking(move || sessions.prepare_spare(size)).await;
+            sessions.prepare_spare(size).await;
         });
     }
     let session = attached.session;
@@ -630,7 +642,9 @@ async fn run_terminal(socket: WebSocket, agent: Arc<Agent>, terminal: Terminal) 
     if let Some(warning) = agent.current_warning() {
         let _ = sink.send(Message::Text(warning.to_json().into())).await;
     }
-    let (ctl_tx, ctl_rx) = mpsc::channel::<Outgoing>(8);
+    // Boxed: the channel allocates room for 32 messages up front, and a
+    // pong or a close is rare.
+    let (ctl_tx, ctl_rx) = mpsc::channel::<Box<Outgoing>>(8);
     let generation = attachment.generation;
     let mut output = tokio::spawn(output_loop(
         sink,
@@ -662,7 +676,7 @@ async fn run_terminal(socket: WebSocket, agent: Arc<Agent>, terminal: Terminal) 
                     continue;
                 }
                 tracing::info!("the sign-in this terminal was opened under ended; closing");
-                let _ = ctl_tx.send(Outgoing::Close(close_code::SIGNED_OUT, "signed out")).await;
+                let _ = Box::pin(ctl_tx.send(Box::new(Outgoing::Close(close_code::SIGNED_OUT, "signed out")))).await;
                 break InputEnd::SignedOut;
             }
             () = &mut silence => {
@@ -683,7 +697,7 @@ async fn run_terminal(socket: WebSocket, agent: Arc<Agent>, terminal: Terminal) 
                     let text = error.to_string();
                     if text.contains("too long") || text.contains("Space limit") || text.contains("too big") {
                         tracing::warn!("oversized frame; closing");
-                        let _ = ctl_tx.send(Outgoing::Close(close_code::TOO_BIG, "message too big")).await;
+                        let _ = Box::pin(ctl_tx.send(Box::new(Outgoing::Close(close_code::TOO_BIG, "message too big")))).await;
                         break InputEnd::Violation;
                     }
                     break InputEnd::Dropped;
@@ -701,14 +715,14 @@ async fn run_terminal(socket: WebSocket, agent: Arc<Agent>, terminal: Terminal) 
                         }
                     }
                     Ok(ClientControl::Ping { id }) => {
-                        let _ = ctl_tx.try_send(Outgoing::Text(ServerControl::Pong { id }.to_json()));
+                        let _ = ctl_tx.try_send(Box::new(Outgoing::Text(ServerControl::Pong { id }.to_json())));
                     }
                     Ok(ClientControl::Pong { .. }) => {}
                     Ok(ClientControl::Ack { offset }) => session.output().ack(generation, offset),
                     Ok(ClientControl::Rename { name }) => session.set_name(name),
                     Ok(ClientControl::Active) => agent.activity.touch(),
                     Ok(ClientControl::Close { after }) => {
-                        let _ = ctl_tx.send(Outgoing::Close(close_code::NORMAL, "closed")).await;
+                        let _ = Box::pin(ctl_tx.send(Box::new(Outgoing::Close(close_code::NORMAL, "closed")))).await;
                         match after {
                             Some(secs) if secs > 0 => break InputEnd::ClosedAfter(Duration::from_secs(u64::from(secs))),
                             _ => break InputEnd::Closed,
@@ -721,7 +735,7 @@ async fn run_terminal(socket: WebSocket, agent: Arc<Agent>, terminal: Terminal) 
                             ControlError::SizeOutOfRange => "terminal size out of range",
                             ControlError::BadName => "invalid session name",
                         };
-                        let _ = ctl_tx.send(Outgoing::Close(close_code::INVALID_CONTROL, reason)).await;
+                        let _ = Box::pin(ctl_tx.send(Box::new(Outgoing::Close(close_code::INVALID_CONTROL, reason)))).await;
                         break InputEnd::Violation;
                     }
                 },
@@ -736,7 +750,9 @@ async fn run_terminal(socket: WebSocket, agent: Arc<Agent>, terminal: Terminal) 
     // Let the output task deliver its close frame first (it ends once the
     // control channel is closed), then act on the session.
     drop(ctl_tx);
-    if !matches!(end, InputEnd::Output(_)) && tokio::time::timeout(Duration::from_secs(2), &mut output).await.is_err() {
+    if !matches!(end, InputEnd::Output(_))
+        && Box::pin(tokio::time::timeout(Duration::from_secs(2), &mut output)).await.is_err()
+    {
         output.abort();
     }
     match end {
@@ -750,7 +766,9 @@ async fn run_terminal(socket: WebSocket, agent: Arc<Agent>, terminal: Terminal) 
     // Let the peer read the close frame before the connection goes away
     // (a client still sending, e.g. an oversized frame, would otherwise get
     // a reset that can swallow it).
-    let _ = tokio::time::timeout(Duration::from_millis(500), async { while stream.next().await.is_some() {} }).await;
+    let _ =
+        Box::pin(tokio::time::timeout(Duration::from_millis(500), async { while stream.next().await.is_some() {} }))
+            .await;
     tracing::info!("terminal connection ended");
 }
 
@@ -758,7 +776,7 @@ async fn output_loop(
     mut sink: SplitSink<WebSocket, Message>,
     session: Arc<Session>,
     attachment: Attachment,
-    mut ctl: mpsc::Receiver<Outgoing>,
+    mut ctl: mpsc::Receiver<Box<Outgoing>>,
     mut notices: broadcast::Receiver<Notice>,
     keepalive: Duration,
 ) -> OutputEnd {
@@ -801,7 +819,7 @@ async fn output_loop(
         }
         tokio::select! {
             biased;
-            msg = ctl.recv() => match msg {
+            msg = ctl.recv() => match msg.map(|m| *m) {
                 Some(Outgoing::Text(text)) => {
                     if sink.send(Message::Text(text.into())).await.is_err() {
                         return OutputEnd::SocketError;

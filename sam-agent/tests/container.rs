@@ -97,7 +97,7 @@ async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
 /// Opens a container session, reads its shell id, starts a background and a
 /// foreground job.
 async fn open_with_jobs(m: &Arc<SessionManager>, id: &str) -> (Arc<sam_agent::session::Session>, String) {
-    let a = m.attach(id, WindowSize::default(), None, false).unwrap();
+    let a = m.attach(id, WindowSize::default(), None, false).await.unwrap();
     let (g, w) = (a.attachment.generation, Arc::clone(&a.attachment.waker));
     let mut out = Vec::new();
     a.session.write(b"echo mark-$((6*7)) \"<$SAM_SHELL_ID>\"\r").await;
@@ -377,7 +377,7 @@ async fn files_move_in_and_out_of_a_real_container_as_the_workspace_user() {
     let target = FileTarget::of(&shell);
     assert_eq!(target.workdir, "/tmp");
     let m = Arc::new(SessionManager::new(Some(shell), SessionConfig::default(), Arc::new(Activity::new())));
-    let a = m.attach("files", WindowSize::default(), None, false).unwrap();
+    let a = m.attach("files", WindowSize::default(), None, false).await.unwrap();
     let (g, w) = (a.attachment.generation, Arc::clone(&a.attachment.waker));
     let mut out = Vec::new();
     a.session.write(b"mkdir -p /tmp/proj && cd /tmp/proj && echo in-$((6*7))\r").await;

@@ -71,7 +71,7 @@ const T: Duration = Duration::from_secs(30);
 
 /// Output of `command` run in terminal `id` of `m`, until `marker`.
 async fn run_in(m: &Arc<SessionManager>, id: &str, command: &str, marker: &str) -> String {
-    let a = m.attach(id, WindowSize::default(), None, false).unwrap();
+    let a = m.attach(id, WindowSize::default(), None, false).await.unwrap();
     let (g, w) = (a.attachment.generation, Arc::clone(&a.attachment.waker));
     let mut out = Vec::new();
     a.session.write(format!("{command}\r").as_bytes()).await;

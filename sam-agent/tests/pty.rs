@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -16,7 +15,7 @@ const T: Duration = Duration::from_secs(10);
 /// A new shell in session `s1` of `m`, with its output read up to the first
 /// prompt.
 async fn at_prompt(m: &sam_agent::session::SessionManager) -> (sam_agent::session::Attached, Vec<u8>) {
-    let a = m.attach("s1", WindowSize::default(), None, false).unwrap();
+    let a = m.attach("s1", WindowSize::default(), None, false).await.unwrap();
     let mut out = Vec::new();
     session_read_until(&a.session, a.attachment.generation, &a.attachment.waker, &mut out, b"$ ", T).await;
     (a, out)
@@ -25,7 +24,7 @@ async fn at_prompt(m: &sam_agent::session::SessionManager) -> (sam_agent::sessio
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn echo_round_trip() {
     let m = manager(SessionConfig::default());
-    let a = m.attach("s1", WindowSize::default(), None, false).unwrap();
+    let a = m.attach("s1", WindowSize::default(), None, false).await.unwrap();
     let mut out = Vec::new();
     session_read_until(&a.session, a.attachment.generation, &a.attachment.waker, &mut out, b"$ ", T).await;
     assert!(a.session.write(b"echo h''i\r").await);
@@ -36,7 +35,7 @@ async fn echo_round_trip() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resize_reaches_stty() {
     let m = manager(SessionConfig::default());
-    let a = m.attach("s1", WindowSize::new(30, 100).unwrap(), None, false).unwrap();
+    let a = m.attach("s1", WindowSize::new(30, 100).unwrap(), None, false).await.unwrap();
     let (g, w) = (a.attachment.generation, &a.attachment.waker);
     let mut out = Vec::new();
     session_read_until(&a.session, g, w, &mut out, b"$ ", T).await;
@@ -103,7 +102,7 @@ async fn thousand_open_close_cycles_leave_no_children() {
     let before = child_processes();
     for i in 0..1000 {
         let id = format!("c{i}");
-        let a = m.attach(&id, WindowSize::default(), None, false).unwrap();
+        let a = m.attach(&id, WindowSize::default(), None, false).await.unwrap();
         if i % 100 == 0 {
             // Every so often give the shell work with its own process group,
             // and close only once both jobs really run.
@@ -181,7 +180,7 @@ async fn close_all_and_wait_returns_once_the_shells_are_gone() {
     let m = manager(SessionConfig::default());
     let before = sleeps_of("1019").len();
     for i in 0..3 {
-        let a = m.attach(&format!("s{i}"), WindowSize::default(), None, false).unwrap();
+        let a = m.attach(&format!("s{i}"), WindowSize::default(), None, false).await.unwrap();
         a.session.write(b"sleep 1019 & sleep 1019\r").await;
     }
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -249,14 +248,13 @@ async fn wait_gone(pid: u32) -> bool {
 async fn a_spare_shell_serves_the_next_tab_once() {
     let m = manager(SessionConfig::default());
     let size = WindowSize::new(30, 100).unwrap();
-    let prepared = Arc::clone(&m);
-    tokio::task::spawn_blocking(move || prepared.prepare_spare(size)).await.unwrap();
+    m.prepare_spare(size).await;
     assert_eq!(m.len(), 0, "a spare is not an active session");
     // Let it print its prompt before any tab asks.
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let spare = m.spare_pid().expect("a spare was started");
-    let a = m.attach("tab-1", WindowSize::new(40, 120).unwrap(), None, false).unwrap();
+    let a = m.attach("tab-1", WindowSize::new(40, 120).unwrap(), None, false).await.unwrap();
     assert!(!a.resumed);
     assert_eq!(a.session.pid(), Some(spare), "the tab took the spare");
     assert_eq!(m.spare_pid(), None);
@@ -272,11 +270,10 @@ async fn a_spare_shell_serves_the_next_tab_once() {
     assert_eq!(m.len(), 1);
 
     // Each spare serves one tab.
-    let b = m.attach("tab-2", WindowSize::default(), None, false).unwrap();
+    let b = m.attach("tab-2", WindowSize::default(), None, false).await.unwrap();
     assert_ne!(a.session.pid(), b.session.pid());
 
-    let prepared = Arc::clone(&m);
-    tokio::task::spawn_blocking(move || prepared.prepare_spare(size)).await.unwrap();
+    m.prepare_spare(size).await;
     let spare = m.spare_pid().expect("a new spare");
     assert!(spare != a.session.pid().unwrap() && Some(spare) != b.session.pid());
     let all = m.close_all();
@@ -284,8 +281,7 @@ async fn a_spare_shell_serves_the_next_tab_once() {
     for session in all {
         assert!(wait_gone(session.pid().unwrap()).await, "a shell outlived close_all");
     }
-    let prepared = Arc::clone(&m);
-    tokio::task::spawn_blocking(move || prepared.prepare_spare(size)).await.unwrap();
+    m.prepare_spare(size).await;
     assert_eq!(m.spare_pid(), None, "no spare after close_all (shutdown)");
 }
 
@@ -294,17 +290,48 @@ async fn a_spare_shell_serves_the_next_tab_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_untaken_spare_ends_and_spares_can_be_turned_off() {
     let m = manager(SessionConfig { spare_for: Duration::from_millis(300), ..SessionConfig::default() });
-    let prepared = Arc::clone(&m);
-    tokio::task::spawn_blocking(move || prepared.prepare_spare(WindowSize::default())).await.unwrap();
+    m.prepare_spare(WindowSize::default()).await;
     let stale = m.spare_pid().expect("a spare was started");
     assert!(wait_gone(stale).await, "an untaken spare outlived spare_for");
     assert_eq!(m.spare_pid(), None);
-    let a = m.attach("late", WindowSize::default(), None, false).unwrap();
+    let a = m.attach("late", WindowSize::default(), None, false).await.unwrap();
     assert_ne!(a.session.pid(), Some(stale));
     m.close_all();
 
     let off = manager(SessionConfig { spare_for: Duration::ZERO, ..SessionConfig::default() });
-    let prepared = Arc::clone(&off);
-    tokio::task::spawn_blocking(move || prepared.prepare_spare(WindowSize::default())).await.unwrap();
+    off.prepare_spare(WindowSize::default()).await;
     assert_eq!(off.spare_pid(), None, "no spare when turned off");
+}
+
+/// A manager whose shells append their pid to `log` before they become
+/// bash, so a test can count the shells started.
+fn logging_manager(log: &std::path::Path, config: SessionConfig) -> std::sync::Arc<sam_agent::session::SessionManager> {
+    let script = format!("echo $$ >> '{}'; exec /bin/bash --noprofile --norc", log.display());
+    let mut shell = sam_agent::ShellCommand::new("/bin/sh", &["-c", &script]);
+    shell.env = test_shell().env;
+    std::sync::Arc::new(sam_agent::session::SessionManager::new(
+        Some(shell),
+        config,
+        std::sync::Arc::new(sam_agent::activity::Activity::new()),
+    ))
+}
+
+fn started(log: &std::path::Path) -> Vec<u32> {
+    std::fs::read_to_string(log).unwrap_or_default().lines().filter_map(|l| l.trim().parse().ok()).collect()
+}
+
+/// Two tabs opening together ask for a spare each: one shell is started,
+/// not two of which the second ends the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spares_asked_for_together_start_one_shell() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("started");
+    let m = logging_manager(&log, SessionConfig::default());
+    let size = WindowSize::default();
+    tokio::join!(m.prepare_spare(size), m.prepare_spare(size));
+    let spare = m.spare_pid().expect("a spare was started");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(started(&log), vec![spare], "one shell, the spare");
+    m.close_all();
+    assert!(wait_gone(spare).await);
 }
