@@ -303,16 +303,17 @@ impl OutputBuffer {
         if s.sent < s.start {
             s.sent = s.start;
         }
-        // Find the chunk holding `sent`.
-        let mut pos = s.start;
-        let mut index = 0;
-        while index < s.chunks.len() {
-            let len = s.chunks[index].len() as u64;
-            if pos + len > s.sent {
+        // Find the chunk holding `sent`, from the newest back: an attached
+        // tab is rarely more than a chunk or two behind, while the ring may
+        // hold thousands (one per keystroke's echo).
+        let mut pos = s.end;
+        let mut index = s.chunks.len();
+        while index > 0 {
+            index -= 1;
+            pos -= s.chunks[index].len() as u64;
+            if pos <= s.sent {
                 break;
             }
-            pos += len;
-            index += 1;
         }
         let skip = (s.sent - pos) as usize;
         let first = s.chunks[index].slice(skip..);
@@ -383,6 +384,24 @@ mod tests {
         let b = buf.attach(Some(8), false);
         assert!(matches!(buf.take(a.generation), Take::Detached));
         assert_eq!(collect(&buf, b.generation), b"rld!!");
+    }
+
+    /// A ring of many one-byte chunks (keystroke echoes) is found from any
+    /// offset: the newest, the middle, and an eviction's edge.
+    #[test]
+    fn finds_any_offset_among_many_small_chunks() {
+        let buf = OutputBuffer::new(64 * 1024, 1 << 20, 4096);
+        let all: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
+        for byte in &all {
+            buf.push(Bytes::copy_from_slice(std::slice::from_ref(byte)));
+        }
+        for from in [0, 1, 1500, 2999, 3000] {
+            let a = buf.attach(Some(from), false);
+            assert!(collect(&buf, a.generation) == all[from as usize..], "from {from}");
+        }
+        let a = buf.attach(Some(3000), false);
+        buf.push(Bytes::from_static(b"\x00\x01"));
+        assert!(collect(&buf, a.generation) == [0, 1], "only what came after the newest offset");
     }
 
     #[test]
