@@ -253,6 +253,18 @@ struct Container {
     id: String,
 }
 
+impl Container {
+    /// A container of `image` with no network that sleeps until removed.
+    fn sleeping(docker: &str, image: &str) -> Self {
+        let run = std::process::Command::new(docker)
+            .args(["run", "-d", "--network", "none", image, "sleep", "100000"])
+            .output()
+            .unwrap();
+        assert!(run.status.success(), "docker run: {}", String::from_utf8_lossy(&run.stderr));
+        Self { docker: docker.to_owned(), id: String::from_utf8_lossy(&run.stdout).trim().to_owned() }
+    }
+}
+
 impl Drop for Container {
     fn drop(&mut self) {
         let _ = std::process::Command::new(&self.docker).args(["rm", "-f", &self.id]).output();
@@ -322,12 +334,7 @@ fn docker_cli() -> String {
 async fn close_ends_the_shell_inside_a_real_container(image_variable: &str, user: &str) {
     let docker = docker_cli();
     let Some(image) = docker_ready(&docker, image_variable) else { return };
-    let run = std::process::Command::new(&docker)
-        .args(["run", "-d", "--network", "none", &image, "sleep", "100000"])
-        .output()
-        .unwrap();
-    assert!(run.status.success(), "docker run: {}", String::from_utf8_lossy(&run.stderr));
-    let container = Container { docker: docker.clone(), id: String::from_utf8_lossy(&run.stdout).trim().to_owned() };
+    let container = Container::sleeping(&docker, &image);
     let shell = ShellCommand::docker_exec_via(&docker, &container.id, user, "/", "/bin/bash");
     let m = Arc::new(SessionManager::new(Some(shell), SessionConfig::default(), Arc::new(Activity::new())));
     let jobs = |procs: &[String]| procs.iter().filter(|c| *c == "sleep 1001" || *c == "sleep 1002").count();
@@ -367,12 +374,7 @@ async fn files_move_in_and_out_of_a_real_container_as_the_workspace_user() {
     use tokio::io::AsyncReadExt as _;
     let docker = docker_cli();
     let Some(image) = docker_ready(&docker, "SAM_TEST_USER_IMAGE") else { return };
-    let run = std::process::Command::new(&docker)
-        .args(["run", "-d", "--network", "none", &image, "sleep", "100000"])
-        .output()
-        .unwrap();
-    assert!(run.status.success(), "docker run: {}", String::from_utf8_lossy(&run.stderr));
-    let container = Container { docker: docker.clone(), id: String::from_utf8_lossy(&run.stdout).trim().to_owned() };
+    let container = Container::sleeping(&docker, &image);
     let shell = ShellCommand::docker_exec_via(&docker, &container.id, "vscode", "/tmp", "/bin/bash");
     let target = FileTarget::of(&shell);
     assert_eq!(target.workdir, "/tmp");
@@ -425,12 +427,7 @@ async fn a_server_on_the_containers_loopback_is_previewed() {
     use sam_core::ports::{Audience, TokenIssuer as _, TokenRequest};
     let docker = docker_cli();
     let Some(image) = docker_ready(&docker, "SAM_TEST_DOCKER_IMAGE") else { return };
-    let run = std::process::Command::new(&docker)
-        .args(["run", "-d", "--network", "none", &image, "sleep", "100000"])
-        .output()
-        .unwrap();
-    assert!(run.status.success(), "docker run: {}", String::from_utf8_lossy(&run.stderr));
-    let container = Container { docker: docker.clone(), id: String::from_utf8_lossy(&run.stdout).trim().to_owned() };
+    let container = Container::sleeping(&docker, &image);
     // A one-line HTTP server on the container's 127.0.0.1 (perl is in
     // Debian's base system).
     let server = r#"$s=IO::Socket::INET->new(LocalAddr=>"127.0.0.1",LocalPort=>8123,Listen=>5,ReuseAddr=>1) or die; while($c=$s->accept){ while(<$c>){ last if /^\r?$/ } print $c "HTTP/1.1 200 OK\r\nContent-Length: 24\r\nConnection: close\r\n\r\nhello from the container"; close $c }"#;

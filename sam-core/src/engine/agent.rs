@@ -10,8 +10,8 @@ use crate::domain::{
 };
 use crate::lifecycle::{Event, Reason, WorkspaceStatus};
 use crate::ports::{
-    Audience, InstallationToken, OriginCertificateAuthority, ProviderError, ProviderErrorKind, StoreErrorKind,
-    TokenRequest, TokenScope,
+    Audience, InstallationToken, IssuedToken, OriginCertificateAuthority, ProviderError, ProviderErrorKind,
+    StoreErrorKind, TokenRequest, TokenScope,
 };
 use crate::secret::{SecretString, sha256_hex};
 use crate::wire::{
@@ -583,6 +583,25 @@ impl Engine {
         self.config.workspace_url_template.replace("{host}", &self.config.hostname(&ws.id))
     }
 
+    /// A short-lived token for `audience` (a terminal, a preview) of
+    /// workspace `id`, issued to `owner` under the sign-in `session`.
+    pub(super) fn issue_workspace_token(
+        &self,
+        audience: Audience,
+        owner: UserId,
+        id: WorkspaceId,
+        session: Option<&str>,
+    ) -> Result<IssuedToken, EngineError> {
+        let request = TokenRequest {
+            audience,
+            subject: owner,
+            workspace: id,
+            ttl: self.config.terminal_token_ttl,
+            session: session.map(str::to_owned),
+        };
+        Ok(self.ports.tokens.issue(request, self.now())?)
+    }
+
     /// A short-lived token for opening the terminal of a running workspace,
     /// under the sign-in `session` (its hash), which the agent checks with
     /// its heartbeats: when that sign-in ends, so do its terminals' cookies
@@ -600,16 +619,7 @@ impl Engine {
                 format!("The workspace is {}; start it first.", ws.status()),
             ));
         }
-        let issued = self.ports.tokens.issue(
-            TokenRequest {
-                audience: Audience::WorkspaceTerminal,
-                subject: owner,
-                workspace: id,
-                ttl: self.config.terminal_token_ttl,
-                session: session.map(str::to_owned),
-            },
-            self.now(),
-        )?;
+        let issued = self.issue_workspace_token(Audience::WorkspaceTerminal, owner, id, session)?;
         let origin = self.workspace_url(&ws);
         let url = format!("{origin}/auth/callback?token={}", issued.token.expose());
         Ok(TerminalAccess { token: issued.token, expires_at: issued.expires_at, url })

@@ -10,7 +10,7 @@
 
 use crate::domain::{Workspace, WorkspaceId};
 use crate::lifecycle::WorkspaceStatus;
-use crate::ports::{Audience, DnsRecord, ProviderError, TokenRequest};
+use crate::ports::{Audience, DnsRecord, ProviderError};
 
 use super::retry::with_retry;
 use super::{Engine, EngineError, EngineErrorKind, TerminalAccess, UserId};
@@ -65,16 +65,7 @@ impl Engine {
             self.hosts.preview_host(&id, port).ok_or_else(|| invalid("port", "port must be a TCP port (1-65535)"))?;
         let path =
             if path.starts_with('/') && !path.starts_with("//") && !path.starts_with("/\\") { path } else { "/" };
-        let issued = self.ports.tokens.issue(
-            TokenRequest {
-                audience: Audience::WorkspacePreview,
-                subject: owner,
-                workspace: id,
-                ttl: self.config.terminal_token_ttl,
-                session: session.map(str::to_owned),
-            },
-            self.now(),
-        )?;
+        let issued = self.issue_workspace_token(Audience::WorkspacePreview, owner, id, session)?;
         let origin = self.config.workspace_url_template.replace("{host}", &host);
         let url = format!(
             "{origin}{}?token={}&next={}",
