@@ -357,6 +357,23 @@ fn status_field(path: &std::path::Path, key: &str) -> Option<u64> {
     status.lines().find_map(|l| l.strip_prefix(key))?.split_whitespace().next()?.parse().ok()
 }
 
+/// Waits (at most 3 s) until no process named `name` runs on the machine:
+/// a flood one contender's round left behind (a server ends its shell
+/// asynchronously after the socket closed) must not share the CPU with the
+/// next contender's round.
+fn wait_until_none_named(name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let running =
+        || {
+            std::fs::read_dir("/proc").into_iter().flatten().flatten().any(|entry| {
+                std::fs::read_to_string(entry.path().join("comm")).is_ok_and(|comm| comm.trim_end() == name)
+            })
+        };
+    while running() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 // ---------------------------------------------------------------- raw PTY
 
 struct RawPty {
@@ -704,6 +721,7 @@ fn main() {
             raw_bytes.push(raw.read_until(PROMPT) as f64);
             raw_ms.push(t0.elapsed().as_secs_f64() * 1e3);
             drop(raw);
+            wait_until_none_named("base64");
             let contenders = [(&agent, &mut agent_ms, &mut agent_bytes)]
                 .into_iter()
                 .chain(ttyd.as_ref().map(|t| (t, &mut ttyd_ms, &mut ttyd_bytes)));
@@ -718,6 +736,7 @@ fn main() {
                 });
                 ms.push(t);
                 bytes.push(b as f64);
+                wait_until_none_named("base64");
             }
         }
         ctrl_c_ms = Figure { raw: Some(median(raw_ms)), agent: Some(median(agent_ms)), ttyd: None };
