@@ -586,7 +586,9 @@ struct Terminal {
 /// A terminal connection, from the attach to the close. The socket is split
 /// before the connection's future is made: a `WebSocket` moved into an
 /// async fn keeps its 368 bytes in that future for the connection's life
-/// (the future is the largest part of what a session costs in memory).
+/// (the future is the largest part of what a session costs in memory). For
+/// the same reason the attach and the closing waits are boxed: their
+/// futures would otherwise keep their room for the connection's life.
 fn run_terminal(socket: WebSocket, agent: Arc<Agent>, terminal: Terminal) -> impl Future<Output = ()> + Send {
     let (sink, stream) = socket.split();
     terminal_connection(sink, stream, agent, terminal)
@@ -676,7 +678,7 @@ async fn terminal_connection(
                     continue;
                 }
                 tracing::info!("the sign-in this terminal was opened under ended; closing");
-                let _ = Box::pin(ctl_tx.send(Box::new(Outgoing::Close(close_code::SIGNED_OUT, "signed out")))).await;
+                let _ = ctl_tx.send(Box::new(Outgoing::Close(close_code::SIGNED_OUT, "signed out"))).await;
                 break InputEnd::SignedOut;
             }
             () = &mut silence => {
@@ -697,7 +699,7 @@ async fn terminal_connection(
                     let text = error.to_string();
                     if text.contains("too long") || text.contains("Space limit") || text.contains("too big") {
                         tracing::warn!("oversized frame; closing");
-                        let _ = Box::pin(ctl_tx.send(Box::new(Outgoing::Close(close_code::TOO_BIG, "message too big")))).await;
+                        let _ = ctl_tx.send(Box::new(Outgoing::Close(close_code::TOO_BIG, "message too big"))).await;
                         break InputEnd::Violation;
                     }
                     break InputEnd::Dropped;
@@ -722,7 +724,7 @@ async fn terminal_connection(
                     Ok(ClientControl::Rename { name }) => session.set_name(name),
                     Ok(ClientControl::Active) => agent.activity.touch(),
                     Ok(ClientControl::Close { after }) => {
-                        let _ = Box::pin(ctl_tx.send(Box::new(Outgoing::Close(close_code::NORMAL, "closed")))).await;
+                        let _ = ctl_tx.send(Box::new(Outgoing::Close(close_code::NORMAL, "closed"))).await;
                         match after {
                             Some(secs) if secs > 0 => break InputEnd::ClosedAfter(Duration::from_secs(u64::from(secs))),
                             _ => break InputEnd::Closed,
@@ -735,7 +737,7 @@ async fn terminal_connection(
                             ControlError::SizeOutOfRange => "terminal size out of range",
                             ControlError::BadName => "invalid session name",
                         };
-                        let _ = Box::pin(ctl_tx.send(Box::new(Outgoing::Close(close_code::INVALID_CONTROL, reason)))).await;
+                        let _ = ctl_tx.send(Box::new(Outgoing::Close(close_code::INVALID_CONTROL, reason))).await;
                         break InputEnd::Violation;
                     }
                 },
