@@ -5,7 +5,7 @@
 //   node dev.mjs <base-url> <hetzner-token> <artifacts-dir>
 import { chromium } from "playwright-core";
 import { launchChromium } from "./chromium.mjs";
-import { signIn } from "./flows.mjs";
+import { openTerminal, signIn } from "./flows.mjs";
 
 const [base, hetznerToken, artifacts] = process.argv.slice(2);
 const browser = await launchChromium(chromium);
@@ -98,8 +98,7 @@ try {
   await terminal.waitForFunction(() => /pid-\d+/.test(document.querySelector(".pane.active .xterm-rows")?.textContent ?? ""));
   const firstPid = (await rows()).match(/pid-(\d+)/)[1];
   await terminal.close();
-  const [again] = await Promise.all([context.waitForEvent("page"), page.getByRole("button", { name: "Open Terminal" }).click()]);
-  await again.waitForFunction(() => document.getElementById("status")?.dataset.state === "connected", null, { timeout: 30000 });
+  const again = await openTerminal(context, page);
   await again.click("#terminal");
   await again.keyboard.type("echo pid-$$");
   await again.keyboard.press("Enter");

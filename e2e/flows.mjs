@@ -26,3 +26,29 @@ export async function connectHetzner(page, base, token) {
   await page.getByRole("button", { name: /Connect Hetzner|Replace token/ }).click();
   await page.getByText("connected").waitFor();
 }
+
+/**
+ * Creates a workspace from the new-workspace form's defaults and waits on
+ * its page until it runs.
+ * @param {import("playwright-core").Page} page
+ * @param {string} base the control plane's URL
+ */
+export async function createWorkspace(page, base) {
+  await page.goto(base + "/workspaces/new");
+  await page.locator("#branch option").first().waitFor({ state: "attached" });
+  await page.getByRole("button", { name: "Create workspace" }).click();
+  await page.locator(".status.running").waitFor({ timeout: 90000 });
+}
+
+/**
+ * Opens the terminal from a workspace's page (a new tab) and waits until it
+ * is connected.
+ * @param {import("playwright-core").BrowserContext} context
+ * @param {import("playwright-core").Page} page the workspace's page
+ * @returns {Promise<import("playwright-core").Page>} the terminal's tab
+ */
+export async function openTerminal(context, page) {
+  const [terminal] = await Promise.all([context.waitForEvent("page"), page.getByRole("button", { name: "Open Terminal" }).click()]);
+  await terminal.waitForFunction(() => document.getElementById("status")?.dataset.state === "connected", null, { timeout: 30000 });
+  return terminal;
+}

@@ -6,7 +6,7 @@
 //   node idle.mjs <base-url> <hetzner-token> <artifacts-dir>
 import { chromium } from "playwright-core";
 import { launchChromium } from "./chromium.mjs";
-import { connectHetzner, signIn } from "./flows.mjs";
+import { connectHetzner, createWorkspace, openTerminal, signIn } from "./flows.mjs";
 
 const [base, hetznerToken, artifacts] = process.argv.slice(2);
 const browser = await launchChromium(chromium);
@@ -15,13 +15,9 @@ try {
   const page = await context.newPage();
   await signIn(page, base);
   await connectHetzner(page, base, hetznerToken);
-  await page.goto(base + "/workspaces/new");
-  await page.locator("#branch option").first().waitFor({ state: "attached" });
-  await page.getByRole("button", { name: "Create workspace" }).click();
-  await page.locator(".status.running").waitFor({ timeout: 90000 });
+  await createWorkspace(page, base);
 
-  const [terminal] = await Promise.all([context.waitForEvent("page"), page.getByRole("button", { name: "Open Terminal" }).click()]);
-  await terminal.waitForFunction(() => document.getElementById("status")?.dataset.state === "connected", null, { timeout: 30000 });
+  const terminal = await openTerminal(context, page);
   // The dashboard counts down to the idle stop.
   await page.goto(base + "/");
   const row = page.locator("tbody tr").first();

@@ -6,7 +6,7 @@
 //   node preview.mjs <base-url> <hetzner-token> <server-script> <artifacts-dir>
 import { chromium } from "playwright-core";
 import { launchChromium } from "./chromium.mjs";
-import { connectHetzner, signIn } from "./flows.mjs";
+import { connectHetzner, createWorkspace, openTerminal, signIn } from "./flows.mjs";
 
 const [base, hetznerToken, serverScript, artifacts] = process.argv.slice(2);
 const browser = await launchChromium(chromium);
@@ -15,14 +15,10 @@ try {
   const page = await context.newPage();
   await signIn(page, base);
   await connectHetzner(page, base, hetznerToken);
-  await page.goto(base + "/workspaces/new");
-  await page.locator("#branch option").first().waitFor({ state: "attached" });
-  await page.getByRole("button", { name: "Create workspace" }).click();
-  await page.locator(".status.running").waitFor({ timeout: 90000 });
+  await createWorkspace(page, base);
 
   // A dev server, started in the terminal like any other command.
-  const [terminal] = await Promise.all([context.waitForEvent("page"), page.getByRole("button", { name: "Open Terminal" }).click()]);
-  await terminal.waitForFunction(() => document.getElementById("status")?.dataset.state === "connected", null, { timeout: 30000 });
+  const terminal = await openTerminal(context, page);
   await terminal.locator(".xterm-helper-textarea").first().focus();
   await terminal.keyboard.type(`python3 ${serverScript} 0\n`);
   // The terminal's bar lists it (the agent's port scan, polled by the page).
