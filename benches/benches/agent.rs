@@ -588,27 +588,47 @@ fn main() {
         let mut floor_ws = rt.block_on(floor.connect("session=floor"));
         let echo_cpu0 = agent.cpu_ms();
         let echo_sleeps0 = agent.sleeps();
+        let ttyd_cpu0 = ttyd.as_ref().map(|t| (t.cpu_ms(), t.sleeps()));
         let mut raw_lat = Vec::with_capacity(echo_n);
         let mut ws_lat = Vec::with_capacity(echo_n);
         let mut floor_lat = Vec::with_capacity(echo_n);
         let mut ttyd_lat = Vec::with_capacity(echo_n);
         let mut buf = [0u8; 64];
-        for _ in 0..echo_n {
-            let t0 = Instant::now();
-            raw.writer.write_all(b"a").unwrap();
-            let mut got = 0;
-            while got == 0 {
-                got = raw.reader.read(&mut buf).unwrap();
-            }
-            raw_lat.push(t0.elapsed().as_secs_f64() * 1e6);
-            ws_lat.push(rt.block_on(ws.echo()));
-            floor_lat.push(rt.block_on(floor_ws.echo()));
-            if let Some(t) = ttyd_ws.as_mut() {
-                ttyd_lat.push(rt.block_on(t.echo()));
+        // Each round takes the four in a new order (all 24 in turn), so none
+        // of them always follows the same other: an echo right after
+        // another server's finds the scheduler's placement of the client,
+        // the server and the shells in a different state.
+        let orders: Vec<[usize; 4]> = (0..4)
+            .flat_map(|a| (0..4).flat_map(move |b| (0..4).flat_map(move |c| (0..4).map(move |d| [a, b, c, d]))))
+            .filter(|o| (1..4).all(|i| !o[..i].contains(&o[i])))
+            .collect();
+        for i in 0..echo_n {
+            for k in orders[i % orders.len()] {
+                match k {
+                    0 => {
+                        let t0 = Instant::now();
+                        raw.writer.write_all(b"a").unwrap();
+                        let mut got = 0;
+                        while got == 0 {
+                            got = raw.reader.read(&mut buf).unwrap();
+                        }
+                        raw_lat.push(t0.elapsed().as_secs_f64() * 1e6);
+                    }
+                    1 => ws_lat.push(rt.block_on(ws.echo())),
+                    2 => floor_lat.push(rt.block_on(floor_ws.echo())),
+                    _ => {
+                        if let Some(t) = ttyd_ws.as_mut() {
+                            ttyd_lat.push(rt.block_on(t.echo()));
+                        }
+                    }
+                }
             }
         }
         let echo_cpu_us = (agent.cpu_ms() - echo_cpu0) * 1e3 / echo_n as f64;
         let echo_sleeps = (agent.sleeps() - echo_sleeps0) as f64 / echo_n as f64;
+        let ttyd_cpu = ttyd.as_ref().zip(ttyd_cpu0).map(|(t, (cpu0, sleeps0))| {
+            ((t.cpu_ms() - cpu0) * 1e3 / echo_n as f64, (t.sleeps() - sleeps0) as f64 / echo_n as f64)
+        });
         drop(floor);
         drop(raw);
         rt.block_on(ws.close());
@@ -642,6 +662,9 @@ fn main() {
                 "echo ttyd p50/p99 (µs)".into(),
                 format!("{tp50:.0} / {tp99:.0}  = {:.2}x / {:.2}x raw", tp50 / rp50, tp99 / rp99),
             ));
+            if let Some((cpu_us, sleeps)) = ttyd_cpu {
+                rows.push(("ttyd CPU / sleeps per keystroke echo".into(), format!("{cpu_us:.1} µs / {sleeps:.2}")));
+            }
             echo_p50.ttyd = Some(tp50);
             echo_p99.ttyd = Some(tp99);
         }

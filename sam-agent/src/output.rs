@@ -15,6 +15,7 @@
 //!   `capacity` bytes for reattach; older bytes are counted as lost.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::{Bytes, BytesMut};
@@ -83,6 +84,9 @@ pub struct OutputBuffer {
     /// `notify_one` permit is kept when the producer is not waiting yet, so
     /// no wake-up is lost between its check and its wait.
     room: Notify,
+    /// The producer is in a flood's pause (see [`crate::pty_io`]); input
+    /// written to the shell cuts the pause short.
+    pausing: AtomicBool,
     capacity: usize,
     ack_window: u64,
     max_frame: usize,
@@ -107,6 +111,7 @@ impl OutputBuffer {
                 reader_waiting: false,
             }),
             room: Notify::new(),
+            pausing: AtomicBool::new(false),
             capacity: capacity.max(2 * READ_MAX),
             ack_window: ack_window.max(READ_MAX as u64),
             max_frame: max_frame.max(1024),
@@ -163,6 +168,23 @@ impl OutputBuffer {
     /// spuriously (the caller re-checks [`is_stopped`](Self::is_stopped)).
     pub async fn producer_wake(&self) {
         self.room.notified().await;
+    }
+
+    /// Producer: entering (`true`) or leaving a flood's pause, which
+    /// [`input_written`](Self::input_written) cuts short through
+    /// [`producer_wake`](Self::producer_wake).
+    pub fn set_pausing(&self, pausing: bool) {
+        self.pausing.store(pausing, Ordering::SeqCst);
+    }
+
+    /// Input reached the shell. A flood's pause ends at once: input during
+    /// a flood is most often Ctrl-C, and the prompt that follows must not
+    /// wait for the rest of a pause. Outside a pause this does nothing (a
+    /// keystroke does not wake the reader for nothing).
+    pub fn input_written(&self) {
+        if self.pausing.load(Ordering::SeqCst) {
+            self.room.notify_one();
+        }
     }
 
     /// True once [`stop`](Self::stop) was called.
@@ -363,6 +385,7 @@ impl OutputBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn collect(buf: &OutputBuffer, generation: u64) -> Vec<u8> {
         let mut out = Vec::new();
@@ -370,6 +393,22 @@ mod tests {
             out.extend_from_slice(&b);
         }
         out
+    }
+
+    #[tokio::test]
+    async fn input_ends_a_pause_but_does_not_wake_a_reader_otherwise() {
+        let buf = OutputBuffer::new(64 * 1024, 1 << 20, 16 * 1024);
+        let soon = Duration::from_millis(50);
+        buf.input_written();
+        assert!(
+            tokio::time::timeout(soon, buf.producer_wake()).await.is_err(),
+            "a keystroke outside a flood's pause woke the reader"
+        );
+        buf.set_pausing(true);
+        buf.input_written();
+        assert!(tokio::time::timeout(soon, buf.producer_wake()).await.is_ok(), "input did not end the pause");
+        assert!(!buf.is_stopped());
+        buf.set_pausing(false);
     }
 
     #[test]

@@ -55,6 +55,9 @@ pub const FLOOD_BYTES: usize = 16 * 1024;
 pub const FLOOD_WINDOW: Duration = Duration::from_millis(1);
 /// The pause between drains during a flood.
 pub const FLOOD_PACE: Duration = Duration::from_micros(200);
+/// How long input (Ctrl-C) during a flood's pause leaves the kernel to act
+/// on it before the PTY is read again, instead of the rest of the pause.
+pub const INPUT_SETTLE: Duration = Duration::from_micros(50);
 
 /// The PTY master's reader, registered with the reactor for readability.
 #[derive(Debug)]
@@ -305,18 +308,41 @@ pub async fn read_loop(pty: PtyReader, output: Arc<OutputBuffer>, activity: Arc<
                     }
                     let pacer = pacer.get_or_insert_with(Pacer::new);
                     let Ok(pacer) = pacer else { continue 'wait };
+                    output.set_pausing(true);
+                    let mut input = false;
                     tokio::select! {
                         biased;
+                        // Stopped, or input reached the shell.
                         () = output.producer_wake() => {
                             if output.is_stopped() {
                                 break 'wait;
                             }
+                            input = true;
                         }
                         paused = pacer.pause(FLOOD_PACE) => {
                             if paused.is_err() {
                                 tracing::debug!("flood pacing failed; reading output as it comes");
                             }
                         }
+                    }
+                    output.set_pausing(false);
+                    if input {
+                        // Input during a flood is most often Ctrl-C: the
+                        // kernel then signals the foreground job and drops
+                        // the output still in the PTY, and the prompt
+                        // follows. A short wait lets it do so before the
+                        // next read, which then finds the prompt, or nothing
+                        // and waits for it, out of flood mode.
+                        tokio::select! {
+                            biased;
+                            () = output.producer_wake() => {
+                                if output.is_stopped() {
+                                    break 'wait;
+                                }
+                            }
+                            _ = pacer.pause(INPUT_SETTLE) => {}
+                        }
+                        burst.reset();
                     }
                     // The reactor saw, meanwhile, whether output came: if not,
                     // the next `try_io` answers `WouldBlock` without a read.

@@ -405,6 +405,14 @@ impl Session {
     /// waiting for a shell that does not read. Returns false when the session
     /// is gone.
     pub async fn write(&self, data: &[u8]) -> bool {
+        let written = self.write_in_order(data).await;
+        if written {
+            self.output.input_written();
+        }
+        written
+    }
+
+    async fn write_in_order(&self, data: &[u8]) -> bool {
         let mut rest = data;
         if self.queued.load(Ordering::SeqCst) == 0 {
             let pty = self.input.lock().await;
