@@ -11,15 +11,20 @@
 //!   same binary with `--agent-child`, so its CPU is read from `/proc`),
 //!   next to the CPU per MB of the raw read loop itself;
 //! * keystroke echo latency p50/p99 (`stty raw -echo; exec cat`, one byte
-//!   at a time; raw and agent samples alternate so both see the same
-//!   background load), the agent's CPU time and sleeps per keystroke, and
-//!   the same echo through an axum WebSocket server with no PTY behind it
-//!   (what the WebSocket and loopback TCP alone cost);
+//!   at a time; raw, agent, ttyd and no-PTY samples interleave so all see
+//!   the same background load, in a new order every round: in a fixed
+//!   order, the agent, always measured right after the raw PTY, came out
+//!   5–11 % behind ttyd, and within 2 % of it once the order changed),
+//!   the agent's and ttyd's CPU time and sleeps per keystroke, and the same
+//!   echo through an axum WebSocket server with no PTY behind it (what the
+//!   WebSocket and loopback TCP alone cost);
 //! * time to the first prompt (raw: spawn → prompt; agent: WebSocket connect
 //!   → prompt, with its spare shell and, from a second agent, without), next
 //!   to the WebSocket handshake alone;
 //! * Ctrl-C during an endless flood: time to the prompt and the output that
-//!   still arrives after the keystroke (the client acks, as the page does);
+//!   still arrives after the keystroke (the client acks, as the page does),
+//!   with a client reading as fast as it can and with one reading 10 MB/s
+//!   (slower than any of the servers sends, as a browser is);
 //! * agent (and ttyd) RSS idle, and what each session adds (from 1 to 21
 //!   sessions: the first pages in code once);
 //! * the browser side: 50 MB (`SAM_BENCH_BROWSER_MB`) through the terminal
@@ -338,17 +343,60 @@ impl Conn {
 
     /// Interrupts a flood: waits for `warmup` bytes of it, sends Ctrl-C
     /// and returns (ms to the next prompt, bytes received meanwhile). The
-    /// flood is base64, which never holds the prompt's `$ `.
-    async fn interrupt(&mut self, warmup: usize) -> (f64, usize) {
+    /// flood is base64, which never holds the prompt's `$ `. With `pace`
+    /// (MB/s) the client takes that long over every frame it reads, as a
+    /// browser rendering the output does; without, it reads as fast as it
+    /// can.
+    async fn interrupt(&mut self, warmup: usize, pace: Option<f64>) -> (f64, usize) {
         let mut seen = 0;
         while seen < warmup {
-            seen += self.output().await.len();
+            seen += self.output_paced(pace).await.len();
         }
         let t0 = Instant::now();
         self.send(b"\x03").await;
-        let bytes = self.read_until(PROMPT).await;
-        (t0.elapsed().as_secs_f64() * 1e3, bytes)
+        let mut bytes = 0;
+        let mut window: Vec<u8> = Vec::new();
+        loop {
+            let b = self.output_paced(pace).await;
+            bytes += b.len();
+            window.extend_from_slice(&b);
+            if contains(&window, PROMPT) {
+                return (t0.elapsed().as_secs_f64() * 1e3, bytes);
+            }
+            let keep = window.len().saturating_sub(PROMPT.len());
+            window.drain(..keep);
+        }
     }
+
+    /// [`Conn::output`], then the time a client reading at `pace` MB/s
+    /// spends on it (on this thread: the client has nothing else to do).
+    async fn output_paced(&mut self, pace: Option<f64>) -> Vec<u8> {
+        let b = self.output().await;
+        if let Some(mb_per_s) = pace {
+            std::thread::sleep(Duration::from_secs_f64(b.len() as f64 / (mb_per_s * 1e6)));
+        }
+        b
+    }
+}
+
+/// How fast the slow client of the Ctrl-C rounds reads (xterm.js renders
+/// 18–21 MB/s in the browser part of this bench).
+const SLOW_CLIENT_MB_S: f64 = 10.0;
+
+/// One Ctrl-C round on a fresh session of `server`: an endless flood, 4 MiB
+/// of it read, Ctrl-C, the prompt (see [`Conn::interrupt`]); then waits
+/// until the flood's process is gone.
+fn interrupt_round(rt: &tokio::runtime::Runtime, server: &AgentProc, session: &str, pace: Option<f64>) -> (f64, usize) {
+    let r = rt.block_on(async {
+        let mut ws = server.connect(&format!("session={session}&ack=1")).await;
+        ws.read_until(PROMPT).await;
+        ws.send(b"head -c 100000M /dev/zero | base64\r").await;
+        let r = ws.interrupt(4 << 20, pace).await;
+        ws.close().await;
+        r
+    });
+    wait_until_none_named("base64");
+    r
 }
 
 /// The first number after `key` in a `/proc` status file (`VmRSS:  4242 kB`).
@@ -490,6 +538,7 @@ fn main() {
         (Figure::default(), Figure::default(), Figure::default(), Figure::default());
     let (mut prompt, mut rss_idle, mut rss_session) = (Figure::default(), Figure::default(), Figure::default());
     let (mut ctrl_c_ms, mut ctrl_c_kb) = (Figure::default(), Figure::default());
+    let (mut ctrl_c_slow_ms, mut ctrl_c_slow_kb) = (Figure::default(), Figure::default());
 
     // Throughput.
     if enabled("throughput") {
@@ -730,6 +779,8 @@ fn main() {
         let endless = b"head -c 100000M /dev/zero | base64\r";
         let (mut raw_ms, mut raw_bytes, mut agent_ms, mut agent_bytes) = (vec![], vec![], vec![], vec![]);
         let (mut ttyd_ms, mut ttyd_bytes) = (vec![], vec![]);
+        let (mut agent_slow_ms, mut agent_slow_bytes, mut ttyd_slow_ms, mut ttyd_slow_bytes) =
+            (vec![], vec![], vec![], vec![]);
         for run in 0..runs.max(5) {
             let mut raw = RawPty::spawn();
             raw.read_until(PROMPT);
@@ -749,30 +800,46 @@ fn main() {
                 .into_iter()
                 .chain(ttyd.as_ref().map(|t| (t, &mut ttyd_ms, &mut ttyd_bytes)));
             for (server, ms, bytes) in contenders {
-                let (t, b) = rt.block_on(async {
-                    let mut ws = server.connect(&format!("session=int{run}&ack=1")).await;
-                    ws.read_until(PROMPT).await;
-                    ws.send(endless).await;
-                    let r = ws.interrupt(4 << 20).await;
-                    ws.close().await;
-                    r
-                });
+                let (t, b) = interrupt_round(&rt, server, &format!("int{run}"), None);
                 ms.push(t);
                 bytes.push(b as f64);
-                wait_until_none_named("base64");
+            }
+            // The same with a client that reads as slowly as a browser
+            // renders: every server then runs ahead of it.
+            let contenders = [(&agent, &mut agent_slow_ms, &mut agent_slow_bytes)]
+                .into_iter()
+                .chain(ttyd.as_ref().map(|t| (t, &mut ttyd_slow_ms, &mut ttyd_slow_bytes)));
+            for (server, ms, bytes) in contenders {
+                let (t, b) = interrupt_round(&rt, server, &format!("slow{run}"), Some(SLOW_CLIENT_MB_S));
+                ms.push(t);
+                bytes.push(b as f64);
             }
         }
         ctrl_c_ms = Figure { raw: Some(median(raw_ms)), agent: Some(median(agent_ms)), ttyd: None };
         ctrl_c_kb =
             Figure { raw: Some(median(raw_bytes) / 1024.0), agent: Some(median(agent_bytes) / 1024.0), ttyd: None };
+        ctrl_c_slow_ms = Figure { raw: None, agent: Some(median(agent_slow_ms)), ttyd: None };
+        ctrl_c_slow_kb = Figure { raw: None, agent: Some(median(agent_slow_bytes) / 1024.0), ttyd: None };
         if !ttyd_ms.is_empty() {
             ctrl_c_ms.ttyd = Some(median(ttyd_ms));
             ctrl_c_kb.ttyd = Some(median(ttyd_bytes) / 1024.0);
+            ctrl_c_slow_ms.ttyd = Some(median(ttyd_slow_ms));
+            ctrl_c_slow_kb.ttyd = Some(median(ttyd_slow_bytes) / 1024.0);
         }
         let who = [("raw PTY", ctrl_c_ms.raw, ctrl_c_kb.raw), ("agent", ctrl_c_ms.agent, ctrl_c_kb.agent)];
         for (who, ms, kb) in who.into_iter().chain([("ttyd", ctrl_c_ms.ttyd, ctrl_c_kb.ttyd)]) {
             if let (Some(ms), Some(kb)) = (ms, kb) {
                 rows.push((format!("Ctrl-C in a flood, {who}: ms; KiB after"), format!("{ms:.2}; {kb:.0}")));
+            }
+        }
+        let who =
+            [("agent", ctrl_c_slow_ms.agent, ctrl_c_slow_kb.agent), ("ttyd", ctrl_c_slow_ms.ttyd, ctrl_c_slow_kb.ttyd)];
+        for (who, ms, kb) in who {
+            if let (Some(ms), Some(kb)) = (ms, kb) {
+                rows.push((
+                    format!("  client at {SLOW_CLIENT_MB_S} MB/s, {who}: ms; KiB"),
+                    format!("{ms:.1}; {kb:.0}"),
+                ));
             }
         }
     }
@@ -897,6 +964,8 @@ fn main() {
         ("RSS per session, MiB", rss_session, false),
         ("Ctrl-C in a flood → prompt, ms", ctrl_c_ms, false),
         ("output after Ctrl-C, KiB", ctrl_c_kb, false),
+        ("the same, client at 10 MB/s: ms", ctrl_c_slow_ms, false),
+        ("  output after Ctrl-C, KiB", ctrl_c_slow_kb, false),
     ];
     let cell = |v: Option<f64>| v.map_or_else(|| "—".to_owned(), |v| format!("{v:.3}"));
     for (name, f, higher_better) in table {

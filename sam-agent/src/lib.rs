@@ -82,10 +82,13 @@
 //!
 //! **Flow control.** While a client is attached the agent reads from the PTY
 //! only while the bytes not yet sent fit the ring, and, with `ack=1`, while
-//! fewer than `ackWindow` bytes are unacknowledged. The shell is paused by the
-//! PTY itself, so memory stays bounded and a browser is never flooded faster
-//! than xterm.js parses; input (Ctrl-C) travels separately and is never
-//! queued behind output.
+//! fewer than the window are unacknowledged: at most `ackWindow`, less for a
+//! client whose acks come back late because it reads slower than the shell
+//! prints ([`flow`]: the window follows the acks' delay, so what is on its
+//! way after a Ctrl-C stays a few milliseconds' worth). The shell is paused
+//! by the PTY itself, so memory stays bounded and a browser is never flooded
+//! faster than xterm.js parses; input (Ctrl-C) travels separately and is
+//! never queued behind output.
 //!
 //! **Devcontainer shells.** With a devcontainer, each shell is
 //! `docker exec -it -u <user> -w <dir> <container> /bin/sh -c <wrapper>
@@ -147,6 +150,7 @@ pub mod auth;
 pub mod bootstrap;
 pub mod config;
 pub mod files;
+pub mod flow;
 pub mod git_credential;
 pub mod heartbeat;
 pub mod output;

@@ -17,9 +17,12 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use tokio::sync::Notify;
+
+use crate::flow::FlowWindow;
 
 /// Largest single PTY read; the reader waits until this much fits.
 pub const READ_MAX: usize = 16 * 1024;
@@ -67,6 +70,8 @@ struct State {
     attached: Option<Arc<Notify>>,
     sent: u64,
     acked: Option<u64>,
+    /// The attached client's ack window, while it acks.
+    flow: Option<FlowWindow>,
     /// The reader stopped (EOF or error).
     eof: bool,
     /// The shell's exit code, once known.
@@ -105,6 +110,7 @@ impl OutputBuffer {
                 attached: None,
                 sent: 0,
                 acked: None,
+                flow: None,
                 eof: false,
                 exit: None,
                 stopped: false,
@@ -134,7 +140,8 @@ impl OutputBuffer {
         if unsent + READ_MAX > self.capacity.min(READ_AHEAD) {
             return true;
         }
-        matches!(s.acked, Some(acked) if (s.end + pending as u64).saturating_sub(acked) >= self.ack_window)
+        let window = s.flow.as_ref().map_or(self.ack_window, FlowWindow::window);
+        matches!(s.acked, Some(acked) if (s.end + pending as u64).saturating_sub(acked) >= window)
     }
 
     /// Producer: true when a read of up to [`READ_MAX`] bytes may go ahead
@@ -259,6 +266,7 @@ impl OutputBuffer {
         s.attached = Some(Arc::clone(&waker));
         s.sent = offset;
         s.acked = acks.then_some(offset);
+        s.flow = acks.then(|| FlowWindow::new(self.ack_window, offset));
         self.room.notify_one();
         Attachment { generation: s.generation, offset, lost, waker }
     }
@@ -272,6 +280,7 @@ impl OutputBuffer {
         }
         s.attached = None;
         s.acked = None;
+        s.flow = None;
         self.room.notify_one();
         true
     }
@@ -301,6 +310,10 @@ impl OutputBuffer {
         let end = s.end;
         if let Some(acked) = s.acked.as_mut() {
             *acked = (*acked).max(offset.min(end));
+            let acked = *acked;
+            if let Some(flow) = s.flow.as_mut() {
+                flow.acked(acked, Instant::now());
+            }
             if s.reader_waiting && !self.must_wait(&s, 0) {
                 self.room.notify_one();
             }
@@ -357,6 +370,10 @@ impl OutputBuffer {
             out.freeze()
         };
         s.sent += frame.len() as u64;
+        let sent = s.sent;
+        if let Some(flow) = s.flow.as_mut() {
+            flow.sent(sent, Instant::now());
+        }
         if s.reader_waiting && !self.must_wait(&s, 0) {
             self.room.notify_one();
         }
@@ -393,6 +410,34 @@ mod tests {
             out.extend_from_slice(&b);
         }
         out
+    }
+
+    #[test]
+    fn acks_coming_back_late_shrink_what_the_producer_may_send_ahead() {
+        const KIB: u64 = 1024;
+        let buf = OutputBuffer::new(256 * 1024, 1024 * KIB, 64 * 1024);
+        let generation = buf.attach(None, true).generation;
+        let mut end = 0;
+        // The reader reads while there is room, and the socket takes all.
+        let mut fill = |end: &mut u64| {
+            while buf.has_room(0) {
+                buf.push(Bytes::from(vec![b'x'; 16 * 1024]));
+                *end += 16 * KIB;
+                while let Take::Data(_) = buf.take(generation) {}
+            }
+        };
+        fill(&mut end);
+        assert!(end >= 1024 * KIB, "the whole window goes out first: {end}");
+        // A client reading 64 KiB every 3 ms: each ack frees room for more,
+        // which queues behind what it has not read yet.
+        let mut acked = 0;
+        for _ in 0..80 {
+            std::thread::sleep(Duration::from_millis(3));
+            acked += 64 * KIB;
+            buf.ack(generation, acked);
+            fill(&mut end);
+        }
+        assert!(end - acked <= 512 * KIB, "{} KiB ahead of a slow client's acks", (end - acked) / KIB);
     }
 
     #[tokio::test]

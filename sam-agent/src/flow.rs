@@ -1,0 +1,228 @@
+//! How much output may be on its way to a client that acknowledges it.
+//!
+//! A client that acks (the page does, after xterm.js has parsed the bytes)
+//! bounds what the agent sends ahead of it: the ack window. A fixed window
+//! big enough for a distant client (10 MB/s over a 100-ms round trip needs
+//! 1 MiB) is far too big for a near one that renders slower than the shell
+//! prints: the whole window then waits in socket buffers, and after a
+//! Ctrl-C the user watches all of it scroll by before the prompt (a
+//! client reading 10 MB/s: 1 MiB, 100 ms).
+//!
+//! So the window follows the delay of the acks, as delay-based congestion
+//! control does. The time from handing a byte to the socket until its ack
+//! arrives is the round trip plus whatever waits in front of it; the
+//! smallest delay seen lately stands for the round trip. When acks come
+//! back later than that by more than a round trip (at least
+//! [`QUEUE_TARGET`]), output is queueing and the window shrinks by a
+//! quarter; when they come back with little queueing it grows by a quarter,
+//! up to the configured window. It never goes below what the client's own
+//! ack cadence needs to keep acking, so flow never stops.
+
+use std::time::{Duration, Instant};
+
+use crate::output::READ_MAX;
+
+/// Queueing below this is never a reason to shrink (acks are coarse: a
+/// client acks every 64 KiB, so a delay sample wanders by as much as the
+/// client takes to read that).
+pub const QUEUE_TARGET: Duration = Duration::from_millis(2);
+/// How long the smallest delay seen stands for the round trip; a route that
+/// got slower is then not taken for queueing for longer than this.
+pub const MIN_DELAY_LIFETIME: Duration = Duration::from_secs(10);
+
+/// The ack window of one attached client.
+#[derive(Debug, Clone)]
+pub struct FlowWindow {
+    max: u64,
+    window: u64,
+    /// Largest step between two acks: the client acks after this much.
+    step: u64,
+    last_ack: u64,
+    /// An offset handed to the socket and when, waiting for its ack.
+    sample: Option<(u64, Instant)>,
+    /// The smallest ack delay seen, and when.
+    min_delay: Option<(Duration, Instant)>,
+}
+
+impl FlowWindow {
+    /// A window of at most `max` bytes for a client that has acked up to
+    /// `acked`; it starts at `max`.
+    pub fn new(max: u64, acked: u64) -> Self {
+        Self { max, window: max, step: 0, last_ack: acked, sample: None, min_delay: None }
+    }
+
+    /// Bytes that may be produced beyond the last ack.
+    pub fn window(&self) -> u64 {
+        self.window
+    }
+
+    /// The socket was handed output up to `end` at `now`.
+    pub fn sent(&mut self, end: u64, now: Instant) {
+        if self.sample.is_none() {
+            self.sample = Some((end, now));
+        }
+    }
+
+    /// The client acked up to `offset` at `now`.
+    pub fn acked(&mut self, offset: u64, now: Instant) {
+        if offset <= self.last_ack {
+            return;
+        }
+        self.step = self.step.max(offset - self.last_ack);
+        self.last_ack = offset;
+        let Some((sampled, at)) = self.sample else { return };
+        if offset < sampled {
+            return;
+        }
+        self.sample = None;
+        let delay = now.saturating_duration_since(at);
+        let least = match self.min_delay {
+            Some((least, seen)) if least <= delay && now.saturating_duration_since(seen) < MIN_DELAY_LIFETIME => least,
+            _ => {
+                self.min_delay = Some((delay, now));
+                delay
+            }
+        };
+        let queued = delay - least;
+        let target = least.max(QUEUE_TARGET);
+        if queued > target {
+            self.window = (self.window - self.window / 4).max(self.floor());
+        } else if queued < target / 2 {
+            self.window = (self.window + self.window / 4).min(self.max);
+        }
+    }
+
+    /// The least window with which the client keeps acking: its cadence,
+    /// half again, and one more read.
+    fn floor(&self) -> u64 {
+        (self.step + self.step / 2 + READ_MAX as u64).min(self.max)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use super::*;
+
+    const KIB: u64 = 1024;
+
+    /// An agent producing as fast as the window lets it, a link with
+    /// `one_way` delay each direction, and a client reading `rate` bytes a
+    /// second and acking every 64 KiB, for `secs` seconds of simulated
+    /// time. Returns (bytes per second the client read in the second half,
+    /// the most bytes on their way (produced, not yet read) in that half).
+    fn simulate(adaptive: bool, rate: f64, one_way: Duration, secs: f64) -> (f64, u64) {
+        let max = 1024 * KIB;
+        let tick = Duration::from_micros(50);
+        let start = Instant::now();
+        let mut flow = FlowWindow::new(max, 0);
+        let (mut end, mut acked, mut read, mut client_acked) = (0u64, 0u64, 0u64, 0u64);
+        let mut arriving: VecDeque<(Instant, u64)> = VecDeque::new();
+        let mut acks: VecDeque<(Instant, u64)> = VecDeque::new();
+        let mut delivered = 0u64;
+        let mut credit = 0.0;
+        let (mut read_half, mut worst) = (0u64, 0u64);
+        let ticks = (secs / tick.as_secs_f64()) as u64;
+        for i in 0..ticks {
+            let now = start + tick * u32::try_from(i).unwrap_or(u32::MAX);
+            while let Some((_, offset)) = acks.front().copied().filter(|(at, _)| *at <= now) {
+                acks.pop_front();
+                acked = acked.max(offset);
+                flow.acked(offset, now);
+            }
+            // As the agent's reader: another read while under the window.
+            let window = if adaptive { flow.window() } else { max };
+            while end - acked < window {
+                end += READ_MAX as u64;
+                arriving.push_back((now + one_way, end));
+                flow.sent(end, now);
+            }
+            while let Some((_, until)) = arriving.front().copied().filter(|(at, _)| *at <= now) {
+                arriving.pop_front();
+                delivered = until;
+            }
+            // The client reads at its pace, and banks no time while idle.
+            credit += rate * tick.as_secs_f64();
+            let can = (delivered - read).min(credit as u64);
+            credit -= can as f64;
+            read += can;
+            if read == delivered {
+                credit = 0.0;
+            }
+            if read - client_acked >= 64 * KIB {
+                client_acked = read;
+                acks.push_back((now + one_way, read));
+            }
+            if i >= ticks / 2 {
+                read_half += can;
+                worst = worst.max(end - read);
+            }
+        }
+        (read_half as f64 / (secs / 2.0), worst)
+    }
+
+    #[test]
+    fn a_slow_near_client_gets_a_small_window_and_loses_no_throughput() {
+        let near = Duration::from_micros(50);
+        let (fixed_rate, fixed_queue) = simulate(false, 10e6, near, 4.0);
+        let (rate, queue) = simulate(true, 10e6, near, 4.0);
+        assert!(fixed_queue >= 900 * KIB, "the fixed window fills: {fixed_queue}");
+        assert!(queue <= 256 * KIB, "{queue} bytes on their way to a 10 MB/s client");
+        assert!(rate >= 0.95 * fixed_rate, "{rate} B/s against {fixed_rate} with the fixed window");
+    }
+
+    #[test]
+    fn a_distant_fast_client_keeps_the_whole_window() {
+        let far = Duration::from_millis(25);
+        let (fixed_rate, _) = simulate(false, 100e6, far, 6.0);
+        let (rate, _) = simulate(true, 100e6, far, 6.0);
+        assert!(rate >= 0.9 * fixed_rate, "{rate} B/s against {fixed_rate} with the fixed window");
+    }
+
+    #[test]
+    fn a_distant_client_as_fast_as_the_window_keeps_its_throughput() {
+        let far = Duration::from_millis(25);
+        let (fixed_rate, _) = simulate(false, 20e6, far, 6.0);
+        let (rate, _) = simulate(true, 20e6, far, 6.0);
+        assert!(rate >= 0.9 * fixed_rate, "{rate} B/s against {fixed_rate} with the fixed window");
+    }
+
+    #[test]
+    fn the_window_never_drops_below_the_clients_ack_cadence() {
+        let start = Instant::now();
+        let mut flow = FlowWindow::new(1024 * KIB, 0);
+        let mut offset = 0;
+        for i in 0..100u32 {
+            let now = start + Duration::from_millis(u64::from(i) * 10);
+            flow.sent(offset + 64 * KIB, now);
+            offset += 64 * KIB;
+            // Every ack later than the one before: queueing without end.
+            flow.acked(offset, now + Duration::from_millis(u64::from(i)));
+        }
+        assert_eq!(flow.window(), 64 * KIB + 32 * KIB + READ_MAX as u64);
+    }
+
+    #[test]
+    fn the_window_grows_back_once_acks_are_prompt_again() {
+        let start = Instant::now();
+        let mut flow = FlowWindow::new(1024 * KIB, 0);
+        let mut offset = 0;
+        let mut now = start;
+        for late in [1u64, 30, 60, 90, 120, 150, 180] {
+            flow.sent(offset + 64 * KIB, now);
+            offset += 64 * KIB;
+            now += Duration::from_millis(late);
+            flow.acked(offset, now);
+        }
+        let shrunk = flow.window();
+        assert!(shrunk < 512 * KIB, "{shrunk}");
+        for _ in 0..20 {
+            flow.sent(offset + 64 * KIB, now);
+            offset += 64 * KIB;
+            now += Duration::from_millis(1);
+            flow.acked(offset, now);
+        }
+        assert_eq!(flow.window(), 1024 * KIB);
+    }
+}
