@@ -419,7 +419,7 @@ mod tests {
         let generation = buf.attach(None, true).generation;
         let mut end = 0;
         // The reader reads while there is room, and the socket takes all.
-        let mut fill = |end: &mut u64| {
+        let fill = |end: &mut u64| {
             while buf.has_room(0) {
                 buf.push(Bytes::from(vec![b'x'; 16 * 1024]));
                 *end += 16 * KIB;

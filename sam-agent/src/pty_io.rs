@@ -17,7 +17,8 @@
 //! and reads what gathered meanwhile. The PTY buffers about 12 KiB, so the
 //! pause is short enough that the shell never stalls, and a flood costs a
 //! fraction of the reads and wake-ups. Interactive output never enters
-//! flood mode, so it is delivered without delay.
+//! flood mode, so it is delivered without delay, and input during a pause
+//! ends it after [`INPUT_SETTLE`] (a Ctrl-C's prompt is read at once).
 
 use std::fs::File;
 use std::io::Write as _;
