@@ -16,7 +16,9 @@
 //! [`QUEUE_TARGET`]), output is queueing and the window shrinks by a
 //! quarter; when they come back with little queueing it grows by a quarter,
 //! up to the configured window. It never goes below what the client's own
-//! ack cadence needs to keep acking, so flow never stops.
+//! ack cadence needs to keep acking (half again the largest step between
+//! two of its acks, and one more read), so flow never stops for a client
+//! that acks at a steady cadence, as the page does (every 64 KiB).
 
 use std::time::{Duration, Instant};
 
@@ -70,6 +72,8 @@ impl FlowWindow {
         }
         self.step = self.step.max(offset - self.last_ack);
         self.last_ack = offset;
+        // A client that now acks less often than before needs room for it.
+        self.window = self.window.max(self.floor());
         let Some((sampled, at)) = self.sample else { return };
         if offset < sampled {
             return;
@@ -201,6 +205,23 @@ mod tests {
             flow.acked(offset, now + Duration::from_millis(u64::from(i)));
         }
         assert_eq!(flow.window(), 64 * KIB + 32 * KIB + READ_MAX as u64);
+    }
+
+    #[test]
+    fn a_client_acking_less_often_gets_room_for_its_cadence_at_once() {
+        let start = Instant::now();
+        let mut flow = FlowWindow::new(1024 * KIB, 0);
+        let mut offset = 0;
+        for i in 0..100u32 {
+            let now = start + Duration::from_millis(u64::from(i) * 10);
+            flow.sent(offset + 64 * KIB, now);
+            offset += 64 * KIB;
+            flow.acked(offset, now + Duration::from_millis(u64::from(i)));
+        }
+        assert!(flow.window() < 200 * KIB);
+        offset += 200 * KIB;
+        flow.acked(offset, start + Duration::from_secs(2));
+        assert_eq!(flow.window(), 300 * KIB + READ_MAX as u64);
     }
 
     #[test]

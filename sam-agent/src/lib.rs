@@ -128,7 +128,8 @@
 //!   instead of waking for every few hundred bytes the shell writes. The
 //!   PTY buffers about 12 KiB, so the shell does not stall; a pause that
 //!   finds nothing ends the flood, and input (Ctrl-C) ends a pause after
-//!   50 µs, so the prompt that follows does not wait for the rest of it. Reads land back to back in one reused
+//!   50 µs, so the prompt that follows does not wait for the rest of it.
+//!   Reads land back to back in one reused
 //!   64 KiB block and leave as one chunk per drain or per 32 KiB (`Bytes`
 //!   split off the block, no copy, no zeroing); the socket task sends
 //!   whatever accumulated as one frame. Reads stop while the ring or the

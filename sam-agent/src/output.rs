@@ -184,9 +184,10 @@ impl OutputBuffer {
         self.pausing.store(pausing, Ordering::SeqCst);
     }
 
-    /// Input reached the shell. A flood's pause ends at once: input during
-    /// a flood is most often Ctrl-C, and the prompt that follows must not
-    /// wait for the rest of a pause. Outside a pause this does nothing (a
+    /// Input reached the shell. A flood's pause is cut short (the reader
+    /// reads again after [`crate::pty_io::INPUT_SETTLE`]): input during a
+    /// flood is most often Ctrl-C, and the prompt that follows must not wait
+    /// for the rest of a pause. Outside a pause this does nothing (a
     /// keystroke does not wake the reader for nothing).
     pub fn input_written(&self) {
         if self.pausing.load(Ordering::SeqCst) {
