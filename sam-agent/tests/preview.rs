@@ -68,9 +68,12 @@ async fn a_dev_server_in_the_workspace_is_previewed_for_its_owner_only() {
     send_text(&mut ws, &format!("python3 {script} 0\r")).await;
     let mut out = Vec::new();
     read_until(&mut ws, &mut out, b"listening ", T).await;
-    read_until(&mut ws, &mut out, b"\n", T).await;
-    let text = String::from_utf8_lossy(&out).to_string();
-    let port: u16 = text.rsplit("listening ").next().unwrap().trim().parse().expect("the port");
+    // The line after it: the typed command's echo already holds a newline,
+    // and the port may come in a later frame than "listening ".
+    let after = out.windows(10).rposition(|w| w == b"listening ").expect("printed") + 10;
+    let mut line = out.split_off(after);
+    read_until(&mut ws, &mut line, b"\n", T).await;
+    let port: u16 = String::from_utf8_lossy(&line).lines().next().unwrap_or("").trim().parse().expect("the port");
 
     // The page lists it.
     let ports: serde_json::Value = client()
