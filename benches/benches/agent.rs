@@ -379,6 +379,9 @@ impl Conn {
     }
 }
 
+/// The flood the Ctrl-C rounds interrupt.
+const ENDLESS_FLOOD: &[u8] = b"head -c 100000M /dev/zero | base64\r";
+
 /// How fast the slow client of the Ctrl-C rounds reads (xterm.js renders
 /// 18–21 MB/s in the browser part of this bench).
 const SLOW_CLIENT_MB_S: f64 = 10.0;
@@ -390,7 +393,7 @@ fn interrupt_round(rt: &tokio::runtime::Runtime, server: &AgentProc, session: &s
     let r = rt.block_on(async {
         let mut ws = server.connect(&format!("session={session}&ack=1")).await;
         ws.read_until(PROMPT).await;
-        ws.send(b"head -c 100000M /dev/zero | base64\r").await;
+        ws.send(ENDLESS_FLOOD).await;
         let r = ws.interrupt(4 << 20, pace).await;
         ws.close().await;
         r
@@ -776,7 +779,6 @@ fn main() {
     // Ctrl-C in a flood: how long until the prompt is back, and how much
     // output still arrives after the keystroke (what the user scrolls past).
     if enabled("interrupt") {
-        let endless = b"head -c 100000M /dev/zero | base64\r";
         let (mut raw_ms, mut raw_bytes, mut agent_ms, mut agent_bytes) = (vec![], vec![], vec![], vec![]);
         let (mut ttyd_ms, mut ttyd_bytes) = (vec![], vec![]);
         let (mut agent_slow_ms, mut agent_slow_bytes, mut ttyd_slow_ms, mut ttyd_slow_bytes) =
@@ -784,7 +786,7 @@ fn main() {
         for run in 0..runs.max(5) {
             let mut raw = RawPty::spawn();
             raw.read_until(PROMPT);
-            raw.writer.write_all(endless).unwrap();
+            raw.writer.write_all(ENDLESS_FLOOD).unwrap();
             let mut seen = 0;
             let mut buf = vec![0u8; 64 * 1024];
             while seen < 4 << 20 {
