@@ -92,6 +92,8 @@ pub struct OutputBuffer {
     /// The producer is in a flood's pause (see [`crate::pty_io`]); input
     /// written to the shell cuts the pause short.
     pausing: AtomicBool,
+    /// Input reached the shell since the producer last looked.
+    input_seen: AtomicBool,
     capacity: usize,
     ack_window: u64,
     max_frame: usize,
@@ -118,6 +120,7 @@ impl OutputBuffer {
             }),
             room: Notify::new(),
             pausing: AtomicBool::new(false),
+            input_seen: AtomicBool::new(false),
             capacity: capacity.max(2 * READ_MAX),
             ack_window: ack_window.max(READ_MAX as u64),
             max_frame: max_frame.max(1024),
@@ -184,15 +187,22 @@ impl OutputBuffer {
         self.pausing.store(pausing, Ordering::SeqCst);
     }
 
-    /// Input reached the shell. A flood's pause is cut short (the reader
-    /// reads again after [`crate::pty_io::INPUT_SETTLE`]): input during a
-    /// flood is most often Ctrl-C, and the prompt that follows must not wait
-    /// for the rest of a pause. Outside a pause this does nothing (a
-    /// keystroke does not wake the reader for nothing).
+    /// Input reached the shell. A flood's pause is cut short, and the next
+    /// one is short (the reader reads again after
+    /// [`crate::pty_io::INPUT_SETTLE`]): input during a flood is most often
+    /// Ctrl-C, and the prompt that follows must not wait for the rest of a
+    /// pause. Outside a pause this wakes nobody (a keystroke does not wake
+    /// the reader for nothing).
     pub fn input_written(&self) {
+        self.input_seen.store(true, Ordering::SeqCst);
         if self.pausing.load(Ordering::SeqCst) {
             self.room.notify_one();
         }
+    }
+
+    /// Producer: true when input reached the shell since the last call.
+    pub fn take_input(&self) -> bool {
+        self.input_seen.swap(false, Ordering::SeqCst)
     }
 
     /// True once [`stop`](Self::stop) was called.
@@ -450,6 +460,8 @@ mod tests {
             tokio::time::timeout(soon, buf.producer_wake()).await.is_err(),
             "a keystroke outside a flood's pause woke the reader"
         );
+        assert!(buf.take_input(), "the next pause is short");
+        assert!(!buf.take_input());
         buf.set_pausing(true);
         buf.input_written();
         assert!(tokio::time::timeout(soon, buf.producer_wake()).await.is_ok(), "input did not end the pause");

@@ -310,7 +310,10 @@ pub async fn read_loop(pty: PtyReader, output: Arc<OutputBuffer>, activity: Arc<
                     let pacer = pacer.get_or_insert_with(Pacer::new);
                     let Ok(pacer) = pacer else { continue 'wait };
                     output.set_pausing(true);
-                    let mut input = false;
+                    // Input since the last pause (it came while this task
+                    // was reading): this pause is only the settling one.
+                    let mut input = output.take_input();
+                    let mut woken = false;
                     tokio::select! {
                         biased;
                         // Stopped, or input reached the shell.
@@ -318,16 +321,17 @@ pub async fn read_loop(pty: PtyReader, output: Arc<OutputBuffer>, activity: Arc<
                             if output.is_stopped() {
                                 break 'wait;
                             }
-                            input = true;
+                            woken = true;
                         }
-                        paused = pacer.pause(FLOOD_PACE) => {
+                        paused = pacer.pause(if input { INPUT_SETTLE } else { FLOOD_PACE }) => {
                             if paused.is_err() {
                                 tracing::debug!("flood pacing failed; reading output as it comes");
                             }
                         }
                     }
                     output.set_pausing(false);
-                    if input {
+                    if woken {
+                        input |= output.take_input();
                         // Input during a flood is most often Ctrl-C: the
                         // kernel then signals the foreground job and drops
                         // the output still in the PTY, and the prompt
@@ -343,6 +347,8 @@ pub async fn read_loop(pty: PtyReader, output: Arc<OutputBuffer>, activity: Arc<
                             }
                             _ = pacer.pause(INPUT_SETTLE) => {}
                         }
+                    }
+                    if input {
                         burst.reset();
                     }
                     // The reactor saw, meanwhile, whether output came: if not,
