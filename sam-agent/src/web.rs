@@ -641,6 +641,9 @@ async fn terminal_connection(
         agent.sessions.detach(&session, attachment.generation);
         return;
     }
+    // Subscribed before the warning in force is looked at: a clearing (or
+    // a new warning) that comes after that look is then not missed.
+    let notices = agent.subscribe();
     if let Some(warning) = agent.current_warning() {
         let _ = sink.send(Message::Text(warning.to_json().into())).await;
     }
@@ -648,14 +651,8 @@ async fn terminal_connection(
     // pong or a close is rare.
     let (ctl_tx, ctl_rx) = mpsc::channel::<Box<Outgoing>>(8);
     let generation = attachment.generation;
-    let mut output = tokio::spawn(output_loop(
-        sink,
-        Arc::clone(&session),
-        attachment,
-        ctl_rx,
-        agent.subscribe(),
-        agent.config.keepalive,
-    ));
+    let mut output =
+        tokio::spawn(output_loop(sink, Arc::clone(&session), attachment, ctl_rx, notices, agent.config.keepalive));
     let client_timeout = agent.config.client_timeout;
     // One timer for the whole connection, re-armed only when it fires: a
     // keystroke just records when it came instead of touching the timer.
