@@ -58,6 +58,11 @@ impl FlowWindow {
         self.window
     }
 
+    /// The offset the client has acked up to.
+    pub fn acked(&self) -> u64 {
+        self.last_ack
+    }
+
     /// The socket was handed output up to `end` at `now`.
     pub fn sent(&mut self, end: u64, now: Instant) {
         if self.sample.is_none() {
@@ -65,8 +70,9 @@ impl FlowWindow {
         }
     }
 
-    /// The client acked up to `offset` at `now`.
-    pub fn acked(&mut self, offset: u64, now: Instant) {
+    /// The client acked up to `offset` at `now` (an older ack changes
+    /// nothing).
+    pub fn ack(&mut self, offset: u64, now: Instant) {
         if offset <= self.last_ack {
             return;
         }
@@ -133,7 +139,7 @@ mod tests {
             while let Some((_, offset)) = acks.front().copied().filter(|(at, _)| *at <= now) {
                 acks.pop_front();
                 acked = acked.max(offset);
-                flow.acked(offset, now);
+                flow.ack(offset, now);
             }
             // As the agent's reader: another read while under the window.
             let window = if adaptive { flow.window() } else { max };
@@ -203,7 +209,7 @@ mod tests {
             let now = start + Duration::from_millis(u64::from(i) * 10);
             flow.sent(offset + 64 * KIB, now);
             offset += 64 * KIB;
-            flow.acked(offset, now + Duration::from_millis(u64::from(i)));
+            flow.ack(offset, now + Duration::from_millis(u64::from(i)));
         }
         offset
     }
@@ -221,7 +227,7 @@ mod tests {
         let mut flow = FlowWindow::new(1024 * KIB, 0);
         let offset = ever_later_acks(&mut flow, start);
         assert!(flow.window() < 200 * KIB);
-        flow.acked(offset + 200 * KIB, start + Duration::from_secs(2));
+        flow.ack(offset + 200 * KIB, start + Duration::from_secs(2));
         assert_eq!(flow.window(), 300 * KIB + READ_MAX as u64);
     }
 
@@ -235,7 +241,7 @@ mod tests {
             flow.sent(offset + 64 * KIB, now);
             offset += 64 * KIB;
             now += Duration::from_millis(late);
-            flow.acked(offset, now);
+            flow.ack(offset, now);
         }
         let shrunk = flow.window();
         assert!(shrunk < 512 * KIB, "{shrunk}");
@@ -243,7 +249,7 @@ mod tests {
             flow.sent(offset + 64 * KIB, now);
             offset += 64 * KIB;
             now += Duration::from_millis(1);
-            flow.acked(offset, now);
+            flow.ack(offset, now);
         }
         assert_eq!(flow.window(), 1024 * KIB);
     }

@@ -69,8 +69,8 @@ struct State {
     generation: u64,
     attached: Option<Arc<Notify>>,
     sent: u64,
-    acked: Option<u64>,
-    /// The attached client's ack window, while it acks.
+    /// What the attached client acked and may be sent ahead of that, while
+    /// it acks.
     flow: Option<FlowWindow>,
     /// The reader stopped (EOF or error).
     eof: bool,
@@ -111,7 +111,6 @@ impl OutputBuffer {
                 generation: 0,
                 attached: None,
                 sent: 0,
-                acked: None,
                 flow: None,
                 eof: false,
                 exit: None,
@@ -143,8 +142,7 @@ impl OutputBuffer {
         if unsent + READ_MAX > self.capacity.min(READ_AHEAD) {
             return true;
         }
-        let window = s.flow.as_ref().map_or(self.ack_window, FlowWindow::window);
-        matches!(s.acked, Some(acked) if (s.end + pending as u64).saturating_sub(acked) >= window)
+        matches!(&s.flow, Some(flow) if (s.end + pending as u64).saturating_sub(flow.acked()) >= flow.window())
     }
 
     /// Producer: true when a read of up to [`READ_MAX`] bytes may go ahead
@@ -276,7 +274,6 @@ impl OutputBuffer {
         waker.notify_one();
         s.attached = Some(Arc::clone(&waker));
         s.sent = offset;
-        s.acked = acks.then_some(offset);
         s.flow = acks.then(|| FlowWindow::new(self.ack_window, offset));
         self.room.notify_one();
         Attachment { generation: s.generation, offset, lost, waker }
@@ -290,7 +287,6 @@ impl OutputBuffer {
             return false;
         }
         s.attached = None;
-        s.acked = None;
         s.flow = None;
         self.room.notify_one();
         true
@@ -319,12 +315,8 @@ impl OutputBuffer {
             return;
         }
         let end = s.end;
-        if let Some(acked) = s.acked.as_mut() {
-            *acked = (*acked).max(offset.min(end));
-            let acked = *acked;
-            if let Some(flow) = s.flow.as_mut() {
-                flow.acked(acked, Instant::now());
-            }
+        if let Some(flow) = s.flow.as_mut() {
+            flow.ack(offset.min(end), Instant::now());
             if s.reader_waiting && !self.must_wait(&s, 0) {
                 self.room.notify_one();
             }

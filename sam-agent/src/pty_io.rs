@@ -173,6 +173,21 @@ impl Pacer {
     }
 }
 
+/// Pauses for `pause`, or less when the producer is woken meanwhile.
+/// `None` when the session was stopped; else whether it was woken.
+async fn pause_unless_woken(output: &OutputBuffer, pacer: &Pacer, pause: Duration) -> Option<bool> {
+    tokio::select! {
+        biased;
+        () = output.producer_wake() => (!output.is_stopped()).then_some(true),
+        paused = pacer.pause(pause) => {
+            if paused.is_err() {
+                tracing::debug!("flood pacing failed; reading output as it comes");
+            }
+            Some(false)
+        }
+    }
+}
+
 /// Tells a flood from interactive output by the rate of recent reads.
 #[derive(Debug)]
 struct Burst {
@@ -313,23 +328,10 @@ pub async fn read_loop(pty: PtyReader, output: Arc<OutputBuffer>, activity: Arc<
                     // Input since the last pause (it came while this task
                     // was reading): this pause is only the settling one.
                     let mut input = output.take_input();
-                    let mut woken = false;
-                    tokio::select! {
-                        biased;
-                        // Stopped, or input reached the shell.
-                        () = output.producer_wake() => {
-                            if output.is_stopped() {
-                                break 'wait;
-                            }
-                            woken = true;
-                        }
-                        paused = pacer.pause(if input { INPUT_SETTLE } else { FLOOD_PACE }) => {
-                            if paused.is_err() {
-                                tracing::debug!("flood pacing failed; reading output as it comes");
-                            }
-                        }
-                    }
+                    let woken = pause_unless_woken(&output, pacer, if input { INPUT_SETTLE } else { FLOOD_PACE }).await;
                     output.set_pausing(false);
+                    // Woken: stopped, or input reached the shell.
+                    let Some(woken) = woken else { break 'wait };
                     if woken {
                         input |= output.take_input();
                         // Input during a flood is most often Ctrl-C: the
@@ -338,14 +340,8 @@ pub async fn read_loop(pty: PtyReader, output: Arc<OutputBuffer>, activity: Arc<
                         // follows. A short wait lets it do so before the
                         // next read, which then finds the prompt, or nothing
                         // and waits for it, out of flood mode.
-                        tokio::select! {
-                            biased;
-                            () = output.producer_wake() => {
-                                if output.is_stopped() {
-                                    break 'wait;
-                                }
-                            }
-                            _ = pacer.pause(INPUT_SETTLE) => {}
+                        if pause_unless_woken(&output, pacer, INPUT_SETTLE).await.is_none() {
+                            break 'wait;
                         }
                     }
                     if input {

@@ -949,8 +949,8 @@ impl SessionManager {
 
     /// Reattaches session `id` if it is alive, else starts a new shell under
     /// that id (or hands it the spare shell). `from` is the offset the client
-    /// has already received. A new shell is forked and exec'd on a blocking
-    /// thread.
+    /// has already received. A new shell is forked and exec'd on the
+    /// thread that starts shells, one at a time.
     pub async fn attach(
         &self,
         id: &str,
@@ -1055,7 +1055,7 @@ impl SessionManager {
     /// ([`SessionConfig::spare_for`] is zero) or the session limit would be
     /// reached. It is ended when no tab took it within `spare_for`, so a new
     /// tab never gets a shell that read its startup files long ago.
-    /// Forks and execs on a blocking thread.
+    /// Forks and execs on the thread that starts shells.
     pub async fn prepare_spare(self: &Arc<Self>, size: WindowSize) {
         if self.config.spare_for.is_zero() || self.closed.load(Ordering::SeqCst) {
             return;

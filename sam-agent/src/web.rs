@@ -721,17 +721,18 @@ async fn terminal_connection(
                     Ok(ClientControl::Rename { name }) => session.set_name(name),
                     Ok(ClientControl::Active) => agent.activity.touch(),
                     Ok(ClientControl::Close { after }) => {
-                        if !matches!(after, Some(secs) if secs > 0) {
-                            // Before the close frame: a tab opened right after
-                            // the client sees it must find the room this one
-                            // leaves under the session limit.
-                            agent.sessions.close(&id);
-                        }
+                        let end = match after {
+                            Some(secs) if secs > 0 => InputEnd::ClosedAfter(Duration::from_secs(u64::from(secs))),
+                            _ => {
+                                // Before the close frame: a tab opened right
+                                // after the client sees it must find the room
+                                // this one leaves under the session limit.
+                                agent.sessions.close(&id);
+                                InputEnd::Closed
+                            }
+                        };
                         let _ = ctl_tx.send(Box::new(Outgoing::Close(close_code::NORMAL, "closed"))).await;
-                        match after {
-                            Some(secs) if secs > 0 => break InputEnd::ClosedAfter(Duration::from_secs(u64::from(secs))),
-                            _ => break InputEnd::Closed,
-                        }
+                        break end;
                     }
                     Err(error) => {
                         tracing::warn!(%error, "bad control message; closing");
