@@ -38,6 +38,8 @@ const OUTPUT_EVERY: Duration = Duration::from_secs(3);
 const LIVE_LINES: usize = 8;
 /// Largest control-plane answer read.
 const MAX_RESPONSE: usize = 64 * 1024;
+/// Longest a bootstrap request to the control plane may take.
+const CONTROL_PLANE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default image when the repository has no devcontainer configuration.
 pub const DEFAULT_IMAGE: &str = "mcr.microsoft.com/devcontainers/base:bookworm";
 
@@ -495,14 +497,10 @@ pub struct HttpControlPlane {
 }
 
 impl HttpControlPlane {
-    /// A client for `base` (e.g. `https://sam.example.com`).
-    pub fn new(base: &str) -> Result<Self, BootstrapError> {
-        crate::ensure_tls_provider();
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| BootstrapError::ControlPlane(e.to_string()))?;
-        Ok(Self { http, base: base.trim_end_matches('/').to_owned() })
+    /// A client for `base` (e.g. `https://sam.example.com`) sending
+    /// through `http` (the agent's one client, [`crate::http::client`]).
+    pub fn new(base: &str, http: reqwest::Client) -> Self {
+        Self { http, base: base.trim_end_matches('/').to_owned() }
     }
 }
 
@@ -529,6 +527,7 @@ impl ControlPlaneApi for HttpControlPlane {
         let response = self
             .http
             .post(format!("{}/api/bootstrap/{}", self.base, token.expose()))
+            .timeout(CONTROL_PLANE_TIMEOUT)
             .json(request)
             .send()
             .await
@@ -557,6 +556,7 @@ impl ControlPlaneApi for HttpControlPlane {
         let response = self
             .http
             .post(format!("{}/api/workspaces/{}/boot-progress", self.base, grant.workspace_id))
+            .timeout(CONTROL_PLANE_TIMEOUT)
             .bearer_auth(grant.callback_token.expose())
             .json(progress)
             .send()

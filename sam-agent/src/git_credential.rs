@@ -30,6 +30,8 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 /// Largest request accepted on the socket.
 const MAX_REQUEST: usize = 8 * 1024;
+/// Longest a token request to the control plane may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 /// A cached token is replaced this long before it expires.
 const RENEW_BEFORE: time::Duration = time::Duration::minutes(5);
 /// The socket's directory (in the agent's state directory) and file name:
@@ -117,25 +119,21 @@ fn clean(value: &str) -> String {
 
 impl CredentialService {
     /// A service for workspace `id` whose repository is cloned from
-    /// `clone_url`, asking `control_plane` with the callback credential.
+    /// `clone_url`, asking `control_plane` with the callback credential
+    /// through `http` (the agent's one client, [`crate::http::client`]).
     pub fn new(
         control_plane: &str,
         id: WorkspaceId,
         callback: SecretString,
         clone_url: &str,
+        http: reqwest::Client,
     ) -> Result<Self, CredentialError> {
-        crate::ensure_tls_provider();
         let url = reqwest::Url::parse(clone_url).map_err(|_| CredentialError::CloneUrl(clone_url.to_owned()))?;
         let host = url.host_str().ok_or_else(|| CredentialError::CloneUrl(clone_url.to_owned()))?;
         let host = match url.port() {
             Some(port) => format!("{host}:{port}"),
             None => host.to_owned(),
         };
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(20))
-            .connect_timeout(Duration::from_secs(5))
-            .build()
-            .map_err(|e| CredentialError::Http(e.to_string()))?;
         Ok(Self {
             http,
             url: format!("{}/api/workspaces/{id}/git-credential", control_plane.trim_end_matches('/')),
@@ -194,6 +192,7 @@ impl CredentialService {
         let response = self
             .http
             .post(&self.url)
+            .timeout(REQUEST_TIMEOUT)
             .bearer_auth(self.callback.expose())
             .send()
             .await
@@ -373,6 +372,7 @@ mod tests {
             WorkspaceId::new(),
             SecretString::new("cb"),
             "https://github.com/octo/hello.git",
+            crate::http::client().unwrap(),
         )
         .unwrap();
         assert_eq!(service.answer("action=get\nprotocol=https\nhost=evil.example\n").await, "");

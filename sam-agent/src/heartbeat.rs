@@ -15,6 +15,8 @@ use crate::agent::Agent;
 
 /// Largest answer read (a certificate chain fits many times).
 const MAX_RESPONSE: usize = 64 * 1024;
+/// Longest a heartbeat (or a preview certificate request) may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Heartbeat failures.
 #[derive(Debug, thiserror::Error)]
@@ -46,19 +48,14 @@ pub struct HeartbeatClient {
 
 impl HeartbeatClient {
     /// A client for workspace `id` at `control_plane` (e.g. `https://sam.example.com`).
-    pub fn new(control_plane: &str, id: WorkspaceId, credential: SecretString) -> Result<Self, HeartbeatError> {
-        crate::ensure_tls_provider();
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(15))
-            .connect_timeout(Duration::from_secs(5))
-            .build()
-            .map_err(|e| HeartbeatError::Http(e.to_string()))?;
-        Ok(Self {
+    /// Sends through `http` (the agent's one client, [`crate::http::client`]).
+    pub fn new(control_plane: &str, id: WorkspaceId, credential: SecretString, http: reqwest::Client) -> Self {
+        Self {
             http,
             url: format!("{}/api/workspaces/{id}/heartbeat", control_plane.trim_end_matches('/')),
             preview_url: format!("{}/api/workspaces/{id}/preview-certificate", control_plane.trim_end_matches('/')),
             credential,
-        })
+        }
     }
 
     /// Sends one heartbeat.
@@ -83,6 +80,7 @@ impl HeartbeatClient {
         let mut response = self
             .http
             .post(url)
+            .timeout(REQUEST_TIMEOUT)
             .bearer_auth(self.credential.expose())
             .json(request)
             .send()

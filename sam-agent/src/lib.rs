@@ -155,6 +155,7 @@ pub mod files;
 pub mod flow;
 pub mod git_credential;
 pub mod heartbeat;
+pub mod http;
 pub mod output;
 pub mod ports;
 pub mod preview;

@@ -12,11 +12,22 @@ use sam_agent::state::AgentState;
 use sam_agent::{Agent, web};
 use sam_core::ports::TokenVerifier;
 
+// `RUST_LOG` as `target=level` directives (`info,sam_agent=debug`): a
+// `Targets` filter rather than an `EnvFilter`, whose span and field
+// filters bring a regex engine into the binary every VM downloads.
 fn init_logs(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    if format == "json" { builder.json().init() } else { builder.init() }
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| v.parse::<tracing_subscriber::filter::Targets>().ok())
+        .unwrap_or_else(|| tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO));
+    let registry = tracing_subscriber::registry().with(filter);
+    if format == "json" {
+        registry.with(tracing_subscriber::fmt::layer().json()).init();
+    } else {
+        registry.with(tracing_subscriber::fmt::layer()).init();
+    }
 }
 
 // One async thread: PTY and socket I/O both run on the reactor, so a
@@ -43,10 +54,13 @@ async fn main() -> anyhow::Result<()> {
     // key id, rate-limited).
     let control_plane = config.control_plane.as_deref().context("--control-plane is required")?.trim_end_matches('/');
     let issuer = config.token_issuer.clone().unwrap_or_else(|| control_plane.to_owned());
-    let verifier: Arc<dyn TokenVerifier> = Arc::new(
-        sam_providers::jwt::JwksVerifier::new(format!("{control_plane}/.well-known/jwks.json"), issuer)
-            .context("token verifier")?,
-    );
+    // One client, one store of trust anchors, for all control-plane traffic.
+    let http = sam_agent::http::client().context("HTTP client")?;
+    let verifier: Arc<dyn TokenVerifier> = Arc::new(sam_providers::jwt::JwksVerifier::with_client(
+        format!("{control_plane}/.well-known/jwks.json"),
+        issuer,
+        http.clone(),
+    ));
 
     // With a bootstrap token: resume from the grant saved before a restart
     // or a reboot (the token is spent once redeemed), else redeem it (it
@@ -59,7 +73,7 @@ async fn main() -> anyhow::Result<()> {
         Some(token) => {
             let cp_url =
                 config.control_plane.as_deref().context("--control-plane is required with a bootstrap token")?;
-            let cp = HttpControlPlane::new(cp_url)?;
+            let cp = HttpControlPlane::new(cp_url, http.clone());
             let token = token.clone();
             let saved = match state.load(Some(&token)).await {
                 Ok(saved) => saved,
@@ -128,6 +142,7 @@ async fn main() -> anyhow::Result<()> {
             grant.workspace_id,
             grant.callback_token.clone(),
             &grant.clone_url,
+            http.clone(),
         )
         .context("git credentials")?;
         let listener = sam_agent::git_credential::bind(&socket).context("the git credential socket")?;
@@ -157,7 +172,7 @@ async fn main() -> anyhow::Result<()> {
     }
 
     if let (Some(cp), Some(credential)) = (&config.control_plane, callback) {
-        let client = HeartbeatClient::new(cp, workspace, credential)?;
+        let client = HeartbeatClient::new(cp, workspace, credential, http.clone());
         tokio::spawn(heartbeat::run(Arc::clone(&agent), client, Duration::from_secs(config.heartbeat_secs)));
     }
 

@@ -82,7 +82,7 @@ async fn redeem_clone_and_report() {
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
-    let cp = HttpControlPlane::new(&base).unwrap();
+    let cp = HttpControlPlane::new(&base, sam_agent::http::client().unwrap());
     let saved = AgentState::new(dir.path().join("state"));
     let options = BootstrapOptions {
         workdir: dir.path().join("work"),
@@ -175,7 +175,7 @@ async fn clone_failure_is_reported_with_the_reason() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let cp = HttpControlPlane::new(&base).unwrap();
+    let cp = HttpControlPlane::new(&base, sam_agent::http::client().unwrap());
     let options = BootstrapOptions {
         workdir: dir.path().join("w"),
         host_shell: true,

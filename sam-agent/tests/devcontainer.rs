@@ -226,7 +226,14 @@ async fn git_push_inside_the_devcontainer_goes_through_the_agent() {
     let config = serde_json::json!({"image": image, "remoteUser": "vscode", "runArgs": ["--network=host"]});
     std::fs::write(repo.join(".devcontainer/devcontainer.json"), config.to_string()).unwrap();
     let socket = git_credential::socket_path(&dir.path().join("state"));
-    let service = CredentialService::new(&control, WorkspaceId::new(), "cb".into(), &clone_url).unwrap();
+    let service = CredentialService::new(
+        &control,
+        WorkspaceId::new(),
+        "cb".into(),
+        &clone_url,
+        sam_agent::http::client().unwrap(),
+    )
+    .unwrap();
     tokio::spawn(Arc::new(service).serve(git_credential::bind(&socket).unwrap()));
     let agent = std::path::PathBuf::from(env!("CARGO_BIN_EXE_sam-agent"));
 

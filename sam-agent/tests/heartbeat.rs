@@ -72,7 +72,8 @@ async fn warn_reaches_every_open_terminal() {
     hello(&mut a).await;
     let mut b = t.connect("session=b").await;
     hello(&mut b).await;
-    let client = HeartbeatClient::new(&url, t.workspace, SecretString::new("cb-secret")).unwrap();
+    let client =
+        HeartbeatClient::new(&url, t.workspace, SecretString::new("cb-secret"), sam_agent::http::client().unwrap());
     let task = tokio::spawn(heartbeat::run(Arc::clone(&t.agent), client, Duration::from_millis(100)));
     for ws in [&mut a, &mut b] {
         let notice = next_text(ws).await;
@@ -128,7 +129,7 @@ async fn shutdown_closes_every_terminal() {
     hello(&mut a).await;
     let mut b = t.connect("session=b").await;
     hello(&mut b).await;
-    let client = HeartbeatClient::new(&url, t.workspace, SecretString::new("cb")).unwrap();
+    let client = HeartbeatClient::new(&url, t.workspace, SecretString::new("cb"), sam_agent::http::client().unwrap());
     let task = tokio::spawn(heartbeat::run(Arc::clone(&t.agent), client, Duration::from_millis(100)));
     for ws in [&mut a, &mut b] {
         assert_eq!(next_text(ws).await["type"], "shutdown");

@@ -15,6 +15,8 @@ use super::{MAX_LEEWAY_SECS, header_kid, keys_from_jwks, verify_with_key};
 
 /// Largest JWKS document accepted.
 const MAX_JWKS_BYTES: usize = 256 * 1024;
+/// Longest one key set fetch may take.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Verifies tokens against the JWKS published at a URL (the control plane's
 /// `/.well-known/jwks.json`). The key set is fetched on first use and cached;
@@ -45,12 +47,19 @@ impl JwksVerifier {
     /// A verifier for tokens of `issuer`, with keys from `jwks_url`.
     pub fn new(jwks_url: impl Into<String>, issuer: impl Into<String>) -> Result<Self, TokenError> {
         let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
             .connect_timeout(Duration::from_secs(5))
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| TokenError::new(TokenErrorKind::Unavailable, format!("HTTP client: {e}")))?;
-        Ok(Self {
+        Ok(Self::with_client(jwks_url, issuer, client))
+    }
+
+    /// The same, fetching through `client` (a process that talks to the
+    /// same server for other things shares one client, and so one store of
+    /// trust anchors; whether redirects are followed is the client's
+    /// choice). Every fetch still times out after 10 s.
+    pub fn with_client(jwks_url: impl Into<String>, issuer: impl Into<String>, client: reqwest::Client) -> Self {
+        Self {
             url: jwks_url.into(),
             issuer: issuer.into(),
             leeway_secs: MAX_LEEWAY_SECS,
@@ -58,7 +67,7 @@ impl JwksVerifier {
             clock: Arc::new(SystemClock),
             client,
             cache: Mutex::new(Cache::default()),
-        })
+        }
     }
 
     /// Sets the minimum time between two fetches triggered by unknown `kid`s.
@@ -96,8 +105,13 @@ impl JwksVerifier {
         cache.fetches += 1;
         cache.last_fetch_failed = true;
         let unavailable = |what: String| TokenError::new(TokenErrorKind::Unavailable, what);
-        let response =
-            self.client.get(&self.url).send().await.map_err(|e| unavailable(format!("JWKS fetch failed: {e}")))?;
+        let response = self
+            .client
+            .get(&self.url)
+            .timeout(FETCH_TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| unavailable(format!("JWKS fetch failed: {e}")))?;
         if !response.status().is_success() {
             return Err(unavailable(format!("JWKS fetch answered {}", response.status())));
         }
