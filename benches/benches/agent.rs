@@ -22,11 +22,18 @@
 //!   → prompt, with its spare shell and, from a second agent, without), next
 //!   to the WebSocket handshake alone;
 //! * Ctrl-C during an endless flood: time to the prompt and the output that
-//!   still arrives after the keystroke (the client acks, as the page does),
-//!   with a client reading as fast as it can and with one reading 10 MB/s
-//!   (slower than any of the servers sends, as a browser is);
+//!   still arrives after the keystroke, with a client reading as fast as it
+//!   can (acking every 16 KiB, as `sam shell` does) and with one reading
+//!   10 MB/s (slower than any of the servers sends, as a browser is; acking
+//!   every 64 KiB, as the page does);
 //! * agent (and ttyd) RSS idle, and what each session adds (from 1 to 21
 //!   sessions: the first pages in code once);
+//! * when `target/agent/sam-agent` is built (`cargo build --profile agent
+//!   -p sam-agent`), the binary workspaces download, started as on a VM
+//!   (RS256 terminal tokens against a key set this bench serves, the
+//!   cookie from `/auth/callback`): its throughput and CPU per MB next to
+//!   the bench's own agent (release profile), and its RSS, which the side by
+//!   side table then shows (the bench's agent carries the bench with it);
 //! * the browser side: 50 MB (`SAM_BENCH_BROWSER_MB`) through the terminal
 //!   page's xterm.js in headless Chromium (`sam-agent/web/flood-bench.mjs`):
 //!   the page's main-thread stalls and round trips during the flood next to
@@ -157,6 +164,8 @@ struct AgentProc {
     addr: SocketAddr,
     cookie: String,
     framing: Framing,
+    /// The shipped agent's state directory and shell script.
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl AgentProc {
@@ -180,7 +189,92 @@ impl AgentProc {
         let mut parts = line.split_whitespace().skip(1);
         let addr = parts.next().unwrap().parse().unwrap();
         let cookie = parts.next().unwrap().to_owned();
-        Self { child, addr, cookie, framing: Framing::Agent }
+        Self { child, addr, cookie, framing: Framing::Agent, _dir: None }
+    }
+
+    /// The agent binary every workspace VM downloads (`target/agent/sam-agent`,
+    /// built with `--profile agent`), started as a VM starts it: terminal
+    /// tokens are RS256 JWTs checked against the control plane's key set,
+    /// which this process serves, and the cookie comes from redeeming one at
+    /// `/auth/callback`, as a browser does. Its `--shell` is started as a
+    /// login shell (`-l`), so a two-line script stands in for the shell and
+    /// execs the same bash as the other servers run (sh's start costs it
+    /// about a millisecond, so its first prompt is not measured here).
+    fn start_shipped(bin: &std::path::Path) -> Self {
+        use sam_core::ports::{Audience, TokenIssuer, TokenRequest};
+        let dir = tempfile::tempdir().unwrap();
+        let shell = dir.path().join("shell");
+        std::fs::write(&shell, "#!/bin/sh\nexec /bin/bash --noprofile --norc\n").unwrap();
+        std::fs::set_permissions(&shell, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+
+        let jwks_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let control_plane = format!("http://{}", jwks_listener.local_addr().unwrap());
+        let issuer = sam_providers::jwt::JwtIssuer::new(
+            control_plane.clone(),
+            sam_providers::jwt::RsaSigningKey::generate(2048).unwrap(),
+        );
+        let jwks = serde_json::to_string(&issuer.jwks()).unwrap();
+        std::thread::spawn(move || {
+            for mut stream in jwks_listener.incoming().flatten() {
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request);
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{jwks}",
+                    jwks.len()
+                );
+            }
+        });
+
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let workspace = sam_core::domain::WorkspaceId::new();
+        let child = Command::new(bin)
+            .args(["--listen", &addr.to_string(), "--control-plane", &control_plane])
+            .args(["--workspace-id", &workspace.to_string(), "--host-shell", "--shell"])
+            .arg(&shell)
+            .args(["--secure-cookie", "false", "--max-sessions", "64", "--state-dir"])
+            .arg(dir.path().join("state"))
+            .env("PS1", "$ ")
+            .env("HISTFILE", "/dev/null")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(addr).is_err() {
+            assert!(Instant::now() < deadline, "{} did not listen on {addr}", bin.display());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let token = issuer
+            .issue(
+                TokenRequest {
+                    audience: Audience::WorkspaceTerminal,
+                    subject: sam_core::domain::UserId::new(),
+                    workspace,
+                    ttl: Duration::from_secs(3600),
+                    session: None,
+                },
+                time::OffsetDateTime::now_utc(),
+            )
+            .unwrap();
+        let mut http = std::net::TcpStream::connect(addr).unwrap();
+        write!(
+            http,
+            "GET /auth/callback?token={} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n",
+            token.token.expose()
+        )
+        .unwrap();
+        let mut response = String::new();
+        http.read_to_string(&mut response).unwrap();
+        let cookie = response
+            .lines()
+            .find_map(|l| l.strip_prefix("set-cookie: ").or_else(|| l.strip_prefix("Set-Cookie: ")))
+            .and_then(|c| c.split(';').next())
+            .unwrap_or_else(|| panic!("no cookie from /auth/callback: {response}"))
+            .to_owned();
+        Self { child, addr, cookie, framing: Framing::Agent, _dir: Some(dir) }
     }
 
     /// ttyd serving the same shell (`-W`: writable, as the agent's
@@ -201,7 +295,7 @@ impl AgentProc {
             assert!(Instant::now() < deadline, "ttyd did not listen on {addr}");
             std::thread::sleep(Duration::from_millis(10));
         }
-        Self { child, addr, cookie: String::new(), framing: Framing::Ttyd }
+        Self { child, addr, cookie: String::new(), framing: Framing::Ttyd, _dir: None }
     }
 
     /// CPU time of the server process in ms: user + system time from
@@ -227,7 +321,14 @@ impl AgentProc {
     }
 
     fn rss_kib(&self) -> u64 {
-        status_field(std::path::Path::new(&format!("/proc/{}/status", self.child.id())), "VmRSS:").unwrap_or(0)
+        self.status_kib("VmRSS:")
+    }
+
+    /// A field of the server's `/proc/<pid>/status` in KiB (`RssAnon:`, the
+    /// resident memory no file backs: heap, stacks; the rest of RSS is the
+    /// pages of the binary and its libraries the process has mapped).
+    fn status_kib(&self, key: &str) -> u64 {
+        status_field(std::path::Path::new(&format!("/proc/{}/status", self.child.id())), key).unwrap_or(0)
     }
 
     /// Opens a terminal session. `query` names the agent's session (and
@@ -251,7 +352,8 @@ impl AgentProc {
             let hello = r#"{"AuthToken":"","columns":80,"rows":24}"#;
             ws.send(Message::Binary(hello.as_bytes().to_vec().into())).await.unwrap();
         }
-        Conn { ws, framing: self.framing, ack: query.contains("ack=1"), offset: 0, last_ack: 0 }
+        let ack_every = query.contains("ack=1").then_some(ACK_EVERY);
+        Conn { ws, framing: self.framing, ack_every, offset: 0, last_ack: 0 }
     }
 }
 
@@ -266,8 +368,8 @@ impl Drop for AgentProc {
 struct Conn {
     ws: Ws,
     framing: Framing,
-    /// Acknowledge every 64 KiB (the agent's flow control, as the page does).
-    ack: bool,
+    /// Acknowledge output every this many bytes (the agent's flow control).
+    ack_every: Option<u64>,
     offset: u64,
     last_ack: u64,
 }
@@ -289,7 +391,7 @@ impl Conn {
                 Message::Binary(b) => match self.framing {
                     Framing::Agent => {
                         self.offset += b.len() as u64;
-                        if self.ack && self.offset - self.last_ack >= 64 * 1024 {
+                        if self.ack_every.is_some_and(|every| self.offset - self.last_ack >= every) {
                             self.last_ack = self.offset;
                             let msg = format!(r#"{{"type":"ack","offset":{}}}"#, self.offset);
                             self.ws.send(Message::Text(msg.into())).await.unwrap();
@@ -379,6 +481,13 @@ impl Conn {
     }
 }
 
+/// How often the client acks output, as `sam shell` does (`ACK_EVERY` in
+/// `sam-cli/src/shell.rs`).
+const ACK_EVERY: u64 = 16 * 1024;
+/// How often the slow client acks, as the terminal page does (`ACK_EVERY`
+/// in `sam-agent/assets/terminal.js`).
+const PAGE_ACK_EVERY: u64 = 64 * 1024;
+
 /// The flood the Ctrl-C rounds interrupt.
 const ENDLESS_FLOOD: &[u8] = b"head -c 100000M /dev/zero | base64\r";
 
@@ -392,6 +501,9 @@ const SLOW_CLIENT_MB_S: f64 = 10.0;
 fn interrupt_round(rt: &tokio::runtime::Runtime, server: &AgentProc, session: &str, pace: Option<f64>) -> (f64, usize) {
     let r = rt.block_on(async {
         let mut ws = server.connect(&format!("session={session}&ack=1")).await;
+        if pace.is_some() {
+            ws.ack_every = Some(PAGE_ACK_EVERY);
+        }
         ws.read_until(PROMPT).await;
         ws.send(ENDLESS_FLOOD).await;
         let r = ws.interrupt(4 << 20, pace).await;
@@ -533,13 +645,20 @@ fn main() {
     let only = std::env::var("SAM_BENCH_ONLY").unwrap_or_default();
     let enabled = |part: &str| only.is_empty() || only.split(',').any(|p| p.trim() == part);
     let ttyd_bin = std::env::var("SAM_BENCH_TTYD").ok().filter(|p| !p.is_empty());
+    // The agent binary workspaces download, when built (`cargo build
+    // --profile agent -p sam-agent`): measured beside the bench's own agent
+    // for throughput and memory.
+    let shipped_bin =
+        Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/agent/sam-agent")).filter(|p| p.exists());
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let agent = AgentProc::start();
     let ttyd = ttyd_bin.as_deref().map(AgentProc::start_ttyd);
+    let shipped = shipped_bin.as_deref().filter(|_| enabled("throughput")).map(AgentProc::start_shipped);
     let mut rows: Vec<(String, String)> = Vec::new();
     let (mut throughput, mut cpu, mut echo_p50, mut echo_p99) =
         (Figure::default(), Figure::default(), Figure::default(), Figure::default());
     let (mut prompt, mut rss_idle, mut rss_session) = (Figure::default(), Figure::default(), Figure::default());
+    let mut anon_idle = Figure::default();
     let (mut ctrl_c_ms, mut ctrl_c_kb) = (Figure::default(), Figure::default());
     let (mut ctrl_c_slow_ms, mut ctrl_c_slow_kb) = (Figure::default(), Figure::default());
 
@@ -551,6 +670,7 @@ fn main() {
         let mut ack_rates = Vec::new();
         let mut cpu_per_mb = Vec::new();
         let (mut ttyd_rates, mut ttyd_cpu) = (Vec::new(), Vec::new());
+        let (mut shipped_rates, mut shipped_cpu) = (Vec::new(), Vec::new());
         for run in 0..runs {
             let mut raw = RawPty::spawn();
             raw.read_until(PROMPT);
@@ -562,8 +682,12 @@ fn main() {
             raw_cpu_per_mb.push((thread_cpu_ms() - cpu0) / (bytes as f64 / 1e6));
             drop(raw);
 
-            let servers = [(&agent, false), (&agent, true)].into_iter().chain(ttyd.as_ref().map(|t| (t, false)));
+            let servers = [(&agent, false), (&agent, true)]
+                .into_iter()
+                .chain(ttyd.as_ref().map(|t| (t, false)))
+                .chain(shipped.as_ref().map(|t| (t, false)));
             for (server, ack) in servers {
+                let is_shipped = shipped.as_ref().is_some_and(|s| std::ptr::eq(s, server));
                 let (rate, cpu) = rt.block_on(async {
                     let mut ws = server.connect(&format!("session=tp{run}{ack}&ack={}", u8::from(ack))).await;
                     ws.read_until(PROMPT).await;
@@ -577,6 +701,10 @@ fn main() {
                     (bytes as f64 / secs / 1e6, cpu / (bytes as f64 / 1e6))
                 });
                 match (server.framing, ack) {
+                    _ if is_shipped => {
+                        shipped_rates.push(rate);
+                        shipped_cpu.push(cpu);
+                    }
                     (Framing::Ttyd, _) => {
                         ttyd_rates.push(rate);
                         ttyd_cpu.push(cpu);
@@ -599,6 +727,13 @@ fn main() {
             format!("{ack_rate:.1}  = {:.2}x raw", ack_rate / raw_rate),
         ));
         rows.push(("agent CPU per MB (ms)".into(), format!("{:.2}", median(cpu_per_mb.clone()))));
+        if shipped.is_some() {
+            let rate = median(shipped_rates);
+            rows.push((
+                "throughput shipped agent (MB/s)".into(),
+                format!("{rate:.1}  = {:.2}x raw; CPU {:.2} ms/MB", rate / raw_rate, median(shipped_cpu)),
+            ));
+        }
         rows.push(("raw PTY read loop CPU per MB (ms)".into(), format!("{:.2}", median(raw_cpu_per_mb.clone()))));
         throughput = Figure { raw: Some(raw_rate), agent: Some(ws_rate), ttyd: None };
         cpu = Figure { raw: Some(median(raw_cpu_per_mb)), agent: Some(median(cpu_per_mb)), ttyd: None };
@@ -850,10 +985,15 @@ fn main() {
     // session to 21 (the first session pages in the code that spawns and
     // serves shells, a cost paid once, not per session).
     if enabled("rss") {
-        let fresh = [Some(AgentProc::start()), ttyd_bin.as_deref().map(AgentProc::start_ttyd)];
-        for server in fresh.iter().flatten() {
+        let fresh = [
+            Some((AgentProc::start(), "agent")),
+            shipped_bin.as_deref().map(|bin| (AgentProc::start_shipped(bin), "shipped agent")),
+            ttyd_bin.as_deref().map(|bin| (AgentProc::start_ttyd(bin), "ttyd")),
+        ];
+        for (server, who) in fresh.iter().flatten() {
             std::thread::sleep(Duration::from_millis(300));
             let idle = server.rss_kib();
+            let idle_anon = server.status_kib("RssAnon:");
             let (one, with21) = rt.block_on(async {
                 let mut sockets = Vec::new();
                 let mut one = 0;
@@ -872,16 +1012,21 @@ fn main() {
                 (one, rss)
             });
             let (idle_mib, per) = (idle as f64 / 1024.0, with21.saturating_sub(one) as f64 / 1024.0 / 20.0);
-            let who = if server.framing == Framing::Agent { "agent" } else { "ttyd" };
-            rows.push((format!("{who} RSS idle (MiB)"), format!("{idle_mib:.1}")));
+            let anon_mib = idle_anon as f64 / 1024.0;
+            rows.push((format!("{who} RSS idle (MiB)"), format!("{idle_mib:.1}  (anonymous {anon_mib:.2})")));
             rows.push((
                 format!("{who} RSS with 1 / 21 sessions (MiB)"),
                 format!("{:.1} / {:.1}  (+{per:.3} MiB/session)", one as f64 / 1024.0, with21 as f64 / 1024.0),
             ));
-            if server.framing == Framing::Agent {
-                (rss_idle.agent, rss_session.agent) = (Some(idle_mib), Some(per));
-            } else {
-                (rss_idle.ttyd, rss_session.ttyd) = (Some(idle_mib), Some(per));
+            // The table shows what a workspace runs: the shipped binary
+            // when it is built (the bench binary's agent carries the bench,
+            // the test kit and a release profile besides).
+            match *who {
+                "ttyd" => {
+                    (rss_idle.ttyd, rss_session.ttyd, anon_idle.ttyd) = (Some(idle_mib), Some(per), Some(anon_mib));
+                }
+                "agent" if shipped_bin.is_some() => {}
+                _ => (rss_idle.agent, rss_session.agent, anon_idle.agent) = (Some(idle_mib), Some(per), Some(anon_mib)),
             }
         }
     }
@@ -963,6 +1108,7 @@ fn main() {
         ("echo p99, µs", echo_p99, false),
         ("first prompt (no spare shell), ms", prompt, false),
         ("RSS idle, MiB", rss_idle, false),
+        ("  of it anonymous (heap, stacks)", anon_idle, false),
         ("RSS per session, MiB", rss_session, false),
         ("Ctrl-C in a flood → prompt, ms", ctrl_c_ms, false),
         ("output after Ctrl-C, KiB", ctrl_c_kb, false),
@@ -978,6 +1124,9 @@ fn main() {
             _ => "",
         };
         println!("  {name:<34} {:>10} {:>10} {:>10}  {verdict}", cell(f.raw), cell(f.agent), cell(f.ttyd));
+    }
+    if shipped_bin.is_some() && enabled("rss") {
+        println!("  (the memory rows are the shipped binary's, target/agent/sam-agent; the others the bench's agent)");
     }
 }
 

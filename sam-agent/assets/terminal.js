@@ -11,6 +11,11 @@ const tabsEl = document.getElementById('tabs');
 const panesEl = document.getElementById('terminal');
 const noticeEl = document.getElementById('notice');
 const emptyEl = document.getElementById('empty');
+// Output is acked every this many bytes once xterm.js has parsed it. The
+// agent keeps no less than half again this much on its way to the page
+// (more scrolls past after a Ctrl-C); less would not cover the main
+// thread's pauses between frames: acked every 16 KiB, xterm.js ran dry
+// and rendered 13–15 MB/s instead of 18 (benches/benches/agent.rs).
 const ACK_EVERY = 64 * 1024;
 const MAX_NAME = 40;
 // Close codes (sam_core::terminal::close_code).

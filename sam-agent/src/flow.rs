@@ -13,35 +13,64 @@
 //! arrives is the round trip plus whatever waits in front of it; the
 //! smallest delay seen lately stands for the round trip. When acks come
 //! back later than that by more than a round trip (at least
-//! [`QUEUE_TARGET`]), output is queueing and the window shrinks by a
-//! quarter; when they come back with little queueing it grows by a quarter,
+//! [`QUEUE_TARGET`]), output is queueing and the window shrinks (below);
+//! when they come back with little queueing it grows by a quarter,
 //! up to the configured window. It never goes below what the client's own
 //! ack cadence needs to keep acking (half again the largest step between
 //! two of its acks, and one more read), so flow never stops for a client
-//! that acks at a steady cadence, as the page does (every 64 KiB).
+//! that acks at a steady cadence, as the page does (every 16 KiB).
+//!
+//! An ack's delay is timed from when the frame it acks went to the socket:
+//! a client acks right after reading the frame that crossed its cadence,
+//! so that delay holds no wait for the cadence. When acks show queueing,
+//! the window is cut at once to what was in flight with that frame, scaled
+//! to the delay that leaves the target's worth of queueing (at least a
+//! quarter less); acks of output sent before a change do not change it
+//! again. The output buffer keeps frames to a quarter of the window, so a
+//! client can ack within it.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::output::READ_MAX;
 
-/// Queueing below this is never a reason to shrink (acks are coarse: a
-/// client acks every 64 KiB, so a delay sample wanders by as much as the
-/// client takes to read that).
-pub const QUEUE_TARGET: Duration = Duration::from_millis(2);
+/// Queueing below this is never a reason to shrink: a near client's acks
+/// wander by a few hundred microseconds with the scheduler. Far enough to
+/// let a fast client (50 MB/s) keep what it needs, near enough that after
+/// a Ctrl-C it has only tens of KiB left to show.
+pub const QUEUE_TARGET: Duration = Duration::from_micros(500);
 /// How long the smallest delay seen stands for the round trip; a route that
 /// got slower is then not taken for queueing for longer than this.
 pub const MIN_DELAY_LIFETIME: Duration = Duration::from_secs(10);
+/// Sends remembered for timing acks: frames sent less than this far past
+/// the last one remembered share its entry (keystroke echoes), which keeps
+/// the record at a few hundred entries for a 1-MiB window.
+const SEND_GRAIN: u64 = 4096;
+/// At most this many sends remembered; more share the newest entry.
+const MAX_SENDS: usize = 512;
+
+/// One frame handed to the socket: where it ended, when, and how much
+/// was unacknowledged with it.
+#[derive(Debug, Clone, Copy)]
+struct Send {
+    end: u64,
+    at: Instant,
+    in_flight: u64,
+}
 
 /// The ack window of one attached client.
 #[derive(Debug, Clone)]
 pub struct FlowWindow {
     max: u64,
     window: u64,
-    /// Largest step between two acks: the client acks after this much.
+    /// Largest step between two acks lately: the client acks after this much.
     step: u64,
     last_ack: u64,
-    /// An offset handed to the socket and when, waiting for its ack.
-    sample: Option<(u64, Instant)>,
+    /// Frames handed to the socket and not acked yet, oldest first.
+    sends: VecDeque<Send>,
+    /// The window last changed when output had been sent up to here; acks
+    /// of what went before it tell of the old window, not of this one.
+    changed_at: u64,
     /// The smallest ack delay seen, and when.
     min_delay: Option<(Duration, Instant)>,
 }
@@ -50,7 +79,7 @@ impl FlowWindow {
     /// A window of at most `max` bytes for a client that has acked up to
     /// `acked`; it starts at `max`.
     pub fn new(max: u64, acked: u64) -> Self {
-        Self { max, window: max, step: 0, last_ack: acked, sample: None, min_delay: None }
+        Self { max, window: max, step: 0, last_ack: acked, sends: VecDeque::new(), changed_at: acked, min_delay: None }
     }
 
     /// Bytes that may be produced beyond the last ack.
@@ -65,8 +94,10 @@ impl FlowWindow {
 
     /// The socket was handed output up to `end` at `now`.
     pub fn sent(&mut self, end: u64, now: Instant) {
-        if self.sample.is_none() {
-            self.sample = Some((end, now));
+        let full = self.sends.len() >= MAX_SENDS;
+        match self.sends.back_mut() {
+            Some(last) if full || end < last.end + SEND_GRAIN => last.end = last.end.max(end),
+            _ => self.sends.push_back(Send { end, at: now, in_flight: end.saturating_sub(self.last_ack) }),
         }
     }
 
@@ -76,16 +107,25 @@ impl FlowWindow {
         if offset <= self.last_ack {
             return;
         }
-        self.step = self.step.max(offset - self.last_ack);
+        // The largest step lately: frames cut smaller (see the output
+        // buffer) let a client ack in smaller steps, and an old step from
+        // bigger frames fades by an eighth per ack. Never below the step
+        // just taken, so the floor always leaves the client room to ack.
+        self.step = (offset - self.last_ack).max(self.step - self.step / 8);
         self.last_ack = offset;
         // A client that now acks less often than before needs room for it.
         self.window = self.window.max(self.floor());
-        let Some((sampled, at)) = self.sample else { return };
-        if offset < sampled {
-            return;
+        // The frame that carried the acked byte: the client acks as soon as
+        // it has read that frame, so its delay is the round trip and the
+        // queue in front of it, not the client's ack cadence.
+        while self.sends.front().is_some_and(|s| s.end < offset) {
+            self.sends.pop_front();
         }
-        self.sample = None;
-        let delay = now.saturating_duration_since(at);
+        let Some(send) = self.sends.front().copied() else { return };
+        if send.end == offset {
+            self.sends.pop_front();
+        }
+        let delay = now.saturating_duration_since(send.at);
         let least = match self.min_delay {
             Some((least, seen)) if least <= delay && now.saturating_duration_since(seen) < MIN_DELAY_LIFETIME => least,
             _ => {
@@ -93,12 +133,25 @@ impl FlowWindow {
                 delay
             }
         };
+        if send.end <= self.changed_at {
+            return;
+        }
         let queued = delay - least;
         let target = least.max(QUEUE_TARGET);
+        let before = self.window;
         if queued > target {
-            self.window = (self.window - self.window / 4).max(self.floor());
+            // What was in flight with that frame, scaled to the delay that
+            // leaves `target` of queueing: one step to about the right
+            // window, however far off it was (at least a quarter off).
+            let fits =
+                u64::try_from(u128::from(send.in_flight) * (least + target).as_nanos() / delay.as_nanos().max(1))
+                    .unwrap_or(u64::MAX);
+            self.window = (self.window - self.window / 4).min(fits).max(self.floor());
         } else if queued < target / 2 {
             self.window = (self.window + self.window / 4).min(self.max);
+        }
+        if self.window != before {
+            self.changed_at = self.sends.back().map_or(offset, |s| s.end);
         }
     }
 
@@ -201,6 +254,68 @@ mod tests {
         keeps_its_throughput_far_away(20e6);
     }
 
+    /// A window of 1 MiB with the round trip known (0.1 ms), 64 frames of
+    /// 16 KiB handed to the socket at once, and a client reading `rate`
+    /// bytes a second that acks every frame it read. Returns the window
+    /// after each ack.
+    fn one_burst(rate: f64) -> Vec<u64> {
+        let t0 = Instant::now();
+        let mut flow = FlowWindow::new(1024 * KIB, 0);
+        flow.sent(16 * KIB, t0);
+        flow.ack(16 * KIB, t0 + Duration::from_micros(100));
+        let t1 = t0 + Duration::from_millis(1);
+        for k in 1..=64 {
+            flow.sent((k + 1) * 16 * KIB, t1);
+        }
+        (1..=64u32)
+            .map(|k| {
+                let read = t1 + Duration::from_secs_f64(f64::from(k) * 16384.0 / rate);
+                flow.ack(u64::from(k + 1) * 16 * KIB, read);
+                flow.window()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_queue_brings_the_window_down_in_one_step() {
+        // 10 MB/s: the second frame is acked 3.3 ms after it was sent, with
+        // 32 KiB in flight; 0.6 ms of that fits, well under the floor.
+        let windows = one_burst(10e6);
+        let floor = 16 * KIB + 8 * KIB + READ_MAX as u64;
+        assert_eq!(windows[1], floor, "{windows:?}");
+        assert!(windows.iter().all(|w| *w == floor || *w == 1024 * KIB), "{windows:?}");
+    }
+
+    #[test]
+    fn acks_of_output_sent_before_a_change_do_not_change_it_again() {
+        // 100 MB/s: the fourth frame comes back 0.66 ms after it was sent
+        // with 64 KiB in flight, which cuts the window to 64 KiB × 0.6 /
+        // 0.66 (59 KiB); the 60 frames that went out with the old window
+        // come back later and later, and change nothing more.
+        let windows = one_burst(100e6);
+        let cut = windows.iter().position(|w| *w < 1024 * KIB).unwrap_or(64);
+        assert_eq!(cut, 3, "{windows:?}");
+        assert!((56 * KIB..=60 * KIB).contains(&windows[cut]), "{windows:?}");
+        assert!(windows[cut..].iter().all(|w| *w == windows[cut]), "{windows:?}");
+    }
+
+    #[test]
+    fn the_delay_is_the_acked_frames_own_not_the_clients_ack_cadence() {
+        // Output paced at 10 MB/s, 16-KiB frames, each read 0.1 ms after
+        // it was sent; the client acks every fourth. Timed from the first
+        // frame after an ack, each ack would look 5 ms late.
+        let t0 = Instant::now();
+        let mut flow = FlowWindow::new(1024 * KIB, 0);
+        for k in 1..=200u32 {
+            let sent = t0 + Duration::from_secs_f64(f64::from(k) * 16384.0 / 10e6);
+            flow.sent(u64::from(k) * 16 * KIB, sent);
+            if k % 4 == 0 {
+                flow.ack(u64::from(k) * 16 * KIB, sent + Duration::from_micros(100));
+            }
+        }
+        assert_eq!(flow.window(), 1024 * KIB);
+    }
+
     /// 100 acks of 64 KiB, each 1 ms later than the one before (queueing
     /// without end); returns the offset acked.
     fn ever_later_acks(flow: &mut FlowWindow, start: Instant) -> u64 {
@@ -219,6 +334,22 @@ mod tests {
         let mut flow = FlowWindow::new(1024 * KIB, 0);
         ever_later_acks(&mut flow, Instant::now());
         assert_eq!(flow.window(), 64 * KIB + 32 * KIB + READ_MAX as u64);
+    }
+
+    #[test]
+    fn the_floor_comes_down_when_the_client_acks_in_smaller_steps() {
+        let start = Instant::now();
+        let mut flow = FlowWindow::new(1024 * KIB, 0);
+        let mut offset = ever_later_acks(&mut flow, start);
+        assert_eq!(flow.window(), 112 * KIB);
+        // Now 16-KiB steps, still queueing: the old 64-KiB step fades.
+        for i in 0..100u32 {
+            let now = start + Duration::from_secs(2) + Duration::from_millis(u64::from(i) * 10);
+            flow.sent(offset + 16 * KIB, now);
+            offset += 16 * KIB;
+            flow.ack(offset, now + Duration::from_millis(5 + u64::from(i)));
+        }
+        assert_eq!(flow.window(), 16 * KIB + 8 * KIB + READ_MAX as u64);
     }
 
     #[test]

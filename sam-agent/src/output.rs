@@ -32,6 +32,9 @@ pub const READ_MAX: usize = 16 * 1024;
 /// is kept small; the PTY's own buffer keeps the shell busy meanwhile.
 pub const READ_AHEAD: usize = 64 * 1024;
 
+/// The smallest frame a window limits the frames to.
+const MIN_FRAME: usize = 4096;
+
 /// What the consumer gets from [`OutputBuffer::take`].
 #[derive(Debug)]
 pub enum Take {
@@ -143,6 +146,17 @@ impl OutputBuffer {
             return true;
         }
         matches!(&s.flow, Some(flow) if (s.end + pending as u64).saturating_sub(flow.acked()) >= flow.window())
+    }
+
+    /// The largest frame for the attached client: a client that acks
+    /// gets frames of at most a quarter of its window, so a window shrunk
+    /// for a slow client still holds several frames and the client acks
+    /// within it (it can ack no finer than a frame).
+    fn frame_limit(&self, s: &State) -> usize {
+        match &s.flow {
+            Some(flow) => self.max_frame.min(usize::try_from(flow.window() / 4).unwrap_or(usize::MAX)).max(MIN_FRAME),
+            None => self.max_frame,
+        }
     }
 
     /// Producer: true when a read of up to [`READ_MAX`] bytes may go ahead
@@ -355,12 +369,13 @@ impl OutputBuffer {
         }
         let skip = (s.sent - pos) as usize;
         let first = s.chunks[index].slice(skip..);
-        let frame = if first.len() >= self.max_frame {
-            first.slice(..self.max_frame)
+        let max_frame = self.frame_limit(&s);
+        let frame = if first.len() >= max_frame {
+            first.slice(..max_frame)
         } else if index + 1 == s.chunks.len() {
             first
         } else {
-            let available = ((s.end - s.sent) as usize).min(self.max_frame);
+            let available = ((s.end - s.sent) as usize).min(max_frame);
             let mut out = BytesMut::with_capacity(available);
             out.extend_from_slice(&first);
             for chunk in s.chunks.iter().skip(index + 1) {
@@ -441,6 +456,13 @@ mod tests {
             fill(&mut end);
         }
         assert!(end - acked <= 512 * KIB, "{} KiB ahead of a slow client's acks", (end - acked) / KIB);
+        // The shrunk window holds several frames, so the client can ack
+        // within it.
+        let window = buf.lock().flow.as_ref().map(FlowWindow::window).unwrap_or_default();
+        assert!(window < 1024 * KIB);
+        buf.push(Bytes::from(vec![b'y'; 64 * 1024]));
+        let Take::Data(frame) = buf.take(generation) else { panic!("no frame") };
+        assert!(frame.len() as u64 <= (window / 4).max(MIN_FRAME as u64), "{} bytes, window {window}", frame.len());
     }
 
     #[tokio::test]

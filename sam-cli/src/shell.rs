@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use crate::api::{Api, loopback_alias};
 
 /// Output acknowledged every this many bytes (as the page does).
-const ACK_EVERY: u64 = 64 * 1024;
+const ACK_EVERY: u64 = 16 * 1024;
 /// Ctrl-] then `d`: detach, leaving the shell for a later `--session`.
 const ESCAPE: u8 = 0x1d;
 
