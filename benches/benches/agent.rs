@@ -90,7 +90,6 @@ fn agent_child() {
     // The same runtime flavour as the `sam-agent` binary.
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        use sam_core::ports::{Audience, TokenIssuer, TokenRequest};
         let workspace = sam_core::domain::WorkspaceId::new();
         let authority = sam_core::testkit::fakes::FakeTokenAuthority::new("bench", "k1");
         let mut config = sam_agent::AgentConfig::new(workspace);
@@ -100,23 +99,34 @@ fn agent_child() {
             config.sessions.spare_for = Duration::ZERO;
         }
         let agent = sam_agent::Agent::new(config, Arc::new(authority.clone()), Some(shell()));
-        let token = authority
-            .issue(
-                TokenRequest {
-                    audience: Audience::WorkspaceTerminal,
-                    subject: sam_core::domain::UserId::new(),
-                    workspace,
-                    ttl: Duration::from_secs(3600),
-                    session: None,
-                },
-                time::OffsetDateTime::now_utc(),
-            )
-            .unwrap();
-        let cookie = agent.auth.redeem(token.token.expose()).await.unwrap();
+        let token = terminal_token(&authority, workspace);
+        let cookie = agent.auth.redeem(&token).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         println!("READY {} {}={}", listener.local_addr().unwrap(), agent.auth.cookie_name(), cookie);
         sam_agent::web::serve(listener, agent).await.unwrap();
     });
+}
+
+/// A terminal token for `workspace` from `issuer`, valid for an hour.
+fn terminal_token(issuer: &dyn sam_core::ports::TokenIssuer, workspace: sam_core::domain::WorkspaceId) -> String {
+    use sam_core::ports::{Audience, TokenRequest};
+    let request = TokenRequest {
+        audience: Audience::WorkspaceTerminal,
+        subject: sam_core::domain::UserId::new(),
+        workspace,
+        ttl: Duration::from_secs(3600),
+        session: None,
+    };
+    issuer.issue(request, time::OffsetDateTime::now_utc()).unwrap().token.expose().to_owned()
+}
+
+/// Waits until a server started as a child process listens on `addr`.
+fn wait_listening(addr: SocketAddr, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not listen on {addr}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// The floor of the echo path: an axum WebSocket server on the same runtime
@@ -201,7 +211,7 @@ impl AgentProc {
     /// execs the same bash as the other servers run (sh's start costs it
     /// about a millisecond, so its first prompt is not measured here).
     fn start_shipped(bin: &std::path::Path) -> Self {
-        use sam_core::ports::{Audience, TokenIssuer, TokenRequest};
+        use sam_core::ports::TokenIssuer as _;
         let dir = tempfile::tempdir().unwrap();
         let shell = dir.path().join("shell");
         std::fs::write(&shell, "#!/bin/sh\nexec /bin/bash --noprofile --norc\n").unwrap();
@@ -242,30 +252,10 @@ impl AgentProc {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(addr).is_err() {
-            assert!(Instant::now() < deadline, "{} did not listen on {addr}", bin.display());
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let token = issuer
-            .issue(
-                TokenRequest {
-                    audience: Audience::WorkspaceTerminal,
-                    subject: sam_core::domain::UserId::new(),
-                    workspace,
-                    ttl: Duration::from_secs(3600),
-                    session: None,
-                },
-                time::OffsetDateTime::now_utc(),
-            )
-            .unwrap();
+        wait_listening(addr, &bin.display().to_string());
+        let token = terminal_token(&issuer, workspace);
         let mut http = std::net::TcpStream::connect(addr).unwrap();
-        write!(
-            http,
-            "GET /auth/callback?token={} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n",
-            token.token.expose()
-        )
-        .unwrap();
+        write!(http, "GET /auth/callback?token={token} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n").unwrap();
         let mut response = String::new();
         http.read_to_string(&mut response).unwrap();
         let cookie = response
@@ -290,11 +280,7 @@ impl AgentProc {
             .spawn()
             .unwrap();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(addr).is_err() {
-            assert!(Instant::now() < deadline, "ttyd did not listen on {addr}");
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        wait_listening(addr, "ttyd");
         Self { child, addr, cookie: String::new(), framing: Framing::Ttyd, _dir: None }
     }
 
