@@ -18,7 +18,8 @@
 //! up to the configured window. It never goes below what the client's own
 //! ack cadence needs to keep acking (half again the largest step between
 //! two of its acks, and one more read), so flow never stops for a client
-//! that acks at a steady cadence, as the page does (every 16 KiB).
+//! that acks at a steady cadence, as the page (every 64 KiB) and `sam
+//! shell` (every 16 KiB) do.
 //!
 //! An ack's delay is timed from when the frame it acks went to the socket:
 //! a client acks right after reading the frame that crossed its cadence,
@@ -42,17 +43,21 @@ pub const QUEUE_TARGET: Duration = Duration::from_micros(500);
 /// How long the smallest delay seen stands for the round trip; a route that
 /// got slower is then not taken for queueing for longer than this.
 pub const MIN_DELAY_LIFETIME: Duration = Duration::from_secs(10);
-/// Sends remembered for timing acks: frames sent less than this far past
-/// the last one remembered share its entry (keystroke echoes), which keeps
-/// the record at a few hundred entries for a 1-MiB window.
+/// Sends remembered for timing acks: small frames (keystroke echoes) share
+/// an entry until it spans this much, which keeps the record at a few
+/// hundred entries for a 1-MiB window. An entry keeps the time of its
+/// latest frame: a client acks at the end of a frame, most often the
+/// latest of its entry, and where not, the delay comes out short, which
+/// never shrinks the window.
 const SEND_GRAIN: u64 = 4096;
 /// At most this many sends remembered; more share the newest entry.
 const MAX_SENDS: usize = 512;
 
-/// One frame handed to the socket: where it ended, when, and how much
-/// was unacknowledged with it.
+/// Frames handed to the socket: where the first of them ended and the
+/// last, when the last went, and how much was unacknowledged with it.
 #[derive(Debug, Clone, Copy)]
 struct Send {
+    first_end: u64,
     end: u64,
     at: Instant,
     in_flight: u64,
@@ -96,8 +101,17 @@ impl FlowWindow {
     pub fn sent(&mut self, end: u64, now: Instant) {
         let full = self.sends.len() >= MAX_SENDS;
         match self.sends.back_mut() {
-            Some(last) if full || end < last.end + SEND_GRAIN => last.end = last.end.max(end),
-            _ => self.sends.push_back(Send { end, at: now, in_flight: end.saturating_sub(self.last_ack) }),
+            Some(last) if full || end < last.first_end + SEND_GRAIN => {
+                last.end = last.end.max(end);
+                last.at = now;
+                last.in_flight = last.end.saturating_sub(self.last_ack);
+            }
+            _ => self.sends.push_back(Send {
+                first_end: end,
+                end,
+                at: now,
+                in_flight: end.saturating_sub(self.last_ack),
+            }),
         }
     }
 
@@ -297,6 +311,23 @@ mod tests {
         assert_eq!(cut, 3, "{windows:?}");
         assert!((56 * KIB..=60 * KIB).contains(&windows[cut]), "{windows:?}");
         assert!(windows[cut..].iter().all(|w| *w == windows[cut]), "{windows:?}");
+    }
+
+    #[test]
+    fn small_frames_share_entries_of_a_few_kib() {
+        let t0 = Instant::now();
+        let mut flow = FlowWindow::new(1024 * KIB, 0);
+        // An hour of keystroke echoes, 1 KiB a second, never acked: four
+        // to an entry, then all into the newest.
+        for k in 1..=3600u32 {
+            flow.sent(u64::from(k) * KIB, t0 + Duration::from_secs(u64::from(k)));
+        }
+        assert_eq!(flow.sends.len(), MAX_SENDS);
+        // The echo acked is timed from its own send, not from its entry's
+        // first: no queueing, the window stays.
+        let end = 3600 * KIB;
+        flow.ack(end, t0 + Duration::from_secs(3600) + Duration::from_millis(1));
+        assert_eq!(flow.window(), 1024 * KIB);
     }
 
     #[test]

@@ -17,7 +17,10 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 use crate::api::{Api, loopback_alias};
 
-/// Output acknowledged every this many bytes (as the page does).
+/// Output acknowledged every this many bytes. Finer than the page's 64
+/// KiB: a terminal here has no render pauses to cover, and the agent keeps
+/// no less than half again this much on its way, all of which scrolls past
+/// after a Ctrl-C.
 const ACK_EVERY: u64 = 16 * 1024;
 /// Ctrl-] then `d`: detach, leaving the shell for a later `--session`.
 const ESCAPE: u8 = 0x1d;
