@@ -1070,7 +1070,11 @@ fn main() {
         let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../target/{profile}/sam-agent"));
         let label = format!("sam-agent binary, {profile} profile (MiB)");
         match std::fs::metadata(&bin) {
-            Ok(m) => rows.push((label, format!("{:.2}", m.len() as f64 / 1048576.0))),
+            Ok(m) => {
+                // A stale build would measure old code: say how old it is.
+                let age = m.modified().ok().and_then(|t| t.elapsed().ok()).map_or(0, |d| d.as_secs() / 60);
+                rows.push((label, format!("{:.2}  (built {age} min ago)", m.len() as f64 / 1048576.0)));
+            }
             Err(_) => rows.push((label, format!("not built (cargo build {how} -p sam-agent)"))),
         }
     }
