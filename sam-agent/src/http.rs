@@ -6,8 +6,7 @@
 //! client and 150–200 KiB for each further one, none of it returned while
 //! the agent runs. The agent's four callers (bootstrap, heartbeats, git
 //! credentials, the token key set) therefore share one, built by `main`
-//! and handed to each with its `with_http`; each sets its own timeout per
-//! request.
+//! and handed to each constructor; each sets its own timeout per request.
 
 use std::time::Duration;
 

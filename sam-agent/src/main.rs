@@ -18,15 +18,22 @@ use sam_core::ports::TokenVerifier;
 fn init_logs(format: &str) {
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
-    let filter = std::env::var("RUST_LOG")
-        .ok()
-        .and_then(|v| v.parse::<tracing_subscriber::filter::Targets>().ok())
-        .unwrap_or_else(|| tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO));
+    let info = || tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO);
+    let (filter, refused) = match std::env::var("RUST_LOG") {
+        Ok(value) => match value.parse::<tracing_subscriber::filter::Targets>() {
+            Ok(filter) => (filter, None),
+            Err(error) => (info(), Some((value, error))),
+        },
+        Err(_) => (info(), None),
+    };
     let registry = tracing_subscriber::registry().with(filter);
     if format == "json" {
         registry.with(tracing_subscriber::fmt::layer().json()).init();
     } else {
         registry.with(tracing_subscriber::fmt::layer()).init();
+    }
+    if let Some((value, error)) = refused {
+        tracing::warn!(rust_log = %value, %error, "RUST_LOG not understood (target=level directives only); logging at info");
     }
 }
 
