@@ -50,7 +50,10 @@
 //!
 //! `SAM_BENCH_MB` (default 64), `SAM_BENCH_RUNS` (3), `SAM_BENCH_ECHOES`
 //! (4000) and `SAM_BENCH_ONLY` (comma list of `throughput`, `echo`,
-//! `prompt`, `interrupt`, `rss`, `browser`) tune a run.
+//! `prompt`, `interrupt`, `rss`, `browser`) tune a run; `SAM_BENCH_SHIPPED`
+//! names another binary to measure as the shipped agent, and
+//! `SAM_BENCH_ONLY=startup-profile` only starts it, opens sessions and stops
+//! it (what `scripts/agent-startup-order.sh` profiles).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_debug_implementations)]
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -634,8 +637,16 @@ fn main() {
     // The agent binary workspaces download, when built (`cargo build
     // --profile agent -p sam-agent`): measured beside the bench's own agent
     // for throughput and memory.
-    let shipped_bin =
-        Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/agent/sam-agent")).filter(|p| p.exists());
+    // (`SAM_BENCH_SHIPPED` names another: `scripts/agent-startup-order.sh`
+    // runs the agent under a profiler that way.)
+    let shipped_bin = std::env::var_os("SAM_BENCH_SHIPPED")
+        .map(std::path::PathBuf::from)
+        .or_else(|| Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/agent/sam-agent")))
+        .filter(|p| p.exists());
+    if only.split(',').any(|p| p.trim() == "startup-profile") {
+        startup_profile(shipped_bin.as_deref().expect("no agent binary: build it or set SAM_BENCH_SHIPPED"));
+        return;
+    }
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let agent = AgentProc::start();
     let ttyd = ttyd_bin.as_deref().map(AgentProc::start_ttyd);
@@ -1074,6 +1085,18 @@ fn main() {
                 // A stale build would measure old code: say how old it is.
                 let age = m.modified().ok().and_then(|t| t.elapsed().ok()).map_or(0, |d| d.as_secs() / 60);
                 rows.push((label, format!("{:.2}  (built {age} min ago)", m.len() as f64 / 1048576.0)));
+                // What `sam-agent/startup-order.ld` gathered: when it has
+                // gone stale, this shrinks and the idle RSS grows.
+                let sections = elf_sections(&bin);
+                let size = |name: &str| sections.iter().find(|(n, _)| n == name).map_or(0, |(_, s)| *s);
+                rows.push((
+                    format!("  start-up code placed first ({profile})"),
+                    format!(
+                        "{:.2} MiB of {:.2} MiB code",
+                        size(".text.startup") as f64 / 1048576.0,
+                        (size(".text.startup") + size(".text")) as f64 / 1048576.0
+                    ),
+                ));
             }
             Err(_) => rows.push((label, format!("not built (cargo build {how} -p sam-agent)"))),
         }
@@ -1118,6 +1141,65 @@ fn main() {
     if shipped_bin.is_some() && enabled("rss") {
         println!("  (the memory rows are the shipped binary's, target/agent/sam-agent; the others the bench's agent)");
     }
+}
+
+/// The run `scripts/agent-startup-order.sh` profiles: the shipped agent
+/// (the profiler wrapped around it, through `SAM_BENCH_SHIPPED`) started
+/// and signed in to as on a VM, 21 sessions opened and a command run in each,
+/// a few seconds idle, then stopped with SIGTERM so the profiler writes what
+/// it saw. Under a profiler everything is slow: each wait is generous and
+/// gives up rather than hangs.
+fn startup_profile(bin: &std::path::Path) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let mut agent = AgentProc::start_shipped(bin);
+    rt.block_on(async {
+        // 21 sessions at once, as the RSS part opens: the first takes the
+        // spare shell, the others start theirs while sessions are open, and
+        // the agent's tables grow.
+        let patience = Duration::from_secs(60);
+        let mut sessions = Vec::new();
+        for i in 0..21 {
+            let mut ws = agent.connect(&format!("session=profile{i}")).await;
+            if tokio::time::timeout(patience, ws.read_until(PROMPT)).await.is_err() {
+                eprintln!("no prompt within {patience:?}; profiling what ran");
+            }
+            ws.send(b"echo profiled-run\r").await;
+            let _ = tokio::time::timeout(patience, ws.read_until(b"profiled-run\r\n")).await;
+            sessions.push(ws);
+        }
+        for ws in sessions {
+            ws.close().await;
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    });
+    let pid = agent.child.id().to_string();
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while agent.child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("profiled run of {} done", bin.display());
+}
+
+/// The section names and sizes of an ELF64 file (empty when it is not one).
+fn elf_sections(path: &std::path::Path) -> Vec<(String, u64)> {
+    let Ok(elf) = std::fs::read(path) else { return Vec::new() };
+    if elf.get(..5) != Some(b"\x7fELF\x02".as_slice()) {
+        return Vec::new();
+    }
+    let u16_at = |at: usize| elf.get(at..at + 2).map_or(0, |b| u16::from_le_bytes([b[0], b[1]]) as usize);
+    let u32_at = |at: usize| elf.get(at..at + 4).map_or(0, |b| u32::from_le_bytes(b.try_into().unwrap()) as usize);
+    let u64_at = |at: usize| elf.get(at..at + 8).map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap()));
+    let (table, entry, count, names) = (u64_at(0x28) as usize, u16_at(0x3a), u16_at(0x3c), u16_at(0x3e));
+    let header = |i: usize| table + i * entry;
+    let strings = u64_at(header(names) + 0x18) as usize;
+    (0..count)
+        .map(|i| {
+            let start = strings + u32_at(header(i));
+            let name = elf.get(start..).and_then(|s| s.split(|b| *b == 0).next()).unwrap_or_default();
+            (String::from_utf8_lossy(name).into_owned(), u64_at(header(i) + 0x20))
+        })
+        .collect()
 }
 
 fn ttyd_version(bin: &str) -> String {
