@@ -41,8 +41,11 @@ chmod +x "$work/profiled-agent"
 SAM_BENCH_SHIPPED="$PWD/$work/profiled-agent" SAM_BENCH_ONLY=startup-profile \
   cargo bench -q -p sam-benches --bench agent
 
-# One agent process: profile.<pid> (the dump at exit) and profile.<pid>.<n>.
-final=$(ls "$work"/profile.* 2>/dev/null | grep -E '/profile\.[0-9]+$' || true)
+# The agent's data: profile.<pid> (the dump at exit) and profile.<pid>.<n>.
+# A shell's start forks the agent, and the child runs under the profiler
+# until its exec (long enough for a dump of its own, and an empty file at
+# the exec): only the process that exited with a profile is the agent.
+final=$(find "$work" -maxdepth 1 -regex '.*/profile\.[0-9]+' -size +0 | sort)
 [[ $(echo "$final" | grep -c .) -eq 1 ]] || {
   echo "expected one profiled agent's data, found: ${final:-none} (see $work/valgrind.log)" >&2
   exit 1
