@@ -11,7 +11,7 @@
 # of the names are left, and the bench's "start-up code placed first" row
 # shrinks. Needs valgrind (installed when missing) and takes a few minutes:
 # an agent-profile build with symbols, then one profiled run through the
-# bench's client (start as on a VM, sign-in, a session, SIGTERM).
+# bench's client (start as on a VM, sign-in, 21 sessions, SIGTERM).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
