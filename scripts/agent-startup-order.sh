@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates sam-agent/startup-order.ld: the functions the agent runs from
-# start to its first session, in the order it first runs them, which the
+# start through its first sessions, in the order it first runs them, which the
 # linker then places together at the front of the agent's code (why:
 # sam-agent/build.rs; the figures: docs/performance.md).
 #
